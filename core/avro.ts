@@ -1,0 +1,215 @@
+import avro, { type Schema, type Type } from 'avsc';
+import { SchemaResolutionError, ValidationError, type FieldViolation } from './errors.ts';
+
+/**
+ * Avro types for Sluice's data path.
+ *
+ * Each schema gets two avsc types: `fast`, whose longs are JS numbers (avsc's
+ * default, which refuses anything beyond 2^53 rather than round it), and `wide`,
+ * whose longs are a number when exact and a BigInt otherwise. Encoding and
+ * decoding try `fast` first and fall back to `wide` only for the rare value
+ * that needs it, so 64-bit longs are never rounded and never slow the common case.
+ */
+
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_LONG = -(2n ** 63n);
+const MAX_LONG = 2n ** 63n - 1n;
+
+const wideLong = avro.types.LongType.__with({
+  fromBuffer: (buf: Buffer) => {
+    const n = buf.readBigInt64LE();
+    return n >= MIN_SAFE && n <= MAX_SAFE ? Number(n) : n;
+  },
+  toBuffer: (n: number | bigint) => {
+    const buf = Buffer.alloc(8);
+    buf.writeBigInt64LE(BigInt(n));
+    return buf;
+  },
+  fromJSON: (v: unknown) => (typeof v === 'string' ? BigInt(v) : v),
+  toJSON: (n: number | bigint) => (typeof n === 'bigint' ? n.toString() : n),
+  isValid: (n: unknown) =>
+    (typeof n === 'number' && Number.isSafeInteger(n)) || (typeof n === 'bigint' && n >= MIN_LONG && n <= MAX_LONG),
+  compare: (a: number | bigint, b: number | bigint) => (a < b ? -1 : a > b ? 1 : 0),
+});
+
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * timestamp-millis that accepts epoch milliseconds or an ISO-8601 string on the
+ * way in, and always gives epoch milliseconds on the way out (the Avro JSON form).
+ */
+class TimestampMillis extends avro.types.LogicalType {
+  override _fromValue(value: unknown): unknown {
+    return value;
+  }
+  override _toValue(value: unknown): unknown {
+    if (typeof value === 'string' && ISO_DATE_TIME.test(value)) {
+      const ms = Date.parse(value);
+      return Number.isNaN(ms) ? undefined : ms;
+    }
+    // Any other string is invalid; undefined makes avsc blame this logical type, not "long".
+    if (typeof value === 'string') return undefined;
+    if (value instanceof Date) return value.getTime();
+    return value;
+  }
+  override _resolve(type: Type): ((value: unknown) => unknown) | undefined {
+    const name = type.typeName;
+    if (name === 'long' || name === 'int' || name === 'abstract:long' || name === 'logical:timestamp-millis') return (v) => v;
+    return undefined;
+  }
+}
+
+export interface AvroTypes {
+  readonly schema: Schema;
+  readonly fast: Type;
+  readonly wide: Type;
+}
+
+function build(schema: Schema, wide: boolean): Type {
+  return avro.Type.forSchema(schema, {
+    logicalTypes: { 'timestamp-millis': TimestampMillis },
+    ...(wide ? { registry: { long: wideLong } } : {}),
+    // Unions of null and one type take the plain value (as JSON posters write it).
+    wrapUnions: 'auto',
+  });
+}
+
+export function parseSchemaText(text: string): Schema {
+  return JSON.parse(text) as Schema;
+}
+
+export function createTypes(schema: Schema | string): AvroTypes {
+  const parsed = typeof schema === 'string' ? parseSchemaText(schema) : schema;
+  return { schema: parsed, fast: build(parsed, false), wide: build(parsed, true) };
+}
+
+function isPrecisionError(error: unknown): boolean {
+  return error instanceof Error && /precision loss|invalid "long"|invalid "abstract:long"/.test(error.message);
+}
+
+export function encodeAvro(types: AvroTypes, value: unknown): Buffer {
+  try {
+    return types.fast.toBuffer(value);
+  } catch (error) {
+    if (!isPrecisionError(error) && !containsBigInt(value)) throw error;
+    return types.wide.toBuffer(value);
+  }
+}
+
+function containsBigInt(value: unknown): boolean {
+  if (typeof value === 'bigint') return true;
+  if (Array.isArray(value)) return value.some(containsBigInt);
+  if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) return Object.values(value).some(containsBigInt);
+  return false;
+}
+
+/** Formats avsc's error-hook path (`['items', 2, 'sku']`) as `items[2].sku`. */
+export function formatPath(parts: readonly (string | number)[]): string {
+  let out = '';
+  for (const part of parts) {
+    if (typeof part === 'number' || /^\d+$/.test(part)) out += `[${part}]`;
+    else out += out === '' ? part : `.${part}`;
+  }
+  return out;
+}
+
+function describeType(type: Type): string {
+  const t = type as Type & { symbols?: string[]; typeName: string; types?: Type[]; name?: string };
+  if (t.typeName === 'enum' && t.symbols) return `one of ${t.symbols.map((s) => JSON.stringify(s)).join(', ')}`;
+  if (t.typeName === 'union' && t.types) return `one of (${t.types.map(describeType).join(' | ')})`;
+  if (t.typeName === 'abstract:long') return 'long';
+  if (t.typeName.startsWith('logical:timestamp')) return 'timestamp (epoch milliseconds or ISO-8601 string)';
+  if (t.typeName === 'record' || t.typeName === 'error') return `record ${t.name ?? ''}`.trim();
+  return t.typeName;
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (typeof value === 'bigint') return `${value}`;
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+/**
+ * Every way `value` breaks the schema, each with the path of the field, or an
+ * empty list. Undeclared fields are violations too: a typo in a field name
+ * would otherwise drop data silently.
+ */
+export function validateAvro(types: AvroTypes, value: unknown): FieldViolation[] {
+  const violations: FieldViolation[] = [];
+  types.wide.isValid(value, {
+    errorHook: (path: string[], any: unknown, type: Type) => {
+      const message =
+        any === undefined ? `required field is missing (expected ${describeType(type)})` : `expected ${describeType(type)}, got ${describeValue(any)}`;
+      violations.push({ path: formatPath(path), message });
+    },
+  });
+  // avsc reports a record with undeclared fields instead of looking inside it, so
+  // undeclared fields get a pass of their own after the type errors are known.
+  types.wide.isValid(value, {
+    noUndeclaredFields: true,
+    errorHook: (path: string[], any: unknown, type: Type) => {
+      const t = type as Type & { typeName: string; fields?: { name: string }[] };
+      if ((t.typeName !== 'record' && t.typeName !== 'error') || any === null || typeof any !== 'object' || Array.isArray(any)) return;
+      const declared = new Set((t.fields ?? []).map((f) => f.name));
+      for (const name of Object.keys(any)) {
+        if (!declared.has(name)) {
+          violations.push({ path: formatPath([...path, name]), message: `unknown field (not in schema ${describeType(type)})` });
+        }
+      }
+    },
+  });
+  return violations;
+}
+
+/** Validates and encodes in one step; throws ValidationError naming every bad field. */
+export function encodeValidated(types: AvroTypes, value: unknown): Buffer {
+  const violations = validateAvro(types, value);
+  if (violations.length > 0) throw new ValidationError(violations);
+  return encodeAvro(types, value);
+}
+
+export interface Decoder {
+  decode(payload: Buffer): unknown;
+}
+
+/**
+ * A decoder for data written with `writer` and read as `reader`, applying the
+ * Avro specification's resolution rules (promotions, defaults, aliases...).
+ */
+export function createResolvingDecoder(writer: AvroTypes, reader: AvroTypes = writer): Decoder {
+  if (writer === reader) {
+    return {
+      decode(payload) {
+        try {
+          return writer.fast.fromBuffer(payload);
+        } catch (error) {
+          if (!isPrecisionError(error)) throw error;
+          return writer.wide.fromBuffer(payload);
+        }
+      },
+    };
+  }
+  let fast: ReturnType<Type['createResolver']>;
+  let wide: ReturnType<Type['createResolver']>;
+  try {
+    fast = reader.fast.createResolver(writer.fast);
+    wide = reader.wide.createResolver(writer.wide);
+  } catch (error) {
+    throw new SchemaResolutionError(`writer schema cannot be read with the reader schema: ${(error as Error).message}`, error);
+  }
+  return {
+    decode(payload) {
+      try {
+        return reader.fast.fromBuffer(payload, fast);
+      } catch (error) {
+        if (!isPrecisionError(error)) throw error;
+        return reader.wide.fromBuffer(payload, wide);
+      }
+    },
+  };
+}

@@ -1,0 +1,224 @@
+import { homedir } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from './errors.ts';
+
+/** The repository root: defaults for files (topology, data) are relative to it. */
+export const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+type Parser<T> = (raw: string, name: string) => T;
+
+interface OptionSpec<T> {
+  env: string;
+  default: string;
+  description: string;
+  parse: Parser<T>;
+}
+
+const integer =
+  (min: number, max: number): Parser<number> =>
+  (raw, name) => {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected a whole number, got "${raw}"`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new ConfigError(name, `expected a number from ${min} to ${max}, got ${n}`);
+    return n;
+  };
+
+const port: Parser<number> = integer(0, 65535);
+
+const text: Parser<string> = (raw, name) => {
+  if (raw.trim() === '') throw new ConfigError(name, 'must not be empty');
+  return raw.trim();
+};
+
+const optionalText: Parser<string | undefined> = (raw) => (raw.trim() === '' ? undefined : raw.trim());
+
+const path: Parser<string> = (raw, name) => {
+  const p = text(raw, name);
+  return isAbsolute(p) ? p : resolve(PROJECT_ROOT, p.replace(/^~(?=\/)/, homedir()));
+};
+
+const url: Parser<string> = (raw, name) => {
+  try {
+    const u = new URL(raw.trim());
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    throw new ConfigError(name, `expected an http(s) URL, got "${raw}"`);
+  }
+};
+
+const brokers: Parser<string[] | undefined> = (raw, name) => {
+  if (raw.trim() === '') return undefined;
+  const list = raw.split(',').map((b) => b.trim()).filter(Boolean);
+  for (const b of list) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(b)) throw new ConfigError(name, `expected host:port[,host:port...], got "${b}"`);
+  }
+  return list;
+};
+
+const oneOf =
+  <T extends string>(...values: T[]): Parser<T> =>
+  (raw, name) => {
+    const v = raw.trim() as T;
+    if (!values.includes(v)) throw new ConfigError(name, `expected one of ${values.join(', ')}, got "${raw}"`);
+    return v;
+  };
+
+const heap: Parser<string> = (raw, name) => {
+  if (!/^\d+[mMgG]$/.test(raw.trim())) throw new ConfigError(name, `expected a JVM size such as 512m or 1g, got "${raw}"`);
+  return raw.trim();
+};
+
+/**
+ * Every option Sluice reads, in one table: the README's configuration section is
+ * generated from it, so the documentation cannot drift from the code.
+ */
+export const OPTIONS = {
+  kafkaBrokers: {
+    env: 'KAFKA_BROKERS',
+    default: '',
+    description: 'Kafka bootstrap servers (host:port,...). Unset: Sluice starts and uses its own local broker.',
+    parse: brokers,
+  },
+  kafkaVersion: { env: 'SLUICE_KAFKA_VERSION', default: '3.9.1', description: 'Apache Kafka version of the local broker (3.9.x).', parse: text },
+  kafkaHost: { env: 'SLUICE_KAFKA_HOST', default: '127.0.0.1', description: 'Address the local broker listens on.', parse: text },
+  kafkaPort: { env: 'SLUICE_KAFKA_PORT', default: '9092', description: 'Port of the local broker.', parse: port },
+  kafkaControllerPort: {
+    env: 'SLUICE_KAFKA_CONTROLLER_PORT',
+    default: '9093',
+    description: 'KRaft controller port of the local broker.',
+    parse: port,
+  },
+  kafkaHeap: { env: 'SLUICE_KAFKA_HEAP', default: '768m', description: 'JVM heap of the local broker.', parse: heap },
+  kafkaCacheDir: {
+    env: 'SLUICE_KAFKA_CACHE',
+    default: '~/.cache/sluice/kafka',
+    description: 'Where the local broker\'s jars are resolved to (reused across runs).',
+    parse: path,
+  },
+  dataDir: { env: 'SLUICE_DATA_DIR', default: 'data', description: 'Local broker data and logs (gitignored).', parse: path },
+  clientId: { env: 'SLUICE_CLIENT_ID', default: 'sluice', description: 'Kafka client id prefix.', parse: text },
+  registryHost: { env: 'SLUICE_REGISTRY_HOST', default: '127.0.0.1', description: 'Address the schema registry listens on.', parse: text },
+  registryPort: { env: 'SLUICE_REGISTRY_PORT', default: '8081', description: 'Port of the schema registry.', parse: port },
+  registryUrl: {
+    env: 'SLUICE_REGISTRY_URL',
+    default: 'http://127.0.0.1:8081',
+    description: 'Schema registry the ingress, workers and CLI use (Sluice\'s or Confluent\'s).',
+    parse: url,
+  },
+  registryTopic: {
+    env: 'SLUICE_REGISTRY_TOPIC',
+    default: '_schemas',
+    description: 'Compacted topic holding the registry\'s state.',
+    parse: text,
+  },
+  ingressHost: { env: 'SLUICE_INGRESS_HOST', default: '127.0.0.1', description: 'Address the HTTP ingress listens on.', parse: text },
+  ingressPort: { env: 'SLUICE_INGRESS_PORT', default: '8080', description: 'Port of the HTTP ingress.', parse: port },
+  bodyLimit: {
+    env: 'SLUICE_BODY_LIMIT',
+    default: '1048576',
+    description: 'Largest request body the ingress accepts, in bytes (larger: 413).',
+    parse: integer(1024, 64 * 1024 * 1024),
+  },
+  lingerMs: {
+    env: 'SLUICE_LINGER_MS',
+    default: '1',
+    description: 'How long the ingress waits to coalesce concurrent events into one produce request.',
+    parse: integer(0, 1000),
+  },
+  batchMaxRecords: {
+    env: 'SLUICE_BATCH_MAX_RECORDS',
+    default: '2000',
+    description: 'Most records in one produce request.',
+    parse: integer(1, 100_000),
+  },
+  maxQueuedRecords: {
+    env: 'SLUICE_MAX_QUEUED_RECORDS',
+    default: '50000',
+    description: 'Records waiting for the broker before the ingress answers 503.',
+    parse: integer(1, 10_000_000),
+  },
+  produceTimeoutMs: {
+    env: 'SLUICE_PRODUCE_TIMEOUT_MS',
+    default: '10000',
+    description: 'Longest wait for the broker\'s acknowledgement before answering 503.',
+    parse: integer(100, 600_000),
+  },
+  topologyFile: {
+    env: 'SLUICE_TOPOLOGY',
+    default: 'topology/sluice.topology.yaml',
+    description: 'The topology file (topics, schemas, routes, workers).',
+    parse: path,
+  },
+  workers: {
+    env: 'SLUICE_WORKERS',
+    default: '*',
+    description: '`sluice up`: comma-separated workers to run in-process (* = all, empty = none).',
+    parse: (raw: string) => raw.trim(),
+  },
+  workerBatchSize: {
+    env: 'SLUICE_WORKER_BATCH_SIZE',
+    default: '500',
+    description: 'Records a worker handles before producing and committing.',
+    parse: integer(1, 100_000),
+  },
+  workerConcurrency: {
+    env: 'SLUICE_WORKER_CONCURRENCY',
+    default: '4',
+    description: 'Partitions a worker processes at once (each in order).',
+    parse: integer(1, 1024),
+  },
+  shutdownTimeoutMs: {
+    env: 'SLUICE_SHUTDOWN_TIMEOUT_MS',
+    default: '25000',
+    description: 'Longest graceful shutdown before the process exits anyway.',
+    parse: integer(1000, 600_000),
+  },
+  logLevel: {
+    env: 'SLUICE_LOG_LEVEL',
+    default: 'info',
+    description: 'Log level: trace, debug, info, warn, error, fatal, silent.',
+    parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'),
+  },
+  logFormat: {
+    env: 'SLUICE_LOG_FORMAT',
+    default: 'auto',
+    description: 'Log format: json, pretty, or auto (pretty on a terminal).',
+    parse: oneOf('auto', 'json', 'pretty'),
+  },
+  instanceId: {
+    env: 'SLUICE_INSTANCE_ID',
+    default: '',
+    description: 'Name of this process in logs (default: host-pid).',
+    parse: optionalText,
+  },
+} satisfies Record<string, OptionSpec<unknown>>;
+
+type Options = typeof OPTIONS;
+export type SluiceConfig = { readonly [K in keyof Options]: ReturnType<Options[K]['parse']> };
+
+/**
+ * Reads every option from `env` (falling back to defaults), validating each, and
+ * reports all bad options at once so a misconfigured deploy is fixed in one go.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof Options, string>> = {}): SluiceConfig {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, spec] of Object.entries(OPTIONS) as [keyof Options, OptionSpec<unknown>][]) {
+    const raw = overrides[key] ?? env[spec.env] ?? spec.default;
+    try {
+      out[key] = spec.parse(raw, spec.env);
+    } catch (error) {
+      problems.push(error instanceof Error ? error.message : String(error));
+    }
+  }
+  if (problems.length === 1) throw new ConfigError(problems[0]!.split(':')[0]!, problems[0]!.split(': ').slice(1).join(': '));
+  if (problems.length > 1) throw new ConfigError('configuration', `${problems.length} invalid options:\n  ${problems.join('\n  ')}`);
+  return Object.freeze(out) as SluiceConfig;
+}
+
+/** The bootstrap servers to use: the configured cluster, or the local broker. */
+export function bootstrapServers(config: SluiceConfig): string[] {
+  return config.kafkaBrokers ?? [`${config.kafkaHost}:${config.kafkaPort}`];
+}

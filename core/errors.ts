@@ -1,0 +1,176 @@
+/**
+ * Every error Sluice raises on purpose. Each carries a stable `code` (for logs,
+ * HTTP bodies and dead-letter headers) and says whether retrying can help:
+ * retryable errors are transient (network, broker, timeouts); fatal ones will
+ * fail the same way again (bad input, bad configuration, undecodable bytes).
+ */
+export class SluiceError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  /** HTTP status to answer with when this error reaches an HTTP boundary. */
+  readonly statusCode: number;
+
+  constructor(code: string, message: string, options: { retryable?: boolean; statusCode?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.statusCode = options.statusCode ?? 500;
+  }
+}
+
+/** A configuration option (environment variable or flag) has a value Sluice cannot use. */
+export class ConfigError extends SluiceError {
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super('SLUICE_CONFIG_INVALID', `${option}: ${message}`);
+    this.option = option;
+  }
+}
+
+export interface SourceLocation {
+  file: string;
+  line?: number;
+  column?: number;
+}
+
+/** The topology file is malformed or refers to something that does not exist. */
+export class TopologyError extends SluiceError {
+  readonly location: SourceLocation;
+  readonly path: string;
+  constructor(location: SourceLocation, path: string, message: string) {
+    const where = location.line === undefined ? location.file : `${location.file}:${location.line}:${location.column ?? 1}`;
+    super('SLUICE_TOPOLOGY_INVALID', `${where}: ${path ? `${path}: ` : ''}${message}`);
+    this.location = location;
+    this.path = path;
+  }
+}
+
+export interface FieldViolation {
+  /** Path of the offending field, e.g. `items[2].quantity`; empty for the whole value. */
+  path: string;
+  message: string;
+  /** Position of the event within a batch, when the violation belongs to one. */
+  index?: number;
+}
+
+/** An event does not satisfy its Avro contract. */
+export class ValidationError extends SluiceError {
+  readonly violations: FieldViolation[];
+  constructor(violations: FieldViolation[], message?: string) {
+    const first = violations[0];
+    super('SLUICE_VALIDATION_FAILED', message ?? (first ? `${first.path || '(root)'}: ${first.message}` : 'invalid event'), {
+      statusCode: 400,
+    });
+    this.violations = violations;
+  }
+}
+
+/** A request body could not be parsed at all. */
+export class MalformedBodyError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_MALFORMED_BODY', message, { statusCode: 400, cause });
+  }
+}
+
+/** Bytes on a topic are not a Confluent-framed Avro record Sluice can read. */
+export class DecodeError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_DECODE_FAILED', message, { cause });
+  }
+}
+
+/** The writer's schema cannot be resolved to the reader's schema. */
+export class SchemaResolutionError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_SCHEMA_RESOLUTION_FAILED', message, { cause });
+  }
+}
+
+/** The schema registry answered with an error. `errorCode` is the Confluent error code. */
+export class RegistryError extends SluiceError {
+  readonly errorCode: number;
+  readonly httpStatus: number;
+  constructor(httpStatus: number, errorCode: number, message: string) {
+    super(`SLUICE_REGISTRY_${errorCode}`, message, { retryable: httpStatus >= 500, statusCode: httpStatus });
+    this.errorCode = errorCode;
+    this.httpStatus = httpStatus;
+  }
+}
+
+/** The schema registry could not be reached. */
+export class RegistryUnavailableError extends SluiceError {
+  constructor(url: string, cause?: unknown) {
+    super('SLUICE_REGISTRY_UNAVAILABLE', `schema registry at ${url} is unreachable: ${describeCause(cause)}`, {
+      retryable: true,
+      statusCode: 503,
+      cause,
+    });
+  }
+}
+
+/** Kafka did not acknowledge in time or could not be reached. */
+export class BrokerUnavailableError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_BROKER_UNAVAILABLE', message, { retryable: true, statusCode: 503, cause });
+  }
+}
+
+/** More work is queued than the process accepts; the caller should back off. */
+export class OverloadedError extends SluiceError {
+  constructor(message: string) {
+    super('SLUICE_OVERLOADED', message, { retryable: true, statusCode: 503 });
+  }
+}
+
+/** A worker handler asks for the record to be tried again (e.g. a downstream call timed out). */
+export class RetryableError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_HANDLER_RETRYABLE', message, { retryable: true, cause });
+  }
+}
+
+/** The local broker cannot be provisioned or started. */
+export class LocalKafkaError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_LOCAL_KAFKA', message, { cause });
+  }
+}
+
+const RETRYABLE_KAFKAJS = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSNumberOfRetriesExceeded',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSLockTimeout',
+  'KafkaJSConnectionClosedError',
+]);
+
+/**
+ * Whether an error from anywhere (Sluice, kafkajs, the network) is worth retrying.
+ * kafkajs marks its own errors with `retriable`; Node network errors carry errno codes.
+ */
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof SluiceError) return error.retryable;
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { name?: unknown; retriable?: unknown; code?: unknown };
+  if (e.retriable === true) return true;
+  if (typeof e.name === 'string' && RETRYABLE_KAFKAJS.has(e.name)) return true;
+  return typeof e.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'].includes(e.code);
+}
+
+/** A short class name for an error, used in logs and dead-letter headers. */
+export function errorClass(error: unknown): string {
+  if (error instanceof SluiceError) return error.code;
+  if (error instanceof Error) return error.name;
+  return typeof error;
+}
+
+export function describeCause(cause: unknown): string {
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code;
+    const inner = cause.cause instanceof Error ? ` (${cause.cause.message})` : '';
+    return `${typeof code === 'string' ? `${code} ` : ''}${cause.message}${inner}`;
+  }
+  return String(cause);
+}

@@ -1,0 +1,33 @@
+import { Kafka, logLevel, type LogEntry, type logCreator } from 'kafkajs';
+import { bootstrapServers, type SluiceConfig } from './config.ts';
+import type { Logger } from './logger.ts';
+
+const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+/** Routes kafkajs's own logs into pino, one level lower than Sluice's (kafkajs is chatty at info). */
+function pinoLogCreator(logger: Logger): logCreator {
+  const kafkaLog = logger.child({ component: 'kafkajs' });
+  return () =>
+    ({ level, label, log }: LogEntry) => {
+      const { message, ...extra } = log;
+      const method = LEVELS[level] ?? 'info';
+      kafkaLog[method === 'info' ? 'debug' : method]({ ...extra, kafkaLevel: label }, message);
+    };
+}
+
+export function createKafka(config: SluiceConfig, logger: Logger, clientSuffix: string): Kafka {
+  return new Kafka({
+    clientId: `${config.clientId}-${clientSuffix}`,
+    brokers: bootstrapServers(config),
+    logLevel: logLevel.INFO,
+    logCreator: pinoLogCreator(logger),
+    connectionTimeout: 3000,
+    requestTimeout: 30000,
+    retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 5000 },
+  });
+}

@@ -1,0 +1,96 @@
+import type { Schema } from 'avsc';
+import { createResolvingDecoder, createTypes, type AvroTypes, type Decoder } from './avro.ts';
+import { RegistryError, RegistryUnavailableError } from './errors.ts';
+
+const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
+
+export interface RegisteredSchema {
+  subject: string;
+  id: number;
+  version: number;
+  schema: string;
+}
+
+/**
+ * A client for any Confluent-compatible schema registry (Sluice's or Confluent's).
+ * Schemas by id never change, so they are cached for the life of the process;
+ * concurrent look-ups of one id share a single request.
+ */
+export class RegistryClient {
+  readonly url: string;
+  readonly #timeoutMs: number;
+  readonly #byId = new Map<number, Promise<AvroTypes>>();
+  readonly #decoders = new Map<string, Decoder>();
+
+  constructor(url: string, options: { timeoutMs?: number } = {}) {
+    this.url = url.replace(/\/$/, '');
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.url}${path}`, {
+        method,
+        headers: body === undefined ? { accept: CONTENT_TYPE } : { accept: CONTENT_TYPE, 'content-type': CONTENT_TYPE },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (error) {
+      throw new RegistryUnavailableError(this.url, error);
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      let code = response.status;
+      let message = text || response.statusText;
+      try {
+        const parsed = JSON.parse(text) as { error_code?: number; message?: string };
+        code = parsed.error_code ?? code;
+        message = parsed.message ?? message;
+      } catch {
+        // A non-JSON error body (e.g. from a proxy) is reported as it is.
+      }
+      throw new RegistryError(response.status, code, `${method} ${path}: ${message}`);
+    }
+    return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  /** Registers (or finds) `schema` under `subject` and returns its global id. */
+  async register(subject: string, schema: Schema | string): Promise<number> {
+    const text = typeof schema === 'string' ? schema : JSON.stringify(schema);
+    const { id } = await this.request<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema: text });
+    return id;
+  }
+
+  async latest(subject: string): Promise<RegisteredSchema> {
+    return this.request<RegisteredSchema>('GET', `/subjects/${encodeURIComponent(subject)}/versions/latest`);
+  }
+
+  /** The Avro types of schema `id`, fetched once. */
+  typesById(id: number): Promise<AvroTypes> {
+    let pending = this.#byId.get(id);
+    if (!pending) {
+      pending = this.request<{ schema: string; schemaType?: string }>('GET', `/schemas/ids/${id}`).then(({ schema, schemaType }) => {
+        if (schemaType !== undefined && schemaType !== 'AVRO') {
+          throw new RegistryError(422, 42201, `schema ${id} is ${schemaType}; Sluice reads Avro only`);
+        }
+        return createTypes(schema);
+      });
+      // A failed look-up is not cached: the registry may be back on the next try.
+      pending.catch(() => this.#byId.delete(id));
+      this.#byId.set(id, pending);
+    }
+    return pending;
+  }
+
+  /** A decoder from writer schema `id` to `reader` (the writer's own schema when omitted). */
+  async decoder(id: number, reader?: AvroTypes, readerKey = ''): Promise<Decoder> {
+    const key = `${id}/${readerKey}`;
+    const cached = this.#decoders.get(key);
+    if (cached) return cached;
+    const writer = await this.typesById(id);
+    const decoder = createResolvingDecoder(writer, reader ?? writer);
+    this.#decoders.set(key, decoder);
+    return decoder;
+  }
+}

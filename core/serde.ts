@@ -1,0 +1,43 @@
+import { encodeValidated, type AvroTypes } from './avro.ts';
+import { DecodeError, SluiceError } from './errors.ts';
+import type { RegistryClient } from './registry-client.ts';
+import { frame, unframe } from './wire-format.ts';
+
+/** Encodes events of one registered schema into the Confluent wire format. */
+export interface EventEncoder {
+  readonly subject: string;
+  readonly schemaId: number;
+  readonly types: AvroTypes;
+  /** Validates and frames `value`; throws ValidationError naming each bad field. */
+  encode(value: unknown): Buffer;
+}
+
+export function createEncoder(subject: string, schemaId: number, types: AvroTypes): EventEncoder {
+  return { subject, schemaId, types, encode: (value) => frame(schemaId, encodeValidated(types, value)) };
+}
+
+export interface DecodedValue {
+  schemaId: number;
+  value: unknown;
+}
+
+/**
+ * Reads Confluent-framed Avro by the schema id in each record, resolving the
+ * writer's schema to `reader` when given. Every failure is a DecodeError that
+ * says whether the bytes, the id or the schema were at fault.
+ */
+export async function decodeFramed(registry: RegistryClient, message: Buffer | null, reader?: { types: AvroTypes; key: string }): Promise<DecodedValue> {
+  const { schemaId, payload } = unframe(message);
+  let decoder;
+  try {
+    decoder = await registry.decoder(schemaId, reader?.types, reader?.key);
+  } catch (error) {
+    if (error instanceof SluiceError && error.retryable) throw error;
+    throw new DecodeError(`schema id ${schemaId}: ${(error as Error).message}`, error);
+  }
+  try {
+    return { schemaId, value: decoder.decode(payload) };
+  } catch (error) {
+    throw new DecodeError(`record does not match schema id ${schemaId}: ${(error as Error).message}`, error);
+  }
+}

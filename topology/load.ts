@@ -1,0 +1,230 @@
+import { readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import avro, { type Schema } from 'avsc';
+import { LineCounter, parseDocument, isMap, isSeq, type Document, type Node } from 'yaml';
+import { PROJECT_ROOT } from '../core/config.ts';
+import { TopologyError } from '../core/errors.ts';
+import { subjectFor, type RouteSpec, type TopicSpec, type Topology, type WorkerSpec } from './model.ts';
+
+type PathPart = string | number;
+
+/** Kafka's own rule for topic names (kafka.common.Topic / InternalTopic). */
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+const WORKER_NAME = /^[a-z0-9][a-z0-9-]*$/;
+
+class Source {
+  readonly file: string;
+  readonly doc: Document;
+  readonly #lines: LineCounter;
+
+  constructor(file: string, text: string) {
+    this.file = file;
+    this.#lines = new LineCounter();
+    this.doc = parseDocument(text, { lineCounter: this.#lines, prettyErrors: false });
+  }
+
+  get displayName(): string {
+    return relative(process.cwd(), this.file) || this.file;
+  }
+
+  /** An error pointing at the YAML node at `path` (or its nearest existing parent). */
+  error(path: PathPart[], message: string): TopologyError {
+    let node: unknown;
+    for (let depth = path.length; depth >= 0 && node === undefined; depth--) {
+      node = depth === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, depth), true);
+    }
+    const offset = (node as Node | undefined)?.range?.[0];
+    const pos = offset === undefined ? undefined : this.#lines.linePos(offset);
+    return new TopologyError({ file: this.displayName, line: pos?.line, column: pos?.col }, formatYamlPath(path), message);
+  }
+}
+
+function formatYamlPath(path: PathPart[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+class Reader {
+  readonly src: Source;
+  constructor(src: Source) {
+    this.src = src;
+  }
+
+  mapping(value: unknown, path: PathPart[], allowed: string[]): Record<string, unknown> {
+    if (!isRecord(value)) throw this.src.error(path, `expected a mapping, got ${describe(value)}`);
+    for (const key of Object.keys(value)) {
+      if (!allowed.includes(key)) throw this.src.error([...path, key], `unknown key "${key}" (expected one of: ${allowed.join(', ')})`);
+    }
+    return value;
+  }
+
+  list(value: unknown, path: PathPart[], optional = false): unknown[] {
+    if (value === undefined && optional) return [];
+    if (!Array.isArray(value)) throw this.src.error(path, `expected a list, got ${describe(value)}`);
+    return value;
+  }
+
+  string(value: unknown, path: PathPart[], pattern?: RegExp, what?: string): string {
+    if (typeof value !== 'string' || value === '') throw this.src.error(path, `expected a non-empty string, got ${describe(value)}`);
+    if (pattern && !pattern.test(value)) throw this.src.error(path, `"${value}" is not a valid ${what ?? 'value'}`);
+    return value;
+  }
+
+  integer(value: unknown, path: PathPart[], min: number, max: number, fallback?: number): number {
+    if (value === undefined && fallback !== undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw this.src.error(path, `expected a whole number from ${min} to ${max}, got ${describe(value)}`);
+    }
+    return value;
+  }
+}
+
+function loadSchema(src: Source, r: Reader, value: unknown, path: PathPart[], topic: string) {
+  const rel = r.string(value, path);
+  const file = resolve(dirname(src.file), rel);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw src.error(path, `schema file ${rel} not found (looked for ${relative(PROJECT_ROOT, file)})`);
+  }
+  let schema: Schema;
+  try {
+    schema = JSON.parse(text) as Schema;
+    avro.Type.forSchema(schema);
+  } catch (error) {
+    throw src.error(path, `schema file ${rel} is not a valid Avro schema: ${(error as Error).message}`);
+  }
+  return { file, subject: subjectFor(topic), schema, text: JSON.stringify(schema) };
+}
+
+function topLevelFields(schema: Schema): string[] | undefined {
+  if (isRecord(schema) && (schema.type === 'record' || schema.type === 'error') && Array.isArray(schema.fields)) {
+    return (schema.fields as { name: string }[]).map((f) => f.name);
+  }
+  return undefined;
+}
+
+/**
+ * Reads and cross-checks a topology file. Every problem is a TopologyError
+ * naming the file, line, column and path of the offending entry.
+ */
+export function loadTopology(file: string): Topology {
+  const absolute = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (error) {
+    throw new TopologyError({ file }, '', `cannot read the topology file: ${(error as Error).message}`);
+  }
+  const src = new Source(absolute, text);
+  const syntax = src.doc.errors[0];
+  if (syntax) {
+    const [line, column] = syntax.linePos?.[0] ? [syntax.linePos[0].line, syntax.linePos[0].col] : [undefined, undefined];
+    throw new TopologyError({ file: src.displayName, line, column }, '', `YAML syntax: ${syntax.message.split('\n')[0]}`);
+  }
+  if (!isMap(src.doc.contents)) throw src.error([], 'expected a mapping with topics, routes and workers');
+  const r = new Reader(src);
+  const root = r.mapping(src.doc.toJS(), [], ['topics', 'routes', 'workers']);
+
+  const topics: TopicSpec[] = r.list(root.topics, ['topics']).map((raw, i) => {
+    const path = ['topics', i];
+    const t = r.mapping(raw, path, ['name', 'partitions', 'replicationFactor', 'configs', 'valueSchema']);
+    const name = r.string(t.name, [...path, 'name'], TOPIC_NAME, 'Kafka topic name (letters, digits, ".", "_", "-"; at most 249)');
+    if (name === '.' || name === '..') throw src.error([...path, 'name'], `"${name}" is not a valid Kafka topic name`);
+    const configs: Record<string, string> = {};
+    if (t.configs !== undefined) {
+      if (!isRecord(t.configs)) throw src.error([...path, 'configs'], `expected a mapping of Kafka topic configs, got ${describe(t.configs)}`);
+      for (const [key, value] of Object.entries(t.configs)) {
+        if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+          throw src.error([...path, 'configs', key], `expected a scalar value, got ${describe(value)}`);
+        }
+        configs[key] = String(value);
+      }
+    }
+    return {
+      name,
+      partitions: r.integer(t.partitions, [...path, 'partitions'], 1, 10_000, 1),
+      replicationFactor: r.integer(t.replicationFactor, [...path, 'replicationFactor'], 1, 32, 1),
+      configs,
+      ...(t.valueSchema === undefined ? {} : { valueSchema: loadSchema(src, r, t.valueSchema, [...path, 'valueSchema'], name) }),
+    };
+  });
+  const seen = new Set<string>();
+  topics.forEach((t, i) => {
+    if (seen.has(t.name)) throw src.error(['topics', i, 'name'], `topic "${t.name}" is declared twice`);
+    seen.add(t.name);
+  });
+
+  const requireTopic = (name: string, path: PathPart[]): TopicSpec => {
+    const topic = topics.find((t) => t.name === name);
+    if (!topic) throw src.error(path, `topic "${name}" is not declared under topics (declared: ${topics.map((t) => t.name).join(', ') || 'none'})`);
+    return topic;
+  };
+
+  const routes: RouteSpec[] = r.list(root.routes, ['routes'], true).map((raw, i) => {
+    const path = ['routes', i];
+    const route = r.mapping(raw, path, ['method', 'path', 'topic', 'key']);
+    const method = r.string(route.method ?? 'POST', [...path, 'method']);
+    if (method !== 'POST') throw src.error([...path, 'method'], `only POST routes are supported, got "${method}"`);
+    const topicName = r.string(route.topic, [...path, 'topic']);
+    const topic = requireTopic(topicName, [...path, 'topic']);
+    if (!topic.valueSchema) throw src.error([...path, 'topic'], `topic "${topicName}" has no valueSchema, so events posted to it cannot be checked`);
+    const key = r.string(route.key, [...path, 'key']);
+    const fields = topLevelFields(topic.valueSchema.schema);
+    if (fields && !fields.includes(key)) {
+      throw src.error([...path, 'key'], `key field "${key}" is not a field of ${topic.valueSchema.subject} (fields: ${fields.join(', ')})`);
+    }
+    return { method: 'POST', path: r.string(route.path, [...path, 'path'], /^\/[A-Za-z0-9._~\-/]*$/, 'URL path'), topic: topicName, key };
+  });
+
+  const workers: WorkerSpec[] = r.list(root.workers, ['workers'], true).map((raw, i) => {
+    const path = ['workers', i];
+    const w = r.mapping(raw, path, ['name', 'input', 'output', 'deadLetter', 'groupId', 'handler', 'delivery']);
+    const name = r.string(w.name, [...path, 'name'], WORKER_NAME, 'worker name (lower-case letters, digits and "-")');
+    const input = requireTopic(r.string(w.input, [...path, 'input']), [...path, 'input']);
+    const output = requireTopic(r.string(w.output, [...path, 'output']), [...path, 'output']);
+    for (const [topic, field] of [
+      [input, 'input'],
+      [output, 'output'],
+    ] as const) {
+      if (!topic.valueSchema) throw src.error([...path, field], `topic "${topic.name}" has no valueSchema; workers read and write Avro`);
+    }
+    const deadLetter = requireTopic(r.string(w.deadLetter, [...path, 'deadLetter']), [...path, 'deadLetter']);
+    const handlerRel = r.string(w.handler, [...path, 'handler']);
+    const handler = resolve(dirname(absolute), handlerRel);
+    try {
+      readFileSync(handler);
+    } catch {
+      throw src.error([...path, 'handler'], `handler module ${handlerRel} not found`);
+    }
+    const delivery = r.string(w.delivery ?? 'at-least-once', [...path, 'delivery']);
+    if (delivery !== 'at-least-once') throw src.error([...path, 'delivery'], `expected "at-least-once", got "${delivery}"`);
+    return {
+      name,
+      input: input.name,
+      output: output.name,
+      deadLetter: deadLetter.name,
+      groupId: r.string(w.groupId ?? `sluice.${name}`, [...path, 'groupId']),
+      handler,
+      delivery,
+    };
+  });
+  const workerNames = new Set<string>();
+  workers.forEach((w, i) => {
+    if (workerNames.has(w.name)) throw src.error(['workers', i, 'name'], `worker "${w.name}" is declared twice`);
+    workerNames.add(w.name);
+  });
+
+  return { file: absolute, topics, routes, workers };
+}

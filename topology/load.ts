@@ -23,6 +23,10 @@ class Source {
     this.doc = parseDocument(text, { lineCounter: this.#lines, prettyErrors: false });
   }
 
+  position(offset: number): { line: number; col: number } {
+    return this.#lines.linePos(offset);
+  }
+
   get displayName(): string {
     return relative(process.cwd(), this.file) || this.file;
   }
@@ -130,8 +134,8 @@ export function loadTopology(file: string): Topology {
   const src = new Source(absolute, text);
   const syntax = src.doc.errors[0];
   if (syntax) {
-    const [line, column] = syntax.linePos?.[0] ? [syntax.linePos[0].line, syntax.linePos[0].col] : [undefined, undefined];
-    throw new TopologyError({ file: src.displayName, line, column }, '', `YAML syntax: ${syntax.message.split('\n')[0]}`);
+    const { line, col } = src.position(syntax.pos[0]);
+    throw new TopologyError({ file: src.displayName, line, column: col }, '', `YAML syntax: ${syntax.message.split('\n')[0]}`);
   }
   if (!isMap(src.doc.contents)) throw src.error([], 'expected a mapping with topics, routes and workers');
   const r = new Reader(src);

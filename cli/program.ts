@@ -1,0 +1,151 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadConfig, OPTIONS, type SluiceConfig } from '../core/config.ts';
+import { createLogger, type Logger } from '../core/logger.ts';
+import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../kafka/broker.ts';
+import { closeOnSignal, type Service } from './lifecycle.ts';
+import {
+  applyAtStart,
+  ensureKafka,
+  findWorker,
+  ingressService,
+  loadTopology,
+  registryIsLocal,
+  registryService,
+  selectWorkers,
+  workerService,
+} from './services.ts';
+
+interface GlobalFlags {
+  brokers?: string;
+  registryUrl?: string;
+  topology?: string;
+  logLevel?: string;
+}
+
+function configFrom(command: Command, extra: Partial<Record<keyof typeof OPTIONS, string>> = {}): SluiceConfig {
+  const flags = command.optsWithGlobals<GlobalFlags>();
+  return loadConfig(process.env, {
+    ...(flags.brokers === undefined ? {} : { kafkaBrokers: flags.brokers }),
+    ...(flags.registryUrl === undefined ? {} : { registryUrl: flags.registryUrl }),
+    ...(flags.topology === undefined ? {} : { topologyFile: flags.topology }),
+    ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
+    ...extra,
+  });
+}
+
+/** Starts services in order; if one fails, the ones already started are closed before the error surfaces. */
+async function startAll(log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<Service[]> {
+  const started: Service[] = [];
+  try {
+    for (const step of steps) {
+      const result = await step();
+      if (result) started.push(...(Array.isArray(result) ? result : [result]));
+    }
+    return started;
+  } catch (error) {
+    for (const service of started.reverse()) {
+      await service.close().catch((closeError: unknown) => log.error({ err: closeError, service: service.name }, 'failed to stop after a failed start'));
+    }
+    throw error;
+  }
+}
+
+async function serve(config: SluiceConfig, log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<number> {
+  const services = await startAll(log, steps);
+  log.info({ services: services.map((s) => s.name) }, 'Sluice is running; Ctrl-C stops it');
+  return closeOnSignal(services, log, config.shutdownTimeoutMs);
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('expected a whole number from 1 to 64');
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('sluice')
+    .description('Event streaming on Apache Kafka: HTTP ingress, schema registry, stream workers, topology as code.')
+    .addOption(new Option('--brokers <list>', 'Kafka bootstrap servers (host:port,...)').env(OPTIONS.kafkaBrokers.env))
+    .addOption(new Option('--registry-url <url>', 'schema registry URL').env(OPTIONS.registryUrl.env))
+    .addOption(new Option('--topology <file>', 'topology file').env(OPTIONS.topologyFile.env))
+    .addOption(new Option('--log-level <level>', 'log level').env(OPTIONS.logLevel.env))
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('up')
+    .description('start everything: Kafka (unless KAFKA_BROKERS is set), the registry, the topology, the ingress and the workers')
+    .option('--no-workers', 'start no workers')
+    .action(async (flags: { workers: boolean }, command: Command) => {
+      const config = configFrom(command, flags.workers ? {} : { workers: '' });
+      const log = createLogger(config, 'sluice');
+      const topology = loadTopology(config.topologyFile);
+      const ownRegistry = registryIsLocal(config);
+      process.exitCode = await serve(config, log, [
+        () => ensureKafka(config, log),
+        async () => (ownRegistry ? registryService(config, log) : undefined),
+        async () => void (await applyAtStart(config, topology, log)),
+        () => ingressService(config, topology, log),
+        () => Promise.all(selectWorkers(config, topology).map((spec) => workerService(config, topology, spec, log))),
+      ]);
+    });
+
+  program
+    .command('registry')
+    .description('run the schema registry (Confluent Schema Registry API) against a running cluster')
+    .action(async (_flags: object, command: Command) => {
+      const config = configFrom(command);
+      const log = createLogger(config, 'sluice');
+      process.exitCode = await serve(config, log, [() => registryService(config, log)]);
+    });
+
+  program
+    .command('ingress')
+    .description('run the HTTP ingress for the topology\'s routes against a running cluster and registry')
+    .option('--no-apply', 'do not create missing topics and register schemas first')
+    .action(async (flags: { apply: boolean }, command: Command) => {
+      const config = configFrom(command);
+      const log = createLogger(config, 'sluice');
+      const topology = loadTopology(config.topologyFile);
+      process.exitCode = await serve(config, log, [
+        async () => (flags.apply ? void (await applyAtStart(config, topology, log)) : undefined),
+        () => ingressService(config, topology, log),
+      ]);
+    });
+
+  program
+    .command('worker <name>')
+    .description('run one worker of the topology in its consumer group')
+    .option('--instances <n>', 'consumers of the group to run in this process', positiveInt, 1)
+    .action(async (name: string, flags: { instances: number }, command: Command) => {
+      const config = configFrom(command);
+      const log = createLogger(config, 'sluice');
+      const topology = loadTopology(config.topologyFile);
+      const spec = findWorker(topology, name);
+      const instances = Array.from({ length: flags.instances }, (_, i) => i);
+      process.exitCode = await serve(config, log, [
+        () => Promise.all(instances.map((i) => workerService(config, topology, spec, log, flags.instances > 1 ? i : undefined))),
+      ]);
+    });
+
+  const kafka = program.command('kafka').description('the local Apache Kafka broker (KRaft), resolved with Maven');
+  kafka
+    .command('up')
+    .description('start the local broker and return once it answers')
+    .action(async (_flags: object, command: Command) => {
+      const config = configFrom(command);
+      const log = createLogger(config, 'kafka');
+      const started = await startLocalKafka(localKafkaOptions(config), log);
+      log.info({ brokers: started.brokers, pid: started.pid }, started.started ? 'Kafka started' : 'Kafka was already running');
+    });
+  kafka
+    .command('down')
+    .description('stop the local broker cleanly')
+    .action(async (_flags: object, command: Command) => {
+      const config = configFrom(command);
+      const log = createLogger(config, 'kafka');
+      if (!(await stopLocalKafka(localKafkaOptions(config).dataDir, log))) log.info('no local Kafka was running');
+    });
+
+  return program;
+}

@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { createResolvingDecoder, createTypes, encodeAvro, encodeValidated, formatPath, validateAvro } from '../../core/avro.ts';
+import { PROJECT_ROOT } from '../../core/config.ts';
+import { ValidationError } from '../../core/errors.ts';
+import { parseJson, stringifyJson } from '../../core/json.ts';
+
+const orderPlaced = createTypes(readFileSync(`${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, 'utf8'));
+
+const validOrder = {
+  orderId: 'o-1',
+  customerId: 'c-1',
+  items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 9.5 }],
+  amount: 19,
+  currency: 'EUR',
+  placedAt: 1767225600000,
+};
+
+describe('Avro validation', () => {
+  it('accepts a valid event and fills defaults on the way through', () => {
+    expect(validateAvro(orderPlaced, validOrder)).toEqual([]);
+    const decoded = createResolvingDecoder(orderPlaced).decode(encodeAvro(orderPlaced, validOrder)) as Record<string, unknown>;
+    expect(decoded).toMatchObject({ ...validOrder, channel: 'WEB', couponCode: null, loyaltyPoints: 0 });
+  });
+
+  it('names the path of every bad field', () => {
+    const violations = validateAvro(orderPlaced, {
+      ...validOrder,
+      customerId: 7,
+      items: [validOrder.items[0], { sku: 'x', quantity: '2', unitPrice: 1 }],
+      currency: 'BTC',
+      ammount: 3,
+    });
+    expect(violations).toEqual([
+      { path: 'customerId', message: 'expected string, got number 7' },
+      { path: 'items[1].quantity', message: 'expected int, got "2"' },
+      { path: 'currency', message: expect.stringMatching(/^expected one of "EUR", "USD".*got "BTC"$/) },
+      { path: 'ammount', message: expect.stringMatching(/^unknown field/) },
+    ]);
+  });
+
+  it('reports missing required fields, and {} misses all of them', () => {
+    const paths = validateAvro(orderPlaced, {}).map((v) => v.path);
+    expect(paths).toEqual(['orderId', 'customerId', 'items', 'amount', 'currency', 'placedAt']);
+    expect(() => encodeValidated(orderPlaced, {})).toThrowError(ValidationError);
+  });
+
+  it('takes timestamp-millis as epoch millis or ISO-8601 and always gives millis back', () => {
+    const iso = { ...validOrder, placedAt: '2026-01-01T00:00:00.000Z' };
+    expect(validateAvro(orderPlaced, iso)).toEqual([]);
+    const decoded = createResolvingDecoder(orderPlaced).decode(encodeAvro(orderPlaced, iso)) as { placedAt: number };
+    expect(decoded.placedAt).toBe(Date.UTC(2026, 0, 1));
+    expect(validateAvro(orderPlaced, { ...validOrder, placedAt: 'yesterday' })[0]?.message).toMatch(/timestamp/);
+  });
+
+  it('never rounds a long beyond 2^53', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), (n) => {
+        const event = { ...validOrder, loyaltyPoints: Number.isSafeInteger(Number(n)) && BigInt(Number(n)) === n ? Number(n) : n };
+        const decoded = createResolvingDecoder(orderPlaced).decode(encodeAvro(orderPlaced, event)) as { loyaltyPoints: number | bigint };
+        expect(BigInt(decoded.loyaltyPoints)).toBe(n);
+      }),
+    );
+    expect(validateAvro(orderPlaced, { ...validOrder, loyaltyPoints: 2n ** 63n })[0]?.path).toBe('loyaltyPoints');
+  });
+
+  it('resolves an old writer schema to a newer reader schema with defaults', () => {
+    const v1 = createTypes({
+      type: 'record',
+      name: 'OrderPlaced',
+      namespace: 'dev.sluice.orders',
+      fields: [
+        { name: 'orderId', type: 'string' },
+        { name: 'amount', type: 'float' },
+      ],
+    });
+    const v2 = createTypes({
+      type: 'record',
+      name: 'OrderPlaced',
+      namespace: 'dev.sluice.orders',
+      fields: [
+        { name: 'orderId', type: 'string' },
+        { name: 'amount', type: 'double' },
+        { name: 'note', type: ['null', 'string'], default: null },
+      ],
+    });
+    const decoded = createResolvingDecoder(v1, v2).decode(encodeAvro(v1, { orderId: 'a', amount: 1.5 }));
+    expect(decoded).toEqual(expect.objectContaining({ orderId: 'a', amount: 1.5, note: null }));
+    expect(() => createResolvingDecoder(v2, createTypes({ type: 'record', name: 'OrderPlaced', namespace: 'dev.sluice.orders', fields: [{ name: 'x', type: 'int' }] }))).toThrowError(
+      /cannot be read/,
+    );
+  });
+
+  it('formats paths like items[2].sku', () => {
+    expect(formatPath(['items', 2, 'sku'])).toBe('items[2].sku');
+    expect(formatPath([])).toBe('');
+  });
+});
+
+describe('JSON with 64-bit integers', () => {
+  it('parses integers beyond 2^53 exactly and writes them back digit for digit', () => {
+    const text = '{"a":9223372036854775807,"b":1.5,"c":[-9007199254740993],"d":12}';
+    const parsed = parseJson(text) as { a: bigint; b: number; c: bigint[]; d: number };
+    expect(parsed.a).toBe(9223372036854775807n);
+    expect(parsed.c[0]).toBe(-9007199254740993n);
+    expect(parsed.d).toBe(12);
+    expect(stringifyJson(parsed)).toBe(text);
+  });
+
+  it('writes bytes as base64', () => {
+    expect(stringifyJson({ b: Buffer.from([1, 2, 3]) })).toBe('{"b":"AQID"}');
+  });
+});

@@ -1,0 +1,88 @@
+import { mkdtempSync, writeFileSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../core/config.ts';
+import { TopologyError } from '../../core/errors.ts';
+import { loadTopology } from '../../topology/load.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'sluice-topology-'));
+copyFileSync(join(PROJECT_ROOT, 'schemas/OrderPlaced.avsc'), join(dir, 'OrderPlaced.avsc'));
+writeFileSync(join(dir, 'handler.ts'), 'export default () => undefined;\n');
+
+const valid = `topics:
+  - name: in
+    partitions: 3
+    valueSchema: OrderPlaced.avsc
+    configs:
+      retention.ms: 1000
+  - name: out
+    valueSchema: OrderPlaced.avsc
+  - name: dlq
+routes:
+  - method: POST
+    path: /v1/orders
+    topic: in
+    key: orderId
+workers:
+  - name: w
+    input: in
+    output: out
+    deadLetter: dlq
+    handler: handler.ts
+`;
+
+function load(text: string) {
+  const file = join(dir, `t-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, text);
+  return () => loadTopology(file);
+}
+
+function errorOf(fn: () => unknown): TopologyError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(TopologyError);
+    return error as TopologyError;
+  }
+  throw new Error('expected a TopologyError');
+}
+
+describe('topology loading', () => {
+  it('loads the project topology: orders.placed route, score-orders worker', () => {
+    const topology = loadTopology(join(PROJECT_ROOT, 'topology/sluice.topology.yaml'));
+    expect(topology.routes).toEqual([{ method: 'POST', path: '/v1/orders', topic: 'orders.placed', key: 'orderId' }]);
+    expect(topology.workers[0]).toMatchObject({ name: 'score-orders', input: 'orders.placed', output: 'orders.scored', deadLetter: 'orders.placed.dlq' });
+    expect(topology.topics.find((t) => t.name === 'orders.placed')?.valueSchema?.subject).toBe('orders.placed-value');
+  });
+
+  it('fills defaults and stringifies configs', () => {
+    const topology = load(valid)();
+    expect(topology.topics[0]).toMatchObject({ name: 'in', partitions: 3, replicationFactor: 1, configs: { 'retention.ms': '1000' } });
+    expect(topology.topics[1]?.partitions).toBe(1);
+    expect(topology.workers[0]).toMatchObject({ groupId: 'sluice.w', delivery: 'at-least-once', handler: join(dir, 'handler.ts') });
+  });
+
+  it.each([
+    ['a missing schema file', valid.replace('valueSchema: OrderPlaced.avsc\n    configs', 'valueSchema: Missing.avsc\n    configs'), 4, 'topics[0].valueSchema', /schema file Missing\.avsc not found/],
+    ['a route to an undeclared topic', valid.replace('topic: in', 'topic: nowhere'), 13, 'routes[0].topic', /topic "nowhere" is not declared/],
+    ['a key field not in the schema', valid.replace('key: orderId', 'key: orderNumber'), 14, 'routes[0].key', /key field "orderNumber" is not a field of in-value/],
+    ['a worker output that is not declared', valid.replace('output: out', 'output: gone'), 18, 'workers[0].output', /topic "gone" is not declared/],
+    ['an invalid topic name', valid.replace('name: dlq', 'name: "bad topic!"'), 9, 'topics[2].name', /not a valid Kafka topic name/],
+    ['an unknown key', valid.replace('partitions: 3', 'partitons: 3'), 3, 'topics[0].partitons', /unknown key "partitons"/],
+    ['a bad partition count', valid.replace('partitions: 3', 'partitions: zero'), 3, 'topics[0].partitions', /whole number/],
+    ['a missing handler', valid.replace('handler: handler.ts', 'handler: nope.ts'), 20, 'workers[0].handler', /handler module nope\.ts not found/],
+  ])('refuses %s with the file, line and path', (_name, text, line, path, message) => {
+    const error = errorOf(load(text));
+    expect(error.path).toBe(path);
+    expect(error.location.line).toBe(line);
+    expect(error.message).toMatch(new RegExp(`t-\\w+\\.yaml:${line}:\\d+: ${path.replace(/[[\].]/g, '\\$&')}: `));
+    expect(error.message).toMatch(message);
+  });
+
+  it('refuses YAML syntax errors with a line', () => {
+    const error = errorOf(load('topics:\n  - name: a\n   bad: [\n'));
+    expect(error.location.line).toBeGreaterThan(1);
+    expect(error.message).toMatch(/YAML syntax/);
+  });
+});

@@ -1,0 +1,28 @@
+import { spawnSync } from 'node:child_process';
+
+/**
+ * `npm test` cross-checks Sluice against independent clients from outside
+ * Node: kcat (librdkafka) reads topics in the end-to-end test. On a machine
+ * where we are root with apt-get (CI, fresh dev boxes) the tools are installed;
+ * elsewhere the tests that need them say what to install and are skipped.
+ */
+const TOOLS = [{ command: 'kcat', args: ['-V'], apt: 'kcat' }];
+
+function has(command: string, args: string[]): boolean {
+  const result = spawnSync(command, args, { stdio: 'ignore' });
+  return !result.error && result.status === 0;
+}
+
+const missing = TOOLS.filter((t) => !has(t.command, t.args));
+if (missing.length > 0) {
+  const packages = missing.map((t) => t.apt);
+  const canInstall = process.getuid?.() === 0 && has('apt-get', ['--version']);
+  if (canInstall) {
+    process.stderr.write(`installing ${packages.join(', ')} for the tests (apt-get)\n`);
+    const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', ...packages], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }) : update;
+    if (install.status !== 0) process.stderr.write(`could not install ${packages.join(', ')}; tests that need them will be skipped\n`);
+  } else {
+    process.stderr.write(`${packages.join(', ')} not installed (apt-get install ${packages.join(' ')}); tests that need them will be skipped\n`);
+  }
+}

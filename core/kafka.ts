@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type LogEntry, type logCreator } from 'kafkajs';
+import { Kafka, logLevel, type KafkaConfig, type LogEntry, type logCreator } from 'kafkajs';
 import { bootstrapServers, type SluiceConfig } from './config.ts';
 import type { Logger } from './logger.ts';
 
@@ -20,7 +20,16 @@ function pinoLogCreator(logger: Logger): logCreator {
     };
 }
 
-export function createKafka(config: SluiceConfig, logger: Logger, clientSuffix: string): Kafka {
+/**
+ * `overrides` lets a client with a latency budget (the ingress) bound how long
+ * kafkajs keeps retrying, instead of the generous defaults below.
+ */
+export function createKafka(
+  config: SluiceConfig,
+  logger: Logger,
+  clientSuffix: string,
+  overrides: Pick<KafkaConfig, 'connectionTimeout' | 'requestTimeout' | 'retry'> = {},
+): Kafka {
   return new Kafka({
     clientId: `${config.clientId}-${clientSuffix}`,
     brokers: bootstrapServers(config),
@@ -29,5 +38,6 @@ export function createKafka(config: SluiceConfig, logger: Logger, clientSuffix: 
     connectionTimeout: 3000,
     requestTimeout: 30000,
     retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 5000 },
+    ...overrides,
   });
 }

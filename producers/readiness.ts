@@ -1,0 +1,77 @@
+import { describeCause } from '../core/errors.ts';
+
+/**
+ * Readiness: whether this ingress can take events now. Each check is cached for
+ * a few seconds, so a load balancer polling /readyz does not turn into a stream
+ * of broker and registry requests, and each is bounded by a timeout, so a hung
+ * dependency makes /readyz answer "not ready" instead of hanging too.
+ */
+
+export interface CheckResult {
+  ok: boolean;
+  error?: string;
+  checkedAt: string;
+}
+
+export interface ReadinessReport {
+  ready: boolean;
+  checks: Record<string, CheckResult>;
+}
+
+export type Check = () => Promise<void>;
+
+interface CachedCheck {
+  readonly run: Check;
+  result: CheckResult | undefined;
+  checkedAtMs: number;
+  pending: Promise<CheckResult> | undefined;
+}
+
+export class Readiness {
+  readonly #checks = new Map<string, CachedCheck>();
+  readonly #cacheMs: number;
+  readonly #timeoutMs: number;
+
+  constructor(options: { cacheMs: number; timeoutMs: number }) {
+    this.#cacheMs = options.cacheMs;
+    this.#timeoutMs = options.timeoutMs;
+  }
+
+  add(name: string, run: Check): void {
+    this.#checks.set(name, { run, result: undefined, checkedAtMs: 0, pending: undefined });
+  }
+
+  async report(): Promise<ReadinessReport> {
+    const entries = await Promise.all([...this.#checks].map(async ([name, check]) => [name, await this.#evaluate(check)] as const));
+    return { ready: entries.every(([, r]) => r.ok), checks: Object.fromEntries(entries) };
+  }
+
+  #evaluate(check: CachedCheck): Promise<CheckResult> {
+    const now = Date.now();
+    if (check.result && now - check.checkedAtMs < this.#cacheMs) return Promise.resolve(check.result);
+    // Concurrent probes share one check instead of each starting their own.
+    check.pending ??= this.#run(check).finally(() => {
+      check.pending = undefined;
+    });
+    return check.pending;
+  }
+
+  async #run(check: CachedCheck): Promise<CheckResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    });
+    let result: CheckResult;
+    try {
+      await Promise.race([check.run(), timeout]);
+      result = { ok: true, checkedAt: new Date().toISOString() };
+    } catch (error) {
+      result = { ok: false, error: describeCause(error), checkedAt: new Date().toISOString() };
+    } finally {
+      clearTimeout(timer);
+    }
+    check.result = result;
+    check.checkedAtMs = Date.now();
+    return result;
+  }
+}

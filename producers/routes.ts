@@ -1,0 +1,74 @@
+import type { FastifyInstance } from 'fastify';
+import { encodeAvro, validateAvro, type AvroTypes } from '../core/avro.ts';
+import { MalformedBodyError, ValidationError, type FieldViolation } from '../core/errors.ts';
+import { frame } from '../core/wire-format.ts';
+import type { RouteSpec } from '../topology/model.ts';
+import type { BatchingProducer, OutgoingRecord } from './batching-producer.ts';
+import { isParsedBody } from './body-parsers.ts';
+
+/** What a route needs at request time: its topic's Avro types and registered schema id. */
+export interface RouteBinding {
+  readonly route: RouteSpec;
+  readonly subject: string;
+  readonly schemaId: number;
+  readonly types: AvroTypes;
+}
+
+export const CORRELATION_HEADER = 'correlation-id';
+export const VALUE_CONTENT_TYPE = 'application/vnd.sluice.avro';
+
+export interface ProduceResult {
+  topic: string;
+  partition: number;
+  offset: string;
+  schemaId: number;
+}
+
+/**
+ * Validates every event before anything is produced: one bad event refuses
+ * the whole batch, so a caller never has to work out which half was written.
+ */
+export function checkEvents(types: AvroTypes, events: unknown[], batch: boolean): void {
+  const violations: FieldViolation[] = [];
+  let badEvents = 0;
+  events.forEach((event, index) => {
+    const found = validateAvro(types, event);
+    if (found.length > 0) badEvents += 1;
+    for (const v of found) violations.push(batch ? { index, path: v.path, message: v.message } : v);
+  });
+  if (violations.length === 0) return;
+  const first = violations[0]!;
+  const where = `${first.index === undefined ? '' : `[${first.index}] `}${first.path || '(root)'}: ${first.message}`;
+  throw new ValidationError(
+    violations,
+    batch ? `${badEvents} of ${events.length} events are invalid, so none was produced; first: ${where}` : where,
+  );
+}
+
+export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string): OutgoingRecord[] {
+  const headers = { [CORRELATION_HEADER]: correlationId, 'content-type': VALUE_CONTENT_TYPE };
+  return events.map((event) => {
+    const keyValue = (event as Record<string, unknown>)[binding.route.key];
+    return {
+      topic: binding.route.topic,
+      key: keyValue === null || keyValue === undefined ? null : String(keyValue),
+      value: frame(binding.schemaId, encodeAvro(binding.types, event)),
+      headers,
+    };
+  });
+}
+
+export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], producer: BatchingProducer): void {
+  for (const binding of bindings) {
+    app.post(binding.route.path, async (request, reply) => {
+      // Fastify skips content-type parsers for an absent body; treat it as malformed, not as an event.
+      if (!isParsedBody(request.body)) throw new MalformedBodyError('body is empty; expected a JSON object (one event) or array (a batch)');
+      const { events, batch } = request.body;
+      checkEvents(binding.types, events, batch);
+      const acks = await producer.produce(toRecords(binding, events, request.id));
+      const results: ProduceResult[] = acks.map((ack) => ({ ...ack, schemaId: binding.schemaId }));
+      request.log.debug({ topic: binding.route.topic, count: results.length }, 'events produced');
+      return reply.code(200).send(batch ? { results } : results[0]);
+    });
+  }
+}

@@ -1,0 +1,251 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createTypes } from '../core/avro.ts';
+import type { SluiceConfig } from '../core/config.ts';
+import { MalformedBodyError, SluiceError, ValidationError } from '../core/errors.ts';
+import { createKafka } from '../core/kafka.ts';
+import type { Logger } from '../core/logger.ts';
+import type { RegistryClient } from '../core/registry-client.ts';
+import { topicByName, type Topology } from '../topology/model.ts';
+import { BatchingProducer, type BatchingStats } from './batching-producer.ts';
+import { registerBodyParsers } from './body-parsers.ts';
+import { NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError } from './errors.ts';
+import { KafkaConnection, kafkaBudget } from './kafka-connection.ts';
+import { Readiness } from './readiness.ts';
+import { registerRoutes, type RouteBinding } from './routes.ts';
+
+export interface IngressOptions {
+  config: SluiceConfig;
+  logger: Logger;
+  topology: Topology;
+  registry: RegistryClient;
+  host?: string;
+  port?: number;
+}
+
+export interface Ingress {
+  url: string;
+  close(): Promise<void>;
+  /** Batching counters (also on GET /metrics). */
+  stats(): BatchingStats;
+}
+
+const CORRELATION_ID = /^[\x21-\x7e]{1,128}$/;
+const OVERLOADED_RETRY_AFTER_S = 1;
+
+/**
+ * Resolves each route's schema id once, at start: the registry is then off the
+ * request path, and an incompatible schema (409) stops start-up with the
+ * registry's reason instead of failing every request.
+ */
+export async function resolveBindings(topology: Topology, registry: RegistryClient, log: Logger): Promise<RouteBinding[]> {
+  const bindings: RouteBinding[] = [];
+  for (const route of topology.routes) {
+    const topic = topicByName(topology, route.topic);
+    const valueSchema = topic?.valueSchema;
+    if (!valueSchema) throw new SluiceError('SLUICE_TOPOLOGY_INVALID', `route ${route.path}: topic ${route.topic} has no value schema`);
+    const schemaId = await registry.register(valueSchema.subject, valueSchema.text);
+    log.info({ path: route.path, topic: route.topic, subject: valueSchema.subject, schemaId }, 'route schema registered');
+    bindings.push({ route, subject: valueSchema.subject, schemaId, types: createTypes(valueSchema.schema) });
+  }
+  return bindings;
+}
+
+/** Fastify's own errors, as the coded errors every Sluice error body carries. */
+export function toSluiceError(error: unknown, bodyLimit: number): SluiceError {
+  if (error instanceof SluiceError) return error;
+  const e = error as Partial<FastifyError>;
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new PayloadTooLargeError(`body is larger than the limit of ${bodyLimit} bytes`, error);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UnsupportedMediaTypeError(`${e.message ?? 'unsupported media type'}; send application/json or application/x-ndjson`, error);
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new MalformedBodyError(e.message ?? 'malformed body', error);
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return new SluiceError('SLUICE_BAD_REQUEST', e.message ?? 'bad request', { statusCode: e.statusCode, cause: error });
+  }
+  return new SluiceError('SLUICE_INTERNAL', 'internal error; see the ingress log for this correlation id', { cause: error });
+}
+
+export function errorBody(error: SluiceError): Record<string, unknown> {
+  const body: Record<string, unknown> = { error: error.code, message: error.message };
+  if (error instanceof ValidationError) {
+    body.path = error.violations[0]?.path ?? '';
+    body.errors = error.violations.map((v) => (v.index === undefined ? { path: v.path, message: v.message } : { index: v.index, path: v.path, message: v.message }));
+  }
+  return body;
+}
+
+function createMetrics(stats: () => BatchingStats) {
+  const registry = new Registry();
+  const metrics = {
+    registry,
+    batches: new Counter({ name: 'sluice_ingress_produce_batches_total', help: 'Produce requests sent to Kafka.', registers: [registry] }),
+    records: new Counter({ name: 'sluice_ingress_produced_records_total', help: 'Records acknowledged by Kafka.', registers: [registry] }),
+    failures: new Counter({ name: 'sluice_ingress_produce_failures_total', help: 'Produce requests that failed.', registers: [registry] }),
+    batchSize: new Histogram({
+      name: 'sluice_ingress_batch_records',
+      help: 'Records per produce request.',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000],
+      registers: [registry],
+    }),
+    sendSeconds: new Histogram({
+      name: 'sluice_ingress_produce_seconds',
+      help: 'Time from send to acknowledgement.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    rejected: new Counter({ name: 'sluice_ingress_rejected_requests_total', help: 'Requests answered with an error.', labelNames: ['code'], registers: [registry] }),
+  };
+  new Gauge({
+    name: 'sluice_ingress_queued_records',
+    help: 'Records waiting to be sent.',
+    registers: [registry],
+    collect() {
+      this.set(stats().queued);
+    },
+  });
+  return metrics;
+}
+
+export async function startIngress(options: IngressOptions): Promise<Ingress> {
+  const { config, topology, registry } = options;
+  const log = options.logger;
+  const bindings = await resolveBindings(topology, registry, log);
+  const topics = [...new Set(bindings.map((b) => b.route.topic))];
+
+  const budget = kafkaBudget(config.produceTimeoutMs);
+  const kafka = createKafka(config, log, 'ingress', budget.client);
+  // Limited retries trade kafkajs's "retry forever" for a bounded wait; with
+  // maxInFlightRequests 1 the idempotent producer still cannot reorder or duplicate.
+  const kafkaProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: budget.retry, allowAutoTopicCreation: false });
+  const connection = new KafkaConnection({
+    producer: kafkaProducer,
+    admin: kafka.admin({ retry: budget.retry }),
+    topics,
+    logger: log,
+    refreshIntervalMs: 60_000,
+  });
+
+  let batcher: BatchingProducer | undefined;
+  const metrics = createMetrics(() => batcher!.stats());
+  batcher = new BatchingProducer({
+    send: async (batch) => {
+      await connection.producerConnected();
+      return kafkaProducer.sendBatch({ ...batch, acks: -1, timeout: budget.ackTimeoutMs });
+    },
+    partitionCount: (topic) => connection.partitionCount(topic),
+    onSendError: () => {
+      connection.refresh().catch((error: unknown) => log.warn({ err: error, topics }, 'topic metadata refresh failed'));
+    },
+    lingerMs: config.lingerMs,
+    batchMaxRecords: config.batchMaxRecords,
+    maxQueuedRecords: config.maxQueuedRecords,
+    timeoutMs: config.produceTimeoutMs,
+    logger: log,
+    observer: {
+      batchSent(records, ms) {
+        metrics.batches.inc();
+        metrics.records.inc(records);
+        metrics.batchSize.observe(records);
+        metrics.sendSeconds.observe(ms / 1000);
+      },
+      batchFailed() {
+        metrics.failures.inc();
+      },
+    },
+  });
+
+  // Connecting early makes the first request fast; failing here is not fatal (see KafkaConnection).
+  await Promise.all([connection.producerConnected(), connection.refresh()]).catch((error: unknown) => {
+    log.warn({ err: error, topics }, 'Kafka is not reachable yet; the ingress starts anyway and answers 503 until it is');
+  });
+
+  const readiness = new Readiness({ cacheMs: 3000, timeoutMs: Math.min(2000, config.produceTimeoutMs) });
+  readiness.add('broker', () => connection.describeCluster());
+  readiness.add('registry', async () => {
+    for (const b of bindings) await registry.request('GET', `/schemas/ids/${b.schemaId}`);
+  });
+  readiness.add('schemas', async () => {
+    if (bindings.length !== topology.routes.length) throw new Error('not every route has a registered schema');
+  });
+
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlationId' }),
+    bodyLimit: config.bodyLimit,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const header = req.headers['x-correlation-id'];
+      return typeof header === 'string' && CORRELATION_ID.test(header) ? header : randomUUID();
+    },
+  });
+  registerBodyParsers(app);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-correlation-id', request.id);
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const failure = toSluiceError(error, config.bodyLimit);
+    metrics.rejected.inc({ code: failure.code });
+    const context = { correlationId: request.id, method: request.method, url: request.url, code: failure.code, status: failure.statusCode };
+    if (failure.statusCode >= 500 && !failure.retryable) request.log.error({ ...context, err: error }, failure.message);
+    else request.log.info(context, `request rejected: ${failure.message}`);
+    if (failure.statusCode === 503) {
+      reply.header('retry-after', String(failure.code === 'SLUICE_OVERLOADED' ? OVERLOADED_RETRY_AFTER_S : Math.max(1, Math.ceil(config.produceTimeoutMs / 1000))));
+    }
+    return reply.code(failure.statusCode).send(errorBody(failure));
+  });
+
+  app.setNotFoundHandler(async (request) => {
+    throw new NotFoundError(`no route for ${request.method} ${request.url.split('?')[0]} (routes: ${bindings.map((b) => `POST ${b.route.path}`).join(', ') || 'none'})`);
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const report = await readiness.report();
+    if (report.ready) return { status: 'ready', checks: report.checks };
+    const failed = Object.entries(report.checks).filter(([, c]) => !c.ok);
+    return reply.code(503).send({
+      error: 'SLUICE_NOT_READY',
+      message: `not ready: ${failed.map(([name, c]) => `${name} (${c.error ?? 'failed'})`).join('; ')}`,
+      status: 'not ready',
+      checks: report.checks,
+    });
+  });
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+
+  registerRoutes(app, bindings, batcher);
+
+  try {
+    await app.listen({ host: options.host ?? config.ingressHost, port: options.port ?? config.ingressPort });
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${address.port}`,
+    stats: () => batcher.stats(),
+    close() {
+      // Order matters: stop taking requests (in-flight ones still complete, their
+      // records still flush), then drain the queue, then drop the connections.
+      closing ??= (async () => {
+        await app.close();
+        await batcher.close();
+        await connection.close();
+        log.info({ stats: batcher.stats() }, 'ingress closed');
+      })();
+      return closing;
+    },
+  };
+}

@@ -174,3 +174,77 @@ export function describeCause(cause: unknown): string {
   }
   return String(cause);
 }
+
+/**
+ * An error Sluice's own schema registry answers with: the HTTP status and the
+ * Confluent `error_code`, so Confluent clients read it as they would Confluent's.
+ * (RegistryError is the client-side counterpart: an answer received, not sent.)
+ */
+export class RegistryHttpError extends SluiceError {
+  readonly errorCode: number;
+  constructor(httpStatus: number, errorCode: number, message: string, cause?: unknown) {
+    super(`SLUICE_REGISTRY_${errorCode}`, message, { retryable: httpStatus >= 500, statusCode: httpStatus, cause });
+    this.errorCode = errorCode;
+  }
+
+  static subjectNotFound(subject: string): RegistryHttpError {
+    return new RegistryHttpError(404, 40401, `Subject '${subject}' not found.`);
+  }
+  static versionNotFound(subject: string, version: number | string): RegistryHttpError {
+    return new RegistryHttpError(404, 40402, `Version ${version} not found for subject '${subject}'.`);
+  }
+  static schemaNotFound(detail = 'Schema not found'): RegistryHttpError {
+    return new RegistryHttpError(404, 40403, detail);
+  }
+  static subjectSoftDeleted(subject: string): RegistryHttpError {
+    return new RegistryHttpError(404, 40404, `Subject '${subject}' was soft deleted. Set permanent=true to delete permanently`);
+  }
+  static subjectNotSoftDeleted(subject: string): RegistryHttpError {
+    return new RegistryHttpError(404, 40405, `Subject '${subject}' was not deleted first before being permanently deleted`);
+  }
+  static versionSoftDeleted(subject: string, version: number): RegistryHttpError {
+    return new RegistryHttpError(
+      404,
+      40406,
+      `Subject '${subject}' Version ${version} was soft deleted. Set permanent=true to delete permanently`,
+    );
+  }
+  static versionNotSoftDeleted(subject: string, version: number): RegistryHttpError {
+    return new RegistryHttpError(
+      404,
+      40407,
+      `Subject '${subject}' Version ${version} was not deleted first before being permanently deleted`,
+    );
+  }
+  static subjectLevelCompatibilityNotConfigured(subject: string): RegistryHttpError {
+    return new RegistryHttpError(404, 40408, `Subject '${subject}' does not have subject-level compatibility configured`);
+  }
+  static incompatible(message: string): RegistryHttpError {
+    return new RegistryHttpError(409, 409, message);
+  }
+  static invalidSchema(message: string, cause?: unknown): RegistryHttpError {
+    return new RegistryHttpError(422, 42201, message, cause);
+  }
+  static invalidVersion(version: string): RegistryHttpError {
+    return new RegistryHttpError(
+      422,
+      42202,
+      `The specified version '${version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`,
+    );
+  }
+  static invalidCompatibilityLevel(level: unknown, valid: readonly string[]): RegistryHttpError {
+    return new RegistryHttpError(422, 42203, `Invalid compatibility level ${JSON.stringify(level)}. Valid values are ${valid.join(', ')}`);
+  }
+  static invalidMode(mode: unknown, valid: readonly string[]): RegistryHttpError {
+    return new RegistryHttpError(422, 42204, `Invalid mode ${JSON.stringify(mode)}. Valid values are ${valid.join(', ')}`);
+  }
+  static operationNotPermitted(message: string): RegistryHttpError {
+    return new RegistryHttpError(422, 42205, message);
+  }
+  static storeError(message: string, cause?: unknown): RegistryHttpError {
+    return new RegistryHttpError(500, 50001, message, cause);
+  }
+  static timeout(message: string, cause?: unknown): RegistryHttpError {
+    return new RegistryHttpError(500, 50002, message, cause);
+  }
+}

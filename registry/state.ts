@@ -1,0 +1,427 @@
+import { COMPATIBILITY_LEVELS, DEFAULT_COMPATIBILITY, isCompatibilityLevel, type CompatibilityLevel } from './compatibility.ts';
+
+/**
+ * The registry's state as a pure function of its log: records are applied in
+ * offset order and each is accepted or rejected by rules that depend only on
+ * the state built so far. Every instance replaying the same log therefore
+ * reaches the same state, which is what lets several registry processes write
+ * to one topic without a leader (see store.ts for the writer's side).
+ *
+ * Rules are chosen so that replaying the compacted log (the last record of each
+ * key, tombstones eventually gone) gives the same state as replaying the whole
+ * log. That rules out order-based checks such as "a new version must be the
+ * subject's next one": after compaction, a version's last record (e.g. its
+ * soft-delete) can come after later versions, or the versions below it may be
+ * gone. So the rules are about keys and ids only:
+ *  - a SCHEMA record for a new key is accepted unless its id belongs to another
+ *    schema or its schema already has another id;
+ *  - one for an existing key only if it is the same schema with the same id
+ *    (it may soft-delete the version, never revive it);
+ *  - a tombstone only removes a soft-deleted version.
+ * Two writers working from the same state pick the same next version, so the
+ * later record lands on an existing key and is rejected by every instance.
+ * A rejected record would still break compaction (it can be the last record of
+ * its key), so the writer whose record was rejected rewrites the key's accepted
+ * value after it (`currentRecord`) before retrying; see store.ts.
+ */
+
+export const MODES = ['READWRITE', 'READONLY'] as const;
+export type Mode = (typeof MODES)[number];
+export const DEFAULT_MODE: Mode = 'READWRITE';
+
+export function isMode(value: unknown): value is Mode {
+  return typeof value === 'string' && (MODES as readonly string[]).includes(value);
+}
+
+// Keys in Confluent's layout (field order included: compaction compares key bytes).
+export type RecordKey =
+  | { keytype: 'SCHEMA'; subject: string; version: number; magic: 1 }
+  | { keytype: 'CONFIG'; subject: string | null; magic: 0 }
+  | { keytype: 'MODE'; subject: string | null; magic: 0 }
+  | { keytype: 'DELETE_SUBJECT'; subject: string; magic: 0 }
+  | { keytype: 'NOOP'; magic: 0 };
+
+export interface SchemaValue {
+  subject: string;
+  version: number;
+  id: number;
+  schema: string;
+  deleted: boolean;
+  schemaType?: string;
+}
+export interface ConfigValue {
+  compatibilityLevel: CompatibilityLevel;
+}
+export interface ModeValue {
+  mode: Mode;
+}
+/** Soft-deletes every version of `subject` up to and including `version`. */
+export interface DeleteSubjectValue {
+  subject: string;
+  version: number;
+}
+
+export type LogRecord =
+  | { key: Extract<RecordKey, { keytype: 'SCHEMA' }>; value: SchemaValue | null }
+  | { key: Extract<RecordKey, { keytype: 'CONFIG' }>; value: ConfigValue | null }
+  | { key: Extract<RecordKey, { keytype: 'MODE' }>; value: ModeValue | null }
+  | { key: Extract<RecordKey, { keytype: 'DELETE_SUBJECT' }>; value: DeleteSubjectValue | null }
+  | { key: Extract<RecordKey, { keytype: 'NOOP' }>; value: null };
+
+export const schemaKey = (subject: string, version: number): Extract<RecordKey, { keytype: 'SCHEMA' }> => ({
+  keytype: 'SCHEMA',
+  subject,
+  version,
+  magic: 1,
+});
+export const configKey = (subject: string | null): Extract<RecordKey, { keytype: 'CONFIG' }> => ({ keytype: 'CONFIG', subject, magic: 0 });
+export const modeKey = (subject: string | null): Extract<RecordKey, { keytype: 'MODE' }> => ({ keytype: 'MODE', subject, magic: 0 });
+export const deleteSubjectKey = (subject: string): Extract<RecordKey, { keytype: 'DELETE_SUBJECT' }> => ({
+  keytype: 'DELETE_SUBJECT',
+  subject,
+  magic: 0,
+});
+
+/** Key bytes: always built from the helpers above so equal keys are equal bytes. */
+export function encodeKey(key: RecordKey): string {
+  return JSON.stringify(key);
+}
+
+export function encodeValue(record: LogRecord): string | null {
+  if (record.value === null) return null;
+  if (record.key.keytype === 'SCHEMA') {
+    const v = record.value as SchemaValue;
+    return JSON.stringify({
+      subject: v.subject,
+      version: v.version,
+      id: v.id,
+      schema: v.schema,
+      deleted: v.deleted,
+      ...(v.schemaType !== undefined && v.schemaType !== 'AVRO' ? { schemaType: v.schemaType } : {}),
+    });
+  }
+  return JSON.stringify(record.value);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+
+/** Parses a raw record; throws with the reason when it is not in the layout above. */
+export function decodeRecord(rawKey: string | null, rawValue: string | null): LogRecord {
+  if (rawKey === null) throw new Error('record has no key');
+  const key: unknown = JSON.parse(rawKey);
+  const value: unknown = rawValue === null ? null : JSON.parse(rawValue);
+  if (!isObject(key)) throw new Error('key is not a JSON object');
+  const subjectOrNull = key.subject === undefined || key.subject === null ? null : key.subject;
+  if (subjectOrNull !== null && typeof subjectOrNull !== 'string') throw new Error('key subject is not a string');
+  switch (key.keytype) {
+    case 'SCHEMA': {
+      if (typeof key.subject !== 'string' || !isPositiveInt(key.version)) throw new Error('SCHEMA key needs a subject and a version');
+      const k = schemaKey(key.subject, key.version);
+      if (value === null) return { key: k, value: null };
+      if (!isObject(value) || typeof value.schema !== 'string' || !isPositiveInt(value.id)) {
+        throw new Error('SCHEMA value needs a schema and a positive id');
+      }
+      if (value.subject !== k.subject || value.version !== k.version) throw new Error('SCHEMA value does not match its key');
+      const schemaType = typeof value.schemaType === 'string' ? value.schemaType : undefined;
+      return {
+        key: k,
+        value: {
+          subject: k.subject,
+          version: k.version,
+          id: value.id,
+          schema: value.schema,
+          deleted: value.deleted === true,
+          ...(schemaType !== undefined ? { schemaType } : {}),
+        },
+      };
+    }
+    case 'CONFIG': {
+      const k = configKey(subjectOrNull);
+      if (value === null) return { key: k, value: null };
+      if (!isObject(value) || !isCompatibilityLevel(value.compatibilityLevel)) {
+        throw new Error(`CONFIG value needs compatibilityLevel, one of ${COMPATIBILITY_LEVELS.join(', ')}`);
+      }
+      return { key: k, value: { compatibilityLevel: value.compatibilityLevel } };
+    }
+    case 'MODE': {
+      const k = modeKey(subjectOrNull);
+      if (value === null) return { key: k, value: null };
+      if (!isObject(value) || !isMode(value.mode)) throw new Error(`MODE value needs mode, one of ${MODES.join(', ')}`);
+      return { key: k, value: { mode: value.mode } };
+    }
+    case 'DELETE_SUBJECT': {
+      if (typeof key.subject !== 'string') throw new Error('DELETE_SUBJECT key needs a subject');
+      const k = deleteSubjectKey(key.subject);
+      if (value === null) return { key: k, value: null };
+      if (!isObject(value) || !isPositiveInt(value.version)) throw new Error('DELETE_SUBJECT value needs a version');
+      return { key: k, value: { subject: key.subject, version: value.version } };
+    }
+    case 'NOOP':
+      return { key: { keytype: 'NOOP', magic: 0 }, value: null };
+    default:
+      throw new Error(`unknown keytype ${JSON.stringify(key.keytype)}`);
+  }
+}
+
+/** Schema identity: key order and whitespace do not make a different schema. */
+export function normalizeSchema(text: string): string {
+  return JSON.stringify(sortKeys(JSON.parse(text)));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (isObject(value)) {
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys(value[k])]),
+    );
+  }
+  return value;
+}
+
+export interface VersionEntry {
+  subject: string;
+  version: number;
+  id: number;
+  schema: string;
+  schemaType: string;
+  deleted: boolean;
+}
+
+export interface StoredSchema {
+  id: number;
+  schema: string;
+  schemaType: string;
+  /** `schemaType` and normalized schema: two schemas with equal identity are one schema. */
+  identity: string;
+}
+
+export type ApplyOutcome = { accepted: true } | { accepted: false; reason: string };
+
+const ACCEPTED: ApplyOutcome = { accepted: true };
+const reject = (reason: string): ApplyOutcome => ({ accepted: false, reason });
+
+function identityOf(schema: string, schemaType: string): string {
+  return `${schemaType}:${normalizeSchema(schema)}`;
+}
+
+export class RegistryState {
+  readonly #subjects = new Map<string, Map<number, VersionEntry>>();
+  readonly #ids = new Map<number, StoredSchema>();
+  /** How many versions (live or soft-deleted) use each id: an id lives while any does. */
+  readonly #idUses = new Map<number, number>();
+  readonly #idByIdentity = new Map<string, number>();
+  readonly #configs = new Map<string, CompatibilityLevel>();
+  #globalConfig: CompatibilityLevel | undefined;
+  #mode: Mode = DEFAULT_MODE;
+  // Never lowered, so ids of permanently deleted schemas are not handed out again by this process.
+  #maxId = 0;
+
+  apply(record: LogRecord): ApplyOutcome {
+    switch (record.key.keytype) {
+      case 'SCHEMA':
+        return record.value === null
+          ? this.#applySchemaTombstone(record.key.subject, record.key.version)
+          : this.#applySchema(record.value as SchemaValue);
+      case 'CONFIG': {
+        const value = record.value as ConfigValue | null;
+        if (record.key.subject === null) this.#globalConfig = value?.compatibilityLevel;
+        else if (value === null) this.#configs.delete(record.key.subject);
+        else this.#configs.set(record.key.subject, value.compatibilityLevel);
+        return ACCEPTED;
+      }
+      case 'MODE': {
+        // Per-subject modes are not served; a Confluent registry's are ignored rather than misapplied globally.
+        if (record.key.subject !== null) return reject('subject-level modes are not supported');
+        this.#mode = (record.value as ModeValue | null)?.mode ?? DEFAULT_MODE;
+        return ACCEPTED;
+      }
+      case 'DELETE_SUBJECT': {
+        const value = record.value as DeleteSubjectValue | null;
+        if (value === null) return ACCEPTED;
+        for (const entry of this.#subjects.get(value.subject)?.values() ?? []) {
+          if (entry.version <= value.version) entry.deleted = true;
+        }
+        return ACCEPTED;
+      }
+      case 'NOOP':
+        return ACCEPTED;
+    }
+  }
+
+  #applySchema(value: SchemaValue): ApplyOutcome {
+    const schemaType = value.schemaType ?? 'AVRO';
+    let identity: string;
+    try {
+      identity = identityOf(value.schema, schemaType);
+    } catch (error) {
+      return reject(`schema is not JSON: ${(error as Error).message}`);
+    }
+    const versions = this.#subjects.get(value.subject);
+    const existing = versions?.get(value.version);
+    if (existing) {
+      if (existing.id !== value.id || this.#ids.get(existing.id)?.identity !== identity) {
+        return reject(`version ${value.version} of '${value.subject}' already holds schema id ${existing.id}`);
+      }
+      if (existing.deleted && !value.deleted) return reject(`version ${value.version} of '${value.subject}' is soft-deleted; it cannot be revived`);
+      existing.deleted = value.deleted;
+      return ACCEPTED;
+    }
+    const stored = this.#ids.get(value.id);
+    if (stored && stored.identity !== identity) return reject(`id ${value.id} already belongs to a different schema`);
+    const knownId = this.#idByIdentity.get(identity);
+    if (knownId !== undefined && knownId !== value.id) return reject(`this schema already has id ${knownId}`);
+
+    const entry: VersionEntry = {
+      subject: value.subject,
+      version: value.version,
+      id: value.id,
+      schema: stored?.schema ?? value.schema,
+      schemaType,
+      deleted: value.deleted,
+    };
+    if (versions) versions.set(value.version, entry);
+    else this.#subjects.set(value.subject, new Map([[value.version, entry]]));
+    if (!stored) {
+      this.#ids.set(value.id, { id: value.id, schema: value.schema, schemaType, identity });
+      this.#idByIdentity.set(identity, value.id);
+    }
+    this.#idUses.set(value.id, (this.#idUses.get(value.id) ?? 0) + 1);
+    this.#maxId = Math.max(this.#maxId, value.id);
+    return ACCEPTED;
+  }
+
+  #applySchemaTombstone(subject: string, version: number): ApplyOutcome {
+    const versions = this.#subjects.get(subject);
+    const existing = versions?.get(version);
+    // Already gone: deleting twice is harmless and keeps replays of compacted logs identical.
+    if (!versions || !existing) return ACCEPTED;
+    if (!existing.deleted) return reject(`version ${version} of '${subject}' must be soft-deleted before it is permanently deleted`);
+    versions.delete(version);
+    if (versions.size === 0) this.#subjects.delete(subject);
+    const uses = (this.#idUses.get(existing.id) ?? 1) - 1;
+    if (uses > 0) {
+      this.#idUses.set(existing.id, uses);
+    } else {
+      const stored = this.#ids.get(existing.id);
+      this.#idUses.delete(existing.id);
+      this.#ids.delete(existing.id);
+      if (stored) this.#idByIdentity.delete(stored.identity);
+    }
+    return ACCEPTED;
+  }
+
+  // ---- queries ----
+
+  get maxId(): number {
+    return this.#maxId;
+  }
+
+  get mode(): Mode {
+    return this.#mode;
+  }
+
+  get globalCompatibility(): CompatibilityLevel {
+    return this.#globalConfig ?? DEFAULT_COMPATIBILITY;
+  }
+
+  /** The subject's own level, if it has one. */
+  subjectCompatibility(subject: string): CompatibilityLevel | undefined {
+    return this.#configs.get(subject);
+  }
+
+  effectiveCompatibility(subject: string): CompatibilityLevel {
+    return this.#configs.get(subject) ?? this.globalCompatibility;
+  }
+
+  /** Subjects with a live version (or any version when `includeDeleted`), sorted. */
+  subjects(includeDeleted = false): string[] {
+    const out: string[] = [];
+    for (const [subject, versions] of this.#subjects) {
+      if (includeDeleted || [...versions.values()].some((v) => !v.deleted)) out.push(subject);
+    }
+    return out.sort();
+  }
+
+  /** Whether the subject has versions, but all of them are soft-deleted. */
+  isSoftDeleted(subject: string): boolean {
+    const versions = this.#subjects.get(subject);
+    return versions !== undefined && [...versions.values()].every((v) => v.deleted);
+  }
+
+  hasSubject(subject: string, includeDeleted = false): boolean {
+    return this.versions(subject, includeDeleted).length > 0;
+  }
+
+  versions(subject: string, includeDeleted = false): VersionEntry[] {
+    const versions = this.#subjects.get(subject);
+    if (!versions) return [];
+    return [...versions.values()].filter((v) => includeDeleted || !v.deleted).sort((a, b) => a.version - b.version);
+  }
+
+  version(subject: string, version: number): VersionEntry | undefined {
+    return this.#subjects.get(subject)?.get(version);
+  }
+
+  latest(subject: string, includeDeleted = false): VersionEntry | undefined {
+    return this.versions(subject, includeDeleted).at(-1);
+  }
+
+  /** The version number a new registration under `subject` gets. */
+  nextVersion(subject: string): number {
+    return (this.latest(subject, true)?.version ?? 0) + 1;
+  }
+
+  schemaById(id: number): StoredSchema | undefined {
+    return this.#ids.get(id);
+  }
+
+  idOf(schema: string, schemaType = 'AVRO'): number | undefined {
+    return this.#idByIdentity.get(identityOf(schema, schemaType));
+  }
+
+  /** The version of `subject` holding `schema`, if any. */
+  findInSubject(subject: string, schema: string, schemaType = 'AVRO', includeDeleted = false): VersionEntry | undefined {
+    const id = this.idOf(schema, schemaType);
+    if (id === undefined) return undefined;
+    return this.versions(subject, includeDeleted).find((v) => v.id === id);
+  }
+
+  usesOfId(id: number, includeDeleted = false): VersionEntry[] {
+    const out: VersionEntry[] = [];
+    for (const subject of [...this.#subjects.keys()].sort()) {
+      for (const entry of this.versions(subject, includeDeleted)) if (entry.id === id) out.push(entry);
+    }
+    return out;
+  }
+
+  /** The record that states what this state holds for `key` (a tombstone when nothing). */
+  currentRecord(key: Extract<RecordKey, { keytype: 'SCHEMA' }>): LogRecord {
+    const entry = this.version(key.subject, key.version);
+    if (!entry) return { key, value: null };
+    return {
+      key,
+      value: {
+        subject: entry.subject,
+        version: entry.version,
+        id: entry.id,
+        schema: entry.schema,
+        deleted: entry.deleted,
+        ...(entry.schemaType !== 'AVRO' ? { schemaType: entry.schemaType } : {}),
+      },
+    };
+  }
+
+  /** A plain, ordered picture of the whole state, for comparing two replays. */
+  snapshot(): unknown {
+    return {
+      subjects: [...this.#subjects.keys()].sort().map((s) => this.versions(s, true).map((v) => ({ ...v }))),
+      ids: [...this.#ids.values()].sort((a, b) => a.id - b.id).map(({ id, schema }) => ({ id, schema })),
+      configs: [...this.#configs.entries()].sort(([a], [b]) => (a < b ? -1 : 1)),
+      global: this.#globalConfig ?? null,
+      mode: this.#mode,
+    };
+  }
+}

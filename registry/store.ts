@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
+import type { SluiceConfig } from '../core/config.ts';
+import { describeCause, RegistryHttpError, SluiceError } from '../core/errors.ts';
+import { createKafka } from '../core/kafka.ts';
+import type { Logger } from '../core/logger.ts';
+import type { Plan } from './commands.ts';
+import { decodeRecord, encodeKey, encodeValue, RegistryState, type ApplyOutcome, type LogRecord, type RecordKey } from './state.ts';
+
+/**
+ * The registry's state, kept in a single-partition compacted topic.
+ *
+ * Every instance replays the topic from the beginning and keeps following it;
+ * all writes go through the log (never straight into memory), and an answer is
+ * given only once this instance's own consumer has applied the record, so a
+ * client reads its own writes. Instances do not elect a leader: a write is
+ * planned on this instance's state, appended, and then checked by offset; if
+ * another instance's record got in first and ours was rejected (see
+ * state.ts), the key is repaired and the operation re-planned on the now
+ * fresher state: optimistic concurrency over the log.
+ */
+
+const MAX_ATTEMPTS = 8;
+const MAX_REMEMBERED_OUTCOMES = 10_000;
+
+type SchemaKey = Extract<RecordKey, { keytype: 'SCHEMA' }>;
+
+interface Waiter {
+  offset: number;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+export interface RegistryStoreOptions {
+  config: SluiceConfig;
+  logger: Logger;
+  topic: string;
+}
+
+/** The record, or why it cannot be read (such a record is rejected like any invalid one). */
+function decode(key: Buffer | null, value: Buffer | null): LogRecord | string {
+  try {
+    return decodeRecord(key?.toString('utf8') ?? null, value?.toString('utf8') ?? null);
+  } catch (error) {
+    return `unreadable record: ${describeCause(error)}`;
+  }
+}
+
+export class RegistryStore {
+  readonly state = new RegistryState();
+  readonly topic: string;
+  readonly #log: Logger;
+  readonly #timeoutMs: number;
+  readonly #admin: Admin;
+  readonly #producer: Producer;
+  readonly #consumer: Consumer;
+  /** The offset of the next record to apply. */
+  #position = 0;
+  readonly #outcomes = new Map<number, ApplyOutcome>();
+  #waiters: Waiter[] = [];
+  /** Writes of this instance run one after another: they would only conflict with each other. */
+  #writeChain: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  constructor(options: RegistryStoreOptions) {
+    this.topic = options.topic;
+    this.#log = options.logger.child({ component: 'registry-store', topic: options.topic });
+    this.#timeoutMs = options.config.produceTimeoutMs;
+    const kafka = createKafka(options.config, options.logger, 'registry');
+    this.#admin = kafka.admin();
+    this.#producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      // One partition: the partitioner never matters, and naming one silences kafkajs's v2 notice.
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    this.#consumer = kafka.consumer({
+      // A group of its own: each instance reads the whole topic, and never commits.
+      groupId: `sluice-registry-${randomUUID()}`,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 250,
+    });
+  }
+
+  /** Connects, replays the topic to its current end, and keeps following it. */
+  async start(): Promise<void> {
+    try {
+      await this.#admin.connect();
+      await this.#ensureTopic();
+      await this.#producer.connect();
+      await this.#consumer.connect();
+      await this.#consumer.subscribe({ topic: this.topic, fromBeginning: true });
+      this.#consumer.on(this.#consumer.events.CRASH, (event) => {
+        this.#log.error({ err: event.payload.error, restart: event.payload.restart }, 'registry consumer crashed');
+      });
+      await this.#consumer.run({ autoCommit: false, eachBatch: (payload) => this.#onBatch(payload) });
+      await this.catchUp(Math.max(this.#timeoutMs, 30_000));
+    } catch (error) {
+      await this.close().catch((closeError: unknown) => this.#log.error({ err: closeError }, 'closing after a failed start failed too'));
+      throw error;
+    }
+    this.#log.info({ position: this.#position, subjects: this.state.subjects().length }, 'registry state loaded');
+  }
+
+  async #ensureTopic(): Promise<void> {
+    const existing = await this.#admin.listTopics();
+    if (!existing.includes(this.topic)) {
+      const { brokers } = await this.#admin.describeCluster();
+      const created = await this.#admin.createTopics({
+        waitForLeaders: true,
+        topics: [
+          {
+            topic: this.topic,
+            numPartitions: 1,
+            replicationFactor: Math.min(3, brokers.length),
+            configEntries: [
+              { name: 'cleanup.policy', value: 'compact' },
+              { name: 'min.insync.replicas', value: '1' },
+            ],
+          },
+        ],
+      });
+      this.#log.info({ created }, 'registry topic ensured');
+    }
+    const metadata = await this.#admin.fetchTopicMetadata({ topics: [this.topic] });
+    const partitions = metadata.topics[0]?.partitions.length ?? 0;
+    if (partitions !== 1) {
+      throw new SluiceError(
+        'SLUICE_REGISTRY_TOPIC_INVALID',
+        `registry topic ${this.topic} has ${partitions} partitions; it needs exactly 1 so every instance applies records in one order`,
+      );
+    }
+  }
+
+  async #onBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
+    for (const message of batch.messages) {
+      const offset = Number(message.offset);
+      if (offset < this.#position) continue;
+      const record = decode(message.key, message.value);
+      const outcome: ApplyOutcome = typeof record === 'string' ? { accepted: false, reason: record } : this.state.apply(record);
+      if (!outcome.accepted) this.#log.warn({ offset, key: message.key?.toString('utf8'), reason: outcome.reason }, 'record rejected');
+      this.#remember(offset, outcome);
+      this.#position = offset + 1;
+    }
+    this.#wake();
+    await heartbeat();
+  }
+
+  #remember(offset: number, outcome: ApplyOutcome): void {
+    this.#outcomes.set(offset, outcome);
+    if (this.#outcomes.size > MAX_REMEMBERED_OUTCOMES) {
+      const oldest = this.#outcomes.keys().next();
+      if (!oldest.done) this.#outcomes.delete(oldest.value);
+    }
+  }
+
+  #wake(): void {
+    const ready = this.#waiters.filter((w) => w.offset < this.#position);
+    if (ready.length === 0) return;
+    this.#waiters = this.#waiters.filter((w) => w.offset >= this.#position);
+    for (const w of ready) w.resolve();
+  }
+
+  /** Resolves once the record at `offset` has been applied. */
+  #waitFor(offset: number, timeoutMs = this.#timeoutMs): Promise<void> {
+    if (offset < this.#position) return Promise.resolve();
+    if (this.#closed) return Promise.reject(RegistryHttpError.storeError('the registry store is closed'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        reject(RegistryHttpError.timeout(`timed out after ${timeoutMs} ms waiting for offset ${offset} of ${this.topic} to be applied`));
+      }, timeoutMs);
+      const waiter: Waiter = {
+        offset,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /**
+   * Applies everything written to the topic so far (up to its high watermark).
+   * Used at start and before answering "not found", so an id registered on
+   * another instance a moment ago is found here too.
+   */
+  async catchUp(timeoutMs = this.#timeoutMs): Promise<void> {
+    let high: number;
+    try {
+      const offsets = await this.#admin.fetchTopicOffsets(this.topic);
+      high = Number(offsets[0]?.high ?? 0);
+    } catch (error) {
+      throw RegistryHttpError.storeError(`cannot read the end offset of ${this.topic}: ${describeCause(error)}`, error);
+    }
+    if (high > 0) await this.#waitFor(high - 1, timeoutMs);
+  }
+
+  /**
+   * Runs one write operation: plan on the current state, append, wait until
+   * applied here, and re-plan if another instance's record won the race.
+   */
+  execute<T>(plan: (state: RegistryState) => Plan<T>): Promise<T> {
+    const run = this.#writeChain.then(() => this.#execute(plan));
+    // The chain only orders writes; each caller gets its own outcome from `run`.
+    this.#writeChain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #execute<T>(plan: (state: RegistryState) => Plan<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const { records, result } = plan(this.state);
+      if (records.length === 0) return result;
+      const rejected = await this.#append(records);
+      if (rejected.length === 0) return result;
+      this.#log.info({ attempt, rejected: rejected.map((r) => r.reason) }, 'write lost a race with another registry instance; retrying');
+      await this.#repair(rejected.map((r) => r.key));
+      if (attempt >= MAX_ATTEMPTS) {
+        throw RegistryHttpError.storeError(`gave up after ${attempt} attempts: other registry instances kept writing conflicting records`);
+      }
+    }
+  }
+
+  /** Appends records as one batch and returns those the log rejected. */
+  async #append(records: LogRecord[]): Promise<{ key: RecordKey; reason: string }[]> {
+    const first = await this.#produce(records);
+    await this.#waitFor(first + records.length - 1);
+    const rejected: { key: RecordKey; reason: string }[] = [];
+    records.forEach((record, i) => {
+      const outcome = this.#outcomes.get(first + i);
+      if (outcome === undefined) throw RegistryHttpError.storeError(`the outcome of offset ${first + i} was not recorded`);
+      if (!outcome.accepted) rejected.push({ key: record.key, reason: outcome.reason });
+    });
+    return rejected;
+  }
+
+  /**
+   * Re-states the accepted value of keys whose last record was rejected, so
+   * compaction (which keeps only a key's last record) cannot resurrect the loser.
+   */
+  async #repair(keys: RecordKey[]): Promise<void> {
+    const schemaKeys = keys.filter((k): k is SchemaKey => k.keytype === 'SCHEMA');
+    for (let attempt = 1; schemaKeys.length > 0; attempt++) {
+      const rejected = await this.#append(schemaKeys.map((k) => this.state.currentRecord(k)));
+      if (rejected.length === 0) return;
+      if (attempt >= MAX_ATTEMPTS) throw RegistryHttpError.storeError(`could not repair ${rejected.length} rejected record(s) in ${this.topic}`);
+    }
+  }
+
+  async #produce(records: LogRecord[]): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(RegistryHttpError.timeout(`Kafka did not acknowledge the write to ${this.topic} within ${this.#timeoutMs} ms`)),
+        this.#timeoutMs,
+      );
+    });
+    const send = this.#producer
+      .send({
+        topic: this.topic,
+        acks: -1,
+        timeout: this.#timeoutMs,
+        messages: records.map((r) => ({ key: encodeKey(r.key), value: encodeValue(r) })),
+      })
+      .catch((error: unknown) => {
+        throw RegistryHttpError.storeError(`writing to ${this.topic} failed: ${describeCause(error)}`, error);
+      });
+    try {
+      const metadata = await Promise.race([send, timeout]);
+      const base = metadata[0]?.baseOffset;
+      if (base === undefined) throw RegistryHttpError.storeError(`Kafka returned no offset for the write to ${this.topic}`);
+      return Number(base);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(RegistryHttpError.storeError('the registry store closed before the write was applied'));
+    const results = await Promise.allSettled([this.#consumer.disconnect(), this.#producer.disconnect(), this.#admin.disconnect()]);
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 0) throw new AggregateError(failed.map((f) => f.reason as unknown), 'closing the registry store failed');
+  }
+}

@@ -1,0 +1,101 @@
+import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
+import { SluiceError } from '../core/errors.ts';
+
+/** Record headers the worker runtime reads and writes. */
+
+/** Carried from input to every output, so one request can be followed across topics. */
+export const CORRELATION_HEADER = 'correlation-id';
+/** Also accepted on input: the HTTP header name, for producers that copy it verbatim. */
+const CORRELATION_ALIASES = [CORRELATION_HEADER, 'x-correlation-id'] as const;
+/** `<topic>/<partition>/<offset>` of the input an output was derived from. */
+export const SOURCE_HEADER = 'sluice-source';
+
+export const DLQ_HEADERS = {
+  errorClass: 'sluice.error.class',
+  errorCode: 'sluice.error.code',
+  errorMessage: 'sluice.error.message',
+  originalTopic: 'sluice.original.topic',
+  originalPartition: 'sluice.original.partition',
+  originalOffset: 'sluice.original.offset',
+  originalTimestamp: 'sluice.original.timestamp',
+  failedAt: 'sluice.failed.at',
+} as const;
+
+const DLQ_HEADER_NAMES: ReadonlySet<string> = new Set(Object.values(DLQ_HEADERS));
+
+/** Headers are bounded by the broker's max message size; a stack-trace-sized message must not make the dead letter itself unproducible. */
+const MAX_ERROR_MESSAGE = 4096;
+
+/** Header values as UTF-8 strings; a repeated header keeps its last value. */
+export function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!headers) return out;
+  for (const [name, raw] of Object.entries(headers)) {
+    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+    if (value === undefined) continue;
+    out[name] = typeof value === 'string' ? value : value.toString('utf8');
+  }
+  return out;
+}
+
+export function correlationIdOf(headers: Record<string, string>, source: { topic: string; partition: number; offset: string }): string {
+  for (const name of CORRELATION_ALIASES) {
+    const value = headers[name];
+    if (value !== undefined && value !== '') return value;
+  }
+  // Derived from the record's position so a replay gets the same id.
+  return `${source.topic}/${source.partition}/${source.offset}`;
+}
+
+/** The class of an error as dead-letter headers and logs name it: `DecodeError`, `TypeError`... */
+export function errorClassName(error: unknown): string {
+  if (error instanceof Error) return error.name || error.constructor.name;
+  return error === null ? 'null' : typeof error;
+}
+
+export function errorCodeOf(error: unknown): string | undefined {
+  if (error instanceof SluiceError) return error.code;
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' || typeof code === 'number' ? String(code) : undefined;
+}
+
+function errorMessageOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE - 1)}…` : message;
+}
+
+export interface RecordSource {
+  topic: string;
+  partition: number;
+  message: Pick<KafkaMessage, 'key' | 'value' | 'headers' | 'offset' | 'timestamp'>;
+}
+
+/**
+ * Headers of a dead letter: the original headers (bytes untouched), then the
+ * `sluice.*` headers describing this failure. Original `sluice.*` failure headers
+ * (a replayed dead letter that failed again) are dropped, so a stale error code
+ * never sits next to a newer message.
+ */
+export function deadLetterHeaders(source: RecordSource, error: unknown, failedAt: Date): IHeaders {
+  const code = errorCodeOf(error);
+  const original: IHeaders = {};
+  for (const [name, value] of Object.entries(source.message.headers ?? {})) {
+    if (!DLQ_HEADER_NAMES.has(name)) original[name] = value;
+  }
+  return {
+    ...original,
+    [DLQ_HEADERS.errorClass]: errorClassName(error),
+    ...(code === undefined ? {} : { [DLQ_HEADERS.errorCode]: code }),
+    [DLQ_HEADERS.errorMessage]: errorMessageOf(error),
+    [DLQ_HEADERS.originalTopic]: source.topic,
+    [DLQ_HEADERS.originalPartition]: String(source.partition),
+    [DLQ_HEADERS.originalOffset]: source.message.offset,
+    [DLQ_HEADERS.originalTimestamp]: source.message.timestamp,
+    [DLQ_HEADERS.failedAt]: failedAt.toISOString(),
+  };
+}
+
+/** A dead letter keeps the original key and value bytes, so it can be replayed as it was. */
+export function deadLetterMessage(source: RecordSource, error: unknown, failedAt: Date): Message {
+  return { key: source.message.key, value: source.message.value, headers: deadLetterHeaders(source, error, failedAt) };
+}

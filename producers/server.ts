@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { Partitioners } from 'kafkajs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createTypes } from '../core/avro.ts';
 import type { SluiceConfig } from '../core/config.ts';
@@ -123,7 +124,14 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const kafka = createKafka(config, log, 'ingress', budget.client);
   // Limited retries trade kafkajs's "retry forever" for a bounded wait; with
   // maxInFlightRequests 1 the idempotent producer still cannot reorder or duplicate.
-  const kafkaProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: budget.retry, allowAutoTopicCreation: false });
+  const kafkaProducer = kafka.producer({
+    // Partitions are always set explicitly (see BatchingProducer); naming the partitioner silences kafkajs's v2 migration warning.
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    retry: budget.retry,
+    allowAutoTopicCreation: false,
+  });
   const connection = new KafkaConnection({
     producer: kafkaProducer,
     admin: kafka.admin({ retry: budget.retry }),
@@ -162,9 +170,23 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   });
 
   // Connecting early makes the first request fast; failing here is not fatal (see KafkaConnection).
-  await Promise.all([connection.producerConnected(), connection.refresh()]).catch((error: unknown) => {
-    log.warn({ err: error, topics }, 'Kafka is not reachable yet; the ingress starts anyway and answers 503 until it is');
-  });
+  // Bounded: a hung broker must not hold start-up for kafkajs's whole retry schedule.
+  const warmUp = Promise.all([connection.producerConnected(), connection.refresh()]).then(
+    () => true,
+    (error: unknown) => {
+      log.warn({ err: error, topics }, 'Kafka is not reachable yet; the ingress starts anyway and answers 503 until it is');
+      return false;
+    },
+  );
+  let warmUpTimer: NodeJS.Timeout | undefined;
+  const connected = await Promise.race([
+    warmUp,
+    new Promise<undefined>((resolve) => {
+      warmUpTimer = setTimeout(() => resolve(undefined), config.produceTimeoutMs);
+    }),
+  ]);
+  clearTimeout(warmUpTimer);
+  if (connected === undefined) log.warn({ topics, timeoutMs: config.produceTimeoutMs }, 'Kafka has not answered yet; the ingress starts anyway');
 
   const readiness = new Readiness({ cacheMs: 3000, timeoutMs: Math.min(2000, config.produceTimeoutMs) });
   readiness.add('broker', () => connection.describeCluster());
@@ -194,7 +216,8 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   app.setErrorHandler((error, request, reply) => {
     const failure = toSluiceError(error, config.bodyLimit);
     metrics.rejected.inc({ code: failure.code });
-    const context = { correlationId: request.id, method: request.method, url: request.url, code: failure.code, status: failure.statusCode };
+    // request.log already carries the correlation id.
+    const context = { method: request.method, url: request.url, code: failure.code, status: failure.statusCode };
     if (failure.statusCode >= 500 && !failure.retryable) request.log.error({ ...context, err: error }, failure.message);
     else request.log.info(context, `request rejected: ${failure.message}`);
     if (failure.statusCode === 503) {
@@ -230,7 +253,9 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     throw error;
   }
   const address = app.server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  // A wildcard address is not one a client can call; loopback reaches it.
+  const bound = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
+  const host = bound.includes(':') ? `[${bound}]` : bound;
 
   let closing: Promise<void> | undefined;
   return {

@@ -15,6 +15,9 @@ import {
   workerService,
 } from './services.ts';
 
+/** Command groups beyond the core ones (topology, schemas, tail, ...), in --help order. */
+const COMMAND_GROUPS: ((program: Command) => void)[] = [];
+
 interface GlobalFlags {
   brokers?: string;
   registryUrl?: string;
@@ -22,7 +25,7 @@ interface GlobalFlags {
   logLevel?: string;
 }
 
-function configFrom(command: Command, extra: Partial<Record<keyof typeof OPTIONS, string>> = {}): SluiceConfig {
+export function configFrom(command: Command, extra: Partial<Record<keyof typeof OPTIONS, string>> = {}): SluiceConfig {
   const flags = command.optsWithGlobals<GlobalFlags>();
   return loadConfig(process.env, {
     ...(flags.brokers === undefined ? {} : { kafkaBrokers: flags.brokers }),
@@ -146,6 +149,9 @@ export function buildProgram(): Command {
       const log = createLogger(config, 'kafka');
       if (!(await stopLocalKafka(localKafkaOptions(config).dataDir, log))) log.info('no local Kafka was running');
     });
+
+  // Further command groups live in cli/commands/<group>.ts, each exporting register(program).
+  for (const register of COMMAND_GROUPS) register(program);
 
   return program;
 }

@@ -149,7 +149,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   const chunkSize = config.workerBatchSize;
 
   const kafka = createKafka(config, log, `worker-${spec.name}`);
-  const consumer: Consumer = kafka.consumer({ groupId: spec.groupId });
+  // A short fetch wait bounds how long stop() waits for an idle long-poll to return
+  // (kafkajs's 5 s default dominated shutdown); an idle worker polls once a second.
+  const consumer: Consumer = kafka.consumer({ groupId: spec.groupId, maxWaitTimeInMs: 1000 });
   // Unbounded retries are what kafkajs requires to keep idempotence; a broker
   // outage stalls the worker (and shutdown is bounded by shutdownTimeoutMs).
   const producer: Producer = kafka.producer({ idempotent: true, retry: { retries: Number.MAX_SAFE_INTEGER } });

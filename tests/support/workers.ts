@@ -1,0 +1,158 @@
+import { readFileSync } from 'node:fs';
+import type { Schema } from 'avsc';
+import type { Consumer, IHeaders, KafkaMessage, Producer } from 'kafkajs';
+import { createTypes } from '../../core/avro.ts';
+import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
+import type { Logger } from '../../core/logger.ts';
+import { RegistryClient } from '../../core/registry-client.ts';
+import { createEncoder, type EventEncoder } from '../../core/serde.ts';
+import { startRegistry } from '../../registry/server.ts';
+import { subjectFor, type TopicSpec, type Topology, type ValueSchema, type WorkerSpec } from '../../topology/model.ts';
+import type { AnyHandler } from '../../consumers/handler.ts';
+import { startWorker, type RunningWorker } from '../../consumers/runtime.ts';
+import { createTopics, rawKafka, testConfig, testLogger, uniqueName } from './platform.ts';
+
+/**
+ * A worker under test: its own topics, group and registry (on the test broker),
+ * a raw producer for input records, and an independent consumer collecting
+ * everything on the output and dead-letter topics.
+ */
+
+export const SCORE_ORDERS = `${PROJECT_ROOT}/consumers/workers/score-orders.ts`;
+
+function valueSchema(topic: string, file: string): ValueSchema {
+  const schema = JSON.parse(readFileSync(file, 'utf8')) as Schema;
+  return { file, subject: subjectFor(topic), schema, text: JSON.stringify(schema) };
+}
+
+export interface CollectedRecord {
+  topic: string;
+  partition: number;
+  message: KafkaMessage;
+}
+
+export interface Collector {
+  readonly records: CollectedRecord[];
+  /** Resolves with the collected records once `done` holds for them. */
+  waitFor(done: (records: CollectedRecord[]) => boolean, timeoutMs?: number, what?: string): Promise<CollectedRecord[]>;
+  close(): Promise<void>;
+}
+
+export async function collect(topics: string[]): Promise<Collector> {
+  const consumer: Consumer = rawKafka('sluice-test-collector').consumer({ groupId: uniqueName('collector'), maxWaitTimeInMs: 100 });
+  const records: CollectedRecord[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topics, fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const message of batch.messages) records.push({ topic: batch.topic, partition: batch.partition, message });
+    },
+  });
+  return {
+    records,
+    async waitFor(done, timeoutMs = 30_000, what = 'records') {
+      const deadline = Date.now() + timeoutMs;
+      while (!done(records)) {
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (have ${records.length})`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return records;
+    },
+    close: () => consumer.disconnect(),
+  };
+}
+
+export interface WorkerHarness {
+  config: SluiceConfig;
+  logger: Logger;
+  registry: RegistryClient;
+  topology: Topology;
+  spec: WorkerSpec;
+  /** Frames OrderPlaced events with the id registered for the input subject. */
+  orders: EventEncoder;
+  producer: Producer;
+  collector: Collector;
+  send(records: { key: string | Buffer | null; value: Buffer | null; headers?: IHeaders; timestamp?: string }[]): Promise<void>;
+  start(handler?: AnyHandler, overrides?: Partial<WorkerSpec>): Promise<RunningWorker>;
+  close(): Promise<void>;
+}
+
+export async function workerHarness(options: { partitions?: number; configOverrides?: Parameters<typeof testConfig>[0] } = {}): Promise<WorkerHarness> {
+  const partitions = options.partitions ?? 3;
+  const config = testConfig({ workerBatchSize: '50', shutdownTimeoutMs: '20000', ...options.configOverrides });
+  const logger = testLogger(config, 'worker-test');
+  const input = uniqueName('orders.placed');
+  const output = uniqueName('orders.scored');
+  const deadLetter = `${input}.dlq`;
+  await createTopics([
+    { topic: input, numPartitions: partitions },
+    { topic: output, numPartitions: partitions },
+    { topic: deadLetter, numPartitions: 1 },
+  ]);
+  const server = await startRegistry({ config, logger, port: 0, topic: config.registryTopic });
+  const registry = new RegistryClient(server.url);
+
+  const topic = (name: string, schemaFile?: string): TopicSpec => ({
+    name,
+    partitions: name === deadLetter ? 1 : partitions,
+    replicationFactor: 1,
+    configs: {},
+    ...(schemaFile ? { valueSchema: valueSchema(name, schemaFile) } : {}),
+  });
+  const spec: WorkerSpec = {
+    name: 'score-orders',
+    input,
+    output,
+    deadLetter,
+    groupId: uniqueName('sluice.score-orders-test'),
+    handler: SCORE_ORDERS,
+    delivery: 'at-least-once',
+  };
+  const topology: Topology = {
+    file: `${PROJECT_ROOT}/tests/(worker harness)`,
+    topics: [topic(input, `${PROJECT_ROOT}/schemas/OrderPlaced.avsc`), topic(output, `${PROJECT_ROOT}/schemas/OrderScored.avsc`), topic(deadLetter)],
+    routes: [],
+    workers: [spec],
+  };
+  const placed = topology.topics[0]!.valueSchema!;
+  const orders = createEncoder(placed.subject, await registry.register(placed.subject, placed.text), createTypes(placed.schema));
+
+  const producer = rawKafka('sluice-test-producer').producer();
+  await producer.connect();
+  const collector = await collect([output, deadLetter]);
+  const workers: RunningWorker[] = [];
+
+  return {
+    config,
+    logger,
+    registry,
+    topology,
+    spec,
+    orders,
+    producer,
+    collector,
+    async send(records) {
+      await producer.send({ topic: input, messages: records, acks: -1 });
+    },
+    async start(handler, overrides = {}) {
+      const worker = await startWorker({ config, logger, spec: { ...spec, ...overrides }, topology, registry, ...(handler ? { handler } : {}) });
+      workers.push(worker);
+      return worker;
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.stop()));
+      await collector.close();
+      await producer.disconnect();
+      await server.close();
+    },
+  };
+}
+
+export const outputsOf = (h: WorkerHarness, records: CollectedRecord[]): CollectedRecord[] => records.filter((r) => r.topic === h.spec.output);
+export const deadLettersOf = (h: WorkerHarness, records: CollectedRecord[]): CollectedRecord[] => records.filter((r) => r.topic === h.spec.deadLetter);
+
+export function headerText(headers: IHeaders | undefined, name: string): string | undefined {
+  const value = headers?.[name];
+  const last = Array.isArray(value) ? value[value.length - 1] : value;
+  return last === undefined ? undefined : last.toString();
+}

@@ -212,6 +212,13 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-correlation-id', request.id);
   });
+  let shuttingDown = false;
+  // A request in flight when close starts keeps its keep-alive connection open
+  // afterwards, and Fastify's close waits for that connection (up to the 72 s
+  // keep-alive timeout); telling the client to close it lets shutdown finish.
+  app.addHook('onSend', async (_request, reply) => {
+    if (shuttingDown) reply.header('connection', 'close');
+  });
 
   app.setErrorHandler((error, request, reply) => {
     const failure = toSluiceError(error, config.bodyLimit);
@@ -265,6 +272,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
       // Order matters: stop taking requests (in-flight ones still complete, their
       // records still flush), then drain the queue, then drop the connections.
       closing ??= (async () => {
+        shuttingDown = true;
         await app.close();
         await batcher.close();
         await connection.close();

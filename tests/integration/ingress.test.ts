@@ -112,7 +112,7 @@ let topic: string;
 let ordersUrl: string;
 
 beforeAll(async () => {
-  config = testConfig({ produceTimeoutMs: '5000', bodyLimit: '32768', lingerMs: '2' });
+  config = testConfig({ produceTimeoutMs: '5000', bodyLimit: '32768', lingerMs: '10' });
   log = testLogger(config, 'ingress-test');
   topic = uniqueName('ingress-orders');
   await createTopics([{ topic, numPartitions: PARTITIONS }]);
@@ -290,6 +290,8 @@ describe('ingress against a real broker and registry', () => {
   });
 
   it('coalesces 200 concurrent requests into far fewer produce requests', async () => {
+    // Open the client's connections first, so the burst measures batching, not TCP set-up.
+    await Promise.all(Array.from({ length: 200 }, () => get(`${ingress.url}/healthz`)));
     const batchesBefore = ingress.stats().batchesSent;
     const replies = await Promise.all(Array.from({ length: 200 }, () => post(ordersUrl, JSON.stringify(order()))));
     expect(replies.map((r) => r.status)).toEqual(Array(200).fill(200));
@@ -380,5 +382,32 @@ describe('ingress with a broker that accepts connections but never answers', () 
     while (hung.stats().sending && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     log.info({ ms: Date.now() - started }, 'hung send ended');
     expect(hung.stats()).toMatchObject({ sending: false, batchesFailed: 1 });
+  });
+});
+
+describe('ingress start and close', () => {
+  it('refuses to start when the registry rejects a route schema as incompatible (409), with its reason', async () => {
+    const other = uniqueName('ingress-incompatible');
+    const older = JSON.parse(schemaText) as { fields: { name: string }[] };
+    older.fields = older.fields.filter((f) => f.name !== 'customerId');
+    await new RegistryClient(registry.url).register(subjectFor(other), JSON.stringify(older));
+    // The new schema requires customerId with no default, so it cannot read what was written before.
+    await expect(startIngress({ config, logger: log, topology: topologyFor(other), registry: new RegistryClient(registry.url), port: 0 })).rejects.toMatchObject({
+      httpStatus: 409,
+      message: expect.stringMatching(/customerId/),
+    });
+  });
+
+  it('on close, answers the requests in flight (their records are written) before it stops', async () => {
+    const closing = await startIngress({ config: testConfig({ lingerMs: '200' }), logger: log, topology: topologyFor(topic), registry: new RegistryClient(registry.url), port: 0 });
+    const pending = Array.from({ length: 20 }, () => post(`${closing.url}/v1/orders`, JSON.stringify(order())));
+    // The 200 ms linger keeps the records queued while close starts.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closing.stats().queued).toBe(20);
+    await closing.close();
+    const replies = await Promise.all(pending);
+    expect(replies.map((r) => r.status)).toEqual(Array(20).fill(200));
+    expect(closing.stats()).toMatchObject({ recordsSent: 20, queued: 0, sending: false });
+    await expect(fetch(`${closing.url}/healthz`)).rejects.toThrow();
   });
 });

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetryableError } from '../../core/errors.ts';
+import { encodeAvro } from '../../core/avro.ts';
 import { decodeFramed } from '../../core/serde.ts';
+import { frame } from '../../core/wire-format.ts';
 import { defineWorker, emit } from '../../consumers/handler.ts';
 import type { RunningWorker } from '../../consumers/runtime.ts';
 import { scoreOrder } from '../../consumers/workers/score-orders.ts';
@@ -80,6 +82,26 @@ describe('handler failures', () => {
     expect(attempts.get(flakyFor)).toBeGreaterThanOrEqual(2);
     expect(deadLettersOf(h, all).some((r) => keyOf(r) === flakyFor)).toBe(false);
     expect(worker.counters.retries).toBeGreaterThanOrEqual(1);
+  });
+
+  it('does not dead-letter a record while the registry is down: it waits and processes it once the registry is back', async () => {
+    // A writer schema the worker has not seen, so decoding needs the registry.
+    const variant = { ...JSON.parse(h.topology.topics[0]!.valueSchema!.text), doc: 'a second writer version' };
+    const variantId = await h.registry.register(`${h.spec.input}-variant-value`, JSON.stringify(variant));
+    expect(variantId).not.toBe(h.orders.schemaId);
+    const order = randomOrder();
+    const retriesBefore = worker.counters.retries;
+    await h.stopRegistry();
+    try {
+      await h.send([{ key: order.orderId, value: frame(variantId, encodeAvro(h.orders.types, order)) }]);
+      await h.collector.waitFor(() => worker.counters.retries > retriesBefore, 15_000, 'a retry while the registry is down');
+      expect(h.collector.records.some((r) => keyOf(r) === order.orderId)).toBe(false);
+    } finally {
+      await h.restartRegistry();
+    }
+    const all = await h.collector.waitFor((rs) => outputsOf(h, rs).some((r) => keyOf(r) === order.orderId), 30_000, 'the order after the outage');
+    expect(deadLettersOf(h, all).some((r) => keyOf(r) === order.orderId)).toBe(false);
+    expect(outputsOf(h, all).filter((r) => keyOf(r) === order.orderId)).toHaveLength(1);
   });
 
   it('emits every output of a handler that returns several, with their own keys and headers', async () => {

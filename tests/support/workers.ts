@@ -74,6 +74,10 @@ export interface WorkerHarness {
   collector: Collector;
   send(records: { key: string | Buffer | null; value: Buffer | null; headers?: IHeaders; timestamp?: string }[]): Promise<void>;
   start(handler?: AnyHandler, overrides?: Partial<WorkerSpec>): Promise<RunningWorker>;
+  /** Takes the registry down (its state stays on its topic) ... */
+  stopRegistry(): Promise<void>;
+  /** ... and brings it back on the same port, so the workers' client finds it again. */
+  restartRegistry(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -89,7 +93,8 @@ export async function workerHarness(options: { partitions?: number; configOverri
     { topic: output, numPartitions: partitions },
     { topic: deadLetter, numPartitions: 1 },
   ]);
-  const server = await startRegistry({ config, logger, port: 0, topic: config.registryTopic });
+  let server = await startRegistry({ config, logger, port: 0, topic: config.registryTopic });
+  const registryPort = Number(new URL(server.url).port);
   const registry = new RegistryClient(server.url);
 
   const topic = (name: string, schemaFile?: string): TopicSpec => ({
@@ -138,6 +143,12 @@ export async function workerHarness(options: { partitions?: number; configOverri
       const worker = await startWorker({ config, logger, spec: { ...spec, ...overrides }, topology, registry, ...(handler ? { handler } : {}) });
       workers.push(worker);
       return worker;
+    },
+    async stopRegistry() {
+      await server.close();
+    },
+    async restartRegistry() {
+      server = await startRegistry({ config, logger, port: registryPort, topic: config.registryTopic });
     },
     async close() {
       await Promise.all(workers.map((w) => w.stop()));

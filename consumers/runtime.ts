@@ -292,6 +292,10 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       ]);
     } catch (error) {
       log.error({ err: error, counters: { ...counters } }, 'worker did not stop cleanly');
+      if (error instanceof ShutdownTimeoutError) {
+        // Past the budget the process is about to exit; still try not to leave the producer's connections open in-process.
+        producer.disconnect().catch((cause: unknown) => log.warn({ err: cause }, 'disconnecting the producer after the shutdown timeout failed'));
+      }
       throw error;
     } finally {
       clearTimeout(timer);

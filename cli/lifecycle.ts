@@ -29,10 +29,10 @@ export function closeOnSignal(services: Service[], log: Logger, timeoutMs: numbe
       for (const service of [...services].reverse()) {
         try {
           await service.close();
-          log.info({ service: service.name }, 'stopped');
+          log.info({ component: service.name }, 'stopped');
         } catch (error) {
           failed = true;
-          log.error({ err: error, service: service.name }, 'failed to stop cleanly');
+          log.error({ err: error, component: service.name }, 'failed to stop cleanly');
         }
       }
       clearTimeout(deadline);

@@ -47,7 +47,7 @@ async function startAll(log: Logger, steps: (() => Promise<Service | Service[] |
     return started;
   } catch (error) {
     for (const service of started.reverse()) {
-      await service.close().catch((closeError: unknown) => log.error({ err: closeError, service: service.name }, 'failed to stop after a failed start'));
+      await service.close().catch((closeError: unknown) => log.error({ err: closeError, component: service.name }, 'failed to stop after a failed start'));
     }
     throw error;
   }

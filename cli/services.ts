@@ -20,13 +20,13 @@ export async function ensureKafka(config: SluiceConfig, log: Logger): Promise<Se
     return undefined;
   }
   const options = localKafkaOptions(config);
-  const kafka = await startLocalKafka(options, log.child({ service: 'kafka' }));
+  const kafka = await startLocalKafka(options, log.child({ component: 'kafka' }));
   // A broker that was already running (npm run kafka:up) is left running.
   return kafka.started ? { name: 'kafka', close: async () => void (await stopLocalKafka(options.dataDir, log)) } : undefined;
 }
 
 export async function registryService(config: SluiceConfig, log: Logger): Promise<Service> {
-  const registry = await startRegistry({ config, logger: log.child({ service: 'registry' }) });
+  const registry = await startRegistry({ config, logger: log.child({ component: 'registry' }) });
   log.info({ url: registry.url }, 'schema registry listening');
   return { name: 'registry', close: () => registry.close() };
 }
@@ -48,7 +48,7 @@ export async function applyAtStart(config: SluiceConfig, topology: Topology, log
 }
 
 export async function ingressService(config: SluiceConfig, topology: Topology, log: Logger): Promise<Service> {
-  const ingress = await startIngress({ config, logger: log.child({ service: 'ingress' }), topology, registry: new RegistryClient(config.registryUrl) });
+  const ingress = await startIngress({ config, logger: log.child({ component: 'ingress' }), topology, registry: new RegistryClient(config.registryUrl) });
   log.info({ url: ingress.url, routes: topology.routes.map((r) => `${r.method} ${r.path} -> ${r.topic}`) }, 'ingress listening');
   return { name: 'ingress', close: () => ingress.close() };
 }
@@ -62,7 +62,7 @@ export function findWorker(topology: Topology, name: string): WorkerSpec {
 }
 
 export async function workerService(config: SluiceConfig, topology: Topology, spec: WorkerSpec, log: Logger, instance?: number): Promise<Service> {
-  const logger = log.child({ service: 'worker', worker: spec.name, ...(instance === undefined ? {} : { workerInstance: instance }) });
+  const logger = log.child({ component: 'worker', ...(instance === undefined ? {} : { workerInstance: instance }) });
   const worker = await startWorker({ config, logger, spec, topology, registry: new RegistryClient(config.registryUrl) });
   return { name: `worker ${spec.name}${instance === undefined ? '' : `#${instance}`}`, close: () => worker.stop() };
 }

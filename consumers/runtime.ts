@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import type { Consumer, EachBatchPayload, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { createTypes, type AvroTypes } from '../core/avro.ts';
 import type { SluiceConfig } from '../core/config.ts';
-import { describeCause, isRetryable, SluiceError } from '../core/errors.ts';
+import { describeCause, isRetryable, ShutdownTimeoutError, WorkerConfigError } from '../core/errors.ts';
 import { createKafka } from '../core/kafka.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
@@ -57,18 +57,6 @@ export interface StartWorkerOptions {
   registry: RegistryClient;
   /** The handler to run; loaded from `spec.handler` (its default export) when omitted. */
   handler?: AnyHandler;
-}
-
-export class WorkerConfigError extends SluiceError {
-  constructor(worker: string, message: string) {
-    super('SLUICE_WORKER_INVALID', `worker ${worker}: ${message}`);
-  }
-}
-
-export class ShutdownTimeoutError extends SluiceError {
-  constructor(worker: string, timeoutMs: number) {
-    super('SLUICE_SHUTDOWN_TIMEOUT', `worker ${worker} did not stop within ${timeoutMs} ms`);
-  }
 }
 
 function valueSchemaOf(spec: WorkerSpec, topology: Topology, topic: string, role: string): ValueSchema {
@@ -158,7 +146,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
 
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     log.info(
-      { groupId: payload.groupId, memberId: payload.memberId, isLeader: payload.isLeader, assignment: payload.memberAssignment, durationMs: payload.duration },
+      { memberId: payload.memberId, isLeader: payload.isLeader, assignment: payload.memberAssignment, durationMs: payload.duration },
       'joined the consumer group; partitions assigned',
     );
   });
@@ -279,7 +267,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     log.info('worker stopping');
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ShutdownTimeoutError(spec.name, config.shutdownTimeoutMs)), config.shutdownTimeoutMs);
+      timer = setTimeout(() => reject(new ShutdownTimeoutError(`worker ${spec.name}`, config.shutdownTimeoutMs)), config.shutdownTimeoutMs);
     });
     try {
       // disconnect() stops fetching, waits for the batch in flight and leaves the group.

@@ -137,6 +137,48 @@ export class LocalKafkaError extends SluiceError {
   }
 }
 
+/** A request body is larger than the configured limit. */
+export class PayloadTooLargeError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_BODY_TOO_LARGE', message, { statusCode: 413, cause });
+  }
+}
+
+/** A request body has a content type the endpoint does not read. */
+export class UnsupportedMediaTypeError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_UNSUPPORTED_MEDIA_TYPE', message, { statusCode: 415, cause });
+  }
+}
+
+/** No endpoint answers this method and path. */
+export class NotFoundError extends SluiceError {
+  constructor(message: string) {
+    super('SLUICE_NOT_FOUND', message, { statusCode: 404 });
+  }
+}
+
+/** The ingress is shutting down and takes no more events. */
+export class ShuttingDownError extends SluiceError {
+  constructor() {
+    super('SLUICE_SHUTTING_DOWN', 'the ingress is shutting down; retry against another instance', { retryable: true, statusCode: 503 });
+  }
+}
+
+/** A worker's declaration cannot be run (e.g. its topics have no schema). */
+export class WorkerConfigError extends SluiceError {
+  constructor(worker: string, message: string) {
+    super('SLUICE_WORKER_INVALID', `worker ${worker}: ${message}`);
+  }
+}
+
+/** A graceful stop did not finish within its budget. */
+export class ShutdownTimeoutError extends SluiceError {
+  constructor(what: string, timeoutMs: number) {
+    super('SLUICE_SHUTDOWN_TIMEOUT', `${what} did not stop within ${timeoutMs} ms`);
+  }
+}
+
 const RETRYABLE_KAFKAJS = new Set([
   'KafkaJSConnectionError',
   'KafkaJSRequestTimeoutError',

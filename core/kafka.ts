@@ -11,7 +11,7 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 
 /** Routes kafkajs's own logs into pino, one level lower than Sluice's (kafkajs is chatty at info). */
 function pinoLogCreator(logger: Logger): logCreator {
-  const kafkaLog = logger.child({ component: 'kafkajs' });
+  const kafkaLog = logger.child({ lib: 'kafkajs' });
   return () =>
     ({ level, label, log }: LogEntry) => {
       const { message, ...extra } = log;

@@ -1,7 +1,6 @@
 import type { Message, ProducerBatch, RecordMetadata } from 'kafkajs';
-import { BrokerUnavailableError, OverloadedError, SluiceError, describeCause, isRetryable } from '../core/errors.ts';
+import { BrokerUnavailableError, OverloadedError, ShuttingDownError, SluiceError, describeCause, isRetryable } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { ShuttingDownError } from './errors.ts';
 import { partitionForKey } from './partitioner.ts';
 
 /**

@@ -46,7 +46,7 @@ function parseId(raw: string): number {
 
 export function buildRegistryApp(store: RegistryStore, logger: Logger): FastifyInstance {
   const app: FastifyInstance = Fastify({
-    loggerInstance: logger.child({ component: 'registry-http' }) as FastifyBaseLogger,
+    loggerInstance: logger.child({ module: 'registry-http' }) as FastifyBaseLogger,
     // Per-request lines would drown the log; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
   });

@@ -30,7 +30,7 @@ function urlOf(address: AddressInfo): string {
 /** Loads the registry's state from Kafka, then serves the Confluent API. */
 export async function startRegistry(options: RegistryOptions): Promise<RunningRegistry> {
   const { config } = options;
-  const logger = options.logger.child({ component: 'registry' });
+  const logger = options.logger;
   const store = new RegistryStore({ config, logger, topic: options.topic ?? config.registryTopic });
   await store.start();
   const app = buildRegistryApp(store, logger);

@@ -64,7 +64,7 @@ export class RegistryStore {
 
   constructor(options: RegistryStoreOptions) {
     this.topic = options.topic;
-    this.#log = options.logger.child({ component: 'registry-store', topic: options.topic });
+    this.#log = options.logger.child({ module: 'registry-store', topic: options.topic });
     this.#timeoutMs = options.config.produceTimeoutMs;
     const kafka = createKafka(options.config, options.logger, 'registry');
     this.#admin = kafka.admin();

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { hasKcat, kcatReadAll } from '../support/kcat.ts';
 import { randomOrder, type OrderPlacedInput } from '../support/orders.ts';
-import { freePort, runSluice, waitForOk, type SluiceProcess } from '../support/processes.ts';
+import { duplicateKeys, freePort, runSluice, waitForOk, type SluiceProcess } from '../support/processes.ts';
 import { brokers, uniqueName } from '../support/platform.ts';
 
 /**
@@ -104,6 +104,14 @@ describe('end to end: POST /v1/orders -> orders.placed -> score-orders -> orders
     const before = await (await fetch(`${registryUrl}/schemas/ids/${id}`)).json();
     sluice.child.kill('SIGTERM');
     expect(await sluice.exited).toBe(0);
+    const logLines = sluice.output().split('\n').filter((l) => l.startsWith('{'));
+    expect(logLines.length).toBeGreaterThan(5);
+    for (const line of logLines) {
+      const entry = JSON.parse(line) as { msg?: string; level?: number };
+      expect(duplicateKeys(line), line).toEqual([]);
+      expect(entry.level, line).toBeLessThan(50);
+    }
+    expect(sluice.output()).toMatch(/"msg":"shutting down"/);
 
     sluice = runSluice(['up'], env);
     await waitForOk(`${ingressUrl}/readyz`, sluice);

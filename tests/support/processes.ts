@@ -52,3 +52,32 @@ export async function waitForOk(url: string, proc: SluiceProcess, timeoutMs = 12
   }
   throw new Error(`${url} not ready within ${timeoutMs} ms:\n${proc.output().slice(-4000)}`);
 }
+
+/** Top-level keys that occur more than once in one JSON log line (pino child bindings can repeat a key). */
+export function duplicateKeys(line: string): string[] {
+  const seen = new Set<string>();
+  const duplicates: string[] = [];
+  let depth = 0;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '"') {
+      const end = line.indexOf('"', i + 1) === -1 ? line.length : findStringEnd(line, i);
+      if (depth === 1 && line[end + 1] === ':') {
+        const key = line.slice(i + 1, end);
+        if (seen.has(key)) duplicates.push(key);
+        seen.add(key);
+      }
+      i = end;
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return duplicates;
+}
+
+function findStringEnd(text: string, start: number): number {
+  for (let i = start + 1; i < text.length; i++) {
+    if (text[i] === '\\') i++;
+    else if (text[i] === '"') return i;
+  }
+  return text.length;
+}

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ProducerBatch, RecordMetadata } from 'kafkajs';
 import { pino } from 'pino';
-import { BrokerUnavailableError, OverloadedError } from '../../core/errors.ts';
+import { BrokerUnavailableError, OverloadedError, ShuttingDownError } from '../../core/errors.ts';
 import { BatchingProducer, type OutgoingRecord, type SendBatch } from '../../producers/batching-producer.ts';
-import { ShuttingDownError } from '../../producers/errors.ts';
 import { partitionForKey } from '../../producers/partitioner.ts';
 
 const logger = pino({ level: 'silent' });

@@ -9,7 +9,8 @@ import {
   errorClassName,
   headersToStrings,
 } from '../../consumers/headers.ts';
-import { loadHandler, WorkerConfigError } from '../../consumers/runtime.ts';
+import { WorkerConfigError } from '../../core/errors.ts';
+import { loadHandler } from '../../consumers/runtime.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import type { WorkerSpec } from '../../topology/model.ts';
 

@@ -9,15 +9,31 @@ export type { Logger } from 'pino';
  * One root logger per process. Every line carries the service and instance so
  * logs from `npm start` (several services in one process) stay attributable.
  */
-export function createLogger(config: Pick<SluiceConfig, 'logLevel' | 'logFormat' | 'instanceId'>, service: string): Logger {
-  const usePretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stdout.isTTY === true);
+export function createLogger(
+  config: Pick<SluiceConfig, 'logLevel' | 'logFormat' | 'instanceId'>,
+  service: string,
+  // A CLI command whose stdout is its output (e.g. --json) logs to stderr (fd 2).
+  fd: 1 | 2 = 1,
+): Logger {
+  const stream = fd === 1 ? process.stdout : process.stderr;
+  const usePretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && stream.isTTY === true);
   const options = {
     level: config.logLevel,
     base: { service, instance: config.instanceId ?? `${hostname()}-${process.pid}` },
     serializers: { err: pino.stdSerializers.err },
   };
   if (usePretty) {
-    return pino(options, pretty({ sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,instance' }));
+    return pino(
+      options,
+      pretty({
+        sync: true,
+        destination: fd,
+        singleLine: true,
+        translateTime: 'HH:MM:ss.l',
+        messageFormat: '{if component}[{component}] {end}{msg}',
+        ignore: 'pid,hostname,instance,service,component,lib,logger,kafkaLevel,timestamp',
+      }),
+    );
   }
-  return pino(options);
+  return fd === 1 ? pino(options) : pino(options, pino.destination({ fd, sync: true }));
 }

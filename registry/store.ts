@@ -74,6 +74,9 @@ export class RegistryStore {
       allowAutoTopicCreation: false,
       // One partition: the partitioner never matters, and naming one silences kafkajs's v2 notice.
       createPartitioner: Partitioners.DefaultPartitioner,
+      // Unbounded retries keep the idempotent producer's guarantees; the HTTP
+      // caller is still answered within the store's timeout (50002).
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 2000 },
     });
     this.#consumer = kafka.consumer({
       // A group of its own: each instance reads the whole topic, and never commits.

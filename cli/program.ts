@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, OPTIONS, type SluiceConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../kafka/broker.ts';
+import { register as registerTail } from './commands/tail.ts';
 import { closeOnSignal, type Service } from './lifecycle.ts';
 import {
   applyAtStart,
@@ -16,7 +17,7 @@ import {
 } from './services.ts';
 
 /** Command groups beyond the core ones (topology, schemas, tail, ...), in --help order. */
-const COMMAND_GROUPS: ((program: Command) => void)[] = [];
+const COMMAND_GROUPS: ((program: Command) => void)[] = [registerTail];
 
 interface GlobalFlags {
   brokers?: string;

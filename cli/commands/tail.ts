@@ -1,0 +1,138 @@
+import { once } from 'node:events';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createKafka } from '../../core/kafka.ts';
+import { createLogger } from '../../core/logger.ts';
+import { RegistryClient } from '../../core/registry-client.ts';
+import { compileFilter } from '../../tail/filter.ts';
+import { createFormatter, FORMATS, type TailFormat } from '../../tail/format.ts';
+import { parseSince, type StartPosition } from '../../tail/positions.ts';
+import { startTail, type Tail } from '../../tail/reader.ts';
+import { configFrom } from '../program.ts';
+
+interface TailFlags {
+  fromBeginning?: boolean;
+  offset?: bigint;
+  partition?: number;
+  since?: string;
+  max?: number;
+  where?: string;
+  headers?: boolean;
+  format?: TailFormat;
+}
+
+function wholeNumber(min: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) {
+      throw new InvalidArgumentError(`expected a whole number from ${min}`);
+    }
+    return Number(value);
+  };
+}
+
+function offsetArg(value: string): bigint {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected an offset (a whole number from 0)');
+  return BigInt(value);
+}
+
+function startOf(flags: TailFlags): StartPosition {
+  if (flags.fromBeginning) return { kind: 'beginning' };
+  if (flags.offset !== undefined) return { kind: 'offset', offset: flags.offset };
+  if (flags.since !== undefined) return { kind: 'time', timestamp: parseSince(flags.since) };
+  return { kind: 'end' };
+}
+
+/** Writes to stdout, waiting for the pipe to drain; resolves false once the reader has gone (EPIPE). */
+function stdoutWriter(): { write(text: string): Promise<void>; closed: Promise<void> } {
+  let onClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (onClosed = resolve));
+  let gone = false;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    // `| head` closing the pipe is how a reader says it has seen enough: not an error.
+    if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') {
+      gone = true;
+      onClosed();
+      return;
+    }
+    throw error;
+  });
+  return {
+    closed,
+    async write(text) {
+      if (gone || text === '') return;
+      if (!process.stdout.write(text)) await Promise.race([once(process.stdout, 'drain'), closed]);
+    },
+  };
+}
+
+/** Counts and rate, redrawn in place, only for a person watching a terminal. */
+function progress(tail: Tail): () => void {
+  if (!process.stderr.isTTY) return () => undefined;
+  const started = Date.now();
+  let last = { at: started, read: 0 };
+  const timer = setInterval(() => {
+    const now = Date.now();
+    const { read, shown } = tail.stats();
+    const rate = Math.round(((read - last.read) * 1000) / Math.max(1, now - last.at));
+    last = { at: now, read };
+    process.stderr.write(`\r\x1b[K${read} read, ${shown} shown, ${rate}/s`);
+  }, 1000);
+  return () => {
+    clearInterval(timer);
+    const { read, shown } = tail.stats();
+    const seconds = (Date.now() - started) / 1000;
+    process.stderr.write(`\r\x1b[K${read} read, ${shown} shown in ${seconds.toFixed(1)} s\n`);
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('tail <topic...>')
+    .description('print the records of topics decoded through the schema registry, without touching any consumer group')
+    .option('--from-beginning', 'start at the oldest record kept')
+    .option('--offset <n>', 'start at this offset (with --partition)', offsetArg)
+    .option('--partition <n>', 'read only this partition', wholeNumber(0))
+    .option('--since <time>', 'start at the first record at or after an ISO-8601 time or a duration ago (10m, 2h, 1d)')
+    .option('--max <n>', 'stop after printing n records (without it, tail follows)', wholeNumber(1))
+    .option('--where <expression>', 'show only records for which this is true, e.g. \'value.amount > 100 && value.currency == "EUR"\'')
+    .option('--headers', 'show record headers')
+    .addOption(new Option('--format <format>', 'output format (default: pretty on a terminal, ndjson otherwise)').choices(FORMATS))
+    .action(async (topics: string[], flags: TailFlags, command: Command) => {
+      const starts = [flags.fromBeginning, flags.offset !== undefined, flags.since !== undefined].filter(Boolean).length;
+      if (starts > 1) command.error('error: choose one of --from-beginning, --offset and --since');
+      if (flags.offset !== undefined && flags.partition === undefined) command.error('error: --offset needs --partition');
+      const explicitLevel = command.optsWithGlobals<{ logLevel?: string }>().logLevel !== undefined;
+      // Logs go to stderr and default to warnings: stdout is the records.
+      const config = configFrom(command, explicitLevel ? {} : { logLevel: 'warn' });
+      const log = createLogger(config, 'tail', 2);
+      const filter = flags.where === undefined ? undefined : compileFilter(flags.where);
+      const format = flags.format ?? (process.stdout.isTTY ? 'pretty' : 'ndjson');
+      const formatter = createFormatter(format, { headers: flags.headers === true, columns: process.stdout.columns });
+      const out = stdoutWriter();
+      await out.write(formatter.header());
+
+      const tail = await startTail({
+        kafka: createKafka(config, log, 'tail'),
+        registry: new RegistryClient(config.registryUrl),
+        logger: log,
+        topics,
+        position: { start: startOf(flags), ...(flags.partition === undefined ? {} : { partition: flags.partition }) },
+        ...(filter ? { filter } : {}),
+        ...(flags.max === undefined ? {} : { max: flags.max }),
+        onRecords: (records) => {
+          let text = '';
+          for (const record of records) text += formatter.format(record);
+          return out.write(text);
+        },
+      });
+      const stopProgress = progress(tail);
+      const stop = () => void tail.stop().catch(() => undefined);
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      void out.closed.then(stop);
+      try {
+        await tail.done;
+      } finally {
+        stopProgress();
+      }
+    });
+}

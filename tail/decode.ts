@@ -1,0 +1,133 @@
+import { isUtf8 } from 'node:buffer';
+import type { KafkaMessage } from 'kafkajs';
+import type { Decoder } from '../core/avro.ts';
+import { DecodeError, SluiceError, errorClass } from '../core/errors.ts';
+import type { RegistryClient } from '../core/registry-client.ts';
+import { HEADER_SIZE, MAGIC_BYTE, unframe } from '../core/wire-format.ts';
+import { displayPlan, type Convert } from './display.ts';
+
+/** One record as a tail shows it: decoded, or (when it cannot be) its bytes in hex and the reason. */
+export interface TailRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  /** Epoch milliseconds. */
+  timestamp: number;
+  key: unknown;
+  value: unknown;
+  headers: Record<string, string | null>;
+  /** Whether key or value may hold Buffers (Avro bytes), which need stringifyJson. */
+  binary: boolean;
+  error?: { code: string; message: string };
+  /** The undecodable value's bytes in hex (capped at HEX_LIMIT bytes). */
+  valueHex?: string;
+}
+
+interface SchemaPlan {
+  decoder: Decoder;
+  convert?: Convert;
+  binary: boolean;
+}
+
+const HEX_LIMIT = 4096;
+
+export function hex(bytes: Buffer): string {
+  if (bytes.length <= HEX_LIMIT) return bytes.toString('hex');
+  return `${bytes.subarray(0, HEX_LIMIT).toString('hex')}…(+${bytes.length - HEX_LIMIT} bytes)`;
+}
+
+function isFramed(bytes: Buffer | null): boolean {
+  return bytes !== null && bytes.length >= HEADER_SIZE && bytes[0] === MAGIC_BYTE;
+}
+
+function headersOf(message: KafkaMessage): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const [name, raw] of Object.entries(message.headers ?? {})) {
+    const first = Array.isArray(raw) ? raw[0] : raw;
+    out[name] = first === undefined ? null : first.toString();
+  }
+  return out;
+}
+
+/**
+ * Decodes records by the schema id each one carries. Schemas are fetched once
+ * per id in `prepare` (per batch, before decoding), so `decode` itself is
+ * synchronous: no promise per record on the hot path.
+ */
+export class RecordDecoder {
+  readonly #registry: RegistryClient;
+  readonly #plans = new Map<number, SchemaPlan | SluiceError>();
+
+  constructor(registry: RegistryClient) {
+    this.#registry = registry;
+  }
+
+  /** Fetches the schemas of any ids in `messages` not seen yet. A registry that cannot be reached is thrown; an unknown id becomes the records' reason. */
+  async prepare(messages: readonly KafkaMessage[]): Promise<void> {
+    const missing = new Set<number>();
+    for (const m of messages) {
+      for (const bytes of [m.value, m.key]) {
+        if (bytes !== null && isFramed(bytes)) {
+          const id = bytes.readUInt32BE(1);
+          if (!this.#plans.has(id)) missing.add(id);
+        }
+      }
+    }
+    await Promise.all([...missing].map((id) => this.#load(id)));
+  }
+
+  async #load(id: number): Promise<void> {
+    try {
+      const [decoder, types] = await Promise.all([this.#registry.decoder(id), this.#registry.typesById(id)]);
+      const plan = displayPlan(types.schema);
+      this.#plans.set(id, plan.convert ? { decoder, convert: plan.convert, binary: plan.binary } : { decoder, binary: plan.binary });
+    } catch (error) {
+      if (error instanceof SluiceError && error.retryable) throw error;
+      this.#plans.set(id, new DecodeError(`schema id ${id}: ${(error as Error).message}`, error));
+    }
+  }
+
+  #decodeFramed(bytes: Buffer | null): { value: unknown; binary: boolean } {
+    const { schemaId, payload } = unframe(bytes);
+    const plan = this.#plans.get(schemaId);
+    if (plan === undefined) throw new DecodeError(`schema id ${schemaId} was not prepared`);
+    if (plan instanceof SluiceError) throw plan;
+    let value: unknown;
+    try {
+      value = plan.decoder.decode(payload);
+    } catch (error) {
+      throw new DecodeError(`record does not match schema id ${schemaId}: ${(error as Error).message}`, error);
+    }
+    return { value: plan.convert ? plan.convert(value) : value, binary: plan.binary };
+  }
+
+  #decodeKey(key: Buffer | null): { value: unknown; binary: boolean } {
+    if (key === null) return { value: null, binary: false };
+    // Sluice writes UTF-8 keys; a key starting with the magic byte is a Confluent-framed one.
+    if (isFramed(key)) return this.#decodeFramed(key);
+    return isUtf8(key) ? { value: key.toString('utf8'), binary: false } : { value: { hex: key.toString('hex') }, binary: false };
+  }
+
+  decode(topic: string, partition: number, message: KafkaMessage): TailRecord {
+    const base = { topic, partition, offset: message.offset, timestamp: Number(message.timestamp), headers: headersOf(message) };
+    let key: { value: unknown; binary: boolean } = { value: null, binary: false };
+    const rawKey: Buffer | null = message.key;
+    const at: { stage: 'key' | 'value' } = { stage: 'key' };
+    try {
+      key = this.#decodeKey(message.key);
+      at.stage = 'value';
+      const value = this.#decodeFramed(message.value);
+      return { ...base, key: key.value, value: value.value, binary: key.binary || value.binary };
+    } catch (error) {
+      const keyShown = at.stage === 'key' && rawKey !== null ? { hex: rawKey.toString('hex') } : key.value;
+      return {
+        ...base,
+        key: keyShown,
+        value: null,
+        binary: key.binary,
+        error: { code: errorClass(error), message: `${at.stage}: ${(error as Error).message}` },
+        valueHex: message.value ? hex(message.value) : '',
+      };
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import { stringifyJson } from '../core/json.ts';
+import type { TailRecord } from './decode.ts';
+
+export const FORMATS = ['ndjson', 'pretty', 'table'] as const;
+export type TailFormat = (typeof FORMATS)[number];
+
+export interface FormatOptions {
+  headers: boolean;
+  /** Terminal width for the table format. */
+  columns?: number;
+}
+
+/** Turns records into output text; `header` is written once before the first record. */
+export interface Formatter {
+  header(): string;
+  format(record: TailRecord): string;
+}
+
+/** The record as one JSON object in a fixed field order (what ndjson prints and the console streams). */
+export function recordObject(record: TailRecord, headers: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    topic: record.topic,
+    partition: record.partition,
+    offset: record.offset,
+    timestamp: new Date(record.timestamp).toISOString(),
+    key: record.key,
+    value: record.value,
+  };
+  if (headers) out.headers = record.headers;
+  if (record.error) {
+    out.error = record.error;
+    out.valueHex = record.valueHex;
+  }
+  return out;
+}
+
+/**
+ * Plain JSON.stringify is several times faster than a replacer; it is only
+ * unsafe for BigInt (it throws, so fall back) and Buffers (known per schema).
+ */
+export function toJson(value: unknown, binary: boolean, indent?: number): string {
+  if (binary) return stringifyJson(value, indent);
+  try {
+    return JSON.stringify(value, undefined, indent);
+  } catch (error) {
+    if (error instanceof TypeError && /BigInt/.test(error.message)) return stringifyJson(value, indent);
+    throw error;
+  }
+}
+
+function ndjson(options: FormatOptions): Formatter {
+  return { header: () => '', format: (r) => `${toJson(recordObject(r, options.headers), r.binary)}\n` };
+}
+
+function pretty(options: FormatOptions): Formatter {
+  return {
+    header: () => '',
+    format(r) {
+      const where = `${r.topic}[${r.partition}]@${r.offset}  ${new Date(r.timestamp).toISOString()}  key=${toJson(r.key, r.binary)}`;
+      const headers = options.headers && Object.keys(r.headers).length > 0 ? `\n  headers: ${JSON.stringify(r.headers)}` : '';
+      if (r.error) return `${where}${headers}\n  UNDECODABLE (${r.error.code}): ${r.error.message}\n  hex: ${r.valueHex}\n\n`;
+      return `${where}${headers}\n${toJson(r.value, r.binary, 2)}\n\n`;
+    },
+  };
+}
+
+function cell(text: string, width: number): string {
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
+}
+
+function table(options: FormatOptions): Formatter {
+  const widths = { partition: 4, offset: 10, timestamp: 24, key: 28 };
+  const fixed = widths.partition + widths.offset + widths.timestamp + widths.key + 4;
+  const valueWidth = Math.max(20, (options.columns ?? 160) - fixed);
+  return {
+    header: () => `${cell('PART', widths.partition)} ${cell('OFFSET', widths.offset)} ${cell('TIMESTAMP', widths.timestamp)} ${cell('KEY', widths.key)} VALUE\n`,
+    format(r) {
+      const key = typeof r.key === 'string' ? r.key : toJson(r.key, r.binary);
+      const value = r.error ? `UNDECODABLE ${r.error.message} hex:${r.valueHex ?? ''}` : toJson(r.value, r.binary);
+      const row = `${cell(String(r.partition), widths.partition)} ${cell(r.offset, widths.offset)} ${cell(new Date(r.timestamp).toISOString(), widths.timestamp)} ${cell(key, widths.key)} ${cell(value, valueWidth).trimEnd()}`;
+      return `${row}\n`;
+    },
+  };
+}
+
+export function createFormatter(format: TailFormat, options: FormatOptions): Formatter {
+  switch (format) {
+    case 'ndjson':
+      return ndjson(options);
+    case 'pretty':
+      return pretty(options);
+    case 'table':
+      return table(options);
+  }
+}

@@ -1,0 +1,93 @@
+import type { Admin } from 'kafkajs';
+import { SluiceError } from '../core/errors.ts';
+
+/** Where a tail starts reading, resolved to an exact offset per partition before it joins anything. */
+
+export type StartPosition =
+  | { kind: 'end' }
+  | { kind: 'beginning' }
+  | { kind: 'offset'; offset: bigint }
+  | { kind: 'time'; timestamp: number };
+
+export interface PositionRequest {
+  start: StartPosition;
+  /** Read only this partition of each topic. */
+  partition?: number;
+}
+
+export interface PartitionRange {
+  topic: string;
+  partition: number;
+  /** First offset to read. */
+  start: string;
+  /** The high watermark when the tail started: records from here on are new. */
+  end: string;
+}
+
+export class PositionError extends SluiceError {
+  constructor(message: string) {
+    super('SLUICE_TAIL_POSITION', message);
+  }
+}
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `--since`: an ISO-8601 time or a duration back from now (`90s`, `10m`, `2h`, `1d`), as epoch milliseconds. */
+export function parseSince(text: string, now = Date.now()): number {
+  const trimmed = text.trim();
+  const duration = DURATION.exec(trimmed);
+  if (duration) return now - Math.round(Number(duration[1]) * UNIT_MS[duration[2]!]!);
+  if (/^\d{4}-\d{2}-\d{2}/.test(trimmed)) {
+    const ms = Date.parse(trimmed);
+    if (!Number.isNaN(ms)) return ms;
+  }
+  throw new PositionError(`--since ${JSON.stringify(text)}: expected an ISO-8601 time (2026-11-25T10:00:00Z) or a duration such as 30s, 10m, 2h, 1d`);
+}
+
+function maxOffset(a: string, b: string): string {
+  return BigInt(a) >= BigInt(b) ? a : b;
+}
+
+/** The start offset of every partition to read, from the topics' current offsets (and timestamps for --since). */
+export interface ResolvedPositions {
+  ranges: PartitionRange[];
+  /** Partitions of the topics that are not to be read (with --partition). */
+  excluded: { topic: string; partitions: number[] }[];
+}
+
+export async function resolvePositions(admin: Admin, topics: readonly string[], request: PositionRequest): Promise<ResolvedPositions> {
+  const ranges: PartitionRange[] = [];
+  const excluded: ResolvedPositions['excluded'] = [];
+  for (const topic of topics) {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const selected = request.partition === undefined ? offsets : offsets.filter((o) => o.partition === request.partition);
+    if (selected.length === 0) {
+      throw new PositionError(`topic ${topic} has no partition ${request.partition} (partitions 0-${offsets.length - 1})`);
+    }
+    const others = offsets.filter((o) => !selected.includes(o)).map((o) => o.partition);
+    if (others.length > 0) excluded.push({ topic, partitions: others });
+    const byTime =
+      request.start.kind === 'time' ? new Map((await admin.fetchTopicOffsetsByTimestamp(topic, request.start.timestamp)).map((o) => [o.partition, o.offset])) : undefined;
+    for (const { partition, low, high } of selected) {
+      let start: string;
+      switch (request.start.kind) {
+        case 'end':
+          start = high;
+          break;
+        case 'beginning':
+          start = low;
+          break;
+        case 'offset':
+          // Below the log start the records are gone; the earliest kept one is the nearest truth.
+          start = maxOffset(request.start.offset.toString(), low);
+          break;
+        case 'time':
+          start = byTime?.get(partition) ?? high;
+          break;
+      }
+      ranges.push({ topic, partition, start, end: high });
+    }
+  }
+  return { ranges, excluded };
+}

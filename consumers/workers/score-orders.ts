@@ -1,5 +1,6 @@
 import { defineWorker } from '../handler.ts';
-import type { Currency, OrderPlaced, OrderScored, Verdict } from './types.ts';
+import type { Currency, OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
+import type { OrderScored, Verdict } from '../../schemas/generated/OrderScored.ts';
 
 /**
  * score-orders: a rule-based risk score for every placed order.

@@ -5,7 +5,7 @@ import { createTypes, validateAvro } from '../../core/avro.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import handler, { RULES, scoreOrder, verdictFor } from '../../consumers/workers/score-orders.ts';
 import type { HandlerContext } from '../../consumers/handler.ts';
-import type { Currency, OrderPlaced } from '../../consumers/workers/types.ts';
+import type { Currency, OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import { createLogger } from '../../core/logger.ts';
 
 const orderScored = createTypes(readFileSync(`${PROJECT_ROOT}/schemas/OrderScored.avsc`, 'utf8'));

@@ -136,7 +136,7 @@ describe('handler loading', () => {
   });
 
   it('refuses a module without a default export function', async () => {
-    await expect(loadHandler(spec(`${PROJECT_ROOT}/consumers/workers/types.ts`))).rejects.toThrow(WorkerConfigError);
+    await expect(loadHandler(spec(`${PROJECT_ROOT}/schemas/generated/OrderScored.ts`))).rejects.toThrow(WorkerConfigError);
     await expect(loadHandler(spec(`${PROJECT_ROOT}/consumers/workers/missing.ts`))).rejects.toThrow(/cannot load handler module/);
   });
 });

@@ -2,7 +2,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, OPTIONS, type SluiceConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../kafka/broker.ts';
+import { register as registerSchemas } from './commands/schemas.ts';
 import { register as registerTail } from './commands/tail.ts';
+import { register as registerTopology } from './commands/topology.ts';
 import { closeOnSignal, type Service } from './lifecycle.ts';
 import {
   applyAtStart,
@@ -17,7 +19,7 @@ import {
 } from './services.ts';
 
 /** Command groups beyond the core ones (topology, schemas, tail, ...), in --help order. */
-const COMMAND_GROUPS: ((program: Command) => void)[] = [registerTail];
+const COMMAND_GROUPS: ((program: Command) => void)[] = [registerTopology, registerSchemas, registerTail];
 
 interface GlobalFlags {
   brokers?: string;

@@ -151,6 +151,12 @@ export const OPTIONS = {
     description: 'The topology file (topics, schemas, routes, workers).',
     parse: path,
   },
+  topologyStateTopic: {
+    env: 'SLUICE_TOPOLOGY_STATE_TOPIC',
+    default: '_sluice_topology',
+    description: 'Compacted topic recording which topics each applied topology manages (finds removed topics).',
+    parse: text,
+  },
   workers: {
     env: 'SLUICE_WORKERS',
     default: '*',

@@ -1,7 +1,106 @@
-import type { Admin, ITopicConfig } from 'kafkajs';
+import type { Admin, ConfigResourceTypes, ITopicConfig, Kafka } from 'kafkajs';
+import { SluiceError, describeCause } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import type { Topology } from './model.ts';
+import { gatherLive, TOPIC_RESOURCE } from './live.ts';
+import { topologyName, type Topology } from './model.ts';
+import { planTopology, type Plan, type PlanAction } from './plan.ts';
+import { writeAppliedState } from './state.ts';
+import { describeAction } from './format.ts';
+
+export interface ApplyContext {
+  admin: Admin;
+  registry: RegistryClient;
+  log: Logger;
+}
+
+export interface ApplyResult {
+  applied: PlanAction[];
+  /** The action that failed and why; the rest of the plan was not attempted. */
+  failed?: { action: PlanAction; error: unknown };
+  notApplied: PlanAction[];
+}
+
+/** Kafka's ConfigSource for a value set on the topic itself (kafkajs does not export the enum at runtime). */
+const TOPIC_CONFIG_SOURCE = 1;
+
+/**
+ * kafkajs speaks the non-incremental AlterConfigs: every topic-level value not
+ * sent is reset to the default, so the values set today are sent along with the changes.
+ */
+async function alterConfigs(admin: Admin, topic: string, changes: { name: string; to: string }[]): Promise<void> {
+  const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: TOPIC_RESOURCE, name: topic }] });
+  const entries = new Map<string, string>();
+  for (const entry of described.resources[0]?.configEntries ?? []) {
+    if (Number(entry.configSource) === TOPIC_CONFIG_SOURCE && !entry.isDefault) entries.set(entry.configName, entry.configValue);
+  }
+  for (const change of changes) entries.set(change.name, change.to);
+  await admin.alterConfigs({
+    validateOnly: false,
+    resources: [{ type: TOPIC_RESOURCE as ConfigResourceTypes, name: topic, configEntries: [...entries].map(([name, value]) => ({ name, value })) }],
+  });
+}
+
+function topicConfig(action: Extract<PlanAction, { type: 'create-topic' }>): ITopicConfig {
+  return {
+    topic: action.topic,
+    numPartitions: action.partitions,
+    replicationFactor: action.replicationFactor,
+    configEntries: Object.entries(action.configs).map(([name, value]) => ({ name, value })),
+  };
+}
+
+async function run(action: PlanAction, ctx: ApplyContext): Promise<void> {
+  const { admin, registry } = ctx;
+  switch (action.type) {
+    case 'create-topic':
+      if (!(await admin.createTopics({ topics: [topicConfig(action)], waitForLeaders: true }))) {
+        throw new SluiceError('SLUICE_TOPIC_EXISTS', `topic ${action.topic} was created by someone else since the plan was made`);
+      }
+      return;
+    case 'add-partitions':
+      await admin.createPartitions({ topicPartitions: [{ topic: action.topic, count: action.to }] });
+      return;
+    case 'alter-topic-configs':
+      await alterConfigs(admin, action.topic, action.changes);
+      return;
+    case 'delete-topic':
+      await admin.deleteTopics({ topics: [action.topic] });
+      return;
+    case 'set-compatibility':
+      await registry.request('PUT', `/config/${encodeURIComponent(action.subject)}`, { compatibility: action.to });
+      return;
+    case 'register-schema':
+      await registry.register(action.subject, action.schema);
+      return;
+  }
+}
+
+/** Carries out the actions in order and stops at the first failure. */
+export async function executePlan(actions: readonly PlanAction[], ctx: ApplyContext): Promise<ApplyResult> {
+  const applied: PlanAction[] = [];
+  for (const [i, action] of actions.entries()) {
+    try {
+      await run(action, ctx);
+    } catch (error) {
+      ctx.log.error({ err: error, action: describeAction(action) }, 'topology action failed');
+      return { applied, failed: { action, error }, notApplied: actions.slice(i + 1) };
+    }
+    applied.push(action);
+    ctx.log.info({ action: describeAction(action) }, 'applied');
+  }
+  return { applied, notApplied: [] };
+}
+
+/** `sluice topology apply`: the plan, carried out, then recorded as the topology's applied state. */
+export async function applyPlan(topology: Topology, plan: Plan, ctx: ApplyContext & { kafka: Kafka; stateTopic: string }): Promise<ApplyResult> {
+  if (plan.errors.length > 0) {
+    throw new SluiceError('SLUICE_PLAN_HAS_ERRORS', `the plan has ${plan.errors.length} error(s); nothing was applied`);
+  }
+  const result = await executePlan(plan.actions, ctx);
+  if (!result.failed) await writeAppliedState(ctx.kafka, ctx.admin, ctx.stateTopic, topologyName(topology), topology.topics.map((t) => t.name));
+  return result;
+}
 
 export interface AppliedTopology {
   createdTopics: string[];
@@ -9,31 +108,38 @@ export interface AppliedTopology {
   schemaIds: Map<string, number>;
 }
 
+/** What `sluice up` may do unasked: add what is missing, never change or remove what exists. */
+const AT_START: ReadonlySet<PlanAction['type']> = new Set(['create-topic', 'set-compatibility', 'register-schema']);
+
 /**
- * Brings the cluster up to the topology at start: creates the topics that are
- * missing and registers each value schema (the registry refuses an incompatible
- * one with 409, which stops start-up with the registry's reason).
+ * Brings the cluster up to the topology at start: creates the missing topics,
+ * sets subject levels and registers each value schema. An incompatible schema
+ * stops start-up with the registry's reasons; other differences (partitions,
+ * configs) are left to `sluice topology apply` and only logged.
  */
 export async function applyTopology(topology: Topology, admin: Admin, registry: RegistryClient, log: Logger): Promise<AppliedTopology> {
-  const existing = new Set(await admin.listTopics());
-  const missing: ITopicConfig[] = topology.topics
-    .filter((t) => !existing.has(t.name))
-    .map((t) => ({
-      topic: t.name,
-      numPartitions: t.partitions,
-      replicationFactor: t.replicationFactor,
-      configEntries: Object.entries(t.configs).map(([name, value]) => ({ name, value })),
-    }));
-  if (missing.length > 0) {
-    await admin.createTopics({ topics: missing, waitForLeaders: true });
-    log.info({ topics: missing.map((t) => t.topic) }, 'created topics');
+  const plan = planTopology(topology, await gatherLive(topology, { admin, registry }));
+  const incompatible = plan.errors.filter((e) => e.type === 'incompatible-schema');
+  if (incompatible.length > 0) throw new SluiceError('SLUICE_SCHEMA_INCOMPATIBLE', incompatible.map((e) => e.message).join('\n'));
+  for (const error of plan.errors) log.warn({ problem: error.type, topic: error.topic }, error.message);
+  const deferred = plan.actions.filter((a) => !AT_START.has(a.type));
+  if (deferred.length > 0) log.warn({ actions: deferred.map(describeAction) }, 'the topology differs from the cluster; run `sluice topology plan` to review');
+
+  const result = await executePlan(
+    plan.actions.filter((a) => AT_START.has(a.type)),
+    { admin, registry, log },
+  );
+  if (result.failed) {
+    throw new SluiceError('SLUICE_TOPOLOGY_APPLY_FAILED', `${describeAction(result.failed.action)} failed: ${describeCause(result.failed.error)}`, {
+      cause: result.failed.error,
+      retryable: true,
+    });
   }
   const schemaIds = new Map<string, number>();
   for (const topic of topology.topics) {
     if (!topic.valueSchema) continue;
-    const id = await registry.register(topic.valueSchema.subject, topic.valueSchema.text);
-    schemaIds.set(topic.name, id);
-    log.info({ subject: topic.valueSchema.subject, schemaId: id }, 'schema registered');
+    // Registering an already registered schema only looks its id up.
+    schemaIds.set(topic.name, await registry.register(topic.valueSchema.subject, topic.valueSchema.text));
   }
-  return { createdTopics: missing.map((t) => t.topic), schemaIds };
+  return { createdTopics: result.applied.flatMap((a) => (a.type === 'create-topic' ? [a.topic] : [])), schemaIds };
 }

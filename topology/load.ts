@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { dirname, relative, resolve } from 'node:path';
+import { basename, dirname, relative, resolve } from 'node:path';
 import avro, { type Schema } from 'avsc';
 import { LineCounter, parseDocument, isMap, isSeq, type Document, type Node } from 'yaml';
 import { PROJECT_ROOT } from '../core/config.ts';
 import { TopologyError } from '../core/errors.ts';
+import { isCompatibilityLevel } from '../registry/compatibility.ts';
 import { subjectFor, type RouteSpec, type TopicSpec, type Topology, type WorkerSpec } from './model.ts';
-
-type PathPart = string | number;
+import { checkAgainstSchema, type PathPart } from './validate-schema.ts';
 
 /** Kafka's own rule for topic names (kafka.common.Topic / InternalTopic). */
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
@@ -119,9 +119,17 @@ function topLevelFields(schema: Schema): string[] | undefined {
   return undefined;
 }
 
+/** `sluice.topology.yaml` is topology "sluice". */
+function defaultName(file: string): string {
+  const stem = basename(file).replace(/(\.topology)?\.ya?ml$/, '');
+  return TOPIC_NAME.test(stem) ? stem : 'topology';
+}
+
 /**
- * Reads and cross-checks a topology file. Every problem is a TopologyError
- * naming the file, line, column and path of the offending entry.
+ * Reads and cross-checks a topology file: first against topology.schema.json
+ * (shape, types, names), then across entries (topics exist, key fields exist).
+ * Every problem is a TopologyError naming the file, line, column and path of the
+ * offending entry.
  */
 export function loadTopology(file: string): Topology {
   const absolute = resolve(file);
@@ -138,12 +146,16 @@ export function loadTopology(file: string): Topology {
     throw new TopologyError({ file: src.displayName, line, column: col }, '', `YAML syntax: ${syntax.message.split('\n')[0]}`);
   }
   if (!isMap(src.doc.contents)) throw src.error([], 'expected a mapping with topics, routes and workers');
+  const document: unknown = src.doc.toJS();
+  const problem = checkAgainstSchema(document);
+  if (problem) throw src.error(problem.path, problem.message);
   const r = new Reader(src);
-  const root = r.mapping(src.doc.toJS(), [], ['topics', 'routes', 'workers']);
+  const root = r.mapping(document, [], ['name', 'topics', 'routes', 'workers']);
+  const name = root.name === undefined ? defaultName(absolute) : r.string(root.name, ['name'], TOPIC_NAME, 'topology name');
 
   const topics: TopicSpec[] = r.list(root.topics, ['topics']).map((raw, i) => {
     const path = ['topics', i];
-    const t = r.mapping(raw, path, ['name', 'partitions', 'replicationFactor', 'configs', 'valueSchema']);
+    const t = r.mapping(raw, path, ['name', 'partitions', 'replicationFactor', 'configs', 'valueSchema', 'compatibility']);
     const name = r.string(t.name, [...path, 'name'], TOPIC_NAME, 'Kafka topic name (letters, digits, ".", "_", "-"; at most 249)');
     if (name === '.' || name === '..') throw src.error([...path, 'name'], `"${name}" is not a valid Kafka topic name`);
     const configs: Record<string, string> = {};
@@ -156,12 +168,16 @@ export function loadTopology(file: string): Topology {
         configs[key] = String(value);
       }
     }
+    if (t.compatibility !== undefined && !isCompatibilityLevel(t.compatibility)) {
+      throw src.error([...path, 'compatibility'], `expected a compatibility level, got ${describe(t.compatibility)}`);
+    }
     return {
       name,
       partitions: r.integer(t.partitions, [...path, 'partitions'], 1, 10_000, 1),
       replicationFactor: r.integer(t.replicationFactor, [...path, 'replicationFactor'], 1, 32, 1),
       configs,
       ...(t.valueSchema === undefined ? {} : { valueSchema: loadSchema(src, r, t.valueSchema, [...path, 'valueSchema'], name) }),
+      ...(t.compatibility === undefined ? {} : { compatibility: t.compatibility }),
     };
   });
   const seen = new Set<string>();
@@ -213,7 +229,9 @@ export function loadTopology(file: string): Topology {
       throw src.error([...path, 'handler'], `handler module ${handlerRel} not found`);
     }
     const delivery = r.string(w.delivery ?? 'at-least-once', [...path, 'delivery']);
-    if (delivery !== 'at-least-once') throw src.error([...path, 'delivery'], `expected "at-least-once", got "${delivery}"`);
+    if (delivery !== 'at-least-once' && delivery !== 'exactly-once') {
+      throw src.error([...path, 'delivery'], `expected "exactly-once" or "at-least-once", got "${delivery}"`);
+    }
     return {
       name,
       input: input.name,
@@ -230,5 +248,5 @@ export function loadTopology(file: string): Topology {
     workerNames.add(w.name);
   });
 
-  return { file: absolute, topics, routes, workers };
+  return { file: absolute, name, topics, routes, workers };
 }

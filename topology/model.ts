@@ -1,4 +1,5 @@
 import type { Schema } from 'avsc';
+import type { CompatibilityLevel } from '../registry/compatibility.ts';
 
 /** The topology as the platform uses it, after loading and cross-checking. */
 
@@ -18,6 +19,8 @@ export interface TopicSpec {
   replicationFactor: number;
   configs: Record<string, string>;
   valueSchema?: ValueSchema;
+  /** Compatibility level of the value subject; unset leaves the registry's global level in force. */
+  compatibility?: CompatibilityLevel;
 }
 
 export interface RouteSpec {
@@ -28,7 +31,8 @@ export interface RouteSpec {
   key: string;
 }
 
-export type DeliveryMode = 'at-least-once';
+/** exactly-once: consume, handle and produce in Kafka transactions; at-least-once: faster, outputs may repeat after a crash. */
+export type DeliveryMode = 'exactly-once' | 'at-least-once';
 
 export interface WorkerSpec {
   name: string;
@@ -44,6 +48,8 @@ export interface WorkerSpec {
 export interface Topology {
   /** Absolute path of the topology file. */
   file: string;
+  /** Key of the applied-state record (see topology/state.ts); the loader always sets it. */
+  name?: string;
   topics: TopicSpec[];
   routes: RouteSpec[];
   workers: WorkerSpec[];
@@ -55,4 +61,8 @@ export function subjectFor(topic: string): string {
 
 export function topicByName(topology: Topology, name: string): TopicSpec | undefined {
   return topology.topics.find((t) => t.name === name);
+}
+
+export function topologyName(topology: Topology): string {
+  return topology.name ?? 'topology';
 }

@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import type { Admin, Kafka } from 'kafkajs';
+import type { SluiceConfig } from '../../core/config.ts';
+import { createKafka } from '../../core/kafka.ts';
+import { createLogger, type Logger } from '../../core/logger.ts';
+import { RegistryClient } from '../../core/registry-client.ts';
+import { configFrom } from '../program.ts';
+
+/**
+ * What the topology and schemas commands share: config, a logger on stderr
+ * (stdout carries the command's output, e.g. --json), and Kafka/registry clients.
+ */
+
+export interface CommandContext {
+  config: SluiceConfig;
+  log: Logger;
+  registry: RegistryClient;
+}
+
+export function commandContext(command: Command): CommandContext {
+  const explicitLevel = command.optsWithGlobals<{ logLevel?: string }>().logLevel;
+  // A report command keeps quiet below warnings unless asked (--log-level / SLUICE_LOG_LEVEL).
+  const config = configFrom(command, explicitLevel === undefined ? { logLevel: 'warn' } : {});
+  return { config, log: createLogger(config, 'sluice', 2), registry: new RegistryClient(config.registryUrl) };
+}
+
+export async function withKafkaAdmin<T>(ctx: CommandContext, fn: (kafka: Kafka, admin: Admin) => Promise<T>): Promise<T> {
+  const kafka = createKafka(ctx.config, ctx.log, 'topology', { retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 } });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await fn(kafka, admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export function write(text: string): void {
+  process.stdout.write(text);
+}

@@ -1,0 +1,136 @@
+import type { Schema } from 'avsc';
+import { describe, expect, it } from 'vitest';
+import { formatPlan, planJson } from '../../topology/format.ts';
+import type { TopicSpec, Topology } from '../../topology/model.ts';
+import { planTopology, type LiveSnapshot, type LiveSubject, type LiveTopic } from '../../topology/plan.ts';
+
+const schema: Schema = { type: 'record', name: 'E', fields: [{ name: 'id', type: 'string' }] };
+
+function topic(name: string, extra: Partial<TopicSpec> = {}): TopicSpec {
+  return { name, partitions: 3, replicationFactor: 1, configs: { 'retention.ms': '1000' }, ...extra };
+}
+
+function withSchema(name: string, extra: Partial<TopicSpec> = {}): TopicSpec {
+  return topic(name, { valueSchema: { file: `/x/${name}.avsc`, subject: `${name}-value`, schema, text: JSON.stringify(schema) }, ...extra });
+}
+
+function topology(topics: TopicSpec[]): Topology {
+  return { file: '/x/t.topology.yaml', name: 't', topics, routes: [], workers: [] };
+}
+
+const liveTopic = (extra: Partial<LiveTopic> = {}): LiveTopic => ({ partitions: 3, replicationFactor: 1, configs: { 'retention.ms': '1000', 'segment.ms': '5' }, ...extra });
+const registered: LiveSubject = { exists: true, registered: true, incompatibilities: [] };
+
+function live(topics: Record<string, LiveTopic>, subjects: Record<string, LiveSubject> = {}, managedTopics?: string[]): LiveSnapshot {
+  return { topics: new Map(Object.entries(topics)), subjects: new Map(Object.entries(subjects)), ...(managedTopics ? { managedTopics } : {}) };
+}
+
+describe('planTopology', () => {
+  it('has nothing to do when the cluster and the registry match the file', () => {
+    const plan = planTopology(topology([withSchema('a'), topic('b')]), live({ a: liveTopic(), b: liveTopic() }, { 'a-value': registered }, ['a', 'b']));
+    expect(plan).toEqual({ actions: [], errors: [] });
+  });
+
+  it('creates a missing topic with its partitions, replication and configs', () => {
+    const plan = planTopology(topology([topic('a', { partitions: 6 })]), live({}));
+    expect(plan.actions).toEqual([{ type: 'create-topic', topic: 'a', partitions: 6, replicationFactor: 1, configs: { 'retention.ms': '1000' } }]);
+  });
+
+  it('adds partitions when the file asks for more', () => {
+    const plan = planTopology(topology([topic('a', { partitions: 8 })]), live({ a: liveTopic() }));
+    expect(plan.actions).toEqual([{ type: 'add-partitions', topic: 'a', from: 3, to: 8 }]);
+  });
+
+  it('alters only the configs the file names and that differ', () => {
+    const plan = planTopology(topology([topic('a', { configs: { 'retention.ms': '2000', 'cleanup.policy': 'compact', 'segment.ms': '5' } })]), live({ a: liveTopic() }));
+    expect(plan.actions).toEqual([
+      {
+        type: 'alter-topic-configs',
+        topic: 'a',
+        changes: [
+          { name: 'retention.ms', from: '1000', to: '2000' },
+          { name: 'cleanup.policy', to: 'compact' },
+        ],
+      },
+    ]);
+  });
+
+  it('refuses fewer partitions as an error', () => {
+    const plan = planTopology(topology([topic('a', { partitions: 1 })]), live({ a: liveTopic() }));
+    expect(plan.actions).toEqual([]);
+    expect(plan.errors).toMatchObject([{ type: 'fewer-partitions', topic: 'a' }]);
+    expect(plan.errors[0]?.message).toMatch(/asks for 1 partitions but the topic has 3; Kafka cannot remove partitions/);
+  });
+
+  it('refuses a changed replication factor as an error', () => {
+    const plan = planTopology(topology([topic('a', { replicationFactor: 3 })]), live({ a: liveTopic() }));
+    expect(plan.errors).toMatchObject([{ type: 'replication-factor-changed', topic: 'a' }]);
+  });
+
+  it('refuses a managed topic removed from the file, or deletes it with allowDelete', () => {
+    const snapshot = live({ a: liveTopic(), gone: liveTopic(), other: liveTopic() }, {}, ['a', 'gone']);
+    const refused = planTopology(topology([topic('a')]), snapshot);
+    expect(refused.errors).toMatchObject([{ type: 'topic-removed', topic: 'gone' }]);
+    expect(refused.errors[0]?.message).toMatch(/--allow-delete/);
+    const allowed = planTopology(topology([topic('a')]), snapshot, { allowDelete: true });
+    expect(allowed).toEqual({ actions: [{ type: 'delete-topic', topic: 'gone' }], errors: [] });
+  });
+
+  it('ignores topics it never managed, and managed topics already gone', () => {
+    const plan = planTopology(topology([topic('a')]), live({ a: liveTopic(), other: liveTopic() }, {}, ['a', 'vanished']));
+    expect(plan).toEqual({ actions: [], errors: [] });
+  });
+
+  it('registers a schema for a new subject and for a compatible new version', () => {
+    const fresh = planTopology(topology([withSchema('a')]), live({ a: liveTopic() }));
+    expect(fresh.actions).toMatchObject([{ type: 'register-schema', subject: 'a-value', newSubject: true }]);
+    const next = planTopology(topology([withSchema('a')]), live({ a: liveTopic() }, { 'a-value': { exists: true, registered: false, incompatibilities: [] } }));
+    expect(next.actions).toMatchObject([{ type: 'register-schema', subject: 'a-value', newSubject: false }]);
+  });
+
+  it('refuses an incompatible schema with the registry reasons', () => {
+    const reasons = ['BACKWARD: the new schema cannot read data written with version 1: E.id: TYPE_MISMATCH: reader type int cannot read writer type string'];
+    const plan = planTopology(topology([withSchema('a')]), live({ a: liveTopic() }, { 'a-value': { exists: true, registered: false, incompatibilities: reasons } }));
+    expect(plan.actions).toEqual([]);
+    expect(plan.errors).toMatchObject([{ type: 'incompatible-schema', subject: 'a-value', topic: 'a' }]);
+    expect(plan.errors[0]?.message).toContain('E.id: TYPE_MISMATCH');
+  });
+
+  it('sets a subject compatibility level before registering under it', () => {
+    const plan = planTopology(
+      topology([withSchema('a', { compatibility: 'FULL' })]),
+      live({ a: liveTopic() }, { 'a-value': { exists: true, registered: false, compatibility: 'BACKWARD', incompatibilities: [] } }),
+    );
+    expect(plan.actions.map((a) => a.type)).toEqual(['set-compatibility', 'register-schema']);
+    expect(plan.actions[0]).toEqual({ type: 'set-compatibility', subject: 'a-value', from: 'BACKWARD', to: 'FULL' });
+  });
+
+  it('leaves the level alone when the file sets none or the same', () => {
+    const subjects = { 'a-value': { ...registered, compatibility: 'FULL' as const } };
+    expect(planTopology(topology([withSchema('a')]), live({ a: liveTopic() }, subjects)).actions).toEqual([]);
+    expect(planTopology(topology([withSchema('a', { compatibility: 'FULL' })]), live({ a: liveTopic() }, subjects)).actions).toEqual([]);
+  });
+});
+
+describe('plan output', () => {
+  const plan = planTopology(
+    topology([topic('new', { partitions: 6 }), topic('a', { partitions: 1 })]),
+    live({ a: liveTopic(), gone: liveTopic() }, {}, ['a', 'gone']),
+    { allowDelete: true },
+  );
+
+  it('reads like terraform plan', () => {
+    const text = formatPlan(plan, 't', '/x/t.topology.yaml');
+    expect(text).toContain('  + create topic new (6 partitions, replication factor 1, retention.ms=1000)');
+    expect(text).toContain('  - delete topic gone (its data is lost)');
+    expect(text).toMatch(/Errors \(nothing will be applied until they are resolved\):\n {2}! a: the file asks for 1 partitions/);
+    expect(text).toContain('Plan: 1 to add, 0 to change, 1 to delete; 1 error(s).');
+    expect(formatPlan({ actions: [], errors: [] }, 't', '/x/t.yaml')).toContain('No changes');
+  });
+
+  it('--json is {"actions": [...], "errors": [...]} without schema texts', () => {
+    const json = JSON.parse(planJson(planTopology(topology([withSchema('a')]), live({})))) as { actions: Record<string, unknown>[]; errors: unknown[] };
+    expect(Object.keys(json)).toEqual(['actions', 'errors']);
+    expect(json.actions[1]).toEqual({ type: 'register-schema', subject: 'a-value', topic: 'a', file: '/x/a.avsc', newSubject: true });
+  });
+});

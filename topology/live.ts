@@ -1,0 +1,55 @@
+import type { Admin, ConfigResourceTypes, Kafka } from 'kafkajs';
+import type { RegistryClient } from '../core/registry-client.ts';
+import { topologyName, type Topology } from './model.ts';
+import type { LiveSnapshot, LiveSubject, LiveTopic } from './plan.ts';
+import { readAppliedState } from './state.ts';
+import { subjectStatus } from './subject-status.ts';
+
+// kafkajs exports this enum only on its CommonJS default export; the value is Kafka's own resource type.
+export const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
+
+/** Reads what the plan compares the file with: the topics, their configs, the subjects and the last applied state. */
+
+export interface LiveSources {
+  admin: Admin;
+  registry: RegistryClient;
+  /** Where the applied state is kept; without it, removed topics are not looked for. */
+  state?: { kafka: Kafka; topic: string };
+}
+
+async function liveTopics(admin: Admin, names: string[]): Promise<Map<string, LiveTopic>> {
+  const out = new Map<string, LiveTopic>();
+  if (names.length === 0) return out;
+  const metadata = await admin.fetchTopicMetadata({ topics: names });
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: names.map((name) => ({ type: TOPIC_RESOURCE, name })),
+  });
+  const configsOf = new Map(
+    described.resources.map((r) => [r.resourceName, Object.fromEntries(r.configEntries.map((e) => [e.configName, e.configValue]))]),
+  );
+  for (const topic of metadata.topics) {
+    out.set(topic.name, {
+      partitions: topic.partitions.length,
+      // Partitions of one topic can differ after a reassignment; the largest is what the topic was made with.
+      replicationFactor: Math.max(0, ...topic.partitions.map((p) => p.replicas.length)),
+      configs: configsOf.get(topic.name) ?? {},
+    });
+  }
+  return out;
+}
+
+export async function gatherLive(topology: Topology, sources: LiveSources): Promise<LiveSnapshot> {
+  const { admin, registry } = sources;
+  const existing = new Set(await admin.listTopics());
+  const state = sources.state && (await readAppliedState(sources.state.kafka, admin, sources.state.topic, topologyName(topology)));
+  const relevant = [...new Set([...topology.topics.map((t) => t.name), ...(state?.topics ?? [])])].filter((name) => existing.has(name));
+  const topics = await liveTopics(admin, relevant);
+
+  const subjects = new Map<string, LiveSubject>();
+  for (const topic of topology.topics) {
+    if (!topic.valueSchema) continue;
+    subjects.set(topic.valueSchema.subject, await subjectStatus(registry, topic.valueSchema.subject, topic.valueSchema.text, topic.compatibility));
+  }
+  return { topics, subjects, ...(state ? { managedTopics: state.topics } : {}) };
+}

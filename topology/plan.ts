@@ -1,0 +1,151 @@
+import type { CompatibilityLevel } from '../registry/compatibility.ts';
+import type { Topology } from './model.ts';
+
+/**
+ * The plan: what `apply` would change to bring the cluster and the registry to
+ * the topology file, and what it refuses to do. A pure function of the file
+ * and a snapshot of the live state, so every rule is unit-tested without Kafka.
+ */
+
+export interface LiveTopic {
+  partitions: number;
+  replicationFactor: number;
+  /** The topic's configs as the broker reports them (only the ones the file names are compared). */
+  configs: Record<string, string>;
+}
+
+export interface LiveSubject {
+  /** The subject has at least one live version. */
+  exists: boolean;
+  /** The file's schema is already a version of the subject. */
+  registered: boolean;
+  /** Level set on the subject itself; undefined when the global level applies. */
+  compatibility?: CompatibilityLevel;
+  /** Why the file's schema cannot join the subject under the level it will have; empty when it can. */
+  incompatibilities: string[];
+}
+
+export interface LiveSnapshot {
+  topics: ReadonlyMap<string, LiveTopic>;
+  subjects: ReadonlyMap<string, LiveSubject>;
+  /** Topics the last apply of this topology managed; undefined when it was never applied. */
+  managedTopics?: readonly string[];
+}
+
+export interface ConfigChange {
+  name: string;
+  /** undefined when the topic has no value for it (it was never set and has no broker default). */
+  from?: string;
+  to: string;
+}
+
+export type PlanAction =
+  | { type: 'create-topic'; topic: string; partitions: number; replicationFactor: number; configs: Record<string, string> }
+  | { type: 'add-partitions'; topic: string; from: number; to: number }
+  | { type: 'alter-topic-configs'; topic: string; changes: ConfigChange[] }
+  | { type: 'delete-topic'; topic: string }
+  | { type: 'set-compatibility'; subject: string; from?: CompatibilityLevel; to: CompatibilityLevel }
+  | { type: 'register-schema'; subject: string; topic: string; file: string; schema: string; newSubject: boolean };
+
+export type PlanErrorType = 'fewer-partitions' | 'replication-factor-changed' | 'topic-removed' | 'incompatible-schema';
+
+export interface PlanError {
+  type: PlanErrorType;
+  topic?: string;
+  subject?: string;
+  message: string;
+}
+
+export interface Plan {
+  actions: PlanAction[];
+  errors: PlanError[];
+}
+
+export interface PlanOptions {
+  /** Turn topics removed from the file into delete actions instead of errors. */
+  allowDelete?: boolean;
+}
+
+function configChanges(wanted: Record<string, string>, live: Record<string, string>): ConfigChange[] {
+  return Object.entries(wanted)
+    .filter(([name, value]) => live[name] !== value)
+    .map(([name, to]) => (live[name] === undefined ? { name, to } : { name, from: live[name], to }));
+}
+
+export function planTopology(topology: Topology, live: LiveSnapshot, options: PlanOptions = {}): Plan {
+  const actions: PlanAction[] = [];
+  const errors: PlanError[] = [];
+
+  for (const topic of topology.topics) {
+    const current = live.topics.get(topic.name);
+    if (!current) {
+      actions.push({
+        type: 'create-topic',
+        topic: topic.name,
+        partitions: topic.partitions,
+        replicationFactor: topic.replicationFactor,
+        configs: { ...topic.configs },
+      });
+      continue;
+    }
+    if (topic.partitions < current.partitions) {
+      errors.push({
+        type: 'fewer-partitions',
+        topic: topic.name,
+        message: `${topic.name}: the file asks for ${topic.partitions} partitions but the topic has ${current.partitions}; Kafka cannot remove partitions (recreate the topic under a new name and migrate instead)`,
+      });
+    } else if (topic.partitions > current.partitions) {
+      actions.push({ type: 'add-partitions', topic: topic.name, from: current.partitions, to: topic.partitions });
+    }
+    if (topic.replicationFactor !== current.replicationFactor) {
+      errors.push({
+        type: 'replication-factor-changed',
+        topic: topic.name,
+        message: `${topic.name}: the file asks for replication factor ${topic.replicationFactor} but the topic has ${current.replicationFactor}; changing it needs a partition reassignment, which Sluice does not do`,
+      });
+    }
+    const changes = configChanges(topic.configs, current.configs);
+    if (changes.length > 0) actions.push({ type: 'alter-topic-configs', topic: topic.name, changes });
+  }
+
+  const declared = new Set(topology.topics.map((t) => t.name));
+  for (const name of live.managedTopics ?? []) {
+    if (declared.has(name) || !live.topics.has(name)) continue;
+    if (options.allowDelete) {
+      actions.push({ type: 'delete-topic', topic: name });
+    } else {
+      errors.push({
+        type: 'topic-removed',
+        topic: name,
+        message: `${name}: removed from the file but still on the cluster; deleting it loses its data and breaks its consumers (run with --allow-delete to delete it)`,
+      });
+    }
+  }
+
+  for (const topic of topology.topics) {
+    const value = topic.valueSchema;
+    if (!value) continue;
+    const subject = live.subjects.get(value.subject) ?? { exists: false, registered: false, incompatibilities: [] };
+    if (topic.compatibility !== undefined && topic.compatibility !== subject.compatibility) {
+      actions.push({
+        type: 'set-compatibility',
+        subject: value.subject,
+        to: topic.compatibility,
+        ...(subject.compatibility === undefined ? {} : { from: subject.compatibility }),
+      });
+    }
+    if (subject.registered) continue;
+    if (subject.incompatibilities.length > 0) {
+      errors.push({
+        type: 'incompatible-schema',
+        topic: topic.name,
+        subject: value.subject,
+        message: `${value.subject}: ${value.file} is incompatible with the registered versions:\n  ${subject.incompatibilities.join('\n  ')}`,
+      });
+      continue;
+    }
+    actions.push({ type: 'register-schema', subject: value.subject, topic: topic.name, file: value.file, schema: value.text, newSubject: !subject.exists });
+  }
+
+  return { actions, errors };
+}

@@ -12,6 +12,7 @@ import type { RegistryClient } from '../core/registry-client.ts';
 import { topicByName, type Topology } from '../topology/model.ts';
 import { BatchingProducer, type BatchingStats } from './batching-producer.ts';
 import { registerBodyParsers } from './body-parsers.ts';
+import { registerDocs } from './docs.ts';
 import { KafkaConnection, kafkaBudget } from './kafka-connection.ts';
 import { Readiness } from './readiness.ts';
 import { registerRoutes, type RouteBinding } from './routes.ts';
@@ -251,6 +252,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   registerRoutes(app, bindings, batcher);
+  registerDocs(app, topology, config);
 
   try {
     await app.listen({ host: options.host ?? config.ingressHost, port: options.port ?? config.ingressPort });

@@ -3,6 +3,7 @@ import { loadConfig, OPTIONS, type SluiceConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../kafka/broker.ts';
 import { register as registerSchemas } from './commands/schemas.ts';
+import { register as registerConsole } from './commands/console.ts';
 import { register as registerTail } from './commands/tail.ts';
 import { register as registerTopology } from './commands/topology.ts';
 import { closeOnSignal, type Service } from './lifecycle.ts';

@@ -145,6 +145,14 @@ export const OPTIONS = {
     description: 'Longest wait for the broker\'s acknowledgement before answering 503.',
     parse: integer(100, 600_000),
   },
+  consoleHost: { env: 'SLUICE_CONSOLE_HOST', default: '127.0.0.1', description: 'Address the web console listens on.', parse: text },
+  consolePort: { env: 'SLUICE_CONSOLE_PORT', default: '8082', description: 'Port of the web console (`sluice console`).', parse: port },
+  consoleLagIntervalMs: {
+    env: 'SLUICE_CONSOLE_LAG_INTERVAL_MS',
+    default: '5000',
+    description: 'How often the console samples the lag of the consumer groups it shows.',
+    parse: integer(500, 600_000),
+  },
   topologyFile: {
     env: 'SLUICE_TOPOLOGY',
     default: 'topology/sluice.topology.yaml',

@@ -2,11 +2,16 @@ import { spawnSync } from 'node:child_process';
 
 /**
  * `npm test` cross-checks Sluice against independent clients from outside
- * Node: kcat (librdkafka) reads topics in the end-to-end test. On a machine
+ * Node: kcat (librdkafka) reads topics in the end-to-end test, and chromium
+ * runs the console tests. On a machine
  * where we are root with apt-get (CI, fresh dev boxes) the tools are installed;
  * elsewhere the tests that need them say what to install and are skipped.
  */
-const TOOLS = [{ command: 'kcat', args: ['-V'], apt: 'kcat' }];
+const TOOLS = [
+  { command: 'kcat', args: ['-V'], apt: 'kcat' },
+  // The console tests drive Debian's chromium headless through playwright-core (no browser download).
+  { command: 'chromium', args: ['--version'], apt: 'chromium' },
+];
 
 function has(command: string, args: string[]): boolean {
   const result = spawnSync(command, args, { stdio: 'ignore' });

@@ -1,0 +1,101 @@
+import { AssignerProtocol, ConfigResourceTypes, type Admin } from 'kafkajs';
+
+/** What the console shows about topics and consumer groups, read through the Kafka admin API. */
+
+export interface TopicSummary {
+  name: string;
+  partitions: number;
+  messages: number;
+}
+
+export interface PartitionDetail {
+  partition: number;
+  leader: number;
+  replicas: number[];
+  low: string;
+  high: string;
+  messages: number;
+}
+
+export interface TopicDetail {
+  name: string;
+  partitions: PartitionDetail[];
+  configs: { name: string; value: string | null; isDefault: boolean }[];
+}
+
+export interface GroupSummary {
+  groupId: string;
+  protocolType: string;
+}
+
+export interface GroupDetail {
+  groupId: string;
+  state: string;
+  members: { memberId: string; clientId: string; host: string; assignment: Record<string, number[]> }[];
+  lag: { topic: string; partition: number; committed: string; high: string; lag: number }[];
+  totalLag: number;
+}
+
+/** Tails join throwaway groups of their own; listing them would only be noise. */
+export const isTailGroup = (groupId: string): boolean => groupId.startsWith('sluice-tail-');
+
+const messagesIn = (low: string, high: string): number => Number(BigInt(high) - BigInt(low));
+
+export async function listTopics(admin: Admin): Promise<TopicSummary[]> {
+  const { topics } = await admin.fetchTopicMetadata();
+  const visible = topics.filter((t) => !t.name.startsWith('__')).sort((a, b) => a.name.localeCompare(b.name));
+  return Promise.all(
+    visible.map(async (t) => {
+      const offsets = await admin.fetchTopicOffsets(t.name);
+      return { name: t.name, partitions: t.partitions.length, messages: offsets.reduce((sum, o) => sum + messagesIn(o.low, o.high), 0) };
+    }),
+  );
+}
+
+export async function describeTopic(admin: Admin, name: string): Promise<TopicDetail> {
+  const [{ topics }, offsets, configs] = await Promise.all([
+    admin.fetchTopicMetadata({ topics: [name] }),
+    admin.fetchTopicOffsets(name),
+    admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name }], includeSynonyms: false }),
+  ]);
+  const metadata = topics[0]?.partitions ?? [];
+  const partitions = offsets
+    .map((o) => {
+      const m = metadata.find((p) => p.partitionId === o.partition);
+      return { partition: o.partition, leader: m?.leader ?? -1, replicas: m?.replicas ?? [], low: o.low, high: o.high, messages: messagesIn(o.low, o.high) };
+    })
+    .sort((a, b) => a.partition - b.partition);
+  const entries = configs.resources[0]?.configEntries ?? [];
+  return {
+    name,
+    partitions,
+    configs: entries.map((c) => ({ name: c.configName, value: c.configValue, isDefault: c.isDefault })).sort((a, b) => a.name.localeCompare(b.name)),
+  };
+}
+
+export async function listGroups(admin: Admin): Promise<GroupSummary[]> {
+  const { groups } = await admin.listGroups();
+  return groups.filter((g) => !isTailGroup(g.groupId)).sort((a, b) => a.groupId.localeCompare(b.groupId));
+}
+
+export async function describeGroup(admin: Admin, groupId: string): Promise<GroupDetail> {
+  const [{ groups }, committed] = await Promise.all([admin.describeGroups([groupId]), admin.fetchOffsets({ groupId })]);
+  const group = groups[0];
+  const members = (group?.members ?? []).map((m) => {
+    let assignment: Record<string, number[]> = {};
+    if (m.memberAssignment.length > 0) assignment = AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {};
+    return { memberId: m.memberId, clientId: m.clientId, host: m.clientHost, assignment };
+  });
+  const lag: GroupDetail['lag'] = [];
+  for (const { topic, partitions } of committed) {
+    const ends = new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, o.high]));
+    for (const p of partitions) {
+      const high = ends.get(p.partition) ?? '0';
+      // No commit yet: everything on the partition is still to be read.
+      const behind = p.offset === '-1' ? Number(high) : Math.max(0, Number(BigInt(high) - BigInt(p.offset)));
+      lag.push({ topic, partition: p.partition, committed: p.offset, high, lag: behind });
+    }
+  }
+  lag.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
+  return { groupId, state: group?.state ?? 'Unknown', members, lag, totalLag: lag.reduce((sum, l) => sum + l.lag, 0) };
+}

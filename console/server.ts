@@ -1,0 +1,98 @@
+import type { AddressInfo } from 'node:net';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Admin } from 'kafkajs';
+import type { SluiceConfig } from '../core/config.ts';
+import { RegistryError, SluiceError } from '../core/errors.ts';
+import { createKafka } from '../core/kafka.ts';
+import type { Logger } from '../core/logger.ts';
+import { RegistryClient } from '../core/registry-client.ts';
+import { describeGroup, describeTopic, listGroups, listTopics } from './cluster.ts';
+import { LagHistory } from './lag-history.ts';
+import { registerLiveTail } from './live-tail.ts';
+import { registerSchemaRoutes } from './schemas.ts';
+import { registerStatic } from './static.ts';
+
+export interface ConsoleOptions {
+  config: SluiceConfig;
+  logger: Logger;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+}
+
+export interface RunningConsole {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The web console: topics, schemas, consumer groups with lag history, and a live tail. */
+export async function startConsole(options: ConsoleOptions): Promise<RunningConsole> {
+  const { config } = options;
+  const log = options.logger.child({ component: 'console' });
+  const kafka = createKafka(config, log, 'console');
+  const registry = new RegistryClient(config.registryUrl);
+  const admin: Admin = kafka.admin();
+  await admin.connect();
+
+  const lagHistory = new LagHistory({
+    intervalMs: config.consoleLagIntervalMs,
+    logger: log,
+    sample: async (groupId) => {
+      const detail = await describeGroup(admin, groupId);
+      return { totalLag: detail.totalLag, partitions: Object.fromEntries(detail.lag.map((l) => [`${l.topic}[${l.partition}]`, l.lag])) };
+    },
+  });
+
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log.child({ component: 'console-http' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  app.setErrorHandler((error: FastifyError | SluiceError, _request, reply) => {
+    const status = error instanceof RegistryError ? error.httpStatus : typeof error.statusCode === 'number' ? error.statusCode : 500;
+    if (status >= 500) log.error({ err: error }, 'console request failed');
+    void reply.status(status).send({ error: error instanceof SluiceError ? error.code : (error.code ?? 'SLUICE_INTERNAL'), message: error.message });
+  });
+
+  registerStatic(app);
+  app.get('/api/topics', async () => listTopics(admin));
+  app.get<{ Params: { name: string } }>('/api/topics/:name', async (request) => describeTopic(admin, request.params.name));
+  app.get('/api/groups', async () => listGroups(admin));
+  app.get<{ Params: { id: string } }>('/api/groups/:id', async (request) => {
+    const detail = await describeGroup(admin, request.params.id);
+    const history = lagHistory.record(request.params.id, {
+      totalLag: detail.totalLag,
+      partitions: Object.fromEntries(detail.lag.map((l) => [`${l.topic}[${l.partition}]`, l.lag])),
+    });
+    return { ...detail, history };
+  });
+  registerSchemaRoutes(app, registry);
+  registerLiveTail(app, { kafka, registry, logger: log });
+
+  try {
+    await app.listen({ host: options.host ?? config.consoleHost, port: options.port ?? config.consolePort });
+  } catch (error) {
+    lagHistory.close();
+    await admin.disconnect();
+    throw error;
+  }
+  const address = app.server.address() as AddressInfo;
+  const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+  log.info({ url }, 'console listening');
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    close() {
+      closing ??= (async () => {
+        lagHistory.close();
+        // Live tails are open streams: end them rather than wait for the browsers to leave.
+        app.server.closeAllConnections();
+        try {
+          await app.close();
+        } finally {
+          await admin.disconnect();
+        }
+      })();
+      return closing;
+    },
+  };
+}

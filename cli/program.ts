@@ -6,9 +6,13 @@ import { register as registerSchemas } from './commands/schemas.ts';
 import { register as registerConsole } from './commands/console.ts';
 import { register as registerTail } from './commands/tail.ts';
 import { register as registerTopology } from './commands/topology.ts';
+import { register as registerBridge } from './commands/bridge.ts';
+import { register as registerLb } from './commands/lb.ts';
+import { register as registerServices } from './commands/services.ts';
 import { closeOnSignal, type Service } from './lifecycle.ts';
 import {
   applyAtStart,
+  discoveryService,
   ensureKafka,
   findWorker,
   ingressService,
@@ -20,13 +24,19 @@ import {
 } from './services.ts';
 
 /** Command groups beyond the core ones (topology, schemas, tail, ...), in --help order. */
-const COMMAND_GROUPS: ((program: Command) => void)[] = [registerTopology, registerSchemas, registerTail];
+const COMMAND_GROUPS: ((program: Command) => void)[] = [registerTopology, registerSchemas, registerTail, registerBridge, registerServices, registerLb];
 
 interface GlobalFlags {
   brokers?: string;
   registryUrl?: string;
   topology?: string;
   logLevel?: string;
+  discovery?: boolean;
+}
+
+/** Whether `--discovery` was given: discovery then runs even without SLUICE_ETCD (on a local etcd). */
+export function discoveryRequested(command: Command): boolean {
+  return command.optsWithGlobals<GlobalFlags>().discovery === true;
 }
 
 export function configFrom(command: Command, extra: Partial<Record<keyof typeof OPTIONS, string>> = {}): SluiceConfig {
@@ -76,6 +86,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--registry-url <url>', 'schema registry URL').env(OPTIONS.registryUrl.env))
     .addOption(new Option('--topology <file>', 'topology file').env(OPTIONS.topologyFile.env))
     .addOption(new Option('--log-level <level>', 'log level').env(OPTIONS.logLevel.env))
+    .addOption(new Option('--discovery', 'register services in etcd (SLUICE_ETCD, or a local etcd started under data/etcd)'))
     .showHelpAfterError()
     .exitOverride();
 
@@ -88,12 +99,18 @@ export function buildProgram(): Command {
       const log = createLogger(config, 'sluice');
       const topology = loadTopology(config.topologyFile);
       const ownRegistry = registryIsLocal(config);
+      let discovery: Awaited<ReturnType<typeof discoveryService>>['discovery'];
       process.exitCode = await serve(config, log, [
         () => ensureKafka(config, log),
-        async () => (ownRegistry ? registryService(config, log) : undefined),
+        async () => {
+          const opened = await discoveryService(config, log, discoveryRequested(command));
+          discovery = opened.discovery;
+          return opened.service;
+        },
+        async () => (ownRegistry ? registryService(config, log, discovery) : undefined),
         async () => void (await applyAtStart(config, topology, log)),
-        () => ingressService(config, topology, log),
-        () => Promise.all(selectWorkers(config, topology).map((spec) => workerService(config, topology, spec, log))),
+        () => ingressService(config, topology, log, { ...(discovery ? { discovery } : {}) }),
+        () => Promise.all(selectWorkers(config, topology).map((spec) => workerService(config, topology, spec, log, undefined, discovery))),
       ]);
     });
 
@@ -103,20 +120,44 @@ export function buildProgram(): Command {
     .action(async (_flags: object, command: Command) => {
       const config = configFrom(command);
       const log = createLogger(config, 'sluice');
-      process.exitCode = await serve(config, log, [() => registryService(config, log)]);
+      let discovery: Awaited<ReturnType<typeof discoveryService>>['discovery'];
+      process.exitCode = await serve(config, log, [
+        async () => {
+          const opened = await discoveryService(config, log, discoveryRequested(command));
+          discovery = opened.discovery;
+          return opened.service;
+        },
+        () => registryService(config, log, discovery),
+      ]);
     });
 
   program
     .command('ingress')
     .description('run the HTTP ingress for the topology\'s routes against a running cluster and registry')
     .option('--no-apply', 'do not create missing topics and register schemas first')
-    .action(async (flags: { apply: boolean }, command: Command) => {
+    .option('--instances <n>', 'replicas to run in this process, on ports SLUICE_INGRESS_PORT + 0..n-1', positiveInt, 1)
+    .action(async (flags: { apply: boolean; instances: number }, command: Command) => {
       const config = configFrom(command);
       const log = createLogger(config, 'sluice');
       const topology = loadTopology(config.topologyFile);
+      let discovery: Awaited<ReturnType<typeof discoveryService>>['discovery'];
+      const replicas = Array.from({ length: flags.instances }, (_, i) => i);
       process.exitCode = await serve(config, log, [
+        async () => {
+          const opened = await discoveryService(config, log, discoveryRequested(command));
+          discovery = opened.discovery;
+          return opened.service;
+        },
         async () => (flags.apply ? void (await applyAtStart(config, topology, log)) : undefined),
-        () => ingressService(config, topology, log),
+        () =>
+          Promise.all(
+            replicas.map((i) =>
+              ingressService(config, topology, log, {
+                ...(discovery ? { discovery } : {}),
+                ...(flags.instances > 1 ? { replica: i, port: config.ingressPort === 0 ? 0 : config.ingressPort + i } : {}),
+              }),
+            ),
+          ),
       ]);
     });
 
@@ -130,8 +171,14 @@ export function buildProgram(): Command {
       const topology = loadTopology(config.topologyFile);
       const spec = findWorker(topology, name);
       const instances = Array.from({ length: flags.instances }, (_, i) => i);
+      let discovery: Awaited<ReturnType<typeof discoveryService>>['discovery'];
       process.exitCode = await serve(config, log, [
-        () => Promise.all(instances.map((i) => workerService(config, topology, spec, log, flags.instances > 1 ? i : undefined))),
+        async () => {
+          const opened = await discoveryService(config, log, discoveryRequested(command));
+          discovery = opened.discovery;
+          return opened.service;
+        },
+        () => Promise.all(instances.map((i) => workerService(config, topology, spec, log, flags.instances > 1 ? i : undefined, discovery))),
       ]);
     });
 

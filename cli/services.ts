@@ -11,6 +11,9 @@ import { loadTopology } from '../topology/load.ts';
 import type { Topology, WorkerSpec } from '../topology/model.ts';
 import { SluiceError } from '../core/errors.ts';
 import type { Service } from './lifecycle.ts';
+import { hostname } from 'node:os';
+import { describeInstance, openDiscovery, type Discovery } from '../discovery/open.ts';
+import type { ServiceInstance } from '../discovery/registry.ts';
 
 /** Starting each part of the platform, shared by `sluice up` and the single-service commands. */
 
@@ -25,10 +28,42 @@ export async function ensureKafka(config: SluiceConfig, log: Logger): Promise<Se
   return kafka.started ? { name: 'kafka', close: async () => void (await stopLocalKafka(options.dataDir, log)) } : undefined;
 }
 
-export async function registryService(config: SluiceConfig, log: Logger): Promise<Service> {
+/**
+ * Registers a started service when discovery is on. Closing deregisters first,
+ * so load balancers stop sending to an instance before it stops answering.
+ */
+async function announced(service: Service, discovery: Discovery | undefined, instance: () => ServiceInstance, log: Logger): Promise<Service> {
+  if (!discovery) return service;
+  let registration;
+  try {
+    registration = await discovery.registry.register(instance());
+  } catch (error) {
+    await service.close();
+    throw error;
+  }
+  log.info({ instance: registration.instance.id, discovery: discovery.registry.description }, 'registered for discovery');
+  return {
+    name: service.name,
+    close: async () => {
+      try {
+        await registration.deregister();
+      } finally {
+        await service.close();
+      }
+    },
+  };
+}
+
+function hostAndPort(url: string, advertise: string | undefined): { address: string; port: number } {
+  const u = new URL(url);
+  return { address: advertise ?? u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
+}
+
+export async function registryService(config: SluiceConfig, log: Logger, discovery?: Discovery): Promise<Service> {
   const registry = await startRegistry({ config, logger: log.child({ component: 'registry' }) });
   log.info({ url: registry.url }, 'schema registry listening');
-  return { name: 'registry', close: () => registry.close() };
+  const service = { name: 'registry', close: () => registry.close() };
+  return announced(service, discovery, () => describeInstance({ kind: 'registry', name: 'registry', ...hostAndPort(registry.url, config.advertiseHost), healthPath: '/subjects' }), log);
 }
 
 /** Whether SLUICE_REGISTRY_URL points at the registry this process would start. */
@@ -47,10 +82,24 @@ export async function applyAtStart(config: SluiceConfig, topology: Topology, log
   }
 }
 
-export async function ingressService(config: SluiceConfig, topology: Topology, log: Logger): Promise<Service> {
-  const ingress = await startIngress({ config, logger: log.child({ component: 'ingress' }), topology, registry: new RegistryClient(config.registryUrl) });
+export interface ReplicaOptions {
+  discovery?: Discovery;
+  /** Replica number when one process runs several (`sluice ingress --instances N`). */
+  replica?: number;
+  port?: number;
+}
+
+export async function ingressService(config: SluiceConfig, topology: Topology, log: Logger, options: ReplicaOptions = {}): Promise<Service> {
+  const logger = log.child({ component: 'ingress', ...(options.replica === undefined ? {} : { replica: options.replica }) });
+  const ingress = await startIngress({ config, logger, topology, registry: new RegistryClient(config.registryUrl), ...(options.port === undefined ? {} : { port: options.port }) });
   log.info({ url: ingress.url, routes: topology.routes.map((r) => `${r.method} ${r.path} -> ${r.topic}`) }, 'ingress listening');
-  return { name: 'ingress', close: () => ingress.close() };
+  const service = { name: options.replica === undefined ? 'ingress' : `ingress#${options.replica}`, close: () => ingress.close() };
+  return announced(
+    service,
+    options.discovery,
+    () => describeInstance({ kind: 'ingress', name: 'ingress', ...hostAndPort(ingress.url, config.advertiseHost), healthPath: '/readyz', ...(options.replica === undefined ? {} : { replica: options.replica }) }),
+    log,
+  );
 }
 
 export function findWorker(topology: Topology, name: string): WorkerSpec {
@@ -61,10 +110,25 @@ export function findWorker(topology: Topology, name: string): WorkerSpec {
   return spec;
 }
 
-export async function workerService(config: SluiceConfig, topology: Topology, spec: WorkerSpec, log: Logger, instance?: number): Promise<Service> {
+export async function workerService(
+  config: SluiceConfig,
+  topology: Topology,
+  spec: WorkerSpec,
+  log: Logger,
+  instance?: number,
+  discovery?: Discovery,
+): Promise<Service> {
   const logger = log.child({ component: 'worker', ...(instance === undefined ? {} : { workerInstance: instance }) });
   const worker = await startWorker({ config, logger, spec, topology, registry: new RegistryClient(config.registryUrl) });
-  return { name: `worker ${spec.name}${instance === undefined ? '' : `#${instance}`}`, close: () => worker.stop() };
+  const service = { name: `worker ${spec.name}${instance === undefined ? '' : `#${instance}`}`, close: () => worker.stop() };
+  // Workers serve no HTTP: they are listed (which group members run where) but not health-checked.
+  return announced(service, discovery, () => describeInstance({ kind: 'worker', name: spec.name, address: hostname(), port: 0, ...(instance === undefined ? {} : { replica: instance }) }), log);
+}
+
+/** Opens discovery as a service of its own, so it closes after (and deregisters before) everything it announced. */
+export async function discoveryService(config: SluiceConfig, log: Logger, requested: boolean): Promise<{ service?: Service; discovery?: Discovery }> {
+  const discovery = await openDiscovery(config, log, requested);
+  return discovery ? { discovery, service: { name: 'discovery', close: () => discovery.close() } } : {};
 }
 
 export function selectWorkers(config: SluiceConfig, topology: Topology): WorkerSpec[] {

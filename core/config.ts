@@ -57,6 +57,27 @@ const brokers: Parser<string[] | undefined> = (raw, name) => {
   return list;
 };
 
+const urlList: Parser<string[] | undefined> = (raw, name) => {
+  if (raw.trim() === '') return undefined;
+  return raw.split(',').map((u) => url(u, name));
+};
+
+const amqpUrl: Parser<string> = (raw, name) => {
+  try {
+    const u = new URL(raw.trim());
+    if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:') throw new Error('not amqp(s)');
+    return raw.trim();
+  } catch {
+    throw new ConfigError(name, `expected an amqp(s):// URL, got "${raw}"`);
+  }
+};
+
+const keyPrefix: Parser<string> = (raw, name) => {
+  const p = text(raw, name);
+  if (!p.startsWith('/') || !p.endsWith('/')) throw new ConfigError(name, `expected a key prefix that starts and ends with "/", got "${raw}"`);
+  return p;
+};
+
 const oneOf =
   <T extends string>(...values: T[]): Parser<T> =>
   (raw, name) => {
@@ -189,6 +210,40 @@ export const OPTIONS = {
     description: 'Longest graceful shutdown before the process exits anyway.',
     parse: integer(1000, 600_000),
   },
+  amqpUrl: {
+    env: 'SLUICE_AMQP_URL',
+    default: 'amqp://guest:guest@127.0.0.1:5672',
+    description: 'RabbitMQ the bridges connect to (amqp[s]://user:password@host:port[/vhost]).',
+    parse: amqpUrl,
+  },
+  etcd: {
+    env: 'SLUICE_ETCD',
+    default: '',
+    description: 'etcd endpoints for service discovery (http://host:port,...). Set: services register there. Unset: `--discovery` starts a local etcd.',
+    parse: urlList,
+  },
+  etcdPort: { env: 'SLUICE_ETCD_PORT', default: '2379', description: 'Client port of the local etcd (`--discovery` without SLUICE_ETCD).', parse: port },
+  etcdPeerPort: { env: 'SLUICE_ETCD_PEER_PORT', default: '2380', description: 'Peer port of the local etcd.', parse: port },
+  discoveryPrefix: {
+    env: 'SLUICE_DISCOVERY_PREFIX',
+    default: '/sluice/services/',
+    description: 'Key prefix under which instances register in etcd.',
+    parse: keyPrefix,
+  },
+  discoveryTtlS: {
+    env: 'SLUICE_DISCOVERY_TTL_S',
+    default: '10',
+    description: 'Lease of a registration in seconds: a killed instance disappears this long after its last keep-alive.',
+    parse: integer(2, 3600),
+  },
+  advertiseHost: {
+    env: 'SLUICE_ADVERTISE_HOST',
+    default: '',
+    description: 'Address other hosts reach this instance at, as registered in discovery (default: the address it listens on).',
+    parse: optionalText,
+  },
+  lbHost: { env: 'SLUICE_LB_HOST', default: '127.0.0.1', description: 'Address HAProxy (`sluice lb`) listens on.', parse: text },
+  lbPort: { env: 'SLUICE_LB_PORT', default: '8000', description: 'Port HAProxy (`sluice lb`) listens on, in front of the ingress replicas.', parse: port },
   logLevel: {
     env: 'SLUICE_LOG_LEVEL',
     default: 'info',

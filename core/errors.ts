@@ -290,3 +290,31 @@ export class RegistryHttpError extends SluiceError {
     return new RegistryHttpError(500, 50002, message, cause);
   }
 }
+
+/** The service-discovery backend (etcd) could not be reached or refused a request. */
+export class DiscoveryUnavailableError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_DISCOVERY_UNAVAILABLE', message, { retryable: true, statusCode: 503, cause });
+  }
+}
+
+/** The local etcd cannot be started. */
+export class LocalEtcdError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_LOCAL_ETCD', message, { cause });
+  }
+}
+
+/** A RabbitMQ bridge cannot run as declared, or a message cannot cross it. */
+export class BridgeError extends SluiceError {
+  constructor(message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+    super('SLUICE_BRIDGE', message, options);
+  }
+}
+
+/** The load balancer (HAProxy) cannot be configured, started or reloaded. */
+export class LoadBalancerError extends SluiceError {
+  constructor(message: string, cause?: unknown) {
+    super('SLUICE_LB', message, { cause });
+  }
+}

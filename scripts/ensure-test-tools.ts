@@ -11,6 +11,13 @@ const TOOLS = [
   { command: 'kcat', args: ['-V'], apt: 'kcat' },
   // The console tests drive Debian's chromium headless through playwright-core (no browser download).
   { command: 'chromium', args: ['--version'], apt: 'chromium' },
+  // Discovery and load-balancer tests run the real etcd and HAProxy from Debian.
+  { command: 'etcd', args: ['--version'], apt: 'etcd-server' },
+  { command: 'etcdctl', args: ['version'], apt: 'etcd-client' },
+  { command: 'haproxy', args: ['-v'], apt: 'haproxy' },
+  { command: 'nginx', args: ['-v'], apt: 'nginx' },
+  // The bridge tests need a RabbitMQ; the package's server starts with `rabbitmq-server -detached`.
+  { command: 'rabbitmqctl', args: ['version'], apt: 'rabbitmq-server' },
 ];
 
 function has(command: string, args: string[]): boolean {

@@ -6,6 +6,7 @@ import { PROJECT_ROOT } from '../core/config.ts';
 import { TopologyError } from '../core/errors.ts';
 import { isCompatibilityLevel } from '../registry/compatibility.ts';
 import { subjectFor, type RouteSpec, type TopicSpec, type Topology, type WorkerSpec } from './model.ts';
+import { parseBridges } from './bridges.ts';
 import { checkAgainstSchema, type PathPart } from './validate-schema.ts';
 
 /** Kafka's own rule for topic names (kafka.common.Topic / InternalTopic). */
@@ -150,7 +151,7 @@ export function loadTopology(file: string): Topology {
   const problem = checkAgainstSchema(document);
   if (problem) throw src.error(problem.path, problem.message);
   const r = new Reader(src);
-  const root = r.mapping(document, [], ['name', 'topics', 'routes', 'workers']);
+  const root = r.mapping(document, [], ['name', 'topics', 'routes', 'workers', 'bridges']);
   const name = root.name === undefined ? defaultName(absolute) : r.string(root.name, ['name'], TOPIC_NAME, 'topology name');
 
   const topics: TopicSpec[] = r.list(root.topics, ['topics']).map((raw, i) => {
@@ -248,5 +249,7 @@ export function loadTopology(file: string): Topology {
     workerNames.add(w.name);
   });
 
-  return { file: absolute, name, topics, routes, workers };
+  const bridges = parseBridges(root.bridges, topics, (path, message) => src.error(path, message));
+
+  return { file: absolute, name, topics, routes, workers, ...(bridges.length === 0 ? {} : { bridges }) };
 }

@@ -1,4 +1,5 @@
 import type { Schema } from 'avsc';
+import type { BridgeSpec } from './bridges.ts';
 import type { CompatibilityLevel } from '../registry/compatibility.ts';
 
 /** The topology as the platform uses it, after loading and cross-checking. */
@@ -53,6 +54,8 @@ export interface Topology {
   topics: TopicSpec[];
   routes: RouteSpec[];
   workers: WorkerSpec[];
+  /** RabbitMQ bridges (`sluice bridge <name>`); absent when the file declares none. */
+  bridges?: BridgeSpec[];
 }
 
 export function subjectFor(topic: string): string {

@@ -38,7 +38,7 @@ describe('topology.schema.json', () => {
     ['a missing required key', 'topics:\n  - partitions: 2\n', 2, 'topics[0]', /missing required key "name"/],
     ['a route method other than POST', 'topics:\n  - name: a\nroutes:\n  - method: GET\n    path: /a\n    topic: a\n    key: id\n', 4, 'routes[0].method', /expected "POST", got string "GET"/],
     ['a config that is a list', 'topics:\n  - name: a\n    configs:\n      retention.ms: [1]\n', 4, 'topics[0].configs.retention.ms', /expected a string or a number or true or false, got a list/],
-    ['an unknown top-level key', 'topics: []\ntopcis: []\n', 2, 'topcis', /unknown key "topcis" \(expected one of: name, topics, routes, workers\)/],
+    ['an unknown top-level key', 'topics: []\ntopcis: []\n', 2, 'topcis', /unknown key "topcis" \(expected one of: name, topics, routes, workers, bridges\)/],
   ])('refuses %s with file:line:col and what was expected', (_name, text, line, path, message) => {
     const error = errorFor(text);
     expect(error.path).toBe(path);

@@ -1,0 +1,169 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ConfirmChannel } from 'amqplib';
+import type { Batch, Consumer, Producer } from 'kafkajs';
+import type { SluiceConfig } from '../../core/config.ts';
+import { BridgeError, isRetryable } from '../../core/errors.ts';
+import { createKafka } from '../../core/kafka.ts';
+import type { Logger } from '../../core/logger.ts';
+import type { RegistryClient } from '../../core/registry-client.ts';
+import { decodeFramed } from '../../core/serde.ts';
+import { deadLetterMessage, type RecordSource } from '../../consumers/headers.ts';
+import type { KafkaToAmqpBridge } from '../../topology/bridges.ts';
+import { AmqpLink, backoffDelay } from './link.ts';
+import { toAmqpMessage, type AmqpOutgoing } from './payload.ts';
+import type { BridgeStats, RunningBridge } from './running.ts';
+
+/**
+ * Kafka topic → RabbitMQ exchange, at least once: each batch of a partition is
+ * published on a confirm channel, and the partition's offset is committed only
+ * after RabbitMQ confirmed every message of the batch. Anything that fails in
+ * between (RabbitMQ restarts, the channel dies, a nack) republishes the batch,
+ * so a consumer may see a message twice, never zero times; message-id
+ * (`topic/partition/offset`) is the same both times.
+ */
+
+export interface KafkaToAmqpOptions {
+  config: SluiceConfig;
+  logger: Logger;
+  spec: KafkaToAmqpBridge;
+  registry: RegistryClient;
+}
+
+const BACKOFF = { initialMs: 250, maxMs: 10_000 };
+
+function waitForDrain(channel: ConfirmChannel): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      channel.off('drain', onDrain);
+      channel.off('close', onClose);
+    };
+    const onDrain = () => {
+      done();
+      resolve();
+    };
+    const onClose = () => {
+      done();
+      reject(new BridgeError('RabbitMQ channel closed while waiting for it to drain', { retryable: true }));
+    };
+    channel.once('drain', onDrain);
+    channel.once('close', onClose);
+  });
+}
+
+export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<RunningBridge> {
+  const { config, spec, registry } = options;
+  const log = options.logger;
+  const stats: BridgeStats = { forwarded: 0, deadLettered: 0, publishFailures: 0, reconnects: 0 };
+  const link = new AmqpLink<ConfirmChannel>(config.amqpUrl, log, {
+    async setup(connection) {
+      const channel = await connection.createConfirmChannel();
+      channel.on('error', (error: Error) => log.warn({ err: error }, 'RabbitMQ channel error'));
+      await channel.assertExchange(spec.exchange, spec.exchangeType, { durable: true });
+      return channel;
+    },
+  });
+  // Fail fast on a wrong URL or credentials at start; later outages are waited out.
+  await link.get();
+
+  const kafka = createKafka(config, log, `bridge-${spec.name}`);
+  const consumer: Consumer = kafka.consumer({ groupId: spec.groupId, maxWaitTimeInMs: 1000, allowAutoTopicCreation: false });
+  let dlq: Producer | undefined;
+  if (spec.deadLetter) {
+    dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    await dlq.connect();
+  }
+
+  const decode = async (batch: Batch, running: () => boolean): Promise<{ out: AmqpOutgoing[]; dead: number }> => {
+    const out: AmqpOutgoing[] = [];
+    const dead: { source: RecordSource; error: unknown }[] = [];
+    for (const message of batch.messages) {
+      const record = { topic: batch.topic, partition: batch.partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value, headers: message.headers };
+      if (spec.format === 'avro') {
+        out.push(toAmqpMessage(record, 'avro'));
+        continue;
+      }
+      for (let attempt = 0; ; attempt++) {
+        try {
+          out.push(toAmqpMessage(record, 'json', await decodeFramed(registry, message.value)));
+          break;
+        } catch (error) {
+          if (isRetryable(error) && running()) {
+            log.warn({ err: error, offset: message.offset }, 'registry unavailable while decoding; retrying');
+            await sleep(backoffDelay(attempt, BACKOFF));
+            continue;
+          }
+          if (isRetryable(error)) throw error;
+          if (!spec.deadLetter) {
+            throw new BridgeError(`${batch.topic}/${batch.partition}@${message.offset} cannot be decoded and bridge ${spec.name} has no deadLetter topic: ${(error as Error).message}`, { cause: error });
+          }
+          log.warn({ err: error, partition: batch.partition, offset: message.offset }, 'undecodable record dead-lettered');
+          dead.push({ source: { topic: batch.topic, partition: batch.partition, message }, error });
+          break;
+        }
+      }
+    }
+    if (dead.length > 0 && dlq && spec.deadLetter) {
+      const now = new Date();
+      await dlq.send({
+        topic: spec.deadLetter,
+        acks: -1,
+        messages: dead.map((d) => deadLetterMessage(d.source, d.error, now)),
+      });
+    }
+    return { out, dead: dead.length };
+  };
+
+  await consumer.connect();
+  // A new group starts from the beginning: events emitted before the bridge first ran are forwarded too.
+  await consumer.subscribe({ topic: spec.topic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+      if (batch.messages.length === 0) return;
+      const running = () => isRunning() && !isStale();
+      const { out, dead } = await decode(batch, running);
+      for (let attempt = 0; ; attempt++) {
+        if (!running()) return; // Not committed: the next owner of the partition starts over from the last commit.
+        try {
+          const channel = await link.get();
+          for (const m of out) {
+            if (!channel.publish(spec.exchange, spec.routingKey, m.content, m.options)) await waitForDrain(channel);
+          }
+          // Rejects on any nack and when the channel closes with messages unconfirmed.
+          await channel.waitForConfirms();
+          break;
+        } catch (error) {
+          stats.publishFailures++;
+          const delay = backoffDelay(attempt, BACKOFF);
+          log.warn({ err: error, partition: batch.partition, retryInMs: delay }, 'publishing to RabbitMQ failed; republishing the batch after reconnecting');
+          await link.invalidate();
+          await sleep(delay);
+          await heartbeat();
+        }
+      }
+      // Resolving moves the fetch position past the batch; the commit records it for the group.
+      resolveOffset(batch.lastOffset());
+      const next = (BigInt(batch.lastOffset()) + 1n).toString();
+      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+      stats.forwarded += out.length;
+      stats.deadLettered += dead;
+      stats.reconnects = Math.max(0, link.connections - 1);
+    },
+  });
+  log.info({ bridge: spec.name, topic: spec.topic, exchange: spec.exchange, groupId: spec.groupId }, 'bridge running: Kafka → RabbitMQ');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    name: spec.name,
+    stats: () => ({ ...stats, reconnects: Math.max(0, link.connections - 1) }),
+    stop() {
+      stopping ??= (async () => {
+        await consumer.disconnect();
+        await dlq?.disconnect();
+        await link.close();
+      })();
+      return stopping;
+    },
+  };
+}

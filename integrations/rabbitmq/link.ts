@@ -1,0 +1,115 @@
+import { connect, type ChannelModel } from 'amqplib';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BridgeError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
+
+/**
+ * One RabbitMQ connection and what was set up on it (a channel, its exchange or
+ * queue, a consumer), re-established with capped, jittered exponential backoff
+ * whenever the connection or the channel goes away. Callers get the current
+ * setup with `get()`, and report a failure they saw with `invalidate()`.
+ */
+
+export interface Backoff {
+  initialMs: number;
+  maxMs: number;
+}
+
+export function backoffDelay(attempt: number, backoff: Backoff, random = Math.random): number {
+  const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 20));
+  // Half fixed, half random: replicas reconnecting after one outage do not stampede together.
+  return Math.round(base / 2 + (random() * base) / 2);
+}
+
+export interface LinkEvents<T> {
+  /** Sets up channels, exchanges, queues, consumers on a fresh connection. */
+  setup(connection: ChannelModel): Promise<T>;
+  /** Closes the setup's channels; the connection is closed after it. */
+  teardown?(value: T): Promise<void>;
+}
+
+export class AmqpLink<T> {
+  readonly #url: string;
+  readonly #log: Logger;
+  readonly #events: LinkEvents<T>;
+  readonly #backoff: Backoff;
+  #current: Promise<{ connection: ChannelModel; value: T }> | undefined;
+  #closed = false;
+  #abort = new AbortController();
+  /** Connections made so far; the first is not a reconnect. */
+  connections = 0;
+
+  constructor(url: string, log: Logger, events: LinkEvents<T>, backoff: Backoff = { initialMs: 250, maxMs: 10_000 }) {
+    this.#url = url;
+    this.#log = log;
+    this.#events = events;
+    this.#backoff = backoff;
+  }
+
+  get(): Promise<T> {
+    if (this.#closed) return Promise.reject(new BridgeError('the RabbitMQ link is closed'));
+    this.#current ??= this.#connect();
+    return this.#current.then((c) => c.value);
+  }
+
+  async #connect(): Promise<{ connection: ChannelModel; value: T }> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closed) throw new BridgeError('the RabbitMQ link is closed');
+      let connection: ChannelModel | undefined;
+      try {
+        connection = await connect(this.#url, { timeout: 5000 });
+        const value = await this.#events.setup(connection);
+        const current = { connection, value };
+        const lost = (error?: Error) => {
+          if (this.#current !== pending) return;
+          this.#log.warn({ err: error }, 'RabbitMQ connection lost; reconnecting');
+          this.#current = undefined;
+        };
+        // 'error' always precedes 'close'; handling both keeps an unhandled 'error' from crashing the process.
+        connection.on('error', (error: Error) => this.#log.warn({ err: error }, 'RabbitMQ connection error'));
+        connection.on('close', lost);
+        const pending = Promise.resolve(current);
+        this.#current = pending;
+        this.connections++;
+        this.#log.info({ reconnect: this.connections > 1 }, 'connected to RabbitMQ');
+        return current;
+      } catch (error) {
+        await connection?.close().catch((closeError: unknown) => this.#log.debug({ err: closeError }, 'closing a half-set-up RabbitMQ connection failed'));
+        const delay = backoffDelay(attempt, this.#backoff);
+        this.#log.warn({ err: error, attempt: attempt + 1, retryInMs: delay }, 'cannot connect to RabbitMQ; retrying');
+        try {
+          await sleep(delay, undefined, { signal: this.#abort.signal });
+        } catch {
+          throw new BridgeError('the RabbitMQ link is closed');
+        }
+      }
+    }
+  }
+
+  /** Drops the current connection (after a failed publish or a dead channel); the next `get()` reconnects. */
+  async invalidate(): Promise<void> {
+    const current = this.#current;
+    this.#current = undefined;
+    if (!current) return;
+    const settled = await current.then(
+      (c) => c,
+      () => undefined,
+    );
+    await settled?.connection.close().catch((error: unknown) => this.#log.debug({ err: error }, 'closing a broken RabbitMQ connection failed'));
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#abort.abort();
+    const current = this.#current;
+    this.#current = undefined;
+    if (!current) return;
+    const settled = await current.then(
+      (c) => c,
+      () => undefined,
+    );
+    if (!settled) return;
+    await this.#events.teardown?.(settled.value);
+    await settled.connection.close().catch((error: unknown) => this.#log.debug({ err: error }, 'RabbitMQ connection was already closed'));
+  }
+}

@@ -1,0 +1,217 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { createTypes, encodeAvro } from '../core/avro.ts';
+import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
+import { frame } from '../core/wire-format.ts';
+import { loadTopology } from '../topology/load.ts';
+import type { Topology } from '../topology/model.ts';
+import { randomOrder, type OrderPlacedInput } from '../tests/support/orders.ts';
+
+/**
+ * What every benchmark shares: one broker, one schema, one pool of event bodies,
+ * and child processes for the contenders so a server never shares its event loop
+ * with the load generator.
+ */
+
+export const ORDERS_SUBJECT_SUFFIX = '-value';
+export const BATCH_SIZE = 100;
+
+export interface BenchEnv {
+  brokers: string[];
+  registryUrl: string;
+  /** The run's id: topics and the registry topic carry it, so runs never mix. */
+  runId: string;
+  /** Topic the HTTP contenders and the bare producers write to. */
+  inputTopic: string;
+  /** Topic score-orders writes to in the end-to-end run. */
+  outputTopic: string;
+  deadLetterTopic: string;
+  partitions: number;
+}
+
+export function benchConfig(env: BenchEnv, overrides: Record<string, string> = {}): SluiceConfig {
+  return loadConfig(process.env, {
+    kafkaBrokers: env.brokers.join(','),
+    registryUrl: env.registryUrl,
+    logLevel: 'warn',
+    logFormat: 'json',
+    ...overrides,
+  });
+}
+
+/** The real topology, with its topics renamed to this run's, so the bench never writes to a live orders.placed. */
+export function benchTopology(env: BenchEnv): Topology {
+  const topology = loadTopology(`${PROJECT_ROOT}/topology/sluice.topology.yaml`);
+  const rename: Record<string, string> = {
+    'orders.placed': env.inputTopic,
+    'orders.scored': env.outputTopic,
+    'orders.placed.dlq': env.deadLetterTopic,
+  };
+  const renamed = (name: string): string => rename[name] ?? name;
+  return {
+    ...topology,
+    name: `bench-${env.runId}`,
+    topics: topology.topics
+      .filter((t) => rename[t.name] !== undefined)
+      .map((t) => ({
+        ...t,
+        name: renamed(t.name),
+        partitions: env.partitions,
+        ...(t.valueSchema ? { valueSchema: { ...t.valueSchema, subject: `${renamed(t.name)}${ORDERS_SUBJECT_SUFFIX}` } } : {}),
+      })),
+    routes: topology.routes.map((r) => ({ ...r, topic: renamed(r.topic) })),
+    workers: topology.workers.map((w) => ({ ...w, input: renamed(w.input), output: renamed(w.output), deadLetter: renamed(w.deadLetter), groupId: `bench-${env.runId}-${w.name}` })),
+  };
+}
+
+export function newRunId(): string {
+  return randomUUID().slice(0, 8);
+}
+
+export function rawKafka(brokers: string[], clientId: string): Kafka {
+  return new Kafka({ clientId, brokers, logLevel: logLevel.ERROR });
+}
+
+export async function withAdmin<T>(brokers: string[], fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = rawKafka(brokers, 'sluice-bench-admin').admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface EventPool {
+  orders: OrderPlacedInput[];
+  /** One JSON body per order. */
+  singleBodies: string[];
+  /** JSON arrays of BATCH_SIZE orders. */
+  batchBodies: string[];
+  /** Each order Avro-encoded in the Confluent wire format (schema id 1: only the size matters to the bare producers). */
+  encoded: Buffer[];
+  averageRecordBytes: number;
+}
+
+/** Deterministic enough for comparisons: every contender gets the same bodies in the same order. */
+export function eventPool(size = 2000): EventPool {
+  const orders = Array.from({ length: size }, (_, i) => randomOrder({ orderId: `bench-${i}-${randomUUID().slice(0, 8)}` }));
+  const singleBodies = orders.map((o) => JSON.stringify(o));
+  const batchBodies: string[] = [];
+  for (let i = 0; i + BATCH_SIZE <= orders.length; i += BATCH_SIZE) batchBodies.push(JSON.stringify(orders.slice(i, i + BATCH_SIZE)));
+  return { orders, singleBodies, batchBodies, encoded: [], averageRecordBytes: 0 };
+}
+
+export async function encodePool(pool: EventPool, schemaText: string, schemaId: number): Promise<void> {
+  const types = createTypes(schemaText);
+  pool.encoded = pool.orders.map((o) => frame(schemaId, encodeAvro(types, o)));
+  pool.averageRecordBytes = Math.round(pool.encoded.reduce((s, b) => s + b.length, 0) / pool.encoded.length);
+}
+
+/** Marks the one stdout line a child announces itself with; its logs may share stdout. */
+export const READY_MARKER = '@@sluice-bench ';
+
+export function announceReady(message: unknown): void {
+  process.stdout.write(`${READY_MARKER}${JSON.stringify(message)}\n`);
+}
+
+export interface Child {
+  process: ChildProcess;
+  /** The first JSON line the child printed on stdout (its "ready" message). */
+  ready: Promise<Record<string, unknown>>;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a bench module as its own process on the project's Node. The child
+ * announces readiness with one marked JSON line on stdout; anything else it prints
+ * goes to the parent's stderr so failures are visible.
+ */
+export function spawnBench(file: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Child {
+  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', ...nodeArgs, `${PROJECT_ROOT}/bench/${file}`, ...args], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-8000);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    let seen = false;
+    lines.on('line', (line) => {
+      if (seen || !line.startsWith(READY_MARKER)) {
+        process.stderr.write(`[${file}] ${line}\n`);
+        return;
+      }
+      seen = true;
+      try {
+        resolve(JSON.parse(line.slice(READY_MARKER.length)) as Record<string, unknown>);
+      } catch (error) {
+        reject(error);
+      }
+    });
+    void exited.then((code) => {
+      if (!seen) reject(new Error(`bench/${file} exited with ${code} before it was ready:\n${stderr}`));
+    });
+  });
+  return {
+    process: child,
+    ready,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** For a child: announce readiness to the parent, and stop cleanly on SIGTERM. */
+export function announce(message: Record<string, unknown>, onStop: () => Promise<void>): void {
+  announceReady(message);
+  const stop = (): void => {
+    onStop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`stop failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+export function argValue(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+export function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new Error(`${name} is not set (bench children are started by bench/run.ts)`);
+  return value;
+}
+
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export const round = (n: number, digits = 2): number => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);

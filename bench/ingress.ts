@@ -1,0 +1,70 @@
+import autocannon from 'autocannon';
+import { createLogger } from '../core/logger.ts';
+import { RegistryClient } from '../core/registry-client.ts';
+import { startIngress } from '../producers/server.ts';
+import { announce, benchConfig, benchTopology, requiredEnv, round, type BenchEnv, type EventPool } from './common.ts';
+
+/**
+ * Sluice's ingress as a bench contender (run as a child by bench/run.ts), and
+ * the autocannon load every HTTP contender gets.
+ */
+
+export interface HttpFigures {
+  /** Events accepted (2xx) per second: requests/s times events per request. */
+  eventsPerSec: number;
+  requestsPerSec: number;
+  latencyMs: { p50: number; p99: number; p999: number; avg: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+export interface LoadSpec {
+  url: string;
+  connections: number;
+  durationS: number;
+  /** Bodies sent round-robin across requests. */
+  bodies: string[];
+  eventsPerRequest: number;
+}
+
+export async function loadHttp(spec: LoadSpec): Promise<HttpFigures> {
+  let next = 0;
+  const result = await autocannon({
+    url: spec.url,
+    connections: spec.connections,
+    duration: spec.durationS,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (request) => {
+          request.body = spec.bodies[next++ % spec.bodies.length]!;
+          return request;
+        },
+      },
+    ],
+  });
+  const seconds = result.duration > 0 ? result.duration : spec.durationS;
+  const accepted = result['2xx'];
+  return {
+    eventsPerSec: round((accepted * spec.eventsPerRequest) / seconds, 0),
+    requestsPerSec: round(accepted / seconds, 0),
+    latencyMs: { p50: result.latency.p50, p99: result.latency.p99, p999: result.latency.p99_9, avg: round(result.latency.average) },
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+  };
+}
+
+async function serve(): Promise<void> {
+  const env = JSON.parse(requiredEnv('SLUICE_BENCH_ENV')) as BenchEnv;
+  const config = benchConfig(env);
+  const logger = createLogger(config, 'bench-ingress', 2);
+  const ingress = await startIngress({ config, logger, topology: benchTopology(env), registry: new RegistryClient(env.registryUrl), port: 0 });
+  announce({ url: ingress.url }, () => ingress.close());
+}
+
+export type { EventPool };
+
+if (import.meta.main) await serve();

@@ -1,0 +1,224 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BareProducerFigures } from './bare-producer.ts';
+import type { E2eFigures } from './e2e-latency.ts';
+import type { HttpFigures } from './ingress.ts';
+import type { JavaProducerFigures } from './java-producer.ts';
+import type { SerializationFigures } from './serialization.ts';
+
+/** bench/results/latest.json, the SVG chart and the README table, all generated from one result object. */
+
+export type HttpContender = 'sluice' | 'naive';
+
+export interface IngressCell {
+  contender: HttpContender;
+  connections: number;
+  eventsPerRequest: number;
+  /** One entry per round; the cell's figure is the median round. */
+  rounds: HttpFigures[];
+  eventsPerSec: number;
+}
+
+/** What bench/worker.ts reports (events/s of each contender, measured in one run). */
+export interface WorkerFigures {
+  atLeastOnceEventsPerSec: number | null;
+  exactlyOnceEventsPerSec: number | null;
+  bareCopyEventsPerSec: number | null;
+  [detail: string]: unknown;
+}
+
+export interface Ratios {
+  /** Sluice / naive, single events at 128 connections. */
+  ingressVsNaive: number | null;
+  /** Sluice / naive, batches of 100 at 128 connections. */
+  ingressVsNaiveBatch: number | null;
+  /** Sluice's best events/s (any cell) / bare batched kafkajs producer. */
+  ingressVsBareBatched: number | null;
+  /** Sluice's best events/s / Kafka's ProducerPerformance. */
+  ingressVsJavaProducer: number | null;
+  /** Bare kafkajs / ProducerPerformance: how far Node is from the broker's ceiling. */
+  bareBatchedVsJavaProducer: number | null;
+  workerEosVsBareCopy: number | null;
+  workerAloVsBareCopy: number | null;
+  avroVsJsonEncode: number | null;
+  avroVsJsonDecode: number | null;
+}
+
+export interface Goal {
+  name: string;
+  target: string;
+  actual: number | null;
+  met: boolean | null;
+}
+
+export interface BenchResults {
+  version: 1;
+  mode: 'quick' | 'full';
+  startedAt: string;
+  durationS: number;
+  machine: Record<string, unknown>;
+  ratios: Ratios;
+  goals: Goal[];
+  ingress: { durationS: number; cells: IngressCell[] };
+  bareBatched: BareProducerFigures | null;
+  javaProducer: JavaProducerFigures | null;
+  worker: WorkerFigures | { skipped: string };
+  e2e: { low: E2eFigures | null; halfPeak: E2eFigures | null; note?: string };
+  serialization: SerializationFigures | null;
+  notes: string[];
+}
+
+const ratio = (a: number | null | undefined, b: number | null | undefined): number | null =>
+  a === null || a === undefined || b === null || b === undefined || !(b > 0) ? null : Number((a / b).toFixed(2));
+
+export function cellOf(results: Pick<BenchResults, 'ingress'>, contender: HttpContender, connections: number, eventsPerRequest: number): IngressCell | undefined {
+  return results.ingress.cells.find((c) => c.contender === contender && c.connections === connections && c.eventsPerRequest === eventsPerRequest);
+}
+
+export function computeRatios(results: Omit<BenchResults, 'ratios' | 'goals'>): Ratios {
+  const sluice = (conn: number, per: number) => cellOf(results, 'sluice', conn, per)?.eventsPerSec;
+  const naive = (conn: number, per: number) => cellOf(results, 'naive', conn, per)?.eventsPerSec;
+  const sluiceBest = Math.max(0, ...results.ingress.cells.filter((c) => c.contender === 'sluice').map((c) => c.eventsPerSec));
+  const worker = 'skipped' in results.worker ? undefined : results.worker;
+  const ser = results.serialization;
+  return {
+    ingressVsNaive: ratio(sluice(128, 1), naive(128, 1)),
+    ingressVsNaiveBatch: ratio(sluice(128, 100), naive(128, 100)),
+    ingressVsBareBatched: ratio(sluiceBest || null, results.bareBatched?.eventsPerSec),
+    ingressVsJavaProducer: ratio(sluiceBest || null, results.javaProducer?.eventsPerSec),
+    bareBatchedVsJavaProducer: ratio(results.bareBatched?.eventsPerSec, results.javaProducer?.eventsPerSec),
+    workerEosVsBareCopy: ratio(worker?.exactlyOnceEventsPerSec, worker?.bareCopyEventsPerSec),
+    workerAloVsBareCopy: ratio(worker?.atLeastOnceEventsPerSec, worker?.bareCopyEventsPerSec),
+    avroVsJsonEncode: ratio(ser?.avroEncodePerSec, ser?.jsonEncodePerSec),
+    avroVsJsonDecode: ratio(ser?.avroDecodePerSec, ser?.jsonDecodePerSec),
+  };
+}
+
+export function computeGoals(results: Omit<BenchResults, 'goals'>): Goal[] {
+  const goal = (name: string, target: string, actual: number | null, ok: (v: number) => boolean): Goal => ({
+    name,
+    target,
+    actual,
+    met: actual === null ? null : ok(actual),
+  });
+  return [
+    goal('ingress vs naive service, 128 connections', '>= 5x', results.ratios.ingressVsNaive, (v) => v >= 5),
+    goal('ingress vs bare batched kafkajs producer', '>= 0.5x', results.ratios.ingressVsBareBatched, (v) => v >= 0.5),
+    goal('worker exactly-once vs bare copy', '>= 0.5x', results.ratios.workerEosVsBareCopy, (v) => v >= 0.5),
+    goal('end-to-end p99 at low load', '< 50 ms', results.e2e.low?.latencyMs.p99 ?? null, (v) => v < 50),
+  ];
+}
+
+const fmt = (n: number | null | undefined, digits = 0): string =>
+  n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+export function readmeTable(results: BenchResults): string {
+  const r = results.ratios;
+  const lines = [
+    `Last run: \`npm run bench${results.mode === 'full' ? ' -- --full' : ''}\` on ${results.startedAt.slice(0, 10)}, ${String(results.machine.cpus)} cores (${String(results.machine.cpuModel)}), Node ${String(results.machine.node)}, Kafka ${String(results.machine.kafkaVersion)}; every comparison in one run, contenders alternated. Figures: events/s (higher is better).`,
+    '',
+    '| Ratio | Value | Goal |',
+    '| --- | --- | --- |',
+    `| Ingress / naive service (single events, 128 connections) | ${fmt(r.ingressVsNaive, 2)}× | ≥ 5× |`,
+    `| Ingress / naive service (batches of 100, 128 connections) | ${fmt(r.ingressVsNaiveBatch, 2)}× | |`,
+    `| Ingress (best) / bare batched kafkajs producer | ${fmt(r.ingressVsBareBatched, 2)}× | ≥ 0.5× |`,
+    `| Ingress (best) / Kafka ProducerPerformance | ${fmt(r.ingressVsJavaProducer, 2)}× | |`,
+    `| Bare kafkajs / Kafka ProducerPerformance | ${fmt(r.bareBatchedVsJavaProducer, 2)}× | |`,
+    `| Worker exactly-once / bare copy | ${fmt(r.workerEosVsBareCopy, 2)}× | ≥ 0.5× |`,
+    `| Worker at-least-once / bare copy | ${fmt(r.workerAloVsBareCopy, 2)}× | |`,
+    `| Avro encode / JSON.stringify | ${fmt(r.avroVsJsonEncode, 2)}× | |`,
+    `| Avro decode / JSON.parse | ${fmt(r.avroVsJsonDecode, 2)}× | |`,
+    '',
+    '| Ingress, events/s (p99 ms) | 1 conn | 16 conn | 128 conn |',
+    '| --- | --- | --- | --- |',
+  ];
+  for (const per of [1, 100]) {
+    for (const contender of ['sluice', 'naive'] as const) {
+      const cells = [1, 16, 128].map((conn) => {
+        const c = cellOf(results, contender, conn, per);
+        if (!c) return 'n/a';
+        const p99 = c.rounds.map((x) => x.latencyMs.p99).sort((a, b) => a - b)[c.rounds.length >> 1];
+        return `${fmt(c.eventsPerSec)} (${fmt(p99)})`;
+      });
+      lines.push(`| ${contender === 'sluice' ? 'Sluice ingress' : 'Naive service'}, ${per === 1 ? 'single events' : `batches of ${per}`} | ${cells.join(' | ')} |`);
+    }
+  }
+  lines.push(
+    '',
+    '| Ceilings and latency | Value |',
+    '| --- | --- |',
+    `| Bare batched kafkajs producer (idempotent, acks=all) | ${fmt(results.bareBatched?.eventsPerSec)} events/s |`,
+    `| Kafka ProducerPerformance (${fmt(results.javaProducer?.recordBytes)} B records, acks=all) | ${fmt(results.javaProducer?.eventsPerSec)} events/s |`,
+    `| End-to-end p50 / p99 / p99.9 at ${fmt(results.e2e.low?.targetRate)} events/s | ${fmt(results.e2e.low?.latencyMs.p50, 1)} / ${fmt(results.e2e.low?.latencyMs.p99, 1)} / ${fmt(results.e2e.low?.latencyMs.p999, 1)} ms |`,
+    `| End-to-end p50 / p99 / p99.9 at ${fmt(results.e2e.halfPeak?.targetRate)} events/s (50% of peak) | ${fmt(results.e2e.halfPeak?.latencyMs.p50, 1)} / ${fmt(results.e2e.halfPeak?.latencyMs.p99, 1)} / ${fmt(results.e2e.halfPeak?.latencyMs.p999, 1)} ms |`,
+    '',
+    '![Benchmark chart](bench/results/latest.svg)',
+  );
+  return lines.join('\n');
+}
+
+/** Replaces the text between the bench markers; the markers must already be there. */
+export function updateReadme(readme: string, table: string): string {
+  const start = '<!-- bench:start -->';
+  const end = '<!-- bench:end -->';
+  const a = readme.indexOf(start);
+  const b = readme.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`README.md has no ${start} ... ${end} section`);
+  return `${readme.slice(0, a + start.length)}\n${table}\n${readme.slice(b)}`;
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** Horizontal bars of events/s per contender, log-free so ratios read off directly. */
+export function chartSvg(results: BenchResults): string {
+  const bars: { label: string; value: number; color: string }[] = [];
+  const add = (label: string, value: number | null | undefined, color: string): void => {
+    if (value !== null && value !== undefined && Number.isFinite(value)) bars.push({ label, value, color });
+  };
+  add('Kafka ProducerPerformance (broker ceiling)', results.javaProducer?.eventsPerSec, '#7f7f7f');
+  add('Bare batched kafkajs (Node ceiling)', results.bareBatched?.eventsPerSec, '#9e9e9e');
+  for (const per of [100, 1]) {
+    add(`Sluice ingress, ${per === 1 ? 'single events' : `batches of ${per}`}, 128 conn`, cellOf(results, 'sluice', 128, per)?.eventsPerSec, '#1f77b4');
+    add(`Naive service, ${per === 1 ? 'single events' : `batches of ${per}`}, 128 conn`, cellOf(results, 'naive', 128, per)?.eventsPerSec, '#ff7f0e');
+  }
+  const worker = 'skipped' in results.worker ? undefined : results.worker;
+  add('Worker exactly-once', worker?.exactlyOnceEventsPerSec, '#2ca02c');
+  add('Worker at-least-once', worker?.atLeastOnceEventsPerSec, '#98df8a');
+  add('Bare kafkajs copy', worker?.bareCopyEventsPerSec, '#9e9e9e');
+  const width = 900;
+  const labelWidth = 330;
+  const barArea = width - labelWidth - 110;
+  const rowHeight = 28;
+  const top = 40;
+  const height = top + bars.length * rowHeight + 20;
+  const max = Math.max(1, ...bars.map((b) => b.value));
+  const rows = bars.map((b, i) => {
+    const y = top + i * rowHeight;
+    const w = Math.max(1, (b.value / max) * barArea);
+    return [
+      `<text x="${labelWidth - 8}" y="${y + 17}" text-anchor="end">${escapeXml(b.label)}</text>`,
+      `<rect x="${labelWidth}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" fill="${b.color}"/>`,
+      `<text x="${(labelWidth + w + 6).toFixed(1)}" y="${y + 17}">${fmt(b.value)}</text>`,
+    ].join('');
+  });
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="13">`,
+    '<rect width="100%" height="100%" fill="white"/>',
+    `<text x="10" y="22" font-size="15" font-weight="bold">Sluice benchmarks: events/s, ${escapeXml(results.mode)} run of ${escapeXml(results.startedAt.slice(0, 10))}</text>`,
+    ...rows,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+export function writeResults(results: BenchResults, options: { dir: string; readmePath?: string }): { json: string; svg: string } {
+  mkdirSync(options.dir, { recursive: true });
+  const json = join(options.dir, 'latest.json');
+  const svg = join(options.dir, 'latest.svg');
+  writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(svg, chartSvg(results));
+  if (options.readmePath) writeFileSync(options.readmePath, updateReadme(readFileSync(options.readmePath, 'utf8'), readmeTable(results)));
+  return { json, svg };
+}

@@ -1,0 +1,377 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
+import { createLogger, type Logger } from '../core/logger.ts';
+import { RegistryClient } from '../core/registry-client.ts';
+import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../kafka/broker.ts';
+import { startRegistry } from '../registry/server.ts';
+import type { BareProducerFigures } from './bare-producer.ts';
+import {
+  benchTopology,
+  encodePool,
+  eventPool,
+  median,
+  newRunId,
+  round,
+  spawnBench,
+  withAdmin,
+  type BenchEnv,
+  type Child,
+  type EventPool,
+} from './common.ts';
+import { measureE2e, type E2eFigures } from './e2e-latency.ts';
+import { loadHttp, type HttpFigures } from './ingress.ts';
+import { runJavaProducer, type JavaProducerFigures } from './java-producer.ts';
+import { computeGoals, computeRatios, writeResults, type BenchResults, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
+import { measureSerialization, type SerializationFigures } from './serialization.ts';
+
+/**
+ * `npm run bench`: every contender on the same broker, schema and event bodies,
+ * in one run, alternating, so the ratios hold even on a busy machine.
+ *
+ *   npm run bench                      quick mode (about 3 minutes)
+ *   npm run bench -- --full            longer runs, three rounds per cell
+ *   npm run bench -- --cpu-prof        also writes CPU profiles of the Sluice ingress and worker to bench/results
+ *   npm run bench -- --against-running Sluice at 127.0.0.1:8080 (npm start) vs the naive service at 64 connections
+ *   npm run bench -- --only=ingress,e2e  some stages (ingress, ceilings, worker, e2e, serialization); --no-readme leaves README.md alone
+ *
+ * With KAFKA_BROKERS unset it starts its own broker on 29092/29093 (data in
+ * data/bench-kafka, wiped each run) and stops it at the end.
+ */
+
+interface Mode {
+  name: 'quick' | 'full';
+  httpDurationS: number;
+  rounds: number;
+  connections: number[];
+  bareDurationS: number;
+  javaRecords: number;
+  e2eDurationS: number;
+  serializationMs: number;
+}
+
+const QUICK: Mode = { name: 'quick', httpDurationS: 5, rounds: 1, connections: [1, 16, 128], bareDurationS: 5, javaRecords: 400_000, e2eDurationS: 8, serializationMs: 3000 };
+const FULL: Mode = { name: 'full', httpDurationS: 15, rounds: 3, connections: [1, 16, 128], bareDurationS: 15, javaRecords: 2_000_000, e2eDurationS: 30, serializationMs: 10_000 };
+
+const RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results');
+// .gitignore keeps bench/results/*.cpuprofile out of the repository.
+const PROFILE_DIR = RESULTS_DIR;
+
+/** What bench/worker.ts exports (it is written alongside the exactly-once worker). */
+export interface WorkerBenchOptions {
+  brokers: string[];
+  registryUrl: string;
+  runId: string;
+  mode: 'quick' | 'full';
+  config: SluiceConfig;
+  logger: Logger;
+}
+type WorkerBench = (options: WorkerBenchOptions) => Promise<WorkerFigures>;
+
+async function loadWorkerBench(): Promise<WorkerBench | string> {
+  const file = join(PROJECT_ROOT, 'bench', 'worker.ts');
+  if (!existsSync(file)) return 'bench/worker.ts does not exist yet (it comes with the exactly-once worker)';
+  // Importing a script runs it (and it may exit the process), so only a module that declares the hook is imported.
+  if (!/export\s+(async\s+)?function\s+runWorkerBench\b|export\s+default\b/.test(readFileSync(file, 'utf8'))) {
+    return 'bench/worker.ts exports no runWorkerBench(options: WorkerBenchOptions): Promise<WorkerFigures>; run it on its own (node bench/worker.ts) until it does';
+  }
+  const module = (await import(pathToFileURL(file).href)) as { runWorkerBench?: unknown; default?: unknown };
+  const fn = module.runWorkerBench ?? module.default;
+  if (typeof fn !== 'function') return 'bench/worker.ts exports no runWorkerBench(options) function';
+  return fn as WorkerBench;
+}
+
+interface Broker {
+  brokers: string[];
+  stop(): Promise<void>;
+  local: boolean;
+}
+
+async function ensureBroker(config: SluiceConfig, log: Logger): Promise<Broker> {
+  if (config.kafkaBrokers) return { brokers: config.kafkaBrokers, local: false, stop: async () => undefined };
+  const benchConfig = loadConfig(process.env, {
+    kafkaPort: process.env.SLUICE_BENCH_KAFKA_PORT ?? '29092',
+    kafkaControllerPort: process.env.SLUICE_BENCH_KAFKA_CONTROLLER_PORT ?? '29093',
+  });
+  const options = localKafkaOptions(benchConfig, 'bench-kafka');
+  await stopLocalKafka(options.dataDir, log);
+  rmSync(options.dataDir, { recursive: true, force: true });
+  const kafka = await startLocalKafka(options, log);
+  return {
+    brokers: kafka.brokers,
+    local: true,
+    stop: async () => {
+      await stopLocalKafka(options.dataDir, log);
+      rmSync(options.dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function createBenchTopics(env: BenchEnv): Promise<void> {
+  await withAdmin(env.brokers, (admin) =>
+    admin.createTopics({
+      waitForLeaders: true,
+      topics: [env.inputTopic, env.outputTopic, env.deadLetterTopic].map((topic) => ({ topic, numPartitions: env.partitions, replicationFactor: 1 })),
+    }),
+  );
+}
+
+function envFor(base: { brokers: string[]; registryUrl: string; runId: string }, stage: string): BenchEnv {
+  const prefix = `bench.${base.runId}.${stage}`;
+  return { ...base, inputTopic: `${prefix}.orders.placed`, outputTopic: `${prefix}.orders.scored`, deadLetterTopic: `${prefix}.orders.placed.dlq`, partitions: 6 };
+}
+
+function sluiceChild(env: BenchEnv, profile: boolean, name: string): Child {
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+  return spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(env) }, nodeArgs);
+}
+
+function naiveChild(env: { brokers: string[]; registryUrl: string }, topic: string, subject: string): Child {
+  return spawnBench('naive-service.ts', [], { NAIVE_BROKERS: env.brokers.join(','), NAIVE_REGISTRY_URL: env.registryUrl, NAIVE_TOPIC: topic, NAIVE_SUBJECT: subject });
+}
+
+async function urlOf(child: Child, path = '/v1/orders'): Promise<string> {
+  const ready = await child.ready;
+  if (typeof ready.url !== 'string') throw new Error(`child announced no url: ${JSON.stringify(ready)}`);
+  return `${ready.url}${path}`;
+}
+
+async function ingressMatrix(mode: Mode, urls: Record<HttpContender, string>, pool: EventPool, log: Logger): Promise<IngressCell[]> {
+  const cells: IngressCell[] = [];
+  // Both services reach steady state (JIT, connections, producer id) before anything counts.
+  for (const contender of ['sluice', 'naive'] as const) {
+    await loadHttp({ url: urls[contender], connections: 16, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
+  }
+  let flip = false;
+  for (const eventsPerRequest of [1, 100]) {
+    for (const connections of mode.connections) {
+      const rounds: Record<HttpContender, HttpFigures[]> = { sluice: [], naive: [] };
+      for (let r = 0; r < mode.rounds; r++) {
+        const order: HttpContender[] = flip ? ['naive', 'sluice'] : ['sluice', 'naive'];
+        flip = !flip;
+        for (const contender of order) {
+          const figures = await loadHttp({
+            url: urls[contender],
+            connections,
+            durationS: mode.httpDurationS,
+            bodies: eventsPerRequest === 1 ? pool.singleBodies : pool.batchBodies,
+            eventsPerRequest,
+          });
+          rounds[contender].push(figures);
+          log.info({ contender, connections, eventsPerRequest, eventsPerSec: figures.eventsPerSec, p99: figures.latencyMs.p99, non2xx: figures.non2xx, errors: figures.errors }, 'ingress run');
+        }
+      }
+      for (const contender of ['sluice', 'naive'] as const) {
+        cells.push({ contender, connections, eventsPerRequest, rounds: rounds[contender], eventsPerSec: median(rounds[contender].map((f) => f.eventsPerSec)) });
+      }
+    }
+  }
+  return cells;
+}
+
+async function runBare(mode: Mode, env: BenchEnv, pool: EventPool): Promise<BareProducerFigures> {
+  const file = join(RESULTS_DIR, `.records-${env.runId}.txt`);
+  writeFileSync(file, pool.encoded.map((value, i) => `${pool.orders[i]!.orderId} ${value.toString('base64')}`).join('\n'));
+  try {
+    const child = spawnBench('bare-producer.ts', ['--duration', String(mode.bareDurationS)], {
+      SLUICE_BENCH_BROKERS: env.brokers.join(','),
+      SLUICE_BENCH_TOPIC: env.inputTopic,
+      SLUICE_BENCH_RECORDS_FILE: file,
+    });
+    return (await child.ready) as unknown as BareProducerFigures;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+async function runE2e(mode: Mode, env: BenchEnv, pool: EventPool, peak: number, profile: boolean, log: Logger): Promise<BenchResults['e2e']> {
+  await createBenchTopics(env);
+  const ingress = sluiceChild(env, profile, 'e2e-ingress');
+  const worker = spawnBench('e2e-latency.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(env) }, profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []);
+  try {
+    const url = await urlOf(ingress);
+    await worker.ready;
+    const template = pool.orders[0]!;
+    const base = { ingressUrl: url, brokers: env.brokers, outputTopic: env.outputTopic, durationS: mode.e2eDurationS, template };
+    // Warms the whole path (JIT, the worker's first fetch and producer id) before measuring.
+    await measureE2e({ ...base, durationS: 2, ratePerSec: 100, phase: 'warmup', drainMs: 3000 });
+    const low: E2eFigures = await measureE2e({ ...base, ratePerSec: 100, phase: 'low' });
+    log.info({ ...low }, 'end-to-end, low rate');
+    const halfRate = Math.max(200, Math.round(peak / 2));
+    const halfPeak: E2eFigures = await measureE2e({ ...base, ratePerSec: halfRate, phase: 'half', drainMs: 15_000 });
+    log.info({ ...halfPeak }, 'end-to-end, 50% of peak');
+    return { low, halfPeak, note: `worker delivery: ${benchTopology(env).workers[0]?.delivery ?? 'unknown'}; load generator and read_committed consumer share the bench process` };
+  } finally {
+    await Promise.all([ingress.stop(), worker.stop()]);
+  }
+}
+
+function machineFacts(config: SluiceConfig, broker: Broker): Record<string, unknown> {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGb: round(totalmem() / 2 ** 30, 1),
+    node: process.versions.node,
+    platform: `${process.platform}-${process.arch}`,
+    kafkaVersion: config.kafkaVersion,
+    brokers: broker.brokers,
+    localBroker: broker.local,
+  };
+}
+
+const STAGES = ['ingress', 'ceilings', 'worker', 'e2e', 'serialization'] as const;
+type Stage = (typeof STAGES)[number];
+
+function stagesOf(args: string[]): Set<Stage> {
+  const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+  if (only === undefined) return new Set(STAGES);
+  const chosen = only.split(',').map((s) => s.trim());
+  const unknown = chosen.filter((s) => !(STAGES as readonly string[]).includes(s));
+  if (unknown.length > 0) throw new Error(`--only: unknown stage(s) ${unknown.join(', ')} (stages: ${STAGES.join(', ')})`);
+  return new Set(chosen as Stage[]);
+}
+
+async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: SluiceConfig, log: Logger): Promise<BenchResults> {
+  const started = Date.now();
+  const notes: string[] = [];
+  const broker = await ensureBroker(config, log);
+  const runId = newRunId();
+  const registryConfig = loadConfig(process.env, { kafkaBrokers: broker.brokers.join(','), registryTopic: `_schemas_bench_${runId}`, logLevel: 'warn', logFormat: 'json' });
+  const registry = await startRegistry({ config: registryConfig, logger: createLogger(registryConfig, 'bench-registry', 2), port: 0 });
+  const children: Child[] = [];
+  try {
+    const base = { brokers: broker.brokers, registryUrl: registry.url, runId };
+    const env = envFor(base, 'ingress');
+    await createBenchTopics(env);
+    const topology = benchTopology(env);
+    const schema = topology.topics.find((t) => t.name === env.inputTopic)?.valueSchema;
+    if (!schema) throw new Error('the bench topology has no input schema');
+    const schemaId = await new RegistryClient(registry.url).register(schema.subject, schema.text);
+    const pool = eventPool();
+    await encodePool(pool, schema.text, schemaId);
+    if (profile) mkdirSync(PROFILE_DIR, { recursive: true });
+
+    log.info({ mode: mode.name, brokers: broker.brokers, runId }, 'ingress: Sluice vs the naive service');
+    let cells: IngressCell[] = [];
+    if (stages.has('ingress')) {
+      const sluice = sluiceChild(env, profile, 'ingress');
+      const naive = naiveChild(base, env.inputTopic, schema.subject);
+      children.push(sluice, naive);
+      const urls = { sluice: await urlOf(sluice), naive: await urlOf(naive) };
+      cells = await ingressMatrix(mode, urls, pool, log);
+      await Promise.all([sluice.stop(), naive.stop()]);
+    }
+
+    log.info('ceilings: bare batched kafkajs producer and Kafka ProducerPerformance');
+    const bareRuns: BareProducerFigures[] = [];
+    const javaRuns: JavaProducerFigures[] = [];
+    for (let r = 0; stages.has('ceilings') && r < Math.min(2, mode.rounds); r++) {
+      bareRuns.push(await runBare(mode, env, pool));
+      javaRuns.push(await runJavaProducer(config, log, { brokers: broker.brokers, topic: env.inputTopic, records: mode.javaRecords, recordBytes: pool.averageRecordBytes }));
+    }
+    const bareBatched = bareRuns.sort((a, b) => a.eventsPerSec - b.eventsPerSec)[bareRuns.length - 1] ?? null;
+    const javaProducer = javaRuns.sort((a, b) => a.eventsPerSec - b.eventsPerSec)[javaRuns.length - 1] ?? null;
+    log.info({ bare: bareBatched?.eventsPerSec, java: javaProducer?.eventsPerSec }, 'ceilings');
+
+    const workerBench = stages.has('worker') ? await loadWorkerBench() : 'not run (--only)';
+    let worker: WorkerFigures | { skipped: string };
+    if (typeof workerBench === 'string') {
+      worker = { skipped: workerBench };
+      notes.push(`worker: ${workerBench}`);
+    } else {
+      log.info('worker: score-orders at-least-once and exactly-once vs a bare copy');
+      worker = await workerBench({ brokers: broker.brokers, registryUrl: registry.url, runId, mode: mode.name, config: registryConfig, logger: log });
+    }
+
+    // Without the ingress stage there is no measured peak; 8000/s is about Sluice's on 2 cores.
+    const peak = cells.find((c) => c.contender === 'sluice' && c.connections === 128 && c.eventsPerRequest === 1)?.eventsPerSec ?? 8000;
+    log.info({ peak }, 'end-to-end latency');
+    const e2e = stages.has('e2e') ? await runE2e(mode, envFor(base, 'e2e'), pool, peak, profile, log) : { low: null, halfPeak: null, note: 'not run (--only)' };
+
+    log.info('serialization: avsc vs JSON');
+    const serialization: SerializationFigures | null = stages.has('serialization') ? measureSerialization(pool.orders, schema.text, mode.serializationMs) : null;
+
+    const partial = {
+      version: 1 as const,
+      mode: mode.name,
+      startedAt: new Date(started).toISOString(),
+      durationS: 0,
+      machine: machineFacts(config, broker),
+      ingress: { durationS: mode.httpDurationS, cells },
+      bareBatched,
+      javaProducer,
+      worker,
+      e2e,
+      serialization,
+      notes,
+    };
+    const ratios = computeRatios(partial);
+    const results: BenchResults = { ...partial, ratios, goals: [] };
+    results.goals = computeGoals(results);
+    results.durationS = Math.round((Date.now() - started) / 1000);
+    return results;
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+    await registry.close();
+    await broker.stop();
+  }
+}
+
+/** The must-show comparison: a running `npm start` against the naive service, same broker and registry, 64 connections. */
+async function againstRunning(mode: Mode, config: SluiceConfig, log: Logger): Promise<void> {
+  const ingressUrl = `${process.env.SLUICE_BENCH_INGRESS_URL ?? `http://${config.ingressHost}:${config.ingressPort}`}/v1/orders`;
+  const brokers = config.kafkaBrokers ?? [`${config.kafkaHost}:${config.kafkaPort}`];
+  const topic = 'orders.placed';
+  const subject = `${topic}-value`;
+  const naive = naiveChild({ brokers, registryUrl: config.registryUrl }, topic, subject);
+  try {
+    const urls = { sluice: ingressUrl, naive: await urlOf(naive) };
+    const pool = eventPool();
+    for (const contender of ['sluice', 'naive'] as const) {
+      await loadHttp({ url: urls[contender], connections: 64, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
+    }
+    const runs: Record<HttpContender, HttpFigures[]> = { sluice: [], naive: [] };
+    for (let r = 0; r < Math.max(3, mode.rounds); r++) {
+      for (const contender of (r % 2 === 0 ? ['sluice', 'naive'] : ['naive', 'sluice']) as HttpContender[]) {
+        const figures = await loadHttp({ url: urls[contender], connections: 64, durationS: Math.max(8, mode.httpDurationS), bodies: pool.singleBodies, eventsPerRequest: 1 });
+        runs[contender].push(figures);
+        log.info({ contender, eventsPerSec: figures.eventsPerSec, non2xx: figures.non2xx }, 'against running: 64 connections');
+      }
+    }
+    const sluice = median(runs.sluice.map((f) => f.eventsPerSec));
+    const naiveEps = median(runs.naive.map((f) => f.eventsPerSec));
+    const report = { at: new Date().toISOString(), connections: 64, ingressUrl, brokers, sluiceEventsPerSec: sluice, naiveEventsPerSec: naiveEps, ratio: round(sluice / naiveEps), goal: '>= 3x', runs };
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    writeFileSync(join(RESULTS_DIR, 'against-running.json'), `${JSON.stringify(report, null, 2)}\n`);
+    process.stdout.write(`Sluice (npm start) ${sluice} events/s vs naive service ${naiveEps} events/s at 64 connections: ${report.ratio}x (goal >= 3x)\n`);
+  } finally {
+    await naive.stop();
+  }
+}
+
+function printSummary(results: BenchResults, files: { json: string; svg: string }): void {
+  const lines = [`Sluice bench (${results.mode}, ${results.durationS} s): ${files.json}, ${files.svg}`, 'Ratios:'];
+  for (const [name, value] of Object.entries(results.ratios)) lines.push(`  ${name.padEnd(28)} ${value === null ? 'n/a' : `${value}x`}`);
+  lines.push('Goals:');
+  for (const g of results.goals) lines.push(`  ${g.met === null ? 'n/a ' : g.met ? 'met ' : 'MISS'} ${g.name}: ${g.actual ?? 'n/a'} (goal ${g.target})`);
+  for (const n of results.notes) lines.push(`Note: ${n}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const mode = args.includes('--full') ? FULL : QUICK;
+  const config = loadConfig(process.env, { logFormat: process.env.SLUICE_LOG_FORMAT ?? 'json' });
+  const log = createLogger(config, 'bench', 2);
+  if (args.includes('--against-running')) {
+    await againstRunning(mode, config, log);
+    return;
+  }
+  const results = await runAll(mode, args.includes('--cpu-prof'), stagesOf(args), config, log);
+  const files = writeResults(results, { dir: RESULTS_DIR, readmePath: args.includes('--no-readme') ? undefined : join(PROJECT_ROOT, 'README.md') });
+  printSummary(results, files);
+}
+
+await main();

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { chartSvg, computeGoals, computeRatios, readmeTable, updateReadme, type BenchResults, type IngressCell } from '../../bench/report.ts';
+import { parseProducerPerformance } from '../../bench/java-producer.ts';
+
+function cell(contender: 'sluice' | 'naive', connections: number, eventsPerRequest: number, eventsPerSec: number): IngressCell {
+  const figures = { eventsPerSec, requestsPerSec: eventsPerSec / eventsPerRequest, latencyMs: { p50: 2, p99: 9, p999: 12, avg: 2.5 }, non2xx: 0, errors: 0, timeouts: 0 };
+  return { contender, connections, eventsPerRequest, rounds: [figures], eventsPerSec };
+}
+
+function fixture(): BenchResults {
+  const partial: Omit<BenchResults, 'ratios' | 'goals'> = {
+    version: 1,
+    mode: 'quick',
+    startedAt: '2026-11-25T10:00:00.000Z',
+    durationS: 150,
+    machine: { cpus: 2, cpuModel: 'Test CPU', node: '24.21.0', kafkaVersion: '3.9.1' },
+    ingress: {
+      durationS: 5,
+      cells: [cell('sluice', 128, 1, 12_000), cell('naive', 128, 1, 2_000), cell('sluice', 128, 100, 60_000), cell('naive', 128, 100, 40_000), cell('sluice', 1, 1, 500)],
+    },
+    bareBatched: { eventsPerSec: 100_000, batches: 250, batchRecords: 2000, sendLatencyMs: { p50: 15, p99: 40 } },
+    javaProducer: { eventsPerSec: 150_000, mbPerSec: 30, latencyMs: { avg: 100, p50: 90, p99: 300, p999: 400 }, records: 400_000, recordBytes: 200 },
+    worker: { atLeastOnceEventsPerSec: 30_000, exactlyOnceEventsPerSec: 20_000, bareCopyEventsPerSec: 50_000 },
+    e2e: {
+      low: { targetRate: 100, sent: 800, received: 800, latencyMs: { p50: 20, p99: 40, p999: 45, max: 46 }, legsP50Ms: { postToWorkerProduce: 12, workerProduceToVisible: 8 } },
+      halfPeak: null,
+    },
+    serialization: { avroEncodePerSec: 900_000, avroDecodePerSec: 1_800_000, jsonEncodePerSec: 1_000_000, jsonDecodePerSec: 900_000, avroBytes: 120, jsonBytes: 300 },
+    notes: [],
+  };
+  const results: BenchResults = { ...partial, ratios: computeRatios(partial), goals: [] };
+  results.goals = computeGoals(results);
+  return results;
+}
+
+describe('bench report', () => {
+  it('computes the ratios the issue asks for from the raw figures', () => {
+    const { ratios } = fixture();
+    expect(ratios).toMatchObject({
+      ingressVsNaive: 6,
+      ingressVsNaiveBatch: 1.5,
+      ingressVsBareBatched: 0.6,
+      ingressVsJavaProducer: 0.4,
+      workerEosVsBareCopy: 0.4,
+      workerAloVsBareCopy: 0.6,
+      avroVsJsonEncode: 0.9,
+      avroVsJsonDecode: 2,
+    });
+  });
+
+  it('gives null, not a number, for a ratio whose figures are missing', () => {
+    const results = fixture();
+    const ratios = computeRatios({ ...results, worker: { skipped: 'no bench/worker.ts' }, javaProducer: null });
+    expect(ratios.workerEosVsBareCopy).toBeNull();
+    expect(ratios.ingressVsJavaProducer).toBeNull();
+    const goals = computeGoals({ ...results, ratios });
+    expect(goals.find((g) => g.name.startsWith('worker'))).toMatchObject({ actual: null, met: null });
+  });
+
+  it('judges the goals from the ratios and the low-load p99', () => {
+    expect(fixture().goals.map((g) => [g.target, g.met])).toEqual([
+      ['>= 5x', true],
+      ['>= 0.5x', true],
+      ['>= 0.5x', false],
+      ['< 50 ms', true],
+    ]);
+  });
+
+  it('writes the README table between the markers and leaves the rest alone', () => {
+    const table = readmeTable(fixture());
+    expect(table).toContain('| Ingress / naive service (single events, 128 connections) | 6.00× | ≥ 5× |');
+    expect(table).toContain('| Sluice ingress, single events | 500 (9) | n/a | 12,000 (9) |');
+    const readme = 'intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\noutro\n';
+    expect(updateReadme(readme, table)).toBe(`intro\n<!-- bench:start -->\n${table}\n<!-- bench:end -->\noutro\n`);
+    expect(() => updateReadme('no markers', table)).toThrow(/bench:start/);
+  });
+
+  it('draws one bar per measured contender', () => {
+    const svg = chartSvg(fixture());
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.match(/<rect x=/g)).toHaveLength(9);
+  });
+
+  it('reads the summary line of Kafka ProducerPerformance', () => {
+    const output = '12 records sent...\n400000 records sent, 95877.8 records/sec (19.02 MB/sec), 312.04 ms avg latency, 624.00 ms max latency, 301 ms 50th, 587 ms 95th, 612 ms 99th, 621 ms 99.9th.\n';
+    expect(parseProducerPerformance(output)).toEqual({ records: 400_000, eventsPerSec: 95_878, mbPerSec: 19.02, latencyMs: { avg: 312.04, p50: 301, p99: 612, p999: 621 } });
+  });
+});

@@ -1,4 +1,7 @@
-import { AssignerProtocol, ConfigResourceTypes, type Admin } from 'kafkajs';
+import kafkajs, { type Admin } from 'kafkajs';
+
+// kafkajs is CommonJS, and Node's named-export detection misses these two.
+const { AssignerProtocol, ConfigResourceTypes } = kafkajs;
 
 /** What the console shows about topics and consumer groups, read through the Kafka admin API. */
 
@@ -39,25 +42,53 @@ export interface GroupDetail {
 /** Tails join throwaway groups of their own; listing them would only be noise. */
 export const isTailGroup = (groupId: string): boolean => groupId.startsWith('sluice-tail-');
 
+/** A topic deleted between listing and reading it (other clients do that), as kafkajs reports it. */
+function isUnknownTopic(error: unknown): boolean {
+  const e = error as { type?: unknown; code?: unknown; cause?: unknown; originalError?: unknown };
+  return e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e.code === 3 || (e.originalError !== undefined && isUnknownTopic(e.originalError)) || (e.cause !== undefined && e.cause !== null && isUnknownTopic(e.cause));
+}
+
+/**
+ * kafkajs refreshes metadata for every known topic on many admin calls, and
+ * fails the call when one of them was deleted meanwhile; the next try sees the
+ * fresh list.
+ */
+async function tolerant<T>(call: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (i >= attempts || !isUnknownTopic(error)) throw error;
+    }
+  }
+}
+
 const messagesIn = (low: string, high: string): number => Number(BigInt(high) - BigInt(low));
 
 export async function listTopics(admin: Admin): Promise<TopicSummary[]> {
-  const { topics } = await admin.fetchTopicMetadata();
+  const { topics } = await tolerant(() => admin.fetchTopicMetadata());
   const visible = topics.filter((t) => !t.name.startsWith('__')).sort((a, b) => a.name.localeCompare(b.name));
-  return Promise.all(
+  const summaries = await Promise.all(
     visible.map(async (t) => {
-      const offsets = await admin.fetchTopicOffsets(t.name);
-      return { name: t.name, partitions: t.partitions.length, messages: offsets.reduce((sum, o) => sum + messagesIn(o.low, o.high), 0) };
+      try {
+        const offsets = await admin.fetchTopicOffsets(t.name);
+        return { name: t.name, partitions: t.partitions.length, messages: offsets.reduce((sum, o) => sum + messagesIn(o.low, o.high), 0) };
+      } catch (error) {
+        // Deleted since it was listed: it no longer belongs on the page.
+        if (isUnknownTopic(error)) return undefined;
+        throw error;
+      }
     }),
   );
+  return summaries.filter((t): t is TopicSummary => t !== undefined);
 }
 
 export async function describeTopic(admin: Admin, name: string): Promise<TopicDetail> {
-  const [{ topics }, offsets, configs] = await Promise.all([
+  const [{ topics }, offsets, configs] = await tolerant(() => Promise.all([
     admin.fetchTopicMetadata({ topics: [name] }),
     admin.fetchTopicOffsets(name),
     admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name }], includeSynonyms: false }),
-  ]);
+  ]));
   const metadata = topics[0]?.partitions ?? [];
   const partitions = offsets
     .map((o) => {
@@ -74,12 +105,12 @@ export async function describeTopic(admin: Admin, name: string): Promise<TopicDe
 }
 
 export async function listGroups(admin: Admin): Promise<GroupSummary[]> {
-  const { groups } = await admin.listGroups();
+  const { groups } = await tolerant(() => admin.listGroups());
   return groups.filter((g) => !isTailGroup(g.groupId)).sort((a, b) => a.groupId.localeCompare(b.groupId));
 }
 
 export async function describeGroup(admin: Admin, groupId: string): Promise<GroupDetail> {
-  const [{ groups }, committed] = await Promise.all([admin.describeGroups([groupId]), admin.fetchOffsets({ groupId })]);
+  const [{ groups }, committed] = await tolerant(() => Promise.all([admin.describeGroups([groupId]), admin.fetchOffsets({ groupId })]));
   const group = groups[0];
   const members = (group?.members ?? []).map((m) => {
     let assignment: Record<string, number[]> = {};
@@ -88,7 +119,7 @@ export async function describeGroup(admin: Admin, groupId: string): Promise<Grou
   });
   const lag: GroupDetail['lag'] = [];
   for (const { topic, partitions } of committed) {
-    const ends = new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, o.high]));
+    const ends = new Map((await tolerant(() => admin.fetchTopicOffsets(topic))).map((o) => [o.partition, o.high]));
     for (const p of partitions) {
       const high = ends.get(p.partition) ?? '0';
       // No commit yet: everything on the partition is still to be read.

@@ -32,8 +32,12 @@ describe.skipIf(!hasEtcd() || !hasHaproxy())('load-balanced ingress (HAProxy + e
     etcd = await startTestEtcd(log);
   });
   afterAll(async () => {
-    for (const p of procs) p.child.kill('SIGKILL');
-    await Promise.all(procs.map((p) => p.exited));
+    // SIGTERM, not SIGKILL: `sluice lb` stops its HAProxy on the way out; killed, it would orphan it.
+    for (const p of procs) p.child.kill('SIGTERM');
+    const stopped = Promise.all(procs.map((p) => p.exited));
+    const timer = setTimeout(() => procs.forEach((p) => p.child.kill('SIGKILL')), 15_000);
+    await stopped;
+    clearTimeout(timer);
     await closeRegistry?.();
     await etcd?.stop();
   });

@@ -5,6 +5,8 @@ import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../kafka/bro
 import { register as registerSchemas } from './commands/schemas.ts';
 import { register as registerConsole } from './commands/console.ts';
 import { register as registerTail } from './commands/tail.ts';
+import { register as registerDlq } from './commands/dlq.ts';
+import { register as registerStatus } from './commands/status.ts';
 import { register as registerTopology } from './commands/topology.ts';
 import { register as registerBridge } from './commands/bridge.ts';
 import { register as registerLb } from './commands/lb.ts';
@@ -20,11 +22,12 @@ import {
   registryIsLocal,
   registryService,
   selectWorkers,
+  workerMetricsService,
   workerService,
 } from './services.ts';
 
 /** Command groups beyond the core ones (topology, schemas, tail, ...), in --help order. */
-const COMMAND_GROUPS: ((program: Command) => void)[] = [registerTopology, registerSchemas, registerTail, registerBridge, registerServices, registerLb];
+const COMMAND_GROUPS: ((program: Command) => void)[] = [registerTopology, registerSchemas, registerTail, registerBridge, registerServices, registerLb, registerStatus, registerDlq];
 
 interface GlobalFlags {
   brokers?: string;
@@ -110,6 +113,7 @@ export function buildProgram(): Command {
         async () => (ownRegistry ? registryService(config, log, discovery) : undefined),
         async () => void (await applyAtStart(config, topology, log)),
         () => ingressService(config, topology, log, { ...(discovery ? { discovery } : {}) }),
+        async () => (selectWorkers(config, topology).length > 0 ? workerMetricsService(config, log) : undefined),
         () => Promise.all(selectWorkers(config, topology).map((spec) => workerService(config, topology, spec, log, undefined, discovery))),
       ]);
     });
@@ -178,6 +182,7 @@ export function buildProgram(): Command {
           discovery = opened.discovery;
           return opened.service;
         },
+        () => workerMetricsService(config, log),
         () => Promise.all(instances.map((i) => workerService(config, topology, spec, log, flags.instances > 1 ? i : undefined, discovery))),
       ]);
     });

@@ -6,6 +6,8 @@ import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../kafka/bro
 import { startRegistry } from '../registry/server.ts';
 import { startIngress } from '../producers/server.ts';
 import { startWorker } from '../consumers/runtime.ts';
+import { workerMetrics } from '../consumers/metrics.ts';
+import { startMetricsServer } from '../consumers/metrics-server.ts';
 import { applyTopology } from '../topology/apply.ts';
 import { loadTopology } from '../topology/load.ts';
 import type { Topology, WorkerSpec } from '../topology/model.ts';
@@ -129,6 +131,12 @@ export async function workerService(
 export async function discoveryService(config: SluiceConfig, log: Logger, requested: boolean): Promise<{ service?: Service; discovery?: Discovery }> {
   const discovery = await openDiscovery(config, log, requested);
   return discovery ? { discovery, service: { name: 'discovery', close: () => discovery.close() } } : {};
+}
+
+/** GET /metrics for every worker of this process (they share one registry). */
+export async function workerMetricsService(config: SluiceConfig, log: Logger): Promise<Service> {
+  const server = await startMetricsServer(workerMetrics().registry, config.workerMetricsHost, config.workerMetricsPort, log.child({ component: 'worker-metrics' }));
+  return { name: 'worker metrics', close: () => server.close() };
 }
 
 export function selectWorkers(config: SluiceConfig, topology: Topology): WorkerSpec[] {

@@ -19,7 +19,13 @@ export const DLQ_HEADERS = {
   originalOffset: 'sluice.original.offset',
   originalTimestamp: 'sluice.original.timestamp',
   failedAt: 'sluice.failed.at',
+  /** How many times the handler was tried (retryable failures are retried up to workerMaxAttempts). */
+  attempts: 'sluice.error.attempts',
 } as const;
+
+/** On a record re-produced from a dead-letter topic by `sluice dlq replay`: `<dlq topic>/<partition>/<offset>`. */
+export const REPLAY_HEADER = 'sluice.replay.of';
+export const REPLAYED_AT_HEADER = 'sluice.replayed.at';
 
 const DLQ_HEADER_NAMES: ReadonlySet<string> = new Set(Object.values(DLQ_HEADERS));
 
@@ -76,7 +82,7 @@ export interface RecordSource {
  * (a replayed dead letter that failed again) are dropped, so a stale error code
  * never sits next to a newer message.
  */
-export function deadLetterHeaders(source: RecordSource, error: unknown, failedAt: Date): IHeaders {
+export function deadLetterHeaders(source: RecordSource, error: unknown, failedAt: Date, attempts?: number): IHeaders {
   const code = errorCodeOf(error);
   const original: IHeaders = {};
   for (const [name, value] of Object.entries(source.message.headers ?? {})) {
@@ -92,10 +98,11 @@ export function deadLetterHeaders(source: RecordSource, error: unknown, failedAt
     [DLQ_HEADERS.originalOffset]: source.message.offset,
     [DLQ_HEADERS.originalTimestamp]: source.message.timestamp,
     [DLQ_HEADERS.failedAt]: failedAt.toISOString(),
+    ...(attempts === undefined ? {} : { [DLQ_HEADERS.attempts]: String(attempts) }),
   };
 }
 
 /** A dead letter keeps the original key and value bytes, so it can be replayed as it was. */
-export function deadLetterMessage(source: RecordSource, error: unknown, failedAt: Date): Message {
-  return { key: source.message.key, value: source.message.value, headers: deadLetterHeaders(source, error, failedAt) };
+export function deadLetterMessage(source: RecordSource, error: unknown, failedAt: Date, attempts?: number): Message {
+  return { key: source.message.key, value: source.message.value, headers: deadLetterHeaders(source, error, failedAt, attempts) };
 }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import type { Consumer, EachBatchPayload, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { createTypes, type AvroTypes } from '../core/avro.ts';
 import type { SluiceConfig } from '../core/config.ts';
-import { describeCause, isRetryable, ShutdownTimeoutError, WorkerConfigError } from '../core/errors.ts';
+import { describeCause, isRetryable, ShutdownTimeoutError, TransactionAbortedError, WorkerConfigError } from '../core/errors.ts';
 import { createKafka } from '../core/kafka.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
@@ -19,17 +19,28 @@ import {
   headersToStrings,
   SOURCE_HEADER,
 } from './headers.ts';
+import { workerMetrics, type WorkerMetrics } from './metrics.ts';
+import { backoffMs, waitWithHeartbeats, type RetryPolicy } from './retry.ts';
+import { PartitionTransactions } from './transactions.ts';
 
 /**
  * The stream-worker runtime: consumes a topic in a consumer group, decodes each
  * record to the worker's reader schema, runs the handler, and produces its
- * outputs, at least once.
+ * outputs, exactly once or at least once (the worker's `delivery`).
  *
- * Delivery: records are handled in chunks of `workerBatchSize`; a chunk's outputs
- * and dead letters are produced with one idempotent, acks=all producer, and only
- * once the broker has acknowledged them is the chunk's offset committed. A crash
- * anywhere re-delivers at most the uncommitted chunks, whose outputs may then
- * appear twice (hence handlers should be deterministic).
+ * Records are handled in chunks of `workerBatchSize`, each partition in order and
+ * `workerConcurrency` partitions at once. A chunk's outputs and dead letters are
+ * then produced together with the chunk's offset:
+ * - exactly once: in one Kafka transaction with the offsets (sendOffsets), by the
+ *   partition's transactional producer (see transactions.ts for the fencing);
+ *   readers of the outputs that read committed see each output once.
+ * - at least once: by one idempotent, acks=all producer, and only once the broker
+ *   acknowledged them is the offset committed. A crash re-delivers at most the
+ *   uncommitted chunks, whose outputs may then appear twice.
+ *
+ * Backpressure: kafkajs fetches a partition again only after eachBatch returned,
+ * so while producing is slow, fetching waits, and memory holds at most one fetch
+ * per partition being processed.
  */
 
 export interface WorkerCounters {
@@ -38,7 +49,7 @@ export interface WorkerCounters {
   /** Output records produced and acknowledged. */
   emitted: number;
   deadLettered: number;
-  /** Batches abandoned on a retryable failure, to be re-delivered from the last commit. */
+  /** Records retried in place, and chunks abandoned on a failure to be re-delivered from the last commit. */
   retries: number;
 }
 
@@ -57,6 +68,8 @@ export interface StartWorkerOptions {
   registry: RegistryClient;
   /** The handler to run; loaded from `spec.handler` (its default export) when omitted. */
   handler?: AnyHandler;
+  /** Where to count; the process-wide worker metrics when omitted. */
+  metrics?: WorkerMetrics;
 }
 
 function valueSchemaOf(spec: WorkerSpec, topology: Topology, topic: string, role: string): ValueSchema {
@@ -136,64 +149,148 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   const counters: WorkerCounters = { processed: 0, emitted: 0, deadLettered: 0, retries: 0 };
   const chunkSize = config.workerBatchSize;
 
+  const metrics = options.metrics ?? workerMetrics();
+  const labels = { worker: spec.name };
+  const retryPolicy: RetryPolicy = { maxAttempts: config.workerMaxAttempts, baseMs: config.workerRetryBaseMs, maxMs: config.workerRetryMaxMs };
+
   const kafka = createKafka(config, log, `worker-${spec.name}`);
   // A short fetch wait bounds how long stop() waits for an idle long-poll to return
   // (kafkajs's 5 s default dominated shutdown); an idle worker polls once a second.
-  const consumer: Consumer = kafka.consumer({ groupId: spec.groupId, maxWaitTimeInMs: 1000 });
-  // Unbounded retries are what kafkajs requires to keep idempotence; a broker
+  // Inputs are read committed (kafkajs's default, stated here because exactly-once depends on it).
+  const consumer: Consumer = kafka.consumer({
+    groupId: spec.groupId,
+    maxWaitTimeInMs: 1000,
+    readUncommitted: false,
+    sessionTimeout: config.workerSessionTimeoutMs,
+    heartbeatInterval: Math.min(3000, Math.floor(config.workerSessionTimeoutMs / 3)),
+  });
+  const exactlyOnce = spec.delivery === 'exactly-once';
+  const admin: Admin | undefined = exactlyOnce ? kafka.admin() : undefined;
+  const transactions = admin && new PartitionTransactions({ kafka, admin, groupId: spec.groupId, log });
+  // At least once: unbounded retries are what kafkajs requires to keep idempotence; a broker
   // outage stalls the worker (and shutdown is bounded by shutdownTimeoutMs).
-  const producer: Producer = kafka.producer({ idempotent: true, retry: { retries: Number.MAX_SAFE_INTEGER } });
+  const producer: Producer | undefined = exactlyOnce ? undefined : kafka.producer({ idempotent: true, retry: { retries: Number.MAX_SAFE_INTEGER } });
+  const lagLabels = new Set<string>();
 
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     log.info(
       { memberId: payload.memberId, isLeader: payload.isLeader, assignment: payload.memberAssignment, durationMs: payload.duration },
       'joined the consumer group; partitions assigned',
     );
+    const assigned = new Set<string>();
+    for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
+      for (const partition of partitions) assigned.add(PartitionTransactions.assignmentKey(topic, partition));
+    }
+    for (const k of lagLabels) {
+      if (assigned.has(k)) continue;
+      const [topic = '', partition = ''] = k.split('\u0000');
+      metrics.lag.remove({ ...labels, topic, partition });
+      lagLabels.delete(k);
+    }
+    transactions?.reassigned(assigned).catch((error: unknown) => log.warn({ err: error }, 'closing producers of partitions no longer assigned failed'));
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     log.error({ err: payload.error, restart: payload.restart }, payload.restart ? 'consumer crashed; kafkajs restarts it' : 'consumer crashed and will not restart');
   });
 
-  async function handle(topic: string, partition: number, message: KafkaMessage): Promise<Outcome> {
+  function deadLetter(topic: string, partition: number, message: KafkaMessage, correlationId: string, error: unknown, attempts: number): Outcome {
+    metrics.deadLetters.inc(labels);
+    log.warn(
+      {
+        topic,
+        partition,
+        offset: message.offset,
+        key: message.key?.toString('utf8') ?? null,
+        correlationId,
+        errorClass: errorClassName(error),
+        errorCode: errorCodeOf(error),
+        attempts,
+        err: error,
+        deadLetter: spec.deadLetter,
+      },
+      'record dead-lettered',
+    );
+    return { kind: 'dead', message: deadLetterMessage({ topic, partition, message }, error, new Date(), attempts) };
+  }
+
+  /**
+   * Decodes and handles one record. A retryable handler failure is retried in
+   * place (the partition waits, so its order is kept) with backoff, up to
+   * workerMaxAttempts, then dead-lettered; a fatal one is dead-lettered at once.
+   * The registry being down is no fault of the record: that error is thrown, and
+   * the chunk is retried from the last commit for as long as the outage lasts.
+   * Resolves undefined when the worker stops during a backoff.
+   */
+  async function handle(topic: string, partition: number, message: KafkaMessage, heartbeat: () => Promise<void>, running: () => boolean): Promise<Outcome | undefined> {
     const headers = headersToStrings(message.headers);
     const correlationId = correlationIdOf(headers, { topic, partition, offset: message.offset });
+    let value: unknown;
     try {
-      const { value } = await decodeFramed(registry, message.value, reader);
-      const context = new RecordContext(log, topic, partition, message, headers, correlationId);
-      const result = await handler(value, context);
-      const source = `${topic}/${partition}/${message.offset}`;
-      const messages = normalizeOutputs(result, message.key).map(
-        (output): Message => ({
-          key: output.key,
-          value: encoder.encode(output.value),
-          headers: { ...output.headers, [CORRELATION_HEADER]: correlationId, [SOURCE_HEADER]: source },
-        }),
-      );
-      return { kind: 'emit', messages };
+      ({ value } = await decodeFramed(registry, message.value, reader));
     } catch (error) {
-      // The registry or broker being down is no fault of the record: the chunk is retried instead.
-      if (isRetryable(error)) throw error;
-      log.warn(
-        {
-          topic,
-          partition,
-          offset: message.offset,
-          key: message.key?.toString('utf8') ?? null,
-          correlationId,
-          errorClass: errorClassName(error),
-          errorCode: errorCodeOf(error),
-          err: error,
-          deadLetter: spec.deadLetter,
-        },
-        'record dead-lettered',
-      );
-      return { kind: 'dead', message: deadLetterMessage({ topic, partition, message }, error, new Date()) };
+      const retryable = isRetryable(error);
+      metrics.errors.inc({ ...labels, class: retryable ? 'retryable' : 'fatal' });
+      if (retryable) throw error;
+      return deadLetter(topic, partition, message, correlationId, error, 1);
     }
+    const source = `${topic}/${partition}/${message.offset}`;
+    for (let attempt = 1; ; attempt++) {
+      const startedAt = performance.now();
+      try {
+        const context = new RecordContext(log, topic, partition, message, headers, correlationId);
+        const result = await handler(value, context);
+        const messages = normalizeOutputs(result, message.key).map(
+          (output): Message => ({
+            key: output.key,
+            value: encoder.encode(output.value),
+            headers: { ...output.headers, [CORRELATION_HEADER]: correlationId, [SOURCE_HEADER]: source },
+          }),
+        );
+        metrics.handlerSeconds.observe(labels, (performance.now() - startedAt) / 1000);
+        return { kind: 'emit', messages };
+      } catch (error) {
+        const retryable = isRetryable(error);
+        metrics.errors.inc({ ...labels, class: retryable ? 'retryable' : 'fatal' });
+        if (!retryable || attempt >= retryPolicy.maxAttempts) return deadLetter(topic, partition, message, correlationId, error, attempt);
+        const delayMs = backoffMs(attempt, retryPolicy);
+        counters.retries++;
+        metrics.retries.inc(labels);
+        log.warn(
+          { topic, partition, offset: message.offset, correlationId, attempt, maxAttempts: retryPolicy.maxAttempts, delayMs, errorClass: errorClassName(error), err: error },
+          'retryable handler failure; retrying the record',
+        );
+        if (!(await waitWithHeartbeats(delayMs, heartbeat, running))) return undefined;
+      }
+    }
+  }
+
+  /** Exactly once: records below the group's committed offset were committed by a previous owner; skip them. */
+  async function resumePoint(payload: EachBatchPayload, pending: KafkaMessage[]): Promise<KafkaMessage[] | undefined> {
+    if (!transactions) return pending;
+    const { topic, partition } = payload.batch;
+    const { resumeFrom, transactionalId } = await transactions.prepare(topic, partition);
+    const first = pending[0];
+    if (resumeFrom === undefined || first === undefined) return pending;
+    if (BigInt(first.offset) > resumeFrom) {
+      // The consumer is ahead of what is committed: go back rather than leave a gap.
+      log.warn({ topic, partition, transactionalId, resumeFrom: resumeFrom.toString(), fetched: first.offset }, 'fetch position is past the committed offset; seeking back');
+      consumer.seek({ topic, partition, offset: resumeFrom.toString() });
+      return undefined;
+    }
+    const kept = pending.filter((m) => BigInt(m.offset) >= resumeFrom);
+    const skipped = pending.length - kept.length;
+    if (skipped > 0) {
+      log.info({ topic, partition, transactionalId, resumeFrom: resumeFrom.toString(), skipped }, 'skipping records a previous owner already committed');
+      payload.resolveOffset(pending[skipped - 1]!.offset);
+    }
+    return kept;
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
-    const { topic, partition, messages } = batch;
+    const { topic, partition } = batch;
+    const messages = await resumePoint(payload, batch.messages);
+    if (!messages) return;
     for (let start = 0; start < messages.length; start += chunkSize) {
       // On stop or after a seek/rebalance, leave the rest to whoever fetches next:
       // nothing past the last commit has been produced, so nothing is lost.
@@ -202,10 +299,14 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       const outputs: Message[] = [];
       const deadLetters: Message[] = [];
       let current: KafkaMessage | undefined;
+      const last = chunk[chunk.length - 1]!.offset;
+      const next = BigInt(last) + 1n;
       try {
         for (const message of chunk) {
           current = message;
-          const outcome = await handle(topic, partition, message);
+          const outcome = await handle(topic, partition, message, heartbeat, isRunning);
+          // Stopped during a backoff: none of this chunk is committed, so all of it is re-delivered.
+          if (!outcome) return;
           if (outcome.kind === 'emit') outputs.push(...outcome.messages);
           else deadLetters.push(outcome.message);
         }
@@ -213,14 +314,19 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
         if (outputs.length > 0) topicMessages.push({ topic: spec.output, messages: outputs });
         if (deadLetters.length > 0) topicMessages.push({ topic: spec.deadLetter, messages: deadLetters });
         current = undefined;
-        if (topicMessages.length > 0) await producer.sendBatch({ topicMessages, acks: -1 });
-        const last = chunk[chunk.length - 1]!.offset;
+        if (transactions) {
+          await transactions.commit(topic, partition, topicMessages, next);
+          metrics.transactions.inc({ ...labels, outcome: 'committed' });
+        } else {
+          if (topicMessages.length > 0) await producer!.sendBatch({ topicMessages, acks: -1 });
+          // The payload's commit, not consumer.commitOffsets: the latter is a no-op
+          // once stop() has begun, and the chunk in flight must still be committed.
+          await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
+        }
         resolveOffset(last);
-        // The payload's commit, not consumer.commitOffsets: the latter is a no-op
-        // once stop() has begun, and the chunk in flight must still be committed.
-        await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: (BigInt(last) + 1n).toString() }] }] });
       } catch (error) {
         counters.retries++;
+        if (error instanceof TransactionAbortedError) metrics.transactions.inc({ ...labels, outcome: 'aborted' });
         const record = current && {
           offset: current.offset,
           key: current.key?.toString('utf8') ?? null,
@@ -235,15 +341,26 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       counters.processed += chunk.length;
       counters.emitted += outputs.length;
       counters.deadLettered += deadLetters.length;
+      metrics.eventsIn.inc(labels, chunk.length);
+      metrics.eventsOut.inc(labels, outputs.length);
+      lagLabels.add(PartitionTransactions.assignmentKey(topic, partition));
+      metrics.lag.set({ ...labels, topic, partition: String(partition) }, Math.max(0, Number(BigInt(batch.highWatermark) - next)));
       await heartbeat();
     }
   }
 
+  async function disconnectClients(): Promise<void> {
+    await consumer.disconnect();
+    await Promise.all([producer?.disconnect(), transactions?.close(), admin?.disconnect()]);
+  }
+
   try {
-    await producer.connect();
+    await Promise.all([producer?.connect(), admin?.connect()]);
     await consumer.connect();
     await consumer.subscribe({ topic: spec.input, fromBeginning: true });
     await consumer.run({
+      // Offsets are committed by this runtime only: with the chunk's outputs (at
+      // least once) or inside the chunk's transaction (exactly once).
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: config.workerConcurrency,
@@ -251,13 +368,22 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     });
   } catch (error) {
     log.error({ err: error }, 'worker failed to start');
-    for (const result of await Promise.allSettled([consumer.disconnect(), producer.disconnect()])) {
+    for (const result of await Promise.allSettled([consumer.disconnect(), producer?.disconnect(), transactions?.close(), admin?.disconnect()])) {
       if (result.status === 'rejected') log.warn({ err: result.reason }, 'disconnecting after a failed start also failed');
     }
     throw error;
   }
   log.info(
-    { input: spec.input, output: spec.output, deadLetter: spec.deadLetter, outputSchemaId: outputId, batchSize: chunkSize, concurrency: config.workerConcurrency },
+    {
+      input: spec.input,
+      output: spec.output,
+      deadLetter: spec.deadLetter,
+      delivery: spec.delivery,
+      outputSchemaId: outputId,
+      batchSize: chunkSize,
+      concurrency: config.workerConcurrency,
+      maxAttempts: retryPolicy.maxAttempts,
+    },
     'worker started',
   );
 
@@ -271,18 +397,14 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     });
     try {
       // disconnect() stops fetching, waits for the batch in flight and leaves the group.
-      await Promise.race([
-        (async () => {
-          await consumer.disconnect();
-          await producer.disconnect();
-        })(),
-        deadline,
-      ]);
+      await Promise.race([disconnectClients(), deadline]);
     } catch (error) {
       log.error({ err: error, counters: { ...counters } }, 'worker did not stop cleanly');
       if (error instanceof ShutdownTimeoutError) {
         // Past the budget the process is about to exit; still try not to leave the producer's connections open in-process.
-        producer.disconnect().catch((cause: unknown) => log.warn({ err: cause }, 'disconnecting the producer after the shutdown timeout failed'));
+        Promise.all([producer?.disconnect(), transactions?.close(), admin?.disconnect()]).catch((cause: unknown) =>
+          log.warn({ err: cause }, 'disconnecting the producers after the shutdown timeout failed'),
+        );
       }
       throw error;
     } finally {

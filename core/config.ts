@@ -195,7 +195,7 @@ export const OPTIONS = {
   workerBatchSize: {
     env: 'SLUICE_WORKER_BATCH_SIZE',
     default: '500',
-    description: 'Records a worker handles before producing and committing.',
+    description: 'Records a worker handles per transaction (exactly-once) or per produce-and-commit (at-least-once).',
     parse: integer(1, 100_000),
   },
   workerConcurrency: {
@@ -203,6 +203,42 @@ export const OPTIONS = {
     default: '4',
     description: 'Partitions a worker processes at once (each in order).',
     parse: integer(1, 1024),
+  },
+  workerMaxAttempts: {
+    env: 'SLUICE_WORKER_MAX_ATTEMPTS',
+    default: '5',
+    description: 'Attempts at a record whose handler fails with a retryable error before it is dead-lettered.',
+    parse: integer(1, 1000),
+  },
+  workerRetryBaseMs: {
+    env: 'SLUICE_WORKER_RETRY_BASE_MS',
+    default: '200',
+    description: 'First retry delay of a retryable handler failure; doubles each attempt, with full jitter.',
+    parse: integer(0, 600_000),
+  },
+  workerRetryMaxMs: {
+    env: 'SLUICE_WORKER_RETRY_MAX_MS',
+    default: '10000',
+    description: 'Longest delay between two attempts at a record.',
+    parse: integer(0, 3_600_000),
+  },
+  workerSessionTimeoutMs: {
+    env: 'SLUICE_WORKER_SESSION_TIMEOUT_MS',
+    default: '10000',
+    description: 'How long the group waits for a silent worker (e.g. killed) before giving its partitions to others.',
+    parse: integer(6000, 300_000),
+  },
+  workerMetricsHost: {
+    env: 'SLUICE_WORKER_METRICS_HOST',
+    default: '127.0.0.1',
+    description: 'Address the workers\' Prometheus endpoint (GET /metrics) listens on.',
+    parse: text,
+  },
+  workerMetricsPort: {
+    env: 'SLUICE_WORKER_METRICS_PORT',
+    default: '9464',
+    description: 'Port of the workers\' GET /metrics (one per process; when taken, a free port is used and logged; 0 = any free port).',
+    parse: port,
   },
   shutdownTimeoutMs: {
     env: 'SLUICE_SHUTDOWN_TIMEOUT_MS',

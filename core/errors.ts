@@ -172,6 +172,20 @@ export class WorkerConfigError extends SluiceError {
   }
 }
 
+/** A dead letter cannot be replayed as asked (no original topic header and no --to, or a bad target). */
+export class DeadLetterReplayError extends SluiceError {
+  constructor(message: string) {
+    super('SLUICE_DLQ_REPLAY', message);
+  }
+}
+
+/** A Kafka transaction of an exactly-once worker failed and was aborted; its inputs are processed again. */
+export class TransactionAbortedError extends SluiceError {
+  constructor(transactionalId: string, cause: unknown) {
+    super('SLUICE_TRANSACTION_ABORTED', `transaction ${transactionalId} aborted: ${describeCause(cause)}`, { retryable: true, cause });
+  }
+}
+
 /** A graceful stop did not finish within its budget. */
 export class ShutdownTimeoutError extends SluiceError {
   constructor(what: string, timeoutMs: number) {

@@ -9,13 +9,18 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+const CONCURRENT_TRANSACTIONS = /another concurrent operation on the same transaction/;
+
 /** Routes kafkajs's own logs into pino, one level lower than Sluice's (kafkajs is chatty at info). */
 function pinoLogCreator(logger: Logger): logCreator {
   const kafkaLog = logger.child({ lib: 'kafkajs' });
   return () =>
     ({ level, label, log }: LogEntry) => {
       const { message, ...extra } = log;
-      const method = LEVELS[level] ?? 'info';
+      // Right after a transaction commits, the coordinator answers CONCURRENT_TRANSACTIONS until its
+      // markers are written; kafkajs retries it and logs an error each time. Routine, so debug.
+      const routine = CONCURRENT_TRANSACTIONS.test(message) || CONCURRENT_TRANSACTIONS.test(String(extra.error ?? ''));
+      const method = routine ? 'debug' : (LEVELS[level] ?? 'info');
       kafkaLog[method === 'info' ? 'debug' : method]({ ...extra, kafkaLevel: label }, message);
     };
 }

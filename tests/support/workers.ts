@@ -10,6 +10,7 @@ import { startRegistry } from '../../registry/server.ts';
 import { subjectFor, type TopicSpec, type Topology, type ValueSchema, type WorkerSpec } from '../../topology/model.ts';
 import type { AnyHandler } from '../../consumers/handler.ts';
 import { startWorker, type RunningWorker } from '../../consumers/runtime.ts';
+import { createWorkerMetrics, type WorkerMetrics } from '../../consumers/metrics.ts';
 import { createTopics, rawKafka, testConfig, testLogger, uniqueName } from './platform.ts';
 
 /**
@@ -73,7 +74,7 @@ export interface WorkerHarness {
   producer: Producer;
   collector: Collector;
   send(records: { key: string | Buffer | null; value: Buffer | null; headers?: IHeaders; timestamp?: string }[]): Promise<void>;
-  start(handler?: AnyHandler, overrides?: Partial<WorkerSpec>): Promise<RunningWorker>;
+  start(handler?: AnyHandler, overrides?: Partial<WorkerSpec>, metrics?: WorkerMetrics): Promise<RunningWorker>;
   /** Takes the registry down (its state stays on its topic) ... */
   stopRegistry(): Promise<void>;
   /** ... and brings it back on the same port, so the workers' client finds it again. */
@@ -139,8 +140,17 @@ export async function workerHarness(options: { partitions?: number; configOverri
     async send(records) {
       await producer.send({ topic: input, messages: records, acks: -1 });
     },
-    async start(handler, overrides = {}) {
-      const worker = await startWorker({ config, logger, spec: { ...spec, ...overrides }, topology, registry, ...(handler ? { handler } : {}) });
+    async start(handler, overrides = {}, metrics) {
+      const worker = await startWorker({
+        config,
+        logger,
+        spec: { ...spec, ...overrides },
+        topology,
+        registry,
+        // Each worker under test counts on its own, so tests can read exact figures.
+        metrics: metrics ?? createWorkerMetrics(),
+        ...(handler ? { handler } : {}),
+      });
       workers.push(worker);
       return worker;
     },

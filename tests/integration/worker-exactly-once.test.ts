@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RetryableError } from '../../core/errors.ts';
+import { defineWorker } from '../../consumers/handler.ts';
+import { readDeadLetters, replayDeadLetters } from '../../consumers/dead-letters.ts';
+import { createWorkerMetrics } from '../../consumers/metrics.ts';
+import { scoreOrder } from '../../consumers/workers/score-orders.ts';
+import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
+import type { OrderScored } from '../../schemas/generated/OrderScored.ts';
+import { compileFilter } from '../../tail/filter.ts';
+import { randomOrder } from '../support/orders.ts';
+import { rawKafka, testLogger } from '../support/platform.ts';
+import { deadLettersOf, headerText, outputsOf, workerHarness, type CollectedRecord, type WorkerHarness } from '../support/workers.ts';
+
+/**
+ * Exactly-once workers (Kafka transactions) in-process against the test broker:
+ * retries, dead letters and their replay, and a graceful stop under load. The
+ * collector reads committed, as any downstream consumer would.
+ */
+
+const keyOf = (r: CollectedRecord) => r.message.key?.toString() ?? '';
+
+function countByKey(records: CollectedRecord[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of records) counts.set(keyOf(r), (counts.get(keyOf(r)) ?? 0) + 1);
+  return counts;
+}
+
+describe('exactly-once worker: retries, dead letters, replay', () => {
+  let h: WorkerHarness;
+  const run = Date.now();
+  const flaky = `flaky-${run}`;
+  const broken = `broken-${run}`;
+  const attempts = new Map<string, number>();
+  let fixed = false;
+  const metrics = createWorkerMetrics();
+
+  const handler = defineWorker<OrderPlaced, OrderScored>((order, context) => {
+    attempts.set(order.orderId, (attempts.get(order.orderId) ?? 0) + 1);
+    if (order.orderId === flaky && attempts.get(flaky)! <= 2) throw new RetryableError('fraud service timed out');
+    if (order.orderId === broken && !fixed) throw new RetryableError('fraud service refuses this order');
+    return scoreOrder(order, context.timestamp);
+  });
+
+  beforeAll(async () => {
+    h = await workerHarness({ configOverrides: { workerBatchSize: '100', workerMaxAttempts: '3', workerRetryBaseMs: '20', workerRetryMaxMs: '100' } });
+    await h.start(handler, { delivery: 'exactly-once' }, metrics);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('dead-letters a poison record and flows on; retries a twice-failing record into one output; replays a fixed dead letter once', async () => {
+    const orders = Array.from({ length: 400 }, (_, i) => randomOrder(i === 120 ? { orderId: flaky } : i === 260 ? { orderId: broken } : {}));
+    const records = orders.map((o) => ({ key: o.orderId, value: h.orders.encode(o) }));
+    records.splice(200, 0, { key: `poison-${run}`, value: Buffer.from('not a framed Avro record') });
+    await h.send(records);
+
+    const valid = new Set(orders.map((o) => o.orderId).filter((id) => id !== broken));
+    const all = await h.collector.waitFor(
+      (rs) => outputsOf(h, rs).filter((r) => valid.has(keyOf(r))).length >= valid.size && deadLettersOf(h, rs).length >= 2,
+      45_000,
+      `${valid.size} outputs and 2 dead letters`,
+    );
+    const counts = countByKey(outputsOf(h, all));
+    expect([...valid].filter((id) => counts.get(id) !== 1)).toEqual([]);
+    expect(counts.has(broken)).toBe(false);
+    expect(attempts.get(flaky)).toBe(3);
+
+    const dead = deadLettersOf(h, all);
+    expect(dead.map(keyOf).sort()).toEqual([broken, `poison-${run}`].sort());
+    const poison = dead.find((r) => keyOf(r) === `poison-${run}`)!;
+    expect(headerText(poison.message.headers, 'sluice.error.class')).toBe('DecodeError');
+    const exhausted = dead.find((r) => keyOf(r) === broken)!;
+    expect(headerText(exhausted.message.headers, 'sluice.error.code')).toBe('SLUICE_HANDLER_RETRYABLE');
+    expect(headerText(exhausted.message.headers, 'sluice.error.attempts')).toBe('3');
+    expect(attempts.get(broken)).toBe(3);
+
+    // The handler is fixed; replay only that dead letter, twice.
+    fixed = true;
+    const kafka = rawKafka('sluice-test-replay');
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const log = testLogger(h.config);
+      const where = compileFilter(`key == "${broken}"`);
+      const dry = await replayDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter, filter: where, dryRun: true });
+      expect(dry.replayed.map((p) => [p.to, p.letter.key?.toString()])).toEqual([[h.spec.input, broken]]);
+      const first = await replayDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter, filter: where, dryRun: false });
+      const second = await replayDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter, filter: where, dryRun: false });
+      expect([first.replayed.length, second.replayed.length, second.alreadyReplayed.length]).toEqual([1, 0, 1]);
+      const listed = await readDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter });
+      expect(listed.find((l) => l.key?.toString() === broken)?.replayed?.to).toBe(h.spec.input);
+    } finally {
+      await admin.disconnect();
+    }
+
+    const after = await h.collector.waitFor((rs) => outputsOf(h, rs).some((r) => keyOf(r) === broken), 30_000, 'the replayed order');
+    const replayed = outputsOf(h, after).filter((r) => keyOf(r) === broken);
+    expect(replayed).toHaveLength(1);
+    expect(headerText(replayed[0]!.message.headers, 'sluice-source')).toMatch(new RegExp(`^${h.spec.input}/`));
+    // Give a duplicate, if there were one, time to show up.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(outputsOf(h, h.collector.records).filter((r) => keyOf(r) === broken)).toHaveLength(1);
+    expect(deadLettersOf(h, h.collector.records)).toHaveLength(2);
+
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/sluice_worker_dead_letters_total\{worker="score-orders"\} 2/);
+    expect(text).toMatch(/sluice_worker_errors_total\{worker="score-orders",class="retryable"\} 5/);
+    expect(text).toMatch(/sluice_worker_errors_total\{worker="score-orders",class="fatal"\} 1/);
+    expect(text).toMatch(/sluice_worker_handler_seconds_count\{worker="score-orders"\} \d+/);
+    expect(text).toMatch(/sluice_worker_consumer_lag\{worker="score-orders",topic="[^"]+",partition="\d"\} 0/);
+  });
+});
+
+describe('exactly-once worker: graceful stop under load', () => {
+  let h: WorkerHarness;
+
+  beforeAll(async () => {
+    h = await workerHarness({ configOverrides: { workerBatchSize: '50' } });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('commits what it finished and loses and repeats nothing across a stop and a restart', async () => {
+    const orders = Array.from({ length: 3000 }, () => randomOrder());
+    const slow = defineWorker<OrderPlaced, OrderScored>(async (order, context) => {
+      if (Math.random() < 0.02) await new Promise((resolve) => setTimeout(resolve, 5));
+      return scoreOrder(order, context.timestamp);
+    });
+    const first = await h.start(slow, { delivery: 'exactly-once' });
+    const stream = (async () => {
+      for (let i = 0; i < orders.length; i += 100) {
+        await h.send(orders.slice(i, i + 100).map((o) => ({ key: o.orderId, value: h.orders.encode(o) })));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    await h.collector.waitFor((rs) => outputsOf(h, rs).length >= 600, 30_000, 'a fifth of the outputs');
+    await first.stop();
+    const stoppedAt = outputsOf(h, h.collector.records).length;
+    expect(first.counters.processed).toBeGreaterThanOrEqual(600);
+    await stream;
+    await h.start(slow, { delivery: 'exactly-once' });
+
+    const wanted = new Set(orders.map((o) => o.orderId));
+    const all = await h.collector.waitFor((rs) => outputsOf(h, rs).length >= orders.length, 45_000, 'every output');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const outputs = outputsOf(h, h.collector.records);
+    expect(stoppedAt).toBeLessThan(orders.length);
+    expect(outputs.length).toBe(orders.length);
+    expect(new Set(outputs.map(keyOf))).toEqual(wanted);
+    expect(deadLettersOf(h, all)).toHaveLength(0);
+  });
+});

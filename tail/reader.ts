@@ -142,10 +142,11 @@ export async function startTail(options: TailOptions): Promise<Tail> {
     try {
       await decoder.prepare(batch.messages);
       const passed: TailRecord[] = [];
+      let last: string | undefined;
       for (const message of batch.messages) {
         if (finished || !isRunning() || isStale()) break;
         read++;
-        next.set(key, (BigInt(message.offset) + 1n).toString());
+        last = message.offset;
         const record = decoder.decode(batch.topic, batch.partition, message);
         // An undecodable record cannot be judged by a filter, and hiding it would hide the problem.
         if (filter && !record.error && !filter(filterContext(record))) continue;
@@ -156,6 +157,7 @@ export async function startTail(options: TailOptions): Promise<Tail> {
           break;
         }
       }
+      if (last !== undefined) next.set(key, (BigInt(last) + 1n).toString());
       if (passed.length > 0) await options.onRecords(passed);
       // disconnect() waits for this batch handler, so it must not be awaited from inside it.
       if (finished && closing === undefined) setImmediate(() => void finish('max').catch(() => undefined));

@@ -24,6 +24,7 @@ import {
 import { measureE2e, type E2eFigures } from './e2e-latency.ts';
 import { loadHttp, type HttpFigures } from './ingress.ts';
 import { runJavaProducer, type JavaProducerFigures } from './java-producer.ts';
+import type { WorkerBenchOptions } from './worker.ts';
 import { computeGoals, computeRatios, writeResults, type BenchResults, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
 import { measureSerialization, type SerializationFigures } from './serialization.ts';
 
@@ -59,15 +60,6 @@ const RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results');
 // .gitignore keeps bench/results/*.cpuprofile out of the repository.
 const PROFILE_DIR = RESULTS_DIR;
 
-/** What bench/worker.ts exports (it is written alongside the exactly-once worker). */
-export interface WorkerBenchOptions {
-  brokers: string[];
-  registryUrl: string;
-  runId: string;
-  mode: 'quick' | 'full';
-  config: SluiceConfig;
-  logger: Logger;
-}
 type WorkerBench = (options: WorkerBenchOptions) => Promise<WorkerFigures>;
 
 async function loadWorkerBench(): Promise<WorkerBench | string> {

@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import type { Schema } from 'avsc';
 import { Kafka, logLevel, type Message } from 'kafkajs';
 import { createTypes } from '../core/avro.ts';
-import { loadConfig, PROJECT_ROOT } from '../core/config.ts';
-import { createLogger } from '../core/logger.ts';
+import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
+import { createLogger, type Logger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
 import { createEncoder } from '../core/serde.ts';
 import { createWorkerMetrics } from '../consumers/metrics.ts';
@@ -12,6 +12,7 @@ import { startWorker } from '../consumers/runtime.ts';
 import { startRegistry } from '../registry/server.ts';
 import { subjectFor, type DeliveryMode, type Topology, type WorkerSpec } from '../topology/model.ts';
 import { randomOrder } from '../tests/support/orders.ts';
+import type { WorkerFigures } from './report.ts';
 
 /**
  * Worker throughput, in one run against one broker: score-orders exactly once
@@ -26,42 +27,39 @@ import { randomOrder } from '../tests/support/orders.ts';
  * Prints one JSON object on stdout.
  */
 
-const EVENTS = Number(process.argv[2] ?? process.env.SLUICE_BENCH_WORKER_EVENTS ?? 50_000);
 const PARTITIONS = 6;
-/** The machine is shared and noisy: contenders run interleaved, several rounds, and the median counts. */
-const ROUNDS = Number(process.env.SLUICE_BENCH_WORKER_ROUNDS ?? 3);
 
-const config = loadConfig(process.env, {
-  kafkaBrokers: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
-  logLevel: process.env.SLUICE_LOG_LEVEL ?? 'error',
-  logFormat: 'json',
-  registryTopic: `_schemas_bench_${randomUUID().slice(0, 8)}`,
-});
-// Logs to stderr: stdout carries the result.
-const log = createLogger(config, 'bench-worker', 2);
-const brokers = config.kafkaBrokers ?? ['127.0.0.1:9092'];
-const kafka = new Kafka({ clientId: 'bench-worker', brokers, logLevel: logLevel.NOTHING });
-const run = randomUUID().slice(0, 8);
-const names = {
-  input: `bench.placed-${run}`,
-  copy: `bench.copy-${run}`,
-  exactlyOnce: `bench.scored-eos-${run}`,
-  atLeastOnce: `bench.scored-alo-${run}`,
-  deadLetter: `bench.dlq-${run}`,
-};
+export interface WorkerBenchOptions {
+  brokers: string[];
+  registryUrl: string;
+  runId: string;
+  mode: 'quick' | 'full';
+  config: SluiceConfig;
+  logger: Logger;
+}
+
+interface Bench {
+  events: number;
+  run: string;
+  kafka: Kafka;
+  config: SluiceConfig;
+  log: Logger;
+  names: { input: string; copy: string; exactlyOnce: string; atLeastOnce: string; deadLetter: string };
+}
 
 function schemaOf(topic: string, file: string) {
   const schema = JSON.parse(readFileSync(`${PROJECT_ROOT}/schemas/${file}`, 'utf8')) as Schema;
   return { file, subject: subjectFor(topic), schema, text: JSON.stringify(schema) };
 }
 
-async function fillInput(registry: RegistryClient): Promise<void> {
+async function fillInput(b: Bench, registry: RegistryClient): Promise<void> {
+  const { names, kafka } = b;
   const placed = schemaOf(names.input, 'OrderPlaced.avsc');
   const encoder = createEncoder(placed.subject, await registry.register(placed.subject, placed.text), createTypes(placed.schema));
   const producer = kafka.producer({ idempotent: true });
   await producer.connect();
-  for (let i = 0; i < EVENTS; i += 5000) {
-    const messages: Message[] = Array.from({ length: Math.min(5000, EVENTS - i) }, () => {
+  for (let i = 0; i < b.events; i += 5000) {
+    const messages: Message[] = Array.from({ length: Math.min(5000, b.events - i) }, () => {
       const order = randomOrder();
       return { key: order.orderId, value: encoder.encode(order) };
     });
@@ -71,21 +69,22 @@ async function fillInput(registry: RegistryClient): Promise<void> {
 }
 
 /** Time from the first record seen to the last, given a way to read progress. */
-async function clock(progress: () => number, timeoutMs = 300_000): Promise<number> {
+async function clock(events: number, progress: () => number, timeoutMs = 300_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (progress() === 0) {
     if (Date.now() > deadline) throw new Error('no record processed');
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
   const started = performance.now();
-  while (progress() < EVENTS) {
-    if (Date.now() > deadline) throw new Error(`only ${progress()} of ${EVENTS} processed`);
+  while (progress() < events) {
+    if (Date.now() > deadline) throw new Error(`only ${progress()} of ${events} processed`);
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
   return performance.now() - started;
 }
 
-async function bareCopy(round: number): Promise<number> {
+async function bareCopy(b: Bench, round: number): Promise<number> {
+  const { names, kafka, run, config } = b;
   const consumer = kafka.consumer({ groupId: `bench-copy-${run}-${round}`, maxWaitTimeInMs: 100 });
   const producer = kafka.producer({ idempotent: true });
   let copied = 0;
@@ -99,14 +98,15 @@ async function bareCopy(round: number): Promise<number> {
     },
   });
   try {
-    return await clock(() => copied);
+    return await clock(b.events, () => copied);
   } finally {
     await consumer.disconnect();
     await producer.disconnect();
   }
 }
 
-async function worker(delivery: DeliveryMode, registry: RegistryClient, round: number): Promise<number> {
+async function worker(b: Bench, delivery: DeliveryMode, registry: RegistryClient, round: number): Promise<number> {
+  const { names, run, config, log } = b;
   const output = delivery === 'exactly-once' ? names.exactlyOnce : names.atLeastOnce;
   const spec: WorkerSpec = {
     name: 'score-orders',
@@ -129,14 +129,36 @@ async function worker(delivery: DeliveryMode, registry: RegistryClient, round: n
   };
   const running = await startWorker({ config, logger: log, spec, topology, registry, metrics: createWorkerMetrics() });
   try {
-    return await clock(() => running.counters.processed);
+    return await clock(b.events, () => running.counters.processed);
   } finally {
     await running.stop();
   }
 }
 
-async function main(): Promise<void> {
-  const admin = kafka.admin();
+/**
+ * Runs the comparison against `options.brokers` and the registry at
+ * `options.registryUrl`; quick mode: 20,000 events, one round; full: 50,000, three.
+ */
+export async function runWorkerBench(options: WorkerBenchOptions): Promise<WorkerFigures> {
+  const run = options.runId;
+  const b: Bench = {
+    events: Number(process.env.SLUICE_BENCH_WORKER_EVENTS ?? (options.mode === 'full' ? 50_000 : 20_000)),
+    run,
+    kafka: new Kafka({ clientId: 'bench-worker', brokers: options.brokers, logLevel: logLevel.NOTHING }),
+    config: options.config,
+    log: options.logger,
+    names: {
+      input: `bench.placed-${run}`,
+      copy: `bench.copy-${run}`,
+      exactlyOnce: `bench.scored-eos-${run}`,
+      atLeastOnce: `bench.scored-alo-${run}`,
+      deadLetter: `bench.dlq-${run}`,
+    },
+  };
+  // The machine may be shared and noisy: contenders run interleaved, and the median round counts.
+  const rounds = Number(process.env.SLUICE_BENCH_WORKER_ROUNDS ?? (options.mode === 'full' ? 3 : 1));
+  const { names } = b;
+  const admin = b.kafka.admin();
   await admin.connect();
   await admin.createTopics({
     topics: [
@@ -145,38 +167,57 @@ async function main(): Promise<void> {
     ],
     waitForLeaders: true,
   });
-  const server = await startRegistry({ config, logger: log, port: 0, topic: config.registryTopic });
   try {
-    const registry = new RegistryClient(server.url);
-    await fillInput(registry);
-    const rate = (ms: number) => Math.round((EVENTS / ms) * 1000);
-    const rounds: { bareCopy: number; exactlyOnce: number; atLeastOnce: number }[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      rounds.push({
-        bareCopy: rate(await bareCopy(round)),
-        exactlyOnce: rate(await worker('exactly-once', registry, round)),
-        atLeastOnce: rate(await worker('at-least-once', registry, round)),
+    const registry = new RegistryClient(options.registryUrl);
+    await fillInput(b, registry);
+    const rate = (ms: number) => Math.round((b.events / ms) * 1000);
+    const results: { bareCopy: number; exactlyOnce: number; atLeastOnce: number }[] = [];
+    for (let round = 0; round < rounds; round++) {
+      results.push({
+        bareCopy: rate(await bareCopy(b, round)),
+        exactlyOnce: rate(await worker(b, 'exactly-once', registry, round)),
+        atLeastOnce: rate(await worker(b, 'at-least-once', registry, round)),
       });
     }
-    const median = (pick: (r: (typeof rounds)[number]) => number) => rounds.map(pick).sort((a, b) => a - b)[Math.floor(rounds.length / 2)]!;
-    const [bare, exactlyOnce, atLeastOnce] = [median((r) => r.bareCopy), median((r) => r.exactlyOnce), median((r) => r.atLeastOnce)];
-    const result = {
-      rounds,
-      events: EVENTS,
+    const median = (pick: (r: (typeof results)[number]) => number) => results.map(pick).sort((x, y) => x - y)[Math.floor(results.length / 2)]!;
+    return {
+      bareCopyEventsPerSec: median((r) => r.bareCopy),
+      exactlyOnceEventsPerSec: median((r) => r.exactlyOnce),
+      atLeastOnceEventsPerSec: median((r) => r.atLeastOnce),
+      rounds: results,
+      events: b.events,
       partitions: PARTITIONS,
-      batchSize: config.workerBatchSize,
-      concurrency: config.workerConcurrency,
-      eventsPerSec: { bareCopy: bare, exactlyOnce, atLeastOnce },
-      ratio: { exactlyOnce: Math.round((exactlyOnce / bare) * 100) / 100, atLeastOnce: Math.round((atLeastOnce / bare) * 100) / 100 },
-      goal: { exactlyOnce: 0.5, atLeastOnce: 0.8 },
+      batchSize: b.config.workerBatchSize,
+      concurrency: b.config.workerConcurrency,
     };
-    process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
-    await server.close();
-    await admin.deleteTopics({ topics: Object.values(names) }).catch((error: unknown) => log.warn({ err: error }, 'deleting the bench topics failed'));
+    await admin.deleteTopics({ topics: Object.values(names) }).catch((error: unknown) => b.log.warn({ err: error }, 'deleting the bench topics failed'));
     await admin.disconnect();
   }
 }
 
-await main();
-process.exit(0);
+/** `node bench/worker.ts [events]`: the worker comparison alone, one JSON object on stdout. */
+async function main(): Promise<void> {
+  if (process.argv[2]) process.env.SLUICE_BENCH_WORKER_EVENTS = process.argv[2];
+  const config = loadConfig(process.env, {
+    kafkaBrokers: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
+    logLevel: process.env.SLUICE_LOG_LEVEL ?? 'error',
+    logFormat: 'json',
+    registryTopic: `_schemas_bench_${randomUUID().slice(0, 8)}`,
+  });
+  // Logs to stderr: stdout carries the result.
+  const logger = createLogger(config, 'bench-worker', 2);
+  const server = await startRegistry({ config, logger, port: 0, topic: config.registryTopic });
+  try {
+    const figures = await runWorkerBench({ brokers: config.kafkaBrokers ?? ['127.0.0.1:9092'], registryUrl: server.url, runId: randomUUID().slice(0, 8), mode: 'full', config, logger });
+    const ratio = (x: number | null) => (x === null || !figures.bareCopyEventsPerSec ? null : Math.round((x / figures.bareCopyEventsPerSec) * 100) / 100);
+    process.stdout.write(`${JSON.stringify({ ...figures, ratio: { exactlyOnce: ratio(figures.exactlyOnceEventsPerSec), atLeastOnce: ratio(figures.atLeastOnceEventsPerSec) }, goal: { exactlyOnce: 0.5, atLeastOnce: 0.8 } })}\n`);
+  } finally {
+    await server.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await main();
+  process.exit(0);
+}

@@ -200,8 +200,10 @@ export const OPTIONS = {
   },
   workerConcurrency: {
     env: 'SLUICE_WORKER_CONCURRENCY',
-    default: '4',
-    description: 'Partitions a worker processes at once (each in order).',
+    default: '8',
+    // At least the partition count: an exactly-once partition waits on several
+    // transaction round trips, and partitions queued behind it add that to latency.
+    description: 'Partitions a worker processes at once (each in order); keep it at least the partition count.',
     parse: integer(1, 1024),
   },
   workerMaxAttempts: {

@@ -189,7 +189,7 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
     },
   });
   await link.get();
-  log.info({ bridge: spec.name, queue: spec.queue, topic: spec.topic, deadLetter: spec.deadLetter, prefetch: spec.prefetch }, 'bridge running: RabbitMQ → Kafka');
+  log.info({ queue: spec.queue, topic: spec.topic, deadLetter: spec.deadLetter, prefetch: spec.prefetch }, 'bridge running: RabbitMQ → Kafka');
 
   let stopping: Promise<void> | undefined;
   return {

@@ -151,7 +151,7 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
       stats.reconnects = Math.max(0, link.connections - 1);
     },
   });
-  log.info({ bridge: spec.name, topic: spec.topic, exchange: spec.exchange, groupId: spec.groupId }, 'bridge running: Kafka → RabbitMQ');
+  log.info({ topic: spec.topic, exchange: spec.exchange, groupId: spec.groupId }, 'bridge running: Kafka → RabbitMQ');
 
   let stopping: Promise<void> | undefined;
   return {

@@ -144,8 +144,11 @@ export const OPTIONS = {
   },
   lingerMs: {
     env: 'SLUICE_LINGER_MS',
-    default: '1',
-    description: 'How long the ingress waits to coalesce concurrent events into one produce request.',
+    // 0 still coalesces: records arriving while a send is in flight form the next
+    // batch, and an idle ingress sends on the next event-loop turn. A timer only
+    // adds latency (at 1 connection, 0 measured 3x the throughput of 1 ms).
+    default: '0',
+    description: 'How long an idle ingress waits to coalesce concurrent events into one produce request (0: the next event-loop turn).',
     parse: integer(0, 1000),
   },
   batchMaxRecords: {

@@ -1,0 +1,118 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../core/config.ts';
+import { runCli } from '../support/cli.ts';
+import { hasKcat, kcatReadAll } from '../support/kcat.ts';
+import { brokers, createTopics, rawKafka, uniqueName, withAdmin } from '../support/platform.ts';
+
+/**
+ * The operator commands as an operator runs them (separate processes, real
+ * broker): `sluice dlq inspect|replay` and `sluice status`.
+ */
+describe.skipIf(!hasKcat)('sluice dlq and sluice status', () => {
+  const original = uniqueName('cli.orders');
+  const output = `${original}.out`;
+  const dlq = `${original}.dlq`;
+  const groupId = uniqueName('cli.group');
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    await createTopics([original, output, dlq].map((topic) => ({ topic, numPartitions: topic === original ? 2 : 1 })));
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+    const topology = join(dir, 'topology.yaml');
+    writeFileSync(
+      topology,
+      [
+        'topics:',
+        `  - { name: ${original}, partitions: 2, valueSchema: ${PROJECT_ROOT}/schemas/OrderPlaced.avsc }`,
+        `  - { name: ${output}, valueSchema: ${PROJECT_ROOT}/schemas/OrderScored.avsc }`,
+        `  - { name: ${dlq} }`,
+        'workers:',
+        `  - { name: cli-worker, input: ${original}, output: ${output}, deadLetter: ${dlq}, groupId: ${groupId}, handler: ${PROJECT_ROOT}/consumers/workers/score-orders.ts }`,
+        '',
+      ].join('\n'),
+    );
+    env = { KAFKA_BROKERS: brokers().join(','), SLUICE_TOPOLOGY: topology, SLUICE_LOG_LEVEL: 'warn' };
+
+    const producer = rawKafka('cli-ops-test').producer({ idempotent: true });
+    await producer.connect();
+    const letter = (key: string, errorClass: string) => ({
+      key,
+      value: Buffer.from(`bytes of ${key}`),
+      headers: {
+        'sluice.error.class': errorClass,
+        'sluice.error.message': `${errorClass} while handling ${key}`,
+        'sluice.original.topic': original,
+        'sluice.original.partition': '0',
+        'sluice.original.offset': '7',
+        'sluice.failed.at': new Date().toISOString(),
+      },
+    });
+    await producer.send({ topic: dlq, messages: [letter('order-a', 'TypeError'), letter('order-b', 'DecodeError')] });
+    await producer.send({ topic: original, messages: [{ key: 'x', value: 'x', partition: 0 }, { key: 'y', value: 'y', partition: 0 }, { key: 'z', value: 'z', partition: 1 }] });
+    await producer.disconnect();
+    // The group has read partition 0 up to offset 1 and nothing of partition 1.
+    await withAdmin((admin) => admin.setOffsets({ groupId, topic: original, partitions: [{ partition: 0, offset: '1' }] }));
+  });
+
+  afterAll(async () => {
+    await withAdmin((admin) => admin.deleteTopics({ topics: [original, output, dlq, `${dlq}.replayed`] }).catch(() => undefined));
+  });
+
+  // Counted by reading (read_committed, via librdkafka): a transaction's commit marker takes an offset too.
+  function replayedCopies(): number {
+    return kcatReadAll(brokers(), original).filter((r) => r.key?.toString() === 'order-a').length;
+  }
+
+  it('inspect lists each dead letter with its error class and origin', async () => {
+    const result = await runCli(['dlq', 'inspect', dlq], env);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/order-a[\s\S]*TypeError/);
+    expect(result.stdout).toMatch(/order-b[\s\S]*DecodeError/);
+    expect(result.stdout).toContain(original);
+    expect(result.stdout).toMatch(/2 of 2 dead letter\(s\)/);
+
+    const filtered = await runCli(['dlq', 'inspect', dlq, '--json', '--where', 'headers["sluice.error.class"] == "DecodeError"'], env);
+    expect(filtered.code, filtered.stderr).toBe(0);
+    expect(filtered.stdout.trim().split('\n')).toHaveLength(1);
+    expect(filtered.stdout).toContain('order-b');
+  });
+
+  it('replay re-produces only the matching letter, and a second replay writes nothing', async () => {
+    const dry = await runCli(['dlq', 'replay', dlq, '--where', 'key == "order-a"', '--dry-run'], env);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/would replay 1 dead letter/);
+    expect(replayedCopies()).toBe(0);
+
+    const first = await runCli(['dlq', 'replay', dlq, '--where', 'key == "order-a"'], env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(new RegExp(`replayed 1 dead letter\\(s\\); 0 already replayed`));
+    const second = await runCli(['dlq', 'replay', dlq, '--where', 'key == "order-a"'], env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/replayed 0 dead letter\(s\); 1 already replayed/);
+    expect(replayedCopies()).toBe(1);
+  });
+
+  it('status prints the worker group with committed offsets and lag per partition', async () => {
+    const result = await runCli(['status', '--json'], env);
+    expect(result.code, result.stderr).toBe(0);
+    const status = JSON.parse(result.stdout.trim().split('\n')[0]!) as {
+      worker: string;
+      groupId: string;
+      totalLag: string;
+      partitions: { partition: number; committed?: string; end: string; lag: string }[];
+    };
+    expect(status.worker).toBe('cli-worker');
+    expect(status.groupId).toBe(groupId);
+    const [p0, p1] = [0, 1].map((n) => status.partitions.find((p) => p.partition === n)!);
+    expect(p0).toMatchObject({ committed: '1', lag: String(Number(p0!.end) - 1) });
+    expect(p1?.committed).toBeUndefined();
+    expect(p1?.lag).toBe(p1?.end);
+    expect(status.totalLag).toBe(String(Number(p0!.lag) + Number(p1!.lag)));
+    const text = await runCli(['status'], env);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('cli-worker');
+  });
+});

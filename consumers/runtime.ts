@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import type { Admin, Consumer, EachBatchPayload, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
+import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type ICustomPartitioner, type KafkaMessage, type Message, type Producer, type TopicMessages } from 'kafkajs';
 import { createTypes, type AvroTypes } from '../core/avro.ts';
 import type { SluiceConfig } from '../core/config.ts';
-import { describeCause, isRetryable, ShutdownTimeoutError, TransactionAbortedError, WorkerConfigError } from '../core/errors.ts';
+import { describeCause, isRetryable, OutputTooLargeError, ShutdownTimeoutError, TransactionAbortedError, WorkerConfigError } from '../core/errors.ts';
 import { createKafka } from '../core/kafka.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
@@ -21,6 +21,7 @@ import {
 } from './headers.ts';
 import { workerMetrics, type WorkerMetrics } from './metrics.ts';
 import { backoffMs, waitWithHeartbeats, type RetryPolicy } from './retry.ts';
+import { partitionForKey } from '../producers/partitioner.ts';
 import { PartitionTransactions } from './transactions.ts';
 
 /**
@@ -28,7 +29,8 @@ import { PartitionTransactions } from './transactions.ts';
  * record to the worker's reader schema, runs the handler, and produces its
  * outputs, exactly once or at least once (the worker's `delivery`).
  *
- * Records are handled in chunks of `workerBatchSize`, each partition in order and
+ * Records are handled in chunks of at most `workerBatchSize` records and
+ * `workerBatchBytes` of outputs, each partition in order and
  * `workerConcurrency` partitions at once. A chunk's outputs and dead letters are
  * then produced together with the chunk's offset:
  * - exactly once: in one Kafka transaction with the offsets (sendOffsets), by the
@@ -129,7 +131,55 @@ class RecordContext implements HandlerContext {
   }
 }
 
-type Outcome = { kind: 'emit'; messages: Message[] } | { kind: 'dead'; message: Message };
+/** `bytes`: what the outputs take in a produce request, counted against workerBatchBytes. */
+type Outcome = { kind: 'emit'; messages: Message[]; bytes: number } | { kind: 'dead'; message: Message; bytes: number };
+
+/** Per-record framing in a record batch (length, attributes, deltas, varints), rounded up. */
+const RECORD_OVERHEAD_BYTES = 24;
+
+function byteLength(value: Buffer | string | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
+
+/** An upper estimate of what `message` adds to a produce request. */
+export function messageBytes(message: Message): number {
+  let bytes = RECORD_OVERHEAD_BYTES + byteLength(message.key) + byteLength(message.value);
+  const headers = message.headers;
+  if (headers) {
+    for (const name in headers) {
+      const value = headers[name];
+      bytes += RECORD_OVERHEAD_BYTES / 4 + Buffer.byteLength(name);
+      if (Array.isArray(value)) for (const item of value) bytes += byteLength(item);
+      else bytes += byteLength(value);
+    }
+  }
+  return bytes;
+}
+
+/**
+ * Outputs carry the partition the runtime computed (the Java client's, see
+ * outputPartition); kafkajs's own partitioner computes murmur2 with Long math
+ * and filters the partition list for every record. Only records without one
+ * (dead letters) go through it.
+ */
+export const explicitPartitioner: ICustomPartitioner = () => {
+  const fallback = Partitioners.DefaultPartitioner();
+  return (args) => args.message.partition ?? fallback(args);
+};
+
+/** How long a fetched output partition count is trusted before it is fetched again (in the background). */
+const PARTITION_COUNT_MAX_AGE_MS = 60_000;
+
+/** The records of one partition produced (and committed) together, in offset order. */
+interface Chunk {
+  first: KafkaMessage;
+  last: KafkaMessage;
+  count: number;
+  outputs: Message[];
+  deadLetters: Message[];
+  bytes: number;
+}
 
 export async function startWorker(options: StartWorkerOptions): Promise<RunningWorker> {
   const { config, spec, topology, registry } = options;
@@ -148,6 +198,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
 
   const counters: WorkerCounters = { processed: 0, emitted: 0, deadLettered: 0, retries: 0 };
   const chunkSize = config.workerBatchSize;
+  const chunkBytes = config.workerBatchBytes;
 
   const metrics = options.metrics ?? workerMetrics();
   const labels = { worker: spec.name };
@@ -165,11 +216,41 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     heartbeatInterval: Math.min(3000, Math.floor(config.workerSessionTimeoutMs / 3)),
   });
   const exactlyOnce = spec.delivery === 'exactly-once';
-  const admin: Admin | undefined = exactlyOnce ? kafka.admin() : undefined;
-  const transactions = admin && new PartitionTransactions({ kafka, admin, groupId: spec.groupId, log });
+  const admin: Admin = kafka.admin();
+  const transactions = exactlyOnce ? new PartitionTransactions({ kafka, admin, groupId: spec.groupId, log, createPartitioner: explicitPartitioner }) : undefined;
   // At least once: unbounded retries are what kafkajs requires to keep idempotence; a broker
   // outage stalls the worker (and shutdown is bounded by shutdownTimeoutMs).
-  const producer: Producer | undefined = exactlyOnce ? undefined : kafka.producer({ idempotent: true, retry: { retries: Number.MAX_SAFE_INTEGER } });
+  const producer: Producer | undefined = exactlyOnce
+    ? undefined
+    : kafka.producer({ idempotent: true, retry: { retries: Number.MAX_SAFE_INTEGER }, createPartitioner: explicitPartitioner });
+
+  let outputPartitions = 0;
+  let partitionsFetchedAt = 0;
+  let partitionsRefresh: Promise<void> | undefined;
+  let unkeyedCounter = Math.floor(Math.random() * 0x7fffffff);
+  async function fetchOutputPartitions(): Promise<void> {
+    const { topics } = await admin.fetchTopicMetadata({ topics: [spec.output] });
+    const count = topics.find((t) => t.name === spec.output)?.partitions.length ?? 0;
+    if (count === 0) throw new WorkerConfigError(spec.name, `output topic "${spec.output}" has no partitions in the broker's metadata`);
+    if (outputPartitions !== 0 && count !== outputPartitions) log.info({ output: spec.output, from: outputPartitions, to: count }, 'output topic partition count changed');
+    outputPartitions = count;
+    partitionsFetchedAt = Date.now();
+  }
+  /** Re-reads the output partition count once at a time; a failure keeps the count known and is logged (the next error or age check tries again). */
+  function refreshOutputPartitions(): Promise<void> {
+    partitionsRefresh ??= fetchOutputPartitions()
+      .catch((error: unknown) => log.warn({ err: error, output: spec.output }, 'refreshing the output topic partition count failed; keeping the last one'))
+      .finally(() => {
+        partitionsRefresh = undefined;
+      });
+    return partitionsRefresh;
+  }
+  /** Where Kafka's default partitioner puts `key`: murmur2 for keyed records, round robin for unkeyed ones. */
+  function outputPartition(key: Buffer | string | null | undefined): number {
+    if (Date.now() - partitionsFetchedAt > PARTITION_COUNT_MAX_AGE_MS) void refreshOutputPartitions();
+    if (key === null || key === undefined) return (unkeyedCounter = (unkeyedCounter + 1) & 0x7fffffff) % outputPartitions;
+    return partitionForKey(key, outputPartitions);
+  }
   const lagLabels = new Set<string>();
 
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
@@ -210,7 +291,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       },
       'record dead-lettered',
     );
-    return { kind: 'dead', message: deadLetterMessage({ topic, partition, message }, error, new Date(), attempts) };
+    const dead = deadLetterMessage({ topic, partition, message }, error, new Date(), attempts);
+    return { kind: 'dead', message: dead, bytes: messageBytes(dead) };
   }
 
   /**
@@ -242,12 +324,17 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
         const messages = normalizeOutputs(result, message.key).map(
           (output): Message => ({
             key: output.key,
+            partition: outputPartition(output.key),
             value: encoder.encode(output.value),
             headers: { ...output.headers, [CORRELATION_HEADER]: correlationId, [SOURCE_HEADER]: source },
           }),
         );
         metrics.handlerSeconds.observe(labels, (performance.now() - startedAt) / 1000);
-        return { kind: 'emit', messages };
+        let bytes = 0;
+        for (const output of messages) bytes += messageBytes(output);
+        // Producing it could only fail the same way on every re-delivery.
+        if (bytes > chunkBytes) return deadLetter(topic, partition, message, correlationId, new OutputTooLargeError(bytes, chunkBytes), attempt);
+        return { kind: 'emit', messages, bytes };
       } catch (error) {
         const retryable = isRetryable(error);
         metrics.errors.inc({ ...labels, class: retryable ? 'retryable' : 'fatal' });
@@ -291,29 +378,14 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     const { topic, partition } = batch;
     const messages = await resumePoint(payload, batch.messages);
     if (!messages) return;
-    for (let start = 0; start < messages.length; start += chunkSize) {
-      // On stop or after a seek/rebalance, leave the rest to whoever fetches next:
-      // nothing past the last commit has been produced, so nothing is lost.
-      if (!isRunning() || isStale()) return;
-      const chunk = messages.slice(start, start + chunkSize);
-      const outputs: Message[] = [];
-      const deadLetters: Message[] = [];
-      let current: KafkaMessage | undefined;
-      const last = chunk[chunk.length - 1]!.offset;
-      const next = BigInt(last) + 1n;
+
+    /** Produces the chunk's outputs and dead letters and commits its offset: one transaction (exactly once), or produce then commit (at least once). */
+    async function commit(chunk: Chunk): Promise<void> {
+      const next = BigInt(chunk.last.offset) + 1n;
+      const topicMessages: TopicMessages[] = [];
+      if (chunk.outputs.length > 0) topicMessages.push({ topic: spec.output, messages: chunk.outputs });
+      if (chunk.deadLetters.length > 0) topicMessages.push({ topic: spec.deadLetter, messages: chunk.deadLetters });
       try {
-        for (const message of chunk) {
-          current = message;
-          const outcome = await handle(topic, partition, message, heartbeat, isRunning);
-          // Stopped during a backoff: none of this chunk is committed, so all of it is re-delivered.
-          if (!outcome) return;
-          if (outcome.kind === 'emit') outputs.push(...outcome.messages);
-          else deadLetters.push(outcome.message);
-        }
-        const topicMessages: TopicMessages[] = [];
-        if (outputs.length > 0) topicMessages.push({ topic: spec.output, messages: outputs });
-        if (deadLetters.length > 0) topicMessages.push({ topic: spec.deadLetter, messages: deadLetters });
-        current = undefined;
         if (transactions) {
           await transactions.commit(topic, partition, topicMessages, next);
           metrics.transactions.inc({ ...labels, outcome: 'committed' });
@@ -323,39 +395,87 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
           // once stop() has begun, and the chunk in flight must still be committed.
           await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
         }
-        resolveOffset(last);
       } catch (error) {
         counters.retries++;
         if (error instanceof TransactionAbortedError) metrics.transactions.inc({ ...labels, outcome: 'aborted' });
+        // The output topic may have gained partitions (or a partition it had be unknown): re-read its count before the retry.
+        await refreshOutputPartitions();
+        log.error(
+          { err: error, errorClass: errorClassName(error), retryable: isRetryable(error), topic, partition, firstOffset: chunk.first.offset, lastOffset: chunk.last.offset },
+          'producing or committing a chunk failed; it is re-delivered from the last commit',
+        );
+        throw error;
+      }
+      resolveOffset(chunk.last.offset);
+      counters.processed += chunk.count;
+      counters.emitted += chunk.outputs.length;
+      counters.deadLettered += chunk.deadLetters.length;
+      metrics.eventsIn.inc(labels, chunk.count);
+      metrics.eventsOut.inc(labels, chunk.outputs.length);
+      lagLabels.add(PartitionTransactions.assignmentKey(topic, partition));
+      metrics.lag.set({ ...labels, topic, partition: String(partition) }, Math.max(0, Number(BigInt(batch.highWatermark) - next)));
+      await heartbeat();
+    }
+
+    let index = 0;
+    // A record handled that did not fit in the previous chunk's byte budget: it starts the next one.
+    let carried: { message: KafkaMessage; outcome: Outcome } | undefined;
+    while (carried || index < messages.length) {
+      // On stop or after a seek/rebalance, leave the rest to whoever fetches next:
+      // nothing past the last commit has been produced, so nothing is lost.
+      if (!isRunning() || isStale()) return;
+      let chunk: Chunk | undefined;
+      let current: KafkaMessage | undefined;
+      try {
+        while (carried || index < messages.length) {
+          let handled = carried;
+          carried = undefined;
+          if (!handled) {
+            const message = messages[index++]!;
+            current = message;
+            const outcome = await handle(topic, partition, message, heartbeat, isRunning);
+            // Stopped during a backoff: none of this chunk is committed, so all of it is re-delivered.
+            if (!outcome) return;
+            handled = { message, outcome };
+          }
+          const { message, outcome } = handled;
+          if (chunk && chunk.bytes + outcome.bytes > chunkBytes) {
+            carried = handled;
+            break;
+          }
+          chunk ??= { first: message, last: message, count: 0, outputs: [], deadLetters: [], bytes: 0 };
+          chunk.last = message;
+          chunk.count++;
+          chunk.bytes += outcome.bytes;
+          if (outcome.kind === 'emit') for (const output of outcome.messages) chunk.outputs.push(output);
+          else chunk.deadLetters.push(outcome.message);
+          if (chunk.count >= chunkSize) break;
+        }
+      } catch (error) {
+        counters.retries++;
         const record = current && {
           offset: current.offset,
           key: current.key?.toString('utf8') ?? null,
           correlationId: correlationIdOf(headersToStrings(current.headers), { topic, partition, offset: current.offset }),
         };
         log.error(
-          { err: error, errorClass: errorClassName(error), retryable: isRetryable(error), topic, partition, firstOffset: chunk[0]?.offset, ...record },
-          record ? 'retryable failure handling a record; the chunk is re-delivered from the last commit' : 'producing or committing a chunk failed; it is re-delivered from the last commit',
+          { err: error, errorClass: errorClassName(error), retryable: isRetryable(error), topic, partition, firstOffset: chunk?.first.offset ?? current?.offset, ...record },
+          'retryable failure handling a record; the chunk is re-delivered from the last commit',
         );
         throw error;
       }
-      counters.processed += chunk.length;
-      counters.emitted += outputs.length;
-      counters.deadLettered += deadLetters.length;
-      metrics.eventsIn.inc(labels, chunk.length);
-      metrics.eventsOut.inc(labels, outputs.length);
-      lagLabels.add(PartitionTransactions.assignmentKey(topic, partition));
-      metrics.lag.set({ ...labels, topic, partition: String(partition) }, Math.max(0, Number(BigInt(batch.highWatermark) - next)));
-      await heartbeat();
+      if (chunk) await commit(chunk);
     }
   }
 
   async function disconnectClients(): Promise<void> {
     await consumer.disconnect();
-    await Promise.all([producer?.disconnect(), transactions?.close(), admin?.disconnect()]);
+    await Promise.all([producer?.disconnect(), transactions?.close(), admin.disconnect()]);
   }
 
   try {
-    await Promise.all([producer?.connect(), admin?.connect()]);
+    await Promise.all([producer?.connect(), admin.connect()]);
+    await fetchOutputPartitions();
     await consumer.connect();
     await consumer.subscribe({ topic: spec.input, fromBeginning: true });
     await consumer.run({
@@ -368,7 +488,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     });
   } catch (error) {
     log.error({ err: error }, 'worker failed to start');
-    for (const result of await Promise.allSettled([consumer.disconnect(), producer?.disconnect(), transactions?.close(), admin?.disconnect()])) {
+    for (const result of await Promise.allSettled([consumer.disconnect(), producer?.disconnect(), transactions?.close(), admin.disconnect()])) {
       if (result.status === 'rejected') log.warn({ err: result.reason }, 'disconnecting after a failed start also failed');
     }
     throw error;
@@ -402,7 +522,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       log.error({ err: error, counters: { ...counters } }, 'worker did not stop cleanly');
       if (error instanceof ShutdownTimeoutError) {
         // Past the budget the process is about to exit; still try not to leave the producer's connections open in-process.
-        Promise.all([producer?.disconnect(), transactions?.close(), admin?.disconnect()]).catch((cause: unknown) =>
+        Promise.all([producer?.disconnect(), transactions?.close(), admin.disconnect()]).catch((cause: unknown) =>
           log.warn({ err: cause }, 'disconnecting the producers after the shutdown timeout failed'),
         );
       }

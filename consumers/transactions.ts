@@ -1,4 +1,4 @@
-import type { Admin, Kafka, Producer, TopicMessages } from 'kafkajs';
+import type { Admin, ICustomPartitioner, Kafka, Producer, TopicMessages } from 'kafkajs';
 import { TransactionAbortedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 
@@ -43,6 +43,8 @@ export interface TransactionsOptions {
   log: Logger;
   /** Longest a transaction may stay open before the broker aborts it (a crashed owner that no one replaces). */
   transactionTimeoutMs?: number;
+  /** The producers' partitioner (kafkajs's default when omitted). */
+  createPartitioner?: ICustomPartitioner;
 }
 
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -128,6 +130,7 @@ export class PartitionTransactions {
       idempotent: true,
       maxInFlightRequests: 1,
       transactionTimeout: this.#options.transactionTimeoutMs ?? 60_000,
+      ...(this.#options.createPartitioner ? { createPartitioner: this.#options.createPartitioner } : {}),
       // Right after a commit the coordinator answers CONCURRENT_TRANSACTIONS until its
       // markers are written (milliseconds): retry that soon, not after kafkajs's 100 ms default.
       retry: { initialRetryTime: 10, retries: 10, maxRetryTime: 5000 },

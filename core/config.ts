@@ -197,9 +197,17 @@ export const OPTIONS = {
   },
   workerBatchSize: {
     env: 'SLUICE_WORKER_BATCH_SIZE',
-    default: '500',
-    description: 'Records a worker handles per transaction (exactly-once) or per produce-and-commit (at-least-once).',
+    default: '5000',
+    description: 'Most records a worker handles per transaction (exactly-once) or per produce-and-commit (at-least-once).',
     parse: integer(1, 100_000),
+  },
+  workerBatchBytes: {
+    env: 'SLUICE_WORKER_BATCH_BYTES',
+    default: '524288',
+    // Every output of a chunk goes in one produce request: its per-partition record
+    // batches must stay under the broker's message.max.bytes (1 MB by default).
+    description: 'Most output bytes (keys, values, headers) a worker produces per chunk; keep it well under the broker\'s message.max.bytes. A record whose outputs alone exceed it is dead-lettered.',
+    parse: integer(1024, 64 * 1024 * 1024),
   },
   workerConcurrency: {
     env: 'SLUICE_WORKER_CONCURRENCY',

@@ -186,6 +186,13 @@ export class TransactionAbortedError extends SluiceError {
   }
 }
 
+/** A worker record's outputs are too big to be produced in one request; it is dead-lettered rather than retried forever. */
+export class OutputTooLargeError extends SluiceError {
+  constructor(bytes: number, limitBytes: number) {
+    super('SLUICE_OUTPUT_TOO_LARGE', `the record's outputs take ${bytes} bytes, over the worker's limit of ${limitBytes} bytes per chunk (SLUICE_WORKER_BATCH_BYTES)`);
+  }
+}
+
 /** A graceful stop did not finish within its budget. */
 export class ShutdownTimeoutError extends SluiceError {
   constructor(what: string, timeoutMs: number) {

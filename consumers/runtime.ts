@@ -376,21 +376,31 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload;
     const { topic, partition } = batch;
-    const messages = await resumePoint(payload, batch.messages);
-    if (!messages) return;
+    const resumed = await resumePoint(payload, batch.messages);
+    if (!resumed) return;
+    const messages: KafkaMessage[] = resumed;
 
-    /** Produces the chunk's outputs and dead letters and commits its offset: one transaction (exactly once), or produce then commit (at least once). */
-    async function commit(chunk: Chunk): Promise<void> {
-      const next = BigInt(chunk.last.offset) + 1n;
+    function topicMessagesOf(chunk: Chunk): TopicMessages[] {
       const topicMessages: TopicMessages[] = [];
       if (chunk.outputs.length > 0) topicMessages.push({ topic: spec.output, messages: chunk.outputs });
       if (chunk.deadLetters.length > 0) topicMessages.push({ topic: spec.deadLetter, messages: chunk.deadLetters });
+      return topicMessages;
+    }
+
+    /**
+     * Commits the chunk: exactly once, produces it and its offset in one
+     * transaction; at least once, waits for `sent` (its produce, started
+     * earlier) and then commits its offset. Called only once the previous chunk
+     * of the partition is committed, so offsets and transactions stay in order.
+     */
+    async function commit(chunk: Chunk, sent: Promise<unknown> | undefined): Promise<void> {
+      const next = BigInt(chunk.last.offset) + 1n;
       try {
         if (transactions) {
-          await transactions.commit(topic, partition, topicMessages, next);
+          await transactions.commit(topic, partition, topicMessagesOf(chunk), next);
           metrics.transactions.inc({ ...labels, outcome: 'committed' });
         } else {
-          if (topicMessages.length > 0) await producer!.sendBatch({ topicMessages, acks: -1 });
+          await sent;
           // The payload's commit, not consumer.commitOffsets: the latter is a no-op
           // once stop() has begun, and the chunk in flight must still be committed.
           await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
@@ -420,10 +430,42 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     let index = 0;
     // A record handled that did not fit in the previous chunk's byte budget: it starts the next one.
     let carried: { message: KafkaMessage; outcome: Outcome } | undefined;
-    while (carried || index < messages.length) {
-      // On stop or after a seek/rebalance, leave the rest to whoever fetches next:
-      // nothing past the last commit has been produced, so nothing is lost.
-      if (!isRunning() || isStale()) return;
+    // The previous chunk's commit: the next chunk is handled (and, at least once,
+    // produced) while it runs, and committed only after it.
+    let committing: Promise<void> | undefined;
+    try {
+      while (carried || index < messages.length) {
+        // On stop or after a seek/rebalance, leave the rest to whoever fetches next:
+        // nothing past the last commit in flight has been produced, so nothing is lost.
+        if (!isRunning() || isStale()) return;
+        const chunk = await nextChunk();
+        if (!chunk) return;
+        // At least once: the idempotent producer keeps the partition's order across
+        // sends in flight; only offsets must wait for the previous chunk.
+        const sent = transactions ? undefined : sendChunk(chunk);
+        await committing;
+        committing = commit(chunk, sent);
+        // Observed by the await above (next chunk) or in finally; a rejection must not go unhandled meanwhile.
+        committing.catch(() => undefined);
+      }
+    } finally {
+      // Finishes (commits) the chunk in flight whatever happens next: stopping, a
+      // rebalance or a failure handling the next chunk; its failure is the one thrown.
+      await committing;
+    }
+
+    /** At least once: produces the chunk now, ahead of its offset commit. */
+    function sendChunk(chunk: Chunk): Promise<unknown> | undefined {
+      const topicMessages = topicMessagesOf(chunk);
+      if (topicMessages.length === 0) return undefined;
+      const sent = producer!.sendBatch({ topicMessages, acks: -1 });
+      // Observed in commit(); if an earlier chunk fails first, this one is re-delivered and produced again anyway.
+      sent.catch(() => undefined);
+      return sent;
+    }
+
+    /** Handles records up to the chunk's record and byte limits; undefined when the worker stopped during a backoff (nothing of it produced). */
+    async function nextChunk(): Promise<Chunk | undefined> {
       let chunk: Chunk | undefined;
       let current: KafkaMessage | undefined;
       try {
@@ -435,7 +477,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
             current = message;
             const outcome = await handle(topic, partition, message, heartbeat, isRunning);
             // Stopped during a backoff: none of this chunk is committed, so all of it is re-delivered.
-            if (!outcome) return;
+            if (!outcome) return undefined;
             handled = { message, outcome };
           }
           const { message, outcome } = handled;
@@ -464,7 +506,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
         );
         throw error;
       }
-      if (chunk) await commit(chunk);
+      return chunk;
     }
   }
 

@@ -4,6 +4,7 @@ import { encodeAvro } from '../../core/avro.ts';
 import { decodeFramed } from '../../core/serde.ts';
 import { frame } from '../../core/wire-format.ts';
 import { defineWorker, emit } from '../../consumers/handler.ts';
+import { partitionForKey } from '../../producers/partitioner.ts';
 import type { RunningWorker } from '../../consumers/runtime.ts';
 import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
@@ -23,6 +24,7 @@ describe('handler failures', () => {
   const invalidFor = `invalid-${Date.now()}`;
   const flakyFor = `flaky-${Date.now()}`;
   const multiFor = `multi-${Date.now()}`;
+  const hugeFor = `huge-${Date.now()}`;
   const attempts = new Map<string, number>();
 
   const handler = defineWorker<OrderPlaced, OrderScored>((order, context) => {
@@ -32,6 +34,8 @@ describe('handler failures', () => {
     const scored = scoreOrder(order, context.timestamp);
     // A score out of the schema's type: the output fails validation, not the handler.
     if (order.orderId === invalidFor) return { ...scored, score: 'high' as unknown as number };
+    // Over the broker's 1 MB message.max.bytes: producing it could never succeed.
+    if (order.orderId === hugeFor) return { ...scored, reasons: ['x'.repeat(1_100_000)] };
     if (order.orderId === multiFor) return [scored, emit({ ...scored, reasons: ['copy'] }, { key: `${order.orderId}-copy`, headers: { 'x-copy': 'yes' } })];
     return scored;
   });
@@ -74,6 +78,23 @@ describe('handler failures', () => {
     expect(headerText(dead.message.headers, 'sluice.error.code')).toBe('SLUICE_VALIDATION_FAILED');
     expect(headerText(dead.message.headers, 'sluice.error.message')).toMatch(/^score: expected double/);
     expect(outputsOf(h, all).some((r) => keyOf(r) === invalidFor)).toBe(false);
+  });
+
+  it('dead-letters an input whose output is too large to produce, and flows on', async () => {
+    const huge = randomOrder({ orderId: hugeFor });
+    const after = randomOrder();
+    await h.send([huge, after].map((o) => ({ key: o.orderId, value: h.orders.encode(o) })));
+    const all = await h.collector.waitFor(
+      (rs) => deadLettersOf(h, rs).some((r) => keyOf(r) === hugeFor) && outputsOf(h, rs).some((r) => keyOf(r) === after.orderId),
+      30_000,
+      'the dead letter and the next output',
+    );
+    const dead = deadLettersOf(h, all).find((r) => keyOf(r) === hugeFor)!;
+    expect(headerText(dead.message.headers, 'sluice.error.code')).toBe('SLUICE_OUTPUT_TOO_LARGE');
+    expect(headerText(dead.message.headers, 'sluice.error.message')).toMatch(/SLUICE_WORKER_BATCH_BYTES/);
+    expect(outputsOf(h, all).some((r) => keyOf(r) === hugeFor)).toBe(false);
+    // Outputs land where Kafka's default partitioner puts their key.
+    for (const r of outputsOf(h, all)) expect(r.partition).toBe(partitionForKey(r.message.key!, 3));
   });
 
   it('retries a retryable handler failure instead of dead-lettering it', async () => {

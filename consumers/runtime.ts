@@ -36,8 +36,9 @@ import { PartitionTransactions } from './transactions.ts';
  * - exactly once: in one Kafka transaction with the offsets (sendOffsets), by the
  *   partition's transactional producer (see transactions.ts for the fencing);
  *   readers of the outputs that read committed see each output once.
- * - at least once: by one idempotent, acks=all producer, and only once the broker
- *   acknowledged them is the offset committed. A crash re-delivers at most the
+ * - at least once: by idempotent, acks=all producers (an input partition always
+ *   uses the same one), and only once the broker acknowledged them is the offset
+ *   committed. A crash re-delivers at most the
  *   uncommitted chunks, whose outputs may then appear twice.
  *
  * Backpressure: kafkajs fetches a partition again only after eachBatch returned,
@@ -168,6 +169,9 @@ export const explicitPartitioner: ICustomPartitioner = () => {
   return (args) => args.message.partition ?? fallback(args);
 };
 
+/** Most at-least-once producers per worker (each holds its own broker connections); fewer when workerConcurrency is lower. */
+const ALO_PRODUCERS = 8;
+
 /** How long a fetched output partition count is trusted before it is fetched again (in the background). */
 const PARTITION_COUNT_MAX_AGE_MS = 60_000;
 
@@ -220,9 +224,15 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   const transactions = exactlyOnce ? new PartitionTransactions({ kafka, admin, groupId: spec.groupId, log, createPartitioner: explicitPartitioner }) : undefined;
   // At least once: unbounded retries are what kafkajs requires to keep idempotence; a broker
   // outage stalls the worker (and shutdown is bounded by shutdownTimeoutMs).
-  const producer: Producer | undefined = exactlyOnce
-    ? undefined
-    : kafka.producer({ idempotent: true, retry: { retries: Number.MAX_SAFE_INTEGER }, createPartitioner: explicitPartitioner });
+  // Several producers: an idempotent kafkajs producer sends one request at a time per
+  // broker (a lock per broker), so with one producer the partitions' sends queue behind
+  // each other. An input partition always uses the same producer, which keeps its order.
+  const producers: Producer[] = exactlyOnce
+    ? []
+    : Array.from({ length: Math.min(config.workerConcurrency, ALO_PRODUCERS) }, () =>
+        kafka.producer({ idempotent: true, retry: { retries: Number.MAX_SAFE_INTEGER }, createPartitioner: explicitPartitioner }),
+      );
+  const disconnectProducers = () => Promise.all(producers.map((p) => p.disconnect()));
 
   let outputPartitions = 0;
   let partitionsFetchedAt = 0;
@@ -433,6 +443,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     // The previous chunk's commit: the next chunk is handled (and, at least once,
     // produced) while it runs, and committed only after it.
     let committing: Promise<void> | undefined;
+    // At least once: the previous chunk's send (see sendChunk).
+    let lastSent: Promise<unknown> | undefined;
     try {
       while (carried || index < messages.length) {
         // On stop or after a seek/rebalance, leave the rest to whoever fetches next:
@@ -440,8 +452,6 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
         if (!isRunning() || isStale()) return;
         const chunk = await nextChunk();
         if (!chunk) return;
-        // At least once: the idempotent producer keeps the partition's order across
-        // sends in flight; only offsets must wait for the previous chunk.
         const sent = transactions ? undefined : sendChunk(chunk);
         await committing;
         committing = commit(chunk, sent);
@@ -454,11 +464,19 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       await committing;
     }
 
-    /** At least once: produces the chunk now, ahead of its offset commit. */
+    /**
+     * At least once: produces the chunk ahead of its offset commit (which waits
+     * for the previous chunk's). The send itself starts once the previous chunk's
+     * is acknowledged: two sends in flight could overtake each other in kafkajs
+     * before they reach the broker (a metadata refresh), reordering the partition.
+     */
     function sendChunk(chunk: Chunk): Promise<unknown> | undefined {
       const topicMessages = topicMessagesOf(chunk);
       if (topicMessages.length === 0) return undefined;
-      const sent = producer!.sendBatch({ topicMessages, acks: -1 });
+      const producer = producers[partition % producers.length]!;
+      const previous = lastSent;
+      const sent = (previous ?? Promise.resolve()).then(() => producer.sendBatch({ topicMessages, acks: -1 }));
+      lastSent = sent;
       // Observed in commit(); if an earlier chunk fails first, this one is re-delivered and produced again anyway.
       sent.catch(() => undefined);
       return sent;
@@ -512,11 +530,11 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
 
   async function disconnectClients(): Promise<void> {
     await consumer.disconnect();
-    await Promise.all([producer?.disconnect(), transactions?.close(), admin.disconnect()]);
+    await Promise.all([disconnectProducers(), transactions?.close(), admin.disconnect()]);
   }
 
   try {
-    await Promise.all([producer?.connect(), admin.connect()]);
+    await Promise.all([...producers.map((p) => p.connect()), admin.connect()]);
     await fetchOutputPartitions();
     await consumer.connect();
     await consumer.subscribe({ topic: spec.input, fromBeginning: true });
@@ -530,7 +548,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     });
   } catch (error) {
     log.error({ err: error }, 'worker failed to start');
-    for (const result of await Promise.allSettled([consumer.disconnect(), producer?.disconnect(), transactions?.close(), admin.disconnect()])) {
+    for (const result of await Promise.allSettled([consumer.disconnect(), disconnectProducers(), transactions?.close(), admin.disconnect()])) {
       if (result.status === 'rejected') log.warn({ err: result.reason }, 'disconnecting after a failed start also failed');
     }
     throw error;
@@ -564,7 +582,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       log.error({ err: error, counters: { ...counters } }, 'worker did not stop cleanly');
       if (error instanceof ShutdownTimeoutError) {
         // Past the budget the process is about to exit; still try not to leave the producer's connections open in-process.
-        Promise.all([producer?.disconnect(), transactions?.close(), admin.disconnect()]).catch((cause: unknown) =>
+        Promise.all([disconnectProducers(), transactions?.close(), admin.disconnect()]).catch((cause: unknown) =>
           log.warn({ err: cause }, 'disconnecting the producers after the shutdown timeout failed'),
         );
       }

@@ -187,8 +187,11 @@ async function runE2e(mode: Mode, env: BenchEnv, pool: EventPool, peak: number, 
     await worker.ready;
     const template = pool.orders[0]!;
     const base = { ingressUrl: url, brokers: env.brokers, outputTopic: env.outputTopic, durationS: mode.e2eDurationS, template };
-    // Warms the whole path (JIT, the worker's first fetch and producer id) before measuring.
-    await measureE2e({ ...base, durationS: 2, ratePerSec: 100, phase: 'warmup', drainMs: 3000 });
+    // Warms the whole path before measuring: Node's JIT, the worker's producer ids, and the
+    // broker's own JIT for transactions (a fresh broker has run only a few dozen
+    // EndTxn by now; with 30 s of warm-up instead of 10, p50 fell from 57 to 31 ms, and a broker
+    // warm from an hour of traffic gives p50 19 / p99 45 ms). SLUICE_BENCH_WARMUP_S sets it.
+    await measureE2e({ ...base, durationS: Number(process.env.SLUICE_BENCH_WARMUP_S ?? 10), ratePerSec: 300, phase: 'warmup', drainMs: 3000 });
     const low: E2eFigures = await measureE2e({ ...base, ratePerSec: 100, phase: 'low' });
     log.info({ ...low }, 'end-to-end, low rate');
     const halfRate = Math.max(200, Math.round(peak / 2));

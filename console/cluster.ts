@@ -118,13 +118,17 @@ export async function describeGroup(admin: Admin, groupId: string): Promise<Grou
     return { memberId: m.memberId, clientId: m.clientId, host: m.clientHost, assignment };
   });
   const lag: GroupDetail['lag'] = [];
-  for (const { topic, partitions } of committed) {
-    const ends = new Map((await tolerant(() => admin.fetchTopicOffsets(topic))).map((o) => [o.partition, o.high]));
-    for (const p of partitions) {
-      const high = ends.get(p.partition) ?? '0';
+  // Kafka answers an offset fetch for a whole group with the partitions that have a commit only;
+  // every partition of a topic the group reads or is assigned counts, or a partition the group
+  // never committed on would hide its whole backlog.
+  const topics = new Set([...committed.map((t) => t.topic), ...members.flatMap((m) => Object.keys(m.assignment))]);
+  for (const topic of topics) {
+    const offsets = new Map(committed.find((t) => t.topic === topic)?.partitions.map((p) => [p.partition, p.offset]));
+    for (const { partition, high } of await tolerant(() => admin.fetchTopicOffsets(topic))) {
+      const offset = offsets.get(partition) ?? '-1';
       // No commit yet: everything on the partition is still to be read.
-      const behind = p.offset === '-1' ? Number(high) : Math.max(0, Number(BigInt(high) - BigInt(p.offset)));
-      lag.push({ topic, partition: p.partition, committed: p.offset, high, lag: behind });
+      const behind = offset === '-1' ? Number(high) : Math.max(0, Number(BigInt(high) - BigInt(offset)));
+      lag.push({ topic, partition, committed: offset, high, lag: behind });
     }
   }
   lag.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);

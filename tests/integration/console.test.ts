@@ -148,6 +148,9 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
     await page.getByTestId('lag-chart').waitFor();
     await expect.poll(() => page.getByTestId('total-lag').textContent(), { timeout: 15_000 }).toBe(`lag ${postedCount - 6}`);
     expect(await page.getByText('console-test-consumer').count()).toBeGreaterThan(0);
+    // Every partition has a lag row, including one the group may never have committed on.
+    const detail = (await (await fetch(`${console_.url}/api/groups/${encodeURIComponent(group)}`)).json()) as { lag: { partition: number }[] };
+    expect(detail.lag.map((l) => l.partition).sort()).toEqual([0, 1, 2]);
     await expect.poll(() => page.locator('[data-testid="lag-chart"] polyline').count(), { timeout: 10_000 }).toBe(1);
     await shot('group');
   });

@@ -1,8 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SluiceConfig } from '../core/config.ts';
+import { livePid, recordPid, stopDaemon } from '../core/daemon.ts';
 import { LocalEtcdError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 
@@ -38,20 +39,8 @@ export function hasEtcd(): boolean {
 
 const pidFile = (dataDir: string): string => join(dataDir, 'etcd.pid');
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function runningEtcdPid(dataDir: string): number | undefined {
-  const file = pidFile(dataDir);
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+  return livePid(pidFile(dataDir));
 }
 
 export async function etcdHealthy(endpoint: string, timeoutMs = 1000): Promise<boolean> {
@@ -106,7 +95,7 @@ export async function startLocalEtcd(options: LocalEtcdOptions, log: Logger, sta
   let exitCode: number | null | undefined;
   child.once('exit', (code) => (exitCode = code));
   child.unref();
-  writeFileSync(pidFile(options.dataDir), `${pid}\n`);
+  recordPid(pidFile(options.dataDir), pid);
   log.info({ pid, endpoint: client, dataDir: options.dataDir }, 'starting local etcd');
   const deadline = Date.now() + startTimeoutMs;
   while (Date.now() < deadline) {
@@ -121,17 +110,6 @@ export async function startLocalEtcd(options: LocalEtcdOptions, log: Logger, sta
   throw new LocalEtcdError(`etcd did not answer on ${client} within ${startTimeoutMs} ms:\n${tail(logFile)}`);
 }
 
-export async function stopLocalEtcd(dataDir: string, log: Logger, timeoutMs = 15_000): Promise<boolean> {
-  const pid = runningEtcdPid(dataDir);
-  rmSync(pidFile(dataDir), { force: true });
-  if (pid === undefined) return false;
-  log.info({ pid }, 'stopping local etcd');
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (isAlive(pid)) {
-    log.warn({ pid }, 'etcd did not stop in time; killing it');
-    process.kill(pid, 'SIGKILL');
-  }
-  return true;
+export function stopLocalEtcd(dataDir: string, log: Logger, timeoutMs = 15_000): Promise<boolean> {
+  return stopDaemon(pidFile(dataDir), 'etcd', log, timeoutMs);
 }

@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { livePid, recordPid, stopDaemon } from '../core/daemon.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
@@ -147,21 +148,9 @@ function pidFile(dataDir: string): string {
   return join(dataDir, 'kafka.pid');
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The pid of this data dir's broker, when one is running. */
 export function runningPid(dataDir: string): number | undefined {
-  const file = pidFile(dataDir);
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+  return livePid(pidFile(dataDir));
 }
 
 /** True once the broker answers a metadata request. */
@@ -240,7 +229,7 @@ export async function startLocalKafka(options: LocalKafkaOptions, log: Logger, s
     exitCode = code;
   });
   child.unref();
-  writeFileSync(pidFile(options.dataDir), `${pid}\n`);
+  recordPid(pidFile(options.dataDir), pid);
   log.info({ pid, brokers, dataDir: options.dataDir }, 'starting local Kafka');
 
   const deadline = Date.now() + startTimeoutMs;
@@ -261,24 +250,8 @@ export async function startLocalKafka(options: LocalKafkaOptions, log: Logger, s
 }
 
 /** Stops the data dir's broker with SIGTERM (a clean shutdown) and waits for it to exit. */
-export async function stopLocalKafka(dataDir: string, log: Logger, timeoutMs = 60_000): Promise<boolean> {
-  const pid = runningPid(dataDir);
-  if (pid === undefined) {
-    rmSync(pidFile(dataDir), { force: true });
-    return false;
-  }
-  log.info({ pid }, 'stopping local Kafka');
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (isAlive(pid)) {
-    log.warn({ pid, timeoutMs }, 'Kafka did not stop in time; killing it');
-    process.kill(pid, 'SIGKILL');
-    while (isAlive(pid)) await sleep(50);
-  }
-  rmSync(pidFile(dataDir), { force: true });
-  log.info({ pid }, 'local Kafka stopped');
-  return true;
+export function stopLocalKafka(dataDir: string, log: Logger, timeoutMs = 60_000): Promise<boolean> {
+  return stopDaemon(pidFile(dataDir), 'Kafka', log, timeoutMs);
 }
 
 export function localKafkaOptions(config: import('../core/config.ts').SluiceConfig, dataSubdir = 'kafka'): LocalKafkaOptions {

@@ -43,7 +43,6 @@ async function accepts(host: string, port: number): Promise<boolean> {
 
 export class HaproxyProcess {
   readonly #child: ChildProcess;
-  readonly #log: Logger;
   readonly #configFile: string;
   readonly exited: Promise<number | null>;
   #exitCode: number | null | undefined;
@@ -52,7 +51,6 @@ export class HaproxyProcess {
   private constructor(child: ChildProcess, configFile: string, log: Logger) {
     this.#child = child;
     this.#configFile = configFile;
-    this.#log = log;
     this.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
         this.#exitCode = code;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, relative, resolve } from 'node:path';
 import avro, { type Schema } from 'avsc';
-import { LineCounter, parseDocument, isMap, isSeq, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, type Document, type Node } from 'yaml';
 import { PROJECT_ROOT } from '../core/config.ts';
 import { TopologyError } from '../core/errors.ts';
 import { isCompatibilityLevel } from '../registry/compatibility.ts';

@@ -88,20 +88,46 @@ function isPrecisionError(error: unknown): boolean {
   return error instanceof Error && /precision loss|invalid "long"|invalid "abstract:long"/.test(error.message);
 }
 
+/**
+ * avsc's number longs zigzag-encode in doubles: a negative long below -2^52 has an
+ * odd zigzag value above 2^53, which a double cannot hold, so it is silently
+ * written or read as a different number (with the wrong sign) instead of failing.
+ * Integers at or beyond 2^52 in magnitude (and BigInts) therefore take the wide type.
+ */
+const FAST_LONG_LIMIT = 2 ** 52;
+
+function needsWide(value: unknown): boolean {
+  if (typeof value === 'number') return Math.abs(value) >= FAST_LONG_LIMIT && Number.isInteger(value);
+  if (typeof value === 'bigint') return true;
+  if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (needsWide(item)) return true;
+    return false;
+  }
+  for (const key in value) if (needsWide((value as Record<string, unknown>)[key])) return true;
+  return false;
+}
+
 export function encodeAvro(types: AvroTypes, value: unknown): Buffer {
+  if (needsWide(value)) return types.wide.toBuffer(value);
   try {
     return types.fast.toBuffer(value);
   } catch (error) {
-    if (!isPrecisionError(error) && !containsBigInt(value)) throw error;
+    if (!isPrecisionError(error)) throw error;
     return types.wide.toBuffer(value);
   }
 }
 
-function containsBigInt(value: unknown): boolean {
-  if (typeof value === 'bigint') return true;
-  if (Array.isArray(value)) return value.some(containsBigInt);
-  if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) return Object.values(value).some(containsBigInt);
-  return false;
+/** Decodes with `fast`, and again with `wide` when the result may have lost a long's exactness. */
+function decodeExact(read: () => unknown, readWide: () => unknown): unknown {
+  let value: unknown;
+  try {
+    value = read();
+  } catch (error) {
+    if (!isPrecisionError(error)) throw error;
+    return readWide();
+  }
+  return needsWide(value) ? readWide() : value;
 }
 
 /** Formats avsc's error-hook path (`['items', 2, 'sku']`) as `items[2].sku`. */
@@ -184,14 +210,10 @@ export interface Decoder {
 export function createResolvingDecoder(writer: AvroTypes, reader: AvroTypes = writer): Decoder {
   if (writer === reader) {
     return {
-      decode(payload) {
-        try {
-          return writer.fast.fromBuffer(payload);
-        } catch (error) {
-          if (!isPrecisionError(error)) throw error;
-          return writer.wide.fromBuffer(payload);
-        }
-      },
+      decode: (payload) => decodeExact(
+        () => writer.fast.fromBuffer(payload),
+        () => writer.wide.fromBuffer(payload),
+      ),
     };
   }
   let fast: ReturnType<Type['createResolver']>;
@@ -203,13 +225,9 @@ export function createResolvingDecoder(writer: AvroTypes, reader: AvroTypes = wr
     throw new SchemaResolutionError(`writer schema cannot be read with the reader schema: ${(error as Error).message}`, error);
   }
   return {
-    decode(payload) {
-      try {
-        return reader.fast.fromBuffer(payload, fast);
-      } catch (error) {
-        if (!isPrecisionError(error)) throw error;
-        return reader.wide.fromBuffer(payload, wide);
-      }
-    },
+    decode: (payload) => decodeExact(
+      () => reader.fast.fromBuffer(payload, fast),
+      () => reader.wide.fromBuffer(payload, wide),
+    ),
   };
 }

@@ -14,7 +14,7 @@ import { register as registerServices } from './commands/services.ts';
 import { closeOnSignal, type Service } from './lifecycle.ts';
 import {
   applyAtStart,
-  discoveryService,
+  discoveryStep,
   ensureKafka,
   findWorker,
   ingressService,
@@ -70,7 +70,7 @@ async function startAll(log: Logger, steps: (() => Promise<Service | Service[] |
   }
 }
 
-async function serve(config: SluiceConfig, log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<number> {
+export async function serve(config: SluiceConfig, log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<number> {
   const services = await startAll(log, steps);
   log.info({ services: services.map((s) => s.name) }, 'Sluice is running; Ctrl-C stops it');
   return closeOnSignal(services, log, config.shutdownTimeoutMs);
@@ -102,19 +102,15 @@ export function buildProgram(): Command {
       const log = createLogger(config, 'sluice');
       const topology = loadTopology(config.topologyFile);
       const ownRegistry = registryIsLocal(config);
-      let discovery: Awaited<ReturnType<typeof discoveryService>>['discovery'];
+      const discovery = discoveryStep(config, log, discoveryRequested(command));
       process.exitCode = await serve(config, log, [
         () => ensureKafka(config, log),
-        async () => {
-          const opened = await discoveryService(config, log, discoveryRequested(command));
-          discovery = opened.discovery;
-          return opened.service;
-        },
-        async () => (ownRegistry ? registryService(config, log, discovery) : undefined),
+        () => discovery.start(),
+        async () => (ownRegistry ? registryService(config, log, discovery.current()) : undefined),
         async () => void (await applyAtStart(config, topology, log)),
-        () => ingressService(config, topology, log, { ...(discovery ? { discovery } : {}) }),
+        () => ingressService(config, topology, log, { discovery: discovery.current() }),
         async () => (selectWorkers(config, topology).length > 0 ? workerMetricsService(config, log) : undefined),
-        () => Promise.all(selectWorkers(config, topology).map((spec) => workerService(config, topology, spec, log, undefined, discovery))),
+        () => Promise.all(selectWorkers(config, topology).map((spec) => workerService(config, topology, spec, log, undefined, discovery.current()))),
       ]);
     });
 
@@ -124,14 +120,10 @@ export function buildProgram(): Command {
     .action(async (_flags: object, command: Command) => {
       const config = configFrom(command);
       const log = createLogger(config, 'sluice');
-      let discovery: Awaited<ReturnType<typeof discoveryService>>['discovery'];
+      const discovery = discoveryStep(config, log, discoveryRequested(command));
       process.exitCode = await serve(config, log, [
-        async () => {
-          const opened = await discoveryService(config, log, discoveryRequested(command));
-          discovery = opened.discovery;
-          return opened.service;
-        },
-        () => registryService(config, log, discovery),
+        () => discovery.start(),
+        () => registryService(config, log, discovery.current()),
       ]);
     });
 
@@ -144,20 +136,16 @@ export function buildProgram(): Command {
       const config = configFrom(command);
       const log = createLogger(config, 'sluice');
       const topology = loadTopology(config.topologyFile);
-      let discovery: Awaited<ReturnType<typeof discoveryService>>['discovery'];
+      const discovery = discoveryStep(config, log, discoveryRequested(command));
       const replicas = Array.from({ length: flags.instances }, (_, i) => i);
       process.exitCode = await serve(config, log, [
-        async () => {
-          const opened = await discoveryService(config, log, discoveryRequested(command));
-          discovery = opened.discovery;
-          return opened.service;
-        },
+        () => discovery.start(),
         async () => (flags.apply ? void (await applyAtStart(config, topology, log)) : undefined),
         () =>
           Promise.all(
             replicas.map((i) =>
               ingressService(config, topology, log, {
-                ...(discovery ? { discovery } : {}),
+                discovery: discovery.current(),
                 ...(flags.instances > 1 ? { replica: i, port: config.ingressPort === 0 ? 0 : config.ingressPort + i } : {}),
               }),
             ),
@@ -175,15 +163,11 @@ export function buildProgram(): Command {
       const topology = loadTopology(config.topologyFile);
       const spec = findWorker(topology, name);
       const instances = Array.from({ length: flags.instances }, (_, i) => i);
-      let discovery: Awaited<ReturnType<typeof discoveryService>>['discovery'];
+      const discovery = discoveryStep(config, log, discoveryRequested(command));
       process.exitCode = await serve(config, log, [
-        async () => {
-          const opened = await discoveryService(config, log, discoveryRequested(command));
-          discovery = opened.discovery;
-          return opened.service;
-        },
+        () => discovery.start(),
         () => workerMetricsService(config, log),
-        () => Promise.all(instances.map((i) => workerService(config, topology, spec, log, flags.instances > 1 ? i : undefined, discovery))),
+        () => Promise.all(instances.map((i) => workerService(config, topology, spec, log, flags.instances > 1 ? i : undefined, discovery.current()))),
       ]);
     });
 

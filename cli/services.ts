@@ -128,9 +128,17 @@ export async function workerService(
 }
 
 /** Opens discovery as a service of its own, so it closes after (and deregisters before) everything it announced. */
-export async function discoveryService(config: SluiceConfig, log: Logger, requested: boolean): Promise<{ service?: Service; discovery?: Discovery }> {
-  const discovery = await openDiscovery(config, log, requested);
-  return discovery ? { discovery, service: { name: 'discovery', close: () => discovery.close() } } : {};
+/** Discovery as a start-up step; the steps after it read `current()` (undefined when discovery is off). */
+export function discoveryStep(config: SluiceConfig, log: Logger, requested: boolean): { start(): Promise<Service | undefined>; current(): Discovery | undefined } {
+  let opened: Discovery | undefined;
+  return {
+    async start() {
+      const discovery = await openDiscovery(config, log, requested);
+      opened = discovery;
+      return discovery ? { name: 'discovery', close: () => discovery.close() } : undefined;
+    },
+    current: () => opened,
+  };
 }
 
 /** GET /metrics for every worker of this process (they share one registry). */

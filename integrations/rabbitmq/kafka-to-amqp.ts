@@ -148,7 +148,6 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
       await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
       stats.forwarded += out.length;
       stats.deadLettered += dead;
-      stats.reconnects = Math.max(0, link.connections - 1);
     },
   });
   log.info({ topic: spec.topic, exchange: spec.exchange, groupId: spec.groupId }, 'bridge running: Kafka → RabbitMQ');

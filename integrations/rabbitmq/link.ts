@@ -86,28 +86,26 @@ export class AmqpLink<T> {
     }
   }
 
-  /** Drops the current connection (after a failed publish or a dead channel); the next `get()` reconnects. */
-  async invalidate(): Promise<void> {
+  /** Detaches the current connection, if any, and waits for it to be set up or to fail. */
+  async #detach(): Promise<{ connection: ChannelModel; value: T } | undefined> {
     const current = this.#current;
     this.#current = undefined;
-    if (!current) return;
-    const settled = await current.then(
+    return current?.then(
       (c) => c,
       () => undefined,
     );
+  }
+
+  /** Drops the current connection (after a failed publish or a dead channel); the next `get()` reconnects. */
+  async invalidate(): Promise<void> {
+    const settled = await this.#detach();
     await settled?.connection.close().catch((error: unknown) => this.#log.debug({ err: error }, 'closing a broken RabbitMQ connection failed'));
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     this.#abort.abort();
-    const current = this.#current;
-    this.#current = undefined;
-    if (!current) return;
-    const settled = await current.then(
-      (c) => c,
-      () => undefined,
-    );
+    const settled = await this.#detach();
     if (!settled) return;
     await this.#events.teardown?.(settled.value);
     await settled.connection.close().catch((error: unknown) => this.#log.debug({ err: error }, 'RabbitMQ connection was already closed'));

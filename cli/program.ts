@@ -178,8 +178,10 @@ export function buildProgram(): Command {
     .action(async (_flags: object, command: Command) => {
       const config = configFrom(command);
       const log = createLogger(config, 'kafka');
-      const started = await startLocalKafka(localKafkaOptions(config), log);
-      log.info({ brokers: started.brokers, pid: started.pid }, started.started ? 'Kafka started' : 'Kafka was already running');
+      if (config.kafkaBrokers) return log.info({ brokers: config.kafkaBrokers }, 'KAFKA_BROKERS is set: using that cluster, starting nothing');
+      const options = localKafkaOptions(config);
+      const started = await startLocalKafka(options, log);
+      log.info({ brokers: started.brokers, pid: started.pid, dataDir: options.dataDir }, started.started ? 'Kafka started' : 'Kafka was already running');
     });
   kafka
     .command('down')
@@ -187,6 +189,7 @@ export function buildProgram(): Command {
     .action(async (_flags: object, command: Command) => {
       const config = configFrom(command);
       const log = createLogger(config, 'kafka');
+      if (config.kafkaBrokers) return log.info({ brokers: config.kafkaBrokers }, 'KAFKA_BROKERS is set: that cluster is not ours to stop');
       if (!(await stopLocalKafka(localKafkaOptions(config).dataDir, log))) log.info('no local Kafka was running');
     });
 

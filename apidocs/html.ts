@@ -7,7 +7,10 @@ const esc = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, 
 
 export function docsPage(topology: Topology): string {
   const routes = topology.routes
-    .map((r) => `<tr><td><code>${esc(r.method)} ${esc(r.path)}</code></td><td><code>${esc(r.topic)}</code></td><td><code>${esc(r.key)}</code></td><td>${esc(topicByName(topology, r.topic)?.valueSchema?.subject ?? '')}</td></tr>`)
+    .map(
+      (r) =>
+        `<tr><td><code>${esc(r.method)} ${esc(r.path)}</code></td><td><code>${esc(r.topic)}</code></td><td><code>${esc(r.key)}</code></td><td>${esc(topicByName(topology, r.topic)?.valueSchema?.subject ?? '')}</td></tr>`,
+    )
     .join('\n');
   const topics = topology.topics
     .map(
@@ -16,7 +19,10 @@ export function docsPage(topology: Topology): string {
     )
     .join('\n');
   const workers = topology.workers
-    .map((w) => `<tr><td><code>${esc(w.name)}</code></td><td><code>${esc(w.input)}</code></td><td><code>${esc(w.output)}</code></td><td><code>${esc(w.deadLetter)}</code></td><td><code>${esc(w.groupId)}</code></td></tr>`)
+    .map(
+      (w) =>
+        `<tr><td><code>${esc(w.name)}</code></td><td><code>${esc(w.input)}</code></td><td><code>${esc(w.output)}</code></td><td><code>${esc(w.deadLetter)}</code></td><td><code>${esc(w.groupId)}</code></td></tr>`,
+    )
     .join('\n');
   const contracts = topology.topics
     .filter((t) => t.valueSchema)

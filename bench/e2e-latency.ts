@@ -87,7 +87,13 @@ export async function measureE2e(options: {
   while (latencies.length < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await consumer.disconnect();
   latencies.sort((a, b) => a - b);
-  const p50 = (xs: number[]): number => round(percentile(xs.sort((a, b) => a - b), 50));
+  const p50 = (xs: number[]): number =>
+    round(
+      percentile(
+        xs.sort((a, b) => a - b),
+        50,
+      ),
+    );
   return {
     legsP50Ms: { postToWorkerProduce: p50(toProduce), workerProduceToVisible: p50(toVisible) },
     targetRate: options.ratePerSec,

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
-import { ensureKafkaJars, localKafkaOptions } from '../kafka/broker.ts';
+import { ensureKafkaJars, localKafkaOptions } from '../broker/broker.ts';
 import { round } from './common.ts';
 
 /**
@@ -34,11 +34,7 @@ export function parseProducerPerformance(output: string): Omit<JavaProducerFigur
   };
 }
 
-export async function runJavaProducer(
-  config: SluiceConfig,
-  log: Logger,
-  options: { brokers: string[]; topic: string; records: number; recordBytes: number },
-): Promise<JavaProducerFigures> {
+export async function runJavaProducer(config: SluiceConfig, log: Logger, options: { brokers: string[]; topic: string; records: number; recordBytes: number }): Promise<JavaProducerFigures> {
   const libs = ensureKafkaJars(localKafkaOptions(config), log);
   const args = [
     '-Xmx512m',

@@ -43,9 +43,7 @@ app.post(path, async (request, reply) => {
     if (!type.isValid(event)) bad.push(i);
   });
   if (bad.length > 0) return reply.code(400).send({ error: 'invalid', indexes: bad });
-  const messages = await Promise.all(
-    events.map(async (event) => ({ key: String((event as { orderId: unknown }).orderId), value: await registry.encode(schemaId, event) })),
-  );
+  const messages = await Promise.all(events.map(async (event) => ({ key: String((event as { orderId: unknown }).orderId), value: await registry.encode(schemaId, event) })));
   const metadata = await producer.send({ topic, acks: -1, messages });
   const first = metadata[0];
   return Array.isArray(request.body) ? { results: metadata } : { topic, partition: first?.partition, offset: first?.baseOffset, schemaId };

@@ -5,22 +5,10 @@ import { pathToFileURL } from 'node:url';
 import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
-import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../kafka/broker.ts';
+import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/broker.ts';
 import { startRegistry } from '../registry/server.ts';
 import type { BareProducerFigures } from './bare-producer.ts';
-import {
-  benchTopology,
-  encodePool,
-  eventPool,
-  median,
-  newRunId,
-  round,
-  spawnBench,
-  withAdmin,
-  type BenchEnv,
-  type Child,
-  type EventPool,
-} from './common.ts';
+import { benchTopology, encodePool, eventPool, median, newRunId, round, spawnBench, withAdmin, type BenchEnv, type Child, type EventPool } from './common.ts';
 import { measureE2e, type E2eFigures } from './e2e-latency.ts';
 import { loadHttp, type HttpFigures } from './ingress.ts';
 import { runJavaProducer, type JavaProducerFigures } from './java-producer.ts';
@@ -337,7 +325,17 @@ async function againstRunning(mode: Mode, config: SluiceConfig, log: Logger): Pr
     }
     const sluice = median(runs.sluice.map((f) => f.eventsPerSec));
     const naiveEps = median(runs.naive.map((f) => f.eventsPerSec));
-    const report = { at: new Date().toISOString(), connections: 64, ingressUrl, brokers, sluiceEventsPerSec: sluice, naiveEventsPerSec: naiveEps, ratio: round(sluice / naiveEps), goal: '>= 3x', runs };
+    const report = {
+      at: new Date().toISOString(),
+      connections: 64,
+      ingressUrl,
+      brokers,
+      sluiceEventsPerSec: sluice,
+      naiveEventsPerSec: naiveEps,
+      ratio: round(sluice / naiveEps),
+      goal: '>= 3x',
+      runs,
+    };
     mkdirSync(RESULTS_DIR, { recursive: true });
     writeFileSync(join(RESULTS_DIR, 'against-running.json'), `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(`Sluice (npm start) ${sluice} events/s vs naive service ${naiveEps} events/s at 64 connections: ${report.ratio}x (goal >= 3x)\n`);

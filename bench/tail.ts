@@ -110,10 +110,14 @@ async function kafkajsDecoding(): Promise<number> {
 
 async function sluiceTail(): Promise<number> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', `${PROJECT_ROOT}/bin/sluice.js`, 'tail', topic, '--from-beginning', '--max', String(RECORDS), '--format', 'ndjson'], {
-    env: { ...process.env, KAFKA_BROKERS: brokers.join(','), SLUICE_REGISTRY_URL: registry.url, SLUICE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--disable-warning=TimeoutNegativeWarning', `${PROJECT_ROOT}/bin/sluice.js`, 'tail', topic, '--from-beginning', '--max', String(RECORDS), '--format', 'ndjson'],
+    {
+      env: { ...process.env, KAFKA_BROKERS: brokers.join(','), SLUICE_REGISTRY_URL: registry.url, SLUICE_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let lines = 0;
   child.stdout.on('data', (chunk: Buffer) => {
     for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
@@ -126,7 +130,9 @@ async function sluiceTail(): Promise<number> {
 const kcatRate = kcat();
 const kafkajsRate = await kafkajsDecoding();
 const tailRate = await sluiceTail();
-out(`sluice tail: ${Math.round(tailRate).toLocaleString()} decoded/s (goal >= 100,000: ${tailRate >= 100_000 ? 'met' : 'NOT met'}); kcat is ${(kcatRate / tailRate).toFixed(2)}x faster (goal <= 2x: ${kcatRate / tailRate <= 2 ? 'met' : 'NOT met'}); kafkajs+avsc ${Math.round(kafkajsRate).toLocaleString()}/s`);
+out(
+  `sluice tail: ${Math.round(tailRate).toLocaleString()} decoded/s (goal >= 100,000: ${tailRate >= 100_000 ? 'met' : 'NOT met'}); kcat is ${(kcatRate / tailRate).toFixed(2)}x faster (goal <= 2x: ${kcatRate / tailRate <= 2 ? 'met' : 'NOT met'}); kafkajs+avsc ${Math.round(kafkajsRate).toLocaleString()}/s`,
+);
 
 await admin.deleteTopics({ topics: [topic] });
 await admin.disconnect();

@@ -163,10 +163,7 @@ export async function runWorkerBench(options: WorkerBenchOptions): Promise<Worke
   const admin = b.kafka.admin();
   await admin.connect();
   await admin.createTopics({
-    topics: [
-      ...[names.input, names.copy, names.exactlyOnce, names.atLeastOnce].map((topic) => ({ topic, numPartitions: PARTITIONS })),
-      { topic: names.deadLetter, numPartitions: 1 },
-    ],
+    topics: [...[names.input, names.copy, names.exactlyOnce, names.atLeastOnce].map((topic) => ({ topic, numPartitions: PARTITIONS })), { topic: names.deadLetter, numPartitions: 1 }],
     waitForLeaders: true,
   });
   try {
@@ -213,7 +210,9 @@ async function main(): Promise<void> {
   try {
     const figures = await runWorkerBench({ brokers: config.kafkaBrokers ?? ['127.0.0.1:9092'], registryUrl: server.url, runId: randomUUID().slice(0, 8), mode: 'full', config, logger });
     const ratio = (x: number | null) => (x === null || !figures.bareCopyEventsPerSec ? null : Math.round((x / figures.bareCopyEventsPerSec) * 100) / 100);
-    process.stdout.write(`${JSON.stringify({ ...figures, ratio: { exactlyOnce: ratio(figures.exactlyOnceEventsPerSec), atLeastOnce: ratio(figures.atLeastOnceEventsPerSec) }, goal: { exactlyOnce: 0.5, atLeastOnce: 0.8 } })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ...figures, ratio: { exactlyOnce: ratio(figures.exactlyOnceEventsPerSec), atLeastOnce: ratio(figures.atLeastOnceEventsPerSec) }, goal: { exactlyOnce: 0.5, atLeastOnce: 0.8 } })}\n`,
+    );
   } finally {
     await server.close();
   }

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, OPTIONS, type SluiceConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
-import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../kafka/broker.ts';
+import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/broker.ts';
 import { register as registerSchemas } from './commands/schemas.ts';
 import { register as registerConsole } from './commands/console.ts';
 import { register as registerTail } from './commands/tail.ts';
@@ -121,15 +121,12 @@ export function buildProgram(): Command {
       const config = configFrom(command);
       const log = createLogger(config, 'sluice');
       const discovery = discoveryStep(config, log, discoveryRequested(command));
-      process.exitCode = await serve(config, log, [
-        () => discovery.start(),
-        () => registryService(config, log, discovery.current()),
-      ]);
+      process.exitCode = await serve(config, log, [() => discovery.start(), () => registryService(config, log, discovery.current())]);
     });
 
   program
     .command('ingress')
-    .description('run the HTTP ingress for the topology\'s routes against a running cluster and registry')
+    .description("run the HTTP ingress for the topology's routes against a running cluster and registry")
     .option('--no-apply', 'do not create missing topics and register schemas first')
     .option('--instances <n>', 'replicas to run in this process, on ports SLUICE_INGRESS_PORT + 0..n-1', positiveInt, 1)
     .action(async (flags: { apply: boolean; instances: number }, command: Command) => {

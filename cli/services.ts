@@ -2,7 +2,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { createKafka } from '../core/kafka.ts';
 import { RegistryClient } from '../core/registry-client.ts';
-import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../kafka/broker.ts';
+import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/broker.ts';
 import { startRegistry } from '../registry/server.ts';
 import { startIngress } from '../producers/server.ts';
 import { startWorker } from '../consumers/runtime.ts';
@@ -99,7 +99,14 @@ export async function ingressService(config: SluiceConfig, topology: Topology, l
   return announced(
     service,
     options.discovery,
-    () => describeInstance({ kind: 'ingress', name: 'ingress', ...hostAndPort(ingress.url, config.advertiseHost), healthPath: '/readyz', ...(options.replica === undefined ? {} : { replica: options.replica }) }),
+    () =>
+      describeInstance({
+        kind: 'ingress',
+        name: 'ingress',
+        ...hostAndPort(ingress.url, config.advertiseHost),
+        healthPath: '/readyz',
+        ...(options.replica === undefined ? {} : { replica: options.replica }),
+      }),
     log,
   );
 }
@@ -112,14 +119,7 @@ export function findWorker(topology: Topology, name: string): WorkerSpec {
   return spec;
 }
 
-export async function workerService(
-  config: SluiceConfig,
-  topology: Topology,
-  spec: WorkerSpec,
-  log: Logger,
-  instance?: number,
-  discovery?: Discovery,
-): Promise<Service> {
+export async function workerService(config: SluiceConfig, topology: Topology, spec: WorkerSpec, log: Logger, instance?: number, discovery?: Discovery): Promise<Service> {
   const logger = log.child({ component: 'worker', ...(instance === undefined ? {} : { workerInstance: instance }) });
   const worker = await startWorker({ config, logger, spec, topology, registry: new RegistryClient(config.registryUrl) });
   const service = { name: `worker ${spec.name}${instance === undefined ? '' : `#${instance}`}`, close: () => worker.stop() };

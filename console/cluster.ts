@@ -45,7 +45,12 @@ export const isTailGroup = (groupId: string): boolean => groupId.startsWith('slu
 /** A topic deleted between listing and reading it (other clients do that), as kafkajs reports it. */
 function isUnknownTopic(error: unknown): boolean {
   const e = error as { type?: unknown; code?: unknown; cause?: unknown; originalError?: unknown };
-  return e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e.code === 3 || (e.originalError !== undefined && isUnknownTopic(e.originalError)) || (e.cause !== undefined && e.cause !== null && isUnknownTopic(e.cause));
+  return (
+    e.type === 'UNKNOWN_TOPIC_OR_PARTITION' ||
+    e.code === 3 ||
+    (e.originalError !== undefined && isUnknownTopic(e.originalError)) ||
+    (e.cause !== undefined && e.cause !== null && isUnknownTopic(e.cause))
+  );
 }
 
 /**
@@ -84,11 +89,13 @@ export async function listTopics(admin: Admin): Promise<TopicSummary[]> {
 }
 
 export async function describeTopic(admin: Admin, name: string): Promise<TopicDetail> {
-  const [{ topics }, offsets, configs] = await tolerant(() => Promise.all([
-    admin.fetchTopicMetadata({ topics: [name] }),
-    admin.fetchTopicOffsets(name),
-    admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name }], includeSynonyms: false }),
-  ]));
+  const [{ topics }, offsets, configs] = await tolerant(() =>
+    Promise.all([
+      admin.fetchTopicMetadata({ topics: [name] }),
+      admin.fetchTopicOffsets(name),
+      admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name }], includeSynonyms: false }),
+    ]),
+  );
   const metadata = topics[0]?.partitions ?? [];
   const partitions = offsets
     .map((o) => {

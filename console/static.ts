@@ -12,6 +12,11 @@ const FILES: Record<string, { file: string; type: string }> = {
 export function registerStatic(app: FastifyInstance): void {
   const dir = new URL('./public/', import.meta.url);
   for (const [path, { file, type }] of Object.entries(FILES)) {
-    app.get(path, async (_request, reply) => reply.type(type).header('cache-control', 'no-cache').send(await readFile(new URL(file, dir))));
+    app.get(path, async (_request, reply) =>
+      reply
+        .type(type)
+        .header('cache-control', 'no-cache')
+        .send(await readFile(new URL(file, dir))),
+    );
   }
 }

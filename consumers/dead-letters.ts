@@ -168,9 +168,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayR
   const { kafka, admin, log, topic, filter, dryRun } = options;
   const chunkSize = options.chunkSize ?? 500;
   // Fence any other replay of this topic before reading the ledger, so the ledger read is complete.
-  const producer = dryRun
-    ? undefined
-    : kafka.producer({ transactionalId: replayTransactionalId(topic), idempotent: true, maxInFlightRequests: 1 });
+  const producer = dryRun ? undefined : kafka.producer({ transactionalId: replayTransactionalId(topic), idempotent: true, maxInFlightRequests: 1 });
   await producer?.connect();
   try {
     if (!dryRun) {

@@ -82,6 +82,12 @@ export function formatGroupStatus(status: GroupStatus, label: string): string {
     rows.push([p.topic, String(p.partition), p.committed ?? '-', p.end, p.lag, p.memberId === undefined ? '-' : (short.get(p.memberId) ?? '?')]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const row of rows) lines.push(`  ${row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()}`);
+  for (const row of rows)
+    lines.push(
+      `  ${row
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd()}`,
+    );
   return `${lines.join('\n')}\n`;
 }

@@ -10,15 +10,7 @@ import type { RegistryClient } from '../core/registry-client.ts';
 import { createEncoder, decodeFramed, type EventEncoder } from '../core/serde.ts';
 import { topicByName, type Topology, type ValueSchema, type WorkerSpec } from '../topology/model.ts';
 import { normalizeOutputs, type AnyHandler, type Handler, type HandlerContext } from './handler.ts';
-import {
-  CORRELATION_HEADER,
-  correlationIdOf,
-  deadLetterMessage,
-  errorClassName,
-  errorCodeOf,
-  headersToStrings,
-  SOURCE_HEADER,
-} from './headers.ts';
+import { CORRELATION_HEADER, correlationIdOf, deadLetterMessage, errorClassName, errorCodeOf, headersToStrings, SOURCE_HEADER } from './headers.ts';
 import { workerMetrics, type WorkerMetrics } from './metrics.ts';
 import { backoffMs, waitWithHeartbeats, type RetryPolicy } from './retry.ts';
 import { partitionForKey } from '../producers/partitioner.ts';
@@ -264,10 +256,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   const lagLabels = new Set<string>();
 
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-    log.info(
-      { memberId: payload.memberId, isLeader: payload.isLeader, assignment: payload.memberAssignment, durationMs: payload.duration },
-      'joined the consumer group; partitions assigned',
-    );
+    log.info({ memberId: payload.memberId, isLeader: payload.isLeader, assignment: payload.memberAssignment, durationMs: payload.duration }, 'joined the consumer group; partitions assigned');
     const assigned = new Set<string>();
     for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
       for (const partition of partitions) assigned.add(PartitionTransactions.assignmentKey(topic, partition));
@@ -331,14 +320,12 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       try {
         const context = new RecordContext(log, topic, partition, message, headers, correlationId);
         const result = await handler(value, context);
-        const messages = normalizeOutputs(result, message.key).map(
-          (output): Message => ({
-            key: output.key,
-            partition: outputPartition(output.key),
-            value: encoder.encode(output.value),
-            headers: { ...output.headers, [CORRELATION_HEADER]: correlationId, [SOURCE_HEADER]: source },
-          }),
-        );
+        const messages = normalizeOutputs(result, message.key).map((output): Message => ({
+          key: output.key,
+          partition: outputPartition(output.key),
+          value: encoder.encode(output.value),
+          headers: { ...output.headers, [CORRELATION_HEADER]: correlationId, [SOURCE_HEADER]: source },
+        }));
         metrics.handlerSeconds.observe(labels, (performance.now() - startedAt) / 1000);
         let bytes = 0;
         for (const output of messages) bytes += messageBytes(output);

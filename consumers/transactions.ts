@@ -160,8 +160,6 @@ export class PartitionTransactions {
   }
 
   async #disconnect(slot: Slot): Promise<void> {
-    await slot.producer
-      .disconnect()
-      .catch((error: unknown) => this.#options.log.warn({ err: error, transactionalId: slot.transactionalId }, 'disconnecting a transactional producer failed'));
+    await slot.producer.disconnect().catch((error: unknown) => this.#options.log.warn({ err: error, transactionalId: slot.transactionalId }, 'disconnecting a transactional producer failed'));
   }
 }

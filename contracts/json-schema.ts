@@ -22,7 +22,10 @@ const PRIMITIVE: Record<string, Json> = {
 };
 
 const TIMESTAMP: Json = {
-  anyOf: [{ type: 'integer', description: 'epoch milliseconds' }, { type: 'string', format: 'date-time' }],
+  anyOf: [
+    { type: 'integer', description: 'epoch milliseconds' },
+    { type: 'string', format: 'date-time' },
+  ],
 };
 
 export function avroToJsonSchema(schema: Schema): Json {

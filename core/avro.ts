@@ -28,8 +28,7 @@ const wideLong = avro.types.LongType.__with({
   },
   fromJSON: (v: unknown) => (typeof v === 'string' ? BigInt(v) : v),
   toJSON: (n: number | bigint) => (typeof n === 'bigint' ? n.toString() : n),
-  isValid: (n: unknown) =>
-    (typeof n === 'number' && Number.isSafeInteger(n)) || (typeof n === 'bigint' && n >= MIN_LONG && n <= MAX_LONG),
+  isValid: (n: unknown) => (typeof n === 'number' && Number.isSafeInteger(n)) || (typeof n === 'bigint' && n >= MIN_LONG && n <= MAX_LONG),
   compare: (a: number | bigint, b: number | bigint) => (a < b ? -1 : a > b ? 1 : 0),
 });
 
@@ -172,8 +171,7 @@ export function validateAvro(types: AvroTypes, value: unknown): FieldViolation[]
   const violations: FieldViolation[] = [];
   types.wide.isValid(value, {
     errorHook: (path: string[], any: unknown, type: Type) => {
-      const message =
-        any === undefined ? `required field is missing (expected ${describeType(type)})` : `expected ${describeType(type)}, got ${describeValue(any)}`;
+      const message = any === undefined ? `required field is missing (expected ${describeType(type)})` : `expected ${describeType(type)}, got ${describeValue(any)}`;
       violations.push({ path: formatPath(path), message });
     },
   });
@@ -213,10 +211,11 @@ export interface Decoder {
 export function createResolvingDecoder(writer: AvroTypes, reader: AvroTypes = writer): Decoder {
   if (writer === reader) {
     return {
-      decode: (payload) => decodeExact(
-        () => writer.fast.fromBuffer(payload),
-        () => writer.wide.fromBuffer(payload),
-      ),
+      decode: (payload) =>
+        decodeExact(
+          () => writer.fast.fromBuffer(payload),
+          () => writer.wide.fromBuffer(payload),
+        ),
     };
   }
   let fast: ReturnType<Type['createResolver']>;
@@ -228,9 +227,10 @@ export function createResolvingDecoder(writer: AvroTypes, reader: AvroTypes = wr
     throw new SchemaResolutionError(`writer schema cannot be read with the reader schema: ${(error as Error).message}`, error);
   }
   return {
-    decode: (payload) => decodeExact(
-      () => reader.fast.fromBuffer(payload, fast),
-      () => reader.wide.fromBuffer(payload, wide),
-    ),
+    decode: (payload) =>
+      decodeExact(
+        () => reader.fast.fromBuffer(payload, fast),
+        () => reader.wide.fromBuffer(payload, wide),
+      ),
   };
 }

@@ -50,7 +50,10 @@ const url: Parser<string> = (raw, name) => {
 
 const brokers: Parser<string[] | undefined> = (raw, name) => {
   if (raw.trim() === '') return undefined;
-  const list = raw.split(',').map((b) => b.trim()).filter(Boolean);
+  const list = raw
+    .split(',')
+    .map((b) => b.trim())
+    .filter(Boolean);
   for (const b of list) {
     if (!/^[^\s:]+:\d{1,5}$/.test(b)) throw new ConfigError(name, `expected host:port[,host:port...], got "${b}"`);
   }
@@ -115,7 +118,7 @@ export const OPTIONS = {
   kafkaCacheDir: {
     env: 'SLUICE_KAFKA_CACHE',
     default: '~/.cache/sluice/kafka',
-    description: 'Where the local broker\'s jars are resolved to (reused across runs).',
+    description: "Where the local broker's jars are resolved to (reused across runs).",
     parse: path,
   },
   dataDir: { env: 'SLUICE_DATA_DIR', default: 'data', description: 'Local broker data and logs (gitignored).', parse: path },
@@ -125,13 +128,13 @@ export const OPTIONS = {
   registryUrl: {
     env: 'SLUICE_REGISTRY_URL',
     default: 'http://127.0.0.1:8081',
-    description: 'Schema registry the ingress, workers and CLI use (Sluice\'s or Confluent\'s).',
+    description: "Schema registry the ingress, workers and CLI use (Sluice's or Confluent's).",
     parse: url,
   },
   registryTopic: {
     env: 'SLUICE_REGISTRY_TOPIC',
     default: '_schemas',
-    description: 'Compacted topic holding the registry\'s state.',
+    description: "Compacted topic holding the registry's state.",
     parse: text,
   },
   ingressHost: { env: 'SLUICE_INGRESS_HOST', default: '127.0.0.1', description: 'Address the HTTP ingress listens on.', parse: text },
@@ -166,7 +169,7 @@ export const OPTIONS = {
   produceTimeoutMs: {
     env: 'SLUICE_PRODUCE_TIMEOUT_MS',
     default: '10000',
-    description: 'Longest wait for the broker\'s acknowledgement before answering 503.',
+    description: "Longest wait for the broker's acknowledgement before answering 503.",
     parse: integer(100, 600_000),
   },
   consoleHost: { env: 'SLUICE_CONSOLE_HOST', default: '127.0.0.1', description: 'Address the web console listens on.', parse: text },
@@ -206,7 +209,7 @@ export const OPTIONS = {
     default: '524288',
     // Every output of a chunk goes in one produce request: its per-partition record
     // batches must stay under the broker's message.max.bytes (1 MB by default).
-    description: 'Most output bytes (keys, values, headers) a worker produces per chunk; keep it well under the broker\'s message.max.bytes. A record whose outputs alone exceed it is dead-lettered.',
+    description: "Most output bytes (keys, values, headers) a worker produces per chunk; keep it well under the broker's message.max.bytes. A record whose outputs alone exceed it is dead-lettered.",
     parse: integer(1024, 64 * 1024 * 1024),
   },
   workerConcurrency: {
@@ -244,13 +247,13 @@ export const OPTIONS = {
   workerMetricsHost: {
     env: 'SLUICE_WORKER_METRICS_HOST',
     default: '127.0.0.1',
-    description: 'Address the workers\' Prometheus endpoint (GET /metrics) listens on.',
+    description: "Address the workers' Prometheus endpoint (GET /metrics) listens on.",
     parse: text,
   },
   workerMetricsPort: {
     env: 'SLUICE_WORKER_METRICS_PORT',
     default: '9464',
-    description: 'Port of the workers\' GET /metrics (one per process; when taken, a free port is used and logged; 0 = any free port).',
+    description: "Port of the workers' GET /metrics (one per process; when taken, a free port is used and logged; 0 = any free port).",
     parse: port,
   },
   shutdownTimeoutMs: {

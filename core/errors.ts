@@ -266,18 +266,10 @@ export class RegistryHttpError extends SluiceError {
     return new RegistryHttpError(404, 40405, `Subject '${subject}' was not deleted first before being permanently deleted`);
   }
   static versionSoftDeleted(subject: string, version: number): RegistryHttpError {
-    return new RegistryHttpError(
-      404,
-      40406,
-      `Subject '${subject}' Version ${version} was soft deleted. Set permanent=true to delete permanently`,
-    );
+    return new RegistryHttpError(404, 40406, `Subject '${subject}' Version ${version} was soft deleted. Set permanent=true to delete permanently`);
   }
   static versionNotSoftDeleted(subject: string, version: number): RegistryHttpError {
-    return new RegistryHttpError(
-      404,
-      40407,
-      `Subject '${subject}' Version ${version} was not deleted first before being permanently deleted`,
-    );
+    return new RegistryHttpError(404, 40407, `Subject '${subject}' Version ${version} was not deleted first before being permanently deleted`);
   }
   static subjectLevelCompatibilityNotConfigured(subject: string): RegistryHttpError {
     return new RegistryHttpError(404, 40408, `Subject '${subject}' does not have subject-level compatibility configured`);
@@ -289,11 +281,7 @@ export class RegistryHttpError extends SluiceError {
     return new RegistryHttpError(422, 42201, message, cause);
   }
   static invalidVersion(version: string): RegistryHttpError {
-    return new RegistryHttpError(
-      422,
-      42202,
-      `The specified version '${version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`,
-    );
+    return new RegistryHttpError(422, 42202, `The specified version '${version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`);
   }
   static invalidCompatibilityLevel(level: unknown, valid: readonly string[]): RegistryHttpError {
     return new RegistryHttpError(422, 42203, `Invalid compatibility level ${JSON.stringify(level)}. Valid values are ${valid.join(', ')}`);

@@ -29,12 +29,7 @@ function pinoLogCreator(logger: Logger): logCreator {
  * `overrides` lets a client with a latency budget (the ingress) bound how long
  * kafkajs keeps retrying, instead of the generous defaults below.
  */
-export function createKafka(
-  config: SluiceConfig,
-  logger: Logger,
-  clientSuffix: string,
-  overrides: Pick<KafkaConfig, 'connectionTimeout' | 'requestTimeout' | 'retry'> = {},
-): Kafka {
+export function createKafka(config: SluiceConfig, logger: Logger, clientSuffix: string, overrides: Pick<KafkaConfig, 'connectionTimeout' | 'requestTimeout' | 'retry'> = {}): Kafka {
   return new Kafka({
     clientId: `${config.clientId}-${clientSuffix}`,
     brokers: bootstrapServers(config),

@@ -124,9 +124,12 @@ class EtcdRegistration implements Registration {
   async start(): Promise<void> {
     await this.#write();
     // A third of the TTL leaves two more attempts before a transient etcd hiccup lets the lease lapse.
-    this.#timer = setInterval(() => {
-      this.#beat = this.#renew();
-    }, Math.max(500, (this.#ttlS * 1000) / 3));
+    this.#timer = setInterval(
+      () => {
+        this.#beat = this.#renew();
+      },
+      Math.max(500, (this.#ttlS * 1000) / 3),
+    );
     this.#timer.unref();
   }
 

@@ -9,7 +9,7 @@ import type { Logger } from '../core/logger.ts';
 
 /**
  * A local single-member etcd for discovery, run like the local Kafka broker
- * (kafka/broker.ts): Debian's `etcd` binary started detached with its data and
+ * (broker/broker.ts): Debian's `etcd` binary started detached with its data and
  * pid file under data/etcd, reused when already running, stopped with SIGTERM.
  */
 
@@ -30,7 +30,7 @@ export function localEtcdOptions(config: SluiceConfig, dataSubdir = 'etcd'): Loc
   return { host: '127.0.0.1', clientPort: config.etcdPort, peerPort: config.etcdPeerPort, dataDir: join(config.dataDir, dataSubdir) };
 }
 
-export const ETCD_INSTALL_HINT = 'Install Debian\'s etcd-server (`apt-get install etcd-server etcd-client`), or set SLUICE_ETCD to an existing cluster.';
+export const ETCD_INSTALL_HINT = "Install Debian's etcd-server (`apt-get install etcd-server etcd-client`), or set SLUICE_ETCD to an existing cluster.";
 
 export function hasEtcd(): boolean {
   const result = spawnSync('etcd', ['--version'], { stdio: 'ignore' });

@@ -11,7 +11,7 @@ import type { Logger } from '../core/logger.ts';
  * connections, so no request is refused during a reload.
  */
 
-export const HAPROXY_INSTALL_HINT = 'Install Debian\'s haproxy (`apt-get install haproxy`).';
+export const HAPROXY_INSTALL_HINT = "Install Debian's haproxy (`apt-get install haproxy`).";
 
 export function hasHaproxy(): boolean {
   const result = spawnSync('haproxy', ['-v'], { stdio: 'ignore' });

@@ -102,9 +102,7 @@ export class BatchingProducer {
     if (this.#closing) return Promise.reject(new ShuttingDownError());
     const { maxQueuedRecords, timeoutMs } = this.#options;
     if (this.#queue.length + records.length > maxQueuedRecords) {
-      return Promise.reject(
-        new OverloadedError(`${this.#queue.length} records are already waiting for Kafka (limit ${maxQueuedRecords}); retry shortly`),
-      );
+      return Promise.reject(new OverloadedError(`${this.#queue.length} records are already waiting for Kafka (limit ${maxQueuedRecords}); retry shortly`));
     }
     return new Promise<RecordAck[]>((resolve, reject) => {
       const ticket: Ticket = { acks: new Array(records.length), remaining: records.length, settled: false, resolve, reject, timer: undefined };
@@ -244,10 +242,7 @@ export class BatchingProducer {
       const base = baseOffsets.get(tp);
       if (base === undefined) {
         const code = failed.get(tp);
-        this.#fail(
-          pending.ticket,
-          new BrokerUnavailableError(`Kafka answered ${topic}[${partition}] with ${code === undefined ? 'no offset' : `error code ${code}`}`),
-        );
+        this.#fail(pending.ticket, new BrokerUnavailableError(`Kafka answered ${topic}[${partition}] with ${code === undefined ? 'no offset' : `error code ${code}`}`));
         return;
       }
       if (pending.ticket.settled) late += 1;

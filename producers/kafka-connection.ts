@@ -113,9 +113,7 @@ export class KafkaConnection {
           this.#partitions.set(t.name, t.partitions.length);
         }
       } catch (error) {
-        throw error instanceof BrokerUnavailableError
-          ? error
-          : new BrokerUnavailableError(`cannot read topic metadata for ${this.#topics.join(', ')}: ${describeCause(error)}`, error);
+        throw error instanceof BrokerUnavailableError ? error : new BrokerUnavailableError(`cannot read topic metadata for ${this.#topics.join(', ')}: ${describeCause(error)}`, error);
       } finally {
         this.#refreshing = undefined;
       }

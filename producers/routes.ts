@@ -39,10 +39,7 @@ export function checkEvents(types: AvroTypes, events: unknown[], batch: boolean)
   if (violations.length === 0) return;
   const first = violations[0]!;
   const where = `${first.index === undefined ? '' : `[${first.index}] `}${first.path || '(root)'}: ${first.message}`;
-  throw new ValidationError(
-    violations,
-    batch ? `${badEvents} of ${events.length} events are invalid, so none was produced; first: ${where}` : where,
-  );
+  throw new ValidationError(violations, batch ? `${badEvents} of ${events.length} events are invalid, so none was produced; first: ${where}` : where);
 }
 
 export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string): OutgoingRecord[] {

@@ -140,9 +140,9 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     refreshIntervalMs: 60_000,
   });
 
-  let batcher: BatchingProducer | undefined;
-  const metrics = createMetrics(() => batcher!.stats());
-  batcher = new BatchingProducer({
+  // The metrics read the batcher's stats lazily, at scrape time, after it exists.
+  const metrics = createMetrics(() => batcher.stats());
+  const batcher: BatchingProducer = new BatchingProducer({
     send: async (batch) => {
       await connection.producerConnected();
       return kafkaProducer.sendBatch({ ...batch, acks: -1, timeout: budget.ackTimeoutMs });

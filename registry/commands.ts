@@ -1,24 +1,7 @@
 import type { Type } from 'avsc';
 import { RegistryHttpError } from '../core/errors.ts';
-import {
-  checkCompatibility,
-  COMPATIBILITY_LEVELS,
-  isCompatibilityLevel,
-  parseAvroSchema,
-  type CompatibilityLevel,
-} from './compatibility.ts';
-import {
-  configKey,
-  deleteSubjectKey,
-  isMode,
-  modeKey,
-  MODES,
-  schemaKey,
-  type LogRecord,
-  type Mode,
-  type RegistryState,
-  type VersionEntry,
-} from './state.ts';
+import { checkCompatibility, COMPATIBILITY_LEVELS, isCompatibilityLevel, parseAvroSchema, type CompatibilityLevel } from './compatibility.ts';
+import { configKey, deleteSubjectKey, isMode, modeKey, MODES, schemaKey, type LogRecord, type Mode, type RegistryState, type VersionEntry } from './state.ts';
 
 /**
  * What each write operation of the API turns into: the log records to append
@@ -60,9 +43,7 @@ export function parseSchemaRequest(body: unknown): SchemaRequest {
     throw RegistryHttpError.invalidSchema(`Unsupported schemaType ${JSON.stringify(schemaType)}: this registry stores AVRO schemas only`);
   }
   if (references !== undefined && references !== null && !(Array.isArray(references) && references.length === 0)) {
-    throw RegistryHttpError.invalidSchema(
-      'Schema references are not supported by this registry: inline the referenced named types into the schema instead',
-    );
+    throw RegistryHttpError.invalidSchema('Schema references are not supported by this registry: inline the referenced named types into the schema instead');
   }
   if (typeof schema !== 'string' || schema.trim() === '') {
     throw RegistryHttpError.invalidSchema('Empty schema: the body needs a "schema" field holding the schema as a JSON string');
@@ -90,9 +71,7 @@ export function registerSchema(state: RegistryState, subject: string, body: unkn
   const level = state.effectiveCompatibility(subject);
   const reasons = checkCompatibility(level, request.type, liveTypes(state.versions(subject)));
   if (reasons.length > 0) {
-    throw RegistryHttpError.incompatible(
-      `Schema being registered is incompatible with an earlier schema for subject "${subject}" (${level}), details: ${reasons.join('; ')}`,
-    );
+    throw RegistryHttpError.incompatible(`Schema being registered is incompatible with an earlier schema for subject "${subject}" (${level}), details: ${reasons.join('; ')}`);
   }
   const id = state.idOf(request.schema) ?? state.maxId + 1;
   const version = state.nextVersion(subject);
@@ -124,10 +103,7 @@ export function deleteSubject(state: RegistryState, subject: string, permanent: 
   }
   if (live.length > 0) throw RegistryHttpError.subjectNotSoftDeleted(subject);
   return {
-    records: [
-      ...all.map((v): LogRecord => ({ key: schemaKey(subject, v.version), value: null })),
-      { key: deleteSubjectKey(subject), value: null },
-    ],
+    records: [...all.map((v): LogRecord => ({ key: schemaKey(subject, v.version), value: null })), { key: deleteSubjectKey(subject), value: null }],
     result: all.map((v) => v.version),
   };
 }
@@ -193,13 +169,7 @@ export interface CompatibilityAnswer {
  * versions the subject's level checks (all of them when transitive) for "latest"
  * or when no version is given.
  */
-export function testCompatibility(
-  state: RegistryState,
-  subject: string,
-  spec: VersionSpec | undefined,
-  body: unknown,
-  verbose: boolean,
-): CompatibilityAnswer {
+export function testCompatibility(state: RegistryState, subject: string, spec: VersionSpec | undefined, body: unknown, verbose: boolean): CompatibilityAnswer {
   const request = parseSchemaRequest(body);
   const live = state.versions(subject);
   if (live.length === 0) throw RegistryHttpError.subjectNotFound(subject);

@@ -9,15 +9,7 @@ import { RegistryHttpError } from '../core/errors.ts';
  * the field and the rule.
  */
 
-export const COMPATIBILITY_LEVELS = [
-  'NONE',
-  'BACKWARD',
-  'BACKWARD_TRANSITIVE',
-  'FORWARD',
-  'FORWARD_TRANSITIVE',
-  'FULL',
-  'FULL_TRANSITIVE',
-] as const;
+export const COMPATIBILITY_LEVELS = ['NONE', 'BACKWARD', 'BACKWARD_TRANSITIVE', 'FORWARD', 'FORWARD_TRANSITIVE', 'FULL', 'FULL_TRANSITIVE'] as const;
 export type CompatibilityLevel = (typeof COMPATIBILITY_LEVELS)[number];
 export const DEFAULT_COMPATIBILITY: CompatibilityLevel = 'BACKWARD';
 
@@ -195,8 +187,7 @@ function walk(readerType: Type, writerType: Type, path: string, seen: Set<string
       const writerFields = writer.fields ?? [];
       for (const field of reader.fields ?? []) {
         const fieldPath = path === '' ? `${reader.name}.${field.name}` : `${path}.${field.name}`;
-        const match =
-          writerFields.find((w) => w.name === field.name) ?? writerFields.find((w) => field.aliases.includes(w.name));
+        const match = writerFields.find((w) => w.name === field.name) ?? writerFields.find((w) => field.aliases.includes(w.name));
         if (!match) {
           if (field.defaultValue() === undefined) {
             out.push(`${fieldPath}: READER_FIELD_MISSING_DEFAULT_VALUE: field '${field.name}' is not in the writer schema and has no default in the reader schema`);
@@ -212,9 +203,7 @@ function walk(readerType: Type, writerType: Type, path: string, seen: Set<string
         return [`${at(path)}: NAME_MISMATCH: reader enum ${reader.name} does not match writer enum ${writer.name}`];
       }
       const missing = (writer.symbols ?? []).filter((s) => !(reader.symbols ?? []).includes(s));
-      return [
-        `${at(path)}: MISSING_ENUM_SYMBOLS: reader enum ${reader.name} lacks writer symbol(s) ${missing.join(', ')} and has no default symbol`,
-      ];
+      return [`${at(path)}: MISSING_ENUM_SYMBOLS: reader enum ${reader.name} lacks writer symbol(s) ${missing.join(', ')} and has no default symbol`];
     }
     case 'fixed': {
       if (!namesMatch(reader, writer)) {

@@ -1,17 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { RegistryHttpError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import {
-  deleteConfig,
-  deleteSubject,
-  deleteVersion,
-  parseSchemaRequest,
-  parseVersion,
-  registerSchema,
-  setConfig,
-  setMode,
-  testCompatibility,
-} from './commands.ts';
+import { deleteConfig, deleteSubject, deleteVersion, parseSchemaRequest, parseVersion, registerSchema, setConfig, setMode, testCompatibility } from './commands.ts';
 import type { VersionEntry } from './state.ts';
 import type { RegistryStore } from './store.ts';
 
@@ -19,7 +9,6 @@ import type { RegistryStore } from './store.ts';
 
 export const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
 const JSON_TYPES = ['application/vnd.schemaregistry.v1+json', 'application/vnd.schemaregistry+json'];
-
 
 type Query = Record<string, string | undefined>;
 interface SubjectParams {
@@ -123,9 +112,7 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger): FastifyI
     return raw(reply, entry.schema);
   });
 
-  app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) =>
-    store.execute((s) => registerSchema(s, request.params.subject, request.body)),
-  );
+  app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) => store.execute((s) => registerSchema(s, request.params.subject, request.body)));
 
   app.post<{ Params: SubjectParams }>('/subjects/:subject', async (request) => {
     const { schema } = parseSchemaRequest(request.body);
@@ -139,9 +126,7 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger): FastifyI
     });
   });
 
-  app.delete<{ Params: SubjectParams }>('/subjects/:subject', async (request) =>
-    store.execute((s) => deleteSubject(s, request.params.subject, flag(request.query, 'permanent'))),
-  );
+  app.delete<{ Params: SubjectParams }>('/subjects/:subject', async (request) => store.execute((s) => deleteSubject(s, request.params.subject, flag(request.query, 'permanent'))));
 
   app.delete<{ Params: VersionParams }>('/subjects/:subject/versions/:version', async (request) => {
     const spec = parseVersion(request.params.version);
@@ -150,9 +135,7 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger): FastifyI
 
   app.get<{ Params: IdParams }>('/schemas/ids/:id', async (request) => read(() => ({ schema: storedSchema(request.params.id).schema })));
 
-  app.get<{ Params: IdParams }>('/schemas/ids/:id/schema', async (request, reply) =>
-    raw(reply, (await read(() => storedSchema(request.params.id))).schema),
-  );
+  app.get<{ Params: IdParams }>('/schemas/ids/:id/schema', async (request, reply) => raw(reply, (await read(() => storedSchema(request.params.id))).schema));
 
   app.get<{ Params: IdParams }>('/schemas/ids/:id/versions', async (request) =>
     read(() => {
@@ -189,19 +172,13 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger): FastifyI
       throw RegistryHttpError.subjectLevelCompatibilityNotConfigured(request.params.subject);
     }),
   );
-  app.put<{ Params: SubjectParams }>('/config/:subject', async (request) =>
-    store.execute((s) => setConfig(s, request.params.subject, request.body)),
-  );
-  app.delete<{ Params: SubjectParams }>('/config/:subject', async (request) =>
-    store.execute((s) => deleteConfig(s, request.params.subject)),
-  );
+  app.put<{ Params: SubjectParams }>('/config/:subject', async (request) => store.execute((s) => setConfig(s, request.params.subject, request.body)));
+  app.delete<{ Params: SubjectParams }>('/config/:subject', async (request) => store.execute((s) => deleteConfig(s, request.params.subject)));
 
   app.get('/mode', async () => ({ mode: state.mode }));
   app.put('/mode', async (request) => store.execute((s) => setMode(s, request.body)));
 
-  app.setNotFoundHandler(async (request, reply) =>
-    reply.code(404).send({ error_code: 404, message: `HTTP 404 Not Found: no route ${request.method} ${request.url}` }),
-  );
+  app.setNotFoundHandler(async (request, reply) => reply.code(404).send({ error_code: 404, message: `HTTP 404 Not Found: no route ${request.method} ${request.url}` }));
 
   app.setErrorHandler(async (error: FastifyError | RegistryHttpError | Error, request, reply) => {
     reply.type(CONTENT_TYPE);

@@ -222,9 +222,7 @@ export class RegistryState {
   apply(record: LogRecord): ApplyOutcome {
     switch (record.key.keytype) {
       case 'SCHEMA':
-        return record.value === null
-          ? this.#applySchemaTombstone(record.key.subject, record.key.version)
-          : this.#applySchema(record.value as SchemaValue);
+        return record.value === null ? this.#applySchemaTombstone(record.key.subject, record.key.version) : this.#applySchema(record.value as SchemaValue);
       case 'CONFIG': {
         const value = record.value as ConfigValue | null;
         if (record.key.subject === null) this.#globalConfig = value?.compatibilityLevel;

@@ -129,10 +129,7 @@ export class RegistryStore {
     const metadata = await this.#admin.fetchTopicMetadata({ topics: [this.topic] });
     const partitions = metadata.topics[0]?.partitions.length ?? 0;
     if (partitions !== 1) {
-      throw new SluiceError(
-        'SLUICE_REGISTRY_TOPIC_INVALID',
-        `registry topic ${this.topic} has ${partitions} partitions; it needs exactly 1 so every instance applies records in one order`,
-      );
+      throw new SluiceError('SLUICE_REGISTRY_TOPIC_INVALID', `registry topic ${this.topic} has ${partitions} partitions; it needs exactly 1 so every instance applies records in one order`);
     }
   }
 
@@ -259,10 +256,7 @@ export class RegistryStore {
   async #produce(records: LogRecord[]): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(RegistryHttpError.timeout(`Kafka did not acknowledge the write to ${this.topic} within ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
-      );
+      timer = setTimeout(() => reject(RegistryHttpError.timeout(`Kafka did not acknowledge the write to ${this.topic} within ${this.#timeoutMs} ms`)), this.#timeoutMs);
     });
     const send = this.#producer
       .send({
@@ -292,6 +286,10 @@ export class RegistryStore {
     for (const w of waiters) w.reject(RegistryHttpError.storeError('the registry store closed before the write was applied'));
     const results = await Promise.allSettled([this.#consumer.disconnect(), this.#producer.disconnect(), this.#admin.disconnect()]);
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed.length > 0) throw new AggregateError(failed.map((f) => f.reason as unknown), 'closing the registry store failed');
+    if (failed.length > 0)
+      throw new AggregateError(
+        failed.map((f) => f.reason as unknown),
+        'closing the registry store failed',
+      );
   }
 }

@@ -3,11 +3,7 @@ import { SluiceError } from '../core/errors.ts';
 
 /** Where a tail starts reading, resolved to an exact offset per partition before it joins anything. */
 
-export type StartPosition =
-  | { kind: 'end' }
-  | { kind: 'beginning' }
-  | { kind: 'offset'; offset: bigint }
-  | { kind: 'time'; timestamp: number };
+export type StartPosition = { kind: 'end' } | { kind: 'beginning' } | { kind: 'offset'; offset: bigint } | { kind: 'time'; timestamp: number };
 
 export interface PositionRequest {
   start: StartPosition;
@@ -67,8 +63,7 @@ export async function resolvePositions(admin: Admin, topics: readonly string[], 
     }
     const others = offsets.filter((o) => !selected.includes(o)).map((o) => o.partition);
     if (others.length > 0) excluded.push({ topic, partitions: others });
-    const byTime =
-      request.start.kind === 'time' ? new Map((await admin.fetchTopicOffsetsByTimestamp(topic, request.start.timestamp)).map((o) => [o.partition, o.offset])) : undefined;
+    const byTime = request.start.kind === 'time' ? new Map((await admin.fetchTopicOffsetsByTimestamp(topic, request.start.timestamp)).map((o) => [o.partition, o.offset])) : undefined;
     for (const { partition, low, high } of selected) {
       let start: string;
       switch (request.start.kind) {

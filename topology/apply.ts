@@ -98,7 +98,14 @@ export async function applyPlan(topology: Topology, plan: Plan, ctx: ApplyContex
     throw new SluiceError('SLUICE_PLAN_HAS_ERRORS', `the plan has ${plan.errors.length} error(s); nothing was applied`);
   }
   const result = await executePlan(plan.actions, ctx);
-  if (!result.failed) await writeAppliedState(ctx.kafka, ctx.admin, ctx.stateTopic, topologyName(topology), topology.topics.map((t) => t.name));
+  if (!result.failed)
+    await writeAppliedState(
+      ctx.kafka,
+      ctx.admin,
+      ctx.stateTopic,
+      topologyName(topology),
+      topology.topics.map((t) => t.name),
+    );
   return result;
 }
 

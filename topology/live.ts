@@ -25,9 +25,7 @@ async function liveTopics(admin: Admin, names: string[]): Promise<Map<string, Li
     includeSynonyms: false,
     resources: names.map((name) => ({ type: TOPIC_RESOURCE, name })),
   });
-  const configsOf = new Map(
-    described.resources.map((r) => [r.resourceName, Object.fromEntries(r.configEntries.map((e) => [e.configName, e.configValue]))]),
-  );
+  const configsOf = new Map(described.resources.map((r) => [r.resourceName, Object.fromEntries(r.configEntries.map((e) => [e.configName, e.configValue]))]));
   for (const topic of metadata.topics) {
     out.set(topic.name, {
       partitions: topic.partitions.length,

@@ -69,12 +69,8 @@ export async function subjectStatus(registry: RegistryClient, subject: string, s
   let incompatibilities: string[];
   if (checkedLevel === effective) {
     // The registry is the authority on its own level; verbose answers carry the reasons.
-    const answer = await registry.request<{ is_compatible: boolean; messages?: string[] }>(
-      'POST',
-      `/compatibility/subjects/${path(subject)}/versions?verbose=true`,
-      { schema },
-    );
-    incompatibilities = answer.is_compatible ? [] : (answer.messages?.length ? answer.messages : [`incompatible under ${checkedLevel} (the registry gave no reason)`]);
+    const answer = await registry.request<{ is_compatible: boolean; messages?: string[] }>('POST', `/compatibility/subjects/${path(subject)}/versions?verbose=true`, { schema });
+    incompatibilities = answer.is_compatible ? [] : answer.messages?.length ? answer.messages : [`incompatible under ${checkedLevel} (the registry gave no reason)`];
   } else {
     incompatibilities = await reasonsUnderLevel(registry, subject, schema, checkedLevel);
   }

@@ -56,7 +56,7 @@ export function register(program: Command): void {
   dlq
     .command('replay <dlq-topic>')
     .description('re-produce dead letters to their original topic (original key, bytes and headers, plus sluice.replay.of); never twice')
-    .option('--to <topic>', 'produce to this topic instead of each record\'s original topic')
+    .option('--to <topic>', "produce to this topic instead of each record's original topic")
     .option('--where <filter>', 'only records matching this expression (as sluice tail)')
     .option('--dry-run', 'list what would be replayed, produce nothing')
     .action(async (topic: string, flags: { to?: string; where?: string; dryRun?: boolean }, command: Command) => {
@@ -75,9 +75,7 @@ export function register(program: Command): void {
         });
         const verb = flags.dryRun ? 'would replay' : 'replayed';
         for (const { letter, to } of result.replayed) write(`${verb} ${topic} ${letter.partition}/${letter.offset} -> ${to}  key=${letter.key?.toString('utf8') ?? '(null)'}\n`);
-        write(
-          `${verb} ${result.replayed.length} dead letter(s); ${result.alreadyReplayed.length} already replayed (skipped); ${result.filteredOut} not matching --where\n`,
-        );
+        write(`${verb} ${result.replayed.length} dead letter(s); ${result.alreadyReplayed.length} already replayed (skipped); ${result.filteredOut} not matching --where\n`);
       });
     });
 }

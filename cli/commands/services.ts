@@ -25,7 +25,7 @@ export function register(program: Command): void {
       process.stdout.write(flags.json ? `${stringifyJson(instances, 2)}\n` : formatInstances(instances));
     });
 
-  const etcd = program.command('etcd').description('the local etcd for service discovery (Debian\'s etcd-server), data under data/etcd');
+  const etcd = program.command('etcd').description("the local etcd for service discovery (Debian's etcd-server), data under data/etcd");
   etcd
     .command('up')
     .description('start the local etcd and return once it is healthy')

@@ -30,9 +30,30 @@ function showJson(value) {
 }
 
 function table(headers, rows, onClick) {
-  return h('table', {},
-    h('thead', {}, h('tr', {}, headers.map(([label, cls]) => h('th', { class: cls }, label)))),
-    h('tbody', {}, rows.map((cells) => h('tr', onClick ? { class: 'clickable', onclick: () => onClick(cells) } : {}, cells.slice(0, headers.length).map((c, i) => h('td', { class: headers[i][1] }, c))))));
+  return h(
+    'table',
+    {},
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        headers.map(([label, cls]) => h('th', { class: cls }, label)),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      rows.map((cells) =>
+        h(
+          'tr',
+          onClick ? { class: 'clickable', onclick: () => onClick(cells) } : {},
+          cells.slice(0, headers.length).map((c, i) => h('td', { class: headers[i][1] }, c)),
+        ),
+      ),
+    ),
+  );
 }
 
 function render(...nodes) {
@@ -45,9 +66,13 @@ function failure(error) {
 
 async function topicsPage() {
   const topics = await api('/api/topics');
-  render(h('h1', {}, 'Topics'),
-    table([['Topic'], ['Partitions', 'num'], ['Messages', 'num']],
-      topics.map((t) => [h('a', { href: `#/topics/${encodeURIComponent(t.name)}` }, t.name), t.partitions, t.messages.toLocaleString()])));
+  render(
+    h('h1', {}, 'Topics'),
+    table(
+      [['Topic'], ['Partitions', 'num'], ['Messages', 'num']],
+      topics.map((t) => [h('a', { href: `#/topics/${encodeURIComponent(t.name)}` }, t.name), t.partitions, t.messages.toLocaleString()]),
+    ),
+  );
 }
 
 async function topicPage(name) {
@@ -57,18 +82,31 @@ async function topicPage(name) {
     h('h1', {}, t.name, ' ', h('span', { class: 'badge' }, `${t.partitions.length} partitions · ${total.toLocaleString()} messages`)),
     h('div', { class: 'toolbar' }, h('a', { href: `#/tail/${encodeURIComponent(name)}` }, 'Live tail →'), h('a', { href: `#/schemas/${encodeURIComponent(`${name}-value`)}` }, 'Value schema →')),
     h('h2', {}, 'Partitions'),
-    table([['Partition', 'num'], ['Leader', 'num'], ['Replicas'], ['Begin offset', 'num'], ['End offset', 'num'], ['Messages', 'num']],
-      t.partitions.map((p) => [p.partition, p.leader, p.replicas.join(', '), p.low, p.high, p.messages.toLocaleString()])),
+    table(
+      [['Partition', 'num'], ['Leader', 'num'], ['Replicas'], ['Begin offset', 'num'], ['End offset', 'num'], ['Messages', 'num']],
+      t.partitions.map((p) => [p.partition, p.leader, p.replicas.join(', '), p.low, p.high, p.messages.toLocaleString()]),
+    ),
     h('h2', {}, 'Configs'),
-    table([['Name'], ['Value'], ['Source']], t.configs.map((c) => [h('span', { class: 'mono' }, c.name), h('span', { class: 'mono' }, c.value ?? ''), c.isDefault ? h('span', { class: 'muted' }, 'default') : h('span', { class: 'badge ok' }, 'set on topic')])),
+    table(
+      [['Name'], ['Value'], ['Source']],
+      t.configs.map((c) => [
+        h('span', { class: 'mono' }, c.name),
+        h('span', { class: 'mono' }, c.value ?? ''),
+        c.isDefault ? h('span', { class: 'muted' }, 'default') : h('span', { class: 'badge ok' }, 'set on topic'),
+      ]),
+    ),
   );
 }
 
 async function schemasPage() {
   const subjects = await api('/api/schemas');
-  render(h('h1', {}, 'Schemas'),
-    table([['Subject'], ['Versions', 'num'], ['Latest', 'num'], ['Compatibility']],
-      subjects.map((s) => [h('a', { href: `#/schemas/${encodeURIComponent(s.subject)}` }, s.subject), s.versions.length, Math.max(...s.versions), h('span', { class: 'badge' }, s.compatibility)])));
+  render(
+    h('h1', {}, 'Schemas'),
+    table(
+      [['Subject'], ['Versions', 'num'], ['Latest', 'num'], ['Compatibility']],
+      subjects.map((s) => [h('a', { href: `#/schemas/${encodeURIComponent(s.subject)}` }, s.subject), s.versions.length, Math.max(...s.versions), h('span', { class: 'badge' }, s.compatibility)]),
+    ),
+  );
 }
 
 function pretty(schemaText) {
@@ -77,16 +115,24 @@ function pretty(schemaText) {
 
 function diffView(a, b) {
   const rows = diffLines(pretty(a.schema), pretty(b.schema));
-  const side = (which, title) => h('div', { class: 'side' }, h('div', { class: 'head' }, title),
-    rows.map((r) => {
-      const line = r[which];
-      const kind = line ? (r.kind === 'same' ? '' : r.kind) : 'blank';
-      return h('div', { class: `line ${kind}` }, h('span', { class: 'no' }, line ? line.no : ''), line ? line.text : '');
-    }));
+  const side = (which, title) =>
+    h(
+      'div',
+      { class: 'side' },
+      h('div', { class: 'head' }, title),
+      rows.map((r) => {
+        const line = r[which];
+        const kind = line ? (r.kind === 'same' ? '' : r.kind) : 'blank';
+        return h('div', { class: `line ${kind}` }, h('span', { class: 'no' }, line ? line.no : ''), line ? line.text : '');
+      }),
+    );
   const changed = rows.filter((r) => r.kind !== 'same').length;
-  return h('div', {},
+  return h(
+    'div',
+    {},
     h('p', { class: 'muted', 'data-testid': 'diff-summary' }, changed === 0 ? 'The versions are identical.' : `${changed} changed line${changed === 1 ? '' : 's'}`),
-    h('div', { class: 'diff', 'data-testid': 'diff' }, side('left', `Version ${a.version} (id ${a.id})`), side('right', `Version ${b.version} (id ${b.id})`)));
+    h('div', { class: 'diff', 'data-testid': 'diff' }, side('left', `Version ${a.version} (id ${a.id})`), side('right', `Version ${b.version} (id ${b.id})`)),
+  );
 }
 
 async function subjectPage(subject) {
@@ -94,7 +140,12 @@ async function subjectPage(subject) {
   const info = all.find((s) => s.subject === subject);
   if (!info) throw new Error(`no subject ${subject}`);
   const versions = info.versions;
-  const pick = (id, selected) => h('select', { id }, versions.map((v) => h('option', { value: v, selected: v === selected }, `version ${v}`)));
+  const pick = (id, selected) =>
+    h(
+      'select',
+      { id },
+      versions.map((v) => h('option', { value: v, selected: v === selected }, `version ${v}`)),
+    );
   const left = pick('left', versions[Math.max(0, versions.length - 2)]);
   const right = pick('right', versions[versions.length - 1]);
   const out = h('div', {});
@@ -104,22 +155,42 @@ async function subjectPage(subject) {
   };
   left.addEventListener('change', () => void show().catch(failure));
   right.addEventListener('change', () => void show().catch(failure));
-  render(h('h1', {}, subject),
-    h('dl', { class: 'kv' }, h('dt', {}, 'Versions'), h('dd', {}, versions.join(', ')), h('dt', {}, 'Compatibility'), h('dd', {}, h('span', { class: 'badge', 'data-testid': 'compatibility' }, info.compatibility))),
+  render(
+    h('h1', {}, subject),
+    h(
+      'dl',
+      { class: 'kv' },
+      h('dt', {}, 'Versions'),
+      h('dd', {}, versions.join(', ')),
+      h('dt', {}, 'Compatibility'),
+      h('dd', {}, h('span', { class: 'badge', 'data-testid': 'compatibility' }, info.compatibility)),
+    ),
     h('div', { class: 'toolbar' }, 'Compare', left, 'with', right),
-    out);
+    out,
+  );
   await show();
 }
 
 async function groupsPage() {
   const groups = await api('/api/groups');
-  render(h('h1', {}, 'Consumer groups'),
-    groups.length === 0 ? h('p', { class: 'muted' }, 'No consumer groups.') :
-      table([['Group'], ['Protocol']], groups.map((g) => [h('a', { href: `#/groups/${encodeURIComponent(g.groupId)}` }, g.groupId), g.protocolType || '—'])));
+  render(
+    h('h1', {}, 'Consumer groups'),
+    groups.length === 0
+      ? h('p', { class: 'muted' }, 'No consumer groups.')
+      : table(
+          [['Group'], ['Protocol']],
+          groups.map((g) => [h('a', { href: `#/groups/${encodeURIComponent(g.groupId)}` }, g.groupId), g.protocolType || '—']),
+        ),
+  );
 }
 
 function lagChart(history) {
-  const W = 900, H = 220, L = 56, B = 28, T = 14, R = 14;
+  const W = 900,
+    H = 220,
+    L = 56,
+    B = 28,
+    T = 14,
+    R = 14;
   const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.setAttribute('class', 'chart');
@@ -153,15 +224,37 @@ async function groupPage(groupId) {
   const load = async () => {
     const g = await api(`/api/groups/${encodeURIComponent(groupId)}`);
     render(
-      h('h1', {}, g.groupId, ' ', h('span', { class: `badge ${g.state === 'Stable' ? 'ok' : ''}` }, g.state), ' ', h('span', { class: 'badge', 'data-testid': 'total-lag' }, `lag ${g.totalLag.toLocaleString()}`)),
+      h(
+        'h1',
+        {},
+        g.groupId,
+        ' ',
+        h('span', { class: `badge ${g.state === 'Stable' ? 'ok' : ''}` }, g.state),
+        ' ',
+        h('span', { class: 'badge', 'data-testid': 'total-lag' }, `lag ${g.totalLag.toLocaleString()}`),
+      ),
       h('h2', {}, 'Lag over time'),
       lagChart(g.history),
       h('p', { class: 'muted' }, `${g.history.length} samples, refreshed every few seconds while this page is open.`),
       h('h2', {}, 'Members'),
-      g.members.length === 0 ? h('p', { class: 'muted' }, 'No active members.') :
-        table([['Member'], ['Client'], ['Host'], ['Assignment']], g.members.map((m) => [h('span', { class: 'mono' }, m.memberId), m.clientId, m.host, Object.entries(m.assignment).map(([t, ps]) => `${t}: ${ps.join(', ')}`).join('; ')])),
+      g.members.length === 0
+        ? h('p', { class: 'muted' }, 'No active members.')
+        : table(
+            [['Member'], ['Client'], ['Host'], ['Assignment']],
+            g.members.map((m) => [
+              h('span', { class: 'mono' }, m.memberId),
+              m.clientId,
+              m.host,
+              Object.entries(m.assignment)
+                .map(([t, ps]) => `${t}: ${ps.join(', ')}`)
+                .join('; '),
+            ]),
+          ),
       h('h2', {}, 'Lag per partition'),
-      table([['Topic'], ['Partition', 'num'], ['Committed', 'num'], ['End offset', 'num'], ['Lag', 'num']], g.lag.map((l) => [l.topic, l.partition, l.committed === '-1' ? '—' : l.committed, l.high, l.lag.toLocaleString()])),
+      table(
+        [['Topic'], ['Partition', 'num'], ['Committed', 'num'], ['End offset', 'num'], ['Lag', 'num']],
+        g.lag.map((l) => [l.topic, l.partition, l.committed === '-1' ? '—' : l.committed, l.high, l.lag.toLocaleString()]),
+      ),
     );
   };
   await load();
@@ -171,10 +264,21 @@ async function groupPage(groupId) {
 
 async function tailPage(topic) {
   const topics = await api('/api/topics');
-  const select = h('select', { id: 'tail-topic' }, h('option', { value: '' }, 'choose a topic…'), topics.map((t) => h('option', { value: t.name, selected: t.name === topic }, t.name)));
+  const select = h(
+    'select',
+    { id: 'tail-topic' },
+    h('option', { value: '' }, 'choose a topic…'),
+    topics.map((t) => h('option', { value: t.name, selected: t.name === topic }, t.name)),
+  );
   const params = new URLSearchParams(location.hash.split('?')[1] ?? '');
   const where = h('input', { class: 'where', id: 'where', placeholder: 'filter, e.g. value.amount > 100 && value.currency == "EUR"', value: params.get('where') ?? '' });
-  const from = h('select', { id: 'from' }, h('option', { value: 'end' }, 'new records'), h('option', { value: 'beginning', selected: params.get('from') === 'beginning' }, 'from the beginning'), h('option', { value: '15m' }, 'last 15 minutes'));
+  const from = h(
+    'select',
+    { id: 'from' },
+    h('option', { value: 'end' }, 'new records'),
+    h('option', { value: 'beginning', selected: params.get('from') === 'beginning' }, 'from the beginning'),
+    h('option', { value: '15m' }, 'last 15 minutes'),
+  );
   const status = h('span', { class: 'status muted', 'data-testid': 'tail-status' }, topic ? 'connecting…' : 'pick a topic');
   const rows = h('tbody', {});
   const detail = h('div', { class: 'panel', 'data-testid': 'record-detail' }, h('p', { class: 'muted' }, 'Click a record to see it whole.'));
@@ -189,35 +293,74 @@ async function tailPage(topic) {
   render(
     h('h1', {}, 'Live tail'),
     h('div', { class: 'toolbar' }, select, from, where, h('button', { id: 'apply', onclick: go }, 'Apply'), status),
-    h('div', { class: 'split' },
-      h('div', { class: 'stream' }, h('table', { 'data-testid': 'records' },
-        h('thead', {}, h('tr', {}, h('th', { class: 'num' }, 'Part'), h('th', { class: 'num' }, 'Offset'), h('th', {}, 'Time'), h('th', {}, 'Key'), h('th', {}, 'Value'))), rows)),
-      detail));
+    h(
+      'div',
+      { class: 'split' },
+      h(
+        'div',
+        { class: 'stream' },
+        h(
+          'table',
+          { 'data-testid': 'records' },
+          h('thead', {}, h('tr', {}, h('th', { class: 'num' }, 'Part'), h('th', { class: 'num' }, 'Offset'), h('th', {}, 'Time'), h('th', {}, 'Key'), h('th', {}, 'Value'))),
+          rows,
+        ),
+      ),
+      detail,
+    ),
+  );
   if (!topic) return;
   const q = new URLSearchParams({ topic });
   if (params.get('where')) q.set('where', params.get('where'));
   if (params.get('from')) q.set('from', params.get('from'));
   const source = new EventSource(`/api/tail?${q}`);
   let count = 0;
-  source.addEventListener('ready', () => { status.textContent = `live · ${count} records`; status.className = 'status badge ok'; });
-  source.addEventListener('failure', (e) => { status.textContent = JSON.parse(e.data).message; status.className = 'status badge err'; source.close(); });
-  source.addEventListener('error', () => { if (source.readyState === EventSource.CLOSED) { status.textContent = 'disconnected'; status.className = 'status badge err'; } });
+  source.addEventListener('ready', () => {
+    status.textContent = `live · ${count} records`;
+    status.className = 'status badge ok';
+  });
+  source.addEventListener('failure', (e) => {
+    status.textContent = JSON.parse(e.data).message;
+    status.className = 'status badge err';
+    source.close();
+  });
+  source.addEventListener('error', () => {
+    if (source.readyState === EventSource.CLOSED) {
+      status.textContent = 'disconnected';
+      status.className = 'status badge err';
+    }
+  });
   source.addEventListener('record', (e) => {
     const r = parseExact(e.data);
     count++;
     status.textContent = `live · ${count} records`;
     const summary = r.error ? `UNDECODABLE: ${r.error.message}` : JSON.stringify(r.value, (_k, v) => (typeof v === 'bigint' ? JSON.rawJSON(v.toString()) : v));
-    const tr = h('tr', { class: 'clickable', 'data-key': typeof r.key === 'string' ? r.key : '' },
-      h('td', { class: 'num' }, r.partition), h('td', { class: 'num' }, r.offset), h('td', {}, new Date(r.timestamp).toLocaleTimeString()),
+    const tr = h(
+      'tr',
+      { class: 'clickable', 'data-key': typeof r.key === 'string' ? r.key : '' },
+      h('td', { class: 'num' }, r.partition),
+      h('td', { class: 'num' }, r.offset),
+      h('td', {}, new Date(r.timestamp).toLocaleTimeString()),
       h('td', { class: 'mono' }, typeof r.key === 'string' ? r.key : JSON.stringify(r.key)),
-      h('td', { class: 'mono' }, summary.length > 90 ? `${summary.slice(0, 89)}…` : summary));
+      h('td', { class: 'mono' }, summary.length > 90 ? `${summary.slice(0, 89)}…` : summary),
+    );
     tr.addEventListener('click', () => {
       for (const s of rows.querySelectorAll('tr.selected')) s.classList.remove('selected');
       tr.classList.add('selected');
-      detail.replaceChildren(h('h2', { style: 'margin-top:0' }, `${r.topic} · partition ${r.partition} · offset ${r.offset}`),
-        h('dl', { class: 'kv' }, h('dt', {}, 'Time'), h('dd', {}, r.timestamp), h('dt', {}, 'Key'), h('dd', { class: 'mono' }, JSON.stringify(r.key)),
-          h('dt', {}, 'Headers'), h('dd', { class: 'mono' }, JSON.stringify(r.headers ?? {}))),
-        h('pre', { 'data-testid': 'record-json' }, r.error ? `${r.error.message}\n\nhex: ${r.valueHex}` : showJson(r.value)));
+      detail.replaceChildren(
+        h('h2', { style: 'margin-top:0' }, `${r.topic} · partition ${r.partition} · offset ${r.offset}`),
+        h(
+          'dl',
+          { class: 'kv' },
+          h('dt', {}, 'Time'),
+          h('dd', {}, r.timestamp),
+          h('dt', {}, 'Key'),
+          h('dd', { class: 'mono' }, JSON.stringify(r.key)),
+          h('dt', {}, 'Headers'),
+          h('dd', { class: 'mono' }, JSON.stringify(r.headers ?? {})),
+        ),
+        h('pre', { 'data-testid': 'record-json' }, r.error ? `${r.error.message}\n\nhex: ${r.valueHex}` : showJson(r.value)),
+      );
     });
     rows.prepend(tr);
     while (rows.children.length > 500) rows.lastChild.remove();

@@ -119,10 +119,7 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
         }
         await producer.sendBatch({
           acks: -1,
-          topicMessages: [
-            ...(good.length > 0 ? [{ topic: spec.topic, messages: good }] : []),
-            ...(bad.length > 0 ? [{ topic: spec.deadLetter, messages: bad }] : []),
-          ],
+          topicMessages: [...(good.length > 0 ? [{ topic: spec.topic, messages: good }] : []), ...(bad.length > 0 ? [{ topic: spec.deadLetter, messages: bad }] : [])],
         });
         for (const d of deliveries) {
           try {

@@ -94,7 +94,9 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
           }
           if (isRetryable(error)) throw error;
           if (!spec.deadLetter) {
-            throw new BridgeError(`${batch.topic}/${batch.partition}@${message.offset} cannot be decoded and bridge ${spec.name} has no deadLetter topic: ${(error as Error).message}`, { cause: error });
+            throw new BridgeError(`${batch.topic}/${batch.partition}@${message.offset} cannot be decoded and bridge ${spec.name} has no deadLetter topic: ${(error as Error).message}`, {
+              cause: error,
+            });
           }
           log.warn({ err: error, partition: batch.partition, offset: message.offset }, 'undecodable record dead-lettered');
           dead.push({ source: { topic: batch.topic, partition: batch.partition, message }, error });

@@ -54,69 +54,73 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
     if (await rabbitAnswers()) await cleanupAmqp(exchanges, queues);
   });
 
-  it.skipIf(!hasRabbitmqctl)('Kafka → fanout exchange: every event reaches a bound queue, through a RabbitMQ restart mid-stream', async () => {
-    const topic = topicSpec(uniqueName('bridge.scored'), 'OrderScored.avsc');
-    const exchange = uniqueName('notification');
-    const queue = uniqueName('notification-consumer');
-    exchanges.push(exchange);
-    queues.push(queue);
-    await createTopics([{ topic: topic.name, numPartitions: 3 }]);
-    const schemaId = await registry.register(topic.valueSchema!.subject, topic.valueSchema!.text);
-    const encoder: EventEncoder = createEncoder(topic.valueSchema!.subject, schemaId, createTypes(topic.valueSchema!.schema));
-    const reader = await readQueue(queue, { exchange, type: 'fanout' });
-    const bridge = await startKafkaToAmqp({
-      config,
-      logger: log,
-      registry,
-      spec: { name: 'scored', direction: 'kafka-to-amqp', topic: topic.name, exchange, exchangeType: 'fanout', routingKey: '', format: 'json', groupId: uniqueName('bridge-group') },
-    });
-    const producer = rawKafka().producer({ idempotent: true });
-    await producer.connect();
-    const ids: string[] = [];
-    const send = async (n: number) => {
-      const batch = Array.from({ length: n }, () => `order-${ids.length}-${Math.random().toString(36).slice(2, 8)}`);
-      ids.push(...batch);
-      await producer.send({ topic: topic.name, acks: -1, messages: batch.map((id) => ({ key: id, value: encoder.encode(scored(id)), headers: { 'correlation-id': `corr-${id}` } })) });
-    };
-    try {
-      await send(150);
-      await reader.waitFor((m) => m.length >= 150, 30_000, 'the first 150 messages');
+  it.skipIf(!hasRabbitmqctl)(
+    'Kafka → fanout exchange: every event reaches a bound queue, through a RabbitMQ restart mid-stream',
+    async () => {
+      const topic = topicSpec(uniqueName('bridge.scored'), 'OrderScored.avsc');
+      const exchange = uniqueName('notification');
+      const queue = uniqueName('notification-consumer');
+      exchanges.push(exchange);
+      queues.push(queue);
+      await createTopics([{ topic: topic.name, numPartitions: 3 }]);
+      const schemaId = await registry.register(topic.valueSchema!.subject, topic.valueSchema!.text);
+      const encoder: EventEncoder = createEncoder(topic.valueSchema!.subject, schemaId, createTypes(topic.valueSchema!.schema));
+      const reader = await readQueue(queue, { exchange, type: 'fanout' });
+      const bridge = await startKafkaToAmqp({
+        config,
+        logger: log,
+        registry,
+        spec: { name: 'scored', direction: 'kafka-to-amqp', topic: topic.name, exchange, exchangeType: 'fanout', routingKey: '', format: 'json', groupId: uniqueName('bridge-group') },
+      });
+      const producer = rawKafka().producer({ idempotent: true });
+      await producer.connect();
+      const ids: string[] = [];
+      const send = async (n: number) => {
+        const batch = Array.from({ length: n }, () => `order-${ids.length}-${Math.random().toString(36).slice(2, 8)}`);
+        ids.push(...batch);
+        await producer.send({ topic: topic.name, acks: -1, messages: batch.map((id) => ({ key: id, value: encoder.encode(scored(id)), headers: { 'correlation-id': `corr-${id}` } })) });
+      };
+      try {
+        await send(150);
+        await reader.waitFor((m) => m.length >= 150, 30_000, 'the first 150 messages');
 
-      const restart = (async () => {
-        rabbitmqctl('stop_app');
-        rabbitmqctl('start_app');
-      })();
-      // Events produced while RabbitMQ is going down, down and coming back.
-      for (let i = 0; i < 5; i++) {
-        await send(30);
-        await new Promise((r) => setTimeout(r, 300));
+        const restart = (async () => {
+          rabbitmqctl('stop_app');
+          rabbitmqctl('start_app');
+        })();
+        // Events produced while RabbitMQ is going down, down and coming back.
+        for (let i = 0; i < 5; i++) {
+          await send(30);
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        await restart;
+        await waitForRabbit();
+        await send(100);
+
+        const distinct = () => new Set(reader.received.map((m) => JSON.parse(m.content.toString()).orderId as string));
+        await reader.waitFor(() => distinct().size >= ids.length, 90_000, `all ${ids.length} events`);
+        expect([...distinct()].sort()).toEqual([...ids].sort());
+
+        const first = reader.received.find((m) => JSON.parse(m.content.toString()).orderId === ids[0])!;
+        expect(first.properties.contentType).toBe('application/json');
+        expect(first.properties.correlationId).toBe(`corr-${ids[0]}`);
+        expect(first.properties.messageId).toMatch(new RegExp(`^${topic.name.replace(/\./g, '\\.')}/\\d/\\d+$`));
+        expect(first.properties.headers?.['kafka-key']).toBe(ids[0]);
+        expect(first.properties.headers?.['schema-id']).toBe(schemaId);
+        expect(JSON.parse(first.content.toString())).toEqual(scored(ids[0]!));
+        const duplicates = reader.received.length - distinct().size;
+        const stats = bridge.stats();
+        // At least once: a batch republished after the restart may repeat; report how many did.
+        log.warn({ received: reader.received.length, distinct: distinct().size, duplicates, stats }, 'bridge restart figures');
+        expect(stats.reconnects).toBeGreaterThanOrEqual(1);
+      } finally {
+        await producer.disconnect();
+        await bridge.stop();
+        await reader.close();
       }
-      await restart;
-      await waitForRabbit();
-      await send(100);
-
-      const distinct = () => new Set(reader.received.map((m) => JSON.parse(m.content.toString()).orderId as string));
-      await reader.waitFor(() => distinct().size >= ids.length, 90_000, `all ${ids.length} events`);
-      expect([...distinct()].sort()).toEqual([...ids].sort());
-
-      const first = reader.received.find((m) => JSON.parse(m.content.toString()).orderId === ids[0])!;
-      expect(first.properties.contentType).toBe('application/json');
-      expect(first.properties.correlationId).toBe(`corr-${ids[0]}`);
-      expect(first.properties.messageId).toMatch(new RegExp(`^${topic.name.replace(/\./g, '\\.')}/\\d/\\d+$`));
-      expect(first.properties.headers?.['kafka-key']).toBe(ids[0]);
-      expect(first.properties.headers?.['schema-id']).toBe(schemaId);
-      expect(JSON.parse(first.content.toString())).toEqual(scored(ids[0]!));
-      const duplicates = reader.received.length - distinct().size;
-      const stats = bridge.stats();
-      // At least once: a batch republished after the restart may repeat; report how many did.
-      log.warn({ received: reader.received.length, distinct: distinct().size, duplicates, stats }, 'bridge restart figures');
-      expect(stats.reconnects).toBeGreaterThanOrEqual(1);
-    } finally {
-      await producer.disconnect();
-      await bridge.stop();
-      await reader.close();
-    }
-  }, 180_000);
+    },
+    180_000,
+  );
 
   it('RabbitMQ queue → Kafka: valid events are produced keyed by orderId, invalid ones dead-lettered with the reason, all acked', async () => {
     const topic = topicSpec(uniqueName('bridge.placed'), 'OrderPlaced.avsc');

@@ -51,7 +51,14 @@ describe.skipIf(!hasKcat)('sluice dlq and sluice status', () => {
       },
     });
     await producer.send({ topic: dlq, messages: [letter('order-a', 'TypeError'), letter('order-b', 'DecodeError')] });
-    await producer.send({ topic: original, messages: [{ key: 'x', value: 'x', partition: 0 }, { key: 'y', value: 'y', partition: 0 }, { key: 'z', value: 'z', partition: 1 }] });
+    await producer.send({
+      topic: original,
+      messages: [
+        { key: 'x', value: 'x', partition: 0 },
+        { key: 'y', value: 'y', partition: 0 },
+        { key: 'z', value: 'z', partition: 1 },
+      ],
+    });
     await producer.disconnect();
     // The group has read partition 0 up to offset 1 and nothing of partition 1.
     await withAdmin((admin) => admin.setOffsets({ groupId, topic: original, partitions: [{ partition: 0, offset: '1' }] }));

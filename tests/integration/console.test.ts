@@ -91,7 +91,7 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
     if (context.task.result?.state === 'fail') await shot(`failed-${context.task.name.slice(0, 30).replace(/\W+/g, '-')}`);
   });
 
-  it('lists topics and shows a topic\'s partitions, offsets, counts and configs', async () => {
+  it("lists topics and shows a topic's partitions, offsets, counts and configs", async () => {
     await page.goto(`${console_.url}/#/topics`);
     await page.getByRole('link', { name: topic, exact: true }).click();
     await page.getByRole('heading', { name: 'Partitions', exact: true }).waitFor();
@@ -125,7 +125,7 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
     await shot('tail');
   });
 
-  it('shows a schema\'s versions and compatibility, and a side-by-side diff of two versions', async () => {
+  it("shows a schema's versions and compatibility, and a side-by-side diff of two versions", async () => {
     const subject = `${topic}-value`;
     const v1 = JSON.parse((await new RegistryClient(registry.url).latest(subject)).schema) as { fields: unknown[] };
     await new RegistryClient(registry.url).register(subject, { ...v1, fields: [...v1.fields, { name: 'giftWrap', type: 'boolean', default: false }] } as never);
@@ -140,7 +140,7 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
     await shot('schema-diff');
   });
 
-  it('shows a consumer group\'s members, lag per partition and a lag chart over time', async () => {
+  it("shows a consumer group's members, lag per partition and a lag chart over time", async () => {
     await post();
     await post();
     await page.goto(`${console_.url}/#/groups`);

@@ -104,7 +104,10 @@ describe('end to end: POST /v1/orders -> orders.placed -> score-orders -> orders
     const before = await (await fetch(`${registryUrl}/schemas/ids/${id}`)).json();
     sluice.child.kill('SIGTERM');
     expect(await sluice.exited).toBe(0);
-    const logLines = sluice.output().split('\n').filter((l) => l.startsWith('{'));
+    const logLines = sluice
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
     expect(logLines.length).toBeGreaterThan(5);
     for (const line of logLines) {
       const entry = JSON.parse(line) as { msg?: string; level?: number };

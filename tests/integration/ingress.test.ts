@@ -170,9 +170,7 @@ describe('ingress against a real broker and registry', () => {
     it(`produces a batch of 50 as ${format}, each result pointing at its own record`, async () => {
       const events = Array.from({ length: 50 }, () => order());
       const reply =
-        format === 'array'
-          ? await post(ordersUrl, JSON.stringify(events))
-          : await post(ordersUrl, `${events.map((e) => JSON.stringify(e)).join('\n')}\n`, { 'content-type': 'application/x-ndjson' });
+        format === 'array' ? await post(ordersUrl, JSON.stringify(events)) : await post(ordersUrl, `${events.map((e) => JSON.stringify(e)).join('\n')}\n`, { 'content-type': 'application/x-ndjson' });
       expect(reply.status).toBe(200);
       const results = reply.body.results as { topic: string; partition: number; offset: string; schemaId: number }[];
       expect(results).toHaveLength(50);

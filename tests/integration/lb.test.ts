@@ -51,7 +51,17 @@ describe.skipIf(!hasEtcd() || !hasHaproxy())('load-balanced ingress (HAProxy + e
     const topologyFile = join(dir, 'lb.topology.yaml');
     writeFileSync(
       topologyFile,
-      [`topics:`, `  - name: ${topic}`, `    partitions: 3`, `    valueSchema: ${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, `routes:`, `  - path: /v1/orders`, `    topic: ${topic}`, `    key: orderId`, ''].join('\n'),
+      [
+        `topics:`,
+        `  - name: ${topic}`,
+        `    partitions: 3`,
+        `    valueSchema: ${PROJECT_ROOT}/schemas/OrderPlaced.avsc`,
+        `routes:`,
+        `  - path: /v1/orders`,
+        `    topic: ${topic}`,
+        `    key: orderId`,
+        '',
+      ].join('\n'),
     );
     const prefix = `/${uniqueName('sluice-lb')}/`;
     const env = {

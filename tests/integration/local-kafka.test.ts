@@ -6,7 +6,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { loadConfig } from '../../core/config.ts';
 import { LocalKafkaError } from '../../core/errors.ts';
 import { createLogger } from '../../core/logger.ts';
-import { brokerAnswers, ensureKafkaJars, localKafkaOptions, runningPid, startLocalKafka, stopLocalKafka, type LocalKafkaOptions } from '../../kafka/broker.ts';
+import { brokerAnswers, ensureKafkaJars, localKafkaOptions, runningPid, startLocalKafka, stopLocalKafka, type LocalKafkaOptions } from '../../broker/broker.ts';
 import { freePort } from '../support/processes.ts';
 
 const log = createLogger({ logLevel: 'warn', logFormat: 'json', instanceId: 'test' }, 'local-kafka-test');
@@ -21,12 +21,15 @@ describe('the embedded broker (npm run kafka:up / kafka:down)', () => {
   });
 
   it('starts KRaft on its own ports, keeps data across a restart, and stops cleanly', async () => {
-    const config = loadConfig({}, {
-      dataDir: dataRoot,
-      kafkaPort: String(await freePort()),
-      kafkaControllerPort: String(await freePort()),
-      kafkaHeap: '384m',
-    });
+    const config = loadConfig(
+      {},
+      {
+        dataDir: dataRoot,
+        kafkaPort: String(await freePort()),
+        kafkaControllerPort: String(await freePort()),
+        kafkaHeap: '384m',
+      },
+    );
     options = localKafkaOptions(config);
     const first = await startLocalKafka(options, log);
     expect(first.started).toBe(true);

@@ -48,9 +48,7 @@ describe('@kafkajs/confluent-schema-registry against Sluice', () => {
   it('surfaces our 409 as an error from the client', async () => {
     const client = new SchemaRegistry({ host: registry.url });
     const incompatible = recordSchema('Order', [{ name: 'id', type: 'long' }]);
-    await expect(client.register({ type: SchemaType.AVRO, schema: incompatible }, { subject: 'orders-value' })).rejects.toThrow(
-      /incompatible/,
-    );
+    await expect(client.register({ type: SchemaType.AVRO, schema: incompatible }, { subject: 'orders-value' })).rejects.toThrow(/incompatible/);
   });
 
   it("works with Sluice's own registry client", async () => {

@@ -37,8 +37,7 @@ export async function call(baseUrl: string, method: string, path: string, body?:
   return { status: response.status, contentType: response.headers.get('content-type'), body: parsed, text };
 }
 
-export const recordSchema = (name: string, fields: { name: string; type: unknown; default?: unknown }[]): string =>
-  JSON.stringify({ type: 'record', name, namespace: 'test', fields });
+export const recordSchema = (name: string, fields: { name: string; type: unknown; default?: unknown }[]): string => JSON.stringify({ type: 'record', name, namespace: 'test', fields });
 
 /** Drops a test file's registry topic so repeated runs do not pile topics up on a shared broker. */
 export async function deleteRegistryTopic(config: SluiceConfig, logger: Logger, topic: string): Promise<void> {

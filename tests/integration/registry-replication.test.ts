@@ -72,9 +72,7 @@ describe('registry state in Kafka', () => {
     await call(first.url, 'PUT', '/config/race', { compatibility: 'NONE' });
     const instances = [first, second];
     const schemas = Array.from({ length: 12 }, (_, i) => schemaN(100 + i));
-    const answers = await Promise.all(
-      schemas.map((schema, i) => call(instances[i % 2]!.url, 'POST', i % 3 === 0 ? `/subjects/race-${i}/versions` : '/subjects/race/versions', { schema })),
-    );
+    const answers = await Promise.all(schemas.map((schema, i) => call(instances[i % 2]!.url, 'POST', i % 3 === 0 ? `/subjects/race-${i}/versions` : '/subjects/race/versions', { schema })));
     expect(answers.map((a) => a.status)).toEqual(schemas.map(() => 200));
     const ids = answers.map((a) => (a.body as { id: number }).id);
     expect(new Set(ids).size).toBe(schemas.length);

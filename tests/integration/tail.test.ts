@@ -144,7 +144,11 @@ describe('sluice tail', () => {
     posted.push(...later);
     const result = await tail(['--since', since, '--max', '2']);
     expect(result.code, result.stderr).toBe(0);
-    expect(lines(result.stdout).map((l) => l.key).sort()).toEqual(later.map((p) => p.order.orderId).sort());
+    expect(
+      lines(result.stdout)
+        .map((l) => l.key)
+        .sort(),
+    ).toEqual(later.map((p) => p.order.orderId).sort());
     const durations = await tail(['--since', '1h', '--max', String(posted.length)]);
     expect(lines(durations.stdout)).toHaveLength(posted.length);
   });
@@ -156,7 +160,13 @@ describe('sluice tail', () => {
     if (group) groups.add(group);
     const garbage = Buffer.from([0x00, 0x00, 0x00, 0x7f, 0xff, 0x01, 0x02]);
     const fresh = randomOrder();
-    await producer.send({ topic, messages: [{ partition: 0, key: 'broken-1', value: garbage }, { partition: 0, key: 'plain-text', value: Buffer.from('not avro') }] });
+    await producer.send({
+      topic,
+      messages: [
+        { partition: 0, key: 'broken-1', value: garbage },
+        { partition: 0, key: 'plain-text', value: Buffer.from('not avro') },
+      ],
+    });
     const ok = await post(fresh);
     const deadline = Date.now() + 20_000;
     while (lines(follower.stdout()).length < 2 && Date.now() < deadline) await sleep(100);
@@ -201,7 +211,10 @@ describe('sluice tail', () => {
       const listed = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith('sluice-tail-'));
       for (const groupId of listed) {
         const offsets = await admin.fetchOffsets({ groupId });
-        expect(offsets.flatMap((t) => t.partitions).filter((p) => p.offset !== '-1'), groupId).toEqual([]);
+        expect(
+          offsets.flatMap((t) => t.partitions).filter((p) => p.offset !== '-1'),
+          groupId,
+        ).toEqual([]);
       }
     });
   });

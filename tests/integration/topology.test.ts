@@ -47,8 +47,7 @@ ${o.withDlq === false ? '' : `  - name: ${dlq}\n`}routes:
     const result = await sluice('topology', 'plan', '--json', ...extra);
     return { result, plan: JSON.parse(result.stdout) as Plan };
   };
-  const partitionsOf = (topic: string) =>
-    withAdmin(async (admin) => (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length);
+  const partitionsOf = (topic: string) => withAdmin(async (admin) => (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length);
 
   beforeAll(async () => {
     const config = testConfig();

@@ -13,7 +13,7 @@ import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import type { OrderScored } from '../../schemas/generated/OrderScored.ts';
 import { startWorker, type RunningWorker } from '../../consumers/runtime.ts';
-import { localKafkaOptions, startLocalKafka, stopLocalKafka, type LocalKafkaOptions } from '../../kafka/broker.ts';
+import { localKafkaOptions, startLocalKafka, stopLocalKafka, type LocalKafkaOptions } from '../../broker/broker.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import { subjectFor, type Topology, type WorkerSpec } from '../../topology/model.ts';
 import { inputs, orderEncoder, readOutputs, stream, tally, type OutputReader } from '../support/eos.ts';
@@ -51,9 +51,7 @@ describe('exactly-once workers through a broker stop and start', () => {
   beforeAll(async () => {
     const shared = testConfig();
     registry = await startRegistry({ config: shared, logger: log, port: 0, topic: shared.registryTopic });
-    kafkaOptions = localKafkaOptions(
-      loadConfig({}, { dataDir: dataRoot, kafkaPort: String(await freePort()), kafkaControllerPort: String(await freePort()), kafkaHeap: '384m' }),
-    );
+    kafkaOptions = localKafkaOptions(loadConfig({}, { dataDir: dataRoot, kafkaPort: String(await freePort()), kafkaControllerPort: String(await freePort()), kafkaHeap: '384m' }));
     brokers = (await startLocalKafka(kafkaOptions, log)).brokers;
   });
   afterAll(async () => {

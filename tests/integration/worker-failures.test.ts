@@ -186,7 +186,12 @@ describe('stopping mid-stream', () => {
     // The real score-orders module, loaded from the spec's handler path.
     const second = await h.start();
     const all = await h.collector.waitFor(
-      (rs) => new Set(outputsOf(h, rs).map(keyOf).filter((k) => wanted.has(k))).size >= wanted.size,
+      (rs) =>
+        new Set(
+          outputsOf(h, rs)
+            .map(keyOf)
+            .filter((k) => wanted.has(k)),
+        ).size >= wanted.size,
       30_000,
       'an output for every input',
     );

@@ -43,9 +43,7 @@ describe('score-orders worker', () => {
   it('turns 200 orders into 200 OrderScored events with the input keys, correlation ids and provenance', async () => {
     const orders = Array.from({ length: 200 }, () => randomOrder());
     const byId = new Map(orders.map((o, i) => [o.orderId, { order: o, correlationId: `corr-${i}` }]));
-    await h.send(
-      orders.map((o, i) => ({ key: o.orderId, value: h.orders.encode(o), headers: { 'correlation-id': `corr-${i}` }, timestamp: String(RECORD_TIME) })),
-    );
+    await h.send(orders.map((o, i) => ({ key: o.orderId, value: h.orders.encode(o), headers: { 'correlation-id': `corr-${i}` }, timestamp: String(RECORD_TIME) })));
     sent += orders.length;
 
     const mine = (records: CollectedRecord[]) => outputsOf(h, records).filter((r) => byId.has(r.message.key?.toString() ?? ''));
@@ -86,14 +84,7 @@ describe('score-orders worker', () => {
     const metadata = await h.producer.send({
       topic: h.spec.input,
       acks: -1,
-      messages: [
-        ...before.map(good),
-        poison(garbage, 'garbage'),
-        ...after.slice(0, 5).map(good),
-        poison(unknownId, 'unknown-id'),
-        poison(unresolvable, 'unresolvable'),
-        ...after.slice(5).map(good),
-      ],
+      messages: [...before.map(good), poison(garbage, 'garbage'), ...after.slice(0, 5).map(good), poison(unknownId, 'unknown-id'), poison(unresolvable, 'unresolvable'), ...after.slice(5).map(good)],
     });
     sent += 18;
     const { partition, baseOffset } = metadata[0]!;
@@ -145,7 +136,18 @@ describe('score-orders worker', () => {
         { name: 'customerId', type: 'string' },
         {
           name: 'items',
-          type: { type: 'array', items: { type: 'record', name: 'LineItem', fields: [{ name: 'sku', type: 'string' }, { name: 'quantity', type: 'int' }, { name: 'unitPrice', type: 'double' }] } },
+          type: {
+            type: 'array',
+            items: {
+              type: 'record',
+              name: 'LineItem',
+              fields: [
+                { name: 'sku', type: 'string' },
+                { name: 'quantity', type: 'int' },
+                { name: 'unitPrice', type: 'double' },
+              ],
+            },
+          },
         },
         { name: 'amount', type: 'float' },
         { name: 'currency', type: { type: 'enum', name: 'Currency', symbols: ['EUR', 'USD'] } },

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../../core/config.ts';
 import { createLogger } from '../../core/logger.ts';
-import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../../kafka/broker.ts';
+import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../../broker/broker.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -44,8 +44,17 @@ describe('API documents served under /docs', () => {
     const errors = diagnostics.filter((d) => d.severity === 0);
     expect(errors, JSON.stringify(errors, null, 2)).toEqual([]);
     expect(document?.version()).toBe('3.0.0');
-    expect(document?.channels().all().map((c) => c.address()).sort()).toEqual(['orders.placed', 'orders.placed.dlq', 'orders.scored']);
-    const placed = document?.channels().all().find((c) => c.address() === 'orders.placed');
+    expect(
+      document
+        ?.channels()
+        .all()
+        .map((c) => c.address())
+        .sort(),
+    ).toEqual(['orders.placed', 'orders.placed.dlq', 'orders.scored']);
+    const placed = document
+      ?.channels()
+      .all()
+      .find((c) => c.address() === 'orders.placed');
     expect(placed?.messages().all()[0]?.name()).toBe('orders.placed-value');
   });
 

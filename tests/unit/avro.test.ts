@@ -96,9 +96,7 @@ describe('Avro validation', () => {
     });
     const decoded = createResolvingDecoder(v1, v2).decode(encodeAvro(v1, { orderId: 'a', amount: 1.5 }));
     expect(decoded).toEqual(expect.objectContaining({ orderId: 'a', amount: 1.5, note: null }));
-    expect(() => createResolvingDecoder(v2, createTypes({ type: 'record', name: 'OrderPlaced', namespace: 'dev.sluice.orders', fields: [{ name: 'x', type: 'int' }] }))).toThrowError(
-      /cannot be read/,
-    );
+    expect(() => createResolvingDecoder(v2, createTypes({ type: 'record', name: 'OrderPlaced', namespace: 'dev.sluice.orders', fields: [{ name: 'x', type: 'int' }] }))).toThrowError(/cannot be read/);
   });
 
   it('formats paths like items[2].sku', () => {

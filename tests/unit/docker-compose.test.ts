@@ -18,7 +18,7 @@ function hostPorts(service: ComposeService | undefined): number[] {
   return (service?.ports ?? []).map((p) => Number(p.split(':')[0]));
 }
 
-describe('docker-compose.kafka.yml agrees with Sluice\'s configuration', () => {
+describe("docker-compose.kafka.yml agrees with Sluice's configuration", () => {
   it('has Kafka 3.9 in KRaft mode, the registry, the ingress and a worker', () => {
     expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['kafka', 'schema-registry', 'ingress', 'worker']));
     expect(compose.services.kafka?.image).toMatch(/^apache\/kafka:3\.9\./);

@@ -66,7 +66,15 @@ describe('discovery', () => {
 });
 
 describe('RabbitMQ payloads', () => {
-  const record = { topic: 'orders.scored', partition: 2, offset: '41', timestamp: '1767225600000', key: Buffer.from('o-1'), value: Buffer.from([0, 0, 0, 0, 1, 2]), headers: { 'correlation-id': Buffer.from('c-1') } };
+  const record = {
+    topic: 'orders.scored',
+    partition: 2,
+    offset: '41',
+    timestamp: '1767225600000',
+    key: Buffer.from('o-1'),
+    value: Buffer.from([0, 0, 0, 0, 1, 2]),
+    headers: { 'correlation-id': Buffer.from('c-1') },
+  };
 
   it('Kafka → AMQP: JSON of the decoded event with exact longs; key, headers, position as properties', () => {
     const out = toAmqpMessage(record, 'json', { schemaId: 1, value: { orderId: 'o-1', big: 9007199254740993n } });
@@ -108,7 +116,13 @@ describe('RabbitMQ payloads', () => {
 
 describe('topology bridges', () => {
   const topics: TopicSpec[] = [
-    { name: 'orders.scored', partitions: 1, replicationFactor: 1, configs: {}, valueSchema: { file: 'f', subject: 'orders.scored-value', text: '', schema: { type: 'record', name: 'S', fields: [{ name: 'orderId', type: 'string' }] } } },
+    {
+      name: 'orders.scored',
+      partitions: 1,
+      replicationFactor: 1,
+      configs: {},
+      valueSchema: { file: 'f', subject: 'orders.scored-value', text: '', schema: { type: 'record', name: 'S', fields: [{ name: 'orderId', type: 'string' }] } },
+    },
     { name: 'orders.dlq', partitions: 1, replicationFactor: 1, configs: {} },
   ];
   const fail = (path: (string | number)[], message: string) => new TopologyError({ file: 't.yaml' }, path.join('.'), message);
@@ -122,7 +136,16 @@ describe('topology bridges', () => {
       topics,
       fail,
     );
-    expect(bridges[0]).toEqual({ name: 'notify', direction: 'kafka-to-amqp', topic: 'orders.scored', exchange: 'notification', exchangeType: 'fanout', routingKey: '', format: 'json', groupId: 'sluice.bridge.notify' });
+    expect(bridges[0]).toEqual({
+      name: 'notify',
+      direction: 'kafka-to-amqp',
+      topic: 'orders.scored',
+      exchange: 'notification',
+      exchangeType: 'fanout',
+      routingKey: '',
+      format: 'json',
+      groupId: 'sluice.bridge.notify',
+    });
     expect(bridges[1]).toMatchObject({ direction: 'amqp-to-kafka', queue: 'orders-in', key: 'orderId', deadLetter: 'orders.dlq', prefetch: 100 });
   });
 

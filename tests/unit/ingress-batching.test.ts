@@ -65,9 +65,7 @@ describe('batching producer', () => {
   it('gives every record the offset of its own record on the fake broker', async () => {
     const broker = fakeBroker();
     const producer = batcher(broker.send);
-    const requests = Array.from({ length: 40 }, (_, r) =>
-      producer.produce(Array.from({ length: 5 }, (_, i) => record(`k${(r * 5 + i) % 13}`, `v${r}-${i}`, r % 2 === 0 ? 'orders' : 'payments'))),
-    );
+    const requests = Array.from({ length: 40 }, (_, r) => producer.produce(Array.from({ length: 5 }, (_, i) => record(`k${(r * 5 + i) % 13}`, `v${r}-${i}`, r % 2 === 0 ? 'orders' : 'payments'))));
     const acks = await Promise.all(requests);
     acks.forEach((reqAcks, r) =>
       reqAcks.forEach((ack, i) => {

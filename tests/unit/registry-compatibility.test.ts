@@ -99,10 +99,7 @@ describe('Avro resolution rules', () => {
     const outer = (inner: unknown) => ({ type: 'record', name: 'Outer', fields: [{ name: 'inner', type: inner }] });
     const r = reasons(outer(record([int('a'), int('b')])), outer(record([int('a')])));
     expect(r).toEqual([expect.stringMatching(/^Outer\.inner\.b: READER_FIELD_MISSING_DEFAULT_VALUE/)]);
-    const arrays = reasons(
-      { type: 'array', items: record([{ name: 'a', type: 'int' }]) },
-      { type: 'array', items: record([{ name: 'a', type: 'long' }]) },
-    );
+    const arrays = reasons({ type: 'array', items: record([{ name: 'a', type: 'int' }]) }, { type: 'array', items: record([{ name: 'a', type: 'long' }]) });
     expect(arrays).toEqual([expect.stringMatching(/^\[\]\.a: TYPE_MISMATCH: reader type int cannot read writer type long/)]);
   });
 
@@ -113,16 +110,12 @@ describe('Avro resolution rules', () => {
       fields: [{ name: 'next', type: ['null', 'Node'], default: null }, ...fields],
     });
     expect(reasons(node([{ name: 'v', type: 'long' }]), node([{ name: 'v', type: 'int' }]))).toEqual([]);
-    expect(reasons(node([{ name: 'v', type: 'int' }]), node([{ name: 'v', type: 'long' }]))).toEqual([
-      expect.stringMatching(/^Node\.v: TYPE_MISMATCH/),
-    ]);
+    expect(reasons(node([{ name: 'v', type: 'int' }]), node([{ name: 'v', type: 'long' }]))).toEqual([expect.stringMatching(/^Node\.v: TYPE_MISMATCH/)]);
     expect(reasons(node([int('v'), int('w')]), node([int('v')]))).toEqual([expect.stringMatching(/^Node\.w: READER_FIELD_MISSING/)]);
   });
 
   it('fixed sizes must match', () => {
-    expect(reasons({ type: 'fixed', name: 'F', size: 4 }, { type: 'fixed', name: 'F', size: 8 })[0]).toMatch(
-      /FIXED_SIZE_MISMATCH: reader fixed F has size 4, writer has size 8/,
-    );
+    expect(reasons({ type: 'fixed', name: 'F', size: 4 }, { type: 'fixed', name: 'F', size: 8 })[0]).toMatch(/FIXED_SIZE_MISMATCH: reader fixed F has size 4, writer has size 8/);
   });
 
   it('refuses an invalid schema with 42201', () => {
@@ -185,9 +178,7 @@ describe('compatibility levels', () => {
 
   const primitive = fc.constantFrom('int', 'long', 'float', 'double', 'string', 'bytes', 'boolean');
   const fieldName = fc.stringMatching(/^[a-z][a-z0-9_]{0,6}$/);
-  const recordSchema = fc.uniqueArray(fc.tuple(fieldName, primitive), { minLength: 1, maxLength: 6, selector: ([n]) => n }).map((fields) =>
-    record(fields.map(([name, t]) => ({ name, type: t }))),
-  );
+  const recordSchema = fc.uniqueArray(fc.tuple(fieldName, primitive), { minLength: 1, maxLength: 6, selector: ([n]) => n }).map((fields) => record(fields.map(([name, t]) => ({ name, type: t }))));
 
   it('property: every schema is compatible with itself at every level', () => {
     fc.assert(
@@ -204,9 +195,7 @@ describe('compatibility levels', () => {
         const fields = schema.fields as { name: string }[];
         const name = `added_${fields.length}`;
         expect(check('FULL', record([...fields, { name, type: 'string', default: '' }]), schema)).toEqual([]);
-        expect(check('BACKWARD', record([...fields, { name, type: 'string' }]), schema)).toEqual([
-          expect.stringContaining(`R.${name}: READER_FIELD_MISSING_DEFAULT_VALUE`),
-        ]);
+        expect(check('BACKWARD', record([...fields, { name, type: 'string' }]), schema)).toEqual([expect.stringContaining(`R.${name}: READER_FIELD_MISSING_DEFAULT_VALUE`)]);
       }),
       { numRuns: 100 },
     );

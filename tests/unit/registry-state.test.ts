@@ -2,21 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RegistryHttpError } from '../../core/errors.ts';
 import { deleteSubject, deleteVersion, registerSchema, setConfig, type Plan } from '../../registry/commands.ts';
-import {
-  configKey,
-  decodeRecord,
-  deleteSubjectKey,
-  encodeKey,
-  encodeValue,
-  modeKey,
-  RegistryState,
-  schemaKey,
-  type LogRecord,
-  type RecordKey,
-} from '../../registry/state.ts';
+import { configKey, decodeRecord, deleteSubjectKey, encodeKey, encodeValue, modeKey, RegistryState, schemaKey, type LogRecord, type RecordKey } from '../../registry/state.ts';
 
-const schemaText = (fields: string[]) =>
-  JSON.stringify({ type: 'record', name: 'R', fields: fields.map((name) => ({ name, type: 'int', default: 0 })) });
+const schemaText = (fields: string[]) => JSON.stringify({ type: 'record', name: 'R', fields: fields.map((name) => ({ name, type: 'int', default: 0 })) });
 const A = schemaText(['a']);
 const B = schemaText(['a', 'b']);
 const C = schemaText(['a', 'b', 'c']);
@@ -51,9 +39,7 @@ describe('record layout', () => {
     });
     expect(() => decodeRecord('{"keytype":"WHAT","magic":0}', '{}')).toThrow(/unknown keytype "WHAT"/);
     expect(() => decodeRecord(encodeKey(configKey(null)), '{"compatibilityLevel":"SOMETIMES"}')).toThrow(/compatibilityLevel/);
-    expect(() => decodeRecord(encodeKey(schemaKey('s', 1)), '{"subject":"other","version":1,"id":1,"schema":"\\"int\\""}')).toThrow(
-      /does not match its key/,
-    );
+    expect(() => decodeRecord(encodeKey(schemaKey('s', 1)), '{"subject":"other","version":1,"id":1,"schema":"\\"int\\""}')).toThrow(/does not match its key/);
     expect(() => decodeRecord('not json', null)).toThrow();
   });
 });
@@ -92,11 +78,7 @@ describe('applying records', () => {
   });
 
   it('soft deletes versions up to DELETE_SUBJECT.version only, and tombstones remove them', () => {
-    const state = replay([
-      schemaRecord('s', 1, 1, A),
-      schemaRecord('s', 2, 2, B),
-      { key: deleteSubjectKey('s'), value: { subject: 's', version: 1 } },
-    ]);
+    const state = replay([schemaRecord('s', 1, 1, A), schemaRecord('s', 2, 2, B), { key: deleteSubjectKey('s'), value: { subject: 's', version: 1 } }]);
     expect(state.versions('s').map((v) => v.version)).toEqual([2]);
     expect(state.versions('s', true).map((v) => v.version)).toEqual([1, 2]);
     expect(state.apply(tombstone('s', 1))).toEqual({ accepted: true });
@@ -137,9 +119,7 @@ describe('write plans', () => {
   it('refuses non-AVRO types and references with 42201', () => {
     const state = new RegistryState();
     expect(() => registerSchema(state, 's', { schema: A, schemaType: 'PROTOBUF' })).toThrow(/AVRO schemas only/);
-    expect(() => registerSchema(state, 's', { schema: A, references: [{ name: 'x', subject: 'y', version: 1 }] })).toThrow(
-      /references are not supported/,
-    );
+    expect(() => registerSchema(state, 's', { schema: A, references: [{ name: 'x', subject: 'y', version: 1 }] })).toThrow(/references are not supported/);
   });
 });
 
@@ -186,7 +166,11 @@ class SimulatedLog {
   repair(writer: Writer): void {
     const keys = writer.pendingRepair.filter((k): k is Extract<RecordKey, { keytype: 'SCHEMA' }> => k.keytype === 'SCHEMA');
     writer.pendingRepair = [];
-    if (keys.length > 0) this.write(writer, keys.map((k) => writer.state.currentRecord(k)));
+    if (keys.length > 0)
+      this.write(
+        writer,
+        keys.map((k) => writer.state.currentRecord(k)),
+      );
   }
 }
 

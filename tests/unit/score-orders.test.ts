@@ -34,10 +34,7 @@ const currencies: Currency[] = ['EUR', 'USD', 'GBP', 'CHF', 'JPY', 'OTHER'];
 const arbOrder: fc.Arbitrary<OrderPlaced> = fc.record({
   orderId: fc.string({ minLength: 1 }),
   customerId: fc.string(),
-  items: fc.array(
-    fc.record({ sku: fc.string(), quantity: fc.integer({ min: -5, max: 500 }), unitPrice: fc.double({ min: -10, max: 1e6 }) }),
-    { maxLength: 30 },
-  ),
+  items: fc.array(fc.record({ sku: fc.string(), quantity: fc.integer({ min: -5, max: 500 }), unitPrice: fc.double({ min: -10, max: 1e6 }) }), { maxLength: 30 }),
   // Avro doubles can carry NaN and infinities; the score must stay in range for them too.
   amount: fc.oneof(fc.double(), fc.double({ min: 0, max: 1e6, noNaN: true })),
   currency: fc.constantFrom(...currencies),
@@ -71,18 +68,8 @@ describe('score-orders rules', () => {
   });
 
   it('rejects a large bulk order with a coupon, an unknown currency and nowhere to ship, capped at 100', () => {
-    const scored = scoreOrder(
-      order({ amount: 12_000, items: [{ sku: 'x', quantity: 60, unitPrice: 200 }], couponCode: 'FREE', currency: 'OTHER', shippingCountry: null }),
-      T,
-    );
-    expect(scored.reasons).toEqual([
-      'amount-very-high',
-      'quantity-spike',
-      'currency-unsupported',
-      'coupon-used',
-      'coupon-on-large-order',
-      'shipping-country-missing',
-    ]);
+    const scored = scoreOrder(order({ amount: 12_000, items: [{ sku: 'x', quantity: 60, unitPrice: 200 }], couponCode: 'FREE', currency: 'OTHER', shippingCountry: null }), T);
+    expect(scored.reasons).toEqual(['amount-very-high', 'quantity-spike', 'currency-unsupported', 'coupon-used', 'coupon-on-large-order', 'shipping-country-missing']);
     // 45 + 20 + 15 + 5 + 10 + 15 = 110 points, clamped.
     expect(scored.score).toBe(100);
     expect(scored.verdict).toBe('REJECT');
@@ -92,9 +79,17 @@ describe('score-orders rules', () => {
     expect(scoreOrder(order({ items: [{ sku: 'x', quantity: 80, unitPrice: 0.5 }] }), T).reasons).toEqual(['quantity-spike']);
     expect(scoreOrder(order({ items: [] }), T).reasons).toEqual(['no-items']);
     expect(scoreOrder(order({ amount: 10 }), T).reasons).toEqual(['amount-mismatch']);
-    expect(scoreOrder(order({ items: [{ sku: 'x', quantity: 0, unitPrice: 20 }, { sku: 'y', quantity: 2, unitPrice: 20 }] }), T).reasons).toEqual([
-      'quantity-invalid',
-    ]);
+    expect(
+      scoreOrder(
+        order({
+          items: [
+            { sku: 'x', quantity: 0, unitPrice: 20 },
+            { sku: 'y', quantity: 2, unitPrice: 20 },
+          ],
+        }),
+        T,
+      ).reasons,
+    ).toEqual(['quantity-invalid']);
     const many = Array.from({ length: 21 }, (_, i) => ({ sku: `s${i}`, quantity: 1, unitPrice: 1 }));
     expect(scoreOrder(order({ items: many, amount: 21 }), T).reasons).toEqual(['many-items']);
   });

@@ -113,11 +113,7 @@ describe('planTopology', () => {
 });
 
 describe('plan output', () => {
-  const plan = planTopology(
-    topology([topic('new', { partitions: 6 }), topic('a', { partitions: 1 })]),
-    live({ a: liveTopic(), gone: liveTopic() }, {}, ['a', 'gone']),
-    { allowDelete: true },
-  );
+  const plan = planTopology(topology([topic('new', { partitions: 6 }), topic('a', { partitions: 1 })]), live({ a: liveTopic(), gone: liveTopic() }, {}, ['a', 'gone']), { allowDelete: true });
 
   it('reads like terraform plan', () => {
     const text = formatPlan(plan, 't', '/x/t.topology.yaml');

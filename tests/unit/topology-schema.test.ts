@@ -34,7 +34,13 @@ describe('topology.schema.json', () => {
   });
 
   it.each([
-    ['a bad compatibility level', 'topics:\n  - name: a\n    valueSchema: OrderPlaced.avsc\n    compatibility: SIDEWAYS\n', 4, 'topics[0].compatibility', /expected one of "NONE", "BACKWARD",.*got string "SIDEWAYS"/],
+    [
+      'a bad compatibility level',
+      'topics:\n  - name: a\n    valueSchema: OrderPlaced.avsc\n    compatibility: SIDEWAYS\n',
+      4,
+      'topics[0].compatibility',
+      /expected one of "NONE", "BACKWARD",.*got string "SIDEWAYS"/,
+    ],
     ['a missing required key', 'topics:\n  - partitions: 2\n', 2, 'topics[0]', /missing required key "name"/],
     ['a route method other than POST', 'topics:\n  - name: a\nroutes:\n  - method: GET\n    path: /a\n    topic: a\n    key: id\n', 4, 'routes[0].method', /expected "POST", got string "GET"/],
     ['a config that is a list', 'topics:\n  - name: a\n    configs:\n      retention.ms: [1]\n', 4, 'topics[0].configs.retention.ms', /expected a string or a number or true or false, got a list/],

@@ -12,10 +12,22 @@ describe('retry backoff', () => {
 
   it('heartbeats while waiting and stops early when the worker stops', async () => {
     let beats = 0;
-    expect(await waitWithHeartbeats(35, async () => void beats++, () => true, 10)).toBe(true);
+    expect(
+      await waitWithHeartbeats(
+        35,
+        async () => void beats++,
+        () => true,
+        10,
+      ),
+    ).toBe(true);
     expect(beats).toBeGreaterThanOrEqual(3);
     let running = true;
-    const waited = waitWithHeartbeats(10_000, async () => void (running = false), () => running, 5);
+    const waited = waitWithHeartbeats(
+      10_000,
+      async () => void (running = false),
+      () => running,
+      5,
+    );
     expect(await waited).toBe(false);
   });
 });

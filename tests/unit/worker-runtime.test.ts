@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DecodeError, RetryableError, ValidationError } from '../../core/errors.ts';
 import { defineWorker, emit, normalizeOutputs } from '../../consumers/handler.ts';
-import {
-  correlationIdOf,
-  deadLetterHeaders,
-  deadLetterMessage,
-  DLQ_HEADERS,
-  errorClassName,
-  headersToStrings,
-} from '../../consumers/headers.ts';
+import { correlationIdOf, deadLetterHeaders, deadLetterMessage, DLQ_HEADERS, errorClassName, headersToStrings } from '../../consumers/headers.ts';
 import { WorkerConfigError } from '../../core/errors.ts';
 import { loadHandler } from '../../consumers/runtime.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';

@@ -41,9 +41,7 @@ function libsDir(options: LocalKafkaOptions): string {
 function requireTool(command: string, args: string[], install: string): void {
   const result = spawnSync(command, args, { stdio: 'ignore' });
   if (result.error || result.status !== 0) {
-    throw new LocalKafkaError(
-      `\`${command}\` was not found, and the local Kafka broker needs it. Install ${install}, or set KAFKA_BROKERS to use an existing cluster.`,
-    );
+    throw new LocalKafkaError(`\`${command}\` was not found, and the local Kafka broker needs it. Install ${install}, or set KAFKA_BROKERS to use an existing cluster.`);
   }
 }
 
@@ -59,16 +57,7 @@ export function ensureKafkaJars(options: LocalKafkaOptions, log: Logger): string
   mkdirSync(libs, { recursive: true });
   const result = spawnSync(
     'mvn',
-    [
-      '-q',
-      '-B',
-      '-f',
-      join(PROJECT_ROOT, 'kafka', 'pom.xml'),
-      'dependency:copy-dependencies',
-      `-Dkafka.version=${options.version}`,
-      `-DoutputDirectory=${libs}`,
-      '-DincludeScope=runtime',
-    ],
+    ['-q', '-B', '-f', join(PROJECT_ROOT, 'broker', 'pom.xml'), 'dependency:copy-dependencies', `-Dkafka.version=${options.version}`, `-DoutputDirectory=${libs}`, '-DincludeScope=runtime'],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
   );
   if (result.status !== 0) {
@@ -81,7 +70,7 @@ export function ensureKafkaJars(options: LocalKafkaOptions, log: Logger): string
 function serverProperties(options: LocalKafkaOptions): string {
   const { host, port, controllerPort } = options;
   return [
-    '# Written by Sluice (kafka/broker.ts) on every start; edit the code, not this file.',
+    '# Written by Sluice (broker/broker.ts) on every start; edit the code, not this file.',
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@${host}:${controllerPort}`,
@@ -178,11 +167,9 @@ export async function brokerAnswers(brokers: string[], timeoutMs = 2000): Promis
 function formatStorage(options: LocalKafkaOptions, libs: string, log: Logger): void {
   if (existsSync(join(options.dataDir, 'logs', 'meta.properties'))) return;
   log.info({ dataDir: options.dataDir }, 'formatting KRaft storage');
-  const result = spawnSync(
-    'java',
-    [...javaBase({ ...options, heap: '256m' }, libs), 'kafka.tools.StorageTool', 'format', '-t', randomUUID(), '-c', join(options.dataDir, 'server.properties')],
-    { encoding: 'utf8' },
-  );
+  const result = spawnSync('java', [...javaBase({ ...options, heap: '256m' }, libs), 'kafka.tools.StorageTool', 'format', '-t', randomUUID(), '-c', join(options.dataDir, 'server.properties')], {
+    encoding: 'utf8',
+  });
   if (result.status !== 0) throw new LocalKafkaError(`formatting Kafka storage failed:\n${(result.stdout + result.stderr).trim().slice(-4000)}`);
 }
 
@@ -205,9 +192,7 @@ export async function startLocalKafka(options: LocalKafkaOptions, log: Logger, s
     return { brokers, pid: existing, started: false };
   }
   if (existing === undefined && (await brokerAnswers(brokers, 1000))) {
-    throw new LocalKafkaError(
-      `something already answers as Kafka on ${brokers[0]} but was not started from ${options.dataDir}; stop it, or set KAFKA_BROKERS=${brokers[0]} to use it`,
-    );
+    throw new LocalKafkaError(`something already answers as Kafka on ${brokers[0]} but was not started from ${options.dataDir}; stop it, or set KAFKA_BROKERS=${brokers[0]} to use it`);
   }
   const libs = ensureKafkaJars(options, log);
   mkdirSync(join(options.dataDir, 'logs'), { recursive: true });

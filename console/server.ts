@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { Admin } from 'kafkajs';
 import type { SluiceConfig } from '../core/config.ts';
 import { RegistryError, SluiceError } from '../core/errors.ts';
+import { registerHttpMetrics } from '../core/http-metrics.ts';
 import { createKafka } from '../core/kafka.ts';
 import type { Logger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
@@ -53,6 +54,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     void reply.status(status).send({ error: error instanceof SluiceError ? error.code : (error.code ?? 'SLUICE_INTERNAL'), message: error.message });
   });
 
+  registerHttpMetrics(app, { service: 'console' });
   registerStatic(app);
   app.get('/api/topics', async () => listTopics(admin));
   app.get<{ Params: { name: string } }>('/api/topics/:name', async (request) => describeTopic(admin, request.params.name));

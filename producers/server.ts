@@ -7,6 +7,7 @@ import { createTypes } from '../core/avro.ts';
 import type { SluiceConfig } from '../core/config.ts';
 import { MalformedBodyError, NotFoundError, PayloadTooLargeError, SluiceError, UnsupportedMediaTypeError, ValidationError } from '../core/errors.ts';
 import { createKafka } from '../core/kafka.ts';
+import { registerHttpMetrics } from '../core/http-metrics.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { topicByName, type Topology } from '../topology/model.ts';
@@ -82,7 +83,7 @@ export function errorBody(error: SluiceError): Record<string, unknown> {
   return body;
 }
 
-function createMetrics(stats: () => BatchingStats) {
+export function createMetrics(stats: () => BatchingStats) {
   const registry = new Registry();
   const metrics = {
     registry,
@@ -208,6 +209,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     },
   });
   registerBodyParsers(app);
+  registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-correlation-id', request.id);

@@ -1,5 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { RegistryHttpError } from '../core/errors.ts';
+import { registerHttpMetrics } from '../core/http-metrics.ts';
 import type { Logger } from '../core/logger.ts';
 import { deleteConfig, deleteSubject, deleteVersion, parseSchemaRequest, parseVersion, registerSchema, setConfig, setMode, testCompatibility } from './commands.ts';
 import type { VersionEntry } from './state.ts';
@@ -40,6 +41,7 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger): FastifyI
     logController: new LogController({ disableRequestLogging: true }),
   });
   const state = store.state;
+  registerHttpMetrics(app, { service: 'registry' });
 
   // One parser for all three types; an empty body (clients send DELETEs with a content type) is no body.
   app.removeContentTypeParser('application/json');

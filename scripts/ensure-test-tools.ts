@@ -18,6 +18,8 @@ const TOOLS = [
   { command: 'nginx', args: ['-v'], apt: 'nginx' },
   // The bridge tests need a RabbitMQ; the package's server starts with `rabbitmq-server -detached`.
   { command: 'rabbitmqctl', args: ['version'], apt: 'rabbitmq-server' },
+  // `promtool check rules` validates ops/prometheus/alerts.yml; Debian ships it in the prometheus package.
+  { command: 'promtool', args: ['--version'], apt: 'prometheus' },
 ];
 
 function has(command: string, args: string[]): boolean {

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, OPTIONS, type SluiceConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
+import { startTracing } from '../core/tracing.ts';
 import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/broker.ts';
 import { register as registerSchemas } from './commands/schemas.ts';
 import { register as registerConsole } from './commands/console.ts';
@@ -71,7 +72,8 @@ async function startAll(log: Logger, steps: (() => Promise<Service | Service[] |
 }
 
 export async function serve(config: SluiceConfig, log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<number> {
-  const services = await startAll(log, steps);
+  // Tracing first, so it is closed last and exports the spans of the others' shutdown.
+  const services = await startAll(log, [() => startTracing({ config, logger: log }), ...steps]);
   log.info({ services: services.map((s) => s.name) }, 'Sluice is running; Ctrl-C stops it');
   return closeOnSignal(services, log, config.shutdownTimeoutMs);
 }

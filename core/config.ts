@@ -60,6 +60,8 @@ const brokers: Parser<string[] | undefined> = (raw, name) => {
   return list;
 };
 
+const optionalUrl: Parser<string | undefined> = (raw, name) => (raw.trim() === '' ? undefined : url(raw, name));
+
 const urlList: Parser<string[] | undefined> = (raw, name) => {
   if (raw.trim() === '') return undefined;
   return raw.split(',').map((u) => url(u, name));
@@ -307,6 +309,18 @@ export const OPTIONS = {
     default: 'auto',
     description: 'Log format: json, pretty, or auto (pretty on a terminal).',
     parse: oneOf('auto', 'json', 'pretty'),
+  },
+  otelExporterEndpoint: {
+    env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    default: '',
+    description: 'OpenTelemetry collector base URL (OTLP/HTTP; spans go to <url>/v1/traces). Empty: tracing off, no SDK loaded.',
+    parse: optionalUrl,
+  },
+  otelServiceName: {
+    env: 'OTEL_SERVICE_NAME',
+    default: '',
+    description: 'OpenTelemetry service.name of this process (default: sluice; service.instance.id is SLUICE_INSTANCE_ID or host-pid).',
+    parse: optionalText,
   },
   instanceId: {
     env: 'SLUICE_INSTANCE_ID',

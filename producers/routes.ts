@@ -5,6 +5,7 @@ import { frame } from '../core/wire-format.ts';
 import type { RouteSpec } from '../topology/model.ts';
 import type { BatchingProducer, OutgoingRecord } from './batching-producer.ts';
 import { isParsedBody } from './body-parsers.ts';
+import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
 
 /** What a route needs at request time: its topic's Avro types and registered schema id. */
 export interface RouteBinding {
@@ -42,8 +43,8 @@ export function checkEvents(types: AvroTypes, events: unknown[], batch: boolean)
   throw new ValidationError(violations, batch ? `${badEvents} of ${events.length} events are invalid, so none was produced; first: ${where}` : where);
 }
 
-export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string): OutgoingRecord[] {
-  const headers = { [CORRELATION_HEADER]: correlationId, 'content-type': VALUE_CONTENT_TYPE };
+export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS): OutgoingRecord[] {
+  const headers = { ...trace, [CORRELATION_HEADER]: correlationId, 'content-type': VALUE_CONTENT_TYPE };
   return events.map((event) => {
     const keyValue = (event as Record<string, unknown>)[binding.route.key];
     return {
@@ -62,7 +63,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], p
       if (!isParsedBody(request.body)) throw new MalformedBodyError('body is empty; expected a JSON object (one event) or array (a batch)');
       const { events, batch } = request.body;
       checkEvents(binding.types, events, batch);
-      const acks = await producer.produce(toRecords(binding, events, request.id));
+      const acks = await traceProduce(request, binding.route.topic, events.length, (trace) => producer.produce(toRecords(binding, events, request.id, trace)));
       const results: ProduceResult[] = acks.map((ack) => ({ ...ack, schemaId: binding.schemaId }));
       request.log.debug({ topic: binding.route.topic, count: results.length }, 'events produced');
       return reply.code(200).send(batch ? { results } : results[0]);

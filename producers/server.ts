@@ -8,6 +8,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import { MalformedBodyError, NotFoundError, PayloadTooLargeError, SluiceError, UnsupportedMediaTypeError, ValidationError } from '../core/errors.ts';
 import { createKafka } from '../core/kafka.ts';
 import { registerHttpMetrics } from '../core/http-metrics.ts';
+import { registerHttpTracing } from '../core/http-tracing.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { topicByName, type Topology } from '../topology/model.ts';
@@ -210,6 +211,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   });
   registerBodyParsers(app);
   registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
+  registerHttpTracing(app);
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-correlation-id', request.id);

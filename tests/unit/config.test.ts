@@ -5,7 +5,8 @@ import { ConfigError } from '../../core/errors.ts';
 describe('configuration', () => {
   it('has a default and an environment variable for every option, and the defaults are valid', () => {
     for (const [key, spec] of Object.entries(OPTIONS)) {
-      expect(spec.env, key).toMatch(/^(KAFKA|SLUICE)_[A-Z_]+$/);
+      // OTEL_*: the names OpenTelemetry standardises, which collectors and platforms already set.
+      expect(spec.env, key).toMatch(/^(KAFKA|SLUICE|OTEL)_[A-Z_]+$/);
       expect(typeof spec.default, key).toBe('string');
       expect(spec.description.length, key).toBeGreaterThan(10);
     }

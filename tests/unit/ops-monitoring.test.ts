@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { Registry } from 'prom-client';
+import { Histogram, type Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { PROJECT_ROOT } from '../../core/config.ts';
@@ -37,7 +37,7 @@ function registeredSeries(): Map<string, Known> {
       const labelNames = (metric as unknown as { labelNames?: unknown }).labelNames;
       if (!Array.isArray(labelNames)) throw new Error(`prom-client no longer exposes labelNames on ${metric.name}`);
       const labels = new Set([...(labelNames as string[]), ...PROMETHEUS_LABELS]);
-      const names = metric.type === 'histogram' ? ['_bucket', '_sum', '_count'].map((s) => metric.name + s) : [metric.name];
+      const names = metric instanceof Histogram ? ['_bucket', '_sum', '_count'].map((s) => metric.name + s) : [metric.name];
       for (const name of names) series.set(name, { labels });
     }
   }

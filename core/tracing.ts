@@ -76,7 +76,10 @@ export async function startTracing(options: TracingOptions): Promise<Tracing | u
     // The spec's rule for the signal-agnostic endpoint: traces go to <endpoint>/v1/traces.
     processor = new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }));
   }
-  const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': serviceName, 'service.instance.id': config.instanceId ?? `${hostname()}-${process.pid}` }), spanProcessors: [processor] });
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': serviceName, 'service.instance.id': config.instanceId ?? `${hostname()}-${process.pid}` }),
+    spanProcessors: [processor],
+  });
   trace.setGlobalTracerProvider(provider);
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   tracer = trace.getTracer(TRACER_NAME);

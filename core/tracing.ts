@@ -222,6 +222,47 @@ export function startProcessSpan(parent: Context, name: string, options: Messagi
   return sluiceTracer().startSpan(`${name} ${options.destination}`, { kind: SpanKind.CONSUMER, attributes: messagingAttributes('process', options) }, parent);
 }
 
+/**
+ * The span of handling one record or message (a worker's `handle`, a bridge's
+ * `forward`), continuing the trace its headers carry. Spread `headers` into
+ * everything it produces (outputs, dead letters, AMQP messages) so they
+ * continue the trace from this span, not from the input's.
+ */
+export class RecordSpan {
+  readonly #span: Span;
+  /** `traceparent`/`tracestate` of this span. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(span: Span, parent: Context) {
+    this.#span = span;
+    this.headers = traceHeaders(trace.setSpan(parent, span));
+  }
+
+  /** A failed attempt that will be retried: an event on the span, which stays open. */
+  retrying(attempt: number, error: unknown): void {
+    this.#span.addEvent('retry', { attempt, 'error.type': error instanceof Error ? error.name : typeof error });
+  }
+
+  end(): void {
+    this.#span.end();
+  }
+
+  fail(error: unknown): void {
+    endSpanWithError(this.#span, error);
+  }
+}
+
+/**
+ * Starts a CONSUMER span `<name> <destination>` under the context `parent()`
+ * reads from the input's headers; undefined, reading nothing, when tracing is
+ * off, so a call site costs one branch: `span?.end()`, `...span?.headers`.
+ */
+export function startRecordSpan(name: string, options: MessagingSpanOptions, parent: () => Context): RecordSpan | undefined {
+  if (!tracingEnabled()) return undefined;
+  const context = parent();
+  return new RecordSpan(startProcessSpan(context, name, options), context);
+}
+
 /** Ends `span` as failed by `error`: recorded as an exception event, status ERROR. */
 export function endSpanWithError(span: Span, error: unknown): void {
   span.recordException(error instanceof Error ? error : String(error));

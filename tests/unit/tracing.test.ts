@@ -14,6 +14,7 @@ import {
   contextFromStringHeaders,
   contextWith,
   startProcessSpan,
+  startRecordSpan,
   startSendSpan,
   startTracing,
   traceHeaders,
@@ -164,6 +165,29 @@ describe('tracing on', () => {
     running = undefined;
     expect(tracingEnabled()).toBe(false);
     expect(traceHeaders(remote())).toEqual({});
+  });
+
+  it('a record span continues its input, its headers carry it to outputs, and it ends failed or not', async () => {
+    expect(startRecordSpan('handle', { destination: 'orders' }, () => remote())).toBeUndefined();
+    const exporter = new InMemorySpanExporter();
+    running = await startTracing({ config, logger, exporter });
+    const input: RecordHeaders = [['traceparent', Buffer.from(TRACEPARENT)]];
+
+    const ok = startRecordSpan('handle', { destination: 'orders', attributes: { 'sluice.worker': 'score' } }, () => contextFromRecordHeaders(input))!;
+    const output = withRecordTraceHeaders(input, contextFromStringHeaders(ok.headers));
+    ok.end();
+    const failing = startRecordSpan('handle', { destination: 'orders' }, () => contextFromRecordHeaders(input))!;
+    failing.retrying(1, new TypeError('flaky'));
+    failing.fail(new RangeError('no'));
+
+    const [handled, failed] = exporter.getFinishedSpans();
+    expect(handled).toMatchObject({ name: 'handle orders', kind: SpanKind.CONSUMER });
+    expect(handled!.attributes['sluice.worker']).toBe('score');
+    expect(handled!.parentSpanContext?.spanId).toBe(SPAN_ID);
+    expect(output.map(([n, v]) => [n, v.toString()])).toEqual([['traceparent', `00-${TRACE_ID}-${handled!.spanContext().spanId}-01`]]);
+    expect(failed!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'no' });
+    expect(failed!.events.map((e) => e.name)).toEqual(['retry', 'exception']);
+    expect(failed!.events[0]!.attributes).toEqual({ attempt: 1, 'error.type': 'TypeError' });
   });
 
   it('gives each HTTP request a server span under the caller’s traceparent, or a new trace', async () => {

@@ -177,7 +177,11 @@ export function contextFromAmqpHeaders(headers: Readonly<Record<string, unknown>
  * there is nothing to inject.
  */
 export function withRecordTraceHeaders(headers: RecordHeaders, ctx: Context): RecordHeaders {
-  const inject = Object.entries(traceHeaders(ctx));
+  return replaceTraceHeaders(headers, traceHeaders(ctx));
+}
+
+function replaceTraceHeaders(headers: RecordHeaders, values: Readonly<Record<string, string>>): RecordHeaders {
+  const inject = Object.entries(values);
   if (inject.length === 0) return headers;
   return [...headers.filter(([name]) => !TRACE_HEADERS.has(name.toLowerCase())), ...inject.map(([name, value]) => [name, Buffer.from(value, 'utf8')] as const)];
 }
@@ -236,6 +240,11 @@ export class RecordSpan {
   constructor(span: Span, parent: Context) {
     this.#span = span;
     this.headers = traceHeaders(trace.setSpan(parent, span));
+  }
+
+  /** `headers` (Kafka pairs) with this span's trace headers instead of any they had, e.g. a dead letter's copy of its input's. */
+  carry(headers: RecordHeaders): RecordHeaders {
+    return replaceTraceHeaders(headers, this.headers);
   }
 
   /** A failed attempt that will be retried: an event on the span, which stays open. */

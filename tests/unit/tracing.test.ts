@@ -185,6 +185,14 @@ describe('tracing on', () => {
     expect(handled!.attributes['sluice.worker']).toBe('score');
     expect(handled!.parentSpanContext?.spanId).toBe(SPAN_ID);
     expect(output.map(([n, v]) => [n, v.toString()])).toEqual([['traceparent', `00-${TRACE_ID}-${handled!.spanContext().spanId}-01`]]);
+    const deadLetter = ok.carry([
+      ['traceparent', Buffer.from(TRACEPARENT)],
+      ['sluice.error.class', Buffer.from('RangeError')],
+    ]);
+    expect(deadLetter.map(([n, v]) => [n, v.toString()])).toEqual([
+      ['sluice.error.class', 'RangeError'],
+      ['traceparent', `00-${TRACE_ID}-${handled!.spanContext().spanId}-01`],
+    ]);
     expect(failed!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'no' });
     expect(failed!.events.map((e) => e.name)).toEqual(['retry', 'exception']);
     expect(failed!.events[0]!.attributes).toEqual({ attempt: 1, 'error.type': 'TypeError' });

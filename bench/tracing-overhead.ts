@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Fastify from 'fastify';
+import Fastify, { type FastifyRequest } from 'fastify';
 import { createTypes } from '../core/avro.ts';
 import { loadConfig, PROJECT_ROOT } from '../core/config.ts';
 import { registerHttpTracing } from '../core/http-tracing.ts';
@@ -9,6 +9,7 @@ import { createLogger } from '../core/logger.ts';
 import { startTracing } from '../core/tracing.ts';
 import type { BatchingProducer, OutgoingRecord, RecordAck } from '../producers/batching-producer.ts';
 import { isParsedBody, registerBodyParsers } from '../producers/body-parsers.ts';
+import { traceProduce } from '../producers/produce-tracing.ts';
 import { checkEvents, registerRoutes, toRecords, type RouteBinding } from '../producers/routes.ts';
 import { eventPool, median, round } from './common.ts';
 
@@ -27,6 +28,7 @@ import { eventPool, median, round } from './common.ts';
  * by median and by best batch.
  *
  *   node bench/tracing-overhead.ts [--batches 15] [--requests 2000] [--variants baseline,off,on]
+ *   node bench/tracing-overhead.ts --micro
  */
 
 type Variant = 'baseline' | 'off' | 'on';
@@ -89,6 +91,31 @@ async function batch(app: App, bodies: string[], requests: number): Promise<numb
   return (used.user + used.system) / requests;
 }
 
+/**
+ * `--micro`: just the code tracing adds to a request when off (traceProduce's
+ * check around building and producing the records), in CPU ns per call: the
+ * figure the request-level comparison cannot resolve on a noisy machine.
+ */
+async function micro(binding: RouteBinding, event: unknown): Promise<void> {
+  const producer = instantProducer();
+  const request = {} as FastifyRequest;
+  const variants = {
+    direct: () => producer.produce(toRecords(binding, [event], 'id')),
+    traceProduce: () => traceProduce(request, 'orders', 1, (headers) => producer.produce(toRecords(binding, [event], 'id', headers))),
+  };
+  const calls = 20_000;
+  const times: Record<keyof typeof variants, number[]> = { direct: [], traceProduce: [] };
+  for (let b = 0; b < 40; b += 1) {
+    for (const [name, call] of Object.entries(variants) as [keyof typeof variants, () => Promise<unknown>][]) {
+      const start = process.cpuUsage();
+      for (let i = 0; i < calls; i += 1) await call();
+      const used = process.cpuUsage(start);
+      times[name].push(((used.user + used.system) * 1000) / calls);
+    }
+  }
+  console.table(Object.entries(times).map(([name, t]) => ({ variant: name, 'CPU ns/call (best batch)': round(Math.min(...t), 0), 'CPU ns/call (median batch)': round(median(t), 0) })));
+}
+
 async function main(args: string[]): Promise<void> {
   const option = (name: string, fallback: number): number => {
     const i = args.indexOf(`--${name}`);
@@ -102,7 +129,9 @@ async function main(args: string[]): Promise<void> {
   const logger = createLogger(config, 'bench-tracing');
   const schema = readFileSync(`${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, 'utf8');
   const binding: RouteBinding = { route: { method: 'POST', path: '/v1/orders', topic: 'orders', key: 'orderId' }, subject: 'orders-value', schemaId: 1, types: createTypes(schema) };
-  const bodies = eventPool(500).singleBodies;
+  const pool = eventPool(500);
+  if (args.includes('--micro')) return micro(binding, pool.orders[0]);
+  const bodies = pool.singleBodies;
   // Built with tracing off, then tracing is turned on for the third: the
   // hooks are decided when an app is built, the produce span per request.
   const apps: Record<Variant, App> = { baseline: await build('baseline', binding), off: await build('off', binding), on: undefined as unknown as App };

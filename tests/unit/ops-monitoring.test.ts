@@ -211,4 +211,10 @@ describe.skipIf(!hasPromtool)('promtool', () => {
     expect(result.stderr + result.stdout).toMatch(/SUCCESS: \d+ rules found/);
     expect(result.status).toBe(0);
   });
+
+  it('fires the alerts on series as Sluice exports them, and not on healthy ones (ops/prometheus/alerts.test.yml)', () => {
+    const result = spawnSync('promtool', ['test', 'rules', 'alerts.test.yml'], { cwd: `${PROJECT_ROOT}/ops/prometheus`, encoding: 'utf8' });
+    expect(result.stdout + result.stderr).toContain('SUCCESS');
+    expect(result.status, result.stdout + result.stderr).toBe(0);
+  });
 });

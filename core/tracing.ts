@@ -1,7 +1,8 @@
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { hostname } from 'node:os';
 import type { SluiceConfig } from './config.ts';
+import { SluiceError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { RecordHeaders } from '../kafka/types.ts';
 
@@ -52,6 +53,23 @@ export function sluiceTracer(): Tracer {
   return tracer ?? trace.getTracer(TRACER_NAME);
 }
 
+/** A URL fit for the log: user and password (if someone put them in the endpoint) removed. */
+function withoutCredentials(url: string): string {
+  const shown = new URL(url);
+  shown.username = '';
+  shown.password = '';
+  return shown.toString();
+}
+
+/** A given exporter gets spans one by one as they end (tests read them at once); OTLP gets them batched, off the request path. */
+async function spanProcessor(exporter: SpanExporter | undefined, endpoint: string | undefined): Promise<SpanProcessor> {
+  const { BatchSpanProcessor, SimpleSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  if (exporter) return new SimpleSpanProcessor(exporter);
+  const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
+  // The spec's rule for the signal-agnostic endpoint: traces go to <endpoint>/v1/traces.
+  return new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }));
+}
+
 /**
  * Installs the OpenTelemetry SDK with an OTLP/HTTP exporter when
  * OTEL_EXPORTER_OTLP_ENDPOINT is set (or an exporter is given); returns
@@ -61,21 +79,14 @@ export async function startTracing(options: TracingOptions): Promise<Tracing | u
   const { config, logger } = options;
   const endpoint = config.otelExporterEndpoint;
   if (!options.exporter && endpoint === undefined) return undefined;
-  if (tracer) throw new Error('tracing is already started in this process');
-  const [{ BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor }, { W3CTraceContextPropagator }, { resourceFromAttributes }] = await Promise.all([
+  if (tracer) throw new SluiceError('SLUICE_TRACING_STARTED', 'tracing is already started in this process');
+  const [{ BasicTracerProvider }, { W3CTraceContextPropagator }, { resourceFromAttributes }, processor] = await Promise.all([
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/core'),
     import('@opentelemetry/resources'),
+    spanProcessor(options.exporter, endpoint),
   ]);
   const serviceName = config.otelServiceName ?? 'sluice';
-  let processor;
-  if (options.exporter) {
-    processor = new SimpleSpanProcessor(options.exporter);
-  } else {
-    const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
-    // The spec's rule for the signal-agnostic endpoint: traces go to <endpoint>/v1/traces.
-    processor = new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }));
-  }
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': serviceName, 'service.instance.id': config.instanceId ?? `${hostname()}-${process.pid}` }),
     spanProcessors: [processor],
@@ -83,7 +94,7 @@ export async function startTracing(options: TracingOptions): Promise<Tracing | u
   trace.setGlobalTracerProvider(provider);
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   tracer = trace.getTracer(TRACER_NAME);
-  if (endpoint !== undefined && !options.exporter) logger.info({ endpoint, serviceName }, 'tracing on: exporting spans over OTLP/HTTP');
+  if (endpoint !== undefined && !options.exporter) logger.info({ endpoint: withoutCredentials(endpoint), serviceName }, 'tracing on: exporting spans over OTLP/HTTP');
 
   let stopping: Promise<void> | undefined;
   return {

@@ -79,10 +79,30 @@ class CheckedIntType extends avro.types.IntType {
 }
 const checkedInt = new CheckedIntType();
 
-function isPlainInt(schema: unknown): boolean {
-  if (schema === 'int') return true;
+/**
+ * A JS string may hold a lone surrogate (JSON's "\ud800" escape makes one), which
+ * UTF-8 cannot represent: encoding would silently write U+FFFD instead. Such a
+ * string is invalid here, so the caller hears about it.
+ */
+class CheckedStringType extends avro.types.StringType {
+  _check(value: unknown, flags: unknown, hook?: (value: unknown, type: Type) => void): boolean {
+    const ok = typeof value === 'string' && value.isWellFormed();
+    if (!ok && hook) hook(value, this);
+    return ok;
+  }
+}
+const checkedString = new CheckedStringType();
+
+function plainPrimitive(schema: unknown, name: 'int' | 'string'): boolean {
+  if (schema === name) return true;
   const s = schema as { type?: unknown; logicalType?: unknown } | null;
-  return typeof s === 'object' && s !== null && s.type === 'int' && s.logicalType === undefined;
+  return typeof s === 'object' && s !== null && s.type === name && s.logicalType === undefined;
+}
+
+function checkedPrimitive(schema: unknown): Type | undefined {
+  if (plainPrimitive(schema, 'int')) return checkedInt;
+  if (plainPrimitive(schema, 'string')) return checkedString;
+  return undefined;
 }
 
 /**
@@ -114,7 +134,7 @@ function build(schema: Schema, wide: boolean): Type {
   const type = avro.Type.forSchema(schema, {
     logicalTypes: { 'timestamp-millis': TimestampMillis },
     // The wide type validates (see validateAvro), so it is the one that must not throw on a BigInt.
-    ...(wide ? { registry: { long: wideLong }, typeHook: (s: unknown) => (isPlainInt(s) ? checkedInt : undefined) } : {}),
+    ...(wide ? { registry: { long: wideLong }, typeHook: checkedPrimitive } : {}),
     // Unions of null and one type take the plain value (as JSON posters write it).
     wrapUnions: 'auto',
   } as Parameters<typeof avro.Type.forSchema>[1]);
@@ -199,6 +219,7 @@ function describeType(type: Type): string {
 
 function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
+  if (typeof value === 'string' && !value.isWellFormed()) return 'a string with a lone UTF-16 surrogate (not representable in UTF-8)';
   if (value === null) return 'null';
   if (typeof value === 'bigint') return `${value}`;
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);

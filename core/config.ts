@@ -310,7 +310,8 @@ export const OPTIONS = {
   accessFile: {
     env: 'SLUICE_ACCESS_FILE',
     default: '',
-    description: 'Access file (YAML or JSON): principals, their API-key and password hashes, and what each may do (`sluice access`). Unset: the HTTP services are open, and may bind only loopback addresses.',
+    description:
+      'Access file (YAML or JSON): principals, their API-key and password hashes, and what each may do (`sluice access`). Unset: the HTTP services are open, and may bind only loopback addresses.',
     parse: optionalPath,
   },
   insecure: {
@@ -362,7 +363,7 @@ export const OPTIONS = {
   httpKeepAliveTimeoutMs: {
     env: 'SLUICE_HTTP_KEEPALIVE_TIMEOUT_MS',
     default: '72000',
-    description: 'How long an idle keep-alive connection is kept between requests (above load balancers\' idle timeouts).',
+    description: "How long an idle keep-alive connection is kept between requests (above load balancers' idle timeouts).",
     parse: integer(1000, 600_000),
   },
   httpMaxConnections: {

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { SLUICE_DENIALS, API_CHALLENGE } from '../../access/denials.ts';
 import { installSecurity } from '../../access/plugin.ts';
 import { ingressRouteTable } from '../../access/route-table.ts';
@@ -26,7 +26,7 @@ export async function ingressApp(config: SluiceConfig, topology: Topology, logge
   const producer = new BatchingProducer({
     send: async (batch) => {
       const acks = [];
-      for (const tm of batch.topicMessages) {
+      for (const tm of batch.topicMessages ?? []) {
         for (const m of tm.messages) {
           sent.push({ topic: tm.topic, key: m.key as string | null, value: m.value as Buffer, headers: m.headers as Record<string, string> });
         }
@@ -41,7 +41,7 @@ export async function ingressApp(config: SluiceConfig, topology: Topology, logge
     timeoutMs: 2000,
     logger,
   });
-  const app = Fastify({ loggerInstance: logger, bodyLimit: config.bodyLimit });
+  const app: FastifyInstance = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: config.bodyLimit });
   registerBodyParsers(app);
   installSecurity(app, { service: 'ingress', config, logger, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
   app.setErrorHandler((error, _request, reply) => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator } from '../../access/authenticate.ts';
-import { addToAccessFile, loadAccessFile, parseAccessFile } from '../../access/file.ts';
+import { addToAccessFile, loadAccessFile } from '../../access/file.ts';
 import { checkExposure, isLoopback } from '../../access/http.ts';
 import { authorize, parseGrant, type Need, type Principal } from '../../access/permissions.ts';
 import { registeredRoutes } from '../../access/plugin.ts';

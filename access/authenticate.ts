@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { UnauthenticatedError } from '../core/errors.ts';
 import { keyId, type AccessFile, type PrincipalEntry } from './file.ts';
@@ -28,6 +29,7 @@ export class Authenticator {
   readonly #byKeyId = new Map<string, { entry: PrincipalEntry; hash: string }>();
   readonly #bySubject = new Map<string, PrincipalEntry>();
   readonly #cache = new Map<string, Principal | null>();
+  readonly #internal = new Map<string, { secret: Buffer; principal: Principal }>();
   readonly #jwks: JWTVerifyGetKey | undefined;
   readonly #oidc: OidcOptions | undefined;
 
@@ -58,8 +60,21 @@ export class Authenticator {
     });
   }
 
+  /**
+   * A principal that exists only in this process (never in the file), for the
+   * services of one `sluice up` to call each other; its secret is random per run.
+   */
+  addInternal(principal: Principal, secret: string): void {
+    this.#internal.set(principal.name, { secret: Buffer.from(secret), principal });
+  }
+
   /** A name and password (or API key) pair, as basic auth and the console's login form send it. */
   async password(name: string, secret: string): Promise<Principal | null> {
+    const internal = this.#internal.get(name);
+    if (internal) {
+      const given = Buffer.from(secret);
+      return given.length === internal.secret.length && timingSafeEqual(given, internal.secret) ? internal.principal : null;
+    }
     const entry = this.#byName.get(name);
     if (!entry) return null;
     if (entry.password !== undefined && (await verifySecret(secret, entry.password))) return principalOf(entry);

@@ -141,12 +141,14 @@ export async function addToAccessFile(file: string, addition: Addition): Promise
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   for (const grant of addition.allow) parseGrant(grant);
-  const doc = parseDocument(text === '' ? 'principals: []\n' : text);
+  const doc = parseDocument(text === '' ? '# Sluice access file: principals, credential hashes, permissions (see README, "Access control").\nprincipals:\n' : text);
   if (!isSeq(doc.get('principals'))) doc.set('principals', doc.createNode([]));
-  const principals = doc.get('principals') as ReturnType<Document['createNode']> & { items: unknown[] };
+  const principals = doc.get('principals') as ReturnType<Document['createNode']> & { items: unknown[]; flow?: boolean };
+  // An empty list is written `[]`; entries added to it read better as a block.
+  if (principals.items.length === 0) principals.flow = false;
   let entry = principals.items.find((item) => isMap(item) && item.get('name') === addition.name) as (Node & { get(k: string): unknown; set(k: string, v: unknown): void }) | undefined;
   if (!entry) {
-    entry = doc.createNode({ name: addition.name, allow: [] }) as unknown as typeof entry & object;
+    entry = doc.createNode({ name: addition.name, allow: [] }, { flow: false }) as unknown as typeof entry & object;
     principals.items.push(entry);
   }
   const allow = (entry!.get('allow') as { items?: { value?: unknown }[] } | undefined)?.items?.map((i) => String(i.value ?? i)) ?? [];
@@ -157,7 +159,9 @@ export async function addToAccessFile(file: string, addition: Addition): Promise
     const id = keyId(key)!;
     const keys = (entry!.get('keys') as { items?: unknown[] } | undefined)?.items ?? [];
     keys.push(doc.createNode({ id, hash: await hashSecret(key), created: new Date().toISOString() }, { flow: true }));
-    entry!.set('keys', doc.createNode(keys));
+    const list = doc.createNode(keys) as { flow?: boolean };
+    list.flow = false;
+    entry!.set('keys', list);
   }
   if (addition.password !== undefined) entry!.set('password', await hashSecret(addition.password));
   const out = doc.toString();

@@ -1,3 +1,5 @@
+import { SluiceError } from '../core/errors.ts';
+
 /**
  * What a principal may do, and the one check every HTTP route goes through.
  *
@@ -53,8 +55,12 @@ export function globToRegExp(glob: string): RegExp {
 
 /** Parses one grant string; throws with the reason when it is not one. */
 export function parseGrant(text: string): Grant {
-  if (!GRANT.test(text))
-    throw new Error(`"${text}" is not a permission (expected produce:<route>, read:<topic>, registry:read|write:<subject>, registry:admin, console:viewer|operator, metrics or *)`);
+  if (!GRANT.test(text)) {
+    throw new SluiceError(
+      'SLUICE_PERMISSION_INVALID',
+      `"${text}" is not a permission (expected produce:<route>, read:<topic>, registry:read|write:<subject>, registry:admin, console:viewer|operator, metrics or *)`,
+    );
+  }
   if (text === '*') return { kind: 'all' };
   if (text === 'metrics' || text === 'registry:admin' || text === 'console:viewer' || text === 'console:operator') return { kind: text };
   const kind = SCOPED.find((k) => text.startsWith(`${k}:`))!;

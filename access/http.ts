@@ -38,8 +38,10 @@ export function scheme(config: Pick<SluiceConfig, 'tlsCert' | 'tlsKey'>): 'http'
 /** Fastify's serverFactory: the Node server with TLS and limits applied, so every listener is built the same way. */
 export function serverFactory(config: Transport): FastifyServerFactory {
   const tls = tlsFiles(config);
+  // Node checks the header and request timeouts on this interval (30 s by default), so it bounds how late they fire.
+  const checks = { connectionsCheckingInterval: Math.max(250, Math.min(config.httpHeadersTimeoutMs, config.httpRequestTimeoutMs) / 4) };
   return (handler) => {
-    const server = (tls ? createHttpsServer({ ...tls, minVersion: 'TLSv1.2' }, handler) : createHttpServer(handler)) as Server;
+    const server = (tls ? createHttpsServer({ ...tls, ...checks, minVersion: 'TLSv1.2' }, handler) : createHttpServer(checks, handler)) as Server;
     server.headersTimeout = config.httpHeadersTimeoutMs;
     server.requestTimeout = config.httpRequestTimeoutMs;
     server.keepAliveTimeout = config.httpKeepAliveTimeoutMs;

@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { fastifyCookie } from '@fastify/cookie';
+import { parseCookie, stringifySetCookie } from 'cookie';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthenticatedError } from '../core/errors.ts';
 import type { AccessControl } from './control.ts';
@@ -40,7 +40,7 @@ export class ConsoleSessions {
   }
 
   #session(request: FastifyRequest): [string, Session] | undefined {
-    const id = fastifyCookie.parse(request.headers.cookie ?? '')[SESSION_COOKIE];
+    const id = parseCookie(request.headers.cookie ?? '')[SESSION_COOKIE];
     const session = id === undefined ? undefined : this.#sessions.get(id);
     if (!id || !session) return undefined;
     if (session.expires <= Date.now()) {
@@ -62,7 +62,7 @@ export class ConsoleSessions {
   };
 
   #cookie(id: string, maxAgeS: number): string {
-    return fastifyCookie.serialize(SESSION_COOKIE, id, { httpOnly: true, sameSite: 'strict', path: '/', maxAge: maxAgeS, secure: this.#secure });
+    return stringifySetCookie({ name: SESSION_COOKIE, value: id, httpOnly: true, sameSite: 'strict', path: '/', maxAge: maxAgeS, secure: this.#secure });
   }
 
   #sweep(): void {
@@ -75,7 +75,8 @@ export class ConsoleSessions {
     app.get('/api/session', async (request) => {
       if (control.open) return { open: true };
       const found = this.#session(request);
-      if (!found) throw new UnauthenticatedError('not signed in');
+      // Public, so it answers rather than refuses: the page asks for a sign-in when nobody is.
+      if (!found) return { open: false, principal: null };
       return { principal: found[1].principal.name, csrf: found[1].csrf, operator: authorize(found[1].principal, [{ kind: 'console', role: 'operator' }]).allowed };
     });
 

@@ -7,8 +7,8 @@ import { SluiceError } from '../core/errors.ts';
  *   produce:<route glob>          POST events to ingress routes (`produce:/v1/orders`, `produce:*`)
  *   read:<topic glob>             read records of topics (tail, console topic pages, live tail)
  *   registry:read:<subject glob>  read schemas, versions, config of subjects; test compatibility
- *   registry:write:<subject glob> register schemas under subjects (implies registry:read on them)
- *   registry:admin                compatibility config, mode, deletes (implies all registry reads and writes)
+ *   registry:write:<subject glob> register schemas under subjects, set their compatibility (implies registry:read on them)
+ *   registry:admin                global compatibility config, mode, deletes (implies all registry reads and writes)
  *   console:viewer                sign in to the console and see topics, groups and schemas
  *   console:operator              console actions that change things (implies console:viewer)
  *   metrics                       GET /metrics
@@ -125,6 +125,7 @@ export function authorize(principal: Principal | undefined, needs: readonly Need
   if (open || needs.every((n) => n.kind === 'public')) return { allowed: true };
   if (!principal) return { allowed: false, status: 401, reason: 'credentials required (Authorization: Bearer <key>, or Basic)' };
   for (const need of needs) {
+    if (need.kind === 'public' || need.kind === 'authenticated') continue;
     if (!principal.grants.some((g) => satisfies(g, need))) {
       return { allowed: false, status: 403, reason: `principal "${principal.name}" lacks ${describeNeed(need)}` };
     }

@@ -46,9 +46,14 @@ export function ingressRouteTable(routePaths: readonly string[]): RouteTable {
 
 const READ_ANY: RouteRule = { needs: always({ kind: 'registry:read' }) };
 const READ_SUBJECT: RouteRule = { needs: (r) => [{ kind: 'registry:read', subject: subject(r) }] };
+const WRITE_SUBJECT: RouteRule = { needs: (r) => [{ kind: 'registry:write', subject: subject(r) }], audit: true };
 const ADMIN: RouteRule = { needs: always({ kind: 'registry:admin' }), audit: true };
 
-/** The schema registry, in Karapace's terms: reads and writes per subject; config, mode and deletes are admin. */
+/**
+ * The schema registry, in Karapace's terms: reads and writes per subject; a
+ * subject's own compatibility is part of writing it (Confluent's clients set it
+ * on first registration); global config, mode and deletes are admin.
+ */
 export const REGISTRY_ROUTES: RouteTable = {
   'GET /': SIGNED_IN,
   'GET /schemas/types': SIGNED_IN,
@@ -56,7 +61,7 @@ export const REGISTRY_ROUTES: RouteTable = {
   'GET /subjects/:subject/versions': READ_SUBJECT,
   'GET /subjects/:subject/versions/:version': READ_SUBJECT,
   'GET /subjects/:subject/versions/:version/schema': READ_SUBJECT,
-  'POST /subjects/:subject/versions': { needs: (r) => [{ kind: 'registry:write', subject: subject(r) }], audit: true },
+  'POST /subjects/:subject/versions': WRITE_SUBJECT,
   // Looking a schema up and testing compatibility change nothing: reads.
   'POST /subjects/:subject': READ_SUBJECT,
   'DELETE /subjects/:subject': ADMIN,
@@ -71,8 +76,8 @@ export const REGISTRY_ROUTES: RouteTable = {
   'PUT /config': ADMIN,
   'DELETE /config': ADMIN,
   'GET /config/:subject': READ_SUBJECT,
-  'PUT /config/:subject': ADMIN,
-  'DELETE /config/:subject': ADMIN,
+  'PUT /config/:subject': WRITE_SUBJECT,
+  'DELETE /config/:subject': WRITE_SUBJECT,
   'GET /mode': READ_ANY,
   'PUT /mode': ADMIN,
 };

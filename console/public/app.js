@@ -442,9 +442,9 @@ async function route() {
 }
 
 async function start() {
-  const response = await fetch('/api/session');
-  if (response.status === 401) return loginPage();
-  session = await response.json();
+  const current = await (await fetch('/api/session')).json();
+  if (!current.open && !current.principal) return loginPage();
+  session = current;
   showSession();
   await route();
 }

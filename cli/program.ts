@@ -13,6 +13,9 @@ import { register as registerBridge } from './commands/bridge.ts';
 import { register as registerLb } from './commands/lb.ts';
 import { register as registerServices } from './commands/services.ts';
 import { closeOnSignal, type Service } from './lifecycle.ts';
+import { register as registerAccess } from './commands/access.ts';
+import { trustConfiguredCa } from '../access/http.ts';
+import { internalRegistryUrl } from '../access/internal.ts';
 import {
   applyAtStart,
   discoveryStep,
@@ -28,7 +31,18 @@ import {
 } from './services.ts';
 
 /** Command groups beyond the core ones (topology, schemas, tail, ...), in --help order. */
-const COMMAND_GROUPS: ((program: Command) => void)[] = [registerTopology, registerSchemas, registerTail, registerConsole, registerBridge, registerServices, registerLb, registerStatus, registerDlq];
+const COMMAND_GROUPS: ((program: Command) => void)[] = [
+  registerAccess,
+  registerTopology,
+  registerSchemas,
+  registerTail,
+  registerConsole,
+  registerBridge,
+  registerServices,
+  registerLb,
+  registerStatus,
+  registerDlq,
+];
 
 interface GlobalFlags {
   brokers?: string;
@@ -36,6 +50,7 @@ interface GlobalFlags {
   topology?: string;
   logLevel?: string;
   discovery?: boolean;
+  insecure?: boolean;
 }
 
 /** Whether `--discovery` was given: discovery then runs even without SLUICE_ETCD (on a local etcd). */
@@ -45,13 +60,17 @@ export function discoveryRequested(command: Command): boolean {
 
 export function configFrom(command: Command, extra: Partial<Record<keyof typeof OPTIONS, string>> = {}): SluiceConfig {
   const flags = command.optsWithGlobals<GlobalFlags>();
-  return loadConfig(process.env, {
+  const config = loadConfig(process.env, {
     ...(flags.brokers === undefined ? {} : { kafkaBrokers: flags.brokers }),
     ...(flags.registryUrl === undefined ? {} : { registryUrl: flags.registryUrl }),
     ...(flags.topology === undefined ? {} : { topologyFile: flags.topology }),
     ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
+    ...(flags.insecure === true ? { insecure: 'true' } : {}),
     ...extra,
   });
+  // Every HTTP client of the command (registry, console, tail) then trusts the configured CA.
+  trustConfiguredCa(config);
+  return config;
 }
 
 /** Starts services in order; if one fails, the ones already started are closed before the error surfaces. */
@@ -92,6 +111,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--topology <file>', 'topology file').env(OPTIONS.topologyFile.env))
     .addOption(new Option('--log-level <level>', 'log level').env(OPTIONS.logLevel.env))
     .addOption(new Option('--discovery', 'register services in etcd (SLUICE_ETCD, or a local etcd started under data/etcd)'))
+    .addOption(new Option('--insecure', 'allow listening on a non-loopback address without an access file (anyone reaching it may do anything)'))
     .showHelpAfterError()
     .exitOverride();
 
@@ -100,10 +120,12 @@ export function buildProgram(): Command {
     .description('start everything: Kafka (unless KAFKA_BROKERS is set), the registry, the topology, the ingress and the workers')
     .option('--no-workers', 'start no workers')
     .action(async (flags: { workers: boolean }, command: Command) => {
-      const config = configFrom(command, flags.workers ? {} : { workers: '' });
+      const base = configFrom(command, flags.workers ? {} : { workers: '' });
+      const ownRegistry = registryIsLocal(base);
+      // The services of this process reach its own registry over its scheme, as a per-run internal principal.
+      const config = ownRegistry ? configFrom(command, { ...(flags.workers ? {} : { workers: '' }), registryUrl: internalRegistryUrl(base) }) : base;
       const log = createLogger(config, 'sluice');
       const topology = loadTopology(config.topologyFile);
-      const ownRegistry = registryIsLocal(config);
       const discovery = discoveryStep(config, log, discoveryRequested(command));
       process.exitCode = await serve(config, log, [
         () => ensureKafka(config, log),

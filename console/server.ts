@@ -12,6 +12,11 @@ import { LagHistory } from './lag-history.ts';
 import { registerLiveTail } from './live-tail.ts';
 import { registerSchemaRoutes } from './schemas.ts';
 import { registerStatic } from './static.ts';
+import { ConsoleSessions } from '../access/console-session.ts';
+import { SLUICE_DENIALS } from '../access/denials.ts';
+import { checkExposure, scheme, serverFactory } from '../access/http.ts';
+import { installSecurity } from '../access/plugin.ts';
+import { CONSOLE_ROUTES } from '../access/route-table.ts';
 
 export interface ConsoleOptions {
   config: SluiceConfig;
@@ -47,7 +52,10 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   const app: FastifyInstance = Fastify({
     loggerInstance: log.child({ component: 'console-http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    serverFactory: serverFactory(config),
   });
+  const sessions = new ConsoleSessions({ ttlMs: config.consoleSessionTtlMs, secure: scheme(config) === 'https' });
+  const access = installSecurity(app, { service: 'console', config, logger: log, routes: CONSOLE_ROUTES, denials: SLUICE_DENIALS, identity: sessions.identity });
   app.setErrorHandler((error: FastifyError | SluiceError, _request, reply) => {
     const status = error instanceof RegistryError ? error.httpStatus : typeof error.statusCode === 'number' ? error.statusCode : 500;
     if (status >= 500) log.error({ err: error }, 'console request failed');
@@ -56,6 +64,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
 
   registerHttpMetrics(app, { service: 'console' });
   registerStatic(app);
+  sessions.register(app, access);
   app.get('/api/topics', async () => listTopics(admin));
   app.get<{ Params: { name: string } }>('/api/topics/:name', async (request) => describeTopic(admin, request.params.name));
   app.get('/api/groups', async () => listGroups(admin));
@@ -71,6 +80,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   registerLiveTail(app, { kafka, registry, logger: log });
 
   try {
+    checkExposure(config, options.host ?? config.consoleHost, 'console', log);
     await app.listen({ host: options.host ?? config.consoleHost, port: options.port ?? config.consolePort });
   } catch (error) {
     lagHistory.close();
@@ -78,7 +88,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     throw error;
   }
   const address = app.server.address() as AddressInfo;
-  const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+  const url = `${scheme(config)}://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
   log.info({ url }, 'console listening');
   let closing: Promise<void> | undefined;
   return {

@@ -65,13 +65,81 @@ export interface AvroTypes {
   readonly wide: Type;
 }
 
+/**
+ * avsc's int check is `val === (val | 0)`, which throws "Cannot mix BigInt and
+ * other types" for the BigInt an integer beyond 2^53 parses to; this one says
+ * invalid instead, so the field is named in a 400 rather than failing the request.
+ */
+class CheckedIntType extends avro.types.IntType {
+  _check(value: unknown, flags: unknown, hook?: (value: unknown, type: Type) => void): boolean {
+    const ok = typeof value === 'number' && value === (value | 0);
+    if (!ok && hook) hook(value, this);
+    return ok;
+  }
+}
+const checkedInt = new CheckedIntType();
+
+/**
+ * A JS string may hold a lone surrogate (JSON's "\ud800" escape makes one), which
+ * UTF-8 cannot represent: encoding would silently write U+FFFD instead. Such a
+ * string is invalid here, so the caller hears about it.
+ */
+class CheckedStringType extends avro.types.StringType {
+  _check(value: unknown, flags: unknown, hook?: (value: unknown, type: Type) => void): boolean {
+    const ok = typeof value === 'string' && value.isWellFormed();
+    if (!ok && hook) hook(value, this);
+    return ok;
+  }
+}
+const checkedString = new CheckedStringType();
+
+function plainPrimitive(schema: unknown, name: 'int' | 'string'): boolean {
+  if (schema === name) return true;
+  const s = schema as { type?: unknown; logicalType?: unknown } | null;
+  return typeof s === 'object' && s !== null && s.type === name && s.logicalType === undefined;
+}
+
+function checkedPrimitive(schema: unknown): Type | undefined {
+  if (plainPrimitive(schema, 'int')) return checkedInt;
+  if (plainPrimitive(schema, 'string')) return checkedString;
+  return undefined;
+}
+
+/**
+ * avsc looks record fields and enum symbols up in plain objects, so a key such
+ * as `constructor`, `toString` or `__proto__` finds Object.prototype's member and
+ * passes as declared: an unknown field would be dropped silently, an enum symbol
+ * accepted that has no index. Objects without a prototype make them unknown.
+ */
+function withoutPrototypeLookups(type: Type, seen = new Set<Type>()): void {
+  if (seen.has(type)) return;
+  seen.add(type);
+  const t = type as Type & {
+    _fieldsByName?: Record<string, unknown>;
+    _indices?: Record<string, unknown>;
+    fields?: { type: Type }[];
+    types?: Type[];
+    itemsType?: Type;
+    valuesType?: Type;
+    underlyingType?: Type;
+  };
+  // avsc freezes its types, but not these look-up tables.
+  if (t._fieldsByName) Object.setPrototypeOf(t._fieldsByName, null);
+  if (t._indices) Object.setPrototypeOf(t._indices, null);
+  const children = [...(t.fields ?? []).map((f) => f.type), ...(t.types ?? []), t.itemsType, t.valuesType, t.underlyingType];
+  for (const child of children) if (child) withoutPrototypeLookups(child, seen);
+}
+
 function build(schema: Schema, wide: boolean): Type {
-  return avro.Type.forSchema(schema, {
+  const type = avro.Type.forSchema(schema, {
     logicalTypes: { 'timestamp-millis': TimestampMillis },
-    ...(wide ? { registry: { long: wideLong } } : {}),
+    // The wide type validates (see validateAvro), so it is the one that must not throw on a BigInt.
+    ...(wide ? { registry: { long: wideLong }, typeHook: checkedPrimitive } : {}),
     // Unions of null and one type take the plain value (as JSON posters write it).
     wrapUnions: 'auto',
-  });
+  } as Parameters<typeof avro.Type.forSchema>[1]);
+  withoutPrototypeLookups(type);
+  return type;
 }
 
 export function parseSchemaText(text: string): Schema {
@@ -151,6 +219,7 @@ function describeType(type: Type): string {
 
 function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
+  if (typeof value === 'string' && !value.isWellFormed()) return 'a string with a lone UTF-16 surrogate (not representable in UTF-8)';
   if (value === null) return 'null';
   if (typeof value === 'bigint') return `${value}`;
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);

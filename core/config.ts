@@ -91,6 +91,15 @@ const oneOf =
     return v;
   };
 
+const optionalPath: Parser<string | undefined> = (raw, name) => (raw.trim() === '' ? undefined : path(raw, name));
+
+const flag: Parser<boolean> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0' || v === '') return false;
+  throw new ConfigError(name, `expected true or false, got "${raw}"`);
+};
+
 const heap: Parser<string> = (raw, name) => {
   if (!/^\d+[mMgG]$/.test(raw.trim())) throw new ConfigError(name, `expected a JVM size such as 512m or 1g, got "${raw}"`);
   return raw.trim();
@@ -298,6 +307,77 @@ export const OPTIONS = {
   },
   lbHost: { env: 'SLUICE_LB_HOST', default: '127.0.0.1', description: 'Address HAProxy (`sluice lb`) listens on.', parse: text },
   lbPort: { env: 'SLUICE_LB_PORT', default: '8000', description: 'Port HAProxy (`sluice lb`) listens on, in front of the ingress replicas.', parse: port },
+  accessFile: {
+    env: 'SLUICE_ACCESS_FILE',
+    default: '',
+    description:
+      'Access file (YAML or JSON): principals, their API-key and password hashes, and what each may do (`sluice access`). Unset: the HTTP services are open, and may bind only loopback addresses.',
+    parse: optionalPath,
+  },
+  insecure: {
+    env: 'SLUICE_INSECURE',
+    default: 'false',
+    description: 'Allow binding a non-loopback address without an access file (`--insecure`): anyone who reaches it may do anything.',
+    parse: flag,
+  },
+  tlsCert: { env: 'SLUICE_TLS_CERT', default: '', description: 'PEM certificate (chain) of the HTTP listeners; with SLUICE_TLS_KEY, they serve HTTPS only.', parse: optionalPath },
+  tlsKey: { env: 'SLUICE_TLS_KEY', default: '', description: 'PEM private key of SLUICE_TLS_CERT.', parse: optionalPath },
+  tlsCa: {
+    env: 'SLUICE_TLS_CA',
+    default: '',
+    description: "PEM CA certificate(s) Sluice's HTTP clients (CLI, ingress, workers, console) trust, besides the system's.",
+    parse: optionalPath,
+  },
+  oidcJwksUrl: {
+    env: 'SLUICE_OIDC_JWKS_URL',
+    default: '',
+    description: 'JWKS URL of an OAuth2/OIDC issuer: the ingress then also accepts its JWTs as bearer tokens (principal: the `sub` claim, matched in the access file).',
+    parse: optionalUrl,
+  },
+  oidcIssuer: { env: 'SLUICE_OIDC_ISSUER', default: '', description: 'Required `iss` of accepted JWTs.', parse: optionalText },
+  oidcAudience: { env: 'SLUICE_OIDC_AUDIENCE', default: '', description: 'Required `aud` of accepted JWTs.', parse: optionalText },
+  rateLimit: {
+    env: 'SLUICE_RATE_LIMIT',
+    default: '60000',
+    description: 'Requests per minute one principal may make to one HTTP service (429 + Retry-After beyond); with an access file only (a principal may set its own `rateLimit`); 0: no limit.',
+    parse: integer(0, 100_000_000),
+  },
+  httpHeadersTimeoutMs: {
+    env: 'SLUICE_HTTP_HEADERS_TIMEOUT_MS',
+    default: '10000',
+    description: "Longest time a client may take to send a request's headers.",
+    parse: integer(1000, 600_000),
+  },
+  httpRequestTimeoutMs: {
+    env: 'SLUICE_HTTP_REQUEST_TIMEOUT_MS',
+    default: '30000',
+    description: 'Longest time a client may take to send a whole request (headers and body).',
+    parse: integer(1000, 3_600_000),
+  },
+  httpIdleTimeoutMs: {
+    env: 'SLUICE_HTTP_IDLE_TIMEOUT_MS',
+    default: '120000',
+    description: 'A connection with no traffic for this long is closed (live tails send a heartbeat every 15 s).',
+    parse: integer(1000, 3_600_000),
+  },
+  httpKeepAliveTimeoutMs: {
+    env: 'SLUICE_HTTP_KEEPALIVE_TIMEOUT_MS',
+    default: '72000',
+    description: "How long an idle keep-alive connection is kept between requests (above load balancers' idle timeouts).",
+    parse: integer(1000, 600_000),
+  },
+  httpMaxConnections: {
+    env: 'SLUICE_HTTP_MAX_CONNECTIONS',
+    default: '10000',
+    description: 'Most open connections per HTTP listener; more are refused.',
+    parse: integer(1, 1_000_000),
+  },
+  consoleSessionTtlMs: {
+    env: 'SLUICE_CONSOLE_SESSION_TTL_MS',
+    default: '28800000',
+    description: 'How long a console login lasts.',
+    parse: integer(60_000, 30 * 24 * 3_600_000),
+  },
   logLevel: {
     env: 'SLUICE_LOG_LEVEL',
     default: 'info',

@@ -327,3 +327,39 @@ export class LoadBalancerError extends SluiceError {
     super('SLUICE_LB', message, { cause });
   }
 }
+
+/** The access file is malformed; the message names file:line:column. */
+export class AccessFileError extends SluiceError {
+  constructor(location: SourceLocation, path: string, message: string) {
+    const where = location.line === undefined ? location.file : `${location.file}:${location.line}:${location.column ?? 1}`;
+    super('SLUICE_ACCESS_FILE_INVALID', `${where}: ${path ? `${path}: ` : ''}${message}`);
+  }
+}
+
+/** A request came without credentials, or with ones that are not valid. */
+export class UnauthenticatedError extends SluiceError {
+  constructor(message: string) {
+    super('SLUICE_UNAUTHENTICATED', message, { statusCode: 401 });
+  }
+}
+
+/** A request's principal lacks the permission the route needs. */
+export class ForbiddenError extends SluiceError {
+  constructor(message: string) {
+    super('SLUICE_FORBIDDEN', message, { statusCode: 403 });
+  }
+}
+
+/** A principal made more requests than its rate limit allows. */
+export class RateLimitedError extends SluiceError {
+  constructor(message: string) {
+    super('SLUICE_RATE_LIMITED', message, { retryable: true, statusCode: 429 });
+  }
+}
+
+/** An HTTP service would be reachable from other hosts with nobody's access checked. */
+export class InsecureBindError extends SluiceError {
+  constructor(message: string) {
+    super('SLUICE_INSECURE_BIND', message);
+  }
+}

@@ -4,23 +4,58 @@
  * reviver's access to the source text) and written back digit for digit.
  */
 
-// Only bodies that contain a long digit run can hold an unsafe integer; the
-// reviver is several times slower than a plain parse, so skip it otherwise.
-const MAYBE_UNSAFE_INTEGER = /\d{16,}/;
+// Only bodies that contain a long digit run can hold an unsafe integer, and only
+// those or a three-digit exponent a number too large for a double (1e400 parses
+// to Infinity); the reviver is several times slower than a plain parse, so skip it otherwise.
+const MAYBE_UNSAFE_NUMBER = /\d{16,}|[eE][+-]?\d{3}/;
+
+/** A JSON number that a double cannot hold (JSON.parse would turn it into Infinity). */
+export class NonFiniteNumberError extends Error {
+  readonly path: string;
+  readonly source: string;
+  constructor(path: string, source: string) {
+    super(`${path || '(root)'}: number ${source.length > 40 ? `${source.slice(0, 40)}…` : source} is too large for a double`);
+    this.path = path;
+    this.source = source;
+  }
+}
 
 interface ReviverContext {
   source?: string;
 }
 
-function reviveBigInts(this: unknown, _key: string, value: unknown, context?: ReviverContext): unknown {
-  if (typeof value === 'number' && !Number.isSafeInteger(value) && context?.source !== undefined && /^-?\d+$/.test(context.source)) {
-    return BigInt(context.source);
-  }
+const NON_FINITE = Symbol('non-finite number');
+
+function reviveNumbers(this: unknown, _key: string, value: unknown, context?: ReviverContext): unknown {
+  if (typeof value !== 'number' || Number.isSafeInteger(value) || context?.source === undefined) return value;
+  if (/^-?\d+$/.test(context.source)) return BigInt(context.source);
+  // Marked here, named with its path below: a reviver sees its key but not where it is.
+  if (!Number.isFinite(value)) return { [NON_FINITE]: context.source };
   return value;
 }
 
+function findNonFinite(value: unknown, path: string): NonFiniteNumberError | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const source = (value as Record<symbol, unknown>)[NON_FINITE];
+  if (typeof source === 'string') return new NonFiniteNumberError(path, source);
+  for (const [key, item] of Object.entries(value)) {
+    const found = findNonFinite(item, Array.isArray(value) ? `${path}[${key}]` : path === '' ? key : `${path}.${key}`);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
+ * JSON.parse, with integers beyond 2^53 as exact BigInts; a number too large
+ * for a double throws NonFiniteNumberError naming its path instead of
+ * becoming Infinity (which JSON cannot even write back).
+ */
 export function parseJson(text: string): unknown {
-  return MAYBE_UNSAFE_INTEGER.test(text) ? JSON.parse(text, reviveBigInts as (key: string, value: unknown) => unknown) : JSON.parse(text);
+  if (!MAYBE_UNSAFE_NUMBER.test(text)) return JSON.parse(text);
+  const value: unknown = JSON.parse(text, reviveNumbers as (key: string, value: unknown) => unknown);
+  const nonFinite = findNonFinite(value, '');
+  if (nonFinite) throw nonFinite;
+  return value;
 }
 
 const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;

@@ -17,14 +17,26 @@ export interface RegisteredSchema {
  * concurrent look-ups of one id share a single request.
  */
 export class RegistryClient {
+  /** The registry's URL, without any credentials. */
   readonly url: string;
   readonly #timeoutMs: number;
+  readonly #headers: Record<string, string>;
   readonly #byId = new Map<number, Promise<AvroTypes>>();
   readonly #decoders = new Map<string, Decoder>();
 
+  /**
+   * Credentials may ride in the URL (`https://name:password@host:8081`, as
+   * Confluent's basic.auth.credentials.source=URL): they are sent as basic auth
+   * and kept out of `url`, which appears in logs and errors.
+   */
   constructor(url: string, options: { timeoutMs?: number } = {}) {
-    this.url = url.replace(/\/$/, '');
+    const parsed = new URL(url);
+    const credentials = parsed.username === '' ? undefined : `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+    parsed.username = '';
+    parsed.password = '';
+    this.url = parsed.toString().replace(/\/$/, '');
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#headers = credentials === undefined ? { accept: CONTENT_TYPE } : { accept: CONTENT_TYPE, authorization: `Basic ${Buffer.from(credentials).toString('base64')}` };
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -32,7 +44,7 @@ export class RegistryClient {
     try {
       response = await fetch(`${this.url}${path}`, {
         method,
-        headers: body === undefined ? { accept: CONTENT_TYPE } : { accept: CONTENT_TYPE, 'content-type': CONTENT_TYPE },
+        headers: body === undefined ? this.#headers : { ...this.#headers, 'content-type': CONTENT_TYPE },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.#timeoutMs),
       });

@@ -43,8 +43,11 @@ export function checkEvents(types: AvroTypes, events: unknown[], batch: boolean)
   throw new ValidationError(violations, batch ? `${badEvents} of ${events.length} events are invalid, so none was produced; first: ${where}` : where);
 }
 
-export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS): OutgoingRecord[] {
-  const headers = { ...trace, [CORRELATION_HEADER]: correlationId, 'content-type': VALUE_CONTENT_TYPE };
+export const PRINCIPAL_HEADER = 'sluice.principal';
+
+export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS, principal?: string): OutgoingRecord[] {
+  // Who produced travels with each record, so workers, dead letters and audits know.
+  const headers = { ...trace, [CORRELATION_HEADER]: correlationId, 'content-type': VALUE_CONTENT_TYPE, ...(principal === undefined ? {} : { [PRINCIPAL_HEADER]: principal }) };
   return events.map((event) => {
     const keyValue = (event as Record<string, unknown>)[binding.route.key];
     return {
@@ -63,7 +66,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], p
       if (!isParsedBody(request.body)) throw new MalformedBodyError('body is empty; expected a JSON object (one event) or array (a batch)');
       const { events, batch } = request.body;
       checkEvents(binding.types, events, batch);
-      const acks = await traceProduce(request, binding.route.topic, events.length, (trace) => producer.produce(toRecords(binding, events, request.id, trace)));
+      const acks = await traceProduce(request, binding.route.topic, events.length, (trace) => producer.produce(toRecords(binding, events, request.id, trace, request.principal?.name)));
       const results: ProduceResult[] = acks.map((ack) => ({ ...ack, schemaId: binding.schemaId }));
       request.log.debug({ topic: binding.route.topic, count: results.length }, 'events produced');
       return reply.code(200).send(batch ? { results } : results[0]);

@@ -18,6 +18,10 @@ import { registerDocs } from './docs.ts';
 import { KafkaConnection, kafkaBudget } from './kafka-connection.ts';
 import { Readiness } from './readiness.ts';
 import { registerRoutes, type RouteBinding } from './routes.ts';
+import { API_CHALLENGE, SLUICE_DENIALS } from '../access/denials.ts';
+import { checkExposure, scheme, serverFactory } from '../access/http.ts';
+import { installSecurity } from '../access/plugin.ts';
+import { ingressRouteTable } from '../access/route-table.ts';
 
 export interface IngressOptions {
   config: SluiceConfig;
@@ -203,6 +207,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlationId' }),
     bodyLimit: config.bodyLimit,
+    serverFactory: serverFactory(config),
     requestIdHeader: false,
     genReqId: (req) => {
       const header = req.headers['x-correlation-id'];
@@ -212,6 +217,8 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   registerBodyParsers(app);
   registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
   registerHttpTracing(app);
+  const routes = ingressRouteTable(bindings.map((b) => b.route.path));
+  installSecurity(app, { service: 'ingress', config, logger: log, routes, denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-correlation-id', request.id);
@@ -259,6 +266,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   registerDocs(app, topology, config);
 
   try {
+    checkExposure(config, options.host ?? config.ingressHost, 'ingress', log);
     await app.listen({ host: options.host ?? config.ingressHost, port: options.port ?? config.ingressPort });
   } catch (error) {
     await connection.close();
@@ -271,7 +279,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${address.port}`,
+    url: `${scheme(config)}://${host}:${address.port}`,
     stats: () => batcher.stats(),
     close() {
       // Order matters: stop taking requests (in-flight ones still complete, their

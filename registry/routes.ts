@@ -1,4 +1,10 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { REGISTRY_DENIALS, API_CHALLENGE } from '../access/denials.ts';
+import { serverFactory } from '../access/http.ts';
+import { installSecurity } from '../access/plugin.ts';
+import { registryWriteDetails } from '../access/registry-audit.ts';
+import { REGISTRY_ROUTES } from '../access/route-table.ts';
+import type { SluiceConfig } from '../core/config.ts';
 import { RegistryHttpError } from '../core/errors.ts';
 import { registerHttpMetrics } from '../core/http-metrics.ts';
 import type { Logger } from '../core/logger.ts';
@@ -34,14 +40,17 @@ function parseId(raw: string): number {
   return id;
 }
 
-export function buildRegistryApp(store: RegistryStore, logger: Logger): FastifyInstance {
+export function buildRegistryApp(store: RegistryStore, logger: Logger, config: SluiceConfig): FastifyInstance {
   const app: FastifyInstance = Fastify({
     loggerInstance: logger.child({ module: 'registry-http' }) as FastifyBaseLogger,
     // Per-request lines would drown the log; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
+    serverFactory: serverFactory(config),
   });
   const state = store.state;
   registerHttpMetrics(app, { service: 'registry' });
+  const security = { config, logger, routes: REGISTRY_ROUTES, denials: REGISTRY_DENIALS, challenge: API_CHALLENGE, describeWrite: registryWriteDetails(state) };
+  installSecurity(app, { service: 'registry', ...security });
 
   // One parser for all three types; an empty body (clients send DELETEs with a content type) is no body.
   app.removeContentTypeParser('application/json');

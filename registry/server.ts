@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
+import { checkExposure, scheme } from '../access/http.ts';
 import { buildRegistryApp } from './routes.ts';
 import { RegistryStore } from './store.ts';
 
@@ -21,10 +22,10 @@ export interface RunningRegistry {
   close(): Promise<void>;
 }
 
-function urlOf(address: AddressInfo): string {
+function urlOf(address: AddressInfo, protocol: string): string {
   // A wildcard address is not one a client can call; loopback reaches it.
   const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  return `${protocol}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
 }
 
 /** Loads the registry's state from Kafka, then serves the Confluent API. */
@@ -33,14 +34,15 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   const logger = options.logger;
   const store = new RegistryStore({ config, logger, topic: options.topic ?? config.registryTopic });
   await store.start();
-  const app = buildRegistryApp(store, logger);
+  const app = buildRegistryApp(store, logger, config);
   try {
+    checkExposure(config, options.host ?? config.registryHost, 'registry', logger);
     await app.listen({ host: options.host ?? config.registryHost, port: options.port ?? config.registryPort });
   } catch (error) {
     await store.close();
     throw error;
   }
-  const url = urlOf(app.server.address() as AddressInfo);
+  const url = urlOf(app.server.address() as AddressInfo, scheme(config));
   logger.info({ url, topic: store.topic }, 'schema registry listening');
   let closing: Promise<void> | undefined;
   return {

@@ -34,6 +34,17 @@ const ARRAY_METHODS: ReadonlySet<string> = new Set(['includes']);
 
 type Evaluator = (record: FilterContext) => unknown;
 
+/**
+ * Bounds that keep a filter cheap whoever writes it (the console takes them from
+ * the network): no loops exist, so evaluation time is bounded by the node count
+ * and the size of the values; strings built by `+` are capped so a handful of
+ * concatenations of a large field cannot allocate without limit.
+ */
+export const MAX_EXPRESSION_LENGTH = 1000;
+const MAX_NODES = 200;
+const MAX_DEPTH = 64;
+const MAX_STRING = 64 * 1024;
+
 /** jsep reads every number as a double; integer literals beyond 2^53 become BigInt so long fields compare exactly. */
 function literal(node: Expression): unknown {
   const raw = typeof node.raw === 'string' ? node.raw : '';
@@ -84,7 +95,10 @@ function compare(op: string, a: unknown, b: unknown): boolean {
 }
 
 function arithmetic(op: string, a: unknown, b: unknown): unknown {
-  if (op === '+' && (typeof a === 'string' || typeof b === 'string')) return `${String(a)}${String(b)}`;
+  if (op === '+' && (typeof a === 'string' || typeof b === 'string')) {
+    const joined = `${String(a)}${String(b)}`;
+    return joined.length > MAX_STRING ? undefined : joined;
+  }
   const pair = numeric(a, b);
   if (!pair) return undefined;
   if (typeof pair[0] === 'bigint') {
@@ -96,7 +110,15 @@ function arithmetic(op: string, a: unknown, b: unknown): unknown {
   return op === '+' ? x + y : op === '-' ? x - y : op === '*' ? x * y : op === '/' ? x / y : x % y;
 }
 
-function compile(node: Expression, source: string): Evaluator {
+interface Budget {
+  nodes: number;
+}
+
+function compile(node: Expression, source: string, budget: Budget = { nodes: 0 }, depth = 0): Evaluator {
+  budget.nodes += 1;
+  if (budget.nodes > MAX_NODES) throw new FilterError(source, `more than ${MAX_NODES} terms`);
+  if (depth > MAX_DEPTH) throw new FilterError(source, `nested more than ${MAX_DEPTH} deep`);
+  const sub = (child: Expression): Evaluator => compile(child, source, budget, depth + 1);
   switch (node.type) {
     case 'Literal': {
       const v = literal(node);
@@ -110,21 +132,21 @@ function compile(node: Expression, source: string): Evaluator {
       return (record) => record[name as keyof FilterContext];
     }
     case 'MemberExpression': {
-      const object = compile(node.object as Expression, source);
+      const object = sub(node.object as Expression);
       const prop = node.property as Expression;
       if (!node.computed) {
         const name = prop.name as string;
         return (record) => property(object(record), name);
       }
-      const computed = compile(prop, source);
+      const computed = sub(prop);
       return (record) => property(object(record), computed(record));
     }
     case 'ArrayExpression': {
-      const elements = (node.elements as (Expression | null)[]).map((e) => (e ? compile(e, source) : () => undefined));
+      const elements = (node.elements as (Expression | null)[]).map((e) => (e ? sub(e) : () => undefined));
       return (record) => elements.map((e) => e(record));
     }
     case 'UnaryExpression': {
-      const argument = compile(node.argument as Expression, source);
+      const argument = sub(node.argument as Expression);
       switch (node.operator) {
         case '!':
           return (record) => !argument(record);
@@ -142,8 +164,8 @@ function compile(node: Expression, source: string): Evaluator {
     case 'BinaryExpression':
     case 'LogicalExpression': {
       const op = node.operator as string;
-      const left = compile(node.left as Expression, source);
-      const right = compile(node.right as Expression, source);
+      const left = sub(node.left as Expression);
+      const right = sub(node.right as Expression);
       switch (op) {
         case '&&':
           return (record) => Boolean(left(record)) && Boolean(right(record));
@@ -177,8 +199,8 @@ function compile(node: Expression, source: string): Evaluator {
       }
       const method = (callee.property as Expression).name as string;
       if (!STRING_METHODS.has(method)) throw new FilterError(source, `method ${method}() is not supported`);
-      const target = compile(callee.object as Expression, source);
-      const args = (node.arguments as Expression[]).map((a) => compile(a, source));
+      const target = sub(callee.object as Expression);
+      const args = (node.arguments as Expression[]).map(sub);
       return (record) => {
         const t = target(record);
         const values = args.map((a) => a(record));
@@ -200,6 +222,8 @@ function compile(node: Expression, source: string): Evaluator {
 
 /** Compiles a --where expression once; throws FilterError (with jsep's position) when it is not valid. */
 export function compileFilter(expression: string): RecordFilter {
+  // Checked before parsing: jsep recurses, and a deep enough nesting would exhaust the stack.
+  if (expression.length > MAX_EXPRESSION_LENGTH) throw new FilterError(expression.slice(0, 40) + '…', `longer than ${MAX_EXPRESSION_LENGTH} characters`);
   let ast: Expression;
   try {
     ast = jsep(expression);

@@ -18,7 +18,6 @@ export interface SchemaProblem {
 export const TOPOLOGY_SCHEMA_FILE = new URL('./topology.schema.json', import.meta.url);
 
 const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, allowUnionTypes: true });
-const validate = ajv.compile(JSON.parse(readFileSync(TOPOLOGY_SCHEMA_FILE, 'utf8')) as object);
 
 function describe(value: unknown): string {
   if (value === null || value === undefined) return 'nothing';
@@ -88,8 +87,14 @@ function messageFor(error: ErrorObject): SchemaProblem {
   }
 }
 
-export function checkAgainstSchema(document: unknown): SchemaProblem | undefined {
-  if (validate(document)) return undefined;
-  const first = validate.errors?.[0];
-  return first ? messageFor(first) : { path: [], message: 'does not match topology.schema.json' };
+/** A checker for any JSON Schema, reporting its first problem in the loader's words (also used for the access file). */
+export function compileChecker(schema: object, name: string): (document: unknown) => SchemaProblem | undefined {
+  const validate = ajv.compile(schema);
+  return (document) => {
+    if (validate(document)) return undefined;
+    const first = validate.errors?.[0];
+    return first ? messageFor(first) : { path: [], message: `does not match ${name}` };
+  };
 }
+
+export const checkAgainstSchema = compileChecker(JSON.parse(readFileSync(TOPOLOGY_SCHEMA_FILE, 'utf8')) as object, 'topology.schema.json');

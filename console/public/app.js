@@ -14,11 +14,66 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-async function api(path) {
-  const response = await fetch(path);
+// The signed-in session ({principal, csrf, operator}), or {open: true} when the console has no access file.
+let session;
+
+class SignedOut extends Error {}
+
+async function api(path, options = {}) {
+  // Anything but a GET carries the session's CSRF token, which only this page can read.
+  const headers = { ...(options.headers ?? {}), ...(session?.csrf ? { 'x-sluice-csrf': session.csrf } : {}) };
+  const response = await fetch(path, { ...options, headers });
   const body = await response.json();
+  if (response.status === 401 && path !== '/api/login') {
+    loginPage('Your session has ended; sign in again.');
+    throw new SignedOut();
+  }
   if (!response.ok) throw new Error(body.message ?? response.statusText);
   return body;
+}
+
+function showSession() {
+  const box = document.getElementById('session');
+  if (session?.open || !session) return box.replaceChildren();
+  box.replaceChildren(h('span', { 'data-testid': 'principal' }, session.principal), h('button', { class: 'secondary', type: 'button', onclick: () => void logout() }, 'Sign out'));
+}
+
+async function logout() {
+  await api('/api/logout', { method: 'POST' }).catch(() => undefined);
+  session = undefined;
+  loginPage();
+}
+
+function loginPage(message) {
+  session = undefined;
+  showSession();
+  const name = h('input', { name: 'name', autocomplete: 'username', required: true, 'aria-label': 'Name' });
+  const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'aria-label': 'Password or API key' });
+  const error = h('div', { class: 'error', role: 'alert', hidden: !message }, message ?? '');
+  const form = h(
+    'form',
+    {
+      class: 'panel login',
+      onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          session = await api('/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: name.value, password: password.value }) });
+          showSession();
+          await route();
+        } catch (e) {
+          error.textContent = e.message;
+          error.hidden = false;
+        }
+      },
+    },
+    h('h1', {}, 'Sign in'),
+    h('label', {}, 'Name', name),
+    h('label', {}, 'Password or API key', password),
+    h('button', { type: 'submit' }, 'Sign in'),
+    error,
+  );
+  render(form);
+  name.focus();
 }
 
 // Avro longs beyond 2^53 arrive exact in the JSON text; keep them exact when shown.
@@ -369,6 +424,7 @@ async function tailPage(topic) {
 }
 
 async function route() {
+  if (!session) return;
   cleanup();
   cleanup = () => {};
   const [path] = location.hash.replace(/^#\/?/, '').split('?');
@@ -381,9 +437,17 @@ async function route() {
     else if (page === 'tail') await tailPage(arg);
     else await (arg ? topicPage(arg) : topicsPage());
   } catch (error) {
-    failure(error);
+    if (!(error instanceof SignedOut)) failure(error);
   }
 }
 
+async function start() {
+  const current = await (await fetch('/api/session')).json();
+  if (!current.open && !current.principal) return loginPage();
+  session = current;
+  showSession();
+  await route();
+}
+
 window.addEventListener('hashchange', () => void route());
-void route();
+void start();

@@ -197,7 +197,7 @@ describe('errors', () => {
   it('answers 50001 when the write to Kafka fails', async () => {
     const store = new RegistryStore({ config, logger, topic });
     await store.start();
-    const app = buildRegistryApp(store, logger);
+    const app = buildRegistryApp(store, logger, config);
     await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       await store.close();

@@ -1,0 +1,18 @@
+import { ForbiddenError, RateLimitedError, RegistryHttpError, UnauthenticatedError } from '../core/errors.ts';
+import type { Denials } from './plugin.ts';
+
+/** 401, 403 and 429 as the ingress and the console answer them: Sluice's coded errors. */
+export const SLUICE_DENIALS: Denials = {
+  unauthenticated: (message) => new UnauthenticatedError(message),
+  forbidden: (message) => new ForbiddenError(message),
+  rateLimited: (message) => new RateLimitedError(message),
+};
+
+/** The same in Confluent's error-body shape ({error_code, message}), which Confluent clients parse. */
+export const REGISTRY_DENIALS: Denials = {
+  unauthenticated: (message) => new RegistryHttpError(401, 40101, `Unauthorized: ${message}`),
+  forbidden: (message) => new RegistryHttpError(403, 40301, `Forbidden: ${message}`),
+  rateLimited: (message) => new RegistryHttpError(429, 42901, `Too Many Requests: ${message}`),
+};
+
+export const API_CHALLENGE = 'Basic realm="sluice", Bearer realm="sluice"';

@@ -1,0 +1,98 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { isIP } from 'node:net';
+import { getCACertificates, setDefaultCACertificates } from 'node:tls';
+import type { FastifyServerFactory } from 'fastify';
+import type { SluiceConfig } from '../core/config.ts';
+import { ConfigError, InsecureBindError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+
+/**
+ * The HTTP listeners' transport: HTTPS when a certificate and key are
+ * configured, and the limits that keep slow or greedy clients from holding
+ * sockets (header, request and idle timeouts, a connection cap).
+ */
+
+type Transport = Pick<SluiceConfig, 'tlsCert' | 'tlsKey' | 'httpHeadersTimeoutMs' | 'httpRequestTimeoutMs' | 'httpIdleTimeoutMs' | 'httpKeepAliveTimeoutMs' | 'httpMaxConnections'>;
+
+function tlsFiles(config: Pick<SluiceConfig, 'tlsCert' | 'tlsKey'>): { cert: Buffer; key: Buffer } | undefined {
+  if (config.tlsCert === undefined && config.tlsKey === undefined) return undefined;
+  if (config.tlsCert === undefined || config.tlsKey === undefined) {
+    throw new ConfigError(config.tlsCert === undefined ? 'SLUICE_TLS_CERT' : 'SLUICE_TLS_KEY', 'TLS needs both SLUICE_TLS_CERT and SLUICE_TLS_KEY');
+  }
+  const read = (file: string, option: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new ConfigError(option, `cannot read ${file}: ${(error as Error).message}`);
+    }
+  };
+  return { cert: read(config.tlsCert, 'SLUICE_TLS_CERT'), key: read(config.tlsKey, 'SLUICE_TLS_KEY') };
+}
+
+export function scheme(config: Pick<SluiceConfig, 'tlsCert' | 'tlsKey'>): 'http' | 'https' {
+  return config.tlsCert !== undefined && config.tlsKey !== undefined ? 'https' : 'http';
+}
+
+/** Fastify's serverFactory: the Node server with TLS and limits applied, so every listener is built the same way. */
+export function serverFactory(config: Transport): FastifyServerFactory {
+  const tls = tlsFiles(config);
+  // Node checks the header and request timeouts on this interval (30 s by default), so it bounds how late they fire.
+  const checks = { connectionsCheckingInterval: Math.max(250, Math.min(config.httpHeadersTimeoutMs, config.httpRequestTimeoutMs) / 4) };
+  return (handler) => {
+    const server = (tls ? createHttpsServer({ ...tls, ...checks, minVersion: 'TLSv1.2' }, handler) : createHttpServer(checks, handler)) as Server;
+    server.headersTimeout = config.httpHeadersTimeoutMs;
+    server.requestTimeout = config.httpRequestTimeoutMs;
+    server.keepAliveTimeout = config.httpKeepAliveTimeoutMs;
+    // Idle sockets (a client that connects and goes quiet) are closed; Node's default never does.
+    server.setTimeout(config.httpIdleTimeoutMs, (socket) => socket.destroy());
+    server.maxConnections = config.httpMaxConnections;
+    return server;
+  };
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  if (h === 'localhost' || h === '::1') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return h.startsWith('::ffff:127.');
+}
+
+let openPostureLogged = false;
+
+/**
+ * The default posture: without an access file a service is open, which is
+ * fine on loopback (a laptop) and said once; on any other address it is
+ * refused unless --insecure (SLUICE_INSECURE) asks for it.
+ */
+export function checkExposure(config: Pick<SluiceConfig, 'accessFile' | 'insecure'>, host: string, service: string, log: Logger): void {
+  if (config.accessFile !== undefined) return;
+  if (!isLoopback(host)) {
+    if (!config.insecure) {
+      throw new InsecureBindError(
+        `${service}: refusing to listen on ${host} without an access file: anyone who reaches it could do anything. Set SLUICE_ACCESS_FILE (see \`sluice access add-key\`), or pass --insecure to accept that.`,
+      );
+    }
+    log.warn({ host, service }, 'no access file and --insecure: this service is open to anyone who reaches it');
+    return;
+  }
+  if (!openPostureLogged) {
+    openPostureLogged = true;
+    log.info('no access file (SLUICE_ACCESS_FILE): the HTTP services are open to anyone on this machine; they listen on loopback only');
+  }
+}
+
+/** Makes every HTTPS client of this process (fetch included) trust SLUICE_TLS_CA besides the system's CAs. */
+export function trustConfiguredCa(config: Pick<SluiceConfig, 'tlsCa'>): void {
+  if (config.tlsCa === undefined) return;
+  let pem: string;
+  try {
+    pem = readFileSync(config.tlsCa, 'utf8');
+  } catch (error) {
+    throw new ConfigError('SLUICE_TLS_CA', `cannot read ${config.tlsCa}: ${(error as Error).message}`);
+  }
+  const extra = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (extra.length === 0) throw new ConfigError('SLUICE_TLS_CA', `${config.tlsCa} holds no PEM certificate`);
+  setDefaultCACertificates([...getCACertificates('default'), ...extra]);
+}

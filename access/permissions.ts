@@ -1,0 +1,139 @@
+import { SluiceError } from '../core/errors.ts';
+
+/**
+ * What a principal may do, and the one check every HTTP route goes through.
+ *
+ * A grant is a string in the access file:
+ *   produce:<route glob>          POST events to ingress routes (`produce:/v1/orders`, `produce:*`)
+ *   read:<topic glob>             read records of topics (tail, console topic pages, live tail)
+ *   registry:read:<subject glob>  read schemas, versions, config of subjects; test compatibility
+ *   registry:write:<subject glob> register schemas under subjects, set their compatibility (implies registry:read on them)
+ *   registry:admin                global compatibility config, mode, deletes (implies all registry reads and writes)
+ *   console:viewer                sign in to the console and see topics, groups and schemas
+ *   console:operator              console actions that change things (implies console:viewer)
+ *   metrics                       GET /metrics
+ *   *                             everything
+ * Globs: `*` matches any run of characters (also `/` and `.`), `?` one character.
+ */
+
+export type Need =
+  /** Anyone, even without credentials (health checks, the console's login page). */
+  | { kind: 'public' }
+  /** Any signed-in principal. */
+  | { kind: 'authenticated' }
+  | { kind: 'produce'; route: string }
+  | { kind: 'read'; topic: string }
+  /** `subject` undefined: a read that spans subjects (ids, the subject list), allowed with read access to any subject. */
+  | { kind: 'registry:read'; subject?: string }
+  | { kind: 'registry:write'; subject: string }
+  | { kind: 'registry:admin' }
+  | { kind: 'console'; role: 'viewer' | 'operator' }
+  | { kind: 'metrics' };
+
+export type Grant =
+  { kind: 'all' } | { kind: 'produce' | 'read' | 'registry:read' | 'registry:write'; pattern: RegExp; glob: string } | { kind: 'registry:admin' | 'console:viewer' | 'console:operator' | 'metrics' };
+
+export interface Principal {
+  readonly name: string;
+  readonly grants: readonly Grant[];
+  /** Requests per minute, overriding SLUICE_RATE_LIMIT. */
+  readonly rateLimit?: number;
+}
+
+/** The grant syntax, also used by the access file's JSON Schema. */
+export const GRANT_PATTERN = '^(\\*|metrics|registry:admin|console:(viewer|operator)|(produce|read|registry:read|registry:write):\\S+)$';
+const GRANT = new RegExp(GRANT_PATTERN);
+const SCOPED = ['registry:read', 'registry:write', 'produce', 'read'] as const;
+
+export function globToRegExp(glob: string): RegExp {
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${body}$`, 's');
+}
+
+/** Parses one grant string; throws with the reason when it is not one. */
+export function parseGrant(text: string): Grant {
+  if (!GRANT.test(text)) {
+    throw new SluiceError(
+      'SLUICE_PERMISSION_INVALID',
+      `"${text}" is not a permission (expected produce:<route>, read:<topic>, registry:read|write:<subject>, registry:admin, console:viewer|operator, metrics or *)`,
+    );
+  }
+  if (text === '*') return { kind: 'all' };
+  if (text === 'metrics' || text === 'registry:admin' || text === 'console:viewer' || text === 'console:operator') return { kind: text };
+  const kind = SCOPED.find((k) => text.startsWith(`${k}:`))!;
+  const glob = text.slice(kind.length + 1);
+  return { kind, glob, pattern: globToRegExp(glob) };
+}
+
+function satisfies(grant: Grant, need: Need): boolean {
+  if (grant.kind === 'all') return true;
+  switch (need.kind) {
+    case 'public':
+    case 'authenticated':
+      return true;
+    case 'produce':
+      return grant.kind === 'produce' && grant.pattern.test(need.route);
+    case 'read':
+      return grant.kind === 'read' && grant.pattern.test(need.topic);
+    case 'registry:read':
+      if (grant.kind === 'registry:admin') return true;
+      if (grant.kind !== 'registry:read' && grant.kind !== 'registry:write') return false;
+      return need.subject === undefined || grant.pattern.test(need.subject);
+    case 'registry:write':
+      return grant.kind === 'registry:admin' || (grant.kind === 'registry:write' && grant.pattern.test(need.subject));
+    case 'registry:admin':
+      return grant.kind === 'registry:admin';
+    case 'console':
+      return grant.kind === 'console:operator' || (need.role === 'viewer' && grant.kind === 'console:viewer');
+    case 'metrics':
+      return grant.kind === 'metrics';
+  }
+}
+
+export type Decision = { allowed: true } | { allowed: false; status: 401 | 403; reason: string };
+
+export function describeNeed(need: Need): string {
+  switch (need.kind) {
+    case 'public':
+      return 'nothing';
+    case 'authenticated':
+      return 'credentials';
+    case 'produce':
+      return `produce:${need.route}`;
+    case 'read':
+      return `read:${need.topic}`;
+    case 'registry:read':
+      return need.subject === undefined ? 'registry:read on some subject' : `registry:read:${need.subject}`;
+    case 'registry:write':
+      return `registry:write:${need.subject}`;
+    case 'console':
+      return `console:${need.role}`;
+    default:
+      return need.kind;
+  }
+}
+
+/**
+ * THE permission check: may `principal` (undefined: no credentials were given)
+ * do something that needs every one of `needs`? `open` is the posture without
+ * an access file, where everyone may do everything.
+ */
+export function authorize(principal: Principal | undefined, needs: readonly Need[], open = false): Decision {
+  if (open || needs.every((n) => n.kind === 'public')) return { allowed: true };
+  if (!principal) return { allowed: false, status: 401, reason: 'credentials required (Authorization: Bearer <key>, or Basic)' };
+  for (const need of needs) {
+    if (need.kind === 'public' || need.kind === 'authenticated') continue;
+    if (!principal.grants.some((g) => satisfies(g, need))) {
+      return { allowed: false, status: 403, reason: `principal "${principal.name}" lacks ${describeNeed(need)}` };
+    }
+  }
+  return { allowed: true };
+}
+
+/** Whether a principal may read `subject` (filters subject lists down to what it may see). */
+export function canReadSubject(principal: Principal | undefined, subject: string, open = false): boolean {
+  return authorize(principal, [{ kind: 'registry:read', subject }], open).allowed;
+}

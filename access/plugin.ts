@@ -1,0 +1,160 @@
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import type { SluiceConfig } from '../core/config.ts';
+import type { Logger } from '../core/logger.ts';
+import { accessControl, type AccessControl } from './control.ts';
+import { authorize, canReadSubject, type Principal } from './permissions.ts';
+import { ruleFor, type RequestParts, type RouteRule, type RouteTable } from './route-table.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who made the request; undefined without credentials (or when access is open). */
+    principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    access?: RouteRule;
+  }
+}
+
+/** How a service says no, in its own error-body shape (the registry's is Confluent's). */
+export interface Denials {
+  unauthenticated(message: string): Error;
+  forbidden(message: string): Error;
+  rateLimited(message: string): Error;
+}
+
+/** Who the request is from when it carries no Authorization header (the console's session cookie). */
+export type AlternativeIdentity = (request: FastifyRequest) => Principal | undefined;
+
+export interface SecurityOptions {
+  service: 'ingress' | 'registry' | 'console';
+  config: SluiceConfig;
+  logger: Logger;
+  routes: RouteTable;
+  denials: Denials;
+  /** WWW-Authenticate on a 401; none on the console, whose login page a browser prompt would pre-empt. */
+  challenge?: string;
+  /** Describes a write for its audit line from its answer (the registry adds versions and compatibility). */
+  describeWrite?: (request: FastifyRequest, answer: unknown) => Record<string, unknown>;
+  identity?: AlternativeIdentity;
+}
+
+/** Routes each service registered, by service: what the route-walking test goes through. */
+export const registeredRoutes = new Map<string, Set<string>>();
+
+const AUDIT_ANSWER = Symbol('audit answer');
+
+function parts(request: FastifyRequest): RequestParts {
+  return { params: (request.params ?? {}) as RequestParts['params'], query: (request.query ?? {}) as RequestParts['query'] };
+}
+
+/**
+ * Every route needs a rule in the table: registering one without fails at
+ * start-up, so no route is ever served unprotected by omission.
+ */
+function requireRules(app: FastifyInstance, options: SecurityOptions): void {
+  const seen = registeredRoutes.get(options.service) ?? new Set<string>();
+  registeredRoutes.set(options.service, seen);
+  app.addHook('onRoute', (route: RouteOptions) => {
+    for (const method of [route.method].flat()) {
+      const rule = ruleFor(options.routes, method, route.url);
+      if (!rule) throw new Error(`${options.service}: route ${method} ${route.url} has no permission in the route table (access/route-table.ts); every route must declare who may call it`);
+      route.config = { ...route.config, access: rule };
+      if (method !== 'HEAD') seen.add(`${method} ${route.url}`);
+    }
+  });
+}
+
+/**
+ * Access control for one Fastify app: installed before its routes are declared.
+ * Authentication (Authorization header or the console's session), the one
+ * permission check, per-principal rate limits, security headers, audit lines.
+ */
+export function installSecurity(app: FastifyInstance, options: SecurityOptions): AccessControl {
+  const control = accessControl(options.config);
+  requireRules(app, options);
+  app.decorateRequest('principal', undefined);
+  // The APIs serve JSON only, so a strict policy costs nothing; the console's page loads its own files alone.
+  void app.register(helmet, {
+    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], styleSrc: ["'self'", "'unsafe-inline'"], imgSrc: ["'self'", 'data:'], objectSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    // HSTS only means something over HTTPS, and would pin a laptop's http://localhost otherwise.
+    hsts: options.config.tlsCert !== undefined,
+  });
+  if (!control.open) void app.register(rateLimit, { global: false });
+  void app.register(
+    fp(async (instance) => {
+      audit(instance, options);
+      if (control.open) return;
+      let limiter: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
+      const limit = (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+        limiter ??= instance.rateLimit({
+          timeWindow: 60_000,
+          max: (request: FastifyRequest) => request.principal?.rateLimit ?? options.config.rateLimit,
+          // Per principal; without one (public routes, failed logins) per client address.
+          keyGenerator: (request: FastifyRequest) => (request.principal ? `principal:${request.principal.name}` : `address:${request.ip}`),
+          allowList: (request: FastifyRequest) => (request.principal?.rateLimit ?? options.config.rateLimit) === 0,
+          errorResponseBuilder: (_request: FastifyRequest, context: { max: number; after: string }) =>
+            options.denials.rateLimited(`rate limit of ${context.max} requests per minute exceeded; retry in ${context.after}`),
+        }) as unknown as typeof limiter;
+        return limiter!(request, reply);
+      };
+
+      instance.addHook('onRequest', async (request, reply) => {
+        const rule = request.routeOptions.config.access;
+        const header = request.headers.authorization;
+        try {
+          request.principal = header === undefined && options.identity ? options.identity(request) : await control.authenticator!.fromHeader(header);
+        } catch (error) {
+          if (options.challenge) reply.header('www-authenticate', options.challenge);
+          await limit(request, reply);
+          throw options.denials.unauthenticated((error as Error).message);
+        }
+        await limit(request, reply);
+        // A path no route matches still needs credentials: unknown paths tell an anonymous caller nothing.
+        const decision = authorize(request.principal, rule ? rule.needs(parts(request)) : [{ kind: 'authenticated' }]);
+        if (!decision.allowed) {
+          if (decision.status === 401) {
+            if (options.challenge) reply.header('www-authenticate', options.challenge);
+            throw options.denials.unauthenticated(decision.reason);
+          }
+          options.logger.info({ principal: request.principal?.name, method: request.method, url: request.routeOptions.url, service: options.service }, `access denied: ${decision.reason}`);
+          throw options.denials.forbidden(decision.reason);
+        }
+      });
+
+      instance.addHook('preSerialization', async (request, _reply, payload) => {
+        if (!request.routeOptions.config.access?.filterSubjects || !Array.isArray(payload)) return payload;
+        return payload.filter((subject) => typeof subject !== 'string' || canReadSubject(request.principal, subject));
+      });
+    }),
+  );
+  return control;
+}
+
+/** One log line per write: who, what, and the outcome (with the service's own details, e.g. version and id). */
+function audit(instance: FastifyInstance, options: SecurityOptions): void {
+  instance.addHook('preSerialization', async (request, _reply, payload) => {
+    if (request.routeOptions.config.access?.audit) (request as unknown as Record<symbol, unknown>)[AUDIT_ANSWER] = payload;
+    return payload;
+  });
+  instance.addHook('onResponse', async (request, reply) => {
+    const rule = request.routeOptions.config.access;
+    if (!rule?.audit || request.method === 'GET') return;
+    const answer = (request as unknown as Record<symbol, unknown>)[AUDIT_ANSWER];
+    const params = request.params as Record<string, string | undefined>;
+    options.logger.info(
+      {
+        audit: options.service,
+        principal: request.principal?.name,
+        method: request.method,
+        route: request.routeOptions.url,
+        ...(params.subject === undefined ? {} : { subject: params.subject }),
+        status: reply.statusCode,
+        ...(reply.statusCode < 400 && options.describeWrite ? options.describeWrite(request, answer) : {}),
+      },
+      `${options.service} write by ${request.principal?.name ?? 'nobody'}: ${request.method} ${request.url.split('?')[0]} -> ${reply.statusCode}`,
+    );
+  });
+}

@@ -1,0 +1,79 @@
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import { addToAccessFile, loadAccessFile } from '../../access/file.ts';
+import { SluiceError } from '../../core/errors.ts';
+import { configFrom } from '../program.ts';
+
+/** `sluice access add-key|add-user|check`: keeps the access file (SLUICE_ACCESS_FILE, or --file). */
+
+function accessFileOf(command: Command, flags: { file?: string }): string {
+  const file = flags.file ?? configFrom(command).accessFile;
+  if (file === undefined) throw new SluiceError('SLUICE_ACCESS_FILE_MISSING', 'no access file: pass --file <path> or set SLUICE_ACCESS_FILE');
+  return file;
+}
+
+const collect = (value: string, previous: string[]): string[] => [
+  ...previous,
+  ...value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean),
+];
+
+async function readPassword(fromStdin: boolean): Promise<string> {
+  if (fromStdin || !process.stdin.isTTY) {
+    let text = '';
+    for await (const chunk of process.stdin) text += String(chunk);
+    return text.replace(/\r?\n$/, '');
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  try {
+    return await rl.question('password: ');
+  } finally {
+    rl.close();
+  }
+}
+
+export function register(program: Command): void {
+  const access = program.command('access').description('principals, API keys and permissions in the access file (SLUICE_ACCESS_FILE)');
+  const allowHelp = 'permission (repeatable or comma-separated): produce:<route>, read:<topic>, registry:read|write:<subject>, registry:admin, console:viewer|operator, metrics, *';
+
+  access
+    .command('add-key <name>')
+    .description('create an API key for a principal (created if new) and print it once; only its hash is stored')
+    .option('--allow <permission>', allowHelp, collect, [])
+    .option('--file <path>', 'the access file (default: SLUICE_ACCESS_FILE)')
+    .action(async (name: string, flags: { allow: string[]; file?: string }, command: Command) => {
+      const file = accessFileOf(command, flags);
+      const { key } = await addToAccessFile(file, { name, allow: flags.allow, key: true });
+      process.stderr.write(`key for ${name} added to ${file}; it is shown this once, store it now:\n`);
+      process.stdout.write(`${key!}\n`);
+    });
+
+  access
+    .command('add-user <name>')
+    .description('set the password of a principal (created if new) for basic auth and the console; read from stdin or a prompt')
+    .option('--allow <permission>', allowHelp, collect, [])
+    .option('--password-stdin', 'read the password from stdin')
+    .option('--file <path>', 'the access file (default: SLUICE_ACCESS_FILE)')
+    .action(async (name: string, flags: { allow: string[]; file?: string; passwordStdin?: boolean }, command: Command) => {
+      const file = accessFileOf(command, flags);
+      const password = await readPassword(flags.passwordStdin === true);
+      if (password.length < 8) throw new SluiceError('SLUICE_PASSWORD_TOO_SHORT', 'the password needs at least 8 characters');
+      await addToAccessFile(file, { name, allow: flags.allow, password });
+      process.stderr.write(`password of ${name} set in ${file}\n`);
+    });
+
+  access
+    .command('check')
+    .description('validate the access file and list its principals and permissions')
+    .option('--file <path>', 'the access file (default: SLUICE_ACCESS_FILE)')
+    .action((flags: { file?: string }, command: Command) => {
+      const file = accessFileOf(command, flags);
+      for (const p of loadAccessFile(file).principals) {
+        const grants = p.grants.map((g) => ('glob' in g ? `${g.kind}:${g.glob}` : g.kind === 'all' ? '*' : g.kind));
+        const credentials = [p.keys.length > 0 ? `${p.keys.length} key(s)` : '', p.password ? 'password' : '', p.jwtSubject ? `jwt sub ${p.jwtSubject}` : ''].filter(Boolean);
+        process.stdout.write(`${p.name}\t${credentials.join(', ') || 'no credentials'}\t${grants.join(' ') || 'nothing'}\n`);
+      }
+    });
+}

@@ -1,0 +1,265 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import type { FastifyInstance } from 'fastify';
+import { createResolvingDecoder } from '../../core/avro.ts';
+import { loadConfig } from '../../core/config.ts';
+import { parseJson, stringifyJson } from '../../core/json.ts';
+import { createLogger } from '../../core/logger.ts';
+import { unframe } from '../../core/wire-format.ts';
+import { buildRegistryApp } from '../../registry/routes.ts';
+import { RegistryState } from '../../registry/state.ts';
+import type { RegistryStore } from '../../registry/store.ts';
+import { compileFilter, FilterError, type FilterContext } from '../../tail/filter.ts';
+import { loadTopology } from '../../topology/load.ts';
+import { ORDER_DEFAULTS } from '../support/order-topology.ts';
+import { ingressApp } from '../support/ingress-app.ts';
+
+/**
+ * Properties over arbitrary input: the ingress and the registry answer 2xx or
+ * 4xx, never 5xx, and what the ingress accepts reads back unchanged; --where
+ * expressions stay bounded and cannot run code. `npm run fuzz` raises the runs.
+ */
+const RUNS = Number(process.env.SLUICE_FUZZ_RUNS ?? 2000);
+const config = loadConfig({ SLUICE_LOG_LEVEL: 'silent' });
+const logger = createLogger(config, 'fuzz');
+const topology = loadTopology(new URL('../../topology/sluice.topology.yaml', import.meta.url).pathname);
+
+// Any code point, and the UTF-16 halves JSON's \u escapes can smuggle in on their own.
+const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 12 }), fc.string({ unit: fc.constantFrom('a', '\ud800', '\udc00', '😀', '\u0000', '"', '\\'), maxLength: 6 }));
+const double = fc.oneof(fc.double(), fc.integer());
+const item = fc.record({ sku: text, quantity: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), unitPrice: double });
+const placedAt = fc.oneof(
+  fc.integer({ min: 0, max: 2 ** 45 }),
+  fc.date({ min: new Date(0), max: new Date(9e12), noInvalidDate: true }).map((d) => d.toISOString()),
+);
+const order = fc.record(
+  {
+    orderId: text,
+    customerId: text,
+    items: fc.array(item, { maxLength: 3 }),
+    amount: double,
+    currency: fc.constantFrom('EUR', 'USD', 'GBP', 'CHF', 'JPY', 'OTHER'),
+    placedAt,
+    channel: fc.constantFrom('WEB', 'MOBILE', 'STORE', 'API'),
+    couponCode: fc.option(text),
+    shippingCountry: fc.option(text),
+    loyaltyPoints: fc.oneof(fc.integer(), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })),
+  },
+  { requiredKeys: ['orderId', 'customerId', 'items', 'amount', 'currency', 'placedAt'] },
+);
+/** Orders with one field replaced by anything at all, or an extra field (__proto__ and constructor among them). */
+const nearOrder = fc.oneof(
+  order,
+  fc.tuple(order, fc.constantFrom('orderId', 'items', 'amount', 'currency', 'placedAt', 'loyaltyPoints', 'couponCode'), fc.jsonValue()).map(([o, k, v]) => ({ ...o, [k]: v })),
+  fc.tuple(order, fc.oneof(fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty'), fc.string()), fc.jsonValue()).map(([o, k, v]) => {
+    const copy: Record<string, unknown> = { ...o };
+    Object.defineProperty(copy, k, { value: v, enumerable: true, configurable: true, writable: true });
+    return copy;
+  }),
+);
+
+/** What a posted order reads back as: defaults filled in, the timestamp as epoch milliseconds. */
+function expected(posted: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...ORDER_DEFAULTS, ...posted };
+  if (typeof out.placedAt === 'string') out.placedAt = Date.parse(out.placedAt);
+  return out;
+}
+
+describe('ingress under arbitrary input', () => {
+  let app: FastifyInstance;
+  let sent: Awaited<ReturnType<typeof ingressApp>>['sent'];
+  let decoders: Map<number, ReturnType<typeof createResolvingDecoder>>;
+  beforeAll(async () => {
+    const built = await ingressApp(config, topology, logger);
+    ({ app, sent } = built);
+    decoders = new Map(built.bindings.map((b) => [b.schemaId, createResolvingDecoder(b.types)]));
+  });
+  afterAll(async () => app.close());
+  const routes = topology.routes.map((r) => r.path);
+
+  it('answers 2xx or 4xx to any JSON value, and an accepted event reads back equal', async () => {
+    let accepted = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...routes), fc.oneof(nearOrder, fc.jsonValue(), fc.array(nearOrder, { minLength: 1, maxLength: 3 })), async (url, value) => {
+        sent.length = 0;
+        const body = stringifyJson(value);
+        const response = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: body });
+        expect(response.statusCode, response.body).toBeLessThan(500);
+        if (response.statusCode >= 300) return;
+        accepted += 1;
+        // What was posted, as the ingress read it (exact longs), against what a consumer decodes.
+        const posted = parseJson(body);
+        const events = (Array.isArray(posted) ? posted : [posted]) as Record<string, unknown>[];
+        expect(sent).toHaveLength(events.length);
+        sent.forEach((record, i) => {
+          const { schemaId, payload } = unframe(record.value);
+          expect(decoders.get(schemaId)!.decode(payload)).toEqual(expected(events[i]!));
+        });
+      }),
+      { numRuns: RUNS },
+    );
+    // The round trip is only a property if a good share of the inputs get through.
+    expect(accepted).toBeGreaterThan(RUNS / 10);
+  }, 300_000);
+
+  it('answers 2xx or 4xx to any bytes, as JSON or NDJSON', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...routes),
+        fc.constantFrom('application/json', 'application/x-ndjson', 'text/plain'),
+        fc.oneof(
+          fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+          fc.tuple(nearOrder, fc.uint8Array({ minLength: 1, maxLength: 4 }), fc.nat()).map(([o, junk, at]) => {
+            const bytes = Buffer.from(stringifyJson(o));
+            const cut = at % (bytes.length + 1);
+            return Buffer.concat([bytes.subarray(0, cut), Buffer.from(junk), bytes.subarray(cut)]);
+          }),
+        ),
+        async (url, type, payload) => {
+          const response = await app.inject({ method: 'POST', url, headers: { 'content-type': type }, payload });
+          expect(response.statusCode, response.body).toBeLessThan(500);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  }, 300_000);
+});
+
+describe('registry under arbitrary request bodies', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    // The registry's HTTP layer over its state, without the Kafka log: a write applies straight to memory.
+    const state = new RegistryState();
+    const store = {
+      state,
+      topic: '_schemas',
+      catchUp: async () => undefined,
+      execute: async <T>(plan: (s: RegistryState) => { records: Parameters<RegistryState['apply']>[0][]; result: T }) => {
+        const { records, result } = plan(state);
+        for (const r of records) state.apply(r);
+        return result;
+      },
+    } as unknown as RegistryStore;
+    app = buildRegistryApp(store, logger, config);
+    await app.ready();
+  });
+  afterAll(async () => app.close());
+
+  const subject = fc.oneof(fc.constantFrom('orders-value', '__proto__', 'constructor', 'toString'), fc.string({ minLength: 1, maxLength: 10 }));
+  const schema = fc.oneof(
+    fc.constantFrom('"int"', '"string"', '{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}', '{"type":"enum","name":"E","symbols":["constructor"]}'),
+    fc.jsonValue().map((v) => JSON.stringify(v)),
+    fc.string(),
+  );
+  const body = fc.oneof(
+    fc.record({ schema }, { requiredKeys: [] }).map((b) => JSON.stringify(b)),
+    fc.record({ schema, schemaType: fc.oneof(fc.constantFrom('AVRO', 'JSON', 'PROTOBUF'), fc.jsonValue()), references: fc.jsonValue() }, { requiredKeys: [] }).map((b) => JSON.stringify(b)),
+    fc.record({ compatibility: fc.oneof(fc.constantFrom('BACKWARD', 'FULL', 'NONE'), fc.jsonValue()) }, { requiredKeys: [] }).map((b) => JSON.stringify(b)),
+    fc.record({ mode: fc.oneof(fc.constantFrom('READWRITE', 'READONLY'), fc.jsonValue()) }, { requiredKeys: [] }).map((b) => JSON.stringify(b)),
+    fc.jsonValue().map((v) => JSON.stringify(v)),
+    fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
+  );
+  const route = fc.constantFrom(
+    ['POST', '/subjects/:s/versions'],
+    ['POST', '/subjects/:s'],
+    ['POST', '/compatibility/subjects/:s/versions'],
+    ['POST', '/compatibility/subjects/:s/versions/latest'],
+    ['PUT', '/config'],
+    ['PUT', '/config/:s'],
+    ['PUT', '/mode'],
+    ['DELETE', '/subjects/:s'],
+    ['GET', '/subjects/:s/versions/latest'],
+  );
+
+  it('answers 2xx or 4xx, never 5xx', async () => {
+    await fc.assert(
+      fc.asyncProperty(route, subject, body, async ([method, path], s, payload) => {
+        const response = await app.inject({
+          method: method as 'POST',
+          url: path.replace(':s', encodeURIComponent(s)),
+          headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+          ...(method === 'GET' || method === 'DELETE' ? {} : { payload }),
+        });
+        expect(response.statusCode, `${method} ${path} ${s}: ${response.body}`).toBeLessThan(500);
+        if (response.statusCode >= 400) expect(response.json()).toMatchObject({ error_code: expect.any(Number), message: expect.any(String) });
+      }),
+      { numRuns: RUNS },
+    );
+  }, 300_000);
+});
+
+describe('--where expressions', () => {
+  const record: FilterContext = {
+    value: { amount: 120.5, currency: 'EUR', items: [{ sku: 'a' }], big: 9007199254740993n, text: 'x'.repeat(1000) },
+    key: 'o-1',
+    headers: { 'correlation-id': 'c' },
+    topic: 'orders.placed',
+    partition: 0,
+    offset: 1,
+    timestamp: 1,
+  };
+  const leaf = fc.constantFrom(
+    'value',
+    'value.amount',
+    'value.text',
+    'value.big',
+    'key',
+    'headers',
+    'topic',
+    'offset',
+    '1',
+    '"s"',
+    '99999999999999999999',
+    'null',
+    'true',
+    'constructor',
+    'value.constructor',
+    'value["__proto__"]',
+    'value.text.length',
+  );
+  const expression: fc.Arbitrary<string> = fc.letrec<{ e: string }>((tie) => ({
+    e: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      leaf,
+      fc.tuple(tie('e'), fc.constantFrom('+', '-', '*', '/', '%', '==', '!=', '<', '>=', '&&', '||'), tie('e')).map(([a, op, b]) => `(${a} ${op} ${b})`),
+      fc.tuple(tie('e'), fc.constantFrom('toUpperCase()', 'trim()', 'includes("a")', 'startsWith(value.text)', 'constructor("return 1")', 'call(null)')).map(([a, m]) => `${a}.${m}`),
+      tie('e').map((a) => `!${a}`),
+      fc.tuple(tie('e'), tie('e')).map(([a, b]) => `[${a}, ${b}]`),
+    ),
+  })).e;
+
+  it('either refuse to compile or evaluate to a boolean, quickly, without running code', () => {
+    fc.assert(
+      fc.property(fc.oneof(expression, fc.string({ maxLength: 200 })), (source) => {
+        let filter;
+        try {
+          filter = compileFilter(source);
+        } catch (error) {
+          expect(error).toBeInstanceOf(FilterError);
+          return;
+        }
+        const started = performance.now();
+        expect(typeof filter(record)).toBe('boolean');
+        // Generous: the bound is structural (terms, depth, string cap); this only catches a blow-up.
+        expect(performance.now() - started).toBeLessThan(1000);
+        expect((globalThis as Record<string, unknown>).pwned).toBeUndefined();
+      }),
+      { numRuns: RUNS },
+    );
+  }, 300_000);
+
+  it('refuses expressions beyond the size bound before parsing them', () => {
+    expect(() => compileFilter(`${'('.repeat(5000)}1${')'.repeat(5000)}`)).toThrow(FilterError);
+    expect(() => compileFilter(Array.from({ length: 2000 }, () => 'value.amount').join(' + '))).toThrow(/longer than/);
+  });
+
+  it('bounds the terms and caps the strings an expression can build', () => {
+    expect(() => compileFilter(`[${Array.from({ length: 250 }, () => '1').join(',')}]`)).toThrow(/more than 200 terms/);
+    expect(() => compileFilter(Array.from({ length: 80 }, () => '1').join('+'))).toThrow(/nested more than 64 deep/);
+    const sixteen = compileFilter(
+      '((((value.text + value.text) + (value.text + value.text)) + ((value.text + value.text) + (value.text + value.text))) + (((value.text + value.text) + (value.text + value.text)) + ((value.text + value.text) + (value.text + value.text)))).length > 0',
+    );
+    expect(sixteen(record)).toBe(true);
+    expect(sixteen({ ...record, value: { text: 'x'.repeat(10_000) } })).toBe(false);
+  });
+});

@@ -1,0 +1,85 @@
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { serverFactory } from '../../access/http.ts';
+import { loadConfig } from '../../core/config.ts';
+
+/** Slow or greedy clients cannot hold sockets: header, request and idle timeouts, and a connection cap. */
+const config = loadConfig({
+  SLUICE_HTTP_HEADERS_TIMEOUT_MS: '1000',
+  SLUICE_HTTP_REQUEST_TIMEOUT_MS: '1500',
+  SLUICE_HTTP_IDLE_TIMEOUT_MS: '1000',
+  SLUICE_HTTP_MAX_CONNECTIONS: '3',
+});
+
+let app: FastifyInstance | undefined;
+afterEach(async () => {
+  await app?.close();
+});
+
+async function server(): Promise<number> {
+  app = Fastify({ serverFactory: serverFactory(config) });
+  app.get('/', async () => 'ok');
+  app.post('/', async () => 'ok');
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return (app.server.address() as { port: number }).port;
+}
+
+/** Milliseconds until the server ends the connection, and what it said before. */
+function closedAfter(socket: Socket): Promise<{ ms: number; said: string }> {
+  const started = Date.now();
+  let said = '';
+  socket.on('data', (d) => (said += String(d)));
+  return new Promise((resolve) => socket.once('close', () => resolve({ ms: Date.now() - started, said })));
+}
+
+function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+describe('HTTP limits', () => {
+  /** A slow-loris client: a byte every 200 ms keeps the connection from being idle, so only the timeouts end it. */
+  function dribble(socket: Socket): () => void {
+    const timer = setInterval(() => socket.write('a'), 200);
+    return () => clearInterval(timer);
+  }
+
+  it('closes a connection whose headers never finish', async () => {
+    const socket = await open(await server());
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+    const stop = dribble(socket);
+    const { ms, said } = await closedAfter(socket);
+    stop();
+    expect(ms).toBeLessThan(4000);
+    expect(said).toMatch(/^HTTP\/1.1 408/);
+  });
+
+  it('closes a connection whose body never finishes', async () => {
+    const socket = await open(await server());
+    socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\nabc');
+    const stop = dribble(socket);
+    const { ms, said } = await closedAfter(socket);
+    stop();
+    expect(ms).toBeLessThan(5000);
+    expect(said).toMatch(/^HTTP\/1.1 408/);
+  });
+
+  it('closes an idle connection', async () => {
+    const socket = await open(await server());
+    const { ms } = await closedAfter(socket);
+    expect(ms).toBeGreaterThanOrEqual(900);
+    expect(ms).toBeLessThan(4000);
+  });
+
+  it('refuses connections beyond the cap', async () => {
+    const port = await server();
+    const held = await Promise.all([open(port), open(port), open(port)]);
+    const extra = await open(port);
+    const { ms } = await closedAfter(extra);
+    expect(ms).toBeLessThan(500);
+    for (const s of held) s.destroy();
+  });
+});

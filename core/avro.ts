@@ -65,22 +65,30 @@ export interface AvroTypes {
   readonly wide: Type;
 }
 
-function build(schema: Schema, wide: boolean): Type {
-  return avro.Type.forSchema(schema, {
+/**
+ * `references` are the schemas holding named types this one uses (a shared
+ * `Money` record, say), dependencies first: they are parsed into the same
+ * avsc registry, so the main schema can name their types.
+ */
+function build(schema: Schema, wide: boolean, references: readonly Schema[]): Type {
+  const opts = {
     logicalTypes: { 'timestamp-millis': TimestampMillis },
-    ...(wide ? { registry: { long: wideLong } } : {}),
+    registry: (wide ? { long: wideLong } : {}) as { [name: string]: Type },
     // Unions of null and one type take the plain value (as JSON posters write it).
-    wrapUnions: 'auto',
-  });
+    wrapUnions: 'auto' as const,
+  };
+  for (const reference of references) avro.Type.forSchema(reference, opts);
+  return avro.Type.forSchema(schema, opts);
 }
 
 export function parseSchemaText(text: string): Schema {
   return JSON.parse(text) as Schema;
 }
 
-export function createTypes(schema: Schema | string): AvroTypes {
+export function createTypes(schema: Schema | string, references: readonly (Schema | string)[] = []): AvroTypes {
   const parsed = typeof schema === 'string' ? parseSchemaText(schema) : schema;
-  return { schema: parsed, fast: build(parsed, false), wide: build(parsed, true) };
+  const refs = references.map((r) => (typeof r === 'string' ? parseSchemaText(r) : r));
+  return { schema: parsed, fast: build(parsed, false, refs), wide: build(parsed, true, refs) };
 }
 
 function isPrecisionError(error: unknown): boolean {

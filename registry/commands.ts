@@ -187,7 +187,9 @@ export function setMode(state: RegistryState, subject: string | null, body: unkn
   if (mode === 'IMPORT' && !force) {
     const existing = subject === null ? state.subjects().length > 0 : state.hasSubject(subject);
     if (existing) {
-      throw RegistryHttpError.operationNotPermitted(`Cannot import since found existing ${subject === null ? 'subjects' : `versions of subject '${subject}'`}: pass force=true to switch to IMPORT anyway`);
+      throw RegistryHttpError.operationNotPermitted(
+        `Cannot import since found existing ${subject === null ? 'subjects' : `versions of subject '${subject}'`}: pass force=true to switch to IMPORT anyway`,
+      );
     }
   }
   return { records: [{ key: modeKey(subject), value: { mode } }], result: { mode } };

@@ -170,7 +170,7 @@ export class JsonSchemaCompatibility {
     }
     const missing = [...wTypes].filter((t) => !rTypes.has(t) && !(t === 'integer' && rTypes.has('number')));
     if (missing.length === 0) return true;
-    const narrowed = [...rTypes].every((t) => wTypes.has(t));
+    const narrowed = [...rTypes].every((t) => wTypes.has(t) || (t === 'integer' && wTypes.has('number')));
     this.#report(path, narrowed ? 'TYPE_NARROWED' : 'TYPE_CHANGED', `writer type ${[...wTypes].join(' | ')}, reader type ${[...rTypes].join(' | ')} (only integer → number widens)`);
     return false;
   }
@@ -247,7 +247,12 @@ export class JsonSchemaCompatibility {
         continue;
       }
       if (wModel === 'open') {
-        if (!isEmptySchema(rProp)) this.#report(where, 'PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL', `property '${name}' added while the writer's content model is open: earlier documents may hold any value under '${name}' (close the writer's model with additionalProperties: false first)`);
+        if (!isEmptySchema(rProp))
+          this.#report(
+            where,
+            'PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL',
+            `property '${name}' added while the writer's content model is open: earlier documents may hold any value under '${name}' (close the writer's model with additionalProperties: false first)`,
+          );
         continue;
       }
       if (rRequired.has(name) && !hasDefault(rProp)) {
@@ -271,7 +276,8 @@ export class JsonSchemaCompatibility {
       if (wRequired.has(name) || name in rProps) continue;
       this.#report(child(path, name), 'REQUIRED_ATTRIBUTE_ADDED', `'${name}' became required; the writer's documents may lack it`);
     }
-    if (wModel === 'open' && rModel === 'closed') this.#report(path, 'ADDITIONAL_PROPERTIES_REMOVED', 'the reader closed the content model (additionalProperties: false); the writer allowed other properties');
+    if (wModel === 'open' && rModel === 'closed')
+      this.#report(path, 'ADDITIONAL_PROPERTIES_REMOVED', 'the reader closed the content model (additionalProperties: false); the writer allowed other properties');
     else if (wModel === 'open' && rModel === 'partial') this.#report(path, 'ADDITIONAL_PROPERTIES_NARROWED', 'the reader restricted additionalProperties to a schema; the writer allowed any');
     else if (wModel === 'partial' && rModel === 'closed') this.#report(path, 'ADDITIONAL_PROPERTIES_REMOVED', 'the reader closed the content model (additionalProperties: false)');
     else if (wModel === 'partial' && rModel === 'partial') this.compareChild(ctx, writer.additionalProperties, reader.additionalProperties, child(path, '{additionalProperties}'));

@@ -84,6 +84,21 @@ function toViolation(error: ErrorObject): FieldViolation {
   }
 }
 
+function hasBigInt(value: unknown): boolean {
+  if (typeof value === 'bigint') return true;
+  if (Array.isArray(value)) return value.some(hasBigInt);
+  if (typeof value === 'object' && value !== null) return Object.values(value).some(hasBigInt);
+  return false;
+}
+
+/** Integers beyond 2^53 arrive as BigInts (core/json.ts keeps them exact); ajv checks their nearest double, which is still an integer. */
+function forAjv(value: unknown): unknown {
+  if (typeof value === 'bigint') return Number(value);
+  if (Array.isArray(value)) return value.map(forAjv);
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, forAjv(v)]));
+  return value;
+}
+
 export function jsonSchemaCodec(resolved: ResolvedSchema): JsonSchemaCodec {
   const root = parseNode(resolved.schema, 'the schema');
   const ajv = ajvFor(root);
@@ -102,7 +117,7 @@ export function jsonSchemaCodec(resolved: ResolvedSchema): JsonSchemaCodec {
     root,
     referenced,
     validate(value) {
-      if (validator(value)) return [];
+      if (validator(hasBigInt(value) ? forAjv(value) : value)) return [];
       return (validator.errors ?? []).map(toViolation);
     },
     encode: (value) => Buffer.from(stringifyJson(value), 'utf8'),

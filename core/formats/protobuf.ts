@@ -93,7 +93,17 @@ export function encodeMessageIndexes(indexes: readonly number[]): Buffer {
   return Buffer.from(out);
 }
 
+/**
+ * Reads the message-index list. A payload whose first byte cannot start a
+ * short list (0, or a count of 1 to 3 as 0x02/0x04/0x06) is taken as Protobuf
+ * bytes with no list, i.e. the first message: @kafkajs/confluent-schema-registry
+ * writes that framing, and a Protobuf message's first byte (a field tag, field
+ * number >= 1) is 0x08 or more. The price: a Confluent list 4 or more levels
+ * deep (first byte 0x08) is not recognised.
+ */
 export function decodeMessageIndexes(payload: Buffer): { indexes: number[]; offset: number } {
+  const first = payload[0];
+  if (first === undefined || (first !== 0 && first !== 2 && first !== 4 && first !== 6)) return { indexes: [0], offset: 0 };
   const count = readZigzagVarint(payload, 0);
   if (count.value === 0) return { indexes: [0], offset: count.offset };
   if (count.value < 0 || count.value > 100) throw new Error(`message-index count ${count.value} is not plausible`);

@@ -95,6 +95,10 @@ describe('Protobuf message indexes', () => {
       [0x04, 0x00, 0x04],
     ],
     [[70], [0x02, 0x8c, 0x01]],
+    [
+      [0, 1, 2],
+      [0x06, 0x00, 0x02, 0x04],
+    ],
   ])('%j is written as %j (zigzag varints, [0] as a single 0)', (indexes, bytes) => {
     const encoded = encodeMessageIndexes(indexes);
     expect([...encoded]).toEqual(bytes);
@@ -113,6 +117,8 @@ describe('Protobuf message indexes', () => {
     const line = Buffer.concat([encodeMessageIndexes([0, 0]), Buffer.from([0x0a, 0x01, 0x42, 0x10, 0x03])]);
     expect(codec.decode(line)).toEqual({ sku: 'B', qty: 3 });
     expect(() => codec.decode(Buffer.concat([encodeMessageIndexes([5]), Buffer.from([0x0a, 0x00])]))).toThrow(/names no message/);
+    // Without a list (how @kafkajs/confluent-schema-registry frames Protobuf): the first message.
+    expect(codec.decode(Buffer.from([0x0a, 0x01, 0x78]))).toMatchObject({ id: 'x' });
   });
 
   it('checks oneofs, repeated fields and enum names', () => {

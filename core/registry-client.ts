@@ -128,6 +128,12 @@ export class RegistryClient {
     return out;
   }
 
+  /** A subject's version with the texts of everything it references. */
+  async resolvedSubjectVersion(subject: string, version: number): Promise<ResolvedSchema> {
+    const answer = await this.request<SchemaAnswer>('GET', `/subjects/${encodeURIComponent(subject)}/versions/${version}`);
+    return { schemaType: typeOf(answer, `${subject} version ${version}`), schema: answer.schema, references: await this.#resolveReferences(answer.references ?? []) };
+  }
+
   /** The codec of schema `id`, whatever its format, built once. */
   codecById(id: number): Promise<AnyCodec> {
     return this.#once(this.#codecs, id, async () => createCodec(await this.resolvedById(id)));

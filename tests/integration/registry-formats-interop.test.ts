@@ -116,7 +116,7 @@ describe.each(FORMATS)('$name with a shared Money type in another subject', (for
 
   it('the Confluent client registers Money and an Order that references it', async () => {
     const client = new SchemaRegistry({ host: registry.url });
-    await client.register({ type: format.type, schema: format.money }, { subject: moneySubject });
+    await client.register({ type: format.type, schema: format.money } as never, { subject: moneySubject });
     const references = [{ name: format.refName, subject: moneySubject, version: 1 }];
     ({ id: orderId } = await client.register({ type: format.type, schema: format.order, references } as never, { subject: orderSubject }));
     const latest = await call(registry.url, 'GET', `/subjects/${orderSubject}/versions/latest`);
@@ -143,7 +143,7 @@ describe.each(FORMATS)('$name with a shared Money type in another subject', (for
 
   it('an incompatible change to Money is refused, naming the field; the referenced version cannot be deleted', async () => {
     const client = new SchemaRegistry({ host: registry.url });
-    await expect(client.register({ type: format.type, schema: format.moneyBroken }, { subject: moneySubject })).rejects.toThrow(/units/);
+    await expect(client.register({ type: format.type, schema: format.moneyBroken } as never, { subject: moneySubject })).rejects.toThrow(/units/);
     const verbose = await call(registry.url, 'POST', `/compatibility/subjects/${moneySubject}/versions/latest?verbose=true`, { schema: format.moneyBroken, schemaType: format.name });
     expect(verbose.body).toMatchObject({ is_compatible: false, messages: [expect.stringMatching(/units/)] });
     const refused = await call(registry.url, 'DELETE', `/subjects/${moneySubject}/versions/1`);

@@ -1,23 +1,11 @@
 import { defineWorker } from '../handler.ts';
+import type { PaymentAudit } from '../../schemas/formats/generated/PaymentAudit.ts';
+import type { Payment } from '../../schemas/formats/generated/proto_payment.ts';
 
 /**
  * audit-payments: reads Protobuf payments and emits a JSON Schema audit line
  * for each, showing a worker that decodes one format and encodes another.
  */
-
-interface Payment {
-  paymentId: string;
-  amountCents: number | bigint;
-  currency: string;
-  note: string;
-}
-
-interface PaymentAudit {
-  paymentId: string;
-  amountCents: number | bigint;
-  currency: string;
-  large: boolean;
-}
 
 export const LARGE_CENTS = 100_000;
 

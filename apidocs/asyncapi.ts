@@ -1,14 +1,33 @@
-import type { Topology } from '../topology/model.ts';
+import { valueJsonSchema } from '../contracts/json-schema.ts';
+import { schemaTypeOf, type Topology, type ValueSchema } from '../topology/model.ts';
 
 /**
  * AsyncAPI 3 document of a topology: one channel per topic, its messages the
- * topic's Avro schema (schemaFormat Avro, so tools read the contract itself),
+ * topic's schema (Avro and JSON Schema in their own schemaFormat, so tools read the contract itself),
  * operations for what the ingress sends and what each worker receives and sends.
  */
 
 type Json = Record<string, unknown>;
 
 const AVRO_FORMAT = 'application/vnd.apache.avro+json;version=1.9.0';
+const JSON_SCHEMA_FORMAT = 'application/schema+json;version=draft-07';
+const BODIES = { AVRO: 'Avro body', JSON: 'UTF-8 JSON body', PROTOBUF: 'message-index list and Protobuf body' } as const;
+
+/**
+ * The message payload: Avro and JSON Schema contracts as themselves; a Protobuf
+ * contract (which AsyncAPI has no schema format for) as the JSON Schema of its
+ * first message, with the .proto text alongside.
+ */
+function payloadOf(value: ValueSchema): Json {
+  switch (schemaTypeOf(value)) {
+    case 'AVRO':
+      return { schemaFormat: AVRO_FORMAT, schema: value.schema };
+    case 'JSON':
+      return { schemaFormat: JSON_SCHEMA_FORMAT, schema: value.schema };
+    case 'PROTOBUF':
+      return { ...valueJsonSchema(value), description: `Protobuf message (first of the file):\n${value.text}` };
+  }
+}
 const key = (name: string): string => name.replace(/[^A-Za-z0-9_-]/g, '_');
 
 export function asyncApiDocument(topology: Topology, options: { brokers: string[]; title?: string }): Json {
@@ -21,9 +40,9 @@ export function asyncApiDocument(topology: Topology, options: { brokers: string[
       ? {
           name: topic.valueSchema.subject,
           title: `${topic.name} value`,
-          summary: `Confluent wire format: magic byte 0, schema id of subject ${topic.valueSchema.subject}, Avro body.`,
+          summary: `Confluent wire format: magic byte 0, schema id of subject ${topic.valueSchema.subject}, ${BODIES[schemaTypeOf(topic.valueSchema)]}.`,
           contentType: 'application/octet-stream',
-          payload: { schemaFormat: AVRO_FORMAT, schema: topic.valueSchema.schema },
+          payload: payloadOf(topic.valueSchema),
         }
       : { name: `${topic.name} record`, title: `${topic.name} value`, summary: 'Original bytes of a record that failed, with headers naming the error.', contentType: 'application/octet-stream' };
     channels[id] = {
@@ -54,7 +73,7 @@ export function asyncApiDocument(topology: Topology, options: { brokers: string[
   });
   return {
     asyncapi: '3.0.0',
-    info: { title: options.title ?? `Sluice topology ${topology.name ?? ''}`.trim(), version: '1.0.0', description: 'Topics, their Avro contracts and who produces and consumes them.' },
+    info: { title: options.title ?? `Sluice topology ${topology.name ?? ''}`.trim(), version: '1.0.0', description: 'Topics, their contracts and who produces and consumes them.' },
     servers,
     channels,
     operations,

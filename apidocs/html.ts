@@ -1,5 +1,5 @@
 import type { Topology } from '../topology/model.ts';
-import { topicByName } from '../topology/model.ts';
+import { schemaTypeOf, topicByName } from '../topology/model.ts';
 
 /** The readable page at /docs: routes, topics and contracts, self-contained (no scripts, no CDN). */
 
@@ -26,7 +26,11 @@ export function docsPage(topology: Topology): string {
     .join('\n');
   const contracts = topology.topics
     .filter((t) => t.valueSchema)
-    .map((t) => `<h3 id="${esc(t.valueSchema!.subject)}">${esc(t.valueSchema!.subject)}</h3>\n<pre>${esc(JSON.stringify(t.valueSchema!.schema, null, 2))}</pre>`)
+    .map((t) => {
+      const value = t.valueSchema!;
+      const text = schemaTypeOf(value) === 'PROTOBUF' ? value.text : JSON.stringify(value.schema, null, 2);
+      return `<h3 id="${esc(value.subject)}">${esc(value.subject)} (${schemaTypeOf(value)})</h3>\n<pre>${esc(text)}</pre>`;
+    })
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

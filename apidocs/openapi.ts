@@ -1,7 +1,7 @@
-import { avroToJsonSchema } from '../contracts/json-schema.ts';
+import { valueJsonSchema } from '../contracts/json-schema.ts';
 import { topicByName, type Topology } from '../topology/model.ts';
 
-/** OpenAPI 3.1 document of the ingress: one POST per route, its body the JSON Schema of the topic's Avro contract. */
+/** OpenAPI 3.1 document of the ingress: one POST per route, its body the JSON Schema of the topic's contract (Avro, JSON Schema or Protobuf). */
 
 type Json = Record<string, unknown>;
 
@@ -39,7 +39,7 @@ export function openApiDocument(topology: Topology, options: { title?: string; b
     const value = topicByName(topology, route.topic)?.valueSchema;
     if (!value) continue;
     const name = value.subject.replace(/[^A-Za-z0-9._-]/g, '_');
-    schemas[name] = avroToJsonSchema(value.schema);
+    schemas[name] = valueJsonSchema(value);
     const event = { $ref: `#/components/schemas/${name}` };
     paths[route.path] = {
       post: {

@@ -1,3 +1,4 @@
+import { avroCodecFromTypes } from '../core/formats/index.ts';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -67,7 +68,7 @@ async function build(variant: Variant, binding: RouteBinding): Promise<App> {
     app.post(binding.route.path, async (request, reply) => {
       if (!isParsedBody(request.body)) throw new Error('no body');
       const { events, batch } = request.body;
-      checkEvents(binding.types, events, batch);
+      checkEvents(binding.codec, events, batch);
       const acks = await producer.produce(toRecords(binding, events, request.id));
       const results = acks.map((ack) => ({ ...ack, schemaId: binding.schemaId }));
       return reply.code(200).send(batch ? { results } : results[0]);
@@ -128,7 +129,12 @@ async function main(args: string[]): Promise<void> {
   const config = loadConfig({}, { logLevel: 'silent' });
   const logger = createLogger(config, 'bench-tracing');
   const schema = readFileSync(`${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, 'utf8');
-  const binding: RouteBinding = { route: { method: 'POST', path: '/v1/orders', topic: 'orders', key: 'orderId' }, subject: 'orders-value', schemaId: 1, types: createTypes(schema) };
+  const binding: RouteBinding = {
+    route: { method: 'POST', path: '/v1/orders', topic: 'orders', key: 'orderId' },
+    subject: 'orders-value',
+    schemaId: 1,
+    codec: avroCodecFromTypes(createTypes(schema)),
+  };
   const pool = eventPool(500);
   if (args.includes('--micro')) return micro(binding, pool.orders[0]);
   const bodies = pool.singleBodies;

@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type ICustomPartitioner, type KafkaMessage, type Message, type Producer, type TopicMessages } from 'kafkajs';
-import { createTypes, type AvroTypes } from '../core/avro.ts';
 import type { SluiceConfig } from '../core/config.ts';
 import { describeCause, isRetryable, OutputTooLargeError, ShutdownTimeoutError, TransactionAbortedError, WorkerConfigError } from '../core/errors.ts';
 import { createKafka } from '../core/kafka.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import { createEncoder, decodeFramed, type EventEncoder } from '../core/serde.ts';
-import { topicByName, type Topology, type ValueSchema, type WorkerSpec } from '../topology/model.ts';
+import { createCodecEncoder, decodeFramed, type EventEncoder } from '../core/serde.ts';
+import { schemaTypeOf, topicByName, valueCodec, type Topology, type ValueSchema, type WorkerSpec } from '../topology/model.ts';
 import { normalizeOutputs, type AnyHandler, type Handler, type HandlerContext } from './handler.ts';
 import { CORRELATION_HEADER, correlationIdOf, deadLetterMessage, errorClassName, errorCodeOf, headersToStrings, SOURCE_HEADER } from './headers.ts';
 import { workerMetrics, type WorkerMetrics } from './metrics.ts';
@@ -183,14 +182,15 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
 
   const inputSchema = valueSchemaOf(spec, topology, spec.input, 'input');
   const outputSchema = valueSchemaOf(spec, topology, spec.output, 'output');
-  const readerTypes: AvroTypes = createTypes(inputSchema.schema);
+  const inputCodec = valueCodec(inputSchema);
+  // Avro records are resolved to the worker's reader schema (JSON Schema and Protobuf ones are read as written).
   // The registry client caches decoders by (writer id, reader key); the hash keeps
   // two workers with different reader schemas for one subject apart.
-  const reader = { types: readerTypes, key: `${inputSchema.subject}#${createHash('sha256').update(inputSchema.text).digest('hex').slice(0, 16)}` };
+  const reader = inputCodec.schemaType === 'AVRO' ? { types: inputCodec.types, key: `${inputSchema.subject}#${createHash('sha256').update(inputSchema.text).digest('hex').slice(0, 16)}` } : undefined;
   const handler = (options.handler ?? (await loadHandler(spec))) as Handler<unknown, unknown>;
   // Idempotent: registering the schema already registered returns its id.
-  const outputId = await registry.register(outputSchema.subject, outputSchema.text);
-  const encoder: EventEncoder = createEncoder(outputSchema.subject, outputId, createTypes(outputSchema.schema));
+  const outputId = await registry.register(outputSchema.subject, outputSchema.text, { schemaType: schemaTypeOf(outputSchema) });
+  const encoder: EventEncoder = createCodecEncoder(outputSchema.subject, outputId, valueCodec(outputSchema));
 
   const counters: WorkerCounters = { processed: 0, emitted: 0, deadLettered: 0, retries: 0 };
   const chunkSize = config.workerBatchSize;

@@ -1,10 +1,10 @@
 import { relative } from 'node:path';
 import type { RegistryClient } from '../core/registry-client.ts';
-import type { Topology } from '../topology/model.ts';
+import { schemaTypeOf, type Topology } from '../topology/model.ts';
 import { subjectStatus } from '../topology/subject-status.ts';
 
 /**
- * `sluice schemas check`: each .avsc of the topology against its subject's
+ * `sluice schemas check`: each schema file (.avsc, .json, .proto) of the topology against its subject's
  * versions in the registry, under the level the subject will have (the file's
  * `compatibility`, else the subject's, else the global one).
  */
@@ -24,7 +24,7 @@ export async function checkSchemas(topology: Topology, registry: RegistryClient)
   for (const topic of topology.topics) {
     const value = topic.valueSchema;
     if (!value) continue;
-    const status = await subjectStatus(registry, value.subject, value.text, topic.compatibility);
+    const status = await subjectStatus(registry, value.subject, value.text, topic.compatibility, schemaTypeOf(value));
     const outcome: CheckOutcome = status.registered ? 'registered' : !status.exists ? 'new-subject' : status.incompatibilities.length > 0 ? 'incompatible' : 'compatible';
     results.push({ subject: value.subject, file: value.file, level: status.checkedLevel, outcome, reasons: status.incompatibilities });
   }

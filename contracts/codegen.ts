@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import type { Schema } from 'avsc';
 import { PROJECT_ROOT } from '../core/config.ts';
-import type { Topology } from '../topology/model.ts';
+import { valueCodec, type Topology, type ValueSchema } from '../topology/model.ts';
+import { generateJsonSchemaTypes, generateProtobufTypes } from './codegen-formats.ts';
 
 /**
  * TypeScript types for Avro schemas, shaped as Sluice's decoder produces values
@@ -152,14 +153,35 @@ export interface PlannedFile extends GeneratedFile {
   path: string;
 }
 
-/** One module per .avsc file the topology uses, in `generated/` beside it. */
+function generateFor(value: ValueSchema): GeneratedFile {
+  const codec = valueCodec(value);
+  switch (codec.schemaType) {
+    case 'AVRO':
+      return generateTypes(value.schema, value.file);
+    case 'JSON':
+      return generateJsonSchemaTypes(codec.root, value.file);
+    case 'PROTOBUF':
+      return generateProtobufTypes(codec.file, value.file);
+  }
+}
+
+/** One module per schema file (.avsc, .json, .proto) the topology uses, in `generated/` beside it. */
 export function generateForTopology(topology: Topology): PlannedFile[] {
-  const bySource = new Map<string, Schema>();
-  for (const topic of topology.topics) if (topic.valueSchema) bySource.set(topic.valueSchema.file, topic.valueSchema.schema);
-  return [...bySource].map(([file, schema]) => {
-    const generated = generateTypes(schema, file);
-    return { ...generated, path: join(dirname(file), 'generated', generated.name) };
+  const bySource = new Map<string, ValueSchema>();
+  for (const topic of topology.topics) if (topic.valueSchema) bySource.set(topic.valueSchema.file, topic.valueSchema);
+  const planned = [...bySource.values()].map((value) => {
+    const generated = generateFor(value);
+    return { ...generated, path: join(dirname(value.file), 'generated', generated.name), source: value.file };
   });
+  // Case-insensitively: Payment.ts and payment.ts are one file on some file systems.
+  const byPath = new Map<string, string>();
+  for (const file of planned) {
+    const other = byPath.get(file.path.toLowerCase());
+    if (other !== undefined)
+      throw new Error(`${relative(PROJECT_ROOT, other)} and ${relative(PROJECT_ROOT, file.source)} would both generate ${relative(PROJECT_ROOT, file.path)}: rename one of them`);
+    byPath.set(file.path.toLowerCase(), file.source);
+  }
+  return planned.map(({ source: _source, ...file }) => file);
 }
 
 /** The generated files whose content on disk differs from what the schemas give now. */

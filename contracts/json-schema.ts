@@ -1,4 +1,6 @@
 import type { Schema } from 'avsc';
+import { valueCodec, type ValueSchema } from '../topology/model.ts';
+import { messageJsonSchema } from './protobuf-json-schema.ts';
 
 /**
  * JSON Schema (2020-12, as OpenAPI 3.1 uses) of what the ingress accepts for an
@@ -76,5 +78,23 @@ function convert(schema: unknown, named: Map<string, Schema>): Json {
       return { type: 'object', ...doc, additionalProperties: convert(schema.values, named) };
     default:
       return { ...convert(schema.type, named), ...doc };
+  }
+}
+
+/** The JSON Schema of what the ingress accepts for a topic's value, whatever the schema's format. */
+export function valueJsonSchema(value: ValueSchema): Json {
+  const codec = valueCodec(value);
+  switch (codec.schemaType) {
+    case 'AVRO':
+      return avroToJsonSchema(value.schema);
+    case 'JSON': {
+      // The document itself; its dialect keyword stays out, as OpenAPI 3.1 sets the dialect.
+      const { $schema: _dialect, ...rest } = (typeof codec.root === 'object' ? codec.root : {}) as Json;
+      return rest;
+    }
+    case 'PROTOBUF': {
+      const first = codec.file.messages[0];
+      return first ? messageJsonSchema(first) : {};
+    }
   }
 }

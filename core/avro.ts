@@ -130,14 +130,22 @@ function withoutPrototypeLookups(type: Type, seen = new Set<Type>()): void {
   for (const child of children) if (child) withoutPrototypeLookups(child, seen);
 }
 
-function build(schema: Schema, wide: boolean): Type {
-  const type = avro.Type.forSchema(schema, {
+/**
+ * `references` are the schemas holding named types this one uses (a shared
+ * `Money` record, say), dependencies first: they are parsed into the same
+ * avsc registry, so the main schema can name their types.
+ */
+function build(schema: Schema, wide: boolean, references: readonly Schema[]): Type {
+  const opts = {
     logicalTypes: { 'timestamp-millis': TimestampMillis },
     // The wide type validates (see validateAvro), so it is the one that must not throw on a BigInt.
-    ...(wide ? { registry: { long: wideLong }, typeHook: checkedPrimitive } : {}),
+    registry: (wide ? { long: wideLong } : {}) as { [name: string]: Type },
+    ...(wide ? { typeHook: checkedPrimitive } : {}),
     // Unions of null and one type take the plain value (as JSON posters write it).
-    wrapUnions: 'auto',
-  } as Parameters<typeof avro.Type.forSchema>[1]);
+    wrapUnions: 'auto' as const,
+  } as Parameters<typeof avro.Type.forSchema>[1];
+  for (const reference of references) withoutPrototypeLookups(avro.Type.forSchema(reference, opts));
+  const type = avro.Type.forSchema(schema, opts);
   withoutPrototypeLookups(type);
   return type;
 }
@@ -146,9 +154,10 @@ export function parseSchemaText(text: string): Schema {
   return JSON.parse(text) as Schema;
 }
 
-export function createTypes(schema: Schema | string): AvroTypes {
+export function createTypes(schema: Schema | string, references: readonly (Schema | string)[] = []): AvroTypes {
   const parsed = typeof schema === 'string' ? parseSchemaText(schema) : schema;
-  return { schema: parsed, fast: build(parsed, false), wide: build(parsed, true) };
+  const refs = references.map((r) => (typeof r === 'string' ? parseSchemaText(r) : r));
+  return { schema: parsed, fast: build(parsed, false, refs), wide: build(parsed, true, refs) };
 }
 
 function isPrecisionError(error: unknown): boolean {

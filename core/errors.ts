@@ -292,6 +292,12 @@ export class RegistryHttpError extends SluiceError {
   static operationNotPermitted(message: string): RegistryHttpError {
     return new RegistryHttpError(422, 42205, message);
   }
+  static referenceExists(message: string): RegistryHttpError {
+    return new RegistryHttpError(422, 42206, message);
+  }
+  static subjectLevelModeNotConfigured(subject: string): RegistryHttpError {
+    return new RegistryHttpError(404, 40409, `Subject '${subject}' does not have subject-level mode configured`);
+  }
   static storeError(message: string, cause?: unknown): RegistryHttpError {
     return new RegistryHttpError(500, 50001, message, cause);
   }

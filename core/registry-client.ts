@@ -1,6 +1,7 @@
 import type { Schema } from 'avsc';
-import { createResolvingDecoder, createTypes, type AvroTypes, type Decoder } from './avro.ts';
+import { createResolvingDecoder, type AvroTypes, type Decoder } from './avro.ts';
 import { RegistryError, RegistryUnavailableError } from './errors.ts';
+import { createCodec, isSchemaType, type AnyCodec, type ResolvedReference, type ResolvedSchema, type SchemaReference, type SchemaType } from './formats/index.ts';
 
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
 
@@ -9,6 +10,26 @@ export interface RegisteredSchema {
   id: number;
   version: number;
   schema: string;
+  schemaType?: SchemaType;
+  references?: SchemaReference[];
+}
+
+/** A schema as the registry answers for an id or a subject version. */
+export interface SchemaAnswer {
+  schema: string;
+  schemaType?: string;
+  references?: SchemaReference[];
+}
+
+export interface RegisterOptions {
+  schemaType?: SchemaType;
+  references?: readonly SchemaReference[];
+}
+
+function typeOf(answer: SchemaAnswer, what: string): SchemaType {
+  const type = answer.schemaType ?? 'AVRO';
+  if (!isSchemaType(type)) throw new RegistryError(422, 42201, `${what} has schemaType ${type}, which Sluice cannot read`);
+  return type;
 }
 
 /**
@@ -21,7 +42,8 @@ export class RegistryClient {
   readonly url: string;
   readonly #timeoutMs: number;
   readonly #headers: Record<string, string>;
-  readonly #byId = new Map<number, Promise<AvroTypes>>();
+  readonly #resolved = new Map<number, Promise<ResolvedSchema>>();
+  readonly #codecs = new Map<number, Promise<AnyCodec>>();
   readonly #decoders = new Map<string, Decoder>();
 
   /**
@@ -68,9 +90,14 @@ export class RegistryClient {
   }
 
   /** Registers (or finds) `schema` under `subject` and returns its global id. */
-  async register(subject: string, schema: Schema | string): Promise<number> {
+  async register(subject: string, schema: Schema | string, options: RegisterOptions = {}): Promise<number> {
     const text = typeof schema === 'string' ? schema : JSON.stringify(schema);
-    const { id } = await this.request<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema: text });
+    const body = {
+      schema: text,
+      ...(options.schemaType !== undefined && options.schemaType !== 'AVRO' ? { schemaType: options.schemaType } : {}),
+      ...(options.references !== undefined && options.references.length > 0 ? { references: options.references } : {}),
+    };
+    const { id } = await this.request<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, body);
     return id;
   }
 
@@ -78,30 +105,70 @@ export class RegistryClient {
     return this.request<RegisteredSchema>('GET', `/subjects/${encodeURIComponent(subject)}/versions/latest`);
   }
 
-  /** The Avro types of schema `id`, fetched once. */
-  typesById(id: number): Promise<AvroTypes> {
-    let pending = this.#byId.get(id);
+  /** A failed look-up is not cached: the registry may be back on the next try. */
+  #once<T>(cache: Map<number, Promise<T>>, id: number, load: () => Promise<T>): Promise<T> {
+    let pending = cache.get(id);
     if (!pending) {
-      pending = this.request<{ schema: string; schemaType?: string }>('GET', `/schemas/ids/${id}`).then(({ schema, schemaType }) => {
-        if (schemaType !== undefined && schemaType !== 'AVRO') {
-          throw new RegistryError(422, 42201, `schema ${id} is ${schemaType}; Sluice reads Avro only`);
-        }
-        return createTypes(schema);
-      });
-      // A failed look-up is not cached: the registry may be back on the next try.
-      pending.catch(() => this.#byId.delete(id));
-      this.#byId.set(id, pending);
+      pending = load();
+      pending.catch(() => cache.delete(id));
+      cache.set(id, pending);
     }
     return pending;
   }
 
-  /** A decoder from writer schema `id` to `reader` (the writer's own schema when omitted). */
+  /** Schema `id` with the texts of everything it references (dependencies first), fetched once. */
+  resolvedById(id: number): Promise<ResolvedSchema> {
+    return this.#once(this.#resolved, id, async () => {
+      const answer = await this.request<SchemaAnswer>('GET', `/schemas/ids/${id}`);
+      return { schemaType: typeOf(answer, `schema ${id}`), schema: answer.schema, references: await this.#resolveReferences(answer.references ?? []) };
+    });
+  }
+
+  async #resolveReferences(references: readonly SchemaReference[]): Promise<ResolvedReference[]> {
+    const out: ResolvedReference[] = [];
+    const done = new Set<string>();
+    const visit = async (ref: SchemaReference, depth: number): Promise<void> => {
+      const key = `${ref.subject}/${ref.version}`;
+      if (done.has(key)) return;
+      if (depth > 32) throw new RegistryError(422, 42201, `schema references nest deeper than 32 levels at ${key}`);
+      const answer = await this.request<SchemaAnswer>('GET', `/subjects/${encodeURIComponent(ref.subject)}/versions/${ref.version}`);
+      for (const inner of answer.references ?? []) await visit(inner, depth + 1);
+      done.add(key);
+      out.push({ name: ref.name, schema: answer.schema });
+    };
+    for (const ref of references) await visit(ref, 0);
+    return out;
+  }
+
+  /** A subject's version with the texts of everything it references. */
+  async resolvedSubjectVersion(subject: string, version: number): Promise<ResolvedSchema> {
+    const answer = await this.request<SchemaAnswer>('GET', `/subjects/${encodeURIComponent(subject)}/versions/${version}`);
+    return { schemaType: typeOf(answer, `${subject} version ${version}`), schema: answer.schema, references: await this.#resolveReferences(answer.references ?? []) };
+  }
+
+  /** The codec of schema `id`, whatever its format, built once. */
+  codecById(id: number): Promise<AnyCodec> {
+    return this.#once(this.#codecs, id, async () => createCodec(await this.resolvedById(id)));
+  }
+
+  /** The Avro types of schema `id`; a schema of another format is refused. */
+  async typesById(id: number): Promise<AvroTypes> {
+    const codec = await this.codecById(id);
+    if (codec.schemaType !== 'AVRO') throw new RegistryError(422, 42201, `schema ${id} is ${codec.schemaType}, not AVRO`);
+    return codec.types;
+  }
+
+  /**
+   * A decoder for records written with schema `id`. Avro records are resolved
+   * to `reader` when given (the writer's own schema otherwise); JSON Schema and
+   * Protobuf records are read with their writer's schema.
+   */
   async decoder(id: number, reader?: AvroTypes, readerKey = ''): Promise<Decoder> {
     const key = `${id}/${readerKey}`;
     const cached = this.#decoders.get(key);
     if (cached) return cached;
-    const writer = await this.typesById(id);
-    const decoder = createResolvingDecoder(writer, reader ?? writer);
+    const codec = await this.codecById(id);
+    const decoder = codec.schemaType === 'AVRO' ? createResolvingDecoder(codec.types, reader ?? codec.types) : codec;
     this.#decoders.set(key, decoder);
     return decoder;
   }

@@ -1,19 +1,25 @@
-import { encodeValidated, type AvroTypes } from './avro.ts';
+import type { AvroTypes } from './avro.ts';
 import { DecodeError, SluiceError } from './errors.ts';
+import { avroCodecFromTypes, encodeValidated, type Codec } from './formats/index.ts';
 import type { RegistryClient } from './registry-client.ts';
 import { frame, unframe } from './wire-format.ts';
 
-/** Encodes events of one registered schema into the Confluent wire format. */
+/** Encodes events of one registered schema (of any format) into the Confluent wire format. */
 export interface EventEncoder {
   readonly subject: string;
   readonly schemaId: number;
-  readonly types: AvroTypes;
+  readonly codec: Codec;
   /** Validates and frames `value`; throws ValidationError naming each bad field. */
   encode(value: unknown): Buffer;
 }
 
-export function createEncoder(subject: string, schemaId: number, types: AvroTypes): EventEncoder {
-  return { subject, schemaId, types, encode: (value) => frame(schemaId, encodeValidated(types, value)) };
+export function createCodecEncoder(subject: string, schemaId: number, codec: Codec): EventEncoder {
+  return { subject, schemaId, codec, encode: (value) => frame(schemaId, encodeValidated(codec, value)) };
+}
+
+/** An encoder for an Avro schema's types. */
+export function createEncoder(subject: string, schemaId: number, types: AvroTypes): EventEncoder & { readonly types: AvroTypes } {
+  return { ...createCodecEncoder(subject, schemaId, avroCodecFromTypes(types)), types };
 }
 
 export interface DecodedValue {
@@ -22,8 +28,8 @@ export interface DecodedValue {
 }
 
 /**
- * Reads Confluent-framed Avro by the schema id in each record, resolving the
- * writer's schema to `reader` when given. Every failure is a DecodeError that
+ * Reads Confluent-framed records (Avro, JSON Schema or Protobuf) by the schema
+ * id in each record, resolving an Avro writer's schema to `reader` when given. Every failure is a DecodeError that
  * says whether the bytes, the id or the schema were at fault.
  */
 export async function decodeFramed(registry: RegistryClient, message: Buffer | null, reader?: { types: AvroTypes; key: string }): Promise<DecodedValue> {

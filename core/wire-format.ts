@@ -2,7 +2,9 @@ import { DecodeError } from './errors.ts';
 
 /**
  * The Confluent wire format: magic byte 0, the schema id as a 4-byte big-endian
- * integer, then the Avro binary body. Any Confluent serializer reads and writes it.
+ * integer, then the body: Avro binary, UTF-8 JSON (JSON Schema), or the
+ * message-index list and the Protobuf bytes (see core/formats/protobuf.ts).
+ * Any Confluent serializer reads and writes it.
  */
 export const MAGIC_BYTE = 0;
 export const HEADER_SIZE = 5;

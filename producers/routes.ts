@@ -1,22 +1,27 @@
 import type { FastifyInstance } from 'fastify';
-import { encodeAvro, validateAvro, type AvroTypes } from '../core/avro.ts';
 import { MalformedBodyError, ValidationError, type FieldViolation } from '../core/errors.ts';
+import type { Codec, SchemaType } from '../core/formats/index.ts';
 import { frame } from '../core/wire-format.ts';
 import type { RouteSpec } from '../topology/model.ts';
 import type { BatchingProducer, OutgoingRecord } from './batching-producer.ts';
 import { isParsedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
 
-/** What a route needs at request time: its topic's Avro types and registered schema id. */
+/** What a route needs at request time: its topic's codec (Avro, JSON Schema or Protobuf) and registered schema id. */
 export interface RouteBinding {
   readonly route: RouteSpec;
   readonly subject: string;
   readonly schemaId: number;
-  readonly types: AvroTypes;
+  readonly codec: Codec;
 }
 
 export const CORRELATION_HEADER = 'correlation-id';
-export const VALUE_CONTENT_TYPE = 'application/vnd.sluice.avro';
+/** The `content-type` header of produced records, by the value's format. */
+export const VALUE_CONTENT_TYPES: Record<SchemaType, string> = {
+  AVRO: 'application/vnd.sluice.avro',
+  JSON: 'application/vnd.sluice.json',
+  PROTOBUF: 'application/vnd.sluice.protobuf',
+};
 
 export interface ProduceResult {
   topic: string;
@@ -29,11 +34,11 @@ export interface ProduceResult {
  * Validates every event before anything is produced: one bad event refuses
  * the whole batch, so a caller never has to work out which half was written.
  */
-export function checkEvents(types: AvroTypes, events: unknown[], batch: boolean): void {
+export function checkEvents(codec: Pick<Codec, 'validate'>, events: unknown[], batch: boolean): void {
   const violations: FieldViolation[] = [];
   let badEvents = 0;
   events.forEach((event, index) => {
-    const found = validateAvro(types, event);
+    const found = codec.validate(event);
     if (found.length > 0) badEvents += 1;
     for (const v of found) violations.push(batch ? { index, path: v.path, message: v.message } : v);
   });
@@ -47,13 +52,18 @@ export const PRINCIPAL_HEADER = 'sluice.principal';
 
 export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS, principal?: string): OutgoingRecord[] {
   // Who produced travels with each record, so workers, dead letters and audits know.
-  const headers = { ...trace, [CORRELATION_HEADER]: correlationId, 'content-type': VALUE_CONTENT_TYPE, ...(principal === undefined ? {} : { [PRINCIPAL_HEADER]: principal }) };
+  const headers = {
+    ...trace,
+    [CORRELATION_HEADER]: correlationId,
+    'content-type': VALUE_CONTENT_TYPES[binding.codec.schemaType],
+    ...(principal === undefined ? {} : { [PRINCIPAL_HEADER]: principal }),
+  };
   return events.map((event) => {
     const keyValue = (event as Record<string, unknown>)[binding.route.key];
     return {
       topic: binding.route.topic,
       key: keyValue === null || keyValue === undefined ? null : String(keyValue),
-      value: frame(binding.schemaId, encodeAvro(binding.types, event)),
+      value: frame(binding.schemaId, binding.codec.encode(event)),
       headers,
     };
   });
@@ -65,7 +75,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], p
       // Fastify skips content-type parsers for an absent body; treat it as malformed, not as an event.
       if (!isParsedBody(request.body)) throw new MalformedBodyError('body is empty; expected a JSON object (one event) or array (a batch)');
       const { events, batch } = request.body;
-      checkEvents(binding.types, events, batch);
+      checkEvents(binding.codec, events, batch);
       const acks = await traceProduce(request, binding.route.topic, events.length, (trace) => producer.produce(toRecords(binding, events, request.id, trace, request.principal?.name)));
       const results: ProduceResult[] = acks.map((ack) => ({ ...ack, schemaId: binding.schemaId }));
       request.log.debug({ topic: binding.route.topic, count: results.length }, 'events produced');

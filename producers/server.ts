@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { Partitioners } from 'kafkajs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { createTypes } from '../core/avro.ts';
 import type { SluiceConfig } from '../core/config.ts';
 import { MalformedBodyError, NotFoundError, PayloadTooLargeError, SluiceError, UnsupportedMediaTypeError, ValidationError } from '../core/errors.ts';
 import { createKafka } from '../core/kafka.ts';
@@ -11,7 +10,7 @@ import { registerHttpMetrics } from '../core/http-metrics.ts';
 import { registerHttpTracing } from '../core/http-tracing.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import { topicByName, type Topology } from '../topology/model.ts';
+import { schemaTypeOf, topicByName, valueCodec, type Topology } from '../topology/model.ts';
 import { BatchingProducer, type BatchingStats } from './batching-producer.ts';
 import { registerBodyParsers } from './body-parsers.ts';
 import { registerDocs } from './docs.ts';
@@ -53,9 +52,9 @@ export async function resolveBindings(topology: Topology, registry: RegistryClie
     const topic = topicByName(topology, route.topic);
     const valueSchema = topic?.valueSchema;
     if (!valueSchema) throw new SluiceError('SLUICE_TOPOLOGY_INVALID', `route ${route.path}: topic ${route.topic} has no value schema`);
-    const schemaId = await registry.register(valueSchema.subject, valueSchema.text);
+    const schemaId = await registry.register(valueSchema.subject, valueSchema.text, { schemaType: schemaTypeOf(valueSchema) });
     log.info({ path: route.path, topic: route.topic, subject: valueSchema.subject, schemaId }, 'route schema registered');
-    bindings.push({ route, subject: valueSchema.subject, schemaId, types: createTypes(valueSchema.schema) });
+    bindings.push({ route, subject: valueSchema.subject, schemaId, codec: valueCodec(valueSchema) });
   }
   return bindings;
 }

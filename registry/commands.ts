@@ -1,7 +1,7 @@
-import type { Type } from 'avsc';
 import { RegistryHttpError } from '../core/errors.ts';
-import { checkCompatibility, COMPATIBILITY_LEVELS, isCompatibilityLevel, parseAvroSchema, type CompatibilityLevel } from './compatibility.ts';
-import { configKey, deleteSubjectKey, isMode, modeKey, MODES, schemaKey, type LogRecord, type Mode, type RegistryState, type VersionEntry } from './state.ts';
+import { checkCompatibility, COMPATIBILITY_LEVELS, isCompatibilityLevel, type CompatibilityLevel, type PreviousSchema } from './compatibility.ts';
+import { explainSchemaIncompatibility, parseSchemaRequest, parseStored, type ParsedSchema, type SchemaRequest } from './schemas.ts';
+import { configKey, deleteSubjectKey, isMode, modeKey, MODES, schemaKey, type LogRecord, type Mode, type RegistryState, type SchemaValue, type VersionEntry } from './state.ts';
 
 /**
  * What each write operation of the API turns into: the log records to append
@@ -27,59 +27,73 @@ export function parseVersion(raw: string): VersionSpec {
   throw RegistryHttpError.invalidVersion(raw);
 }
 
-export interface SchemaRequest {
-  /** The schema as compact JSON text (whitespace dropped, key order kept). */
-  schema: string;
-  type: Type;
-}
-
-/** Validates a `{schema, schemaType?, references?}` body (42201 when unusable). */
-export function parseSchemaRequest(body: unknown): SchemaRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw RegistryHttpError.invalidSchema('The request body must be a JSON object with a "schema" string');
-  }
-  const { schema, schemaType, references } = body as Record<string, unknown>;
-  if (schemaType !== undefined && schemaType !== null && schemaType !== 'AVRO') {
-    throw RegistryHttpError.invalidSchema(`Unsupported schemaType ${JSON.stringify(schemaType)}: this registry stores AVRO schemas only`);
-  }
-  if (references !== undefined && references !== null && !(Array.isArray(references) && references.length === 0)) {
-    throw RegistryHttpError.invalidSchema('Schema references are not supported by this registry: inline the referenced named types into the schema instead');
-  }
-  if (typeof schema !== 'string' || schema.trim() === '') {
-    throw RegistryHttpError.invalidSchema('Empty schema: the body needs a "schema" field holding the schema as a JSON string');
-  }
-  const type = parseAvroSchema(schema);
-  return { schema: JSON.stringify(JSON.parse(schema)), type };
-}
-
-function requireWritable(state: RegistryState, what: string): void {
-  if (state.mode === 'READONLY') {
-    throw RegistryHttpError.operationNotPermitted(`Subject operations are not permitted in READONLY mode: cannot ${what}`);
+/** Refuses writes to a READONLY subject (or any subject, for a global operation, when the registry is READONLY). */
+function requireWritable(state: RegistryState, subject: string | null, what: string): void {
+  const mode = subject === null ? state.mode : state.effectiveMode(subject);
+  if (mode === 'READONLY') {
+    const scope = subject !== null && state.subjectMode(subject) !== undefined ? `Subject '${subject}' is` : 'The registry is';
+    throw RegistryHttpError.operationNotPermitted(`${scope} in READONLY mode: cannot ${what}`);
   }
 }
 
-function liveTypes(versions: readonly VersionEntry[]): { version: number; type: Type }[] {
-  return versions.map((v) => ({ version: v.version, type: parseAvroSchema(v.schema) }));
+function previousSchemas(state: RegistryState, versions: readonly VersionEntry[]): PreviousSchema<ParsedSchema>[] {
+  return versions.map((v) => ({ version: v.version, type: parseStored(state, v) }));
+}
+
+/** Deleting a version other live schemas reference would leave them unreadable: refused as Confluent does (42206). */
+function requireUnreferenced(state: RegistryState, entries: readonly VersionEntry[]): void {
+  for (const entry of entries) {
+    const ids = state.referencedBy(entry.subject, entry.version);
+    if (ids.length > 0) {
+      throw RegistryHttpError.referenceExists(`One or more references exist to the schema {subject=${entry.subject},version=${entry.version}}: schema id(s) ${ids.join(', ')} reference it`);
+    }
+  }
 }
 
 export function registerSchema(state: RegistryState, subject: string, body: unknown): Plan<{ id: number }> {
-  const request = parseSchemaRequest(body);
-  const existing = state.findInSubject(subject, request.schema);
+  const request = parseSchemaRequest(state, body);
+  const existing = state.findInSubject(subject, request.schema, request.schemaType, request.references);
   // Re-registering is a look-up, allowed even in READONLY mode, as Confluent does.
-  if (existing) return { records: [], result: { id: existing.id } };
-  requireWritable(state, `register a schema under '${subject}'`);
+  if (existing && (request.id === undefined || request.id === existing.id)) return { records: [], result: { id: existing.id } };
+  requireWritable(state, subject, `register a schema under '${subject}'`);
+  const mode = state.effectiveMode(subject);
+  const { id, version } = mode === 'IMPORT' ? importedIdentity(state, subject, request) : checkedIdentity(state, subject, request);
+  const schema = state.schemaById(id)?.schema ?? request.schema;
+  const value = {
+    subject,
+    version,
+    id,
+    schema,
+    deleted: false,
+    ...(request.schemaType !== 'AVRO' ? { schemaType: request.schemaType } : {}),
+    ...(request.references.length > 0 ? { references: request.references } : {}),
+  };
+  return { records: [{ key: schemaKey(subject, version), value }], result: { id } };
+}
+
+/** READWRITE: the subject's level decides, and the registry picks the id and version. */
+function checkedIdentity(state: RegistryState, subject: string, request: SchemaRequest): { id: number; version: number } {
+  if (request.id !== undefined) {
+    throw RegistryHttpError.operationNotPermitted(`Subject '${subject}' is not in IMPORT mode: a schema can only be registered with an explicit id in IMPORT mode`);
+  }
   const level = state.effectiveCompatibility(subject);
-  const reasons = checkCompatibility(level, request.type, liveTypes(state.versions(subject)));
+  const reasons = checkCompatibility(level, request.parsed, previousSchemas(state, state.versions(subject)), explainSchemaIncompatibility);
   if (reasons.length > 0) {
     throw RegistryHttpError.incompatible(`Schema being registered is incompatible with an earlier schema for subject "${subject}" (${level}), details: ${reasons.join('; ')}`);
   }
-  const id = state.idOf(request.schema) ?? state.maxId + 1;
-  const version = state.nextVersion(subject);
-  const schema = state.schemaById(id)?.schema ?? request.schema;
-  return {
-    records: [{ key: schemaKey(subject, version), value: { subject, version, id, schema, deleted: false } }],
-    result: { id },
-  };
+  return { id: state.idOf(request.schema, request.schemaType, request.references) ?? state.maxId + 1, version: state.nextVersion(subject) };
+}
+
+/** IMPORT: the caller's id (and version) are kept, unchecked, as long as they do not collide with what is there. */
+function importedIdentity(state: RegistryState, subject: string, request: SchemaRequest): { id: number; version: number } {
+  const id = request.id;
+  if (id === undefined) throw RegistryHttpError.operationNotPermitted(`Subject '${subject}' is in IMPORT mode: a registration must give the schema's "id"`);
+  const known = state.idOf(request.schema, request.schemaType, request.references);
+  if (known !== undefined && known !== id) throw RegistryHttpError.operationNotPermitted(`This schema is already registered with id ${known}; it cannot be imported as id ${id}`);
+  if (known === undefined && state.schemaById(id)) throw RegistryHttpError.operationNotPermitted(`Overwrite new schema with id ${id} is not permitted: the id holds another schema`);
+  const version = request.version ?? state.nextVersion(subject);
+  if (state.version(subject, version)) throw RegistryHttpError.operationNotPermitted(`Version ${version} of subject '${subject}' already exists`);
+  return { id, version };
 }
 
 /**
@@ -89,10 +103,11 @@ export function registerSchema(state: RegistryState, subject: string, body: unkn
  * sent as one batch, which Kafka appends atomically to the single partition.
  */
 export function deleteSubject(state: RegistryState, subject: string, permanent: boolean): Plan<number[]> {
-  requireWritable(state, `delete subject '${subject}'`);
+  requireWritable(state, subject, `delete subject '${subject}'`);
   const all = state.versions(subject, true);
   if (all.length === 0) throw RegistryHttpError.subjectNotFound(subject);
   const live = state.versions(subject);
+  requireUnreferenced(state, all);
   if (!permanent) {
     if (live.length === 0) throw RegistryHttpError.subjectSoftDeleted(subject);
     const upTo = all.at(-1)?.version ?? 0;
@@ -109,11 +124,12 @@ export function deleteSubject(state: RegistryState, subject: string, permanent: 
 }
 
 export function deleteVersion(state: RegistryState, subject: string, spec: VersionSpec, permanent: boolean): Plan<number> {
-  requireWritable(state, `delete a version of '${subject}'`);
+  requireWritable(state, subject, `delete a version of '${subject}'`);
   if (!state.hasSubject(subject, true)) throw RegistryHttpError.subjectNotFound(subject);
   // "latest" of a permanent delete is the latest soft-deleted one: that is the only kind it may remove.
   const entry = spec === 'latest' ? state.latest(subject, permanent) : state.version(subject, spec);
   if (!entry) throw RegistryHttpError.versionNotFound(subject, spec);
+  requireUnreferenced(state, [entry]);
   if (!permanent) {
     if (entry.deleted) throw RegistryHttpError.versionSoftDeleted(subject, entry.version);
     return {
@@ -125,8 +141,16 @@ export function deleteVersion(state: RegistryState, subject: string, spec: Versi
   return { records: [{ key: schemaKey(subject, entry.version), value: null }], result: entry.version };
 }
 
-function valueOf(entry: VersionEntry): { subject: string; version: number; id: number; schema: string; deleted: boolean } {
-  return { subject: entry.subject, version: entry.version, id: entry.id, schema: entry.schema, deleted: entry.deleted };
+function valueOf(entry: VersionEntry): SchemaValue {
+  return {
+    subject: entry.subject,
+    version: entry.version,
+    id: entry.id,
+    schema: entry.schema,
+    deleted: entry.deleted,
+    ...(entry.schemaType !== 'AVRO' ? { schemaType: entry.schemaType } : {}),
+    ...(entry.references.length > 0 ? { references: entry.references } : {}),
+  };
 }
 
 export function parseCompatibilityLevel(body: unknown): CompatibilityLevel {
@@ -154,9 +178,28 @@ export function parseMode(body: unknown): Mode {
   return mode;
 }
 
-export function setMode(_state: RegistryState, body: unknown): Plan<{ mode: Mode }> {
+/**
+ * PUT /mode and PUT /mode/{subject}. IMPORT is refused where schemas already
+ * exist (imported ids could collide with them) unless `force` is given, as Confluent does.
+ */
+export function setMode(state: RegistryState, subject: string | null, body: unknown, force = false): Plan<{ mode: Mode }> {
   const mode = parseMode(body);
-  return { records: [{ key: modeKey(null), value: { mode } }], result: { mode } };
+  if (mode === 'IMPORT' && !force) {
+    const existing = subject === null ? state.subjects().length > 0 : state.hasSubject(subject);
+    if (existing) {
+      throw RegistryHttpError.operationNotPermitted(
+        `Cannot import since found existing ${subject === null ? 'subjects' : `versions of subject '${subject}'`}: pass force=true to switch to IMPORT anyway`,
+      );
+    }
+  }
+  return { records: [{ key: modeKey(subject), value: { mode } }], result: { mode } };
+}
+
+/** DELETE /mode/{subject}: the subject follows the global mode again; answers the mode it had. */
+export function deleteMode(state: RegistryState, subject: string): Plan<{ mode: Mode }> {
+  const previous = state.subjectMode(subject);
+  if (previous === undefined) throw RegistryHttpError.subjectLevelModeNotConfigured(subject);
+  return { records: [{ key: modeKey(subject), value: null }], result: { mode: previous } };
 }
 
 export interface CompatibilityAnswer {
@@ -170,7 +213,7 @@ export interface CompatibilityAnswer {
  * or when no version is given.
  */
 export function testCompatibility(state: RegistryState, subject: string, spec: VersionSpec | undefined, body: unknown, verbose: boolean): CompatibilityAnswer {
-  const request = parseSchemaRequest(body);
+  const request = parseSchemaRequest(state, body);
   const live = state.versions(subject);
   if (live.length === 0) throw RegistryHttpError.subjectNotFound(subject);
   let against = live;
@@ -180,6 +223,6 @@ export function testCompatibility(state: RegistryState, subject: string, spec: V
     against = [entry];
   }
   const level = state.effectiveCompatibility(subject);
-  const reasons = checkCompatibility(level, request.type, liveTypes(against));
+  const reasons = checkCompatibility(level, request.parsed, previousSchemas(state, against), explainSchemaIncompatibility);
   return verbose ? { is_compatible: reasons.length === 0, messages: reasons } : { is_compatible: reasons.length === 0 };
 }

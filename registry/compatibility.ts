@@ -21,9 +21,14 @@ export function isCompatibilityLevel(value: unknown): value is CompatibilityLeve
 const parsed = new Map<string, Type>();
 const PARSED_CACHE_LIMIT = 2000;
 
-/** Parses Avro schema text, refusing anything avsc would not accept (42201). */
-export function parseAvroSchema(text: string): Type {
-  const cached = parsed.get(text);
+/**
+ * Parses Avro schema text, refusing anything avsc would not accept (42201).
+ * `references` are the texts of the schemas it references, dependencies first:
+ * their named types are parsed into the same registry.
+ */
+export function parseAvroSchema(text: string, references: readonly string[] = []): Type {
+  const cacheKey = references.length === 0 ? text : JSON.stringify([text, ...references]);
+  const cached = parsed.get(cacheKey);
   if (cached) return cached;
   let json: unknown;
   try {
@@ -33,12 +38,14 @@ export function parseAvroSchema(text: string): Type {
   }
   let type: Type;
   try {
-    type = avro.Type.forSchema(json as Schema);
+    const registry: { [name: string]: Type } = {};
+    for (const reference of references) avro.Type.forSchema(JSON.parse(reference) as Schema, { registry });
+    type = avro.Type.forSchema(json as Schema, { registry });
   } catch (error) {
     throw RegistryHttpError.invalidSchema(`Invalid schema ${text}: ${(error as Error).message}`, error);
   }
   if (parsed.size >= PARSED_CACHE_LIMIT) parsed.clear();
-  parsed.set(text, type);
+  parsed.set(cacheKey, type);
   return type;
 }
 
@@ -52,16 +59,25 @@ export function canRead(reader: Type, writer: Type): boolean {
   }
 }
 
-export interface PreviousSchema {
+export interface PreviousSchema<T = Type> {
   version: number;
-  type: Type;
+  type: T;
 }
+
+/** Reasons data written with `writer` cannot be read with `reader`; empty when it can. */
+export type Explain<T> = (reader: T, writer: T) => string[];
 
 /**
  * Why `candidate` may not join a subject whose live versions are `previous`
- * (oldest first) under `level`; an empty list means compatible.
+ * (oldest first) under `level`; an empty list means compatible. The levels
+ * are the same for every format; `explain` holds the format's rules.
  */
-export function checkCompatibility(level: CompatibilityLevel, candidate: Type, previous: readonly PreviousSchema[]): string[] {
+export function checkCompatibility<T = Type>(
+  level: CompatibilityLevel,
+  candidate: T,
+  previous: readonly PreviousSchema<T>[],
+  explain: Explain<T> = explainIncompatibility as unknown as Explain<T>,
+): string[] {
   if (level === 'NONE' || previous.length === 0) return [];
   const transitive = level.endsWith('_TRANSITIVE');
   const against = transitive ? previous : previous.slice(-1);
@@ -70,12 +86,12 @@ export function checkCompatibility(level: CompatibilityLevel, candidate: Type, p
   const messages: string[] = [];
   for (const old of against) {
     if (backward) {
-      for (const reason of explainIncompatibility(candidate, old.type)) {
+      for (const reason of explain(candidate, old.type)) {
         messages.push(`${level}: the new schema cannot read data written with version ${old.version}: ${reason}`);
       }
     }
     if (forward) {
-      for (const reason of explainIncompatibility(old.type, candidate)) {
+      for (const reason of explain(old.type, candidate)) {
         messages.push(`${level}: version ${old.version} cannot read data written with the new schema: ${reason}`);
       }
     }

@@ -8,7 +8,9 @@ import type { SluiceConfig } from '../core/config.ts';
 import { RegistryHttpError } from '../core/errors.ts';
 import { registerHttpMetrics } from '../core/http-metrics.ts';
 import type { Logger } from '../core/logger.ts';
-import { deleteConfig, deleteSubject, deleteVersion, parseSchemaRequest, parseVersion, registerSchema, setConfig, setMode, testCompatibility } from './commands.ts';
+import type { SchemaReference } from '../core/formats/types.ts';
+import { deleteConfig, deleteMode, deleteSubject, deleteVersion, parseVersion, registerSchema, setConfig, setMode, testCompatibility } from './commands.ts';
+import { parseSchemaRequest } from './schemas.ts';
 import type { VersionEntry } from './state.ts';
 import type { RegistryStore } from './store.ts';
 
@@ -30,8 +32,16 @@ interface IdParams {
 
 const flag = (query: unknown, name: string): boolean => (query as Query | undefined)?.[name] === 'true';
 
-function versionBody(entry: VersionEntry): { subject: string; version: number; id: number; schema: string } {
-  return { subject: entry.subject, version: entry.version, id: entry.id, schema: entry.schema };
+/** `schemaType` and `references` appear only when not AVRO / not empty, as Confluent answers. */
+function typeAndReferences(entry: { schemaType: string; references: SchemaReference[] }): { schemaType?: string; references?: SchemaReference[] } {
+  return {
+    ...(entry.schemaType !== 'AVRO' ? { schemaType: entry.schemaType } : {}),
+    ...(entry.references.length > 0 ? { references: entry.references } : {}),
+  };
+}
+
+function versionBody(entry: VersionEntry): { subject: string; version: number; id: number; schemaType?: string; references?: SchemaReference[]; schema: string } {
+  return { subject: entry.subject, version: entry.version, id: entry.id, ...typeAndReferences(entry), schema: entry.schema };
 }
 
 function parseId(raw: string): number {
@@ -92,7 +102,7 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
     return entry;
   }
 
-  function storedSchema(rawId: string): { id: number; schema: string } {
+  function storedSchema(rawId: string): { id: number; schema: string; schemaType: string; references: SchemaReference[] } {
     const id = parseId(rawId);
     const stored = state.schemaById(id);
     if (!stored) throw RegistryHttpError.schemaNotFound(`Schema ${id} not found`);
@@ -102,7 +112,7 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
   const raw = (reply: FastifyReply, text: string): FastifyReply => reply.type(CONTENT_TYPE).send(text);
 
   app.get('/', async () => ({}));
-  app.get('/schemas/types', async () => ['AVRO']);
+  app.get('/schemas/types', async () => ['JSON', 'PROTOBUF', 'AVRO']);
 
   app.get('/subjects', async (request) => state.subjects(flag(request.query, 'deleted')));
 
@@ -126,16 +136,23 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
   app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) => store.execute((s) => registerSchema(s, request.params.subject, request.body)));
 
   app.post<{ Params: SubjectParams }>('/subjects/:subject', async (request) => {
-    const { schema } = parseSchemaRequest(request.body);
     const subject = request.params.subject;
     const includeDeleted = flag(request.query, 'deleted');
     return read(() => {
       if (!state.hasSubject(subject, includeDeleted)) throw RegistryHttpError.subjectNotFound(subject);
-      const entry = state.findInSubject(subject, schema, 'AVRO', includeDeleted);
+      const { schema, schemaType, references } = parseSchemaRequest(state, request.body);
+      const entry = state.findInSubject(subject, schema, schemaType, references, includeDeleted);
       if (!entry) throw RegistryHttpError.schemaNotFound(`Schema not found under subject '${subject}'`);
       return versionBody(entry);
     });
   });
+
+  app.get<{ Params: VersionParams }>('/subjects/:subject/versions/:version/referencedby', async (request) =>
+    read(() => {
+      const entry = schemaVersion(request.params.subject, request.params.version, true);
+      return state.referencedBy(entry.subject, entry.version);
+    }),
+  );
 
   app.delete<{ Params: SubjectParams }>('/subjects/:subject', async (request) => store.execute((s) => deleteSubject(s, request.params.subject, flag(request.query, 'permanent'))));
 
@@ -144,7 +161,12 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
     return store.execute((s) => deleteVersion(s, request.params.subject, spec, flag(request.query, 'permanent')));
   });
 
-  app.get<{ Params: IdParams }>('/schemas/ids/:id', async (request) => read(() => ({ schema: storedSchema(request.params.id).schema })));
+  app.get<{ Params: IdParams }>('/schemas/ids/:id', async (request) =>
+    read(() => {
+      const stored = storedSchema(request.params.id);
+      return { ...typeAndReferences(stored), schema: stored.schema };
+    }),
+  );
 
   app.get<{ Params: IdParams }>('/schemas/ids/:id/schema', async (request, reply) => raw(reply, (await read(() => storedSchema(request.params.id))).schema));
 
@@ -187,7 +209,18 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
   app.delete<{ Params: SubjectParams }>('/config/:subject', async (request) => store.execute((s) => deleteConfig(s, request.params.subject)));
 
   app.get('/mode', async () => ({ mode: state.mode }));
-  app.put('/mode', async (request) => store.execute((s) => setMode(s, request.body)));
+  app.put('/mode', async (request) => store.execute((s) => setMode(s, null, request.body, flag(request.query, 'force'))));
+
+  app.get<{ Params: SubjectParams }>('/mode/:subject', async (request) =>
+    read(() => {
+      const own = state.subjectMode(request.params.subject);
+      if (own !== undefined) return { mode: own };
+      if (flag(request.query, 'defaultToGlobal')) return { mode: state.mode };
+      throw RegistryHttpError.subjectLevelModeNotConfigured(request.params.subject);
+    }),
+  );
+  app.put<{ Params: SubjectParams }>('/mode/:subject', async (request) => store.execute((s) => setMode(s, request.params.subject, request.body, flag(request.query, 'force'))));
+  app.delete<{ Params: SubjectParams }>('/mode/:subject', async (request) => store.execute((s) => deleteMode(s, request.params.subject)));
 
   app.setNotFoundHandler(async (request, reply) => reply.code(404).send({ error_code: 404, message: `HTTP 404 Not Found: no route ${request.method} ${request.url}` }));
 

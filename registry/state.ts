@@ -1,3 +1,4 @@
+import type { SchemaReference } from '../core/formats/types.ts';
 import { COMPATIBILITY_LEVELS, DEFAULT_COMPATIBILITY, isCompatibilityLevel, type CompatibilityLevel } from './compatibility.ts';
 
 /**
@@ -25,7 +26,8 @@ import { COMPATIBILITY_LEVELS, DEFAULT_COMPATIBILITY, isCompatibilityLevel, type
  * value after it (`currentRecord`) before retrying; see store.ts.
  */
 
-export const MODES = ['READWRITE', 'READONLY'] as const;
+/** READONLY refuses writes; IMPORT accepts schemas with explicit ids (and versions), unchecked, to copy another registry. */
+export const MODES = ['READWRITE', 'READONLY', 'IMPORT'] as const;
 export type Mode = (typeof MODES)[number];
 export const DEFAULT_MODE: Mode = 'READWRITE';
 
@@ -48,6 +50,7 @@ export interface SchemaValue {
   schema: string;
   deleted: boolean;
   schemaType?: string;
+  references?: SchemaReference[];
 }
 export interface ConfigValue {
   compatibilityLevel: CompatibilityLevel;
@@ -98,6 +101,7 @@ export function encodeValue(record: LogRecord): string | null {
       schema: v.schema,
       deleted: v.deleted,
       ...(v.schemaType !== undefined && v.schemaType !== 'AVRO' ? { schemaType: v.schemaType } : {}),
+      ...(v.references !== undefined && v.references.length > 0 ? { references: v.references } : {}),
     });
   }
   return JSON.stringify(record.value);
@@ -124,6 +128,7 @@ export function decodeRecord(rawKey: string | null, rawValue: string | null): Lo
       }
       if (value.subject !== k.subject || value.version !== k.version) throw new Error('SCHEMA value does not match its key');
       const schemaType = typeof value.schemaType === 'string' ? value.schemaType : undefined;
+      const references = decodeReferences(value.references);
       return {
         key: k,
         value: {
@@ -133,6 +138,7 @@ export function decodeRecord(rawKey: string | null, rawValue: string | null): Lo
           schema: value.schema,
           deleted: value.deleted === true,
           ...(schemaType !== undefined ? { schemaType } : {}),
+          ...(references.length > 0 ? { references } : {}),
         },
       };
     }
@@ -164,8 +170,31 @@ export function decodeRecord(rawKey: string | null, rawValue: string | null): Lo
   }
 }
 
-/** Schema identity: key order and whitespace do not make a different schema. */
-export function normalizeSchema(text: string): string {
+function decodeReferences(raw: unknown): SchemaReference[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new Error('SCHEMA value references is not a list');
+  return raw.map((r: unknown) => {
+    if (!isObject(r) || typeof r.name !== 'string' || typeof r.subject !== 'string' || !isPositiveInt(r.version)) {
+      throw new Error('SCHEMA value reference needs a name, a subject and a version');
+    }
+    return { name: r.name, subject: r.subject, version: r.version };
+  });
+}
+
+/**
+ * Schema identity: key order and whitespace do not make a different schema.
+ * Protobuf text is not JSON: its identity is the text with comments and runs of
+ * whitespace collapsed (what a reformatting editor changes).
+ */
+export function normalizeSchema(text: string, schemaType = 'AVRO'): string {
+  if (schemaType === 'PROTOBUF') {
+    return text
+      .replace(/\/\*[\s\S]*?\*\//g, ' ')
+      .replace(/\/\/[^\n]*/g, ' ')
+      .replace(/\s+/g, ' ')
+      .replace(/\s*([{};=,<>()[\]])\s*/g, '$1')
+      .trim();
+  }
   return JSON.stringify(sortKeys(JSON.parse(text)));
 }
 
@@ -187,6 +216,7 @@ export interface VersionEntry {
   id: number;
   schema: string;
   schemaType: string;
+  references: SchemaReference[];
   deleted: boolean;
 }
 
@@ -194,7 +224,8 @@ export interface StoredSchema {
   id: number;
   schema: string;
   schemaType: string;
-  /** `schemaType` and normalized schema: two schemas with equal identity are one schema. */
+  references: SchemaReference[];
+  /** `schemaType`, normalized schema and references: two schemas with equal identity are one schema. */
   identity: string;
 }
 
@@ -203,8 +234,9 @@ export type ApplyOutcome = { accepted: true } | { accepted: false; reason: strin
 const ACCEPTED: ApplyOutcome = { accepted: true };
 const reject = (reason: string): ApplyOutcome => ({ accepted: false, reason });
 
-function identityOf(schema: string, schemaType: string): string {
-  return `${schemaType}:${normalizeSchema(schema)}`;
+function identityOf(schema: string, schemaType: string, references: readonly SchemaReference[] = []): string {
+  const refs = references.map((r) => [r.name, r.subject, r.version]);
+  return `${schemaType}:${JSON.stringify(refs)}:${normalizeSchema(schema, schemaType)}`;
 }
 
 export class RegistryState {
@@ -216,6 +248,7 @@ export class RegistryState {
   readonly #configs = new Map<string, CompatibilityLevel>();
   #globalConfig: CompatibilityLevel | undefined;
   #mode: Mode = DEFAULT_MODE;
+  readonly #modes = new Map<string, Mode>();
   // Never lowered, so ids of permanently deleted schemas are not handed out again by this process.
   #maxId = 0;
 
@@ -231,9 +264,10 @@ export class RegistryState {
         return ACCEPTED;
       }
       case 'MODE': {
-        // Per-subject modes are not served; a Confluent registry's are ignored rather than misapplied globally.
-        if (record.key.subject !== null) return reject('subject-level modes are not supported');
-        this.#mode = (record.value as ModeValue | null)?.mode ?? DEFAULT_MODE;
+        const value = record.value as ModeValue | null;
+        if (record.key.subject === null) this.#mode = value?.mode ?? DEFAULT_MODE;
+        else if (value === null) this.#modes.delete(record.key.subject);
+        else this.#modes.set(record.key.subject, value.mode);
         return ACCEPTED;
       }
       case 'DELETE_SUBJECT': {
@@ -251,9 +285,10 @@ export class RegistryState {
 
   #applySchema(value: SchemaValue): ApplyOutcome {
     const schemaType = value.schemaType ?? 'AVRO';
+    const references = value.references ?? [];
     let identity: string;
     try {
-      identity = identityOf(value.schema, schemaType);
+      identity = identityOf(value.schema, schemaType, references);
     } catch (error) {
       return reject(`schema is not JSON: ${(error as Error).message}`);
     }
@@ -278,12 +313,13 @@ export class RegistryState {
       id: value.id,
       schema: stored?.schema ?? value.schema,
       schemaType,
+      references,
       deleted: value.deleted,
     };
     if (versions) versions.set(value.version, entry);
     else this.#subjects.set(value.subject, new Map([[value.version, entry]]));
     if (!stored) {
-      this.#ids.set(value.id, { id: value.id, schema: value.schema, schemaType, identity });
+      this.#ids.set(value.id, { id: value.id, schema: value.schema, schemaType, references, identity });
       this.#idByIdentity.set(identity, value.id);
     }
     this.#idUses.set(value.id, (this.#idUses.get(value.id) ?? 0) + 1);
@@ -319,6 +355,26 @@ export class RegistryState {
 
   get mode(): Mode {
     return this.#mode;
+  }
+
+  /** The subject's own mode, if it has one. */
+  subjectMode(subject: string): Mode | undefined {
+    return this.#modes.get(subject);
+  }
+
+  effectiveMode(subject: string): Mode {
+    return this.#modes.get(subject) ?? this.#mode;
+  }
+
+  /** Ids of the live schemas whose references name `subject` version `version`, ascending. */
+  referencedBy(subject: string, version: number): number[] {
+    const ids = new Set<number>();
+    for (const versions of this.#subjects.values()) {
+      for (const entry of versions.values()) {
+        if (!entry.deleted && entry.references.some((r) => r.subject === subject && r.version === version)) ids.add(entry.id);
+      }
+    }
+    return [...ids].sort((a, b) => a - b);
   }
 
   get globalCompatibility(): CompatibilityLevel {
@@ -376,13 +432,13 @@ export class RegistryState {
     return this.#ids.get(id);
   }
 
-  idOf(schema: string, schemaType = 'AVRO'): number | undefined {
-    return this.#idByIdentity.get(identityOf(schema, schemaType));
+  idOf(schema: string, schemaType = 'AVRO', references: readonly SchemaReference[] = []): number | undefined {
+    return this.#idByIdentity.get(identityOf(schema, schemaType, references));
   }
 
   /** The version of `subject` holding `schema`, if any. */
-  findInSubject(subject: string, schema: string, schemaType = 'AVRO', includeDeleted = false): VersionEntry | undefined {
-    const id = this.idOf(schema, schemaType);
+  findInSubject(subject: string, schema: string, schemaType = 'AVRO', references: readonly SchemaReference[] = [], includeDeleted = false): VersionEntry | undefined {
+    const id = this.idOf(schema, schemaType, references);
     if (id === undefined) return undefined;
     return this.versions(subject, includeDeleted).find((v) => v.id === id);
   }
@@ -408,6 +464,7 @@ export class RegistryState {
         schema: entry.schema,
         deleted: entry.deleted,
         ...(entry.schemaType !== 'AVRO' ? { schemaType: entry.schemaType } : {}),
+        ...(entry.references.length > 0 ? { references: entry.references } : {}),
       },
     };
   }
@@ -420,6 +477,7 @@ export class RegistryState {
       configs: [...this.#configs.entries()].sort(([a], [b]) => (a < b ? -1 : 1)),
       global: this.#globalConfig ?? null,
       mode: this.#mode,
+      modes: [...this.#modes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)),
     };
   }
 }

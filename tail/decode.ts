@@ -78,8 +78,13 @@ export class RecordDecoder {
 
   async #load(id: number): Promise<void> {
     try {
-      const [decoder, types] = await Promise.all([this.#registry.decoder(id), this.#registry.typesById(id)]);
-      const plan = displayPlan(types.schema);
+      const [decoder, codec] = await Promise.all([this.#registry.decoder(id), this.#registry.codecById(id)]);
+      // JSON Schema and Protobuf values are already plain JSON (Protobuf bytes as base64): only Avro needs a display plan.
+      if (codec.schemaType !== 'AVRO') {
+        this.#plans.set(id, { decoder, binary: false });
+        return;
+      }
+      const plan = displayPlan(codec.types.schema);
       this.#plans.set(id, plan.convert ? { decoder, convert: plan.convert, binary: plan.binary } : { decoder, binary: plan.binary });
     } catch (error) {
       if (error instanceof SluiceError && error.retryable) throw error;

@@ -3,7 +3,7 @@ import { SluiceError, describeCause } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { gatherLive, TOPIC_RESOURCE } from './live.ts';
-import { topologyName, type Topology } from './model.ts';
+import { schemaTypeOf, topologyName, type Topology } from './model.ts';
 import { planTopology, type Plan, type PlanAction } from './plan.ts';
 import { writeAppliedState } from './state.ts';
 import { describeAction } from './format.ts';
@@ -71,7 +71,7 @@ async function run(action: PlanAction, ctx: ApplyContext): Promise<void> {
       await registry.request('PUT', `/config/${encodeURIComponent(action.subject)}`, { compatibility: action.to });
       return;
     case 'register-schema':
-      await registry.register(action.subject, action.schema);
+      await registry.register(action.subject, action.schema, { schemaType: action.schemaType ?? 'AVRO' });
       return;
   }
 }
@@ -146,7 +146,7 @@ export async function applyTopology(topology: Topology, admin: Admin, registry: 
   for (const topic of topology.topics) {
     if (!topic.valueSchema) continue;
     // Registering an already registered schema only looks its id up.
-    schemaIds.set(topic.name, await registry.register(topic.valueSchema.subject, topic.valueSchema.text));
+    schemaIds.set(topic.name, await registry.register(topic.valueSchema.subject, topic.valueSchema.text, { schemaType: schemaTypeOf(topic.valueSchema) }));
   }
   return { createdTopics: result.applied.flatMap((a) => (a.type === 'create-topic' ? [a.topic] : [])), schemaIds };
 }

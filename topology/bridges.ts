@@ -1,5 +1,5 @@
 import type { TopologyError } from '../core/errors.ts';
-import type { TopicSpec } from './model.ts';
+import { topLevelFields, type TopicSpec } from './model.ts';
 
 /**
  * `bridges:` in the topology: RabbitMQ on either side of a Kafka topic.
@@ -64,10 +64,8 @@ function str(value: unknown, path: PathPart[], fail: Fail, pattern?: RegExp, wha
   return value;
 }
 
-function topLevelFields(topic: TopicSpec): string[] | undefined {
-  const schema = topic.valueSchema?.schema;
-  if (isRecord(schema) && schema.type === 'record' && Array.isArray(schema.fields)) return (schema.fields as { name: string }[]).map((f) => f.name);
-  return undefined;
+function fieldsOf(topic: TopicSpec): string[] | undefined {
+  return topic.valueSchema ? topLevelFields(topic.valueSchema) : undefined;
 }
 
 /** Reads and cross-checks `bridges:` against the declared topics; errors point at the offending entry. */
@@ -77,7 +75,7 @@ export function parseBridges(raw: unknown, topics: TopicSpec[], fail: Fail): Bri
   const requireTopic = (name: string, path: PathPart[], needsSchema: boolean): TopicSpec => {
     const topic = topics.find((t) => t.name === name);
     if (!topic) throw fail(path, `topic "${name}" is not declared under topics`);
-    if (needsSchema && !topic.valueSchema) throw fail(path, `topic "${name}" has no valueSchema; bridges decode and validate Avro`);
+    if (needsSchema && !topic.valueSchema) throw fail(path, `topic "${name}" has no valueSchema; bridges decode and validate by schema`);
     return topic;
   };
   const names = new Set<string>();
@@ -116,7 +114,7 @@ export function parseBridges(raw: unknown, topics: TopicSpec[], fail: Fail): Bri
     let key: string | undefined;
     if (to.key !== undefined) {
       key = str(to.key, [...path, 'to', 'key'], fail);
-      const fields = topLevelFields(topic);
+      const fields = fieldsOf(topic);
       if (fields && !fields.includes(key)) throw fail([...path, 'to', 'key'], `key field "${key}" is not a field of ${topic.name} (fields: ${fields.join(', ')})`);
     }
     if (b.deadLetter === undefined) throw fail([...path, 'deadLetter'], 'queue → topic bridges need a deadLetter topic for messages that fail validation');

@@ -1,6 +1,6 @@
 import type { Admin, ConfigResourceTypes, Kafka } from 'kafkajs';
 import type { RegistryClient } from '../core/registry-client.ts';
-import { topologyName, type Topology } from './model.ts';
+import { schemaTypeOf, topologyName, type Topology } from './model.ts';
 import type { LiveSnapshot, LiveSubject, LiveTopic } from './plan.ts';
 import { readAppliedState } from './state.ts';
 import { subjectStatus } from './subject-status.ts';
@@ -47,7 +47,7 @@ export async function gatherLive(topology: Topology, sources: LiveSources): Prom
   const subjects = new Map<string, LiveSubject>();
   for (const topic of topology.topics) {
     if (!topic.valueSchema) continue;
-    subjects.set(topic.valueSchema.subject, await subjectStatus(registry, topic.valueSchema.subject, topic.valueSchema.text, topic.compatibility));
+    subjects.set(topic.valueSchema.subject, await subjectStatus(registry, topic.valueSchema.subject, topic.valueSchema.text, topic.compatibility, schemaTypeOf(topic.valueSchema)));
   }
   return { topics, subjects, ...(state ? { managedTopics: state.topics } : {}) };
 }

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, relative, resolve } from 'node:path';
-import avro, { type Schema } from 'avsc';
+import type { Schema } from 'avsc';
 import { LineCounter, parseDocument, isMap, type Document, type Node } from 'yaml';
 import { PROJECT_ROOT } from '../core/config.ts';
 import { TopologyError } from '../core/errors.ts';
 import { isCompatibilityLevel } from '../registry/compatibility.ts';
-import { subjectFor, type RouteSpec, type TopicSpec, type Topology, type WorkerSpec } from './model.ts';
+import { schemaTypeOfFile, SCHEMA_FILE_EXTENSIONS, type SchemaType } from '../core/formats/index.ts';
+import { subjectFor, topLevelFields, valueCodec, type RouteSpec, type TopicSpec, type Topology, type ValueSchema, type WorkerSpec } from './model.ts';
 import { parseBridges } from './bridges.ts';
 import { checkAgainstSchema, type PathPart } from './validate-schema.ts';
 
@@ -94,8 +95,13 @@ class Reader {
   }
 }
 
-function loadSchema(src: Source, r: Reader, value: unknown, path: PathPart[], topic: string) {
+const FORMAT_NAMES: Record<SchemaType, string> = { AVRO: 'Avro schema', JSON: 'JSON Schema', PROTOBUF: 'Protobuf schema' };
+
+/** A value schema file: its format from the extension, parsed (and, for Protobuf, checked to declare a message). */
+function loadSchema(src: Source, r: Reader, value: unknown, path: PathPart[], topic: string): ValueSchema {
   const rel = r.string(value, path);
+  const schemaType = schemaTypeOfFile(rel);
+  if (!schemaType) throw src.error(path, `schema file ${rel} has an unknown extension (expected ${SCHEMA_FILE_EXTENSIONS.join(', ')})`);
   const file = resolve(dirname(src.file), rel);
   let text: string;
   try {
@@ -103,21 +109,15 @@ function loadSchema(src: Source, r: Reader, value: unknown, path: PathPart[], to
   } catch {
     throw src.error(path, `schema file ${rel} not found (looked for ${relative(PROJECT_ROOT, file)})`);
   }
-  let schema: Schema;
   try {
-    schema = JSON.parse(text) as Schema;
-    avro.Type.forSchema(schema);
+    const schema = (schemaType === 'PROTOBUF' ? text : JSON.parse(text)) as Schema;
+    const loaded: ValueSchema = { file, subject: subjectFor(topic), schemaType, schema, text: schemaType === 'PROTOBUF' ? text : JSON.stringify(schema) };
+    const codec = valueCodec(loaded);
+    if (codec.schemaType === 'PROTOBUF' && codec.file.messages.length === 0) throw new Error('it declares no message');
+    return loaded;
   } catch (error) {
-    throw src.error(path, `schema file ${rel} is not a valid Avro schema: ${(error as Error).message}`);
+    throw src.error(path, `schema file ${rel} is not a valid ${FORMAT_NAMES[schemaType]}: ${(error as Error).message}`);
   }
-  return { file, subject: subjectFor(topic), schema, text: JSON.stringify(schema) };
-}
-
-function topLevelFields(schema: Schema): string[] | undefined {
-  if (isRecord(schema) && (schema.type === 'record' || schema.type === 'error') && Array.isArray(schema.fields)) {
-    return (schema.fields as { name: string }[]).map((f) => f.name);
-  }
-  return undefined;
 }
 
 /** `sluice.topology.yaml` is topology "sluice". */
@@ -202,7 +202,7 @@ export function loadTopology(file: string): Topology {
     const topic = requireTopic(topicName, [...path, 'topic']);
     if (!topic.valueSchema) throw src.error([...path, 'topic'], `topic "${topicName}" has no valueSchema, so events posted to it cannot be checked`);
     const key = r.string(route.key, [...path, 'key']);
-    const fields = topLevelFields(topic.valueSchema.schema);
+    const fields = topLevelFields(topic.valueSchema);
     if (fields && !fields.includes(key)) {
       throw src.error([...path, 'key'], `key field "${key}" is not a field of ${topic.valueSchema.subject} (fields: ${fields.join(', ')})`);
     }
@@ -219,7 +219,7 @@ export function loadTopology(file: string): Topology {
       [input, 'input'],
       [output, 'output'],
     ] as const) {
-      if (!topic.valueSchema) throw src.error([...path, field], `topic "${topic.name}" has no valueSchema; workers read and write Avro`);
+      if (!topic.valueSchema) throw src.error([...path, field], `topic "${topic.name}" has no valueSchema; workers decode and encode by schema`);
     }
     const deadLetter = requireTopic(r.string(w.deadLetter, [...path, 'deadLetter']), [...path, 'deadLetter']);
     const handlerRel = r.string(w.handler, [...path, 'handler']);

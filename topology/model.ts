@@ -1,17 +1,55 @@
 import type { Schema } from 'avsc';
+import { createCodec, type AnyCodec, type SchemaType } from '../core/formats/index.ts';
 import type { BridgeSpec } from './bridges.ts';
 import type { CompatibilityLevel } from '../registry/compatibility.ts';
 
 /** The topology as the platform uses it, after loading and cross-checking. */
 
 export interface ValueSchema {
-  /** Absolute path of the .avsc file. */
+  /** Absolute path of the .avsc, .json (JSON Schema) or .proto file. */
   file: string;
   /** Registry subject (TopicNameStrategy: `<topic>-value`). */
   subject: string;
+  /** From the file's extension; absent means AVRO. */
+  schemaType?: SchemaType;
+  /** Avro: the schema as parsed JSON; JSON Schema: the schema document; Protobuf: the .proto text. */
   schema: Schema;
   /** The schema text as written to the registry. */
   text: string;
+}
+
+export function schemaTypeOf(value: ValueSchema): SchemaType {
+  return value.schemaType ?? 'AVRO';
+}
+
+const codecs = new WeakMap<ValueSchema, AnyCodec>();
+
+/** The codec of a topic's value schema, built once. */
+export function valueCodec(value: ValueSchema): AnyCodec {
+  let codec = codecs.get(value);
+  if (!codec) {
+    codec = createCodec({ schemaType: schemaTypeOf(value), schema: value.text, references: [] });
+    codecs.set(value, codec);
+  }
+  return codec;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The top-level field names of a record / object / first message; undefined when the schema has no fixed fields. */
+export function topLevelFields(value: ValueSchema): string[] | undefined {
+  const schema: unknown = value.schema;
+  switch (schemaTypeOf(value)) {
+    case 'AVRO':
+      if (isObject(schema) && (schema.type === 'record' || schema.type === 'error') && Array.isArray(schema.fields)) return (schema.fields as { name: string }[]).map((f) => f.name);
+      return undefined;
+    case 'JSON':
+      return isObject(schema) && isObject(schema.properties) ? Object.keys(schema.properties) : undefined;
+    case 'PROTOBUF': {
+      const codec = valueCodec(value);
+      return codec.schemaType === 'PROTOBUF' ? codec.file.messages[0]?.fieldsArray.map((f) => f.name) : undefined;
+    }
+  }
 }
 
 export interface TopicSpec {

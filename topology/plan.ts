@@ -1,5 +1,6 @@
 import type { CompatibilityLevel } from '../registry/compatibility.ts';
-import type { Topology } from './model.ts';
+import type { SchemaType } from '../core/formats/types.ts';
+import { schemaTypeOf, type Topology } from './model.ts';
 
 /**
  * The plan: what `apply` would change to bring the cluster and the registry to
@@ -45,7 +46,7 @@ export type PlanAction =
   | { type: 'alter-topic-configs'; topic: string; changes: ConfigChange[] }
   | { type: 'delete-topic'; topic: string }
   | { type: 'set-compatibility'; subject: string; from?: CompatibilityLevel; to: CompatibilityLevel }
-  | { type: 'register-schema'; subject: string; topic: string; file: string; schema: string; newSubject: boolean };
+  | { type: 'register-schema'; subject: string; topic: string; file: string; schema: string; schemaType?: SchemaType; newSubject: boolean };
 
 export type PlanErrorType = 'fewer-partitions' | 'replication-factor-changed' | 'topic-removed' | 'incompatible-schema';
 
@@ -144,7 +145,16 @@ export function planTopology(topology: Topology, live: LiveSnapshot, options: Pl
       });
       continue;
     }
-    actions.push({ type: 'register-schema', subject: value.subject, topic: topic.name, file: value.file, schema: value.text, newSubject: !subject.exists });
+    const schemaType = schemaTypeOf(value);
+    actions.push({
+      type: 'register-schema',
+      subject: value.subject,
+      topic: topic.name,
+      file: value.file,
+      schema: value.text,
+      ...(schemaType === 'AVRO' ? {} : { schemaType }),
+      newSubject: !subject.exists,
+    });
   }
 
   return { actions, errors };

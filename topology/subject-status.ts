@@ -1,6 +1,8 @@
 import { RegistryError } from '../core/errors.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import { checkCompatibility, isCompatibilityLevel, parseAvroSchema, type CompatibilityLevel } from '../registry/compatibility.ts';
+import type { SchemaType } from '../core/formats/types.ts';
+import { checkCompatibility, isCompatibilityLevel, type CompatibilityLevel } from '../registry/compatibility.ts';
+import { explainSchemaIncompatibility, parseSchema, type ParsedSchema } from '../registry/schemas.ts';
 import type { LiveSubject } from './plan.ts';
 
 /**
@@ -41,21 +43,22 @@ async function globalLevel(registry: RegistryClient): Promise<CompatibilityLevel
  * Checked locally against the subject's versions, for a level the subject does
  * not have yet (the plan sets it before registering).
  */
-async function reasonsUnderLevel(registry: RegistryClient, subject: string, schema: string, level: CompatibilityLevel): Promise<string[]> {
+async function reasonsUnderLevel(registry: RegistryClient, subject: string, schema: string, schemaType: SchemaType, level: CompatibilityLevel): Promise<string[]> {
   const versions = await registry.request<number[]>('GET', `/subjects/${path(subject)}/versions`);
-  const previous = [];
+  const previous: { version: number; type: ParsedSchema }[] = [];
   for (const version of versions) {
-    const entry = await registry.request<{ schema: string }>('GET', `/subjects/${path(subject)}/versions/${version}`);
-    previous.push({ version, type: parseAvroSchema(entry.schema) });
+    const resolved = await registry.resolvedSubjectVersion(subject, version);
+    previous.push({ version, type: parseSchema(resolved.schemaType, resolved.schema, resolved.references) });
   }
-  return checkCompatibility(level, parseAvroSchema(schema), previous);
+  return checkCompatibility(level, parseSchema(schemaType, schema, []), previous, explainSchemaIncompatibility);
 }
 
 /**
  * `wantedLevel` is the level the topology file sets for the subject, if any:
  * the check is made under it, as `apply` sets it before registering.
  */
-export async function subjectStatus(registry: RegistryClient, subject: string, schema: string, wantedLevel?: CompatibilityLevel): Promise<SubjectStatus> {
+export async function subjectStatus(registry: RegistryClient, subject: string, schema: string, wantedLevel?: CompatibilityLevel, schemaType: SchemaType = 'AVRO'): Promise<SubjectStatus> {
+  const body = schemaType === 'AVRO' ? { schema } : { schema, schemaType };
   const versions = await unlessNotFound(registry.request<number[]>('GET', `/subjects/${path(subject)}/versions`), [40401]);
   const own = await subjectLevel(registry, subject);
   const base = own === undefined ? {} : { compatibility: own };
@@ -63,16 +66,16 @@ export async function subjectStatus(registry: RegistryClient, subject: string, s
   const checkedLevel = wantedLevel ?? effective;
   if (versions === undefined || versions.length === 0) return { ...base, exists: false, registered: false, incompatibilities: [], checkedLevel };
 
-  const found = await unlessNotFound(registry.request('POST', `/subjects/${path(subject)}`, { schema }), [40403]);
+  const found = await unlessNotFound(registry.request('POST', `/subjects/${path(subject)}`, body), [40403]);
   if (found !== undefined) return { ...base, exists: true, registered: true, incompatibilities: [], checkedLevel };
 
   let incompatibilities: string[];
   if (checkedLevel === effective) {
     // The registry is the authority on its own level; verbose answers carry the reasons.
-    const answer = await registry.request<{ is_compatible: boolean; messages?: string[] }>('POST', `/compatibility/subjects/${path(subject)}/versions?verbose=true`, { schema });
+    const answer = await registry.request<{ is_compatible: boolean; messages?: string[] }>('POST', `/compatibility/subjects/${path(subject)}/versions?verbose=true`, body);
     incompatibilities = answer.is_compatible ? [] : answer.messages?.length ? answer.messages : [`incompatible under ${checkedLevel} (the registry gave no reason)`];
   } else {
-    incompatibilities = await reasonsUnderLevel(registry, subject, schema, checkedLevel);
+    incompatibilities = await reasonsUnderLevel(registry, subject, schema, schemaType, checkedLevel);
   }
   return { ...base, exists: true, registered: false, incompatibilities, checkedLevel };
 }

@@ -6,7 +6,7 @@ import { loadTopology } from '../../topology/load.ts';
 import { commandContext, write } from './context.ts';
 
 export function register(program: Command): void {
-  const schemas = program.command('schemas').description('the Avro contracts: compatibility checks and generated TypeScript types');
+  const schemas = program.command('schemas').description('the contracts (Avro, JSON Schema, Protobuf): compatibility checks and generated TypeScript types');
 
   schemas
     .command('check')
@@ -21,7 +21,7 @@ export function register(program: Command): void {
 
   schemas
     .command('codegen')
-    .description('write TypeScript types for every schema of the topology into generated/ beside each .avsc')
+    .description('write TypeScript types for every schema of the topology (.avsc, .json, .proto) into generated/ beside it')
     .option('--check', 'write nothing; exit 1 when a generated file is missing or stale')
     .action((flags: { check?: boolean }, command: Command) => {
       const ctx = commandContext(command);

@@ -164,8 +164,13 @@ async function schemasPage() {
   );
 }
 
+/** Avro and JSON Schema texts are JSON, shown indented; a Protobuf schema is shown as written. */
 function pretty(schemaText) {
-  return JSON.stringify(JSON.parse(schemaText), null, 2).split('\n');
+  try {
+    return JSON.stringify(JSON.parse(schemaText), null, 2).split('\n');
+  } catch {
+    return schemaText.split('\n');
+  }
 }
 
 function diffView(a, b) {

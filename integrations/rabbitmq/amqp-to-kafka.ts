@@ -1,18 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { Partitioners, type IHeaders, type Message as KafkaMessage } from 'kafkajs';
-import { createTypes } from '../../core/avro.ts';
 import type { SluiceConfig } from '../../core/config.ts';
 import { BridgeError, MalformedBodyError, isRetryable } from '../../core/errors.ts';
 import { parseJson } from '../../core/json.ts';
 import { createKafka } from '../../core/kafka.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
-import { createEncoder } from '../../core/serde.ts';
-import { decodeFramed } from '../../core/serde.ts';
+import { createCodecEncoder, decodeFramed } from '../../core/serde.ts';
 import { DLQ_HEADERS, errorClassName, errorCodeOf } from '../../consumers/headers.ts';
 import type { AmqpToKafkaBridge } from '../../topology/bridges.ts';
-import type { TopicSpec } from '../../topology/model.ts';
+import { schemaTypeOf, valueCodec, type TopicSpec } from '../../topology/model.ts';
 import { AmqpLink, backoffDelay } from './link.ts';
 import { kafkaHeadersFrom, kafkaKeyFrom } from './payload.ts';
 import type { BridgeStats, RunningBridge } from './running.ts';
@@ -68,8 +66,8 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
   const log = options.logger;
   const valueSchema = topic.valueSchema;
   if (!valueSchema) throw new BridgeError(`bridge ${spec.name}: topic ${topic.name} has no value schema`);
-  const schemaId = await registry.register(valueSchema.subject, valueSchema.text);
-  const encoder = createEncoder(valueSchema.subject, schemaId, createTypes(valueSchema.schema));
+  const schemaId = await registry.register(valueSchema.subject, valueSchema.text, { schemaType: schemaTypeOf(valueSchema) });
+  const encoder = createCodecEncoder(valueSchema.subject, schemaId, valueCodec(valueSchema));
   const stats: BridgeStats = { forwarded: 0, deadLettered: 0, publishFailures: 0, reconnects: 0 };
 
   const kafka = createKafka(config, log, `bridge-${spec.name}`);

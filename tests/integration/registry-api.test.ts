@@ -64,7 +64,7 @@ describe('registering and reading schemas', () => {
     expect(raw.text).toBe(v1);
     expect((await api('GET', '/schemas/ids/2')).body).toEqual({ schema: v2 });
     expect((await api('GET', '/schemas/ids/2/schema')).text).toBe(v2);
-    expect((await api('GET', '/schemas/types')).body).toEqual(['AVRO']);
+    expect((await api('GET', '/schemas/types')).body).toEqual(['JSON', 'PROTOBUF', 'AVRO']);
   });
 
   it('looks a schema up under a subject', async () => {
@@ -162,7 +162,9 @@ describe('modes', () => {
     expect(await api('DELETE', '/subjects/users-value/versions/1')).toMatchObject({ status: 422, body: { error_code: 42205 } });
     expect((await api('GET', '/subjects/users-value/versions')).status).toBe(200);
     expect((await api('PUT', '/mode', { mode: 'READWRITE' })).body).toEqual({ mode: 'READWRITE' });
-    expect(await api('PUT', '/mode', { mode: 'IMPORT' })).toMatchObject({ status: 422, body: { error_code: 42204 } });
+    // IMPORT over existing subjects could hand out colliding ids: refused without force, as Confluent does.
+    expect(await api('PUT', '/mode', { mode: 'IMPORT' })).toMatchObject({ status: 422, body: { error_code: 42205 } });
+    expect(await api('PUT', '/mode', { mode: 'WRITEONLY' })).toMatchObject({ status: 422, body: { error_code: 42204 } });
   });
 });
 
@@ -187,11 +189,13 @@ describe('errors', () => {
     expect(answer.body).toEqual({ error_code: errorCode, message: expect.any(String) });
   });
 
-  it('says why references and other schema types are refused', async () => {
+  it('says why a reference, a schema type or a schema is refused', async () => {
     const refs = await api('POST', '/subjects/bad/versions', { schema: '"int"', references: [{ name: 'r', subject: 's', version: 1 }] });
-    expect((refs.body as { message: string }).message).toMatch(/references are not supported/);
-    const proto = await api('POST', '/subjects/bad/versions', { schema: 'syntax = "proto3";', schemaType: 'PROTOBUF' });
-    expect((proto.body as { message: string }).message).toMatch(/AVRO schemas only/);
+    expect((refs.body as { message: string }).message).toMatch(/subject 's' has no version 1/);
+    const type = await api('POST', '/subjects/bad/versions', { schema: '"int"', schemaType: 'THRIFT' });
+    expect((type.body as { message: string }).message).toMatch(/Unsupported schemaType "THRIFT": use one of AVRO, JSON, PROTOBUF/);
+    const proto = await api('POST', '/subjects/bad/versions', { schema: 'syntax = "proto3";\nmessage {', schemaType: 'PROTOBUF' });
+    expect((proto.body as { message: string }).message).toMatch(/Invalid PROTOBUF schema/);
   });
 
   it('answers 50001 when the write to Kafka fails', async () => {

@@ -1,3 +1,4 @@
+import { avroCodecFromTypes } from '../../core/formats/index.ts';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { SLUICE_DENIALS, API_CHALLENGE } from '../../access/denials.ts';
 import { installSecurity } from '../../access/plugin.ts';
@@ -21,7 +22,7 @@ export async function ingressApp(config: SluiceConfig, topology: Topology, logge
   const sent: OutgoingRecord[] = [];
   const bindings: RouteBinding[] = topology.routes.map((route, i) => {
     const schema = topicByName(topology, route.topic)!.valueSchema!;
-    return { route, subject: schema.subject, schemaId: i + 1, types: createTypes(schema.schema) };
+    return { route, subject: schema.subject, schemaId: i + 1, codec: avroCodecFromTypes(createTypes(schema.schema)) };
   });
   const producer = new BatchingProducer({
     send: async (batch) => {

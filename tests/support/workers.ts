@@ -5,7 +5,7 @@ import { createTypes } from '../../core/avro.ts';
 import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
-import { createEncoder, type EventEncoder } from '../../core/serde.ts';
+import { createEncoder } from '../../core/serde.ts';
 import { startRegistry } from '../../registry/server.ts';
 import { subjectFor, type TopicSpec, type Topology, type ValueSchema, type WorkerSpec } from '../../topology/model.ts';
 import type { AnyHandler } from '../../consumers/handler.ts';
@@ -70,7 +70,7 @@ export interface WorkerHarness {
   topology: Topology;
   spec: WorkerSpec;
   /** Frames OrderPlaced events with the id registered for the input subject. */
-  orders: EventEncoder;
+  orders: ReturnType<typeof createEncoder>;
   producer: Producer;
   collector: Collector;
   send(records: { key: string | Buffer | null; value: Buffer | null; headers?: IHeaders; timestamp?: string }[]): Promise<void>;

@@ -56,7 +56,8 @@ describe('API documents served under /docs', () => {
       .all()
       .find((c) => c.address() === 'orders.placed');
     expect(placed?.messages().all()[0]?.name()).toBe('orders.placed-value');
-  });
+    // The parser's first run loads its rule set, which takes seconds on a busy machine.
+  }, 30_000);
 
   it('/docs is a readable page without external resources', async () => {
     const app = await docsApp();
@@ -85,4 +86,40 @@ describe('JSON Schema derived from Avro', () => {
     const { orderId: _omitted, ...withoutId } = randomOrder();
     expect(check(withoutId)).toBe(false);
   });
+});
+
+describe('API documents of a topology with Avro, JSON Schema and Protobuf topics', () => {
+  const formats = loadTopology(join(PROJECT_ROOT, 'topology/formats.topology.yaml'));
+
+  async function formatsApp() {
+    const app = Fastify();
+    registerDocs(app, formats, config);
+    await app.ready();
+    return app;
+  }
+
+  it('OpenAPI is valid and each route body is the JSON Schema of its contract', async () => {
+    const doc = (await (await formatsApp()).inject({ method: 'GET', url: '/docs/openapi.json' })).json<{ components: { schemas: Record<string, object> } }>();
+    const result = await validate(structuredClone(doc) as Parameters<typeof validate>[0]);
+    expect(result.valid ? [] : result.errors).toEqual([]);
+    const ajv = new Ajv2020({ strict: false, logger: false });
+    for (const subject of ['payments.avro-value', 'payments.json-value', 'payments.proto-value']) {
+      const check = ajv.compile(doc.components.schemas[subject]!);
+      expect(check({ paymentId: 'p-1', amountCents: 100, currency: 'EUR' }), `${subject}: ${JSON.stringify(check.errors)}`).toBe(true);
+      expect(check({ paymentId: 'p-1', amountCents: 100, currency: 'JPY' }), subject).toBe(false);
+    }
+  });
+
+  it('AsyncAPI is valid: Avro and JSON Schema payloads in their own formats, Protobuf as JSON Schema', async () => {
+    const body = (await (await formatsApp()).inject({ method: 'GET', url: '/docs/asyncapi.json' })).body;
+    const parser = new Parser();
+    parser.registerSchemaParser(AvroSchemaParser());
+    const { diagnostics } = await parser.parse(body);
+    const errors = diagnostics.filter((d) => d.severity === 0);
+    expect(errors, JSON.stringify(errors, null, 2)).toEqual([]);
+    const messages = (JSON.parse(body) as { components: { messages: Record<string, { payload: { schemaFormat?: string } }> } }).components.messages;
+    expect(messages[`payments_avro_value`]?.payload.schemaFormat).toMatch(/avro/);
+    expect(messages[`payments_json_value`]?.payload.schemaFormat).toMatch(/schema\+json/);
+    expect(messages[`payments_proto_value`]?.payload).toMatchObject({ type: 'object', title: 'Payment' });
+  }, 30_000);
 });

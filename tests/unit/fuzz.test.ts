@@ -1,3 +1,4 @@
+import type { AvroCodec } from '../../core/formats/index.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
@@ -72,7 +73,7 @@ describe('ingress under arbitrary input', () => {
   beforeAll(async () => {
     const built = await ingressApp(config, topology, logger);
     ({ app, sent } = built);
-    decoders = new Map(built.bindings.map((b) => [b.schemaId, createResolvingDecoder(b.types)]));
+    decoders = new Map(built.bindings.map((b) => [b.schemaId, createResolvingDecoder((b.codec as AvroCodec).types)]));
   });
   afterAll(async () => app.close());
   const routes = topology.routes.map((r) => r.path);

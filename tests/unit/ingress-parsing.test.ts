@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Partitioners, type PartitionerArgs } from 'kafkajs';
 import { createTypes } from '../../core/avro.ts';
+import { avroCodecFromTypes } from '../../core/formats/index.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import { BrokerUnavailableError, MalformedBodyError, OverloadedError, ValidationError } from '../../core/errors.ts';
 import { stringifyJson } from '../../core/json.ts';
@@ -13,7 +14,7 @@ import { errorBody, toSluiceError } from '../../producers/server.ts';
 import { toProduceError } from '../../producers/batching-producer.ts';
 import { kafkaBudget } from '../../producers/kafka-connection.ts';
 
-const orderPlaced = createTypes(readFileSync(`${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, 'utf8'));
+const orderPlaced = avroCodecFromTypes(createTypes(readFileSync(`${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, 'utf8')));
 const order = (over: Record<string, unknown> = {}) => ({
   orderId: 'o-1',
   customerId: 'c-1',

@@ -116,10 +116,11 @@ describe('write plans', () => {
     expect(registerSchema(state, 's', { schema: B }).records).toEqual([schemaRecord('s', 2, 2, B)]);
   });
 
-  it('refuses non-AVRO types and references with 42201', () => {
+  it('refuses unknown schema types and references to versions that do not exist with 42201', () => {
     const state = new RegistryState();
-    expect(() => registerSchema(state, 's', { schema: A, schemaType: 'PROTOBUF' })).toThrow(/AVRO schemas only/);
-    expect(() => registerSchema(state, 's', { schema: A, references: [{ name: 'x', subject: 'y', version: 1 }] })).toThrow(/references are not supported/);
+    expect(() => registerSchema(state, 's', { schema: A, schemaType: 'THRIFT' })).toThrow(/Unsupported schemaType "THRIFT": use one of AVRO, JSON, PROTOBUF/);
+    expect(() => registerSchema(state, 's', { schema: A, references: [{ name: 'x', subject: 'y', version: 1 }] })).toThrow(/subject 'y' has no version 1/);
+    expect(() => registerSchema(state, 's', { schema: 'message {', schemaType: 'PROTOBUF' })).toThrow(/Invalid PROTOBUF schema/);
   });
 });
 

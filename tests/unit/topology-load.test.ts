@@ -86,3 +86,41 @@ describe('topology loading', () => {
     expect(error.message).toMatch(/YAML syntax/);
   });
 });
+
+describe('value schemas of the three formats', () => {
+  writeFileSync(join(dir, 'Payment.json'), JSON.stringify({ type: 'object', properties: { paymentId: { type: 'string' } }, required: ['paymentId'] }));
+  writeFileSync(join(dir, 'payment.proto'), 'syntax = "proto3";\npackage p;\nmessage Payment { string paymentId = 1; }\n');
+  writeFileSync(join(dir, 'broken.proto'), 'syntax = "proto3";\nmessage Payment { string paymentId = ; }\n');
+  writeFileSync(join(dir, 'empty.proto'), 'syntax = "proto3";\npackage p;\n');
+  writeFileSync(join(dir, 'broken.json'), '{"type": "object", "properties": {"a": {"type": 12}}}');
+  writeFileSync(join(dir, 'Payment.xsd'), '<schema/>');
+  const topology = (schema: string, key = 'paymentId') => `topics:
+  - name: payments
+    valueSchema: ${schema}
+routes:
+  - { method: POST, path: /v1/payments, topic: payments, key: ${key} }
+`;
+
+  it.each([
+    ['Payment.json', 'JSON'],
+    ['payment.proto', 'PROTOBUF'],
+    ['OrderPlaced.avsc', 'AVRO'],
+  ])('%s is a %s schema, registered as is', (file, type) => {
+    const loaded = load(topology(file, file === 'OrderPlaced.avsc' ? 'orderId' : 'paymentId'))();
+    expect(loaded.topics[0]?.valueSchema).toMatchObject({ schemaType: type, subject: 'payments-value' });
+  });
+
+  it('a route key must be a property of a JSON Schema or a field of the first Protobuf message', () => {
+    expect(errorOf(load(topology('Payment.json', 'id'))).message).toMatch(/key field "id" is not a field of payments-value \(fields: paymentId\)/);
+    expect(errorOf(load(topology('payment.proto', 'id'))).message).toMatch(/key field "id" is not a field of payments-value \(fields: paymentId\)/);
+  });
+
+  it.each([
+    ['broken.proto', /:3:18: topics\[0\]\.valueSchema: schema file broken\.proto is not a valid Protobuf schema: illegal/],
+    ['empty.proto', /schema file empty\.proto is not a valid Protobuf schema: it declares no message/],
+    ['broken.json', /schema file broken\.json is not a valid JSON Schema: .*type/],
+    ['Payment.xsd', /topics\[0\]\.valueSchema: .*(avsc|proto)/],
+  ])('%s is refused naming the file, line and problem', (file, message) => {
+    expect(errorOf(load(topology(file))).message).toMatch(message);
+  });
+});

@@ -1,0 +1,126 @@
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import type { FieldViolation } from '../errors.ts';
+import { parseJson, stringifyJson } from '../json.ts';
+import type { Codec, ResolvedSchema } from './types.ts';
+
+/**
+ * JSON Schema as a Confluent `JSON` schema: the body on the wire is the value's
+ * UTF-8 JSON text (after the 5-byte header), validated with ajv. References
+ * are added to the same ajv instance under their reference name, so a `$ref`
+ * to that name (or to the referenced schema's `$id`) resolves to it.
+ */
+
+export interface JsonSchemaCodec extends Codec {
+  readonly schemaType: 'JSON';
+  /** The schema as parsed JSON. */
+  readonly root: JsonSchemaNode;
+  /** Referenced schemas by reference name and by `$id`. */
+  readonly referenced: ReadonlyMap<string, JsonSchemaNode>;
+}
+
+export type JsonSchemaNode = boolean | { [keyword: string]: unknown };
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+const OPTIONS: Options = { allErrors: true, strict: false, verbose: true };
+
+function ajvFor(root: JsonSchemaNode): Ajv {
+  const dialect = typeof root === 'object' && typeof root.$schema === 'string' ? root.$schema : '';
+  const ajv = dialect.includes('2020-12') ? new Ajv2020(OPTIONS) : dialect.includes('2019-09') ? new Ajv2019(OPTIONS) : new Ajv(OPTIONS);
+  addFormats(ajv);
+  return ajv;
+}
+
+function parseNode(text: string, what: string): JsonSchemaNode {
+  let node: unknown;
+  try {
+    node = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${what} is not JSON: ${(error as Error).message}`, { cause: error });
+  }
+  if (typeof node !== 'boolean' && (typeof node !== 'object' || node === null || Array.isArray(node))) throw new Error(`${what} must be a JSON object or boolean`);
+  return node as JsonSchemaNode;
+}
+
+/** `/items/0/sku` → `items[0].sku`. */
+export function pointerToPath(pointer: string): string {
+  let out = '';
+  for (const raw of pointer.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (/^\d+$/.test(part)) out += `[${part}]`;
+    else out += out === '' ? part : `.${part}`;
+  }
+  return out;
+}
+
+const join = (path: string, field: string): string => (path === '' ? field : `${path}.${field}`);
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+function toViolation(error: ErrorObject): FieldViolation {
+  const path = pointerToPath(error.instancePath);
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'required':
+      return { path: join(path, String(params.missingProperty)), message: 'required field is missing' };
+    case 'additionalProperties':
+      return { path: join(path, String(params.additionalProperty)), message: 'unknown field (the schema allows no additional properties)' };
+    case 'type':
+      return { path, message: `expected ${String(params.type)}, got ${describeValue(error.data)}` };
+    case 'enum':
+      return { path, message: `expected one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(error.data)}` };
+    default:
+      return { path, message: `${error.message ?? error.keyword}, got ${describeValue(error.data)}` };
+  }
+}
+
+function hasBigInt(value: unknown): boolean {
+  if (typeof value === 'bigint') return true;
+  if (Array.isArray(value)) return value.some(hasBigInt);
+  if (typeof value === 'object' && value !== null) return Object.values(value).some(hasBigInt);
+  return false;
+}
+
+/** Integers beyond 2^53 arrive as BigInts (core/json.ts keeps them exact); ajv checks their nearest double, which is still an integer. */
+function forAjv(value: unknown): unknown {
+  if (typeof value === 'bigint') return Number(value);
+  if (Array.isArray(value)) return value.map(forAjv);
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, forAjv(v)]));
+  return value;
+}
+
+export function jsonSchemaCodec(resolved: ResolvedSchema): JsonSchemaCodec {
+  const root = parseNode(resolved.schema, 'the schema');
+  const ajv = ajvFor(root);
+  const referenced = new Map<string, JsonSchemaNode>();
+  for (const reference of resolved.references) {
+    const node = parseNode(reference.schema, `referenced schema ${reference.name}`);
+    const id = typeof node === 'object' && typeof node.$id === 'string' ? node.$id : undefined;
+    // A schema with an $id registers under it; the reference name is added as a second key when it differs.
+    if (ajv.getSchema(reference.name) === undefined) ajv.addSchema(node as object, id === reference.name ? undefined : reference.name);
+    referenced.set(reference.name, node);
+    if (id !== undefined) referenced.set(id, node);
+  }
+  const validator: ValidateFunction = ajv.compile(root as object);
+  return {
+    schemaType: 'JSON',
+    root,
+    referenced,
+    validate(value) {
+      if (validator(hasBigInt(value) ? forAjv(value) : value)) return [];
+      return (validator.errors ?? []).map(toViolation);
+    },
+    encode: (value) => Buffer.from(stringifyJson(value), 'utf8'),
+    decode: (payload) => parseJson(payload.toString('utf8')),
+  };
+}

@@ -1,0 +1,321 @@
+import type { JsonSchemaCodec, JsonSchemaNode } from '../../core/formats/json-schema.ts';
+
+/**
+ * JSON Schema compatibility as Confluent defines it: a reader schema can read
+ * what a writer schema wrote when it accepts every document the writer
+ * accepts. Confluent's checker diffs the two schemas keyword by keyword and
+ * allows only the changes that widen what is accepted; this walk does the
+ * same and names each disallowed change with Confluent's difference type
+ * (PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL, TYPE_NARROWED, ...) and the path.
+ *
+ * Content models decide what adding or removing a property means: an open
+ * model (`additionalProperties` absent or true) may already hold any value
+ * under a new property's name, so adding a typed property to it is refused;
+ * a closed model (`false`) cannot, so adding an optional property is fine but
+ * removing one is refused; a partially open model (`additionalProperties` a
+ * schema) allows the change when that schema covers the property.
+ */
+
+type Obj = { [keyword: string]: unknown };
+
+interface Side {
+  doc: JsonSchemaCodec;
+}
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isEmptySchema = (node: unknown): boolean => node === true || node === undefined || (isObj(node) && Object.keys(node).filter((k) => !ANNOTATIONS.has(k)).length === 0);
+const ANNOTATIONS = new Set(['title', 'description', '$comment', 'examples', 'default', '$id', '$schema', 'readOnly', 'writeOnly', 'deprecated']);
+
+function child(path: string, part: string): string {
+  return path === '' ? part : part.startsWith('[') ? `${path}${part}` : `${path}.${part}`;
+}
+const at = (path: string): string => (path === '' ? '(root)' : path);
+
+function typesOf(node: Obj): Set<string> | undefined {
+  if (typeof node.type === 'string') return new Set([node.type]);
+  if (Array.isArray(node.type)) return new Set(node.type.filter((t): t is string => typeof t === 'string'));
+  return undefined;
+}
+
+function decodePointer(pointer: string): string[] {
+  return pointer
+    .split('/')
+    .filter((p) => p !== '')
+    .map((p) => decodeURIComponent(p).replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+export class JsonSchemaCompatibility {
+  readonly #reader: Side;
+  readonly #writer: Side;
+  readonly #out: string[] = [];
+  /** (writer node, reader node) pairs under comparison: recursive schemas are compared once. */
+  readonly #seen = new Map<unknown, Set<unknown>>();
+
+  constructor(reader: JsonSchemaCodec, writer: JsonSchemaCodec) {
+    this.#reader = { doc: reader };
+    this.#writer = { doc: writer };
+  }
+
+  /** Reasons the reader cannot read the writer's documents; empty when it can. */
+  run(): string[] {
+    this.#compare(this.#writer.doc.root, this.#writer.doc.root, this.#reader.doc.root, this.#reader.doc.root, '');
+    return this.#out;
+  }
+
+  #report(path: string, code: string, detail: string): void {
+    this.#out.push(`${at(path)}: ${code}: ${detail}`);
+  }
+
+  /** Follows `$ref`s (local pointers, references by name or `$id`), keeping track of the document a node came from. */
+  #resolve(side: Side, docRoot: JsonSchemaNode, node: unknown): { node: unknown; docRoot: JsonSchemaNode } {
+    let current = node;
+    let root = docRoot;
+    for (let hops = 0; isObj(current) && typeof current.$ref === 'string' && hops < 32; hops++) {
+      const ref = current.$ref;
+      const hash = ref.indexOf('#');
+      const base = hash === -1 ? ref : ref.slice(0, hash);
+      const pointer = hash === -1 ? '' : ref.slice(hash + 1);
+      if (base !== '') {
+        const target = side.doc.referenced.get(base);
+        if (target === undefined) return { node: {}, docRoot: root };
+        root = target;
+      }
+      let target: unknown = root;
+      for (const part of decodePointer(pointer)) target = isObj(target) ? target[part] : undefined;
+      current = target ?? {};
+    }
+    return { node: current, docRoot: root };
+  }
+
+  #compare(writerRoot: JsonSchemaNode, writerIn: unknown, readerRoot: JsonSchemaNode, readerIn: unknown, path: string): void {
+    const w = this.#resolve(this.#writer, writerRoot, writerIn);
+    const r = this.#resolve(this.#reader, readerRoot, readerIn);
+    const writer = w.node === true || w.node === undefined ? {} : w.node;
+    const reader = r.node === true || r.node === undefined ? {} : r.node;
+    if (writer === false || isEmptySchema(reader)) return;
+    if (reader === false) return this.#report(path, 'SCHEMA_REMOVED', 'the reader accepts nothing (false) where the writer accepts values');
+    if (!isObj(writer) || !isObj(reader)) return;
+    let seen = this.#seen.get(writer);
+    if (seen?.has(reader)) return;
+    if (!seen) this.#seen.set(writer, (seen = new Set()));
+    seen.add(reader);
+    const ctx: Pair = { writerRoot: w.docRoot, writer, readerRoot: r.docRoot, reader, path };
+    if (this.#compareCombined(ctx)) return;
+    if (!this.#compareType(ctx)) return;
+    this.#compareEnum(ctx);
+    this.#compareBounds(ctx);
+    this.#compareObject(ctx);
+    this.#compareArray(ctx);
+  }
+
+  /** Whether `writer` ⊆ `reader` with no reported differences (used to pick union branches). */
+  compatible(writerRoot: JsonSchemaNode, writer: unknown, readerRoot: JsonSchemaNode, reader: unknown): boolean {
+    const probe = new JsonSchemaCompatibility(this.#reader.doc, this.#writer.doc);
+    probe.#compare(writerRoot, writer, readerRoot, reader, '');
+    return probe.#out.length === 0;
+  }
+
+  compareChild(ctx: Pair, writer: unknown, reader: unknown, path: string): void {
+    this.#compare(ctx.writerRoot, writer, ctx.readerRoot, reader, path);
+  }
+
+  /** oneOf/anyOf (sum types) and allOf (product types); true when the node was fully handled. */
+  #compareCombined(ctx: Pair): boolean {
+    const { writer, reader, path } = ctx;
+    const sumOf = (n: Obj): unknown[] | undefined => (Array.isArray(n.anyOf) ? n.anyOf : Array.isArray(n.oneOf) ? n.oneOf : undefined);
+    const wSum = sumOf(writer);
+    const rSum = sumOf(reader);
+    const rAll = Array.isArray(reader.allOf) ? reader.allOf : undefined;
+    const wAll = Array.isArray(writer.allOf) ? writer.allOf : undefined;
+    if (!wSum && !rSum && !rAll && !wAll) return false;
+    if (rSum) {
+      if (wSum && Array.isArray(writer.anyOf) && Array.isArray(reader.oneOf)) {
+        this.#report(path, 'COMPOSITION_METHOD_CHANGED', 'anyOf became oneOf: a document matching several branches is no longer accepted');
+      }
+      const branches = wSum ?? [writer];
+      branches.forEach((branch, i) => {
+        if (!rSum.some((candidate) => this.compatible(ctx.writerRoot, branch, ctx.readerRoot, candidate))) {
+          const where = wSum ? child(path, `${Array.isArray(writer.anyOf) ? 'anyOf' : 'oneOf'}[${i}]`) : path;
+          this.#report(where, rSum.length < branches.length ? 'SUM_TYPE_NARROWED' : 'COMBINED_TYPE_SUBSCHEMAS_CHANGED', 'no branch of the reader accepts what this writer branch accepts');
+        }
+      });
+      return true;
+    }
+    if (wSum) {
+      // The reader is a single schema: it must accept every branch the writer may have used.
+      wSum.forEach((branch, i) => this.compareChild(ctx, branch, reader, child(path, `${Array.isArray(writer.anyOf) ? 'anyOf' : 'oneOf'}[${i}]`)));
+      return true;
+    }
+    const wParts = wAll ?? [writer];
+    const rParts = rAll ?? [reader];
+    if (rAll && wAll && rAll.length > wAll.length) {
+      this.#report(path, 'PRODUCT_TYPE_EXTENDED', `allOf grew from ${wAll.length} to ${rAll.length} subschemas: documents must now satisfy more`);
+    }
+    rParts.forEach((part, i) => {
+      if (!wParts.some((candidate) => this.compatible(ctx.writerRoot, candidate, ctx.readerRoot, part))) {
+        this.#report(rAll ? child(path, `allOf[${i}]`) : path, 'COMBINED_TYPE_SUBSCHEMAS_CHANGED', 'this reader subschema constrains what no writer subschema guaranteed');
+      }
+    });
+    return true;
+  }
+
+  /** Type keyword; false when the types differ so much that comparing further keywords is noise. */
+  #compareType({ writer, reader, path }: Pair): boolean {
+    const rTypes = typesOf(reader);
+    if (!rTypes) return true;
+    const wTypes = typesOf(writer);
+    if (!wTypes) {
+      this.#report(path, 'TYPE_NARROWED', `the reader requires type ${[...rTypes].join(' | ')}; the writer allowed any type`);
+      return false;
+    }
+    const missing = [...wTypes].filter((t) => !rTypes.has(t) && !(t === 'integer' && rTypes.has('number')));
+    if (missing.length === 0) return true;
+    const narrowed = [...rTypes].every((t) => wTypes.has(t) || (t === 'integer' && wTypes.has('number')));
+    this.#report(path, narrowed ? 'TYPE_NARROWED' : 'TYPE_CHANGED', `writer type ${[...wTypes].join(' | ')}, reader type ${[...rTypes].join(' | ')} (only integer → number widens)`);
+    return false;
+  }
+
+  #compareEnum({ writer, reader, path }: Pair): void {
+    const rValues = Array.isArray(reader.enum) ? reader.enum : 'const' in reader ? [reader.const] : undefined;
+    if (!rValues) return;
+    const wValues = Array.isArray(writer.enum) ? writer.enum : 'const' in writer ? [writer.const] : undefined;
+    if (!wValues) return this.#report(path, 'ENUM_ARRAY_NARROWED', 'the reader restricts values to an enum the writer did not have');
+    const key = (v: unknown): string => JSON.stringify(v);
+    const allowed = new Set(rValues.map(key));
+    const missing = wValues.filter((v) => !allowed.has(key(v)));
+    if (missing.length > 0) this.#report(path, 'ENUM_ARRAY_NARROWED', `the reader's enum lacks ${missing.map(key).join(', ')}`);
+  }
+
+  #compareBounds({ writer, reader, path }: Pair): void {
+    const num = (n: Obj, k: string): number | undefined => (typeof n[k] === 'number' ? n[k] : undefined);
+    const upper: [string, string][] = [
+      ['maxLength', 'MAX_LENGTH'],
+      ['maximum', 'MAXIMUM'],
+      ['exclusiveMaximum', 'EXCLUSIVE_MAXIMUM'],
+      ['maxItems', 'MAX_ITEMS'],
+      ['maxProperties', 'MAX_PROPERTIES'],
+    ];
+    const lower: [string, string][] = [
+      ['minLength', 'MIN_LENGTH'],
+      ['minimum', 'MINIMUM'],
+      ['exclusiveMinimum', 'EXCLUSIVE_MINIMUM'],
+      ['minItems', 'MIN_ITEMS'],
+      ['minProperties', 'MIN_PROPERTIES'],
+    ];
+    for (const [keyword, code] of upper) {
+      const r = num(reader, keyword);
+      const w = num(writer, keyword);
+      if (r === undefined) continue;
+      if (w === undefined) this.#report(path, `${code}_ADDED`, `the reader adds ${keyword} ${r}`);
+      else if (r < w) this.#report(path, `${code}_DECREASED`, `${keyword} decreased from ${w} to ${r}`);
+    }
+    for (const [keyword, code] of lower) {
+      const r = num(reader, keyword);
+      const w = num(writer, keyword);
+      if (r === undefined || (w === undefined && r <= 0)) continue;
+      if (w === undefined) this.#report(path, `${code}_ADDED`, `the reader adds ${keyword} ${r}`);
+      else if (r > w) this.#report(path, `${code}_INCREASED`, `${keyword} increased from ${w} to ${r}`);
+    }
+    const rMult = num(reader, 'multipleOf');
+    if (rMult !== undefined) {
+      const wMult = num(writer, 'multipleOf');
+      if (wMult === undefined) this.#report(path, 'MULTIPLE_OF_ADDED', `the reader adds multipleOf ${rMult}`);
+      else if (wMult % rMult !== 0) this.#report(path, 'MULTIPLE_OF_CHANGED', `multipleOf ${wMult} is not a multiple of the reader's ${rMult}`);
+    }
+    if (typeof reader.pattern === 'string' && reader.pattern !== writer.pattern) {
+      this.#report(path, typeof writer.pattern === 'string' ? 'PATTERN_CHANGED' : 'PATTERN_ADDED', `the reader requires pattern ${reader.pattern}`);
+    }
+    if (reader.uniqueItems === true && writer.uniqueItems !== true) this.#report(path, 'UNIQUE_ITEMS_ADDED', 'the reader requires unique items');
+  }
+
+  #compareObject(ctx: Pair): void {
+    const { writer, reader, path } = ctx;
+    const has = (n: Obj): boolean => isObj(n.properties) || Array.isArray(n.required) || 'additionalProperties' in n || typesOf(n)?.has('object') === true;
+    if (!has(writer) && !has(reader)) return;
+    const wProps = isObj(writer.properties) ? writer.properties : {};
+    const rProps = isObj(reader.properties) ? reader.properties : {};
+    const wRequired = new Set(Array.isArray(writer.required) ? (writer.required as string[]) : []);
+    const rRequired = new Set(Array.isArray(reader.required) ? (reader.required as string[]) : []);
+    const wModel = contentModel(writer);
+    const rModel = contentModel(reader);
+
+    for (const [name, rProp] of Object.entries(rProps)) {
+      const where = child(path, name);
+      if (name in wProps) {
+        this.compareChild(ctx, wProps[name], rProp, where);
+        if (rRequired.has(name) && !wRequired.has(name) && !hasDefault(rProp)) this.#report(where, 'REQUIRED_ATTRIBUTE_ADDED', `'${name}' became required; the writer's documents may lack it`);
+        continue;
+      }
+      if (wModel === 'open') {
+        if (!isEmptySchema(rProp))
+          this.#report(
+            where,
+            'PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL',
+            `property '${name}' added while the writer's content model is open: earlier documents may hold any value under '${name}' (close the writer's model with additionalProperties: false first)`,
+          );
+        continue;
+      }
+      if (rRequired.has(name) && !hasDefault(rProp)) {
+        this.#report(where, 'REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL', `required property '${name}' added without a default; the writer's documents lack it`);
+        continue;
+      }
+      if (wModel === 'partial' && !this.compatible(ctx.writerRoot, writer.additionalProperties, ctx.readerRoot, rProp)) {
+        this.#report(where, 'PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL', `property '${name}' does not accept everything the writer's additionalProperties allowed`);
+      }
+    }
+    for (const [name, wProp] of Object.entries(wProps)) {
+      if (name in rProps) continue;
+      const where = child(path, name);
+      if (rModel === 'closed') {
+        this.#report(where, 'PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL', `property '${name}' removed while the reader's content model is closed: the writer's documents may still hold it`);
+      } else if (rModel === 'partial' && !this.compatible(ctx.writerRoot, wProp, ctx.readerRoot, reader.additionalProperties)) {
+        this.#report(where, 'PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL', `removed property '${name}' is not accepted by the reader's additionalProperties`);
+      }
+    }
+    for (const name of rRequired) {
+      if (wRequired.has(name) || name in rProps) continue;
+      this.#report(child(path, name), 'REQUIRED_ATTRIBUTE_ADDED', `'${name}' became required; the writer's documents may lack it`);
+    }
+    if (wModel === 'open' && rModel === 'closed')
+      this.#report(path, 'ADDITIONAL_PROPERTIES_REMOVED', 'the reader closed the content model (additionalProperties: false); the writer allowed other properties');
+    else if (wModel === 'open' && rModel === 'partial') this.#report(path, 'ADDITIONAL_PROPERTIES_NARROWED', 'the reader restricted additionalProperties to a schema; the writer allowed any');
+    else if (wModel === 'partial' && rModel === 'closed') this.#report(path, 'ADDITIONAL_PROPERTIES_REMOVED', 'the reader closed the content model (additionalProperties: false)');
+    else if (wModel === 'partial' && rModel === 'partial') this.compareChild(ctx, writer.additionalProperties, reader.additionalProperties, child(path, '{additionalProperties}'));
+  }
+
+  #compareArray(ctx: Pair): void {
+    const { writer, reader, path } = ctx;
+    if (isObj(reader.items) || typeof reader.items === 'boolean') {
+      if (Array.isArray(writer.items)) writer.items.forEach((item, i) => this.compareChild(ctx, item, reader.items, child(path, `[${i}]`)));
+      else this.compareChild(ctx, writer.items, reader.items, child(path, '[]'));
+    } else if (Array.isArray(reader.items)) {
+      const wItems: unknown[] = Array.isArray(writer.items) ? writer.items : [];
+      reader.items.forEach((item, i) => this.compareChild(ctx, wItems[i] ?? (Array.isArray(writer.items) ? writer.additionalItems : writer.items), item, child(path, `[${i}]`)));
+    }
+  }
+}
+
+interface Pair {
+  readonly writerRoot: JsonSchemaNode;
+  readonly writer: Obj;
+  readonly readerRoot: JsonSchemaNode;
+  readonly reader: Obj;
+  readonly path: string;
+}
+
+function hasDefault(node: unknown): boolean {
+  return isObj(node) && 'default' in node;
+}
+
+/** open: any extra property allowed; closed: none; partial: those matching a schema. */
+function contentModel(node: Obj): 'open' | 'closed' | 'partial' {
+  const extra = node.additionalProperties ?? node.unevaluatedProperties;
+  if (extra === false) return 'closed';
+  if (isObj(extra) && !isEmptySchema(extra)) return 'partial';
+  if (isObj(node.patternProperties) && Object.keys(node.patternProperties).length > 0) return 'partial';
+  return 'open';
+}
+
+export function explainJsonSchemaIncompatibility(reader: JsonSchemaCodec, writer: JsonSchemaCodec): string[] {
+  return new JsonSchemaCompatibility(reader, writer).run();
+}

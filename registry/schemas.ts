@@ -1,0 +1,130 @@
+import type { Type } from 'avsc';
+import { jsonSchemaCodec, type JsonSchemaCodec } from '../core/formats/json-schema.ts';
+import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
+import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
+import { RegistryHttpError } from '../core/errors.ts';
+import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
+import { explainProtobufIncompatibility } from './compat/protobuf.ts';
+import { explainIncompatibility, parseAvroSchema } from './compatibility.ts';
+import type { RegistryState } from './state.ts';
+
+/**
+ * Schemas of the three formats as the registry handles them: parsed with
+ * their references resolved from the registry's own state, and compared with
+ * the format's compatibility rules.
+ */
+
+export type ParsedSchema = { schemaType: 'AVRO'; type: Type } | { schemaType: 'JSON'; codec: JsonSchemaCodec } | { schemaType: 'PROTOBUF'; file: ProtoFile };
+
+export interface SchemaRequest {
+  /** The schema text as stored: compact JSON for Avro and JSON Schema (key order kept), the text itself for Protobuf. */
+  schema: string;
+  schemaType: SchemaType;
+  references: SchemaReference[];
+  parsed: ParsedSchema;
+  /** An explicit id and version (IMPORT mode only). */
+  id?: number;
+  version?: number;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+
+function parseReferences(raw: unknown): SchemaReference[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw RegistryHttpError.invalidSchema('"references" must be a list of {name, subject, version}');
+  return raw.map((r: unknown, i) => {
+    if (!isObject(r) || typeof r.name !== 'string' || r.name === '' || typeof r.subject !== 'string' || r.subject === '' || !isPositiveInt(r.version)) {
+      throw RegistryHttpError.invalidSchema(`references[${i}] must be {"name": string, "subject": string, "version": positive integer}`);
+    }
+    return { name: r.name, subject: r.subject, version: r.version };
+  });
+}
+
+/**
+ * The texts of everything `references` lead to, dependencies first, each once.
+ * A reference to a version that does not exist is refused (42201), naming it.
+ */
+export function resolveReferences(state: RegistryState, references: readonly SchemaReference[]): ResolvedReference[] {
+  const out: ResolvedReference[] = [];
+  const done = new Set<string>();
+  const visit = (ref: SchemaReference, chain: readonly string[]): void => {
+    const key = `${ref.subject}/${ref.version}`;
+    if (done.has(key)) return;
+    if (chain.includes(key)) throw RegistryHttpError.invalidSchema(`Circular schema reference: ${[...chain, key].join(' -> ')}`);
+    const entry = state.version(ref.subject, ref.version);
+    if (!entry) throw RegistryHttpError.invalidSchema(`Invalid schema reference ${JSON.stringify(ref)}: subject '${ref.subject}' has no version ${ref.version}`);
+    for (const inner of entry.references) visit(inner, [...chain, key]);
+    done.add(key);
+    out.push({ name: ref.name, schema: entry.schema });
+  };
+  for (const ref of references) visit(ref, []);
+  return out;
+}
+
+/** Parses schema text of any type; a schema or reference that does not parse is refused (42201). */
+export function parseSchema(schemaType: SchemaType, schema: string, resolved: readonly ResolvedReference[]): ParsedSchema {
+  if (schemaType === 'AVRO') {
+    return {
+      schemaType,
+      type: parseAvroSchema(
+        schema,
+        resolved.map((r) => r.schema),
+      ),
+    };
+  }
+  try {
+    if (schemaType === 'JSON') return { schemaType, codec: jsonSchemaCodec({ schemaType, schema, references: resolved }) };
+    return { schemaType, file: parseProtoFile({ schemaType, schema, references: resolved }) };
+  } catch (error) {
+    throw RegistryHttpError.invalidSchema(`Invalid ${schemaType} schema: ${(error as Error).message}`, error);
+  }
+}
+
+/** Validates a `{schema, schemaType?, references?, id?, version?}` body (42201 when unusable). */
+export function parseSchemaRequest(state: RegistryState, body: unknown): SchemaRequest {
+  if (!isObject(body)) throw RegistryHttpError.invalidSchema('The request body must be a JSON object with a "schema" string');
+  const { schema, schemaType: rawType, references: rawReferences, id, version } = body;
+  const schemaType = rawType === undefined || rawType === null ? 'AVRO' : rawType;
+  if (!isSchemaType(schemaType)) throw RegistryHttpError.invalidSchema(`Unsupported schemaType ${JSON.stringify(rawType)}: use one of ${SCHEMA_TYPES.join(', ')}`);
+  if (typeof schema !== 'string' || schema.trim() === '') {
+    throw RegistryHttpError.invalidSchema('Empty schema: the body needs a "schema" field holding the schema as a string');
+  }
+  if (id !== undefined && id !== null && !isPositiveInt(id)) throw RegistryHttpError.invalidSchema('"id" must be a positive integer');
+  if (version !== undefined && version !== null && !isPositiveInt(version)) throw RegistryHttpError.invalidVersion(String(version));
+  const references = parseReferences(rawReferences);
+  const parsed = parseSchema(schemaType, schema, resolveReferences(state, references));
+  const text = schemaType === 'PROTOBUF' ? schema : JSON.stringify(JSON.parse(schema));
+  return {
+    schema: text,
+    schemaType,
+    references,
+    parsed,
+    ...(isPositiveInt(id) ? { id } : {}),
+    ...(isPositiveInt(version) ? { version } : {}),
+  };
+}
+
+/** Reasons data written with `writer` cannot be read with `reader`, whatever their format. */
+export function explainSchemaIncompatibility(reader: ParsedSchema, writer: ParsedSchema): string[] {
+  if (reader.schemaType === 'AVRO' && writer.schemaType === 'AVRO') return explainIncompatibility(reader.type, writer.type);
+  if (reader.schemaType === 'JSON' && writer.schemaType === 'JSON') return explainJsonSchemaIncompatibility(reader.codec, writer.codec);
+  if (reader.schemaType === 'PROTOBUF' && writer.schemaType === 'PROTOBUF') return explainProtobufIncompatibility(reader.file, writer.file);
+  return [`(root): SCHEMA_TYPE_CHANGED: a ${reader.schemaType} schema cannot read ${writer.schemaType} data`];
+}
+
+const parsedCache = new Map<string, ParsedSchema>();
+const PARSED_CACHE_LIMIT = 1000;
+
+/** A stored version, parsed; cached by its text and its references' texts, since every check re-reads earlier versions. */
+export function parseStored(state: RegistryState, entry: { schema: string; schemaType: string; references: readonly SchemaReference[] }): ParsedSchema {
+  const schemaType = isSchemaType(entry.schemaType) ? entry.schemaType : 'AVRO';
+  const resolved = resolveReferences(state, entry.references);
+  const key = JSON.stringify([schemaType, entry.schema, resolved]);
+  const cached = parsedCache.get(key);
+  if (cached) return cached;
+  const parsed = parseSchema(schemaType, entry.schema, resolved);
+  if (parsedCache.size >= PARSED_CACHE_LIMIT) parsedCache.clear();
+  parsedCache.set(key, parsed);
+  return parsed;
+}

@@ -30,7 +30,18 @@ import {
 } from './services.ts';
 
 /** Command groups beyond the core ones (topology, schemas, tail, ...), in --help order. */
-const COMMAND_GROUPS: ((program: Command) => void)[] = [registerAccess, registerTopology, registerSchemas, registerTail, registerConsole, registerBridge, registerServices, registerLb, registerStatus, registerDlq];
+const COMMAND_GROUPS: ((program: Command) => void)[] = [
+  registerAccess,
+  registerTopology,
+  registerSchemas,
+  registerTail,
+  registerConsole,
+  registerBridge,
+  registerServices,
+  registerLb,
+  registerStatus,
+  registerDlq,
+];
 
 interface GlobalFlags {
   brokers?: string;

@@ -180,6 +180,13 @@ describe('registry under arbitrary request bodies', () => {
     ['GET', '/subjects/:s/versions/latest'],
   );
 
+  it('refuses a body that is not UTF-8 rather than store replaced characters', async () => {
+    const body = Buffer.concat([Buffer.from('{"schema":"{\\"type\\":\\"enum\\",\\"name\\":\\"E\\",\\"symbols\\":[\\"A\\"],\\"doc\\":\\"'), Buffer.from([0xff]), Buffer.from('\\"}"}')]);
+    const response = await app.inject({ method: 'POST', url: '/subjects/utf8/versions', headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' }, payload: body });
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toEqual({ error_code: 400, message: expect.stringMatching(/not valid UTF-8/) });
+  });
+
   it('answers 2xx or 4xx, never 5xx', async () => {
     await fc.assert(
       fc.asyncProperty(route, subject, body, async ([method, path], s, payload) => {

@@ -78,7 +78,17 @@ export function installSecurity(app: FastifyInstance, options: SecurityOptions):
   app.decorateRequest('principal', undefined);
   // The APIs serve JSON only, so a strict policy costs nothing; the console's page loads its own files alone.
   void app.register(helmet, {
-    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], styleSrc: ["'self'", "'unsafe-inline'"], imgSrc: ["'self'", 'data:'], objectSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        objectSrc: ["'none'"],
+        frameAncestors: ["'none'"],
+        // Over plain HTTP, upgrading the page's own requests to HTTPS would break it.
+        upgradeInsecureRequests: options.config.tlsCert === undefined ? null : [],
+      },
+    },
     // HSTS only means something over HTTPS, and would pin a laptop's http://localhost otherwise.
     hsts: options.config.tlsCert !== undefined,
   });

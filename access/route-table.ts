@@ -80,6 +80,11 @@ export const REGISTRY_ROUTES: RouteTable = {
   'DELETE /config/:subject': WRITE_SUBJECT,
   'GET /mode': READ_ANY,
   'PUT /mode': ADMIN,
+  'GET /mode/:subject': READ_SUBJECT,
+  'PUT /mode/:subject': ADMIN,
+  'DELETE /mode/:subject': ADMIN,
+  'GET /subjects/:subject/versions/:version/referencedby': READ_SUBJECT,
+  'GET /metrics': { needs: always({ kind: 'metrics' }) },
 };
 
 const VIEWER: Need = { kind: 'console', role: 'viewer' };
@@ -91,6 +96,7 @@ export const CONSOLE_ROUTES: RouteTable = {
   'GET /diff.js': PUBLIC,
   'GET /style.css': PUBLIC,
   'GET /api/session': PUBLIC,
+  'GET /metrics': { needs: always({ kind: 'metrics' }) },
   'POST /api/login': PUBLIC,
   'POST /api/logout': SIGNED_IN,
   'GET /api/topics': { needs: always(VIEWER) },

@@ -331,7 +331,7 @@ export const OPTIONS = {
   oidcJwksUrl: {
     env: 'SLUICE_OIDC_JWKS_URL',
     default: '',
-    description: 'JWKS URL of an OAuth2/OIDC issuer: the ingress then also accepts its JWTs as bearer tokens (principal: the `sub` claim, matched in the access file).',
+    description: "JWKS URL of an OAuth2/OIDC issuer: the HTTP services then also accept its JWTs as bearer tokens (the principal whose `jwtSubject` is the token's `sub`).",
     parse: optionalUrl,
   },
   oidcIssuer: { env: 'SLUICE_OIDC_ISSUER', default: '', description: 'Required `iss` of accepted JWTs.', parse: optionalText },

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { REGISTRY_DENIALS, API_CHALLENGE } from '../access/denials.ts';
 import { serverFactory } from '../access/http.ts';
@@ -58,14 +59,19 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
     serverFactory: serverFactory(config),
   });
   const state = store.state;
-  registerHttpMetrics(app, { service: 'registry' });
   const security = { config, logger, routes: REGISTRY_ROUTES, denials: REGISTRY_DENIALS, challenge: API_CHALLENGE, describeWrite: registryWriteDetails(state) };
   installSecurity(app, { service: 'registry', ...security });
+  registerHttpMetrics(app, { service: 'registry' });
 
   // One parser for all three types; an empty body (clients send DELETEs with a content type) is no body.
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser([...JSON_TYPES, 'application/json'], { parseAs: 'string' }, (_request, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
+  app.addContentTypeParser([...JSON_TYPES, 'application/json'], { parseAs: 'buffer' }, (_request, body, done) => {
+    // Decoding invalid UTF-8 would silently store U+FFFD in a schema: refuse it instead.
+    if (!isUtf8(body as Buffer)) {
+      done(new RegistryHttpError(400, 400, 'Malformed JSON request body: not valid UTF-8'), undefined);
+      return;
+    }
+    const text = (body as Buffer).toString('utf8');
     if (text.trim() === '') {
       done(null, undefined);
       return;

@@ -240,3 +240,36 @@ describe('ingress access, route by route from the route table', () => {
     expect((await app.inject({ method: 'POST', url: '/v1/orders', payload: order, headers: bearer(access.keys.producer!) })).statusCode).toBe(200);
   });
 });
+
+describe('OIDC bearer tokens', () => {
+  it('accepts a JWT signed by the JWKS issuer for a principal of the file, and refuses others', async () => {
+    const { exportJWK, generateKeyPair, SignJWT } = await import('jose');
+    const { createServer } = await import('node:http');
+    const { privateKey, publicKey } = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    const server = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [jwk] })));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const jwksUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks.json`;
+      const file = join(mkdtempSync(join(tmpdir(), 'sluice-oidc-')), 'access.yaml');
+      writeFileSync(file, 'principals:\n  - name: billing\n    jwtSubject: billing-svc\n    allow: [produce:/v1/*]\n');
+      const auth = new Authenticator(loadAccessFile(file), { jwksUrl, issuer: 'https://issuer.test', audience: 'sluice' });
+      const token = (sub: string, aud = 'sluice') =>
+        new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject(sub).setIssuer('https://issuer.test').setAudience(aud).setExpirationTime('5m').sign(privateKey);
+      expect((await auth.fromHeader(`Bearer ${await token('billing-svc')}`))?.name).toBe('billing');
+      await expect(auth.fromHeader(`Bearer ${await token('someone-else')}`)).rejects.toThrow(/not a principal of the access file/);
+      await expect(auth.fromHeader(`Bearer ${await token('billing-svc', 'other-api')}`)).rejects.toThrow(/invalid token/);
+      const other = await generateKeyPair('RS256');
+      const forged = await new SignJWT({})
+        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+        .setSubject('billing-svc')
+        .setIssuer('https://issuer.test')
+        .setAudience('sluice')
+        .setExpirationTime('5m')
+        .sign(other.privateKey);
+      await expect(auth.fromHeader(`Bearer ${forged}`)).rejects.toThrow(/invalid token/);
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import { Admin, ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, MessagesStreamFallbackModes, MessagesStreamModes, type BaseOptions, type MessagesStream } from '@platformatic/kafka';
 import type { Logger } from '../core/logger.ts';
+import { routeClientEvents } from './connection.ts';
 import type { KafkaRecord, RecordHeaders, TopicPartition, TopicPartitionOffset } from './types.ts';
 
 /**
@@ -183,6 +184,7 @@ export class GroupConsumer {
         ? { sessionTimeout: options.sessionTimeoutMs, heartbeatInterval: options.heartbeatIntervalMs, rebalanceTimeout: options.rebalanceTimeoutMs ?? options.sessionTimeoutMs * 2 }
         : { rebalanceTimeout: options.rebalanceTimeoutMs ?? options.sessionTimeoutMs * 2 }),
     });
+    routeClientEvents(this.#consumer, options.logger);
     // Reading a stable offset waits (UNSTABLE_OFFSET_COMMIT is retried) for the transaction holding it.
     this.#admin = new Admin({ ...options.client, clientId: `${options.client.clientId}-offsets`, retries: 50, retryDelay: 100 });
     this.#fetchPool = new ConnectionPool(`${options.client.clientId}-fetch`, options.client);
@@ -288,7 +290,10 @@ export class GroupConsumer {
 
   async #close(): Promise<void> {
     await this.stop();
-    await this.#membership?.close().catch((error: unknown) => this.#log.debug({ err: error }, 'closing the membership stream failed'));
+    const membership = this.#membership;
+    // close() drains the stream through resume(): give it back the real one.
+    if (membership) delete (membership as { resume?: unknown }).resume;
+    await membership?.close().catch((error: unknown) => this.#log.debug({ err: error }, 'closing the membership stream failed'));
     const results = await Promise.allSettled([this.#consumer.close(true), this.#admin.close(), new Promise<void>((resolve) => this.#fetchPool.close(() => resolve()))]);
     for (const result of results) if (result.status === 'rejected') this.#log.warn({ err: result.reason }, 'closing the group consumer failed');
   }

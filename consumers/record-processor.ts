@@ -190,7 +190,7 @@ export class RecordProcessor {
 }
 
 /** Waits `ms` in slices, returning false early when `running` turns false. */
-async function waitWhile(ms: number, running: () => boolean, sliceMs = 200): Promise<boolean> {
+export async function waitWhile(ms: number, running: () => boolean, sliceMs = 200): Promise<boolean> {
   const until = Date.now() + ms;
   for (let left = ms; left > 0; left = until - Date.now()) {
     if (!running()) return false;

@@ -53,7 +53,7 @@ export interface WorkerSeam {
 export interface WorkerRuntimeOptions {
   name: string;
   seam: WorkerSeam;
-  processor: RecordProcessor;
+  processor: Pick<RecordProcessor, 'process'>;
   chunkSize: number;
   chunkBytes: number;
   shutdownTimeoutMs: number;

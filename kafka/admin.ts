@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Admin, ConfigResourceTypes, ConfigSources, FetchIsolationLevels, IncrementalAlterConfigOperationTypes, ListOffsetTimestamps } from '@platformatic/kafka';
+import { Admin, type ClusterMetadata, ConfigResourceTypes, ConfigSources, FetchIsolationLevels, IncrementalAlterConfigOperationTypes, ListOffsetTimestamps } from '@platformatic/kafka';
 import type { SluiceConfig } from '../core/config.ts';
-import { KafkaError } from '../core/errors.ts';
+import { isRetryable, KafkaError, type SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { retryPolicies, type RetryPolicy } from '../core/retry.ts';
+import { retry, retryPolicies, type RetryPolicy } from '../core/retry.ts';
 import { clientOptions, errorContext, routeClientEvents } from './connection.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import type { TopicPartitionOffset } from './types.ts';
@@ -116,7 +116,7 @@ export class KafkaAdmin {
   async describeTopics(names?: readonly string[]): Promise<TopicDescription[]> {
     const topics = names ?? (await this.listTopics());
     if (topics.length === 0) return [];
-    const metadata = await this.#call(`metadata of ${topics.join(', ')}`, () => this.#client.metadata({ topics: [...topics], forceUpdate: true }));
+    const metadata = await this.#metadata(topics);
     return topics.map((name) => {
       const t = metadata.topics.get(name);
       if (t === undefined) throw new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', `topic ${name} does not exist`, { retryable: true, statusCode: 404, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
@@ -124,6 +124,17 @@ export class KafkaAdmin {
         name,
         partitions: t.partitions.map((p, partition) => ({ partition, leader: p.leader, replicas: [...p.replicas], isr: [...p.isr] })),
       };
+    });
+  }
+
+  /**
+   * Fresh metadata of `topics`. The client retries a missing topic as if it were
+   * about to appear (autocreation); Sluice never autocreates, so a missing topic
+   * fails at once and only transient errors are retried.
+   */
+  #metadata(topics: readonly string[]): Promise<ClusterMetadata> {
+    return retry(retryPolicies.admin, () => this.#call(`metadata of ${topics.join(', ')}`, () => this.#client.metadata({ topics: [...topics], forceUpdate: true, retries: 0 })), {
+      retryable: (e) => isRetryable(e) && (e as SluiceError).code !== 'SLUICE_KAFKA_UNKNOWN_TOPIC',
     });
   }
 
@@ -169,7 +180,7 @@ export class KafkaAdmin {
     let pending = specs.map((s) => s.name);
     for (;;) {
       try {
-        const metadata = await this.#client.metadata({ topics: pending, forceUpdate: true });
+        const metadata = await this.#client.metadata({ topics: pending, forceUpdate: true, retries: 0 });
         pending = pending.filter((name) => {
           const t = metadata.topics.get(name);
           const want = specs.find((s) => s.name === name)!.partitions;

@@ -99,6 +99,8 @@ export class KafkaProducer {
   readonly #acks: number;
   readonly #context: ErrorContext;
   readonly #placer = new Placer();
+  readonly #idempotent: boolean;
+  #dispatching: Promise<void> = Promise.resolve();
 
   constructor(config: SluiceConfig, logger: Logger, settings: ProducerSettings) {
     const acks = settings.acks ?? 'all';
@@ -116,6 +118,7 @@ export class KafkaProducer {
     });
     routeClientEvents(this.#client, logger);
     this.#acks = ACKS[acks];
+    this.#idempotent = idempotent;
     this.#context = errorContext(config);
   }
 
@@ -134,12 +137,28 @@ export class KafkaProducer {
     }
   }
 
-  /** Writes `records` (any topics, any partitions) in one call; their metadata in the same order. */
-  async send(records: readonly OutgoingRecord[]): Promise<RecordMetadata[]> {
-    if (records.length === 0) return [];
+  /**
+   * Writes `records` (any topics, any partitions) in one call; their metadata in
+   * the same order. Calls are handed to the client in call order (the broker
+   * then keeps each partition in that order, even with several sends in
+   * flight): placing records may wait for metadata, so that step is queued.
+   */
+  send(records: readonly OutgoingRecord[]): Promise<RecordMetadata[]> {
+    if (records.length === 0) return Promise.resolve([]);
+    const dispatched = this.#dispatching.then(() => this.#dispatch(records));
+    // The next call waits for this one to be handed over, not for its answer.
+    this.#dispatching = dispatched.then(
+      () => undefined,
+      () => undefined,
+    );
+    return dispatched.then((sent) => sent());
+  }
+
+  async #dispatch(records: readonly OutgoingRecord[]): Promise<() => Promise<RecordMetadata[]>> {
     const topics = [...new Set(records.map((r) => r.topic))];
-    const needsCounts = records.some((r) => r.partition === undefined);
-    const counts = needsCounts ? await this.partitionCounts(topics) : undefined;
+    const operation = `produce ${records.length} record(s) to ${topics.join(', ')}`;
+    if (this.#idempotent) await this.#initialized(operation);
+    const counts = records.some((r) => r.partition === undefined) ? await this.partitionCounts(topics) : undefined;
     const placement = this.#placer.place(records, (topic) => counts!.get(topic)!);
     const messages: MessageToProduce<Buffer, Buffer, Buffer, Buffer>[] = new Array(records.length);
     for (let i = 0; i < records.length; i++) {
@@ -153,11 +172,24 @@ export class KafkaProducer {
         timestamp: r.timestamp,
       };
     }
+    const sending = this.#client.send({ messages });
+    return async () => {
+      try {
+        const result = await sending;
+        return recordOffsets(records, placement, this.#acks === ProduceAcks.NO_RESPONSE ? [] : (result.offsets ?? []));
+      } catch (error) {
+        throw toSluiceError(error, { ...this.#context, operation });
+      }
+    };
+  }
+
+  /** The producer id and epoch, fetched once before the first send (and again after a failed send reset them). */
+  async #initialized(operation: string): Promise<void> {
+    if (this.#client.producerId !== undefined) return;
     try {
-      const result = await this.#client.send({ messages });
-      return recordOffsets(records, placement, this.#acks === ProduceAcks.NO_RESPONSE ? [] : (result.offsets ?? []));
+      await this.#client.initIdempotentProducer({});
     } catch (error) {
-      throw toSluiceError(error, { ...this.#context, operation: `produce ${records.length} record(s) to ${topics.join(', ')}` });
+      throw toSluiceError(error, { ...this.#context, operation });
     }
   }
 

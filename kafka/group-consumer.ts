@@ -96,6 +96,9 @@ export const kNativeConsumer: unique symbol = Symbol('sluice.kafka.nativeConsume
 
 const IS_CONTROL = 1 << 5;
 
+/** The API key of ConsumerGroupHeartbeat (KIP-848). */
+const CONSUMER_GROUP_HEARTBEAT = 68;
+
 /** The part of a Fetch response this class reads. */
 interface FetchResponse {
   responses: {
@@ -188,6 +191,17 @@ export class GroupConsumer {
     // Reading a stable offset waits (UNSTABLE_OFFSET_COMMIT is retried) for the transaction holding it.
     this.#admin = new Admin({ ...options.client, clientId: `${options.client.clientId}-offsets`, retries: 50, retryDelay: 100 });
     this.#fetchPool = new ConnectionPool(`${options.client.clientId}-fetch`, options.client);
+  }
+
+  /** Whether the cluster speaks the `consumer` group protocol (KIP-848: ConsumerGroupHeartbeat, Kafka >= 4.0). */
+  static async supportsConsumerProtocol(client: BaseOptions): Promise<boolean> {
+    const admin = new Admin({ ...client, clientId: `${client.clientId}-probe` });
+    try {
+      const apis = await admin.listApis();
+      return apis.some((api) => api.name === 'ConsumerGroupHeartbeat' || api.apiKey === CONSUMER_GROUP_HEARTBEAT);
+    } finally {
+      await admin.close();
+    }
   }
 
   get [kNativeConsumer](): Consumer {
@@ -344,10 +358,11 @@ export class GroupConsumer {
       this.#log.info({ partitions: revoked.length, generationId: previous?.generationId }, 'partitions revoked');
       this.#listener?.revoked?.(revoked);
     }
-    if (added.length > 0) {
-      this.#log.info({ partitions: added, generationId: generation.generationId, memberId: generation.memberId }, 'partitions assigned');
-      this.#listener?.assigned?.(added, generation);
+    if (newGeneration) {
+      const partitions = [...this.#partitions.values()].map((p) => `${p.topic}/${p.partition}`);
+      this.#log.info({ partitions, generationId: generation.generationId, memberId: generation.memberId, protocol: this.#options.protocol }, 'joined the consumer group; partitions assigned');
     }
+    if (added.length > 0) this.#listener?.assigned?.(added, generation);
   }
 
   /** Reads the start offset of every partition without one: the committed offset, else the fallback end of the log. */

@@ -66,7 +66,7 @@ function errorMessageOf(error: unknown): string {
 }
 
 /** What a dead letter is made from: the record as read. */
-export type RecordSource = Pick<KafkaRecord, 'topic' | 'partition' | 'offset' | 'key' | 'value' | 'headers' | 'timestamp'>;
+export type DeadLetterSource = Pick<KafkaRecord, 'topic' | 'partition' | 'offset' | 'key' | 'value' | 'headers' | 'timestamp'>;
 
 /**
  * Headers of a dead letter: the original headers (bytes untouched), then the
@@ -74,7 +74,7 @@ export type RecordSource = Pick<KafkaRecord, 'topic' | 'partition' | 'offset' | 
  * (a replayed dead letter that failed again) are dropped, so a stale error code
  * never sits next to a newer message.
  */
-export function deadLetterHeaders(source: RecordSource, error: unknown, failedAt: Date, attempts?: number): RecordHeaders {
+export function deadLetterHeaders(source: DeadLetterSource, error: unknown, failedAt: Date, attempts?: number): RecordHeaders {
   const code = errorCodeOf(error);
   const headers: [string, Buffer][] = [];
   for (const [name, value] of source.headers) if (!DLQ_HEADER_NAMES.has(name)) headers.push([name, value]);
@@ -92,6 +92,25 @@ export function deadLetterHeaders(source: RecordSource, error: unknown, failedAt
 }
 
 /** A dead letter for `topic`: the original key and value bytes, so it can be replayed as it was. */
-export function deadLetterRecord(source: RecordSource, topic: string, error: unknown, failedAt: Date, attempts?: number): OutgoingRecord {
+export function deadLetterRecord(source: DeadLetterSource, topic: string, error: unknown, failedAt: Date, attempts?: number): OutgoingRecord {
   return { topic, key: source.key, value: source.value, headers: deadLetterHeaders(source, error, failedAt, attempts) };
+}
+
+/**
+ * The kafkajs-shaped record and dead letter of the Kafka → RabbitMQ bridge,
+ * until it reads through the seam's group consumer (then these two go).
+ */
+export interface RecordSource {
+  topic: string;
+  partition: number;
+  message: { key: Buffer | null; value: Buffer | null; offset: string; timestamp: string; headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined> };
+}
+
+export function deadLetterMessage(source: RecordSource, error: unknown, failedAt: Date, attempts?: number): { key: Buffer | null; value: Buffer | null; headers: Record<string, Buffer> } {
+  const pairs: [string, Buffer][] = [];
+  for (const [name, raw] of Object.entries(source.message.headers ?? {})) {
+    for (const value of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) pairs.push([name, typeof value === 'string' ? Buffer.from(value) : value]);
+  }
+  const record: DeadLetterSource = { topic: source.topic, partition: source.partition, offset: BigInt(source.message.offset), key: source.message.key, value: source.message.value, headers: pairs, timestamp: BigInt(source.message.timestamp) };
+  return { key: source.message.key, value: source.message.value, headers: Object.fromEntries(deadLetterHeaders(record, error, failedAt, attempts)) };
 }

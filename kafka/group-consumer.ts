@@ -472,6 +472,8 @@ export class GroupConsumer {
         this.#inflightNodes.delete(node);
         for (const { state, epoch } of requested) if (state.epoch === epoch) state.fetching = false;
         if (this.#closed) return;
+        // A rebalance that completed during the fetch makes its records stale: follow it first.
+        this.#reconcile();
         if (error) {
           if (isOffsetOutOfRange(error)) {
             void this.#resetOutOfRange(requested);

@@ -200,7 +200,11 @@ export async function runWorkerScaleBench(options: WorkerBenchOptions, partition
   await admin.connect();
   const inputs = partitionCounts.map((partitions) => ({ partitions, topic: `bench.scale-placed-${partitions}-${run}` }));
   await admin.createTopics({
-    topics: [...inputs.map(({ topic, partitions }) => ({ topic, numPartitions: partitions })), { topic: b.names.exactlyOnce, numPartitions: PARTITIONS }, { topic: b.names.deadLetter, numPartitions: 1 }],
+    topics: [
+      ...inputs.map(({ topic, partitions }) => ({ topic, numPartitions: partitions })),
+      { topic: b.names.exactlyOnce, numPartitions: PARTITIONS },
+      { topic: b.names.deadLetter, numPartitions: 1 },
+    ],
     waitForLeaders: true,
   });
   try {
@@ -217,7 +221,9 @@ export async function runWorkerScaleBench(options: WorkerBenchOptions, partition
     }
     return { events: b.events, byPartitions };
   } finally {
-    await admin.deleteTopics({ topics: [...inputs.map((i) => i.topic), b.names.exactlyOnce, b.names.deadLetter] }).catch((error: unknown) => b.log.warn({ err: error }, 'deleting the bench topics failed'));
+    await admin
+      .deleteTopics({ topics: [...inputs.map((i) => i.topic), b.names.exactlyOnce, b.names.deadLetter] })
+      .catch((error: unknown) => b.log.warn({ err: error }, 'deleting the bench topics failed'));
     await admin.disconnect();
   }
 }

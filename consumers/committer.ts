@@ -152,7 +152,8 @@ export class Committer {
         false,
       );
       const stale = round.every((p) => !this.#o.isCurrent(p.chunk.generation));
-      for (const pending of failed) pending.reject(new ChunkNotCommittedError(`committing the round failed: ${(error as Error).message}`, stale && !this.#o.isCurrent(pending.chunk.generation), error));
+      for (const pending of failed)
+        pending.reject(new ChunkNotCommittedError(`committing the round failed: ${(error as Error).message}`, stale && !this.#o.isCurrent(pending.chunk.generation), error));
       return;
     }
     this.#o.onRound?.(

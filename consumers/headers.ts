@@ -111,6 +111,14 @@ export function deadLetterMessage(source: RecordSource, error: unknown, failedAt
   for (const [name, raw] of Object.entries(source.message.headers ?? {})) {
     for (const value of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) pairs.push([name, typeof value === 'string' ? Buffer.from(value) : value]);
   }
-  const record: DeadLetterSource = { topic: source.topic, partition: source.partition, offset: BigInt(source.message.offset), key: source.message.key, value: source.message.value, headers: pairs, timestamp: BigInt(source.message.timestamp) };
+  const record: DeadLetterSource = {
+    topic: source.topic,
+    partition: source.partition,
+    offset: BigInt(source.message.offset),
+    key: source.message.key,
+    value: source.message.value,
+    headers: pairs,
+    timestamp: BigInt(source.message.timestamp),
+  };
   return { key: source.message.key, value: source.message.value, headers: Object.fromEntries(deadLetterHeaders(record, error, failedAt, attempts)) };
 }

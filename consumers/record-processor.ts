@@ -139,7 +139,17 @@ export class RecordProcessor {
         this.#o.onRetry();
         this.#o.metrics.retries.inc(this.#labels);
         this.#o.log.warn(
-          { topic: record.topic, partition: record.partition, offset: String(record.offset), correlationId, attempt, maxAttempts: this.#o.retry.retries + 1, delayMs, errorClass: errorClassName(error), err: error },
+          {
+            topic: record.topic,
+            partition: record.partition,
+            offset: String(record.offset),
+            correlationId,
+            attempt,
+            maxAttempts: this.#o.retry.retries + 1,
+            delayMs,
+            errorClass: errorClassName(error),
+            err: error,
+          },
           'retryable handler failure; retrying the record',
         );
         if (!(await waitWhile(delayMs, running))) return undefined;

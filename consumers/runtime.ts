@@ -80,7 +80,6 @@ export class OutputPartitioner {
   readonly #log: Logger;
   #partitions = 0;
   #fetchedAt = 0;
-  #refresh: Promise<void> | undefined;
   #unkeyed = Math.floor(Math.random() * 0x7fffffff);
 
   constructor(topic: string, count: (topic: string) => Promise<number>, log: Logger) {
@@ -102,17 +101,15 @@ export class OutputPartitioner {
     return partitionForKey(key, this.#partitions);
   }
 
+  /** One refresh at a time: the age is reset as it starts. */
   #refreshInBackground(): void {
     this.#fetchedAt = Date.now();
-    this.#refresh ??= this.#count(this.#topic)
+    void this.#count(this.#topic)
       .then((count) => {
         if (count > 0 && count !== this.#partitions) this.#log.info({ output: this.#topic, from: this.#partitions, to: count }, 'output topic partition count changed');
         if (count > 0) this.#partitions = count;
       })
-      .catch((error: unknown) => this.#log.warn({ err: error, output: this.#topic }, 'refreshing the output topic partition count failed; keeping the last one'))
-      .finally(() => {
-        this.#refresh = undefined;
-      });
+      .catch((error: unknown) => this.#log.warn({ err: error, output: this.#topic }, 'refreshing the output topic partition count failed; keeping the last one'));
   }
 }
 

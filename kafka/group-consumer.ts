@@ -1,4 +1,14 @@
-import { Admin, ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, MessagesStreamFallbackModes, MessagesStreamModes, type BaseOptions, type MessagesStream } from '@platformatic/kafka';
+import {
+  Admin,
+  ConnectionPool,
+  Consumer,
+  FetchIsolationLevels,
+  ListOffsetTimestamps,
+  MessagesStreamFallbackModes,
+  MessagesStreamModes,
+  type BaseOptions,
+  type MessagesStream,
+} from '@platformatic/kafka';
 import type { Logger } from '../core/logger.ts';
 import { routeClientEvents } from './connection.ts';
 import type { KafkaRecord, RecordHeaders, TopicPartition, TopicPartitionOffset } from './types.ts';
@@ -106,7 +116,16 @@ interface FetchResponse {
     partitions: {
       partitionIndex: number;
       highWatermark: bigint;
-      records?: { firstOffset: bigint; lastOffsetDelta: number; firstTimestamp: bigint; attributes: number; partitionLeaderEpoch: number; records: { offsetDelta: number; timestampDelta: bigint; key: Buffer | null; value: Buffer | null; headers: [Buffer | null, Buffer | null][] }[] }[] | null;
+      records?:
+        | {
+            firstOffset: bigint;
+            lastOffsetDelta: number;
+            firstTimestamp: bigint;
+            attributes: number;
+            partitionLeaderEpoch: number;
+            records: { offsetDelta: number; timestampDelta: bigint; key: Buffer | null; value: Buffer | null; headers: [Buffer | null, Buffer | null][] }[];
+          }[]
+        | null;
     }[];
   }[];
 }
@@ -142,7 +161,7 @@ function describe(error: unknown): string {
 
 /** True when a fetch failed because the position is outside the log (retention deleted it, or the topic was recreated). */
 function isOffsetOutOfRange(error: unknown): boolean {
-  for (let e: unknown = error; e; ) {
+  for (let e: unknown = error; e;) {
     const { apiId, errors, cause } = e as { apiId?: string; errors?: unknown[]; cause?: unknown };
     if (apiId === 'OFFSET_OUT_OF_RANGE') return true;
     if (Array.isArray(errors) && errors.some(isOffsetOutOfRange)) return true;
@@ -569,7 +588,10 @@ export class GroupConsumer {
       this.#listener!.batch(batch).then(
         () => this.#done(state, epoch),
         (error: unknown) => {
-          this.#log.warn({ err: error, topic: state.topic, partition: state.partition, firstOffset: String(batch.records[0]!.offset) }, `handling a batch failed (${describe(error)}); reading the partition again from its committed offset`);
+          this.#log.warn(
+            { err: error, topic: state.topic, partition: state.partition, firstOffset: String(batch.records[0]!.offset) },
+            `handling a batch failed (${describe(error)}); reading the partition again from its committed offset`,
+          );
           this.#done(state, epoch);
           if (state.epoch === epoch) this.rewind([state], REWIND_DELAY_MS);
         },

@@ -34,9 +34,7 @@ export interface WorkerOutput {
 /** True when `error` says the commit's generation is not the group's any more: the partitions moved, the work is someone else's. */
 export function isFencedByGroup(error: unknown): boolean {
   const cause = error instanceof TransactionAbortedError ? (error.cause as Error) : (error as Error);
-  return ['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID', 'REBALANCE_IN_PROGRESS', 'STALE_MEMBER_EPOCH', 'FENCED_MEMBER_EPOCH'].some(
-    (id) => findErrorBy(cause, 'apiId', id) !== null,
-  );
+  return ['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID', 'REBALANCE_IN_PROGRESS', 'STALE_MEMBER_EPOCH', 'FENCED_MEMBER_EPOCH'].some((id) => findErrorBy(cause, 'apiId', id) !== null);
 }
 
 const headerNames = new Map<string, Buffer>();

@@ -119,7 +119,12 @@ describe('worker commits (fake seam)', () => {
         last.set(tp, offset);
       }
     }
-    expect(last).toEqual(new Map([['in/0', 15n], ['in/1', 3n]]));
+    expect(last).toEqual(
+      new Map([
+        ['in/0', 15n],
+        ['in/1', 3n],
+      ]),
+    );
     expect(worker.counters).toMatchObject({ processed: 8, emitted: 8, deadLettered: 0 });
     // Commits finish before the member leaves the group, the output closes last.
     expect(consumer.events).toEqual(['stop', 'close']);

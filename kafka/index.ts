@@ -2,6 +2,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { retryPolicies } from '../core/retry.ts';
 import { KafkaAdmin, type AdminSettings } from './admin.ts';
+import { PartitionReader, type PartitionReaderSettings } from './partition-reader.ts';
 import { KafkaProducer, type ProducerSettings } from './producer.ts';
 
 /**
@@ -29,6 +30,11 @@ export class Kafka {
     return new KafkaProducer(this.#config, this.#logger, { name: this.#name, retry: retryPolicies.admin, ...settings });
   }
 
+  /** A group-less reader of given partitions from given offsets (read_committed unless told otherwise). */
+  partitionReader(settings: Partial<PartitionReaderSettings> = {}): PartitionReader {
+    return new PartitionReader(this.#config, this.#logger, { name: this.#name, ...settings });
+  }
+
   admin(settings: Partial<AdminSettings> = {}): KafkaAdmin {
     return new KafkaAdmin(this.#config, this.#logger, { name: `${this.#name}-admin`, ...settings });
   }
@@ -40,6 +46,7 @@ export function createKafka(config: SluiceConfig, logger: Logger, name: string):
 
 export type { AdminSettings, ClusterDescription, ConfigEntry, GroupDescription, GroupSummary, OffsetSpec, PartitionWatermarks, TopicDescription, TopicSpec } from './admin.ts';
 export { KafkaAdmin } from './admin.ts';
+export { PartitionReader, type BatchHandler, type PartitionBatch, type PartitionReaderSettings } from './partition-reader.ts';
 export { KafkaProducer, type ProducerSettings } from './producer.ts';
 export { partitionForKey } from './partitioner.ts';
 export * from './types.ts';

@@ -183,6 +183,12 @@ export class KafkaProducer {
     };
   }
 
+  /** Connects ahead of the first send: the producer id (when idempotent) and the metadata of `topics`. */
+  async connect(topics: readonly string[]): Promise<void> {
+    if (this.#idempotent) await this.#initialized('connect the producer');
+    await this.partitionCounts(topics);
+  }
+
   /** The producer id and epoch, fetched once before the first send (and again after a failed send reset them). */
   async #initialized(operation: string): Promise<void> {
     if (this.#client.producerId !== undefined) return;

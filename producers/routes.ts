@@ -3,7 +3,8 @@ import { encodeAvro, validateAvro, type AvroTypes } from '../core/avro.ts';
 import { MalformedBodyError, ValidationError, type FieldViolation } from '../core/errors.ts';
 import { frame } from '../core/wire-format.ts';
 import type { RouteSpec } from '../topology/model.ts';
-import type { BatchingProducer, OutgoingRecord } from './batching-producer.ts';
+import type { OutgoingRecord, RecordHeaders } from '../kafka/types.ts';
+import type { BatchingProducer } from './batching-producer.ts';
 import { isParsedBody } from './body-parsers.ts';
 
 /** What a route needs at request time: its topic's Avro types and registered schema id. */
@@ -42,13 +43,20 @@ export function checkEvents(types: AvroTypes, events: unknown[], batch: boolean)
   throw new ValidationError(violations, batch ? `${badEvents} of ${events.length} events are invalid, so none was produced; first: ${where}` : where);
 }
 
+const CONTENT_TYPE_VALUE = Buffer.from(VALUE_CONTENT_TYPE);
+
 export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string): OutgoingRecord[] {
-  const headers = { [CORRELATION_HEADER]: correlationId, 'content-type': VALUE_CONTENT_TYPE };
+  // One header list for the request's records: the producer only reads it.
+  const headers: RecordHeaders = [
+    [CORRELATION_HEADER, Buffer.from(correlationId)],
+    ['content-type', CONTENT_TYPE_VALUE],
+  ];
   return events.map((event) => {
     const keyValue = (event as Record<string, unknown>)[binding.route.key];
     return {
       topic: binding.route.topic,
-      key: keyValue === null || keyValue === undefined ? null : String(keyValue),
+      // No key: the seam spreads records round-robin.
+      key: keyValue === null || keyValue === undefined ? null : Buffer.from(String(keyValue), 'utf8'),
       value: frame(binding.schemaId, encodeAvro(binding.types, event)),
       headers,
     };

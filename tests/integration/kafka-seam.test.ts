@@ -1,3 +1,4 @@
+import { Producer } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafka, type KafkaAdmin, type KafkaProducer } from '../../kafka/index.ts';
 import { partitionForKey } from '../../kafka/partitioner.ts';
@@ -75,6 +76,54 @@ describe('Kafka seam: producer and admin', () => {
     expect(await admin.partitionCount(topic)).toBe(4);
     const cluster = await admin.describeCluster();
     expect(cluster.brokers.length).toBeGreaterThan(0);
+  });
+
+  it('reads back every record with its key, headers (repeated names kept) and offset', async () => {
+    const reader = kafka.partitionReader();
+    try {
+      const records = await reader.readToEnd([topic]);
+      expect(records).toHaveLength(30);
+      const first = records.find((r) => r.value?.toString() === 'v0')!;
+      expect(first.key?.toString()).toBe('k0');
+      expect(first.headers.map(([n, v]) => `${n}=${v.toString()}`)).toEqual(['h=1', 'h=2']);
+      expect(first.timestamp).toBeGreaterThan(0n);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('reads committed records only and skips aborted transactions, batch by batch with backpressure', async () => {
+    const txTopic = uniqueName('seam-tx');
+    await admin.createTopics([{ name: txTopic, partitions: 1 }]);
+    const raw = new Producer({ clientId: 'seam-test-tx', bootstrapBrokers: brokers(), idempotent: true, transactionalId: uniqueName('tx') });
+    try {
+      for (const [i, outcome] of ['commit', 'abort', 'commit'].entries()) {
+        const tx = await raw.beginTransaction();
+        await tx.send({ messages: [0, 1, 2].map((j) => ({ topic: txTopic, partition: 0, value: Buffer.from(`${outcome}-${i}-${j}`) })) });
+        await (outcome === 'commit' ? tx.commit() : tx.abort());
+      }
+      const reader = kafka.partitionReader({ maxWaitMs: 100 });
+      const seen: string[] = [];
+      let handling = 0;
+      let overlapped = false;
+      reader.assign([{ topic: txTopic, partition: 0, offset: 0n }]);
+      const running = reader.run(async (batch) => {
+        handling += 1;
+        if (handling > 1) overlapped = true;
+        await new Promise((r) => setTimeout(r, 20));
+        seen.push(...batch.records.map((r) => r.value!.toString()));
+        handling -= 1;
+      });
+      const deadline = Date.now() + 10_000;
+      while (seen.length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await reader.close();
+      await running;
+      expect(seen).toEqual(['commit-0-0', 'commit-0-1', 'commit-0-2', 'commit-2-0', 'commit-2-1', 'commit-2-2']);
+      expect(overlapped).toBe(false);
+    } finally {
+      await raw.close();
+      await admin.deleteTopics([txTopic]).catch(() => undefined);
+    }
   });
 
   it('fails fast with a coded error for a topic that does not exist', async () => {

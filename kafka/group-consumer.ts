@@ -1,14 +1,4 @@
-import {
-  Admin,
-  ConnectionPool,
-  Consumer,
-  FetchIsolationLevels,
-  ListOffsetTimestamps,
-  MessagesStreamFallbackModes,
-  MessagesStreamModes,
-  type BaseOptions,
-  type MessagesStream,
-} from '@platformatic/kafka';
+import { Admin, ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, MessagesStreamModes, type BaseOptions, type MessagesStream } from '@platformatic/kafka';
 import type { Logger } from '../core/logger.ts';
 import { routeClientEvents } from './connection.ts';
 import type { KafkaRecord, RecordHeaders, TopicPartition, TopicPartitionOffset } from './types.ts';
@@ -252,21 +242,43 @@ export class GroupConsumer {
    */
   async start(listener: GroupListener): Promise<void> {
     this.#listener = listener;
-    const membership = await this.#consumer.consume({
-      topics: this.#options.topics,
-      autocommit: false,
-      mode: MessagesStreamModes.COMMITTED,
-      fallbackMode: MessagesStreamFallbackModes.EARLIEST,
-      maxWaitTime: this.#options.maxWaitMs ?? 500,
-    });
-    membership.resume = () => membership;
-    membership.on('error', (error: unknown) => this.#log.warn({ err: error }, 'consumer group membership stream failed'));
-    this.#membership = membership;
     for (const event of ['consumer:group:join', 'consumer:group:rebalance', 'consumer:heartbeat:end'] as const) {
       this.#consumer.on(event, () => this.#tick());
     }
     this.#consumer.on('consumer:heartbeat:error', ({ error }) => this.#log.debug({ err: error }, 'consumer group heartbeat failed'));
+    await this.#join();
     this.#tick();
+  }
+
+  async #join(): Promise<void> {
+    const membership = await this.#consumer.consume({
+      topics: this.#options.topics,
+      autocommit: false,
+      // The stream looks its positions up on every join although it never fetches: LATEST costs one ListOffsets.
+      mode: MessagesStreamModes.LATEST,
+      maxWaitTime: this.#options.maxWaitMs ?? 500,
+    });
+    membership.resume = () => membership;
+    membership.on('error', (error: unknown) => this.#log.warn({ err: error }, 'consumer group membership stream failed; joining again'));
+    // The stream ends on an error (e.g. a broker down during one of its lookups), and the client then
+    // forgets its topics: create another one so the member stays subscribed.
+    membership.once('close', () => {
+      if (!this.#closed) void this.#rejoin();
+    });
+    this.#membership = membership;
+  }
+
+  async #rejoin(): Promise<void> {
+    for (let attempt = 1; !this.#closed; attempt++) {
+      try {
+        await this.#join();
+        this.#tick();
+        return;
+      } catch (error) {
+        this.#log.warn({ err: error, attempt }, 'joining the consumer group again failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * attempt)));
+      }
+    }
   }
 
   /** Commits offsets outside any transaction (at-least-once workers, bridges). */

@@ -698,7 +698,7 @@ const IS_TRANSACTIONAL = 1 << 4;
  * only transactions that were aborted, so everything of that producer from the
  * transaction's first offset up to its marker is dropped here.
  */
-class AbortedTransactions {
+export class AbortedTransactions {
   readonly #pending: { producerId: bigint; firstOffset: bigint }[];
   readonly #open = new Set<bigint>();
 

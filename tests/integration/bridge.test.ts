@@ -12,7 +12,7 @@ import { startKafkaToAmqp } from '../../integrations/rabbitmq/kafka-to-amqp.ts';
 import { startRegistry } from '../../registry/server.ts';
 import { subjectFor, type TopicSpec } from '../../topology/model.ts';
 import { randomOrder } from '../support/orders.ts';
-import { createTopics, rawKafka, testConfig, testLogger, uniqueName } from '../support/platform.ts';
+import { createTopics, seam, testConfig, testLogger, uniqueName } from '../support/platform.ts';
 import { AMQP_URL, cleanupAmqp, hasRabbitmqctl, rabbitAnswers, rabbitmqctl, readQueue, waitForRabbit } from '../support/rabbitmq.ts';
 import { collect } from '../support/workers.ts';
 
@@ -72,13 +72,12 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
         registry,
         spec: { name: 'scored', direction: 'kafka-to-amqp', topic: topic.name, exchange, exchangeType: 'fanout', routingKey: '', format: 'json', groupId: uniqueName('bridge-group') },
       });
-      const producer = rawKafka().producer({ idempotent: true });
-      await producer.connect();
+      const producer = seam().producer();
       const ids: string[] = [];
       const send = async (n: number) => {
         const batch = Array.from({ length: n }, () => `order-${ids.length}-${Math.random().toString(36).slice(2, 8)}`);
         ids.push(...batch);
-        await producer.send({ topic: topic.name, acks: -1, messages: batch.map((id) => ({ key: id, value: encoder.encode(scored(id)), headers: { 'correlation-id': `corr-${id}` } })) });
+        await producer.send(batch.map((id) => ({ topic: topic.name, key: Buffer.from(id), value: encoder.encode(scored(id)), headers: [['correlation-id', Buffer.from(`corr-${id}`)]] as const })));
       };
       try {
         await send(150);
@@ -114,7 +113,7 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
         log.warn({ received: reader.received.length, distinct: distinct().size, duplicates, stats }, 'bridge restart figures');
         expect(stats.reconnects).toBeGreaterThanOrEqual(1);
       } finally {
-        await producer.disconnect();
+        await producer.close();
         await bridge.stop();
         await reader.close();
       }

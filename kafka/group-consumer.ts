@@ -209,9 +209,11 @@ export class GroupConsumer {
       groupProtocol: options.protocol,
       autocommit: false,
       isolationLevel: options.readCommitted === false ? FetchIsolationLevels.READ_UNCOMMITTED : FetchIsolationLevels.READ_COMMITTED,
-      ...(options.protocol === 'classic'
-        ? { sessionTimeout: options.sessionTimeoutMs, heartbeatInterval: options.heartbeatIntervalMs, rebalanceTimeout: options.rebalanceTimeoutMs ?? options.sessionTimeoutMs * 2 }
-        : { rebalanceTimeout: options.rebalanceTimeoutMs ?? options.sessionTimeoutMs * 2 }),
+      // With the consumer protocol the broker sets session timeout and heartbeat interval
+      // (group.consumer.*); the client still checks rebalanceTimeout >= sessionTimeout.
+      sessionTimeout: options.sessionTimeoutMs,
+      heartbeatInterval: options.heartbeatIntervalMs,
+      rebalanceTimeout: options.rebalanceTimeoutMs ?? options.sessionTimeoutMs * 2,
     });
     routeClientEvents(this.#consumer, options.logger);
     // Reading a stable offset waits (UNSTABLE_OFFSET_COMMIT is retried) for the transaction holding it.
@@ -224,7 +226,8 @@ export class GroupConsumer {
     const admin = new Admin({ ...client, clientId: `${client.clientId}-probe` });
     try {
       const apis = await admin.listApis();
-      return apis.some((api) => api.name === 'ConsumerGroupHeartbeat' || api.apiKey === CONSUMER_GROUP_HEARTBEAT);
+      // Kafka 3.x lists version 0 of it as a preview (off unless configured); 4.0 brings version 1.
+      return apis.some((api) => api.apiKey === CONSUMER_GROUP_HEARTBEAT && api.maxVersion >= 1);
     } finally {
       await admin.close();
     }

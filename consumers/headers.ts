@@ -1,5 +1,5 @@
-import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 import { SluiceError } from '../core/errors.ts';
+import type { KafkaRecord, OutgoingRecord, RecordHeaders } from '../kafka/types.ts';
 
 /** Record headers the worker runtime reads and writes. */
 
@@ -33,18 +33,13 @@ const DLQ_HEADER_NAMES: ReadonlySet<string> = new Set(Object.values(DLQ_HEADERS)
 const MAX_ERROR_MESSAGE = 4096;
 
 /** Header values as UTF-8 strings; a repeated header keeps its last value. */
-export function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
+export function headersToStrings(headers: RecordHeaders): Record<string, string> {
   const out: Record<string, string> = {};
-  if (!headers) return out;
-  for (const [name, raw] of Object.entries(headers)) {
-    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
-    if (value === undefined) continue;
-    out[name] = typeof value === 'string' ? value : value.toString('utf8');
-  }
+  for (const [name, value] of headers) out[name] = value.toString('utf8');
   return out;
 }
 
-export function correlationIdOf(headers: Record<string, string>, source: { topic: string; partition: number; offset: string }): string {
+export function correlationIdOf(headers: Record<string, string>, source: { topic: string; partition: number; offset: bigint | string }): string {
   for (const name of CORRELATION_ALIASES) {
     const value = headers[name];
     if (value !== undefined && value !== '') return value;
@@ -70,11 +65,8 @@ function errorMessageOf(error: unknown): string {
   return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE - 1)}…` : message;
 }
 
-export interface RecordSource {
-  topic: string;
-  partition: number;
-  message: Pick<KafkaMessage, 'key' | 'value' | 'headers' | 'offset' | 'timestamp'>;
-}
+/** What a dead letter is made from: the record as read. */
+export type DeadLetterSource = Pick<KafkaRecord, 'topic' | 'partition' | 'offset' | 'key' | 'value' | 'headers' | 'timestamp'>;
 
 /**
  * Headers of a dead letter: the original headers (bytes untouched), then the
@@ -82,27 +74,51 @@ export interface RecordSource {
  * (a replayed dead letter that failed again) are dropped, so a stale error code
  * never sits next to a newer message.
  */
-export function deadLetterHeaders(source: RecordSource, error: unknown, failedAt: Date, attempts?: number): IHeaders {
+export function deadLetterHeaders(source: DeadLetterSource, error: unknown, failedAt: Date, attempts?: number): RecordHeaders {
   const code = errorCodeOf(error);
-  const original: IHeaders = {};
-  for (const [name, value] of Object.entries(source.message.headers ?? {})) {
-    if (!DLQ_HEADER_NAMES.has(name)) original[name] = value;
-  }
-  return {
-    ...original,
-    [DLQ_HEADERS.errorClass]: errorClassName(error),
-    ...(code === undefined ? {} : { [DLQ_HEADERS.errorCode]: code }),
-    [DLQ_HEADERS.errorMessage]: errorMessageOf(error),
-    [DLQ_HEADERS.originalTopic]: source.topic,
-    [DLQ_HEADERS.originalPartition]: String(source.partition),
-    [DLQ_HEADERS.originalOffset]: source.message.offset,
-    [DLQ_HEADERS.originalTimestamp]: source.message.timestamp,
-    [DLQ_HEADERS.failedAt]: failedAt.toISOString(),
-    ...(attempts === undefined ? {} : { [DLQ_HEADERS.attempts]: String(attempts) }),
-  };
+  const headers: [string, Buffer][] = [];
+  for (const [name, value] of source.headers) if (!DLQ_HEADER_NAMES.has(name)) headers.push([name, value]);
+  const add = (name: string, value: string) => headers.push([name, Buffer.from(value, 'utf8')]);
+  add(DLQ_HEADERS.errorClass, errorClassName(error));
+  if (code !== undefined) add(DLQ_HEADERS.errorCode, code);
+  add(DLQ_HEADERS.errorMessage, errorMessageOf(error));
+  add(DLQ_HEADERS.originalTopic, source.topic);
+  add(DLQ_HEADERS.originalPartition, String(source.partition));
+  add(DLQ_HEADERS.originalOffset, String(source.offset));
+  add(DLQ_HEADERS.originalTimestamp, String(source.timestamp));
+  add(DLQ_HEADERS.failedAt, failedAt.toISOString());
+  if (attempts !== undefined) add(DLQ_HEADERS.attempts, String(attempts));
+  return headers;
 }
 
-/** A dead letter keeps the original key and value bytes, so it can be replayed as it was. */
-export function deadLetterMessage(source: RecordSource, error: unknown, failedAt: Date, attempts?: number): Message {
-  return { key: source.message.key, value: source.message.value, headers: deadLetterHeaders(source, error, failedAt, attempts) };
+/** A dead letter for `topic`: the original key and value bytes, so it can be replayed as it was. */
+export function deadLetterRecord(source: DeadLetterSource, topic: string, error: unknown, failedAt: Date, attempts?: number): OutgoingRecord {
+  return { topic, key: source.key, value: source.value, headers: deadLetterHeaders(source, error, failedAt, attempts) };
+}
+
+/**
+ * The kafkajs-shaped record and dead letter of the Kafka → RabbitMQ bridge,
+ * until it reads through the seam's group consumer (then these two go).
+ */
+export interface RecordSource {
+  topic: string;
+  partition: number;
+  message: { key: Buffer | null; value: Buffer | null; offset: string; timestamp: string; headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined> };
+}
+
+export function deadLetterMessage(source: RecordSource, error: unknown, failedAt: Date, attempts?: number): { key: Buffer | null; value: Buffer | null; headers: Record<string, Buffer> } {
+  const pairs: [string, Buffer][] = [];
+  for (const [name, raw] of Object.entries(source.message.headers ?? {})) {
+    for (const value of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) pairs.push([name, typeof value === 'string' ? Buffer.from(value) : value]);
+  }
+  const record: DeadLetterSource = {
+    topic: source.topic,
+    partition: source.partition,
+    offset: BigInt(source.message.offset),
+    key: source.message.key,
+    value: source.message.value,
+    headers: pairs,
+    timestamp: BigInt(source.message.timestamp),
+  };
+  return { key: source.message.key, value: source.message.value, headers: Object.fromEntries(deadLetterHeaders(record, error, failedAt, attempts)) };
 }

@@ -1,4 +1,5 @@
 import { homedir } from 'node:os';
+import { inspect } from 'node:util';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from './errors.ts';
@@ -100,6 +101,31 @@ const flag: Parser<boolean> = (raw, name) => {
   throw new ConfigError(name, `expected true or false, got "${raw}"`);
 };
 
+/**
+ * A password or key passphrase. It never prints: logging the config, JSON of it
+ * or an error that quotes it shows `[redacted]`; only the Kafka seam reveals it.
+ */
+export class Secret {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return '[redacted]';
+  }
+  toJSON(): string {
+    return '[redacted]';
+  }
+  [inspect.custom](): string {
+    return '[redacted]';
+  }
+}
+
+const secret: Parser<Secret | undefined> = (raw) => (raw === '' ? undefined : new Secret(raw));
+
 const heap: Parser<string> = (raw, name) => {
   if (!/^\d+[mMgG]$/.test(raw.trim())) throw new ConfigError(name, `expected a JVM size such as 512m or 1g, got "${raw}"`);
   return raw.trim();
@@ -115,6 +141,75 @@ export const OPTIONS = {
     default: '',
     description: 'Kafka bootstrap servers (host:port,...). Unset: Sluice starts and uses its own local broker.',
     parse: brokers,
+  },
+  kafkaSecurityProtocol: {
+    env: 'KAFKA_SECURITY_PROTOCOL',
+    default: 'PLAINTEXT',
+    description: "How clients talk to the brokers (Kafka's security.protocol): PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    parse: oneOf('PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'),
+  },
+  kafkaSaslMechanism: {
+    env: 'KAFKA_SASL_MECHANISM',
+    default: '',
+    description: 'SASL mechanism (sasl.mechanism) with SASL_PLAINTEXT or SASL_SSL: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.',
+    parse: (raw: string, name: string) => (raw.trim() === '' ? undefined : oneOf('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512', 'OAUTHBEARER')(raw, name)),
+  },
+  kafkaSaslUsername: { env: 'KAFKA_SASL_USERNAME', default: '', description: 'SASL user name (PLAIN, SCRAM).', parse: optionalText },
+  kafkaSaslPassword: {
+    env: 'KAFKA_SASL_PASSWORD',
+    default: '',
+    description: 'SASL password (PLAIN, SCRAM). Never logged; prefer KAFKA_SASL_PASSWORD_FILE.',
+    parse: secret,
+  },
+  kafkaSaslPasswordFile: {
+    env: 'KAFKA_SASL_PASSWORD_FILE',
+    default: '',
+    description: 'File holding the SASL password (trailing newline ignored), instead of KAFKA_SASL_PASSWORD.',
+    parse: optionalPath,
+  },
+  kafkaSaslOauthbearerTokenFile: {
+    env: 'KAFKA_SASL_OAUTHBEARER_TOKEN_FILE',
+    default: '',
+    description: 'OAUTHBEARER: file holding the token, read again at every authentication (so a sidecar can refresh it).',
+    parse: optionalPath,
+  },
+  kafkaSaslOauthbearerTokenCommand: {
+    env: 'KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND',
+    default: '',
+    description: 'OAUTHBEARER: shell command printing a token on stdout, run at every authentication.',
+    parse: optionalText,
+  },
+  kafkaSslCaLocation: {
+    env: 'KAFKA_SSL_CA_LOCATION',
+    default: '',
+    description: "SSL/SASL_SSL: PEM file of the CA(s) that signed the brokers' certificates (default: the system's CAs).",
+    parse: optionalPath,
+  },
+  kafkaSslCertificateLocation: {
+    env: 'KAFKA_SSL_CERTIFICATE_LOCATION',
+    default: '',
+    description: "SSL/SASL_SSL: PEM file of this client's certificate (mutual TLS), with KAFKA_SSL_KEY_LOCATION.",
+    parse: optionalPath,
+  },
+  kafkaSslKeyLocation: { env: 'KAFKA_SSL_KEY_LOCATION', default: '', description: "PEM file of the client certificate's private key (mutual TLS).", parse: optionalPath },
+  kafkaSslKeyPassword: { env: 'KAFKA_SSL_KEY_PASSWORD', default: '', description: 'Passphrase of KAFKA_SSL_KEY_LOCATION, if it is encrypted. Never logged.', parse: secret },
+  kafkaSslEndpointIdentification: {
+    env: 'KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM',
+    default: 'https',
+    description: "`https`: check that a broker's certificate names the host connected to; `none`: do not (test clusters only).",
+    parse: oneOf('https', 'none'),
+  },
+  kafkaConnectTimeoutMs: {
+    env: 'SLUICE_KAFKA_CONNECT_TIMEOUT_MS',
+    default: '5000',
+    description: 'Longest wait for a connection to a broker (TCP, TLS and SASL).',
+    parse: integer(100, 600_000),
+  },
+  kafkaRequestTimeoutMs: {
+    env: 'SLUICE_KAFKA_REQUEST_TIMEOUT_MS',
+    default: '30000',
+    description: 'Longest wait for the answer to one Kafka request.',
+    parse: integer(100, 600_000),
   },
   kafkaVersion: { env: 'SLUICE_KAFKA_VERSION', default: '3.9.1', description: 'Apache Kafka version of the local broker (3.9.x).', parse: text },
   kafkaHost: { env: 'SLUICE_KAFKA_HOST', default: '127.0.0.1', description: 'Address the local broker listens on.', parse: text },
@@ -248,6 +343,12 @@ export const OPTIONS = {
     default: '10000',
     description: 'Longest delay between two attempts at a record.',
     parse: integer(0, 3_600_000),
+  },
+  workerGroupProtocol: {
+    env: 'SLUICE_WORKER_GROUP_PROTOCOL',
+    default: 'classic',
+    description: 'Consumer group protocol of the workers: classic (any Kafka) or consumer (KIP-848, Kafka >= 4.0: a member joining or leaving does not stop the others).',
+    parse: oneOf('classic', 'consumer'),
   },
   workerSessionTimeoutMs: {
     env: 'SLUICE_WORKER_SESSION_TIMEOUT_MS',
@@ -428,9 +529,36 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       problems.push(error instanceof Error ? error.message : String(error));
     }
   }
+  if (problems.length === 0) problems.push(...securityProblems(out as SluiceConfig));
   if (problems.length === 1) throw new ConfigError(problems[0]!.split(':')[0]!, problems[0]!.split(': ').slice(1).join(': '));
   if (problems.length > 1) throw new ConfigError('configuration', `${problems.length} invalid options:\n  ${problems.join('\n  ')}`);
   return Object.freeze(out) as SluiceConfig;
+}
+
+/** Options that are valid alone but not together (a mechanism without credentials, a key without a certificate, ...). */
+function securityProblems(config: SluiceConfig): string[] {
+  const problems: string[] = [];
+  const sasl = config.kafkaSecurityProtocol.startsWith('SASL_');
+  const tls = config.kafkaSecurityProtocol.endsWith('SSL');
+  const mechanism = config.kafkaSaslMechanism;
+  if (sasl && mechanism === undefined) problems.push(`KAFKA_SASL_MECHANISM: required with KAFKA_SECURITY_PROTOCOL=${config.kafkaSecurityProtocol}`);
+  if (!sasl && mechanism !== undefined) problems.push(`KAFKA_SASL_MECHANISM: set, but KAFKA_SECURITY_PROTOCOL=${config.kafkaSecurityProtocol} does not use SASL`);
+  if (sasl && mechanism !== undefined && mechanism !== 'OAUTHBEARER') {
+    if (config.kafkaSaslUsername === undefined) problems.push(`KAFKA_SASL_USERNAME: required with KAFKA_SASL_MECHANISM=${mechanism}`);
+    const passwords = [config.kafkaSaslPassword, config.kafkaSaslPasswordFile].filter((p) => p !== undefined).length;
+    if (passwords !== 1) problems.push(`KAFKA_SASL_PASSWORD: set exactly one of KAFKA_SASL_PASSWORD and KAFKA_SASL_PASSWORD_FILE with KAFKA_SASL_MECHANISM=${mechanism}`);
+  }
+  if (sasl && mechanism === 'OAUTHBEARER') {
+    const sources = [config.kafkaSaslOauthbearerTokenFile, config.kafkaSaslOauthbearerTokenCommand].filter((p) => p !== undefined).length;
+    if (sources !== 1) problems.push('KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: set exactly one of KAFKA_SASL_OAUTHBEARER_TOKEN_FILE and KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND with OAUTHBEARER');
+  }
+  if (!tls && (config.kafkaSslCaLocation ?? config.kafkaSslCertificateLocation ?? config.kafkaSslKeyLocation) !== undefined) {
+    problems.push(`KAFKA_SSL_CA_LOCATION: TLS files are set, but KAFKA_SECURITY_PROTOCOL=${config.kafkaSecurityProtocol} does not use TLS (SSL or SASL_SSL)`);
+  }
+  if ((config.kafkaSslCertificateLocation === undefined) !== (config.kafkaSslKeyLocation === undefined)) {
+    problems.push('KAFKA_SSL_KEY_LOCATION: mutual TLS needs both KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION');
+  }
+  return problems;
 }
 
 /** The bootstrap servers to use: the configured cluster, or the local broker. */

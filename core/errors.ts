@@ -1,16 +1,93 @@
 /**
+ * Every code a SluiceError may carry: a closed list, so logs, HTTP bodies and
+ * dead-letter headers only ever show codes documented here. The registry's
+ * codes carry the Confluent error code (`SLUICE_REGISTRY_40401`, ...).
+ */
+export const ERROR_CODES = [
+  // Access control (access/).
+  'SLUICE_ACCESS_FILE_INVALID',
+  'SLUICE_ACCESS_FILE_MISSING',
+  'SLUICE_PERMISSION_INVALID',
+  'SLUICE_PASSWORD_TOO_SHORT',
+  'SLUICE_UNAUTHENTICATED',
+  'SLUICE_FORBIDDEN',
+  'SLUICE_RATE_LIMITED',
+  'SLUICE_INSECURE_BIND',
+  'SLUICE_TRACING_STARTED',
+  'SLUICE_CONFIG_INVALID',
+  'SLUICE_TOPOLOGY_INVALID',
+  'SLUICE_TOPOLOGY_APPLY_FAILED',
+  'SLUICE_TOPOLOGY_STATE_INVALID',
+  'SLUICE_TOPOLOGY_STATE_TIMEOUT',
+  'SLUICE_PLAN_HAS_ERRORS',
+  'SLUICE_TOPIC_EXISTS',
+  'SLUICE_SCHEMA_INCOMPATIBLE',
+  'SLUICE_VALIDATION_FAILED',
+  'SLUICE_MALFORMED_BODY',
+  'SLUICE_BAD_REQUEST',
+  'SLUICE_INTERNAL',
+  'SLUICE_NOT_READY',
+  'SLUICE_DECODE_FAILED',
+  'SLUICE_SCHEMA_RESOLUTION_FAILED',
+  'SLUICE_REGISTRY_UNAVAILABLE',
+  'SLUICE_REGISTRY_TOPIC_INVALID',
+  'SLUICE_OVERLOADED',
+  'SLUICE_PRODUCE_FAILED',
+  'SLUICE_HANDLER_RETRYABLE',
+  'SLUICE_LOCAL_KAFKA',
+  'SLUICE_BODY_TOO_LARGE',
+  'SLUICE_UNSUPPORTED_MEDIA_TYPE',
+  'SLUICE_NOT_FOUND',
+  'SLUICE_SHUTTING_DOWN',
+  'SLUICE_WORKER_INVALID',
+  'SLUICE_UNKNOWN_WORKER',
+  'SLUICE_DLQ_REPLAY',
+  'SLUICE_TRANSACTION_ABORTED',
+  'SLUICE_OUTPUT_TOO_LARGE',
+  'SLUICE_SHUTDOWN_TIMEOUT',
+  'SLUICE_FILTER_INVALID',
+  'SLUICE_TAIL_POSITION',
+  'SLUICE_DISCOVERY_UNAVAILABLE',
+  'SLUICE_LOCAL_ETCD',
+  'SLUICE_BRIDGE',
+  'SLUICE_UNKNOWN_BRIDGE',
+  'SLUICE_LB',
+  // Kafka, as classified by kafka/errors.ts (the only place client errors are read).
+  'SLUICE_BROKER_UNAVAILABLE',
+  'SLUICE_KAFKA_AUTH_FAILED',
+  'SLUICE_KAFKA_NOT_AUTHORIZED',
+  'SLUICE_KAFKA_TLS_FAILED',
+  'SLUICE_KAFKA_UNKNOWN_TOPIC',
+  'SLUICE_KAFKA_TOPIC_EXISTS',
+  'SLUICE_KAFKA_RECORD_TOO_LARGE',
+  'SLUICE_KAFKA_INVALID_REQUEST',
+  'SLUICE_KAFKA_CONCURRENT_TRANSACTIONS',
+  'SLUICE_KAFKA_FENCED',
+  'SLUICE_KAFKA_REBALANCE',
+  'SLUICE_KAFKA_GROUP_NOT_EMPTY',
+  'SLUICE_KAFKA_ERROR',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number] | `SLUICE_REGISTRY_${number}`;
+
+/** Whether `code` is one of Sluice's codes (a header or an HTTP body read back). */
+export function isErrorCode(code: string): code is ErrorCode {
+  return (ERROR_CODES as readonly string[]).includes(code) || /^SLUICE_REGISTRY_\d+$/.test(code);
+}
+
+/**
  * Every error Sluice raises on purpose. Each carries a stable `code` (for logs,
  * HTTP bodies and dead-letter headers) and says whether retrying can help:
  * retryable errors are transient (network, broker, timeouts); fatal ones will
  * fail the same way again (bad input, bad configuration, undecodable bytes).
  */
 export class SluiceError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly retryable: boolean;
   /** HTTP status to answer with when this error reaches an HTTP boundary. */
   readonly statusCode: number;
 
-  constructor(code: string, message: string, options: { retryable?: boolean; statusCode?: number; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { retryable?: boolean; statusCode?: number; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -109,10 +186,23 @@ export class RegistryUnavailableError extends SluiceError {
   }
 }
 
+/**
+ * A Kafka call failed; kafka/errors.ts is the only place that builds one from a
+ * client error. `kafkaCode` is the broker's error name (e.g. CONCURRENT_TRANSACTIONS)
+ * when the broker answered with one.
+ */
+export class KafkaError extends SluiceError {
+  readonly kafkaCode: string | undefined;
+  constructor(code: ErrorCode, message: string, options: { retryable?: boolean; statusCode?: number; cause?: unknown; kafkaCode?: string } = {}) {
+    super(code, message, { retryable: options.retryable ?? false, statusCode: options.statusCode ?? 500, cause: options.cause });
+    this.kafkaCode = options.kafkaCode;
+  }
+}
+
 /** Kafka did not acknowledge in time or could not be reached. */
-export class BrokerUnavailableError extends SluiceError {
-  constructor(message: string, cause?: unknown) {
-    super('SLUICE_BROKER_UNAVAILABLE', message, { retryable: true, statusCode: 503, cause });
+export class BrokerUnavailableError extends KafkaError {
+  constructor(message: string, cause?: unknown, kafkaCode?: string) {
+    super('SLUICE_BROKER_UNAVAILABLE', message, { retryable: true, statusCode: 503, cause, kafkaCode });
   }
 }
 
@@ -200,26 +290,17 @@ export class ShutdownTimeoutError extends SluiceError {
   }
 }
 
-const RETRYABLE_KAFKAJS = new Set([
-  'KafkaJSConnectionError',
-  'KafkaJSRequestTimeoutError',
-  'KafkaJSNumberOfRetriesExceeded',
-  'KafkaJSBrokerNotFound',
-  'KafkaJSLockTimeout',
-  'KafkaJSConnectionClosedError',
-]);
+const RETRYABLE_NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
 
 /**
- * Whether an error from anywhere (Sluice, kafkajs, the network) is worth retrying.
- * kafkajs marks its own errors with `retriable`; Node network errors carry errno codes.
+ * Whether an error from anywhere is worth retrying: Sluice's own flag (Kafka
+ * errors get theirs in kafka/errors.ts), or a Node network errno.
  */
 export function isRetryable(error: unknown): boolean {
   if (error instanceof SluiceError) return error.retryable;
   if (typeof error !== 'object' || error === null) return false;
-  const e = error as { name?: unknown; retriable?: unknown; code?: unknown };
-  if (e.retriable === true) return true;
-  if (typeof e.name === 'string' && RETRYABLE_KAFKAJS.has(e.name)) return true;
-  return typeof e.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'].includes(e.code);
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code);
 }
 
 /** A short class name for an error, used in logs and dead-letter headers. */

@@ -1,26 +1,20 @@
-import type { Message, ProducerBatch, RecordMetadata } from 'kafkajs';
 import { BrokerUnavailableError, OverloadedError, ShuttingDownError, SluiceError, describeCause, isRetryable } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { partitionForKey } from './partitioner.ts';
+import type { OutgoingRecord, RecordMetadata } from '../kafka/types.ts';
 
 /**
  * Micro-batching in front of one shared producer. Concurrent requests put their
  * records on one queue; a flush sends up to `batchMaxRecords` of them in a
- * single produce call, with at most one call in flight, so a burst of requests
- * costs a handful of produce requests instead of one each.
+ * single produce call, so a burst of requests costs a handful of produce
+ * requests instead of one each. Up to `maxInFlight` sends are outstanding at
+ * once (5 is Kafka's limit for an idempotent producer to keep order): sends are
+ * handed to the producer in queue order and the broker keeps each partition in
+ * that order, so records of one key stay in the order they were accepted.
  *
- * Partitions are chosen here, not by kafkajs, so every record's offset is known
- * from the send result alone: offset = the partition's base offset + the
- * record's position among that partition's records in that send.
+ * The seam answers every record with its own partition and offset.
  */
 
-export interface OutgoingRecord {
-  topic: string;
-  /** null: no key; the record goes round-robin. */
-  key: string | null;
-  value: Buffer;
-  headers: Record<string, string>;
-}
+export type { OutgoingRecord };
 
 export interface RecordAck {
   topic: string;
@@ -29,7 +23,8 @@ export interface RecordAck {
   offset: string;
 }
 
-export type SendBatch = (batch: ProducerBatch) => Promise<RecordMetadata[]>;
+/** Writes the records in one call; one RecordMetadata per record, same order. */
+export type SendRecords = (records: OutgoingRecord[]) => Promise<RecordMetadata[]>;
 
 export interface BatchObserver {
   batchSent?(records: number, durationMs: number): void;
@@ -37,12 +32,10 @@ export interface BatchObserver {
 }
 
 export interface BatchingProducerOptions {
-  send: SendBatch;
-  /** Partition count of a topic; may fetch metadata, and may throw when Kafka is unreachable. */
-  partitionCount: (topic: string) => Promise<number>;
-  /** Told when a send fails, e.g. to refresh metadata that may be stale. */
-  onSendError?: (error: unknown, topics: string[]) => void;
+  send: SendRecords;
   lingerMs: number;
+  /** Sends outstanding at once; default 5. */
+  maxInFlight?: number;
   batchMaxRecords: number;
   maxQueuedRecords: number;
   /** Longest a record waits for its acknowledgement before its request is answered 503. */
@@ -72,25 +65,26 @@ export interface BatchingStats {
   batchesFailed: number;
   largestBatch: number;
   queued: number;
-  sending: boolean;
+  inFlight: number;
 }
 
 export class BatchingProducer {
   readonly #options: BatchingProducerOptions;
+  readonly #maxInFlight: number;
   #queue: Pending[] = [];
-  #sending = false;
+  #inFlight = 0;
   #timer: { readonly immediate: boolean; cancel(): void } | undefined;
   #closing = false;
   #drained: (() => void) | undefined;
-  readonly #roundRobin = new Map<string, number>();
   readonly #stats = { batchesSent: 0, recordsSent: 0, batchesFailed: 0, largestBatch: 0 };
 
   constructor(options: BatchingProducerOptions) {
     this.#options = options;
+    this.#maxInFlight = options.maxInFlight ?? 5;
   }
 
   stats(): BatchingStats {
-    return { ...this.#stats, queued: this.#queue.length, sending: this.#sending };
+    return { ...this.#stats, queued: this.#queue.length, inFlight: this.#inFlight };
   }
 
   /**
@@ -110,14 +104,14 @@ export class BatchingProducer {
         this.#fail(ticket, new BrokerUnavailableError(`Kafka did not acknowledge within ${timeoutMs} ms`));
       }, timeoutMs);
       records.forEach((record, index) => this.#queue.push({ ticket, index, record }));
-      this.#schedule();
+      this.#flushSoon(this.#queue.length >= this.#options.batchMaxRecords);
     });
   }
 
   /** Sends what is queued and waits for the sends in flight; later calls to produce are refused. */
   async close(): Promise<void> {
     this.#closing = true;
-    if (this.#queue.length === 0 && !this.#sending) return;
+    if (this.#queue.length === 0 && this.#inFlight === 0) return;
     const drained = new Promise<void>((resolve) => {
       this.#drained = resolve;
     });
@@ -125,30 +119,25 @@ export class BatchingProducer {
     await drained;
   }
 
-  #schedule(): void {
-    if (this.#sending) return;
-    if (this.#queue.length >= this.#options.batchMaxRecords) this.#flushSoon(true);
-    else this.#flushSoon(false);
-  }
-
   /**
    * When idle, the first record waits lingerMs so a burst of requests goes out
    * together. "Now" (and a linger of 0) means the next turn of the event loop,
    * not a 0 ms timer: Node runs those after at least 1 ms, which added a
-   * millisecond of idle time between every two sends under load.
+   * millisecond of idle time between every two sends under load. With every
+   * send slot taken, records wait for the first answer and go out together.
    */
   #flushSoon(now: boolean): void {
-    if (this.#sending || this.#queue.length === 0) return;
+    if (this.#inFlight >= this.#maxInFlight || this.#queue.length === 0) return;
     if (this.#timer !== undefined) {
       if (!now || this.#timer.immediate) return;
       this.#timer.cancel();
     }
-    const lingerMs = now ? 0 : this.#options.lingerMs;
+    const lingerMs = now || this.#inFlight > 0 ? 0 : this.#options.lingerMs;
     if (lingerMs === 0) {
-      const handle = setImmediate(() => void this.#flush());
+      const handle = setImmediate(() => this.#flush());
       this.#timer = { immediate: true, cancel: () => clearImmediate(handle) };
     } else {
-      const handle = setTimeout(() => void this.#flush(), lingerMs);
+      const handle = setTimeout(() => this.#flush(), lingerMs);
       this.#timer = { immediate: false, cancel: () => clearTimeout(handle) };
     }
   }
@@ -167,97 +156,59 @@ export class BatchingProducer {
     return batch;
   }
 
-  async #flush(): Promise<void> {
+  /** Starts sends while slots are free and records are queued. */
+  #flush(): void {
     this.#timer = undefined;
-    if (this.#sending) return;
-    const batch = this.#take();
-    if (batch.length === 0) {
-      this.#finishIfDrained();
-      return;
+    while (this.#inFlight < this.#maxInFlight && this.#queue.length > 0) {
+      const batch = this.#take();
+      if (batch.length === 0) break;
+      this.#inFlight += 1;
+      void this.#sendBatch(batch).finally(() => {
+        this.#inFlight -= 1;
+        this.#flushSoon(this.#closing || this.#queue.length > 0);
+        this.#finishIfDrained();
+      });
+      // Under load, let more requests arrive before filling the next slot.
+      if (this.#queue.length < this.#options.batchMaxRecords) break;
     }
-    this.#sending = true;
-    const topics = [...new Set(batch.map((p) => p.record.topic))];
+    this.#finishIfDrained();
+  }
+
+  async #sendBatch(batch: Pending[]): Promise<void> {
     const started = performance.now();
+    const records = batch.map((p) => p.record);
     try {
-      await this.#send(batch, topics);
+      const metadata = await this.#options.send(records);
       this.#stats.batchesSent += 1;
       this.#stats.recordsSent += batch.length;
       this.#stats.largestBatch = Math.max(this.#stats.largestBatch, batch.length);
       this.#options.observer?.batchSent?.(batch.length, performance.now() - started);
+      this.#acknowledge(batch, metadata);
     } catch (error) {
+      const topics = [...new Set(records.map((r) => r.topic))];
       this.#stats.batchesFailed += 1;
       this.#options.observer?.batchFailed?.(batch.length, error);
       const failure = toProduceError(error, batch.length, topics);
       this.#options.logger.warn({ err: error, topics, count: batch.length, code: failure.code }, 'produce failed');
-      this.#options.onSendError?.(error, topics);
       for (const pending of batch) this.#fail(pending.ticket, failure);
-    } finally {
-      this.#sending = false;
-      if (this.#closing) this.#flushSoon(true);
-      else this.#flushSoon(this.#queue.length > 0);
-      this.#finishIfDrained();
     }
   }
 
-  async #send(batch: Pending[], topics: string[]): Promise<void> {
-    const counts = new Map<string, number>();
-    for (const topic of topics) counts.set(topic, await this.#options.partitionCount(topic));
-
-    const messagesByTopic = new Map<string, Message[]>();
-    // Position of each record among its partition's records in this send.
-    const positions: { topic: string; partition: number; position: number }[] = [];
-    const perPartition = new Map<string, number>();
-    for (const { record } of batch) {
-      const partitions = counts.get(record.topic)!;
-      const partition = record.key === null ? this.#nextRoundRobin(record.topic, partitions) : partitionForKey(record.key, partitions);
-      const tp = `${record.topic}\u0000${partition}`;
-      const position = perPartition.get(tp) ?? 0;
-      perPartition.set(tp, position + 1);
-      positions.push({ topic: record.topic, partition, position });
-      let messages = messagesByTopic.get(record.topic);
-      if (!messages) {
-        messages = [];
-        messagesByTopic.set(record.topic, messages);
-      }
-      messages.push({ key: record.key, value: record.value, partition, headers: record.headers });
-    }
-
-    // One entry per topic: kafkajs keys its per-send bookkeeping by topic name,
-    // so a topic listed twice in one send would lose the first entry's records.
-    const metadata = await this.#options.send({
-      topicMessages: [...messagesByTopic].map(([topic, messages]) => ({ topic, messages })),
-    });
-
-    const baseOffsets = new Map<string, bigint>();
-    const failed = new Map<string, number>();
-    for (const m of metadata) {
-      const tp = `${m.topicName}\u0000${m.partition}`;
-      if (m.errorCode !== 0) failed.set(tp, m.errorCode);
-      else if (m.baseOffset !== undefined) baseOffsets.set(tp, BigInt(m.baseOffset));
-    }
+  #acknowledge(batch: Pending[], metadata: RecordMetadata[]): void {
     let late = 0;
     batch.forEach((pending, i) => {
-      const { topic, partition, position } = positions[i]!;
-      const tp = `${topic}\u0000${partition}`;
-      const base = baseOffsets.get(tp);
-      if (base === undefined) {
-        const code = failed.get(tp);
-        this.#fail(pending.ticket, new BrokerUnavailableError(`Kafka answered ${topic}[${partition}] with ${code === undefined ? 'no offset' : `error code ${code}`}`));
+      const m = metadata[i];
+      if (m === undefined || m.offset < 0n) {
+        this.#fail(pending.ticket, new BrokerUnavailableError(`Kafka did not answer with an offset for ${pending.record.topic}${m ? `[${m.partition}]` : ''}`));
         return;
       }
       if (pending.ticket.settled) late += 1;
-      this.#ack(pending, { topic, partition, offset: (base + BigInt(position)).toString() });
+      this.#ack(pending, { topic: m.topic, partition: m.partition, offset: m.offset.toString() });
     });
     if (late > 0) {
       // Written, but the caller already got 503 (deadline) and may send them again.
-      this.#options.logger.warn({ topics, count: late }, 'records acknowledged after their requests timed out');
+      this.#options.logger.warn({ topics: [...new Set(batch.map((p) => p.record.topic))], count: late }, 'records acknowledged after their requests timed out');
     }
-  }
-
-  #nextRoundRobin(topic: string, partitions: number): number {
-    const next = (this.#roundRobin.get(topic) ?? -1) + 1;
-    this.#roundRobin.set(topic, next);
-    return next % partitions;
   }
 
   #ack(pending: Pending, ack: RecordAck): void {
@@ -280,7 +231,7 @@ export class BatchingProducer {
   }
 
   #finishIfDrained(): void {
-    if (this.#closing && !this.#sending && this.#queue.length === 0 && this.#drained) {
+    if (this.#closing && this.#inFlight === 0 && this.#queue.length === 0 && this.#drained) {
       const drained = this.#drained;
       this.#drained = undefined;
       drained();

@@ -3,7 +3,8 @@ import { MalformedBodyError, ValidationError, type FieldViolation } from '../cor
 import type { Codec, SchemaType } from '../core/formats/index.ts';
 import { frame } from '../core/wire-format.ts';
 import type { RouteSpec } from '../topology/model.ts';
-import type { BatchingProducer, OutgoingRecord } from './batching-producer.ts';
+import type { OutgoingRecord, RecordHeaders } from '../kafka/types.ts';
+import type { BatchingProducer } from './batching-producer.ts';
 import { isParsedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
 
@@ -49,20 +50,27 @@ export function checkEvents(codec: Pick<Codec, 'validate'>, events: unknown[], b
 }
 
 export const PRINCIPAL_HEADER = 'sluice.principal';
+const CONTENT_TYPE_VALUES: Record<SchemaType, Buffer> = {
+  AVRO: Buffer.from(VALUE_CONTENT_TYPES.AVRO),
+  JSON: Buffer.from(VALUE_CONTENT_TYPES.JSON),
+  PROTOBUF: Buffer.from(VALUE_CONTENT_TYPES.PROTOBUF),
+};
 
 export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS, principal?: string): OutgoingRecord[] {
-  // Who produced travels with each record, so workers, dead letters and audits know.
-  const headers = {
-    ...trace,
-    [CORRELATION_HEADER]: correlationId,
-    'content-type': VALUE_CONTENT_TYPES[binding.codec.schemaType],
-    ...(principal === undefined ? {} : { [PRINCIPAL_HEADER]: principal }),
-  };
+  // One header list for the request's records (the producer only reads it). Who produced
+  // travels with each record, so workers, dead letters and audits know.
+  const headers: RecordHeaders = [
+    ...Object.entries(trace).map(([name, value]) => [name, Buffer.from(value)] as const),
+    [CORRELATION_HEADER, Buffer.from(correlationId)],
+    ['content-type', CONTENT_TYPE_VALUES[binding.codec.schemaType]],
+    ...(principal === undefined ? [] : [[PRINCIPAL_HEADER, Buffer.from(principal)] as const]),
+  ];
   return events.map((event) => {
     const keyValue = (event as Record<string, unknown>)[binding.route.key];
     return {
       topic: binding.route.topic,
-      key: keyValue === null || keyValue === undefined ? null : String(keyValue),
+      // No key: the seam spreads records round-robin.
+      key: keyValue === null || keyValue === undefined ? null : Buffer.from(String(keyValue), 'utf8'),
       value: frame(binding.schemaId, binding.codec.encode(event)),
       headers,
     };

@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import { Partitioners } from 'kafkajs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SluiceConfig } from '../core/config.ts';
 import { MalformedBodyError, NotFoundError, PayloadTooLargeError, SluiceError, UnsupportedMediaTypeError, ValidationError } from '../core/errors.ts';
-import { createKafka } from '../core/kafka.ts';
 import { registerHttpMetrics } from '../core/http-metrics.ts';
 import { registerHttpTracing } from '../core/http-tracing.ts';
 import type { Logger } from '../core/logger.ts';
@@ -14,7 +12,7 @@ import { schemaTypeOf, topicByName, valueCodec, type Topology } from '../topolog
 import { BatchingProducer, type BatchingStats } from './batching-producer.ts';
 import { registerBodyParsers } from './body-parsers.ts';
 import { registerDocs } from './docs.ts';
-import { KafkaConnection, kafkaBudget } from './kafka-connection.ts';
+import { KafkaConnection } from './kafka-connection.ts';
 import { Readiness } from './readiness.ts';
 import { registerRoutes, type RouteBinding } from './routes.ts';
 import { API_CHALLENGE, SLUICE_DENIALS } from '../access/denials.ts';
@@ -125,37 +123,12 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const bindings = await resolveBindings(topology, registry, log);
   const topics = [...new Set(bindings.map((b) => b.route.topic))];
 
-  const budget = kafkaBudget(config.produceTimeoutMs);
-  const kafka = createKafka(config, log, 'ingress', budget.client);
-  // Limited retries trade kafkajs's "retry forever" for a bounded wait; with
-  // maxInFlightRequests 1 the idempotent producer still cannot reorder or duplicate.
-  const kafkaProducer = kafka.producer({
-    // Partitions are always set explicitly (see BatchingProducer); naming the partitioner silences kafkajs's v2 migration warning.
-    createPartitioner: Partitioners.DefaultPartitioner,
-    idempotent: true,
-    maxInFlightRequests: 1,
-    retry: budget.retry,
-    allowAutoTopicCreation: false,
-  });
-  const connection = new KafkaConnection({
-    producer: kafkaProducer,
-    admin: kafka.admin({ retry: budget.retry }),
-    topics,
-    logger: log,
-    refreshIntervalMs: 60_000,
-  });
+  const connection = KafkaConnection.create(config, log, topics);
 
   // The metrics read the batcher's stats lazily, at scrape time, after it exists.
   const metrics = createMetrics(() => batcher.stats());
   const batcher: BatchingProducer = new BatchingProducer({
-    send: async (batch) => {
-      await connection.producerConnected();
-      return kafkaProducer.sendBatch({ ...batch, acks: -1, timeout: budget.ackTimeoutMs });
-    },
-    partitionCount: (topic) => connection.partitionCount(topic),
-    onSendError: () => {
-      connection.refresh().catch((error: unknown) => log.warn({ err: error, topics }, 'topic metadata refresh failed'));
-    },
+    send: (records) => connection.send(records),
     lingerMs: config.lingerMs,
     batchMaxRecords: config.batchMaxRecords,
     maxQueuedRecords: config.maxQueuedRecords,
@@ -175,8 +148,8 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   });
 
   // Connecting early makes the first request fast; failing here is not fatal (see KafkaConnection).
-  // Bounded: a hung broker must not hold start-up for kafkajs's whole retry schedule.
-  const warmUp = Promise.all([connection.producerConnected(), connection.refresh()]).then(
+  // Bounded: a hung broker must not hold start-up for the client's whole retry schedule.
+  const warmUp = connection.warmUp().then(
     () => true,
     (error: unknown) => {
       log.warn({ err: error, topics }, 'Kafka is not reachable yet; the ingress starts anyway and answers 503 until it is');
@@ -194,7 +167,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   if (connected === undefined) log.warn({ topics, timeoutMs: config.produceTimeoutMs }, 'Kafka has not answered yet; the ingress starts anyway');
 
   const readiness = new Readiness({ cacheMs: 3000, timeoutMs: Math.min(2000, config.produceTimeoutMs) });
-  readiness.add('broker', () => connection.describeCluster());
+  readiness.add('broker', () => connection.ready());
   readiness.add('registry', async () => {
     for (const b of bindings) await registry.request('GET', `/schemas/ids/${b.schemaId}`);
   });

@@ -77,7 +77,7 @@ describe('one topic per schema format', () => {
     const topic = renamed(`payments.${format}`);
     expect(answer.body).toMatchObject({ topic });
     const [record] = await collector.waitFor((rs) => rs.some((r) => r.topic === topic), 30_000, topic);
-    const value = collector.records.find((r) => r.topic === topic)!.message.value!;
+    const value = collector.records.find((r) => r.topic === topic)!.value!;
     expect(record).toBeDefined();
     expect(value[0]).toBe(0);
     expect(value.readUInt32BE(1)).toBe(answer.body.schemaId);
@@ -99,7 +99,7 @@ describe('one topic per schema format', () => {
   it('the worker decodes Protobuf and emits JSON Schema', async () => {
     const audit = renamed('payments.audit');
     await collector.waitFor((rs) => rs.some((r) => r.topic === audit), 60_000, audit);
-    const value = collector.records.find((r) => r.topic === audit)!.message.value!;
+    const value = collector.records.find((r) => r.topic === audit)!.value!;
     expect(JSON.parse(value.subarray(5).toString('utf8'))).toEqual({ paymentId: 'p-proto', amountCents: 250_000, currency: 'GBP', large: true });
     expect(worker.counters.deadLettered).toBe(0);
   });

@@ -12,7 +12,7 @@ import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import { hasKcat } from '../support/kcat.ts';
 import { orderTopology } from '../support/order-topology.ts';
 import { randomOrder } from '../support/orders.ts';
-import { brokers, createTopics, testConfig, testLogger, uniqueName, withAdmin } from '../support/platform.ts';
+import { brokers, createTopics, testConfig, testLogger, uniqueName, withKafkaAdmin } from '../support/platform.ts';
 
 /**
  * Metrics per route on every HTTP surface, and one trace from an HTTP POST to
@@ -49,7 +49,7 @@ afterAll(async () => {
   await ingress?.close();
   await registry?.close();
   await tracing?.close();
-  await withAdmin((admin) => admin.deleteTopics({ topics: [topic, config.registryTopic] })).catch(() => undefined);
+  await withKafkaAdmin((admin) => admin.deleteTopics([topic, config.registryTopic])).catch(() => undefined);
 });
 
 async function scrape(baseUrl: string): Promise<string> {

@@ -25,17 +25,16 @@ export async function ingressApp(config: SluiceConfig, topology: Topology, logge
     return { route, subject: schema.subject, schemaId: i + 1, codec: avroCodecFromTypes(createTypes(schema.schema)) };
   });
   const producer = new BatchingProducer({
-    send: async (batch) => {
-      const acks = [];
-      for (const tm of batch.topicMessages ?? []) {
-        for (const m of tm.messages) {
-          sent.push({ topic: tm.topic, key: m.key as string | null, value: m.value as Buffer, headers: m.headers as Record<string, string> });
-        }
-        acks.push({ topicName: tm.topic, partition: 0, errorCode: 0, baseOffset: String(sent.length - tm.messages.length) });
-      }
-      return acks;
+    // The seam's send: one RecordMetadata per record, offsets counted per topic.
+    send: async (records) => {
+      const next = new Map<string, bigint>();
+      return records.map((record) => {
+        sent.push(record);
+        const offset = next.get(record.topic) ?? 0n;
+        next.set(record.topic, offset + 1n);
+        return { topic: record.topic, partition: record.partition ?? 0, offset };
+      });
     },
-    partitionCount: async () => 1,
     lingerMs: 0,
     batchMaxRecords: 1000,
     maxQueuedRecords: 100_000,

@@ -1,43 +1,44 @@
 import { describe, expect, it } from 'vitest';
-import type { ProducerBatch, RecordMetadata } from 'kafkajs';
 import { pino } from 'pino';
 import { BrokerUnavailableError, OverloadedError, ShuttingDownError } from '../../core/errors.ts';
-import { BatchingProducer, type OutgoingRecord, type SendBatch } from '../../producers/batching-producer.ts';
-import { partitionForKey } from '../../producers/partitioner.ts';
+import { partitionForKey } from '../../kafka/partitioner.ts';
+import { Placer } from '../../kafka/producer.ts';
+import type { OutgoingRecord, RecordMetadata } from '../../kafka/types.ts';
+import { BatchingProducer, type SendRecords } from '../../producers/batching-producer.ts';
 
 const logger = pino({ level: 'silent' });
 const PARTITIONS = 4;
 
-/** A fake broker: keeps per-partition logs and answers like Kafka (base offset of each partition's batch). */
-function fakeBroker(options: { delayMs?: number; fail?: (call: number) => Error | undefined } = {}) {
+/**
+ * A fake seam producer over a fake broker: places records as the seam does and
+ * appends them to per-partition logs in the order sends were made, answering
+ * each record with its own offset.
+ */
+function fakeBroker(options: { delayMs?: number | ((call: number) => number); fail?: (call: number) => Error | undefined } = {}) {
   const logs = new Map<string, { key: string | null; value: string }[]>();
-  const calls: ProducerBatch[] = [];
+  const calls: OutgoingRecord[][] = [];
+  const placer = new Placer();
   let inFlight = 0;
   let maxInFlight = 0;
-  const send: SendBatch = async (batch) => {
-    calls.push(batch);
+  const send: SendRecords = async (records) => {
+    calls.push(records);
+    const call = calls.length;
     inFlight += 1;
     maxInFlight = Math.max(maxInFlight, inFlight);
+    // Written at once, in send order (the broker's per-partition order); answered after the delay.
+    const { partitions } = placer.place(records, () => PARTITIONS);
+    const failure = options.fail?.(call);
+    const out: RecordMetadata[] = records.map((r, i) => {
+      const partition = partitions[i]!;
+      const log = logs.get(`${r.topic}/${partition}`) ?? [];
+      logs.set(`${r.topic}/${partition}`, log);
+      if (!failure) log.push({ key: r.key?.toString() ?? null, value: r.value!.toString() });
+      return { topic: r.topic, partition, offset: BigInt(log.length - 1) };
+    });
     try {
-      await new Promise((r) => setTimeout(r, options.delayMs ?? 1));
-      const failure = options.fail?.(calls.length);
+      const delay = typeof options.delayMs === 'function' ? options.delayMs(call) : (options.delayMs ?? 1);
+      await new Promise((r) => setTimeout(r, delay));
       if (failure) throw failure;
-      const out: RecordMetadata[] = [];
-      for (const { topic, messages } of batch.topicMessages!) {
-        const byPartition = new Map<number, typeof messages>();
-        for (const m of messages) {
-          const list = byPartition.get(m.partition!) ?? [];
-          list.push(m);
-          byPartition.set(m.partition!, list);
-        }
-        for (const [partition, list] of byPartition) {
-          const log = logs.get(`${topic}/${partition}`) ?? [];
-          logs.set(`${topic}/${partition}`, log);
-          const baseOffset = log.length;
-          for (const m of list) log.push({ key: m.key as string | null, value: (m.value as Buffer).toString() });
-          out.push({ topicName: topic, partition, errorCode: 0, baseOffset: String(baseOffset) });
-        }
-      }
       return out;
     } finally {
       inFlight -= 1;
@@ -46,10 +47,9 @@ function fakeBroker(options: { delayMs?: number; fail?: (call: number) => Error 
   return { send, calls, logs, maxInFlight: () => maxInFlight };
 }
 
-function batcher(send: SendBatch, over: Partial<ConstructorParameters<typeof BatchingProducer>[0]> = {}) {
+function batcher(send: SendRecords, over: Partial<ConstructorParameters<typeof BatchingProducer>[0]> = {}) {
   return new BatchingProducer({
     send,
-    partitionCount: async () => PARTITIONS,
     lingerMs: 2,
     batchMaxRecords: 100,
     maxQueuedRecords: 1000,
@@ -59,7 +59,7 @@ function batcher(send: SendBatch, over: Partial<ConstructorParameters<typeof Bat
   });
 }
 
-const record = (key: string | null, value: string, topic = 'orders'): OutgoingRecord => ({ topic, key, value: Buffer.from(value), headers: {} });
+const record = (key: string | null, value: string, topic = 'orders'): OutgoingRecord => ({ topic, key: key === null ? null : Buffer.from(key), value: Buffer.from(value), headers: [] });
 
 describe('batching producer', () => {
   it('gives every record the offset of its own record on the fake broker', async () => {
@@ -77,47 +77,47 @@ describe('batching producer', () => {
     );
     // 200 records from 40 concurrent requests, 100 per send at most.
     expect(broker.calls.length).toBeLessThanOrEqual(3);
-    expect(broker.maxInFlight()).toBe(1);
-    // kafkajs loses records when one send lists a topic twice, so each topic appears once.
-    for (const call of broker.calls) {
-      const topics = call.topicMessages!.map((t) => t.topic);
-      expect(new Set(topics).size).toBe(topics.length);
-    }
   });
 
-  it('never has more than one send in flight and coalesces what arrives meanwhile', async () => {
+  it('keeps at most maxInFlight sends outstanding and coalesces what arrives meanwhile', async () => {
     const broker = fakeBroker({ delayMs: 20 });
-    const producer = batcher(broker.send, { lingerMs: 0 });
+    const producer = batcher(broker.send, { lingerMs: 0, maxInFlight: 2 });
     const first = producer.produce([record('a', '1')]);
-    await new Promise((r) => setTimeout(r, 5));
-    const rest = Array.from({ length: 30 }, (_, i) => producer.produce([record(`b${i}`, `${i}`)]));
-    await Promise.all([first, ...rest]);
-    expect(broker.calls.map((c) => c.topicMessages![0]!.messages.length)).toEqual([1, 30]);
-    expect(broker.maxInFlight()).toBe(1);
-    expect(producer.stats()).toMatchObject({ batchesSent: 2, recordsSent: 31, largestBatch: 30 });
+    await new Promise((r) => setImmediate(r));
+    const second = producer.produce([record('b', '2')]);
+    await new Promise((r) => setImmediate(r));
+    // Both slots taken: these wait for the first answer and go out together.
+    const rest = Array.from({ length: 30 }, (_, i) => producer.produce([record(`c${i}`, `${i}`)]));
+    await Promise.all([first, second, ...rest]);
+    expect(broker.calls.map((c) => c.length)).toEqual([1, 1, 30]);
+    expect(broker.maxInFlight()).toBe(2);
+    expect(producer.stats()).toMatchObject({ batchesSent: 3, recordsSent: 32, largestBatch: 30, inFlight: 0 });
+  });
+
+  it('keeps the order of one key across sends in flight together, and each record its own offset', async () => {
+    // Later sends answer first: the acknowledgement order must not matter.
+    const broker = fakeBroker({ delayMs: (call) => Math.max(1, 30 - call * 5) });
+    const producer = batcher(broker.send, { lingerMs: 0, batchMaxRecords: 3, maxInFlight: 5 });
+    const requests = Array.from({ length: 15 }, (_, i) => producer.produce([record('same', `${i}`)]));
+    const acks = await Promise.all(requests);
+    expect(broker.maxInFlight()).toBeGreaterThan(1);
+    expect(broker.maxInFlight()).toBeLessThanOrEqual(5);
+    expect(acks.map((a) => a[0]!.offset)).toEqual(Array.from({ length: 15 }, (_, i) => String(i)));
+    expect(broker.logs.get(`orders/${partitionForKey('same', PARTITIONS)}`)!.map((r) => r.value)).toEqual(Array.from({ length: 15 }, (_, i) => `${i}`));
   });
 
   it('splits a queue larger than batchMaxRecords into several sends', async () => {
     const broker = fakeBroker();
     const producer = batcher(broker.send, { batchMaxRecords: 10 });
     const acks = await producer.produce(Array.from({ length: 25 }, (_, i) => record('same-key', `${i}`)));
-    expect(broker.calls.map((c) => c.topicMessages![0]!.messages.length)).toEqual([10, 10, 5]);
+    expect(broker.calls.map((c) => c.length)).toEqual([10, 10, 5]);
     expect(acks.map((a) => a.offset)).toEqual(Array.from({ length: 25 }, (_, i) => String(i)));
   });
 
   it('handles 64-bit offsets without rounding', async () => {
-    const send: SendBatch = async (batch) =>
-      batch.topicMessages!.flatMap(({ topic, messages }) =>
-        [...new Set(messages.map((m) => m.partition!))].map((partition) => ({ topicName: topic, partition, errorCode: 0, baseOffset: '9007199254740993' })),
-      );
+    const send: SendRecords = async (records) => records.map((r, i) => ({ topic: r.topic, partition: 0, offset: 9007199254740993n + BigInt(i) }));
     const acks = await batcher(send).produce([record('k', 'a'), record('k', 'b')]);
     expect(acks.map((a) => a.offset)).toEqual(['9007199254740993', '9007199254740994']);
-  });
-
-  it('spreads records without a key round-robin', async () => {
-    const broker = fakeBroker();
-    const acks = await batcher(broker.send).produce(Array.from({ length: 8 }, (_, i) => record(null, `${i}`)));
-    expect(acks.map((a) => a.partition)).toEqual([0, 1, 2, 3, 0, 1, 2, 3]);
   });
 
   it('refuses a request that would overflow the queue, all or nothing', async () => {
@@ -126,11 +126,11 @@ describe('batching producer', () => {
     const accepted = producer.produce(Array.from({ length: 8 }, (_, i) => record(`k${i}`, 'x')));
     await expect(producer.produce([record('a', 'x'), record('b', 'x'), record('c', 'x')])).rejects.toBeInstanceOf(OverloadedError);
     await accepted;
-    expect(broker.calls.flatMap((c) => c.topicMessages![0]!.messages)).toHaveLength(8);
+    expect(broker.calls.flat()).toHaveLength(8);
   });
 
   it('fails every record of a failed send with a retryable error', async () => {
-    const broker = fakeBroker({ fail: (call) => (call === 1 ? Object.assign(new Error('Connection error'), { name: 'KafkaJSConnectionError' }) : undefined) });
+    const broker = fakeBroker({ fail: (call) => (call === 1 ? new BrokerUnavailableError('Kafka is unreachable') : undefined) });
     const producer = batcher(broker.send);
     const failed = await Promise.allSettled([producer.produce([record('a', '1')]), producer.produce([record('b', '2')])]);
     for (const r of failed) {
@@ -145,12 +145,12 @@ describe('batching producer', () => {
   it('answers 503 at the deadline and never sends a request that already timed out', async () => {
     let release: () => void = () => {};
     const sent: number[] = [];
-    const send: SendBatch = async (batch) => {
-      sent.push(batch.topicMessages![0]!.messages.length);
+    const send: SendRecords = async (records) => {
+      sent.push(records.length);
       await new Promise<void>((r) => (release = r));
-      return [{ topicName: 'orders', partition: partitionForKey('a', PARTITIONS), errorCode: 0, baseOffset: '0' }];
+      return [{ topic: 'orders', partition: partitionForKey('a', PARTITIONS), offset: 0n }];
     };
-    const producer = batcher(send, { timeoutMs: 100, lingerMs: 0 });
+    const producer = batcher(send, { timeoutMs: 100, lingerMs: 0, maxInFlight: 1 });
     const started = Date.now();
     const first = producer.produce([record('a', '1')]);
     await new Promise((r) => setTimeout(r, 10));
@@ -172,17 +172,11 @@ describe('batching producer', () => {
     await expect(producer.produce([record('c', '3')])).rejects.toBeInstanceOf(ShuttingDownError);
   });
 
-  it('fails the records of a partition the broker answered with an error', async () => {
-    const other = ['b', 'c', 'd', 'e', 'f', 'g'].find((k) => partitionForKey(k, PARTITIONS) !== partitionForKey('a', PARTITIONS))!;
-    const pa = partitionForKey('a', PARTITIONS);
-    const pb = partitionForKey(other, PARTITIONS);
-    const send: SendBatch = async () => [
-      { topicName: 'orders', partition: pa, errorCode: 0, baseOffset: '5' },
-      { topicName: 'orders', partition: pb, errorCode: 6, baseOffset: '-1' },
-    ];
+  it('fails a record the producer answered without an offset', async () => {
+    const send: SendRecords = async (records) => records.map((r, i) => ({ topic: r.topic, partition: i, offset: i === 0 ? 5n : -1n }));
     const producer = batcher(send);
-    const [a, b] = await Promise.allSettled([producer.produce([record('a', '1')]), producer.produce([record(other, '2')])]);
-    expect(a).toMatchObject({ status: 'fulfilled', value: [{ topic: 'orders', partition: pa, offset: '5' }] });
-    expect(b).toMatchObject({ status: 'rejected', reason: expect.objectContaining({ message: expect.stringMatching(/error code 6/) }) });
+    const [a, b] = await Promise.allSettled([producer.produce([record('a', '1')]), producer.produce([record('b', '2')])]);
+    expect(a).toMatchObject({ status: 'fulfilled', value: [{ topic: 'orders', partition: 0, offset: '5' }] });
+    expect(b).toMatchObject({ status: 'rejected', reason: expect.objectContaining({ message: expect.stringMatching(/did not answer with an offset for orders\[1\]/) }) });
   });
 });

@@ -1,18 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import fc from 'fast-check';
-import { Partitioners, type PartitionerArgs } from 'kafkajs';
 import { createTypes } from '../../core/avro.ts';
 import { avroCodecFromTypes } from '../../core/formats/index.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
-import { BrokerUnavailableError, MalformedBodyError, OverloadedError, ValidationError } from '../../core/errors.ts';
+import { BrokerUnavailableError, KafkaError, MalformedBodyError, OverloadedError, ValidationError } from '../../core/errors.ts';
 import { stringifyJson } from '../../core/json.ts';
 import { parseJsonBody, parseNdjsonBody } from '../../producers/body-parsers.ts';
-import { murmur2, partitionForKey } from '../../producers/partitioner.ts';
 import { checkEvents } from '../../producers/routes.ts';
 import { errorBody, toSluiceError } from '../../producers/server.ts';
 import { toProduceError } from '../../producers/batching-producer.ts';
-import { kafkaBudget } from '../../producers/kafka-connection.ts';
+import { ingressProducerSettings } from '../../producers/kafka-connection.ts';
+import { retryPolicies } from '../../core/retry.ts';
 
 const orderPlaced = avroCodecFromTypes(createTypes(readFileSync(`${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, 'utf8')));
 const order = (over: Record<string, unknown> = {}) => ({
@@ -72,30 +70,6 @@ describe('ingress body parsing', () => {
   });
 });
 
-describe('ingress partitioner', () => {
-  it('matches the Java client murmur2 test vectors', () => {
-    // From Kafka's UtilsTest.testMurmur2.
-    expect(murmur2(Buffer.from('21'))).toBe(-973932308);
-    expect(murmur2(Buffer.from('foobar'))).toBe(-790332482);
-    expect(murmur2(Buffer.from('a-little-bit-long-string'))).toBe(-985981536);
-    expect(murmur2(Buffer.from('a-little-bit-longer-string'))).toBe(-1486304829);
-    expect(murmur2(Buffer.from('lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8'))).toBe(-58897971);
-    expect(murmur2(Buffer.from('abc'))).toBe(479470107);
-  });
-
-  it('agrees with kafkajs DefaultPartitioner for any key and partition count', () => {
-    const kafkajs = Partitioners.DefaultPartitioner();
-    fc.assert(
-      fc.property(fc.string({ unit: 'grapheme', maxLength: 64 }), fc.integer({ min: 1, max: 200 }), (key, partitions) => {
-        const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({ partitionId: i, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
-        const args: PartitionerArgs = { topic: 't', partitionMetadata, message: { key, value: null } };
-        expect(partitionForKey(key, partitions)).toBe(kafkajs(args));
-      }),
-      { numRuns: 2000 },
-    );
-  });
-});
-
 describe('ingress validation and error mapping', () => {
   it('names the field path of a single bad event', () => {
     const error = thrown(() => checkEvents(orderPlaced, [order({ items: [{ sku: 'S', quantity: 'x', unitPrice: 1 }] })], false));
@@ -134,25 +108,22 @@ describe('ingress validation and error mapping', () => {
     expect(toSluiceError(new OverloadedError('full'), 1024)).toMatchObject({ code: 'SLUICE_OVERLOADED', statusCode: 503 });
   });
 
-  it('maps send failures: retryable kafkajs errors to 503, others to 500', () => {
-    const connection = Object.assign(new Error('Connection error: connect ECONNREFUSED'), { name: 'KafkaJSNumberOfRetriesExceeded' });
-    expect(toProduceError(connection, 3, ['t'])).toBeInstanceOf(BrokerUnavailableError);
-    const tooLarge = Object.assign(new Error('The request included a message larger than the max message size'), { name: 'KafkaJSNonRetriableError', retriable: false });
-    expect(toProduceError(tooLarge, 1, ['t'])).toMatchObject({ code: 'SLUICE_PRODUCE_FAILED', statusCode: 500 });
+  it('maps send failures: retryable Kafka errors to 503, others to 500', () => {
+    const unreachable = new BrokerUnavailableError('Kafka is unreachable: connect ECONNREFUSED');
+    expect(toProduceError(unreachable, 3, ['t'])).toBe(unreachable);
+    const tooLarge = new KafkaError('SLUICE_KAFKA_RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE', { statusCode: 413 });
+    expect(toProduceError(tooLarge, 1, ['t'])).toMatchObject({ code: 'SLUICE_KAFKA_RECORD_TOO_LARGE', statusCode: 413 });
+    expect(toProduceError(new Error('odd'), 1, ['t'])).toMatchObject({ code: 'SLUICE_PRODUCE_FAILED', statusCode: 500 });
   });
 
-  it('keeps kafkajs retries within the produce timeout', () => {
+  it('keeps the client retries and timeouts within the produce timeout', () => {
     for (const timeout of [100, 1000, 10_000, 60_000]) {
-      const { retry, client } = kafkaBudget(timeout);
-      let waited = 0;
-      let wait = retry.initialRetryTime!;
-      for (let i = 0; i < retry.retries!; i++) {
-        waited += wait;
-        wait = Math.min(wait * 2, retry.maxRetryTime!);
-      }
-      expect(retry.retries).toBeGreaterThanOrEqual(1);
-      expect(waited).toBeLessThanOrEqual(Math.max(timeout / 2, retry.initialRetryTime!));
-      expect(client.requestTimeout).toBeLessThanOrEqual(Math.max(500, timeout / 2));
+      const settings = ingressProducerSettings(timeout);
+      const policy = retryPolicies.produce(timeout);
+      expect(settings.retry).toEqual(policy);
+      expect(policy.totalCeilingMs()).toBeLessThanOrEqual(Math.max(timeout / 2, policy.baseMs));
+      expect(settings.requestTimeoutMs).toBeLessThanOrEqual(Math.max(500, timeout / 2));
+      expect(settings.ackTimeoutMs).toBeLessThanOrEqual(Math.max(500, timeout / 2));
     }
   });
 });

@@ -1,33 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, waitWithHeartbeats } from '../../consumers/retry.ts';
+import { retryPolicies } from '../../core/retry.ts';
+import { waitWhile } from '../../consumers/record-processor.ts';
 
-describe('retry backoff', () => {
-  const policy = { baseMs: 100, maxMs: 1000 };
-
-  it('doubles its ceiling each attempt up to the maximum, with full jitter below it', () => {
-    expect([1, 2, 3, 4, 5, 10].map((attempt) => backoffMs(attempt, policy, () => 0.999999))).toEqual([99, 199, 399, 799, 999, 999]);
-    expect(backoffMs(3, policy, () => 0)).toBe(0);
-    for (let i = 0; i < 200; i++) expect(backoffMs(2, policy)).toBeLessThan(200);
+describe('handler retries', () => {
+  it('gives a record workerMaxAttempts attempts, the wait doubling up to the maximum with full jitter', () => {
+    const policy = retryPolicies.handler({ maxAttempts: 5, baseMs: 100, maxMs: 1000 });
+    expect(policy.retries).toBe(4);
+    expect([1, 2, 3, 4, 5, 10].map((attempt) => policy.ceilingMs(attempt))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    for (let i = 0; i < 200; i++) expect(policy.delayMs(2)).toBeLessThan(200);
   });
 
-  it('heartbeats while waiting and stops early when the worker stops', async () => {
-    let beats = 0;
-    expect(
-      await waitWithHeartbeats(
-        35,
-        async () => void beats++,
-        () => true,
-        10,
-      ),
-    ).toBe(true);
-    expect(beats).toBeGreaterThanOrEqual(3);
+  it('waits while the worker runs and stops early when it stops', async () => {
+    expect(await waitWhile(30, () => true, 10)).toBe(true);
     let running = true;
-    const waited = waitWithHeartbeats(
-      10_000,
-      async () => void (running = false),
-      () => running,
-      5,
-    );
-    expect(await waited).toBe(false);
+    setTimeout(() => (running = false), 20);
+    const startedAt = Date.now();
+    expect(await waitWhile(10_000, () => running, 5)).toBe(false);
+    expect(Date.now() - startedAt).toBeLessThan(1000);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DecodeError, RetryableError, ValidationError } from '../../core/errors.ts';
 import { defineWorker, emit, normalizeOutputs } from '../../consumers/handler.ts';
-import { correlationIdOf, deadLetterHeaders, deadLetterMessage, DLQ_HEADERS, errorClassName, headersToStrings } from '../../consumers/headers.ts';
+import { correlationIdOf, deadLetterHeaders, deadLetterRecord, DLQ_HEADERS, errorClassName, headersToStrings } from '../../consumers/headers.ts';
 import { WorkerConfigError } from '../../core/errors.ts';
 import { loadHandler } from '../../consumers/runtime.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
@@ -47,12 +47,19 @@ describe('handler output normalisation', () => {
 
 describe('record headers', () => {
   it('decodes header bytes as UTF-8 and keeps the last of a repeated header', () => {
-    expect(headersToStrings({ a: Buffer.from('é'), b: 'x', c: [Buffer.from('1'), Buffer.from('2')], d: undefined })).toEqual({ a: 'é', b: 'x', c: '2' });
-    expect(headersToStrings(undefined)).toEqual({});
+    expect(
+      headersToStrings([
+        ['a', Buffer.from('é')],
+        ['b', Buffer.from('x')],
+        ['c', Buffer.from('1')],
+        ['c', Buffer.from('2')],
+      ]),
+    ).toEqual({ a: 'é', b: 'x', c: '2' });
+    expect(headersToStrings([])).toEqual({});
   });
 
   it('takes the correlation id from the record, or derives a stable one from its position', () => {
-    const source = { topic: 't', partition: 3, offset: '42' };
+    const source = { topic: 't', partition: 3, offset: 42n };
     expect(correlationIdOf({ 'correlation-id': 'abc' }, source)).toBe('abc');
     expect(correlationIdOf({ 'x-correlation-id': 'xyz' }, source)).toBe('xyz');
     expect(correlationIdOf({}, source)).toBe('t/3/42');
@@ -61,49 +68,57 @@ describe('record headers', () => {
 });
 
 describe('dead letters', () => {
-  const message = {
+  const record = {
+    topic: 'orders.placed',
+    partition: 2,
     key: Buffer.from('order-1'),
     value: Buffer.from([1, 2, 3]),
-    offset: '17',
-    timestamp: '1767225600000',
-    headers: { 'correlation-id': Buffer.from('corr-1'), [DLQ_HEADERS.errorCode]: Buffer.from('STALE') },
+    offset: 17n,
+    timestamp: 1767225600000n,
+    headers: [
+      ['correlation-id', Buffer.from('corr-1')],
+      [DLQ_HEADERS.errorCode, Buffer.from('STALE')],
+    ] as [string, Buffer][],
   };
   const failedAt = new Date('2026-01-01T00:00:05.000Z');
+  const text = (headers: readonly (readonly [string, Buffer])[]) => headers.map(([name, value]) => [name, value.toString('utf8')]);
 
   it('names the error and where the record came from, keeping the original headers', () => {
-    const headers = deadLetterHeaders({ topic: 'orders.placed', partition: 2, message }, new DecodeError('bad magic byte'), failedAt);
-    expect(headers).toEqual({
-      'correlation-id': Buffer.from('corr-1'),
-      'sluice.error.class': 'DecodeError',
-      'sluice.error.code': 'SLUICE_DECODE_FAILED',
-      'sluice.error.message': 'bad magic byte',
-      'sluice.original.topic': 'orders.placed',
-      'sluice.original.partition': '2',
-      'sluice.original.offset': '17',
-      'sluice.original.timestamp': '1767225600000',
-      'sluice.failed.at': '2026-01-01T00:00:05.000Z',
-    });
+    const headers = deadLetterHeaders(record, new DecodeError('bad magic byte'), failedAt);
+    expect(text(headers)).toEqual([
+      ['correlation-id', 'corr-1'],
+      ['sluice.error.class', 'DecodeError'],
+      ['sluice.error.code', 'SLUICE_DECODE_FAILED'],
+      ['sluice.error.message', 'bad magic byte'],
+      ['sluice.original.topic', 'orders.placed'],
+      ['sluice.original.partition', '2'],
+      ['sluice.original.offset', '17'],
+      ['sluice.original.timestamp', '1767225600000'],
+      ['sluice.failed.at', '2026-01-01T00:00:05.000Z'],
+    ]);
+    expect(headers[0]![1]).toBe(record.headers[0]![1]);
   });
 
   it('drops a stale error code from an earlier failure when the new error has none', () => {
-    const headers = deadLetterHeaders({ topic: 't', partition: 0, message }, new TypeError('x is undefined'), failedAt);
-    expect(headers['sluice.error.class']).toBe('TypeError');
-    expect(headers).not.toHaveProperty('sluice.error.code');
+    const headers = new Map(text(deadLetterHeaders(record, new TypeError('x is undefined'), failedAt)) as [string, string][]);
+    expect(headers.get('sluice.error.class')).toBe('TypeError');
+    expect(headers.has('sluice.error.code')).toBe(false);
   });
 
   it('copes with thrown non-errors and bounds huge messages', () => {
-    const thrown = deadLetterHeaders({ topic: 't', partition: 0, message: { ...message, headers: undefined } }, 'plain string', failedAt);
-    expect(thrown['sluice.error.class']).toBe('string');
-    expect(thrown['sluice.error.message']).toBe('plain string');
-    const huge = deadLetterHeaders({ topic: 't', partition: 0, message }, new Error('x'.repeat(100_000)), failedAt);
-    expect(String(huge['sluice.error.message']).length).toBe(4096);
+    const thrown = new Map(text(deadLetterHeaders({ ...record, headers: [] }, 'plain string', failedAt)) as [string, string][]);
+    expect(thrown.get('sluice.error.class')).toBe('string');
+    expect(thrown.get('sluice.error.message')).toBe('plain string');
+    const huge = new Map(text(deadLetterHeaders(record, new Error('x'.repeat(100_000)), failedAt)) as [string, string][]);
+    expect(huge.get('sluice.error.message')!.length).toBe(4096);
   });
 
-  it('keeps the original key and value bytes', () => {
-    const dead = deadLetterMessage({ topic: 't', partition: 0, message }, new ValidationError([{ path: 'score', message: 'bad' }]), failedAt);
-    expect(dead.key).toBe(message.key);
-    expect(dead.value).toBe(message.value);
-    expect(dead.headers?.['sluice.error.code']).toBe('SLUICE_VALIDATION_FAILED');
+  it('keeps the original key and value bytes, for the dead-letter topic', () => {
+    const dead = deadLetterRecord(record, 'orders.placed.dlq', new ValidationError([{ path: 'score', message: 'bad' }]), failedAt);
+    expect(dead.topic).toBe('orders.placed.dlq');
+    expect(dead.key).toBe(record.key);
+    expect(dead.value).toBe(record.value);
+    expect(new Map(text(dead.headers!) as [string, string][]).get('sluice.error.code')).toBe('SLUICE_VALIDATION_FAILED');
   });
 
   it('classes errors by their name', () => {

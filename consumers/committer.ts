@@ -1,0 +1,175 @@
+import type { Logger } from '../core/logger.ts';
+import type { GroupGeneration } from '../kafka/group-consumer.ts';
+import type { OutputOffset, WorkerOutput } from '../kafka/transaction.ts';
+import type { OutgoingRecord } from '../kafka/types.ts';
+
+/**
+ * Commits the chunks of every partition of a worker through its one output
+ * (one transactional producer, or one idempotent producer and the group's
+ * offset commit), in rounds.
+ *
+ * Order: chunks are committed in the order they were submitted, so a
+ * partition's chunk k+1 lands in the same round as chunk k or a later one,
+ * never an earlier one, and its offset only grows. A round holds every chunk
+ * queued when it starts (up to `roundBytes` of records, at least one chunk),
+ * so with many partitions a transaction commits many of them at once.
+ *
+ * Pipelining: while a round commits, the partitions go on handling their next
+ * records and queue more chunks, up to `maxQueuedRecords` (then submit()ers
+ * wait in room(), which is the worker's backpressure on fetching).
+ *
+ * Failure: a round that fails rejects its chunks and every chunk queued after
+ * it (they follow a chunk that did not commit); the worker reads those
+ * partitions again from their committed offsets. A chunk of a partition the
+ * member stopped holding since it was fetched is rejected without trying: its
+ * partition belongs to someone else now, or will be read again after the
+ * rebalance, and the broker would refuse its offsets anyway.
+ */
+
+export interface Chunk {
+  readonly topic: string;
+  readonly partition: number;
+  readonly firstOffset: bigint;
+  lastOffset: bigint;
+  /** Input records in the chunk. */
+  count: number;
+  /** Outputs and dead letters, in input order. */
+  readonly records: OutgoingRecord[];
+  outputs: number;
+  deadLetters: number;
+  bytes: number;
+  /** The member's holding of the partition the records were fetched in (PartitionBatch.tenure). */
+  readonly tenure: number;
+  leaderEpoch: number;
+  readonly highWatermark: bigint;
+}
+
+/** Why a chunk was not committed. */
+export class ChunkNotCommittedError extends Error {
+  /** True when its generation is stale: the rebalance takes care of its partition, there is nothing to read again. */
+  readonly stale: boolean;
+  constructor(message: string, stale: boolean, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'ChunkNotCommittedError';
+    this.stale = stale;
+  }
+}
+
+export interface CommitterOptions {
+  output: WorkerOutput;
+  /** The membership a chunk commits its offset with; undefined once the member no longer holds its partition since it was fetched. */
+  generationOf: (chunk: Chunk) => GroupGeneration | undefined;
+  /** Most record bytes per round (beyond its first chunk). */
+  roundBytes: number;
+  /** Most input records queued before submit()ers wait. */
+  maxQueuedRecords: number;
+  log: Logger;
+  /** After each round: committed (true) or failed (false), with its chunks. */
+  onRound?: (chunks: readonly Chunk[], committed: boolean) => void;
+}
+
+interface Pending {
+  chunk: Chunk;
+  resolve: () => void;
+  reject: (error: ChunkNotCommittedError) => void;
+}
+
+export class Committer {
+  readonly #o: CommitterOptions;
+  #queue: Pending[] = [];
+  #queuedRecords = 0;
+  #running: Promise<void> | undefined;
+  #waiters: (() => void)[] = [];
+
+  constructor(options: CommitterOptions) {
+    this.#o = options;
+  }
+
+  /** Queues `chunk`; resolves once it is committed, rejects with ChunkNotCommittedError when it is not. */
+  submit(chunk: Chunk): Promise<void> {
+    const committed = new Promise<void>((resolve, reject) => this.#queue.push({ chunk, resolve, reject }));
+    this.#queuedRecords += chunk.count;
+    this.#running ??= this.#run();
+    return committed;
+  }
+
+  /** Resolves when there is room for more chunks. */
+  room(): Promise<void> {
+    if (this.#queuedRecords < this.#o.maxQueuedRecords) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Resolves once everything submitted so far is committed or rejected. */
+  async drain(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) await this.#round();
+    } finally {
+      this.#running = undefined;
+    }
+  }
+
+  async #round(): Promise<void> {
+    const round: (Pending & { generation: GroupGeneration })[] = [];
+    let bytes = 0;
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0]!;
+      if (round.length > 0 && bytes + next.chunk.bytes > this.#o.roundBytes) break;
+      this.#queue.shift();
+      this.#release(next.chunk.count);
+      const generation = this.#o.generationOf(next.chunk);
+      if (!generation) {
+        next.reject(new ChunkNotCommittedError('the member no longer holds the partition the chunk was fetched from', true));
+        continue;
+      }
+      round.push({ ...next, generation });
+      bytes += next.chunk.bytes;
+    }
+    if (round.length === 0) return;
+
+    const records: OutgoingRecord[] = [];
+    // The last chunk of a partition in the round carries its offset.
+    const offsets = new Map<string, OutputOffset>();
+    for (const { chunk, generation } of round) {
+      for (const record of chunk.records) records.push(record);
+      offsets.set(`${chunk.topic}\u0000${chunk.partition}`, {
+        topic: chunk.topic,
+        partition: chunk.partition,
+        offset: chunk.lastOffset + 1n,
+        leaderEpoch: chunk.leaderEpoch,
+        generation,
+      });
+    }
+    try {
+      await this.#o.output.commit(records, [...offsets.values()]);
+    } catch (error) {
+      const failed = [...round, ...this.#queue];
+      this.#queue = [];
+      this.#release(this.#queuedRecords);
+      this.#o.onRound?.(
+        round.map((p) => p.chunk),
+        false,
+      );
+      const stale = round.every((p) => this.#o.generationOf(p.chunk) === undefined);
+      for (const pending of failed)
+        pending.reject(new ChunkNotCommittedError(`committing the round failed: ${(error as Error).message}`, stale && this.#o.generationOf(pending.chunk) === undefined, error));
+      return;
+    }
+    this.#o.onRound?.(
+      round.map((p) => p.chunk),
+      true,
+    );
+    for (const pending of round) pending.resolve();
+  }
+
+  #release(records: number): void {
+    this.#queuedRecords -= records;
+    if (this.#queuedRecords >= this.#o.maxQueuedRecords) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+}

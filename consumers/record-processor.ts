@@ -1,0 +1,211 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AvroTypes } from '../core/avro.ts';
+import { isRetryable, OutputTooLargeError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import type { RegistryClient } from '../core/registry-client.ts';
+import type { BackoffPolicy } from '../core/retry.ts';
+import { decodeFramed, type EventEncoder } from '../core/serde.ts';
+import type { KafkaRecord, OutgoingRecord } from '../kafka/types.ts';
+import { normalizeOutputs, type Handler, type HandlerContext } from './handler.ts';
+import { CORRELATION_HEADER, correlationIdOf, deadLetterRecord, errorClassName, errorCodeOf, headersToStrings, SOURCE_HEADER } from './headers.ts';
+import type { WorkerMetrics } from './metrics.ts';
+
+/**
+ * One record through the worker: decode (to the worker's reader schema),
+ * handle, retry in place, encode, or dead-letter. Knows nothing of Kafka
+ * clients, chunks or commits.
+ */
+
+/** `bytes`: what the records take in a produce request, counted against workerBatchBytes. */
+export type Outcome = { kind: 'emit'; records: OutgoingRecord[]; bytes: number } | { kind: 'dead'; record: OutgoingRecord; bytes: number };
+
+/** Per-record framing in a record batch (length, attributes, deltas, varints), rounded up. */
+const RECORD_OVERHEAD_BYTES = 24;
+
+/** An upper estimate of what `record` adds to a produce request. */
+export function recordBytes(record: OutgoingRecord): number {
+  let bytes = RECORD_OVERHEAD_BYTES + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+  if (record.headers) for (const [name, value] of record.headers) bytes += RECORD_OVERHEAD_BYTES / 4 + name.length + value.length;
+  return bytes;
+}
+
+/**
+ * The context handed to the handler. Its logger and header strings are built
+ * on first use: most records never log, and a child logger per record is
+ * measurable at high rates.
+ */
+class RecordContext implements HandlerContext {
+  readonly #record: KafkaRecord;
+  readonly #parent: Logger;
+  readonly #headers: Record<string, string>;
+  readonly correlationId: string;
+  #log: Logger | undefined;
+
+  constructor(parent: Logger, record: KafkaRecord, headers: Record<string, string>, correlationId: string) {
+    this.#record = record;
+    this.#parent = parent;
+    this.#headers = headers;
+    this.correlationId = correlationId;
+  }
+
+  get topic(): string {
+    return this.#record.topic;
+  }
+  get partition(): number {
+    return this.#record.partition;
+  }
+  get offset(): string {
+    return String(this.#record.offset);
+  }
+  get key(): string | null {
+    return this.#record.key === null ? null : this.#record.key.toString('utf8');
+  }
+  get timestamp(): number {
+    return Number(this.#record.timestamp);
+  }
+  get headers(): Readonly<Record<string, string>> {
+    return this.#headers;
+  }
+  get log(): Logger {
+    this.#log ??= this.#parent.child({ topic: this.topic, partition: this.partition, offset: this.offset, key: this.key, correlationId: this.correlationId });
+    return this.#log;
+  }
+}
+
+export interface RecordProcessorOptions {
+  workerName: string;
+  output: string;
+  deadLetter: string;
+  registry: RegistryClient;
+  /** The Avro reader schema records are resolved to; undefined for JSON Schema and Protobuf inputs (read as written). */
+  reader: { types: AvroTypes; key: string } | undefined;
+  encoder: EventEncoder;
+  handler: Handler<unknown, unknown>;
+  /** core/retry.ts's `handler` policy: attempts and backoff of a retryable handler failure. */
+  retry: BackoffPolicy;
+  /** Most output bytes per chunk: a record whose outputs alone exceed it is dead-lettered. */
+  chunkBytes: number;
+  /** Output partition of a key (Kafka's default partitioner, as the Java client). */
+  outputPartition: (key: Buffer | null) => number;
+  metrics: WorkerMetrics;
+  log: Logger;
+  /** Counted in the worker's counters. */
+  onRetry: () => void;
+}
+
+const keyBytes = (key: Buffer | string | null): Buffer | null => (key === null ? null : typeof key === 'string' ? Buffer.from(key, 'utf8') : key);
+
+export class RecordProcessor {
+  readonly #o: RecordProcessorOptions;
+  readonly #labels: { worker: string };
+
+  constructor(options: RecordProcessorOptions) {
+    this.#o = options;
+    this.#labels = { worker: options.workerName };
+  }
+
+  /**
+   * Decodes and handles one record. A retryable handler failure is retried in
+   * place (the partition waits, so its order is kept) with backoff, up to the
+   * policy's attempts, then dead-lettered; a fatal one is dead-lettered at once.
+   * The registry being down is no fault of the record: that error is thrown,
+   * and the partition is read again from its last commit.
+   * Resolves undefined when `running` turns false during a backoff.
+   */
+  async process(record: KafkaRecord, running: () => boolean): Promise<Outcome | undefined> {
+    const headers = headersToStrings(record.headers);
+    const correlationId = correlationIdOf(headers, record);
+    let value: unknown;
+    try {
+      ({ value } = await decodeFramed(this.#o.registry, record.value, this.#o.reader));
+    } catch (error) {
+      const retryable = isRetryable(error);
+      this.#o.metrics.errors.inc({ ...this.#labels, class: retryable ? 'retryable' : 'fatal' });
+      if (retryable) throw error;
+      return this.deadLetter(record, correlationId, error, 1);
+    }
+    for (let attempt = 1; ; attempt++) {
+      const startedAt = performance.now();
+      try {
+        const outcome = this.#emit(record, await this.#o.handler(value, new RecordContext(this.#o.log, record, headers, correlationId)), correlationId);
+        this.#o.metrics.handlerSeconds.observe(this.#labels, (performance.now() - startedAt) / 1000);
+        // Producing it could only fail the same way on every re-delivery.
+        if (outcome.bytes > this.#o.chunkBytes) return this.deadLetter(record, correlationId, new OutputTooLargeError(outcome.bytes, this.#o.chunkBytes), attempt);
+        return outcome;
+      } catch (error) {
+        const retryable = isRetryable(error);
+        this.#o.metrics.errors.inc({ ...this.#labels, class: retryable ? 'retryable' : 'fatal' });
+        if (!retryable || attempt > this.#o.retry.retries) return this.deadLetter(record, correlationId, error, attempt);
+        const delayMs = this.#o.retry.delayMs(attempt);
+        this.#o.onRetry();
+        this.#o.metrics.retries.inc(this.#labels);
+        this.#o.log.warn(
+          {
+            topic: record.topic,
+            partition: record.partition,
+            offset: String(record.offset),
+            correlationId,
+            attempt,
+            maxAttempts: this.#o.retry.retries + 1,
+            delayMs,
+            errorClass: errorClassName(error),
+            err: error,
+          },
+          'retryable handler failure; retrying the record',
+        );
+        if (!(await waitWhile(delayMs, running))) return undefined;
+      }
+    }
+  }
+
+  #emit(record: KafkaRecord, result: unknown, correlationId: string): Outcome {
+    const source = `${record.topic}/${record.partition}/${record.offset}`;
+    const provenance: [string, Buffer][] = [
+      [CORRELATION_HEADER, Buffer.from(correlationId, 'utf8')],
+      [SOURCE_HEADER, Buffer.from(source, 'utf8')],
+    ];
+    let bytes = 0;
+    const records = normalizeOutputs(result as never, record.key).map((output): OutgoingRecord => {
+      const key = keyBytes(output.key);
+      const headers: [string, Buffer][] = [];
+      for (const name in output.headers) if (name !== CORRELATION_HEADER && name !== SOURCE_HEADER) headers.push([name, Buffer.from(output.headers[name]!, 'utf8')]);
+      for (const header of provenance) headers.push(header);
+      const out: OutgoingRecord = { topic: this.#o.output, partition: this.#o.outputPartition(key), key, value: this.#o.encoder.encode(output.value), headers };
+      bytes += recordBytes(out);
+      return out;
+    });
+    return { kind: 'emit', records, bytes };
+  }
+
+  /** A dead letter of `record`, logged and counted. */
+  deadLetter(record: KafkaRecord, correlationId: string, error: unknown, attempts: number): Outcome {
+    this.#o.metrics.deadLetters.inc(this.#labels);
+    this.#o.log.warn(
+      {
+        topic: record.topic,
+        partition: record.partition,
+        offset: String(record.offset),
+        key: record.key?.toString('utf8') ?? null,
+        correlationId,
+        errorClass: errorClassName(error),
+        errorCode: errorCodeOf(error),
+        attempts,
+        err: error,
+        deadLetter: this.#o.deadLetter,
+      },
+      'record dead-lettered',
+    );
+    const dead = deadLetterRecord(record, this.#o.deadLetter, error, new Date(), attempts);
+    return { kind: 'dead', record: dead, bytes: recordBytes(dead) };
+  }
+}
+
+/** Waits `ms` in slices, returning false early when `running` turns false. */
+export async function waitWhile(ms: number, running: () => boolean, sliceMs = 200): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (let left = ms; left > 0; left = until - Date.now()) {
+    if (!running()) return false;
+    await sleep(Math.min(sliceMs, left));
+  }
+  return running();
+}

@@ -1,0 +1,146 @@
+import { BrokerUnavailableError, KafkaError, SluiceError, type ErrorCode } from '../core/errors.ts';
+
+/**
+ * The one place client errors become Sluice's coded errors. @platformatic/kafka
+ * nests its errors (a MultipleErrors of every retry, a NetworkError caused by an
+ * AuthenticationError, a ResponseError holding one ProtocolError per failed
+ * partition); this walks the whole tree and names the most telling cause.
+ */
+
+/** What the classification may mention: the SASL mechanism and user (never a secret). */
+export interface ErrorContext {
+  /** What was being done, e.g. `produce to orders.placed`; prefixes the message. */
+  operation?: string;
+  sasl?: { mechanism: string; username?: string | undefined };
+}
+
+interface ClientErrorShape {
+  code?: unknown;
+  apiId?: unknown;
+  canRetry?: unknown;
+  message?: unknown;
+  serverErrorMessage?: unknown;
+  errors?: unknown;
+  cause?: unknown;
+}
+
+type Rule = { code: ErrorCode; retryable: boolean; statusCode?: number };
+
+/** Broker error names (Kafka's protocol errors) that need more than "retryable or not". */
+const PROTOCOL_RULES: Record<string, Rule> = {
+  SASL_AUTHENTICATION_FAILED: { code: 'SLUICE_KAFKA_AUTH_FAILED', retryable: false, statusCode: 503 },
+  ILLEGAL_SASL_STATE: { code: 'SLUICE_KAFKA_AUTH_FAILED', retryable: false, statusCode: 503 },
+  UNSUPPORTED_SASL_MECHANISM: { code: 'SLUICE_KAFKA_AUTH_FAILED', retryable: false, statusCode: 503 },
+  TOPIC_AUTHORIZATION_FAILED: { code: 'SLUICE_KAFKA_NOT_AUTHORIZED', retryable: false, statusCode: 503 },
+  GROUP_AUTHORIZATION_FAILED: { code: 'SLUICE_KAFKA_NOT_AUTHORIZED', retryable: false, statusCode: 503 },
+  CLUSTER_AUTHORIZATION_FAILED: { code: 'SLUICE_KAFKA_NOT_AUTHORIZED', retryable: false, statusCode: 503 },
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: { code: 'SLUICE_KAFKA_NOT_AUTHORIZED', retryable: false, statusCode: 503 },
+  // Retryable: while a topic is being created its partitions appear one by one.
+  UNKNOWN_TOPIC_OR_PARTITION: { code: 'SLUICE_KAFKA_UNKNOWN_TOPIC', retryable: true, statusCode: 503 },
+  UNKNOWN_TOPIC_ID: { code: 'SLUICE_KAFKA_UNKNOWN_TOPIC', retryable: true, statusCode: 503 },
+  TOPIC_ALREADY_EXISTS: { code: 'SLUICE_KAFKA_TOPIC_EXISTS', retryable: false },
+  MESSAGE_TOO_LARGE: { code: 'SLUICE_KAFKA_RECORD_TOO_LARGE', retryable: false, statusCode: 413 },
+  RECORD_LIST_TOO_LARGE: { code: 'SLUICE_KAFKA_RECORD_TOO_LARGE', retryable: false, statusCode: 413 },
+  CONCURRENT_TRANSACTIONS: { code: 'SLUICE_KAFKA_CONCURRENT_TRANSACTIONS', retryable: true },
+  INVALID_PRODUCER_EPOCH: { code: 'SLUICE_KAFKA_FENCED', retryable: false },
+  PRODUCER_FENCED: { code: 'SLUICE_KAFKA_FENCED', retryable: false },
+  TRANSACTION_COORDINATOR_FENCED: { code: 'SLUICE_KAFKA_FENCED', retryable: false },
+  FENCED_INSTANCE_ID: { code: 'SLUICE_KAFKA_FENCED', retryable: false },
+  REBALANCE_IN_PROGRESS: { code: 'SLUICE_KAFKA_REBALANCE', retryable: true },
+  ILLEGAL_GENERATION: { code: 'SLUICE_KAFKA_REBALANCE', retryable: true },
+  UNKNOWN_MEMBER_ID: { code: 'SLUICE_KAFKA_REBALANCE', retryable: true },
+  FENCED_MEMBER_EPOCH: { code: 'SLUICE_KAFKA_REBALANCE', retryable: true },
+  STALE_MEMBER_EPOCH: { code: 'SLUICE_KAFKA_REBALANCE', retryable: true },
+  NON_EMPTY_GROUP: { code: 'SLUICE_KAFKA_GROUP_NOT_EMPTY', retryable: false, statusCode: 409 },
+  INVALID_PARTITIONS: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
+  INVALID_REPLICATION_FACTOR: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
+  INVALID_REPLICA_ASSIGNMENT: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
+  INVALID_CONFIG: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
+  INVALID_TOPIC_EXCEPTION: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
+  POLICY_VIOLATION: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
+  INVALID_REQUEST: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
+  INVALID_RECORD: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
+  TOPIC_DELETION_DISABLED: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
+};
+
+/** Node's TLS failures (a wrong CA, an expired or misnamed certificate) never heal by retrying. */
+const TLS_CODES = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_OSSL_)/;
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** Every error in the tree under `error` (itself, its causes, the errors it aggregates), depth first. */
+function* walk(error: unknown, seen = new Set<unknown>()): Generator<ClientErrorShape & Error> {
+  if (typeof error !== 'object' || error === null || seen.has(error)) return;
+  seen.add(error);
+  yield error as ClientErrorShape & Error;
+  const e = error as ClientErrorShape;
+  if (Array.isArray(e.errors)) for (const inner of e.errors) yield* walk(inner, seen);
+  yield* walk(e.cause, seen);
+}
+
+function detail(e: ClientErrorShape): string {
+  const server = typeof e.serverErrorMessage === 'string' && e.serverErrorMessage !== '' ? ` (${e.serverErrorMessage})` : '';
+  return `${typeof e.apiId === 'string' ? `${e.apiId}: ` : ''}${String(e.message)}${server}`;
+}
+
+function prefixed(context: ErrorContext, message: string): string {
+  return context.operation === undefined ? message : `${context.operation}: ${message}`;
+}
+
+function authMessage(context: ErrorContext, cause: string): string {
+  const sasl = context.sasl;
+  const who = sasl === undefined ? 'SASL authentication' : `SASL ${sasl.mechanism} authentication${sasl.username === undefined ? '' : ` as "${sasl.username}"`}`;
+  return `${who} failed: ${cause}; check KAFKA_SASL_MECHANISM and the credentials`;
+}
+
+/** The SluiceError for any error a Kafka call raised (a SluiceError passes through unchanged). */
+export function toSluiceError(error: unknown, context: ErrorContext = {}): SluiceError {
+  if (error instanceof SluiceError) return error;
+  const nodes = [...walk(error)];
+  // Authentication first: it hides under a NetworkError the client would retry forever.
+  const auth = nodes.find((e) => e.code === 'PLT_KFK_AUTHENTICATION' || e.apiId === 'SASL_AUTHENTICATION_FAILED');
+  if (auth)
+    return new KafkaError('SLUICE_KAFKA_AUTH_FAILED', prefixed(context, authMessage(context, detail(nodes.find((e) => e.apiId === 'SASL_AUTHENTICATION_FAILED') ?? auth))), {
+      statusCode: 503,
+      cause: error,
+      kafkaCode: 'SASL_AUTHENTICATION_FAILED',
+    });
+  const tls = nodes.find((e) => (typeof e.code === 'string' && TLS_CODES.test(e.code)) || /TLS/.test(String(e.message)));
+  if (tls)
+    return new KafkaError('SLUICE_KAFKA_TLS_FAILED', prefixed(context, `TLS with the broker failed: ${describeNode(tls)}; check KAFKA_SECURITY_PROTOCOL and KAFKA_SSL_*`), {
+      statusCode: 503,
+      cause: error,
+    });
+  // Used after close(): a bug or a shutdown race, never something a retry fixes.
+  const closed = nodes.find((e) => (e as { closed?: unknown }).closed === true);
+  if (closed) return new KafkaError('SLUICE_KAFKA_ERROR', prefixed(context, 'the Kafka client is closed'), { cause: error });
+  // The client's own verdict after its metadata retries: the topic is not in the cluster's metadata.
+  const unknownTopic = nodes.find((e) => e.code === 'PLT_KFK_USER' && /^Unknown topic/.test(String(e.message)));
+  if (unknownTopic)
+    return new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', prefixed(context, String(unknownTopic.message)), { retryable: true, statusCode: 503, cause: error, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
+  const protocol = nodes.find((e) => typeof e.apiId === 'string' && PROTOCOL_RULES[e.apiId] !== undefined) ?? nodes.find((e) => typeof e.apiId === 'string');
+  if (protocol && typeof protocol.apiId === 'string') {
+    const rule = PROTOCOL_RULES[protocol.apiId];
+    if (rule) return new KafkaError(rule.code, prefixed(context, detail(protocol)), { retryable: rule.retryable, statusCode: rule.statusCode, cause: error, kafkaCode: protocol.apiId });
+    const message = prefixed(context, detail(protocol));
+    return protocol.canRetry === false ? new KafkaError('SLUICE_KAFKA_ERROR', message, { cause: error, kafkaCode: protocol.apiId }) : new BrokerUnavailableError(message, error, protocol.apiId);
+  }
+  const network = nodes.find((e) => e.code === 'PLT_KFK_NETWORK' || e.code === 'PLT_KFK_TIMEOUT' || (typeof e.code === 'string' && NETWORK_CODES.has(e.code)));
+  if (network) return new BrokerUnavailableError(prefixed(context, `Kafka is unreachable: ${describeTree(nodes)}`), error);
+  const root = nodes[0];
+  const message = prefixed(context, root === undefined ? String(error) : describeTree(nodes));
+  return new KafkaError('SLUICE_KAFKA_ERROR', message, { retryable: nodes.some((e) => e.canRetry === true) && !nodes.some((e) => e.canRetry === false), cause: error });
+}
+
+function describeNode(e: ClientErrorShape): string {
+  return `${typeof e.code === 'string' && !e.code.startsWith('PLT_KFK_') ? `${e.code} ` : ''}${String(e.message)}`;
+}
+
+/** The first message and the deepest distinct one: "Connection to h:p failed. (connect ECONNREFUSED h:p)". */
+function describeTree(nodes: ClientErrorShape[]): string {
+  const first = nodes[0];
+  if (first === undefined) return 'unknown error';
+  const last = nodes.at(-1)!;
+  const firstText = describeNode(first);
+  const lastText = describeNode(last);
+  return last === first || lastText === firstText ? firstText : `${firstText} (${lastText})`;
+}

@@ -1,0 +1,291 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Consumer, FetchIsolationLevels, type ClusterMetadata } from '@platformatic/kafka';
+import type { SluiceConfig } from '../core/config.ts';
+import type { SluiceError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { retryPolicies } from '../core/retry.ts';
+import { KafkaAdmin } from './admin.ts';
+import { clientOptions, errorContext, routeClientEvents } from './connection.ts';
+import { toSluiceError, type ErrorContext } from './errors.ts';
+import type { KafkaRecord, RecordHeaders, TopicPartitionOffset } from './types.ts';
+
+/**
+ * A stateless reader: no consumer group, no commits. It reads the partitions it
+ * is given from the offsets it is given and hands over one batch per partition
+ * per fetch, as raw KafkaRecords. The next fetch from a broker starts only once
+ * the handler has finished with the previous one (backpressure without a
+ * promise per record). tail, the console's live tail, the registry store and
+ * tests read through it.
+ */
+
+export interface PartitionBatch {
+  topic: string;
+  partition: number;
+  /** In offset order; control records and aborted transactions (read_committed) left out. */
+  records: KafkaRecord[];
+  /** The offset the next fetch of this partition starts at. */
+  nextOffset: bigint;
+  /** The partition's end (read_committed: the last stable offset) when this batch was fetched. */
+  endOffset: bigint;
+}
+
+export type BatchHandler = (batch: PartitionBatch) => void | Promise<void>;
+
+export interface PartitionReaderSettings {
+  name: string;
+  /** Skip records of aborted transactions and stop at the last stable offset. Default true. */
+  readCommitted?: boolean;
+  /** Longest the broker holds a fetch open when there is nothing new. Default 500 ms. */
+  maxWaitMs?: number;
+  /** Most bytes per fetch (all partitions of a broker together). Default 16 MiB. */
+  maxBytes?: number;
+  /** Most bytes per partition per fetch. Default 4 MiB. */
+  maxBytesPerPartition?: number;
+}
+
+const IS_TRANSACTIONAL = 1 << 4;
+const IS_CONTROL = 1 << 5;
+const OFFSET_OUT_OF_RANGE = 'OFFSET_OUT_OF_RANGE';
+
+// The client exports the fetch response only as the return type of Consumer.fetch.
+type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
+type RawBatch = NonNullable<NonNullable<FetchResponse>['responses'][number]['partitions'][number]['records']>[number];
+
+/**
+ * Converts one partition's record batches to KafkaRecords from `from` on. With
+ * read_committed, a transactional batch of a producer whose transaction the
+ * broker lists as aborted is skipped until that producer's abort marker.
+ */
+export function decodeBatches(
+  topic: string,
+  partition: number,
+  from: bigint,
+  batches: readonly RawBatch[],
+  aborted: ReadonlyArray<{ producerId: bigint; firstOffset: bigint }> | null,
+): { records: KafkaRecord[]; nextOffset: bigint } {
+  const records: KafkaRecord[] = [];
+  let nextOffset = from;
+  const pendingAborts = aborted ? [...aborted].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : 1)) : [];
+  const abortedProducers = new Set<bigint>();
+  for (const batch of batches) {
+    const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
+    if (last + 1n > nextOffset) nextOffset = last + 1n;
+    while (pendingAborts.length > 0 && pendingAborts[0]!.firstOffset <= last) abortedProducers.add(pendingAborts.shift()!.producerId);
+    if (batch.attributes & IS_CONTROL) {
+      // An abort or commit marker ends that producer's transaction.
+      abortedProducers.delete(batch.producerId);
+      continue;
+    }
+    if (batch.attributes & IS_TRANSACTIONAL && abortedProducers.has(batch.producerId)) continue;
+    for (const r of batch.records) {
+      const offset = batch.firstOffset + BigInt(r.offsetDelta);
+      if (offset < from) continue;
+      records.push({
+        topic,
+        partition,
+        offset,
+        key: r.key,
+        value: r.value,
+        headers: r.headers.length === 0 ? NO_HEADERS : (r.headers.map(([name, value]: [Buffer | null, Buffer | null]) => [name?.toString('utf8') ?? '', value ?? EMPTY]) as RecordHeaders),
+        timestamp: batch.firstTimestamp + r.timestampDelta,
+      });
+    }
+  }
+  return { records, nextOffset };
+}
+
+const EMPTY = Buffer.alloc(0);
+const NO_HEADERS: RecordHeaders = Object.freeze([]) as RecordHeaders;
+
+export class PartitionReader {
+  readonly #client: Consumer;
+  readonly #admin: KafkaAdmin;
+  readonly #log: Logger;
+  readonly #context: ErrorContext;
+  readonly #settings: Required<PartitionReaderSettings>;
+  /** "topic\0partition" → next offset to fetch. */
+  readonly #positions = new Map<string, TopicPartitionOffset>();
+  #stopping = false;
+  #running: Promise<void> | undefined;
+  readonly #abort = new AbortController();
+
+  constructor(config: SluiceConfig, logger: Logger, settings: PartitionReaderSettings) {
+    this.#settings = { readCommitted: true, maxWaitMs: 500, maxBytes: 16 * 1024 * 1024, maxBytesPerPartition: 4 * 1024 * 1024, ...settings };
+    // A group id is required by the constructor; this reader never joins a group or commits.
+    this.#client = new Consumer({
+      ...clientOptions(config, { name: settings.name, retry: retryPolicies.reader }),
+      groupId: `${config.clientId}-${settings.name}-reader`,
+      autocommit: false,
+    });
+    routeClientEvents(this.#client, logger);
+    this.#admin = new KafkaAdmin(config, logger, { name: `${settings.name}-reader-admin` });
+    this.#log = logger;
+    this.#context = errorContext(config);
+  }
+
+  /** Where to start each partition (the next offset to read). Partitions already assigned move to the new offset. */
+  assign(positions: readonly TopicPartitionOffset[]): void {
+    for (const p of positions) this.#positions.set(`${p.topic}\u0000${p.partition}`, { ...p });
+    this.#client.topics.trackAll(...new Set(positions.map((p) => p.topic)));
+  }
+
+  /** The next offset of every assigned partition. */
+  positions(): TopicPartitionOffset[] {
+    return [...this.#positions.values()].map((p) => ({ ...p }));
+  }
+
+  /**
+   * Reads until stop() or until `until` says every partition is done; each
+   * partition's batches reach `handler` in order, one at a time per broker.
+   */
+  run(handler: BatchHandler, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {
+    this.#running ??= this.#loop(handler, until).finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #loop(handler: BatchHandler, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {
+    let failures = 0;
+    while (!this.#stopping && !until?.(this.positions())) {
+      try {
+        const metadata = await this.#metadata();
+        const byLeader = this.#byLeader(metadata);
+        if (byLeader.size === 0) {
+          // Nothing assigned, or no partition has a leader right now (a broker restarting).
+          await sleep(this.#settings.maxWaitMs, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+          this.#client.clearMetadata();
+          continue;
+        }
+        // One fetch per broker at a time, the brokers in parallel; the round ends when all have answered and been handled.
+        await Promise.all([...byLeader].map(([node, positions]) => this.#fetchFrom(node, positions, metadata, handler)));
+        failures = 0;
+      } catch (error) {
+        if (this.#stopping) return;
+        const classified = toSluiceError(error, { ...this.#context, operation: 'fetch' });
+        failures += 1;
+        if (!classified.retryable || failures > retryPolicies.reader.retries) throw classified;
+        this.#log.debug({ err: classified, attempt: failures }, 'fetch failed; retrying');
+        await sleep(retryPolicies.reader.delayMs(failures), undefined, { signal: this.#abort.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  async #metadata(): Promise<ClusterMetadata> {
+    return this.#client.metadata({ topics: [...new Set([...this.#positions.values()].map((p) => p.topic))] });
+  }
+
+  #byLeader(metadata: ClusterMetadata): Map<number, TopicPartitionOffset[]> {
+    const out = new Map<number, TopicPartitionOffset[]>();
+    for (const p of this.#positions.values()) {
+      const leader = metadata.topics.get(p.topic)?.partitions[p.partition]?.leader ?? -1;
+      if (leader < 0) continue;
+      out.set(leader, [...(out.get(leader) ?? []), p]);
+    }
+    return out;
+  }
+
+  async #fetchFrom(node: number, positions: TopicPartitionOffset[], metadata: ClusterMetadata, handler: BatchHandler): Promise<void> {
+    const byTopic = new Map<string, TopicPartitionOffset[]>();
+    for (const p of positions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
+    const topicNames = new Map<string, string>();
+    const topics = [...byTopic].map(([topic, list]) => {
+      const topicId = metadata.topics.get(topic)!.id;
+      topicNames.set(topicId, topic);
+      return {
+        topicId,
+        partitions: list.map((p) => ({ partition: p.partition, fetchOffset: p.offset, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: this.#settings.maxBytesPerPartition })),
+      };
+    });
+    let response: FetchResponse;
+    try {
+      response = await this.#client.fetch({
+        node,
+        topics,
+        minBytes: 1,
+        maxBytes: this.#settings.maxBytes,
+        maxWaitTime: this.#settings.maxWaitMs,
+        isolationLevel: this.#settings.readCommitted ? FetchIsolationLevels.READ_COMMITTED : FetchIsolationLevels.READ_UNCOMMITTED,
+      });
+    } catch (error) {
+      const classified = toSluiceError(error, this.#context);
+      if ((classified as SluiceError & { kafkaCode?: string }).kafkaCode === OFFSET_OUT_OF_RANGE) {
+        await this.#resetOutOfRange(positions);
+        return;
+      }
+      throw error;
+    }
+    for (const t of response.responses) {
+      const topic = topicNames.get(t.topicId);
+      if (topic === undefined) continue;
+      for (const p of t.partitions) {
+        const position = this.#positions.get(`${topic}\u0000${p.partitionIndex}`);
+        if (position === undefined || p.errorCode !== 0) continue;
+        const { records, nextOffset } = decodeBatches(topic, p.partitionIndex, position.offset, p.records ?? [], this.#settings.readCommitted ? p.abortedTransactions : null);
+        const endOffset = this.#settings.readCommitted ? p.lastStableOffset : p.highWatermark;
+        // A read_committed fetch stops at an open transaction's records; the offset moves on only past what was returned.
+        if (records.length === 0 && nextOffset === position.offset) continue;
+        await handler({ topic, partition: p.partitionIndex, records, nextOffset, endOffset });
+        position.offset = nextOffset;
+      }
+    }
+  }
+
+  /** A position before the log start (retention removed it) restarts at the earliest offset still there. */
+  async #resetOutOfRange(positions: TopicPartitionOffset[]): Promise<void> {
+    for (const topic of new Set(positions.map((p) => p.topic))) {
+      const earliest = await this.#admin.listOffsets(topic, 'earliest');
+      const latest = await this.#admin.listOffsets(topic, 'latest');
+      for (const p of positions.filter((x) => x.topic === topic)) {
+        const low = earliest.get(p.partition) ?? 0n;
+        const high = latest.get(p.partition) ?? low;
+        if (p.offset < low || p.offset > high) {
+          this.#log.warn({ topic, partition: p.partition, from: p.offset.toString(), to: low.toString() }, 'offset out of range; reading from the earliest offset still on the log');
+          p.offset = low;
+        }
+      }
+    }
+  }
+
+  /**
+   * Every record of `topics` from `from` (default: each partition's start) up to
+   * the end each partition had when the call began. read_committed ends stop at
+   * the last stable offset.
+   */
+  async readToEnd(topics: readonly string[], from?: ReadonlyMap<string, bigint>): Promise<KafkaRecord[]> {
+    const ends: TopicPartitionOffset[] = [];
+    const starts: TopicPartitionOffset[] = [];
+    for (const topic of topics) {
+      const [earliest, latest] = await Promise.all([this.#admin.listOffsets(topic, 'earliest'), this.#admin.listOffsets(topic, 'latest', { readCommitted: this.#settings.readCommitted })]);
+      for (const [partition, end] of latest) {
+        ends.push({ topic, partition, offset: end });
+        starts.push({ topic, partition, offset: from?.get(`${topic}:${partition}`) ?? earliest.get(partition) ?? 0n });
+      }
+    }
+    const pending = starts.filter((s, i) => s.offset < ends[i]!.offset);
+    if (pending.length === 0) return [];
+    this.assign(pending);
+    const end = new Map(ends.map((e) => [`${e.topic}\u0000${e.partition}`, e.offset]));
+    const out: KafkaRecord[] = [];
+    await this.run(
+      (batch) => {
+        const stop = end.get(`${batch.topic}\u0000${batch.partition}`)!;
+        for (const r of batch.records) if (r.offset < stop) out.push(r);
+      },
+      (positions) => positions.every((p) => p.offset >= end.get(`${p.topic}\u0000${p.partition}`)!),
+    );
+    return out;
+  }
+
+  /** Ends run() after the batch being handled. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#abort.abort();
+    await this.#running?.catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    await Promise.all([this.#client.close(true), this.#admin.close()]);
+  }
+}

@@ -1,0 +1,246 @@
+import { Producer, ProduceAcks, type MessageToProduce } from '@platformatic/kafka';
+import type { SluiceConfig } from '../core/config.ts';
+import { BrokerUnavailableError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import type { RetryPolicy } from '../core/retry.ts';
+import { clientOptions, errorContext, routeClientEvents } from './connection.ts';
+import { toSluiceError, type ErrorContext } from './errors.ts';
+import { partitionForKey } from './partitioner.ts';
+import type { Acks, OutgoingRecord, RecordHeaders, RecordMetadata } from './types.ts';
+
+/**
+ * Sluice's producer: raw bytes in, one RecordMetadata per record out. It picks
+ * every record's partition itself (Kafka's murmur2 for keyed records, round
+ * robin for the rest, or the one given), so each record's offset follows from
+ * the per-partition base offsets of the response: base + the record's rank
+ * among that partition's records in the send. Several sends may be in flight
+ * (the client pipelines up to 5 per broker, Kafka's limit with idempotence)
+ * and the broker keeps each partition in send order.
+ */
+
+export interface ProducerSettings {
+  /** Suffix of the client id. */
+  name: string;
+  retry: RetryPolicy;
+  /** Default `all`. */
+  acks?: Acks;
+  /** Default true: a retried send is written once. Needs acks=all. */
+  idempotent?: boolean;
+  connectTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** How long the broker waits for in-sync replicas before answering a produce with acks=all. */
+  ackTimeoutMs?: number;
+  /**
+   * Longest a send() may take, retries included; then it fails with
+   * SLUICE_BROKER_UNAVAILABLE. The client's retries nest (metadata inside a
+   * produce inside a connect), so against a broker that accepts connections but
+   * never answers only an overall deadline bounds a send. Records the client
+   * still writes afterwards keep their order.
+   */
+  sendTimeoutMs?: number;
+  /**
+   * Makes this a transactional producer (for sendTransaction): initialising it
+   * fences any other producer with the same id. Use the `transaction` retry policy.
+   */
+  transactionalId?: string;
+}
+
+type RawProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
+
+const ACKS: Record<Acks, number> = { all: ProduceAcks.ALL, leader: ProduceAcks.LEADER, none: ProduceAcks.NO_RESPONSE };
+
+/** Pairs → the client's header map. Names are fresh Buffers, so a name that repeats keeps every value (the map is keyed by identity). */
+export function toClientHeaders(headers: RecordHeaders | undefined): Map<Buffer, Buffer> | undefined {
+  if (headers === undefined || headers.length === 0) return undefined;
+  const map = new Map<Buffer, Buffer>();
+  for (const [name, value] of headers) map.set(Buffer.from(name, 'utf8'), value);
+  return map;
+}
+
+function toClientMessage(r: OutgoingRecord, partition: number): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
+  return { topic: r.topic, partition, key: r.key ?? undefined, value: r.value ?? undefined, headers: toClientHeaders(r.headers), timestamp: r.timestamp };
+}
+
+/** Where each record goes and its rank in its partition for this send. */
+export interface Placement {
+  partitions: Int32Array;
+  ranks: Int32Array;
+}
+
+/**
+ * Places records on partitions: the given partition, murmur2 of the key, or the
+ * topic's round robin. Pure apart from the round-robin counters it advances.
+ */
+export class Placer {
+  readonly #roundRobin = new Map<string, number>();
+
+  place(records: readonly OutgoingRecord[], partitionCount: (topic: string) => number): Placement {
+    const partitions = new Int32Array(records.length);
+    const ranks = new Int32Array(records.length);
+    const seen = new Map<string, number>();
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      let partition = record.partition;
+      if (partition === undefined) {
+        const count = partitionCount(record.topic);
+        partition = record.key != null ? partitionForKey(record.key, count) : this.#next(record.topic, count);
+      }
+      partitions[i] = partition;
+      const tp = `${record.topic}\u0000${partition}`;
+      const rank = seen.get(tp) ?? 0;
+      seen.set(tp, rank + 1);
+      ranks[i] = rank;
+    }
+    return { partitions, ranks };
+  }
+
+  #next(topic: string, count: number): number {
+    const next = ((this.#roundRobin.get(topic) ?? -1) + 1) % count;
+    this.#roundRobin.set(topic, next);
+    return next;
+  }
+}
+
+/** Per-record metadata from the per-partition base offsets of a response. */
+export function recordOffsets(records: readonly OutgoingRecord[], placement: Placement, bases: ReadonlyArray<{ topic: string; partition: number; offset: bigint }>): RecordMetadata[] {
+  const base = new Map<string, bigint>();
+  for (const b of bases) base.set(`${b.topic}\u0000${b.partition}`, b.offset);
+  return records.map((record, i) => {
+    const partition = placement.partitions[i]!;
+    const start = base.get(`${record.topic}\u0000${partition}`);
+    return { topic: record.topic, partition, offset: start === undefined ? -1n : start + BigInt(placement.ranks[i]!) };
+  });
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number, count: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BrokerUnavailableError(`Kafka did not acknowledge ${count} record(s) within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+export class KafkaProducer {
+  readonly #client: RawProducer;
+  readonly #acks: number;
+  readonly #context: ErrorContext;
+  readonly #placer = new Placer();
+  readonly #idempotent: boolean;
+  readonly #sendTimeoutMs: number | undefined;
+  #dispatching: Promise<void> = Promise.resolve();
+
+  constructor(config: SluiceConfig, logger: Logger, settings: ProducerSettings) {
+    const acks = settings.acks ?? 'all';
+    const idempotent = settings.idempotent ?? acks === 'all';
+    this.#client = new Producer<Buffer, Buffer, Buffer, Buffer>({
+      ...clientOptions(config, {
+        name: settings.name,
+        retry: settings.retry,
+        connectTimeoutMs: settings.connectTimeoutMs,
+        requestTimeoutMs: settings.requestTimeoutMs,
+        brokerTimeoutMs: settings.ackTimeoutMs,
+      }),
+      idempotent: idempotent || settings.transactionalId !== undefined,
+      acks: ACKS[acks],
+      ...(settings.transactionalId === undefined ? {} : { transactionalId: settings.transactionalId }),
+    });
+    routeClientEvents(this.#client, logger);
+    this.#acks = ACKS[acks];
+    this.#idempotent = idempotent || settings.transactionalId !== undefined;
+    this.#sendTimeoutMs = settings.sendTimeoutMs;
+    this.#context = errorContext(config);
+  }
+
+  /** Partition count of `topic` from the client's cached metadata (fetched when missing or older than 5 s). */
+  async partitionCount(topic: string): Promise<number> {
+    const counts = await this.partitionCounts([topic]);
+    return counts.get(topic)!;
+  }
+
+  async partitionCounts(topics: readonly string[]): Promise<Map<string, number>> {
+    try {
+      const metadata = await this.#client.metadata({ topics: [...topics] });
+      return new Map(topics.map((t) => [t, metadata.topics.get(t)!.partitionsCount]));
+    } catch (error) {
+      throw toSluiceError(error, { ...this.#context, operation: `metadata of ${topics.join(', ')}` });
+    }
+  }
+
+  /**
+   * Writes `records` (any topics, any partitions) in one call; their metadata in
+   * the same order. Calls are handed to the client in call order (the broker
+   * then keeps each partition in that order, even with several sends in
+   * flight): placing records may wait for metadata, so that step is queued.
+   */
+  send(records: readonly OutgoingRecord[]): Promise<RecordMetadata[]> {
+    if (records.length === 0) return Promise.resolve([]);
+    const dispatched = this.#dispatching.then(() => this.#dispatch(records));
+    // The next call waits for this one to be handed over, not for its answer.
+    this.#dispatching = dispatched.then(
+      () => undefined,
+      () => undefined,
+    );
+    const answered = dispatched.then((sent) => sent());
+    return this.#sendTimeoutMs === undefined ? answered : withDeadline(answered, this.#sendTimeoutMs, records.length);
+  }
+
+  async #dispatch(records: readonly OutgoingRecord[]): Promise<() => Promise<RecordMetadata[]>> {
+    const topics = [...new Set(records.map((r) => r.topic))];
+    const operation = `produce ${records.length} record(s) to ${topics.join(', ')}`;
+    if (this.#idempotent) await this.#initialized(operation);
+    const counts = records.some((r) => r.partition === undefined) ? await this.partitionCounts(topics) : undefined;
+    const placement = this.#placer.place(records, (topic) => counts!.get(topic)!);
+    const messages: MessageToProduce<Buffer, Buffer, Buffer, Buffer>[] = new Array(records.length);
+    for (let i = 0; i < records.length; i++) messages[i] = toClientMessage(records[i]!, placement.partitions[i]!);
+    const sending = this.#client.send({ messages });
+    return async () => {
+      try {
+        const result = await sending;
+        return recordOffsets(records, placement, this.#acks === ProduceAcks.NO_RESPONSE ? [] : (result.offsets ?? []));
+      } catch (error) {
+        throw toSluiceError(error, { ...this.#context, operation });
+      }
+    };
+  }
+
+  /**
+   * Writes `records` in one transaction: read_committed readers see all of them
+   * or none. On failure the transaction is aborted and the error rethrown.
+   */
+  async sendTransaction(records: readonly OutgoingRecord[]): Promise<void> {
+    const topics = [...new Set(records.map((r) => r.topic))];
+    const operation = `transaction of ${records.length} record(s) to ${topics.join(', ')}`;
+    await this.#initialized(operation);
+    const counts = records.some((r) => r.partition === undefined) ? await this.partitionCounts(topics) : undefined;
+    const placement = this.#placer.place(records, (topic) => counts!.get(topic)!);
+    let transaction: Awaited<ReturnType<RawProducer['beginTransaction']>> | undefined;
+    try {
+      transaction = await this.#client.beginTransaction();
+      await transaction.send({ messages: records.map((r, i) => toClientMessage(r, placement.partitions[i]!)) });
+      await transaction.commit();
+    } catch (error) {
+      await transaction?.abort().catch(() => undefined);
+      throw toSluiceError(error, { ...this.#context, operation });
+    }
+  }
+
+  /** Connects ahead of the first send: the producer id (when idempotent) and the metadata of `topics`. */
+  async connect(topics: readonly string[]): Promise<void> {
+    if (this.#idempotent) await this.#initialized('connect the producer');
+    await this.partitionCounts(topics);
+  }
+
+  /** The producer id and epoch, fetched once before the first send (and again after a failed send reset them). */
+  async #initialized(operation: string): Promise<void> {
+    if (this.#client.producerId !== undefined) return;
+    try {
+      await this.#client.initIdempotentProducer({});
+    } catch (error) {
+      throw toSluiceError(error, { ...this.#context, operation });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#client.close(true);
+  }
+}

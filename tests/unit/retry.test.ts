@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { BrokerUnavailableError, KafkaError, ValidationError } from '../../core/errors.ts';
+import { BackoffPolicy, retry, retryPolicies } from '../../core/retry.ts';
+
+describe('retry policies', () => {
+  it('backs off exponentially up to the cap, with full jitter or none', () => {
+    const exact = new BackoffPolicy({ name: 't', retries: 5, baseMs: 100, maxMs: 500, jitter: 'none' });
+    expect([1, 2, 3, 4, 5].map((a) => exact.delayMs(a))).toEqual([100, 200, 400, 500, 500]);
+    const jittered = new BackoffPolicy({ name: 't', retries: 5, baseMs: 100, maxMs: 500, jitter: 'full', random: () => 0.5 });
+    expect([1, 2, 3].map((a) => jittered.delayMs(a))).toEqual([50, 100, 200]);
+  });
+
+  it('retries CONCURRENT_TRANSACTIONS after 20 ms in a transaction, other errors with the backoff', () => {
+    const concurrent = new KafkaError('SLUICE_KAFKA_CONCURRENT_TRANSACTIONS', 'busy', { retryable: true });
+    expect(retryPolicies.transaction.delayMs(1, concurrent)).toBe(20);
+    expect(retryPolicies.transaction.delayMs(7, concurrent)).toBe(20);
+    const other = new BrokerUnavailableError('down');
+    const delays = Array.from({ length: 50 }, () => retryPolicies.transaction.delayMs(5, other));
+    expect(Math.max(...delays)).toBeGreaterThan(20);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(1600);
+  });
+
+  it('fits the ingress policy in its produce budget', () => {
+    for (const budget of [500, 2000, 10_000, 60_000]) {
+      const policy = retryPolicies.produce(budget);
+      expect(policy.totalCeilingMs()).toBeLessThanOrEqual(Math.max(budget / 2, policy.baseMs));
+      expect(policy.retries).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('retries retryable failures, stops at the first fatal one and when retries are spent', async () => {
+    const fast = new BackoffPolicy({ name: 't', retries: 3, baseMs: 1, maxMs: 1, jitter: 'none' });
+    let calls = 0;
+    await expect(retry(fast, async () => (++calls < 3 ? Promise.reject(new BrokerUnavailableError('down')) : 'ok'))).resolves.toBe('ok');
+    expect(calls).toBe(3);
+    calls = 0;
+    await expect(retry(fast, async () => Promise.reject(new ValidationError([], `fatal ${++calls}`)))).rejects.toThrow('fatal 1');
+    calls = 0;
+    await expect(retry(fast, async () => Promise.reject(new BrokerUnavailableError(`down ${++calls}`)))).rejects.toThrow('down 4');
+  });
+});

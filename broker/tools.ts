@@ -43,3 +43,26 @@ export async function activeController(libs: string, bootstrap: string): Promise
   if (!leader) throw new LocalKafkaError(`kafka-metadata-quorum named no leader:\n${stdout.trim()}`);
   return Number(leader[1]);
 }
+
+export interface TopicSpec {
+  partitions: number;
+  replicationFactor: number;
+  configs?: Record<string, string>;
+}
+
+/** kafka-topics --create: for tests and checks that must not go through a Kafka client library. */
+export async function createTopic(libs: string, bootstrap: string, topic: string, spec: TopicSpec): Promise<void> {
+  const configs = Object.entries(spec.configs ?? {}).flatMap(([key, value]) => ['--config', `${key}=${value}`]);
+  await runKafkaTool(libs, 'org.apache.kafka.tools.TopicCommand', [
+    '--bootstrap-server',
+    bootstrap,
+    '--create',
+    '--topic',
+    topic,
+    '--partitions',
+    String(spec.partitions),
+    '--replication-factor',
+    String(spec.replicationFactor),
+    ...configs,
+  ]);
+}

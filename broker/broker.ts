@@ -8,7 +8,7 @@ import { KafkaNode, newClusterId } from './node.ts';
 import { registeredBrokers } from './probe.ts';
 import { SASL_MECHANISMS, type SaslMechanism } from './properties.ts';
 import { replicationFactor, minInsyncReplicas } from './replication.ts';
-import { recordedSaslUser, saslUser, type SaslUser } from './sasl.ts';
+import { recordedSaslUser, recordSaslUser, saslUser, type SaslUser } from './sasl.ts';
 import { ensureBrokerTls } from './tls.ts';
 
 export { ensureKafkaJars } from './jars.ts';
@@ -117,7 +117,10 @@ export async function startLocalKafka(options: LocalKafkaOptions, log: Logger, s
     log,
   );
   node.configure();
-  if (!node.isFormatted()) node.format(newClusterId(), user);
+  if (!node.isFormatted()) {
+    node.format(newClusterId(), user);
+    recordSaslUser(options.dataDir, user);
+  }
   else if (secure && !recordedSaslUser(options.dataDir)) throw noScramUsers(options.dataDir);
   const pid = node.spawn();
   await node.waitReady(1, Date.now() + startTimeoutMs);

@@ -11,7 +11,7 @@ import { KafkaNode, newClusterId } from './node.ts';
 import { fetchMetadata } from './probe.ts';
 import type { NodeSpec, Voter } from './properties.ts';
 import { minInsyncReplicas, replicationFactor } from './replication.ts';
-import { recordedSaslUser, saslUser } from './sasl.ts';
+import { recordedSaslUser, recordSaslUser, saslUser } from './sasl.ts';
 import { activeController } from './tools.ts';
 
 /**
@@ -129,7 +129,10 @@ export async function startLocalCluster(options: LocalClusterOptions, log: Logge
       );
     }
     node.configure();
-    if (!node.isFormatted()) node.format(record.clusterId, user);
+    if (!node.isFormatted()) {
+      node.format(record.clusterId, user);
+      recordSaslUser(options.dataDir, user);
+    }
     node.spawn();
     started = true;
   }

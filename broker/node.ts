@@ -8,7 +8,7 @@ import { LocalKafkaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { loggingConfig, logDir, serverProperties, type NodeSpec } from './properties.ts';
 import { registeredBrokers } from './probe.ts';
-import { addScramArgs, recordSaslUser, type SaslUser } from './sasl.ts';
+import { addScramArgs, type SaslUser } from './sasl.ts';
 
 /**
  * One local Kafka process (broker and controller in one JVM) in its own data
@@ -102,14 +102,13 @@ export class KafkaNode {
   /**
    * Formats KRaft storage with the static voter set of `controller.quorum.voters`
    * (no --standalone or --initial-controllers: those are for a dynamic quorum)
-   * and the SCRAM user, which is recorded beside the data.
+   * and the SCRAM user (which the caller records where the cluster keeps it).
    */
   format(clusterId: string, user: SaslUser): void {
     this.log.info({ dataDir: this.spec.dataDir, nodeId: this.id }, 'formatting KRaft storage');
     const args = this.java('256m', ['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', this.propertiesFile, ...addScramArgs(user)]);
     const result = spawnSync('java', args, { encoding: 'utf8' });
     if (result.status !== 0) throw new LocalKafkaError(`formatting Kafka storage failed:\n${(result.stdout + result.stderr).trim().slice(-4000)}`);
-    recordSaslUser(this.spec.dataDir, user);
   }
 
   /** Spawns the JVM detached and records its pid; `waitReady` says when it serves. */

@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import type { SluiceConfig } from '../core/config.ts';
 import { LocalKafkaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { livePid, stopDaemon } from '../core/daemon.ts';
+import { livePid } from '../core/daemon.ts';
 import { ensureKafkaJars } from './jars.ts';
-import { KafkaNode, newClusterId } from './node.ts';
+import { KafkaNode, newClusterId, stopNode } from './node.ts';
 import { registeredBrokers } from './probe.ts';
 import { SASL_MECHANISMS, type SaslMechanism } from './properties.ts';
 import { replicationFactor, minInsyncReplicas } from './replication.ts';
@@ -120,8 +120,7 @@ export async function startLocalKafka(options: LocalKafkaOptions, log: Logger, s
   if (!node.isFormatted()) {
     node.format(newClusterId(), user);
     recordSaslUser(options.dataDir, user);
-  }
-  else if (secure && !recordedSaslUser(options.dataDir)) throw noScramUsers(options.dataDir);
+  } else if (secure && !recordedSaslUser(options.dataDir)) throw noScramUsers(options.dataDir);
   const pid = node.spawn();
   await node.waitReady(1, Date.now() + startTimeoutMs);
   log.info({ pid, brokers, ...(publicSecure ? { saslSsl: publicSecure.brokers } : {}) }, 'local Kafka is ready');
@@ -136,7 +135,7 @@ function noScramUsers(dataDir: string): LocalKafkaError {
 
 /** Stops the data dir's broker with SIGTERM (a clean shutdown) and waits for it to exit. */
 export function stopLocalKafka(dataDir: string, log: Logger, timeoutMs = 60_000): Promise<boolean> {
-  return stopDaemon(join(dataDir, 'kafka.pid'), 'Kafka', log, timeoutMs);
+  return stopNode(dataDir, log, timeoutMs);
 }
 
 function saslSslOptions(config: SluiceConfig): SaslSslOptions | undefined {

@@ -2,12 +2,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SluiceConfig } from '../core/config.ts';
-import { livePid, stopDaemon } from '../core/daemon.ts';
+import { livePid } from '../core/daemon.ts';
 import { LocalKafkaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { brokerAnswers, localKafkaOptions, secureListener, type LocalKafkaOptions, type SecureListener } from './broker.ts';
 import { ensureKafkaJars } from './jars.ts';
-import { KafkaNode, newClusterId } from './node.ts';
+import { KafkaNode, newClusterId, stopNode } from './node.ts';
 import { fetchMetadata } from './probe.ts';
 import type { NodeSpec, Voter } from './properties.ts';
 import { minInsyncReplicas, replicationFactor } from './replication.ts';
@@ -205,6 +205,6 @@ export function runningCluster(dataDir: string): string[] | undefined {
  * which nodes stopped one after another would take away from the last one.
  */
 export async function stopLocalCluster(dataDir: string, log: Logger, timeoutMs = 60_000): Promise<boolean> {
-  const stopped = await Promise.all(nodeDirs(dataDir).map((dir) => stopDaemon(join(dir, 'kafka.pid'), 'Kafka node', log, timeoutMs)));
+  const stopped = await Promise.all(nodeDirs(dataDir).map((dir) => stopNode(dir, log, timeoutMs)));
   return stopped.some(Boolean);
 }

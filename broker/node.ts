@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive, livePid, recordPid, stopDaemon } from '../core/daemon.ts';
 import { LocalKafkaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { adoptArchive, cdsFlags } from './cds.ts';
 import { loggingConfig, logDir, serverProperties, type NodeSpec } from './properties.ts';
 import { registeredBrokers } from './probe.ts';
 import { addScramArgs, type SaslUser } from './sasl.ts';
@@ -34,6 +35,16 @@ export function newClusterId(): string {
     const id = randomBytes(16).toString('base64url');
     if (!id.startsWith('-')) return id;
   }
+}
+
+/**
+ * Stops the node of `dataDir` with SIGTERM (a clean shutdown), waits for it to
+ * exit, and keeps the class archive its first run wrote (cds.ts).
+ */
+export async function stopNode(dataDir: string, log: Logger, timeoutMs = 60_000): Promise<boolean> {
+  const stopped = await stopDaemon(join(dataDir, 'kafka.pid'), 'Kafka', log, timeoutMs);
+  adoptArchive(dataDir);
+  return stopped;
 }
 
 export class KafkaNode {
@@ -71,8 +82,9 @@ export class KafkaNode {
     return livePid(this.pidFile);
   }
 
-  private java(heap: string, main: string[]): string[] {
+  private java(heap: string, main: string[], extra: string[] = []): string[] {
     return [
+      ...extra,
       `-Xms${heap}`,
       `-Xmx${heap}`,
       '-XX:+UseG1GC',
@@ -114,7 +126,7 @@ export class KafkaNode {
   /** Spawns the JVM detached and records its pid; `waitReady` says when it serves. */
   spawn(): number {
     const out = openSync(join(this.spec.dataDir, 'stdout.log'), 'a');
-    const child = spawn('java', this.java(this.runtime.heap, ['kafka.Kafka', this.propertiesFile]), { detached: true, stdio: ['ignore', out, out] });
+    const child = spawn('java', this.java(this.runtime.heap, ['kafka.Kafka', this.propertiesFile], cdsFlags(this.runtime.libs, this.spec.dataDir)), { detached: true, stdio: ['ignore', out, out] });
     closeSync(out);
     if (child.pid === undefined) throw new LocalKafkaError('could not spawn java');
     this.exitCode = undefined;
@@ -159,6 +171,6 @@ export class KafkaNode {
 
   /** SIGTERM (a clean shutdown) and waits; false when it was not running. */
   stop(log: Logger = this.log, timeoutMs = 60_000): Promise<boolean> {
-    return stopDaemon(this.pidFile, 'Kafka', log, timeoutMs);
+    return stopNode(this.spec.dataDir, log, timeoutMs);
   }
 }

@@ -1,9 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../core/config.ts';
 import { LocalKafkaError } from '../../core/errors.ts';
+import { preferRunningCluster } from '../../cli/services.ts';
+import { runningCluster } from '../../broker/cluster.ts';
 import { loggingConfig, mavenProfile, serverProperties, type NodeSpec } from '../../broker/properties.ts';
 import { fetchMetadata } from '../../broker/probe.ts';
 import { minInsyncReplicas, replicationFactor, replicationProblem } from '../../broker/replication.ts';
@@ -180,5 +183,28 @@ describe('the Metadata probe', () => {
 
   it('fails when nothing listens', async () => {
     await expect(fetchMetadata('127.0.0.1:1', [], 500)).rejects.toThrowError();
+  });
+});
+
+describe('finding a running local cluster (npm start uses it)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'sluice-cluster-unit-'));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('gives every node as the bootstrap list while any node runs, nothing otherwise, and never overrides KAFKA_BROKERS', () => {
+    const clusterDir = join(dataDir, 'kafka-cluster');
+    const brokers = ['127.0.0.1:9092', '127.0.0.1:9094', '127.0.0.1:9096'];
+    const config = loadConfig({}, { dataDir });
+    expect(runningCluster(clusterDir)).toBeUndefined();
+    expect(preferRunningCluster(config)).toBe(config);
+
+    for (const id of [1, 2, 3]) mkdirSync(join(clusterDir, `node-${id}`), { recursive: true });
+    writeFileSync(join(clusterDir, 'cluster.json'), JSON.stringify({ clusterId: 'x', brokers }));
+    expect(runningCluster(clusterDir)).toBeUndefined();
+    // This test's own pid stands in for a live node.
+    writeFileSync(join(clusterDir, 'node-2', 'kafka.pid'), `${process.pid}\n`);
+    expect(runningCluster(clusterDir)).toEqual(brokers);
+    expect(preferRunningCluster(config).kafkaBrokers).toEqual(brokers);
+    const explicit = loadConfig({}, { dataDir, kafkaBrokers: 'elsewhere:9092' });
+    expect(preferRunningCluster(explicit).kafkaBrokers).toEqual(['elsewhere:9092']);
   });
 });

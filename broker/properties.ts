@@ -134,7 +134,14 @@ export interface LoggingConfig {
 }
 
 /** Loggers kept at INFO so a start, its Kafka version and a stop can be followed in server.log; everything else at WARN. */
-const INFO_LOGGERS = ['kafka.server.BrokerServer', 'kafka.server.ControllerServer', 'kafka.Kafka$', 'org.apache.kafka.common.utils.AppInfoParser'];
+const INFO_LOGGERS = [
+  'kafka.server.BrokerServer',
+  'kafka.server.ControllerServer',
+  'kafka.Kafka$',
+  // "Kafka version: …": utils.AppInfoParser up to 4.x's move to utils.internals.
+  'org.apache.kafka.common.utils.AppInfoParser',
+  'org.apache.kafka.common.utils.internals.AppInfoParser',
+];
 
 function log4j2(dataDir: string): string {
   const log = join(dataDir, 'server.log');

@@ -198,6 +198,14 @@ describe('[3-node cluster] sluice kafka up --brokers 3', () => {
     expect(victim.pid()).toBeUndefined();
     const survivors = cluster.brokers.filter((b) => b !== victim.address);
     kcatProduce(['-b', survivors.join(',')], 'replicated', ['d', 'e', 'f']);
+    // The victim leads no partition any more once the controller has fenced it (broker session timeout).
+    await vi.waitFor(
+      async () => {
+        const partitions = (await fetchMetadata(survivors[0]!, ['replicated'])).topics[0]?.partitions ?? [];
+        expect(partitions.every((p) => p.leader >= 0 && p.leader !== victim.id && !p.isr.includes(victim.id))).toBe(true);
+      },
+      { timeout: 30_000, interval: 500 },
+    );
     expect(kcatConsume(['-b', survivors.join(',')], 'replicated').sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
 
     await victim.start();

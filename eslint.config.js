@@ -7,8 +7,6 @@ const PLATFORMATIC = { name: '@platformatic/kafka', message: 'Only kafka/ talks 
 const KAFKAJS = { name: 'kafkajs', message: 'kafkajs is only a benchmark competitor (bench/): use the seam (kafka/index.ts).' };
 /** Seam files, the seam's own tests (they build client errors and check against the raw client), and the bare benchmark contender. */
 const SEAM_CLIENT_ALLOWED = ['kafka/**', 'tests/unit/kafka-*.test.ts', 'tests/integration/kafka-*.test.ts', 'bench/bare-platformatic-producer.ts'];
-/** The local-broker launcher still probes with kafkajs; it moves to the seam in the broker branch. */
-const KAFKAJS_ALLOWED = ['broker/broker.ts'];
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', 'data-*/**', 'coverage/**', 'tests/artifacts/**', 'schemas/generated/**', '.cache/**'] },
@@ -30,7 +28,7 @@ export default tseslint.config(
   },
   {
     files: ['**/*.ts'],
-    ignores: ['bench/**', ...KAFKAJS_ALLOWED],
+    ignores: ['bench/**'],
     rules: { 'no-restricted-imports': ['error', { paths: [KAFKAJS] }] },
   },
   {

@@ -13,6 +13,9 @@ import { registerBodyParsers } from './body-parsers.ts';
 import { registerDocs } from './docs.ts';
 import { KafkaConnection } from './kafka-connection.ts';
 import { Readiness } from './readiness.ts';
+import { createKafka } from '../kafka/index.ts';
+import { OPEN_ACCESS, type AccessControl } from './access.ts';
+import { registerReadRoute, type ReadStats } from './read-route.ts';
 import { registerRoutes, type RouteBinding } from './routes.ts';
 
 export interface IngressOptions {
@@ -22,6 +25,8 @@ export interface IngressOptions {
   registry: RegistryClient;
   host?: string;
   port?: number;
+  /** Who may produce and read (issue 12's access model plugs in here); everyone by default. */
+  access?: AccessControl;
 }
 
 export interface Ingress {
@@ -29,6 +34,8 @@ export interface Ingress {
   close(): Promise<void>;
   /** Batching counters (also on GET /metrics). */
   stats(): BatchingStats;
+  /** The HTTP read path's streams. */
+  readStats(): ReadStats;
 }
 
 const CORRELATION_ID = /^[\x21-\x7e]{1,128}$/;
@@ -207,7 +214,9 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   });
 
   app.setNotFoundHandler(async (request) => {
-    throw new NotFoundError(`no route for ${request.method} ${request.url.split('?')[0]} (routes: ${bindings.map((b) => `POST ${b.route.path}`).join(', ') || 'none'})`);
+    throw new NotFoundError(
+      `no route for ${request.method} ${request.url.split('?')[0]} (routes: ${[...bindings.map((b) => `POST ${b.route.path}`), `GET /v1/topics/{topic}/records`].join(', ') || 'none'})`,
+    );
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -225,11 +234,23 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   registerRoutes(app, bindings, batcher);
+  const readKafka = createKafka(config, log, 'ingress-read');
+  const readAdmin = readKafka.admin();
+  const reads = registerReadRoute(app, {
+    kafka: readKafka,
+    admin: readAdmin,
+    registry,
+    topics: topology.topics.map((t) => t.name),
+    access: options.access ?? OPEN_ACCESS,
+    logger: log,
+  });
   registerDocs(app, topology, config);
 
   try {
     await app.listen({ host: options.host ?? config.ingressHost, port: options.port ?? config.ingressPort });
   } catch (error) {
+    await reads.close();
+    await readAdmin.close();
     await connection.close();
     throw error;
   }
@@ -242,12 +263,16 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   return {
     url: `http://${host}:${address.port}`,
     stats: () => batcher.stats(),
+    readStats: () => reads.stats(),
     close() {
       // Order matters: stop taking requests (in-flight ones still complete, their
       // records still flush), then drain the queue, then drop the connections.
       closing ??= (async () => {
         shuttingDown = true;
+        // Read streams never end by themselves; the server's close waits for their connections.
+        await reads.close();
         await app.close();
+        await readAdmin.close();
         await batcher.close();
         await connection.close();
         log.info({ stats: batcher.stats() }, 'ingress closed');

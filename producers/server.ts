@@ -15,6 +15,7 @@ import { KafkaConnection } from './kafka-connection.ts';
 import { Readiness } from './readiness.ts';
 import { createKafka } from '../kafka/index.ts';
 import { OPEN_ACCESS, type AccessControl } from './access.ts';
+import { Idempotency, IdempotencyStore, TransactionBatcher } from './idempotency.ts';
 import { registerReadRoute, type ReadStats } from './read-route.ts';
 import { registerRoutes, type RouteBinding } from './routes.ts';
 
@@ -25,6 +26,8 @@ export interface IngressOptions {
   registry: RegistryClient;
   host?: string;
   port?: number;
+  /** Test hook: runs after a keyed request's transaction committed, before its response is sent. */
+  afterIdempotentCommit?: () => void;
   /** Who may produce and read (issue 12's access model plugs in here); everyone by default. */
   access?: AccessControl;
 }
@@ -233,15 +236,23 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   });
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
-  registerRoutes(app, bindings, batcher);
   const readKafka = createKafka(config, log, 'ingress-read');
   const readAdmin = readKafka.admin();
+  const access = options.access ?? OPEN_ACCESS;
+  const idempotencyStore = new IdempotencyStore(readKafka, readAdmin, config, log);
+  const transactions = new TransactionBatcher(config, log);
+  // Kafka may be down at start (the ingress answers 503 until it is); keyed requests start the store again.
+  // The transactional ids are registered up front: on a fresh cluster the first one also creates __transaction_state, which takes seconds.
+  if (connected) {
+    await Promise.all([idempotencyStore.start(), transactions.init()]).catch((error: unknown) => log.warn({ err: error }, 'Idempotency-Key requests cannot be served yet'));
+  }
+  registerRoutes(app, bindings, { producer: batcher, access, idempotency: new Idempotency(idempotencyStore, transactions, config.produceTimeoutMs, options.afterIdempotentCommit) });
   const reads = registerReadRoute(app, {
     kafka: readKafka,
     admin: readAdmin,
     registry,
     topics: topology.topics.map((t) => t.name),
-    access: options.access ?? OPEN_ACCESS,
+    access,
     logger: log,
   });
   registerDocs(app, topology, config);
@@ -250,6 +261,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     await app.listen({ host: options.host ?? config.ingressHost, port: options.port ?? config.ingressPort });
   } catch (error) {
     await reads.close();
+    await Promise.all([transactions.close(), idempotencyStore.close()]);
     await readAdmin.close();
     await connection.close();
     throw error;
@@ -272,8 +284,9 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
         // Read streams never end by themselves; the server's close waits for their connections.
         await reads.close();
         await app.close();
-        await readAdmin.close();
         await batcher.close();
+        await Promise.all([transactions.close(), idempotencyStore.close()]);
+        await readAdmin.close();
         await connection.close();
         log.info({ stats: batcher.stats() }, 'ingress closed');
       })();

@@ -53,10 +53,14 @@ export async function measureReadPath(ingressUrl: string, topic: string, records
   const read = await countLines(response.body!);
   const readPathEventsPerSec = Math.round((read * 1000) / (performance.now() - started));
   started = performance.now();
-  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', `${PROJECT_ROOT}/bin/sluice.js`, 'tail', topic, '--from-beginning', '--max', String(records), '--format', 'ndjson'], {
-    env: { ...process.env, KAFKA_BROKERS: env.brokers.join(','), SLUICE_REGISTRY_URL: env.registryUrl, SLUICE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--disable-warning=TimeoutNegativeWarning', `${PROJECT_ROOT}/bin/sluice.js`, 'tail', topic, '--from-beginning', '--max', String(records), '--format', 'ndjson'],
+    {
+      env: { ...process.env, KAFKA_BROKERS: env.brokers.join(','), SLUICE_REGISTRY_URL: env.registryUrl, SLUICE_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   const tailed = await countLines(child.stdout);
   const tailEventsPerSec = Math.round((tailed * 1000) / (performance.now() - started));
   if (read !== records || tailed !== records) throw new Error(`read path read ${read}, sluice tail ${tailed} of ${records} records`);

@@ -66,7 +66,14 @@ describe('per-record results', () => {
       failed: 1,
       results: [
         { index: 0, status: 200, topic: 'orders', partition: 1, offset: '10', schemaId: 7 },
-        { index: 1, status: 400, error: 'SLUICE_VALIDATION_FAILED', message: expect.stringMatching(/^amount: /) as unknown, path: 'amount', errors: [{ path: 'amount', message: expect.any(String) as unknown }] },
+        {
+          index: 1,
+          status: 400,
+          error: 'SLUICE_VALIDATION_FAILED',
+          message: expect.stringMatching(/^amount: /) as unknown,
+          path: 'amount',
+          errors: [{ path: 'amount', message: expect.any(String) as unknown }],
+        },
         { index: 2, status: 200, topic: 'orders', partition: 0, offset: '3', schemaId: 7 },
       ],
     });
@@ -80,6 +87,9 @@ describe('per-record results', () => {
 
   it('all or nothing stays the default', () => {
     expect(() => prepareAtomic(binding, [order(), order({ amount: 'x' })], true, 'cid')).toThrow(/1 of 2 events are invalid/);
-    expect(prepareAtomic(binding, [order()], false, 'cid').answer([{ topic: 'orders', partition: 0, offset: '1' }])).toEqual({ status: 200, body: { topic: 'orders', partition: 0, offset: '1', schemaId: 7 } });
+    expect(prepareAtomic(binding, [order()], false, 'cid').answer([{ topic: 'orders', partition: 0, offset: '1' }])).toEqual({
+      status: 200,
+      body: { topic: 'orders', partition: 0, offset: '1', schemaId: 7 },
+    });
   });
 });

@@ -46,7 +46,7 @@ async function countLines(stream: NodeJS.ReadableStream | ReadableStream<Uint8Ar
   return lines;
 }
 
-/** `records` from the beginning of `topic`: GET …/records as NDJSON, then `sluice tail` as a user runs it. */
+/** `records` from the beginning of `topic` (fewer than its offsets: transaction markers take offsets too): GET …/records as NDJSON, then `sluice tail` as a user runs it. */
 export async function measureReadPath(ingressUrl: string, topic: string, records: number, env: { brokers: string[]; registryUrl: string }): Promise<ReadPathFigures> {
   let started = performance.now();
   const response = await fetch(`${ingressUrl}/v1/topics/${encodeURIComponent(topic)}/records?from=beginning&max=${records}`);

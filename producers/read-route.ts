@@ -172,6 +172,7 @@ export function registerReadRoute(app: FastifyInstance, options: ReadRouteOption
   const topics = new Set(options.topics);
   const stats: ReadStats = { open: 0, maxBufferedBytes: 0 };
   const open = new Set<() => Promise<void>>();
+  let closing = false;
   // One decoder for every stream: schemas are fetched once per id for the whole ingress.
   const decoder = new RecordDecoder(registry);
 
@@ -216,13 +217,16 @@ export function registerReadRoute(app: FastifyInstance, options: ReadRouteOption
       open.delete(stop);
       stats.open -= 1;
       await reader.close().catch((error: unknown) => logger.debug({ err: error }, 'closing a read stream reader failed'));
-      raw.end();
+      // At shutdown the keep-alive connection goes too: the server's close would wait for it.
+      if (closing) raw.end(() => request.raw.socket.destroy());
+      else raw.end();
     }
   });
 
   return {
     stats: () => ({ ...stats }),
     async close() {
+      closing = true;
       await Promise.all([...open].map((stop) => stop()));
     },
   };

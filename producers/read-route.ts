@@ -1,6 +1,5 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { KafkaMessage } from 'kafkajs';
 import { NotFoundError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
@@ -54,11 +53,14 @@ export interface ReadRoute {
   close(): Promise<void>;
 }
 
+/** What tail/decode.ts reads today (kafkajs's message shape); when it reads KafkaRecords, this adapter goes. */
+type DecoderInput = Parameters<RecordDecoder['decode']>[2];
+
 /** kafka/'s record in the shape tail/decode.ts reads. */
-function asMessage(r: KafkaRecord): KafkaMessage {
+function asMessage(r: KafkaRecord): DecoderInput {
   const headers: Record<string, Buffer> = {};
   for (const [name, value] of r.headers) headers[name] ??= value;
-  return { key: r.key, value: r.value, offset: r.offset.toString(), timestamp: r.timestamp.toString(), headers, attributes: 0 } as KafkaMessage;
+  return { key: r.key, value: r.value, offset: r.offset.toString(), timestamp: r.timestamp.toString(), headers, attributes: 0 } as DecoderInput;
 }
 
 function filterContext(record: TailRecord): FilterContext {

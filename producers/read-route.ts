@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import type { Kafka, KafkaAdmin, KafkaRecord, PartitionBatch } from '../kafka/index.ts';
+import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
 import { RecordDecoder, type TailRecord } from '../tail/decode.ts';
 import { createFormatter, type Formatter } from '../tail/format.ts';
 import type { FilterContext } from '../tail/filter.ts';
@@ -51,16 +51,6 @@ export interface ReadRoute {
   stats(): ReadStats;
   /** Ends every open stream (the ingress is shutting down). */
   close(): Promise<void>;
-}
-
-/** What tail/decode.ts reads today (kafkajs's message shape); when it reads KafkaRecords, this adapter goes. */
-type DecoderInput = Parameters<RecordDecoder['decode']>[2];
-
-/** kafka/'s record in the shape tail/decode.ts reads. */
-function asMessage(r: KafkaRecord): DecoderInput {
-  const headers: Record<string, Buffer> = {};
-  for (const [name, value] of r.headers) headers[name] ??= value;
-  return { key: r.key, value: r.value, offset: r.offset.toString(), timestamp: r.timestamp.toString(), headers, attributes: 0 } as DecoderInput;
 }
 
 function filterContext(record: TailRecord): FilterContext {
@@ -131,10 +121,10 @@ class RecordStream {
   }
 
   async write(batch: PartitionBatch): Promise<void> {
-    await this.#decoder.prepare(batch.records.map(asMessage));
+    await this.#decoder.prepare(batch.records);
     for (const r of batch.records) {
       if (this.done) return;
-      const record = this.#decoder.decode(r.topic, r.partition, asMessage(r));
+      const record = this.#decoder.decode(r);
       // The position moves past a record whether or not the filter keeps it, so a resume never reads it again.
       this.#positions.set(r.partition, r.offset + 1n);
       if (this.#query.where && !this.#query.where(filterContext(record))) continue;

@@ -138,6 +138,8 @@ export function readmeTable(results: BenchResults): string {
     `| Worker at-least-once / bare copy | ${fmt(r.workerAloVsBareCopy, 2)}× | |`,
     `| Avro encode / JSON.stringify | ${fmt(r.avroVsJsonEncode, 2)}× | |`,
     `| Avro decode / JSON.parse | ${fmt(r.avroVsJsonDecode, 2)}× | |`,
+    `| Ingress with / without Idempotency-Key (single events, 128 connections) | ${fmt(r.ingressIdempotentVsPlain, 2)}× | ≥ 0.8× |`,
+    `| HTTP read path / \`sluice tail\` (events/s) | ${fmt(r.readPathVsTail, 2)}× | |`,
     '',
     '| Ingress, events/s (p99 ms) | 1 conn | 16 conn | 128 conn |',
     '| --- | --- | --- | --- |',

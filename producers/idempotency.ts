@@ -304,7 +304,7 @@ export class TransactionBatcher {
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BrokerUnavailableError(`Kafka did not commit the events within ${ms} ms; retry with the same Idempotency-Key`)), ms);
+    timer = setTimeout(() => reject(new BrokerUnavailableError(`Kafka did not answer within ${ms} ms; retry with the same Idempotency-Key`)), ms);
   });
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
@@ -347,7 +347,8 @@ export class Idempotency {
     this.#inFlight.add(scope);
     let writing: Promise<StoredResponse> | undefined;
     try {
-      await this.#store.sync();
+      // Bounded like the write: a store that cannot catch up (Kafka gone) is a 503, not a hung request.
+      await withDeadline(this.#store.sync(), this.#timeoutMs);
       const stored = this.#replay(scope, print);
       if (stored) return stored;
       // Nothing to write (every event of a partial batch was invalid): the answer is the same on every retry.

@@ -39,6 +39,8 @@ export function ingressRouteTable(routePaths: readonly string[]): RouteTable {
     'GET /docs': SIGNED_IN,
     'GET /docs/openapi.json': SIGNED_IN,
     'GET /docs/asyncapi.json': SIGNED_IN,
+    // The HTTP read path: reading a topic, as `sluice tail` and the console do.
+    'GET /v1/topics/:topic/records': { needs: (r) => [{ kind: 'read', topic: r.params.topic ?? '' }] },
   };
   for (const path of routePaths) table[`POST ${path}`] = { needs: always({ kind: 'produce', route: path }) };
   return table;

@@ -26,6 +26,8 @@ export interface LoadSpec {
   /** Bodies sent round-robin across requests. */
   bodies: string[];
   eventsPerRequest: number;
+  /** Sends a fresh `Idempotency-Key` (this prefix and a counter) with every request. */
+  idempotencyKeys?: string;
 }
 
 export async function loadHttp(spec: LoadSpec): Promise<HttpFigures> {
@@ -39,7 +41,9 @@ export async function loadHttp(spec: LoadSpec): Promise<HttpFigures> {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         setupRequest: (request) => {
-          request.body = spec.bodies[next++ % spec.bodies.length]!;
+          const n = next++;
+          request.body = spec.bodies[n % spec.bodies.length]!;
+          if (spec.idempotencyKeys !== undefined) request.headers = { ...request.headers, 'idempotency-key': `${spec.idempotencyKeys}-${n}` };
           return request;
         },
       },

@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BareProducerFigures } from './bare-producer.ts';
 import type { E2eFigures } from './e2e-latency.ts';
+import type { IdempotencyFigures, ReadPathFigures } from './http-extras.ts';
 import type { HttpFigures } from './ingress.ts';
 import type { JavaProducerFigures } from './java-producer.ts';
 import type { SerializationFigures } from './serialization.ts';
@@ -44,6 +45,10 @@ export interface Ratios {
   workerAloVsBareCopy: number | null;
   avroVsJsonEncode: number | null;
   avroVsJsonDecode: number | null;
+  /** Single events at 128 connections, each with a fresh Idempotency-Key / without (goal >= 0.8). */
+  ingressIdempotentVsPlain: number | null;
+  /** GET /v1/topics/{topic}/records (NDJSON) / `sluice tail`, the same records. */
+  readPathVsTail: number | null;
 }
 
 export interface Goal {
@@ -69,6 +74,8 @@ export interface BenchResults {
   worker: WorkerFigures | { skipped: string };
   e2e: { low: E2eFigures | null; halfPeak: E2eFigures | null; note?: string };
   serialization: SerializationFigures | null;
+  idempotency?: IdempotencyFigures | null;
+  readPath?: ReadPathFigures | null;
   notes: string[];
 }
 
@@ -96,6 +103,8 @@ export function computeRatios(results: Omit<BenchResults, 'ratios' | 'goals'>): 
     workerAloVsBareCopy: ratio(worker?.atLeastOnceEventsPerSec, worker?.bareCopyEventsPerSec),
     avroVsJsonEncode: ratio(ser?.avroEncodePerSec, ser?.jsonEncodePerSec),
     avroVsJsonDecode: ratio(ser?.avroDecodePerSec, ser?.jsonDecodePerSec),
+    ingressIdempotentVsPlain: ratio(results.idempotency?.keyedEventsPerSec, results.idempotency?.plainEventsPerSec),
+    readPathVsTail: ratio(results.readPath?.readPathEventsPerSec, results.readPath?.tailEventsPerSec),
   };
 }
 
@@ -111,6 +120,7 @@ export function computeGoals(results: Omit<BenchResults, 'goals'>): Goal[] {
     goal('ingress vs bare batched kafkajs producer', '>= 0.5x', results.ratios.ingressVsBareBatched, (v) => v >= 0.5),
     goal('worker exactly-once vs bare copy', '>= 0.5x', results.ratios.workerEosVsBareCopy, (v) => v >= 0.5),
     goal('end-to-end p99 at low load', '< 50 ms', results.e2e.low?.latencyMs.p99 ?? null, (v) => v < 50),
+    goal('ingress with Idempotency-Key vs without, 128 connections', '>= 0.8x', results.ratios.ingressIdempotentVsPlain, (v) => v >= 0.8),
   ];
 }
 
@@ -134,6 +144,8 @@ export function readmeTable(results: BenchResults): string {
     `| Worker at-least-once / bare copy | ${fmt(r.workerAloVsBareCopy, 2)}× | |`,
     `| Avro encode / JSON.stringify | ${fmt(r.avroVsJsonEncode, 2)}× | |`,
     `| Avro decode / JSON.parse | ${fmt(r.avroVsJsonDecode, 2)}× | |`,
+    `| Ingress with / without Idempotency-Key (single events, 128 connections) | ${fmt(r.ingressIdempotentVsPlain, 2)}× | ≥ 0.8× |`,
+    `| HTTP read path / \`sluice tail\` (events/s) | ${fmt(r.readPathVsTail, 2)}× | |`,
     '',
     '| Ingress, events/s (p99 ms) | 1 conn | 16 conn | 128 conn |',
     '| --- | --- | --- | --- |',

@@ -10,6 +10,7 @@ import { startRegistry } from '../registry/server.ts';
 import type { BareProducerFigures } from './bare-producer.ts';
 import { benchTopology, encodePool, eventPool, median, newRunId, round, spawnBench, withAdmin, type BenchEnv, type Child, type EventPool } from './common.ts';
 import { measureE2e, type E2eFigures } from './e2e-latency.ts';
+import { measureIdempotency, measureReadPath, type IdempotencyFigures, type ReadPathFigures } from './http-extras.ts';
 import { loadHttp, type HttpFigures } from './ingress.ts';
 import { runJavaProducer, type JavaProducerFigures } from './java-producer.ts';
 import type { WorkerBenchOptions } from './worker.ts';
@@ -205,7 +206,7 @@ function machineFacts(config: SluiceConfig, broker: Broker): Record<string, unkn
   };
 }
 
-const STAGES = ['ingress', 'ceilings', 'worker', 'e2e', 'serialization'] as const;
+const STAGES = ['ingress', 'idempotency', 'read', 'ceilings', 'worker', 'e2e', 'serialization'] as const;
 type Stage = (typeof STAGES)[number];
 
 function stagesOf(args: string[]): Set<Stage> {
@@ -246,6 +247,29 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       const urls = { sluice: await urlOf(sluice), naive: await urlOf(naive) };
       cells = await ingressMatrix(mode, urls, pool, log);
       await Promise.all([sluice.stop(), naive.stop()]);
+    }
+
+    let idempotency: IdempotencyFigures | null = null;
+    let readPath: ReadPathFigures | null = null;
+    if (stages.has('idempotency') || stages.has('read')) {
+      const sluice = sluiceChild(env, profile, 'ingress-extras');
+      children.push(sluice);
+      const url = await urlOf(sluice);
+      if (stages.has('idempotency')) {
+        log.info('ingress: single events with and without Idempotency-Key, 128 connections');
+        idempotency = await measureIdempotency(url, pool, mode.httpDurationS, mode.rounds, runId);
+        log.info({ ...idempotency }, 'idempotency');
+      }
+      if (stages.has('read')) {
+        const available = await withAdmin(env.brokers, async (admin) => (await admin.fetchTopicOffsets(env.inputTopic)).reduce((sum, p) => sum + Number(p.high), 0));
+        if (available > 0) {
+          // Keyed requests' transaction markers take offsets too: at most one per record, so half the offsets are surely records.
+          const records = Math.min(Math.floor(available / 2), 200_000);
+          readPath = await measureReadPath(url.replace(/\/v1\/orders$/, ''), env.inputTopic, records, { brokers: broker.brokers, registryUrl: registry.url });
+          log.info({ ...readPath }, 'read path vs sluice tail');
+        } else notes.push('read: the input topic is empty (run it with the ingress or idempotency stage)');
+      }
+      await sluice.stop();
     }
 
     log.info('ceilings: bare batched kafkajs and @platformatic/kafka producers, Kafka ProducerPerformance');
@@ -294,6 +318,8 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       worker,
       e2e,
       serialization,
+      idempotency,
+      readPath,
       notes,
     };
     const ratios = computeRatios(partial);

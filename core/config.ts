@@ -318,6 +318,18 @@ export const OPTIONS = {
     description: "Longest wait for the broker's acknowledgement before answering 503.",
     parse: integer(100, 600_000),
   },
+  idempotencyRetentionMs: {
+    env: 'SLUICE_IDEMPOTENCY_RETENTION_MS',
+    default: '86400000',
+    description: 'How long the ingress remembers an Idempotency-Key and its response (default 24 h); also the retention of SLUICE_IDEMPOTENCY_TOPIC.',
+    parse: integer(1000, 30 * 86_400_000),
+  },
+  idempotencyTopic: {
+    env: 'SLUICE_IDEMPOTENCY_TOPIC',
+    default: '_sluice_idempotency',
+    description: 'Compacted topic holding the responses of produce requests sent with an Idempotency-Key (created by the ingress).',
+    parse: text,
+  },
   consoleHost: { env: 'SLUICE_CONSOLE_HOST', default: '127.0.0.1', description: 'Address the web console listens on.', parse: text },
   consolePort: { env: 'SLUICE_CONSOLE_PORT', default: '8082', description: 'Port of the web console (`sluice console`).', parse: port },
   consoleLagIntervalMs: {

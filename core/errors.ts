@@ -52,6 +52,8 @@ export const ERROR_CODES = [
   'SLUICE_BRIDGE',
   'SLUICE_UNKNOWN_BRIDGE',
   'SLUICE_LB',
+  'SLUICE_IDEMPOTENCY_KEY_IN_USE',
+  'SLUICE_IDEMPOTENCY_KEY_REUSED',
   // Kafka, as classified by kafka/errors.ts (the only place client errors are read).
   'SLUICE_BROKER_UNAVAILABLE',
   'SLUICE_KAFKA_AUTH_FAILED',
@@ -249,6 +251,20 @@ export class NotFoundError extends SluiceError {
 }
 
 /** The ingress is shutting down and takes no more events. */
+/** A request with the same Idempotency-Key is still being processed (IETF httpapi idempotency-key draft: 409). */
+export class IdempotencyKeyInUseError extends SluiceError {
+  constructor() {
+    super('SLUICE_IDEMPOTENCY_KEY_IN_USE', 'a request with this Idempotency-Key is still in progress; retry once it has been answered', { retryable: true, statusCode: 409 });
+  }
+}
+
+/** An Idempotency-Key was used before with a different request body (the draft: 422). */
+export class IdempotencyKeyReusedError extends SluiceError {
+  constructor() {
+    super('SLUICE_IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was already used with a different request; use a new key for a new request', { statusCode: 422 });
+  }
+}
+
 export class ShuttingDownError extends SluiceError {
   constructor() {
     super('SLUICE_SHUTTING_DOWN', 'the ingress is shutting down; retry against another instance', { retryable: true, statusCode: 503 });

@@ -50,3 +50,4 @@ export { PartitionReader, type BatchHandler, type PartitionBatch, type Partition
 export { KafkaProducer, type ProducerSettings } from './producer.ts';
 export { partitionForKey } from './partitioner.ts';
 export * from './types.ts';
+export { AtomicProducer, type AtomicProducerSettings } from './atomic-producer.ts';

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { MalformedBodyError, ValidationError, type FieldViolation } from '../core/errors.ts';
+import { MalformedBodyError, SluiceError, ValidationError, type FieldViolation } from '../core/errors.ts';
 import type { Codec, SchemaType } from '../core/formats/index.ts';
 import { frame } from '../core/wire-format.ts';
 import type { RouteSpec } from '../topology/model.ts';
@@ -7,6 +7,8 @@ import type { OutgoingRecord, RecordHeaders } from '../kafka/types.ts';
 import type { BatchingProducer } from './batching-producer.ts';
 import { isParsedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
+import type { AccessControl } from './access.ts';
+import { fingerprint, parseIdempotencyKey, scopeOf, type Idempotency, type PreparedProduce } from './idempotency.ts';
 
 /** What a route needs at request time: its topic's codec (Avro, JSON Schema or Protobuf) and registered schema id. */
 export interface RouteBinding {
@@ -49,6 +51,8 @@ export function checkEvents(codec: Pick<Codec, 'validate'>, events: unknown[], b
   throw new ValidationError(violations, batch ? `${badEvents} of ${events.length} events are invalid, so none was produced; first: ${where}` : where);
 }
 
+type TraceHeaders = Readonly<Record<string, string>>;
+
 export const PRINCIPAL_HEADER = 'sluice.principal';
 const CONTENT_TYPE_VALUES: Record<SchemaType, Buffer> = {
   AVRO: Buffer.from(VALUE_CONTENT_TYPES.AVRO),
@@ -77,17 +81,106 @@ export function toRecords(binding: RouteBinding, events: unknown[], correlationI
   });
 }
 
-export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], producer: BatchingProducer): void {
+/** Where one event of a `?partial=true` batch went: written (its place) or refused (its errors, by field path). */
+export type PartialResult =
+  ({ index: number; status: 200 } & ProduceResult) | { index: number; status: 400; error: string; message: string; path: string; errors: { path: string; message: string }[] };
+
+/** `?partial=true|false`; anything else is a 400 naming the parameter. */
+export function parsePartial(query: unknown): boolean {
+  const value = (query as Record<string, unknown> | undefined)?.partial;
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  throw new SluiceError('SLUICE_BAD_REQUEST', `partial: expected true or false, got ${JSON.stringify(value)}`, { statusCode: 400 });
+}
+
+/** All or nothing (the default): one invalid event refuses the batch (400) before anything is written. */
+export function prepareAtomic(binding: RouteBinding, events: unknown[], batch: boolean, correlationId: string, trace: TraceHeaders = NO_TRACE_HEADERS, principal?: string): PreparedProduce {
+  checkEvents(binding.codec, events, batch);
+  return {
+    records: toRecords(binding, events, correlationId, trace, principal),
+    answer(acks) {
+      const results: ProduceResult[] = acks.map((ack) => ({ ...ack, schemaId: binding.schemaId }));
+      return { status: 200, body: batch ? { results } : results[0] };
+    },
+  };
+}
+
+/**
+ * `?partial=true`: the valid events are written (together, in one produce), the
+ * invalid ones are reported, and the answer is always 207 with one result per
+ * index, even when every event was valid or none was: a client reads one shape.
+ */
+export function preparePartial(binding: RouteBinding, events: unknown[], correlationId: string, trace: TraceHeaders = NO_TRACE_HEADERS, principal?: string): PreparedProduce {
+  const violations = events.map((event) => binding.codec.validate(event));
+  const valid = violations.flatMap((found, index) => (found.length === 0 ? [index] : []));
+  return {
+    records: toRecords(
+      binding,
+      valid.map((index) => events[index]),
+      correlationId,
+      trace,
+      principal,
+    ),
+    answer(acks) {
+      const results: PartialResult[] = new Array(events.length);
+      valid.forEach((index, i) => {
+        results[index] = { index, status: 200, ...acks[i]!, schemaId: binding.schemaId };
+      });
+      violations.forEach((found, index) => {
+        if (found.length === 0) return;
+        const first = found[0]!;
+        results[index] = {
+          index,
+          status: 400,
+          error: 'SLUICE_VALIDATION_FAILED',
+          message: `${first.path || '(root)'}: ${first.message}`,
+          path: first.path,
+          errors: found.map((v) => ({ path: v.path, message: v.message })),
+        };
+      });
+      return { status: 207, body: { produced: valid.length, failed: events.length - valid.length, results } };
+    },
+  };
+}
+
+export interface ProduceContext {
+  producer: BatchingProducer;
+  /** The Idempotency-Key path; without it the header is refused. */
+  idempotency?: Idempotency;
+  access: AccessControl;
+}
+
+export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], context: ProduceContext): void {
+  const { producer, idempotency, access } = context;
   for (const binding of bindings) {
-    app.post(binding.route.path, async (request, reply) => {
+    const { path, topic } = binding.route;
+    app.post(path, async (request, reply) => {
       // Fastify skips content-type parsers for an absent body; treat it as malformed, not as an event.
       if (!isParsedBody(request.body)) throw new MalformedBodyError('body is empty; expected a JSON object (one event) or array (a batch)');
+      await access.check(request, { action: 'produce', route: path, topic });
+      const partial = parsePartial(request.query);
+      const key = parseIdempotencyKey(request.headers['idempotency-key']);
       const { events, batch } = request.body;
-      checkEvents(binding.codec, events, batch);
-      const acks = await traceProduce(request, binding.route.topic, events.length, (trace) => producer.produce(toRecords(binding, events, request.id, trace, request.principal?.name)));
-      const results: ProduceResult[] = acks.map((ack) => ({ ...ack, schemaId: binding.schemaId }));
-      request.log.debug({ topic: binding.route.topic, count: results.length }, 'events produced');
-      return reply.code(200).send(batch ? { results } : results[0]);
+      const principal = request.principal?.name;
+      // An all-or-nothing batch with an invalid event is refused before any produce span: nothing was sent.
+      if (!partial) checkEvents(binding.codec, events, batch);
+      let response: { status: number; body: unknown; replayed?: boolean } | undefined;
+      await traceProduce(request, topic, events.length, async (trace) => {
+        const prepared = partial ? preparePartial(binding, events, request.id, trace, principal) : prepareAtomic(binding, events, batch, request.id, trace, principal);
+        if (key === undefined) {
+          // The fast path: no transaction, no lookup.
+          const acks = prepared.records.length > 0 ? await producer.produce(prepared.records) : [];
+          response = prepared.answer(acks);
+          request.log.debug({ topic, count: acks.length }, 'events produced');
+          return acks;
+        }
+        if (!idempotency) throw new SluiceError('SLUICE_BAD_REQUEST', 'Idempotency-Key: not supported by this ingress', { statusCode: 400 });
+        response = await idempotency.produce(scopeOf(path, access.principal(request), key), fingerprint(path, partial, batch, events), prepared);
+        return [];
+      });
+      // The draft leaves the marker to the server; clients and tests can tell a replay from a first answer.
+      if (response!.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(response!.status).send(response!.body);
     });
   }
 }

@@ -14,6 +14,10 @@ import { registerBodyParsers } from './body-parsers.ts';
 import { registerDocs } from './docs.ts';
 import { KafkaConnection } from './kafka-connection.ts';
 import { Readiness } from './readiness.ts';
+import { createKafka } from '../kafka/index.ts';
+import { OPEN_ACCESS, type AccessControl } from './access.ts';
+import { Idempotency, IdempotencyStore, TransactionBatcher } from './idempotency.ts';
+import { registerReadRoute, type ReadStats } from './read-route.ts';
 import { registerRoutes, type RouteBinding } from './routes.ts';
 import { API_CHALLENGE, SLUICE_DENIALS } from '../access/denials.ts';
 import { checkExposure, scheme, serverFactory } from '../access/http.ts';
@@ -27,6 +31,10 @@ export interface IngressOptions {
   registry: RegistryClient;
   host?: string;
   port?: number;
+  /** Test hook: runs after a keyed request's transaction committed, before its response is sent. */
+  afterIdempotentCommit?: () => void;
+  /** Who may produce and read (issue 12's access model plugs in here); everyone by default. */
+  access?: AccessControl;
 }
 
 export interface Ingress {
@@ -34,6 +42,8 @@ export interface Ingress {
   close(): Promise<void>;
   /** Batching counters (also on GET /metrics). */
   stats(): BatchingStats;
+  /** The HTTP read path's streams. */
+  readStats(): ReadStats;
 }
 
 const CORRELATION_ID = /^[\x21-\x7e]{1,128}$/;
@@ -217,7 +227,9 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   });
 
   app.setNotFoundHandler(async (request) => {
-    throw new NotFoundError(`no route for ${request.method} ${request.url.split('?')[0]} (routes: ${bindings.map((b) => `POST ${b.route.path}`).join(', ') || 'none'})`);
+    throw new NotFoundError(
+      `no route for ${request.method} ${request.url.split('?')[0]} (routes: ${[...bindings.map((b) => `POST ${b.route.path}`), `GET /v1/topics/{topic}/records`].join(', ') || 'none'})`,
+    );
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -234,13 +246,34 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   });
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
-  registerRoutes(app, bindings, batcher);
+  const readKafka = createKafka(config, log, 'ingress-read');
+  const readAdmin = readKafka.admin();
+  const access = options.access ?? OPEN_ACCESS;
+  const idempotencyStore = new IdempotencyStore(readKafka, readAdmin, config, log);
+  const transactions = new TransactionBatcher(config, log);
+  // Kafka may be down at start (the ingress answers 503 until it is); keyed requests start the store again.
+  // The transactional ids are registered up front: on a fresh cluster the first one also creates __transaction_state, which takes seconds.
+  if (connected) {
+    await Promise.all([idempotencyStore.start(), transactions.init()]).catch((error: unknown) => log.warn({ err: error }, 'Idempotency-Key requests cannot be served yet'));
+  }
+  registerRoutes(app, bindings, { producer: batcher, access, idempotency: new Idempotency(idempotencyStore, transactions, config.produceTimeoutMs, options.afterIdempotentCommit) });
+  const reads = registerReadRoute(app, {
+    kafka: readKafka,
+    admin: readAdmin,
+    registry,
+    topics: topology.topics.map((t) => t.name),
+    access,
+    logger: log,
+  });
   registerDocs(app, topology, config);
 
   try {
     checkExposure(config, options.host ?? config.ingressHost, 'ingress', log);
     await app.listen({ host: options.host ?? config.ingressHost, port: options.port ?? config.ingressPort });
   } catch (error) {
+    await reads.close();
+    await Promise.all([transactions.close(), idempotencyStore.close()]);
+    await readAdmin.close();
     await connection.close();
     throw error;
   }
@@ -253,13 +286,18 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   return {
     url: `${scheme(config)}://${host}:${address.port}`,
     stats: () => batcher.stats(),
+    readStats: () => reads.stats(),
     close() {
       // Order matters: stop taking requests (in-flight ones still complete, their
       // records still flush), then drain the queue, then drop the connections.
       closing ??= (async () => {
         shuttingDown = true;
+        // Read streams never end by themselves; the server's close waits for their connections.
+        await reads.close();
         await app.close();
         await batcher.close();
+        await Promise.all([transactions.close(), idempotencyStore.close()]);
+        await readAdmin.close();
         await connection.close();
         log.info({ stats: batcher.stats() }, 'ingress closed');
       })();

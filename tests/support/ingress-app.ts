@@ -1,3 +1,4 @@
+import { OPEN_ACCESS } from '../../producers/access.ts';
 import { avroCodecFromTypes } from '../../core/formats/index.ts';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { SLUICE_DENIALS, API_CHALLENGE } from '../../access/denials.ts';
@@ -51,7 +52,7 @@ export async function ingressApp(config: SluiceConfig, topology: Topology, logge
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => ({ status: 'ready' }));
   app.get('/metrics', async () => '');
-  registerRoutes(app, bindings, producer);
+  registerRoutes(app, bindings, { producer, access: OPEN_ACCESS });
   for (const path of ['/docs', '/docs/openapi.json', '/docs/asyncapi.json']) app.get(path, async () => ({}));
   await app.ready();
   return { app, sent, bindings };

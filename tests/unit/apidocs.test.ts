@@ -31,7 +31,9 @@ describe('API documents served under /docs', () => {
     const result = await validate(structuredClone(doc) as Parameters<typeof validate>[0]);
     expect(result.valid ? [] : result.errors).toEqual([]);
     const post = (doc.paths as Record<string, { post: { responses: Record<string, unknown> } }>)['/v1/orders']?.post;
-    expect(Object.keys(post?.responses ?? {}).sort()).toEqual(['200', '400', '413', '415', '503']);
+    expect(Object.keys(post?.responses ?? {}).sort()).toEqual(['200', '207', '400', '409', '413', '415', '422', '503']);
+    const read = (doc.paths as Record<string, { get?: { parameters: { name: string }[] } }>)['/v1/topics/{topic}/records']?.get;
+    expect(read?.parameters.map((p) => p.name)).toEqual(['topic', 'from', 'partition', 'max', 'where', 'last-event-id']);
   });
 
   it('/docs/asyncapi.json is a valid AsyncAPI 3 document: channels are topics, messages the Avro schemas', async () => {

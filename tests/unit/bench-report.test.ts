@@ -65,6 +65,7 @@ describe('bench report', () => {
       ['>= 0.5x', true],
       ['>= 0.5x', false],
       ['< 50 ms', true],
+      ['>= 0.8x', null],
     ]);
   });
 

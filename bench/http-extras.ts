@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process';
+import { PROJECT_ROOT } from '../core/config.ts';
+import { median, type EventPool } from './common.ts';
+import { loadHttp } from './ingress.ts';
+
+/**
+ * Two figures of issue 14, measured against a running bench ingress:
+ * single events with and without an Idempotency-Key at 128 connections
+ * (alternated, median of the rounds), and the HTTP read path's events/s
+ * beside `sluice tail` reading the same records.
+ */
+
+export interface IdempotencyFigures {
+  connections: number;
+  plainEventsPerSec: number;
+  keyedEventsPerSec: number;
+  keyedNon2xx: number;
+}
+
+export interface ReadPathFigures {
+  records: number;
+  readPathEventsPerSec: number;
+  tailEventsPerSec: number;
+}
+
+export async function measureIdempotency(url: string, pool: EventPool, durationS: number, rounds: number, runId: string): Promise<IdempotencyFigures> {
+  const connections = 128;
+  const plain: number[] = [];
+  const keyed: number[] = [];
+  let keyedNon2xx = 0;
+  // Warms the transactional producers and the idempotency topic's reader.
+  await loadHttp({ url, connections, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1, idempotencyKeys: `${runId}-warm` });
+  for (let r = 0; r < Math.max(2, rounds); r++) {
+    for (const withKey of r % 2 === 0 ? [false, true] : [true, false]) {
+      const figures = await loadHttp({ url, connections, durationS, bodies: pool.singleBodies, eventsPerRequest: 1, ...(withKey ? { idempotencyKeys: `${runId}-${r}` } : {}) });
+      (withKey ? keyed : plain).push(figures.eventsPerSec);
+      if (withKey) keyedNon2xx += figures.non2xx;
+    }
+  }
+  return { connections, plainEventsPerSec: median(plain), keyedEventsPerSec: median(keyed), keyedNon2xx };
+}
+
+async function countLines(stream: NodeJS.ReadableStream | ReadableStream<Uint8Array>): Promise<number> {
+  let lines = 0;
+  for await (const chunk of stream as AsyncIterable<Uint8Array>) for (const byte of chunk) if (byte === 10) lines++;
+  return lines;
+}
+
+/** `records` from the beginning of `topic` (fewer than its offsets: transaction markers take offsets too): GET …/records as NDJSON, then `sluice tail` as a user runs it. */
+export async function measureReadPath(ingressUrl: string, topic: string, records: number, env: { brokers: string[]; registryUrl: string }): Promise<ReadPathFigures> {
+  let started = performance.now();
+  const response = await fetch(`${ingressUrl}/v1/topics/${encodeURIComponent(topic)}/records?from=beginning&max=${records}`);
+  const read = await countLines(response.body!);
+  const readPathEventsPerSec = Math.round((read * 1000) / (performance.now() - started));
+  started = performance.now();
+  const child = spawn(
+    process.execPath,
+    ['--disable-warning=TimeoutNegativeWarning', `${PROJECT_ROOT}/bin/sluice.js`, 'tail', topic, '--from-beginning', '--max', String(records), '--format', 'ndjson'],
+    {
+      env: { ...process.env, KAFKA_BROKERS: env.brokers.join(','), SLUICE_REGISTRY_URL: env.registryUrl, SLUICE_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  const tailed = await countLines(child.stdout);
+  const tailEventsPerSec = Math.round((tailed * 1000) / (performance.now() - started));
+  if (read !== records || tailed !== records) throw new Error(`read path read ${read}, sluice tail ${tailed} of ${records} records`);
+  return { records, readPathEventsPerSec, tailEventsPerSec };
+}

@@ -1,0 +1,230 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { NotFoundError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import type { RegistryClient } from '../core/registry-client.ts';
+import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
+import { RecordDecoder, type TailRecord } from '../tail/decode.ts';
+import { createFormatter, type Formatter } from '../tail/format.ts';
+import type { FilterContext } from '../tail/filter.ts';
+import type { AccessControl } from './access.ts';
+import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from './read-query.ts';
+
+/**
+ * `GET /v1/topics/{topic}/records`: a stateless HTTP read of one topic, as
+ * NDJSON or (with `Accept: text/event-stream`) Server-Sent Events. No consumer
+ * group: each request reads the partitions from exact offsets with a
+ * PartitionReader (read_committed), decodes through the registry like `sluice
+ * tail`, and ends when the client leaves or `max` records were sent. The next
+ * fetch starts only once the previous batch was written and the socket drained,
+ * so a slow client slows the reading, never the memory: per connection at most
+ * one fetch (READ_FETCH_BYTES) plus the socket's buffer.
+ *
+ * Permission: `{ action: 'read', topic }` through the AccessControl hook.
+ */
+
+export const READ_ROUTE = '/v1/topics/:topic/records';
+/** Most bytes one connection's fetch may bring in (all its partitions together). */
+export const READ_FETCH_BYTES = 1024 * 1024;
+const READ_PARTITION_BYTES = 256 * 1024;
+/** A comment line now and then keeps proxies from closing an idle event stream. */
+const SSE_KEEPALIVE_MS = 15_000;
+
+export interface ReadRouteOptions {
+  kafka: Kafka;
+  admin: KafkaAdmin;
+  registry: RegistryClient;
+  /** The topics that may be read (the topology's); any other name is a 404. */
+  topics: readonly string[];
+  access: AccessControl;
+  logger: Logger;
+}
+
+export interface ReadStats {
+  /** Streams open now. */
+  open: number;
+  /** Most bytes any stream had waiting in its socket's buffer (what the client had not taken yet). */
+  maxBufferedBytes: number;
+}
+
+export interface ReadRoute {
+  stats(): ReadStats;
+  /** Ends every open stream (the ingress is shutting down). */
+  close(): Promise<void>;
+}
+
+function filterContext(record: TailRecord): FilterContext {
+  return { value: record.value, key: record.key, headers: record.headers, topic: record.topic, partition: record.partition, offset: Number(record.offset), timestamp: record.timestamp };
+}
+
+/** The first offset to read of every partition, from the query (or the resumed positions). */
+export async function startPositions(admin: KafkaAdmin, topic: string, query: ReadQuery): Promise<Map<number, bigint>> {
+  const [earliest, latest] = await Promise.all([admin.listOffsets(topic, 'earliest'), admin.listOffsets(topic, 'latest', { readCommitted: true })]);
+  const partitions = [...latest.keys()].sort((a, b) => a - b);
+  if (query.partition !== undefined && !latest.has(query.partition)) {
+    throw new BadParameterError('partition', `topic ${topic} has no partition ${query.partition} (partitions 0-${partitions.length - 1})`);
+  }
+  const chosen = query.partition === undefined ? partitions : [query.partition];
+  const clamp = (p: number, offset: bigint) => {
+    const low = earliest.get(p) ?? 0n;
+    const high = latest.get(p) ?? low;
+    return offset < low ? low : offset > high ? high : offset;
+  };
+  const out = new Map<number, bigint>();
+  if (query.resume) {
+    for (const [p, offset] of query.resume) {
+      if (!latest.has(p)) throw new BadParameterError('Last-Event-ID', `topic ${topic} has no partition ${p}`);
+      // Below the log start the records are gone (retention); the earliest kept one is the nearest truth.
+      if (chosen.includes(p)) out.set(p, clamp(p, offset));
+    }
+    return out;
+  }
+  const start = query.start;
+  const byTime = start.kind === 'time' ? await admin.listOffsets(topic, { timestamp: start.timestamp }) : undefined;
+  for (const p of chosen) {
+    if (start.kind === 'beginning') out.set(p, earliest.get(p) ?? 0n);
+    else if (start.kind === 'end') out.set(p, latest.get(p)!);
+    else if (start.kind === 'offset') out.set(p, clamp(p, start.offset));
+    else out.set(p, clamp(p, byTime!.get(p)!));
+  }
+  return out;
+}
+
+/** One response being streamed: writes records, waits for the socket when its buffer is full. */
+class RecordStream {
+  readonly #raw: ServerResponse;
+  readonly #sse: boolean;
+  readonly #formatter: Formatter = createFormatter('ndjson', { headers: true });
+  readonly #decoder: RecordDecoder;
+  readonly #query: ReadQuery;
+  readonly #positions: Map<number, bigint>;
+  readonly #stats: ReadStats;
+  #sent = 0;
+  #closed = false;
+  #lastWrite = Date.now();
+
+  constructor(raw: ServerResponse, sse: boolean, decoder: RecordDecoder, query: ReadQuery, positions: Map<number, bigint>, stats: ReadStats) {
+    this.#raw = raw;
+    this.#sse = sse;
+    this.#decoder = decoder;
+    this.#query = query;
+    this.#positions = positions;
+    this.#stats = stats;
+    raw.on('close', () => {
+      this.#closed = true;
+    });
+  }
+
+  /** True once the client left or `max` records were sent. */
+  get done(): boolean {
+    return this.#closed || (this.#query.max !== undefined && this.#sent >= this.#query.max);
+  }
+
+  async write(batch: PartitionBatch): Promise<void> {
+    await this.#decoder.prepare(batch.records);
+    for (const r of batch.records) {
+      if (this.done) return;
+      const record = this.#decoder.decode(r);
+      // The position moves past a record whether or not the filter keeps it, so a resume never reads it again.
+      this.#positions.set(r.partition, r.offset + 1n);
+      if (this.#query.where && !this.#query.where(filterContext(record))) continue;
+      const line = this.#formatter.format(record);
+      this.#sent += 1;
+      await this.#send(this.#sse ? `id: ${formatEventId(this.#positions)}\nevent: record\ndata: ${line.slice(0, -1)}\n\n` : line);
+    }
+    if (!this.done) this.#positions.set(batch.partition, batch.nextOffset);
+  }
+
+  /** An SSE comment when nothing was written for a while (called between fetches). */
+  async keepAlive(): Promise<void> {
+    if (this.#sse && !this.#closed && Date.now() - this.#lastWrite > SSE_KEEPALIVE_MS) await this.#send(': keep-alive\n\n');
+  }
+
+  async #send(text: string): Promise<void> {
+    this.#lastWrite = Date.now();
+    const flushed = this.#raw.write(text);
+    const buffered = this.#raw.writableLength;
+    if (buffered > this.#stats.maxBufferedBytes) this.#stats.maxBufferedBytes = buffered;
+    if (flushed || this.#closed) return;
+    // Backpressure: the next write (and so the next fetch) waits until the client has taken the buffer.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.#raw.off('drain', done);
+        this.#raw.off('close', done);
+        resolve();
+      };
+      this.#raw.on('drain', done);
+      this.#raw.on('close', done);
+    });
+  }
+}
+
+export function registerReadRoute(app: FastifyInstance, options: ReadRouteOptions): ReadRoute {
+  const { kafka, admin, registry, access, logger } = options;
+  const topics = new Set(options.topics);
+  const stats: ReadStats = { open: 0, maxBufferedBytes: 0 };
+  const open = new Set<() => Promise<void>>();
+  let closing = false;
+  // One decoder for every stream: schemas are fetched once per id for the whole ingress.
+  const decoder = new RecordDecoder(registry);
+
+  app.get<{ Params: { topic: string }; Querystring: Record<string, unknown> }>(READ_ROUTE, async (request, reply) => {
+    const { topic } = request.params;
+    if (!topics.has(topic)) throw new NotFoundError(`no topic ${topic} to read (topics: ${[...topics].join(', ') || 'none'})`);
+    await access.check(request, { action: 'read', topic });
+    const lastEventId = request.headers['last-event-id'];
+    const query = parseReadQuery(request.query, typeof lastEventId === 'string' ? lastEventId : undefined);
+    const positions = await startPositions(admin, topic, query);
+    const sse = accepts(request, 'text/event-stream');
+
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      'content-type': sse ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-correlation-id': request.id,
+      // NGINX would otherwise buffer the stream.
+      'x-accel-buffering': 'no',
+    });
+    raw.flushHeaders();
+    const stream = new RecordStream(raw, sse, decoder, query, positions, stats);
+    const reader = kafka.partitionReader({ maxBytes: READ_FETCH_BYTES, maxBytesPerPartition: READ_PARTITION_BYTES });
+    reader.assign([...positions].map(([partition, offset]) => ({ topic, partition, offset })));
+    const stop = () => reader.stop();
+    raw.on('close', () => void stop());
+    open.add(stop);
+    stats.open += 1;
+    try {
+      await reader.run(
+        (batch) => stream.write(batch),
+        () => {
+          void stream.keepAlive();
+          return stream.done;
+        },
+      );
+    } catch (error) {
+      // The status line is gone; the stream ends, and the log says why.
+      request.log.warn({ err: error, topic }, 'read stream failed');
+    } finally {
+      open.delete(stop);
+      stats.open -= 1;
+      await reader.close().catch((error: unknown) => logger.debug({ err: error }, 'closing a read stream reader failed'));
+      // At shutdown the keep-alive connection goes too: the server's close would wait for it.
+      if (closing) raw.end(() => request.raw.socket.destroy());
+      else raw.end();
+    }
+  });
+
+  return {
+    stats: () => ({ ...stats }),
+    async close() {
+      closing = true;
+      await Promise.all([...open].map((stop) => stop()));
+    },
+  };
+}
+
+function accepts(request: FastifyRequest, type: string): boolean {
+  const accept = request.headers.accept;
+  return typeof accept === 'string' && accept.toLowerCase().includes(type);
+}

@@ -1,19 +1,31 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
-import { livePid, recordPid, stopDaemon } from '../core/daemon.ts';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel } from 'kafkajs';
-import { PROJECT_ROOT } from '../core/config.ts';
+import type { SluiceConfig } from '../core/config.ts';
 import { LocalKafkaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { livePid, stopDaemon } from '../core/daemon.ts';
+import { ensureKafkaJars } from './jars.ts';
+import { KafkaNode, newClusterId } from './node.ts';
+import { registeredBrokers } from './probe.ts';
+import { SASL_MECHANISMS, type SaslMechanism } from './properties.ts';
+import { replicationFactor, minInsyncReplicas } from './replication.ts';
+import { recordedSaslUser, saslUser, type SaslUser } from './sasl.ts';
+import { ensureBrokerTls } from './tls.ts';
+
+export { ensureKafkaJars } from './jars.ts';
 
 /**
  * The embedded broker: Apache Kafka in KRaft mode (one node that is both broker
  * and controller), resolved from Maven Central with `mvn`, formatted once and
- * started as a plain `java` process. Tuned for a 2-core box.
+ * started as a plain `java` process. Tuned for a 2-core box. A local cluster of
+ * several such nodes is in cluster.ts.
  */
+
+export interface SaslSslOptions {
+  port: number;
+  username: string;
+  /** Unset: generated when the storage is formatted and kept in the data dir. */
+  password?: string;
+}
 
 export interface LocalKafkaOptions {
   version: string;
@@ -25,6 +37,19 @@ export interface LocalKafkaOptions {
   cacheDir: string;
   /** This broker's own folder: its logs, properties, pid file and data. */
   dataDir: string;
+  /** A SASL_SSL listener beside the PLAINTEXT one, in the same process. */
+  saslSsl?: SaslSslOptions;
+}
+
+/** How a client reaches the SASL_SSL listener: what a test or a user passes to a secured client. */
+export interface SecureListener {
+  brokers: string[];
+  /** CA certificate (PEM) the broker's certificate is signed with. */
+  caFile: string;
+  /** Accepted SASL mechanisms; the same user works with each. */
+  mechanisms: readonly SaslMechanism[];
+  username: string;
+  password: string;
 }
 
 export interface LocalKafka {
@@ -32,214 +57,90 @@ export interface LocalKafka {
   pid: number;
   /** Whether this call started the broker (false: it was already running). */
   started: boolean;
-}
-
-function libsDir(options: LocalKafkaOptions): string {
-  return join(options.cacheDir, options.version, 'libs');
-}
-
-function requireTool(command: string, args: string[], install: string): void {
-  const result = spawnSync(command, args, { stdio: 'ignore' });
-  if (result.error || result.status !== 0) {
-    throw new LocalKafkaError(`\`${command}\` was not found, and the local Kafka broker needs it. Install ${install}, or set KAFKA_BROKERS to use an existing cluster.`);
-  }
-}
-
-/** Resolves Kafka's jars into the cache unless a previous run completed it. */
-export function ensureKafkaJars(options: LocalKafkaOptions, log: Logger): string {
-  const libs = libsDir(options);
-  const marker = join(libs, '.complete');
-  if (existsSync(marker)) return libs;
-  requireTool('java', ['-version'], 'Java 17 or newer (e.g. `apt-get install openjdk-17-jdk-headless`)');
-  requireTool('mvn', ['-v'], 'Apache Maven (e.g. `apt-get install maven`)');
-  log.info({ version: options.version, libs }, 'resolving Apache Kafka from Maven Central (first run only)');
-  rmSync(libs, { recursive: true, force: true });
-  mkdirSync(libs, { recursive: true });
-  const result = spawnSync(
-    'mvn',
-    ['-q', '-B', '-f', join(PROJECT_ROOT, 'broker', 'pom.xml'), 'dependency:copy-dependencies', `-Dkafka.version=${options.version}`, `-DoutputDirectory=${libs}`, '-DincludeScope=runtime'],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  if (result.status !== 0) {
-    throw new LocalKafkaError(`mvn could not resolve Apache Kafka ${options.version}:\n${(result.stdout + result.stderr).trim().slice(-4000)}`);
-  }
-  writeFileSync(marker, `${new Date().toISOString()}\n`);
-  return libs;
-}
-
-function serverProperties(options: LocalKafkaOptions): string {
-  const { host, port, controllerPort } = options;
-  return [
-    '# Written by Sluice (broker/broker.ts) on every start; edit the code, not this file.',
-    'process.roles=broker,controller',
-    'node.id=1',
-    `controller.quorum.voters=1@${host}:${controllerPort}`,
-    `listeners=PLAINTEXT://${host}:${port},CONTROLLER://${host}:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://${host}:${port}`,
-    'controller.listener.names=CONTROLLER',
-    'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-    `log.dirs=${join(options.dataDir, 'logs')}`,
-    'num.partitions=1',
-    'default.replication.factor=1',
-    'min.insync.replicas=1',
-    'offsets.topic.replication.factor=1',
-    'offsets.topic.num.partitions=10',
-    'transaction.state.log.replication.factor=1',
-    'transaction.state.log.min.isr=1',
-    'transaction.state.log.num.partitions=10',
-    'group.initial.rebalance.delay.ms=0',
-    'auto.create.topics.enable=false',
-    'num.network.threads=2',
-    'num.io.threads=4',
-    'num.recovery.threads.per.data.dir=1',
-    'log.cleaner.threads=1',
-    'log.cleaner.backoff.ms=5000',
-    // Compacted topics (the registry's _schemas) are cleaned soon enough to see it work.
-    'log.cleaner.min.compaction.lag.ms=0',
-    'transactional.id.expiration.ms=604800000',
-    'delete.topic.enable=true',
-    '',
-  ].join('\n');
-}
-
-function log4jProperties(dataDir: string): string {
-  return [
-    'log4j.rootLogger=WARN, file',
-    'log4j.appender.file=org.apache.log4j.RollingFileAppender',
-    `log4j.appender.file.File=${join(dataDir, 'server.log')}`,
-    'log4j.appender.file.MaxFileSize=20MB',
-    'log4j.appender.file.MaxBackupIndex=2',
-    'log4j.appender.file.layout=org.apache.log4j.PatternLayout',
-    'log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n',
-    'log4j.logger.kafka.server.BrokerServer=INFO',
-    'log4j.logger.kafka.server.ControllerServer=INFO',
-    'log4j.logger.kafka.Kafka$=INFO',
-    '',
-  ].join('\n');
-}
-
-function javaBase(options: LocalKafkaOptions, libs: string): string[] {
-  return [
-    `-Xms${options.heap}`,
-    `-Xmx${options.heap}`,
-    '-XX:+UseG1GC',
-    '-XX:MaxGCPauseMillis=20',
-    '-XX:+ExitOnOutOfMemoryError',
-    '-Djava.awt.headless=true',
-    `-Dlog4j.configuration=file:${join(options.dataDir, 'log4j.properties')}`,
-    '-cp',
-    `${libs}/*`,
-  ];
-}
-
-function pidFile(dataDir: string): string {
-  return join(dataDir, 'kafka.pid');
+  /** Present when the broker has a SASL_SSL listener. */
+  secure?: SecureListener;
 }
 
 /** The pid of this data dir's broker, when one is running. */
 export function runningPid(dataDir: string): number | undefined {
-  return livePid(pidFile(dataDir));
+  return livePid(join(dataDir, 'kafka.pid'));
 }
 
-/** True once the broker answers a metadata request. */
+/** True once a broker answers a metadata request listing at least one registered broker. */
 export async function brokerAnswers(brokers: string[], timeoutMs = 2000): Promise<boolean> {
-  const admin = new Kafka({
-    clientId: 'sluice-probe',
-    brokers,
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: Math.min(timeoutMs, 1000),
-    requestTimeout: timeoutMs,
-    retry: { retries: 0 },
-  }).admin();
-  try {
-    await admin.connect();
-    const cluster = await admin.describeCluster();
-    return cluster.brokers.length > 0;
-  } catch {
-    return false;
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
+  for (const broker of brokers) if ((await registeredBrokers(broker, timeoutMs)).length > 0) return true;
+  return false;
 }
 
-/** Formats KRaft storage on first use; later starts keep the data. */
-function formatStorage(options: LocalKafkaOptions, libs: string, log: Logger): void {
-  if (existsSync(join(options.dataDir, 'logs', 'meta.properties'))) return;
-  log.info({ dataDir: options.dataDir }, 'formatting KRaft storage');
-  const result = spawnSync('java', [...javaBase({ ...options, heap: '256m' }, libs), 'kafka.tools.StorageTool', 'format', '-t', randomUUID(), '-c', join(options.dataDir, 'server.properties')], {
-    encoding: 'utf8',
-  });
-  if (result.status !== 0) throw new LocalKafkaError(`formatting Kafka storage failed:\n${(result.stdout + result.stderr).trim().slice(-4000)}`);
-}
-
-function tail(file: string, lines = 30): string {
-  if (!existsSync(file)) return '(no log)';
-  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+/** The TLS material and the user of a SASL_SSL listener, made or read from `secretsDir`. */
+export function secureListener(secretsDir: string, host: string, ports: number[], user: SaslUser): SecureListener & { keystoreFile: string } {
+  const tls = ensureBrokerTls(secretsDir, host);
+  return { brokers: ports.map((p) => `${host}:${p}`), caFile: tls.caFile, keystoreFile: tls.keystoreFile, mechanisms: SASL_MECHANISMS, username: user.username, password: user.password };
 }
 
 /**
  * Starts the local broker (resolving and formatting first when needed) and
  * returns once it answers metadata requests. A broker already running from this
  * data dir is reused. The broker runs detached, so it outlives this process
- * until `stopLocalKafka` (or `npm run kafka:down`).
+ * until `stopLocalKafka` (or `sluice kafka down`).
  */
 export async function startLocalKafka(options: LocalKafkaOptions, log: Logger, startTimeoutMs = 90_000): Promise<LocalKafka> {
   const brokers = [`${options.host}:${options.port}`];
+  // The user is settled first: a password that contradicts the formatted data fails before anything starts.
+  const user = saslUser(options.dataDir, options.saslSsl?.username ?? 'sluice', options.saslSsl?.password);
+  const secure = options.saslSsl ? secureListener(options.dataDir, options.host, [options.saslSsl.port], user) : undefined;
+  const publicSecure = secure ? { brokers: secure.brokers, caFile: secure.caFile, mechanisms: secure.mechanisms, username: secure.username, password: secure.password } : undefined;
+
   const existing = runningPid(options.dataDir);
   if (existing !== undefined && (await brokerAnswers(brokers))) {
     log.info({ brokers, pid: existing }, 'local Kafka already running');
-    return { brokers, pid: existing, started: false };
+    return { brokers, pid: existing, started: false, ...(publicSecure ? { secure: publicSecure } : {}) };
   }
   if (existing === undefined && (await brokerAnswers(brokers, 1000))) {
     throw new LocalKafkaError(`something already answers as Kafka on ${brokers[0]} but was not started from ${options.dataDir}; stop it, or set KAFKA_BROKERS=${brokers[0]} to use it`);
   }
   const libs = ensureKafkaJars(options, log);
-  mkdirSync(join(options.dataDir, 'logs'), { recursive: true });
-  writeFileSync(join(options.dataDir, 'server.properties'), serverProperties(options));
-  writeFileSync(join(options.dataDir, 'log4j.properties'), log4jProperties(options.dataDir));
-  formatStorage(options, libs, log);
+  const replication = { factor: replicationFactor(1), minInsync: minInsyncReplicas(replicationFactor(1)) };
+  const node = new KafkaNode(
+    {
+      version: options.version,
+      nodeId: 1,
+      host: options.host,
+      port: options.port,
+      controllerPort: options.controllerPort,
+      dataDir: options.dataDir,
+      voters: [{ id: 1, host: options.host, controllerPort: options.controllerPort }],
+      replication,
+      ...(secure && options.saslSsl ? { saslSsl: { port: options.saslSsl.port, keystoreFile: secure.keystoreFile, plainUsers: { [user.username]: user.password } } } : {}),
+    },
+    { libs, heap: options.heap },
+    log,
+  );
+  node.configure();
+  if (!node.isFormatted()) node.format(newClusterId(), user);
+  else if (secure && !recordedSaslUser(options.dataDir)) throw noScramUsers(options.dataDir);
+  const pid = node.spawn();
+  await node.waitReady(1, Date.now() + startTimeoutMs);
+  log.info({ pid, brokers, ...(publicSecure ? { saslSsl: publicSecure.brokers } : {}) }, 'local Kafka is ready');
+  return { brokers, pid, started: true, ...(publicSecure ? { secure: publicSecure } : {}) };
+}
 
-  const stdoutFile = join(options.dataDir, 'stdout.log');
-  const out = openSync(stdoutFile, 'a');
-  const child = spawn('java', [...javaBase(options, libs), 'kafka.Kafka', join(options.dataDir, 'server.properties')], {
-    detached: true,
-    stdio: ['ignore', out, out],
-  });
-  closeSync(out);
-  if (child.pid === undefined) throw new LocalKafkaError('could not spawn java');
-  const pid = child.pid;
-  let exitCode: number | null | undefined;
-  child.once('exit', (code) => {
-    exitCode = code;
-  });
-  child.unref();
-  recordPid(pidFile(options.dataDir), pid);
-  log.info({ pid, brokers, dataDir: options.dataDir }, 'starting local Kafka');
-
-  const deadline = Date.now() + startTimeoutMs;
-  while (Date.now() < deadline) {
-    if (exitCode !== undefined) {
-      throw new LocalKafkaError(
-        `Kafka exited with code ${exitCode} while starting. Last lines of ${join(options.dataDir, 'server.log')}:\n${tail(join(options.dataDir, 'server.log'))}\n${tail(stdoutFile, 10)}`,
-      );
-    }
-    if (await brokerAnswers(brokers)) {
-      log.info({ pid, brokers }, 'local Kafka is ready');
-      return { brokers, pid, started: true };
-    }
-    await sleep(250);
-  }
-  process.kill(pid, 'SIGKILL');
-  throw new LocalKafkaError(`Kafka did not answer on ${brokers[0]} within ${startTimeoutMs} ms. Last lines of its log:\n${tail(join(options.dataDir, 'server.log'))}`);
+function noScramUsers(dataDir: string): LocalKafkaError {
+  return new LocalKafkaError(`the local broker in ${dataDir} was formatted before Sluice created SASL users at format time, so SCRAM logins would fail; stop it and delete ${dataDir} to enable SLUICE_KAFKA_SASL_SSL_PORT`);
 }
 
 /** Stops the data dir's broker with SIGTERM (a clean shutdown) and waits for it to exit. */
 export function stopLocalKafka(dataDir: string, log: Logger, timeoutMs = 60_000): Promise<boolean> {
-  return stopDaemon(pidFile(dataDir), 'Kafka', log, timeoutMs);
+  return stopDaemon(join(dataDir, 'kafka.pid'), 'Kafka', log, timeoutMs);
 }
 
-export function localKafkaOptions(config: import('../core/config.ts').SluiceConfig, dataSubdir = 'kafka'): LocalKafkaOptions {
+function saslSslOptions(config: SluiceConfig): SaslSslOptions | undefined {
+  if (config.kafkaSaslSslPort === undefined) return undefined;
+  return { port: config.kafkaSaslSslPort, username: config.localKafkaSaslUsername, ...(config.localKafkaSaslPassword === undefined ? {} : { password: config.localKafkaSaslPassword }) };
+}
+
+export function localKafkaOptions(config: SluiceConfig, dataSubdir = 'kafka'): LocalKafkaOptions {
+  const saslSsl = saslSslOptions(config);
   return {
     version: config.kafkaVersion,
     host: config.kafkaHost,
@@ -248,5 +149,6 @@ export function localKafkaOptions(config: import('../core/config.ts').SluiceConf
     heap: config.kafkaHeap,
     cacheDir: config.kafkaCacheDir,
     dataDir: join(config.dataDir, dataSubdir),
+    ...(saslSsl ? { saslSsl } : {}),
   };
 }

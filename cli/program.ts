@@ -1,7 +1,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, OPTIONS, type SluiceConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
-import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/broker.ts';
+import { localKafkaOptions, runningPid, startLocalKafka, stopLocalKafka, type SecureListener } from '../broker/broker.ts';
+import { localClusterDir, localClusterOptions, runningCluster, startLocalCluster, stopLocalCluster } from '../broker/cluster.ts';
+import { LocalKafkaError } from '../core/errors.ts';
 import { register as registerSchemas } from './commands/schemas.ts';
 import { register as registerConsole } from './commands/console.ts';
 import { register as registerTail } from './commands/tail.ts';
@@ -19,6 +21,7 @@ import {
   findWorker,
   ingressService,
   loadTopology,
+  preferRunningCluster,
   registryIsLocal,
   registryService,
   selectWorkers,
@@ -82,6 +85,25 @@ function positiveInt(value: string): number {
   return n;
 }
 
+/**
+ * `sluice kafka up --brokers 3`: the root's --brokers <list> (bootstrap servers)
+ * receives the value, so a whole number given on the command line is read here
+ * as a node count. Undefined when --brokers was not given as a count.
+ */
+function localNodeCount(command: Command): number | undefined {
+  const root = command.parent?.parent;
+  const value = command.optsWithGlobals<GlobalFlags>().brokers;
+  if (value === undefined || root?.getOptionValueSource('brokers') !== 'cli' || !/^\d+$/.test(value.trim())) return undefined;
+  const n = Number(value);
+  if (n !== 1 && n !== 3) command.error(`error: kafka up --brokers: expected 1 or 3 nodes, got ${value}`);
+  return n;
+}
+
+/** Where and how to reach the SASL_SSL listener; the password stays in the data dir's sasl-user.json. */
+function secureSummary(secure: SecureListener | undefined): Record<string, unknown> {
+  return secure ? { saslSsl: secure.brokers, caFile: secure.caFile, saslUser: secure.username, mechanisms: secure.mechanisms } : {};
+}
+
 export function buildProgram(): Command {
   const program = new Command('sluice')
     .description('Event streaming on Apache Kafka: HTTP ingress, schema registry, stream workers, topology as code.')
@@ -98,7 +120,7 @@ export function buildProgram(): Command {
     .description('start everything: Kafka (unless KAFKA_BROKERS is set), the registry, the topology, the ingress and the workers')
     .option('--no-workers', 'start no workers')
     .action(async (flags: { workers: boolean }, command: Command) => {
-      const config = configFrom(command, flags.workers ? {} : { workers: '' });
+      const config = preferRunningCluster(configFrom(command, flags.workers ? {} : { workers: '' }));
       const log = createLogger(config, 'sluice');
       const topology = loadTopology(config.topologyFile);
       const ownRegistry = registryIsLocal(config);
@@ -168,26 +190,38 @@ export function buildProgram(): Command {
       ]);
     });
 
-  const kafka = program.command('kafka').description('the local Apache Kafka broker (KRaft), resolved with Maven');
+  const kafka = program.command('kafka').description('the local Apache Kafka broker or cluster (KRaft), resolved with Maven');
   kafka
     .command('up')
-    .description('start the local broker and return once it answers')
+    .description('start the local broker (or, with --brokers N, a local N-node cluster) and return once it answers')
+    // Declared for --help only: the root's --brokers <list> takes the value, and localNodeCount reads it there.
+    .option('--brokers <n>', 'number of nodes: 1 (default) or 3 for a replicated cluster on ports 9092, 9094, 9096')
     .action(async (_flags: object, command: Command) => {
-      const config = configFrom(command);
+      const nodes = localNodeCount(command);
+      // A count is not a bootstrap list: the cluster to use then comes from KAFKA_BROKERS alone.
+      const config = nodes === undefined ? configFrom(command) : configFrom(command, { kafkaBrokers: process.env.KAFKA_BROKERS ?? '' });
       const log = createLogger(config, 'kafka');
       if (config.kafkaBrokers) return log.info({ brokers: config.kafkaBrokers }, 'KAFKA_BROKERS is set: using that cluster, starting nothing');
+      if ((nodes ?? 1) > 1) {
+        if (runningPid(localKafkaOptions(config).dataDir) !== undefined) throw new LocalKafkaError('the single local broker is running; `sluice kafka down` stops it before a cluster can take its ports');
+        const cluster = await startLocalCluster(localClusterOptions(config, nodes!), log);
+        return log.info({ brokers: cluster.brokers, dataDir: localClusterDir(config), ...secureSummary(cluster.secure) }, cluster.started ? 'Kafka cluster started' : 'Kafka cluster was already running');
+      }
+      const clusterBrokers = runningCluster(localClusterDir(config));
+      if (clusterBrokers) return log.info({ brokers: clusterBrokers }, 'the local Kafka cluster is running: using it, starting nothing');
       const options = localKafkaOptions(config);
       const started = await startLocalKafka(options, log);
-      log.info({ brokers: started.brokers, pid: started.pid, dataDir: options.dataDir }, started.started ? 'Kafka started' : 'Kafka was already running');
+      log.info({ brokers: started.brokers, pid: started.pid, dataDir: options.dataDir, ...secureSummary(started.secure) }, started.started ? 'Kafka started' : 'Kafka was already running');
     });
   kafka
     .command('down')
-    .description('stop the local broker cleanly')
+    .description('stop the local broker or cluster cleanly')
     .action(async (_flags: object, command: Command) => {
       const config = configFrom(command);
       const log = createLogger(config, 'kafka');
       if (config.kafkaBrokers) return log.info({ brokers: config.kafkaBrokers }, 'KAFKA_BROKERS is set: that cluster is not ours to stop');
-      if (!(await stopLocalKafka(localKafkaOptions(config).dataDir, log))) log.info('no local Kafka was running');
+      const [single, cluster] = await Promise.all([stopLocalKafka(localKafkaOptions(config).dataDir, log), stopLocalCluster(localClusterDir(config), log)]);
+      if (!single && !cluster) log.info('no local Kafka was running');
     });
 
   // Further command groups live in cli/commands/<group>.ts, each exporting register(program).

@@ -3,6 +3,7 @@ import type { Logger } from '../core/logger.ts';
 import { createKafka } from '../core/kafka.ts';
 import { RegistryClient } from '../core/registry-client.ts';
 import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/broker.ts';
+import { localClusterDir, runningCluster } from '../broker/cluster.ts';
 import { startRegistry } from '../registry/server.ts';
 import { startIngress } from '../producers/server.ts';
 import { startWorker } from '../consumers/runtime.ts';
@@ -18,6 +19,16 @@ import { describeInstance, openDiscovery, type Discovery } from '../discovery/op
 import type { ServiceInstance } from '../discovery/registry.ts';
 
 /** Starting each part of the platform, shared by `sluice up` and the single-service commands. */
+
+/**
+ * With KAFKA_BROKERS unset and a local cluster running (`sluice kafka up
+ * --brokers 3`), the platform uses that cluster, bootstrapping from every node.
+ */
+export function preferRunningCluster(config: SluiceConfig): SluiceConfig {
+  if (config.kafkaBrokers) return config;
+  const brokers = runningCluster(localClusterDir(config));
+  return brokers ? Object.freeze({ ...config, kafkaBrokers: brokers }) : config;
+}
 
 export async function ensureKafka(config: SluiceConfig, log: Logger): Promise<Service | undefined> {
   if (config.kafkaBrokers) {

@@ -116,6 +116,13 @@ export class Secret {
 const secret: Parser<Secret | undefined> = (raw) => (raw === '' ? undefined : new Secret(raw));
 
 const optionalPath: Parser<string | undefined> = (raw, name) => (raw.trim() === '' ? undefined : path(raw, name));
+const optionalPort: Parser<number | undefined> = (raw, name) => (raw.trim() === '' ? undefined : port(raw, name));
+
+const kafkaVersion: Parser<string> = (raw, name) => {
+  const v = raw.trim();
+  if (!/^(3\.9|4\.\d+)\.\d+$/.test(v)) throw new ConfigError(name, `expected an Apache Kafka release from 3.9.0 (e.g. 4.4.0 or 3.9.1), got "${raw}"`);
+  return v;
+};
 
 const heap: Parser<string> = (raw, name) => {
   if (!/^\d+[mMgG]$/.test(raw.trim())) throw new ConfigError(name, `expected a JVM size such as 512m or 1g, got "${raw}"`);
@@ -202,22 +209,54 @@ export const OPTIONS = {
     description: 'Longest wait for the answer to one Kafka request.',
     parse: integer(100, 600_000),
   },
-  kafkaVersion: { env: 'SLUICE_KAFKA_VERSION', default: '3.9.1', description: 'Apache Kafka version of the local broker (3.9.x).', parse: text },
+  // --- The local broker (broker/): used when KAFKA_BROKERS is unset, and by `sluice kafka up`. ---
+  kafkaVersion: {
+    env: 'SLUICE_KAFKA_VERSION',
+    default: '4.4.0',
+    description: 'Apache Kafka version of the local broker (4.x, or 3.9.x for a cluster like older production ones).',
+    parse: kafkaVersion,
+  },
   kafkaHost: { env: 'SLUICE_KAFKA_HOST', default: '127.0.0.1', description: 'Address the local broker listens on.', parse: text },
-  kafkaPort: { env: 'SLUICE_KAFKA_PORT', default: '9092', description: 'Port of the local broker.', parse: port },
+  kafkaPort: {
+    env: 'SLUICE_KAFKA_PORT',
+    default: '9092',
+    description: 'Port of the local broker (PLAINTEXT). In a local cluster node N listens on this port + 2(N−1).',
+    parse: port,
+  },
   kafkaControllerPort: {
     env: 'SLUICE_KAFKA_CONTROLLER_PORT',
     default: '9093',
-    description: 'KRaft controller port of the local broker.',
+    description: 'KRaft controller port of the local broker. In a local cluster node N uses this port + 2(N−1).',
     parse: port,
   },
   kafkaHeap: { env: 'SLUICE_KAFKA_HEAP', default: '768m', description: 'JVM heap of the local broker.', parse: heap },
+  kafkaClusterHeap: {
+    env: 'SLUICE_KAFKA_CLUSTER_HEAP',
+    default: '512m',
+    description: 'JVM heap of each node of a local cluster (`sluice kafka up --brokers 3`).',
+    parse: heap,
+  },
+  kafkaSaslSslPort: {
+    env: 'SLUICE_KAFKA_SASL_SSL_PORT',
+    default: '',
+    description:
+      'Port of a SASL_SSL listener (PLAIN, SCRAM-SHA-256/512) beside the PLAINTEXT one; empty: none. Its CA is <data dir>/kafka/tls/ca.crt. In a local cluster node N uses this port + 2(N−1).',
+    parse: optionalPort,
+  },
+  localKafkaSaslUsername: { env: 'SLUICE_KAFKA_SASL_USERNAME', default: 'sluice', description: "The local broker's SASL user (created when its storage is formatted).", parse: text },
+  localKafkaSaslPassword: {
+    env: 'SLUICE_KAFKA_SASL_PASSWORD',
+    default: '',
+    description: "That user's password; empty: generated at format time and kept in <data dir>/kafka/sasl-user.json (mode 0600).",
+    parse: optionalText,
+  },
   kafkaCacheDir: {
     env: 'SLUICE_KAFKA_CACHE',
     default: '~/.cache/sluice/kafka',
     description: "Where the local broker's jars are resolved to (reused across runs).",
     parse: path,
   },
+  // --- end of the local broker's options ---
   dataDir: { env: 'SLUICE_DATA_DIR', default: 'data', description: 'Local broker data and logs (gitignored).', parse: path },
   clientId: { env: 'SLUICE_CLIENT_ID', default: 'sluice', description: 'Kafka client id prefix.', parse: text },
   registryHost: { env: 'SLUICE_REGISTRY_HOST', default: '127.0.0.1', description: 'Address the schema registry listens on.', parse: text },

@@ -20,8 +20,8 @@ import type { OutgoingRecord } from '../kafka/types.ts';
  *
  * Failure: a round that fails rejects its chunks and every chunk queued after
  * it (they follow a chunk that did not commit); the worker reads those
- * partitions again from their committed offsets. A chunk fetched under a
- * generation that is no longer the member's is rejected without trying: its
+ * partitions again from their committed offsets. A chunk of a partition the
+ * member stopped holding since it was fetched is rejected without trying: its
  * partition belongs to someone else now, or will be read again after the
  * rebalance, and the broker would refuse its offsets anyway.
  */
@@ -38,7 +38,8 @@ export interface Chunk {
   outputs: number;
   deadLetters: number;
   bytes: number;
-  readonly generation: GroupGeneration;
+  /** The member's holding of the partition the records were fetched in (PartitionBatch.tenure). */
+  readonly tenure: number;
   leaderEpoch: number;
   readonly highWatermark: bigint;
 }
@@ -56,8 +57,8 @@ export class ChunkNotCommittedError extends Error {
 
 export interface CommitterOptions {
   output: WorkerOutput;
-  /** Whether a generation is still the member's. */
-  isCurrent: (generation: GroupGeneration) => boolean;
+  /** The membership a chunk commits its offset with; undefined once the member no longer holds its partition since it was fetched. */
+  generationOf: (chunk: Chunk) => GroupGeneration | undefined;
   /** Most record bytes per round (beyond its first chunk). */
   roundBytes: number;
   /** Most input records queued before submit()ers wait. */
@@ -112,18 +113,19 @@ export class Committer {
   }
 
   async #round(): Promise<void> {
-    const round: Pending[] = [];
+    const round: (Pending & { generation: GroupGeneration })[] = [];
     let bytes = 0;
     while (this.#queue.length > 0) {
       const next = this.#queue[0]!;
       if (round.length > 0 && bytes + next.chunk.bytes > this.#o.roundBytes) break;
       this.#queue.shift();
       this.#release(next.chunk.count);
-      if (!this.#o.isCurrent(next.chunk.generation)) {
-        next.reject(new ChunkNotCommittedError('the group generation of the chunk is over', true));
+      const generation = this.#o.generationOf(next.chunk);
+      if (!generation) {
+        next.reject(new ChunkNotCommittedError('the member no longer holds the partition the chunk was fetched from', true));
         continue;
       }
-      round.push(next);
+      round.push({ ...next, generation });
       bytes += next.chunk.bytes;
     }
     if (round.length === 0) return;
@@ -131,14 +133,14 @@ export class Committer {
     const records: OutgoingRecord[] = [];
     // The last chunk of a partition in the round carries its offset.
     const offsets = new Map<string, OutputOffset>();
-    for (const { chunk } of round) {
+    for (const { chunk, generation } of round) {
       for (const record of chunk.records) records.push(record);
       offsets.set(`${chunk.topic}\u0000${chunk.partition}`, {
         topic: chunk.topic,
         partition: chunk.partition,
         offset: chunk.lastOffset + 1n,
         leaderEpoch: chunk.leaderEpoch,
-        generation: chunk.generation,
+        generation,
       });
     }
     try {
@@ -151,9 +153,9 @@ export class Committer {
         round.map((p) => p.chunk),
         false,
       );
-      const stale = round.every((p) => !this.#o.isCurrent(p.chunk.generation));
+      const stale = round.every((p) => this.#o.generationOf(p.chunk) === undefined);
       for (const pending of failed)
-        pending.reject(new ChunkNotCommittedError(`committing the round failed: ${(error as Error).message}`, stale && !this.#o.isCurrent(pending.chunk.generation), error));
+        pending.reject(new ChunkNotCommittedError(`committing the round failed: ${(error as Error).message}`, stale && this.#o.generationOf(pending.chunk) === undefined, error));
       return;
     }
     this.#o.onRound?.(

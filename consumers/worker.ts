@@ -38,7 +38,8 @@ export interface WorkerCounters {
 export interface WorkerConsumer {
   start(listener: GroupListener): Promise<void>;
   rewind(partitions: readonly TopicPartition[], delayMs?: number): void;
-  isCurrent(generation: GroupGeneration): boolean;
+  /** The membership a chunk's offset commits with; undefined once the member stopped holding the partition (see GroupConsumer). */
+  commitGeneration(partition: TopicPartition, tenure: number): GroupGeneration | undefined;
   /** Partitions of a topic (the output's, for the partitioner). */
   partitionCount(topic: string): Promise<number>;
   stop(): Promise<void>;
@@ -88,7 +89,7 @@ export class WorkerRuntime {
     this.#labels = { worker: options.name };
     this.#committer = new Committer({
       output: options.seam.output,
-      isCurrent: (generation) => options.seam.consumer.isCurrent(generation),
+      generationOf: (chunk) => options.seam.consumer.commitGeneration(chunk, chunk.tenure),
       roundBytes: options.chunkBytes,
       maxQueuedRecords: options.chunkSize * 4,
       log: options.log,
@@ -179,7 +180,7 @@ export class WorkerRuntime {
       outputs: 0,
       deadLetters: 0,
       bytes: 0,
-      generation: batch.generation,
+      tenure: batch.tenure,
       leaderEpoch: batch.leaderEpoch,
       highWatermark: batch.highWatermark,
     };

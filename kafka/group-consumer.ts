@@ -1,4 +1,5 @@
 import { Admin, ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, MessagesStreamModes, type BaseOptions, type MessagesStream } from '@platformatic/kafka';
+import diagnostics from 'node:diagnostics_channel';
 import type { Logger } from '../core/logger.ts';
 import { routeClientEvents } from './connection.ts';
 import type { KafkaRecord, RecordHeaders, TopicPartition, TopicPartitionOffset } from './types.ts';
@@ -71,6 +72,12 @@ export interface PartitionBatch {
   /** In offset order, never empty. */
   readonly records: readonly KafkaRecord[];
   readonly generation: GroupGeneration;
+  /**
+   * Which holding of the partition by this member the batch belongs to: a new
+   * one starts on every assignment of it (and, with the classic protocol, on
+   * every new generation). See commitGeneration().
+   */
+  readonly tenure: number;
   /** Leader epoch of the batch's last record (an offset commit carries it, KIP-320). */
   readonly leaderEpoch: number;
   /** The partition's high watermark when fetched (lag = highWatermark - next offset). */
@@ -98,6 +105,9 @@ const IS_CONTROL = 1 << 5;
 
 /** The API key of ConsumerGroupHeartbeat (KIP-848). */
 const CONSUMER_GROUP_HEARTBEAT = 68;
+
+/** The client's tracing channel of API responses (diagnostics_channel). */
+const API_RESPONSES = 'tracing:plt:kafka:connections:api:asyncStart';
 
 /** The part of a Fetch response this class reads. */
 interface FetchResponse {
@@ -129,6 +139,7 @@ interface PartitionState {
   readonly key: string;
   /** Bumped on every seek, rebalance and rewind: fetch responses requested under an older epoch are dropped. */
   epoch: number;
+  readonly tenure: number;
   /** Next offset to fetch; undefined until the start offset is known. */
   position: bigint | undefined;
   /** After a rewind with a delay: no offset lookup before this time. */
@@ -174,6 +185,10 @@ export class GroupConsumer {
   #membership: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
   #assignmentSignature = '';
   #generation: GroupGeneration | undefined;
+  #tenures = 0;
+  /** The member epoch of the `consumer` protocol (KIP-848), which its offset commits carry in place of a generation. */
+  #memberEpoch = -1;
+  #unsubscribe: (() => void) | undefined;
   #active = 0;
   readonly #ready: string[] = [];
   readonly #inflightNodes = new Set<number>();
@@ -222,10 +237,21 @@ export class GroupConsumer {
     return this.#generation;
   }
 
-  /** True while `generation` is still this member's: commits carrying an older one are fenced by the broker. */
-  isCurrent(generation: GroupGeneration): boolean {
-    const current = this.#generation;
-    return current !== undefined && current.generationId === generation.generationId && current.memberId === generation.memberId;
+  /**
+   * The membership a chunk of `partition` fetched under `tenure` commits its
+   * offset with, or undefined when the member no longer holds the partition
+   * since then (its work is someone else's now, or will be read again).
+   *
+   * Classic protocol: the generation the batch was fetched under (a new
+   * generation starts a new tenure). Consumer protocol: the member epoch now,
+   * as the broker checks a transactional offset commit against the member's
+   * current epoch, and holding the partition throughout is what makes the
+   * work valid.
+   */
+  commitGeneration(partition: TopicPartition, tenure: number): GroupGeneration | undefined {
+    this.#reconcile();
+    const state = this.#partitions.get(partitionKey(partition.topic, partition.partition));
+    return state !== undefined && state.tenure === tenure ? this.#generation : undefined;
   }
 
   /** Partitions currently assigned. */
@@ -246,8 +272,29 @@ export class GroupConsumer {
       this.#consumer.on(event, () => this.#tick());
     }
     this.#consumer.on('consumer:heartbeat:error', ({ error }) => this.#log.debug({ err: error }, 'consumer group heartbeat failed'));
+    if (this.#options.protocol === 'consumer') this.#followMemberEpoch();
     await this.#join();
     this.#tick();
+  }
+
+  /**
+   * The client keeps the member epoch to itself (and fills a transactional
+   * offset commit's generation with 0, which the broker refuses for a consumer
+   * protocol member); its diagnostics channel shows every ConsumerGroupHeartbeat
+   * response, so the epoch is read there.
+   */
+  #followMemberEpoch(): void {
+    const onResponse = (message: unknown) => {
+      const context = message as { apiKey?: number; result?: { errorCode?: number; memberId?: string | null; memberEpoch?: number } };
+      if (context.apiKey !== CONSUMER_GROUP_HEARTBEAT) return;
+      const result = context.result;
+      if (!result || result.errorCode !== 0 || result.memberId !== this.#consumer.memberId || result.memberEpoch === undefined || result.memberEpoch < 0) return;
+      if (result.memberEpoch === this.#memberEpoch) return;
+      this.#memberEpoch = result.memberEpoch;
+      queueMicrotask(() => this.#tick());
+    };
+    diagnostics.subscribe(API_RESPONSES, onResponse);
+    this.#unsubscribe = () => diagnostics.unsubscribe(API_RESPONSES, onResponse);
   }
 
   async #join(): Promise<void> {
@@ -335,6 +382,7 @@ export class GroupConsumer {
 
   async #close(): Promise<void> {
     await this.stop();
+    this.#unsubscribe?.();
     const membership = this.#membership;
     // close() drains the stream through resume(): give it back the real one.
     if (membership) delete (membership as { resume?: unknown }).resume;
@@ -358,15 +406,18 @@ export class GroupConsumer {
     const assignments = consumer.memberId && consumer.assignments ? consumer.assignments : [];
     const wanted = new Set<string>();
     for (const { topic, partitions } of assignments) for (const partition of partitions) wanted.add(partitionKey(topic, partition));
-    const signature = `${consumer.memberId}|${consumer.generationId}|${[...wanted].sort().join(',')}`;
+    const generationId = this.#options.protocol === 'consumer' ? this.#memberEpoch : consumer.generationId;
+    const signature = `${consumer.memberId}|${generationId}|${[...wanted].sort().join(',')}`;
     if (signature === this.#assignmentSignature) return;
     this.#assignmentSignature = signature;
 
     const previous = this.#generation;
-    const generation: GroupGeneration = { groupId: this.groupId, memberId: consumer.memberId ?? '', generationId: consumer.generationId, coordinatorId: consumer.coordinatorId ?? -1 };
+    const generation: GroupGeneration = { groupId: this.groupId, memberId: consumer.memberId ?? '', generationId, coordinatorId: consumer.coordinatorId ?? -1 };
     // A new generation (classic protocol) fences every commit of the previous one: whatever
-    // was handed over under it is revoked, kept partitions included, and read again.
-    const newGeneration = previous === undefined || previous.generationId !== generation.generationId || previous.memberId !== generation.memberId;
+    // was handed over under it is revoked, kept partitions included, and read again. With the
+    // consumer protocol the member epoch moves on every assignment change of the member, while
+    // the partitions it keeps stay its own: only a new member id starts afresh.
+    const newGeneration = previous === undefined || previous.memberId !== generation.memberId || (this.#options.protocol === 'classic' && previous.generationId !== generation.generationId);
     this.#generation = generation;
 
     const revoked: TopicPartition[] = [];
@@ -381,7 +432,20 @@ export class GroupConsumer {
       for (const partition of partitions) {
         const key = partitionKey(topic, partition);
         if (this.#partitions.has(key)) continue;
-        this.#partitions.set(key, { topic, partition, key, epoch: 0, position: undefined, notBefore: 0, leaderEpoch: -1, queue: [], queuedRecords: 0, busy: false, fetching: false });
+        this.#partitions.set(key, {
+          topic,
+          partition,
+          key,
+          tenure: ++this.#tenures,
+          epoch: 0,
+          position: undefined,
+          notBefore: 0,
+          leaderEpoch: -1,
+          queue: [],
+          queuedRecords: 0,
+          busy: false,
+          fetching: false,
+        });
         added.push({ topic, partition });
       }
     }
@@ -558,7 +622,7 @@ export class GroupConsumer {
         state.position = next;
         state.leaderEpoch = leaderEpoch;
         if (records.length === 0) continue;
-        state.queue.push({ topic, partition: p.partitionIndex, records, generation, leaderEpoch, highWatermark: p.highWatermark });
+        state.queue.push({ topic, partition: p.partitionIndex, records, generation, tenure: state.tenure, leaderEpoch, highWatermark: p.highWatermark });
         state.queuedRecords += records.length;
         this.#ready.push(key);
       }

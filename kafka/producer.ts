@@ -1,5 +1,6 @@
 import { Producer, ProduceAcks, type MessageToProduce } from '@platformatic/kafka';
 import type { SluiceConfig } from '../core/config.ts';
+import { BrokerUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RetryPolicy } from '../core/retry.ts';
 import { clientOptions, errorContext, routeClientEvents } from './connection.ts';
@@ -29,6 +30,14 @@ export interface ProducerSettings {
   requestTimeoutMs?: number;
   /** How long the broker waits for in-sync replicas before answering a produce with acks=all. */
   ackTimeoutMs?: number;
+  /**
+   * Longest a send() may take, retries included; then it fails with
+   * SLUICE_BROKER_UNAVAILABLE. The client's retries nest (metadata inside a
+   * produce inside a connect), so against a broker that accepts connections but
+   * never answers only an overall deadline bounds a send. Records the client
+   * still writes afterwards keep their order.
+   */
+  sendTimeoutMs?: number;
 }
 
 type RawProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
@@ -94,12 +103,21 @@ export function recordOffsets(records: readonly OutgoingRecord[], placement: Pla
   });
 }
 
+function withDeadline<T>(promise: Promise<T>, ms: number, count: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BrokerUnavailableError(`Kafka did not acknowledge ${count} record(s) within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
 export class KafkaProducer {
   readonly #client: RawProducer;
   readonly #acks: number;
   readonly #context: ErrorContext;
   readonly #placer = new Placer();
   readonly #idempotent: boolean;
+  readonly #sendTimeoutMs: number | undefined;
   #dispatching: Promise<void> = Promise.resolve();
 
   constructor(config: SluiceConfig, logger: Logger, settings: ProducerSettings) {
@@ -119,6 +137,7 @@ export class KafkaProducer {
     routeClientEvents(this.#client, logger);
     this.#acks = ACKS[acks];
     this.#idempotent = idempotent;
+    this.#sendTimeoutMs = settings.sendTimeoutMs;
     this.#context = errorContext(config);
   }
 
@@ -151,7 +170,8 @@ export class KafkaProducer {
       () => undefined,
       () => undefined,
     );
-    return dispatched.then((sent) => sent());
+    const answered = dispatched.then((sent) => sent());
+    return this.#sendTimeoutMs === undefined ? answered : withDeadline(answered, this.#sendTimeoutMs, records.length);
   }
 
   async #dispatch(records: readonly OutgoingRecord[]): Promise<() => Promise<RecordMetadata[]>> {

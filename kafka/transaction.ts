@@ -92,7 +92,8 @@ export class TransactionalOutput implements WorkerOutput {
   }
 
   async commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void> {
-    const transaction = await this.#producer.beginTransaction().catch((error: unknown) => {
+    const transaction = await this.#producer.beginTransaction().catch(async (error: unknown) => {
+      await this.#renew();
       throw new TransactionAbortedError(this.transactionalId, error);
     });
     try {
@@ -106,14 +107,19 @@ export class TransactionalOutput implements WorkerOutput {
       }
       await transaction.commit();
     } catch (error) {
-      await transaction.abort().catch((abortError: unknown) => {
-        // Expected when fenced or disconnected: the coordinator aborts it at the timeout or on the next initialisation.
-        this.#options.logger.debug({ err: abortError, transactionalId: this.transactionalId }, 'aborting the failed transaction also failed');
-        return transaction.cancel().catch(() => undefined);
-      });
-      // A producer whose state is unknown (a timeout during commit) starts afresh: initialising
-      // again completes or aborts what the coordinator holds, so a retry cannot apply it twice.
-      if (!isFencedByGroup(error)) await this.#renew();
+      const aborted = await transaction.abort().then(
+        () => true,
+        (abortError: unknown) => {
+          // Expected when fenced or disconnected: the coordinator aborts it at the timeout or on the next initialisation.
+          this.#options.logger.debug({ err: abortError, transactionalId: this.transactionalId }, 'aborting the failed transaction also failed');
+          return false;
+        },
+      );
+      // Only a transaction refused by the group (a rebalance) and cleanly aborted leaves the producer
+      // usable. Any other state is unknown (a timeout during commit, a broker gone): the producer
+      // starts afresh, and initialising the id again completes or aborts what the coordinator
+      // holds, so a retry can never apply it twice.
+      if (!aborted || !isFencedByGroup(error)) await this.#renew();
       throw new TransactionAbortedError(this.transactionalId, error);
     }
   }

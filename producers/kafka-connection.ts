@@ -22,6 +22,7 @@ export function ingressProducerSettings(produceTimeoutMs: number): ProducerSetti
     connectTimeoutMs: clamp(produceTimeoutMs / 4, 300, 3000),
     requestTimeoutMs: clamp(produceTimeoutMs / 2, 500, 30_000),
     ackTimeoutMs: clamp(produceTimeoutMs / 2, 500, 30_000),
+    sendTimeoutMs: produceTimeoutMs,
   };
 }
 

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Consumer } from 'kafkajs';
 import { createResolvingDecoder, createTypes, type AvroTypes } from '../../core/avro.ts';
 import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
@@ -11,7 +10,8 @@ import { unframe } from '../../core/wire-format.ts';
 import { startIngress, type Ingress } from '../../producers/server.ts';
 import { startRegistry } from '../../registry/server.ts';
 import { subjectFor, type Topology } from '../../topology/model.ts';
-import { createTopics, rawKafka, testConfig, testLogger, uniqueName, withAdmin } from '../support/platform.ts';
+import type { PartitionReader } from '../../kafka/index.ts';
+import { createTestTopics, seam, testConfig, testLogger, uniqueName, withKafkaAdmin } from '../support/platform.ts';
 
 const SCHEMA_FILE = `${PROJECT_ROOT}/schemas/OrderPlaced.avsc`;
 const schemaText = readFileSync(SCHEMA_FILE, 'utf8');
@@ -71,7 +71,7 @@ async function get(url: string): Promise<Reply> {
 }
 
 async function endOffsets(topic: string): Promise<number> {
-  return withAdmin(async (admin) => (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0));
+  return withKafkaAdmin(async (admin) => (await admin.watermarks(topic)).reduce((sum, p) => sum + Number(p.high), 0));
 }
 
 interface Seen {
@@ -80,7 +80,7 @@ interface Seen {
   headers: Record<string, string>;
 }
 
-/** Everything on the topic by "partition:offset", filled by one consumer for the whole file. */
+/** Everything on the topic by "partition:offset", filled by one reader for the whole file. */
 const seen = new Map<string, Seen>();
 async function recordAt(partition: number, offset: string, timeoutMs = 10_000): Promise<Seen> {
   const deadline = Date.now() + timeoutMs;
@@ -107,7 +107,8 @@ let config: SluiceConfig;
 let log: Logger;
 let registry: { url: string; close(): Promise<void> };
 let ingress: Ingress;
-let consumer: Consumer;
+let reader: PartitionReader;
+let reading: Promise<void>;
 let topic: string;
 let ordersUrl: string;
 
@@ -115,27 +116,26 @@ beforeAll(async () => {
   config = testConfig({ produceTimeoutMs: '5000', bodyLimit: '32768', lingerMs: '10' });
   log = testLogger(config, 'ingress-test');
   topic = uniqueName('ingress-orders');
-  await createTopics([{ topic, numPartitions: PARTITIONS }]);
+  await createTestTopics([{ name: topic, partitions: PARTITIONS }]);
   registry = await startRegistry({ config, logger: log, port: 0 });
   ingress = await startIngress({ config, logger: log, topology: topologyFor(topic), registry: new RegistryClient(registry.url), port: 0 });
   ordersUrl = `${ingress.url}/v1/orders`;
-  consumer = rawKafka('ingress-test-reader').consumer({ groupId: uniqueName('ingress-test'), maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ partition, message }) => {
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-      seen.set(`${partition}:${message.offset}`, { key: message.key?.toString('utf8') ?? null, value: message.value!, headers });
-    },
+  reader = seam('ingress-test-reader').partitionReader({ maxWaitMs: 100 });
+  reader.assign(Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition, offset: 0n })));
+  reading = reader.run((batch) => {
+    for (const r of batch.records) {
+      const headers = Object.fromEntries(r.headers.map(([k, v]) => [k, v.toString()]));
+      seen.set(`${r.partition}:${r.offset}`, { key: r.key?.toString('utf8') ?? null, value: r.value!, headers });
+    }
   });
 });
 
 afterAll(async () => {
-  await consumer?.disconnect();
+  await reader?.close();
+  await reading;
   await ingress?.close();
   await registry?.close();
-  await withAdmin((admin) => admin.deleteTopics({ topics: [topic, config.registryTopic] })).catch(() => undefined);
+  await withKafkaAdmin((admin) => admin.deleteTopics([topic, config.registryTopic])).catch(() => undefined);
 });
 
 describe('ingress against a real broker and registry', () => {
@@ -377,9 +377,9 @@ describe('ingress with a broker that accepts connections but never answers', () 
     expect(reply.headers.get('retry-after')).toBe('2');
     expect(elapsed).toBeLessThan(timeoutMs + 1000);
     const deadline = Date.now() + 4 * timeoutMs;
-    while (hung.stats().sending && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (hung.stats().inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     log.info({ ms: Date.now() - started }, 'hung send ended');
-    expect(hung.stats()).toMatchObject({ sending: false, batchesFailed: 1 });
+    expect(hung.stats()).toMatchObject({ inFlight: 0, batchesFailed: 1 });
   });
 });
 
@@ -397,15 +397,16 @@ describe('ingress start and close', () => {
   });
 
   it('on close, answers the requests in flight (their records are written) before it stops', async () => {
-    const closing = await startIngress({ config: testConfig({ lingerMs: '200' }), logger: log, topology: topologyFor(topic), registry: new RegistryClient(registry.url), port: 0 });
+    const closing = await startIngress({ config: testConfig({ lingerMs: '1000' }), logger: log, topology: topologyFor(topic), registry: new RegistryClient(registry.url), port: 0 });
     const pending = Array.from({ length: 20 }, () => post(`${closing.url}/v1/orders`, JSON.stringify(order())));
-    // The 200 ms linger keeps the records queued while close starts.
-    await new Promise((r) => setTimeout(r, 50));
-    expect(closing.stats().queued).toBe(20);
+    // The 1 s linger keeps the records queued while close starts (waiting for all 20 to arrive, on a busy machine too).
+    const arrived = Date.now() + 900;
+    while (closing.stats().queued < 20 && Date.now() < arrived) await new Promise((r) => setTimeout(r, 10));
+    expect(closing.stats()).toMatchObject({ queued: 20, batchesSent: 0 });
     await closing.close();
     const replies = await Promise.all(pending);
     expect(replies.map((r) => r.status)).toEqual(Array(20).fill(200));
-    expect(closing.stats()).toMatchObject({ recordsSent: 20, queued: 0, sending: false });
+    expect(closing.stats()).toMatchObject({ recordsSent: 20, queued: 0, inFlight: 0 });
     await expect(fetch(`${closing.url}/healthz`)).rejects.toThrow();
   });
 });

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
-import { Kafka, logLevel, type Admin, type ITopicConfig } from 'kafkajs';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { pino } from 'pino';
 import { loadConfig, type OPTIONS, type SluiceConfig } from '../../core/config.ts';
 import { createLogger, type Logger } from '../../core/logger.ts';
+import { createKafka, type Kafka as SeamKafka, type KafkaAdmin, type KafkaRecord, type TopicSpec } from '../../kafka/index.ts';
 
 /** Shared plumbing for integration tests: config, names and a raw Kafka client. */
 
@@ -17,7 +19,8 @@ export function brokers(): string[] {
 export function testConfig(overrides: Partial<Record<keyof typeof OPTIONS, string>> = {}): SluiceConfig {
   return loadConfig(process.env, {
     kafkaBrokers: brokers().join(','),
-    logLevel: process.env.SLUICE_TEST_LOG_LEVEL ?? 'warn',
+    // Silent: a test run prints results, not logs (SLUICE_TEST_LOG_LEVEL=debug to see them).
+    logLevel: process.env.SLUICE_TEST_LOG_LEVEL ?? 'silent',
     logFormat: 'json',
     registryTopic: uniqueName('_schemas_test'),
     ...overrides,
@@ -28,7 +31,51 @@ export function testLogger(config: SluiceConfig, service = 'test'): Logger {
   return createLogger(config, service);
 }
 
-/** A plain kafkajs client, independent of Sluice's own, for checking what is on topics. */
+/** The seam, for tests that check what is on topics or set topics up. Logs nothing. */
+export function seam(name = 'sluice-test'): SeamKafka {
+  return createKafka(testConfig({ logLevel: 'silent' }), pino({ level: 'silent' }), name);
+}
+
+export async function withKafkaAdmin<T>(fn: (admin: KafkaAdmin) => Promise<T>): Promise<T> {
+  const admin = seam().admin();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.close();
+  }
+}
+
+/** Creates topics and waits until every partition has a leader. */
+export async function createTestTopics(topics: TopicSpec[]): Promise<void> {
+  await withKafkaAdmin((admin) => admin.createTopics(topics));
+}
+
+/** Every record on `topics` up to their current ends (read_committed unless told otherwise). */
+export async function readTopics(topics: string[], options: { readCommitted?: boolean } = {}): Promise<KafkaRecord[]> {
+  const reader = seam().partitionReader({ maxWaitMs: 100, ...options });
+  try {
+    return await reader.readToEnd(topics);
+  } finally {
+    await reader.close();
+  }
+}
+
+/**
+ * kafkajs-shaped topic creation, kept for the worker tests written against it
+ * (tests/support/workers.ts, worker-*.test.ts); goes through the seam.
+ */
+export async function createTopics(topics: { topic: string; numPartitions?: number; replicationFactor?: number; configEntries?: { name: string; value: string }[] }[]): Promise<void> {
+  await createTestTopics(
+    topics.map((t) => ({
+      name: t.topic,
+      partitions: t.numPartitions ?? 1,
+      ...(t.replicationFactor === undefined ? {} : { replicationFactor: t.replicationFactor }),
+      configs: Object.fromEntries((t.configEntries ?? []).map((c) => [c.name, c.value])),
+    })),
+  );
+}
+
+/** A plain kafkajs client: only the worker tests still use it (until they move to the seam). */
 export function rawKafka(clientId = 'sluice-test'): Kafka {
   return new Kafka({ clientId, brokers: brokers(), logLevel: logLevel.ERROR });
 }
@@ -41,8 +88,4 @@ export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T>
   } finally {
     await admin.disconnect();
   }
-}
-
-export async function createTopics(topics: ITopicConfig[]): Promise<void> {
-  await withAdmin((admin) => admin.createTopics({ topics, waitForLeaders: true }));
 }

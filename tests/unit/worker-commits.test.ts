@@ -44,14 +44,22 @@ class FakeConsumer implements WorkerConsumer {
   current = generation(1);
   readonly rewinds: { partitions: TopicPartition[]; delayMs: number | undefined }[] = [];
   readonly events: string[] = [];
+  /** Partitions this member holds, by their tenure. */
+  readonly held = new Map<string, number>([0, 1, 2].map((p) => [`in/${p}`, 1]));
   async start(listener: GroupListener): Promise<void> {
     this.listener = listener;
   }
+  commitGeneration(p: TopicPartition, tenure: number): GroupGeneration | undefined {
+    return this.held.get(`${p.topic}/${p.partition}`) === tenure ? this.current : undefined;
+  }
+  /** A rebalance that takes `partition` away, into generation `generationId`. */
+  revoke(partition: number, generationId: number): void {
+    this.held.delete(`in/${partition}`);
+    this.current = generation(generationId);
+    this.listener!.revoked!([{ topic: 'in', partition }]);
+  }
   rewind(partitions: readonly TopicPartition[], delayMs?: number): void {
     this.rewinds.push({ partitions: [...partitions], delayMs });
-  }
-  isCurrent(g: GroupGeneration): boolean {
-    return g.generationId === this.current.generationId;
   }
   async partitionCount(): Promise<number> {
     return 3;
@@ -69,7 +77,7 @@ function record(partition: number, offset: number): KafkaRecord {
 }
 
 function batch(partition: number, from: number, count: number, gen = generation(1)): PartitionBatch {
-  return { topic: 'in', partition, records: Array.from({ length: count }, (_, i) => record(partition, from + i)), generation: gen, leaderEpoch: 0, highWatermark: BigInt(from + count) };
+  return { topic: 'in', partition, records: Array.from({ length: count }, (_, i) => record(partition, from + i)), generation: gen, tenure: 1, leaderEpoch: 0, highWatermark: BigInt(from + count) };
 }
 
 /** Emits one output per input, its value the input's `partition:offset`; `gate` holds a record until released. */
@@ -178,8 +186,7 @@ describe('worker commits (fake seam)', () => {
     const handling = consumer.listener!.batch(batch(0, 0, 3));
     await settle();
     // A rebalance: the partition is revoked, the member is in generation 2 now.
-    consumer.current = generation(2);
-    consumer.listener!.revoked!([{ topic: 'in', partition: 0 }]);
+    consumer.revoke(0, 2);
     release();
     open();
     await handling;
@@ -191,8 +198,27 @@ describe('worker commits (fake seam)', () => {
   });
 });
 
+describe('worker commits across an assignment change that keeps the partition (consumer protocol)', () => {
+  it('commits what was fetched before the member epoch moved, with the epoch now', async () => {
+    const consumer = new FakeConsumer();
+    const output = new FakeOutput();
+    let open!: () => void;
+    output.gate = new Promise((resolve) => (open = resolve));
+    const worker = runtime(consumer, output, { chunkSize: 10 });
+    await worker.start();
+    // Partition 2's chunk is being committed (epoch 1) while partition 0's waits for the next round.
+    await consumer.listener!.batch(batch(2, 0, 1));
+    await consumer.listener!.batch(batch(0, 0, 3));
+    // Another member joined: partition 1 moved away, partition 0 stays; the member epoch is 6 now.
+    consumer.revoke(1, 6);
+    open();
+    await worker.stop();
+    expect(output.rounds.map((r) => r.offsets)).toEqual([[{ tp: 'in/2', offset: 1n, generationId: 1 }], [{ tp: 'in/0', offset: 3n, generationId: 6 }]]);
+  });
+});
+
 describe('committer', () => {
-  const chunk = (partition: number, first: number, last: number, gen = generation(1)): Chunk => ({
+  const chunk = (partition: number, first: number, last: number, tenure = 1): Chunk => ({
     topic: 'in',
     partition,
     firstOffset: BigInt(first),
@@ -202,16 +228,16 @@ describe('committer', () => {
     outputs: 1,
     deadLetters: 0,
     bytes: 100,
-    generation: gen,
+    tenure,
     leaderEpoch: 0,
     highWatermark: 0n,
   });
 
-  it('rejects chunks of an old generation without committing them', async () => {
+  it('rejects chunks of a partition no longer held since they were fetched, without committing them; commits the others with the membership now', async () => {
     const output = new FakeOutput();
-    const committer = new Committer({ output, isCurrent: (g) => g.generationId === 2, roundBytes: 1000, maxQueuedRecords: 100, log });
-    const stale = committer.submit(chunk(0, 0, 4, generation(1)));
-    const fresh = committer.submit(chunk(1, 0, 4, generation(2)));
+    const committer = new Committer({ output, generationOf: (c) => (c.tenure === 2 ? generation(2) : undefined), roundBytes: 1000, maxQueuedRecords: 100, log });
+    const stale = committer.submit(chunk(0, 0, 4, 1));
+    const fresh = committer.submit(chunk(1, 0, 4, 2));
     await expect(stale).rejects.toMatchObject({ stale: true });
     await fresh;
     expect(output.rounds.map((r) => r.offsets)).toEqual([[{ tp: 'in/1', offset: 5n, generationId: 2 }]]);
@@ -221,7 +247,7 @@ describe('committer', () => {
     const output = new FakeOutput();
     let open!: () => void;
     output.gate = new Promise((resolve) => (open = resolve));
-    const committer = new Committer({ output, isCurrent: () => true, roundBytes: 250, maxQueuedRecords: 100, log });
+    const committer = new Committer({ output, generationOf: () => generation(1), roundBytes: 250, maxQueuedRecords: 100, log });
     const all = [chunk(0, 0, 1), chunk(0, 2, 3), chunk(1, 0, 0), chunk(0, 4, 9), chunk(1, 1, 1)].map((c) => committer.submit(c));
     open();
     await Promise.all(all);
@@ -242,7 +268,7 @@ describe('committer', () => {
     const output = new FakeOutput();
     let open!: () => void;
     output.gate = new Promise((resolve) => (open = resolve));
-    const committer = new Committer({ output, isCurrent: () => true, roundBytes: 1000, maxQueuedRecords: 10, log });
+    const committer = new Committer({ output, generationOf: () => generation(1), roundBytes: 1000, maxQueuedRecords: 10, log });
     void committer.submit(chunk(0, 0, 9));
     void committer.submit(chunk(0, 10, 19));
     let roomy = false;

@@ -126,7 +126,9 @@ export async function startLocalKafka(options: LocalKafkaOptions, log: Logger, s
 }
 
 function noScramUsers(dataDir: string): LocalKafkaError {
-  return new LocalKafkaError(`the local broker in ${dataDir} was formatted before Sluice created SASL users at format time, so SCRAM logins would fail; stop it and delete ${dataDir} to enable SLUICE_KAFKA_SASL_SSL_PORT`);
+  return new LocalKafkaError(
+    `the local broker in ${dataDir} was formatted before Sluice created SASL users at format time, so SCRAM logins would fail; stop it and delete ${dataDir} to enable SLUICE_KAFKA_SASL_SSL_PORT`,
+  );
 }
 
 /** Stops the data dir's broker with SIGTERM (a clean shutdown) and waits for it to exit. */

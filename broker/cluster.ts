@@ -124,7 +124,9 @@ export async function startLocalCluster(options: LocalClusterOptions, log: Logge
   for (const node of nodes) {
     if (node.pid() !== undefined) continue;
     if (await brokerAnswers([node.address], 1000)) {
-      throw new LocalKafkaError(`something already answers as Kafka on ${node.address} but was not started from ${node.spec.dataDir}; stop it (\`sluice kafka down\` stops the single local broker) first`);
+      throw new LocalKafkaError(
+        `something already answers as Kafka on ${node.address} but was not started from ${node.spec.dataDir}; stop it (\`sluice kafka down\` stops the single local broker) first`,
+      );
     }
     node.configure();
     if (!node.isFormatted()) node.format(record.clusterId, user);

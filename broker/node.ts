@@ -129,7 +129,9 @@ export class KafkaNode {
   }
 
   private failure(reason: string): LocalKafkaError {
-    return new LocalKafkaError(`${reason}. Last lines of ${join(this.spec.dataDir, 'server.log')}:\n${tail(join(this.spec.dataDir, 'server.log'))}\n${tail(join(this.spec.dataDir, 'stdout.log'), 10)}`);
+    return new LocalKafkaError(
+      `${reason}. Last lines of ${join(this.spec.dataDir, 'server.log')}:\n${tail(join(this.spec.dataDir, 'server.log'))}\n${tail(join(this.spec.dataDir, 'stdout.log'), 10)}`,
+    );
   }
 
   /**

@@ -203,9 +203,13 @@ export function buildProgram(): Command {
       const log = createLogger(config, 'kafka');
       if (config.kafkaBrokers) return log.info({ brokers: config.kafkaBrokers }, 'KAFKA_BROKERS is set: using that cluster, starting nothing');
       if ((nodes ?? 1) > 1) {
-        if (runningPid(localKafkaOptions(config).dataDir) !== undefined) throw new LocalKafkaError('the single local broker is running; `sluice kafka down` stops it before a cluster can take its ports');
+        if (runningPid(localKafkaOptions(config).dataDir) !== undefined)
+          throw new LocalKafkaError('the single local broker is running; `sluice kafka down` stops it before a cluster can take its ports');
         const cluster = await startLocalCluster(localClusterOptions(config, nodes!), log);
-        return log.info({ brokers: cluster.brokers, dataDir: localClusterDir(config), ...secureSummary(cluster.secure) }, cluster.started ? 'Kafka cluster started' : 'Kafka cluster was already running');
+        return log.info(
+          { brokers: cluster.brokers, dataDir: localClusterDir(config), ...secureSummary(cluster.secure) },
+          cluster.started ? 'Kafka cluster started' : 'Kafka cluster was already running',
+        );
       }
       const clusterBrokers = runningCluster(localClusterDir(config));
       if (clusterBrokers) return log.info({ brokers: clusterBrokers }, 'the local Kafka cluster is running: using it, starting nothing');

@@ -138,8 +138,8 @@ describe.runIf(inject('kafkaSecure'))("the test broker's SASL_SSL listener", () 
     const consumed = await runKafkaTool(libs(), 'org.apache.kafka.tools.consumer.ConsoleConsumer', [
       '--bootstrap-server',
       secure.brokers[0]!,
-      // Kafka 4.2 renamed --consumer.config (still accepted, with a warning); 3.9 knows only the old name.
-      kafkaMajor(version) >= 4 ? '--command-config' : '--consumer.config',
+      // Kafka 4.2 renamed --consumer.config (still accepted, with a warning); older releases know only the old name.
+      /^(4\.([2-9]|\d\d)|[5-9])\./.test(version) ? '--command-config' : '--consumer.config',
       clientConfig,
       '--topic',
       'secured',

@@ -19,9 +19,10 @@ function hostPorts(service: ComposeService | undefined): number[] {
 }
 
 describe("docker-compose.kafka.yml agrees with Sluice's configuration", () => {
-  it('has Kafka 3.9 in KRaft mode, the registry, the ingress and a worker', () => {
+  it("has the local broker's Kafka release (4.x) in KRaft mode, the registry, the ingress and a worker", () => {
     expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['kafka', 'schema-registry', 'ingress', 'worker']));
-    expect(compose.services.kafka?.image).toMatch(/^apache\/kafka:3\.9\./);
+    expect(compose.services.kafka?.image).toBe(`apache/kafka:${defaults.kafkaVersion}`);
+    expect(compose.services.kafka?.image).toMatch(/^apache\/kafka:4\./);
     expect(compose.services.kafka?.environment?.KAFKA_PROCESS_ROLES).toBe('broker,controller');
     expect(compose.services.kafka?.environment?.KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS).toBe('0');
   });

@@ -6,6 +6,7 @@ import { decodeFramed } from '../core/serde.ts';
 import type { FilterContext, RecordFilter } from '../tail/filter.ts';
 import { DLQ_HEADERS, headersToStrings, REPLAY_HEADER, REPLAYED_AT_HEADER } from './headers.ts';
 import { readTopicToEnd, type TopicRecord } from './topic-reader.ts';
+import { internalReplication } from '../topology/replication.ts';
 
 /**
  * Dead letters: listing them, and replaying them to the topic they came from.
@@ -172,8 +173,16 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayR
   await producer?.connect();
   try {
     if (!dryRun) {
+      const { replicationFactor, configs } = internalReplication((await admin.describeCluster()).brokers.length);
       await admin.createTopics({
-        topics: [{ topic: ledgerTopic(topic), numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
+        topics: [
+          {
+            topic: ledgerTopic(topic),
+            numPartitions: 1,
+            replicationFactor,
+            configEntries: Object.entries({ 'cleanup.policy': 'compact', ...configs }).map(([name, value]) => ({ name, value })),
+          },
+        ],
         waitForLeaders: true,
       });
     }

@@ -4,6 +4,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import { describeCause, RegistryHttpError, SluiceError } from '../core/errors.ts';
 import { createKafka } from '../core/kafka.ts';
 import type { Logger } from '../core/logger.ts';
+import { internalReplication } from '../topology/replication.ts';
 import type { Plan } from './commands.ts';
 import { decodeRecord, encodeKey, encodeValue, RegistryState, type ApplyOutcome, type LogRecord, type RecordKey } from './state.ts';
 
@@ -110,17 +111,15 @@ export class RegistryStore {
     const existing = await this.#admin.listTopics();
     if (!existing.includes(this.topic)) {
       const { brokers } = await this.#admin.describeCluster();
+      const replication = internalReplication(brokers.length);
       const created = await this.#admin.createTopics({
         waitForLeaders: true,
         topics: [
           {
             topic: this.topic,
             numPartitions: 1,
-            replicationFactor: Math.min(3, brokers.length),
-            configEntries: [
-              { name: 'cleanup.policy', value: 'compact' },
-              { name: 'min.insync.replicas', value: '1' },
-            ],
+            replicationFactor: replication.replicationFactor,
+            configEntries: Object.entries({ 'cleanup.policy': 'compact', ...replication.configs }).map(([name, value]) => ({ name, value })),
           },
         ],
       });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
 import { SluiceError } from '../core/errors.ts';
+import { internalReplication } from './replication.ts';
 
 /**
  * What the last `apply` of a topology left behind: the names of the topics it
@@ -19,14 +20,15 @@ export interface AppliedState {
 async function ensureStateTopic(admin: Admin, topic: string): Promise<void> {
   if ((await admin.listTopics()).includes(topic)) return;
   const { brokers } = await admin.describeCluster();
+  const { replicationFactor, configs } = internalReplication(brokers.length);
   await admin.createTopics({
     waitForLeaders: true,
     topics: [
       {
         topic,
         numPartitions: 1,
-        replicationFactor: Math.min(3, brokers.length),
-        configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
+        replicationFactor,
+        configEntries: Object.entries({ 'cleanup.policy': 'compact', ...configs }).map(([name, value]) => ({ name, value })),
       },
     ],
   });

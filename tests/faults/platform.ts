@@ -19,10 +19,21 @@ export interface Platform {
   topics: { placed: string; scored: string; dlq: string };
   topologyFile: string;
   env: NodeJS.ProcessEnv;
-  process: SluiceProcess;
-  /** Process ids whose RSS is the ingress's (the `sluice up` process). */
+  /** The `sluice up` process (ingress, registry and worker in one: its RSS bounds the ingress's). */
   pid(): number | undefined;
+  /** What `sluice up` logged (warnings and errors: SLUICE_LOG_LEVEL=warn), for failure messages. */
+  output(): string;
+  /** Stops `sluice up` and starts it again on the same topology, topics and registry topic. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
+}
+
+async function stopProcess(proc: SluiceProcess): Promise<void> {
+  if (proc.child.exitCode !== null) return;
+  proc.child.kill('SIGTERM');
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), 20_000);
+  await proc.exited;
+  clearTimeout(timer);
 }
 
 function topologyCopy(dir: string, suffix: string): { file: string; topics: Platform['topics'] } {
@@ -59,24 +70,27 @@ export async function startPlatform(env: NodeJS.ProcessEnv = {}): Promise<Platfo
     SLUICE_LOG_LEVEL: process.env.SLUICE_TEST_LOG_LEVEL ?? 'warn',
     ...env,
   };
-  const proc = runSluice(['up'], fullEnv);
   const ingressUrl = `http://127.0.0.1:${ingressPort}`;
-  await waitForOk(`${ingressUrl}/readyz`, proc, 180_000);
+  const start = async (): Promise<SluiceProcess> => {
+    const started = runSluice(['up'], fullEnv);
+    await waitForOk(`${ingressUrl}/readyz`, started, 180_000);
+    return started;
+  };
+  let proc = await start();
   return {
     ingressUrl,
     registryUrl,
     topics,
     topologyFile: file,
     env: fullEnv,
-    process: proc,
     pid: () => proc.child.pid,
+    output: () => proc.output(),
+    async restart() {
+      await stopProcess(proc);
+      proc = await start();
+    },
     async stop() {
-      if (proc.child.exitCode === null) {
-        proc.child.kill('SIGTERM');
-        const timer = setTimeout(() => proc.child.kill('SIGKILL'), 20_000);
-        await proc.exited;
-        clearTimeout(timer);
-      }
+      await stopProcess(proc);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -103,6 +117,6 @@ export async function waitForKeys(topic: string, required: Iterable<string>, tim
       return keyCounts(topic);
     }
     if (Date.now() > deadline) return counts;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
   }
 }

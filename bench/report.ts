@@ -5,6 +5,7 @@ import type { E2eFigures } from './e2e-latency.ts';
 import type { HttpFigures } from './ingress.ts';
 import type { JavaProducerFigures } from './java-producer.ts';
 import type { SerializationFigures } from './serialization.ts';
+import type { ReplicatedFigures } from './replicated.ts';
 
 /** bench/results/latest.json, the SVG chart and the README table, all generated from one result object. */
 
@@ -65,6 +66,8 @@ export interface BenchResults {
   worker: WorkerFigures | { skipped: string };
   e2e: { low: E2eFigures | null; halfPeak: E2eFigures | null; note?: string };
   serialization: SerializationFigures | null;
+  /** `--full` only: ingress and exactly-once worker on three brokers, RF 3 beside RF 1 (bench/replicated.ts). */
+  replicated?: ReplicatedFigures;
   notes: string[];
 }
 

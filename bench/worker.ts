@@ -36,6 +36,8 @@ export interface WorkerBenchOptions {
   mode: 'quick' | 'full';
   config: SluiceConfig;
   logger: Logger;
+  /** Replicas of the bench topics (min.insync.replicas one less, at least 1); default: the broker's default. */
+  replicationFactor?: number;
 }
 
 interface Bench {
@@ -253,8 +255,13 @@ export async function runWorkerBench(options: WorkerBenchOptions): Promise<Worke
   const { names } = b;
   const admin = b.kafka.admin();
   await admin.connect();
+  const factor = options.replicationFactor;
+  const replication = factor === undefined ? {} : { replicationFactor: factor, configEntries: [{ name: 'min.insync.replicas', value: String(Math.max(1, factor - 1)) }] };
   await admin.createTopics({
-    topics: [...[names.input, names.copy, names.exactlyOnce, names.atLeastOnce].map((topic) => ({ topic, numPartitions: PARTITIONS })), { topic: names.deadLetter, numPartitions: 1 }],
+    topics: [
+      ...[names.input, names.copy, names.exactlyOnce, names.atLeastOnce].map((topic) => ({ topic, numPartitions: PARTITIONS, ...replication })),
+      { topic: names.deadLetter, numPartitions: 1, ...replication },
+    ],
     waitForLeaders: true,
   });
   try {

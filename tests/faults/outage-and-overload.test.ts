@@ -73,7 +73,12 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
     clearInterval(tag);
 
     const { accepted, refused, byStatus } = summarize(outcomes);
-    expect(Object.keys(byStatus).map(Number).every((s) => s === 200 || s === 503), JSON.stringify(byStatus)).toBe(true);
+    expect(
+      Object.keys(byStatus)
+        .map(Number)
+        .every((s) => s === 200 || s === 503),
+      JSON.stringify(byStatus),
+    ).toBe(true);
     expect(refused.length).toBeGreaterThan(0);
     expect(refused.every((o) => o.retryAfter !== null && Number(o.retryAfter) >= 1)).toBe(true);
     const slowest503 = Math.max(...refused.map((o) => o.ms));
@@ -82,7 +87,17 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
 
     const { lost, duplicated } = await assertScoredOnce(platform, accepted);
     const deadLetters = (await readTopics([dlq])).length;
-    report('cluster-outage', { outageMs: OUTAGE_MS, posted: outcomes.length, accepted: accepted.length, failed: refused.length, byStatus, slowest503Ms: Math.round(slowest503), lost, duplicated, deadLetters });
+    report('cluster-outage', {
+      outageMs: OUTAGE_MS,
+      posted: outcomes.length,
+      accepted: accepted.length,
+      failed: refused.length,
+      byStatus,
+      slowest503Ms: Math.round(slowest503),
+      lost,
+      duplicated,
+      deadLetters,
+    });
     expect({ lost, duplicated, deadLetters }).toEqual({ lost: 0, duplicated: 0, deadLetters: 0 });
   });
 
@@ -104,8 +119,25 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
 
     const { accepted, refused, byStatus } = summarize(outcomes);
     const { lost, duplicated } = await assertScoredOnce(platform, [...summarize(probe.outcomes).accepted, ...accepted]);
-    report('overload-soak', { soakMs: SOAK_MS, capacityPerS: capacity, offeredPerS: capacity * 2, posted: outcomes.length, accepted: accepted.length, refused: refused.length, byStatus, lost, duplicated, peakRssMb: Math.round(peakMb), rssBoundMb: RSS_BOUND_MB });
-    expect(Object.keys(byStatus).map(Number).every((s) => s === 200 || s === 503), JSON.stringify(byStatus)).toBe(true);
+    report('overload-soak', {
+      soakMs: SOAK_MS,
+      capacityPerS: capacity,
+      offeredPerS: capacity * 2,
+      posted: outcomes.length,
+      accepted: accepted.length,
+      refused: refused.length,
+      byStatus,
+      lost,
+      duplicated,
+      peakRssMb: Math.round(peakMb),
+      rssBoundMb: RSS_BOUND_MB,
+    });
+    expect(
+      Object.keys(byStatus)
+        .map(Number)
+        .every((s) => s === 200 || s === 503),
+      JSON.stringify(byStatus),
+    ).toBe(true);
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
     expect(peakMb).toBeLessThan(RSS_BOUND_MB);
   });

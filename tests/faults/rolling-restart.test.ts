@@ -39,7 +39,12 @@ describe('[faults] rolling restart of all three brokers under continuous load', 
     const outcomes = await run.done;
 
     const { accepted, refused, byStatus } = summarize(outcomes);
-    expect(Object.keys(byStatus).map(Number).every((s) => s === 200 || s === 503), JSON.stringify(byStatus)).toBe(true);
+    expect(
+      Object.keys(byStatus)
+        .map(Number)
+        .every((s) => s === 200 || s === 503),
+      JSON.stringify(byStatus),
+    ).toBe(true);
     const counts = await waitForKeys(
       scored,
       accepted.map((o) => o.orderId),
@@ -48,7 +53,18 @@ describe('[faults] rolling restart of all three brokers under continuous load', 
     const lost = accepted.filter((o) => !counts.has(o.orderId)).length;
     const duplicated = [...counts.values()].filter((n) => n > 1).length;
     const latencies = accepted.map((o) => o.ms);
-    const figures = { posted: outcomes.length, accepted: accepted.length, failed: refused.length, byStatus, lost, duplicated, rollMs, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), maxMs: percentile(latencies, 100) };
+    const figures = {
+      posted: outcomes.length,
+      accepted: accepted.length,
+      failed: refused.length,
+      byStatus,
+      lost,
+      duplicated,
+      rollMs,
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+      maxMs: percentile(latencies, 100),
+    };
     report('rolling-restart', figures);
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
     // A clean roll moves leaders before each broker stops: nothing should have been refused.

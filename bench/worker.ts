@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { Schema } from 'avsc';
-import { Kafka, logLevel, type Message } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 import { createTypes } from '../core/avro.ts';
 import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
@@ -9,6 +9,7 @@ import { RegistryClient } from '../core/registry-client.ts';
 import { createEncoder } from '../core/serde.ts';
 import { createWorkerMetrics } from '../consumers/metrics.ts';
 import { startWorker } from '../consumers/runtime.ts';
+import { createKafka, type OutgoingRecord } from '../kafka/index.ts';
 import { startRegistry } from '../registry/server.ts';
 import { subjectFor, type DeliveryMode, type Topology, type WorkerSpec } from '../topology/model.ts';
 import { randomOrder } from '../tests/support/orders.ts';
@@ -55,19 +56,21 @@ function schemaOf(topic: string, file: string) {
 }
 
 async function fillInput(b: Bench, registry: RegistryClient): Promise<void> {
-  const { names, kafka } = b;
+  const { names } = b;
   const placed = schemaOf(names.input, 'OrderPlaced.avsc');
   const encoder = createEncoder(placed.subject, await registry.register(placed.subject, placed.text), createTypes(placed.schema));
-  const producer = kafka.producer({ idempotent: true });
-  await producer.connect();
-  for (let i = 0; i < b.events; i += 5000) {
-    const messages: Message[] = Array.from({ length: Math.min(5000, b.events - i) }, () => {
-      const order = randomOrder();
-      return { key: order.orderId, value: encoder.encode(order) };
-    });
-    await producer.send({ topic: names.input, messages, acks: -1 });
+  const producer = createKafka(b.config, b.log, 'bench-worker').producer();
+  try {
+    for (let i = 0; i < b.events; i += 5000) {
+      const records: OutgoingRecord[] = Array.from({ length: Math.min(5000, b.events - i) }, () => {
+        const order = randomOrder();
+        return { topic: names.input, key: Buffer.from(order.orderId), value: encoder.encode(order) };
+      });
+      await producer.send(records);
+    }
+  } finally {
+    await producer.close();
   }
-  await producer.disconnect();
 }
 
 /**
@@ -198,17 +201,13 @@ export async function runWorkerScaleBench(options: WorkerBenchOptions, partition
     names: { input: '', copy: '', exactlyOnce: `bench.scale-eos-${run}`, atLeastOnce: '', deadLetter: `bench.scale-dlq-${run}` },
   };
   const port = Number(options.brokers[0]!.split(':').pop());
-  const admin = b.kafka.admin();
-  await admin.connect();
+  const admin = createKafka(b.config, b.log, 'bench-worker').admin();
   const inputs = partitionCounts.map((partitions) => ({ partitions, topic: `bench.scale-placed-${partitions}-${run}` }));
-  await admin.createTopics({
-    topics: [
-      ...inputs.map(({ topic, partitions }) => ({ topic, numPartitions: partitions })),
-      { topic: b.names.exactlyOnce, numPartitions: PARTITIONS },
-      { topic: b.names.deadLetter, numPartitions: 1 },
-    ],
-    waitForLeaders: true,
-  });
+  await admin.createTopics([
+    ...inputs.map(({ topic, partitions }) => ({ name: topic, partitions })),
+    { name: b.names.exactlyOnce, partitions: PARTITIONS },
+    { name: b.names.deadLetter, partitions: 1 },
+  ]);
   try {
     const registry = new RegistryClient(options.registryUrl);
     const byPartitions: WorkerScaleFigures['byPartitions'] = [];
@@ -223,10 +222,8 @@ export async function runWorkerScaleBench(options: WorkerBenchOptions, partition
     }
     return { events: b.events, byPartitions };
   } finally {
-    await admin
-      .deleteTopics({ topics: [...inputs.map((i) => i.topic), b.names.exactlyOnce, b.names.deadLetter] })
-      .catch((error: unknown) => b.log.warn({ err: error }, 'deleting the bench topics failed'));
-    await admin.disconnect();
+    await admin.deleteTopics([...inputs.map((i) => i.topic), b.names.exactlyOnce, b.names.deadLetter]).catch((error: unknown) => b.log.warn({ err: error }, 'deleting the bench topics failed'));
+    await admin.close();
   }
 }
 
@@ -253,17 +250,13 @@ export async function runWorkerBench(options: WorkerBenchOptions): Promise<Worke
   // The machine may be shared and noisy: contenders run interleaved, and the median round counts.
   const rounds = Number(process.env.SLUICE_BENCH_WORKER_ROUNDS ?? (options.mode === 'full' ? 3 : 1));
   const { names } = b;
-  const admin = b.kafka.admin();
-  await admin.connect();
+  const admin = createKafka(b.config, b.log, 'bench-worker').admin();
   const factor = options.replicationFactor;
-  const replication = factor === undefined ? {} : { replicationFactor: factor, configEntries: [{ name: 'min.insync.replicas', value: String(Math.max(1, factor - 1)) }] };
-  await admin.createTopics({
-    topics: [
-      ...[names.input, names.copy, names.exactlyOnce, names.atLeastOnce].map((topic) => ({ topic, numPartitions: PARTITIONS, ...replication })),
-      { topic: names.deadLetter, numPartitions: 1, ...replication },
-    ],
-    waitForLeaders: true,
-  });
+  const replication = factor === undefined ? {} : { replicationFactor: factor, configs: { 'min.insync.replicas': String(Math.max(1, factor - 1)) } };
+  await admin.createTopics([
+    ...[names.input, names.copy, names.exactlyOnce, names.atLeastOnce].map((name) => ({ name, partitions: PARTITIONS, ...replication })),
+    { name: names.deadLetter, partitions: 1, ...replication },
+  ]);
   try {
     const registry = new RegistryClient(options.registryUrl);
     await fillInput(b, registry);
@@ -288,8 +281,8 @@ export async function runWorkerBench(options: WorkerBenchOptions): Promise<Worke
       concurrency: b.config.workerConcurrency,
     };
   } finally {
-    await admin.deleteTopics({ topics: Object.values(names) }).catch((error: unknown) => b.log.warn({ err: error }, 'deleting the bench topics failed'));
-    await admin.disconnect();
+    await admin.deleteTopics(Object.values(names)).catch((error: unknown) => b.log.warn({ err: error }, 'deleting the bench topics failed'));
+    await admin.close();
   }
 }
 

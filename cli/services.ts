@@ -1,6 +1,6 @@
 import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
-import { createKafka } from '../core/kafka.ts';
+import { createKafka } from '../kafka/index.ts';
 import { RegistryClient } from '../core/registry-client.ts';
 import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/broker.ts';
 import { localClusterDir, runningCluster } from '../broker/cluster.ts';
@@ -87,11 +87,10 @@ export function registryIsLocal(config: SluiceConfig): boolean {
 
 export async function applyAtStart(config: SluiceConfig, topology: Topology, log: Logger): Promise<void> {
   const admin = createKafka(config, log, 'admin').admin();
-  await admin.connect();
   try {
     await applyTopology(topology, admin, new RegistryClient(config.registryUrl), log.child({ component: 'topology' }));
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
 }
 

@@ -1,11 +1,12 @@
-import type { Admin, IHeaders, Kafka, Message } from 'kafkajs';
 import { DeadLetterReplayError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { retryPolicies } from '../core/retry.ts';
+import type { Kafka, KafkaAdmin, KafkaRecord, OutgoingRecord, RecordHeaders } from '../kafka/index.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { decodeFramed } from '../core/serde.ts';
 import type { FilterContext, RecordFilter } from '../tail/filter.ts';
 import { DLQ_HEADERS, headersToStrings, REPLAY_HEADER, REPLAYED_AT_HEADER } from './headers.ts';
-import { readTopicToEnd, type TopicRecord } from './topic-reader.ts';
+import { readTopicToEnd } from './topic-reader.ts';
 import { internalReplication } from '../topology/replication.ts';
 
 /**
@@ -28,7 +29,7 @@ export interface DeadLetter {
   value: Buffer | null;
   timestamp: string;
   headers: Record<string, string>;
-  rawHeaders: IHeaders;
+  rawHeaders: RecordHeaders;
   errorClass: string | undefined;
   errorCode: string | undefined;
   errorMessage: string | undefined;
@@ -54,17 +55,17 @@ export const ledgerTopic = (deadLetterTopic: string) => `${deadLetterTopic}.repl
 export const replayTransactionalId = (deadLetterTopic: string) => `sluice-dlq-replay-${deadLetterTopic}`;
 const ledgerKey = (partition: number, offset: string) => `${partition}/${offset}`;
 
-function toDeadLetter(record: TopicRecord): DeadLetter {
-  const headers = headersToStrings(record.message.headers);
+function toDeadLetter(record: KafkaRecord): DeadLetter {
+  const headers = headersToStrings(record.headers);
   const originalPartition = headers[DLQ_HEADERS.originalPartition];
   return {
     partition: record.partition,
-    offset: record.message.offset,
-    key: record.message.key,
-    value: record.message.value,
-    timestamp: record.message.timestamp,
+    offset: record.offset.toString(),
+    key: record.key,
+    value: record.value,
+    timestamp: record.timestamp.toString(),
     headers,
-    rawHeaders: record.message.headers ?? {},
+    rawHeaders: record.headers,
     errorClass: headers[DLQ_HEADERS.errorClass],
     errorCode: headers[DLQ_HEADERS.errorCode],
     errorMessage: headers[DLQ_HEADERS.errorMessage],
@@ -76,32 +77,32 @@ function toDeadLetter(record: TopicRecord): DeadLetter {
   };
 }
 
-async function readLedger(kafka: Kafka, admin: Admin, deadLetterTopic: string, log: Logger): Promise<Map<string, { to: string; at: string }>> {
+async function readLedger(kafka: Kafka, admin: KafkaAdmin, deadLetterTopic: string): Promise<Map<string, { to: string; at: string }>> {
   const ledger = new Map<string, { to: string; at: string }>();
   const topics = await admin.listTopics();
   if (!topics.includes(ledgerTopic(deadLetterTopic))) return ledger;
-  for (const record of await readTopicToEnd(kafka, admin, ledgerTopic(deadLetterTopic), log)) {
-    const key = record.message.key?.toString('utf8');
-    if (key === undefined || record.message.value === null) continue;
-    ledger.set(key, JSON.parse(record.message.value.toString('utf8')) as { to: string; at: string });
+  for (const record of await readTopicToEnd(kafka, ledgerTopic(deadLetterTopic))) {
+    const key = record.key?.toString('utf8');
+    if (key === undefined || record.value === null) continue;
+    ledger.set(key, JSON.parse(record.value.toString('utf8')) as { to: string; at: string });
   }
   return ledger;
 }
 
 export interface ReadDeadLettersOptions {
   kafka: Kafka;
-  admin: Admin;
+  admin: KafkaAdmin;
   log: Logger;
   topic: string;
 }
 
 /** Every dead letter on the topic now, each marked with its replay if it had one. */
 export async function readDeadLetters(options: ReadDeadLettersOptions): Promise<DeadLetter[]> {
-  const { kafka, admin, log, topic } = options;
+  const { kafka, admin, topic } = options;
   const topics = await admin.listTopics();
   if (!topics.includes(topic)) throw new DeadLetterReplayError(`topic ${topic} does not exist`);
-  const ledger = await readLedger(kafka, admin, topic, log);
-  return (await readTopicToEnd(kafka, admin, topic, log)).map((record) => {
+  const ledger = await readLedger(kafka, admin, topic);
+  return (await readTopicToEnd(kafka, topic)).map((record) => {
     const letter = toDeadLetter(record);
     const replayed = ledger.get(ledgerKey(letter.partition, letter.offset));
     return replayed ? { ...letter, replayed } : letter;
@@ -154,37 +155,26 @@ export interface ReplayResult {
 }
 
 /** The record to re-produce: original key, bytes and headers, without the failure headers, with where it came from. */
-export function replayMessage(letter: DeadLetter, deadLetterTopic: string, to: string, at: Date): Message {
+export function replayMessage(letter: DeadLetter, deadLetterTopic: string, to: string, at: Date): OutgoingRecord {
   const failure = new Set<string>(Object.values(DLQ_HEADERS));
-  const headers: IHeaders = {};
-  for (const [name, value] of Object.entries(letter.rawHeaders)) if (!failure.has(name)) headers[name] = value;
-  headers[REPLAY_HEADER] = `${deadLetterTopic}/${letter.partition}/${letter.offset}`;
-  headers[REPLAYED_AT_HEADER] = at.toISOString();
+  const headers: [string, Buffer][] = letter.rawHeaders.filter(([name]) => !failure.has(name)).map(([name, value]) => [name, value]);
+  headers.push([REPLAY_HEADER, Buffer.from(`${deadLetterTopic}/${letter.partition}/${letter.offset}`)]);
+  headers.push([REPLAYED_AT_HEADER, Buffer.from(at.toISOString())]);
   // Back to its original partition when it goes back to its original topic, so it stays with its key's other records.
   const samePartition = to === letter.originalTopic && letter.originalPartition !== undefined;
-  return { key: letter.key, value: letter.value, headers, ...(samePartition ? { partition: letter.originalPartition } : {}) };
+  return { topic: to, key: letter.key, value: letter.value, headers, ...(samePartition ? { partition: letter.originalPartition } : {}) };
 }
 
 export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayResult> {
   const { kafka, admin, log, topic, filter, dryRun } = options;
   const chunkSize = options.chunkSize ?? 500;
   // Fence any other replay of this topic before reading the ledger, so the ledger read is complete.
-  const producer = dryRun ? undefined : kafka.producer({ transactionalId: replayTransactionalId(topic), idempotent: true, maxInFlightRequests: 1 });
-  await producer?.connect();
+  const producer = dryRun ? undefined : kafka.producer({ name: 'dlq-replay', transactionalId: replayTransactionalId(topic), retry: retryPolicies.transaction });
   try {
-    if (!dryRun) {
+    if (producer) {
       const { replicationFactor, configs } = internalReplication((await admin.describeCluster()).brokers.length);
-      await admin.createTopics({
-        topics: [
-          {
-            topic: ledgerTopic(topic),
-            numPartitions: 1,
-            replicationFactor,
-            configEntries: Object.entries({ 'cleanup.policy': 'compact', ...configs }).map(([name, value]) => ({ name, value })),
-          },
-        ],
-        waitForLeaders: true,
-      });
+      await admin.createTopics([{ name: ledgerTopic(topic), partitions: 1, replicationFactor, configs: { 'cleanup.policy': 'compact', ...configs } }]);
+      await producer.connect([ledgerTopic(topic)]);
     }
     const letters = await readDeadLetters(options);
     const result: ReplayResult = { replayed: [], alreadyReplayed: [], filteredOut: 0 };
@@ -207,31 +197,15 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayR
     for (let start = 0; start < result.replayed.length; start += chunkSize) {
       const chunk = result.replayed.slice(start, start + chunkSize);
       const at = new Date();
-      const byTopic = new Map<string, Message[]>();
+      const records: OutgoingRecord[] = chunk.map(({ letter, to }) => replayMessage(letter, topic, to, at));
       for (const { letter, to } of chunk) {
-        const list = byTopic.get(to) ?? [];
-        list.push(replayMessage(letter, topic, to, at));
-        byTopic.set(to, list);
+        records.push({ topic: ledgerTopic(topic), partition: 0, key: Buffer.from(ledgerKey(letter.partition, letter.offset)), value: Buffer.from(JSON.stringify({ to, at: at.toISOString() })) });
       }
-      const ledger: Message[] = chunk.map(({ letter, to }) => ({
-        key: ledgerKey(letter.partition, letter.offset),
-        value: JSON.stringify({ to, at: at.toISOString() }),
-      }));
-      const transaction = await producer.transaction();
-      try {
-        await transaction.sendBatch({
-          topicMessages: [...[...byTopic].map(([to, messages]) => ({ topic: to, messages })), { topic: ledgerTopic(topic), messages: ledger }],
-          acks: -1,
-        });
-        await transaction.commit();
-      } catch (error) {
-        await transaction.abort().catch((abortError: unknown) => log.warn({ err: abortError }, 'aborting the replay transaction also failed'));
-        throw error;
-      }
+      await producer.sendTransaction(records);
       log.info({ topic, replayed: start + chunk.length, of: result.replayed.length }, 'dead letters replayed');
     }
     return result;
   } finally {
-    await producer?.disconnect();
+    await producer?.close();
   }
 }

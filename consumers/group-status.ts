@@ -1,4 +1,4 @@
-import { AssignerProtocol, type Admin } from 'kafkajs';
+import type { KafkaAdmin } from '../kafka/index.ts';
 
 /** A consumer group's members, their partitions and the lag of each partition: what `sluice status` prints. */
 
@@ -29,35 +29,28 @@ export interface GroupStatus {
   totalLag: string;
 }
 
-function decodeAssignment(raw: Buffer): Record<string, number[]> {
-  if (raw.length === 0) return {};
-  return AssignerProtocol.MemberAssignment.decode(raw)?.assignment ?? {};
-}
-
-export async function groupStatus(admin: Admin, groupId: string, topics: readonly string[]): Promise<GroupStatus> {
-  const { groups } = await admin.describeGroups([groupId]);
-  const group = groups[0];
+export async function groupStatus(admin: KafkaAdmin, groupId: string, topics: readonly string[]): Promise<GroupStatus> {
+  const [group] = await admin.describeGroups([groupId]);
   const members: MemberStatus[] = (group?.members ?? []).map((m) => ({
     memberId: m.memberId,
     clientId: m.clientId,
-    host: m.clientHost.replace(/^\//, ''),
-    assignment: decodeAssignment(m.memberAssignment),
+    host: m.host.replace(/^\//, ''),
+    assignment: m.assignment,
   }));
   const owner = new Map<string, string>();
   for (const member of members) {
     for (const [topic, partitions] of Object.entries(member.assignment)) for (const p of partitions) owner.set(`${topic}/${p}`, member.memberId);
   }
   const partitions: PartitionStatus[] = [];
-  const committed = await admin.fetchOffsets({ groupId, topics: [...topics] });
+  const committed = new Map((await admin.committedOffsets(groupId, topics)).map((c) => [`${c.topic}/${c.partition}`, c.offset]));
   for (const topic of topics) {
-    const ends = await admin.fetchTopicOffsets(topic);
-    const byPartition = new Map(committed.find((t) => t.topic === topic)?.partitions.map((p) => [p.partition, p.offset]));
-    for (const { partition, high, low } of ends.sort((a, b) => a.partition - b.partition)) {
-      const offset = byPartition.get(partition);
-      const has = offset !== undefined && BigInt(offset) >= 0n;
-      const from = has ? BigInt(offset) : BigInt(low);
-      const lag = BigInt(high) > from ? BigInt(high) - from : 0n;
-      partitions.push({ topic, partition, committed: has ? offset : undefined, end: high, lag: lag.toString(), memberId: owner.get(`${topic}/${partition}`) });
+    // Read committed: the end a worker can reach (the last stable offset).
+    const [ends, starts] = await Promise.all([admin.listOffsets(topic, 'latest', { readCommitted: true }), admin.listOffsets(topic, 'earliest')]);
+    for (const [partition, high] of [...ends].sort((a, b) => a[0] - b[0])) {
+      const offset = committed.get(`${topic}/${partition}`);
+      const from = offset ?? starts.get(partition) ?? 0n;
+      const lag = high > from ? high - from : 0n;
+      partitions.push({ topic, partition, committed: offset?.toString(), end: high.toString(), lag: lag.toString(), memberId: owner.get(`${topic}/${partition}`) });
     }
   }
   return {

@@ -38,6 +38,11 @@ export interface ProducerSettings {
    * still writes afterwards keep their order.
    */
   sendTimeoutMs?: number;
+  /**
+   * Makes this a transactional producer (for sendTransaction): initialising it
+   * fences any other producer with the same id. Use the `transaction` retry policy.
+   */
+  transactionalId?: string;
 }
 
 type RawProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
@@ -50,6 +55,10 @@ export function toClientHeaders(headers: RecordHeaders | undefined): Map<Buffer,
   const map = new Map<Buffer, Buffer>();
   for (const [name, value] of headers) map.set(Buffer.from(name, 'utf8'), value);
   return map;
+}
+
+function toClientMessage(r: OutgoingRecord, partition: number): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
+  return { topic: r.topic, partition, key: r.key ?? undefined, value: r.value ?? undefined, headers: toClientHeaders(r.headers), timestamp: r.timestamp };
 }
 
 /** Where each record goes and its rank in its partition for this send. */
@@ -131,12 +140,13 @@ export class KafkaProducer {
         requestTimeoutMs: settings.requestTimeoutMs,
         brokerTimeoutMs: settings.ackTimeoutMs,
       }),
-      idempotent,
+      idempotent: idempotent || settings.transactionalId !== undefined,
       acks: ACKS[acks],
+      ...(settings.transactionalId === undefined ? {} : { transactionalId: settings.transactionalId }),
     });
     routeClientEvents(this.#client, logger);
     this.#acks = ACKS[acks];
-    this.#idempotent = idempotent;
+    this.#idempotent = idempotent || settings.transactionalId !== undefined;
     this.#sendTimeoutMs = settings.sendTimeoutMs;
     this.#context = errorContext(config);
   }
@@ -181,17 +191,7 @@ export class KafkaProducer {
     const counts = records.some((r) => r.partition === undefined) ? await this.partitionCounts(topics) : undefined;
     const placement = this.#placer.place(records, (topic) => counts!.get(topic)!);
     const messages: MessageToProduce<Buffer, Buffer, Buffer, Buffer>[] = new Array(records.length);
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      messages[i] = {
-        topic: r.topic,
-        partition: placement.partitions[i]!,
-        key: r.key ?? undefined,
-        value: r.value ?? undefined,
-        headers: toClientHeaders(r.headers),
-        timestamp: r.timestamp,
-      };
-    }
+    for (let i = 0; i < records.length; i++) messages[i] = toClientMessage(records[i]!, placement.partitions[i]!);
     const sending = this.#client.send({ messages });
     return async () => {
       try {
@@ -201,6 +201,27 @@ export class KafkaProducer {
         throw toSluiceError(error, { ...this.#context, operation });
       }
     };
+  }
+
+  /**
+   * Writes `records` in one transaction: read_committed readers see all of them
+   * or none. On failure the transaction is aborted and the error rethrown.
+   */
+  async sendTransaction(records: readonly OutgoingRecord[]): Promise<void> {
+    const topics = [...new Set(records.map((r) => r.topic))];
+    const operation = `transaction of ${records.length} record(s) to ${topics.join(', ')}`;
+    await this.#initialized(operation);
+    const counts = records.some((r) => r.partition === undefined) ? await this.partitionCounts(topics) : undefined;
+    const placement = this.#placer.place(records, (topic) => counts!.get(topic)!);
+    let transaction: Awaited<ReturnType<RawProducer['beginTransaction']>> | undefined;
+    try {
+      transaction = await this.#client.beginTransaction();
+      await transaction.send({ messages: records.map((r, i) => toClientMessage(r, placement.partitions[i]!)) });
+      await transaction.commit();
+    } catch (error) {
+      await transaction?.abort().catch(() => undefined);
+      throw toSluiceError(error, { ...this.#context, operation });
+    }
   }
 
   /** Connects ahead of the first send: the producer id (when idempotent) and the metadata of `topics`. */

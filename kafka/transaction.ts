@@ -71,19 +71,29 @@ export interface TransactionalOutputOptions {
 }
 
 export class TransactionalOutput implements WorkerOutput {
-  readonly transactionalId: string;
   readonly #options: TransactionalOutputOptions;
   #producer: Producer<Buffer, Buffer, Buffer, Buffer>;
+  #renewals = 0;
 
   constructor(options: TransactionalOutputOptions) {
-    this.transactionalId = options.transactionalId;
     this.#options = options;
     this.#producer = this.#create();
   }
 
+  /**
+   * The id of the producer in use. A renewed producer takes a new one: the
+   * client initialises an id with producer id 0 and epoch 0 (not -1, "none"),
+   * which the coordinator refuses for an id it already knows. What the previous
+   * id left open is completed or aborted by the coordinator (at its timeout at
+   * the latest), and a partition's next owner waits for that before reading its
+   * offset (require_stable), so nothing is applied twice.
+   */
+  get transactionalId(): string {
+    return this.#renewals === 0 ? this.#options.transactionalId : `${this.#options.transactionalId}-${this.#renewals}`;
+  }
+
   #create(): Producer<Buffer, Buffer, Buffer, Buffer> {
-    const { client, transactionalId } = this.#options;
-    return new Producer({ ...client, transactionalId, idempotent: true });
+    return new Producer({ ...this.#options.client, transactionalId: this.transactionalId, idempotent: true });
   }
 
   /** Initialises the transactional id (fencing a previous instance with the same id) before the first round. */
@@ -126,6 +136,7 @@ export class TransactionalOutput implements WorkerOutput {
 
   async #renew(): Promise<void> {
     const old = this.#producer;
+    this.#renewals++;
     this.#producer = this.#create();
     await old.close(true).catch((error: unknown) => this.#options.logger.debug({ err: error }, 'closing the previous transactional producer failed'));
   }

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
 import type { SluiceConfig } from '../core/config.ts';
 import { describeCause, RegistryHttpError, SluiceError } from '../core/errors.ts';
-import { createKafka } from '../core/kafka.ts';
 import type { Logger } from '../core/logger.ts';
 import { internalReplication } from '../topology/replication.ts';
+import { retryPolicies } from '../core/retry.ts';
+import { createKafka, type KafkaAdmin, type KafkaProducer, type PartitionBatch, type PartitionReader } from '../kafka/index.ts';
 import type { Plan } from './commands.ts';
 import { decodeRecord, encodeKey, encodeValue, RegistryState, type ApplyOutcome, type LogRecord, type RecordKey } from './state.ts';
 
@@ -52,9 +51,10 @@ export class RegistryStore {
   readonly topic: string;
   readonly #log: Logger;
   readonly #timeoutMs: number;
-  readonly #admin: Admin;
-  readonly #producer: Producer;
-  readonly #consumer: Consumer;
+  readonly #admin: KafkaAdmin;
+  readonly #producer: KafkaProducer;
+  readonly #reader: PartitionReader;
+  #reading: Promise<void> | undefined;
   /** The offset of the next record to apply. */
   #position = 0;
   readonly #outcomes = new Map<number, ApplyOutcome>();
@@ -69,36 +69,23 @@ export class RegistryStore {
     this.#timeoutMs = options.config.produceTimeoutMs;
     const kafka = createKafka(options.config, options.logger, 'registry');
     this.#admin = kafka.admin();
-    this.#producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      // One partition: the partitioner never matters, and naming one silences kafkajs's v2 notice.
-      createPartitioner: Partitioners.DefaultPartitioner,
-      // Unbounded retries keep the idempotent producer's guarantees; the HTTP
-      // caller is still answered within the store's timeout (50002).
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 2000 },
-    });
-    this.#consumer = kafka.consumer({
-      // A group of its own: each instance reads the whole topic, and never commits.
-      groupId: `sluice-registry-${randomUUID()}`,
-      allowAutoTopicCreation: false,
-      maxWaitTimeInMs: 250,
-    });
+    // acks=all, idempotent; the HTTP caller is answered within the store's timeout (50002) whatever the retries.
+    this.#producer = kafka.producer({ retry: retryPolicies.reader });
+    // No group: each instance reads the whole topic and never commits.
+    this.#reader = kafka.partitionReader({ readCommitted: false, maxWaitMs: 250 });
   }
 
   /** Connects, replays the topic to its current end, and keeps following it. */
   async start(): Promise<void> {
     try {
-      await this.#admin.connect();
       await this.#ensureTopic();
-      await this.#producer.connect();
-      await this.#consumer.connect();
-      await this.#consumer.subscribe({ topic: this.topic, fromBeginning: true });
-      this.#consumer.on(this.#consumer.events.CRASH, (event) => {
-        this.#log.error({ err: event.payload.error, restart: event.payload.restart }, 'registry consumer crashed');
+      await this.#producer.connect([this.topic]);
+      this.#reader.assign([{ topic: this.topic, partition: 0, offset: 0n }]);
+      this.#reading = this.#reader.run((batch) => this.#onBatch(batch));
+      this.#reading.catch((error: unknown) => {
+        // Writes and catch-ups now time out (50002) instead of hanging; the log says why.
+        if (!this.#closed) this.#log.error({ err: error }, 'registry reader stopped');
       });
-      await this.#consumer.run({ autoCommit: false, eachBatch: (payload) => this.#onBatch(payload) });
       await this.catchUp(Math.max(this.#timeoutMs, 30_000));
     } catch (error) {
       await this.close().catch((closeError: unknown) => this.#log.error({ err: closeError }, 'closing after a failed start failed too'));
@@ -108,32 +95,25 @@ export class RegistryStore {
   }
 
   async #ensureTopic(): Promise<void> {
-    const existing = await this.#admin.listTopics();
-    if (!existing.includes(this.topic)) {
-      const { brokers } = await this.#admin.describeCluster();
-      const replication = internalReplication(brokers.length);
-      const created = await this.#admin.createTopics({
-        waitForLeaders: true,
-        topics: [
-          {
-            topic: this.topic,
-            numPartitions: 1,
-            replicationFactor: replication.replicationFactor,
-            configEntries: Object.entries({ 'cleanup.policy': 'compact', ...replication.configs }).map(([name, value]) => ({ name, value })),
-          },
-        ],
-      });
-      this.#log.info({ created }, 'registry topic ensured');
-    }
-    const metadata = await this.#admin.fetchTopicMetadata({ topics: [this.topic] });
-    const partitions = metadata.topics[0]?.partitions.length ?? 0;
+    const { brokers } = await this.#admin.describeCluster();
+    const replication = internalReplication(brokers.length);
+    const created = await this.#admin.createTopics([
+      {
+        name: this.topic,
+        partitions: 1,
+        replicationFactor: replication.replicationFactor,
+        configs: { 'cleanup.policy': 'compact', ...replication.configs },
+      },
+    ]);
+    if (created.length > 0) this.#log.info({ created }, 'registry topic ensured');
+    const partitions = await this.#admin.partitionCount(this.topic);
     if (partitions !== 1) {
       throw new SluiceError('SLUICE_REGISTRY_TOPIC_INVALID', `registry topic ${this.topic} has ${partitions} partitions; it needs exactly 1 so every instance applies records in one order`);
     }
   }
 
-  async #onBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
-    for (const message of batch.messages) {
+  #onBatch(batch: PartitionBatch): void {
+    for (const message of batch.records) {
       const offset = Number(message.offset);
       if (offset < this.#position) continue;
       const record = decode(message.key, message.value);
@@ -143,7 +123,6 @@ export class RegistryStore {
       this.#position = offset + 1;
     }
     this.#wake();
-    await heartbeat();
   }
 
   #remember(offset: number, outcome: ApplyOutcome): void {
@@ -193,8 +172,7 @@ export class RegistryStore {
   async catchUp(timeoutMs = this.#timeoutMs): Promise<void> {
     let high: number;
     try {
-      const offsets = await this.#admin.fetchTopicOffsets(this.topic);
-      high = Number(offsets[0]?.high ?? 0);
+      high = Number((await this.#admin.listOffsets(this.topic, 'latest')).get(0) ?? 0n);
     } catch (error) {
       throw RegistryHttpError.storeError(`cannot read the end offset of ${this.topic}: ${describeCause(error)}`, error);
     }
@@ -258,19 +236,20 @@ export class RegistryStore {
       timer = setTimeout(() => reject(RegistryHttpError.timeout(`Kafka did not acknowledge the write to ${this.topic} within ${this.#timeoutMs} ms`)), this.#timeoutMs);
     });
     const send = this.#producer
-      .send({
-        topic: this.topic,
-        acks: -1,
-        timeout: this.#timeoutMs,
-        messages: records.map((r) => ({ key: encodeKey(r.key), value: encodeValue(r) })),
-      })
+      .send(
+        records.map((r) => {
+          const value = encodeValue(r);
+          // A null value is a tombstone (a key compaction then drops).
+          return { topic: this.topic, partition: 0, key: Buffer.from(encodeKey(r.key)), value: value === null ? null : Buffer.from(value) };
+        }),
+      )
       .catch((error: unknown) => {
         throw RegistryHttpError.storeError(`writing to ${this.topic} failed: ${describeCause(error)}`, error);
       });
     try {
       const metadata = await Promise.race([send, timeout]);
-      const base = metadata[0]?.baseOffset;
-      if (base === undefined) throw RegistryHttpError.storeError(`Kafka returned no offset for the write to ${this.topic}`);
+      const base = metadata[0]?.offset;
+      if (base === undefined || base < 0n) throw RegistryHttpError.storeError(`Kafka returned no offset for the write to ${this.topic}`);
       return Number(base);
     } finally {
       clearTimeout(timer);
@@ -283,7 +262,7 @@ export class RegistryStore {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.reject(RegistryHttpError.storeError('the registry store closed before the write was applied'));
-    const results = await Promise.allSettled([this.#consumer.disconnect(), this.#producer.disconnect(), this.#admin.disconnect()]);
+    const results = await Promise.allSettled([this.#reader.close(), this.#producer.close(), this.#admin.close()]);
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0)
       throw new AggregateError(

@@ -1,15 +1,15 @@
-import type { Admin, ConfigResourceTypes, ITopicConfig, Kafka } from 'kafkajs';
+import type { Kafka, KafkaAdmin, TopicSpec } from '../kafka/index.ts';
 import { SluiceError, describeCause } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import { gatherLive, TOPIC_RESOURCE } from './live.ts';
+import { gatherLive } from './live.ts';
 import { topologyName, type Topology } from './model.ts';
 import { planTopology, type Plan, type PlanAction } from './plan.ts';
 import { writeAppliedState } from './state.ts';
 import { describeAction } from './format.ts';
 
 export interface ApplyContext {
-  admin: Admin;
+  admin: KafkaAdmin;
   registry: RegistryClient;
   log: Logger;
 }
@@ -21,51 +21,27 @@ export interface ApplyResult {
   notApplied: PlanAction[];
 }
 
-/** Kafka's ConfigSource for a value set on the topic itself (kafkajs does not export the enum at runtime). */
-const TOPIC_CONFIG_SOURCE = 1;
-
-/**
- * kafkajs speaks the non-incremental AlterConfigs: every topic-level value not
- * sent is reset to the default, so the values set today are sent along with the changes.
- */
-async function alterConfigs(admin: Admin, topic: string, changes: { name: string; to: string }[]): Promise<void> {
-  const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: TOPIC_RESOURCE, name: topic }] });
-  const entries = new Map<string, string>();
-  for (const entry of described.resources[0]?.configEntries ?? []) {
-    if (Number(entry.configSource) === TOPIC_CONFIG_SOURCE && !entry.isDefault) entries.set(entry.configName, entry.configValue);
-  }
-  for (const change of changes) entries.set(change.name, change.to);
-  await admin.alterConfigs({
-    validateOnly: false,
-    resources: [{ type: TOPIC_RESOURCE as ConfigResourceTypes, name: topic, configEntries: [...entries].map(([name, value]) => ({ name, value })) }],
-  });
-}
-
-function topicConfig(action: Extract<PlanAction, { type: 'create-topic' }>): ITopicConfig {
-  return {
-    topic: action.topic,
-    numPartitions: action.partitions,
-    replicationFactor: action.replicationFactor,
-    configEntries: Object.entries(action.configs).map(([name, value]) => ({ name, value })),
-  };
+function topicSpec(action: Extract<PlanAction, { type: 'create-topic' }>): TopicSpec {
+  return { name: action.topic, partitions: action.partitions, replicationFactor: action.replicationFactor, configs: action.configs };
 }
 
 async function run(action: PlanAction, ctx: ApplyContext): Promise<void> {
   const { admin, registry } = ctx;
   switch (action.type) {
     case 'create-topic':
-      if (!(await admin.createTopics({ topics: [topicConfig(action)], waitForLeaders: true }))) {
+      if ((await admin.createTopics([topicSpec(action)])).length === 0) {
         throw new SluiceError('SLUICE_TOPIC_EXISTS', `topic ${action.topic} was created by someone else since the plan was made`);
       }
       return;
     case 'add-partitions':
-      await admin.createPartitions({ topicPartitions: [{ topic: action.topic, count: action.to }] });
+      await admin.createPartitions(action.topic, action.to);
       return;
     case 'alter-topic-configs':
-      await alterConfigs(admin, action.topic, action.changes);
+      // Incremental: the topic's other settings stay as they are.
+      await admin.alterTopicConfigs(action.topic, Object.fromEntries(action.changes.map((c) => [c.name, c.to])));
       return;
     case 'delete-topic':
-      await admin.deleteTopics({ topics: [action.topic] });
+      await admin.deleteTopics([action.topic]);
       return;
     case 'set-compatibility':
       await registry.request('PUT', `/config/${encodeURIComponent(action.subject)}`, { compatibility: action.to });
@@ -124,7 +100,7 @@ const AT_START: ReadonlySet<PlanAction['type']> = new Set(['create-topic', 'set-
  * stops start-up with the registry's reasons; other differences (partitions,
  * configs) are left to `sluice topology apply` and only logged.
  */
-export async function applyTopology(topology: Topology, admin: Admin, registry: RegistryClient, log: Logger): Promise<AppliedTopology> {
+export async function applyTopology(topology: Topology, admin: KafkaAdmin, registry: RegistryClient, log: Logger): Promise<AppliedTopology> {
   const plan = planTopology(topology, await gatherLive(topology, { admin, registry }));
   const incompatible = plan.errors.filter((e) => e.type === 'incompatible-schema');
   if (incompatible.length > 0) throw new SluiceError('SLUICE_SCHEMA_INCOMPATIBLE', incompatible.map((e) => e.message).join('\n'));

@@ -1,37 +1,29 @@
-import type { Admin, ConfigResourceTypes, Kafka } from 'kafkajs';
+import type { Kafka, KafkaAdmin } from '../kafka/index.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { topologyName, type Topology } from './model.ts';
 import type { LiveSnapshot, LiveSubject, LiveTopic } from './plan.ts';
 import { readAppliedState } from './state.ts';
 import { subjectStatus } from './subject-status.ts';
 
-// kafkajs exports this enum only on its CommonJS default export; the value is Kafka's own resource type.
-export const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
-
 /** Reads what the plan compares the file with: the topics, their configs, the subjects and the last applied state. */
 
 export interface LiveSources {
-  admin: Admin;
+  admin: KafkaAdmin;
   registry: RegistryClient;
   /** Where the applied state is kept; without it, removed topics are not looked for. */
   state?: { kafka: Kafka; topic: string };
 }
 
-async function liveTopics(admin: Admin, names: string[]): Promise<Map<string, LiveTopic>> {
+async function liveTopics(admin: KafkaAdmin, names: string[]): Promise<Map<string, LiveTopic>> {
   const out = new Map<string, LiveTopic>();
   if (names.length === 0) return out;
-  const metadata = await admin.fetchTopicMetadata({ topics: names });
-  const described = await admin.describeConfigs({
-    includeSynonyms: false,
-    resources: names.map((name) => ({ type: TOPIC_RESOURCE, name })),
-  });
-  const configsOf = new Map(described.resources.map((r) => [r.resourceName, Object.fromEntries(r.configEntries.map((e) => [e.configName, e.configValue]))]));
-  for (const topic of metadata.topics) {
+  const [described, configs] = await Promise.all([admin.describeTopics(names), admin.describeTopicConfigs(names)]);
+  for (const topic of described) {
     out.set(topic.name, {
       partitions: topic.partitions.length,
       // Partitions of one topic can differ after a reassignment; the largest is what the topic was made with.
       replicationFactor: Math.max(0, ...topic.partitions.map((p) => p.replicas.length)),
-      configs: configsOf.get(topic.name) ?? {},
+      configs: Object.fromEntries((configs.get(topic.name) ?? []).flatMap((c) => (c.value === null ? [] : [[c.name, c.value]]))),
     });
   }
   return out;

@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import type { Admin, Kafka } from 'kafkajs';
 import { SluiceError } from '../core/errors.ts';
+import type { Kafka, KafkaAdmin } from '../kafka/index.ts';
 import { internalReplication } from './replication.ts';
 
 /**
@@ -17,21 +16,10 @@ export interface AppliedState {
   appliedAt: string;
 }
 
-async function ensureStateTopic(admin: Admin, topic: string): Promise<void> {
-  if ((await admin.listTopics()).includes(topic)) return;
+async function ensureStateTopic(admin: KafkaAdmin, topic: string): Promise<void> {
   const { brokers } = await admin.describeCluster();
   const { replicationFactor, configs } = internalReplication(brokers.length);
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [
-      {
-        topic,
-        numPartitions: 1,
-        replicationFactor,
-        configEntries: Object.entries({ 'cleanup.policy': 'compact', ...configs }).map(([name, value]) => ({ name, value })),
-      },
-    ],
-  });
+  await admin.createTopics([{ name: topic, partitions: 1, replicationFactor, configs: { 'cleanup.policy': 'compact', ...configs } }]);
 }
 
 function parseState(value: Buffer | null, topic: string): AppliedState | undefined {
@@ -44,48 +32,32 @@ function parseState(value: Buffer | null, topic: string): AppliedState | undefin
 }
 
 /** The last applied state of topology `name`, or undefined if it was never applied. */
-export async function readAppliedState(kafka: Kafka, admin: Admin, topic: string, name: string, timeoutMs = 15_000): Promise<AppliedState | undefined> {
+export async function readAppliedState(kafka: Kafka, admin: KafkaAdmin, topic: string, name: string, timeoutMs = 15_000): Promise<AppliedState | undefined> {
   if (!(await admin.listTopics()).includes(topic)) return undefined;
-  const high = Number((await admin.fetchTopicOffsets(topic))[0]?.high ?? 0);
-  if (high === 0) return undefined;
-  // A throwaway group that never commits: the state is re-read from the start every time.
-  const consumer = kafka.consumer({ groupId: `sluice-topology-state-${randomUUID()}` });
-  let state: AppliedState | undefined;
+  // No group and no commit: the state is re-read from the start every time.
+  const reader = kafka.partitionReader({ readCommitted: false, maxWaitMs: 100 });
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new SluiceError('SLUICE_TOPOLOGY_STATE_TIMEOUT', `could not read ${topic} within ${timeoutMs} ms`, { retryable: true })), timeoutMs);
-      consumer
-        .run({
-          autoCommit: false,
-          eachMessage: async ({ message }) => {
-            if (message.key?.toString('utf8') === name) state = parseState(message.value, topic);
-            if (Number(message.offset) >= high - 1) {
-              clearTimeout(timer);
-              resolve();
-            }
-          },
-        })
-        .catch((error: unknown) => {
-          clearTimeout(timer);
-          reject(error instanceof Error ? error : new Error(String(error)));
-        });
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SluiceError('SLUICE_TOPOLOGY_STATE_TIMEOUT', `could not read ${topic} within ${timeoutMs} ms`, { retryable: true })), timeoutMs);
     });
+    const records = await Promise.race([reader.readToEnd([topic]), timeout]);
+    let state: AppliedState | undefined;
+    for (const record of records) if (record.key?.toString('utf8') === name) state = parseState(record.value, topic);
+    return state;
   } finally {
-    await consumer.disconnect();
+    clearTimeout(timer);
+    await reader.close();
   }
-  return state;
 }
 
-export async function writeAppliedState(kafka: Kafka, admin: Admin, topic: string, name: string, topics: string[]): Promise<void> {
+export async function writeAppliedState(kafka: Kafka, admin: KafkaAdmin, topic: string, name: string, topics: string[]): Promise<void> {
   await ensureStateTopic(admin, topic);
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
-  await producer.connect();
+  const producer = kafka.producer();
   try {
     const state: AppliedState = { topics: [...topics].sort(), appliedAt: new Date().toISOString() };
-    await producer.send({ topic, acks: -1, messages: [{ key: name, value: JSON.stringify(state) }] });
+    await producer.send([{ topic, partition: 0, key: Buffer.from(name), value: Buffer.from(JSON.stringify(state)) }]);
   } finally {
-    await producer.disconnect();
+    await producer.close();
   }
 }

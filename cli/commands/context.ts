@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import type { Admin, Kafka } from 'kafkajs';
 import type { SluiceConfig } from '../../core/config.ts';
-import { createKafka } from '../../core/kafka.ts';
+import { createKafka, type Kafka, type KafkaAdmin } from '../../kafka/index.ts';
 import { createLogger, type Logger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { configFrom } from '../program.ts';
@@ -24,14 +23,13 @@ export function commandContext(command: Command): CommandContext {
   return { config, log: createLogger(config, 'sluice', 2), registry: new RegistryClient(config.registryUrl) };
 }
 
-export async function withKafkaAdmin<T>(ctx: CommandContext, fn: (kafka: Kafka, admin: Admin) => Promise<T>): Promise<T> {
-  const kafka = createKafka(ctx.config, ctx.log, 'topology', { retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 } });
+export async function withKafkaAdmin<T>(ctx: CommandContext, fn: (kafka: Kafka, admin: KafkaAdmin) => Promise<T>): Promise<T> {
+  const kafka = createKafka(ctx.config, ctx.log, 'cli');
   const admin = kafka.admin();
-  await admin.connect();
   try {
     return await fn(kafka, admin);
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
 }
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import { runCli } from '../support/cli.ts';
 import { hasKcat, kcatReadAll } from '../support/kcat.ts';
-import { brokers, createTopics, rawKafka, uniqueName, withAdmin } from '../support/platform.ts';
+import { brokers, createTestTopics, seam, uniqueName, withKafkaAdmin } from '../support/platform.ts';
 
 /**
  * The operator commands as an operator runs them (separate processes, real
@@ -19,7 +19,7 @@ describe.skipIf(!hasKcat)('sluice dlq and sluice status', () => {
   let env: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
-    await createTopics([original, output, dlq].map((topic) => ({ topic, numPartitions: topic === original ? 2 : 1 })));
+    await createTestTopics([original, output, dlq].map((name) => ({ name, partitions: name === original ? 2 : 1 })));
     const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
     const topology = join(dir, 'topology.yaml');
     writeFileSync(
@@ -36,36 +36,33 @@ describe.skipIf(!hasKcat)('sluice dlq and sluice status', () => {
     );
     env = { KAFKA_BROKERS: brokers().join(','), SLUICE_TOPOLOGY: topology, SLUICE_LOG_LEVEL: 'warn' };
 
-    const producer = rawKafka('cli-ops-test').producer({ idempotent: true });
-    await producer.connect();
+    const producer = seam('cli-ops-test').producer();
     const letter = (key: string, errorClass: string) => ({
-      key,
+      topic: dlq,
+      key: Buffer.from(key),
       value: Buffer.from(`bytes of ${key}`),
-      headers: {
+      headers: Object.entries({
         'sluice.error.class': errorClass,
         'sluice.error.message': `${errorClass} while handling ${key}`,
         'sluice.original.topic': original,
         'sluice.original.partition': '0',
         'sluice.original.offset': '7',
         'sluice.failed.at': new Date().toISOString(),
-      },
+      }).map(([name, value]) => [name, Buffer.from(value)] as const),
     });
-    await producer.send({ topic: dlq, messages: [letter('order-a', 'TypeError'), letter('order-b', 'DecodeError')] });
-    await producer.send({
-      topic: original,
-      messages: [
-        { key: 'x', value: 'x', partition: 0 },
-        { key: 'y', value: 'y', partition: 0 },
-        { key: 'z', value: 'z', partition: 1 },
-      ],
-    });
-    await producer.disconnect();
+    await producer.send([letter('order-a', 'TypeError'), letter('order-b', 'DecodeError')]);
+    await producer.send([
+      { topic: original, key: Buffer.from('x'), value: Buffer.from('x'), partition: 0 },
+      { topic: original, key: Buffer.from('y'), value: Buffer.from('y'), partition: 0 },
+      { topic: original, key: Buffer.from('z'), value: Buffer.from('z'), partition: 1 },
+    ]);
+    await producer.close();
     // The group has read partition 0 up to offset 1 and nothing of partition 1.
-    await withAdmin((admin) => admin.setOffsets({ groupId, topic: original, partitions: [{ partition: 0, offset: '1' }] }));
+    await withKafkaAdmin((admin) => admin.setGroupOffsets(groupId, [{ topic: original, partition: 0, offset: 1n }]));
   });
 
   afterAll(async () => {
-    await withAdmin((admin) => admin.deleteTopics({ topics: [original, output, dlq, `${dlq}.replayed`] }).catch(() => undefined));
+    await withKafkaAdmin((admin) => admin.deleteTopics([original, output, dlq, `${dlq}.replayed`])).catch(() => undefined);
   });
 
   // Counted by reading (read_committed, via librdkafka): a transaction's commit marker takes an offset too.

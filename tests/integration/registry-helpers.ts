@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type SluiceConfig } from '../../core/config.ts';
-import { createKafka } from '../../core/kafka.ts';
+import { createKafka } from '../../kafka/index.ts';
 import { createLogger, type Logger } from '../../core/logger.ts';
 
 export const V1 = 'application/vnd.schemaregistry.v1+json';
@@ -10,7 +10,7 @@ export const V1 = 'application/vnd.schemaregistry.v1+json';
 export function registryTestConfig(): { config: SluiceConfig; logger: Logger; topic: string } {
   const topic = `_schemas_test_${randomUUID().slice(0, 8)}`;
   const brokers = inject('kafkaBrokers');
-  const config = loadConfig(process.env, { kafkaBrokers: brokers.join(','), registryTopic: topic, logLevel: 'warn' });
+  const config = loadConfig(process.env, { kafkaBrokers: brokers.join(','), registryTopic: topic, logLevel: process.env.SLUICE_TEST_LOG_LEVEL ?? 'silent' });
   return { config, logger: createLogger(config, 'registry-test'), topic };
 }
 
@@ -42,10 +42,9 @@ export const recordSchema = (name: string, fields: { name: string; type: unknown
 /** Drops a test file's registry topic so repeated runs do not pile topics up on a shared broker. */
 export async function deleteRegistryTopic(config: SluiceConfig, logger: Logger, topic: string): Promise<void> {
   const admin = createKafka(config, logger, 'registry-test-cleanup').admin();
-  await admin.connect();
   try {
-    await admin.deleteTopics({ topics: [topic] });
+    await admin.deleteTopics([topic]);
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
 }

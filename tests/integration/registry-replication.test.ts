@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafka } from '../../core/kafka.ts';
+import { createKafka } from '../../kafka/index.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import { call, deleteRegistryTopic, recordSchema, registryTestConfig } from './registry-helpers.ts';
 
@@ -28,16 +28,13 @@ describe('registry state in Kafka', () => {
 
   it('creates a compacted single-partition topic', async () => {
     const admin = createKafka(config, logger, 'registry-test').admin();
-    await admin.connect();
     try {
-      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
-      expect(metadata.topics[0]?.partitions).toHaveLength(1);
-      const described = await admin.describeConfigs({ resources: [{ type: 2, name: topic }], includeSynonyms: false });
-      const entries = described.resources[0]?.configEntries ?? [];
-      expect(entries.find((e) => e.configName === 'cleanup.policy')?.configValue).toBe('compact');
-      expect(entries.find((e) => e.configName === 'min.insync.replicas')?.configValue).toBe('1');
+      expect(await admin.partitionCount(topic)).toBe(1);
+      const entries = (await admin.describeTopicConfigs([topic])).get(topic) ?? [];
+      expect(entries.find((e) => e.name === 'cleanup.policy')?.value).toBe('compact');
+      expect(entries.find((e) => e.name === 'min.insync.replicas')?.value).toBe('1');
     } finally {
-      await admin.disconnect();
+      await admin.close();
     }
   });
 

@@ -6,7 +6,7 @@ import { PROJECT_ROOT } from '../../core/config.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import type { Plan } from '../../topology/plan.ts';
 import { runCli, type CliResult } from '../support/cli.ts';
-import { brokers, testConfig, testLogger, uniqueName, withAdmin } from '../support/platform.ts';
+import { brokers, testConfig, testLogger, uniqueName, withKafkaAdmin } from '../support/platform.ts';
 
 /**
  * `sluice topology plan/apply` and `sluice schemas check` as a user runs them,
@@ -47,7 +47,7 @@ ${o.withDlq === false ? '' : `  - name: ${dlq}\n`}routes:
     const result = await sluice('topology', 'plan', '--json', ...extra);
     return { result, plan: JSON.parse(result.stdout) as Plan };
   };
-  const partitionsOf = (topic: string) => withAdmin(async (admin) => (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length);
+  const partitionsOf = (topic: string) => withKafkaAdmin((admin) => admin.partitionCount(topic));
 
   beforeAll(async () => {
     const config = testConfig();
@@ -64,7 +64,7 @@ ${o.withDlq === false ? '' : `  - name: ${dlq}\n`}routes:
 
   afterAll(async () => {
     await registry?.close();
-    await withAdmin((admin) => admin.deleteTopics({ topics: [placed, scored, dlq] })).catch(() => undefined);
+    await withKafkaAdmin((admin) => admin.deleteTopics([placed, scored, dlq])).catch(() => undefined);
   });
 
   it('plans every topic and schema of a new topology; --detailed-exitcode gives 2', async () => {
@@ -94,7 +94,7 @@ ${o.withDlq === false ? '' : `  - name: ${dlq}\n`}routes:
   });
 
   it('notices a topic deleted behind its back and recreates it with its partition count', async () => {
-    await withAdmin((admin) => admin.deleteTopics({ topics: [scored] }));
+    await withKafkaAdmin((admin) => admin.deleteTopics([scored]));
     const { result, plan } = await planJson('--detailed-exitcode');
     expect(result.code).toBe(2);
     expect(plan.actions).toEqual([{ type: 'create-topic', topic: scored, partitions: 2, replicationFactor: 1, configs: { 'min.insync.replicas': '1' } }]);

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Schema } from 'avsc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Kafka, logLevel } from 'kafkajs';
 import { loadConfig, PROJECT_ROOT } from '../../core/config.ts';
+import { createKafka } from '../../kafka/index.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defineWorker } from '../../consumers/handler.ts';
@@ -65,18 +65,14 @@ describe('exactly-once workers through a broker stop and start', () => {
   it(`re-emits each of ${INPUTS} inputs once across the restart`, async () => {
     const config = testConfig({ kafkaBrokers: brokers.join(','), workerBatchSize: '200', workerSessionTimeoutMs: '6000', shutdownTimeoutMs: '20000' });
     const [input, output, deadLetter] = [uniqueName('restart.placed'), uniqueName('restart.scored'), uniqueName('restart.dlq')];
-    const kafka = new Kafka({ clientId: 'eos-restart', brokers, logLevel: logLevel.NOTHING });
+    const kafka = createKafka(config, log, 'eos-restart');
     const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({
-      topics: [
-        { topic: input, numPartitions: 4 },
-        { topic: output, numPartitions: 4 },
-        { topic: deadLetter, numPartitions: 1 },
-      ],
-      waitForLeaders: true,
-    });
-    await admin.disconnect();
+    await admin.createTopics([
+      { name: input, partitions: 4 },
+      { name: output, partitions: 4 },
+      { name: deadLetter, partitions: 1 },
+    ]);
+    await admin.close();
 
     const spec: WorkerSpec = {
       name: 'score-orders',
@@ -104,21 +100,19 @@ describe('exactly-once workers through a broker stop and start', () => {
     reader = await readOutputs(brokers, output, uniqueName('eos-reader'));
 
     const { ids, records } = inputs(INPUTS, await orderEncoder(client, input));
-    const producer = kafka.producer({ idempotent: true });
-    await producer.connect();
+    const producer = kafka.producer();
     await stream(producer, input, records.slice(0, INPUTS / 2), 1000, 0);
     await reader.waitFor(1000, 30_000, 0);
-    await producer.disconnect();
+    await producer.close();
 
     // Mid-stream: half the inputs are in, some outputs are out, transactions are open.
     await stopLocalKafka(kafkaOptions!.dataDir, log);
     expect(reader.messages.length).toBeLessThan(INPUTS / 2);
     await startLocalKafka(kafkaOptions!, log);
 
-    const again = kafka.producer({ idempotent: true });
-    await again.connect();
+    const again = kafka.producer();
     await stream(again, input, records.slice(INPUTS / 2), 1000, 0);
-    await again.disconnect();
+    await again.close();
 
     const outputs = await reader.waitFor(INPUTS, 90_000);
     expect(tally(outputs, ids)).toEqual({ total: INPUTS, distinct: INPUTS, missing: 0 });

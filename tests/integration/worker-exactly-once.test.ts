@@ -8,7 +8,7 @@ import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import type { OrderScored } from '../../schemas/generated/OrderScored.ts';
 import { compileFilter } from '../../tail/filter.ts';
 import { randomOrder } from '../support/orders.ts';
-import { rawKafka, testLogger } from '../support/platform.ts';
+import { seam, testLogger } from '../support/platform.ts';
 import { deadLettersOf, headerText, outputsOf, workerHarness, type CollectedRecord, type WorkerHarness } from '../support/workers.ts';
 
 /**
@@ -17,7 +17,7 @@ import { deadLettersOf, headerText, outputsOf, workerHarness, type CollectedReco
  * collector reads committed, as any downstream consumer would.
  */
 
-const keyOf = (r: CollectedRecord) => r.message.key?.toString() ?? '';
+const keyOf = (r: CollectedRecord) => r.key?.toString() ?? '';
 
 function countByKey(records: CollectedRecord[]): Map<string, number> {
   const counts = new Map<string, number>();
@@ -69,17 +69,16 @@ describe('exactly-once worker: retries, dead letters, replay', () => {
     const dead = deadLettersOf(h, all);
     expect(dead.map(keyOf).sort()).toEqual([broken, `poison-${run}`].sort());
     const poison = dead.find((r) => keyOf(r) === `poison-${run}`)!;
-    expect(headerText(poison.message.headers, 'sluice.error.class')).toBe('DecodeError');
+    expect(headerText(poison.headers, 'sluice.error.class')).toBe('DecodeError');
     const exhausted = dead.find((r) => keyOf(r) === broken)!;
-    expect(headerText(exhausted.message.headers, 'sluice.error.code')).toBe('SLUICE_HANDLER_RETRYABLE');
-    expect(headerText(exhausted.message.headers, 'sluice.error.attempts')).toBe('3');
+    expect(headerText(exhausted.headers, 'sluice.error.code')).toBe('SLUICE_HANDLER_RETRYABLE');
+    expect(headerText(exhausted.headers, 'sluice.error.attempts')).toBe('3');
     expect(attempts.get(broken)).toBe(3);
 
     // The handler is fixed; replay only that dead letter, twice.
     fixed = true;
-    const kafka = rawKafka('sluice-test-replay');
+    const kafka = seam('sluice-test-replay');
     const admin = kafka.admin();
-    await admin.connect();
     try {
       const log = testLogger(h.config);
       const where = compileFilter(`key == "${broken}"`);
@@ -91,13 +90,13 @@ describe('exactly-once worker: retries, dead letters, replay', () => {
       const listed = await readDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter });
       expect(listed.find((l) => l.key?.toString() === broken)?.replayed?.to).toBe(h.spec.input);
     } finally {
-      await admin.disconnect();
+      await admin.close();
     }
 
     const after = await h.collector.waitFor((rs) => outputsOf(h, rs).some((r) => keyOf(r) === broken), 30_000, 'the replayed order');
     const replayed = outputsOf(h, after).filter((r) => keyOf(r) === broken);
     expect(replayed).toHaveLength(1);
-    expect(headerText(replayed[0]!.message.headers, 'sluice-source')).toMatch(new RegExp(`^${h.spec.input}/`));
+    expect(headerText(replayed[0]!.headers, 'sluice-source')).toMatch(new RegExp(`^${h.spec.input}/`));
     // Give a duplicate, if there were one, time to show up.
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(outputsOf(h, h.collector.records).filter((r) => keyOf(r) === broken)).toHaveLength(1);

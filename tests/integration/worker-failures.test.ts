@@ -10,12 +10,11 @@ import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import type { OrderScored } from '../../schemas/generated/OrderScored.ts';
 import { randomOrder } from '../support/orders.ts';
-import { withAdmin } from '../support/platform.ts';
-import { deadLettersOf, headerText, outputsOf, workerHarness, type CollectedRecord, type WorkerHarness } from '../support/workers.ts';
+import { deadLettersOf, headerText, offsetsOf, outputsOf, workerHarness, type CollectedRecord, type WorkerHarness } from '../support/workers.ts';
 
 /** Handler failures, retries and stopping mid-stream, against the test broker and a real registry. */
 
-const keyOf = (r: CollectedRecord) => r.message.key?.toString() ?? '';
+const keyOf = (r: CollectedRecord) => r.key?.toString() ?? '';
 
 describe('handler failures', () => {
   let h: WorkerHarness;
@@ -61,12 +60,12 @@ describe('handler failures', () => {
     expect(new Set(outputs.map(keyOf))).toEqual(new Set([...ids].filter((id) => id !== throwFor)));
     const dead = deadLettersOf(h, all).filter((r) => keyOf(r) === throwFor);
     expect(dead).toHaveLength(1);
-    const headers = dead[0]!.message.headers;
+    const headers = dead[0]!.headers;
     expect(headerText(headers, 'sluice.error.class')).toBe('TypeError');
     expect(headerText(headers, 'sluice.error.message')).toBe(`cannot score ${throwFor}`);
     expect(headers).not.toHaveProperty('sluice.error.code');
     expect(headerText(headers, 'correlation-id')).toBe(`c-${throwFor}`);
-    expect(Buffer.compare(dead[0]!.message.value!, h.orders.encode(orders[12]!))).toBe(0);
+    expect(Buffer.compare(dead[0]!.value!, h.orders.encode(orders[12]!))).toBe(0);
   });
 
   it('dead-letters an input whose output breaks the output schema', async () => {
@@ -74,9 +73,9 @@ describe('handler failures', () => {
     await h.send([{ key: order.orderId, value: h.orders.encode(order) }]);
     const all = await h.collector.waitFor((rs) => deadLettersOf(h, rs).some((r) => keyOf(r) === invalidFor), 20_000, 'the invalid output');
     const dead = deadLettersOf(h, all).find((r) => keyOf(r) === invalidFor)!;
-    expect(headerText(dead.message.headers, 'sluice.error.class')).toBe('ValidationError');
-    expect(headerText(dead.message.headers, 'sluice.error.code')).toBe('SLUICE_VALIDATION_FAILED');
-    expect(headerText(dead.message.headers, 'sluice.error.message')).toMatch(/^score: expected double/);
+    expect(headerText(dead.headers, 'sluice.error.class')).toBe('ValidationError');
+    expect(headerText(dead.headers, 'sluice.error.code')).toBe('SLUICE_VALIDATION_FAILED');
+    expect(headerText(dead.headers, 'sluice.error.message')).toMatch(/^score: expected double/);
     expect(outputsOf(h, all).some((r) => keyOf(r) === invalidFor)).toBe(false);
   });
 
@@ -90,11 +89,11 @@ describe('handler failures', () => {
       'the dead letter and the next output',
     );
     const dead = deadLettersOf(h, all).find((r) => keyOf(r) === hugeFor)!;
-    expect(headerText(dead.message.headers, 'sluice.error.code')).toBe('SLUICE_OUTPUT_TOO_LARGE');
-    expect(headerText(dead.message.headers, 'sluice.error.message')).toMatch(/SLUICE_WORKER_BATCH_BYTES/);
+    expect(headerText(dead.headers, 'sluice.error.code')).toBe('SLUICE_OUTPUT_TOO_LARGE');
+    expect(headerText(dead.headers, 'sluice.error.message')).toMatch(/SLUICE_WORKER_BATCH_BYTES/);
     expect(outputsOf(h, all).some((r) => keyOf(r) === hugeFor)).toBe(false);
     // Outputs land where Kafka's default partitioner puts their key.
-    for (const r of outputsOf(h, all)) expect(r.partition).toBe(partitionForKey(r.message.key!, 3));
+    for (const r of outputsOf(h, all)) expect(r.partition).toBe(partitionForKey(r.key!, 3));
   });
 
   it('retries a retryable handler failure instead of dead-lettering it', async () => {
@@ -135,11 +134,11 @@ describe('handler failures', () => {
     expect(mine.map(keyOf).sort()).toEqual([multiFor, `${multiFor}-copy`]);
     const first = mine.find((r) => keyOf(r) === multiFor);
     const second = mine.find((r) => keyOf(r) === `${multiFor}-copy`);
-    expect(headerText(first!.message.headers, 'x-copy')).toBeUndefined();
-    expect(headerText(second!.message.headers, 'x-copy')).toBe('yes');
+    expect(headerText(first!.headers, 'x-copy')).toBeUndefined();
+    expect(headerText(second!.headers, 'x-copy')).toBe('yes');
     // The runtime's headers are added to the handler's own.
-    expect(headerText(second!.message.headers, 'correlation-id')).toBe('multi');
-    expect(((await decodeFramed(h.registry, second!.message.value)).value as OrderScored).reasons).toEqual(['copy']);
+    expect(headerText(second!.headers, 'correlation-id')).toBe('multi');
+    expect(((await decodeFramed(h.registry, second!.value)).value as OrderScored).reasons).toEqual(['copy']);
   });
 });
 
@@ -180,8 +179,8 @@ describe('stopping mid-stream', () => {
     expect(processedByFirst).toBeLessThan(orders.length);
     expect(stopMs).toBeLessThan(h.config.shutdownTimeoutMs);
     // Everything the first worker counted as processed (its chunk in flight included) is committed, and nothing more.
-    const committedByFirst = await withAdmin((admin) => admin.fetchOffsets({ groupId: h.spec.groupId, topics: [h.spec.input] }));
-    expect(committedByFirst[0]!.partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0)).toBe(processedByFirst);
+    const committedByFirst = (await offsetsOf(h.spec.groupId, h.spec.input)).committed;
+    expect([...committedByFirst.values()].reduce((sum, offset) => sum + Math.max(0, Number(offset)), 0)).toBe(processedByFirst);
 
     // The real score-orders module, loaded from the spec's handler path.
     const second = await h.start();
@@ -203,11 +202,7 @@ describe('stopping mid-stream', () => {
     expect(first.counters.processed + second.counters.processed).toBe(orders.length);
 
     await second.stop();
-    const { committed, ends } = await withAdmin(async (admin) => ({
-      committed: await admin.fetchOffsets({ groupId: h.spec.groupId, topics: [h.spec.input] }),
-      ends: await admin.fetchTopicOffsets(h.spec.input),
-    }));
-    const byPartition = new Map(committed[0]!.partitions.map((p) => [p.partition, p.offset]));
-    for (const end of ends) expect(byPartition.get(end.partition)).toBe(end.high);
+    const { committed, ends } = await offsetsOf(h.spec.groupId, h.spec.input);
+    for (const [partition, end] of ends) expect(committed.get(partition)).toBe(end);
   });
 });

@@ -6,7 +6,7 @@ import { PROJECT_ROOT } from '../../core/config.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import { inputs, orderEncoder, readOutputs, stream, tally, type OutputReader } from '../support/eos.ts';
-import { brokers, createTopics, rawKafka, testConfig, testLogger, uniqueName } from '../support/platform.ts';
+import { brokers, createTopics, seam, testConfig, testLogger, uniqueName } from '../support/platform.ts';
 import { runSluice, type SluiceProcess } from '../support/processes.ts';
 
 /**
@@ -96,8 +96,7 @@ describe('sluice worker processes, exactly once', () => {
 
     const encoder = await orderEncoder(new RegistryClient(registry.url), names.input);
     const { ids, records } = inputs(INPUTS, encoder);
-    const producer = rawKafka('eos-inputs').producer({ idempotent: true });
-    await producer.connect();
+    const producer = seam('eos-inputs').producer();
     try {
       const sending = stream(producer, names.input, records, 500, 150);
       await reader.waitFor(2500, 30_000, 0);
@@ -105,7 +104,7 @@ describe('sluice worker processes, exactly once', () => {
       await started(worker());
       await sending;
     } finally {
-      await producer.disconnect();
+      await producer.close();
     }
 
     const outputs = await reader.waitFor(INPUTS, 60_000);

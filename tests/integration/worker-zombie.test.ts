@@ -6,7 +6,7 @@ import { PROJECT_ROOT } from '../../core/config.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import { inputs, orderEncoder, readOutputs, stream, tally, type OutputReader } from '../support/eos.ts';
-import { brokers, createTopics, rawKafka, testConfig, testLogger, uniqueName } from '../support/platform.ts';
+import { brokers, createTopics, seam, testConfig, testLogger, uniqueName } from '../support/platform.ts';
 import { runSluice, type SluiceProcess } from '../support/processes.ts';
 
 /**
@@ -89,8 +89,7 @@ workers:
 
     const encoder = await orderEncoder(new RegistryClient(registry.url), names.input);
     const { ids, records } = inputs(INPUTS, encoder);
-    const producer = rawKafka('zombie-inputs').producer({ idempotent: true });
-    await producer.connect();
+    const producer = seam('zombie-inputs').producer();
     try {
       const sending = stream(producer, names.input, records, 250, 100);
       await reader.waitFor(2000, 60_000, 0);
@@ -102,7 +101,7 @@ workers:
       zombie.child.kill('SIGCONT');
       await sending;
     } finally {
-      await producer.disconnect();
+      await producer.close();
     }
 
     const outputs = await reader.waitFor(INPUTS, 90_000, 4000);

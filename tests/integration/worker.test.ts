@@ -8,8 +8,7 @@ import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import type { OrderScored } from '../../schemas/generated/OrderScored.ts';
 import { randomOrder } from '../support/orders.ts';
-import { withAdmin } from '../support/platform.ts';
-import { deadLettersOf, headerText, outputsOf, workerHarness, type CollectedRecord, type WorkerHarness } from '../support/workers.ts';
+import { deadLettersOf, headerText, offsetsOf, outputsOf, toOutgoing, workerHarness, type CollectedRecord, type WorkerHarness } from '../support/workers.ts';
 
 /**
  * The score-orders worker against the test broker and a real Sluice registry:
@@ -32,7 +31,7 @@ afterAll(async () => {
 });
 
 async function decodeOutput(record: CollectedRecord): Promise<OrderScored> {
-  return (await decodeFramed(h.registry, record.message.value)).value as OrderScored;
+  return (await decodeFramed(h.registry, record.value)).value as OrderScored;
 }
 
 function withDefaults(order: ReturnType<typeof randomOrder>): OrderPlaced {
@@ -46,21 +45,21 @@ describe('score-orders worker', () => {
     await h.send(orders.map((o, i) => ({ key: o.orderId, value: h.orders.encode(o), headers: { 'correlation-id': `corr-${i}` }, timestamp: String(RECORD_TIME) })));
     sent += orders.length;
 
-    const mine = (records: CollectedRecord[]) => outputsOf(h, records).filter((r) => byId.has(r.message.key?.toString() ?? ''));
+    const mine = (records: CollectedRecord[]) => outputsOf(h, records).filter((r) => byId.has(r.key?.toString() ?? ''));
     const records = mine(await h.collector.waitFor((all) => mine(all).length >= 200, 30_000, '200 outputs'));
     expect(records).toHaveLength(200);
 
     const sources = new Set<string>();
     for (const record of records) {
       const scored = await decodeOutput(record);
-      const key = record.message.key!.toString();
+      const key = record.key!.toString();
       const expected = byId.get(scored.orderId);
       expect(key).toBe(scored.orderId);
       expect(expected).toBeDefined();
       // The output is exactly what the pure scoring function gives for the decoded input at the record's time.
       expect(scored).toEqual(scoreOrder(withDefaults(expected!.order), RECORD_TIME));
-      expect(headerText(record.message.headers, 'correlation-id')).toBe(expected!.correlationId);
-      const source = headerText(record.message.headers, 'sluice-source');
+      expect(headerText(record.headers, 'correlation-id')).toBe(expected!.correlationId);
+      const source = headerText(record.headers, 'sluice-source');
       expect(source).toMatch(new RegExp(`^${h.spec.input.replaceAll('.', '\\.')}/[0-2]/\\d+$`));
       sources.add(source!);
     }
@@ -81,27 +80,25 @@ describe('score-orders worker', () => {
     const poison = (value: Buffer, name: string) => ({ key, value, headers: { 'correlation-id': name, 'x-trace': `trace-${name}` } });
 
     // One key: every record lands in one partition, so "after" really is after the poison.
-    const metadata = await h.producer.send({
-      topic: h.spec.input,
-      acks: -1,
-      messages: [...before.map(good), poison(garbage, 'garbage'), ...after.slice(0, 5).map(good), poison(unknownId, 'unknown-id'), poison(unresolvable, 'unresolvable'), ...after.slice(5).map(good)],
-    });
+    const metadata = await h.producer.send(
+      [...before.map(good), poison(garbage, 'garbage'), ...after.slice(0, 5).map(good), poison(unknownId, 'unknown-id'), poison(unresolvable, 'unresolvable'), ...after.slice(5).map(good)].map((r) =>
+        toOutgoing(h.spec.input, r),
+      ),
+    );
     sent += 18;
-    const { partition, baseOffset } = metadata[0]!;
-    const base = BigInt(baseOffset!);
+    const { partition, offset: base } = metadata[0]!;
 
     const wanted = new Set([...before, ...after].map((o) => o.orderId));
     const done = (all: CollectedRecord[]) =>
-      outputsOf(h, all).filter((r) => wanted.has(headerText(r.message.headers, 'correlation-id') ?? '')).length >= wanted.size &&
-      deadLettersOf(h, all).filter((r) => r.message.key?.toString() === key).length >= 3;
+      outputsOf(h, all).filter((r) => wanted.has(headerText(r.headers, 'correlation-id') ?? '')).length >= wanted.size && deadLettersOf(h, all).filter((r) => r.key?.toString() === key).length >= 3;
     const all = await h.collector.waitFor(done, 30_000, '15 outputs and 3 dead letters');
 
-    const emittedIds = new Set(outputsOf(h, all).map((r) => headerText(r.message.headers, 'correlation-id')));
+    const emittedIds = new Set(outputsOf(h, all).map((r) => headerText(r.headers, 'correlation-id')));
     for (const id of wanted) expect(emittedIds.has(id)).toBe(true);
 
-    const dead = deadLettersOf(h, all).filter((r) => r.message.key?.toString() === key);
+    const dead = deadLettersOf(h, all).filter((r) => r.key?.toString() === key);
     expect(dead).toHaveLength(3);
-    const byName = new Map(dead.map((r) => [headerText(r.message.headers, 'correlation-id'), r.message]));
+    const byName = new Map(dead.map((r) => [headerText(r.headers, 'correlation-id'), r]));
     const expectations = [
       { name: 'garbage', value: garbage, offset: base + 5n, message: /magic byte/ },
       { name: 'unknown-id', value: unknownId, offset: base + 11n, message: /schema id 987654/ },
@@ -160,8 +157,8 @@ describe('score-orders worker', () => {
     await h.send([{ key: order.orderId, value: frame(legacyId, encodeAvro(legacy, order)), timestamp: String(RECORD_TIME) }]);
     sent += 1;
 
-    const done = (all: CollectedRecord[]) => outputsOf(h, all).some((r) => r.message.key?.toString() === order.orderId);
-    const record = outputsOf(h, await h.collector.waitFor(done, 20_000, 'the legacy order')).find((r) => r.message.key?.toString() === order.orderId);
+    const done = (all: CollectedRecord[]) => outputsOf(h, all).some((r) => r.key?.toString() === order.orderId);
+    const record = outputsOf(h, await h.collector.waitFor(done, 20_000, 'the legacy order')).find((r) => r.key?.toString() === order.orderId);
     const scored = await decodeOutput(record!);
     // The handler saw the reader's defaults (WEB, no coupon, no country, no points) and the float promoted to double.
     const asRead: OrderPlaced = { ...order, currency: 'USD', channel: 'WEB', couponCode: null, shippingCountry: null, loyaltyPoints: 0 };
@@ -172,13 +169,9 @@ describe('score-orders worker', () => {
 
   it('commits every input offset once stopped, and counts what it did', async () => {
     await worker.stop();
-    const { committed, ends } = await withAdmin(async (admin) => ({
-      committed: await admin.fetchOffsets({ groupId: h.spec.groupId, topics: [h.spec.input] }),
-      ends: await admin.fetchTopicOffsets(h.spec.input),
-    }));
-    const committedByPartition = new Map(committed[0]!.partitions.map((p) => [p.partition, p.offset]));
-    expect(ends.length).toBe(3);
-    for (const end of ends) expect(committedByPartition.get(end.partition)).toBe(end.high);
+    const { committed, ends } = await offsetsOf(h.spec.groupId, h.spec.input);
+    expect(ends.size).toBe(3);
+    for (const [partition, end] of ends) expect(committed.get(partition)).toBe(end);
     expect(worker.counters).toEqual({ processed: sent, emitted: sent - 3, deadLettered: 3, retries: 0 });
   });
 });

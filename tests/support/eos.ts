@@ -1,16 +1,20 @@
 import { readFileSync } from 'node:fs';
 import type { Schema } from 'avsc';
-import { Kafka, logLevel, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
 import { createTypes } from '../../core/avro.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { createEncoder, type EventEncoder } from '../../core/serde.ts';
 import { subjectFor } from '../../topology/model.ts';
+import { retryPolicies } from '../../core/retry.ts';
+import { clientOptions } from '../../kafka/connection.ts';
+import { GroupConsumer } from '../../kafka/group-consumer.ts';
+import type { KafkaProducer, KafkaRecord } from '../../kafka/index.ts';
 import { randomOrder } from './orders.ts';
+import { testConfig, testLogger } from './platform.ts';
 
 /**
  * Exactly-once checks: streams framed OrderPlaced inputs and reads the outputs
- * back with an independent, read-committed kafkajs consumer.
+ * back with an independent, read-committed consumer.
  */
 
 export async function orderEncoder(registry: RegistryClient, inputTopic: string): Promise<EventEncoder> {
@@ -19,34 +23,49 @@ export async function orderEncoder(registry: RegistryClient, inputTopic: string)
   return createEncoder(subject, await registry.register(subject, text), createTypes(JSON.parse(text) as Schema));
 }
 
-export function inputs(count: number, encoder: EventEncoder): { ids: string[]; records: { key: string; value: Buffer }[] } {
+export function inputs(count: number, encoder: EventEncoder): { ids: string[]; records: { key: Buffer; value: Buffer }[] } {
   const orders = Array.from({ length: count }, () => randomOrder());
-  return { ids: orders.map((o) => o.orderId), records: orders.map((o) => ({ key: o.orderId, value: encoder.encode(o) })) };
+  return { ids: orders.map((o) => o.orderId), records: orders.map((o) => ({ key: Buffer.from(o.orderId), value: encoder.encode(o) })) };
 }
 
 /** Sends `records` in slices with a pause between, so that workers are mid-stream for a while. */
-export async function stream(producer: Producer, topic: string, records: { key: string; value: Buffer }[], slice = 500, pauseMs = 100): Promise<void> {
+export async function stream(producer: KafkaProducer, topic: string, records: { key: Buffer; value: Buffer }[], slice = 500, pauseMs = 100): Promise<void> {
   for (let i = 0; i < records.length; i += slice) {
-    await producer.send({ topic, messages: records.slice(i, i + slice), acks: -1 });
+    await producer.send(records.slice(i, i + slice).map((r) => ({ topic, ...r })));
     if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
   }
 }
 
 export interface OutputReader {
-  readonly messages: KafkaMessage[];
+  readonly messages: KafkaRecord[];
   /** Resolves once at least `count` outputs were read, then waits `settleMs` more so a late duplicate would show. */
-  waitFor(count: number, timeoutMs: number, settleMs?: number): Promise<KafkaMessage[]>;
+  waitFor(count: number, timeoutMs: number, settleMs?: number): Promise<KafkaRecord[]>;
   close(): Promise<void>;
 }
 
-export async function readOutputs(brokers: string[], topic: string, groupId: string): Promise<OutputReader> {
-  const kafka = new Kafka({ clientId: 'eos-reader', brokers, logLevel: logLevel.NOTHING });
-  // readUncommitted: false is read_committed: aborted transactions' records are never seen.
-  const consumer: Consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 200 });
-  const messages: KafkaMessage[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await consumer.run({ eachBatch: async ({ batch }) => void messages.push(...batch.messages) });
+/** Reads `topic` from the beginning, read_committed: aborted transactions' records are never seen. `brokers` default to the test broker's. */
+export async function readOutputs(brokers: string[] | undefined, topic: string, groupId: string): Promise<OutputReader> {
+  const config = testConfig({ logLevel: 'silent', ...(brokers ? { kafkaBrokers: brokers.join(',') } : {}) });
+  const consumer = new GroupConsumer({
+    client: clientOptions(config, { name: 'eos-reader', retry: retryPolicies.reader }),
+    groupId,
+    topics: [topic],
+    protocol: 'classic',
+    sessionTimeoutMs: 10_000,
+    heartbeatIntervalMs: 1000,
+    maxWaitMs: 200,
+    readCommitted: true,
+    concurrency: 64,
+    fallback: 'earliest',
+    stableOffsets: false,
+    logger: testLogger(config, 'eos-reader'),
+  });
+  const messages: KafkaRecord[] = [];
+  await consumer.start({
+    batch: async (batch) => {
+      for (const record of batch.records) messages.push(record);
+    },
+  });
   return {
     messages,
     async waitFor(count, timeoutMs, settleMs = 2000) {
@@ -58,12 +77,12 @@ export async function readOutputs(brokers: string[], topic: string, groupId: str
       await new Promise((resolve) => setTimeout(resolve, settleMs));
       return messages;
     },
-    close: () => consumer.disconnect(),
+    close: () => consumer.close(),
   };
 }
 
 /** Output keys (order ids): total, distinct, and inputs with no output. */
-export function tally(messages: KafkaMessage[], ids: string[]): { total: number; distinct: number; missing: number } {
+export function tally(messages: KafkaRecord[], ids: string[]): { total: number; distinct: number; missing: number } {
   const keys = new Set(messages.map((m) => m.key?.toString() ?? ''));
   return { total: messages.length, distinct: keys.size, missing: ids.filter((id) => !keys.has(id)).length };
 }

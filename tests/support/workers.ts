@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { Schema } from 'avsc';
-import type { Consumer, IHeaders, KafkaMessage, Producer } from 'kafkajs';
 import { createTypes } from '../../core/avro.ts';
 import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -11,7 +10,11 @@ import { subjectFor, type TopicSpec, type Topology, type ValueSchema, type Worke
 import type { AnyHandler } from '../../consumers/handler.ts';
 import { startWorker, type RunningWorker } from '../../consumers/runtime.ts';
 import { createWorkerMetrics, type WorkerMetrics } from '../../consumers/metrics.ts';
-import { createTopics, rawKafka, testConfig, testLogger, uniqueName } from './platform.ts';
+import { retryPolicies } from '../../core/retry.ts';
+import { clientOptions } from '../../kafka/connection.ts';
+import { GroupConsumer } from '../../kafka/group-consumer.ts';
+import type { KafkaProducer, KafkaRecord, RecordHeaders } from '../../kafka/index.ts';
+import { createTopics, seam, testConfig, testLogger, uniqueName, withKafkaAdmin } from './platform.ts';
 
 /**
  * A worker under test: its own topics, group and registry (on the test broker),
@@ -26,11 +29,8 @@ function valueSchema(topic: string, file: string): ValueSchema {
   return { file, subject: subjectFor(topic), schema, text: JSON.stringify(schema) };
 }
 
-export interface CollectedRecord {
-  topic: string;
-  partition: number;
-  message: KafkaMessage;
-}
+/** A record as read back from the output or dead-letter topic. */
+export type CollectedRecord = KafkaRecord;
 
 export interface Collector {
   readonly records: CollectedRecord[];
@@ -39,14 +39,26 @@ export interface Collector {
   close(): Promise<void>;
 }
 
+/** An independent read_committed reader of `topics` (its own group, from the beginning), as any downstream consumer. */
 export async function collect(topics: string[]): Promise<Collector> {
-  const consumer: Consumer = rawKafka('sluice-test-collector').consumer({ groupId: uniqueName('collector'), maxWaitTimeInMs: 100 });
+  const config = testConfig({ logLevel: 'silent' });
+  const consumer = new GroupConsumer({
+    client: clientOptions(config, { name: 'test-collector', retry: retryPolicies.reader }),
+    groupId: uniqueName('collector'),
+    topics,
+    protocol: 'classic',
+    sessionTimeoutMs: 10_000,
+    heartbeatIntervalMs: 1000,
+    maxWaitMs: 100,
+    concurrency: 64,
+    fallback: 'earliest',
+    stableOffsets: false,
+    logger: testLogger(config, 'collector'),
+  });
   const records: CollectedRecord[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topics, fromBeginning: true });
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      for (const message of batch.messages) records.push({ topic: batch.topic, partition: batch.partition, message });
+  await consumer.start({
+    batch: async (batch) => {
+      for (const record of batch.records) records.push(record);
     },
   });
   return {
@@ -59,7 +71,26 @@ export async function collect(topics: string[]): Promise<Collector> {
       }
       return records;
     },
-    close: () => consumer.disconnect(),
+    close: () => consumer.close(),
+  };
+}
+
+/** An input record as the tests write it. */
+export interface InputRecord {
+  key: string | Buffer | null;
+  value: Buffer | null;
+  headers?: Record<string, string>;
+  /** Epoch milliseconds. */
+  timestamp?: string;
+}
+
+export function toOutgoing(topic: string, record: InputRecord) {
+  return {
+    topic,
+    key: typeof record.key === 'string' ? Buffer.from(record.key) : record.key,
+    value: record.value,
+    headers: Object.entries(record.headers ?? {}).map(([name, value]) => [name, Buffer.from(value)] as const),
+    ...(record.timestamp === undefined ? {} : { timestamp: BigInt(record.timestamp) }),
   };
 }
 
@@ -71,9 +102,9 @@ export interface WorkerHarness {
   spec: WorkerSpec;
   /** Frames OrderPlaced events with the id registered for the input subject. */
   orders: EventEncoder;
-  producer: Producer;
+  producer: KafkaProducer;
   collector: Collector;
-  send(records: { key: string | Buffer | null; value: Buffer | null; headers?: IHeaders; timestamp?: string }[]): Promise<void>;
+  send(records: InputRecord[]): Promise<void>;
   start(handler?: AnyHandler, overrides?: Partial<WorkerSpec>, metrics?: WorkerMetrics): Promise<RunningWorker>;
   /** Takes the registry down (its state stays on its topic) ... */
   stopRegistry(): Promise<void>;
@@ -123,8 +154,7 @@ export async function workerHarness(options: { partitions?: number; configOverri
   const placed = topology.topics[0]!.valueSchema!;
   const orders = createEncoder(placed.subject, await registry.register(placed.subject, placed.text), createTypes(placed.schema));
 
-  const producer = rawKafka('sluice-test-producer').producer();
-  await producer.connect();
+  const producer = seam('sluice-test-producer').producer();
   const collector = await collect([output, deadLetter]);
   const workers: RunningWorker[] = [];
 
@@ -138,7 +168,7 @@ export async function workerHarness(options: { partitions?: number; configOverri
     producer,
     collector,
     async send(records) {
-      await producer.send({ topic: input, messages: records, acks: -1 });
+      await producer.send(records.map((r) => toOutgoing(input, r)));
     },
     async start(handler, overrides = {}, metrics) {
       const worker = await startWorker({
@@ -163,7 +193,7 @@ export async function workerHarness(options: { partitions?: number; configOverri
     async close() {
       await Promise.all(workers.map((w) => w.stop()));
       await collector.close();
-      await producer.disconnect();
+      await producer.close();
       await server.close();
     },
   };
@@ -172,8 +202,18 @@ export async function workerHarness(options: { partitions?: number; configOverri
 export const outputsOf = (h: WorkerHarness, records: CollectedRecord[]): CollectedRecord[] => records.filter((r) => r.topic === h.spec.output);
 export const deadLettersOf = (h: WorkerHarness, records: CollectedRecord[]): CollectedRecord[] => records.filter((r) => r.topic === h.spec.deadLetter);
 
-export function headerText(headers: IHeaders | undefined, name: string): string | undefined {
-  const value = headers?.[name];
-  const last = Array.isArray(value) ? value[value.length - 1] : value;
-  return last === undefined ? undefined : last.toString();
+/** The last value of header `name` as text. */
+export function headerText(headers: RecordHeaders, name: string): string | undefined {
+  let value: Buffer | undefined;
+  for (const [n, v] of headers) if (n === name) value = v;
+  return value?.toString();
+}
+
+/** The group's committed offset and the log end of every partition of `topic`. */
+export async function offsetsOf(groupId: string, topic: string): Promise<{ committed: Map<number, bigint>; ends: Map<number, bigint> }> {
+  return withKafkaAdmin(async (admin) => {
+    const committed = await admin.committedOffsets(groupId, [topic]);
+    const ends = await admin.watermarks(topic);
+    return { committed: new Map(committed.map((c) => [c.partition, c.offset])), ends: new Map(ends.map((w) => [w.partition, w.high])) };
+  });
 }

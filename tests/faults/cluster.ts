@@ -64,3 +64,14 @@ export async function replicationOf(cluster: LocalCluster, topic: string): Promi
   const partitions = (await topicMetadata(cluster, topic))?.partitions ?? [];
   return { replicas: partitions.map((p) => p.replicas.length), isr: partitions.map((p) => p.isr.length) };
 }
+
+/** Resolves once no partition of `topic` is led by `nodeId` and every one has a leader. */
+export async function waitForLeadersOff(cluster: LocalCluster, topic: string, nodeId: number, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const partitions = (await topicMetadata(cluster, topic))?.partitions ?? [];
+    if (partitions.length > 0 && partitions.every((p) => p.leader >= 0 && p.leader !== nodeId)) return;
+    if (Date.now() > deadline) throw new Error(`${topic}: node ${nodeId} still leads partitions after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}

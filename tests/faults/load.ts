@@ -32,6 +32,8 @@ export interface LoadRun {
   outcomes: Outcome[];
   /** Requests issued so far (for triggering a fault mid-run). */
   issued(): number;
+  /** Milliseconds since the run began, on the clock of Outcome.startedMs. */
+  elapsedMs(): number;
   done: Promise<Outcome[]>;
 }
 
@@ -70,7 +72,7 @@ export function postOrders(url: string, options: LoadOptions): LoadRun {
     }
   };
   const done = Promise.all(Array.from({ length: options.concurrency }, lane)).then(() => outcomes);
-  return { outcomes, issued: () => next, done };
+  return { outcomes, issued: () => next, elapsedMs: () => performance.now() - began, done };
 }
 
 /** Accepted (2xx) and the rest by status. */

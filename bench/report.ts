@@ -39,6 +39,8 @@ export interface Ratios {
   ingressVsJavaProducer: number | null;
   /** Bare kafkajs / ProducerPerformance: how far Node is from the broker's ceiling. */
   bareBatchedVsJavaProducer: number | null;
+  /** Bare batched @platformatic/kafka producer / bare batched kafkajs producer. */
+  barePlatformaticVsBareKafkajs: number | null;
   workerEosVsBareCopy: number | null;
   workerAloVsBareCopy: number | null;
   avroVsJsonEncode: number | null;
@@ -62,6 +64,8 @@ export interface BenchResults {
   goals: Goal[];
   ingress: { durationS: number; cells: IngressCell[] };
   bareBatched: BareProducerFigures | null;
+  /** The bare batched @platformatic/kafka producer (absent in results of runs before it was a contender). */
+  barePlatformatic?: BareProducerFigures | null;
   javaProducer: JavaProducerFigures | null;
   worker: WorkerFigures | { skipped: string };
   e2e: { low: E2eFigures | null; halfPeak: E2eFigures | null; note?: string };
@@ -90,6 +94,7 @@ export function computeRatios(results: Omit<BenchResults, 'ratios' | 'goals'>): 
     ingressVsBareBatched: ratio(sluiceBest || null, results.bareBatched?.eventsPerSec),
     ingressVsJavaProducer: ratio(sluiceBest || null, results.javaProducer?.eventsPerSec),
     bareBatchedVsJavaProducer: ratio(results.bareBatched?.eventsPerSec, results.javaProducer?.eventsPerSec),
+    barePlatformaticVsBareKafkajs: ratio(results.barePlatformatic?.eventsPerSec, results.bareBatched?.eventsPerSec),
     workerEosVsBareCopy: ratio(worker?.exactlyOnceEventsPerSec, worker?.bareCopyEventsPerSec),
     workerAloVsBareCopy: ratio(worker?.atLeastOnceEventsPerSec, worker?.bareCopyEventsPerSec),
     avroVsJsonEncode: ratio(ser?.avroEncodePerSec, ser?.jsonEncodePerSec),
@@ -127,6 +132,7 @@ export function readmeTable(results: BenchResults): string {
     `| Ingress (best) / bare batched kafkajs producer | ${fmt(r.ingressVsBareBatched, 2)}× | ≥ 0.5× |`,
     `| Ingress (best) / Kafka ProducerPerformance | ${fmt(r.ingressVsJavaProducer, 2)}× | |`,
     `| Bare kafkajs / Kafka ProducerPerformance | ${fmt(r.bareBatchedVsJavaProducer, 2)}× | |`,
+    `| Bare @platformatic/kafka / bare kafkajs | ${fmt(r.barePlatformaticVsBareKafkajs, 2)}× | |`,
     `| Worker exactly-once / bare copy | ${fmt(r.workerEosVsBareCopy, 2)}× | ≥ 0.5× |`,
     `| Worker at-least-once / bare copy | ${fmt(r.workerAloVsBareCopy, 2)}× | |`,
     `| Avro encode / JSON.stringify | ${fmt(r.avroVsJsonEncode, 2)}× | |`,
@@ -151,6 +157,7 @@ export function readmeTable(results: BenchResults): string {
     '| Ceilings and latency | Value |',
     '| --- | --- |',
     `| Bare batched kafkajs producer (idempotent, acks=all) | ${fmt(results.bareBatched?.eventsPerSec)} events/s |`,
+    `| Bare batched @platformatic/kafka producer (idempotent, acks=all, 4 sends in flight) | ${fmt(results.barePlatformatic?.eventsPerSec)} events/s |`,
     `| Kafka ProducerPerformance (${fmt(results.javaProducer?.recordBytes)} B records, acks=all) | ${fmt(results.javaProducer?.eventsPerSec)} events/s |`,
     `| End-to-end p50 / p99 / p99.9 at ${fmt(results.e2e.low?.targetRate)} events/s | ${fmt(results.e2e.low?.latencyMs.p50, 1)} / ${fmt(results.e2e.low?.latencyMs.p99, 1)} / ${fmt(results.e2e.low?.latencyMs.p999, 1)} ms |`,
     `| End-to-end p50 / p99 / p99.9 at ${fmt(results.e2e.halfPeak?.targetRate)} events/s (50% of peak) | ${fmt(results.e2e.halfPeak?.latencyMs.p50, 1)} / ${fmt(results.e2e.halfPeak?.latencyMs.p99, 1)} / ${fmt(results.e2e.halfPeak?.latencyMs.p999, 1)} ms |`,
@@ -181,7 +188,8 @@ export function chartSvg(results: BenchResults): string {
     if (value !== null && value !== undefined && Number.isFinite(value)) bars.push({ label, value, color });
   };
   add('Kafka ProducerPerformance (broker ceiling)', results.javaProducer?.eventsPerSec, '#7f7f7f');
-  add('Bare batched kafkajs (Node ceiling)', results.bareBatched?.eventsPerSec, '#9e9e9e');
+  add('Bare batched @platformatic/kafka (Node ceiling)', results.barePlatformatic?.eventsPerSec, '#6f6f6f');
+  add('Bare batched kafkajs', results.bareBatched?.eventsPerSec, '#9e9e9e');
   for (const per of [100, 1]) {
     add(`Sluice ingress, ${per === 1 ? 'single events' : `batches of ${per}`}, 128 conn`, cellOf(results, 'sluice', 128, per)?.eventsPerSec, '#1f77b4');
     add(`Naive service, ${per === 1 ? 'single events' : `batches of ${per}`}, 128 conn`, cellOf(results, 'naive', 128, per)?.eventsPerSec, '#ff7f0e');

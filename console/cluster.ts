@@ -1,7 +1,5 @@
-import kafkajs, { type Admin } from 'kafkajs';
-
-// kafkajs is CommonJS, and Node's named-export detection misses these two.
-const { AssignerProtocol, ConfigResourceTypes } = kafkajs;
+import type { SluiceError } from '../core/errors.ts';
+import type { KafkaAdmin } from '../kafka/index.ts';
 
 /** What the console shows about topics and consumer groups, read through the Kafka admin API. */
 
@@ -39,45 +37,23 @@ export interface GroupDetail {
   totalLag: number;
 }
 
-/** Tails join throwaway groups of their own; listing them would only be noise. */
+/** Tails of older Sluice versions joined throwaway groups of their own; listing them would only be noise. */
 export const isTailGroup = (groupId: string): boolean => groupId.startsWith('sluice-tail-');
 
-/** A topic deleted between listing and reading it (other clients do that), as kafkajs reports it. */
+/** A topic deleted between listing and reading it (other clients do that). */
 function isUnknownTopic(error: unknown): boolean {
-  const e = error as { type?: unknown; code?: unknown; cause?: unknown; originalError?: unknown };
-  return (
-    e.type === 'UNKNOWN_TOPIC_OR_PARTITION' ||
-    e.code === 3 ||
-    (e.originalError !== undefined && isUnknownTopic(e.originalError)) ||
-    (e.cause !== undefined && e.cause !== null && isUnknownTopic(e.cause))
-  );
+  return (error as SluiceError | null)?.code === 'SLUICE_KAFKA_UNKNOWN_TOPIC';
 }
 
-/**
- * kafkajs refreshes metadata for every known topic on many admin calls, and
- * fails the call when one of them was deleted meanwhile; the next try sees the
- * fresh list.
- */
-async function tolerant<T>(call: () => Promise<T>, attempts = 3): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await call();
-    } catch (error) {
-      if (i >= attempts || !isUnknownTopic(error)) throw error;
-    }
-  }
-}
+const messagesIn = (low: bigint, high: bigint): number => Number(high - low);
 
-const messagesIn = (low: string, high: string): number => Number(BigInt(high) - BigInt(low));
-
-export async function listTopics(admin: Admin): Promise<TopicSummary[]> {
-  const { topics } = await tolerant(() => admin.fetchTopicMetadata());
-  const visible = topics.filter((t) => !t.name.startsWith('__')).sort((a, b) => a.name.localeCompare(b.name));
+export async function listTopics(admin: KafkaAdmin): Promise<TopicSummary[]> {
+  const visible = (await admin.listTopics()).filter((t) => !t.startsWith('__')).sort((a, b) => a.localeCompare(b));
   const summaries = await Promise.all(
-    visible.map(async (t) => {
+    visible.map(async (name) => {
       try {
-        const offsets = await admin.fetchTopicOffsets(t.name);
-        return { name: t.name, partitions: t.partitions.length, messages: offsets.reduce((sum, o) => sum + messagesIn(o.low, o.high), 0) };
+        const offsets = await admin.watermarks(name);
+        return { name, partitions: offsets.length, messages: offsets.reduce((sum, o) => sum + messagesIn(o.low, o.high), 0) };
       } catch (error) {
         // Deleted since it was listed: it no longer belongs on the page.
         if (isUnknownTopic(error)) return undefined;
@@ -88,54 +64,51 @@ export async function listTopics(admin: Admin): Promise<TopicSummary[]> {
   return summaries.filter((t): t is TopicSummary => t !== undefined);
 }
 
-export async function describeTopic(admin: Admin, name: string): Promise<TopicDetail> {
-  const [{ topics }, offsets, configs] = await tolerant(() =>
-    Promise.all([
-      admin.fetchTopicMetadata({ topics: [name] }),
-      admin.fetchTopicOffsets(name),
-      admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name }], includeSynonyms: false }),
-    ]),
-  );
-  const metadata = topics[0]?.partitions ?? [];
+export async function describeTopic(admin: KafkaAdmin, name: string): Promise<TopicDetail> {
+  const [[described], offsets, configs] = await Promise.all([admin.describeTopics([name]), admin.watermarks(name), admin.describeTopicConfigs([name])]);
   const partitions = offsets
     .map((o) => {
-      const m = metadata.find((p) => p.partitionId === o.partition);
-      return { partition: o.partition, leader: m?.leader ?? -1, replicas: m?.replicas ?? [], low: o.low, high: o.high, messages: messagesIn(o.low, o.high) };
+      const m = described?.partitions.find((p) => p.partition === o.partition);
+      return { partition: o.partition, leader: m?.leader ?? -1, replicas: m?.replicas ?? [], low: o.low.toString(), high: o.high.toString(), messages: messagesIn(o.low, o.high) };
     })
     .sort((a, b) => a.partition - b.partition);
-  const entries = configs.resources[0]?.configEntries ?? [];
   return {
     name,
     partitions,
-    configs: entries.map((c) => ({ name: c.configName, value: c.configValue, isDefault: c.isDefault })).sort((a, b) => a.name.localeCompare(b.name)),
+    configs: (configs.get(name) ?? []).map((c) => ({ name: c.name, value: c.isSensitive ? null : c.value, isDefault: c.isDefault })).sort((a, b) => a.name.localeCompare(b.name)),
   };
 }
 
-export async function listGroups(admin: Admin): Promise<GroupSummary[]> {
-  const { groups } = await tolerant(() => admin.listGroups());
-  return groups.filter((g) => !isTailGroup(g.groupId)).sort((a, b) => a.groupId.localeCompare(b.groupId));
+export async function listGroups(admin: KafkaAdmin): Promise<GroupSummary[]> {
+  const groups = await admin.listGroups();
+  return groups
+    .filter((g) => !isTailGroup(g.groupId))
+    .map((g) => ({ groupId: g.groupId, protocolType: g.protocolType }))
+    .sort((a, b) => a.groupId.localeCompare(b.groupId));
 }
 
-export async function describeGroup(admin: Admin, groupId: string): Promise<GroupDetail> {
-  const [{ groups }, committed] = await tolerant(() => Promise.all([admin.describeGroups([groupId]), admin.fetchOffsets({ groupId })]));
-  const group = groups[0];
-  const members = (group?.members ?? []).map((m) => {
-    let assignment: Record<string, number[]> = {};
-    if (m.memberAssignment.length > 0) assignment = AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {};
-    return { memberId: m.memberId, clientId: m.clientId, host: m.clientHost, assignment };
-  });
+export async function describeGroup(admin: KafkaAdmin, groupId: string): Promise<GroupDetail> {
+  const [[group], committed] = await Promise.all([admin.describeGroups([groupId]), admin.committedOffsets(groupId)]);
+  const members = (group?.members ?? []).map((m) => ({ memberId: m.memberId, clientId: m.clientId, host: m.host, assignment: m.assignment }));
   const lag: GroupDetail['lag'] = [];
   // Kafka answers an offset fetch for a whole group with the partitions that have a commit only;
   // every partition of a topic the group reads or is assigned counts, or a partition the group
   // never committed on would hide its whole backlog.
-  const topics = new Set([...committed.map((t) => t.topic), ...members.flatMap((m) => Object.keys(m.assignment))]);
+  const topics = new Set([...committed.map((c) => c.topic), ...members.flatMap((m) => Object.keys(m.assignment))]);
   for (const topic of topics) {
-    const offsets = new Map(committed.find((t) => t.topic === topic)?.partitions.map((p) => [p.partition, p.offset]));
-    for (const { partition, high } of await tolerant(() => admin.fetchTopicOffsets(topic))) {
-      const offset = offsets.get(partition) ?? '-1';
+    const offsets = new Map(committed.filter((c) => c.topic === topic).map((c) => [c.partition, c.offset]));
+    let ends: Map<number, bigint>;
+    try {
+      ends = await admin.listOffsets(topic, 'latest');
+    } catch (error) {
+      if (isUnknownTopic(error)) continue;
+      throw error;
+    }
+    for (const [partition, high] of ends) {
+      const offset = offsets.get(partition);
       // No commit yet: everything on the partition is still to be read.
-      const behind = offset === '-1' ? Number(high) : Math.max(0, Number(BigInt(high) - BigInt(offset)));
-      lag.push({ topic, partition, committed: offset, high, lag: behind });
+      const behind = offset === undefined ? Number(high) : Math.max(0, Number(high - offset));
+      lag.push({ topic, partition, committed: offset === undefined ? '-1' : offset.toString(), high: high.toString(), lag: behind });
     }
   }
   lag.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);

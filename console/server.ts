@@ -1,9 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import type { Admin } from 'kafkajs';
 import type { SluiceConfig } from '../core/config.ts';
 import { RegistryError, SluiceError } from '../core/errors.ts';
-import { createKafka } from '../core/kafka.ts';
+import { createKafka } from '../kafka/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
 import { describeGroup, describeTopic, listGroups, listTopics } from './cluster.ts';
@@ -31,8 +30,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   const log = options.logger.child({ component: 'console' });
   const kafka = createKafka(config, log, 'console');
   const registry = new RegistryClient(config.registryUrl);
-  const admin: Admin = kafka.admin();
-  await admin.connect();
+  const admin = kafka.admin();
 
   const lagHistory = new LagHistory({
     intervalMs: config.consoleLagIntervalMs,
@@ -72,7 +70,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     await app.listen({ host: options.host ?? config.consoleHost, port: options.port ?? config.consolePort });
   } catch (error) {
     lagHistory.close();
-    await admin.disconnect();
+    await admin.close();
     throw error;
   }
   const address = app.server.address() as AddressInfo;
@@ -89,7 +87,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
         try {
           await app.close();
         } finally {
-          await admin.disconnect();
+          await admin.close();
         }
       })();
       return closing;

@@ -280,26 +280,17 @@ export class ShutdownTimeoutError extends SluiceError {
   }
 }
 
-const RETRYABLE_KAFKAJS = new Set([
-  'KafkaJSConnectionError',
-  'KafkaJSRequestTimeoutError',
-  'KafkaJSNumberOfRetriesExceeded',
-  'KafkaJSBrokerNotFound',
-  'KafkaJSLockTimeout',
-  'KafkaJSConnectionClosedError',
-]);
+const RETRYABLE_NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
 
 /**
- * Whether an error from anywhere (Sluice, kafkajs, the network) is worth retrying.
- * kafkajs marks its own errors with `retriable`; Node network errors carry errno codes.
+ * Whether an error from anywhere is worth retrying: Sluice's own flag (Kafka
+ * errors get theirs in kafka/errors.ts), or a Node network errno.
  */
 export function isRetryable(error: unknown): boolean {
   if (error instanceof SluiceError) return error.retryable;
   if (typeof error !== 'object' || error === null) return false;
-  const e = error as { name?: unknown; retriable?: unknown; code?: unknown };
-  if (e.retriable === true) return true;
-  if (typeof e.name === 'string' && RETRYABLE_KAFKAJS.has(e.name)) return true;
-  return typeof e.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'].includes(e.code);
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code);
 }
 
 /** A short class name for an error, used in logs and dead-letter headers. */

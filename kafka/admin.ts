@@ -311,13 +311,8 @@ export class KafkaAdmin {
    * `requireStable`: wait for pending transactional commits to settle.
    */
   async committedOffsets(groupId: string, topics?: readonly string[], options: { requireStable?: boolean } = {}): Promise<TopicPartitionOffset[]> {
-    const request =
-      topics === undefined
-        ? groupId
-        : { groupId, topics: await Promise.all(topics.map(async (name) => ({ name, partitionIndexes: await this.#partitionsOf(name) }))) };
-    const [group] = await this.#call(`committed offsets of group ${groupId}`, () =>
-      this.#client.listConsumerGroupOffsets({ groups: [request], requireStable: options.requireStable ?? false }),
-    );
+    const request = topics === undefined ? groupId : { groupId, topics: await Promise.all(topics.map(async (name) => ({ name, partitionIndexes: await this.#partitionsOf(name) }))) };
+    const [group] = await this.#call(`committed offsets of group ${groupId}`, () => this.#client.listConsumerGroupOffsets({ groups: [request], requireStable: options.requireStable ?? false }));
     const out: TopicPartitionOffset[] = [];
     for (const t of group?.topics ?? []) {
       for (const p of t.partitions) if (p.committedOffset >= 0n) out.push({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset });

@@ -88,7 +88,12 @@ export function saslOptions(config: SluiceConfig): SASLOptions | undefined {
   if (!config.kafkaSecurityProtocol.startsWith('SASL_') || mechanism === undefined) return undefined;
   if (mechanism === 'OAUTHBEARER') return { mechanism, token: oauthToken(config) };
   const passwordFile = config.kafkaSaslPasswordFile;
-  const password = passwordFile === undefined ? config.kafkaSaslPassword!.reveal() : readPem(passwordFile, 'KAFKA_SASL_PASSWORD_FILE').toString('utf8').replace(/\r?\n$/, '');
+  const password =
+    passwordFile === undefined
+      ? config.kafkaSaslPassword!.reveal()
+      : readPem(passwordFile, 'KAFKA_SASL_PASSWORD_FILE')
+          .toString('utf8')
+          .replace(/\r?\n$/, '');
   return { mechanism, username: config.kafkaSaslUsername!, password };
 }
 

@@ -98,23 +98,31 @@ export function toSluiceError(error: unknown, context: ErrorContext = {}): Sluic
   const nodes = [...walk(error)];
   // Authentication first: it hides under a NetworkError the client would retry forever.
   const auth = nodes.find((e) => e.code === 'PLT_KFK_AUTHENTICATION' || e.apiId === 'SASL_AUTHENTICATION_FAILED');
-  if (auth) return new KafkaError('SLUICE_KAFKA_AUTH_FAILED', prefixed(context, authMessage(context, detail(nodes.find((e) => e.apiId === 'SASL_AUTHENTICATION_FAILED') ?? auth))), { statusCode: 503, cause: error, kafkaCode: 'SASL_AUTHENTICATION_FAILED' });
+  if (auth)
+    return new KafkaError('SLUICE_KAFKA_AUTH_FAILED', prefixed(context, authMessage(context, detail(nodes.find((e) => e.apiId === 'SASL_AUTHENTICATION_FAILED') ?? auth))), {
+      statusCode: 503,
+      cause: error,
+      kafkaCode: 'SASL_AUTHENTICATION_FAILED',
+    });
   const tls = nodes.find((e) => (typeof e.code === 'string' && TLS_CODES.test(e.code)) || /TLS/.test(String(e.message)));
-  if (tls) return new KafkaError('SLUICE_KAFKA_TLS_FAILED', prefixed(context, `TLS with the broker failed: ${describeNode(tls)}; check KAFKA_SECURITY_PROTOCOL and KAFKA_SSL_*`), { statusCode: 503, cause: error });
+  if (tls)
+    return new KafkaError('SLUICE_KAFKA_TLS_FAILED', prefixed(context, `TLS with the broker failed: ${describeNode(tls)}; check KAFKA_SECURITY_PROTOCOL and KAFKA_SSL_*`), {
+      statusCode: 503,
+      cause: error,
+    });
   // Used after close(): a bug or a shutdown race, never something a retry fixes.
   const closed = nodes.find((e) => (e as { closed?: unknown }).closed === true);
   if (closed) return new KafkaError('SLUICE_KAFKA_ERROR', prefixed(context, 'the Kafka client is closed'), { cause: error });
   // The client's own verdict after its metadata retries: the topic is not in the cluster's metadata.
   const unknownTopic = nodes.find((e) => e.code === 'PLT_KFK_USER' && /^Unknown topic/.test(String(e.message)));
-  if (unknownTopic) return new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', prefixed(context, String(unknownTopic.message)), { retryable: true, statusCode: 503, cause: error, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
+  if (unknownTopic)
+    return new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', prefixed(context, String(unknownTopic.message)), { retryable: true, statusCode: 503, cause: error, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
   const protocol = nodes.find((e) => typeof e.apiId === 'string' && PROTOCOL_RULES[e.apiId] !== undefined) ?? nodes.find((e) => typeof e.apiId === 'string');
   if (protocol && typeof protocol.apiId === 'string') {
     const rule = PROTOCOL_RULES[protocol.apiId];
     if (rule) return new KafkaError(rule.code, prefixed(context, detail(protocol)), { retryable: rule.retryable, statusCode: rule.statusCode, cause: error, kafkaCode: protocol.apiId });
     const message = prefixed(context, detail(protocol));
-    return protocol.canRetry === false
-      ? new KafkaError('SLUICE_KAFKA_ERROR', message, { cause: error, kafkaCode: protocol.apiId })
-      : new BrokerUnavailableError(message, error, protocol.apiId);
+    return protocol.canRetry === false ? new KafkaError('SLUICE_KAFKA_ERROR', message, { cause: error, kafkaCode: protocol.apiId }) : new BrokerUnavailableError(message, error, protocol.apiId);
   }
   const network = nodes.find((e) => e.code === 'PLT_KFK_NETWORK' || e.code === 'PLT_KFK_TIMEOUT' || (typeof e.code === 'string' && NETWORK_CODES.has(e.code)));
   if (network) return new BrokerUnavailableError(prefixed(context, `Kafka is unreachable: ${describeTree(nodes)}`), error);

@@ -116,6 +116,7 @@ interface FetchResponse {
     partitions: {
       partitionIndex: number;
       highWatermark: bigint;
+      abortedTransactions?: { producerId: bigint; firstOffset: bigint }[] | null;
       records?:
         | {
             firstOffset: bigint;
@@ -123,6 +124,7 @@ interface FetchResponse {
             firstTimestamp: bigint;
             attributes: number;
             partitionLeaderEpoch: number;
+            producerId: bigint;
             records: { offsetDelta: number; timestampDelta: bigint; key: Buffer | null; value: Buffer | null; headers: [Buffer | null, Buffer | null][] }[];
           }[]
         | null;
@@ -207,9 +209,11 @@ export class GroupConsumer {
       groupProtocol: options.protocol,
       autocommit: false,
       isolationLevel: options.readCommitted === false ? FetchIsolationLevels.READ_UNCOMMITTED : FetchIsolationLevels.READ_COMMITTED,
-      ...(options.protocol === 'classic'
-        ? { sessionTimeout: options.sessionTimeoutMs, heartbeatInterval: options.heartbeatIntervalMs, rebalanceTimeout: options.rebalanceTimeoutMs ?? options.sessionTimeoutMs * 2 }
-        : { rebalanceTimeout: options.rebalanceTimeoutMs ?? options.sessionTimeoutMs * 2 }),
+      // With the consumer protocol the broker sets session timeout and heartbeat interval
+      // (group.consumer.*); the client still checks rebalanceTimeout >= sessionTimeout.
+      sessionTimeout: options.sessionTimeoutMs,
+      heartbeatInterval: options.heartbeatIntervalMs,
+      rebalanceTimeout: options.rebalanceTimeoutMs ?? options.sessionTimeoutMs * 2,
     });
     routeClientEvents(this.#consumer, options.logger);
     // Reading a stable offset waits (UNSTABLE_OFFSET_COMMIT is retried) for the transaction holding it.
@@ -222,7 +226,8 @@ export class GroupConsumer {
     const admin = new Admin({ ...client, clientId: `${client.clientId}-probe` });
     try {
       const apis = await admin.listApis();
-      return apis.some((api) => api.name === 'ConsumerGroupHeartbeat' || api.apiKey === CONSUMER_GROUP_HEARTBEAT);
+      // Kafka 3.x lists version 0 of it as a preview (off unless configured); 4.0 brings version 1.
+      return apis.some((api) => api.apiKey === CONSUMER_GROUP_HEARTBEAT && api.maxVersion >= 1);
     } finally {
       await admin.close();
     }
@@ -600,10 +605,11 @@ export class GroupConsumer {
         const records: KafkaRecord[] = [];
         let next = request.offset;
         let leaderEpoch = state.leaderEpoch;
+        const aborted = new AbortedTransactions(p.abortedTransactions);
         for (const batch of batches) {
           const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
           if (last + 1n > next) next = last + 1n;
-          if (batch.attributes & IS_CONTROL) continue;
+          if (aborted.skip(batch, last)) continue;
           leaderEpoch = batch.partitionLeaderEpoch;
           for (const record of batch.records) {
             const offset = batch.firstOffset + BigInt(record.offsetDelta);
@@ -680,6 +686,38 @@ export class GroupConsumer {
     this.#active--;
     if (state.queue.length > 0) this.#ready.push(state.key);
     this.#tick();
+  }
+}
+
+/** A record batch written by a transactional producer (attributes bit 4). */
+const IS_TRANSACTIONAL = 1 << 4;
+
+/**
+ * read_committed: the broker returns records up to the last stable offset and
+ * lists the aborted transactions among them; the reader drops their batches
+ * (as the Java client does). The client filters these too, but keeps an aborted
+ * transaction whose abort marker is not in the same response ("for safety"),
+ * which would hand aborted records to an exactly-once reader: the broker lists
+ * only transactions that were aborted, so everything of that producer from the
+ * transaction's first offset up to its marker is dropped here.
+ */
+export class AbortedTransactions {
+  readonly #pending: { producerId: bigint; firstOffset: bigint }[];
+  readonly #open = new Set<bigint>();
+
+  constructor(list: { producerId: bigint; firstOffset: bigint }[] | null | undefined) {
+    this.#pending = list ? [...list].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0)) : [];
+  }
+
+  /** True when `batch` (ending at `last`) is a control batch or belongs to an aborted transaction. */
+  skip(batch: { attributes: number; producerId: bigint; records: { key: Buffer | null }[] }, last: bigint): boolean {
+    while (this.#pending.length > 0 && this.#pending[0]!.firstOffset <= last) this.#open.add(this.#pending.shift()!.producerId);
+    if (batch.attributes & IS_CONTROL) {
+      // The control record's key: version (int16), type (int16; 0 = abort, 1 = commit).
+      if (batch.records[0]?.key?.readInt16BE(2) === 0) this.#open.delete(batch.producerId);
+      return true;
+    }
+    return (batch.attributes & IS_TRANSACTIONAL) !== 0 && this.#open.has(batch.producerId);
   }
 }
 

@@ -256,10 +256,7 @@ export class PartitionReader {
     const ends: TopicPartitionOffset[] = [];
     const starts: TopicPartitionOffset[] = [];
     for (const topic of topics) {
-      const [earliest, latest] = await Promise.all([
-        this.#admin.listOffsets(topic, 'earliest'),
-        this.#admin.listOffsets(topic, 'latest', { readCommitted: this.#settings.readCommitted }),
-      ]);
+      const [earliest, latest] = await Promise.all([this.#admin.listOffsets(topic, 'earliest'), this.#admin.listOffsets(topic, 'latest', { readCommitted: this.#settings.readCommitted })]);
       for (const [partition, end] of latest) {
         ends.push({ topic, partition, offset: end });
         starts.push({ topic, partition, offset: from?.get(`${topic}:${partition}`) ?? earliest.get(partition) ?? 0n });

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
-import type { KafkaMessage } from 'kafkajs';
 import type { Decoder } from '../core/avro.ts';
 import { DecodeError, SluiceError, errorClass } from '../core/errors.ts';
+import type { KafkaRecord, RecordHeaders } from '../kafka/types.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { HEADER_SIZE, MAGIC_BYTE, unframe } from '../core/wire-format.ts';
 import { displayPlan, type Convert } from './display.ts';
@@ -40,12 +40,10 @@ function isFramed(bytes: Buffer | null): boolean {
   return bytes !== null && bytes.length >= HEADER_SIZE && bytes[0] === MAGIC_BYTE;
 }
 
-function headersOf(message: KafkaMessage): Record<string, string | null> {
+/** A name that repeats shows its first value, as before. */
+function headersOf(headers: RecordHeaders): Record<string, string | null> {
   const out: Record<string, string | null> = {};
-  for (const [name, raw] of Object.entries(message.headers ?? {})) {
-    const first = Array.isArray(raw) ? raw[0] : raw;
-    out[name] = first === undefined ? null : first.toString();
-  }
+  for (const [name, value] of headers) if (!(name in out)) out[name] = value.toString();
   return out;
 }
 
@@ -63,7 +61,7 @@ export class RecordDecoder {
   }
 
   /** Fetches the schemas of any ids in `messages` not seen yet. A registry that cannot be reached is thrown; an unknown id becomes the records' reason. */
-  async prepare(messages: readonly KafkaMessage[]): Promise<void> {
+  async prepare(messages: readonly KafkaRecord[]): Promise<void> {
     const missing = new Set<number>();
     for (const m of messages) {
       for (const bytes of [m.value, m.key]) {
@@ -108,8 +106,8 @@ export class RecordDecoder {
     return isUtf8(key) ? { value: key.toString('utf8'), binary: false } : { value: { hex: key.toString('hex') }, binary: false };
   }
 
-  decode(topic: string, partition: number, message: KafkaMessage): TailRecord {
-    const base = { topic, partition, offset: message.offset, timestamp: Number(message.timestamp), headers: headersOf(message) };
+  decode(message: KafkaRecord): TailRecord {
+    const base = { topic: message.topic, partition: message.partition, offset: message.offset.toString(), timestamp: Number(message.timestamp), headers: headersOf(message.headers) };
     let key: { value: unknown; binary: boolean } = { value: null, binary: false };
     const rawKey: Buffer | null = message.key;
     const at: { stage: 'key' | 'value' } = { stage: 'key' };

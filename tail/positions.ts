@@ -1,5 +1,5 @@
-import type { Admin } from 'kafkajs';
 import { SluiceError } from '../core/errors.ts';
+import type { KafkaAdmin } from '../kafka/index.ts';
 
 /** Where a tail starts reading, resolved to an exact offset per partition before it joins anything. */
 
@@ -41,31 +41,18 @@ export function parseSince(text: string, now = Date.now()): number {
   throw new PositionError(`--since ${JSON.stringify(text)}: expected an ISO-8601 time (2026-11-25T10:00:00Z) or a duration such as 30s, 10m, 2h, 1d`);
 }
 
-function maxOffset(a: string, b: string): string {
-  return BigInt(a) >= BigInt(b) ? a : b;
-}
-
 /** The start offset of every partition to read, from the topics' current offsets (and timestamps for --since). */
-export interface ResolvedPositions {
-  ranges: PartitionRange[];
-  /** Partitions of the topics that are not to be read (with --partition). */
-  excluded: { topic: string; partitions: number[] }[];
-}
-
-export async function resolvePositions(admin: Admin, topics: readonly string[], request: PositionRequest): Promise<ResolvedPositions> {
+export async function resolvePositions(admin: KafkaAdmin, topics: readonly string[], request: PositionRequest): Promise<PartitionRange[]> {
   const ranges: PartitionRange[] = [];
-  const excluded: ResolvedPositions['excluded'] = [];
   for (const topic of topics) {
-    const offsets = await admin.fetchTopicOffsets(topic);
+    const offsets = await admin.watermarks(topic);
     const selected = request.partition === undefined ? offsets : offsets.filter((o) => o.partition === request.partition);
     if (selected.length === 0) {
       throw new PositionError(`topic ${topic} has no partition ${request.partition} (partitions 0-${offsets.length - 1})`);
     }
-    const others = offsets.filter((o) => !selected.includes(o)).map((o) => o.partition);
-    if (others.length > 0) excluded.push({ topic, partitions: others });
-    const byTime = request.start.kind === 'time' ? new Map((await admin.fetchTopicOffsetsByTimestamp(topic, request.start.timestamp)).map((o) => [o.partition, o.offset])) : undefined;
+    const byTime = request.start.kind === 'time' ? await admin.listOffsets(topic, { timestamp: BigInt(request.start.timestamp) }) : undefined;
     for (const { partition, low, high } of selected) {
-      let start: string;
+      let start: bigint;
       switch (request.start.kind) {
         case 'end':
           start = high;
@@ -75,14 +62,14 @@ export async function resolvePositions(admin: Admin, topics: readonly string[], 
           break;
         case 'offset':
           // Below the log start the records are gone; the earliest kept one is the nearest truth.
-          start = maxOffset(request.start.offset.toString(), low);
+          start = request.start.offset > low ? request.start.offset : low;
           break;
         case 'time':
           start = byTime?.get(partition) ?? high;
           break;
       }
-      ranges.push({ topic, partition, start, end: high });
+      ranges.push({ topic, partition, start: start.toString(), end: high.toString() });
     }
   }
-  return { ranges, excluded };
+  return ranges;
 }

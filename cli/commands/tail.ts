@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createKafka } from '../../core/kafka.ts';
+import { createKafka } from '../../kafka/index.ts';
 import { createLogger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { compileFilter } from '../../tail/filter.ts';

@@ -1,11 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { Partitioners, type IHeaders, type Message as KafkaMessage } from 'kafkajs';
 import { createTypes } from '../../core/avro.ts';
 import type { SluiceConfig } from '../../core/config.ts';
 import { BridgeError, MalformedBodyError, isRetryable } from '../../core/errors.ts';
 import { parseJson } from '../../core/json.ts';
-import { createKafka } from '../../core/kafka.ts';
+import { createKafka, type OutgoingRecord, type RecordHeaders } from '../../kafka/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { createEncoder } from '../../core/serde.ts';
@@ -49,10 +48,14 @@ interface Delivery {
 
 const MAX_REASON = 4096;
 
-function deadLetterFor(d: Delivery, queue: string, error: unknown, headers: Record<string, string>): KafkaMessage {
+function asRecordHeaders(headers: Record<string, string>): RecordHeaders {
+  return Object.entries(headers).map(([name, value]) => [name, Buffer.from(value, 'utf8')] as const);
+}
+
+function deadLetterFor(d: Delivery, topic: string, queue: string, error: unknown, headers: Record<string, string>): OutgoingRecord {
   const reason = error instanceof Error ? error.message : String(error);
   const code = errorCodeOf(error);
-  const out: IHeaders = {
+  const out: Record<string, string> = {
     ...headers,
     [DLQ_HEADERS.errorClass]: errorClassName(error),
     ...(code === undefined ? {} : { [DLQ_HEADERS.errorCode]: code }),
@@ -60,7 +63,7 @@ function deadLetterFor(d: Delivery, queue: string, error: unknown, headers: Reco
     'sluice.original.queue': queue,
     [DLQ_HEADERS.failedAt]: new Date().toISOString(),
   };
-  return { key: null, value: d.message.content, headers: out };
+  return { topic, key: null, value: d.message.content, headers: asRecordHeaders(out) };
 }
 
 export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<RunningBridge> {
@@ -73,8 +76,9 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
   const stats: BridgeStats = { forwarded: 0, deadLettered: 0, publishFailures: 0, reconnects: 0 };
 
   const kafka = createKafka(config, log, `bridge-${spec.name}`);
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-  await producer.connect();
+  // Idempotent, acks=all; keyed records land where Kafka's default partitioner puts them.
+  const producer = kafka.producer({ name: `bridge-${spec.name}` });
+  await producer.connect([spec.topic, spec.deadLetter]);
 
   let pending: Delivery[] = [];
   let flushing: Promise<void> = Promise.resolve();
@@ -104,23 +108,20 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
       deliveries = deliveries.filter((d) => !d.link.closed);
       if (deliveries.length === 0 || stopped) return;
       try {
-        const good: KafkaMessage[] = [];
-        const bad: KafkaMessage[] = [];
+        const good: OutgoingRecord[] = [];
+        const bad: OutgoingRecord[] = [];
         for (const d of deliveries) {
           const headers = kafkaHeadersFrom(d.message, spec.queue);
           try {
             const { value, key } = await convert(d);
-            good.push({ key, value, headers });
+            good.push({ topic: spec.topic, key, value, headers: asRecordHeaders(headers) });
           } catch (error) {
             if (isRetryable(error)) throw error;
             log.warn({ err: error, messageId: d.message.properties.messageId as unknown }, 'invalid message dead-lettered');
-            bad.push(deadLetterFor(d, spec.queue, error, headers));
+            bad.push(deadLetterFor(d, spec.deadLetter, spec.queue, error, headers));
           }
         }
-        await producer.sendBatch({
-          acks: -1,
-          topicMessages: [...(good.length > 0 ? [{ topic: spec.topic, messages: good }] : []), ...(bad.length > 0 ? [{ topic: spec.deadLetter, messages: bad }] : [])],
-        });
+        await producer.send([...good, ...bad]);
         for (const d of deliveries) {
           try {
             d.channel.ack(d.message);
@@ -202,7 +203,7 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
         await flushing;
         stopped = true;
         await link.close();
-        await producer.disconnect();
+        await producer.close();
       })();
       return stopping;
     },

@@ -1,13 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfirmChannel } from 'amqplib';
-import type { Batch, Consumer, Producer } from 'kafkajs';
 import type { SluiceConfig } from '../../core/config.ts';
 import { BridgeError, isRetryable } from '../../core/errors.ts';
-import { createKafka } from '../../core/kafka.ts';
+import { retryPolicies } from '../../core/retry.ts';
+import { clientOptions } from '../../kafka/connection.ts';
+import { GroupConsumer, type PartitionBatch } from '../../kafka/group-consumer.ts';
+import { createKafka, type KafkaProducer, type KafkaRecord } from '../../kafka/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { decodeFramed } from '../../core/serde.ts';
-import { deadLetterMessage, type RecordSource } from '../../consumers/headers.ts';
+import { deadLetterRecord } from '../../consumers/headers.ts';
 import type { KafkaToAmqpBridge } from '../../topology/bridges.ts';
 import { AmqpLink, backoffDelay } from './link.ts';
 import { toAmqpMessage, type AmqpOutgoing } from './payload.ts';
@@ -66,18 +68,32 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
   await link.get();
 
   const kafka = createKafka(config, log, `bridge-${spec.name}`);
-  const consumer: Consumer = kafka.consumer({ groupId: spec.groupId, maxWaitTimeInMs: 1000, allowAutoTopicCreation: false });
-  let dlq: Producer | undefined;
+  const consumer = new GroupConsumer({
+    client: clientOptions(config, { name: `bridge-${spec.name}`, retry: retryPolicies.reader }),
+    groupId: spec.groupId,
+    topics: [spec.topic],
+    protocol: config.workerGroupProtocol,
+    sessionTimeoutMs: config.workerSessionTimeoutMs,
+    heartbeatIntervalMs: Math.max(1000, Math.floor(config.workerSessionTimeoutMs / 3)),
+    concurrency: 8,
+    // A new group starts from the beginning: events emitted before the bridge first ran are forwarded too.
+    fallback: 'earliest',
+    maxWaitMs: 1000,
+    logger: log,
+  });
+  let dlq: KafkaProducer | undefined;
   if (spec.deadLetter) {
-    dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-    await dlq.connect();
+    dlq = kafka.producer({ name: `bridge-${spec.name}-dlq` });
+    await dlq.connect([spec.deadLetter]);
   }
+  let stopped = false;
+  const running = () => !stopped;
 
-  const decode = async (batch: Batch, running: () => boolean): Promise<{ out: AmqpOutgoing[]; dead: number }> => {
+  const decode = async (batch: PartitionBatch): Promise<{ out: AmqpOutgoing[]; dead: number }> => {
     const out: AmqpOutgoing[] = [];
-    const dead: { source: RecordSource; error: unknown }[] = [];
-    for (const message of batch.messages) {
-      const record = { topic: batch.topic, partition: batch.partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value, headers: message.headers };
+    const dead: { source: KafkaRecord; error: unknown }[] = [];
+    for (const message of batch.records) {
+      const record = { ...message, offset: message.offset.toString(), timestamp: message.timestamp.toString() };
       if (spec.format === 'avro') {
         out.push(toAmqpMessage(record, 'avro'));
         continue;
@@ -88,45 +104,35 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
           break;
         } catch (error) {
           if (isRetryable(error) && running()) {
-            log.warn({ err: error, offset: message.offset }, 'registry unavailable while decoding; retrying');
+            log.warn({ err: error, offset: record.offset }, 'registry unavailable while decoding; retrying');
             await sleep(backoffDelay(attempt, BACKOFF));
             continue;
           }
           if (isRetryable(error)) throw error;
           if (!spec.deadLetter) {
-            throw new BridgeError(`${batch.topic}/${batch.partition}@${message.offset} cannot be decoded and bridge ${spec.name} has no deadLetter topic: ${(error as Error).message}`, {
+            throw new BridgeError(`${batch.topic}/${batch.partition}@${record.offset} cannot be decoded and bridge ${spec.name} has no deadLetter topic: ${(error as Error).message}`, {
               cause: error,
             });
           }
-          log.warn({ err: error, partition: batch.partition, offset: message.offset }, 'undecodable record dead-lettered');
-          dead.push({ source: { topic: batch.topic, partition: batch.partition, message }, error });
+          log.warn({ err: error, partition: batch.partition, offset: record.offset }, 'undecodable record dead-lettered');
+          dead.push({ source: message, error });
           break;
         }
       }
     }
     if (dead.length > 0 && dlq && spec.deadLetter) {
       const now = new Date();
-      await dlq.send({
-        topic: spec.deadLetter,
-        acks: -1,
-        messages: dead.map((d) => deadLetterMessage(d.source, d.error, now)),
-      });
+      await dlq.send(dead.map((d) => deadLetterRecord(d.source, spec.deadLetter!, d.error, now)));
     }
     return { out, dead: dead.length };
   };
 
-  await consumer.connect();
-  // A new group starts from the beginning: events emitted before the bridge first ran are forwarded too.
-  await consumer.subscribe({ topic: spec.topic, fromBeginning: true });
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
-      if (batch.messages.length === 0) return;
-      const running = () => isRunning() && !isStale();
-      const { out, dead } = await decode(batch, running);
+  await consumer.start({
+    // A rejection rewinds the partition to its committed offset: the batch is published again.
+    batch: async (batch) => {
+      const { out, dead } = await decode(batch);
       for (let attempt = 0; ; attempt++) {
-        if (!running()) return; // Not committed: the next owner of the partition starts over from the last commit.
+        if (!running()) throw new BridgeError('the bridge is stopping', { retryable: true }); // Not committed: the next owner starts over from the last commit.
         try {
           const channel = await link.get();
           for (const m of out) {
@@ -141,13 +147,11 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
           log.warn({ err: error, partition: batch.partition, retryInMs: delay }, 'publishing to RabbitMQ failed; republishing the batch after reconnecting');
           await link.invalidate();
           await sleep(delay);
-          await heartbeat();
         }
       }
-      // Resolving moves the fetch position past the batch; the commit records it for the group.
-      resolveOffset(batch.lastOffset());
-      const next = (BigInt(batch.lastOffset()) + 1n).toString();
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+      // Committed only after RabbitMQ confirmed every message of the batch.
+      const last = batch.records.at(-1)!;
+      await consumer.commit([{ topic: batch.topic, partition: batch.partition, offset: last.offset + 1n, leaderEpoch: batch.leaderEpoch }]);
       stats.forwarded += out.length;
       stats.deadLettered += dead;
     },
@@ -160,8 +164,9 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
     stats: () => ({ ...stats, reconnects: Math.max(0, link.connections - 1) }),
     stop() {
       stopping ??= (async () => {
-        await consumer.disconnect();
-        await dlq?.disconnect();
+        stopped = true;
+        await consumer.close();
+        await dlq?.close();
         await link.close();
       })();
       return stopping;

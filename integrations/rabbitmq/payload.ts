@@ -1,7 +1,7 @@
-import type { IHeaders } from 'kafkajs';
 import type { Message, Options } from 'amqplib';
 import { stringifyJson } from '../../core/json.ts';
 import { CORRELATION_HEADER, headersToStrings } from '../../consumers/headers.ts';
+import type { RecordHeaders } from '../../kafka/types.ts';
 import type { PayloadFormat } from '../../topology/bridges.ts';
 
 /**
@@ -33,7 +33,7 @@ export interface KafkaRecordView {
   timestamp: string;
   key: Buffer | null;
   value: Buffer | null;
-  headers?: IHeaders;
+  headers: RecordHeaders;
 }
 
 export interface AmqpOutgoing {

@@ -12,7 +12,7 @@ import { startKafkaToAmqp } from '../../integrations/rabbitmq/kafka-to-amqp.ts';
 import { startRegistry } from '../../registry/server.ts';
 import { subjectFor, type TopicSpec } from '../../topology/model.ts';
 import { randomOrder } from '../support/orders.ts';
-import { createTopics, rawKafka, testConfig, testLogger, uniqueName } from '../support/platform.ts';
+import { createTopics, seam, testConfig, testLogger, uniqueName } from '../support/platform.ts';
 import { AMQP_URL, cleanupAmqp, hasRabbitmqctl, rabbitAnswers, rabbitmqctl, readQueue, waitForRabbit } from '../support/rabbitmq.ts';
 import { collect } from '../support/workers.ts';
 
@@ -72,13 +72,12 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
         registry,
         spec: { name: 'scored', direction: 'kafka-to-amqp', topic: topic.name, exchange, exchangeType: 'fanout', routingKey: '', format: 'json', groupId: uniqueName('bridge-group') },
       });
-      const producer = rawKafka().producer({ idempotent: true });
-      await producer.connect();
+      const producer = seam().producer();
       const ids: string[] = [];
       const send = async (n: number) => {
         const batch = Array.from({ length: n }, () => `order-${ids.length}-${Math.random().toString(36).slice(2, 8)}`);
         ids.push(...batch);
-        await producer.send({ topic: topic.name, acks: -1, messages: batch.map((id) => ({ key: id, value: encoder.encode(scored(id)), headers: { 'correlation-id': `corr-${id}` } })) });
+        await producer.send(batch.map((id) => ({ topic: topic.name, key: Buffer.from(id), value: encoder.encode(scored(id)), headers: [['correlation-id', Buffer.from(`corr-${id}`)]] as const })));
       };
       try {
         await send(150);
@@ -114,7 +113,7 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
         log.warn({ received: reader.received.length, distinct: distinct().size, duplicates, stats }, 'bridge restart figures');
         expect(stats.reconnects).toBeGreaterThanOrEqual(1);
       } finally {
-        await producer.disconnect();
+        await producer.close();
         await bridge.stop();
         await reader.close();
       }
@@ -152,17 +151,18 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
 
       await collector.waitFor((r) => r.filter((x) => x.topic === topic.name).length >= 200 && r.filter((x) => x.topic === dlq).length >= 2, 30_000, 'events and dead letters');
       const events = collector.records.filter((r) => r.topic === topic.name);
-      expect(new Set(events.map((e) => e.message.key?.toString()))).toEqual(new Set(orders.map((o) => o.orderId)));
-      const first = events.find((e) => e.message.key?.toString() === orders[0]!.orderId)!;
-      expect(first.message.headers?.['correlation-id']?.toString()).toBe('c-0');
-      expect(first.message.headers?.source?.toString()).toBe('test');
-      expect(first.message.value?.[0]).toBe(0); // Confluent framing
+      const header = (r: (typeof events)[number], name: string) => r.headers.find(([n]) => n === name)?.[1].toString();
+      expect(new Set(events.map((e) => e.key?.toString()))).toEqual(new Set(orders.map((o) => o.orderId)));
+      const first = events.find((e) => e.key?.toString() === orders[0]!.orderId)!;
+      expect(header(first, 'correlation-id')).toBe('c-0');
+      expect(header(first, 'source')).toBe('test');
+      expect(first.value?.[0]).toBe(0); // Confluent framing
 
       const dead = collector.records.filter((r) => r.topic === dlq);
-      const reasons = dead.map((d) => d.message.headers?.['sluice.error.message']?.toString());
+      const reasons = dead.map((d) => header(d, 'sluice.error.message'));
       expect(reasons.some((r) => r?.includes('orderId'))).toBe(true);
       expect(reasons.some((r) => r?.includes('not JSON'))).toBe(true);
-      expect(dead.map((d) => d.message.value?.toString()).sort()).toEqual(['not json', '{"orderId": 7}']);
+      expect(dead.map((d) => d.value?.toString()).sort()).toEqual(['not json', '{"orderId": 7}']);
 
       // Everything was acked: nothing is left in the queue.
       await expect.poll(async () => (await channel.checkQueue(queue)).messageCount, { timeout: 5000 }).toBe(0);

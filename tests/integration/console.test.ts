@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { Consumer } from 'kafkajs';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { startConsole, type RunningConsole } from '../../console/server.ts';
@@ -9,7 +8,11 @@ import { startIngress, type Ingress } from '../../producers/server.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import { orderTopology } from '../support/order-topology.ts';
 import { randomOrder } from '../support/orders.ts';
-import { createTopics, rawKafka, testConfig, testLogger, uniqueName } from '../support/platform.ts';
+import { pino } from 'pino';
+import { retryPolicies } from '../../core/retry.ts';
+import { clientOptions } from '../../kafka/connection.ts';
+import { GroupConsumer } from '../../kafka/group-consumer.ts';
+import { createTestTopics, testConfig, testLogger, uniqueName } from '../support/platform.ts';
 
 /**
  * The web console as a person uses it: Debian's chromium (headless, driven by
@@ -27,7 +30,7 @@ const group = uniqueName('console-test-group');
 let registry: RunningRegistry;
 let ingress: Ingress;
 let console_: RunningConsole;
-let consumer: Consumer;
+let consumer: GroupConsumer;
 let browser: Browser;
 let postedCount = 0;
 let page: Page;
@@ -49,26 +52,37 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     const base = testConfig();
     const log = testLogger(base, 'console-test');
-    await createTopics([{ topic, numPartitions: 3 }]);
+    await createTestTopics([{ name: topic, partitions: 3 }]);
     registry = await startRegistry({ config: base, logger: log, port: 0, topic: uniqueName('_schemas_console') });
     const config = testConfig({ registryUrl: registry.url, consoleLagIntervalMs: '1000' });
     ingress = await startIngress({ config, logger: log, topology: orderTopology(topic, 3), registry: new RegistryClient(registry.url), port: 0 });
     console_ = await startConsole({ config, logger: log, port: 0 });
     for (let i = 0; i < 6; i++) await post();
     // A group with a live member that has read and committed the first 6 records.
-    consumer = rawKafka('console-test-consumer').consumer({ groupId: group, maxWaitTimeInMs: 200 });
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    const next = new Map<number, string>();
-    await consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ partition, message }) => void next.set(partition, (BigInt(message.offset) + 1n).toString()),
+    consumer = new GroupConsumer({
+      client: clientOptions(base, { name: 'console-test-consumer', retry: retryPolicies.reader }),
+      groupId: group,
+      topics: [topic],
+      protocol: 'classic',
+      sessionTimeoutMs: 10_000,
+      heartbeatIntervalMs: 1000,
+      concurrency: 3,
+      fallback: 'earliest',
+      maxWaitMs: 200,
+      logger: pino({ level: 'silent' }),
+    });
+    const next = new Map<number, bigint>();
+    let frozen = false;
+    await consumer.start({
+      batch: async (batch) => {
+        if (!frozen) next.set(batch.partition, batch.records.at(-1)!.offset + 1n);
+      },
     });
     while ([...next.values()].reduce((sum, o) => sum + Number(o), 0) < 6) await new Promise((r) => setTimeout(r, 100));
     // Exactly the first 6 records are committed, and nothing more ever is: later records stay lag
     // whatever a fetch already in flight still brings.
-    consumer.pause([{ topic }]);
-    await consumer.commitOffsets([...next].map(([partition, offset]) => ({ topic, partition, offset })));
+    frozen = true;
+    await consumer.commit([...next].map(([partition, offset]) => ({ topic, partition, offset })));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -80,7 +94,7 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await consumer?.disconnect();
+    await consumer?.close();
     await console_?.close();
     await ingress?.close();
     await registry?.close();

@@ -129,10 +129,10 @@ describe.skipIf(!hasEtcd() || !hasHaproxy())('load-balanced ingress (HAProxy + e
     const elapsedMs = Date.now() - started;
 
     expect(acknowledged).toHaveLength(EVENTS);
-    const records = await collector.waitFor((r) => new Set(r.map((x) => x.message.key?.toString())).size >= EVENTS, 30_000, 'every acknowledged event');
+    const records = await collector.waitFor((r) => new Set(r.map((x) => x.key?.toString())).size >= EVENTS, 30_000, 'every acknowledged event');
     await collector.close();
     const counts = new Map<string, number>();
-    for (const r of records) counts.set(r.message.key!.toString(), (counts.get(r.message.key!.toString()) ?? 0) + 1);
+    for (const r of records) counts.set(r.key!.toString(), (counts.get(r.key!.toString()) ?? 0) + 1);
     const totalErrors = Object.values(errors).reduce((a, b) => a + b, 0);
     const duplicated = [...counts].filter(([, c]) => c > 1).map(([id]) => id);
     log.warn({ elapsedMs, errors, totalErrors, retried: retried.size, duplicated }, 'HAProxy kill figures');

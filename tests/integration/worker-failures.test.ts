@@ -199,9 +199,10 @@ describe('stopping mid-stream', () => {
     expect(deadLettersOf(h, all)).toHaveLength(0);
     // A graceful stop commits everything it produced, so the restart redoes nothing: no duplicates either.
     expect(outputs).toHaveLength(orders.length);
-    expect(first.counters.processed + second.counters.processed).toBe(orders.length);
 
+    // At least once, outputs are visible before their offsets commit: the counts add up once the second worker stopped.
     await second.stop();
+    expect(first.counters.processed + second.counters.processed).toBe(orders.length);
     const { committed, ends } = await offsetsOf(h.spec.groupId, h.spec.input);
     for (const [partition, end] of ends) expect(committed.get(partition)).toBe(end);
   });

@@ -84,7 +84,7 @@ workers:
     };
     const [zombie, survivor] = [runSluice(['worker', 'score-orders'], env), runSluice(['worker', 'score-orders'], env)];
     processes.push(zombie, survivor);
-    await until('both joining', () => joins(zombie) > 0 && joins(survivor) > 0, zombie);
+    await until('both joining', () => joins(zombie) > 0 && joins(survivor) > 0, zombie, 90_000);
     await until('the second member being assigned', () => joins(zombie) > 1 || joins(survivor) > 1, survivor);
 
     const encoder = await orderEncoder(new RegistryClient(registry.url), names.input);
@@ -109,5 +109,6 @@ workers:
     expect(zombie.output()).not.toContain('"level":60');
     // The zombie noticed: it joined again as a new member (its old generation's work did not count).
     await until('the zombie rejoining', () => joins(zombie) > 1, zombie, 30_000);
-  });
+    // Two processes starting, a session timeout and 10,000 records on a busy two-core machine.
+  }, 240_000);
 });

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { pino } from 'pino';
 import { loadConfig, type OPTIONS, type SluiceConfig } from '../../core/config.ts';
 import { createLogger, type Logger } from '../../core/logger.ts';
@@ -61,8 +60,8 @@ export async function readTopics(topics: string[], options: { readCommitted?: bo
 }
 
 /**
- * kafkajs-shaped topic creation, kept for the worker tests written against it
- * (tests/support/workers.ts, worker-*.test.ts); goes through the seam.
+ * The older kafkajs-shaped way to create topics (tests/support/workers.ts and the
+ * worker tests still call it); goes through the seam.
  */
 export async function createTopics(topics: { topic: string; numPartitions?: number; replicationFactor?: number; configEntries?: { name: string; value: string }[] }[]): Promise<void> {
   await createTestTopics(
@@ -73,19 +72,4 @@ export async function createTopics(topics: { topic: string; numPartitions?: numb
       configs: Object.fromEntries((t.configEntries ?? []).map((c) => [c.name, c.value])),
     })),
   );
-}
-
-/** A plain kafkajs client: only the worker tests still use it (until they move to the seam). */
-export function rawKafka(clientId = 'sluice-test'): Kafka {
-  return new Kafka({ clientId, brokers: brokers(), logLevel: logLevel.ERROR });
-}
-
-export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
-  const admin = rawKafka('sluice-test-admin').admin();
-  await admin.connect();
-  try {
-    return await fn(admin);
-  } finally {
-    await admin.disconnect();
-  }
 }

@@ -58,8 +58,3 @@ export async function tailToEnd(args: string[], env: NodeJS.ProcessEnv, timeoutM
   clearTimeout(timer);
   return { code, stdout: tail.stdout(), stderr: tail.stderr() };
 }
-
-/** The group id a tail logged at start (run it with --log-level info). */
-export function tailGroupId(stderr: string): string | undefined {
-  return /"groupId":"(sluice-tail-[0-9a-f-]+)"/.exec(stderr)?.[1];
-}

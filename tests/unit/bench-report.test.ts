@@ -19,6 +19,7 @@ function fixture(): BenchResults {
       cells: [cell('sluice', 128, 1, 12_000), cell('naive', 128, 1, 2_000), cell('sluice', 128, 100, 60_000), cell('naive', 128, 100, 40_000), cell('sluice', 1, 1, 500)],
     },
     bareBatched: { eventsPerSec: 100_000, batches: 250, batchRecords: 2000, sendLatencyMs: { p50: 15, p99: 40 } },
+    barePlatformatic: { eventsPerSec: 160_000, batches: 400, batchRecords: 2000, sendLatencyMs: { p50: 30, p99: 70 } },
     javaProducer: { eventsPerSec: 150_000, mbPerSec: 30, latencyMs: { avg: 100, p50: 90, p99: 300, p999: 400 }, records: 400_000, recordBytes: 200 },
     worker: { atLeastOnceEventsPerSec: 30_000, exactlyOnceEventsPerSec: 20_000, bareCopyEventsPerSec: 50_000 },
     e2e: {
@@ -41,6 +42,7 @@ describe('bench report', () => {
       ingressVsNaiveBatch: 1.5,
       ingressVsBareBatched: 0.6,
       ingressVsJavaProducer: 0.4,
+      barePlatformaticVsBareKafkajs: 1.6,
       workerEosVsBareCopy: 0.4,
       workerAloVsBareCopy: 0.6,
       avroVsJsonEncode: 0.9,
@@ -70,6 +72,8 @@ describe('bench report', () => {
     const table = readmeTable(fixture());
     expect(table).toContain('| Ingress / naive service (single events, 128 connections) | 6.00× | ≥ 5× |');
     expect(table).toContain('| Sluice ingress, single events | 500 (9) | n/a | 12,000 (9) |');
+    expect(table).toContain('| Bare @platformatic/kafka / bare kafkajs | 1.60× | |');
+    expect(table).toContain('| Bare batched @platformatic/kafka producer (idempotent, acks=all, 4 sends in flight) | 160,000 events/s |');
     const readme = 'intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\noutro\n';
     expect(updateReadme(readme, table)).toBe(`intro\n<!-- bench:start -->\n${table}\n<!-- bench:end -->\noutro\n`);
     expect(() => updateReadme('no markers', table)).toThrow(/bench:start/);
@@ -78,7 +82,7 @@ describe('bench report', () => {
   it('draws one bar per measured contender', () => {
     const svg = chartSvg(fixture());
     expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg.match(/<rect x=/g)).toHaveLength(9);
+    expect(svg.match(/<rect x=/g)).toHaveLength(10);
   });
 
   it('reads the summary line of Kafka ProducerPerformance', () => {

@@ -73,7 +73,7 @@ describe('RabbitMQ payloads', () => {
     timestamp: '1767225600000',
     key: Buffer.from('o-1'),
     value: Buffer.from([0, 0, 0, 0, 1, 2]),
-    headers: { 'correlation-id': Buffer.from('c-1') },
+    headers: [['correlation-id', Buffer.from('c-1')]] as const,
   };
 
   it('Kafka → AMQP: JSON of the decoded event with exact longs; key, headers, position as properties', () => {

@@ -64,7 +64,10 @@ describe('SluiceConfig → client options', () => {
     expect(await (fromFile.sasl?.token as () => Promise<string>)()).toBe('token-from-file');
     const fromCommand = clientOptions(loadConfig({ KAFKA_SECURITY_PROTOCOL: 'SASL_PLAINTEXT', KAFKA_SASL_MECHANISM: 'OAUTHBEARER', KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND: 'echo tok-123' }), settings);
     expect(await (fromCommand.sasl?.token as () => Promise<string>)()).toBe('tok-123');
-    const failing = clientOptions(loadConfig({ KAFKA_SECURITY_PROTOCOL: 'SASL_PLAINTEXT', KAFKA_SASL_MECHANISM: 'OAUTHBEARER', KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND: 'echo leaked-secret >&2; exit 3' }), settings);
+    const failing = clientOptions(
+      loadConfig({ KAFKA_SECURITY_PROTOCOL: 'SASL_PLAINTEXT', KAFKA_SASL_MECHANISM: 'OAUTHBEARER', KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND: 'echo leaked-secret >&2; exit 3' }),
+      settings,
+    );
     const error = await (failing.sasl?.token as () => Promise<string>)().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
     expect(String((error as Error).message)).not.toContain('leaked-secret');
@@ -99,7 +102,13 @@ describe('security options', () => {
   });
 
   it('never prints a password: not in JSON, inspect, strings or errors', () => {
-    const config = loadConfig({ KAFKA_SECURITY_PROTOCOL: 'SASL_SSL', KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'alice', KAFKA_SASL_PASSWORD: 'hunter2-secret', KAFKA_SSL_KEY_PASSWORD: 'key-secret' });
+    const config = loadConfig({
+      KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+      KAFKA_SASL_MECHANISM: 'PLAIN',
+      KAFKA_SASL_USERNAME: 'alice',
+      KAFKA_SASL_PASSWORD: 'hunter2-secret',
+      KAFKA_SSL_KEY_PASSWORD: 'key-secret',
+    });
     const printed = [JSON.stringify(config), inspect(config, { depth: 5 }), String(config.kafkaSaslPassword), `${config.kafkaSslKeyPassword}`].join('\n');
     expect(printed).not.toMatch(/hunter2-secret|key-secret/);
     expect(printed).toContain('[redacted]');

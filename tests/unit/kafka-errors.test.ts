@@ -7,7 +7,11 @@ const protocol = (id: string, serverMessage: string | null = null): ProtocolErro
 
 describe('client errors → Sluice codes', () => {
   it('names the mechanism and user of a failed SASL authentication, hidden under retries and a network error', () => {
-    const inner = new NetworkError('Connection to b:9093 failed.', { cause: new AuthenticationError('SASL authentication failed.', { cause: protocol('SASL_AUTHENTICATION_FAILED', 'Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512') }) });
+    const inner = new NetworkError('Connection to b:9093 failed.', {
+      cause: new AuthenticationError('SASL authentication failed.', {
+        cause: protocol('SASL_AUTHENTICATION_FAILED', 'Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512'),
+      }),
+    });
     const error = toSluiceError(new MultipleErrors('metadata failed 3 times.', [inner, inner]), { operation: 'produce to orders', sasl: { mechanism: 'SCRAM-SHA-512', username: 'alice' } });
     expect(error).toMatchObject({ code: 'SLUICE_KAFKA_AUTH_FAILED', retryable: false, statusCode: 503 });
     expect(error.message).toMatch(/^produce to orders: SASL SCRAM-SHA-512 authentication as "alice" failed: .*invalid credentials/);

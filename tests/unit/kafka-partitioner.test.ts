@@ -28,7 +28,12 @@ describe('partitioner', () => {
 });
 
 describe('record placement', () => {
-  const rec = (topic: string, key: string | null, partition?: number): OutgoingRecord => ({ topic, key: key === null ? null : Buffer.from(key), value: Buffer.from('v'), ...(partition === undefined ? {} : { partition }) });
+  const rec = (topic: string, key: string | null, partition?: number): OutgoingRecord => ({
+    topic,
+    key: key === null ? null : Buffer.from(key),
+    value: Buffer.from('v'),
+    ...(partition === undefined ? {} : { partition }),
+  });
 
   it('places keyed records by murmur2, others round-robin per topic, and keeps a given partition', () => {
     const placer = new Placer();

@@ -49,7 +49,8 @@ export function asyncApiDocument(topology: Topology, options: { brokers: string[
       address: topic.name,
       title: topic.name,
       messages: { [messageId]: { $ref: `#/components/messages/${messageId}` } },
-      bindings: { kafka: { partitions: topic.partitions, replicas: topic.replicationFactor, bindingVersion: '0.5.0' } },
+      // `auto` depends on the cluster, so the binding names replicas only when the file fixes them.
+      bindings: { kafka: { partitions: topic.partitions, ...(topic.replicationFactor === 'auto' ? {} : { replicas: topic.replicationFactor }), bindingVersion: '0.5.0' } },
     };
   }
   const operations: Json = {};

@@ -6,6 +6,7 @@ import type { IdempotencyFigures, ReadPathFigures } from './http-extras.ts';
 import type { HttpFigures } from './ingress.ts';
 import type { JavaProducerFigures } from './java-producer.ts';
 import type { SerializationFigures } from './serialization.ts';
+import type { ReplicatedFigures } from './replicated.ts';
 
 /** bench/results/latest.json, the SVG chart and the README table, all generated from one result object. */
 
@@ -76,6 +77,8 @@ export interface BenchResults {
   serialization: SerializationFigures | null;
   idempotency?: IdempotencyFigures | null;
   readPath?: ReadPathFigures | null;
+  /** `--full` only: ingress and exactly-once worker on three brokers, RF 3 beside RF 1 (bench/replicated.ts). */
+  replicated?: ReplicatedFigures;
   notes: string[];
 }
 

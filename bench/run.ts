@@ -16,13 +16,15 @@ import { runJavaProducer, type JavaProducerFigures } from './java-producer.ts';
 import type { WorkerBenchOptions } from './worker.ts';
 import { computeGoals, computeRatios, writeResults, type BenchResults, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
 import { measureSerialization, type SerializationFigures } from './serialization.ts';
+import { runReplicated, type ReplicatedFigures } from './replicated.ts';
 
 /**
  * `npm run bench`: every contender on the same broker, schema and event bodies,
  * in one run, alternating, so the ratios hold even on a busy machine.
  *
  *   npm run bench                      quick mode (about 3 minutes)
- *   npm run bench -- --full            longer runs, three rounds per cell
+ *   npm run bench -- --full            longer runs, three rounds per cell, and the ingress and exactly-once
+ *                                      worker on a three-broker cluster, RF 3 beside RF 1 (bench/replicated.ts)
  *   npm run bench -- --cpu-prof        also writes CPU profiles of the Sluice ingress and worker to bench/results
  *   npm run bench -- --against-running Sluice at 127.0.0.1:8080 (npm start) vs the naive service at 64 connections
  *   npm run bench -- --only=ingress,e2e  some stages (ingress, ceilings, worker, e2e, serialization); --no-readme leaves README.md alone
@@ -206,7 +208,7 @@ function machineFacts(config: SluiceConfig, broker: Broker): Record<string, unkn
   };
 }
 
-const STAGES = ['ingress', 'idempotency', 'read', 'ceilings', 'worker', 'e2e', 'serialization'] as const;
+const STAGES = ['ingress', 'idempotency', 'read', 'ceilings', 'worker', 'e2e', 'serialization', 'replicated'] as const;
 type Stage = (typeof STAGES)[number];
 
 function stagesOf(args: string[]): Set<Stage> {
@@ -305,6 +307,13 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
     log.info('serialization: avsc vs JSON');
     const serialization: SerializationFigures | null = stages.has('serialization') ? measureSerialization(pool.orders, schema.text, mode.serializationMs) : null;
 
+    // Full mode only: the quick run stays on one broker.
+    let replicated: ReplicatedFigures | null = null;
+    if (mode.name === 'full' && stages.has('replicated')) {
+      log.info('replicated: ingress and exactly-once worker on three brokers, RF 3 beside RF 1');
+      replicated = await runReplicated({ httpDurationS: mode.httpDurationS, pool, runId, mode: mode.name, workerBench: typeof workerBench === 'string' ? undefined : workerBench, log });
+    }
+
     const partial = {
       version: 1 as const,
       mode: mode.name,
@@ -320,6 +329,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       serialization,
       idempotency,
       readPath,
+      ...(replicated ? { replicated } : {}),
       notes,
     };
     const ratios = computeRatios(partial);
@@ -381,6 +391,11 @@ function printSummary(results: BenchResults, files: { json: string; svg: string 
   for (const [name, value] of Object.entries(results.ratios)) lines.push(`  ${name.padEnd(28)} ${value === null ? 'n/a' : `${value}x`}`);
   lines.push('Goals:');
   for (const g of results.goals) lines.push(`  ${g.met === null ? 'n/a ' : g.met ? 'met ' : 'MISS'} ${g.name}: ${g.actual ?? 'n/a'} (goal ${g.target})`);
+  for (const cell of results.replicated?.cells ?? []) {
+    lines.push(
+      `Three brokers, RF ${cell.replicationFactor} (min.insync ${cell.minInsyncReplicas}): ingress ${cell.ingressEventsPerSec} events/s (p99 ${cell.ingressP99Ms} ms), exactly-once worker ${cell.exactlyOnceEventsPerSec ?? 'n/a'} events/s`,
+    );
+  }
   for (const n of results.notes) lines.push(`Note: ${n}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -37,6 +37,8 @@ export interface WorkerBenchOptions {
   mode: 'quick' | 'full';
   config: SluiceConfig;
   logger: Logger;
+  /** Replicas of the bench topics (min.insync.replicas one less, at least 1); default: the broker's default. */
+  replicationFactor?: number;
 }
 
 interface Bench {
@@ -249,7 +251,12 @@ export async function runWorkerBench(options: WorkerBenchOptions): Promise<Worke
   const rounds = Number(process.env.SLUICE_BENCH_WORKER_ROUNDS ?? (options.mode === 'full' ? 3 : 1));
   const { names } = b;
   const admin = createKafka(b.config, b.log, 'bench-worker').admin();
-  await admin.createTopics([...[names.input, names.copy, names.exactlyOnce, names.atLeastOnce].map((name) => ({ name, partitions: PARTITIONS })), { name: names.deadLetter, partitions: 1 }]);
+  const factor = options.replicationFactor;
+  const replication = factor === undefined ? {} : { replicationFactor: factor, configs: { 'min.insync.replicas': String(Math.max(1, factor - 1)) } };
+  await admin.createTopics([
+    ...[names.input, names.copy, names.exactlyOnce, names.atLeastOnce].map((name) => ({ name, partitions: PARTITIONS, ...replication })),
+    { name: names.deadLetter, partitions: 1, ...replication },
+  ]);
   try {
     const registry = new RegistryClient(options.registryUrl);
     await fillInput(b, registry);

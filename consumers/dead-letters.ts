@@ -7,6 +7,7 @@ import { decodeFramed } from '../core/serde.ts';
 import type { FilterContext, RecordFilter } from '../tail/filter.ts';
 import { DLQ_HEADERS, headersToStrings, REPLAY_HEADER, REPLAYED_AT_HEADER } from './headers.ts';
 import { readTopicToEnd } from './topic-reader.ts';
+import { internalReplication } from '../topology/replication.ts';
 
 /**
  * Dead letters: listing them, and replaying them to the topic they came from.
@@ -171,7 +172,8 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayR
   const producer = dryRun ? undefined : kafka.producer({ name: 'dlq-replay', transactionalId: replayTransactionalId(topic), retry: retryPolicies.transaction });
   try {
     if (producer) {
-      await admin.createTopics([{ name: ledgerTopic(topic), partitions: 1, configs: { 'cleanup.policy': 'compact' } }]);
+      const { replicationFactor, configs } = internalReplication((await admin.describeCluster()).brokers.length);
+      await admin.createTopics([{ name: ledgerTopic(topic), partitions: 1, replicationFactor, configs: { 'cleanup.policy': 'compact', ...configs } }]);
       await producer.connect([ledgerTopic(topic)]);
     }
     const letters = await readDeadLetters(options);

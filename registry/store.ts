@@ -1,6 +1,7 @@
 import type { SluiceConfig } from '../core/config.ts';
 import { describeCause, RegistryHttpError, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { internalReplication } from '../topology/replication.ts';
 import { retryPolicies } from '../core/retry.ts';
 import { createKafka, type KafkaAdmin, type KafkaProducer, type PartitionBatch, type PartitionReader } from '../kafka/index.ts';
 import type { Plan } from './commands.ts';
@@ -95,12 +96,13 @@ export class RegistryStore {
 
   async #ensureTopic(): Promise<void> {
     const { brokers } = await this.#admin.describeCluster();
+    const replication = internalReplication(brokers.length);
     const created = await this.#admin.createTopics([
       {
         name: this.topic,
         partitions: 1,
-        replicationFactor: Math.min(3, brokers.length),
-        configs: { 'cleanup.policy': 'compact', 'min.insync.replicas': '1' },
+        replicationFactor: replication.replicationFactor,
+        configs: { 'cleanup.policy': 'compact', ...replication.configs },
       },
     ]);
     if (created.length > 0) this.#log.info({ created }, 'registry topic ensured');

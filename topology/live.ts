@@ -35,11 +35,12 @@ export async function gatherLive(topology: Topology, sources: LiveSources): Prom
   const state = sources.state && (await readAppliedState(sources.state.kafka, admin, sources.state.topic, topologyName(topology)));
   const relevant = [...new Set([...topology.topics.map((t) => t.name), ...(state?.topics ?? [])])].filter((name) => existing.has(name));
   const topics = await liveTopics(admin, relevant);
+  const { brokers } = await admin.describeCluster();
 
   const subjects = new Map<string, LiveSubject>();
   for (const topic of topology.topics) {
     if (!topic.valueSchema) continue;
     subjects.set(topic.valueSchema.subject, await subjectStatus(registry, topic.valueSchema.subject, topic.valueSchema.text, topic.compatibility, schemaTypeOf(topic.valueSchema)));
   }
-  return { topics, subjects, ...(state ? { managedTopics: state.topics } : {}) };
+  return { brokers: brokers.length, topics, subjects, ...(state ? { managedTopics: state.topics } : {}) };
 }

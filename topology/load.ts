@@ -9,6 +9,7 @@ import { schemaTypeOfFile, SCHEMA_FILE_EXTENSIONS, type SchemaType } from '../co
 import { subjectFor, topLevelFields, valueCodec, type RouteSpec, type TopicSpec, type Topology, type ValueSchema, type WorkerSpec } from './model.ts';
 import { parseBridges } from './bridges.ts';
 import { checkAgainstSchema, type PathPart } from './validate-schema.ts';
+import { MIN_INSYNC_CONFIG, type ReplicationSetting } from './replication.ts';
 
 /** Kafka's own rule for topic names (kafka.common.Topic / InternalTopic). */
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
@@ -27,6 +28,12 @@ class Source {
 
   position(offset: number): { line: number; col: number } {
     return this.#lines.linePos(offset);
+  }
+
+  /** `file:line` of the YAML node at `path`. */
+  locationOf(path: PathPart[]): string {
+    const offset = (this.doc.getIn(path, true) as Node | undefined)?.range?.[0];
+    return offset === undefined ? this.displayName : `${this.displayName}:${this.#lines.linePos(offset).line}`;
   }
 
   get displayName(): string {
@@ -84,6 +91,11 @@ class Reader {
     if (typeof value !== 'string' || value === '') throw this.src.error(path, `expected a non-empty string, got ${describe(value)}`);
     if (pattern && !pattern.test(value)) throw this.src.error(path, `"${value}" is not a valid ${what ?? 'value'}`);
     return value;
+  }
+
+  /** A whole number in range or `auto`; absent is `auto`. */
+  replication(value: unknown, path: PathPart[]): ReplicationSetting {
+    return value === undefined || value === 'auto' ? 'auto' : this.integer(value, path, 1, 32);
   }
 
   integer(value: unknown, path: PathPart[], min: number, max: number, fallback?: number): number {
@@ -156,7 +168,7 @@ export function loadTopology(file: string): Topology {
 
   const topics: TopicSpec[] = r.list(root.topics, ['topics']).map((raw, i) => {
     const path = ['topics', i];
-    const t = r.mapping(raw, path, ['name', 'partitions', 'replicationFactor', 'configs', 'valueSchema', 'compatibility']);
+    const t = r.mapping(raw, path, ['name', 'partitions', 'replicationFactor', 'minInsyncReplicas', 'configs', 'valueSchema', 'compatibility']);
     const name = r.string(t.name, [...path, 'name'], TOPIC_NAME, 'Kafka topic name (letters, digits, ".", "_", "-"; at most 249)');
     if (name === '.' || name === '..') throw src.error([...path, 'name'], `"${name}" is not a valid Kafka topic name`);
     const configs: Record<string, string> = {};
@@ -169,13 +181,24 @@ export function loadTopology(file: string): Topology {
         configs[key] = String(value);
       }
     }
+    if (t.minInsyncReplicas !== undefined && configs[MIN_INSYNC_CONFIG] !== undefined) {
+      throw src.error([...path, 'configs', MIN_INSYNC_CONFIG], `set either minInsyncReplicas or configs.${MIN_INSYNC_CONFIG}, not both`);
+    }
+    const replicationFactor = r.replication(t.replicationFactor, [...path, 'replicationFactor']);
+    const minInsyncReplicas = r.replication(t.minInsyncReplicas, [...path, 'minInsyncReplicas']);
+    if (replicationFactor !== 'auto' && minInsyncReplicas !== 'auto' && minInsyncReplicas > replicationFactor) {
+      throw src.error([...path, 'minInsyncReplicas'], `min.insync.replicas ${minInsyncReplicas} exceeds the replication factor ${replicationFactor}, so no acks=all write could succeed`);
+    }
     if (t.compatibility !== undefined && !isCompatibilityLevel(t.compatibility)) {
       throw src.error([...path, 'compatibility'], `expected a compatibility level, got ${describe(t.compatibility)}`);
     }
     return {
       name,
       partitions: r.integer(t.partitions, [...path, 'partitions'], 1, 10_000, 1),
-      replicationFactor: r.integer(t.replicationFactor, [...path, 'replicationFactor'], 1, 32, 1),
+      replicationFactor,
+      // configs.min.insync.replicas, when given, is the setting; otherwise the plan writes this one.
+      ...(configs[MIN_INSYNC_CONFIG] === undefined ? { minInsyncReplicas } : {}),
+      location: src.locationOf(path),
       configs,
       ...(t.valueSchema === undefined ? {} : { valueSchema: loadSchema(src, r, t.valueSchema, [...path, 'valueSchema'], name) }),
       ...(t.compatibility === undefined ? {} : { compatibility: t.compatibility }),

@@ -2,6 +2,7 @@ import type { Schema } from 'avsc';
 import { createCodec, type AnyCodec, type SchemaType } from '../core/formats/index.ts';
 import type { BridgeSpec } from './bridges.ts';
 import type { CompatibilityLevel } from '../registry/compatibility.ts';
+import type { ReplicationSetting } from './replication.ts';
 
 /** The topology as the platform uses it, after loading and cross-checking. */
 
@@ -55,7 +56,12 @@ export function topLevelFields(value: ValueSchema): string[] | undefined {
 export interface TopicSpec {
   name: string;
   partitions: number;
-  replicationFactor: number;
+  /** Replicas per partition; `auto` = min(3, brokers) (topology/replication.ts). */
+  replicationFactor: ReplicationSetting;
+  /** The topic's min.insync.replicas; `auto` (the default) = replication factor − 1, at least 1. */
+  minInsyncReplicas?: ReplicationSetting;
+  /** `file:line` of the topic's entry, for plan errors that only the cluster reveals. */
+  location?: string;
   configs: Record<string, string>;
   valueSchema?: ValueSchema;
   /** Compatibility level of the value subject; unset leaves the registry's global level in force. */

@@ -1,6 +1,7 @@
 import type { CompatibilityLevel } from '../registry/compatibility.ts';
 import type { SchemaType } from '../core/formats/types.ts';
-import { schemaTypeOf, type Topology } from './model.ts';
+import { schemaTypeOf, type TopicSpec, type Topology } from './model.ts';
+import { factorSatisfied, MIN_INSYNC_CONFIG, resolveReplication } from './replication.ts';
 
 /**
  * The plan: what `apply` would change to bring the cluster and the registry to
@@ -27,6 +28,8 @@ export interface LiveSubject {
 }
 
 export interface LiveSnapshot {
+  /** Brokers the cluster reports now (a stopped one is not counted): what `auto` resolves against. */
+  brokers: number;
   topics: ReadonlyMap<string, LiveTopic>;
   subjects: ReadonlyMap<string, LiveSubject>;
   /** Topics the last apply of this topology managed; undefined when it was never applied. */
@@ -48,7 +51,7 @@ export type PlanAction =
   | { type: 'set-compatibility'; subject: string; from?: CompatibilityLevel; to: CompatibilityLevel }
   | { type: 'register-schema'; subject: string; topic: string; file: string; schema: string; schemaType?: SchemaType; newSubject: boolean };
 
-export type PlanErrorType = 'fewer-partitions' | 'replication-factor-changed' | 'topic-removed' | 'incompatible-schema';
+export type PlanErrorType = 'fewer-partitions' | 'replication-factor-changed' | 'replication-unavailable' | 'topic-removed' | 'incompatible-schema';
 
 export interface PlanError {
   type: PlanErrorType;
@@ -73,19 +76,34 @@ function configChanges(wanted: Record<string, string>, live: Record<string, stri
     .map(([name, to]) => (live[name] === undefined ? { name, to } : { name, from: live[name], to }));
 }
 
+/** The configs the file asks for, min.insync.replicas included (from minInsyncReplicas unless configs names it). */
+function wantedConfigs(topic: TopicSpec, minInsync: string | undefined): Record<string, string> {
+  return topic.configs[MIN_INSYNC_CONFIG] === undefined && minInsync !== undefined ? { ...topic.configs, [MIN_INSYNC_CONFIG]: minInsync } : { ...topic.configs };
+}
+
+/** `orders.placed` or `topology.yaml:9: orders.placed`: errors the file cannot show by itself point at it. */
+function where(topic: TopicSpec): string {
+  return topic.location === undefined ? topic.name : `${topic.location}: ${topic.name}`;
+}
+
 export function planTopology(topology: Topology, live: LiveSnapshot, options: PlanOptions = {}): Plan {
   const actions: PlanAction[] = [];
   const errors: PlanError[] = [];
 
   for (const topic of topology.topics) {
     const current = live.topics.get(topic.name);
+    const resolved = resolveReplication(live.brokers, topic.replicationFactor, topic.minInsyncReplicas);
     if (!current) {
+      if (!resolved.replication) {
+        errors.push({ type: 'replication-unavailable', topic: topic.name, message: `${where(topic)}: ${resolved.problem}` });
+        continue;
+      }
       actions.push({
         type: 'create-topic',
         topic: topic.name,
         partitions: topic.partitions,
-        replicationFactor: topic.replicationFactor,
-        configs: { ...topic.configs },
+        replicationFactor: resolved.replication.replicationFactor,
+        configs: wantedConfigs(topic, resolved.replication.configs[MIN_INSYNC_CONFIG]),
       });
       continue;
     }
@@ -98,14 +116,23 @@ export function planTopology(topology: Topology, live: LiveSnapshot, options: Pl
     } else if (topic.partitions > current.partitions) {
       actions.push({ type: 'add-partitions', topic: topic.name, from: current.partitions, to: topic.partitions });
     }
-    if (topic.replicationFactor !== current.replicationFactor) {
+    if (!factorSatisfied(topic.replicationFactor, live.brokers, current.replicationFactor)) {
+      const asked =
+        topic.replicationFactor === 'auto'
+          ? `replication factor auto (${resolved.replication?.replicationFactor ?? Math.min(3, live.brokers)} on ${live.brokers} brokers)`
+          : `replication factor ${topic.replicationFactor}`;
       errors.push({
         type: 'replication-factor-changed',
         topic: topic.name,
-        message: `${topic.name}: the file asks for replication factor ${topic.replicationFactor} but the topic has ${current.replicationFactor}; changing it needs a partition reassignment, which Sluice does not do`,
+        message: `${where(topic)}: the file asks for ${asked} but the topic has ${current.replicationFactor}; changing it needs a partition reassignment, which Sluice does not do`,
       });
     }
-    const changes = configChanges(topic.configs, current.configs);
+    // min.insync.replicas follows the topic's own factor, whatever the brokers reachable now.
+    const minInsync = resolveReplication(Math.max(live.brokers, current.replicationFactor), current.replicationFactor, topic.minInsyncReplicas);
+    if (!minInsync.replication) {
+      errors.push({ type: 'replication-unavailable', topic: topic.name, message: `${where(topic)}: ${minInsync.problem}` });
+    }
+    const changes = configChanges(wantedConfigs(topic, minInsync.replication?.configs[MIN_INSYNC_CONFIG]), current.configs);
     if (changes.length > 0) actions.push({ type: 'alter-topic-configs', topic: topic.name, changes });
   }
 

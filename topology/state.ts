@@ -1,5 +1,6 @@
 import { SluiceError } from '../core/errors.ts';
 import type { Kafka, KafkaAdmin } from '../kafka/index.ts';
+import { internalReplication } from './replication.ts';
 
 /**
  * What the last `apply` of a topology left behind: the names of the topics it
@@ -17,7 +18,8 @@ export interface AppliedState {
 
 async function ensureStateTopic(admin: KafkaAdmin, topic: string): Promise<void> {
   const { brokers } = await admin.describeCluster();
-  await admin.createTopics([{ name: topic, partitions: 1, replicationFactor: Math.min(3, brokers.length), configs: { 'cleanup.policy': 'compact' } }]);
+  const { replicationFactor, configs } = internalReplication(brokers.length);
+  await admin.createTopics([{ name: topic, partitions: 1, replicationFactor, configs: { 'cleanup.policy': 'compact', ...configs } }]);
 }
 
 function parseState(value: Buffer | null, topic: string): AppliedState | undefined {

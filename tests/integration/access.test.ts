@@ -116,7 +116,8 @@ function sample(key: string): Call {
     .replace(':subject', method === 'DELETE' ? scratch : subject)
     .replace(':version', method === 'DELETE' ? '1' : 'latest')
     .replace(':id', url.startsWith('/api/groups') ? 'no-such-group' : String(schemaId))
-    .replace(':name', topic);
+    .replace(':name', topic)
+    .replace(':topic', topic);
   // The subject's own schema: registering it again, looking it up and testing it all succeed.
   const schema = JSON.stringify(orderTopology(topic, 1).topics[0]!.valueSchema!.schema);
   let body: unknown;
@@ -124,8 +125,8 @@ function sample(key: string): Call {
   else if (url === '/api/login') body = { name: 'viewer', password: PASSWORDS.viewer };
   else if (url.startsWith('/subjects') || url.startsWith('/compatibility')) body = { schema };
   else if (url.startsWith('/config')) body = { compatibility: 'BACKWARD' };
-  else if (url === '/mode') body = { mode: 'READWRITE' };
-  const query = url === '/api/tail' ? `?topic=${topic}` : url === '/config/:subject' && method === 'GET' ? '?defaultToGlobal=true' : '';
+  else if (url.startsWith('/mode')) body = { mode: 'READWRITE' };
+  const query = url === '/api/tail' ? `?topic=${topic}` : (url === '/config/:subject' || url === '/mode/:subject') && method === 'GET' ? '?defaultToGlobal=true' : '';
   return { method, path: `${path}${query}`, ...(body === undefined || method === 'GET' ? {} : { body }) };
 }
 
@@ -136,9 +137,10 @@ async function send(base: string, call: Call, headers: Record<string, string> = 
     ...(call.body === undefined ? {} : { body: JSON.stringify(call.body) }),
     signal: AbortSignal.timeout(10_000),
   });
-  // A live tail is a stream that never ends: its status is all there is to check.
-  const body = call.path.startsWith('/api/tail') ? '' : await response.text();
-  if (call.path.startsWith('/api/tail')) await response.body?.cancel();
+  // A live tail (console, HTTP read path) is a stream that never ends: its status is all there is to check.
+  const stream = call.path.startsWith('/api/tail') || call.path.startsWith('/v1/topics/');
+  const body = stream ? '' : await response.text();
+  if (stream) await response.body?.cancel();
   return { status: response.status, body, headers: response.headers };
 }
 
@@ -150,6 +152,7 @@ async function prepare(call: Call): Promise<void> {
     await send(registry.url, { method: 'POST', path: `/subjects/${scratch}/versions`, body: { schema: '"string"' } }, admin);
     if (!call.path.includes('/versions/')) return;
   }
+  if (call.method === 'DELETE' && call.path.startsWith('/mode/')) await send(registry.url, { method: 'PUT', path: call.path, body: { mode: 'READWRITE' } }, admin);
   if (call.method === 'DELETE' && call.path.startsWith('/config')) await send(registry.url, { method: 'PUT', path: call.path, body: { compatibility: 'FULL' } }, admin);
 }
 

@@ -214,8 +214,14 @@ describe('[3-node cluster] sluice kafka up --brokers 3', () => {
 
     await victim.start();
     await cluster.waitForIsr('replicated', victim.id);
-    const metadata = await fetchMetadata(victim.address, ['replicated']);
-    expect(metadata.topics[0]?.partitions.map((p) => p.isr.length)).toEqual([3, 3, 3]);
+    // The restarted node's own metadata cache catches up with the controller a moment after the ISR does.
+    await vi.waitFor(
+      async () => {
+        const metadata = await fetchMetadata(victim.address, ['replicated']);
+        expect(metadata.topics[0]?.partitions.map((p) => p.isr.length)).toEqual([3, 3, 3]);
+      },
+      { timeout: 30_000, interval: 500 },
+    );
     // kcat, an independent client, sees the same ISR.
     const listing = spawnSync('kcat', ['-L', '-b', cluster.brokers[0]!, '-t', 'replicated'], { encoding: 'utf8' }).stdout;
     expect(listing.match(/isrs: \d,\d,\d/g)).toHaveLength(3);

@@ -97,7 +97,7 @@ ${o.withDlq === false ? '' : `  - name: ${dlq}\n`}routes:
     await withKafkaAdmin((admin) => admin.deleteTopics([scored]));
     const { result, plan } = await planJson('--detailed-exitcode');
     expect(result.code).toBe(2);
-    expect(plan.actions).toEqual([{ type: 'create-topic', topic: scored, partitions: 2, replicationFactor: 1, configs: {} }]);
+    expect(plan.actions).toEqual([{ type: 'create-topic', topic: scored, partitions: 2, replicationFactor: 1, configs: { 'min.insync.replicas': '1' } }]);
     const apply = await sluice('topology', 'apply');
     expect(apply.code, apply.stdout + apply.stderr).toBe(0);
     expect(await partitionsOf(scored)).toBe(2);

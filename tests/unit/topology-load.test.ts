@@ -58,7 +58,8 @@ describe('topology loading', () => {
 
   it('fills defaults and stringifies configs', () => {
     const topology = load(valid)();
-    expect(topology.topics[0]).toMatchObject({ name: 'in', partitions: 3, replicationFactor: 1, configs: { 'retention.ms': '1000' } });
+    expect(topology.topics[0]).toMatchObject({ name: 'in', partitions: 3, replicationFactor: 'auto', minInsyncReplicas: 'auto', configs: { 'retention.ms': '1000' } });
+    expect(topology.topics[0]?.location).toMatch(/t-\w+\.yaml:2$/);
     expect(topology.topics[1]?.partitions).toBe(1);
     expect(topology.workers[0]).toMatchObject({ groupId: 'sluice.w', delivery: 'at-least-once', handler: join(dir, 'handler.ts') });
   });
@@ -84,6 +85,42 @@ describe('topology loading', () => {
     const error = errorOf(load('topics:\n  - name: a\n   bad: [\n'));
     expect(error.location.line).toBeGreaterThan(1);
     expect(error.message).toMatch(/YAML syntax/);
+  });
+
+  describe('replication', () => {
+    const withReplication = (lines: string): string => valid.replace('    partitions: 3\n', `    partitions: 3\n${lines}`);
+
+    it('keeps explicit factors and auto', () => {
+      const topology = load(withReplication('    replicationFactor: 3\n    minInsyncReplicas: 2\n'))();
+      expect(topology.topics[0]).toMatchObject({ replicationFactor: 3, minInsyncReplicas: 2 });
+      expect(load(withReplication('    replicationFactor: auto\n'))().topics[0]).toMatchObject({ replicationFactor: 'auto', minInsyncReplicas: 'auto' });
+    });
+
+    it('refuses a word other than auto with the line', () => {
+      const error = errorOf(load(withReplication('    replicationFactor: three\n')));
+      expect(error.location.line).toBe(4);
+      expect(error.message).toContain('topics[0].replicationFactor');
+      expect(error.message).toContain('a whole number from 1 to 32 or auto');
+    });
+
+    it('refuses min.insync.replicas above the factor', () => {
+      const error = errorOf(load(withReplication('    replicationFactor: 2\n    minInsyncReplicas: 3\n')));
+      expect(error.location.line).toBe(5);
+      expect(error.message).toContain('min.insync.replicas 3 exceeds the replication factor 2');
+    });
+
+    it('refuses minInsyncReplicas beside configs.min.insync.replicas', () => {
+      const error = errorOf(
+        load(valid.replace('      retention.ms: 1000\n', '      retention.ms: 1000\n      min.insync.replicas: 2\n').replace('    partitions: 3\n', '    partitions: 3\n    minInsyncReplicas: 2\n')),
+      );
+      expect(error.message).toContain('set either minInsyncReplicas or configs.min.insync.replicas');
+    });
+
+    it('leaves min.insync.replicas to configs when they name it', () => {
+      const topology = load(valid.replace('      retention.ms: 1000\n', '      retention.ms: 1000\n      min.insync.replicas: 1\n'))();
+      expect(topology.topics[0]?.minInsyncReplicas).toBeUndefined();
+      expect(topology.topics[0]?.configs['min.insync.replicas']).toBe('1');
+    });
   });
 });
 

@@ -18,11 +18,16 @@ function topology(topics: TopicSpec[]): Topology {
   return { file: '/x/t.topology.yaml', name: 't', topics, routes: [], workers: [] };
 }
 
-const liveTopic = (extra: Partial<LiveTopic> = {}): LiveTopic => ({ partitions: 3, replicationFactor: 1, configs: { 'retention.ms': '1000', 'segment.ms': '5' }, ...extra });
+const liveTopic = (extra: Partial<LiveTopic> = {}): LiveTopic => ({
+  partitions: 3,
+  replicationFactor: 1,
+  configs: { 'retention.ms': '1000', 'segment.ms': '5', 'min.insync.replicas': '1' },
+  ...extra,
+});
 const registered: LiveSubject = { exists: true, registered: true, incompatibilities: [] };
 
-function live(topics: Record<string, LiveTopic>, subjects: Record<string, LiveSubject> = {}, managedTopics?: string[]): LiveSnapshot {
-  return { topics: new Map(Object.entries(topics)), subjects: new Map(Object.entries(subjects)), ...(managedTopics ? { managedTopics } : {}) };
+function live(topics: Record<string, LiveTopic>, subjects: Record<string, LiveSubject> = {}, managedTopics?: string[], brokers = 1): LiveSnapshot {
+  return { brokers, topics: new Map(Object.entries(topics)), subjects: new Map(Object.entries(subjects)), ...(managedTopics ? { managedTopics } : {}) };
 }
 
 describe('planTopology', () => {
@@ -33,7 +38,7 @@ describe('planTopology', () => {
 
   it('creates a missing topic with its partitions, replication and configs', () => {
     const plan = planTopology(topology([topic('a', { partitions: 6 })]), live({}));
-    expect(plan.actions).toEqual([{ type: 'create-topic', topic: 'a', partitions: 6, replicationFactor: 1, configs: { 'retention.ms': '1000' } }]);
+    expect(plan.actions).toEqual([{ type: 'create-topic', topic: 'a', partitions: 6, replicationFactor: 1, configs: { 'retention.ms': '1000', 'min.insync.replicas': '1' } }]);
   });
 
   it('adds partitions when the file asks for more', () => {
@@ -117,7 +122,7 @@ describe('plan output', () => {
 
   it('reads like terraform plan', () => {
     const text = formatPlan(plan, 't', '/x/t.topology.yaml');
-    expect(text).toContain('  + create topic new (6 partitions, replication factor 1, retention.ms=1000)');
+    expect(text).toContain('  + create topic new (6 partitions, replication factor 1, retention.ms=1000, min.insync.replicas=1)');
     expect(text).toContain('  - delete topic gone (its data is lost)');
     expect(text).toMatch(/Errors \(nothing will be applied until they are resolved\):\n {2}! a: the file asks for 1 partitions/);
     expect(text).toContain('Plan: 1 to add, 0 to change, 1 to delete; 1 error(s).');
@@ -128,5 +133,54 @@ describe('plan output', () => {
     const json = JSON.parse(planJson(planTopology(topology([withSchema('a')]), live({})))) as { actions: Record<string, unknown>[]; errors: unknown[] };
     expect(Object.keys(json)).toEqual(['actions', 'errors']);
     expect(json.actions[1]).toEqual({ type: 'register-schema', subject: 'a-value', topic: 'a', file: '/x/a.avsc', newSubject: true });
+  });
+
+  describe('replication', () => {
+    const auto = (extra: Partial<TopicSpec> = {}): TopicSpec => topic('a', { replicationFactor: 'auto', minInsyncReplicas: 'auto', location: 't.yaml:4', ...extra });
+
+    it('resolves auto to min(3, brokers) and min.insync.replicas to RF - 1, at least 1', () => {
+      const created = (brokers: number) => planTopology(topology([auto()]), live({}, {}, undefined, brokers)).actions[0];
+      expect(created(1)).toMatchObject({ type: 'create-topic', replicationFactor: 1, configs: { 'min.insync.replicas': '1' } });
+      expect(created(2)).toMatchObject({ replicationFactor: 2, configs: { 'min.insync.replicas': '1' } });
+      expect(created(3)).toMatchObject({ replicationFactor: 3, configs: { 'min.insync.replicas': '2' } });
+      expect(created(5)).toMatchObject({ replicationFactor: 3, configs: { 'min.insync.replicas': '2' } });
+    });
+
+    it('reports a factor the cluster cannot hold as an error with the file and line', () => {
+      const plan = planTopology(topology([auto({ replicationFactor: 3 })]), live({}, {}, undefined, 2));
+      expect(plan.actions).toEqual([]);
+      expect(plan.errors).toEqual([{ type: 'replication-unavailable', topic: 'a', message: 't.yaml:4: a: replication factor 3 needs at least 3 brokers; the cluster has 2' }]);
+    });
+
+    it('reports min.insync.replicas above an auto factor as an error', () => {
+      const plan = planTopology(topology([auto({ minInsyncReplicas: 2 })]), live({}, {}, undefined, 1));
+      expect(plan.errors).toMatchObject([{ type: 'replication-unavailable', message: expect.stringContaining('min.insync.replicas 2 exceeds the replication factor 1') }]);
+    });
+
+    it('keeps configs.min.insync.replicas over the computed one', () => {
+      const plan = planTopology(topology([auto({ minInsyncReplicas: undefined, configs: { 'min.insync.replicas': '3' } })]), live({}, {}, undefined, 3));
+      expect(plan.actions).toMatchObject([{ replicationFactor: 3, configs: { 'min.insync.replicas': '3' } }]);
+    });
+
+    it('accepts an RF 3 topic under auto while one broker of three is down', () => {
+      const plan = planTopology(topology([auto()]), live({ a: liveTopic({ replicationFactor: 3, configs: { 'retention.ms': '1000', 'min.insync.replicas': '2' } }) }, {}, undefined, 2));
+      expect(plan).toEqual({ actions: [], errors: [] });
+    });
+
+    it('refuses an RF 1 topic under auto on three brokers, naming what auto means there', () => {
+      const plan = planTopology(topology([auto()]), live({ a: liveTopic() }, {}, undefined, 3));
+      expect(plan.errors).toEqual([
+        {
+          type: 'replication-factor-changed',
+          topic: 'a',
+          message: 't.yaml:4: a: the file asks for replication factor auto (3 on 3 brokers) but the topic has 1; changing it needs a partition reassignment, which Sluice does not do',
+        },
+      ]);
+    });
+
+    it('alters min.insync.replicas of an existing topic to follow its factor', () => {
+      const plan = planTopology(topology([auto()]), live({ a: liveTopic({ replicationFactor: 3 }) }, {}, undefined, 3));
+      expect(plan.actions).toEqual([{ type: 'alter-topic-configs', topic: 'a', changes: [{ name: 'min.insync.replicas', from: '1', to: '2' }] }]);
+    });
   });
 });

@@ -1,0 +1,50 @@
+import { minInsyncReplicas, replicationFactor, replicationProblem, type ReplicationSetting } from '../broker/replication.ts';
+
+/**
+ * Replication of the topics Sluice creates, from the number of brokers the
+ * cluster reports: topology topics (their `replicationFactor` and
+ * `minInsyncReplicas`, `auto` by default) and internal ones (`_schemas`,
+ * `_sluice_topology`, dead-letter ledgers), which are always `auto`. The
+ * factor and min.insync.replicas travel together, as a topic's replica count
+ * and its config, so an acks=all write survives one replica down on three brokers.
+ */
+
+export type { ReplicationSetting };
+
+export const MIN_INSYNC_CONFIG = 'min.insync.replicas';
+
+export interface Replication {
+  replicationFactor: number;
+  /** The topic's min.insync.replicas, as a config value. */
+  configs: Record<string, string>;
+}
+
+/** What a topic created now on a cluster of `brokers` gets, or why the cluster cannot hold it. */
+export function resolveReplication(
+  brokers: number,
+  factorSetting: ReplicationSetting = 'auto',
+  minInsyncSetting: ReplicationSetting = 'auto',
+): { replication: Replication; problem?: string } | { problem: string; replication?: undefined } {
+  const factor = replicationFactor(brokers, factorSetting);
+  if (minInsyncSetting !== 'auto' && minInsyncSetting > factor) {
+    return { problem: `min.insync.replicas ${minInsyncSetting} exceeds the replication factor ${factor}, so no acks=all write could succeed` };
+  }
+  const problem = replicationProblem(brokers, factor);
+  if (problem) return { problem };
+  return { replication: { replicationFactor: factor, configs: { [MIN_INSYNC_CONFIG]: String(minInsyncReplicas(factor, minInsyncSetting)) } } };
+}
+
+/** Internal topics: `auto` on both, which any cluster of at least one broker holds. */
+export function internalReplication(brokers: number): Replication {
+  const factor = replicationFactor(Math.max(1, brokers));
+  return { replicationFactor: factor, configs: { [MIN_INSYNC_CONFIG]: String(minInsyncReplicas(factor)) } };
+}
+
+/**
+ * Whether an existing topic's factor satisfies the setting. `auto` accepts any
+ * factor at least what the brokers reachable now can hold: with one broker of
+ * three down the cluster reports two, and an RF 3 topic is under-replicated, not changed.
+ */
+export function factorSatisfied(setting: ReplicationSetting, brokers: number, live: number): boolean {
+  return setting === 'auto' ? live >= replicationFactor(Math.max(1, brokers)) : live === setting;
+}

@@ -54,6 +54,8 @@ export async function ingressApp(config: SluiceConfig, topology: Topology, logge
   app.get('/metrics', async () => '');
   registerRoutes(app, bindings, { producer, access: OPEN_ACCESS });
   for (const path of ['/docs', '/docs/openapi.json', '/docs/asyncapi.json']) app.get(path, async () => ({}));
+  // The HTTP read path streams from Kafka; here only its access rule matters.
+  app.get('/v1/topics/:topic/records', async () => '');
   await app.ready();
   return { app, sent, bindings };
 }

@@ -175,6 +175,7 @@ describe('ingress access, route by route from the route table', () => {
     access = await writeAccessFile([
       { name: 'producer', allow: topology.routes.map((r) => `produce:${r.path}`) },
       { name: 'scraper', allow: ['metrics'] },
+      { name: 'reader', allow: ['read:*'] },
       { name: 'limited', allow: ['produce:*'], rateLimit: 3 },
     ]);
     const config = loadConfig({ SLUICE_ACCESS_FILE: access.file, SLUICE_LOG_LEVEL: 'silent' });
@@ -182,7 +183,7 @@ describe('ingress access, route by route from the route table', () => {
   });
   afterAll(async () => app.close());
 
-  const right: Record<string, string> = { metrics: 'scraper' };
+  const right: Record<string, string> = { metrics: 'scraper', 'v1/topics/:topic/records': 'reader' };
   const request = (key: string) => {
     const [method, url] = key.split(' ') as ['GET' | 'POST', string];
     return { method, url, ...(method === 'POST' ? { payload: order } : {}) };

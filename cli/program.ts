@@ -14,7 +14,7 @@ import { register as registerTopology } from './commands/topology.ts';
 import { register as registerBridge } from './commands/bridge.ts';
 import { register as registerLb } from './commands/lb.ts';
 import { register as registerServices } from './commands/services.ts';
-import { closeOnSignal, type Service } from './lifecycle.ts';
+import { Lifecycle, type Service } from './lifecycle.ts';
 import { register as registerAccess } from './commands/access.ts';
 import { trustConfiguredCa } from '../access/http.ts';
 import { internalRegistryUrl } from '../access/internal.ts';
@@ -76,28 +76,26 @@ export function configFrom(command: Command, extra: Partial<Record<keyof typeof 
   return config;
 }
 
-/** Starts services in order; if one fails, the ones already started are closed before the error surfaces. */
-async function startAll(log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<Service[]> {
-  const started: Service[] = [];
-  try {
-    for (const step of steps) {
-      const result = await step();
-      if (result) started.push(...(Array.isArray(result) ? result : [result]));
-    }
-    return started;
-  } catch (error) {
-    for (const service of started.reverse()) {
-      await service.close().catch((closeError: unknown) => log.error({ err: closeError, component: service.name }, 'failed to stop after a failed start'));
-    }
-    throw error;
-  }
-}
-
+/**
+ * Starts services in order under one Lifecycle, which owns the signals from the first
+ * step on. If a step fails, the ones already started are closed before the error
+ * surfaces; if a signal arrives mid-start, the remaining steps are skipped.
+ */
 export async function serve(config: SluiceConfig, log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<number> {
+  const lifecycle = new Lifecycle(log, config.shutdownTimeoutMs);
   // Tracing first, so it is closed last and exports the spans of the others' shutdown.
-  const services = await startAll(log, [() => startTracing({ config, logger: log }), ...steps]);
-  log.info({ services: services.map((s) => s.name) }, 'Sluice is running; Ctrl-C stops it');
-  return closeOnSignal(services, log, config.shutdownTimeoutMs);
+  for (const step of [() => startTracing({ config, logger: log }), ...steps]) {
+    if (lifecycle.stopping) break;
+    try {
+      await lifecycle.start(step);
+    } catch (error) {
+      if (lifecycle.stopping) break;
+      await lifecycle.closeAll();
+      throw error;
+    }
+  }
+  if (!lifecycle.stopping) log.info({ services: lifecycle.serviceNames() }, 'Sluice is running; Ctrl-C stops it');
+  return lifecycle.untilSignal();
 }
 
 function positiveInt(value: string): number {

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { promisify } from 'node:util';
 import type { BaseOptions, SASLOptions } from '@platformatic/kafka';
@@ -103,6 +104,16 @@ export function errorContext(config: SluiceConfig): ErrorContext {
   return mechanism === undefined ? {} : { sasl: { mechanism, username: config.kafkaSaslUsername } };
 }
 
+/**
+ * SNI (the broker's host name in the TLS hello) for clusters addressed by name, as
+ * cloud brokers route on it. Not for IP addresses: RFC 6066 forbids an IP as a
+ * server name (Node warns), and Node checks the certificate against the host
+ * connected to either way.
+ */
+function sendsServerName(config: SluiceConfig): boolean {
+  return config.kafkaSslEndpointIdentification === 'https' && bootstrapServers(config).some((server) => isIP(server.replace(/:\d+$/, '')) === 0);
+}
+
 /** The options every client of the seam is built from. */
 export function clientOptions(config: SluiceConfig, settings: ClientSettings): BaseOptions {
   const tls = tlsOptions(config);
@@ -120,7 +131,7 @@ export function clientOptions(config: SluiceConfig, settings: ClientSettings): B
       const classified = toSluiceError(error, context);
       return classified.code === 'SLUICE_KAFKA_AUTH_FAILED' ? AUTH_RETRY_DELAY_MS : policy.delayMs(attempt, classified);
     },
-    ...(tls === undefined ? {} : { tls, tlsServerName: config.kafkaSslEndpointIdentification === 'https' }),
+    ...(tls === undefined ? {} : { tls, tlsServerName: sendsServerName(config) }),
     ...(sasl === undefined ? {} : { sasl }),
   };
 }

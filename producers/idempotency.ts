@@ -26,9 +26,13 @@ import { AtomicProducer, type KafkaAdmin, type Kafka, type OutgoingRecord, type 
  * Freshness: before treating a key as new, a replica waits until its reader
  * has applied the topic up to its current last stable offset (one ListOffsets
  * shared by every request that arrives while the previous one is in flight).
- * So a retry sent after the original was committed, whichever replica took
- * either, always finds it. Two replicas given the same new key at the same
- * instant can both write (there is no lock across replicas); see README.
+ * The LSO only passes a transaction once the coordinator has written its
+ * commit marker, which happens after EndTxn has already returned to the
+ * producer; so the replica that wrote a response answers only once its own
+ * read_committed reader has read it back. A retry sent after that answer,
+ * whichever replica takes it, then always finds it. Two replicas given the
+ * same new key at the same instant can both write (there is no lock across
+ * replicas); see README.
  */
 
 export interface StoredResponse {
@@ -91,6 +95,8 @@ export class IdempotencyStore {
   /** Partition → next offset applied to the map. */
   readonly #applied = new Map<number, bigint>();
   #waiters: { target: Map<number, bigint>; resolve: () => void }[] = [];
+  /** Scope → callers waiting for the reader to read back the entry first written at `at`. */
+  readonly #readBack = new Map<string, { at: number; resolve: () => void }[]>();
   #running: Promise<void> | undefined;
   #inflight: Promise<void> | undefined;
   #queued: Promise<void> | undefined;
@@ -144,7 +150,9 @@ export class IdempotencyStore {
       if (r.value === null) this.#entries.delete(scope);
       else {
         try {
-          this.#entries.set(scope, JSON.parse(r.value.toString('utf8')) as Entry);
+          const entry = JSON.parse(r.value.toString('utf8')) as Entry;
+          this.#entries.set(scope, entry);
+          this.#settleReadBack(scope, entry.at);
         } catch (error) {
           this.#log.warn({ err: error, offset: r.offset.toString() }, 'skipping an unreadable idempotency record');
         }
@@ -155,6 +163,32 @@ export class IdempotencyStore {
       if (!this.#reached(w.target)) return true;
       w.resolve();
       return false;
+    });
+  }
+
+  #settleReadBack(scope: string, at: number): void {
+    const waiting = this.#readBack.get(scope);
+    if (waiting === undefined) return;
+    const rest = waiting.filter((w) => {
+      if (w.at !== at) return true;
+      w.resolve();
+      return false;
+    });
+    if (rest.length === 0) this.#readBack.delete(scope);
+    else this.#readBack.set(scope, rest);
+  }
+
+  /** Drops the wait for an entry that will not come (its transaction failed). */
+  releaseReadBack(scope: string, at: number): void {
+    this.#settleReadBack(scope, at);
+  }
+
+  /** Resolves once the reader has read back, committed, the entry for `scope` first written at `at`. */
+  readBack(scope: string, at: number): Promise<void> {
+    return new Promise((resolve) => {
+      const waiting = this.#readBack.get(scope) ?? [];
+      waiting.push({ at, resolve });
+      this.#readBack.set(scope, waiting);
     });
   }
 
@@ -220,6 +254,8 @@ export class IdempotencyStore {
     await this.#reader.close();
     await this.#running?.catch(() => undefined);
     for (const w of this.#waiters) w.resolve();
+    for (const waiting of this.#readBack.values()) for (const w of waiting) w.resolve();
+    this.#readBack.clear();
   }
 }
 
@@ -369,12 +405,22 @@ export class Idempotency {
   async #write(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse> {
     let response: StoredResponse | undefined;
     let entry: Entry | undefined;
-    await this.#writer.write(prepared.records, (metadata) => {
-      response = prepared.answer(metadata.map((m) => ({ topic: m.topic, partition: m.partition, offset: m.offset.toString() })));
-      entry = { fingerprint: print, status: response.status, body: response.body, at: Date.now() };
-      return [this.#store.record(scope, entry)];
-    });
+    const at = Date.now();
+    // Registered before the write, so a reader faster than this continuation is not missed.
+    const readBack = this.#store.readBack(scope, at);
+    try {
+      await this.#writer.write(prepared.records, (metadata) => {
+        response = prepared.answer(metadata.map((m) => ({ topic: m.topic, partition: m.partition, offset: m.offset.toString() })));
+        entry = { fingerprint: print, status: response.status, body: response.body, at };
+        return [this.#store.record(scope, entry)];
+      });
+    } catch (error) {
+      this.#store.releaseReadBack(scope, at);
+      throw error;
+    }
     this.#store.remember(scope, entry!);
+    // Answer once the commit marker is on the topic (see "Freshness" above): another replica's barrier then sees it.
+    await readBack;
     this.#afterCommit?.();
     return response!;
   }

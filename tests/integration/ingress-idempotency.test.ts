@@ -77,18 +77,18 @@ describe('Idempotency-Key', () => {
     expect(await copies(event.orderId as string)).toBe(1);
   });
 
-  // Known defect (issue 14, docs/known-defects-under-broker-loss.md): under the full suite's load the second
-  // replica sometimes takes the key as new and writes a second record — it waits for the idempotency topic's
-  // last stable offset, which can stand before the first replica's just-committed record. Passes alone;
-  // skipped so the suite stays a regression gate until the barrier is fixed.
-  it.skip('the same key at another replica: the original response, one record', async () => {
-    const event = order();
-    const first = await post(a.url, event, 'k-replica');
-    const second = await post(b.url, event, 'k-replica');
-    expect(second.status).toBe(200);
-    expect(second.text).toBe(first.text);
-    expect(second.replayed).toBe(true);
-    expect(await copies(event.orderId as string)).toBe(1);
+  // The retry goes out the moment the first answer arrives: the first replica answers only once the commit
+  // marker is on the topic, so the second replica's barrier (the last stable offset) includes the response.
+  it('the same key at another replica, retried at once: the original response, one record (20 keys)', async () => {
+    for (let i = 0; i < 20; i++) {
+      const event = order();
+      const first = await post(a.url, event, `k-replica-${i}`);
+      const second = await post(b.url, event, `k-replica-${i}`);
+      expect(second.status).toBe(200);
+      expect(second.text).toBe(first.text);
+      expect(second.replayed).toBe(true);
+      expect(await copies(event.orderId as string)).toBe(1);
+    }
   });
 
   it('the same key with another body: 422; a duplicate still in flight: 409', async () => {

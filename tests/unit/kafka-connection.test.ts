@@ -36,7 +36,7 @@ describe('SluiceConfig → client options', () => {
   });
 
   it('reads the PEM files for mutual TLS and checks host names unless told not to', () => {
-    const env = { KAFKA_SECURITY_PROTOCOL: 'SSL', KAFKA_SSL_CA_LOCATION: ca, KAFKA_SSL_CERTIFICATE_LOCATION: cert, KAFKA_SSL_KEY_LOCATION: key };
+    const env = { KAFKA_BROKERS: 'kafka-1.example.com:9093', KAFKA_SECURITY_PROTOCOL: 'SSL', KAFKA_SSL_CA_LOCATION: ca, KAFKA_SSL_CERTIFICATE_LOCATION: cert, KAFKA_SSL_KEY_LOCATION: key };
     const options = clientOptions(loadConfig(env), settings);
     expect(String(options.tls?.ca)).toContain('CA');
     expect(String(options.tls?.cert)).toContain('CLIENT');
@@ -46,6 +46,10 @@ describe('SluiceConfig → client options', () => {
     const lax = clientOptions(loadConfig({ ...env, KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM: 'none' }), settings);
     expect(lax.tls?.checkServerIdentity?.('broker', {} as never)).toBeUndefined();
     expect(lax.tlsServerName).toBe(false);
+    // Brokers by IP address: no SNI (RFC 6066), the certificate is still checked against the address.
+    const byAddress = clientOptions(loadConfig({ ...env, KAFKA_BROKERS: '127.0.0.1:9093,10.0.0.2:9093' }), settings);
+    expect(byAddress.tlsServerName).toBe(false);
+    expect(byAddress.tls?.checkServerIdentity).toBeUndefined();
   });
 
   it('uses the system CAs for SSL without a CA file', () => {

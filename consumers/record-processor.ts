@@ -5,7 +5,7 @@ import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { BackoffPolicy } from '../core/retry.ts';
 import { decodeFramed, type EventEncoder } from '../core/serde.ts';
-import { contextFromRecordHeaders, startRecordSpan, tracingEnabled, type RecordSpan } from '../core/tracing.ts';
+import { startKafkaRecordSpan, type RecordSpan } from '../core/tracing.ts';
 import type { KafkaRecord, OutgoingRecord } from '../kafka/types.ts';
 import { normalizeOutputs, type Handler, type HandlerContext } from './handler.ts';
 import { CORRELATION_HEADER, correlationIdOf, deadLetterRecord, errorClassName, errorCodeOf, headersToStrings, SOURCE_HEADER } from './headers.ts';
@@ -103,10 +103,12 @@ const keyBytes = (key: Buffer | string | null): Buffer | null => (key === null ?
 export class RecordProcessor {
   readonly #o: RecordProcessorOptions;
   readonly #labels: { worker: string };
+  readonly #spanAttributes: { 'sluice.worker': string };
 
   constructor(options: RecordProcessorOptions) {
     this.#o = options;
     this.#labels = { worker: options.workerName };
+    this.#spanAttributes = { 'sluice.worker': options.workerName };
   }
 
   /**
@@ -118,8 +120,8 @@ export class RecordProcessor {
    * Resolves undefined when `running` turns false during a backoff.
    */
   process(record: KafkaRecord, running: () => boolean): Promise<Outcome | undefined> {
-    // Checked here as well as in startRecordSpan so that tracing off does not even build the span's attributes.
-    const span = tracingEnabled() ? handleSpan(record, this.#o.workerName) : undefined;
+    // Its parent is the producer's `send` span the record's headers name (a new trace when they name none).
+    const span = startKafkaRecordSpan('handle', record, this.#spanAttributes);
     // Not async on this path: no extra promise per record when tracing is off.
     if (span === undefined) return this.#process(record, running, undefined);
     return processInSpan(span, this.#process(record, running, span));
@@ -217,21 +219,6 @@ export class RecordProcessor {
     }
     return { kind: 'dead', record: dead, bytes: recordBytes(dead) };
   }
-}
-
-/**
- * The `handle <topic>` span of `record`, its parent the context the record's
- * headers carry (the producer's `send` span; a new trace when they carry none).
- */
-function handleSpan(record: KafkaRecord, workerName: string): RecordSpan | undefined {
-  return startRecordSpan(
-    'handle',
-    {
-      destination: record.topic,
-      attributes: { 'sluice.worker': workerName, 'messaging.destination.partition.id': String(record.partition), 'messaging.kafka.offset': Number(record.offset) },
-    },
-    () => contextFromRecordHeaders(record.headers),
-  );
 }
 
 /** Ends `span` with the record's handling: a dead letter has already failed it, a thrown error fails it (the partition is read again, in a new span). */

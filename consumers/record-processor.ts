@@ -5,6 +5,7 @@ import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { BackoffPolicy } from '../core/retry.ts';
 import { decodeFramed, type EventEncoder } from '../core/serde.ts';
+import { startKafkaRecordSpan, type RecordSpan } from '../core/tracing.ts';
 import type { KafkaRecord, OutgoingRecord } from '../kafka/types.ts';
 import { normalizeOutputs, type Handler, type HandlerContext } from './handler.ts';
 import { CORRELATION_HEADER, correlationIdOf, deadLetterRecord, errorClassName, errorCodeOf, headersToStrings, SOURCE_HEADER } from './headers.ts';
@@ -14,6 +15,10 @@ import type { WorkerMetrics } from './metrics.ts';
  * One record through the worker: decode (to the worker's reader schema),
  * handle, retry in place, encode, or dead-letter. Knows nothing of Kafka
  * clients, chunks or commits.
+ *
+ * With tracing on, each record is handled inside a `handle <topic>` span that
+ * continues the trace its headers carry, and its outputs and dead letter carry
+ * that span's trace headers, so whoever reads them continues the same trace.
  */
 
 /** `bytes`: what the records take in a produce request, counted against workerBatchBytes. */
@@ -98,10 +103,12 @@ const keyBytes = (key: Buffer | string | null): Buffer | null => (key === null ?
 export class RecordProcessor {
   readonly #o: RecordProcessorOptions;
   readonly #labels: { worker: string };
+  readonly #spanAttributes: { 'sluice.worker': string };
 
   constructor(options: RecordProcessorOptions) {
     this.#o = options;
     this.#labels = { worker: options.workerName };
+    this.#spanAttributes = { 'sluice.worker': options.workerName };
   }
 
   /**
@@ -112,7 +119,15 @@ export class RecordProcessor {
    * and the partition is read again from its last commit.
    * Resolves undefined when `running` turns false during a backoff.
    */
-  async process(record: KafkaRecord, running: () => boolean): Promise<Outcome | undefined> {
+  process(record: KafkaRecord, running: () => boolean): Promise<Outcome | undefined> {
+    // Its parent is the producer's `send` span the record's headers name (a new trace when they name none).
+    const span = startKafkaRecordSpan('handle', record, this.#spanAttributes);
+    // Not async on this path: no extra promise per record when tracing is off.
+    if (span === undefined) return this.#process(record, running, undefined);
+    return processInSpan(span, this.#process(record, running, span));
+  }
+
+  async #process(record: KafkaRecord, running: () => boolean, span: RecordSpan | undefined): Promise<Outcome | undefined> {
     const headers = headersToStrings(record.headers);
     const correlationId = correlationIdOf(headers, record);
     let value: unknown;
@@ -122,23 +137,24 @@ export class RecordProcessor {
       const retryable = isRetryable(error);
       this.#o.metrics.errors.inc({ ...this.#labels, class: retryable ? 'retryable' : 'fatal' });
       if (retryable) throw error;
-      return this.deadLetter(record, correlationId, error, 1);
+      return this.deadLetter(record, correlationId, error, 1, span);
     }
     for (let attempt = 1; ; attempt++) {
       const startedAt = performance.now();
       try {
-        const outcome = this.#emit(record, await this.#o.handler(value, new RecordContext(this.#o.log, record, headers, correlationId)), correlationId);
+        const outcome = this.#emit(record, await this.#o.handler(value, new RecordContext(this.#o.log, record, headers, correlationId)), correlationId, span);
         this.#o.metrics.handlerSeconds.observe(this.#labels, (performance.now() - startedAt) / 1000);
         // Producing it could only fail the same way on every re-delivery.
-        if (outcome.bytes > this.#o.chunkBytes) return this.deadLetter(record, correlationId, new OutputTooLargeError(outcome.bytes, this.#o.chunkBytes), attempt);
+        if (outcome.bytes > this.#o.chunkBytes) return this.deadLetter(record, correlationId, new OutputTooLargeError(outcome.bytes, this.#o.chunkBytes), attempt, span);
         return outcome;
       } catch (error) {
         const retryable = isRetryable(error);
         this.#o.metrics.errors.inc({ ...this.#labels, class: retryable ? 'retryable' : 'fatal' });
-        if (!retryable || attempt > this.#o.retry.retries) return this.deadLetter(record, correlationId, error, attempt);
+        if (!retryable || attempt > this.#o.retry.retries) return this.deadLetter(record, correlationId, error, attempt, span);
         const delayMs = this.#o.retry.delayMs(attempt);
         this.#o.onRetry();
         this.#o.metrics.retries.inc(this.#labels);
+        span?.retrying(attempt, error);
         this.#o.log.warn(
           {
             topic: record.topic,
@@ -158,7 +174,8 @@ export class RecordProcessor {
     }
   }
 
-  #emit(record: KafkaRecord, result: unknown, correlationId: string): Outcome {
+  /** The handler's result as output records; they carry `span`'s trace headers, never any the handler copied from its input. */
+  #emit(record: KafkaRecord, result: unknown, correlationId: string, span: RecordSpan | undefined): Outcome {
     const source = `${record.topic}/${record.partition}/${record.offset}`;
     const provenance: [string, Buffer][] = [
       [CORRELATION_HEADER, Buffer.from(correlationId, 'utf8')],
@@ -170,15 +187,15 @@ export class RecordProcessor {
       const headers: [string, Buffer][] = [];
       for (const name in output.headers) if (name !== CORRELATION_HEADER && name !== SOURCE_HEADER) headers.push([name, Buffer.from(output.headers[name]!, 'utf8')]);
       for (const header of provenance) headers.push(header);
-      const out: OutgoingRecord = { topic: this.#o.output, partition: this.#o.outputPartition(key), key, value: this.#o.encoder.encode(output.value), headers };
+      const out: OutgoingRecord = { topic: this.#o.output, partition: this.#o.outputPartition(key), key, value: this.#o.encoder.encode(output.value), headers: span ? span.carry(headers) : headers };
       bytes += recordBytes(out);
       return out;
     });
     return { kind: 'emit', records, bytes };
   }
 
-  /** A dead letter of `record`, logged and counted. */
-  deadLetter(record: KafkaRecord, correlationId: string, error: unknown, attempts: number): Outcome {
+  /** A dead letter of `record`, logged and counted; `span` ends failed by `error`, and the dead letter carries it instead of the input's trace headers. */
+  deadLetter(record: KafkaRecord, correlationId: string, error: unknown, attempts: number, span?: RecordSpan): Outcome {
     this.#o.metrics.deadLetters.inc(this.#labels);
     this.#o.log.warn(
       {
@@ -196,7 +213,23 @@ export class RecordProcessor {
       'record dead-lettered',
     );
     const dead = deadLetterRecord(record, this.#o.deadLetter, error, new Date(), attempts);
+    if (span) {
+      dead.headers = span.carry(dead.headers!);
+      span.fail(error);
+    }
     return { kind: 'dead', record: dead, bytes: recordBytes(dead) };
+  }
+}
+
+/** Ends `span` with the record's handling: a dead letter has already failed it, a thrown error fails it (the partition is read again, in a new span). */
+async function processInSpan(span: RecordSpan, handling: Promise<Outcome | undefined>): Promise<Outcome | undefined> {
+  try {
+    const outcome = await handling;
+    if (outcome?.kind !== 'dead') span.end();
+    return outcome;
+  } catch (error) {
+    span.fail(error);
+    throw error;
   }
 }
 

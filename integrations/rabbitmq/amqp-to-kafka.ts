@@ -7,6 +7,7 @@ import { createKafka, type OutgoingRecord, type RecordHeaders } from '../../kafk
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { createCodecEncoder, decodeFramed } from '../../core/serde.ts';
+import { contextFromAmqpHeaders, startRecordSpan, type RecordSpan } from '../../core/tracing.ts';
 import { DLQ_HEADERS, errorClassName, errorCodeOf } from '../../consumers/headers.ts';
 import type { AmqpToKafkaBridge } from '../../topology/bridges.ts';
 import { schemaTypeOf, valueCodec, type TopicSpec } from '../../topology/model.ts';
@@ -23,6 +24,10 @@ import type { BridgeStats, RunningBridge } from './running.ts';
  * letters go) with its original bytes and headers naming the reason, then is
  * acked. If the RabbitMQ connection drops before the ack, RabbitMQ redelivers
  * and the event may be on Kafka twice; it is never dropped.
+ *
+ * With tracing on, each message is forwarded in a `forward <queue>` span that
+ * continues the trace its AMQP headers carry, ended once Kafka acknowledged
+ * it; the record (or the dead letter) carries that span's trace headers.
  */
 
 export interface AmqpToKafkaOptions {
@@ -42,12 +47,19 @@ interface Delivery {
   /** The channel it came on: an ack must go back on the same one. */
   channel: Channel;
   link: { closed: boolean };
+  /** Its `forward` span; undefined with tracing off. */
+  span: RecordSpan | undefined;
 }
 
 const MAX_REASON = 4096;
 
 function asRecordHeaders(headers: Record<string, string>): RecordHeaders {
   return Object.entries(headers).map(([name, value]) => [name, Buffer.from(value, 'utf8')] as const);
+}
+
+/** `record` with the trace headers of `d`'s span instead of those it copied from the AMQP message. */
+function carried(d: Delivery, record: OutgoingRecord): OutgoingRecord {
+  return d.span ? { ...record, headers: d.span.carry(record.headers ?? []) } : record;
 }
 
 function deadLetterFor(d: Delivery, topic: string, queue: string, error: unknown, headers: Record<string, string>): OutgoingRecord {
@@ -82,6 +94,7 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
   let flushing: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  const spanOptions = { destination: spec.queue, system: 'rabbitmq', attributes: { 'sluice.bridge': spec.name } } as const;
 
   /** The event as Kafka bytes, or the reason it cannot be (a fatal error) ; registry outages are thrown to be retried. */
   const convert = async (d: Delivery): Promise<{ value: Buffer; key: Buffer | null }> => {
@@ -103,20 +116,31 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
     pending = [];
     for (let attempt = 0; ; attempt++) {
       // Deliveries of a closed channel are already back in the queue: producing them too would only duplicate them.
-      deliveries = deliveries.filter((d) => !d.link.closed);
-      if (deliveries.length === 0 || stopped) return;
+      const live: Delivery[] = [];
+      for (const d of deliveries) {
+        if (!d.link.closed) live.push(d);
+        else d.span?.end(); // Its redelivery is forwarded in a span of its own.
+      }
+      deliveries = live;
+      if (deliveries.length === 0) return;
+      if (stopped) {
+        for (const d of deliveries) d.span?.end();
+        return;
+      }
       try {
         const good: OutgoingRecord[] = [];
         const bad: OutgoingRecord[] = [];
+        const failures = new Map<Delivery, unknown>();
         for (const d of deliveries) {
           const headers = kafkaHeadersFrom(d.message, spec.queue);
           try {
             const { value, key } = await convert(d);
-            good.push({ topic: spec.topic, key, value, headers: asRecordHeaders(headers) });
+            good.push(carried(d, { topic: spec.topic, key, value, headers: asRecordHeaders(headers) }));
           } catch (error) {
             if (isRetryable(error)) throw error;
             log.warn({ err: error, messageId: d.message.properties.messageId as unknown }, 'invalid message dead-lettered');
-            bad.push(deadLetterFor(d, spec.deadLetter, spec.queue, error, headers));
+            bad.push(carried(d, deadLetterFor(d, spec.deadLetter, spec.queue, error, headers)));
+            if (d.span) failures.set(d, error);
           }
         }
         await producer.send([...good, ...bad]);
@@ -127,6 +151,8 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
             // The channel died after Kafka acknowledged: RabbitMQ redelivers, so this event will be on Kafka twice.
             log.warn({ err: error }, 'cannot ack on a closed channel; RabbitMQ will redeliver');
           }
+          if (failures.has(d)) d.span!.fail(failures.get(d));
+          else d.span?.end();
         }
         stats.forwarded += good.length;
         stats.deadLettered += bad.length;
@@ -135,6 +161,7 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
         stats.publishFailures++;
         const delay = backoffDelay(attempt, BACKOFF);
         log.warn({ err: error, messages: deliveries.length, retryInMs: delay }, 'producing to Kafka failed; retrying (messages stay unacked)');
+        for (const d of deliveries) d.span?.retrying(attempt + 1, error);
         await sleep(delay);
       }
     }
@@ -165,7 +192,7 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
             void link.invalidate().then(() => link.get());
             return;
           }
-          pending.push({ message, channel, link: state });
+          pending.push({ message, channel, link: state, span: startRecordSpan('forward', spanOptions, () => contextFromAmqpHeaders(message.properties.headers)) });
           if (pending.length >= spec.prefetch) {
             clearTimeout(timer);
             timer = undefined;

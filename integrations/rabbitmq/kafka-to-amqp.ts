@@ -9,6 +9,7 @@ import { createKafka, type KafkaProducer, type KafkaRecord } from '../../kafka/i
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { decodeFramed } from '../../core/serde.ts';
+import { startKafkaRecordSpan, type RecordSpan } from '../../core/tracing.ts';
 import { deadLetterRecord } from '../../consumers/headers.ts';
 import type { KafkaToAmqpBridge } from '../../topology/bridges.ts';
 import { AmqpLink, backoffDelay } from './link.ts';
@@ -22,6 +23,10 @@ import type { BridgeStats, RunningBridge } from './running.ts';
  * between (RabbitMQ restarts, the channel dies, a nack) republishes the batch,
  * so a consumer may see a message twice, never zero times; message-id
  * (`topic/partition/offset`) is the same both times.
+ *
+ * With tracing on, each record is forwarded in a `forward <topic>` span that
+ * continues the trace its headers carry, ended once RabbitMQ confirmed it; the
+ * AMQP message (or the dead letter) carries that span's trace headers.
  */
 
 export interface KafkaToAmqpOptions {
@@ -88,12 +93,17 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
   }
   let stopped = false;
   const running = () => !stopped;
+  const spanAttributes = { 'sluice.bridge': spec.name, 'messaging.rabbitmq.exchange': spec.exchange };
 
-  const decode = async (batch: PartitionBatch): Promise<{ out: AmqpOutgoing[]; dead: number }> => {
+  /** `spans` gets the span of every record to publish; a dead-lettered record's span has failed already. */
+  const decode = async (batch: PartitionBatch, spans: RecordSpan[]): Promise<{ out: AmqpOutgoing[]; dead: number }> => {
     const out: AmqpOutgoing[] = [];
-    const dead: { source: KafkaRecord; error: unknown }[] = [];
+    const dead: { source: KafkaRecord; error: unknown; span: RecordSpan | undefined }[] = [];
     for (const message of batch.records) {
-      const record = { ...message, offset: message.offset.toString(), timestamp: message.timestamp.toString() };
+      const span = startKafkaRecordSpan('forward', message, spanAttributes);
+      // The message carries the forward span's trace headers, not the record's.
+      const record = { ...message, offset: message.offset.toString(), timestamp: message.timestamp.toString(), headers: span ? span.carry(message.headers) : message.headers };
+      if (span) spans.push(span);
       if (spec.format === 'avro') {
         out.push(toAmqpMessage(record, 'avro'));
         continue;
@@ -105,6 +115,7 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
         } catch (error) {
           if (isRetryable(error) && running()) {
             log.warn({ err: error, offset: record.offset }, 'registry unavailable while decoding; retrying');
+            span?.retrying(attempt + 1, error);
             await sleep(backoffDelay(attempt, BACKOFF));
             continue;
           }
@@ -115,40 +126,67 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
             });
           }
           log.warn({ err: error, partition: batch.partition, offset: record.offset }, 'undecodable record dead-lettered');
-          dead.push({ source: message, error });
+          if (span) {
+            // The last one pushed: it ends here, failed, rather than once RabbitMQ confirmed the batch.
+            spans.pop();
+            span.fail(error);
+          }
+          dead.push({ source: message, error, span });
           break;
         }
       }
     }
     if (dead.length > 0 && dlq && spec.deadLetter) {
       const now = new Date();
-      await dlq.send(dead.map((d) => deadLetterRecord(d.source, spec.deadLetter!, d.error, now)));
+      await dlq.send(
+        dead.map((d) => {
+          const letter = deadLetterRecord(d.source, spec.deadLetter!, d.error, now);
+          return d.span ? { ...letter, headers: d.span.carry(letter.headers!) } : letter;
+        }),
+      );
     }
     return { out, dead: dead.length };
+  };
+
+  /** Publishes the batch and waits for RabbitMQ's confirms, republishing on any failure until the bridge stops. */
+  const publish = async (batch: PartitionBatch, out: AmqpOutgoing[], spans: RecordSpan[]): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      if (!running()) throw new BridgeError('the bridge is stopping', { retryable: true }); // Not committed: the next owner starts over from the last commit.
+      try {
+        const channel = await link.get();
+        for (const m of out) {
+          if (!channel.publish(spec.exchange, spec.routingKey, m.content, m.options)) await waitForDrain(channel);
+        }
+        // Rejects on any nack and when the channel closes with messages unconfirmed.
+        await channel.waitForConfirms();
+        return;
+      } catch (error) {
+        stats.publishFailures++;
+        const delay = backoffDelay(attempt, BACKOFF);
+        log.warn({ err: error, partition: batch.partition, retryInMs: delay }, 'publishing to RabbitMQ failed; republishing the batch after reconnecting');
+        for (const span of spans) span.retrying(attempt + 1, error);
+        await link.invalidate();
+        await sleep(delay);
+      }
+    }
   };
 
   await consumer.start({
     // A rejection rewinds the partition to its committed offset: the batch is published again.
     batch: async (batch) => {
-      const { out, dead } = await decode(batch);
-      for (let attempt = 0; ; attempt++) {
-        if (!running()) throw new BridgeError('the bridge is stopping', { retryable: true }); // Not committed: the next owner starts over from the last commit.
-        try {
-          const channel = await link.get();
-          for (const m of out) {
-            if (!channel.publish(spec.exchange, spec.routingKey, m.content, m.options)) await waitForDrain(channel);
-          }
-          // Rejects on any nack and when the channel closes with messages unconfirmed.
-          await channel.waitForConfirms();
-          break;
-        } catch (error) {
-          stats.publishFailures++;
-          const delay = backoffDelay(attempt, BACKOFF);
-          log.warn({ err: error, partition: batch.partition, retryInMs: delay }, 'publishing to RabbitMQ failed; republishing the batch after reconnecting');
-          await link.invalidate();
-          await sleep(delay);
-        }
+      // Stays empty with tracing off.
+      const spans: RecordSpan[] = [];
+      let forwarded: { out: AmqpOutgoing[]; dead: number };
+      try {
+        forwarded = await decode(batch, spans);
+        await publish(batch, forwarded.out, spans);
+      } catch (error) {
+        // The batch is read again (by this member or the next owner), in new spans.
+        for (const span of spans) span.fail(error);
+        throw error;
       }
+      for (const span of spans) span.end();
+      const { out, dead } = forwarded;
       // Committed only after RabbitMQ confirmed every message of the batch.
       const last = batch.records.at(-1)!;
       await consumer.commit([{ topic: batch.topic, partition: batch.partition, offset: last.offset + 1n, leaderEpoch: batch.leaderEpoch }]);

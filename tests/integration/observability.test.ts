@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { SpanKind } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConsole, type RunningConsole } from '../../console/server.ts';
@@ -13,10 +13,11 @@ import { hasKcat } from '../support/kcat.ts';
 import { orderTopology } from '../support/order-topology.ts';
 import { randomOrder } from '../support/orders.ts';
 import { brokers, createTopics, testConfig, testLogger, uniqueName, withKafkaAdmin } from '../support/platform.ts';
+import { headerText, outputsOf, workerHarness } from '../support/workers.ts';
 
 /**
  * Metrics per route on every HTTP surface, and one trace from an HTTP POST to
- * the Kafka record, against a real broker. Tracing is on for this whole file
+ * the Kafka record and on through the worker to its output, against a real broker. Tracing is on for this whole file
  * (an in-memory exporter), so the ingress registers its span hooks.
  */
 
@@ -175,5 +176,44 @@ describe.skipIf(!hasKcat)('one trace from the HTTP request to the Kafka record',
     const spans = exporter.getFinishedSpans();
     expect(spans.map((s) => s.kind)).toEqual([SpanKind.SERVER]);
     expect(spans[0]!.attributes['http.response.status_code']).toBe(400);
+  });
+});
+
+describe('one trace from the HTTP request through the worker to its output', () => {
+  it('the exactly-once worker handles the record in a span under the ingress send span, and its output carries that span', async () => {
+    const h = await workerHarness({ partitions: 2 });
+    // An ingress whose route writes to the worker's input, its events framed with the worker's registry.
+    const route = { method: 'POST', path: '/v1/orders', topic: h.spec.input, key: 'orderId' } as const;
+    const front = await startIngress({ config, logger: log, topology: { ...h.topology, routes: [route] }, registry: h.registry, port: 0 });
+    try {
+      await h.start(undefined, { delivery: 'exactly-once' });
+      exporter.reset();
+      const reply = await fetch(`${front.url}/v1/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: `00-${TRACE_ID}-${PARENT_SPAN}-01` },
+        body: JSON.stringify(randomOrder()),
+      });
+      expect(reply.status).toBe(200);
+      const [output] = outputsOf(h, await h.collector.waitFor((records) => outputsOf(h, records).length >= 1, 30_000, 'the scored order'));
+
+      const spans = exporter.getFinishedSpans();
+      const server = spans.find((s) => s.kind === SpanKind.SERVER)!;
+      const send = spans.find((s) => s.name === `send ${h.spec.input}`)!;
+      const handle = spans.find((s) => s.name === `handle ${h.spec.input}`)!;
+      expect(server).toMatchObject({ name: 'POST /v1/orders' });
+      expect(handle).toMatchObject({ kind: SpanKind.CONSUMER });
+      for (const span of [server, send, handle]) expect(span.spanContext().traceId).toBe(TRACE_ID);
+      expect(server.parentSpanContext?.spanId).toBe(PARENT_SPAN);
+      expect(send.parentSpanContext?.spanId).toBe(server.spanContext().spanId);
+      expect(handle.parentSpanContext?.spanId).toBe(send.spanContext().spanId);
+      expect(handle.attributes).toMatchObject({ 'sluice.worker': h.spec.name, 'messaging.destination.name': h.spec.input });
+      expect(handle.status.code).toBe(SpanStatusCode.UNSET);
+      // The output's consumer continues the same trace, from the handle span.
+      expect(headerText(output!.headers, 'traceparent')).toBe(`00-${TRACE_ID}-${handle.spanContext().spanId}-01`);
+      expect(output!.headers.filter(([name]) => name === 'traceparent')).toHaveLength(1);
+    } finally {
+      await front.close();
+      await h.close();
+    }
   });
 });

@@ -41,7 +41,7 @@ function valueSchema(topic: string, file: string) {
 
 describe('exactly-once workers through a broker stop and start', () => {
   const dataRoot = mkdtempSync(join(tmpdir(), 'sluice-eos-broker-'));
-  const log = testLogger(loadConfig({}, { logLevel: 'warn', logFormat: 'json' }), 'eos-broker');
+  const log = testLogger(loadConfig({}, { logLevel: process.env.SLUICE_TEST_LOG_LEVEL ?? 'silent', logFormat: 'json' }), 'eos-broker');
   let kafkaOptions: LocalKafkaOptions | undefined;
   let brokers: string[];
   let registry: RunningRegistry;

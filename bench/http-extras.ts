@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { PROJECT_ROOT } from '../core/config.ts';
 import { median, type EventPool } from './common.ts';
 import { loadHttp } from './ingress.ts';
@@ -21,6 +21,8 @@ export interface ReadPathFigures {
   records: number;
   readPathEventsPerSec: number;
   tailEventsPerSec: number;
+  /** kcat (librdkafka) reading the same records raw, printing offsets: the ceiling for a reader; null without kcat. */
+  kcatEventsPerSec?: number | null;
 }
 
 export async function measureIdempotency(url: string, pool: EventPool, durationS: number, rounds: number, runId: string): Promise<IdempotencyFigures> {
@@ -64,5 +66,13 @@ export async function measureReadPath(ingressUrl: string, topic: string, records
   const tailed = await countLines(child.stdout);
   const tailEventsPerSec = Math.round((tailed * 1000) / (performance.now() - started));
   if (read !== records || tailed !== records) throw new Error(`read path read ${read}, sluice tail ${tailed} of ${records} records`);
-  return { records, readPathEventsPerSec, tailEventsPerSec };
+  return { records, readPathEventsPerSec, tailEventsPerSec, kcatEventsPerSec: kcatRate(topic, records, env.brokers) };
+}
+
+function kcatRate(topic: string, records: number, brokers: string[]): number | null {
+  const started = performance.now();
+  const result = spawnSync('kcat', ['-C', '-b', brokers.join(','), '-t', topic, '-o', 'beginning', '-c', String(records), '-q', '-f', '%o\n'], { maxBuffer: 256 * 1024 * 1024 });
+  if (result.error || result.status !== 0) return null;
+  const lines = result.stdout.toString('utf8').split('\n').length - 1;
+  return lines === records ? Math.round((records * 1000) / (performance.now() - started)) : null;
 }

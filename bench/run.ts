@@ -1,7 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
@@ -13,7 +12,7 @@ import { measureE2e, type E2eFigures } from './e2e-latency.ts';
 import { measureIdempotency, measureReadPath, type IdempotencyFigures, type ReadPathFigures } from './http-extras.ts';
 import { loadHttp, type HttpFigures } from './ingress.ts';
 import { runJavaProducer, type JavaProducerFigures } from './java-producer.ts';
-import type { WorkerBenchOptions } from './worker.ts';
+import { runWorkerBench, runWorkerScaleBench, type WorkerBenchOptions } from './worker.ts';
 import { computeGoals, computeRatios, writeResults, type BenchResults, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
 import { measureSerialization, type SerializationFigures } from './serialization.ts';
 import { runReplicated, type ReplicatedFigures } from './replicated.ts';
@@ -50,21 +49,6 @@ const FULL: Mode = { name: 'full', httpDurationS: 15, rounds: 3, connections: [1
 const RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results');
 // .gitignore keeps bench/results/*.cpuprofile out of the repository.
 const PROFILE_DIR = RESULTS_DIR;
-
-type WorkerBench = (options: WorkerBenchOptions) => Promise<WorkerFigures>;
-
-async function loadWorkerBench(): Promise<WorkerBench | string> {
-  const file = join(PROJECT_ROOT, 'bench', 'worker.ts');
-  if (!existsSync(file)) return 'bench/worker.ts does not exist yet (it comes with the exactly-once worker)';
-  // Importing a script runs it (and it may exit the process), so only a module that declares the hook is imported.
-  if (!/export\s+(async\s+)?function\s+runWorkerBench\b|export\s+default\b/.test(readFileSync(file, 'utf8'))) {
-    return 'bench/worker.ts exports no runWorkerBench(options: WorkerBenchOptions): Promise<WorkerFigures>; run it on its own (node bench/worker.ts) until it does';
-  }
-  const module = (await import(pathToFileURL(file).href)) as { runWorkerBench?: unknown; default?: unknown };
-  const fn = module.runWorkerBench ?? module.default;
-  if (typeof fn !== 'function') return 'bench/worker.ts exports no runWorkerBench(options) function';
-  return fn as WorkerBench;
-}
 
 interface Broker {
   brokers: string[];
@@ -289,14 +273,13 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
     const javaProducer = javaRuns.sort((a, b) => a.eventsPerSec - b.eventsPerSec)[javaRuns.length - 1] ?? null;
     log.info({ bare: bareBatched?.eventsPerSec, barePlatformatic: barePlatformatic?.eventsPerSec, java: javaProducer?.eventsPerSec }, 'ceilings');
 
-    const workerBench = stages.has('worker') ? await loadWorkerBench() : 'not run (--only)';
-    let worker: WorkerFigures | { skipped: string };
-    if (typeof workerBench === 'string') {
-      worker = { skipped: workerBench };
-      notes.push(`worker: ${workerBench}`);
-    } else {
+    let worker: WorkerFigures | { skipped: string } = { skipped: 'not run (--only)' };
+    if (stages.has('worker')) {
       log.info('worker: score-orders at-least-once and exactly-once vs a bare copy');
-      worker = await workerBench({ brokers: broker.brokers, registryUrl: registry.url, runId, mode: mode.name, config: registryConfig, logger: log });
+      const options: WorkerBenchOptions = { brokers: broker.brokers, registryUrl: registry.url, runId, mode: mode.name, config: registryConfig, logger: log };
+      worker = await runWorkerBench(options);
+      log.info('worker: exactly-once at 6 and 48 input partitions (events/s, broker connections)');
+      worker.scale = await runWorkerScaleBench({ ...options, runId: `${runId}s` });
     }
 
     // Without the ingress stage there is no measured peak; 8000/s is about Sluice's on 2 cores.
@@ -311,7 +294,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
     let replicated: ReplicatedFigures | null = null;
     if (mode.name === 'full' && stages.has('replicated')) {
       log.info('replicated: ingress and exactly-once worker on three brokers, RF 3 beside RF 1');
-      replicated = await runReplicated({ httpDurationS: mode.httpDurationS, pool, runId, mode: mode.name, workerBench: typeof workerBench === 'string' ? undefined : workerBench, log });
+      replicated = await runReplicated({ httpDurationS: mode.httpDurationS, pool, runId, mode: mode.name, workerBench: runWorkerBench, log });
     }
 
     const partial = {

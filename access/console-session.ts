@@ -50,13 +50,18 @@ export class ConsoleSessions {
     return [id, session];
   }
 
-  /** The principal of the request's session (see installSecurity's `identity`); a write without the CSRF token has none. */
-  readonly identity = (request: FastifyRequest): Principal | undefined => {
+  /**
+   * The principal of the request's session (see installSecurity's `identity`).
+   * A write without the session's CSRF token has none: it is refused (403)
+   * wherever a principal is needed, public routes (the login) still answer it.
+   */
+  readonly identity = (request: FastifyRequest): Principal | { refused: string } | undefined => {
     const found = this.#session(request);
     if (!found) return undefined;
     if (!SAFE_METHODS.has(request.method)) {
       const token = request.headers[CSRF_HEADER];
-      if (typeof token !== 'string' || !same(token, found[1].csrf)) return undefined;
+      if (typeof token !== 'string') return { refused: `a console write needs the session's CSRF token in the ${CSRF_HEADER} header` };
+      if (!same(token, found[1].csrf)) return { refused: `the ${CSRF_HEADER} header is not this session's CSRF token` };
     }
     return found[1].principal;
   };

@@ -25,8 +25,13 @@ export interface Denials {
   rateLimited(message: string): Error;
 }
 
-/** Who the request is from when it carries no Authorization header (the console's session cookie). */
-export type AlternativeIdentity = (request: FastifyRequest) => Principal | undefined;
+/**
+ * Who the request is from when it carries no Authorization header (the console's
+ * session cookie). `refused`: a principal was found but may not use it for this
+ * request (a write from a session without its CSRF token): the request is
+ * anonymous, and refused with 403 and this reason where an anonymous one gets 401.
+ */
+export type AlternativeIdentity = (request: FastifyRequest) => Principal | { refused: string } | undefined;
 
 export interface SecurityOptions {
   service: 'ingress' | 'registry' | 'console';
@@ -114,8 +119,11 @@ export function installSecurity(app: FastifyInstance, options: SecurityOptions):
       instance.addHook('onRequest', async (request, reply) => {
         const rule = request.routeOptions.config.access;
         const header = request.headers.authorization;
+        let refused: string | undefined;
         try {
-          request.principal = header === undefined && options.identity ? options.identity(request) : await control.authenticator!.fromHeader(header);
+          const found = header === undefined && options.identity ? options.identity(request) : await control.authenticator!.fromHeader(header);
+          if (found && 'refused' in found) refused = found.refused;
+          else request.principal = found;
         } catch (error) {
           if (options.challenge) reply.header('www-authenticate', options.challenge);
           await limit(request, reply);
@@ -125,12 +133,13 @@ export function installSecurity(app: FastifyInstance, options: SecurityOptions):
         // A path no route matches still needs credentials: unknown paths tell an anonymous caller nothing.
         const decision = authorize(request.principal, rule ? rule.needs(parts(request)) : [{ kind: 'authenticated' }]);
         if (!decision.allowed) {
-          if (decision.status === 401) {
+          const reason = decision.status === 401 && refused !== undefined ? refused : decision.reason;
+          if (decision.status === 401 && refused === undefined) {
             if (options.challenge) reply.header('www-authenticate', options.challenge);
             throw options.denials.unauthenticated(decision.reason);
           }
-          options.logger.info({ principal: request.principal?.name, method: request.method, url: request.routeOptions.url, service: options.service }, `access denied: ${decision.reason}`);
-          throw options.denials.forbidden(decision.reason);
+          options.logger.info({ principal: request.principal?.name, method: request.method, url: request.routeOptions.url, service: options.service }, `access denied: ${reason}`);
+          throw options.denials.forbidden(reason);
         }
       });
 

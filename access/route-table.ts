@@ -90,8 +90,13 @@ export const REGISTRY_ROUTES: RouteTable = {
 };
 
 const VIEWER: Need = { kind: 'console', role: 'viewer' };
+const OPERATOR: Need = { kind: 'console', role: 'operator' };
 
-/** The console: its page and login are public; every API needs a viewer, topic data also read on the topic. */
+/**
+ * The console: its page and login are public; every API needs a viewer, topic
+ * data also read on the topic; actions that change things need an operator
+ * (and, from a session, its CSRF token: console-session.ts).
+ */
 export const CONSOLE_ROUTES: RouteTable = {
   'GET /': PUBLIC,
   'GET /app.js': PUBLIC,
@@ -108,6 +113,9 @@ export const CONSOLE_ROUTES: RouteTable = {
   'GET /api/schemas': { needs: always(VIEWER) },
   'GET /api/schemas/:subject/versions/:version': { needs: (r) => [VIEWER, { kind: 'registry:read', subject: subject(r) }] },
   'GET /api/tail': { needs: (r) => (r.query.topic === undefined ? [VIEWER] : [VIEWER, { kind: 'read', topic: r.query.topic }]) },
+  'GET /api/dlq/:topic': { needs: (r) => [VIEWER, { kind: 'read', topic: r.params.topic ?? '' }] },
+  // Re-produces dead letters to their original topics (once each: the replay ledger).
+  'POST /api/dlq/:topic/replay': { needs: (r) => [OPERATOR, { kind: 'read', topic: r.params.topic ?? '' }], audit: true },
 };
 
 /** The rule for a request's route; HEAD is answered as GET. */

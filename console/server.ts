@@ -7,6 +7,7 @@ import { createKafka } from '../kafka/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
 import { describeGroup, describeTopic, listGroups, listTopics } from './cluster.ts';
+import { isDeadLetterTopic, registerDeadLetterRoutes } from './dead-letters.ts';
 import { LagHistory } from './lag-history.ts';
 import { registerLiveTail } from './live-tail.ts';
 import { registerSchemaRoutes } from './schemas.ts';
@@ -30,7 +31,7 @@ export interface RunningConsole {
   close(): Promise<void>;
 }
 
-/** The web console: topics, schemas, consumer groups with lag history, and a live tail. */
+/** The web console: topics, schemas, consumer groups with lag history, a live tail, and dead letters (replayed by operators). */
 export async function startConsole(options: ConsoleOptions): Promise<RunningConsole> {
   const { config } = options;
   const log = options.logger.child({ component: 'console' });
@@ -63,8 +64,10 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   registerHttpMetrics(app, { service: 'console' });
   registerStatic(app);
   sessions.register(app, access);
-  app.get('/api/topics', async () => listTopics(admin));
-  app.get<{ Params: { name: string } }>('/api/topics/:name', async (request) => describeTopic(admin, request.params.name));
+  // `deadLetters`: the page offers the topic's dead letters (and operators their replay).
+  const deadLetters = (name: string) => isDeadLetterTopic(name, config.consoleDeadLetterSuffix);
+  app.get('/api/topics', async () => (await listTopics(admin)).map((t) => ({ ...t, deadLetters: deadLetters(t.name) })));
+  app.get<{ Params: { name: string } }>('/api/topics/:name', async (request) => ({ ...(await describeTopic(admin, request.params.name)), deadLetters: deadLetters(request.params.name) }));
   app.get('/api/groups', async () => listGroups(admin));
   app.get<{ Params: { id: string } }>('/api/groups/:id', async (request) => {
     const detail = await describeGroup(admin, request.params.id);
@@ -76,6 +79,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   });
   registerSchemaRoutes(app, registry);
   registerLiveTail(app, { kafka, registry, logger: log });
+  registerDeadLetterRoutes(app, { kafka, admin, logger: log });
 
   try {
     checkExposure(config, options.host ?? config.consoleHost, 'console', log);

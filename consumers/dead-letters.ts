@@ -51,6 +51,25 @@ export function formatDeadLetter(letter: DeadLetter): string {
   return `${letter.partition}/${letter.offset}  key=${letter.key?.toString('utf8') ?? '(null)'}  from ${origin}  ${letter.failedAt ?? ''}  ${letter.errorClass ?? '?'}${code}${attempts}: ${letter.errorMessage ?? ''}${replayed}`;
 }
 
+/** A dead letter as JSON (`sluice dlq inspect --json`, the console): its bytes stay out, their length is given. */
+export function deadLetterSummary(letter: DeadLetter) {
+  return {
+    partition: letter.partition,
+    offset: letter.offset,
+    key: letter.key?.toString('utf8') ?? null,
+    timestamp: letter.timestamp,
+    errorClass: letter.errorClass ?? null,
+    errorCode: letter.errorCode ?? null,
+    errorMessage: letter.errorMessage ?? null,
+    attempts: letter.attempts === undefined ? null : Number(letter.attempts),
+    original: { topic: letter.originalTopic ?? null, partition: letter.originalPartition ?? null, offset: letter.originalOffset ?? null },
+    failedAt: letter.failedAt ?? null,
+    replayed: letter.replayed ?? null,
+    headers: letter.headers,
+    valueBytes: letter.value?.length ?? 0,
+  };
+}
+
 export const ledgerTopic = (deadLetterTopic: string) => `${deadLetterTopic}.replayed`;
 export const replayTransactionalId = (deadLetterTopic: string) => `sluice-dlq-replay-${deadLetterTopic}`;
 const ledgerKey = (partition: number, offset: string) => `${partition}/${offset}`;

@@ -338,6 +338,12 @@ export const OPTIONS = {
     description: 'How often the console samples the lag of the consumer groups it shows.',
     parse: integer(500, 600_000),
   },
+  consoleDeadLetterSuffix: {
+    env: 'SLUICE_CONSOLE_DLQ_SUFFIX',
+    default: '.dlq',
+    description: 'Topics whose name ends in this are dead-letter topics to the console: it lists their dead letters, and operators replay them.',
+    parse: text,
+  },
   topologyFile: {
     env: 'SLUICE_TOPOLOGY',
     default: 'topology/sluice.topology.yaml',

@@ -142,7 +142,10 @@ export class KafkaProducer {
       }),
       idempotent: idempotent || settings.transactionalId !== undefined,
       acks: ACKS[acks],
-      ...(settings.transactionalId === undefined ? {} : { transactionalId: settings.transactionalId }),
+      // A transactional id is initialised with producer id and epoch -1 ("none"): the client's default, 0 and 0,
+      // is refused (PRODUCER_FENCED) for an id the coordinator already knows, so a second `sluice dlq replay`
+      // of a topic failed. With -1 the coordinator bumps the epoch, fencing any other holder of the id.
+      ...(settings.transactionalId === undefined ? {} : { transactionalId: settings.transactionalId, producerId: -1n, producerEpoch: -1 }),
     });
     routeClientEvents(this.#client, logger);
     this.#acks = ACKS[acks];

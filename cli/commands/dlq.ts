@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { filterContext, formatDeadLetter, readDeadLetters, replayDeadLetters, type DeadLetter } from '../../consumers/dead-letters.ts';
+import { deadLetterSummary, filterContext, formatDeadLetter, readDeadLetters, replayDeadLetters } from '../../consumers/dead-letters.ts';
 import { compileFilter } from '../../tail/filter.ts';
 import { commandContext, withKafkaAdmin, write } from './context.ts';
 
@@ -8,24 +8,6 @@ import { commandContext, withKafkaAdmin, write } from './context.ts';
 function limit(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a whole number from 1');
   return Number(value);
-}
-
-function asJson(letter: DeadLetter): string {
-  return JSON.stringify({
-    partition: letter.partition,
-    offset: letter.offset,
-    key: letter.key?.toString('utf8') ?? null,
-    timestamp: letter.timestamp,
-    errorClass: letter.errorClass ?? null,
-    errorCode: letter.errorCode ?? null,
-    errorMessage: letter.errorMessage ?? null,
-    attempts: letter.attempts === undefined ? null : Number(letter.attempts),
-    original: { topic: letter.originalTopic ?? null, partition: letter.originalPartition ?? null, offset: letter.originalOffset ?? null },
-    failedAt: letter.failedAt ?? null,
-    replayed: letter.replayed ?? null,
-    headers: letter.headers,
-    valueBytes: letter.value?.length ?? 0,
-  });
 }
 
 export function register(program: Command): void {
@@ -46,7 +28,7 @@ export function register(program: Command): void {
         for (const letter of letters) {
           if (flags.limit !== undefined && shown >= flags.limit) break;
           if (filter && !filter(await filterContext(letter, topic, ctx.registry))) continue;
-          write(`${flags.json ? asJson(letter) : formatDeadLetter(letter)}\n`);
+          write(`${flags.json ? JSON.stringify(deadLetterSummary(letter)) : formatDeadLetter(letter)}\n`);
           shown++;
         }
         if (!flags.json) write(`${shown} of ${letters.length} dead letter(s) on ${topic}\n`);

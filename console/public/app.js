@@ -125,7 +125,16 @@ async function topicsPage() {
     h('h1', {}, 'Topics'),
     table(
       [['Topic'], ['Partitions', 'num'], ['Messages', 'num']],
-      topics.map((t) => [h('a', { href: `#/topics/${encodeURIComponent(t.name)}` }, t.name), t.partitions, t.messages.toLocaleString()]),
+      topics.map((t) => [
+        h(
+          'span',
+          {},
+          h('a', { href: `#/topics/${encodeURIComponent(t.name)}` }, t.name),
+          t.deadLetters ? [' ', h('a', { class: 'badge err', href: `#/dlq/${encodeURIComponent(t.name)}` }, 'dead letters')] : null,
+        ),
+        t.partitions,
+        t.messages.toLocaleString(),
+      ]),
     ),
   );
 }
@@ -135,7 +144,12 @@ async function topicPage(name) {
   const total = t.partitions.reduce((s, p) => s + p.messages, 0);
   render(
     h('h1', {}, t.name, ' ', h('span', { class: 'badge' }, `${t.partitions.length} partitions · ${total.toLocaleString()} messages`)),
-    h('div', { class: 'toolbar' }, h('a', { href: `#/tail/${encodeURIComponent(name)}` }, 'Live tail →'), h('a', { href: `#/schemas/${encodeURIComponent(`${name}-value`)}` }, 'Value schema →')),
+    h(
+      'div',
+      { class: 'toolbar' },
+      h('a', { href: `#/tail/${encodeURIComponent(name)}` }, 'Live tail →'),
+      t.deadLetters ? h('a', { href: `#/dlq/${encodeURIComponent(name)}` }, 'Dead letters →') : h('a', { href: `#/schemas/${encodeURIComponent(`${name}-value`)}` }, 'Value schema →'),
+    ),
     h('h2', {}, 'Partitions'),
     table(
       [['Partition', 'num'], ['Leader', 'num'], ['Replicas'], ['Begin offset', 'num'], ['End offset', 'num'], ['Messages', 'num']],
@@ -150,6 +164,51 @@ async function topicPage(name) {
         c.isDefault ? h('span', { class: 'muted' }, 'default') : h('span', { class: 'badge ok' }, 'set on topic'),
       ]),
     ),
+  );
+}
+
+// Operators replay dead letters; without an access file everyone may.
+const isOperator = () => Boolean(session?.open || session?.operator);
+
+async function dlqPage(topic, outcome = '') {
+  const { letters } = await api(`/api/dlq/${encodeURIComponent(topic)}`);
+  const waiting = letters.filter((l) => !l.replayed);
+  const status = h('span', { class: `status ${outcome ? 'badge ok' : 'muted'}`, 'data-testid': 'replay-status' }, outcome);
+  // The POST carries the session's CSRF token (api() adds it); the server replays each letter once at most.
+  const replay = async (offsets) => {
+    const here = location.hash;
+    status.textContent = 'replaying…';
+    status.className = 'status muted';
+    try {
+      const r = await api(`/api/dlq/${encodeURIComponent(topic)}/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(offsets ? { offsets } : {}) });
+      if (location.hash === here) await dlqPage(topic, `replayed ${r.replayed}, ${r.alreadyReplayed} already replayed`);
+    } catch (e) {
+      if (e instanceof SignedOut) return;
+      status.textContent = e.message;
+      status.className = 'status badge err';
+    }
+  };
+  const button = (label, offsets) => h('button', { type: 'button', onclick: () => void replay(offsets) }, label);
+  const origin = (o) => (o.topic === null ? '—' : `${o.topic} / ${o.partition ?? '?'} / ${o.offset ?? '?'}`);
+  render(
+    h('h1', {}, topic, ' ', h('span', { class: 'badge', 'data-testid': 'dlq-count' }, `${letters.length} dead letter${letters.length === 1 ? '' : 's'} · ${waiting.length} not replayed`)),
+    h('div', { class: 'toolbar' }, h('a', { href: `#/topics/${encodeURIComponent(topic)}` }, '← Topic'), isOperator() && waiting.length > 0 ? button(`Replay all ${waiting.length}`) : null, status),
+    letters.length === 0
+      ? h('p', { class: 'muted' }, 'No dead letters.')
+      : table(
+          [['Part', 'num'], ['Offset', 'num'], ['Key'], ['Failed at'], ['Error'], ['Message'], ['From (topic / partition / offset)'], ['Replayed'], ['']],
+          letters.map((l) => [
+            l.partition,
+            l.offset,
+            h('span', { class: 'mono' }, l.key ?? '(null)'),
+            l.failedAt ?? '',
+            `${l.errorClass ?? '?'}${l.errorCode ? ` [${l.errorCode}]` : ''}`,
+            l.errorMessage ?? '',
+            h('span', { class: 'mono' }, origin(l.original)),
+            l.replayed ? h('span', { class: 'badge ok', title: `to ${l.replayed.to} at ${l.replayed.at}` }, 'replayed') : h('span', { class: 'muted' }, 'no'),
+            isOperator() && !l.replayed ? button('Replay', [`${l.partition}:${l.offset}`]) : '',
+          ]),
+        ),
   );
 }
 
@@ -435,11 +494,12 @@ async function route() {
   const [path] = location.hash.replace(/^#\/?/, '').split('?');
   const [page, ...rest] = path.split('/');
   const arg = rest.length ? decodeURIComponent(rest.join('/')) : undefined;
-  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.nav === (page || 'topics'));
+  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.nav === (page === 'dlq' ? 'topics' : page || 'topics'));
   try {
     if (page === 'schemas') await (arg ? subjectPage(arg) : schemasPage());
     else if (page === 'groups') await (arg ? groupPage(arg) : groupsPage());
     else if (page === 'tail') await tailPage(arg);
+    else if (page === 'dlq' && arg) await dlqPage(arg);
     else await (arg ? topicPage(arg) : topicsPage());
   } catch (error) {
     if (!(error instanceof SignedOut)) failure(error);

@@ -12,13 +12,15 @@ import { registeredRoutes } from '../../access/plugin.ts';
 import { CONSOLE_ROUTES, ingressRouteTable, REGISTRY_ROUTES, ruleFor, type RouteTable } from '../../access/route-table.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { startConsole, type RunningConsole } from '../../console/server.ts';
+import { CSRF_HEADER } from '../../access/console-session.ts';
+import { DLQ_HEADERS, REPLAY_HEADER } from '../../consumers/headers.ts';
 import { startIngress, type Ingress } from '../../producers/server.ts';
 import { PRINCIPAL_HEADER } from '../../producers/routes.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import { basic, bearer, writeAccessFile, type TestAccess } from '../support/access.ts';
 import { orderTopology } from '../support/order-topology.ts';
 import { randomOrder } from '../support/orders.ts';
-import { createTopics, readTopics, testConfig, uniqueName } from '../support/platform.ts';
+import { createTestTopics, createTopics, readTopics, seam, testConfig, uniqueName, withKafkaAdmin } from '../support/platform.ts';
 
 /**
  * The three HTTP services as an operator deploys them: an access file, TLS with
@@ -29,11 +31,15 @@ import { createTopics, readTopics, testConfig, uniqueName } from '../support/pla
 
 const topic = uniqueName('orders.placed-access');
 const subject = `${topic}-value`;
+// The route walk's dead-letter topic (empty: replaying it replays nothing); the replay test's original topic and its dead letters.
+const walkDlq = `${topic}.walk.dlq`;
+const replayTarget = uniqueName('orders.replay-access');
+const replayDlq = `${replayTarget}.dlq`;
 const dir = mkdtempSync(join(tmpdir(), 'sluice-access-it-'));
 const logLines: string[] = [];
 const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
 
-const PASSWORDS = { admin: 'admin-password-1', viewer: 'viewer-password-1', writer: 'writer-password-1', lost: 'lost-password-1' };
+const PASSWORDS = { admin: 'admin-password-1', viewer: 'viewer-password-1', operator: 'operator-password-1', writer: 'writer-password-1', lost: 'lost-password-1' };
 let access: TestAccess;
 let registry: RunningRegistry;
 let ingress: Ingress;
@@ -70,6 +76,7 @@ beforeAll(async () => {
       { name: 'producer', allow: ['produce:/v1/orders'] },
       { name: 'writer', allow: [`registry:write:${topic}*`], password: PASSWORDS.writer },
       { name: 'viewer', allow: ['console:viewer', 'read:*'], password: PASSWORDS.viewer },
+      { name: 'operator', allow: ['console:operator', 'read:*'], password: PASSWORDS.operator },
       // Signed in, allowed nothing: the "wrong permission" of every route.
       { name: 'lost', allow: ['read:no-such-topic'], password: PASSWORDS.lost },
     ],
@@ -88,6 +95,7 @@ beforeAll(async () => {
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
+  await createTestTopics([walkDlq, replayTarget, replayDlq].map((name) => ({ name, partitions: 1 })));
   registry = await startRegistry({ config: base, logger, port: 0 });
   const registryUrl = withRegistryCredentials(registry.url, 'admin', PASSWORDS.admin);
   const config = testConfig({ accessFile: access.file, tlsCert: tls.cert, tlsKey: tls.key, tlsCa: tls.ca, registryUrl, registryTopic: base.registryTopic, logLevel: 'info' });
@@ -100,6 +108,7 @@ afterAll(async () => {
   await console_?.close();
   await ingress?.close();
   await registry?.close();
+  await withKafkaAdmin((admin) => admin.deleteTopics([walkDlq, `${walkDlq}.replayed`, replayTarget, replayDlq, `${replayDlq}.replayed`])).catch(() => undefined);
 });
 
 interface Call {
@@ -117,7 +126,7 @@ function sample(key: string): Call {
     .replace(':version', method === 'DELETE' ? '1' : 'latest')
     .replace(':id', url.startsWith('/api/groups') ? 'no-such-group' : String(schemaId))
     .replace(':name', topic)
-    .replace(':topic', topic);
+    .replace(':topic', url.startsWith('/api/dlq') ? walkDlq : topic);
   // The subject's own schema: registering it again, looking it up and testing it all succeed.
   const schema = JSON.stringify(orderTopology(topic, 1).topics[0]!.valueSchema!.schema);
   let body: unknown;
@@ -286,7 +295,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in headless chromium', () =>
 
     // A write without the page's CSRF token (what another site could forge) is refused.
     const forged = await page.evaluate(async () => (await fetch('/api/logout', { method: 'POST' })).status);
-    expect(forged).toBe(401);
+    expect(forged).toBe(403);
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
@@ -298,6 +307,174 @@ describe.skipIf(!existsSync(CHROMIUM))('the console in headless chromium', () =>
     const answer = await send(console_.url, { method: 'POST', path: '/api/login', body: { name: 'writer', password: PASSWORDS.writer } });
     expect(answer.status).toBe(403);
     expect(answer.headers.get('set-cookie')).toBeNull();
+  });
+});
+
+/** Signs in as the console's page does: the session cookie and the session's CSRF token. */
+async function signIn(name: keyof typeof PASSWORDS): Promise<{ cookie: string; csrf: string; operator: boolean }> {
+  const answer = await send(console_.url, { method: 'POST', path: '/api/login', body: { name, password: PASSWORDS[name] } });
+  expect(answer.status, answer.body).toBe(200);
+  const { csrf, operator } = JSON.parse(answer.body) as { csrf: string; operator: boolean };
+  return { cookie: answer.headers.get('set-cookie')!.split(';')[0]!, csrf, operator };
+}
+
+describe('the console: dead-letter replay is an operator action', () => {
+  const replayPath = `/api/dlq/${replayDlq}/replay`;
+  const replay = (body: unknown, headers: Record<string, string>) => send(console_.url, { method: 'POST', path: replayPath, body }, headers);
+  /** The replayed copies on the original topic, as a read_committed reader sees them. */
+  const copies = async (): Promise<string[]> => (await readTopics([replayTarget], { readCommitted: true })).filter((r) => r.headers.some(([name]) => name === REPLAY_HEADER)).map((r) => String(r.key));
+
+  beforeAll(async () => {
+    const producer = seam('access-dlq-test').producer();
+    const letter = (key: string, errorClass: string) => ({
+      topic: replayDlq,
+      key: Buffer.from(key),
+      value: Buffer.from(`bytes of ${key}`),
+      headers: Object.entries({
+        [DLQ_HEADERS.errorClass]: errorClass,
+        [DLQ_HEADERS.errorCode]: 'SLUICE_VALIDATION',
+        [DLQ_HEADERS.errorMessage]: `${errorClass} while handling ${key}`,
+        [DLQ_HEADERS.originalTopic]: replayTarget,
+        [DLQ_HEADERS.originalPartition]: '0',
+        [DLQ_HEADERS.originalOffset]: '7',
+        [DLQ_HEADERS.failedAt]: new Date().toISOString(),
+      }).map(([name, value]) => [name, Buffer.from(value)] as const),
+    });
+    try {
+      await producer.send([letter('letter-a', 'TypeError'), letter('letter-b', 'ValidationError')]);
+    } finally {
+      await producer.close();
+    }
+  });
+
+  it('a viewer lists the dead letters with their error and origin, and is refused the replay (403)', async () => {
+    const viewer = await signIn('viewer');
+    expect(viewer.operator).toBe(false);
+    const listed = await send(console_.url, { method: 'GET', path: `/api/dlq/${replayDlq}` }, { cookie: viewer.cookie });
+    expect(listed.status, listed.body).toBe(200);
+    const { letters } = JSON.parse(listed.body) as { letters: Record<string, unknown>[] };
+    expect(letters).toEqual([
+      expect.objectContaining({
+        partition: 0,
+        offset: '0',
+        key: 'letter-a',
+        errorClass: 'TypeError',
+        errorCode: 'SLUICE_VALIDATION',
+        original: { topic: replayTarget, partition: 0, offset: '7' },
+        replayed: null,
+      }),
+      expect.objectContaining({ partition: 0, offset: '1', key: 'letter-b', errorClass: 'ValidationError', errorMessage: 'ValidationError while handling letter-b' }),
+    ]);
+
+    const refused = await replay({}, { cookie: viewer.cookie, [CSRF_HEADER]: viewer.csrf });
+    expect(refused.status, refused.body).toBe(403);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'SLUICE_FORBIDDEN', message: expect.stringContaining('console:operator') });
+    // Topics the page offers a dead-letter view of.
+    const topics = JSON.parse((await send(console_.url, { method: 'GET', path: '/api/topics' }, { cookie: viewer.cookie })).body) as { name: string; deadLetters: boolean }[];
+    expect(topics.find((t) => t.name === replayDlq)?.deadLetters).toBe(true);
+    expect(topics.find((t) => t.name === replayTarget)?.deadLetters).toBe(false);
+  });
+
+  it("an operator's replay without the session's CSRF token, or with another, is refused (403); bad input is 400 or 404", async () => {
+    const operator = await signIn('operator');
+    expect(operator.operator).toBe(true);
+    const missing = await replay({}, { cookie: operator.cookie });
+    expect(missing.status, missing.body).toBe(403);
+    expect(JSON.parse(missing.body)).toMatchObject({ error: 'SLUICE_FORBIDDEN', message: expect.stringContaining(CSRF_HEADER) });
+    const wrong = await replay({}, { cookie: operator.cookie, [CSRF_HEADER]: (await signIn('operator')).csrf });
+    expect(wrong.status, wrong.body).toBe(403);
+
+    const withToken = { cookie: operator.cookie, [CSRF_HEADER]: operator.csrf };
+    const bad = await replay({ offsets: ['0:0', 'zero'] }, withToken);
+    expect(bad.status, bad.body).toBe(400);
+    expect(JSON.parse(bad.body).message).toContain('offsets[1]');
+    const unknownField = await replay({ offset: ['0:0'] }, withToken);
+    expect(unknownField.status, unknownField.body).toBe(400);
+    expect(JSON.parse(unknownField.body).message).toContain('"offset"');
+    const unknownTopic = await send(console_.url, { method: 'POST', path: `/api/dlq/${replayDlq}.nope/replay`, body: {} }, withToken);
+    expect(unknownTopic.status, unknownTopic.body).toBe(404);
+    expect(await copies()).toEqual([]);
+  });
+
+  it('an operator with the CSRF token replays each letter back to its topic once; a second replay replays 0', async () => {
+    const operator = await signIn('operator');
+    const withToken = { cookie: operator.cookie, [CSRF_HEADER]: operator.csrf };
+    const first = await replay({ offsets: ['0:0'] }, withToken);
+    expect(first.status, first.body).toBe(200);
+    expect(JSON.parse(first.body)).toEqual({ replayed: 1, alreadyReplayed: 0, notFound: [] });
+    await expect.poll(copies, { timeout: 15_000 }).toEqual(['letter-a']);
+
+    // The rest (no body: every letter not yet replayed), then everything again: the ledger has them all.
+    const rest = await send(console_.url, { method: 'POST', path: replayPath }, withToken);
+    expect(rest.status, rest.body).toBe(200);
+    expect(JSON.parse(rest.body)).toEqual({ replayed: 1, alreadyReplayed: 1, notFound: [] });
+    const again = await replay({}, withToken);
+    expect(again.status, again.body).toBe(200);
+    expect(JSON.parse(again.body)).toEqual({ replayed: 0, alreadyReplayed: 2, notFound: [] });
+    const named = await replay({ offsets: ['0:0', '0:99'] }, withToken);
+    expect(JSON.parse(named.body)).toEqual({ replayed: 0, alreadyReplayed: 1, notFound: ['0:99'] });
+
+    await expect.poll(async () => (await copies()).sort(), { timeout: 15_000 }).toEqual(['letter-a', 'letter-b']);
+    const listed = JSON.parse((await send(console_.url, { method: 'GET', path: `/api/dlq/${replayDlq}` }, { cookie: operator.cookie })).body) as { letters: { replayed: unknown }[] };
+    expect(listed.letters.map((l) => l.replayed)).toEqual([
+      { to: replayTarget, at: expect.any(String) },
+      { to: replayTarget, at: expect.any(String) },
+    ]);
+    const audit = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.audit === 'console' && l.principal === 'operator' && l.status === 200);
+    expect(audit.length).toBe(4);
+  });
+
+  it.skipIf(!existsSync(CHROMIUM))('in chromium: a viewer sees the dead letters without a Replay button; an operator clicks Replay', async () => {
+    const producer = seam('access-dlq-test').producer();
+    try {
+      await producer.send([
+        {
+          topic: replayDlq,
+          key: Buffer.from('letter-c'),
+          value: Buffer.from('bytes of letter-c'),
+          headers: [
+            [DLQ_HEADERS.errorClass, Buffer.from('RangeError')],
+            [DLQ_HEADERS.originalTopic, Buffer.from(replayTarget)],
+            [DLQ_HEADERS.originalPartition, Buffer.from('0')],
+          ],
+        },
+      ]);
+    } finally {
+      await producer.close();
+    }
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-sync'] });
+    try {
+      const signInAs = async (name: 'viewer' | 'operator') => {
+        const page = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+        await page.goto(`${console_.url}/#/topics`);
+        await page.getByLabel('Name').fill(name);
+        await page.getByLabel('Password or API key').fill(PASSWORDS[name]);
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        // The topic list links a dead-letter topic's letters.
+        await page.getByRole('link', { name: replayDlq, exact: true }).waitFor();
+        await page
+          .locator('tr', { has: page.getByRole('link', { name: replayDlq, exact: true }) })
+          .getByRole('link', { name: 'dead letters' })
+          .click();
+        await page.getByTestId('dlq-count').waitFor();
+        return page;
+      };
+      const viewer = await signInAs('viewer');
+      expect(await viewer.getByTestId('dlq-count').textContent()).toBe('3 dead letters · 1 not replayed');
+      expect(await viewer.getByText('RangeError').count()).toBe(1);
+      expect(await viewer.getByRole('button', { name: /Replay/ }).count()).toBe(0);
+
+      const operator = await signInAs('operator');
+      const row = operator.locator('tr', { hasText: 'letter-c' });
+      expect(await operator.getByRole('button', { name: 'Replay', exact: true }).count()).toBe(1);
+      await row.getByRole('button', { name: 'Replay' }).click();
+      await expect.poll(() => operator.getByTestId('replay-status').textContent(), { timeout: 15_000 }).toBe('replayed 1, 0 already replayed');
+      expect(await operator.getByTestId('dlq-count').textContent()).toBe('3 dead letters · 0 not replayed');
+      expect(await operator.getByRole('button', { name: /Replay/ }).count()).toBe(0);
+      await expect.poll(async () => (await copies()).sort(), { timeout: 15_000 }).toEqual(['letter-a', 'letter-b', 'letter-c']);
+    } finally {
+      await browser.close();
+    }
   });
 });
 

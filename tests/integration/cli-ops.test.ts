@@ -97,6 +97,13 @@ describe.skipIf(!hasKcat)('sluice dlq and sluice status', () => {
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toMatch(/replayed 0 dead letter\(s\); 1 already replayed/);
     expect(replayedCopies()).toBe(1);
+
+    // A later replay that produces again (the transactional id is initialised a second time).
+    const rest = await runCli(['dlq', 'replay', dlq], env);
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(rest.stdout).toMatch(/replayed 1 dead letter\(s\); 1 already replayed/);
+    expect(replayedCopies()).toBe(1);
+    expect(kcatReadAll(brokers(), original).filter((r) => r.key?.toString() === 'order-b')).toHaveLength(1);
   });
 
   it('status prints the worker group with committed offsets and lag per partition', async () => {

@@ -51,6 +51,10 @@ export class AtomicProducer {
       ...clientOptions(this.#config, { name: this.#settings.name, retry: retryPolicies.transaction }),
       idempotent: true,
       transactionalId: this.#settings.transactionalId,
+      // Producer id and epoch -1 ("none"): the client's default 0/0 is refused (PRODUCER_FENCED) for an id the
+      // coordinator already knows, i.e. a replica restarted with the same SLUICE_INSTANCE_ID.
+      producerId: -1n,
+      producerEpoch: -1,
     });
     routeClientEvents(client, this.#logger);
     return client;

@@ -114,7 +114,8 @@ describe('Idempotency-Key', () => {
     expect(await copies(event.orderId as string)).toBe(2);
   });
 
-  it('after a restart: the same response', async () => {
+  // With a stable SLUICE_INSTANCE_ID the restarted replica takes over its predecessor's transactional ids.
+  it('after a restart with the same instance id: the same response, and new keys are written', async () => {
     const event = order();
     const first = await post(a.url, event, 'k-restart');
     await a.close();
@@ -122,6 +123,24 @@ describe('Idempotency-Key', () => {
     const again = await post(a.url, event, 'k-restart');
     expect(again.text).toBe(first.text);
     expect(await copies(event.orderId as string)).toBe(1);
+
+    const instanceId = uniqueName('idem-restart');
+    const withId = (): Promise<Ingress> => startIngress({ config: { ...config, instanceId }, logger: log, topology: orderTopology(topic, 3), registry: new RegistryClient(registry.url), port: 0 });
+    let c = await withId();
+    const before = order();
+    expect((await post(c.url, before, 'k-stable-1')).status).toBe(200);
+    await c.close();
+    c = await withId();
+    try {
+      const fresh = order();
+      const written = await post(c.url, fresh, 'k-stable-2');
+      expect(written.status, written.text).toBe(200);
+      expect(written.replayed).toBe(false);
+      expect((await post(c.url, before, 'k-stable-1')).replayed).toBe(true);
+      expect(await copies(fresh.orderId as string)).toBe(1);
+    } finally {
+      await c.close();
+    }
   });
 
   it('retried after the ingress was SIGKILLed between produce and response: one record', async () => {

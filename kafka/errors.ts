@@ -86,6 +86,15 @@ export function isCoordinatorUnreachable(error: unknown): boolean {
   return false;
 }
 
+/**
+ * True when the client marked an error as coming from stale metadata (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION,
+ * LEADER_NOT_AVAILABLE, FENCED_LEADER_EPOCH, or a node no longer in the metadata): the cached leaders are wrong.
+ */
+export function isStaleMetadata(error: unknown): boolean {
+  for (const e of walk(error)) if ((e as { hasStaleMetadata?: unknown }).hasStaleMetadata === true) return true;
+  return false;
+}
+
 /** Every error in the tree under `error` (itself, its causes, the errors it aggregates), depth first. */
 function* walk(error: unknown, seen = new Set<unknown>()): Generator<ClientErrorShape & Error> {
   if (typeof error !== 'object' || error === null || seen.has(error)) return;

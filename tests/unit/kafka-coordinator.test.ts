@@ -1,6 +1,6 @@
 import { MultipleErrors, NetworkError, ProtocolError, ResponseError, TimeoutError } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
-import { errorTrail, isCoordinatorUnreachable } from '../../kafka/errors.ts';
+import { errorTrail, isCoordinatorUnreachable, isStaleMetadata } from '../../kafka/errors.ts';
 import { CoordinatorRoute } from '../../kafka/group-consumer.ts';
 
 const protocol = (id: string): ProtocolError => new ProtocolError(id, null);
@@ -102,5 +102,16 @@ describe('CoordinatorRoute: where a group offset commit goes', () => {
   it('asks the cluster when the library has no coordinator yet', async () => {
     const { lookup } = lookups([3]);
     expect(await new CoordinatorRoute(lookup).node(null)).toBe(3);
+  });
+});
+
+describe('isStaleMetadata: when a retry must ask for the leaders again', () => {
+  it.each([
+    ['NOT_LEADER_OR_FOLLOWER under a produce failure', () => new MultipleErrors('Producing messages failed.', [response('NOT_LEADER_OR_FOLLOWER')]), true],
+    ['a node no longer in the metadata', notInMetadata, true],
+    ['CONCURRENT_TRANSACTIONS', () => response('CONCURRENT_TRANSACTIONS'), false],
+    ['a refused connection', () => new NetworkError('Connection to 127.0.0.1:1 failed.'), false],
+  ])('%s: %s', (_name, make, stale) => {
+    expect(isStaleMetadata(make())).toBe(stale);
   });
 });

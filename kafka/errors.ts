@@ -180,7 +180,8 @@ function describeTree(nodes: ClientErrorShape[]): string {
 export function errorTrail(error: unknown, limit = 12): string[] {
   const lines = new Map<string, number>();
   for (const e of walk(error)) {
-    const isBranch = (Array.isArray(e.errors) && e.errors.length > 0) || (e.cause !== undefined && e.code === 'PLT_KFK_MULTIPLE');
+    // Aggregates and Sluice's own wrappers only repeat what is under them.
+    const isBranch = (Array.isArray(e.errors) && e.errors.length > 0) || (e.cause !== undefined && (e.code === 'PLT_KFK_MULTIPLE' || e instanceof SluiceError));
     if (isBranch) continue;
     const cause = e.cause as ClientErrorShape | undefined;
     const causeCode = typeof cause?.code === 'string' ? ` (${cause.code})` : '';

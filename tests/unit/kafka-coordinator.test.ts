@@ -1,6 +1,6 @@
 import { MultipleErrors, NetworkError, ProtocolError, ResponseError, TimeoutError } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
-import { errorTrail, isCoordinatorUnreachable, isStaleMetadata } from '../../kafka/errors.ts';
+import { errorTrail, isCoordinatorUnreachable, isStaleMetadata, toSluiceError } from '../../kafka/errors.ts';
 import { CoordinatorRoute } from '../../kafka/group-consumer.ts';
 
 const protocol = (id: string): ProtocolError => new ProtocolError(id, null);
@@ -113,5 +113,16 @@ describe('isStaleMetadata: when a retry must ask for the leaders again', () => {
     ['a refused connection', () => new NetworkError('Connection to 127.0.0.1:1 failed.'), false],
   ])('%s: %s', (_name, make, stale) => {
     expect(isStaleMetadata(make())).toBe(stale);
+  });
+});
+
+describe('errorTrail under Sluice errors', () => {
+  it('leaves out the Sluice wrapper and shows what each attempt of the client got', () => {
+    const wrapped = toSluiceError(
+      new MultipleErrors('Producing messages failed.', [
+        new MultipleErrors('produce failed 3 times.', [response('NOT_LEADER_OR_FOLLOWER'), response('NOT_LEADER_OR_FOLLOWER'), response('NOT_LEADER_OR_FOLLOWER')]),
+      ]),
+    );
+    expect(errorTrail(wrapped)).toEqual(['NOT_LEADER_OR_FOLLOWER ×3']);
   });
 });

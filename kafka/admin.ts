@@ -1,5 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Admin, type ClusterMetadata, ConfigResourceTypes, ConfigSources, FetchIsolationLevels, IncrementalAlterConfigOperationTypes, ListOffsetTimestamps } from '@platformatic/kafka';
+import {
+  Admin,
+  type ClusterMetadata,
+  ConfigResourceTypes,
+  ConfigSources,
+  FetchIsolationLevels,
+  FindCoordinatorKeyTypes,
+  IncrementalAlterConfigOperationTypes,
+  ListOffsetTimestamps,
+} from '@platformatic/kafka';
 import type { SluiceConfig } from '../core/config.ts';
 import { isRetryable, KafkaError, type SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -336,6 +345,15 @@ export class KafkaAdmin {
       controllerId: metadata.controllerId,
       brokers: [...metadata.brokers].map(([nodeId, b]) => ({ nodeId, host: b.host, port: b.port })).sort((a, b) => a.nodeId - b.nodeId),
     };
+  }
+
+  /** The node coordinating a consumer group or a transactional id (FindCoordinator), e.g. to take it down on purpose in a fault test. */
+  async coordinator(keyType: 'group' | 'transaction', key: string): Promise<number> {
+    const [found] = await this.#call(`find the ${keyType} coordinator of ${key}`, () =>
+      this.#client.findCoordinator({ keyType: keyType === 'group' ? FindCoordinatorKeyTypes.GROUP : FindCoordinatorKeyTypes.TRANSACTION, keys: [key] }),
+    );
+    if (found === undefined || found.nodeId < 0) throw new KafkaError('SLUICE_KAFKA_ERROR', `no ${keyType} coordinator for ${key}`, { retryable: true });
+    return found.nodeId;
   }
 
   async close(): Promise<void> {

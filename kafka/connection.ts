@@ -9,7 +9,7 @@ import { bootstrapServers, type SluiceConfig } from '../core/config.ts';
 import { ConfigError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RetryPolicy } from '../core/retry.ts';
-import { toSluiceError, type ErrorContext } from './errors.ts';
+import { isStaleMetadata, toSluiceError, type ErrorContext } from './errors.ts';
 
 /**
  * SluiceConfig → the client's base options: bootstrap brokers, client id, TLS,
@@ -127,7 +127,11 @@ export function clientOptions(config: SluiceConfig, settings: ClientSettings): B
     requestTimeout: settings.requestTimeoutMs ?? config.kafkaRequestTimeoutMs,
     ...(settings.brokerTimeoutMs === undefined ? {} : { timeout: settings.brokerTimeoutMs }),
     retries: policy.retries,
-    retryDelay: (_client, _operation, attempt, _retries, error) => {
+    retryDelay: (client, _operation, attempt, _retries, error) => {
+      // The client retries a produce refused with NOT_LEADER_OR_FOLLOWER on its cached metadata (producer.js
+      // #performSingleDestinationSend forces a refresh only after network errors), so to the old leader again until
+      // the cache ages out (5 s), past a request's budget while leaderships move (a rolling restart): the retry asks again.
+      if (isStaleMetadata(error)) (client as { clearMetadata?: () => void }).clearMetadata?.();
       const classified = toSluiceError(error, context);
       return classified.code === 'SLUICE_KAFKA_AUTH_FAILED' ? AUTH_RETRY_DELAY_MS : policy.delayMs(attempt, classified);
     },

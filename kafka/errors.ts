@@ -67,6 +67,34 @@ const PROTOCOL_RULES: Record<string, Rule> = {
 const TLS_CODES = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_OSSL_)/;
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 
+/** Broker answers meaning "ask FindCoordinator again": the coordinator moved, or is still loading its state after a move. */
+const COORDINATOR_MOVED = new Set(['NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE', 'COORDINATOR_LOAD_IN_PROGRESS']);
+
+/**
+ * True when a call to a coordinator failed in a way a fresh FindCoordinator can fix: the broker said it is not (or not yet)
+ * the coordinator, or it could not be reached at all (refused, timed out, gone from the cluster's metadata). A protocol
+ * refusal of the request itself (fenced, illegal generation) is not: asking again for the coordinator changes nothing.
+ */
+export function isCoordinatorUnreachable(error: unknown): boolean {
+  for (const e of walk(error)) {
+    if (typeof e.apiId === 'string' && COORDINATOR_MOVED.has(e.apiId)) return true;
+    if (e.code === 'PLT_KFK_NETWORK' || e.code === 'PLT_KFK_TIMEOUT' || (typeof e.code === 'string' && NETWORK_CODES.has(e.code))) {
+      if ((e as { closed?: unknown }).closed === true) continue;
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * True when the client marked an error as coming from stale metadata (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION,
+ * LEADER_NOT_AVAILABLE, FENCED_LEADER_EPOCH, or a node no longer in the metadata): the cached leaders are wrong.
+ */
+export function isStaleMetadata(error: unknown): boolean {
+  for (const e of walk(error)) if ((e as { hasStaleMetadata?: unknown }).hasStaleMetadata === true) return true;
+  return false;
+}
+
 /** Every error in the tree under `error` (itself, its causes, the errors it aggregates), depth first. */
 function* walk(error: unknown, seen = new Set<unknown>()): Generator<ClientErrorShape & Error> {
   if (typeof error !== 'object' || error === null || seen.has(error)) return;
@@ -143,4 +171,25 @@ function describeTree(nodes: ClientErrorShape[]): string {
   const firstText = describeNode(first);
   const lastText = describeNode(last);
   return last === first || lastText === firstText ? firstText : `${firstText} (${lastText})`;
+}
+
+/**
+ * One line per distinct leaf of the client's error tree ("NOT_COORDINATOR", "PLT_KFK_NETWORK Connection to h:p failed.
+ * (ECONNREFUSED)"), so a log shows what each retry of a MultipleErrors actually got instead of "failed 11 times".
+ */
+export function errorTrail(error: unknown, limit = 12): string[] {
+  const lines = new Map<string, number>();
+  for (const e of walk(error)) {
+    // Aggregates and Sluice's own wrappers only repeat what is under them.
+    const isBranch = (Array.isArray(e.errors) && e.errors.length > 0) || (e.cause !== undefined && (e.code === 'PLT_KFK_MULTIPLE' || e instanceof SluiceError));
+    if (isBranch) continue;
+    const cause = e.cause as ClientErrorShape | undefined;
+    const causeCode = typeof cause?.code === 'string' ? ` (${cause.code})` : '';
+    const line =
+      typeof e.apiId === 'string'
+        ? `${e.apiId}${typeof e.serverErrorMessage === 'string' && e.serverErrorMessage ? `: ${e.serverErrorMessage}` : ''}`
+        : `${String(e.code ?? e.name)} ${String(e.message)}${causeCode}`;
+    lines.set(line, (lines.get(line) ?? 0) + 1);
+  }
+  return [...lines].slice(0, limit).map(([line, n]) => (n > 1 ? `${line} ×${n}` : line));
 }

@@ -1,4 +1,4 @@
-import { Admin, ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, MessagesStreamModes, type BaseOptions, type MessagesStream } from '@platformatic/kafka';
+import { Admin, ConnectionPool, Consumer, FetchIsolationLevels, FindCoordinatorKeyTypes, ListOffsetTimestamps, MessagesStreamModes, type BaseOptions, type MessagesStream } from '@platformatic/kafka';
 import diagnostics from 'node:diagnostics_channel';
 import type { Logger } from '../core/logger.ts';
 import { routeClientEvents } from './connection.ts';
@@ -58,12 +58,15 @@ export interface GroupConsumerOptions {
   logger: Logger;
 }
 
-/** The group membership a batch was fetched under; a transactional offset commit carries it (KIP-447), so a zombie is fenced. */
+/**
+ * The group membership a batch was fetched under; a transactional offset commit carries it (KIP-447), so a zombie is fenced.
+ * Where the commit is sent is not part of it: the group coordinator can move (a broker lost) while the membership stays
+ * valid, so a commit asks offsetCoordinator() at the time it is sent.
+ */
 export interface GroupGeneration {
   readonly groupId: string;
   readonly memberId: string;
   readonly generationId: number;
-  readonly coordinatorId: number;
 }
 
 export interface PartitionBatch {
@@ -198,6 +201,7 @@ export class GroupConsumer {
   #closing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #resolving: Promise<void> | undefined;
+  readonly #coordinator: CoordinatorRoute;
 
   constructor(options: GroupConsumerOptions) {
     this.groupId = options.groupId;
@@ -219,6 +223,12 @@ export class GroupConsumer {
     // Reading a stable offset waits (UNSTABLE_OFFSET_COMMIT is retried) for the transaction holding it.
     this.#admin = new Admin({ ...options.client, clientId: `${options.client.clientId}-offsets`, retries: 50, retryDelay: 100 });
     this.#fetchPool = new ConnectionPool(`${options.client.clientId}-fetch`, options.client);
+    this.#coordinator = new CoordinatorRoute(async () => {
+      const [found] = await this.#admin.findCoordinator({ keyType: FindCoordinatorKeyTypes.GROUP, keys: [this.groupId] });
+      if (found === undefined || found.nodeId < 0) throw new Error(`no coordinator for group ${this.groupId}`);
+      this.#log.info({ library: this.#consumer.coordinatorId, coordinator: found.nodeId }, 'group coordinator looked up after a failed commit');
+      return found.nodeId;
+    });
   }
 
   /** Whether the cluster speaks the `consumer` group protocol (KIP-848: ConsumerGroupHeartbeat, Kafka >= 4.0). */
@@ -257,6 +267,16 @@ export class GroupConsumer {
     this.#reconcile();
     const state = this.#partitions.get(partitionKey(partition.topic, partition.partition));
     return state !== undefined && state.tenure === tenure ? this.#generation : undefined;
+  }
+
+  /** The node a transactional offset commit of this group goes to now (see CoordinatorRoute). */
+  offsetCoordinator(): Promise<number> {
+    return this.#coordinator.node(this.#consumer.coordinatorId ?? null);
+  }
+
+  /** A commit could not reach the group coordinator (or was told it is not one): the next one looks it up. */
+  coordinatorFailed(): void {
+    this.#coordinator.failed();
   }
 
   /** Partitions currently assigned. */
@@ -417,7 +437,7 @@ export class GroupConsumer {
     this.#assignmentSignature = signature;
 
     const previous = this.#generation;
-    const generation: GroupGeneration = { groupId: this.groupId, memberId: consumer.memberId ?? '', generationId, coordinatorId: consumer.coordinatorId ?? -1 };
+    const generation: GroupGeneration = { groupId: this.groupId, memberId: consumer.memberId ?? '', generationId };
     // A new generation (classic protocol) fences every commit of the previous one: whatever
     // was handed over under it is revoked, kept partitions included, and read again. With the
     // consumer protocol the member epoch moves on every assignment change of the member, while
@@ -686,6 +706,48 @@ export class GroupConsumer {
     this.#active--;
     if (state.queue.length > 0) this.#ready.push(state.key);
     this.#tick();
+  }
+}
+
+/**
+ * Where a group's transactional offset commits go. The library's consumer
+ * knows its coordinator and its heartbeats keep that current, except in one
+ * case: a coordinator that left the cluster's metadata (a SIGKILLed broker,
+ * once fenced) is kept until that broker comes back (consumer.js #handleError
+ * clears the metadata on a "broker not in the metadata" error and keeps the
+ * coordinator). So after a failed commit the cluster is asked (FindCoordinator),
+ * and its answer is used until the library's own coordinator changes, which
+ * means the library learned something newer itself.
+ */
+export class CoordinatorRoute {
+  readonly #lookup: () => Promise<number>;
+  #found: { node: number; library: number | null } | undefined;
+  #suspect = false;
+
+  constructor(lookup: () => Promise<number>) {
+    this.#lookup = lookup;
+  }
+
+  /** The coordinator to use, given the library's (null when it has none). */
+  async node(library: number | null): Promise<number> {
+    if (this.#suspect || (library === null && this.#found === undefined)) {
+      this.#suspect = false;
+      try {
+        this.#found = { node: await this.#lookup(), library };
+      } catch (error) {
+        this.#suspect = true;
+        throw error;
+      }
+    }
+    const found = this.#found;
+    if (found !== undefined && (library === null || library === found.library)) return found.node;
+    this.#found = undefined;
+    return library!;
+  }
+
+  /** The last commit could not reach the coordinator it was sent to, or was told it is not the coordinator. */
+  failed(): void {
+    this.#suspect = true;
   }
 }
 

@@ -48,6 +48,7 @@ export type { AdminSettings, ClusterDescription, ConfigEntry, GroupDescription, 
 export { KafkaAdmin } from './admin.ts';
 export { PartitionReader, type BatchHandler, type PartitionBatch, type PartitionReaderSettings } from './partition-reader.ts';
 export { KafkaProducer, type ProducerSettings } from './producer.ts';
+export { errorTrail } from './errors.ts';
 export { partitionForKey } from './partitioner.ts';
 export * from './types.ts';
 export { AtomicProducer, type AtomicProducerSettings } from './atomic-producer.ts';

@@ -1,6 +1,7 @@
 import { findErrorBy, Producer, type BaseOptions, type MessageToProduce } from '@platformatic/kafka';
 import { TransactionAbortedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { errorTrail, isCoordinatorUnreachable } from './errors.ts';
 import { kNativeConsumer, type CommitOffset, type GroupConsumer, type GroupGeneration } from './group-consumer.ts';
 import type { OutgoingRecord } from './types.ts';
 
@@ -110,9 +111,11 @@ export class TransactionalOutput implements WorkerOutput {
       if (records.length > 0) await transaction.send({ messages: records.map(toMessage) });
       if (offsets.length > 0) {
         await transaction.addConsumer(this.#options.consumer[kNativeConsumer] as never);
+        // Sent to the coordinator of the group now, not the one the records were fetched under (it may be a dead broker).
+        const coordinatorId = await this.#options.consumer.offsetCoordinator();
         // One at a time: the client de-duplicates concurrent offset commits of one producer.
         for (const { topic, partition, offset, generation } of offsets) {
-          await transaction.addOffset({ topic, partition, offset: offset - 1n, metadata: { consumer: generation } } as never);
+          await transaction.addOffset({ topic, partition, offset: offset - 1n, metadata: { consumer: { ...generation, coordinatorId } } } as never);
         }
       }
       await transaction.commit();
@@ -125,6 +128,9 @@ export class TransactionalOutput implements WorkerOutput {
           return false;
         },
       );
+      // The offsets go to the group coordinator and the rest to the transaction coordinator; either may have moved.
+      if (isCoordinatorUnreachable(error)) this.#options.consumer.coordinatorFailed();
+      this.#options.logger.warn({ transactionalId: this.transactionalId, causes: errorTrail(error), aborted }, 'the transaction failed');
       // Only a transaction refused by the group (a rebalance) and cleanly aborted leaves the producer
       // usable. Any other state is unknown (a timeout during commit, a broker gone): the producer
       // starts afresh, and initialising the id again completes or aborts what the coordinator

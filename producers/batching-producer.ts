@@ -1,5 +1,6 @@
 import { BrokerUnavailableError, OverloadedError, ShuttingDownError, SluiceError, describeCause, isRetryable } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { errorTrail } from '../kafka/index.ts';
 import type { OutgoingRecord, RecordMetadata } from '../kafka/types.ts';
 
 /**
@@ -189,7 +190,8 @@ export class BatchingProducer {
       this.#stats.batchesFailed += 1;
       this.#options.observer?.batchFailed?.(batch.length, error);
       const failure = toProduceError(error, batch.length, topics);
-      this.#options.logger.warn({ err: error, topics, count: batch.length, code: failure.code }, 'produce failed');
+      // The causes say whether the client retried (and what each attempt got) or gave up at once.
+      this.#options.logger.warn({ err: error, causes: errorTrail(error), topics, count: batch.length, code: failure.code }, 'produce failed');
       for (const pending of batch) this.#fail(pending.ticket, failure);
     }
   }

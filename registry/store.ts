@@ -3,7 +3,7 @@ import { describeCause, RegistryHttpError, SluiceError } from '../core/errors.ts
 import type { Logger } from '../core/logger.ts';
 import { internalReplication } from '../topology/replication.ts';
 import { retryPolicies } from '../core/retry.ts';
-import { createKafka, type KafkaAdmin, type KafkaProducer, type PartitionBatch, type PartitionReader } from '../kafka/index.ts';
+import { createKafka, errorTrail, type KafkaAdmin, type KafkaProducer, type PartitionBatch, type PartitionReader } from '../kafka/index.ts';
 import type { Plan } from './commands.ts';
 import { decodeRecord, encodeKey, encodeValue, RegistryState, type ApplyOutcome, type LogRecord, type RecordKey } from './state.ts';
 
@@ -246,6 +246,16 @@ export class RegistryStore {
       .catch((error: unknown) => {
         throw RegistryHttpError.storeError(`writing to ${this.topic} failed: ${describeCause(error)}`, error);
       });
+    const started = Date.now();
+    let answered = false;
+    // A send still retrying when the caller was answered (50002) goes on; how it ends says why it was slow.
+    send.then(
+      () => answered && this.#log.warn({ elapsedMs: Date.now() - started }, 'a registry write was acknowledged after its caller timed out'),
+      (error: unknown) => answered && this.#log.warn({ elapsedMs: Date.now() - started, causes: errorTrail(error) }, 'a registry write failed after its caller timed out'),
+    );
+    timeout.catch(() => {
+      answered = true;
+    });
     try {
       const metadata = await Promise.race([send, timeout]);
       const base = metadata[0]?.offset;

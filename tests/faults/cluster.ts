@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { localClusterOptions, startLocalCluster, type ClusterNode, type LocalCluster, type LocalClusterOptions } from '../../broker/cluster.ts';
 import { fetchMetadata, type TopicMetadata } from '../../broker/probe.ts';
 import { loadConfig, type SluiceConfig } from '../../core/config.ts';
+import { KafkaAdmin } from '../../kafka/admin.ts';
 
 /** The fault suite's cluster, as seen from a test: its nodes, leaders and ISRs. */
 
@@ -73,5 +74,24 @@ export async function waitForLeadersOff(cluster: LocalCluster, topic: string, no
     if (partitions.length > 0 && partitions.every((p) => p.leader >= 0 && p.leader !== nodeId)) return;
     if (Date.now() > deadline) throw new Error(`${topic}: node ${nodeId} still leads partitions after ${timeoutMs} ms`);
     await sleep(100);
+  }
+}
+
+/**
+ * The node to SIGKILL: the leader of most partitions of `topic` (default), or, with SLUICE_FAULTS_VICTIM=transaction
+ * (or group), the coordinator of the worker's transactional id (or group), the hard case for an exactly-once worker.
+ */
+export async function pickVictim(cluster: LocalCluster, topic: string, keys: { transactionalId: string; groupId: string }): Promise<ClusterNode> {
+  const kind = process.env.SLUICE_FAULTS_VICTIM ?? 'leader';
+  if (kind === 'leader') return leaderOfMost(cluster, topic);
+  if (kind !== 'transaction' && kind !== 'group') throw new Error(`SLUICE_FAULTS_VICTIM=${kind}: leader, transaction or group`);
+  const admin = new KafkaAdmin(faultsConfig(), pino({ level: 'silent' }), { name: 'faults-victim' });
+  try {
+    const id = await admin.coordinator(kind, kind === 'transaction' ? keys.transactionalId : keys.groupId);
+    const node = cluster.nodes.find((n) => n.id === id);
+    if (!node) throw new Error(`the ${kind} coordinator ${id} is not a node of the fault cluster`);
+    return node;
+  } finally {
+    await admin.close();
   }
 }

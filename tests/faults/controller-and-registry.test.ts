@@ -68,7 +68,8 @@ describe('[faults] controller loss and one broker down: topology apply and the r
       const subject = `${platform.topics.placed}.down-${node.id}-value`;
       ids.set(subject, await registerSchema(platform.registryUrl, subject, recordSchema(`Down${node.id}`, ['a'])));
       subjects.push(subject);
-      await registerSchema(platform.registryUrl, subjects[0]!, recordSchema(`Down${cluster.nodes[0]!.id}`, ['a', `b${node.id}`]));
+      // The first subject's latest version (and id) moves on with each of these.
+      ids.set(subjects[0]!, await registerSchema(platform.registryUrl, subjects[0]!, recordSchema(`Down${cluster.nodes[0]!.id}`, ['a', `b${node.id}`])));
       await node.start();
       await waitForFullIsr(cluster, [platform.topics.placed]);
     }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../broker/cluster.ts';
-import { faultsCluster, leaderOfMost, replicationOf, waitForFullIsr, waitForLeadersOff } from './cluster.ts';
+import { faultsCluster, pickVictim, replicationOf, waitForFullIsr, waitForLeadersOff } from './cluster.ts';
 import { postOrders, summarize } from './load.ts';
 import { report } from './report.ts';
 import { startPlatform, waitForKeys, type Platform } from './platform.ts';
@@ -39,7 +39,7 @@ describe('[faults] the leader of most partitions of orders.placed is SIGKILLed u
 
   it(`every accepted event of ${EVENTS} is scored exactly once; failures are 503s within the in-flight bound; the broker rejoins the ISR`, { timeout: 300_000 }, async () => {
     const { placed, scored } = platform.topics;
-    const victim = await leaderOfMost(cluster, placed);
+    const victim = await pickVictim(cluster, placed, { transactionalId: platform.transactionalId(), groupId: platform.groupId });
     const began = Date.now();
     const run = postOrders(`${platform.ingressUrl}/v1/orders`, { count: EVENTS, concurrency: CONCURRENCY, timeoutMs: 30_000 });
     while (run.issued() < EVENTS / 4) await sleep(20);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../core/config.ts';
@@ -17,6 +17,9 @@ export interface Platform {
   ingressUrl: string;
   registryUrl: string;
   topics: { placed: string; scored: string; dlq: string };
+  /** The exactly-once worker's consumer group, and its transactional id (before any renewal: kafka/transaction.ts). */
+  groupId: string;
+  transactionalId(): string;
   topologyFile: string;
   env: NodeJS.ProcessEnv;
   /** The `sluice up` process (ingress, registry and worker in one: its RSS bounds the ingress's). */
@@ -81,6 +84,9 @@ export async function startPlatform(env: NodeJS.ProcessEnv = {}): Promise<Platfo
     ingressUrl,
     registryUrl,
     topics,
+    groupId: `sluice.score-orders.${suffix}`,
+    // consumers/runtime.ts: `<group>-<pid>-<n>`, the first worker of the process.
+    transactionalId: () => `sluice.score-orders.${suffix}-${proc.child.pid}-0`,
     topologyFile: file,
     env: fullEnv,
     pid: () => proc.child.pid,
@@ -91,6 +97,8 @@ export async function startPlatform(env: NodeJS.ProcessEnv = {}): Promise<Platfo
     },
     async stop() {
       await stopProcess(proc);
+      // The whole log of `sluice up` (a failure message shows only its tail), for following a recovery afterwards.
+      if (process.env.SLUICE_FAULTS_LOG) appendFileSync(process.env.SLUICE_FAULTS_LOG, proc.output());
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -3,7 +3,7 @@ import type { LocalCluster } from '../../broker/cluster.ts';
 import { faultsCluster, waitForFullIsr } from './cluster.ts';
 import { percentile, postOrders, summarize } from './load.ts';
 import { report } from './report.ts';
-import { startPlatform, waitForKeys, type Platform } from './platform.ts';
+import { keyCounts, startPlatform, waitForKeys, type Platform } from './platform.ts';
 
 /** Continuous load during the roll: a steady rate, well under capacity, so latency shows the roll and not the queue. */
 const RATE = 150;
@@ -52,6 +52,10 @@ describe('[faults] rolling restart of all three brokers under continuous load', 
     );
     const lost = accepted.filter((o) => !counts.has(o.orderId)).length;
     const duplicated = [...counts.values()].filter((n) => n > 1).length;
+    // Whether a duplicate comes from the worker (once on the input, twice scored) or from the ingress (posted once, written twice).
+    const placedCounts = await keyCounts(placed);
+    const duplicatedOnInput = [...placedCounts.values()].filter((n) => n > 1).length;
+    const duplicatedByWorker = [...counts].filter(([id, n]) => n > 1 && placedCounts.get(id) === 1).length;
     const latencies = accepted.map((o) => o.ms);
     const figures = {
       posted: outcomes.length,
@@ -60,6 +64,8 @@ describe('[faults] rolling restart of all three brokers under continuous load', 
       byStatus,
       lost,
       duplicated,
+      duplicatedOnInput,
+      duplicatedByWorker,
       rollMs,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
+import { MultipleErrors, ProtocolError } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
@@ -87,6 +88,19 @@ describe('SluiceConfig → client options', () => {
     const auth = Object.assign(new Error('Connection to a:1 failed.'), { code: 'PLT_KFK_NETWORK', cause: Object.assign(new Error('SASL authentication failed.'), { code: 'PLT_KFK_AUTHENTICATION' }) });
     expect(delay({}, 'metadata', 3, 8, auth)).toBe(10);
     expect(delay({}, 'metadata', 3, 8, Object.assign(new Error('down'), { code: 'PLT_KFK_NETWORK' }))).toBe(retryPolicies.admin.delayMs(3));
+  });
+
+  it('drops the cached metadata before retrying after a stale-metadata answer (NOT_LEADER_OR_FOLLOWER), and only then', () => {
+    const options = clientOptions(loadConfig({}), settings);
+    const delay = options.retryDelay as (client: unknown, op: string, attempt: number, retries: number, error: Error) => number;
+    let cleared = 0;
+    const client = { clearMetadata: () => cleared++ };
+    const notLeader = new MultipleErrors('Producing messages failed.', [new ProtocolError('NOT_LEADER_OR_FOLLOWER')]);
+    delay(client, 'produce', 1, 8, notLeader);
+    expect(cleared).toBe(1);
+    delay(client, 'produce', 2, 8, new ProtocolError('CONCURRENT_TRANSACTIONS'));
+    delay(client, 'produce', 2, 8, Object.assign(new Error('down'), { code: 'PLT_KFK_NETWORK' }));
+    expect(cleared).toBe(1);
   });
 });
 

@@ -16,7 +16,7 @@ import type { KafkaRecord, OutgoingRecord, TopicPartition } from '../../kafka/ty
 
 const log = createLogger({ logLevel: 'silent', logFormat: 'json', instanceId: 'test' } as never, 'worker-unit');
 
-const generation = (generationId: number): GroupGeneration => ({ groupId: 'g', memberId: 'm', generationId, coordinatorId: 1 });
+const generation = (generationId: number): GroupGeneration => ({ groupId: 'g', memberId: 'm', generationId });
 
 class FakeOutput implements WorkerOutput {
   readonly rounds: { records: string[]; offsets: { tp: string; offset: bigint; generationId: number }[] }[] = [];

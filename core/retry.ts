@@ -70,11 +70,12 @@ export class BackoffPolicy implements RetryPolicy {
  * milliseconds: the Java client retries it after 20 ms. With the general backoff
  * (the client's default is a whole second) an exactly-once loop measured 1,000
  * records/s; with 20 ms, 23,000/s. A worker at low load begins its next round
- * right after a commit, so the first retries come sooner still (2, 4, 8, 16 ms,
- * then 20): markers on a few partitions are usually written within the first
- * one, and every millisecond here is end-to-end latency. Everything else backs
- * off as usual.
+ * right after a commit, so the first retries come sooner still (2, 4, 8, 16,
+ * 20 ms): markers on a few partitions are usually written within the first one,
+ * and every millisecond here is end-to-end latency. Later attempts, and every
+ * other error, back off as usual.
  */
+const QUICK_CONCURRENT_ATTEMPTS = 5;
 export class TransactionPolicy implements RetryPolicy {
   readonly name = 'transaction';
   readonly concurrentTransactionsDelayMs: number;
@@ -90,7 +91,10 @@ export class TransactionPolicy implements RetryPolicy {
   }
 
   delayMs(attempt: number, error?: unknown): number {
-    if (error instanceof SluiceError && error.code === 'SLUICE_KAFKA_CONCURRENT_TRANSACTIONS') return Math.min(this.concurrentTransactionsDelayMs, 2 ** Math.max(1, attempt));
+    // Past the quick attempts the general backoff: during a failover the markers wait for partitions to move, for seconds.
+    if (error instanceof SluiceError && error.code === 'SLUICE_KAFKA_CONCURRENT_TRANSACTIONS' && attempt <= QUICK_CONCURRENT_ATTEMPTS) {
+      return Math.min(this.concurrentTransactionsDelayMs, 2 ** Math.max(1, attempt));
+    }
     return this.#general.delayMs(attempt);
   }
 }

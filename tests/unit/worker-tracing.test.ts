@@ -63,7 +63,7 @@ class FakeOutput implements WorkerOutput {
 
 class FakeConsumer implements WorkerConsumer {
   listener: GroupListener | undefined;
-  readonly generation: GroupGeneration = { groupId: 'g', memberId: 'm', generationId: 1, coordinatorId: 1 };
+  readonly generation: GroupGeneration = { groupId: 'g', memberId: 'm', generationId: 1 };
   async start(listener: GroupListener): Promise<void> {
     this.listener = listener;
   }

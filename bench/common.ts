@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
+import { pino } from 'pino';
+import { createKafka, type KafkaAdmin } from '../kafka/index.ts';
 import { createTypes, encodeAvro } from '../core/avro.ts';
 import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
 import { frame } from '../core/wire-format.ts';
@@ -74,13 +76,16 @@ export function rawKafka(brokers: string[], clientId: string): Kafka {
   return new Kafka({ clientId, brokers, logLevel: logLevel.ERROR });
 }
 
-export async function withAdmin<T>(brokers: string[], fn: (admin: Admin) => Promise<T>): Promise<T> {
-  const admin = rawKafka(brokers, 'sluice-bench-admin').admin();
-  await admin.connect();
+/**
+ * The harness's own admin is Sluice's (kafka/): kafkajs's createTopics, waiting for leaders, gives up on
+ * UNKNOWN_TOPIC_OR_PARTITION while a Kafka 4 broker still creates partitions, which ended bench runs.
+ */
+export async function withAdmin<T>(brokers: string[], fn: (admin: KafkaAdmin) => Promise<T>): Promise<T> {
+  const admin = createKafka(loadConfig({}, { kafkaBrokers: brokers.join(','), logLevel: 'silent' }), pino({ level: 'silent' }), 'sluice-bench').admin();
   try {
     return await fn(admin);
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
 }
 

@@ -86,15 +86,14 @@ export async function runReplicated(options: ReplicatedOptions): Promise<Replica
         partitions: 6,
       };
       await withAdmin(cluster.brokers, (admin) =>
-        admin.createTopics({
-          waitForLeaders: true,
-          topics: [env.inputTopic, env.outputTopic, env.deadLetterTopic].map((topic) => ({
-            topic,
-            numPartitions: env.partitions,
+        admin.createTopics(
+          [env.inputTopic, env.outputTopic, env.deadLetterTopic].map((name) => ({
+            name,
+            partitions: env.partitions,
             replicationFactor: factor,
-            configEntries: [{ name: 'min.insync.replicas', value: String(minInsync) }],
+            configs: { 'min.insync.replicas': String(minInsync) },
           })),
-        }),
+        ),
       );
       const schema = benchTopology(env).topics.find((t) => t.name === env.inputTopic)!.valueSchema!;
       await new RegistryClient(registry.url).register(schema.subject, schema.text);

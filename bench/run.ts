@@ -77,12 +77,7 @@ async function ensureBroker(config: SluiceConfig, log: Logger): Promise<Broker> 
 }
 
 async function createBenchTopics(env: BenchEnv): Promise<void> {
-  await withAdmin(env.brokers, (admin) =>
-    admin.createTopics({
-      waitForLeaders: true,
-      topics: [env.inputTopic, env.outputTopic, env.deadLetterTopic].map((topic) => ({ topic, numPartitions: env.partitions, replicationFactor: 1 })),
-    }),
-  );
+  await withAdmin(env.brokers, (admin) => admin.createTopics([env.inputTopic, env.outputTopic, env.deadLetterTopic].map((name) => ({ name, partitions: env.partitions, replicationFactor: 1 }))));
 }
 
 function envFor(base: { brokers: string[]; registryUrl: string; runId: string }, stage: string): BenchEnv {
@@ -247,7 +242,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
         log.info({ ...idempotency }, 'idempotency');
       }
       if (stages.has('read')) {
-        const available = await withAdmin(env.brokers, async (admin) => (await admin.fetchTopicOffsets(env.inputTopic)).reduce((sum, p) => sum + Number(p.high), 0));
+        const available = await withAdmin(env.brokers, async (admin) => [...(await admin.listOffsets(env.inputTopic, 'latest')).values()].reduce((sum, offset) => sum + Number(offset), 0));
         if (available > 0) {
           // Keyed requests' transaction markers take offsets too: at most one per record, so half the offsets are surely records.
           const records = Math.min(Math.floor(available / 2), 200_000);

@@ -13,9 +13,8 @@ import type { Acks, OutgoingRecord, RecordHeaders, RecordMetadata } from './type
  * every record's partition itself (Kafka's murmur2 for keyed records, round
  * robin for the rest, or the one given), so each record's offset follows from
  * the per-partition base offsets of the response: base + the record's rank
- * among that partition's records in the send. Several sends may be in flight
- * (the client pipelines up to 5 per broker, Kafka's limit with idempotence)
- * and the broker keeps each partition in send order.
+ * among that partition's records in the send. One produce request is in
+ * flight at a time; calls made meanwhile are merged into the next (see send).
  */
 
 export interface ProducerSettings {
@@ -47,13 +46,25 @@ export interface ProducerSettings {
 
 type RawProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
 
+/** Most records merged into one produce request from calls that waited for the previous one (~1 MB of orders). */
+const MERGED_RECORDS = 10_000;
+
 const ACKS: Record<Acks, number> = { all: ProduceAcks.ALL, leader: ProduceAcks.LEADER, none: ProduceAcks.NO_RESPONSE };
 
-/** Pairs → the client's header map. Names are fresh Buffers, so a name that repeats keeps every value (the map is keyed by identity). */
+const clientHeaders = new WeakMap<RecordHeaders, Map<Buffer, Buffer>>();
+
+/**
+ * Pairs → the client's header map. Names are fresh Buffers, so a name that repeats keeps every value (the map
+ * is keyed by identity). One map per pairs list: the ingress gives every record of a request the same list.
+ */
 export function toClientHeaders(headers: RecordHeaders | undefined): Map<Buffer, Buffer> | undefined {
   if (headers === undefined || headers.length === 0) return undefined;
-  const map = new Map<Buffer, Buffer>();
-  for (const [name, value] of headers) map.set(Buffer.from(name, 'utf8'), value);
+  let map = clientHeaders.get(headers);
+  if (map === undefined) {
+    map = new Map<Buffer, Buffer>();
+    for (const [name, value] of headers) map.set(Buffer.from(name, 'utf8'), value);
+    clientHeaders.set(headers, map);
+  }
   return map;
 }
 
@@ -127,7 +138,8 @@ export class KafkaProducer {
   readonly #placer = new Placer();
   readonly #idempotent: boolean;
   readonly #sendTimeoutMs: number | undefined;
-  #dispatching: Promise<void> = Promise.resolve();
+  #waiting: { records: readonly OutgoingRecord[]; resolve: (metadata: RecordMetadata[]) => void; reject: (error: unknown) => void }[] = [];
+  #sending = false;
 
   constructor(config: SluiceConfig, logger: Logger, settings: ProducerSettings) {
     const acks = settings.acks ?? 'all';
@@ -170,23 +182,48 @@ export class KafkaProducer {
   }
 
   /**
-   * Writes `records` (any topics, any partitions) in one call; their metadata in
-   * the same order. Calls go to the client one at a time, in call order, so
-   * each partition keeps that order; records arriving meanwhile form the
-   * caller's next batch (the ingress's BatchingProducer).
+   * Writes `records` (any topics, any partitions); their metadata in the same
+   * order. One produce request is in flight at a time, and the calls that
+   * arrive meanwhile go out together in the next one (up to MERGED_RECORDS), in
+   * call order, so each partition keeps that order and a caller that keeps
+   * several sends outstanding (the ingress's BatchingProducer) gets one large
+   * request per round trip instead of a queue of small ones.
    */
   send(records: readonly OutgoingRecord[]): Promise<RecordMetadata[]> {
     if (records.length === 0) return Promise.resolve([]);
-    const dispatched = this.#dispatching.then(() => this.#dispatch(records));
-    const answered = dispatched.then((sent) => sent());
-    // One request in flight: with two idempotent sends in flight to a partition, @platformatic/kafka 2.12
-    // was seen to write the second before a retried first and to duplicate records (a fresh topic,
-    // tests/integration/kafka-seam.test.ts), so the next call waits for this one's answer.
-    this.#dispatching = answered.then(
-      () => undefined,
-      () => undefined,
-    );
+    const answered = new Promise<RecordMetadata[]>((resolve, reject) => this.#waiting.push({ records, resolve, reject }));
+    if (!this.#sending) void this.#sendWaiting();
     return this.#sendTimeoutMs === undefined ? answered : withDeadline(answered, this.#sendTimeoutMs, records.length);
+  }
+
+  /**
+   * One request at a time: with two idempotent sends in flight to a partition, @platformatic/kafka 2.12 was
+   * seen to write the second before a retried first and to duplicate records (a fresh topic,
+   * tests/integration/kafka-seam.test.ts).
+   */
+  async #sendWaiting(): Promise<void> {
+    this.#sending = true;
+    try {
+      while (this.#waiting.length > 0) {
+        let take = 1;
+        let count = this.#waiting[0]!.records.length;
+        while (take < this.#waiting.length && count + this.#waiting[take]!.records.length <= MERGED_RECORDS) count += this.#waiting[take++]!.records.length;
+        const calls = this.#waiting.splice(0, take);
+        const records = calls.length === 1 ? calls[0]!.records : calls.flatMap((c) => c.records);
+        try {
+          const metadata = await (await this.#dispatch(records))();
+          let start = 0;
+          for (const call of calls) {
+            call.resolve(calls.length === 1 ? metadata : metadata.slice(start, start + call.records.length));
+            start += call.records.length;
+          }
+        } catch (error) {
+          for (const call of calls) call.reject(error);
+        }
+      }
+    } finally {
+      this.#sending = false;
+    }
   }
 
   async #dispatch(records: readonly OutgoingRecord[]): Promise<() => Promise<RecordMetadata[]>> {

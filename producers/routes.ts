@@ -93,9 +93,21 @@ export function parsePartial(query: unknown): boolean {
   throw new SluiceError('SLUICE_BAD_REQUEST', `partial: expected true or false, got ${JSON.stringify(value)}`, { statusCode: 400 });
 }
 
-/** All or nothing (the default): one invalid event refuses the batch (400) before anything is written. */
-export function prepareAtomic(binding: RouteBinding, events: unknown[], batch: boolean, correlationId: string, trace: TraceHeaders = NO_TRACE_HEADERS, principal?: string): PreparedProduce {
-  checkEvents(binding.codec, events, batch);
+/**
+ * All or nothing (the default): one invalid event refuses the batch (400) before anything is written.
+ * `checked`: the caller has already run checkEvents (the route does, before its produce span), so the
+ * events are not validated twice on the hot path.
+ */
+export function prepareAtomic(
+  binding: RouteBinding,
+  events: unknown[],
+  batch: boolean,
+  correlationId: string,
+  trace: TraceHeaders = NO_TRACE_HEADERS,
+  principal?: string,
+  checked = false,
+): PreparedProduce {
+  if (!checked) checkEvents(binding.codec, events, batch);
   return {
     records: toRecords(binding, events, correlationId, trace, principal),
     answer(acks) {
@@ -166,7 +178,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
       if (!partial) checkEvents(binding.codec, events, batch);
       let response: { status: number; body: unknown; replayed?: boolean } | undefined;
       await traceProduce(request, topic, events.length, async (trace) => {
-        const prepared = partial ? preparePartial(binding, events, request.id, trace, principal) : prepareAtomic(binding, events, batch, request.id, trace, principal);
+        const prepared = partial ? preparePartial(binding, events, request.id, trace, principal) : prepareAtomic(binding, events, batch, request.id, trace, principal, true);
         if (key === undefined) {
           // The fast path: no transaction, no lookup.
           const acks = prepared.records.length > 0 ? await producer.produce(prepared.records) : [];

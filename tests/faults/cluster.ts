@@ -66,12 +66,17 @@ export async function replicationOf(cluster: LocalCluster, topic: string): Promi
   return { replicas: partitions.map((p) => p.replicas.length), isr: partitions.map((p) => p.isr.length) };
 }
 
-/** Resolves once no partition of `topic` is led by `nodeId` and every one has a leader. */
-export async function waitForLeadersOff(cluster: LocalCluster, topic: string, nodeId: number, timeoutMs = 90_000): Promise<void> {
+/**
+ * Resolves once no partition of `topic` is led by `nodeId` and every one has a leader; with `outOfIsr`, also once
+ * `nodeId` has left every ISR. Until then an acks=all write waits for the dead follower: Kafka drops it from the
+ * ISR only when the controller fences it (broker.session.timeout.ms, 9 s), which is how long a broker loss holds
+ * writes back on any cluster.
+ */
+export async function waitForLeadersOff(cluster: LocalCluster, topic: string, nodeId: number, timeoutMs = 90_000, outOfIsr = false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const partitions = (await topicMetadata(cluster, topic))?.partitions ?? [];
-    if (partitions.length > 0 && partitions.every((p) => p.leader >= 0 && p.leader !== nodeId)) return;
+    if (partitions.length > 0 && partitions.every((p) => p.leader >= 0 && p.leader !== nodeId && (!outOfIsr || !p.isr.includes(nodeId)))) return;
     if (Date.now() > deadline) throw new Error(`${topic}: node ${nodeId} still leads partitions after ${timeoutMs} ms`);
     await sleep(100);
   }

@@ -55,8 +55,9 @@ describe('[faults] controller loss and one broker down: topology apply and the r
     const ids = new Map<string, number>();
     for (const node of cluster.nodes) {
       await node.kill('SIGKILL');
-      // Writes wait for _schemas to have a leader again (one election, about the broker session timeout).
-      await waitForLeadersOff(cluster, String(platform.env.SLUICE_REGISTRY_TOPIC), node.id);
+      // "While a broker is down": once the cluster has noticed (the victim fenced, out of the ISR of _schemas;
+      // about the broker session timeout). Before that an acks=all write waits for the dead follower.
+      await waitForLeadersOff(cluster, String(platform.env.SLUICE_REGISTRY_TOPIC), node.id, 90_000, true);
       // Reads: every subject written so far, by id and by version.
       for (const subject of subjects) {
         const { status, body } = await getJson<{ id: number }>(platform.registryUrl, `/subjects/${encodeURIComponent(subject)}/versions/latest`);
@@ -71,7 +72,8 @@ describe('[faults] controller loss and one broker down: topology apply and the r
       // The first subject's latest version (and id) moves on with each of these.
       ids.set(subjects[0]!, await registerSchema(platform.registryUrl, subjects[0]!, recordSchema(`Down${cluster.nodes[0]!.id}`, ['a', `b${node.id}`])));
       await node.start();
-      await waitForFullIsr(cluster, [platform.topics.placed]);
+      // _schemas too: with min.insync.replicas 2, killing the next broker before this one caught up leaves one in sync.
+      await waitForFullIsr(cluster, [platform.topics.placed, String(platform.env.SLUICE_REGISTRY_TOPIC)]);
     }
     const before = await registrySnapshot(platform.registryUrl, subjects);
     expect(before[subjects[0]!]).toHaveLength(4);

@@ -135,7 +135,7 @@ export class KafkaNode {
     });
     child.unref();
     recordPid(this.pidFile, child.pid);
-    this.log.info({ pid: child.pid, nodeId: this.id, broker: this.address, dataDir: this.spec.dataDir }, 'starting local Kafka');
+    this.log.info({ pid: child.pid, nodeId: this.id, version: this.spec.version, broker: this.address, dataDir: this.spec.dataDir }, 'starting local Kafka');
     return child.pid;
   }
 

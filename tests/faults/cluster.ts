@@ -60,6 +60,11 @@ export async function waitForFullIsr(cluster: LocalCluster, topics: string[], re
   }
 }
 
+/** Starts the nodes an earlier test left down, so each file begins (and leaves the next one) a whole cluster. */
+export async function startDownNodes(cluster: LocalCluster | undefined): Promise<void> {
+  await Promise.all((cluster?.nodes ?? []).filter((n) => n.pid() === undefined).map((n) => n.start()));
+}
+
 /** Replication factor and ISR sizes of `topic` as the cluster reports them. */
 export async function replicationOf(cluster: LocalCluster, topic: string): Promise<{ replicas: number[]; isr: number[] }> {
   const partitions = (await topicMetadata(cluster, topic))?.partitions ?? [];

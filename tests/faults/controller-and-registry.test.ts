@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../broker/cluster.ts';
 import { runCli } from '../support/cli.ts';
-import { faultsCluster, replicationOf, waitForFullIsr, waitForLeadersOff } from './cluster.ts';
+import { faultsCluster, replicationOf, startDownNodes, waitForFullIsr, waitForLeadersOff } from './cluster.ts';
 import { startPlatform, type Platform } from './platform.ts';
 import { getJson, recordSchema, registerSchema, registrySnapshot } from './registry.ts';
 import { report } from './report.ts';
@@ -13,14 +13,13 @@ describe('[faults] controller loss and one broker down: topology apply and the r
 
   beforeAll(async () => {
     cluster = await faultsCluster();
-    await Promise.all(cluster.nodes.filter((n) => n.pid() === undefined).map((n) => n.start()));
+    await startDownNodes(cluster);
     platform = await startPlatform();
   });
 
   afterAll(async () => {
     await platform?.stop();
-    const down = cluster?.nodes.filter((n) => n.pid() === undefined) ?? [];
-    await Promise.all(down.map((n) => n.start()));
+    await startDownNodes(cluster);
   });
 
   it('the active controller SIGKILLed: topology apply and registry writes work after the new election', async () => {

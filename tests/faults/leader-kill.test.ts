@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../broker/cluster.ts';
-import { faultsCluster, pickVictim, replicationOf, waitForFullIsr, waitForLeadersOff } from './cluster.ts';
+import { faultsCluster, pickVictim, replicationOf, startDownNodes, waitForFullIsr, waitForLeadersOff } from './cluster.ts';
 import { postOrders, summarize } from './load.ts';
 import { report } from './report.ts';
-import { startPlatform, waitForKeys, type Platform } from './platform.ts';
+import { scoredCounts, startPlatform, type Platform } from './platform.ts';
 
 /** Events posted per run (the issue's 20,000 take several minutes on a 2-core box; SLUICE_FAULTS_EVENTS to change). */
 const EVENTS = Number(process.env.SLUICE_FAULTS_EVENTS ?? '3000');
@@ -25,7 +25,7 @@ describe('[faults] the leader of most partitions of orders.placed is SIGKILLed u
   afterAll(async () => {
     await platform?.stop();
     // Leave the cluster whole for the next file.
-    for (const node of cluster?.nodes ?? []) if (node.pid() === undefined) await node.start();
+    await startDownNodes(cluster);
   });
 
   it('creates the topology topics with RF 3 and min.insync.replicas 2 (auto on three brokers)', async () => {
@@ -65,13 +65,7 @@ describe('[faults] the leader of most partitions of orders.placed is SIGKILLed u
     const bound = CONCURRENCY * (1 + Math.ceil(failoverMs / PRODUCE_TIMEOUT_MS));
     const lateFailures = refused.filter((o) => o.startedMs > killedAtMs + failoverMs + 1000).length;
 
-    const counts = await waitForKeys(
-      scored,
-      accepted.map((o) => o.orderId),
-      120_000,
-    );
-    const missing = accepted.filter((o) => !counts.has(o.orderId)).length;
-    const duplicated = [...counts.values()].filter((n) => n > 1).length;
+    const { counts, lost: missing, duplicated } = await scoredCounts(scored, accepted, 120_000);
     const scoredOnce = accepted.filter((o) => counts.get(o.orderId) === 1).length;
     report('leader-kill', {
       failoverMs: Math.round(failoverMs),

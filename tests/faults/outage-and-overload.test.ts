@@ -3,10 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../broker/cluster.ts';
 import { readTopics } from '../support/platform.ts';
-import { faultsCluster, waitForFullIsr } from './cluster.ts';
-import { postOrders, summarize, type Outcome } from './load.ts';
+import { faultsCluster, startDownNodes, waitForFullIsr } from './cluster.ts';
+import { postOrders, summarize } from './load.ts';
 import { report } from './report.ts';
-import { startPlatform, waitForKeys, type Platform } from './platform.ts';
+import { scoredCounts, startPlatform, type Platform } from './platform.ts';
 
 /** The ingress's produce timeout in these tests: 503 must come within it (plus HTTP and scheduling slack). */
 const PRODUCE_TIMEOUT_MS = 5000;
@@ -26,29 +26,19 @@ function rssMb(pid: number): number {
   return match ? Number(match[1]) / 1024 : 0;
 }
 
-async function assertScoredOnce(platform: Platform, accepted: readonly Outcome[]): Promise<{ lost: number; duplicated: number }> {
-  const counts = await waitForKeys(
-    platform.topics.scored,
-    accepted.map((o) => o.orderId),
-    180_000,
-  );
-  return { lost: accepted.filter((o) => !counts.has(o.orderId)).length, duplicated: [...counts.values()].filter((n) => n > 1).length };
-}
-
 describe('[faults] the whole cluster down, and an overload soak', () => {
   let cluster: LocalCluster;
   let platform: Platform;
 
   beforeAll(async () => {
     cluster = await faultsCluster();
-    await Promise.all(cluster.nodes.filter((n) => n.pid() === undefined).map((n) => n.start()));
+    await startDownNodes(cluster);
     platform = await startPlatform({ SLUICE_PRODUCE_TIMEOUT_MS: String(PRODUCE_TIMEOUT_MS), SLUICE_MAX_QUEUED_RECORDS: String(MAX_QUEUED) });
   });
 
   afterAll(async () => {
     await platform?.stop();
-    const down = cluster?.nodes.filter((n) => n.pid() === undefined) ?? [];
-    await Promise.all(down.map((n) => n.start()));
+    await startDownNodes(cluster);
   });
 
   it(`every broker down for ${OUTAGE_MS / 1000} s under load: 503 + Retry-After within the produce timeout, workers resume without dead letters, nothing lost`, { timeout: 600_000 }, async () => {
@@ -89,7 +79,7 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
     expect(slowest503).toBeLessThan(PRODUCE_TIMEOUT_MS + 3000);
     expect(accepted.some((o) => phaseOf.get(o.orderId) === 'after')).toBe(true);
 
-    const { lost, duplicated } = await assertScoredOnce(platform, accepted);
+    const { lost, duplicated } = await scoredCounts(platform.topics.scored, accepted, 180_000);
     const deadLetters = (await readTopics([dlq])).length;
     report('cluster-outage', {
       outageMs: OUTAGE_MS,
@@ -123,7 +113,7 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
     clearInterval(sampler);
 
     const { accepted, refused, byStatus } = summarize(outcomes);
-    const { lost, duplicated } = await assertScoredOnce(platform, [...summarize(probe.outcomes).accepted, ...accepted]);
+    const { lost, duplicated } = await scoredCounts(platform.topics.scored, [...summarize(probe.outcomes).accepted, ...accepted], 180_000);
     report('overload-soak', {
       soakMs: SOAK_MS,
       capacityPerS: capacity,

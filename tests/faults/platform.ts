@@ -114,6 +114,16 @@ export async function keyCounts(topic: string): Promise<Map<string, number>> {
   return counts;
 }
 
+/** How the accepted order ids came out on `topic` (after waitForKeys): the counts, those missing, and those written more than once. */
+export async function scoredCounts(topic: string, accepted: readonly { orderId: string }[], timeoutMs: number): Promise<{ counts: Map<string, number>; lost: number; duplicated: number }> {
+  const counts = await waitForKeys(
+    topic,
+    accepted.map((o) => o.orderId),
+    timeoutMs,
+  );
+  return { counts, lost: accepted.filter((o) => !counts.has(o.orderId)).length, duplicated: [...counts.values()].filter((n) => n > 1).length };
+}
+
 /** Waits until `topic` holds every key of `required` (the worker catching up), then a settle time for late duplicates. */
 export async function waitForKeys(topic: string, required: Iterable<string>, timeoutMs: number, settleMs = 3000): Promise<Map<string, number>> {
   const wanted = [...required];

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../broker/cluster.ts';
-import { faultsCluster, waitForFullIsr } from './cluster.ts';
+import { faultsCluster, startDownNodes, waitForFullIsr } from './cluster.ts';
 import { percentile, postOrders, summarize } from './load.ts';
 import { report } from './report.ts';
-import { keyCounts, startPlatform, waitForKeys, type Platform } from './platform.ts';
+import { keyCounts, scoredCounts, startPlatform, type Platform } from './platform.ts';
 
 /** Continuous load during the roll: a steady rate, well under capacity, so latency shows the roll and not the queue. */
 const RATE = 150;
@@ -15,7 +15,7 @@ describe('[faults] rolling restart of all three brokers under continuous load', 
 
   beforeAll(async () => {
     cluster = await faultsCluster();
-    await Promise.all(cluster.nodes.filter((n) => n.pid() === undefined).map((n) => n.start()));
+    await startDownNodes(cluster);
     platform = await startPlatform();
   });
 
@@ -45,13 +45,7 @@ describe('[faults] rolling restart of all three brokers under continuous load', 
         .every((s) => s === 200 || s === 503),
       JSON.stringify(byStatus),
     ).toBe(true);
-    const counts = await waitForKeys(
-      scored,
-      accepted.map((o) => o.orderId),
-      120_000,
-    );
-    const lost = accepted.filter((o) => !counts.has(o.orderId)).length;
-    const duplicated = [...counts.values()].filter((n) => n > 1).length;
+    const { counts, lost, duplicated } = await scoredCounts(scored, accepted, 120_000);
     // Whether a duplicate comes from the worker (once on the input, twice scored) or from the ingress (posted once, written twice).
     const placedCounts = await keyCounts(placed);
     const duplicatedOnInput = [...placedCounts.values()].filter((n) => n > 1).length;

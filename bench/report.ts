@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BareProducerFigures } from './bare-producer.ts';
+import type { BareProducerFigures } from './bare-harness.ts';
 import type { E2eFigures } from './e2e-latency.ts';
 import type { IdempotencyFigures, ReadPathFigures } from './http-extras.ts';
 import type { HttpFigures } from './ingress.ts';

@@ -6,7 +6,7 @@ import { createLogger, type Logger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
 import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/broker.ts';
 import { startRegistry } from '../registry/server.ts';
-import type { BareProducerFigures } from './bare-producer.ts';
+import type { BareProducerFigures } from './bare-harness.ts';
 import { benchTopology, encodePool, eventPool, median, newRunId, round, spawnBench, withAdmin, type BenchEnv, type Child, type EventPool } from './common.ts';
 import { measureE2e, type E2eFigures } from './e2e-latency.ts';
 import { measureIdempotency, measureReadPath, type IdempotencyFigures, type ReadPathFigures } from './http-extras.ts';

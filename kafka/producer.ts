@@ -211,7 +211,7 @@ export class KafkaProducer {
         const calls = this.#waiting.splice(0, take);
         const records = calls.length === 1 ? calls[0]!.records : calls.flatMap((c) => c.records);
         try {
-          const metadata = await (await this.#dispatch(records))();
+          const metadata = await this.#produce(records);
           let start = 0;
           for (const call of calls) {
             call.resolve(calls.length === 1 ? metadata : metadata.slice(start, start + call.records.length));
@@ -226,7 +226,8 @@ export class KafkaProducer {
     }
   }
 
-  async #dispatch(records: readonly OutgoingRecord[]): Promise<() => Promise<RecordMetadata[]>> {
+  /** One produce request for `records`: their partitions, the request, and each record's offset from the response. */
+  async #produce(records: readonly OutgoingRecord[]): Promise<RecordMetadata[]> {
     const topics = [...new Set(records.map((r) => r.topic))];
     const operation = `produce ${records.length} record(s) to ${topics.join(', ')}`;
     if (this.#idempotent) await this.#initialized(operation);
@@ -234,15 +235,12 @@ export class KafkaProducer {
     const placement = this.#placer.place(records, (topic) => counts!.get(topic)!);
     const messages: MessageToProduce<Buffer, Buffer, Buffer, Buffer>[] = new Array(records.length);
     for (let i = 0; i < records.length; i++) messages[i] = toClientMessage(records[i]!, placement.partitions[i]!);
-    const sending = this.#client.send({ messages });
-    return async () => {
-      try {
-        const result = await sending;
-        return recordOffsets(records, placement, this.#acks === ProduceAcks.NO_RESPONSE ? [] : (result.offsets ?? []));
-      } catch (error) {
-        throw toSluiceError(error, { ...this.#context, operation });
-      }
-    };
+    try {
+      const result = await this.#client.send({ messages });
+      return recordOffsets(records, placement, this.#acks === ProduceAcks.NO_RESPONSE ? [] : (result.offsets ?? []));
+    } catch (error) {
+      throw toSluiceError(error, { ...this.#context, operation });
+    }
   }
 
   /**

@@ -3,7 +3,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import { TransactionAbortedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { retryPolicies } from '../core/retry.ts';
-import { clientOptions, errorContext, routeClientEvents } from './connection.ts';
+import { clientOptions, errorContext, routeClientEvents, transactionalIdentity } from './connection.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import { Placer, recordOffsets, toClientHeaders } from './producer.ts';
 import type { OutgoingRecord, RecordMetadata } from './types.ts';
@@ -50,11 +50,7 @@ export class AtomicProducer {
     const client = new Producer<Buffer, Buffer, Buffer, Buffer>({
       ...clientOptions(this.#config, { name: this.#settings.name, retry: retryPolicies.transaction }),
       idempotent: true,
-      transactionalId: this.#settings.transactionalId,
-      // Producer id and epoch -1 ("none"): the client's default 0/0 is refused (PRODUCER_FENCED) for an id the
-      // coordinator already knows, i.e. a replica restarted with the same SLUICE_INSTANCE_ID.
-      producerId: -1n,
-      producerEpoch: -1,
+      ...transactionalIdentity(this.#settings.transactionalId),
     });
     routeClientEvents(client, this.#logger);
     return client;

@@ -114,6 +114,16 @@ function sendsServerName(config: SluiceConfig): boolean {
   return config.kafkaSslEndpointIdentification === 'https' && bootstrapServers(config).some((server) => isIP(server.replace(/:\d+$/, '')) === 0);
 }
 
+/**
+ * A producer's transactional identity. Producer id and epoch -1 ("none"): the client's default, 0 and 0, is
+ * refused (PRODUCER_FENCED) for an id the coordinator already knows (a second `sluice dlq replay` of a topic, a
+ * replica restarted with the same SLUICE_INSTANCE_ID). With -1 the coordinator bumps the epoch, fencing any
+ * other holder of the id.
+ */
+export function transactionalIdentity(transactionalId: string): { transactionalId: string; producerId: bigint; producerEpoch: number } {
+  return { transactionalId, producerId: -1n, producerEpoch: -1 };
+}
+
 /** The options every client of the seam is built from. */
 export function clientOptions(config: SluiceConfig, settings: ClientSettings): BaseOptions {
   const tls = tlsOptions(config);

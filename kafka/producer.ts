@@ -3,7 +3,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import { BrokerUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RetryPolicy } from '../core/retry.ts';
-import { clientOptions, errorContext, routeClientEvents } from './connection.ts';
+import { clientOptions, errorContext, routeClientEvents, transactionalIdentity } from './connection.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import { partitionForKey } from './partitioner.ts';
 import type { Acks, OutgoingRecord, RecordHeaders, RecordMetadata } from './types.ts';
@@ -154,10 +154,7 @@ export class KafkaProducer {
       }),
       idempotent: idempotent || settings.transactionalId !== undefined,
       acks: ACKS[acks],
-      // A transactional id is initialised with producer id and epoch -1 ("none"): the client's default, 0 and 0,
-      // is refused (PRODUCER_FENCED) for an id the coordinator already knows, so a second `sluice dlq replay`
-      // of a topic failed. With -1 the coordinator bumps the epoch, fencing any other holder of the id.
-      ...(settings.transactionalId === undefined ? {} : { transactionalId: settings.transactionalId, producerId: -1n, producerEpoch: -1 }),
+      ...(settings.transactionalId === undefined ? {} : transactionalIdentity(settings.transactionalId)),
     });
     routeClientEvents(this.#client, logger);
     this.#acks = ACKS[acks];

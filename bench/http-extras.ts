@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { PROJECT_ROOT } from '../core/config.ts';
 import { median, type EventPool } from './common.ts';
 import { loadHttp } from './ingress.ts';
@@ -15,6 +16,12 @@ export interface IdempotencyFigures {
   plainEventsPerSec: number;
   keyedEventsPerSec: number;
   keyedNon2xx: number;
+  /**
+   * Where the time goes (medians of the rounds): CPU microseconds per event of
+   * the ingress process and of the whole machine (ingress, broker and load
+   * generator together), without and with a key. Linux only (/proc), else null.
+   */
+  cpuUsPerEvent?: { plainIngress: number; keyedIngress: number; plainMachine: number; keyedMachine: number } | null;
 }
 
 export interface ReadPathFigures {
@@ -25,21 +32,56 @@ export interface ReadPathFigures {
   kcatEventsPerSec?: number | null;
 }
 
-export async function measureIdempotency(url: string, pool: EventPool, durationS: number, rounds: number, runId: string): Promise<IdempotencyFigures> {
+export async function measureIdempotency(url: string, pool: EventPool, durationS: number, rounds: number, runId: string, ingressPid?: number): Promise<IdempotencyFigures> {
   const connections = 128;
   const plain: number[] = [];
   const keyed: number[] = [];
+  const cpu = { plainIngress: [] as number[], keyedIngress: [] as number[], plainMachine: [] as number[], keyedMachine: [] as number[] };
   let keyedNon2xx = 0;
-  // Warms the transactional producers and the idempotency topic's reader.
+  // Warms both paths (the transactional producer and the idempotency topic's reader, and the plain producer), so neither's first round runs cold.
   await loadHttp({ url, connections, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1, idempotencyKeys: `${runId}-warm` });
-  for (let r = 0; r < Math.max(2, rounds); r++) {
+  await loadHttp({ url, connections, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
+  for (let r = 0; r < Math.max(3, rounds); r++) {
     for (const withKey of r % 2 === 0 ? [false, true] : [true, false]) {
+      const before = cpuSeconds(ingressPid);
       const figures = await loadHttp({ url, connections, durationS, bodies: pool.singleBodies, eventsPerRequest: 1, ...(withKey ? { idempotencyKeys: `${runId}-${r}` } : {}) });
+      const after = cpuSeconds(ingressPid);
       (withKey ? keyed : plain).push(figures.eventsPerSec);
       if (withKey) keyedNon2xx += figures.non2xx;
+      const events = figures.eventsPerSec * durationS;
+      if (before && after && events > 0) {
+        cpu[withKey ? 'keyedIngress' : 'plainIngress'].push(((after.process - before.process) * 1e6) / events);
+        cpu[withKey ? 'keyedMachine' : 'plainMachine'].push(((after.machine - before.machine) * 1e6) / events);
+      }
     }
   }
-  return { connections, plainEventsPerSec: median(plain), keyedEventsPerSec: median(keyed), keyedNon2xx };
+  const cpuUsPerEvent =
+    cpu.plainIngress.length > 0 && cpu.keyedIngress.length > 0
+      ? {
+          plainIngress: Math.round(median(cpu.plainIngress)),
+          keyedIngress: Math.round(median(cpu.keyedIngress)),
+          plainMachine: Math.round(median(cpu.plainMachine)),
+          keyedMachine: Math.round(median(cpu.keyedMachine)),
+        }
+      : null;
+  return { connections, plainEventsPerSec: median(plain), keyedEventsPerSec: median(keyed), keyedNon2xx, cpuUsPerEvent };
+}
+
+/** CPU seconds used so far by one process and by the whole machine (every core, busy time only); undefined off Linux. */
+function cpuSeconds(pid: number | undefined): { process: number; machine: number } | undefined {
+  if (pid === undefined || process.platform !== 'linux') return undefined;
+  try {
+    const ticksPerSecond = 100; // USER_HZ, 100 on every Linux Node runs on
+    // Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const own = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+    // The first line of /proc/stat: user nice system idle iowait irq softirq steal ...
+    const all = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const busy = all[0]! + all[1]! + all[2]! + all[5]! + all[6]!;
+    return { process: own, machine: busy / ticksPerSecond };
+  } catch {
+    return undefined;
+  }
 }
 
 async function countLines(stream: NodeJS.ReadableStream | ReadableStream<Uint8Array>): Promise<number> {

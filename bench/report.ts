@@ -194,6 +194,7 @@ export function readmeTable(results: BenchResults): string {
       return `| Worker exactly-once, ${n} input partitions | ${fmt(row?.exactlyOnceEventsPerSec)} events/s, ${fmt(row?.connections)} broker connections |`;
     }),
     `| Single events with / without Idempotency-Key, 128 connections | ${fmt(results.idempotency?.keyedEventsPerSec)} / ${fmt(results.idempotency?.plainEventsPerSec)} events/s |`,
+    `| CPU per event with / without Idempotency-Key: ingress, whole machine | ${fmt(results.idempotency?.cpuUsPerEvent?.keyedIngress)} / ${fmt(results.idempotency?.cpuUsPerEvent?.plainIngress)} µs, ${fmt(results.idempotency?.cpuUsPerEvent?.keyedMachine)} / ${fmt(results.idempotency?.cpuUsPerEvent?.plainMachine)} µs |`,
     `| HTTP read path / \`sluice tail\` / kcat (${fmt(results.readPath?.records)} records) | ${fmt(results.readPath?.readPathEventsPerSec)} / ${fmt(results.readPath?.tailEventsPerSec)} / ${fmt(results.readPath?.kcatEventsPerSec)} events/s |`,
     '',
     '![Benchmark chart](bench/results/latest.svg)',

@@ -238,7 +238,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       const url = await urlOf(sluice);
       if (stages.has('idempotency')) {
         log.info('ingress: single events with and without Idempotency-Key, 128 connections');
-        idempotency = await measureIdempotency(url, pool, mode.httpDurationS, mode.rounds, runId);
+        idempotency = await measureIdempotency(url, pool, mode.httpDurationS, mode.rounds, runId, sluice.process.pid);
         log.info({ ...idempotency }, 'idempotency');
       }
       if (stages.has('read')) {

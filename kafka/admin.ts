@@ -256,9 +256,12 @@ export class KafkaAdmin {
     return described!.partitions.map((p) => p.partition);
   }
 
-  /** Partition → offset at `spec`. `readCommitted`: the last stable offset instead of the high watermark. */
-  async listOffsets(topic: string, spec: OffsetSpec, options: { readCommitted?: boolean } = {}): Promise<Map<number, bigint>> {
-    const partitions = await this.#partitionsOf(topic);
+  /**
+   * Partition → offset at `spec`. `readCommitted`: the last stable offset instead of the high watermark.
+   * `partitions`: only these, and no metadata request to learn them (for callers that ask often).
+   */
+  async listOffsets(topic: string, spec: OffsetSpec, options: { readCommitted?: boolean; partitions?: readonly number[] } = {}): Promise<Map<number, bigint>> {
+    const partitions = options.partitions ?? (await this.#partitionsOf(topic));
     const timestamp = spec === 'earliest' ? ListOffsetTimestamps.EARLIEST : spec === 'latest' ? ListOffsetTimestamps.LATEST : spec.timestamp;
     const listed = await this.#call(`list offsets of ${topic}`, () =>
       this.#client.listOffsets({
@@ -272,7 +275,7 @@ export class KafkaAdmin {
       // No record at or after the time: Kafka answers -1; reading starts at the end.
       const missing = [...out].filter(([, offset]) => offset < 0n).map(([p]) => p);
       if (missing.length > 0) {
-        const latest = await this.listOffsets(topic, 'latest');
+        const latest = await this.listOffsets(topic, 'latest', { partitions });
         for (const p of missing) out.set(p, latest.get(p)!);
       }
     }

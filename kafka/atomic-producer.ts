@@ -19,8 +19,30 @@ import type { OutgoingRecord, RecordMetadata } from './types.ts';
  * initialised again). The ingress's Idempotency-Key writes the events and their
  * response this way.
  *
+ * `follow` may also return 'abort' (after learning, say, that one of the
+ * records must not be written after all): the transaction is aborted, none of
+ * it becomes visible, and `write` resolves to 'aborted'.
+ *
  * One transaction at a time per producer (Kafka's rule); callers batch.
  */
+
+/** The records to add once the first ones' metadata is known, or 'abort'. */
+export type FollowUp = OutgoingRecord[] | 'abort';
+
+/** Where a committed write's records landed: the first ones, then those `follow` added. */
+export interface AtomicWritten {
+  records: RecordMetadata[];
+  followed: RecordMetadata[];
+}
+
+export interface AtomicWriteOptions {
+  /**
+   * Topics `follow` will write to. Their partitions join the transaction with
+   * the first records' in one AddPartitionsToTxn, so the second send does not
+   * wait for a second one.
+   */
+  followTopics?: readonly string[];
+}
 
 export interface AtomicProducerSettings {
   name: string;
@@ -29,6 +51,7 @@ export interface AtomicProducerSettings {
 }
 
 type RawProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
+type Transaction = Awaited<ReturnType<RawProducer['beginTransaction']>>;
 
 export class AtomicProducer {
   readonly #config: SluiceConfig;
@@ -80,30 +103,52 @@ export class AtomicProducer {
     return { messages, offsetsOf: (bases) => recordOffsets(records, placement, bases) };
   }
 
-  /** Writes `records` and then `follow(their metadata)` in one transaction; the metadata of `records`. */
-  async write(records: readonly OutgoingRecord[], follow: (metadata: RecordMetadata[]) => OutgoingRecord[]): Promise<RecordMetadata[]> {
+  /** Writes `records` and then `follow(their metadata)` in one transaction; where both landed, or 'aborted' when `follow` said so. */
+  async write(records: readonly OutgoingRecord[], follow: (metadata: RecordMetadata[]) => FollowUp | Promise<FollowUp>, options: AtomicWriteOptions = {}): Promise<AtomicWritten | 'aborted'> {
     if (this.#client.producerId === undefined) await this.init();
     const transaction = await this.#client.beginTransaction().catch(async (error: unknown) => {
       await this.#renew();
       throw new TransactionAbortedError(this.#settings.transactionalId, error);
     });
+    let aborting = false;
     try {
       const first = await this.#messages(records);
+      if (options.followTopics !== undefined && options.followTopics.length > 0) await this.#addPartitions(transaction, first.messages, options.followTopics);
       const sent = await transaction.send({ messages: first.messages });
       const metadata = first.offsetsOf(sent.offsets ?? []);
-      const second = await this.#messages(follow(metadata));
-      if (second.messages.length > 0) await transaction.send({ messages: second.messages });
+      const next = await follow(metadata);
+      if (next === 'abort') {
+        aborting = true;
+        await transaction.abort();
+        return 'aborted';
+      }
+      const second = await this.#messages(next);
+      const followed = second.messages.length > 0 ? second.offsetsOf((await transaction.send({ messages: second.messages })).offsets ?? []) : [];
       await transaction.commit();
-      return metadata;
+      return { records: metadata, followed };
     } catch (error) {
-      const aborted = await transaction.abort().then(
-        () => true,
-        () => false,
-      );
+      const aborted =
+        !aborting &&
+        (await transaction.abort().then(
+          () => true,
+          () => false,
+        ));
       // A producer whose transaction state is unknown starts afresh; initialising the id again settles what the coordinator holds.
       if (!aborted) await this.#renew();
       throw new TransactionAbortedError(this.#settings.transactionalId, toSluiceError(error, { ...this.#context, operation: `transaction of ${records.length} record(s)` }));
     }
+  }
+
+  /** Adds the first records' partitions and every partition of `followTopics` to the transaction at once. */
+  async #addPartitions(transaction: Transaction, messages: readonly MessageToProduce<Buffer, Buffer, Buffer, Buffer>[], followTopics: readonly string[]): Promise<void> {
+    const topics = [...new Set([...messages.map((m) => m.topic), ...followTopics])];
+    const metadata = await this.#client.metadata({ topics });
+    const partitions = [
+      ...messages.map((m) => ({ topic: m.topic, partition: m.partition! })),
+      ...followTopics.flatMap((topic) => Array.from({ length: metadata.topics.get(topic)!.partitionsCount }, (_, partition) => ({ topic, partition }))),
+    ];
+    // The client reads only topic and partition from these (and would normalise the partition in place: hence copies).
+    await transaction.addPartitions(metadata, partitions as unknown as Parameters<Transaction['addPartitions']>[1]);
   }
 
   async #renew(): Promise<void> {

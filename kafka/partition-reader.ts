@@ -109,24 +109,61 @@ export class PartitionReader {
   #running: Promise<void> | undefined;
   readonly #abort = new AbortController();
 
+  /** For ends(): its own connections, since a broker answers one request per connection at a time and the reader's fetch may be waiting there for up to maxWaitMs. */
+  #offsets: Consumer | undefined;
+  readonly #config: SluiceConfig;
+  readonly #logger: Logger;
+
   constructor(config: SluiceConfig, logger: Logger, settings: PartitionReaderSettings) {
     this.#settings = { readCommitted: true, maxWaitMs: 500, maxBytes: 16 * 1024 * 1024, maxBytesPerPartition: 4 * 1024 * 1024, ...settings };
     // A group id is required by the constructor; this reader never joins a group or commits.
-    this.#client = new Consumer({
-      ...clientOptions(config, { name: settings.name, retry: retryPolicies.reader }),
-      groupId: `${config.clientId}-${settings.name}-reader`,
-      autocommit: false,
-    });
-    routeClientEvents(this.#client, logger);
+    this.#client = this.#consumer(config, logger, settings.name);
+    this.#config = config;
+    this.#logger = logger;
     this.#admin = new KafkaAdmin(config, logger, { name: `${settings.name}-reader-admin` });
     this.#log = logger;
     this.#context = errorContext(config);
+  }
+
+  #consumer(config: SluiceConfig, logger: Logger, name: string): Consumer {
+    // A group id is required by the constructor; this reader never joins a group or commits.
+    const client = new Consumer({
+      ...clientOptions(config, { name, retry: retryPolicies.reader }),
+      groupId: `${config.clientId}-${name}-reader`,
+      autocommit: false,
+    });
+    routeClientEvents(client, logger);
+    return client;
   }
 
   /** Where to start each partition (the next offset to read). Partitions already assigned move to the new offset. */
   assign(positions: readonly TopicPartitionOffset[]): void {
     for (const p of positions) this.#positions.set(`${p.topic}\u0000${p.partition}`, { ...p });
     this.#client.topics.trackAll(...new Set(positions.map((p) => p.topic)));
+  }
+
+  /**
+   * Where every assigned partition ends now: its last stable offset when the
+   * reader reads committed records, else its high watermark. One ListOffsets
+   * per leader on the cached metadata (refreshed only when a leader moved), so
+   * it is cheap enough to ask per request.
+   */
+  async ends(): Promise<TopicPartitionOffset[]> {
+    const partitions: Record<string, number[]> = {};
+    for (const p of this.#positions.values()) (partitions[p.topic] ??= []).push(p.partition);
+    const topics = Object.keys(partitions);
+    if (topics.length === 0) return [];
+    try {
+      this.#offsets ??= this.#consumer(this.#config, this.#logger, `${this.#settings.name}-offsets`);
+      const offsets = await this.#offsets.listOffsets({
+        topics,
+        partitions,
+        isolationLevel: this.#settings.readCommitted ? FetchIsolationLevels.READ_COMMITTED : FetchIsolationLevels.READ_UNCOMMITTED,
+      });
+      return topics.flatMap((topic) => partitions[topic]!.map((partition) => ({ topic, partition, offset: offsets.get(topic)![partition]! })));
+    } catch (error) {
+      throw toSluiceError(error, { ...this.#context, operation: `list the end offsets of ${topics.join(', ')}` });
+    }
   }
 
   /** The next offset of every assigned partition. */
@@ -286,6 +323,6 @@ export class PartitionReader {
 
   async close(): Promise<void> {
     await this.stop();
-    await Promise.all([this.#client.close(true), this.#admin.close()]);
+    await Promise.all([this.#client.close(true), this.#offsets?.close(true), this.#admin.close()]);
   }
 }

@@ -250,7 +250,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const readAdmin = readKafka.admin();
   const access = options.access ?? OPEN_ACCESS;
   const idempotencyStore = new IdempotencyStore(readKafka, readAdmin, config, log);
-  const transactions = new TransactionBatcher(config, log);
+  const transactions = TransactionBatcher.forIngress(config, log, idempotencyStore);
   // Kafka may be down at start (the ingress answers 503 until it is); keyed requests start the store again.
   // The transactional ids are registered up front: on a fresh cluster the first one also creates __transaction_state, which takes seconds.
   if (connected) {

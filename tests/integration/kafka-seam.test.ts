@@ -126,6 +126,29 @@ describe('Kafka seam: producer and admin', () => {
     }
   });
 
+  it('a reader tells where its partitions end: the last stable offset, held back by an open transaction', async () => {
+    const txTopic = uniqueName('seam-ends');
+    await admin.createTopics([{ name: txTopic, partitions: 1 }]);
+    const raw = new Producer({ clientId: 'seam-test-ends', bootstrapBrokers: brokers(), idempotent: true, transactionalId: uniqueName('tx') });
+    const reader = kafka.partitionReader({ maxWaitMs: 100 });
+    try {
+      const committed = await raw.beginTransaction();
+      await committed.send({ messages: [0, 1, 2].map((j) => ({ topic: txTopic, partition: 0, value: Buffer.from(`c-${j}`) })) });
+      await committed.commit();
+      // Offsets 0-2 the records, 3 the commit marker; 4 and 5 an open transaction's records.
+      const open = await raw.beginTransaction();
+      await open.send({ messages: [0, 1].map((j) => ({ topic: txTopic, partition: 0, value: Buffer.from(`o-${j}`) })) });
+      reader.assign([{ topic: txTopic, partition: 0, offset: 0n }]);
+      expect(await reader.ends()).toEqual([{ topic: txTopic, partition: 0, offset: 4n }]);
+      await open.commit();
+      await expect.poll(async () => (await reader.ends())[0]!.offset).toBe(7n);
+    } finally {
+      await reader.close();
+      await raw.close();
+      await admin.deleteTopics([txTopic]).catch(() => undefined);
+    }
+  });
+
   it('fails fast with a coded error for a topic that does not exist', async () => {
     await expect(admin.describeTopics([uniqueName('missing')])).rejects.toMatchObject({ code: 'SLUICE_KAFKA_UNKNOWN_TOPIC' });
   });

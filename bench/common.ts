@@ -37,6 +37,8 @@ export function benchConfig(env: BenchEnv, overrides: Record<string, string> = {
   return loadConfig(process.env, {
     kafkaBrokers: env.brokers.join(','),
     registryUrl: env.registryUrl,
+    // This run's own, as the registry topic: a reused broker would otherwise hand every run's ingress all earlier runs' keys to read.
+    idempotencyTopic: `_sluice_idempotency_bench_${env.runId}`,
     logLevel: 'warn',
     logFormat: 'json',
     ...overrides,

@@ -109,7 +109,7 @@ export class PartitionReader {
   #running: Promise<void> | undefined;
   readonly #abort = new AbortController();
 
-  /** For ends(): its own connections, since a broker answers one request per connection at a time and the reader's fetch may be waiting there for up to maxWaitMs. */
+  /** For ends() and readAt(): its own connections, since a broker answers one request per connection at a time and the reader's fetch may be waiting there for up to maxWaitMs. */
   #offsets: Consumer | undefined;
   readonly #config: SluiceConfig;
   readonly #logger: Logger;
@@ -136,6 +136,11 @@ export class PartitionReader {
     return client;
   }
 
+  #pointClient(): Consumer {
+    this.#offsets ??= this.#consumer(this.#config, this.#logger, `${this.#settings.name}-offsets`);
+    return this.#offsets;
+  }
+
   /** Where to start each partition (the next offset to read). Partitions already assigned move to the new offset. */
   assign(positions: readonly TopicPartitionOffset[]): void {
     for (const p of positions) this.#positions.set(`${p.topic}\u0000${p.partition}`, { ...p });
@@ -154,8 +159,7 @@ export class PartitionReader {
     const topics = Object.keys(partitions);
     if (topics.length === 0) return [];
     try {
-      this.#offsets ??= this.#consumer(this.#config, this.#logger, `${this.#settings.name}-offsets`);
-      const offsets = await this.#offsets.listOffsets({
+      const offsets = await this.#pointClient().listOffsets({
         topics,
         partitions,
         isolationLevel: this.#settings.readCommitted ? FetchIsolationLevels.READ_COMMITTED : FetchIsolationLevels.READ_UNCOMMITTED,
@@ -163,6 +167,36 @@ export class PartitionReader {
       return topics.flatMap((topic) => partitions[topic]!.map((partition) => ({ topic, partition, offset: offsets.get(topic)![partition]! })));
     } catch (error) {
       throw toSluiceError(error, { ...this.#context, operation: `list the end offsets of ${topics.join(', ')}` });
+    }
+  }
+
+  /**
+   * The record at `offset` of a topic's partition (assigned or not), read
+   * without waiting; undefined when there is none (compacted or deleted).
+   * On ends()'s connection, for point reads beside the running fetch.
+   */
+  async readAt(topic: string, partition: number, offset: bigint): Promise<KafkaRecord | undefined> {
+    const client = this.#pointClient();
+    try {
+      const metadata = await client.metadata({ topics: [topic] });
+      const described = metadata.topics.get(topic);
+      const leader = described?.partitions[partition]?.leader ?? -1;
+      if (described === undefined || leader < 0) return undefined;
+      const response = await client.fetch({
+        node: leader,
+        topics: [{ topicId: described.id, partitions: [{ partition, fetchOffset: offset, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: 1024 * 1024 }] }],
+        minBytes: 1,
+        maxBytes: 1024 * 1024,
+        maxWaitTime: 0,
+        isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED,
+      });
+      const batches = response.responses[0]?.partitions.find((p) => p.partitionIndex === partition);
+      if (batches === undefined || batches.errorCode !== 0) return undefined;
+      return decodeBatches(topic, partition, offset, batches.records ?? [], null).records.find((r) => r.offset === offset);
+    } catch (error) {
+      const classified = toSluiceError(error, { ...this.#context, operation: `read ${topic}[${partition}] at ${offset}` });
+      if ((classified as SluiceError & { kafkaCode?: string }).kafkaCode === OFFSET_OUT_OF_RANGE) return undefined;
+      throw classified;
     }
   }
 

@@ -126,7 +126,7 @@ describe('Kafka seam: producer and admin', () => {
     }
   });
 
-  it('a reader tells where its partitions end: the last stable offset, held back by an open transaction', async () => {
+  it('a reader tells where its partitions end (the last stable offset, held back by an open transaction) and reads one record at an offset', async () => {
     const txTopic = uniqueName('seam-ends');
     await admin.createTopics([{ name: txTopic, partitions: 1 }]);
     const raw = new Producer({ clientId: 'seam-test-ends', bootstrapBrokers: brokers(), idempotent: true, transactionalId: uniqueName('tx') });
@@ -142,6 +142,10 @@ describe('Kafka seam: producer and admin', () => {
       expect(await reader.ends()).toEqual([{ topic: txTopic, partition: 0, offset: 4n }]);
       await open.commit();
       await expect.poll(async () => (await reader.ends())[0]!.offset).toBe(7n);
+      // A point read: the record at an offset, none past the end.
+      expect((await reader.readAt(txTopic, 0, 1n))?.value?.toString()).toBe('c-1');
+      expect((await reader.readAt(txTopic, 0, 5n))?.value?.toString()).toBe('o-1');
+      expect(await reader.readAt(txTopic, 0, 99n)).toBeUndefined();
     } finally {
       await reader.close();
       await raw.close();

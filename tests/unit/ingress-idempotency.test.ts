@@ -40,6 +40,10 @@ describe('Idempotency-Key header', () => {
     expect(fingerprint('/v1/orders', false, false, [order({ amount: 12345678901234567890n })])).not.toBe(print);
   });
 
+  it('keeps the fingerprint the topic already holds (sha256 of route, mode and JSON, as earlier ingresses wrote it)', () => {
+    expect(fingerprint('/v1/orders', false, false, [{ a: 1, big: 'x' }])).toBe('CtZYVAKoVT3ia3e2IoUkP9B1J5MJ-GOBLBaxk7-P0iQ');
+  });
+
   it('scopes a key by route and principal', () => {
     expect(scopeOf('/v1/orders', 'alice', 'k')).not.toBe(scopeOf('/v1/orders', 'bob', 'k'));
     expect(scopeOf('/v1/orders', 'alice', 'k')).not.toBe(scopeOf('/v1/other', 'alice', 'k'));

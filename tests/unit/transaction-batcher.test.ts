@@ -36,7 +36,7 @@ const record = (topic: string, value: string): OutgoingRecord => ({ topic, value
 function job(name: string, events: number, store: Map<string, StoredResponse | Error> = new Map()): WriteJob {
   return {
     records: Array.from({ length: events }, (_, i) => record('orders', `${name}.${i}`)),
-    stored: () => {
+    stored: async () => {
       const found = store.get(name);
       if (found instanceof Error) throw found;
       return found;

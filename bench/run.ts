@@ -16,6 +16,7 @@ import { runWorkerBench, runWorkerScaleBench, type WorkerBenchOptions } from './
 import { computeGoals, computeRatios, writeResults, type BenchResults, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
 import { measureSerialization, type SerializationFigures } from './serialization.ts';
 import { runReplicated, type ReplicatedFigures } from './replicated.ts';
+import { measureTransactions, type TransactionFigures } from './transactions.ts';
 
 /**
  * `npm run bench`: every contender on the same broker, schema and event bodies,
@@ -252,6 +253,12 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       }
       await sluice.stop();
     }
+    let transactions: TransactionFigures | null = null;
+    if (stages.has('idempotency')) {
+      log.info('transactions: the Kafka side of a keyed event (seam transactions of 60 events + 60 responses, one id / two in turn, vs plain sends)');
+      transactions = await measureTransactions(registryConfig, log, runId, mode.httpDurationS);
+      log.info({ ...transactions }, 'transactions');
+    }
 
     log.info('ceilings: bare batched kafkajs and @platformatic/kafka producers, Kafka ProducerPerformance');
     const bareRuns: BareProducerFigures[] = [];
@@ -306,6 +313,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       e2e,
       serialization,
       idempotency,
+      transactions,
       readPath,
       ...(replicated ? { replicated } : {}),
       notes,

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Consumer, FetchIsolationLevels, type ClusterMetadata } from '@platformatic/kafka';
 import type { SluiceConfig } from '../core/config.ts';
-import type { SluiceError } from '../core/errors.ts';
+import { BrokerUnavailableError, type SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { retryPolicies } from '../core/retry.ts';
+import { retry, retryPolicies } from '../core/retry.ts';
 import { KafkaAdmin } from './admin.ts';
 import { clientOptions, errorContext, routeClientEvents } from './connection.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
@@ -175,13 +175,18 @@ export class PartitionReader {
    * without waiting; undefined when there is none (compacted or deleted).
    * On ends()'s connection, for point reads beside the running fetch.
    */
-  async readAt(topic: string, partition: number, offset: bigint): Promise<KafkaRecord | undefined> {
+  readAt(topic: string, partition: number, offset: bigint): Promise<KafkaRecord | undefined> {
     const client = this.#pointClient();
+    // A leader that moved: ask again on fresh metadata.
+    return retry(retryPolicies.reader, () => this.#readAtOnce(client, topic, partition, offset), { onRetry: () => client.clearMetadata() });
+  }
+
+  async #readAtOnce(client: Consumer, topic: string, partition: number, offset: bigint): Promise<KafkaRecord | undefined> {
     try {
       const metadata = await client.metadata({ topics: [topic] });
       const described = metadata.topics.get(topic);
       const leader = described?.partitions[partition]?.leader ?? -1;
-      if (described === undefined || leader < 0) return undefined;
+      if (described === undefined || leader < 0) throw new BrokerUnavailableError(`${topic}[${partition}] has no leader`);
       const response = await client.fetch({
         node: leader,
         topics: [{ topicId: described.id, partitions: [{ partition, fetchOffset: offset, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: 1024 * 1024 }] }],
@@ -190,9 +195,10 @@ export class PartitionReader {
         maxWaitTime: 0,
         isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED,
       });
-      const batches = response.responses[0]?.partitions.find((p) => p.partitionIndex === partition);
-      if (batches === undefined || batches.errorCode !== 0) return undefined;
-      return decodeBatches(topic, partition, offset, batches.records ?? [], null).records.find((r) => r.offset === offset);
+      const answer = response.responses[0]?.partitions.find((p) => p.partitionIndex === partition);
+      // Only a clean answer may say "no such record": a caller treats that as gone for good.
+      if (answer === undefined || answer.errorCode !== 0) throw new BrokerUnavailableError(`reading ${topic}[${partition}] failed (error code ${answer?.errorCode ?? 'none'})`);
+      return decodeBatches(topic, partition, offset, answer.records ?? [], null).records.find((r) => r.offset === offset);
     } catch (error) {
       const classified = toSluiceError(error, { ...this.#context, operation: `read ${topic}[${partition}] at ${offset}` });
       if ((classified as SluiceError & { kafkaCode?: string }).kafkaCode === OFFSET_OUT_OF_RANGE) return undefined;

@@ -3,6 +3,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import { BrokerUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RetryPolicy } from '../core/retry.ts';
+import { splitByCounts } from '../core/arrays.ts';
 import { clientOptions, errorContext, routeClientEvents, transactionalIdentity } from './connection.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import { partitionForKey } from './partitioner.ts';
@@ -209,11 +210,12 @@ export class KafkaProducer {
         const records = calls.length === 1 ? calls[0]!.records : calls.flatMap((c) => c.records);
         try {
           const metadata = await this.#produce(records);
-          let start = 0;
-          for (const call of calls) {
-            call.resolve(calls.length === 1 ? metadata : metadata.slice(start, start + call.records.length));
-            start += call.records.length;
-          }
+          if (calls.length === 1) calls[0]!.resolve(metadata);
+          else
+            splitByCounts(
+              metadata,
+              calls.map((c) => c.records.length),
+            ).forEach((slice, i) => calls[i]!.resolve(slice));
         } catch (error) {
           for (const call of calls) call.reject(error);
         }

@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { SluiceConfig } from '../core/config.ts';
 import { BrokerUnavailableError, IdempotencyKeyInUseError, IdempotencyKeyReusedError, SluiceError } from '../core/errors.ts';
+import { splitByCounts } from '../core/arrays.ts';
 import { stringifyJson } from '../core/json.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RecordAck } from './batching-producer.ts';
@@ -36,10 +37,10 @@ import {
  *
  * Freshness: a key is known new only once the replica's reader has applied
  * the topic up to its last stable offset as of the request's arrival (one
- * ListOffsets shared by every request that arrives while the previous one is
- * in flight). That barrier runs while the request's events are sent; it is
- * awaited before the response is written and the transaction committed, and
- * a key found known then aborts the transaction (TransactionBatcher). The LSO
+ * ListOffsets per transaction, taken as it begins, after every request in it
+ * arrived). That barrier runs while the events are sent; it is awaited before
+ * the responses are written and the transaction committed, and a key found
+ * known then aborts the transaction (TransactionBatcher). The LSO
  * only passes a transaction once the coordinator has written its commit
  * marker, which happens after EndTxn has already returned to the producer; so
  * the replica that wrote a response answers only once its own read_committed
@@ -143,8 +144,6 @@ export class IdempotencyStore {
   readonly #applied = new Map<number, bigint>();
   #waiters: { target: ReadonlyMap<number, bigint>; resolve: () => void }[] = [];
   #running: Promise<void> | undefined;
-  #inflight: Promise<void> | undefined;
-  #queued: Promise<void> | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #starting: Promise<void> | undefined;
 
@@ -241,32 +240,6 @@ export class IdempotencyStore {
     return this.#barrier();
   }
 
-  /**
-   * As barrier(), but concurrent callers share one ListOffsets; a caller that arrives
-   * while one is in flight waits for the next (the one in flight may predate
-   * the commit it must see).
-   */
-  async sync(): Promise<void> {
-    await this.start();
-    return this.#coalescedBarrier();
-  }
-
-  #coalescedBarrier(): Promise<void> {
-    if (this.#inflight === undefined) {
-      this.#inflight = this.#barrier().finally(() => {
-        this.#inflight = undefined;
-      });
-      return this.#inflight;
-    }
-    this.#queued ??= this.#inflight
-      .catch(() => undefined)
-      .then(() => {
-        this.#queued = undefined;
-        return this.#coalescedBarrier();
-      });
-    return this.#queued;
-  }
-
   async #barrier(): Promise<void> {
     const ends = await this.#reader.ends();
     await this.#until(new Map(ends.map((p) => [p.partition, p.offset])));
@@ -274,8 +247,8 @@ export class IdempotencyStore {
 
   /** The entry for `scope` within the retention window (read from the topic); undefined when there is none. */
   async get(scope: string): Promise<Entry | undefined> {
-    const held = this.#entries.get(scope);
-    if (held === undefined || held.at < Date.now() - this.#retentionMs) return undefined;
+    const held = this.#held(scope);
+    if (held === undefined) return undefined;
     const record = await this.#reader.readAt(this.#topic, held.partition, BigInt(held.offset));
     if (record?.value == null || record.key?.toString('utf8') !== scope) {
       this.#log.warn({ partition: held.partition, offset: held.offset }, 'an idempotency record is gone from the topic (compacted or deleted); treating its key as new');
@@ -291,8 +264,13 @@ export class IdempotencyStore {
 
   /** Whether `scope` is known (no read): cheap enough for every request. */
   has(scope: string): boolean {
+    return this.#held(scope) !== undefined;
+  }
+
+  /** Where `scope`'s entry is, if it is within the retention window. */
+  #held(scope: string): Held | undefined {
     const held = this.#entries.get(scope);
-    return held !== undefined && held.at >= Date.now() - this.#retentionMs;
+    return held !== undefined && held.at >= Date.now() - this.#retentionMs ? held : undefined;
   }
 
   /** The record that stores `entry` for `scope`. */
@@ -341,10 +319,10 @@ interface Job extends WriteJob {
 type Verdict = { write: true } | { stored: StoredResponse } | { error: unknown };
 
 /**
- * Keyed requests, batched into transactions: whatever queued while the
- * producers were busy goes out in one transaction, up to one transaction in
- * flight per writer, so a transaction's fixed cost (AddPartitions, EndTxn) is
- * shared.
+ * Keyed requests, batched into transactions: whatever queued while a
+ * transaction ran goes out in the next one (at most `inFlight` at once, on
+ * the writers in turn), so a transaction's fixed cost (AddPartitions, EndTxn)
+ * is shared.
  *
  * Each transaction takes one freshness barrier as it begins (every job in it
  * arrived before that), which runs while the events are sent. Before the
@@ -416,8 +394,8 @@ export class TransactionBatcher {
     const records = jobs.flatMap((j) => j.records);
     const fresh = this.#fresh();
     fresh.catch(() => undefined);
-    const slices: RecordMetadata[][] = [];
-    const followCounts: number[] = [];
+    let slices: RecordMetadata[][] = [];
+    let follows: OutgoingRecord[][] = [];
     let verdicts: Verdict[] = [];
     try {
       const written = await writer.write(
@@ -425,24 +403,21 @@ export class TransactionBatcher {
         async (metadata) => {
           verdicts = await verdictsOf(jobs, fresh);
           if (verdicts.some((v) => !('write' in v))) return 'abort';
-          let start = 0;
-          return jobs.flatMap((job) => {
-            const slice = metadata.slice(start, start + job.records.length);
-            start += job.records.length;
-            slices.push(slice);
-            const followed = job.follow(slice);
-            followCounts.push(followed.length);
-            return followed;
-          });
+          slices = splitByCounts(
+            metadata,
+            jobs.map((job) => job.records.length),
+          );
+          follows = jobs.map((job, i) => job.follow(slices[i]!));
+          return follows.flat();
         },
         this.#options,
       );
       if (written !== 'aborted') {
-        let start = 0;
-        jobs.forEach((job, i) => {
-          job.resolve({ metadata: slices[i]!, followed: written.followed.slice(start, start + followCounts[i]!) });
-          start += followCounts[i]!;
-        });
+        const followed = splitByCounts(
+          written.followed,
+          follows.map((f) => f.length),
+        );
+        jobs.forEach((job, i) => job.resolve({ metadata: slices[i]!, followed: followed[i]! }));
         return;
       }
       const again: Job[] = [];
@@ -540,7 +515,7 @@ export class Idempotency {
   async #write(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
     if (prepared.records.length === 0) {
       // Nothing to write (every event of a partial batch was invalid): the answer is the same on every retry.
-      await this.#store.sync();
+      await this.#store.barrier();
       return (await this.#replay(scope, print)) ?? prepared.answer([]);
     }
     let response: StoredResponse | undefined;

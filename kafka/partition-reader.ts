@@ -112,14 +112,11 @@ export class PartitionReader {
   /** For ends() and readAt(): its own connections, since a broker answers one request per connection at a time and the reader's fetch may be waiting there for up to maxWaitMs. */
   #offsets: Consumer | undefined;
   readonly #config: SluiceConfig;
-  readonly #logger: Logger;
 
   constructor(config: SluiceConfig, logger: Logger, settings: PartitionReaderSettings) {
     this.#settings = { readCommitted: true, maxWaitMs: 500, maxBytes: 16 * 1024 * 1024, maxBytesPerPartition: 4 * 1024 * 1024, ...settings };
-    // A group id is required by the constructor; this reader never joins a group or commits.
     this.#client = this.#consumer(config, logger, settings.name);
     this.#config = config;
-    this.#logger = logger;
     this.#admin = new KafkaAdmin(config, logger, { name: `${settings.name}-reader-admin` });
     this.#log = logger;
     this.#context = errorContext(config);
@@ -137,7 +134,7 @@ export class PartitionReader {
   }
 
   #pointClient(): Consumer {
-    this.#offsets ??= this.#consumer(this.#config, this.#logger, `${this.#settings.name}-offsets`);
+    this.#offsets ??= this.#consumer(this.#config, this.#log, `${this.#settings.name}-offsets`);
     return this.#offsets;
   }
 

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Kafka, logLevel } from 'kafkajs';
 import { pino } from 'pino';
@@ -222,3 +223,15 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 export const round = (n: number, digits = 2): number => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
+
+/** CPU seconds (user + system) a process has used so far, from /proc; undefined off Linux or when there is no such process. */
+export function processCpuSeconds(pid: number): number | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    // Fields after the ")" that ends the command name: utime and stime are the 12th and 13th, in USER_HZ (100 on every Linux Node runs on).
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { PROJECT_ROOT } from '../core/config.ts';
-import { median, type EventPool } from './common.ts';
+import { median, processCpuSeconds, type EventPool } from './common.ts';
 import { loadHttp } from './ingress.ts';
 
 /**
@@ -71,16 +71,13 @@ export async function measureIdempotency(url: string, pool: EventPool, durationS
 
 /** CPU seconds used so far by one process and by the whole machine (every core, busy time only); undefined off Linux. */
 function cpuSeconds(pid: number | undefined): { process: number; machine: number } | undefined {
-  if (pid === undefined || process.platform !== 'linux') return undefined;
+  const own = pid === undefined ? undefined : processCpuSeconds(pid);
+  if (own === undefined) return undefined;
   try {
-    const ticksPerSecond = 100; // USER_HZ, 100 on every Linux Node runs on
-    // Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    const own = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
-    // The first line of /proc/stat: user nice system idle iowait irq softirq steal ...
+    // The first line of /proc/stat, in USER_HZ: user nice system idle iowait irq softirq steal ...
     const all = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
     const busy = all[0]! + all[1]! + all[2]! + all[5]! + all[6]!;
-    return { process: own, machine: busy / ticksPerSecond };
+    return { process: own, machine: busy / 100 };
   } catch {
     return undefined;
   }

@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { AtomicProducer, createKafka, type OutgoingRecord } from '../kafka/index.ts';
-import { round } from './common.ts';
+import { processCpuSeconds, round } from './common.ts';
 
 /**
  * The Kafka-side cost of a keyed (Idempotency-Key) event, without HTTP: the
@@ -30,15 +29,8 @@ export interface TransactionFigures {
 
 /** CPU seconds of the one local Kafka broker process; undefined when there is not exactly one, or off Linux. */
 function brokerCpuSeconds(): number | undefined {
-  if (process.platform !== 'linux') return undefined;
-  const pids = spawnSync('pgrep', ['-f', 'kafka\\.Kafka'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
-  if (pids.length !== 1) return undefined;
-  try {
-    const fields = readFileSync(`/proc/${pids[0]}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
+  const pids = spawnSync('pgrep', ['-f', 'kafka\\.Kafka'], { encoding: 'utf8' }).stdout?.trim().split('\n').filter(Boolean) ?? [];
+  return pids.length === 1 ? processCpuSeconds(Number(pids[0])) : undefined;
 }
 
 export async function measureTransactions(config: SluiceConfig, logger: Logger, runId: string, durationS: number, size = 60): Promise<TransactionFigures> {

@@ -38,9 +38,8 @@ export async function measureIdempotency(url: string, pool: EventPool, durationS
   const keyed: number[] = [];
   const cpu = { plainIngress: [] as number[], keyedIngress: [] as number[], plainMachine: [] as number[], keyedMachine: [] as number[] };
   let keyedNon2xx = 0;
-  // Warms both paths (the transactional producers and the idempotency topic's reader, and the plain producer), so neither's
-  // first round runs cold. The keyed one longer: on the bench's own, just started broker it is the first to use transactions,
-  // and the broker's JIT compiling the coordinator's code counted against it (0.44 on a fresh broker vs 0.57 on a warm one).
+  // Warms both paths (the claims and the idempotency topic's reader, and the plain producer), so neither's first round
+  // runs cold; the keyed one longer, as it was when it ran transactions (the broker's JIT compiling the coordinator's code).
   await loadHttp({ url, connections, durationS: 6, bodies: pool.singleBodies, eventsPerRequest: 1, idempotencyKeys: `${runId}-warm` });
   await loadHttp({ url, connections, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
   for (let r = 0; r < Math.max(3, rounds); r++) {

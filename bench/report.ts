@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import type { BareProducerFigures } from './bare-harness.ts';
 import type { E2eFigures } from './e2e-latency.ts';
 import type { IdempotencyFigures, ReadPathFigures } from './http-extras.ts';
-import type { TransactionFigures } from './transactions.ts';
 import type { HttpFigures } from './ingress.ts';
 import type { JavaProducerFigures } from './java-producer.ts';
 import type { SerializationFigures } from './serialization.ts';
@@ -81,8 +80,6 @@ export interface BenchResults {
   e2e: { low: E2eFigures | null; halfPeak: E2eFigures | null; note?: string };
   serialization: SerializationFigures | null;
   idempotency?: IdempotencyFigures | null;
-  /** The Kafka side of a keyed event, without HTTP (bench/transactions.ts). */
-  transactions?: TransactionFigures | null;
   readPath?: ReadPathFigures | null;
   /** `--full` only: ingress and exactly-once worker on three brokers, RF 3 beside RF 1 (bench/replicated.ts). */
   replicated?: ReplicatedFigures;
@@ -197,7 +194,6 @@ export function readmeTable(results: BenchResults): string {
       return `| Worker exactly-once, ${n} input partitions | ${fmt(row?.exactlyOnceEventsPerSec)} events/s, ${fmt(row?.connections)} broker connections |`;
     }),
     `| Single events with / without Idempotency-Key, 128 connections | ${fmt(results.idempotency?.keyedEventsPerSec)} / ${fmt(results.idempotency?.plainEventsPerSec)} events/s |`,
-    `| Seam transactions of ${fmt(results.transactions?.eventsPerTransaction)} events + responses: one id / two ids in turn / plain sends | ${fmt(results.transactions?.oneId.eventsPerSec)} / ${fmt(results.transactions?.twoIdsInTurn.eventsPerSec)} / ${fmt(results.transactions?.plain.eventsPerSec)} events/s; client ${fmt(results.transactions?.oneId.clientUsPerEvent, 1)} / ${fmt(results.transactions?.twoIdsInTurn.clientUsPerEvent, 1)} / ${fmt(results.transactions?.plain.clientUsPerEvent, 1)} µs, broker ${fmt(results.transactions?.oneId.brokerUsPerEvent, 1)} / ${fmt(results.transactions?.twoIdsInTurn.brokerUsPerEvent, 1)} / ${fmt(results.transactions?.plain.brokerUsPerEvent, 1)} µs per event |`,
     `| CPU per event with / without Idempotency-Key: ingress, whole machine | ${fmt(results.idempotency?.cpuUsPerEvent?.keyedIngress)} / ${fmt(results.idempotency?.cpuUsPerEvent?.plainIngress)} µs, ${fmt(results.idempotency?.cpuUsPerEvent?.keyedMachine)} / ${fmt(results.idempotency?.cpuUsPerEvent?.plainMachine)} µs |`,
     `| HTTP read path / \`sluice tail\` / kcat (${fmt(results.readPath?.records)} records) | ${fmt(results.readPath?.readPathEventsPerSec)} / ${fmt(results.readPath?.tailEventsPerSec)} / ${fmt(results.readPath?.kcatEventsPerSec)} events/s |`,
     '',

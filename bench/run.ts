@@ -16,7 +16,6 @@ import { runWorkerBench, runWorkerScaleBench, type WorkerBenchOptions } from './
 import { computeGoals, computeRatios, writeResults, type BenchResults, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
 import { measureSerialization, type SerializationFigures } from './serialization.ts';
 import { runReplicated, type ReplicatedFigures } from './replicated.ts';
-import { measureTransactions, type TransactionFigures } from './transactions.ts';
 
 /**
  * `npm run bench`: every contender on the same broker, schema and event bodies,
@@ -245,19 +244,13 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       if (stages.has('read')) {
         const available = await withAdmin(env.brokers, async (admin) => [...(await admin.listOffsets(env.inputTopic, 'latest')).values()].reduce((sum, offset) => sum + Number(offset), 0));
         if (available > 0) {
-          // Keyed requests' transaction markers take offsets too: at most one per record, so half the offsets are surely records.
-          const records = Math.min(Math.floor(available / 2), 200_000);
+          // Every offset of the input topic is a record (nothing writes transactions there).
+          const records = Math.min(available, 200_000);
           readPath = await measureReadPath(url.replace(/\/v1\/orders$/, ''), env.inputTopic, records, { brokers: broker.brokers, registryUrl: registry.url });
           log.info({ ...readPath }, 'read path vs sluice tail');
         } else notes.push('read: the input topic is empty (run it with the ingress or idempotency stage)');
       }
       await sluice.stop();
-    }
-    let transactions: TransactionFigures | null = null;
-    if (stages.has('idempotency')) {
-      log.info('transactions: the Kafka side of a keyed event (seam transactions of 60 events + 60 responses, one id / two in turn, vs plain sends)');
-      transactions = await measureTransactions(registryConfig, log, runId, mode.httpDurationS);
-      log.info({ ...transactions }, 'transactions');
     }
 
     log.info('ceilings: bare batched kafkajs and @platformatic/kafka producers, Kafka ProducerPerformance');
@@ -313,7 +306,6 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       e2e,
       serialization,
       idempotency,
-      transactions,
       readPath,
       ...(replicated ? { replicated } : {}),
       notes,

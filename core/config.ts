@@ -321,13 +321,20 @@ export const OPTIONS = {
   idempotencyRetentionMs: {
     env: 'SLUICE_IDEMPOTENCY_RETENTION_MS',
     default: '86400000',
-    description: 'How long the ingress remembers an Idempotency-Key and its response (default 24 h); also the retention of SLUICE_IDEMPOTENCY_TOPIC.',
+    description: 'How long the ingress remembers an Idempotency-Key (default 24 h); also the retention of SLUICE_IDEMPOTENCY_TOPIC.',
     parse: integer(1000, 30 * 86_400_000),
+  },
+  idempotencyLeaseMs: {
+    env: 'SLUICE_IDEMPOTENCY_LEASE_MS',
+    default: '30000',
+    description:
+      'How long a replica that claimed an Idempotency-Key may still be writing its events: a retry elsewhere gets 409 until then, and takes the key over after. Keep it above SLUICE_PRODUCE_TIMEOUT_MS.',
+    parse: integer(1000, 3_600_000),
   },
   idempotencyTopic: {
     env: 'SLUICE_IDEMPOTENCY_TOPIC',
     default: '_sluice_idempotency',
-    description: 'Compacted topic holding the responses of produce requests sent with an Idempotency-Key (created by the ingress).',
+    description: 'Topic of the claims of produce requests sent with an Idempotency-Key, followed by every ingress replica (created by the ingress).',
     parse: text,
   },
   consoleHost: { env: 'SLUICE_CONSOLE_HOST', default: '127.0.0.1', description: 'Address the web console listens on.', parse: text },

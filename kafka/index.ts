@@ -51,4 +51,3 @@ export { KafkaProducer, type ProducerSettings } from './producer.ts';
 export { errorTrail } from './errors.ts';
 export { partitionForKey } from './partitioner.ts';
 export * from './types.ts';
-export { AtomicProducer, type AtomicProducerSettings, type AtomicWriteOptions, type AtomicWritten, type FollowUp } from './atomic-producer.ts';

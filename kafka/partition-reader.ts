@@ -37,6 +37,8 @@ export interface PartitionReaderSettings {
   readCommitted?: boolean;
   /** Longest the broker holds a fetch open when there is nothing new. Default 500 ms. */
   maxWaitMs?: number;
+  /** Bytes the broker waits for (up to maxWaitMs) before it answers a fetch: more, for fewer fetches of a slowly growing topic. Default 1. */
+  minBytes?: number;
   /** Most bytes per fetch (all partitions of a broker together). Default 16 MiB. */
   maxBytes?: number;
   /** Most bytes per partition per fetch. Default 4 MiB. */
@@ -97,6 +99,14 @@ export function decodeBatches(
 const EMPTY = Buffer.alloc(0);
 const NO_HEADERS: RecordHeaders = Object.freeze([]) as RecordHeaders;
 
+/** Offsets [start, end) of one partition. */
+interface PartitionRange {
+  topic: string;
+  partition: number;
+  start: bigint;
+  end: bigint;
+}
+
 export class PartitionReader {
   readonly #client: Consumer;
   readonly #admin: KafkaAdmin;
@@ -114,7 +124,7 @@ export class PartitionReader {
   readonly #config: SluiceConfig;
 
   constructor(config: SluiceConfig, logger: Logger, settings: PartitionReaderSettings) {
-    this.#settings = { readCommitted: true, maxWaitMs: 500, maxBytes: 16 * 1024 * 1024, maxBytesPerPartition: 4 * 1024 * 1024, ...settings };
+    this.#settings = { readCommitted: true, maxWaitMs: 500, minBytes: 1, maxBytes: 16 * 1024 * 1024, maxBytesPerPartition: 4 * 1024 * 1024, ...settings };
     this.#client = this.#consumer(config, logger, settings.name);
     this.#config = config;
     this.#admin = new KafkaAdmin(config, logger, { name: `${settings.name}-reader-admin` });
@@ -170,15 +180,24 @@ export class PartitionReader {
   /**
    * The record at `offset` of a topic's partition (assigned or not), read
    * without waiting; undefined when there is none (compacted or deleted).
-   * On ends()'s connection, for point reads beside the running fetch.
    */
-  readAt(topic: string, partition: number, offset: bigint): Promise<KafkaRecord | undefined> {
-    const client = this.#pointClient();
-    // A leader that moved: ask again on fresh metadata.
-    return retry(retryPolicies.reader, () => this.#readAtOnce(client, topic, partition, offset), { onRetry: () => client.clearMetadata() });
+  async readAt(topic: string, partition: number, offset: bigint): Promise<KafkaRecord | undefined> {
+    return (await this.readFrom(topic, partition, offset))?.records.find((r) => r.offset === offset);
   }
 
-  async #readAtOnce(client: Consumer, topic: string, partition: number, offset: bigint): Promise<KafkaRecord | undefined> {
+  /**
+   * What one fetch returns of a topic's partition (assigned or not) from
+   * `offset`, without waiting: up to 1 MiB of records, and the offset after
+   * them; undefined when `offset` is out of range (compacted or deleted). On
+   * ends()'s connection, for point reads beside the running fetch.
+   */
+  readFrom(topic: string, partition: number, offset: bigint): Promise<{ records: KafkaRecord[]; nextOffset: bigint } | undefined> {
+    const client = this.#pointClient();
+    // A leader that moved: ask again on fresh metadata.
+    return retry(retryPolicies.reader, () => this.#readFromOnce(client, topic, partition, offset), { onRetry: () => client.clearMetadata() });
+  }
+
+  async #readFromOnce(client: Consumer, topic: string, partition: number, offset: bigint): Promise<{ records: KafkaRecord[]; nextOffset: bigint } | undefined> {
     try {
       const metadata = await client.metadata({ topics: [topic] });
       const described = metadata.topics.get(topic);
@@ -195,7 +214,7 @@ export class PartitionReader {
       const answer = response.responses[0]?.partitions.find((p) => p.partitionIndex === partition);
       // Only a clean answer may say "no such record": a caller treats that as gone for good.
       if (answer === undefined || answer.errorCode !== 0) throw new BrokerUnavailableError(`reading ${topic}[${partition}] failed (error code ${answer?.errorCode ?? 'none'})`);
-      return decodeBatches(topic, partition, offset, answer.records ?? [], null).records.find((r) => r.offset === offset);
+      return decodeBatches(topic, partition, offset, answer.records ?? [], null);
     } catch (error) {
       const classified = toSluiceError(error, { ...this.#context, operation: `read ${topic}[${partition}] at ${offset}` });
       if ((classified as SluiceError & { kafkaCode?: string }).kafkaCode === OFFSET_OUT_OF_RANGE) return undefined;
@@ -276,7 +295,7 @@ export class PartitionReader {
       response = await this.#client.fetch({
         node,
         topics,
-        minBytes: 1,
+        minBytes: this.#settings.minBytes,
         maxBytes: this.#settings.maxBytes,
         maxWaitTime: this.#settings.maxWaitMs,
         isolationLevel: this.#settings.readCommitted ? FetchIsolationLevels.READ_COMMITTED : FetchIsolationLevels.READ_UNCOMMITTED,
@@ -327,26 +346,43 @@ export class PartitionReader {
    * the last stable offset.
    */
   async readToEnd(topics: readonly string[], from?: ReadonlyMap<string, bigint>): Promise<KafkaRecord[]> {
-    const ends: TopicPartitionOffset[] = [];
-    const starts: TopicPartitionOffset[] = [];
+    const ranges: PartitionRange[] = [];
     for (const topic of topics) {
       const [earliest, latest] = await Promise.all([this.#admin.listOffsets(topic, 'earliest'), this.#admin.listOffsets(topic, 'latest', { readCommitted: this.#settings.readCommitted })]);
-      for (const [partition, end] of latest) {
-        ends.push({ topic, partition, offset: end });
-        starts.push({ topic, partition, offset: from?.get(`${topic}:${partition}`) ?? earliest.get(partition) ?? 0n });
-      }
+      for (const [partition, end] of latest) ranges.push({ topic, partition, start: from?.get(`${topic}:${partition}`) ?? earliest.get(partition) ?? 0n, end });
     }
-    const pending = starts.filter((s, i) => s.offset < ends[i]!.offset);
+    return this.#readRanges(ranges, () => true);
+  }
+
+  /**
+   * The records of `topic` whose offsets lie between the first with a
+   * timestamp at or after `fromMs` and the first at or after `toMs` (or the
+   * end), that `keep` accepts: a bounded look back without reading the
+   * partitions from their start.
+   */
+  async readBetween(topic: string, fromMs: number, toMs: number, keep: (record: KafkaRecord) => boolean): Promise<KafkaRecord[]> {
+    const readCommitted = this.#settings.readCommitted;
+    // A partition with no record at or after a time answers its end.
+    const [starts, ends] = await Promise.all([
+      this.#admin.listOffsets(topic, { timestamp: BigInt(Math.max(0, fromMs)) }, { readCommitted }),
+      this.#admin.listOffsets(topic, { timestamp: BigInt(Math.max(0, toMs)) }, { readCommitted }),
+    ]);
+    const ranges = [...starts].map(([partition, start]) => ({ topic, partition, start, end: ends.get(partition) ?? start }));
+    return this.#readRanges(ranges, keep);
+  }
+
+  async #readRanges(ranges: readonly PartitionRange[], keep: (record: KafkaRecord) => boolean): Promise<KafkaRecord[]> {
+    const pending = ranges.filter((r) => r.start < r.end);
     if (pending.length === 0) return [];
-    this.assign(pending);
-    const end = new Map(ends.map((e) => [`${e.topic}\u0000${e.partition}`, e.offset]));
+    this.assign(pending.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.start })));
+    const end = new Map(pending.map((r) => [`${r.topic}\u0000${r.partition}`, r.end]));
     const out: KafkaRecord[] = [];
     await this.run(
       (batch) => {
         const stop = end.get(`${batch.topic}\u0000${batch.partition}`)!;
-        for (const r of batch.records) if (r.offset < stop) out.push(r);
+        for (const r of batch.records) if (r.offset < stop && keep(r)) out.push(r);
       },
-      (positions) => positions.every((p) => p.offset >= end.get(`${p.topic}\u0000${p.partition}`)!),
+      (positions) => positions.every((p) => p.offset >= (end.get(`${p.topic}\u0000${p.partition}`) ?? 0n)),
     );
     return out;
   }

@@ -16,7 +16,8 @@ import { KafkaConnection } from './kafka-connection.ts';
 import { Readiness } from './readiness.ts';
 import { createKafka } from '../kafka/index.ts';
 import { OPEN_ACCESS, type AccessControl } from './access.ts';
-import { Idempotency, IdempotencyStore, TransactionBatcher } from './idempotency.ts';
+import { Idempotency } from './idempotency.ts';
+import { IdempotencyStore } from './idempotency-claims.ts';
 import { registerReadRoute, type ReadStats } from './read-route.ts';
 import { registerRoutes, type RouteBinding } from './routes.ts';
 import { API_CHALLENGE, SLUICE_DENIALS } from '../access/denials.ts';
@@ -31,8 +32,8 @@ export interface IngressOptions {
   registry: RegistryClient;
   host?: string;
   port?: number;
-  /** Test hook: runs after a keyed request's transaction committed, before its response is sent. */
-  afterIdempotentCommit?: () => void;
+  /** Test hook: runs after a keyed request's events were acknowledged, before its response is sent. */
+  afterIdempotentWrite?: () => void;
   /** Who may produce and read (issue 12's access model plugs in here); everyone by default. */
   access?: AccessControl;
 }
@@ -250,13 +251,11 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const readAdmin = readKafka.admin();
   const access = options.access ?? OPEN_ACCESS;
   const idempotencyStore = new IdempotencyStore(readKafka, readAdmin, config, log);
-  const transactions = TransactionBatcher.forIngress(config, log, idempotencyStore);
   // Kafka may be down at start (the ingress answers 503 until it is); keyed requests start the store again.
-  // The transactional ids are registered up front: on a fresh cluster the first one also creates __transaction_state, which takes seconds.
   if (connected) {
-    await Promise.all([idempotencyStore.start(), transactions.init()]).catch((error: unknown) => log.warn({ err: error }, 'Idempotency-Key requests cannot be served yet'));
+    await idempotencyStore.start().catch((error: unknown) => log.warn({ err: error }, 'Idempotency-Key requests cannot be served yet'));
   }
-  registerRoutes(app, bindings, { producer: batcher, access, idempotency: new Idempotency(idempotencyStore, transactions, config.produceTimeoutMs, options.afterIdempotentCommit) });
+  registerRoutes(app, bindings, { producer: batcher, access, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) });
   const reads = registerReadRoute(app, {
     kafka: readKafka,
     admin: readAdmin,
@@ -272,7 +271,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     await app.listen({ host: options.host ?? config.ingressHost, port: options.port ?? config.ingressPort });
   } catch (error) {
     await reads.close();
-    await Promise.all([transactions.close(), idempotencyStore.close()]);
+    await idempotencyStore.close();
     await readAdmin.close();
     await connection.close();
     throw error;
@@ -296,7 +295,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
         await reads.close();
         await app.close();
         await batcher.close();
-        await Promise.all([transactions.close(), idempotencyStore.close()]);
+        await idempotencyStore.close();
         await readAdmin.close();
         await connection.close();
         log.info({ stats: batcher.stats() }, 'ingress closed');

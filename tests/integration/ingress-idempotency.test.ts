@@ -6,7 +6,8 @@ import { RegistryClient } from '../../core/registry-client.ts';
 import { startIngress, type Ingress } from '../../producers/server.ts';
 import { startRegistry } from '../../registry/server.ts';
 import { orderTopology } from '../support/order-topology.ts';
-import { brokers, createTestTopics, readTopics, testConfig, testLogger, uniqueName, withKafkaAdmin } from '../support/platform.ts';
+import { fingerprint, scopeOf } from '../../producers/idempotency.ts';
+import { brokers, createTestTopics, readTopics, seam, testConfig, testLogger, uniqueName, withKafkaAdmin } from '../support/platform.ts';
 
 let seq = 0;
 function order(): Record<string, unknown> {
@@ -50,7 +51,8 @@ async function copies(orderId: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  config = testConfig({ lingerMs: '2', idempotencyTopic: uniqueName('_sluice_idempotency_test') });
+  // A short lease, for the test of a claim whose writer died before writing.
+  config = testConfig({ lingerMs: '2', idempotencyTopic: uniqueName('_sluice_idempotency_test'), idempotencyLeaseMs: '2000' });
   log = testLogger(config, 'ingress-idempotency-test');
   topic = uniqueName('idem-orders');
   await createTestTopics([{ name: topic, partitions: 3 }]);
@@ -167,5 +169,48 @@ describe('Idempotency-Key', () => {
     expect(records).toHaveLength(1);
     const answer = JSON.parse(retry.text) as { partition: number; offset: string };
     expect([records[0]!.partition, records[0]!.offset.toString()]).toEqual([answer.partition, answer.offset]);
+  });
+
+  it('the same new key at two replicas at once: one record, and every 200 names it', async () => {
+    for (let i = 0; i < 10; i++) {
+      const event = order();
+      const replies = await Promise.all([post(a.url, event, `k-both-${i}`), post(b.url, event, `k-both-${i}`)]);
+      const ok = replies.filter((r) => r.status === 200);
+      expect(ok.length, replies.map((r) => `${r.status} ${r.text}`).join('; ')).toBeGreaterThan(0);
+      // The loser either found the winner's event (the same answer) or found it still being written (409).
+      for (const r of replies) expect([200, 409]).toContain(r.status);
+      expect(new Set(ok.map((r) => r.text)).size).toBe(1);
+      expect(await copies(event.orderId as string)).toBe(1);
+    }
+  });
+
+  it('a key claimed by a replica that died before writing: 409 until its lease ends, then written once', async () => {
+    const event = order();
+    const scope = scopeOf('/v1/orders', 'anonymous', 'k-orphan');
+    // What a replica leaves when it is killed after its claim and before its events: a claim, nothing else.
+    const kafka = seam();
+    const producer = kafka.producer();
+    try {
+      await producer.send([
+        {
+          topic: config.idempotencyTopic,
+          partition: 0,
+          key: Buffer.from('gone:1'),
+          value: Buffer.from(JSON.stringify({ v: 2, o: 'gone', c: [[scope, fingerprint('/v1/orders', false, false, [event])]] })),
+          timestamp: BigInt(Date.now()),
+        },
+      ]);
+    } finally {
+      await producer.close();
+    }
+    const early = await post(a.url, event, 'k-orphan');
+    expect(early.status, early.text).toBe(409);
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    const late = await post(b.url, event, 'k-orphan');
+    expect(late.status, late.text).toBe(200);
+    expect(late.replayed).toBe(false);
+    const again = await post(a.url, event, 'k-orphan');
+    expect([again.status, again.replayed, again.text]).toEqual([200, true, late.text]);
+    expect(await copies(event.orderId as string)).toBe(1);
   });
 });

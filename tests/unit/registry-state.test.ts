@@ -232,7 +232,7 @@ describe('replaying a compacted log', () => {
         expect(replay(compact(log.records, false)).snapshot()).toEqual(full);
         expect(replay(compact(log.records, true)).snapshot()).toEqual(full);
       }),
-      { numRuns: 300 },
+      { numRuns: 20000 },
     );
   });
 

@@ -1,0 +1,413 @@
+import type { SluiceConfig } from '../core/config.ts';
+import type { Logger } from '../core/logger.ts';
+import type { KafkaAdmin, Kafka, KafkaRecord, OutgoingRecord, PartitionBatch, PartitionReader } from '../kafka/index.ts';
+import type { RecordAck } from './batching-producer.ts';
+
+/**
+ * The idempotency topic holds claims: a replica writes one before it writes a
+ * keyed request's events, and the first claim of a key in the topic's log
+ * holds it. Claims that queued while one was being written go out together in
+ * one record (a claims record), so a keyed request costs a slot in a shared
+ * record, not a record, a transaction or a round trip of its own.
+ *
+ * A key's events carry the claim they were written under (CLAIM_HEADER), so
+ * the original response is rebuilt from the events themselves: whatever
+ * happened after they were written (the replica was killed before it
+ * answered), a retry finds them.
+ */
+
+/** Where one claim is: its claims record and its slot in that record's list. */
+export interface ClaimRef {
+  partition: number;
+  offset: bigint;
+  slot: number;
+}
+
+/** One claim in a claims record: the key's scope and the request's fingerprint; a takeover adds the claim it replaces. */
+type Claim = [scope: string, fingerprint: string] | [scope: string, fingerprint: string, partition: number, offset: string, slot: number];
+
+/** A claims record's value (JSON). `v` tells these records from anything else on the topic, such as an earlier version's. */
+export interface ClaimsValue {
+  v: 2;
+  /** The writing process (SLUICE_INSTANCE_ID or host, pid and a random part). */
+  o: string;
+  c: Claim[];
+}
+
+/**
+ * What a replica knows of a key: its current claim, flat (one object per key
+ * of the retention window, which a busy ingress holds by the hundred thousand).
+ */
+export interface HeldKey extends ClaimRef {
+  /** Claims the current one replaced (takeovers, rare), oldest first: events written under them count too. */
+  earlier?: ClaimRef[];
+  /** Epoch ms of the first claim: the retention window counts from it. */
+  first: number;
+  /** Epoch ms of the current claim, for its owner's lease. */
+  at: number;
+  /** The process that wrote the current claim. */
+  owner: string;
+}
+
+/** The header that ties an event to the claim it was written under: `partition:offset:slot:index`. */
+export const CLAIM_HEADER = 'sluice.idempotency';
+
+export function refText(ref: ClaimRef): string {
+  return `${ref.partition}:${ref.offset}:${ref.slot}`;
+}
+
+function sameRef(a: ClaimRef, b: ClaimRef): boolean {
+  return a.partition === b.partition && a.offset === b.offset && a.slot === b.slot;
+}
+
+/**
+ * Applies one claims record to `keys`, in log order; every replica runs the
+ * same rules on the same log, so all agree on who holds a key:
+ * - a key not held, or held for longer than the retention window, goes to the claim;
+ * - a takeover claim takes the key only from the claim it names (so of two
+ *   replicas taking over at once, the first in the log wins);
+ * - any other claim of a held key lost, and nothing remembers it.
+ */
+export function applyClaims(keys: Map<string, HeldKey>, value: ClaimsValue, at: number, partition: number, offset: bigint, retentionMs: number): void {
+  value.c.forEach((claim, slot) => {
+    const scope = claim[0];
+    const held = keys.get(scope);
+    if (held === undefined || at - held.first > retentionMs) {
+      keys.set(scope, { partition, offset, slot, first: at, at, owner: value.o });
+      return;
+    }
+    if (claim.length === 5 && sameRef(held, { partition: claim[2], offset: BigInt(claim[3]), slot: claim[4] })) {
+      held.earlier = [...(held.earlier ?? []), { partition: held.partition, offset: held.offset, slot: held.slot }];
+      held.partition = partition;
+      held.offset = offset;
+      held.slot = slot;
+      held.at = at;
+      held.owner = value.o;
+    }
+  });
+}
+
+/** The claims record's value, or undefined for anything else. */
+export function parseClaims(value: Buffer): ClaimsValue | undefined {
+  try {
+    const parsed = JSON.parse(value.toString('utf8')) as Partial<ClaimsValue>;
+    return parsed.v === 2 && typeof parsed.o === 'string' && Array.isArray(parsed.c) ? (parsed as ClaimsValue) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How far around a key's claims a retry looks for its events: their
+ * timestamps come from the writing replica's clock just after its claim was
+ * acknowledged; the margin covers a topic with LogAppendTime (the broker's
+ * clock).
+ */
+const CLOCK_SKEW_MS = 5000;
+
+/** The replica's view of the idempotency topic, followed continuously by a group-less reader. */
+export class IdempotencyStore {
+  readonly #topic: string;
+  readonly #retentionMs: number;
+  readonly #leaseMs: number;
+  readonly #kafka: Kafka;
+  readonly #admin: KafkaAdmin;
+  readonly #reader: PartitionReader;
+  readonly #log: Logger;
+  readonly #keys = new Map<string, HeldKey>();
+  /** Partition → next offset to apply: records are applied once each, in log order. */
+  readonly #applied = new Map<number, bigint>();
+  /** Partition → this replica's own claims records, acknowledged and not applied yet (an earlier offset is not known yet). */
+  readonly #own = new Map<number, Map<bigint, { value: ClaimsValue; at: number }>>();
+  /** Partitions whose gap (records before an own one) is being read. */
+  readonly #filling = new Set<number>();
+  #waiters: { partition: number; offset: bigint; resolve: () => void }[] = [];
+  #running: Promise<void> | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
+  #starting: Promise<void> | undefined;
+
+  constructor(kafka: Kafka, admin: KafkaAdmin, config: SluiceConfig, logger: Logger) {
+    this.#topic = config.idempotencyTopic;
+    this.#retentionMs = config.idempotencyRetentionMs;
+    this.#leaseMs = config.idempotencyLeaseMs;
+    this.#kafka = kafka;
+    this.#admin = admin;
+    // Claims are plain (not transactional) records: no need to wait for a last stable offset. The follower
+    // only keeps the map current with other replicas' claims (a claim is decided by wrote(), which reads
+    // what it lacks itself), so it waits for a batch of them rather than fetch per record.
+    this.#reader = kafka.partitionReader({ name: 'ingress-idempotency', maxWaitMs: 100, minBytes: 64 * 1024, readCommitted: false });
+    this.#log = logger;
+  }
+
+  get topic(): string {
+    return this.#topic;
+  }
+
+  /** Starts following the topic (once; again after a failed start, e.g. Kafka was down) and returns once everything on it was read. */
+  start(): Promise<void> {
+    this.#starting ??= this.#start().catch((error: unknown) => {
+      this.#starting = undefined;
+      throw error;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    // One partition: "first in the log" must be one order. Claims records have unique keys, so a topic
+    // an earlier version created compacted keeps them all as well; deletion drops them past the window.
+    await this.#admin.createTopics([{ name: this.#topic, partitions: 1, configs: { 'cleanup.policy': 'delete', 'retention.ms': String(this.#retentionMs) } }]);
+    const [earliest, latest] = await Promise.all([this.#admin.listOffsets(this.#topic, 'earliest'), this.#admin.listOffsets(this.#topic, 'latest')]);
+    for (const [partition, offset] of earliest) this.#applied.set(partition, offset);
+    this.#reader.assign([...earliest].map(([partition, offset]) => ({ topic: this.#topic, partition, offset })));
+    this.#running = this.#reader.run((batch) => this.#apply(batch));
+    this.#running.catch((error: unknown) => this.#log.error({ err: error }, 'the idempotency topic reader stopped; keyed requests wait for it'));
+    this.#sweeper = setInterval(() => this.#sweep(), Math.min(60_000, this.#retentionMs)).unref();
+    await Promise.all([...latest].map(([partition, offset]) => this.#until(partition, offset)));
+  }
+
+  #apply(batch: PartitionBatch): void {
+    this.#applyRecords(batch.partition, batch.records, batch.nextOffset);
+  }
+
+  /** Applies `records` (consecutive, from one fetch) past what was applied, then `nextOffset` (past control records too). */
+  #applyRecords(partition: number, records: readonly KafkaRecord[], nextOffset: bigint): void {
+    let next = this.#applied.get(partition) ?? 0n;
+    for (const r of records) {
+      // Applied already: this replica's own record, applied when it was acknowledged.
+      if (r.offset < next) continue;
+      const own = this.#own.get(partition)?.get(r.offset);
+      const value = own?.value ?? (r.value === null ? undefined : parseClaims(r.value));
+      if (value !== undefined) applyClaims(this.#keys, value, own?.at ?? Number(r.timestamp), partition, r.offset, this.#retentionMs);
+      next = r.offset + 1n;
+    }
+    if (nextOffset > next) next = nextOffset;
+    this.#advance(partition, next);
+  }
+
+  /** Moves the partition's applied offset to `next`, applies own records that are next in the log, and wakes who waited. */
+  #advance(partition: number, next: bigint): void {
+    const own = this.#own.get(partition);
+    if (own !== undefined) {
+      for (const offset of own.keys()) if (offset < next) own.delete(offset);
+      for (let record = own.get(next); record !== undefined; record = own.get(next)) {
+        applyClaims(this.#keys, record.value, record.at, partition, next, this.#retentionMs);
+        own.delete(next);
+        next += 1n;
+      }
+    }
+    this.#applied.set(partition, next);
+    this.#waiters = this.#waiters.filter((w) => {
+      if (w.partition !== partition || next < w.offset) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  /** Resolves once everything before `offset` of `partition` was applied. */
+  #until(partition: number, offset: bigint): Promise<void> {
+    if ((this.#applied.get(partition) ?? 0n) >= offset) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#waiters.push({ partition, offset, resolve }));
+  }
+
+  /**
+   * This replica's claims record `value` landed at `offset`: resolves once it
+   * is applied, and with it everything before it. When the records before it
+   * are this replica's own too (one replica, or no other writing meanwhile),
+   * that is at once; otherwise the gap is read first.
+   */
+  wrote(value: ClaimsValue, at: number, partition: number, offset: bigint): Promise<void> {
+    const applied = this.#applied.get(partition) ?? 0n;
+    if (offset < applied) return Promise.resolve();
+    let own = this.#own.get(partition);
+    if (own === undefined) this.#own.set(partition, (own = new Map()));
+    own.set(offset, { value, at });
+    this.#advance(partition, applied);
+    const done = this.#until(partition, offset + 1n);
+    if ((this.#applied.get(partition) ?? 0n) <= offset) void this.#fill(partition);
+    return done;
+  }
+
+  /** Reads the records missing before the partition's oldest own record, until none is. */
+  async #fill(partition: number): Promise<void> {
+    if (this.#filling.has(partition)) return;
+    this.#filling.add(partition);
+    try {
+      while ((this.#own.get(partition)?.size ?? 0) > 0) {
+        const from = this.#applied.get(partition) ?? 0n;
+        const read = await this.#reader.readFrom(this.#topic, partition, from);
+        if (read === undefined || read.nextOffset <= from) break;
+        this.#applyRecords(partition, read.records, read.nextOffset);
+      }
+    } catch (error) {
+      // The follower reads the gap later; the waiting requests are bounded by their deadline.
+      this.#log.warn({ err: error, topic: this.#topic, partition }, 'could not read the idempotency topic; waiting for its follower');
+    } finally {
+      this.#filling.delete(partition);
+    }
+  }
+
+  #sweep(): void {
+    const oldest = Date.now() - this.#retentionMs;
+    for (const [scope, held] of this.#keys) if (held.first < oldest) this.#keys.delete(scope);
+  }
+
+  /** Who holds `scope`, within the retention window. */
+  held(scope: string): HeldKey | undefined {
+    const held = this.#keys.get(scope);
+    return held !== undefined && held.first >= Date.now() - this.#retentionMs ? held : undefined;
+  }
+
+  /** The current claim of `scope` (after start), for a claim writer to tell whether its own one holds the key. */
+  current(scope: string): ClaimRef | undefined {
+    return this.#keys.get(scope);
+  }
+
+  /** The fingerprint of the request that made a claim, read back from the topic (a retry is rare; the map keeps only where claims are). */
+  async fingerprintOf(ref: ClaimRef): Promise<string | undefined> {
+    const record = await this.#reader.readAt(this.#topic, ref.partition, ref.offset);
+    const value = record?.value == null ? undefined : parseClaims(record.value);
+    return value?.c[ref.slot]?.[1];
+  }
+
+  /** Whether the lease of `held`'s current claim ran out: its owner no longer writes under it. */
+  expired(held: HeldKey): boolean {
+    return Date.now() - held.at >= this.#leaseMs;
+  }
+
+  /**
+   * The events already written for `held`, by their index in the request:
+   * read from `topic` between the key's first claim and the end of its
+   * current claim's lease (the bounded window its writers could write in).
+   */
+  async written(topic: string, held: HeldKey): Promise<Map<number, RecordAck>> {
+    const tags = new Set([...(held.earlier ?? []), held].map(refText));
+    const found = new Map<number, RecordAck>();
+    const scan = this.#kafka.partitionReader({ name: 'ingress-idempotency-scan', readCommitted: false, maxWaitMs: 0 });
+    try {
+      const records = await scan.readBetween(topic, held.first - CLOCK_SKEW_MS, held.at + this.#leaseMs + CLOCK_SKEW_MS, (r) => tagOf(r, tags) !== undefined);
+      for (const r of records) {
+        const index = tagOf(r, tags)!;
+        // The first copy of an index counts (a takeover writes only the indices it did not find).
+        if (!found.has(index)) found.set(index, { topic: r.topic, partition: r.partition, offset: r.offset.toString() });
+      }
+    } finally {
+      await scan.close();
+    }
+    return found;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    await this.#reader.close();
+    await this.#running?.catch(() => undefined);
+    for (const w of this.#waiters) w.resolve();
+    this.#waiters = [];
+  }
+}
+
+/** The request index an event was written for, when it carries one of `tags`. */
+function tagOf(record: KafkaRecord, tags: ReadonlySet<string>): number | undefined {
+  for (const [name, value] of record.headers) {
+    if (name !== CLAIM_HEADER) continue;
+    const text = value.toString('utf8');
+    const cut = text.lastIndexOf(':');
+    if (tags.has(text.slice(0, cut))) return Number(text.slice(cut + 1));
+  }
+  return undefined;
+}
+
+/** One request's claim: its scope, fingerprint, and for a takeover the claim it replaces. */
+export interface ClaimJob {
+  scope: string;
+  fingerprint: string;
+  replaces?: ClaimRef;
+}
+
+/** What a ClaimWriter needs from Kafka and from the store (injected: unit-tested with fakes). */
+export interface ClaimPort {
+  /** Writes one record; resolves with where it landed. */
+  send(record: OutgoingRecord): Promise<{ partition: number; offset: bigint }>;
+  /** Resolves once the store applied the claims record `value`, written at `offset` of `partition` with timestamp `at`. */
+  wrote(value: ClaimsValue, at: number, partition: number, offset: bigint): Promise<void>;
+  /** The claim that holds `scope` now. */
+  current(scope: string): ClaimRef | undefined;
+}
+
+interface QueuedClaim {
+  job: ClaimJob;
+  resolve(ref: ClaimRef | undefined): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Claims, written together: whatever queued while a claims record was being
+ * written (and read back) goes out in the next one, at most `inFlight` at
+ * once. A claim is settled once the store has read its record back: by then
+ * it has also read every earlier claim, so whether this one holds its key is
+ * decided, the same way on every replica.
+ */
+export class ClaimWriter {
+  readonly #port: ClaimPort;
+  readonly #topic: string;
+  readonly #owner: string;
+  readonly #inFlight: number;
+  readonly #maxClaims: number;
+  #running = 0;
+  #sequence = 0;
+  #queue: QueuedClaim[] = [];
+
+  constructor(port: ClaimPort, topic: string, owner: string, options: { inFlight?: number; maxClaims?: number } = {}) {
+    this.#port = port;
+    this.#topic = topic;
+    this.#owner = owner;
+    this.#inFlight = options.inFlight ?? 1;
+    this.#maxClaims = options.maxClaims ?? 1000;
+  }
+
+  /** Resolves with the claim when it holds the key, undefined when an earlier claim does. */
+  claim(job: ClaimJob): Promise<ClaimRef | undefined> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ job, resolve, reject });
+      this.#next();
+    });
+  }
+
+  #next(): void {
+    while (this.#running < this.#inFlight && this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#maxClaims);
+      this.#running += 1;
+      void this.#write(batch).finally(() => {
+        this.#running -= 1;
+        this.#next();
+      });
+    }
+  }
+
+  async #write(batch: QueuedClaim[]): Promise<void> {
+    try {
+      const value: ClaimsValue = { v: 2, o: this.#owner, c: batch.map(({ job }) => claimOf(job)) };
+      this.#sequence += 1;
+      const at = Date.now();
+      const { partition, offset } = await this.#port.send({
+        topic: this.#topic,
+        partition: 0,
+        key: Buffer.from(`${this.#owner}:${this.#sequence}`),
+        value: Buffer.from(JSON.stringify(value)),
+        timestamp: BigInt(at),
+      });
+      await this.#port.wrote(value, at, partition, offset);
+      batch.forEach((queued, slot) => {
+        const current = this.#port.current(queued.job.scope);
+        const ref = { partition, offset, slot };
+        queued.resolve(current !== undefined && sameRef(current, ref) ? ref : undefined);
+      });
+    } catch (error) {
+      for (const queued of batch) queued.reject(error);
+    }
+  }
+}
+
+function claimOf(job: ClaimJob): Claim {
+  const { scope, fingerprint, replaces } = job;
+  return replaces === undefined ? [scope, fingerprint] : [scope, fingerprint, replaces.partition, replaces.offset.toString(), replaces.slot];
+}

@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import { BrokerUnavailableError } from '../../core/errors.ts';
+import type { OutgoingRecord } from '../../kafka/index.ts';
+import { applyClaims, ClaimWriter, parseClaims, type ClaimRef, type ClaimsValue, type HeldKey } from '../../producers/idempotency-claims.ts';
+
+const DAY = 86_400_000;
+
+/** Applies claims records in log order: each entry is one record (its claims, its writer, its time). */
+function replay(records: { owner: string; at: number; claims: ClaimsValue['c'] }[]): Map<string, HeldKey> {
+  const keys = new Map<string, HeldKey>();
+  records.forEach((r, offset) => applyClaims(keys, { v: 2, o: r.owner, c: r.claims }, r.at, 0, BigInt(offset), DAY));
+  return keys;
+}
+
+const where = (held: HeldKey | undefined) => held && { offset: held.offset, slot: held.slot, owner: held.owner, earlier: held.earlier?.map((r) => [r.offset, r.slot]) };
+
+describe('claims: who holds a key', () => {
+  it('the first claim in the log holds the key; a later one of the same key loses', () => {
+    const keys = replay([
+      {
+        owner: 'a',
+        at: 1000,
+        claims: [
+          ['k1', 'f1'],
+          ['k2', 'f2'],
+        ],
+      },
+      {
+        owner: 'b',
+        at: 1001,
+        claims: [
+          ['k2', 'f2'],
+          ['k3', 'f3'],
+        ],
+      },
+    ]);
+    expect(where(keys.get('k2'))).toEqual({ offset: 0n, slot: 1, owner: 'a', earlier: undefined });
+    expect(where(keys.get('k3'))).toEqual({ offset: 1n, slot: 1, owner: 'b', earlier: undefined });
+  });
+
+  it('a takeover holds the key only when it names the current claim; of two takeovers the first wins', () => {
+    const keys = replay([
+      { owner: 'a', at: 1000, claims: [['k', 'f']] },
+      { owner: 'b', at: 40_000, claims: [['k', 'f', 0, '0', 0]] },
+      { owner: 'c', at: 40_001, claims: [['k', 'f', 0, '0', 0]] },
+    ]);
+    expect(where(keys.get('k'))).toEqual({ offset: 1n, slot: 0, owner: 'b', earlier: [[0n, 0]] });
+    // The first claim's time stays: the retention window counts from the key's first request.
+    expect(keys.get('k')!.first).toBe(1000);
+    expect(keys.get('k')!.at).toBe(40_000);
+  });
+
+  it('a takeover naming a claim that is not the current one loses', () => {
+    const keys = replay([
+      { owner: 'a', at: 1000, claims: [['k', 'f']] },
+      { owner: 'b', at: 2000, claims: [['k', 'f', 0, '7', 3]] },
+    ]);
+    expect(where(keys.get('k'))).toEqual({ offset: 0n, slot: 0, owner: 'a', earlier: undefined });
+  });
+
+  it('a key held past the retention window is new again', () => {
+    const keys = replay([
+      { owner: 'a', at: 1000, claims: [['k', 'f']] },
+      { owner: 'b', at: 1000 + DAY + 1, claims: [['k', 'g']] },
+    ]);
+    expect(where(keys.get('k'))).toEqual({ offset: 1n, slot: 0, owner: 'b', earlier: undefined });
+  });
+
+  it('reads claims records and ignores anything else on the topic', () => {
+    expect(parseClaims(Buffer.from('{"v":2,"o":"a","c":[["k","f"]]}'))).toEqual({ v: 2, o: 'a', c: [['k', 'f']] });
+    expect(parseClaims(Buffer.from('{"fingerprint":"x","status":200,"body":{},"at":1}'))).toBeUndefined();
+    expect(parseClaims(Buffer.from('not json'))).toBeUndefined();
+  });
+});
+
+/** A port whose send is held until released, and whose store is `applyClaims` over what was sent. */
+class FakePort {
+  readonly sent: ClaimsValue[] = [];
+  readonly keys = new Map<string, HeldKey>();
+  gate: Promise<void> | undefined;
+  failWith: Error | undefined;
+
+  async send(record: OutgoingRecord): Promise<{ partition: number; offset: bigint }> {
+    await this.gate;
+    if (this.failWith) throw this.failWith;
+    this.sent.push(JSON.parse(record.value!.toString()) as ClaimsValue);
+    return { partition: 0, offset: BigInt(this.sent.length - 1) };
+  }
+
+  async wrote(value: ClaimsValue, at: number, partition: number, offset: bigint): Promise<void> {
+    applyClaims(this.keys, value, at, partition, offset, DAY);
+  }
+
+  current(scope: string): ClaimRef | undefined {
+    return this.keys.get(scope);
+  }
+}
+
+describe('ClaimWriter', () => {
+  it('sends the claims that queued meanwhile in one record, and tells each request whether it holds its key', async () => {
+    const port = new FakePort();
+    const writer = new ClaimWriter(port, 'claims', 'me');
+    let release!: () => void;
+    port.gate = new Promise((resolve) => (release = resolve));
+    const first = writer.claim({ scope: 'a', fingerprint: 'fa' });
+    const queued = [
+      writer.claim({ scope: 'b', fingerprint: 'fb' }),
+      writer.claim({ scope: 'a', fingerprint: 'fa' }),
+      writer.claim({ scope: 'c', fingerprint: 'fc', replaces: { partition: 0, offset: 9n, slot: 0 } }),
+    ];
+    port.gate = undefined;
+    release();
+    expect(await first).toEqual({ partition: 0, offset: 0n, slot: 0 });
+    // 'a' is held by the first record's claim, so its second claim lost; 'c' names a claim nobody holds it by, and nothing does: it holds it.
+    expect(await Promise.all(queued)).toEqual([{ partition: 0, offset: 1n, slot: 0 }, undefined, { partition: 0, offset: 1n, slot: 2 }]);
+    expect(port.sent.map((v) => v.c)).toEqual([
+      [['a', 'fa']],
+      [
+        ['b', 'fb'],
+        ['a', 'fa'],
+        ['c', 'fc', 0, '9', 0],
+      ],
+    ]);
+    expect(port.sent.every((v) => v.v === 2 && v.o === 'me')).toBe(true);
+  });
+
+  it('fails every claim of a record that was not written, and goes on with the next', async () => {
+    const port = new FakePort();
+    const writer = new ClaimWriter(port, 'claims', 'me');
+    port.failWith = new BrokerUnavailableError('no broker');
+    await expect(Promise.all([writer.claim({ scope: 'a', fingerprint: 'f' }), writer.claim({ scope: 'b', fingerprint: 'f' })])).rejects.toThrow('no broker');
+    port.failWith = undefined;
+    expect(await writer.claim({ scope: 'a', fingerprint: 'f' })).toEqual({ partition: 0, offset: 0n, slot: 0 });
+  });
+});

@@ -18,7 +18,13 @@ import { COMPATIBILITY_LEVELS, DEFAULT_COMPATIBILITY, isCompatibilityLevel, type
  *    schema or its schema already has another id;
  *  - one for an existing key only if it is the same schema with the same id
  *    (it may soft-delete the version, never revive it);
- *  - a tombstone only removes a soft-deleted version.
+ *  - a tombstone only removes a soft-deleted version;
+ *  - a DELETE_SUBJECT record (or its tombstone) is rejected if a version above
+ *    the one it names is soft-deleted only by the subject's earlier
+ *    DELETE_SUBJECT records: compaction keeps only the key's last record, so
+ *    accepting it would revive that version in the compacted log. A writer
+ *    sends such a record only when it planned on a stale view of the subject
+ *    (on a fresh one it names the subject's highest version).
  * Two writers working from the same state pick the same next version, so the
  * later record lands on an existing key and is rejected by every instance.
  * A rejected record would still break compaction (it can be the last record of
@@ -251,6 +257,11 @@ export class RegistryState {
   readonly #modes = new Map<string, Mode>();
   // Never lowered, so ids of permanently deleted schemas are not handed out again by this process.
   #maxId = 0;
+  /**
+   * Versions whose own last record says live but which a DELETE_SUBJECT record
+   * soft-deleted: that record is all that keeps them deleted after compaction.
+   */
+  readonly #deletedBySubject = new WeakSet<VersionEntry>();
 
   apply(record: LogRecord): ApplyOutcome {
     switch (record.key.keytype) {
@@ -271,10 +282,17 @@ export class RegistryState {
         return ACCEPTED;
       }
       case 'DELETE_SUBJECT': {
+        const { subject } = record.key;
         const value = record.value as DeleteSubjectValue | null;
-        if (value === null) return ACCEPTED;
-        for (const entry of this.#subjects.get(value.subject)?.values() ?? []) {
-          if (entry.version <= value.version) entry.deleted = true;
+        const upTo = value?.version ?? 0;
+        const uncovered = this.#deletedOnlyBySubject(subject).find((entry) => entry.version > upTo);
+        if (uncovered) {
+          return reject(`version ${uncovered.version} of '${subject}' is soft-deleted only by an earlier DELETE_SUBJECT record, which this one (up to version ${upTo}) would replace`);
+        }
+        for (const entry of this.#subjects.get(subject)?.values() ?? []) {
+          if (entry.version > upTo || entry.deleted) continue;
+          entry.deleted = true;
+          this.#deletedBySubject.add(entry);
         }
         return ACCEPTED;
       }
@@ -300,6 +318,7 @@ export class RegistryState {
       }
       if (existing.deleted && !value.deleted) return reject(`version ${value.version} of '${value.subject}' is soft-deleted; it cannot be revived`);
       existing.deleted = value.deleted;
+      if (value.deleted) this.#deletedBySubject.delete(existing);
       return ACCEPTED;
     }
     const stored = this.#ids.get(value.id);
@@ -449,6 +468,30 @@ export class RegistryState {
       for (const entry of this.versions(subject, includeDeleted)) if (entry.id === id) out.push(entry);
     }
     return out;
+  }
+
+  #deletedOnlyBySubject(subject: string): VersionEntry[] {
+    return this.versions(subject, true).filter((entry) => this.#deletedBySubject.has(entry));
+  }
+
+  /**
+   * Records to append after a rejected record of `key`, so that compaction,
+   * which keeps only a key's last record, cannot bring the rejected one back;
+   * applied right away they change nothing. A DELETE_SUBJECT key is not
+   * re-stated as one record: no version number may cover exactly the versions
+   * it deleted (IMPORT can add a live version below them). Instead each of them
+   * states its own soft delete, and the key, now relied on by nothing, is
+   * tombstoned. CONFIG and MODE records are never rejected.
+   */
+  repairRecords(key: RecordKey): LogRecord[] {
+    switch (key.keytype) {
+      case 'SCHEMA':
+        return [this.currentRecord(key)];
+      case 'DELETE_SUBJECT':
+        return [...this.#deletedOnlyBySubject(key.subject).map((entry) => this.currentRecord(schemaKey(entry.subject, entry.version))), { key, value: null }];
+      default:
+        return [];
+    }
   }
 
   /** The record that states what this state holds for `key` (a tombstone when nothing). */

@@ -23,8 +23,6 @@ import { decodeRecord, encodeKey, encodeValue, RegistryState, type ApplyOutcome,
 const MAX_ATTEMPTS = 8;
 const MAX_REMEMBERED_OUTCOMES = 10_000;
 
-type SchemaKey = Extract<RecordKey, { keytype: 'SCHEMA' }>;
-
 interface Waiter {
   offset: number;
   resolve(): void;
@@ -222,11 +220,15 @@ export class RegistryStore {
    * compaction (which keeps only a key's last record) cannot resurrect the loser.
    */
   async #repair(keys: RecordKey[]): Promise<void> {
-    const schemaKeys = keys.filter((k): k is SchemaKey => k.keytype === 'SCHEMA');
-    for (let attempt = 1; schemaKeys.length > 0; attempt++) {
-      const rejected = await this.#append(schemaKeys.map((k) => this.state.currentRecord(k)));
+    let pending = keys;
+    for (let attempt = 1; ; attempt++) {
+      const records = pending.flatMap((k) => this.state.repairRecords(k));
+      if (records.length === 0) return;
+      const rejected = await this.#append(records);
       if (rejected.length === 0) return;
       if (attempt >= MAX_ATTEMPTS) throw RegistryHttpError.storeError(`could not repair ${rejected.length} rejected record(s) in ${this.topic}`);
+      // A repair record can lose a race too; only its key still needs re-stating (a DELETE_SUBJECT repair writes other keys than its own).
+      pending = rejected.map((r) => r.key);
     }
   }
 

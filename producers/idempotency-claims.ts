@@ -56,7 +56,7 @@ export function refText(ref: ClaimRef): string {
   return `${ref.partition}:${ref.offset}:${ref.slot}`;
 }
 
-function sameRef(a: ClaimRef, b: ClaimRef): boolean {
+export function sameRef(a: ClaimRef, b: ClaimRef): boolean {
   return a.partition === b.partition && a.offset === b.offset && a.slot === b.slot;
 }
 
@@ -251,8 +251,18 @@ export class IdempotencyStore {
     for (const [scope, held] of this.#keys) if (held.first < oldest) this.#keys.delete(scope);
   }
 
-  /** Who holds `scope`, within the retention window. */
+  /** Whether `scope` is held, within the retention window: cheap enough for every request. */
+  has(scope: string): boolean {
+    return this.#live(scope) !== undefined;
+  }
+
+  /** Who holds `scope` now, within the retention window: a copy, as the map's entry changes when another claim takes the key over. */
   held(scope: string): HeldKey | undefined {
+    const held = this.#live(scope);
+    return held && { ...held, earlier: held.earlier && [...held.earlier] };
+  }
+
+  #live(scope: string): HeldKey | undefined {
     const held = this.#keys.get(scope);
     return held !== undefined && held.first >= Date.now() - this.#retentionMs ? held : undefined;
   }

@@ -5,7 +5,7 @@ import { BrokerUnavailableError, IdempotencyKeyInUseError, IdempotencyKeyReusedE
 import { stringifyJson } from '../core/json.ts';
 import type { OutgoingRecord } from '../kafka/index.ts';
 import type { RecordAck } from './batching-producer.ts';
-import { CLAIM_HEADER, ClaimWriter, refText, type ClaimRef, type IdempotencyStore } from './idempotency-claims.ts';
+import { CLAIM_HEADER, ClaimWriter, refText, sameRef, type ClaimRef, type IdempotencyStore } from './idempotency-claims.ts';
 
 /**
  * `Idempotency-Key` on the produce routes (IETF httpapi idempotency-key draft).
@@ -104,16 +104,19 @@ export interface IdempotencyOptions {
   afterWrite?: () => void;
 }
 
+/** What the idempotent path asks of the replica's view of the claims (IdempotencyStore; a fake in unit tests). */
+export type ClaimStore = Pick<IdempotencyStore, 'start' | 'has' | 'held' | 'current' | 'fingerprintOf' | 'written' | 'expired'>;
+
 /** The idempotent path of a produce route: claim the key and write, or answer what the key's first request was answered. */
 export class Idempotency {
-  readonly #store: IdempotencyStore;
-  readonly #claims: ClaimWriter;
+  readonly #store: ClaimStore;
+  readonly #claims: Pick<ClaimWriter, 'claim'>;
   readonly #events: EventWriter;
   readonly #options: IdempotencyOptions;
   /** Keys with a request in progress in this process. */
   readonly #inFlight = new Set<string>();
 
-  constructor(store: IdempotencyStore, claims: ClaimWriter, events: EventWriter, options: IdempotencyOptions) {
+  constructor(store: ClaimStore, claims: Pick<ClaimWriter, 'claim'>, events: EventWriter, options: IdempotencyOptions) {
     this.#store = store;
     this.#claims = claims;
     this.#events = events;
@@ -153,7 +156,7 @@ export class Idempotency {
 
   async #produce(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
     await this.#store.start();
-    if (this.#store.held(scope) === undefined) {
+    if (!this.#store.has(scope)) {
       const ref = await this.#claims.claim({ scope, fingerprint: print });
       if (ref !== undefined) return this.#write(ref, prepared, new Map());
     }
@@ -174,8 +177,12 @@ export class Idempotency {
     return prepared.answer(prepared.records.map((_, index) => found.get(index)!));
   }
 
-  /** The key is held by another claim: answer from its events, or wait for them (409), or take it over. */
-  async #resume(scope: string, print: string, prepared: PreparedProduce, lookAgain = true): Promise<StoredResponse & { replayed?: true }> {
+  /**
+   * The key is held by another claim: answer from its events, or wait for them (409), or take it over.
+   * `looks`: how many more times to look when the key changed hands meanwhile (a claim this replica had
+   * not read yet); each new look starts from a claim that came later in the log.
+   */
+  async #resume(scope: string, print: string, prepared: PreparedProduce, looks = 2): Promise<StoredResponse & { replayed?: true }> {
     const held = this.#store.held(scope);
     // Held a moment ago and now past the retention window: the key is new again.
     if (held === undefined) return this.#produce(scope, print, prepared);
@@ -184,14 +191,20 @@ export class Idempotency {
     const topic = prepared.records[0]?.topic;
     const found = topic === undefined ? new Map<number, RecordAck>() : await this.#store.written(topic, held);
     if (found.size === prepared.records.length) return { ...prepared.answer(prepared.records.map((_, index) => found.get(index)!)), replayed: true };
+    const lookAgain = (): Promise<StoredResponse & { replayed?: true }> => {
+      if (looks === 0) throw new IdempotencyKeyInUseError();
+      return this.#resume(scope, print, prepared, looks - 1);
+    };
+    // Taken over while its events were looked for: look for the new claim's.
+    const now = this.#store.current(scope);
+    if (now === undefined || !sameRef(now, held)) return lookAgain();
     // Some events are not there. Their writer may still be at it, unless that is this process (the key is
     // not in flight here: this request holds it) or its lease ended.
     if (held.owner !== this.#options.owner && !this.#store.expired(held)) throw new IdempotencyKeyInUseError();
     const ref = await this.#claims.claim({ scope, fingerprint: print, replaces: { partition: held.partition, offset: held.offset, slot: held.slot } });
     if (ref !== undefined) return this.#write(ref, prepared, found);
     // Another claim took it over first, one this replica had not read yet; it has now (a claim is settled once
-    // everything before it was read): look for that claim's events, once.
-    if (lookAgain) return this.#resume(scope, print, prepared, false);
-    throw new IdempotencyKeyInUseError();
+    // everything before it was read).
+    return lookAgain();
   }
 }

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { BrokerUnavailableError } from '../../core/errors.ts';
+import { BrokerUnavailableError, IdempotencyKeyInUseError, IdempotencyKeyReusedError } from '../../core/errors.ts';
 import type { OutgoingRecord } from '../../kafka/index.ts';
+import type { RecordAck } from '../../producers/batching-producer.ts';
 import { applyClaims, ClaimWriter, parseClaims, type ClaimRef, type ClaimsValue, type HeldKey } from '../../producers/idempotency-claims.ts';
+import { Idempotency, type ClaimStore, type PreparedProduce } from '../../producers/idempotency.ts';
 
 const DAY = 86_400_000;
 
@@ -131,5 +133,82 @@ describe('ClaimWriter', () => {
     await expect(Promise.all([writer.claim({ scope: 'a', fingerprint: 'f' }), writer.claim({ scope: 'b', fingerprint: 'f' })])).rejects.toThrow('no broker');
     port.failWith = undefined;
     expect(await writer.claim({ scope: 'a', fingerprint: 'f' })).toEqual({ partition: 0, offset: 0n, slot: 0 });
+  });
+});
+
+/** One replica's view, scripted: the holder of the key changes while a retry looks for its events (the follower applied a takeover). */
+class ScriptedStore implements ClaimStore {
+  holder: HeldKey;
+  /** Events on the route's topic, by the claim they were written under. */
+  readonly events = new Map<string, RecordAck>();
+  /** Applied while the first scan runs. */
+  takeoverDuringScan: HeldKey | undefined;
+  scans: string[][] = [];
+
+  constructor(holder: HeldKey) {
+    this.holder = holder;
+  }
+
+  async start(): Promise<void> {}
+  has(): boolean {
+    return true;
+  }
+  held(): HeldKey {
+    return { ...this.holder, earlier: this.holder.earlier && [...this.holder.earlier] };
+  }
+  current(): ClaimRef {
+    return this.holder;
+  }
+  async fingerprintOf(): Promise<string> {
+    return 'print';
+  }
+  expired(held: HeldKey): boolean {
+    return held.owner === 'gone';
+  }
+  async written(_topic: string, held: HeldKey): Promise<Map<number, RecordAck>> {
+    const tags = [...(held.earlier ?? []), held].map((r) => `${r.partition}:${r.offset}:${r.slot}`);
+    this.scans.push(tags);
+    if (this.takeoverDuringScan) {
+      this.holder = this.takeoverDuringScan;
+      this.takeoverDuringScan = undefined;
+    }
+    const found = new Map<number, RecordAck>();
+    for (const tag of tags) if (this.events.has(tag)) found.set(0, this.events.get(tag)!);
+    return found;
+  }
+}
+
+describe('Idempotency: a retry while the key changes hands', () => {
+  const gone: HeldKey = { partition: 0, offset: 65n, slot: 0, first: 1000, at: 1000, owner: 'gone' };
+  const taken: HeldKey = { partition: 0, offset: 67n, slot: 0, first: 1000, at: 3000, owner: 'b', earlier: [{ partition: 0, offset: 65n, slot: 0 }] };
+  const prepared: PreparedProduce = {
+    records: [{ topic: 'orders', value: Buffer.from('event') }],
+    answer: (acks) => ({ status: 200, body: acks[0] }),
+  };
+  const unused = {
+    claim: async () => {
+      throw new Error('no claim expected');
+    },
+  };
+  const noEvents = {
+    produce: async () => {
+      throw new Error('no write expected');
+    },
+  };
+
+  it("looks again for the new claim's events (not 409) when another replica took the key over during the scan", async () => {
+    const store = new ScriptedStore(gone);
+    store.takeoverDuringScan = taken;
+    store.events.set('0:67:0', { topic: 'orders', partition: 1, offset: '8' });
+    const idempotency = new Idempotency(store, unused, noEvents, { owner: 'a', timeoutMs: 5000 });
+    const answer = await idempotency.produce('scope', 'print', prepared);
+    expect(answer).toEqual({ status: 200, body: { topic: 'orders', partition: 1, offset: '8' }, replayed: true });
+    expect(store.scans).toEqual([['0:65:0'], ['0:65:0', '0:67:0']]);
+  });
+
+  it('answers 409 while the current holder may still be writing, and 422 for another body', async () => {
+    const idempotency = new Idempotency(new ScriptedStore(taken), unused, noEvents, { owner: 'a', timeoutMs: 5000 });
+    await expect(idempotency.produce('scope', 'print', prepared)).rejects.toThrow(IdempotencyKeyInUseError);
+    await expect(idempotency.produce('scope', 'other body', prepared)).rejects.toThrow(IdempotencyKeyReusedError);
   });
 });

@@ -16,6 +16,8 @@ export interface ParsedBody {
   events: unknown[];
   /** Whether the caller sent a batch (and so gets `{results: [...]}` back). */
   batch: boolean;
+  /** The body as received, kept only for a request with an Idempotency-Key (its fingerprint). */
+  raw?: Buffer;
 }
 
 function reason(error: unknown): string {
@@ -112,9 +114,11 @@ export function registerBodyParsers(app: FastifyInstance): void {
     [JSON_TYPE, parseJsonBody],
     [NDJSON_TYPE, parseNdjsonBody],
   ] as const) {
-    app.addContentTypeParser(type, { parseAs: 'buffer' }, (_request, body, done) => {
+    app.addContentTypeParser(type, { parseAs: 'buffer' }, (request, body, done) => {
       try {
-        done(null, parse(decodeUtf8(body as Buffer, parse)));
+        const parsed = parse(decodeUtf8(body as Buffer, parse));
+        if (request.headers['idempotency-key'] !== undefined) parsed.raw = body as Buffer;
+        done(null, parsed);
       } catch (error) {
         done(error as Error, undefined);
       }

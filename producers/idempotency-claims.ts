@@ -1,4 +1,5 @@
 import type { SluiceConfig } from '../core/config.ts';
+import { BrokerUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { KafkaAdmin, Kafka, KafkaRecord, OutgoingRecord, PartitionBatch, PartitionReader } from '../kafka/index.ts';
 import type { RecordAck } from './batching-producer.ts';
@@ -125,6 +126,7 @@ export class IdempotencyStore {
   #running: Promise<void> | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #starting: Promise<void> | undefined;
+  #started = false;
 
   constructor(kafka: Kafka, admin: KafkaAdmin, config: SluiceConfig, logger: Logger) {
     this.#topic = config.idempotencyTopic;
@@ -141,6 +143,11 @@ export class IdempotencyStore {
 
   get topic(): string {
     return this.#topic;
+  }
+
+  /** Whether start() has finished: every request checks it, so it is a field, not a promise to await. */
+  get started(): boolean {
+    return this.#started;
   }
 
   /** Starts following the topic (once; again after a failed start, e.g. Kafka was down) and returns once everything on it was read. */
@@ -163,6 +170,7 @@ export class IdempotencyStore {
     this.#running.catch((error: unknown) => this.#log.error({ err: error }, 'the idempotency topic reader stopped; keyed requests wait for it'));
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(60_000, this.#retentionMs)).unref();
     await Promise.all([...latest].map(([partition, offset]) => this.#until(partition, offset)));
+    this.#started = true;
   }
 
   #apply(batch: PartitionBatch): void {
@@ -362,16 +370,19 @@ export class ClaimWriter {
   readonly #owner: string;
   readonly #inFlight: number;
   readonly #maxClaims: number;
+  readonly #timeoutMs: number;
   #running = 0;
   #sequence = 0;
   #queue: QueuedClaim[] = [];
 
-  constructor(port: ClaimPort, topic: string, owner: string, options: { inFlight?: number; maxClaims?: number } = {}) {
+  /** `timeoutMs`: longest wait for a claims record to be read back (its send is bounded by the producer). */
+  constructor(port: ClaimPort, topic: string, owner: string, options: { inFlight?: number; maxClaims?: number; timeoutMs?: number } = {}) {
     this.#port = port;
     this.#topic = topic;
     this.#owner = owner;
     this.#inFlight = options.inFlight ?? 1;
     this.#maxClaims = options.maxClaims ?? 1000;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
   /** Resolves with the claim when it holds the key, undefined when an earlier claim does. */
@@ -405,7 +416,7 @@ export class ClaimWriter {
         value: Buffer.from(JSON.stringify(value)),
         timestamp: BigInt(at),
       });
-      await this.#port.wrote(value, at, partition, offset);
+      await withDeadline(this.#port.wrote(value, at, partition, offset), this.#timeoutMs);
       batch.forEach((queued, slot) => {
         const current = this.#port.current(queued.job.scope);
         const ref = { partition, offset, slot };
@@ -420,4 +431,13 @@ export class ClaimWriter {
 function claimOf(job: ClaimJob): Claim {
   const { scope, fingerprint, replaces } = job;
   return replaces === undefined ? [scope, fingerprint] : [scope, fingerprint, replaces.partition, replaces.offset.toString(), replaces.slot];
+}
+
+/** `promise`, or a 503 after `ms`. */
+export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BrokerUnavailableError(`Kafka did not answer within ${ms} ms; retry with the same Idempotency-Key`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

@@ -1,11 +1,10 @@
 import { hash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { SluiceConfig } from '../core/config.ts';
-import { BrokerUnavailableError, IdempotencyKeyInUseError, IdempotencyKeyReusedError, SluiceError } from '../core/errors.ts';
-import { stringifyJson } from '../core/json.ts';
+import { IdempotencyKeyInUseError, IdempotencyKeyReusedError, SluiceError } from '../core/errors.ts';
 import type { OutgoingRecord } from '../kafka/index.ts';
 import type { RecordAck } from './batching-producer.ts';
-import { CLAIM_HEADER, ClaimWriter, refText, sameRef, type ClaimRef, type IdempotencyStore } from './idempotency-claims.ts';
+import { CLAIM_HEADER, ClaimWriter, refText, sameRef, withDeadline, type ClaimRef, type IdempotencyStore } from './idempotency-claims.ts';
 
 /**
  * `Idempotency-Key` on the produce routes (IETF httpapi idempotency-key draft).
@@ -54,18 +53,13 @@ export function parseIdempotencyKey(header: string | string[] | undefined): stri
   return text;
 }
 
-/** What makes two requests "the same" for a key: the route, the `partial` mode and the events (as parsed, so whitespace does not count). */
-export function fingerprint(route: string, partial: boolean, batch: boolean, events: unknown[]): string {
-  return hash('sha256', `${route}\n${partial ? 'partial' : 'atomic'}\n${canonicalJson({ batch, events })}`, 'base64url');
-}
-
-/** stringifyJson's text, at JSON.stringify's speed for the usual body: parsed events hold no Buffers, and a BigInt (a number beyond 2^53) makes JSON.stringify throw. */
-function canonicalJson(value: unknown): string {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return stringifyJson(value);
-  }
+/**
+ * What makes two requests "the same" for a key (the route is part of the key's scope): the `partial`
+ * mode and the body's bytes, as the draft fingerprints the payload. A client's retry sends the same bytes;
+ * the same events written otherwise (other whitespace) are another request.
+ */
+export function fingerprint(partial: boolean, body: Buffer): string {
+  return `${partial ? 'p' : 'a'}${hash('sha256', body, 'base64url')}`;
 }
 
 /** route + principal + key: a key is the caller's own, per route. */
@@ -76,14 +70,6 @@ export function scopeOf(route: string, principal: string, key: string): string {
 /** This process, as claims name their writer: stable across restarts when SLUICE_INSTANCE_ID is set. */
 export function ownerId(config: SluiceConfig): string {
   return config.instanceId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BrokerUnavailableError(`Kafka did not answer within ${ms} ms; retry with the same Idempotency-Key`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** What the route hands over: the records to write and how to answer once they are written. */
@@ -105,7 +91,7 @@ export interface IdempotencyOptions {
 }
 
 /** What the idempotent path asks of the replica's view of the claims (IdempotencyStore; a fake in unit tests). */
-export type ClaimStore = Pick<IdempotencyStore, 'start' | 'has' | 'held' | 'current' | 'fingerprintOf' | 'written' | 'expired'>;
+export type ClaimStore = Pick<IdempotencyStore, 'start' | 'started' | 'has' | 'held' | 'current' | 'fingerprintOf' | 'written' | 'expired'>;
 
 /** The idempotent path of a produce route: claim the key and write, or answer what the key's first request was answered. */
 export class Idempotency {
@@ -137,6 +123,7 @@ export class Idempotency {
       },
       store.topic,
       owner,
+      { timeoutMs: config.produceTimeoutMs },
     );
     return new Idempotency(store, claims, events, { owner, timeoutMs: config.produceTimeoutMs, afterWrite });
   }
@@ -145,22 +132,26 @@ export class Idempotency {
     if (this.#inFlight.has(scope)) throw new IdempotencyKeyInUseError();
     this.#inFlight.add(scope);
     const settled = this.#produce(scope, print, prepared);
-    // Past the deadline the client gets a 503, but the key stays in flight here (409) until the
-    // write is settled: a retry then finds the events, or writes them.
     settled.then(
       () => this.#inFlight.delete(scope),
       () => this.#inFlight.delete(scope),
     );
-    return withDeadline(settled, this.#options.timeoutMs);
+    return settled;
   }
 
+  /**
+   * Every wait on Kafka here is bounded by SLUICE_PRODUCE_TIMEOUT_MS (then a 503), without a timer per
+   * request on the usual path: the producer bounds each send, the claim writer each claims record's
+   * read-back; the start and a retry's look-up (rare) get a deadline of their own. Past a deadline the
+   * key stays in flight here (409) until the work is settled: a retry then finds the events, or writes them.
+   */
   async #produce(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
-    await this.#store.start();
+    if (!this.#store.started) await withDeadline(this.#store.start(), this.#options.timeoutMs);
     if (!this.#store.has(scope)) {
       const ref = await this.#claims.claim({ scope, fingerprint: print });
       if (ref !== undefined) return this.#write(ref, prepared, new Map());
     }
-    return this.#resume(scope, print, prepared);
+    return withDeadline(this.#resume(scope, print, prepared), this.#options.timeoutMs);
   }
 
   /** Writes the events `found` lacks, tagged with `ref`, and answers with all of them. */

@@ -8,6 +8,7 @@ import type { BatchingProducer } from './batching-producer.ts';
 import { isParsedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
 import type { AccessControl } from './access.ts';
+import { stringifyJson } from '../core/json.ts';
 import { fingerprint, parseIdempotencyKey, scopeOf, type Idempotency, type PreparedProduce } from './idempotency.ts';
 
 /** What a route needs at request time: its topic's codec (Avro, JSON Schema or Protobuf) and registered schema id. */
@@ -172,7 +173,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
       await access.check(request, { action: 'produce', route: path, topic });
       const partial = parsePartial(request.query);
       const key = parseIdempotencyKey(request.headers['idempotency-key']);
-      const { events, batch } = request.body;
+      const { events, batch, raw } = request.body;
       const principal = request.principal?.name;
       // An all-or-nothing batch with an invalid event is refused before any produce span: nothing was sent.
       if (!partial) checkEvents(binding.codec, events, batch);
@@ -187,7 +188,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
           return acks;
         }
         if (!idempotency) throw new SluiceError('SLUICE_BAD_REQUEST', 'Idempotency-Key: not supported by this ingress', { statusCode: 400 });
-        response = await idempotency.produce(scopeOf(path, access.principal(request), key), fingerprint(path, partial, batch, events), prepared);
+        response = await idempotency.produce(scopeOf(path, access.principal(request), key), fingerprint(partial, raw ?? Buffer.from(stringifyJson({ batch, events }))), prepared);
         return [];
       });
       // The draft leaves the marker to the server; clients and tests can tell a replay from a first answer.

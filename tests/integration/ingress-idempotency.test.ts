@@ -196,7 +196,7 @@ describe('Idempotency-Key', () => {
           topic: config.idempotencyTopic,
           partition: 0,
           key: Buffer.from('gone:1'),
-          value: Buffer.from(JSON.stringify({ v: 2, o: 'gone', c: [[scope, fingerprint('/v1/orders', false, false, [event])]] })),
+          value: Buffer.from(JSON.stringify({ v: 2, o: 'gone', c: [[scope, fingerprint(false, Buffer.from(JSON.stringify(event)))]] })),
           timestamp: BigInt(Date.now()),
         },
       ]);

@@ -150,6 +150,7 @@ class ScriptedStore implements ClaimStore {
   }
 
   async start(): Promise<void> {}
+  readonly started = true;
   has(): boolean {
     return true;
   }

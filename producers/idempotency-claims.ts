@@ -434,7 +434,7 @@ function claimOf(job: ClaimJob): Claim {
 }
 
 /** `promise`, or a 503 after `ms`. */
-export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new BrokerUnavailableError(`Kafka did not answer within ${ms} ms; retry with the same Idempotency-Key`)), ms);

@@ -1,10 +1,10 @@
 import { hash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { SluiceConfig } from '../core/config.ts';
-import { IdempotencyKeyInUseError, IdempotencyKeyReusedError, SluiceError } from '../core/errors.ts';
+import { BrokerUnavailableError, IdempotencyKeyInUseError, IdempotencyKeyReusedError, SluiceError } from '../core/errors.ts';
 import type { OutgoingRecord } from '../kafka/index.ts';
 import type { RecordAck } from './batching-producer.ts';
-import { CLAIM_HEADER, ClaimWriter, refText, sameRef, withDeadline, type ClaimRef, type IdempotencyStore } from './idempotency-claims.ts';
+import { CLAIM_HEADER, ClaimWriter, refText, sameRef, type ClaimRef, type IdempotencyStore } from './idempotency-claims.ts';
 
 /**
  * `Idempotency-Key` on the produce routes (IETF httpapi idempotency-key draft).
@@ -90,6 +90,53 @@ export interface IdempotencyOptions {
   afterWrite?: () => void;
 }
 
+/**
+ * Requests in progress, each failed with a 503 once it has waited `ms`: one ticker for all of them, as a
+ * timer (and a Promise.race) per request cost a measurable share of a keyed request. Late by up to TICK_MS.
+ */
+class Deadlines {
+  static readonly TICK_MS = 100;
+  readonly #ms: number;
+  /** In arrival order, so the oldest come first. */
+  readonly #pending = new Set<{ at: number; reject(error: unknown): void }>();
+  #ticker: NodeJS.Timeout | undefined;
+
+  constructor(ms: number) {
+    this.#ms = ms;
+  }
+
+  bound<T>(work: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const entry = { at: Date.now(), reject };
+      this.#pending.add(entry);
+      this.#ticker ??= setInterval(() => this.#expire(), Math.min(Deadlines.TICK_MS, this.#ms)).unref();
+      work.then(
+        (value) => {
+          this.#pending.delete(entry);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#pending.delete(entry);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  #expire(): void {
+    const oldest = Date.now() - this.#ms;
+    for (const entry of this.#pending) {
+      if (entry.at > oldest) break;
+      this.#pending.delete(entry);
+      entry.reject(new BrokerUnavailableError(`Kafka did not answer within ${this.#ms} ms; retry with the same Idempotency-Key`));
+    }
+    if (this.#pending.size === 0) {
+      clearInterval(this.#ticker);
+      this.#ticker = undefined;
+    }
+  }
+}
+
 /** What the idempotent path asks of the replica's view of the claims (IdempotencyStore; a fake in unit tests). */
 export type ClaimStore = Pick<IdempotencyStore, 'start' | 'started' | 'has' | 'held' | 'current' | 'fingerprintOf' | 'written' | 'expired'>;
 
@@ -101,12 +148,14 @@ export class Idempotency {
   readonly #options: IdempotencyOptions;
   /** Keys with a request in progress in this process. */
   readonly #inFlight = new Set<string>();
+  readonly #deadlines: Deadlines;
 
   constructor(store: ClaimStore, claims: Pick<ClaimWriter, 'claim'>, events: EventWriter, options: IdempotencyOptions) {
     this.#store = store;
     this.#claims = claims;
     this.#events = events;
     this.#options = options;
+    this.#deadlines = new Deadlines(options.timeoutMs);
   }
 
   /** The ingress's: claims go out through the same batching producer as the events. */
@@ -132,26 +181,22 @@ export class Idempotency {
     if (this.#inFlight.has(scope)) throw new IdempotencyKeyInUseError();
     this.#inFlight.add(scope);
     const settled = this.#produce(scope, print, prepared);
+    // Past the deadline the client gets a 503, but the key stays in flight here (409) until the
+    // work is settled: a retry then finds the events, or writes them.
     settled.then(
       () => this.#inFlight.delete(scope),
       () => this.#inFlight.delete(scope),
     );
-    return settled;
+    return this.#deadlines.bound(settled);
   }
 
-  /**
-   * Every wait on Kafka here is bounded by SLUICE_PRODUCE_TIMEOUT_MS (then a 503), without a timer per
-   * request on the usual path: the producer bounds each send, the claim writer each claims record's
-   * read-back; the start and a retry's look-up (rare) get a deadline of their own. Past a deadline the
-   * key stays in flight here (409) until the work is settled: a retry then finds the events, or writes them.
-   */
   async #produce(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
-    if (!this.#store.started) await withDeadline(this.#store.start(), this.#options.timeoutMs);
+    if (!this.#store.started) await this.#store.start();
     if (!this.#store.has(scope)) {
       const ref = await this.#claims.claim({ scope, fingerprint: print });
       if (ref !== undefined) return this.#write(ref, prepared, new Map());
     }
-    return withDeadline(this.#resume(scope, print, prepared), this.#options.timeoutMs);
+    return this.#resume(scope, print, prepared);
   }
 
   /** Writes the events `found` lacks, tagged with `ref`, and answers with all of them. */

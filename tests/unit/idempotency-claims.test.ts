@@ -212,4 +212,16 @@ describe('Idempotency: a retry while the key changes hands', () => {
     await expect(idempotency.produce('scope', 'print', prepared)).rejects.toThrow(IdempotencyKeyInUseError);
     await expect(idempotency.produce('scope', 'other body', prepared)).rejects.toThrow(IdempotencyKeyReusedError);
   });
+
+  it('answers 503 once a request has waited the produce timeout, whatever it waits for', async () => {
+    const store = new ScriptedStore(taken);
+    // Kafka does not answer the look-up at all.
+    store.fingerprintOf = () => new Promise<string>(() => undefined);
+    const idempotency = new Idempotency(store, unused, noEvents, { owner: 'a', timeoutMs: 150 });
+    const started = Date.now();
+    await expect(idempotency.produce('scope', 'print', prepared)).rejects.toThrow(BrokerUnavailableError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    // The key stays in flight until the work settles: a retry meanwhile is a 409, not a second write.
+    await expect(idempotency.produce('scope', 'print', prepared)).rejects.toThrow(IdempotencyKeyInUseError);
+  });
 });

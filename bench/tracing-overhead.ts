@@ -10,7 +10,7 @@ import { registerHttpTracing } from '../core/http-tracing.ts';
 import { createLogger } from '../core/logger.ts';
 import { startTracing } from '../core/tracing.ts';
 import type { BatchingProducer, OutgoingRecord, RecordAck } from '../producers/batching-producer.ts';
-import { isParsedBody, registerBodyParsers } from '../producers/body-parsers.ts';
+import { isReceivedBody, registerBodyParsers } from '../producers/body-parsers.ts';
 import { traceProduce } from '../producers/produce-tracing.ts';
 import { checkEvents, registerRoutes, toRecords, type RouteBinding } from '../producers/routes.ts';
 import { eventPool, median, round } from './common.ts';
@@ -67,7 +67,7 @@ async function build(variant: Variant, binding: RouteBinding): Promise<App> {
   registerBodyParsers(app);
   if (variant === 'baseline') {
     app.post(binding.route.path, async (request, reply) => {
-      if (!isParsedBody(request.body)) throw new Error('no body');
+      if (!isReceivedBody(request.body)) throw new Error('no body');
       const { events, batch } = request.body;
       checkEvents(binding.codec, events, batch);
       const acks = await producer.produce(toRecords(binding, events, request.id));

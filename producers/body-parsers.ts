@@ -16,8 +16,11 @@ export interface ParsedBody {
   events: unknown[];
   /** Whether the caller sent a batch (and so gets `{results: [...]}` back). */
   batch: boolean;
-  /** The body as received, kept only for a request with an Idempotency-Key (its fingerprint). */
-  raw?: Buffer;
+}
+
+/** A parsed body with the bytes it was parsed from (an Idempotency-Key request's fingerprint is of those). */
+export interface ReceivedBody extends ParsedBody {
+  raw: Buffer;
 }
 
 function reason(error: unknown): string {
@@ -114,11 +117,10 @@ export function registerBodyParsers(app: FastifyInstance): void {
     [JSON_TYPE, parseJsonBody],
     [NDJSON_TYPE, parseNdjsonBody],
   ] as const) {
-    app.addContentTypeParser(type, { parseAs: 'buffer' }, (request, body, done) => {
+    app.addContentTypeParser(type, { parseAs: 'buffer' }, (_request, body, done) => {
       try {
-        const parsed = parse(decodeUtf8(body as Buffer, parse));
-        if (request.headers['idempotency-key'] !== undefined) parsed.raw = body as Buffer;
-        done(null, parsed);
+        const received: ReceivedBody = Object.assign(parse(decodeUtf8(body as Buffer, parse)), { raw: body as Buffer });
+        done(null, received);
       } catch (error) {
         done(error as Error, undefined);
       }
@@ -126,6 +128,6 @@ export function registerBodyParsers(app: FastifyInstance): void {
   }
 }
 
-export function isParsedBody(value: unknown): value is ParsedBody {
-  return typeof value === 'object' && value !== null && Array.isArray((value as ParsedBody).events);
+export function isReceivedBody(value: unknown): value is ReceivedBody {
+  return typeof value === 'object' && value !== null && Array.isArray((value as ReceivedBody).events) && Buffer.isBuffer((value as ReceivedBody).raw);
 }

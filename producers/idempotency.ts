@@ -68,7 +68,7 @@ export function scopeOf(route: string, principal: string, key: string): string {
 }
 
 /** This process, as claims name their writer: stable across restarts when SLUICE_INSTANCE_ID is set. */
-export function ownerId(config: SluiceConfig): string {
+function ownerId(config: SluiceConfig): string {
   return config.instanceId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
@@ -135,6 +135,11 @@ class Deadlines {
       this.#ticker = undefined;
     }
   }
+}
+
+/** The answer to `prepared` once every one of its events is in `found` (by index). */
+function answerFrom(prepared: PreparedProduce, found: ReadonlyMap<number, RecordAck>): StoredResponse {
+  return prepared.answer(prepared.records.map((_, index) => found.get(index)!));
 }
 
 /** What the idempotent path asks of the replica's view of the claims (IdempotencyStore; a fake in unit tests). */
@@ -210,7 +215,7 @@ export class Idempotency {
     const acks = records.length > 0 ? await this.#events.produce(records) : [];
     indices.forEach((index, i) => found.set(index, acks[i]!));
     this.#options.afterWrite?.();
-    return prepared.answer(prepared.records.map((_, index) => found.get(index)!));
+    return answerFrom(prepared, found);
   }
 
   /**
@@ -226,7 +231,7 @@ export class Idempotency {
     if (original !== undefined && original !== print) throw new IdempotencyKeyReusedError();
     const topic = prepared.records[0]?.topic;
     const found = topic === undefined ? new Map<number, RecordAck>() : await this.#store.written(topic, held);
-    if (found.size === prepared.records.length) return { ...prepared.answer(prepared.records.map((_, index) => found.get(index)!)), replayed: true };
+    if (found.size === prepared.records.length) return { ...answerFrom(prepared, found), replayed: true };
     const lookAgain = (): Promise<StoredResponse & { replayed?: true }> => {
       if (looks === 0) throw new IdempotencyKeyInUseError();
       return this.#resume(scope, print, prepared, looks - 1);

@@ -5,10 +5,9 @@ import { frame } from '../core/wire-format.ts';
 import type { RouteSpec } from '../topology/model.ts';
 import type { OutgoingRecord, RecordHeaders } from '../kafka/types.ts';
 import type { BatchingProducer } from './batching-producer.ts';
-import { isParsedBody } from './body-parsers.ts';
+import { isReceivedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
 import type { AccessControl } from './access.ts';
-import { stringifyJson } from '../core/json.ts';
 import { fingerprint, parseIdempotencyKey, scopeOf, type Idempotency, type PreparedProduce } from './idempotency.ts';
 
 /** What a route needs at request time: its topic's codec (Avro, JSON Schema or Protobuf) and registered schema id. */
@@ -169,7 +168,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
     const { path, topic } = binding.route;
     app.post(path, async (request, reply) => {
       // Fastify skips content-type parsers for an absent body; treat it as malformed, not as an event.
-      if (!isParsedBody(request.body)) throw new MalformedBodyError('body is empty; expected a JSON object (one event) or array (a batch)');
+      if (!isReceivedBody(request.body)) throw new MalformedBodyError('body is empty; expected a JSON object (one event) or array (a batch)');
       await access.check(request, { action: 'produce', route: path, topic });
       const partial = parsePartial(request.query);
       const key = parseIdempotencyKey(request.headers['idempotency-key']);
@@ -188,7 +187,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
           return acks;
         }
         if (!idempotency) throw new SluiceError('SLUICE_BAD_REQUEST', 'Idempotency-Key: not supported by this ingress', { statusCode: 400 });
-        response = await idempotency.produce(scopeOf(path, access.principal(request), key), fingerprint(partial, raw ?? Buffer.from(stringifyJson({ batch, events }))), prepared);
+        response = await idempotency.produce(scopeOf(path, access.principal(request), key), fingerprint(partial, raw), prepared);
         return [];
       });
       // The draft leaves the marker to the server; clients and tests can tell a replay from a first answer.

@@ -43,7 +43,7 @@ function isFramed(bytes: Buffer | null): boolean {
 /** A name that repeats shows its first value, as before. */
 function headersOf(headers: RecordHeaders): Record<string, string | null> {
   const out: Record<string, string | null> = {};
-  for (const [name, value] of headers) if (!(name in out)) out[name] = value.toString();
+  for (const [name, value] of headers) if (!(name in out)) out[name] = value === null ? null : value.toString();
   return out;
 }
 

@@ -4,7 +4,7 @@ import { NotFoundError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
-import { RecordDecoder, type TailRecord } from '../tail/decode.ts';
+import { headerMap, RecordDecoder, type TailRecord } from '../tail/decode.ts';
 import { createFormatter, type Formatter } from '../tail/format.ts';
 import type { FilterContext } from '../tail/filter.ts';
 import type { AccessControl } from './access.ts';
@@ -54,7 +54,7 @@ export interface ReadRoute {
 }
 
 function filterContext(record: TailRecord): FilterContext {
-  return { value: record.value, key: record.key, headers: record.headers, topic: record.topic, partition: record.partition, offset: Number(record.offset), timestamp: record.timestamp };
+  return { value: record.value, key: record.key, headers: headerMap(record.headers), topic: record.topic, partition: record.partition, offset: Number(record.offset), timestamp: record.timestamp };
 }
 
 /** The first offset to read of every partition, from the query (or the resumed positions). */
@@ -120,19 +120,30 @@ class RecordStream {
     return this.#closed || (this.#query.max !== undefined && this.#sent >= this.#query.max);
   }
 
+  /** A batch's records as one write (one string for the socket, then backpressure once), not a write per record. */
   async write(batch: PartitionBatch): Promise<void> {
+    if (this.done) return;
     await this.#decoder.prepare(batch.records);
+    const max = this.#query.max ?? Infinity;
+    let text = '';
+    let last: bigint | undefined;
     for (const r of batch.records) {
-      if (this.done) return;
+      if (this.#sent >= max) break;
       const record = this.#decoder.decode(r);
       // The position moves past a record whether or not the filter keeps it, so a resume never reads it again.
-      this.#positions.set(r.partition, r.offset + 1n);
+      last = r.offset;
       if (this.#query.where && !this.#query.where(filterContext(record))) continue;
       const line = this.#formatter.format(record);
       this.#sent += 1;
-      await this.#send(this.#sse ? `id: ${formatEventId(this.#positions)}\nevent: record\ndata: ${line.slice(0, -1)}\n\n` : line);
+      if (this.#sse) {
+        // Each event's id names the positions after it, so a client resumes after the last event it received.
+        this.#positions.set(r.partition, r.offset + 1n);
+        text += `id: ${formatEventId(this.#positions)}\nevent: record\ndata: ${line.slice(0, -1)}\n\n`;
+      } else text += line;
     }
-    if (!this.done) this.#positions.set(batch.partition, batch.nextOffset);
+    if (last !== undefined) this.#positions.set(batch.partition, last + 1n);
+    if (this.#sent < max) this.#positions.set(batch.partition, batch.nextOffset);
+    if (text !== '' && !this.#closed) await this.#send(text);
   }
 
   /** An SSE comment when nothing was written for a while (called between fetches). */

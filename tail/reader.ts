@@ -1,7 +1,7 @@
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, PartitionBatch } from '../kafka/index.ts';
-import { RecordDecoder, type TailRecord } from './decode.ts';
+import { headerMap, RecordDecoder, type TailRecord } from './decode.ts';
 import type { FilterContext, RecordFilter } from './filter.ts';
 import { PositionError, resolvePositions, type PartitionRange, type PositionRequest } from './positions.ts';
 
@@ -36,7 +36,7 @@ function filterContext(record: TailRecord): FilterContext {
   return {
     value: record.value,
     key: record.key,
-    headers: record.headers,
+    headers: headerMap(record.headers),
     topic: record.topic,
     partition: record.partition,
     offset: Number(record.offset),

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { libsDir } from '../../broker/jars.ts';
+import { describeTopic, listTopics } from '../../console/cluster.ts';
 import { defineWorker } from '../../consumers/handler.ts';
 import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import { parseJson } from '../../core/json.ts';
@@ -177,6 +178,18 @@ describe.skipIf(!hasKcat)('one record codec: what other clients wrote reads the 
     await transactional?.close();
     await h?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the console calls high - low an offset span: the topic's 8 records span 11 offsets (a commit marker, an aborted record, an abort marker)", async () => {
+    const admin = seam('sluice-test-codec-console').admin();
+    try {
+      const detail = await describeTopic(admin, h.spec.input);
+      expect(detail.partitions.map((p) => [p.low, p.high, p.offsetSpan])).toEqual([['0', '11', 11]]);
+      expect((await listTopics(admin)).find((t) => t.name === h.spec.input)).toEqual({ name: h.spec.input, partitions: 1, offsetSpan: 11 });
+    } finally {
+      await admin.close();
+    }
+    expect(written).toHaveLength(8);
   });
 
   it('tail, the read path and a worker read every header, value and offset alike; control records and the aborted transaction nowhere', async () => {

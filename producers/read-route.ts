@@ -5,7 +5,7 @@ import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
 import { headerMap, RecordDecoder, type TailRecord } from '../tail/decode.ts';
-import { createFormatter, type Formatter } from '../tail/format.ts';
+import { createFormatter, encodeLines, type Formatter } from '../tail/format.ts';
 import type { FilterContext } from '../tail/filter.ts';
 import type { AccessControl } from './access.ts';
 import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from './read-query.ts';
@@ -125,7 +125,7 @@ class RecordStream {
     if (this.done) return;
     await this.#decoder.prepare(batch.records);
     const max = this.#query.max ?? Infinity;
-    let text = '';
+    const lines: string[] = [];
     let last: bigint | undefined;
     for (const r of batch.records) {
       if (this.#sent >= max) break;
@@ -138,12 +138,12 @@ class RecordStream {
       if (this.#sse) {
         // Each event's id names the positions after it, so a client resumes after the last event it received.
         this.#positions.set(r.partition, r.offset + 1n);
-        text += `id: ${formatEventId(this.#positions)}\nevent: record\ndata: ${line.slice(0, -1)}\n\n`;
-      } else text += line;
+        lines.push(`id: ${formatEventId(this.#positions)}\nevent: record\ndata: ${line.slice(0, -1)}\n\n`);
+      } else lines.push(line);
     }
     if (last !== undefined) this.#positions.set(batch.partition, last + 1n);
     if (this.#sent < max) this.#positions.set(batch.partition, batch.nextOffset);
-    if (text !== '' && !this.#closed) await this.#send(text);
+    if (lines.length > 0 && !this.#closed) await this.#send(encodeLines(lines));
   }
 
   /** An SSE comment when nothing was written for a while (called between fetches). */
@@ -151,7 +151,7 @@ class RecordStream {
     if (this.#sse && !this.#closed && Date.now() - this.#lastWrite > SSE_KEEPALIVE_MS) await this.#send(': keep-alive\n\n');
   }
 
-  async #send(text: string): Promise<void> {
+  async #send(text: string | Buffer): Promise<void> {
     this.#lastWrite = Date.now();
     const flushed = this.#raw.write(text);
     const buffered = this.#raw.writableLength;

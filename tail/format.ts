@@ -102,6 +102,21 @@ function table(options: FormatOptions): Formatter {
   };
 }
 
+/**
+ * A batch's lines as one Buffer, for one write: each line is encoded into it
+ * where it goes. Concatenating them first builds a rope of the whole batch
+ * that writing must flatten, which took a fifth of a backlog tail's CPU.
+ */
+export function encodeLines(lines: readonly string[]): Buffer {
+  let length = 0;
+  for (const line of lines) length += line.length;
+  // A UTF-16 code unit takes at most 3 bytes of UTF-8.
+  const bytes = Buffer.allocUnsafe(length * 3);
+  let at = 0;
+  for (const line of lines) at += bytes.write(line, at, 'utf8');
+  return bytes.subarray(0, at);
+}
+
 export function createFormatter(format: TailFormat, options: FormatOptions): Formatter {
   switch (format) {
     case 'ndjson':

@@ -67,7 +67,7 @@ export async function startTail(options: TailOptions): Promise<Tail> {
   const decoder = new RecordDecoder(options.registry);
   // Short fetch waits keep --max and Ctrl-C prompt; large fetches keep a backlog fast. read_committed, as kcat
   // (librdkafka) and the read path: records of aborted transactions are not shown, and an open one holds the tail back.
-  const reader = kafka.partitionReader({ readCommitted: true, maxWaitMs: 200, maxBytes: 64 * 1024 * 1024, maxBytesPerPartition: 16 * 1024 * 1024 });
+  const reader = kafka.partitionReader({ readCommitted: true, maxWaitMs: 200, maxBytes: 4 * 1024 * 1024, maxBytesPerPartition: 1024 * 1024 });
   reader.assign(ranges.map((r) => ({ topic: r.topic, partition: r.partition, offset: BigInt(r.start) })));
 
   let read = 0;

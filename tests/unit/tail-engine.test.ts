@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decimalString, displayPlan } from '../../tail/display.ts';
 import { compileFilter, FilterError, type FilterContext } from '../../tail/filter.ts';
-import { createFormatter } from '../../tail/format.ts';
+import { createFormatter, encodeLines } from '../../tail/format.ts';
 import { parseSince } from '../../tail/positions.ts';
 import { headerMap, type TailRecord } from '../../tail/decode.ts';
 
@@ -127,6 +127,12 @@ describe('formats', () => {
     );
     expect(createFormatter('ndjson', { headers: true }).format(record)).toContain('"headers":[["h","v"],["h","w"],["n",null]]}\n');
     expect(createFormatter('pretty', { headers: true }).format(record)).toContain('headers: h="v" h="w" n=(null)');
+  });
+
+  it('encodes a batch of lines as one Buffer, multi-byte characters and lone surrogates as a string write would', () => {
+    const lines = ['{"a":"é€😀"}\n', '', 'plain\n', 'lone \ud800\n'];
+    expect(encodeLines(lines)).toEqual(Buffer.from(lines.join(''), 'utf8'));
+    expect(encodeLines([])).toHaveLength(0);
   });
 
   it('a --where filter sees a repeated header by its last value, as a worker handler does', () => {

@@ -6,7 +6,8 @@ import type { KafkaAdmin } from '../kafka/index.ts';
 export interface TopicSummary {
   name: string;
   partitions: number;
-  messages: number;
+  /** Offsets between the partitions' starts and ends, summed (see offsetSpan). */
+  offsetSpan: number;
 }
 
 export interface PartitionDetail {
@@ -15,7 +16,7 @@ export interface PartitionDetail {
   replicas: number[];
   low: string;
   high: string;
-  messages: number;
+  offsetSpan: number;
 }
 
 export interface TopicDetail {
@@ -45,7 +46,16 @@ function isUnknownTopic(error: unknown): boolean {
   return (error as SluiceError | null)?.code === 'SLUICE_KAFKA_UNKNOWN_TOPIC';
 }
 
-const messagesIn = (low: bigint, high: bigint): number => Number(high - low);
+/**
+ * high - low is an offset span, not a record count, and the console says so:
+ * transaction markers take offsets (an exactly-once worker's output holds one
+ * per partition per transaction), and compaction leaves gaps. Counting records
+ * would mean reading every partition from its start (the codec knows control
+ * batches, but only of what it reads), which is unbounded on a real topic; a
+ * page listing topics must cost a ListOffsets, so the figure is named for what
+ * it is.
+ */
+export const offsetSpan = (low: bigint, high: bigint): number => Number(high - low);
 
 export async function listTopics(admin: KafkaAdmin): Promise<TopicSummary[]> {
   const visible = (await admin.listTopics()).filter((t) => !t.startsWith('__')).sort((a, b) => a.localeCompare(b));
@@ -53,7 +63,7 @@ export async function listTopics(admin: KafkaAdmin): Promise<TopicSummary[]> {
     visible.map(async (name) => {
       try {
         const offsets = await admin.watermarks(name);
-        return { name, partitions: offsets.length, messages: offsets.reduce((sum, o) => sum + messagesIn(o.low, o.high), 0) };
+        return { name, partitions: offsets.length, offsetSpan: offsets.reduce((sum, o) => sum + offsetSpan(o.low, o.high), 0) };
       } catch (error) {
         // Deleted since it was listed: it no longer belongs on the page.
         if (isUnknownTopic(error)) return undefined;
@@ -69,7 +79,7 @@ export async function describeTopic(admin: KafkaAdmin, name: string): Promise<To
   const partitions = offsets
     .map((o) => {
       const m = described?.partitions.find((p) => p.partition === o.partition);
-      return { partition: o.partition, leader: m?.leader ?? -1, replicas: m?.replicas ?? [], low: o.low.toString(), high: o.high.toString(), messages: messagesIn(o.low, o.high) };
+      return { partition: o.partition, leader: m?.leader ?? -1, replicas: m?.replicas ?? [], low: o.low.toString(), high: o.high.toString(), offsetSpan: offsetSpan(o.low, o.high) };
     })
     .sort((a, b) => a.partition - b.partition);
   return {

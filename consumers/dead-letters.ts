@@ -176,7 +176,7 @@ export interface ReplayResult {
 /** The record to re-produce: original key, bytes and headers, without the failure headers, with where it came from. */
 export function replayMessage(letter: DeadLetter, deadLetterTopic: string, to: string, at: Date): OutgoingRecord {
   const failure = new Set<string>(Object.values(DLQ_HEADERS));
-  const headers: [string, Buffer][] = letter.rawHeaders.filter(([name]) => !failure.has(name)).map(([name, value]) => [name, value]);
+  const headers: [string, Buffer | null][] = letter.rawHeaders.filter(([name]) => !failure.has(name)).map(([name, value]) => [name, value]);
   headers.push([REPLAY_HEADER, Buffer.from(`${deadLetterTopic}/${letter.partition}/${letter.offset}`)]);
   headers.push([REPLAYED_AT_HEADER, Buffer.from(at.toISOString())]);
   // Back to its original partition when it goes back to its original topic, so it stays with its key's other records.

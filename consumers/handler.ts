@@ -32,7 +32,7 @@ export interface HandlerContext {
   readonly key: string | null;
   /** Record timestamp in epoch milliseconds; use it instead of the clock so re-processing is deterministic. */
   readonly timestamp: number;
-  /** Record headers as UTF-8 (the last value when a header repeats). */
+  /** Record headers as UTF-8 (the last value when a header repeats; a null value reads as ''). */
   readonly headers: Readonly<Record<string, string>>;
   /** The input's correlation id, or `<topic>/<partition>/<offset>` when it has none. */
   readonly correlationId: string;

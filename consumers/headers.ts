@@ -32,10 +32,10 @@ const DLQ_HEADER_NAMES: ReadonlySet<string> = new Set(Object.values(DLQ_HEADERS)
 /** Headers are bounded by the broker's max message size; a stack-trace-sized message must not make the dead letter itself unproducible. */
 const MAX_ERROR_MESSAGE = 4096;
 
-/** Header values as UTF-8 strings; a repeated header keeps its last value. */
+/** Header values as UTF-8 strings; a repeated header keeps its last value, a null value reads as ''. */
 export function headersToStrings(headers: RecordHeaders): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of headers) out[name] = value.toString('utf8');
+  for (const [name, value] of headers) out[name] = value === null ? '' : value.toString('utf8');
   return out;
 }
 
@@ -76,7 +76,7 @@ export type DeadLetterSource = Pick<KafkaRecord, 'topic' | 'partition' | 'offset
  */
 export function deadLetterHeaders(source: DeadLetterSource, error: unknown, failedAt: Date, attempts?: number): RecordHeaders {
   const code = errorCodeOf(error);
-  const headers: [string, Buffer][] = [];
+  const headers: [string, Buffer | null][] = [];
   for (const [name, value] of source.headers) if (!DLQ_HEADER_NAMES.has(name)) headers.push([name, value]);
   const add = (name: string, value: string) => headers.push([name, Buffer.from(value, 'utf8')]);
   add(DLQ_HEADERS.errorClass, errorClassName(error));
@@ -94,31 +94,4 @@ export function deadLetterHeaders(source: DeadLetterSource, error: unknown, fail
 /** A dead letter for `topic`: the original key and value bytes, so it can be replayed as it was. */
 export function deadLetterRecord(source: DeadLetterSource, topic: string, error: unknown, failedAt: Date, attempts?: number): OutgoingRecord {
   return { topic, key: source.key, value: source.value, headers: deadLetterHeaders(source, error, failedAt, attempts) };
-}
-
-/**
- * The kafkajs-shaped record and dead letter of the Kafka → RabbitMQ bridge,
- * until it reads through the seam's group consumer (then these two go).
- */
-export interface RecordSource {
-  topic: string;
-  partition: number;
-  message: { key: Buffer | null; value: Buffer | null; offset: string; timestamp: string; headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined> };
-}
-
-export function deadLetterMessage(source: RecordSource, error: unknown, failedAt: Date, attempts?: number): { key: Buffer | null; value: Buffer | null; headers: Record<string, Buffer> } {
-  const pairs: [string, Buffer][] = [];
-  for (const [name, raw] of Object.entries(source.message.headers ?? {})) {
-    for (const value of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) pairs.push([name, typeof value === 'string' ? Buffer.from(value) : value]);
-  }
-  const record: DeadLetterSource = {
-    topic: source.topic,
-    partition: source.partition,
-    offset: BigInt(source.message.offset),
-    key: source.message.key,
-    value: source.message.value,
-    headers: pairs,
-    timestamp: BigInt(source.message.timestamp),
-  };
-  return { key: source.message.key, value: source.message.value, headers: Object.fromEntries(deadLetterHeaders(record, error, failedAt, attempts)) };
 }

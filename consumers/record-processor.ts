@@ -30,7 +30,7 @@ const RECORD_OVERHEAD_BYTES = 24;
 /** An upper estimate of what `record` adds to a produce request. */
 export function recordBytes(record: OutgoingRecord): number {
   let bytes = RECORD_OVERHEAD_BYTES + (record.key?.length ?? 0) + (record.value?.length ?? 0);
-  if (record.headers) for (const [name, value] of record.headers) bytes += RECORD_OVERHEAD_BYTES / 4 + name.length + value.length;
+  if (record.headers) for (const [name, value] of record.headers) bytes += RECORD_OVERHEAD_BYTES / 4 + name.length + (value?.length ?? 0);
   return bytes;
 }
 

@@ -1,6 +1,6 @@
 import { ShutdownTimeoutError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import type { GroupGeneration, GroupListener, PartitionBatch } from '../kafka/group-consumer.ts';
+import type { GroupGeneration, GroupListener, GroupBatch } from '../kafka/group-consumer.ts';
 import type { WorkerOutput } from '../kafka/transaction.ts';
 import type { KafkaRecord, TopicPartition } from '../kafka/types.ts';
 import { ChunkNotCommittedError, Committer, type Chunk } from './committer.ts';
@@ -130,7 +130,7 @@ export class WorkerRuntime {
    * queued, not committed: the partition's next batch is handled while the
    * committer works (its commits stay in order, see Committer).
    */
-  async handleBatch(batch: PartitionBatch): Promise<void> {
+  async handleBatch(batch: GroupBatch): Promise<void> {
     const key = laneKey(batch.topic, batch.partition);
     let lane = this.#lanes.get(key);
     if (!lane) {
@@ -169,7 +169,7 @@ export class WorkerRuntime {
     }
   }
 
-  #newChunk(batch: PartitionBatch, first: KafkaRecord): Chunk {
+  #newChunk(batch: GroupBatch, first: KafkaRecord): Chunk {
     return {
       topic: batch.topic,
       partition: batch.partition,

@@ -63,6 +63,8 @@ export interface AvroTypes {
   readonly schema: Schema;
   readonly fast: Type;
   readonly wide: Type;
+  /** Whether a value decoded by `fast` may have lost a long's exactness (see decodeExact); compiled from the schema. */
+  readonly mayNeedWide: (value: unknown) => boolean;
 }
 
 /**
@@ -157,7 +159,63 @@ export function parseSchemaText(text: string): Schema {
 export function createTypes(schema: Schema | string, references: readonly (Schema | string)[] = []): AvroTypes {
   const parsed = typeof schema === 'string' ? parseSchemaText(schema) : schema;
   const refs = references.map((r) => (typeof r === 'string' ? parseSchemaText(r) : r));
-  return { schema: parsed, fast: build(parsed, false, refs), wide: build(parsed, true, refs) };
+  const fast = build(parsed, false, refs);
+  return { schema: parsed, fast, wide: build(parsed, true, refs), mayNeedWide: wideCheck(fast) ?? never };
+}
+
+const never = (): boolean => false;
+
+type Check = (value: unknown) => boolean;
+
+/**
+ * needsWide for values of `type` that looks only where a long can be: a
+ * record's long fields, an array's or map's items when they hold longs.
+ * Undefined when the type holds no long at all (then fast decoding is always
+ * exact). Unions and recursive types that hold a long fall back to walking
+ * the value with needsWide.
+ */
+function wideCheck(type: Type, visiting = new Set<Type>()): Check | undefined {
+  const t = type as Type & { typeName: string; fields?: { name: string; type: Type }[]; itemsType?: Type; valuesType?: Type; types?: Type[]; underlyingType?: Type };
+  if (t.typeName === 'long' || t.typeName === 'abstract:long') return needsWide;
+  if (t.underlyingType) return wideCheck(t.underlyingType, visiting);
+  if (visiting.has(type)) return holdsLong(type) ? needsWide : undefined;
+  visiting.add(type);
+  try {
+    if (t.typeName === 'record' || t.typeName === 'error') {
+      const checks = (t.fields ?? []).flatMap((f) => {
+        const check = wideCheck(f.type, visiting);
+        return check ? [[f.name, check] as const] : [];
+      });
+      if (checks.length === 0) return undefined;
+      return (value) => {
+        if (value === null || typeof value !== 'object') return false;
+        for (const [name, check] of checks) if (check((value as Record<string, unknown>)[name])) return true;
+        return false;
+      };
+    }
+    if (t.typeName === 'array' && t.itemsType) {
+      const check = wideCheck(t.itemsType, visiting);
+      return check && ((value) => Array.isArray(value) && value.some(check));
+    }
+    if (t.typeName === 'map' && t.valuesType) {
+      const check = wideCheck(t.valuesType, visiting);
+      return check && ((value) => value !== null && typeof value === 'object' && Object.values(value).some(check));
+    }
+    if (t.types) return t.types.some((branch) => wideCheck(branch, visiting) !== undefined) ? needsWide : undefined;
+    return undefined;
+  } finally {
+    visiting.delete(type);
+  }
+}
+
+/** Whether a (possibly recursive) type holds a long anywhere. */
+function holdsLong(type: Type, seen = new Set<Type>()): boolean {
+  if (seen.has(type)) return false;
+  seen.add(type);
+  const t = type as Type & { typeName: string; fields?: { type: Type }[]; itemsType?: Type; valuesType?: Type; types?: Type[]; underlyingType?: Type };
+  if (t.typeName === 'long' || t.typeName === 'abstract:long') return true;
+  const children = [...(t.fields ?? []).map((f) => f.type), ...(t.types ?? []), t.itemsType, t.valuesType, t.underlyingType];
+  return children.some((child) => child !== undefined && holdsLong(child, seen));
 }
 
 function isPrecisionError(error: unknown): boolean {
@@ -195,15 +253,15 @@ export function encodeAvro(types: AvroTypes, value: unknown): Buffer {
 }
 
 /** Decodes with `fast`, and again with `wide` when the result may have lost a long's exactness. */
-function decodeExact(read: () => unknown, readWide: () => unknown): unknown {
+function decodeExact(fast: Type, wide: Type, payload: Buffer, mayNeedWide: Check, fastResolver?: unknown, wideResolver?: unknown): unknown {
   let value: unknown;
   try {
-    value = read();
+    value = fast.fromBuffer(payload, fastResolver as never);
   } catch (error) {
     if (!isPrecisionError(error)) throw error;
-    return readWide();
+    return wide.fromBuffer(payload, wideResolver as never);
   }
-  return needsWide(value) ? readWide() : value;
+  return mayNeedWide(value) ? wide.fromBuffer(payload, wideResolver as never) : value;
 }
 
 /** Formats avsc's error-hook path (`['items', 2, 'sku']`) as `items[2].sku`. */
@@ -287,15 +345,8 @@ export interface Decoder {
  * Avro specification's resolution rules (promotions, defaults, aliases...).
  */
 export function createResolvingDecoder(writer: AvroTypes, reader: AvroTypes = writer): Decoder {
-  if (writer === reader) {
-    return {
-      decode: (payload) =>
-        decodeExact(
-          () => writer.fast.fromBuffer(payload),
-          () => writer.wide.fromBuffer(payload),
-        ),
-    };
-  }
+  // Same schema: no resolver, which avsc would otherwise consult field by field.
+  if (writer === reader) return { decode: (payload) => decodeExact(writer.fast, writer.wide, payload, writer.mayNeedWide) };
   let fast: ReturnType<Type['createResolver']>;
   let wide: ReturnType<Type['createResolver']>;
   try {
@@ -304,11 +355,5 @@ export function createResolvingDecoder(writer: AvroTypes, reader: AvroTypes = wr
   } catch (error) {
     throw new SchemaResolutionError(`writer schema cannot be read with the reader schema: ${(error as Error).message}`, error);
   }
-  return {
-    decode: (payload) =>
-      decodeExact(
-        () => reader.fast.fromBuffer(payload, fast),
-        () => reader.wide.fromBuffer(payload, wide),
-      ),
-  };
+  return { decode: (payload) => decodeExact(reader.fast, reader.wide, payload, reader.mayNeedWide, fast, wide) };
 }

@@ -124,7 +124,7 @@ const recordHeadersGetter: TextMapGetter<RecordHeaders> = {
   get(carrier, key) {
     for (let i = carrier.length - 1; i >= 0; i -= 1) {
       const [name, value] = carrier[i]!;
-      if (name.toLowerCase() === key) return value.toString('utf8');
+      if (name.toLowerCase() === key) return value?.toString('utf8');
     }
     return undefined;
   },

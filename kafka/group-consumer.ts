@@ -2,7 +2,8 @@ import { Admin, ConnectionPool, Consumer, FetchIsolationLevels, FindCoordinatorK
 import diagnostics from 'node:diagnostics_channel';
 import type { Logger } from '../core/logger.ts';
 import { routeClientEvents } from './connection.ts';
-import type { KafkaRecord, RecordHeaders, TopicPartition, TopicPartitionOffset } from './types.ts';
+import { decodePartition, type FetchedPartition } from './record-codec.ts';
+import type { PartitionBatch, TopicPartition, TopicPartitionOffset } from './types.ts';
 
 /**
  * A consumer-group member that hands over per-partition batches of raw records.
@@ -69,11 +70,8 @@ export interface GroupGeneration {
   readonly generationId: number;
 }
 
-export interface PartitionBatch {
-  readonly topic: string;
-  readonly partition: number;
-  /** In offset order, never empty. */
-  readonly records: readonly KafkaRecord[];
+/** A PartitionBatch (never empty) with the group membership it was fetched under. */
+export interface GroupBatch extends PartitionBatch {
   readonly generation: GroupGeneration;
   /**
    * Which holding of the partition by this member the batch belongs to: a new
@@ -81,15 +79,11 @@ export interface PartitionBatch {
    * every new generation). See commitGeneration().
    */
   readonly tenure: number;
-  /** Leader epoch of the batch's last record (an offset commit carries it, KIP-320). */
-  readonly leaderEpoch: number;
-  /** The partition's high watermark when fetched (lag = highWatermark - next offset). */
-  readonly highWatermark: bigint;
 }
 
 export interface GroupListener {
   /** Handles one batch; the partition's next batch waits for it. A rejection rewinds the partition to its committed offset. */
-  batch(batch: PartitionBatch): Promise<void>;
+  batch(batch: GroupBatch): Promise<void>;
   /** Partitions now owned by this member (after the group's assignment, before their first batch). */
   assigned?(partitions: TopicPartition[], generation: GroupGeneration): void;
   /** Partitions no longer owned; what was handed over for them must not be committed. */
@@ -104,8 +98,6 @@ export interface CommitOffset extends TopicPartitionOffset {
 /** Where the kafka/ seam reaches the library consumer (transactions add it to a transaction); not exported from the seam. */
 export const kNativeConsumer: unique symbol = Symbol('sluice.kafka.nativeConsumer');
 
-const IS_CONTROL = 1 << 5;
-
 /** The API key of ConsumerGroupHeartbeat (KIP-848). */
 const CONSUMER_GROUP_HEARTBEAT = 68;
 
@@ -114,25 +106,7 @@ const API_RESPONSES = 'tracing:plt:kafka:connections:api:asyncStart';
 
 /** The part of a Fetch response this class reads. */
 interface FetchResponse {
-  responses: {
-    topicId: string;
-    partitions: {
-      partitionIndex: number;
-      highWatermark: bigint;
-      abortedTransactions?: { producerId: bigint; firstOffset: bigint }[] | null;
-      records?:
-        | {
-            firstOffset: bigint;
-            lastOffsetDelta: number;
-            firstTimestamp: bigint;
-            attributes: number;
-            partitionLeaderEpoch: number;
-            producerId: bigint;
-            records: { offsetDelta: number; timestampDelta: bigint; key: Buffer | null; value: Buffer | null; headers: [Buffer | null, Buffer | null][] }[];
-          }[]
-        | null;
-    }[];
-  }[];
+  responses: { topicId: string; partitions: (FetchedPartition & { partitionIndex: number })[] }[];
 }
 
 /** A batch whose handling failed is read again after this pause, so a dependency that is down is not hammered. */
@@ -151,7 +125,7 @@ interface PartitionState {
   notBefore: number;
   leaderEpoch: number;
   /** Batches fetched and not yet handed over. */
-  queue: PartitionBatch[];
+  queue: GroupBatch[];
   queuedRecords: number;
   /** A batch of this partition is being handled. */
   busy: boolean;
@@ -620,36 +594,13 @@ export class GroupConsumer {
         const request = byKey.get(key);
         const state = request?.state;
         if (!request || !state || state.epoch !== request.epoch || this.#partitions.get(key) !== state || state.position !== request.offset) continue;
-        const batches = p.records;
-        if (!batches || batches.length === 0) continue;
-        const records: KafkaRecord[] = [];
-        let next = request.offset;
-        let leaderEpoch = state.leaderEpoch;
-        const aborted = new AbortedTransactions(p.abortedTransactions);
-        for (const batch of batches) {
-          const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
-          if (last + 1n > next) next = last + 1n;
-          if (aborted.skip(batch, last)) continue;
-          leaderEpoch = batch.partitionLeaderEpoch;
-          for (const record of batch.records) {
-            const offset = batch.firstOffset + BigInt(record.offsetDelta);
-            if (offset < request.offset) continue;
-            records.push({
-              topic,
-              partition: p.partitionIndex,
-              offset,
-              key: record.key,
-              value: record.value,
-              headers: record.headers.length === 0 ? NO_HEADERS : toHeaders(record.headers),
-              timestamp: batch.firstTimestamp + record.timestampDelta,
-            });
-          }
-        }
-        state.position = next;
-        state.leaderEpoch = leaderEpoch;
-        if (records.length === 0) continue;
-        state.queue.push({ topic, partition: p.partitionIndex, records, generation, tenure: state.tenure, leaderEpoch, highWatermark: p.highWatermark });
-        state.queuedRecords += records.length;
+        if (!p.records || p.records.length === 0) continue;
+        const batch = decodePartition(topic, p.partitionIndex, request.offset, p, this.#options.readCommitted !== false);
+        state.position = batch.nextOffset;
+        if (batch.leaderEpoch >= 0) state.leaderEpoch = batch.leaderEpoch;
+        if (batch.records.length === 0) continue;
+        state.queue.push({ ...batch, leaderEpoch: state.leaderEpoch, generation, tenure: state.tenure });
+        state.queuedRecords += batch.records.length;
         this.#ready.push(key);
       }
     }
@@ -750,45 +701,3 @@ export class CoordinatorRoute {
     this.#suspect = true;
   }
 }
-
-/** A record batch written by a transactional producer (attributes bit 4). */
-const IS_TRANSACTIONAL = 1 << 4;
-
-/**
- * read_committed: the broker returns records up to the last stable offset and
- * lists the aborted transactions among them; the reader drops their batches
- * (as the Java client does). The client filters these too, but keeps an aborted
- * transaction whose abort marker is not in the same response ("for safety"),
- * which would hand aborted records to an exactly-once reader: the broker lists
- * only transactions that were aborted, so everything of that producer from the
- * transaction's first offset up to its marker is dropped here.
- */
-export class AbortedTransactions {
-  readonly #pending: { producerId: bigint; firstOffset: bigint }[];
-  readonly #open = new Set<bigint>();
-
-  constructor(list: { producerId: bigint; firstOffset: bigint }[] | null | undefined) {
-    this.#pending = list ? [...list].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0)) : [];
-  }
-
-  /** True when `batch` (ending at `last`) is a control batch or belongs to an aborted transaction. */
-  skip(batch: { attributes: number; producerId: bigint; records: { key: Buffer | null }[] }, last: bigint): boolean {
-    while (this.#pending.length > 0 && this.#pending[0]!.firstOffset <= last) this.#open.add(this.#pending.shift()!.producerId);
-    if (batch.attributes & IS_CONTROL) {
-      // The control record's key: version (int16), type (int16; 0 = abort, 1 = commit).
-      if (batch.records[0]?.key?.readInt16BE(2) === 0) this.#open.delete(batch.producerId);
-      return true;
-    }
-    return (batch.attributes & IS_TRANSACTIONAL) !== 0 && this.#open.has(batch.producerId);
-  }
-}
-
-const NO_HEADERS: RecordHeaders = [];
-
-function toHeaders(raw: [Buffer | null, Buffer | null][]): RecordHeaders {
-  const headers: [string, Buffer][] = [];
-  for (const [name, value] of raw) if (name !== null) headers.push([name.toString('utf8'), value ?? EMPTY]);
-  return headers;
-}
-
-const EMPTY = Buffer.alloc(0);

@@ -7,7 +7,8 @@ import { retry, retryPolicies } from '../core/retry.ts';
 import { KafkaAdmin } from './admin.ts';
 import { clientOptions, errorContext, routeClientEvents } from './connection.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
-import type { KafkaRecord, RecordHeaders, TopicPartitionOffset } from './types.ts';
+import { decodePartition } from './record-codec.ts';
+import type { KafkaRecord, PartitionBatch, TopicPartitionOffset } from './types.ts';
 
 /**
  * A stateless reader: no consumer group, no commits. It reads the partitions it
@@ -17,17 +18,6 @@ import type { KafkaRecord, RecordHeaders, TopicPartitionOffset } from './types.t
  * promise per record). tail, the console's live tail, the registry store and
  * tests read through it.
  */
-
-export interface PartitionBatch {
-  topic: string;
-  partition: number;
-  /** In offset order; control records and aborted transactions (read_committed) left out. */
-  records: KafkaRecord[];
-  /** The offset the next fetch of this partition starts at. */
-  nextOffset: bigint;
-  /** The partition's end (read_committed: the last stable offset) when this batch was fetched. */
-  endOffset: bigint;
-}
 
 export type BatchHandler = (batch: PartitionBatch) => void | Promise<void>;
 
@@ -45,59 +35,10 @@ export interface PartitionReaderSettings {
   maxBytesPerPartition?: number;
 }
 
-const IS_TRANSACTIONAL = 1 << 4;
-const IS_CONTROL = 1 << 5;
 const OFFSET_OUT_OF_RANGE = 'OFFSET_OUT_OF_RANGE';
 
 // The client exports the fetch response only as the return type of Consumer.fetch.
 type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
-type RawBatch = NonNullable<NonNullable<FetchResponse>['responses'][number]['partitions'][number]['records']>[number];
-
-/**
- * Converts one partition's record batches to KafkaRecords from `from` on. With
- * read_committed, a transactional batch of a producer whose transaction the
- * broker lists as aborted is skipped until that producer's abort marker.
- */
-export function decodeBatches(
-  topic: string,
-  partition: number,
-  from: bigint,
-  batches: readonly RawBatch[],
-  aborted: ReadonlyArray<{ producerId: bigint; firstOffset: bigint }> | null,
-): { records: KafkaRecord[]; nextOffset: bigint } {
-  const records: KafkaRecord[] = [];
-  let nextOffset = from;
-  const pendingAborts = aborted ? [...aborted].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : 1)) : [];
-  const abortedProducers = new Set<bigint>();
-  for (const batch of batches) {
-    const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
-    if (last + 1n > nextOffset) nextOffset = last + 1n;
-    while (pendingAborts.length > 0 && pendingAborts[0]!.firstOffset <= last) abortedProducers.add(pendingAborts.shift()!.producerId);
-    if (batch.attributes & IS_CONTROL) {
-      // An abort or commit marker ends that producer's transaction.
-      abortedProducers.delete(batch.producerId);
-      continue;
-    }
-    if (batch.attributes & IS_TRANSACTIONAL && abortedProducers.has(batch.producerId)) continue;
-    for (const r of batch.records) {
-      const offset = batch.firstOffset + BigInt(r.offsetDelta);
-      if (offset < from) continue;
-      records.push({
-        topic,
-        partition,
-        offset,
-        key: r.key,
-        value: r.value,
-        headers: r.headers.length === 0 ? NO_HEADERS : (r.headers.map(([name, value]: [Buffer | null, Buffer | null]) => [name?.toString('utf8') ?? '', value ?? EMPTY]) as RecordHeaders),
-        timestamp: batch.firstTimestamp + r.timestampDelta,
-      });
-    }
-  }
-  return { records, nextOffset };
-}
-
-const EMPTY = Buffer.alloc(0);
-const NO_HEADERS: RecordHeaders = Object.freeze([]) as RecordHeaders;
 
 /** Offsets [start, end) of one partition. */
 interface PartitionRange {
@@ -191,13 +132,13 @@ export class PartitionReader {
    * them; undefined when `offset` is out of range (compacted or deleted). On
    * ends()'s connection, for point reads beside the running fetch.
    */
-  readFrom(topic: string, partition: number, offset: bigint): Promise<{ records: KafkaRecord[]; nextOffset: bigint } | undefined> {
+  readFrom(topic: string, partition: number, offset: bigint): Promise<{ records: readonly KafkaRecord[]; nextOffset: bigint } | undefined> {
     const client = this.#pointClient();
     // A leader that moved: ask again on fresh metadata.
     return retry(retryPolicies.reader, () => this.#readFromOnce(client, topic, partition, offset), { onRetry: () => client.clearMetadata() });
   }
 
-  async #readFromOnce(client: Consumer, topic: string, partition: number, offset: bigint): Promise<{ records: KafkaRecord[]; nextOffset: bigint } | undefined> {
+  async #readFromOnce(client: Consumer, topic: string, partition: number, offset: bigint): Promise<{ records: readonly KafkaRecord[]; nextOffset: bigint } | undefined> {
     try {
       const metadata = await client.metadata({ topics: [topic] });
       const described = metadata.topics.get(topic);
@@ -214,7 +155,8 @@ export class PartitionReader {
       const answer = response.responses[0]?.partitions.find((p) => p.partitionIndex === partition);
       // Only a clean answer may say "no such record": a caller treats that as gone for good.
       if (answer === undefined || answer.errorCode !== 0) throw new BrokerUnavailableError(`reading ${topic}[${partition}] failed (error code ${answer?.errorCode ?? 'none'})`);
-      return decodeBatches(topic, partition, offset, answer.records ?? [], null);
+      const { records, nextOffset } = decodePartition(topic, partition, offset, answer, false);
+      return { records, nextOffset };
     } catch (error) {
       const classified = toSluiceError(error, { ...this.#context, operation: `read ${topic}[${partition}] at ${offset}` });
       if ((classified as SluiceError & { kafkaCode?: string }).kafkaCode === OFFSET_OUT_OF_RANGE) return undefined;
@@ -314,12 +256,11 @@ export class PartitionReader {
       for (const p of t.partitions) {
         const position = this.#positions.get(`${topic}\u0000${p.partitionIndex}`);
         if (position === undefined || p.errorCode !== 0) continue;
-        const { records, nextOffset } = decodeBatches(topic, p.partitionIndex, position.offset, p.records ?? [], this.#settings.readCommitted ? p.abortedTransactions : null);
-        const endOffset = this.#settings.readCommitted ? p.lastStableOffset : p.highWatermark;
+        const batch = decodePartition(topic, p.partitionIndex, position.offset, p, this.#settings.readCommitted);
         // A read_committed fetch stops at an open transaction's records; the offset moves on only past what was returned.
-        if (records.length === 0 && nextOffset === position.offset) continue;
-        await handler({ topic, partition: p.partitionIndex, records, nextOffset, endOffset });
-        position.offset = nextOffset;
+        if (batch.records.length === 0 && batch.nextOffset === position.offset) continue;
+        await handler(batch);
+        position.offset = batch.nextOffset;
       }
     }
   }

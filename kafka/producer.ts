@@ -8,7 +8,8 @@ import { OnePassProducer } from './produce-request.ts';
 import { clientOptions, errorContext, routeClientEvents, transactionalIdentity } from './connection.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import { partitionForKey } from './partitioner.ts';
-import type { Acks, OutgoingRecord, RecordHeaders, RecordMetadata } from './types.ts';
+import { toClientMessage } from './record-codec.ts';
+import type { Acks, OutgoingRecord, RecordMetadata } from './types.ts';
 
 /**
  * Sluice's producer: raw bytes in, one RecordMetadata per record out. It picks
@@ -52,27 +53,6 @@ type RawProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
 const MERGED_RECORDS = 10_000;
 
 const ACKS: Record<Acks, number> = { all: ProduceAcks.ALL, leader: ProduceAcks.LEADER, none: ProduceAcks.NO_RESPONSE };
-
-const clientHeaders = new WeakMap<RecordHeaders, Map<Buffer, Buffer>>();
-
-/**
- * Pairs → the client's header map. Names are fresh Buffers, so a name that repeats keeps every value (the map
- * is keyed by identity). One map per pairs list: the ingress gives every record of a request the same list.
- */
-export function toClientHeaders(headers: RecordHeaders | undefined): Map<Buffer, Buffer> | undefined {
-  if (headers === undefined || headers.length === 0) return undefined;
-  let map = clientHeaders.get(headers);
-  if (map === undefined) {
-    map = new Map<Buffer, Buffer>();
-    for (const [name, value] of headers) map.set(Buffer.from(name, 'utf8'), value);
-    clientHeaders.set(headers, map);
-  }
-  return map;
-}
-
-function toClientMessage(r: OutgoingRecord, partition: number): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
-  return { topic: r.topic, partition, key: r.key ?? undefined, value: r.value ?? undefined, headers: toClientHeaders(r.headers), timestamp: r.timestamp };
-}
 
 /** Where each record goes and its rank in its partition for this send. */
 export interface Placement {

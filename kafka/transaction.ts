@@ -1,8 +1,9 @@
-import { findErrorBy, Producer, type BaseOptions, type MessageToProduce } from '@platformatic/kafka';
+import { findErrorBy, Producer, type BaseOptions } from '@platformatic/kafka';
 import { TransactionAbortedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { errorTrail, isCoordinatorUnreachable } from './errors.ts';
 import { kNativeConsumer, type CommitOffset, type GroupConsumer, type GroupGeneration } from './group-consumer.ts';
+import { toClientMessage } from './record-codec.ts';
 import type { OutgoingRecord } from './types.ts';
 
 /**
@@ -36,31 +37,6 @@ export interface WorkerOutput {
 export function isFencedByGroup(error: unknown): boolean {
   const cause = error instanceof TransactionAbortedError ? (error.cause as Error) : (error as Error);
   return ['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID', 'REBALANCE_IN_PROGRESS', 'STALE_MEMBER_EPOCH', 'FENCED_MEMBER_EPOCH'].some((id) => findErrorBy(cause, 'apiId', id) !== null);
-}
-
-const headerNames = new Map<string, Buffer>();
-/** Header names repeat on every record: encode each once. */
-function headerName(name: string): Buffer {
-  let bytes = headerNames.get(name);
-  if (!bytes) {
-    bytes = Buffer.from(name, 'utf8');
-    if (headerNames.size < 10_000) headerNames.set(name, bytes);
-  }
-  return bytes;
-}
-
-/** The library's message; a repeated header name keeps its last value (the client sends headers from a Map). */
-export function toMessage(record: OutgoingRecord): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
-  const message: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic: record.topic, value: record.value ?? (null as unknown as Buffer) };
-  if (record.partition !== undefined) message.partition = record.partition;
-  if (record.key !== undefined && record.key !== null) message.key = record.key;
-  if (record.timestamp !== undefined) message.timestamp = record.timestamp;
-  if (record.headers && record.headers.length > 0) {
-    const headers = new Map<Buffer, Buffer>();
-    for (const [name, value] of record.headers) headers.set(headerName(name), value);
-    message.headers = headers;
-  }
-  return message;
 }
 
 export interface TransactionalOutputOptions {
@@ -108,7 +84,7 @@ export class TransactionalOutput implements WorkerOutput {
       throw new TransactionAbortedError(this.transactionalId, error);
     });
     try {
-      if (records.length > 0) await transaction.send({ messages: records.map(toMessage) });
+      if (records.length > 0) await transaction.send({ messages: records.map((r) => toClientMessage(r)) });
       if (offsets.length > 0) {
         await transaction.addConsumer(this.#options.consumer[kNativeConsumer] as never);
         // Sent to the coordinator of the group now, not the one the records were fetched under (it may be a dead broker).
@@ -167,7 +143,7 @@ export class IdempotentOutput implements WorkerOutput {
   }
 
   async commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void> {
-    if (records.length > 0) await this.#producer.send({ messages: records.map(toMessage), acks: -1 });
+    if (records.length > 0) await this.#producer.send({ messages: records.map((r) => toClientMessage(r)), acks: -1 });
     await this.#consumer.commit(offsets);
   }
 

@@ -8,8 +8,11 @@
  * in the Confluent wire format) is Sluice's business, not the client's.
  */
 
-/** Header values as they are on the wire; a name may repeat (Kafka allows it), so it is a list of pairs. */
-export type RecordHeaders = ReadonlyArray<readonly [name: string, value: Buffer]>;
+/**
+ * Header values as they are on the wire; a name may repeat (Kafka allows it), so it is a list of pairs, every
+ * value in order. A value may be null (Kafka allows it), which is not the same as an empty one. See kafka/record-codec.ts.
+ */
+export type RecordHeaders = ReadonlyArray<readonly [name: string, value: Buffer | null]>;
 
 /** A record read from Kafka. */
 export interface KafkaRecord {
@@ -21,6 +24,22 @@ export interface KafkaRecord {
   readonly headers: RecordHeaders;
   /** Epoch milliseconds. */
   readonly timestamp: bigint;
+}
+
+/** What one fetch brought of one partition. */
+export interface PartitionBatch {
+  readonly topic: string;
+  readonly partition: number;
+  /** In offset order; control records (and with read_committed, aborted transactions) left out. May be empty. */
+  readonly records: readonly KafkaRecord[];
+  /** The offset the next fetch of this partition starts at (past skipped control and aborted batches too). */
+  readonly nextOffset: bigint;
+  /** The partition's high watermark when fetched (lag = highWatermark - nextOffset). */
+  readonly highWatermark: bigint;
+  /** The partition's last stable offset when fetched (where a read_committed reader ends). */
+  readonly lastStableOffset: bigint;
+  /** Leader epoch of the batch's last record batch (an offset commit carries it, KIP-320); -1 when unknown. */
+  readonly leaderEpoch: number;
 }
 
 /** A record to write. Without `partition` the seam applies Kafka's default partitioner (murmur2 of the key, as the Java client). */

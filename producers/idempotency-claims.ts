@@ -326,7 +326,7 @@ export class IdempotencyStore {
 /** The request index an event was written for, when it carries one of `tags`. */
 function tagOf(record: KafkaRecord, tags: ReadonlySet<string>): number | undefined {
   for (const [name, value] of record.headers) {
-    if (name !== CLAIM_HEADER) continue;
+    if (name !== CLAIM_HEADER || value === null) continue;
     const text = value.toString('utf8');
     const cut = text.lastIndexOf(':');
     if (tags.has(text.slice(0, cut))) return Number(text.slice(cut + 1));

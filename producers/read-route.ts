@@ -4,8 +4,8 @@ import { NotFoundError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
-import { RecordDecoder, type TailRecord } from '../tail/decode.ts';
-import { createFormatter, type Formatter } from '../tail/format.ts';
+import { headerMap, RecordDecoder, type TailRecord } from '../tail/decode.ts';
+import { createFormatter, encodeLines, type Formatter } from '../tail/format.ts';
 import type { FilterContext } from '../tail/filter.ts';
 import type { AccessControl } from './access.ts';
 import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from './read-query.ts';
@@ -54,7 +54,7 @@ export interface ReadRoute {
 }
 
 function filterContext(record: TailRecord): FilterContext {
-  return { value: record.value, key: record.key, headers: record.headers, topic: record.topic, partition: record.partition, offset: Number(record.offset), timestamp: record.timestamp };
+  return { value: record.value, key: record.key, headers: headerMap(record.headers), topic: record.topic, partition: record.partition, offset: Number(record.offset), timestamp: record.timestamp };
 }
 
 /** The first offset to read of every partition, from the query (or the resumed positions). */
@@ -120,19 +120,30 @@ class RecordStream {
     return this.#closed || (this.#query.max !== undefined && this.#sent >= this.#query.max);
   }
 
+  /** A batch's records as one write (one string for the socket, then backpressure once), not a write per record. */
   async write(batch: PartitionBatch): Promise<void> {
+    if (this.done) return;
     await this.#decoder.prepare(batch.records);
+    const max = this.#query.max ?? Infinity;
+    const lines: string[] = [];
+    let last: bigint | undefined;
     for (const r of batch.records) {
-      if (this.done) return;
+      if (this.#sent >= max) break;
       const record = this.#decoder.decode(r);
       // The position moves past a record whether or not the filter keeps it, so a resume never reads it again.
-      this.#positions.set(r.partition, r.offset + 1n);
+      last = r.offset;
       if (this.#query.where && !this.#query.where(filterContext(record))) continue;
       const line = this.#formatter.format(record);
       this.#sent += 1;
-      await this.#send(this.#sse ? `id: ${formatEventId(this.#positions)}\nevent: record\ndata: ${line.slice(0, -1)}\n\n` : line);
+      if (this.#sse) {
+        // Each event's id names the positions after it, so a client resumes after the last event it received.
+        this.#positions.set(r.partition, r.offset + 1n);
+        lines.push(`id: ${formatEventId(this.#positions)}\nevent: record\ndata: ${line.slice(0, -1)}\n\n`);
+      } else lines.push(line);
     }
-    if (!this.done) this.#positions.set(batch.partition, batch.nextOffset);
+    if (last !== undefined) this.#positions.set(batch.partition, last + 1n);
+    if (this.#sent < max) this.#positions.set(batch.partition, batch.nextOffset);
+    if (lines.length > 0 && !this.#closed) await this.#send(encodeLines(lines));
   }
 
   /** An SSE comment when nothing was written for a while (called between fetches). */
@@ -140,7 +151,7 @@ class RecordStream {
     if (this.#sse && !this.#closed && Date.now() - this.#lastWrite > SSE_KEEPALIVE_MS) await this.#send(': keep-alive\n\n');
   }
 
-  async #send(text: string): Promise<void> {
+  async #send(text: string | Buffer): Promise<void> {
     this.#lastWrite = Date.now();
     const flushed = this.#raw.write(text);
     const buffered = this.#raw.writableLength;

@@ -6,6 +6,8 @@ import type { RegistryClient } from '../core/registry-client.ts';
 import { HEADER_SIZE, MAGIC_BYTE, unframe } from '../core/wire-format.ts';
 import { displayPlan, type Convert } from './display.ts';
 
+export type TailHeaders = ReadonlyArray<readonly [name: string, value: string | null]>;
+
 /** One record as a tail shows it: decoded, or (when it cannot be) its bytes in hex and the reason. */
 export interface TailRecord {
   topic: string;
@@ -15,7 +17,8 @@ export interface TailRecord {
   timestamp: number;
   key: unknown;
   value: unknown;
-  headers: Record<string, string | null>;
+  /** Every header in order, a repeated name once per value; values as UTF-8 text, null when the record's is null. */
+  headers: TailHeaders;
   /** Whether key or value may hold Buffers (Avro bytes), which need stringifyJson. */
   binary: boolean;
   error?: { code: string; message: string };
@@ -40,10 +43,17 @@ function isFramed(bytes: Buffer | null): boolean {
   return bytes !== null && bytes.length >= HEADER_SIZE && bytes[0] === MAGIC_BYTE;
 }
 
-/** A name that repeats shows its first value, as before. */
-function headersOf(headers: RecordHeaders): Record<string, string | null> {
+const NO_HEADERS: TailHeaders = Object.freeze([]) as unknown as TailHeaders;
+
+function headerTexts(headers: RecordHeaders): TailHeaders {
+  if (headers.length === 0) return NO_HEADERS;
+  return headers.map(([name, value]) => [name, value === null ? null : value.toString('utf8')] as const);
+}
+
+/** Headers by name for a --where filter: a name that repeats gives its last value, as a worker's handler sees it. */
+export function headerMap(headers: TailHeaders): Record<string, string | null> {
   const out: Record<string, string | null> = {};
-  for (const [name, value] of headers) if (!(name in out)) out[name] = value.toString();
+  for (const [name, value] of headers) out[name] = value;
   return out;
 }
 
@@ -90,7 +100,10 @@ export class RecordDecoder {
     }
   }
 
-  #decodeFramed(bytes: Buffer | null): { value: unknown; binary: boolean } {
+  /** Whether the last #decodeFramed or #decodeKey gave a value that may hold Buffers (a field per decoder, not an object per call). */
+  #binary = false;
+
+  #decodeFramed(bytes: Buffer | null): unknown {
     const { schemaId, payload } = unframe(bytes);
     const plan = this.#plans.get(schemaId);
     if (plan === undefined) throw new DecodeError(`schema id ${schemaId} was not prepared`);
@@ -101,34 +114,44 @@ export class RecordDecoder {
     } catch (error) {
       throw new DecodeError(`record does not match schema id ${schemaId}: ${(error as Error).message}`, error);
     }
-    return { value: plan.convert ? plan.convert(value) : value, binary: plan.binary };
+    this.#binary = plan.binary;
+    return plan.convert ? plan.convert(value) : value;
   }
 
-  #decodeKey(key: Buffer | null): { value: unknown; binary: boolean } {
-    if (key === null) return { value: null, binary: false };
+  #decodeKey(key: Buffer | null): unknown {
+    this.#binary = false;
+    if (key === null) return null;
     // Sluice writes UTF-8 keys; a key starting with the magic byte is a Confluent-framed one.
     if (isFramed(key)) return this.#decodeFramed(key);
-    return isUtf8(key) ? { value: key.toString('utf8'), binary: false } : { value: { hex: key.toString('hex') }, binary: false };
+    return isUtf8(key) ? key.toString('utf8') : { hex: key.toString('hex') };
   }
 
+  /** One object per record, built in one go (this runs once per record of a backlog). */
   decode(message: KafkaRecord): TailRecord {
-    const base = { topic: message.topic, partition: message.partition, offset: message.offset.toString(), timestamp: Number(message.timestamp), headers: headersOf(message.headers) };
-    let key: { value: unknown; binary: boolean } = { value: null, binary: false };
-    const rawKey: Buffer | null = message.key;
-    const at: { stage: 'key' | 'value' } = { stage: 'key' };
+    const offset = message.offset.toString();
+    const timestamp = Number(message.timestamp);
+    const headers = headerTexts(message.headers);
+    let key: unknown = null;
+    let keyBinary = false;
+    let stage: 'key' | 'value' = 'key';
     try {
       key = this.#decodeKey(message.key);
-      at.stage = 'value';
+      keyBinary = this.#binary;
+      stage = 'value';
       const value = this.#decodeFramed(message.value);
-      return { ...base, key: key.value, value: value.value, binary: key.binary || value.binary };
+      return { topic: message.topic, partition: message.partition, offset, timestamp, key, value, headers, binary: keyBinary || this.#binary };
     } catch (error) {
-      const keyShown = at.stage === 'key' && rawKey !== null ? { hex: rawKey.toString('hex') } : key.value;
+      const keyShown = stage === 'key' && message.key !== null ? { hex: message.key.toString('hex') } : key;
       return {
-        ...base,
+        topic: message.topic,
+        partition: message.partition,
+        offset,
+        timestamp,
         key: keyShown,
         value: null,
-        binary: key.binary,
-        error: { code: errorClass(error), message: `${at.stage}: ${(error as Error).message}` },
+        headers,
+        binary: keyBinary,
+        error: { code: errorClass(error), message: `${stage}: ${(error as Error).message}` },
         valueHex: message.value ? hex(message.value) : '',
       };
     }

@@ -1,7 +1,7 @@
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, PartitionBatch } from '../kafka/index.ts';
-import { RecordDecoder, type TailRecord } from './decode.ts';
+import { headerMap, RecordDecoder, type TailRecord } from './decode.ts';
 import type { FilterContext, RecordFilter } from './filter.ts';
 import { PositionError, resolvePositions, type PartitionRange, type PositionRequest } from './positions.ts';
 
@@ -36,7 +36,7 @@ function filterContext(record: TailRecord): FilterContext {
   return {
     value: record.value,
     key: record.key,
-    headers: record.headers,
+    headers: headerMap(record.headers),
     topic: record.topic,
     partition: record.partition,
     offset: Number(record.offset),
@@ -65,8 +65,9 @@ export async function startTail(options: TailOptions): Promise<Tail> {
   }
 
   const decoder = new RecordDecoder(options.registry);
-  // Short fetch waits keep --max and Ctrl-C prompt; large fetches keep a backlog fast.
-  const reader = kafka.partitionReader({ readCommitted: false, maxWaitMs: 200, maxBytes: 64 * 1024 * 1024, maxBytesPerPartition: 16 * 1024 * 1024 });
+  // Short fetch waits keep --max and Ctrl-C prompt; large fetches keep a backlog fast. read_committed, as kcat
+  // (librdkafka) and the read path: records of aborted transactions are not shown, and an open one holds the tail back.
+  const reader = kafka.partitionReader({ readCommitted: true, maxWaitMs: 200, maxBytes: 4 * 1024 * 1024, maxBytesPerPartition: 1024 * 1024 });
   reader.assign(ranges.map((r) => ({ topic: r.topic, partition: r.partition, offset: BigInt(r.start) })));
 
   let read = 0;

@@ -4,7 +4,7 @@ import { createKafka } from '../../kafka/index.ts';
 import { createLogger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { compileFilter } from '../../tail/filter.ts';
-import { createFormatter, FORMATS, type TailFormat } from '../../tail/format.ts';
+import { createFormatter, encodeLines, FORMATS, type TailFormat } from '../../tail/format.ts';
 import { parseSince, type StartPosition } from '../../tail/positions.ts';
 import { startTail, type Tail } from '../../tail/reader.ts';
 import { configFrom } from '../program.ts';
@@ -42,7 +42,7 @@ function startOf(flags: TailFlags): StartPosition {
 }
 
 /** Writes to stdout, waiting for the pipe to drain; resolves false once the reader has gone (EPIPE). */
-function stdoutWriter(): { write(text: string): Promise<void>; closed: Promise<void> } {
+function stdoutWriter(): { write(text: string | Buffer): Promise<void>; closed: Promise<void> } {
   let onClosed!: () => void;
   const closed = new Promise<void>((resolve) => (onClosed = resolve));
   let gone = false;
@@ -58,7 +58,7 @@ function stdoutWriter(): { write(text: string): Promise<void>; closed: Promise<v
   return {
     closed,
     async write(text) {
-      if (gone || text === '') return;
+      if (gone || text.length === 0) return;
       if (!process.stdout.write(text)) await Promise.race([once(process.stdout, 'drain'), closed]);
     },
   };
@@ -119,9 +119,9 @@ export function register(program: Command): void {
         ...(filter ? { filter } : {}),
         ...(flags.max === undefined ? {} : { max: flags.max }),
         onRecords: (records) => {
-          let text = '';
-          for (const record of records) text += formatter.format(record);
-          return out.write(text);
+          const lines = new Array<string>(records.length);
+          for (let i = 0; i < records.length; i++) lines[i] = formatter.format(records[i]!);
+          return out.write(encodeLines(lines));
         },
       });
       const stopProgress = progress(tail);

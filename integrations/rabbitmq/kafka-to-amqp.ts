@@ -4,7 +4,7 @@ import type { SluiceConfig } from '../../core/config.ts';
 import { BridgeError, isRetryable } from '../../core/errors.ts';
 import { retryPolicies } from '../../core/retry.ts';
 import { clientOptions } from '../../kafka/connection.ts';
-import { GroupConsumer, type PartitionBatch } from '../../kafka/group-consumer.ts';
+import { GroupConsumer, type GroupBatch } from '../../kafka/group-consumer.ts';
 import { createKafka, type KafkaProducer, type KafkaRecord } from '../../kafka/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
@@ -96,7 +96,7 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
   const spanAttributes = { 'sluice.bridge': spec.name, 'messaging.rabbitmq.exchange': spec.exchange };
 
   /** `spans` gets the span of every record to publish; a dead-lettered record's span has failed already. */
-  const decode = async (batch: PartitionBatch, spans: RecordSpan[]): Promise<{ out: AmqpOutgoing[]; dead: number }> => {
+  const decode = async (batch: GroupBatch, spans: RecordSpan[]): Promise<{ out: AmqpOutgoing[]; dead: number }> => {
     const out: AmqpOutgoing[] = [];
     const dead: { source: KafkaRecord; error: unknown; span: RecordSpan | undefined }[] = [];
     for (const message of batch.records) {
@@ -149,7 +149,7 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
   };
 
   /** Publishes the batch and waits for RabbitMQ's confirms, republishing on any failure until the bridge stops. */
-  const publish = async (batch: PartitionBatch, out: AmqpOutgoing[], spans: RecordSpan[]): Promise<void> => {
+  const publish = async (batch: GroupBatch, out: AmqpOutgoing[], spans: RecordSpan[]): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
       if (!running()) throw new BridgeError('the bridge is stopping', { retryable: true }); // Not committed: the next owner starts over from the last commit.
       try {

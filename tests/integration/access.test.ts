@@ -224,7 +224,7 @@ describe('the ingress', () => {
     await expect
       .poll(
         async () => {
-          for (const r of await readTopics([topic])) principals.set(String(r.key), r.headers.find(([name]) => name === PRINCIPAL_HEADER)?.[1].toString() ?? '');
+          for (const r of await readTopics([topic])) principals.set(String(r.key), r.headers.find(([name]) => name === PRINCIPAL_HEADER)?.[1]?.toString() ?? '');
           return principals.get(order.orderId);
         },
         { timeout: 20_000 },

@@ -151,7 +151,7 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
 
       await collector.waitFor((r) => r.filter((x) => x.topic === topic.name).length >= 200 && r.filter((x) => x.topic === dlq).length >= 2, 30_000, 'events and dead letters');
       const events = collector.records.filter((r) => r.topic === topic.name);
-      const header = (r: (typeof events)[number], name: string) => r.headers.find(([n]) => n === name)?.[1].toString();
+      const header = (r: (typeof events)[number], name: string) => r.headers.find(([n]) => n === name)?.[1]?.toString();
       expect(new Set(events.map((e) => e.key?.toString()))).toEqual(new Set(orders.map((o) => o.orderId)));
       const first = events.find((e) => e.key?.toString() === orders[0]!.orderId)!;
       expect(header(first, 'correlation-id')).toBe('c-0');

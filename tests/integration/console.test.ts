@@ -109,7 +109,7 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
     await page.goto(`${console_.url}/#/topics`);
     await page.getByRole('link', { name: topic, exact: true }).click();
     await page.getByRole('heading', { name: 'Partitions', exact: true }).waitFor();
-    await expect.poll(() => page.locator('h1 .badge').textContent()).toContain('6 messages');
+    await expect.poll(() => page.locator('h1 .badge').textContent()).toContain('6 offsets');
     expect(await page.locator('table').first().locator('tbody tr').count()).toBe(3);
     await expect.poll(() => page.getByText('retention.ms', { exact: true }).count()).toBe(1);
     await shot('topic');

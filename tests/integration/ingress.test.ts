@@ -124,7 +124,7 @@ beforeAll(async () => {
   reader.assign(Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition, offset: 0n })));
   reading = reader.run((batch) => {
     for (const r of batch.records) {
-      const headers = Object.fromEntries(r.headers.map(([k, v]) => [k, v.toString()]));
+      const headers = Object.fromEntries(r.headers.map(([k, v]) => [k, v?.toString() ?? '']));
       seen.set(`${r.partition}:${r.offset}`, { key: r.key?.toString('utf8') ?? null, value: r.value!, headers });
     }
   });

@@ -31,7 +31,7 @@ interface Line {
   timestamp: string;
   key: unknown;
   value: Record<string, unknown> | null;
-  headers?: Record<string, string | null>;
+  headers?: [string, string | null][];
   error?: { code: string; message: string };
   valueHex?: string;
 }
@@ -117,7 +117,7 @@ describe('sluice tail', () => {
     expect(result.code, result.stderr).toBe(0);
     const out = lines(result.stdout);
     expect(out.map((l) => l.key).sort()).toEqual(big.map((p) => p.order.orderId).sort());
-    expect(out[0]!.headers).toMatchObject({ 'correlation-id': out[0]!.key });
+    expect(out[0]!.headers).toContainEqual(['correlation-id', out[0]!.key]);
 
     const target = posted[3]!.order.orderId;
     const byKey = await tail(['--from-beginning', '--max', '1', '--where', `key == "${target}" && headers["correlation-id"] == "${target}"`]);

@@ -204,7 +204,7 @@ export const deadLettersOf = (h: WorkerHarness, records: CollectedRecord[]): Col
 
 /** The last value of header `name` as text. */
 export function headerText(headers: RecordHeaders, name: string): string | undefined {
-  let value: Buffer | undefined;
+  let value: Buffer | null | undefined;
   for (const [n, v] of headers) if (n === name) value = v;
   return value?.toString();
 }

@@ -99,6 +99,37 @@ describe('Avro validation', () => {
     expect(() => createResolvingDecoder(v2, createTypes({ type: 'record', name: 'OrderPlaced', namespace: 'dev.sluice.orders', fields: [{ name: 'x', type: 'int' }] }))).toThrowError(/cannot be read/);
   });
 
+  it('decodes longs beyond 2^52 exactly wherever they sit: in arrays, maps, unions and recursive records', () => {
+    const types = createTypes({
+      type: 'record',
+      name: 'Node',
+      fields: [
+        { name: 'label', type: 'string' },
+        { name: 'ids', type: { type: 'array', items: 'long' } },
+        { name: 'byName', type: { type: 'map', values: 'long' } },
+        { name: 'maybe', type: ['null', 'long'], default: null },
+        { name: 'next', type: ['null', 'Node'], default: null },
+      ],
+    });
+    const huge = 2n ** 60n + 1n;
+    const near = -(2 ** 52) - 7;
+    const value = {
+      label: 'a',
+      ids: [1, huge],
+      byName: { x: near },
+      maybe: huge,
+      next: { label: 'b', ids: [], byName: {}, maybe: null, next: { label: 'c', ids: [huge], byName: {}, maybe: 3, next: null } },
+    };
+    const decoded = createResolvingDecoder(types).decode(encodeAvro(types, value)) as typeof value;
+    expect(decoded).toEqual(value);
+    // Small longs stay numbers: the wide decoding is only for the values that need it.
+    const small = { label: 'a', ids: [1, 2], byName: { x: 3 }, maybe: 4, next: null };
+    expect(createResolvingDecoder(types).decode(encodeAvro(types, small))).toEqual(small);
+    // A schema without longs never looks at the value.
+    const noLongs = createTypes({ type: 'record', name: 'P', fields: [{ name: 'n', type: 'int' }] });
+    expect(noLongs.mayNeedWide({ n: 2 ** 60 })).toBe(false);
+  });
+
   it('formats paths like items[2].sku', () => {
     expect(formatPath(['items', 2, 'sku'])).toBe('items[2].sku');
     expect(formatPath([])).toBe('');

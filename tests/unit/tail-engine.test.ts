@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { decimalString, displayPlan } from '../../tail/display.ts';
 import { compileFilter, FilterError, type FilterContext } from '../../tail/filter.ts';
-import { createFormatter } from '../../tail/format.ts';
+import { createFormatter, encodeLines } from '../../tail/format.ts';
 import { parseSince } from '../../tail/positions.ts';
-import type { TailRecord } from '../../tail/decode.ts';
+import { headerMap, type TailRecord } from '../../tail/decode.ts';
 
 const ctx = (value: unknown, extra: Partial<FilterContext> = {}): FilterContext => ({
   value,
@@ -112,7 +112,11 @@ describe('formats', () => {
     timestamp: Date.parse('2026-11-25T10:00:00Z'),
     key: 'order-1',
     value: { amount: 9.5, points: 2n ** 60n + 1n, blob: Buffer.from([1, 2, 3]) },
-    headers: { h: 'v' },
+    headers: [
+      ['h', 'v'],
+      ['h', 'w'],
+      ['n', null],
+    ],
     binary: true,
   };
 
@@ -121,7 +125,18 @@ describe('formats', () => {
     expect(line).toBe(
       '{"topic":"orders.placed","partition":1,"offset":"7","timestamp":"2026-11-25T10:00:00.000Z","key":"order-1","value":{"amount":9.5,"points":1152921504606846977,"blob":"AQID"}}\n',
     );
-    expect(createFormatter('ndjson', { headers: true }).format(record)).toContain('"headers":{"h":"v"}');
+    expect(createFormatter('ndjson', { headers: true }).format(record)).toContain('"headers":[["h","v"],["h","w"],["n",null]]}\n');
+    expect(createFormatter('pretty', { headers: true }).format(record)).toContain('headers: h="v" h="w" n=(null)');
+  });
+
+  it('encodes a batch of lines as one Buffer, multi-byte characters and lone surrogates as a string write would', () => {
+    const lines = ['{"a":"é€😀"}\n', '', 'plain\n', 'lone \ud800\n'];
+    expect(encodeLines(lines)).toEqual(Buffer.from(lines.join(''), 'utf8'));
+    expect(encodeLines([])).toHaveLength(0);
+  });
+
+  it('a --where filter sees a repeated header by its last value, as a worker handler does', () => {
+    expect(headerMap(record.headers)).toEqual({ h: 'w', n: null });
   });
 
   it('an undecodable record shows its reason and hex in every format', () => {

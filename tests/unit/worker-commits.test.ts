@@ -4,7 +4,7 @@ import { createWorkerMetrics } from '../../consumers/metrics.ts';
 import type { Outcome } from '../../consumers/record-processor.ts';
 import { WorkerRuntime, type WorkerConsumer } from '../../consumers/worker.ts';
 import { createLogger } from '../../core/logger.ts';
-import type { GroupGeneration, GroupListener, PartitionBatch } from '../../kafka/group-consumer.ts';
+import type { GroupGeneration, GroupListener, GroupBatch } from '../../kafka/group-consumer.ts';
 import type { OutputOffset, WorkerOutput } from '../../kafka/transaction.ts';
 import type { KafkaRecord, OutgoingRecord, TopicPartition } from '../../kafka/types.ts';
 
@@ -76,8 +76,18 @@ function record(partition: number, offset: number): KafkaRecord {
   return { topic: 'in', partition, offset: BigInt(offset), key: null, value: Buffer.from(`${partition}:${offset}`), headers: [], timestamp: 0n };
 }
 
-function batch(partition: number, from: number, count: number, gen = generation(1)): PartitionBatch {
-  return { topic: 'in', partition, records: Array.from({ length: count }, (_, i) => record(partition, from + i)), generation: gen, tenure: 1, leaderEpoch: 0, highWatermark: BigInt(from + count) };
+function batch(partition: number, from: number, count: number, gen = generation(1)): GroupBatch {
+  return {
+    topic: 'in',
+    partition,
+    records: Array.from({ length: count }, (_, i) => record(partition, from + i)),
+    generation: gen,
+    tenure: 1,
+    leaderEpoch: 0,
+    nextOffset: BigInt(from + count),
+    highWatermark: BigInt(from + count),
+    lastStableOffset: BigInt(from + count),
+  };
 }
 
 /** Emits one output per input, its value the input's `partition:offset`; `gate` holds a record until released. */

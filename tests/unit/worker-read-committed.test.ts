@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AbortedTransactions } from '../../kafka/group-consumer.ts';
+import { AbortedTransactions } from '../../kafka/record-codec.ts';
 
 /** read_committed filtering of the group consumer's fetch loop: which record batches an exactly-once reader drops. */
 

@@ -81,7 +81,7 @@ describe('dead letters', () => {
     ] as [string, Buffer][],
   };
   const failedAt = new Date('2026-01-01T00:00:05.000Z');
-  const text = (headers: readonly (readonly [string, Buffer])[]) => headers.map(([name, value]) => [name, value.toString('utf8')]);
+  const text = (headers: readonly (readonly [string, Buffer | null])[]) => headers.map(([name, value]) => [name, value?.toString('utf8')]);
 
   it('names the error and where the record came from, keeping the original headers', () => {
     const headers = deadLetterHeaders(record, new DecodeError('bad magic byte'), failedAt);

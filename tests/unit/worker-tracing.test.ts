@@ -104,12 +104,12 @@ async function handle(): Promise<OutgoingRecord[]> {
   const consumer = new FakeConsumer();
   const output = new FakeOutput();
   const worker = await startWorker({ config, logger, spec, topology, registry, handler, metrics: createWorkerMetrics(), seam: { consumer, output } });
-  await consumer.listener!.batch({ topic: 'in', partition: 0, records: inputs, generation: consumer.generation, tenure: 1, leaderEpoch: 0, highWatermark: 4n });
+  await consumer.listener!.batch({ topic: 'in', partition: 0, records: inputs, generation: consumer.generation, tenure: 1, leaderEpoch: 0, highWatermark: 4n, lastStableOffset: 4n, nextOffset: 4n });
   await worker.stop();
   return output.records;
 }
 
-const header = (r: OutgoingRecord, name: string): string[] => (r.headers ?? []).filter(([n]) => n === name).map(([, v]) => v.toString('utf8'));
+const header = (r: OutgoingRecord, name: string): string[] => (r.headers ?? []).filter(([n]) => n === name).map(([, v]) => v?.toString('utf8') ?? '');
 const traceparentOf = (span: ReadableSpan) => `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`;
 
 let tracing: Tracing | undefined;

@@ -1,22 +1,30 @@
 import type { Logger } from '../core/logger.ts';
 import type { GroupGeneration } from '../kafka/group-consumer.ts';
-import type { OutputOffset, WorkerOutput } from '../kafka/transaction.ts';
+import type { OutputOffset, OutputUnit, WorkerOutput } from '../kafka/transaction.ts';
 import type { OutgoingRecord } from '../kafka/types.ts';
 
 /**
  * Commits the chunks of every partition of a worker through its one output
  * (one transactional producer, or one idempotent producer and the group's
- * offset commit), in rounds.
+ * offset commit), in rounds: a round is one output unit (a transaction).
  *
  * Order: chunks are committed in the order they were submitted, so a
  * partition's chunk k+1 lands in the same round as chunk k or a later one,
- * never an earlier one, and its offset only grows. A round holds every chunk
- * queued when it starts (up to `roundBytes` of records, at least one chunk),
- * so with many partitions a transaction commits many of them at once.
+ * never an earlier one, and its offset only grows.
  *
- * Pipelining: while a round commits, the partitions go on handling their next
- * records and queue more chunks, up to `maxQueuedRecords` (then submit()ers
- * wait in room(), which is the worker's backpressure on fetching).
+ * Sizing: a round takes the queued chunks in parts of at most `requestBytes`
+ * of records (at least one chunk; one produce request each) and sends each
+ * part while the partitions go on handling records. It commits, with the
+ * offset of each partition's last chunk, once the queue is empty after a part
+ * (at low rates, so at once: nothing waits for a timer) or once it holds
+ * `round.maxRecords` input records, `round.maxBytes` of outputs, or has been
+ * open `round.maxMs`. Under load a round therefore spans many fetched batches
+ * and partitions, and its fixed cost (AddOffsetsToTxn, one TxnOffsetCommit,
+ * EndTxn and the markers) is paid per round, not per partition or chunk.
+ *
+ * Backpressure: chunks wait in the queue while a round commits, up to
+ * `maxQueuedRecords` (then submit()ers wait in room(), which is the worker's
+ * backpressure on fetching).
  *
  * Failure: a round that fails rejects its chunks and every chunk queued after
  * it (they follow a chunk that did not commit); the worker reads those
@@ -55,17 +63,42 @@ export class ChunkNotCommittedError extends Error {
   }
 }
 
+/** When a round (a transaction) stops taking chunks and commits; whichever comes first, the queue running empty included. */
+export interface RoundLimits {
+  /** Input records. */
+  maxRecords: number;
+  /** Output bytes (Chunk.bytes). */
+  maxBytes: number;
+  /** Milliseconds since its first part was taken. */
+  maxMs: number;
+}
+
 export interface CommitterOptions {
   output: WorkerOutput;
   /** The membership a chunk commits its offset with; undefined once the member no longer holds its partition since it was fetched. */
   generationOf: (chunk: Chunk) => GroupGeneration | undefined;
-  /** Most record bytes per round (beyond its first chunk). */
-  roundBytes: number;
+  /** Most record bytes per send (beyond its first chunk): one produce request, whose per-partition batches stay under the broker's message.max.bytes. */
+  requestBytes: number;
+  round: RoundLimits;
   /** Most input records queued before submit()ers wait. */
   maxQueuedRecords: number;
   log: Logger;
   /** After each round: committed (true) or failed (false), with its chunks. */
   onRound?: (chunks: readonly Chunk[], committed: boolean) => void;
+  /** The clock of round.maxMs (tests pass their own). */
+  now?: () => number;
+}
+
+/** What a round has taken so far. */
+export interface RoundSize {
+  records: number;
+  bytes: number;
+  openedAt: number;
+}
+
+/** Whether a round of `size` takes more chunks: more are queued and no limit is reached. */
+export function roundTakesMore(size: RoundSize, limits: RoundLimits, queued: boolean, now: number): boolean {
+  return queued && size.records < limits.maxRecords && size.bytes < limits.maxBytes && now - size.openedAt < limits.maxMs;
 }
 
 interface Pending {
@@ -112,12 +145,13 @@ export class Committer {
     }
   }
 
-  async #round(): Promise<void> {
-    const round: (Pending & { generation: GroupGeneration })[] = [];
+  /** The next queued chunks, up to requestBytes of records (at least one chunk); those no longer held are rejected here. */
+  #takePart(): (Pending & { generation: GroupGeneration })[] {
+    const part: (Pending & { generation: GroupGeneration })[] = [];
     let bytes = 0;
     while (this.#queue.length > 0) {
       const next = this.#queue[0]!;
-      if (round.length > 0 && bytes + next.chunk.bytes > this.#o.roundBytes) break;
+      if (part.length > 0 && bytes + next.chunk.bytes > this.#o.requestBytes) break;
       this.#queue.shift();
       this.#release(next.chunk.count);
       const generation = this.#o.generationOf(next.chunk);
@@ -125,26 +159,49 @@ export class Committer {
         next.reject(new ChunkNotCommittedError('the member no longer holds the partition the chunk was fetched from', true));
         continue;
       }
-      round.push({ ...next, generation });
+      part.push({ ...next, generation });
       bytes += next.chunk.bytes;
     }
-    if (round.length === 0) return;
+    return part;
+  }
 
-    const records: OutgoingRecord[] = [];
+  async #round(): Promise<void> {
+    const now = this.#o.now ?? (() => performance.now());
+    const round: Pending[] = [];
     // The last chunk of a partition in the round carries its offset.
     const offsets = new Map<string, OutputOffset>();
-    for (const { chunk, generation } of round) {
-      for (const record of chunk.records) records.push(record);
-      offsets.set(`${chunk.topic}\u0000${chunk.partition}`, {
-        topic: chunk.topic,
-        partition: chunk.partition,
-        offset: chunk.lastOffset + 1n,
-        leaderEpoch: chunk.leaderEpoch,
-        generation,
-      });
-    }
+    const size: RoundSize = { records: 0, bytes: 0, openedAt: now() };
+    let unit: OutputUnit | undefined;
     try {
-      await this.#o.output.commit(records, [...offsets.values()]);
+      for (;;) {
+        const part = this.#takePart();
+        const records: OutgoingRecord[] = [];
+        for (const pending of part) {
+          const { chunk, generation } = pending;
+          round.push(pending);
+          for (const record of chunk.records) records.push(record);
+          size.records += chunk.count;
+          size.bytes += chunk.bytes;
+          offsets.set(`${chunk.topic}\u0000${chunk.partition}`, {
+            topic: chunk.topic,
+            partition: chunk.partition,
+            offset: chunk.lastOffset + 1n,
+            leaderEpoch: chunk.leaderEpoch,
+            generation,
+          });
+        }
+        const more = roundTakesMore(size, this.#o.round, this.#queue.length > 0, now());
+        if (round.length === 0) {
+          if (more) continue;
+          return;
+        }
+        unit ??= this.#o.output.begin();
+        if (!more) {
+          await unit.commit(records, [...offsets.values()]);
+          break;
+        }
+        if (records.length > 0) await unit.send(records);
+      }
     } catch (error) {
       const failed = [...round, ...this.#queue];
       this.#queue = [];

@@ -1,4 +1,4 @@
-import { findErrorBy, Producer, type BaseOptions, type MessageToProduce } from '@platformatic/kafka';
+import { findErrorBy, kGetApi, kGetConnection, kMetadata, kPerformWithRetry, Producer, type BaseOptions, type Callback, type MessageToProduce, type txnOffsetCommitV4 } from '@platformatic/kafka';
 import { TransactionAbortedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { errorTrail, isCoordinatorUnreachable } from './errors.ts';
@@ -6,7 +6,8 @@ import { kNativeConsumer, type CommitOffset, type GroupConsumer, type GroupGener
 import type { OutgoingRecord } from './types.ts';
 
 /**
- * How a worker's outputs and input offsets reach Kafka, in one call per round:
+ * How a worker's outputs and input offsets reach Kafka, one unit at a time
+ * (a transaction, or a produce-and-commit):
  *
  * - `TransactionalOutput` (exactly once): ONE transactional producer for the
  *   whole worker instance, whatever the partition count. Outputs and offsets go
@@ -17,6 +18,10 @@ import type { OutgoingRecord } from './types.ts';
  *   coordinator and its transaction aborted: nothing it produced is ever read
  *   by a read_committed reader. Before KIP-447 (kafkajs), fencing rested on the
  *   transactional id alone, which took one producer per input partition.
+ *   A transaction costs one AddOffsetsToTxn and one TxnOffsetCommit carrying
+ *   every partition's offset, however many partitions it covers: the client's
+ *   `addOffset` sends a TxnOffsetCommit (and a metadata lookup) per partition,
+ *   one after the other, so the seam sends that request itself.
  * - `IdempotentOutput` (at least once): outputs produced by an idempotent
  *   producer with acks=all, and only once acknowledged are the offsets committed.
  */
@@ -26,9 +31,22 @@ export interface OutputOffset extends CommitOffset {
   generation: GroupGeneration;
 }
 
-export interface WorkerOutput {
-  /** Produces `records` and commits `offsets` (next offset to read, per partition); all or nothing with transactions. */
+/**
+ * One unit of output: records produced in one or more sends, then committed
+ * with the input offsets they came from; all or nothing with transactions.
+ * A call that fails has already given the unit up (aborted its transaction):
+ * the caller makes no further call on it.
+ */
+export interface OutputUnit {
+  /** Produces `records` in the unit; more follow. */
+  send(records: readonly OutgoingRecord[]): Promise<void>;
+  /** Produces the last `records` and commits the unit with `offsets` (next offset to read, per partition). */
   commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void>;
+}
+
+export interface WorkerOutput {
+  /** Opens a unit; one at a time. Nothing reaches Kafka before its first call. */
+  begin(): OutputUnit;
   close(): Promise<void>;
 }
 
@@ -63,6 +81,33 @@ export function toMessage(record: OutgoingRecord): MessageToProduce<Buffer, Buff
   return message;
 }
 
+/** The body of one TxnOffsetCommit: the offsets of one membership, by topic. */
+export interface TxnOffsetCommitBody {
+  generation: GroupGeneration;
+  topics: txnOffsetCommitV4.TxnOffsetCommitRequestTopic[];
+}
+
+/**
+ * Offsets → TxnOffsetCommit bodies: one per membership (a transaction's
+ * offsets normally share one, so one request), each topic once, each
+ * partition once (the last offset given for it wins).
+ */
+export function txnOffsetCommitBodies(offsets: readonly OutputOffset[]): TxnOffsetCommitBody[] {
+  const bodies = new Map<string, { generation: GroupGeneration; topics: Map<string, Map<number, txnOffsetCommitV4.TxnOffsetCommitRequestPartition>> }>();
+  for (const { topic, partition, offset, leaderEpoch, generation } of offsets) {
+    const key = `${generation.groupId}\u0000${generation.memberId}\u0000${generation.generationId}`;
+    let body = bodies.get(key);
+    if (!body) bodies.set(key, (body = { generation, topics: new Map() }));
+    let partitions = body.topics.get(topic);
+    if (!partitions) body.topics.set(topic, (partitions = new Map()));
+    partitions.set(partition, { partitionIndex: partition, committedOffset: offset, committedLeaderEpoch: leaderEpoch ?? -1, committedMetadata: null });
+  }
+  return [...bodies.values()].map(({ generation, topics }) => ({ generation, topics: [...topics].map(([name, partitions]) => ({ name, partitions: [...partitions.values()] })) }));
+}
+
+type NativeProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
+type NativeTransaction = Awaited<ReturnType<NativeProducer['beginTransaction']>>;
+
 export interface TransactionalOutputOptions {
   /** Built with core/retry.ts's `transaction` policy (CONCURRENT_TRANSACTIONS after a commit is retried in milliseconds). */
   client: BaseOptions;
@@ -71,10 +116,19 @@ export interface TransactionalOutputOptions {
   logger: Logger;
 }
 
+/** What a TransactionalOutput sent, for tests and diagnostics. */
+export interface TransactionCounts {
+  /** Transactions committed. */
+  committed: number;
+  /** TxnOffsetCommit requests sent (retries included). */
+  offsetCommitRequests: number;
+}
+
 export class TransactionalOutput implements WorkerOutput {
   readonly #options: TransactionalOutputOptions;
-  #producer: Producer<Buffer, Buffer, Buffer, Buffer>;
+  #producer: NativeProducer;
   #renewals = 0;
+  readonly counts: TransactionCounts = { committed: 0, offsetCommitRequests: 0 };
 
   constructor(options: TransactionalOutputOptions) {
     this.#options = options;
@@ -93,7 +147,7 @@ export class TransactionalOutput implements WorkerOutput {
     return this.#renewals === 0 ? this.#options.transactionalId : `${this.#options.transactionalId}-${this.#renewals}`;
   }
 
-  #create(): Producer<Buffer, Buffer, Buffer, Buffer> {
+  #create(): NativeProducer {
     return new Producer({ ...this.#options.client, transactionalId: this.transactionalId, idempotent: true });
   }
 
@@ -102,23 +156,100 @@ export class TransactionalOutput implements WorkerOutput {
     await this.#producer.initIdempotentProducer({});
   }
 
-  async commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void> {
+  /**
+   * A transaction, begun at its first call: BeginTransaction (local) and
+   * AddOffsetsToTxn first, so that the last records and the offsets then go
+   * out side by side (AddPartitionsToTxn and Produce to the partitions'
+   * leaders, TxnOffsetCommit to the group coordinator) before EndTxn.
+   */
+  begin(): OutputUnit {
+    let opened: Promise<NativeTransaction> | undefined;
+    const open = () => (opened ??= this.#open());
+    return {
+      send: async (records) => {
+        const transaction = await open();
+        await this.#failing(transaction, () => this.#send(transaction, records));
+      },
+      commit: async (records, offsets) => {
+        const transaction = await open();
+        await this.#failing(transaction, async () => {
+          const results = await Promise.allSettled([this.#send(transaction, records), this.#commitOffsets(transaction, offsets)]);
+          for (const result of results) if (result.status === 'rejected') throw result.reason;
+          await transaction.commit();
+        });
+        this.counts.committed++;
+      },
+    };
+  }
+
+  async #open(): Promise<NativeTransaction> {
     const transaction = await this.#producer.beginTransaction().catch(async (error: unknown) => {
       await this.#renew();
       throw new TransactionAbortedError(this.transactionalId, error);
     });
+    await this.#failing(transaction, () => transaction.addConsumer(this.#options.consumer[kNativeConsumer] as never));
+    return transaction;
+  }
+
+  async #send(transaction: NativeTransaction, records: readonly OutgoingRecord[]): Promise<void> {
+    if (records.length > 0) await transaction.send({ messages: records.map(toMessage) });
+  }
+
+  /** Every offset of the transaction in one TxnOffsetCommit per membership (one in practice), to the group coordinator. */
+  async #commitOffsets(transaction: NativeTransaction, offsets: readonly OutputOffset[]): Promise<void> {
+    for (const body of txnOffsetCommitBodies(offsets)) await this.#txnOffsetCommit(transaction.id, body);
+  }
+
+  /**
+   * One TxnOffsetCommit, retried by the client's policy (the transaction
+   * policy). Sent to the coordinator of the group now, not the one the records
+   * were fetched under (it may be a dead broker); a retry after the coordinator
+   * moved or could not be reached looks it up again. A refusal by the group
+   * (ILLEGAL_GENERATION...) or a fencing is not retried (the client marks them
+   * so) and fails the transaction.
+   */
+  #txnOffsetCommit(transactionalId: string, { generation, topics }: TxnOffsetCommitBody): Promise<void> {
+    const producer = this.#producer;
+    const consumer = this.#options.consumer;
+    const failed = (error: Error, callback: Callback<void>) => {
+      if (isCoordinatorUnreachable(error)) consumer.coordinatorFailed();
+      callback(error);
+    };
+    return new Promise((resolve, reject) => {
+      producer[kPerformWithRetry]<void>(
+        'txnOffsetCommit',
+        (callback) => {
+          consumer.offsetCoordinator().then(
+            (node) => {
+              producer[kMetadata]({}, (error, metadata) => {
+                if (error) return failed(error, callback);
+                const broker = metadata!.brokers.get(node);
+                if (!broker) return failed(Object.assign(new Error(`group coordinator ${node} is not in the cluster metadata`), { code: 'PLT_KFK_NETWORK' }), callback);
+                producer[kGetConnection](broker, (error, connection) => {
+                  if (error) return failed(error, callback);
+                  producer[kGetApi]<Parameters<typeof txnOffsetCommitV4.createRequest>, txnOffsetCommitV4.TxnOffsetCommitResponse>('TxnOffsetCommit', (error, api) => {
+                    if (error) return failed(error, callback);
+                    this.counts.offsetCommitRequests++;
+                    api!(connection!, transactionalId, generation.groupId, producer.producerId!, producer.producerEpoch!, generation.generationId, generation.memberId, null, topics, (error) => {
+                      if (error) return failed(error, callback);
+                      callback(null);
+                    });
+                  });
+                });
+              });
+            },
+            (error: Error) => failed(error, callback),
+          );
+        },
+        (error) => (error ? reject(error) : resolve()),
+      );
+    });
+  }
+
+  /** Runs `step` of `transaction`; when it fails, aborts the transaction (see below) and throws TransactionAbortedError. */
+  async #failing<T>(transaction: NativeTransaction, step: () => Promise<T>): Promise<T> {
     try {
-      if (records.length > 0) await transaction.send({ messages: records.map(toMessage) });
-      if (offsets.length > 0) {
-        await transaction.addConsumer(this.#options.consumer[kNativeConsumer] as never);
-        // Sent to the coordinator of the group now, not the one the records were fetched under (it may be a dead broker).
-        const coordinatorId = await this.#options.consumer.offsetCoordinator();
-        // One at a time: the client de-duplicates concurrent offset commits of one producer.
-        for (const { topic, partition, offset, generation } of offsets) {
-          await transaction.addOffset({ topic, partition, offset: offset - 1n, metadata: { consumer: { ...generation, coordinatorId } } } as never);
-        }
-      }
-      await transaction.commit();
+      return await step();
     } catch (error) {
       const aborted = await transaction.abort().then(
         () => true,
@@ -158,7 +289,7 @@ export interface IdempotentOutputOptions {
 }
 
 export class IdempotentOutput implements WorkerOutput {
-  readonly #producer: Producer<Buffer, Buffer, Buffer, Buffer>;
+  readonly #producer: NativeProducer;
   readonly #consumer: GroupConsumer;
 
   constructor(options: IdempotentOutputOptions) {
@@ -166,9 +297,18 @@ export class IdempotentOutput implements WorkerOutput {
     this.#producer = new Producer({ ...options.client, idempotent: true, acks: -1 });
   }
 
-  async commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void> {
-    if (records.length > 0) await this.#producer.send({ messages: records.map(toMessage), acks: -1 });
-    await this.#consumer.commit(offsets);
+  /** Each send is acknowledged (acks=all) before the next; the offsets are committed after the last. */
+  begin(): OutputUnit {
+    const send = async (records: readonly OutgoingRecord[]) => {
+      if (records.length > 0) await this.#producer.send({ messages: records.map(toMessage), acks: -1 });
+    };
+    return {
+      send,
+      commit: async (records, offsets) => {
+        await send(records);
+        await this.#consumer.commit(offsets);
+      },
+    };
   }
 
   async close(): Promise<void> {

@@ -165,11 +165,26 @@ export class Committer {
     return part;
   }
 
+  /**
+   * The offsets a round commits, with the membership now: a round can outlast
+   * a change of member epoch (consumer protocol) that left its partitions
+   * with the member. A partition the member stopped holding keeps the
+   * membership it was fetched under, which the group coordinator refuses, so
+   * the round is aborted rather than its outputs committed without it.
+   */
+  #offsets(lasts: Iterable<{ chunk: Chunk; generation: GroupGeneration }>): OutputOffset[] {
+    const offsets: OutputOffset[] = [];
+    for (const { chunk, generation } of lasts) {
+      offsets.push({ topic: chunk.topic, partition: chunk.partition, offset: chunk.lastOffset + 1n, leaderEpoch: chunk.leaderEpoch, generation: this.#o.generationOf(chunk) ?? generation });
+    }
+    return offsets;
+  }
+
   async #round(): Promise<void> {
     const now = this.#o.now ?? (() => performance.now());
     const round: Pending[] = [];
     // The last chunk of a partition in the round carries its offset.
-    const offsets = new Map<string, OutputOffset>();
+    const offsets = new Map<string, { chunk: Chunk; generation: GroupGeneration }>();
     const size: RoundSize = { records: 0, bytes: 0, openedAt: now() };
     let unit: OutputUnit | undefined;
     try {
@@ -182,13 +197,7 @@ export class Committer {
           for (const record of chunk.records) records.push(record);
           size.records += chunk.count;
           size.bytes += chunk.bytes;
-          offsets.set(`${chunk.topic}\u0000${chunk.partition}`, {
-            topic: chunk.topic,
-            partition: chunk.partition,
-            offset: chunk.lastOffset + 1n,
-            leaderEpoch: chunk.leaderEpoch,
-            generation,
-          });
+          offsets.set(`${chunk.topic}\u0000${chunk.partition}`, { chunk, generation });
         }
         const more = roundTakesMore(size, this.#o.round, this.#queue.length > 0, now());
         if (round.length === 0) {
@@ -197,7 +206,7 @@ export class Committer {
         }
         unit ??= this.#o.output.begin();
         if (!more) {
-          await unit.commit(records, [...offsets.values()]);
+          await unit.commit(records, this.#offsets(offsets.values()));
           break;
         }
         if (records.length > 0) await unit.send(records);

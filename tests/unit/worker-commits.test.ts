@@ -24,12 +24,15 @@ class FakeOutput implements WorkerOutput {
   failNext = 0;
   closed = false;
   gate: Promise<void> | undefined;
+  /** Called as each send (not the commit) goes out. */
+  onSend: (() => void) | undefined;
   begin(): OutputUnit {
     const sent: string[] = [];
     let sends = 0;
     return {
       send: async (records) => {
         await this.gate;
+        this.onSend?.();
         sends++;
         sent.push(...records.map((r) => r.value!.toString()));
       },
@@ -302,6 +305,25 @@ describe('committer', () => {
     await Promise.all(all);
     // Each look at the clock moves it 30 ms: a round opens, takes a part (30 ms open), takes another (60 ms) and commits.
     expect(output.rounds.map((r) => r.records)).toEqual([['0:0-0'], ['0:1-1', '1:0-0'], ['2:0-0', '0:2-2']]);
+  });
+
+  it('commits a round that outlasted a change of member epoch with the epoch now, when the member still holds its partitions', async () => {
+    const output = new FakeOutput();
+    let current = generation(5);
+    let open!: () => void;
+    output.gate = new Promise((resolve) => (open = resolve));
+    output.onSend = () => (current = generation(6));
+    const committer = new Committer({ output, generationOf: () => current, requestBytes: 100, round: unbounded, maxQueuedRecords: 100, log });
+    const all = [chunk(0, 0, 0), chunk(1, 0, 0), chunk(2, 0, 0)].map((c) => committer.submit(c));
+    open();
+    await Promise.all(all);
+    expect(output.rounds.map((r) => r.offsets.map((o) => [o.tp, o.generationId]))).toEqual([
+      [['in/0', 5]],
+      [
+        ['in/1', 6],
+        ['in/2', 6],
+      ],
+    ]);
   });
 
   it('makes submitters wait for room once maxQueuedRecords are queued', async () => {

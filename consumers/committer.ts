@@ -14,7 +14,7 @@ import type { OutgoingRecord } from '../kafka/types.ts';
  *
  * Sizing: a round takes the queued chunks in parts of at most `requestBytes`
  * of records (at least one chunk; one produce request each) and sends each
- * part while the partitions go on handling records. It commits, with the
+ * part (`sendsInFlight` at once) while the partitions go on handling records. It commits, with the
  * offset of each partition's last chunk, once the queue is empty after a part
  * (at low rates, so at once: nothing waits for a timer) or once it holds
  * `round.maxRecords` input records, `round.maxBytes` of outputs, or has been
@@ -27,7 +27,8 @@ import type { OutgoingRecord } from '../kafka/types.ts';
  * backpressure on fetching).
  *
  * Failure: a round that fails rejects its chunks and every chunk queued after
- * it (they follow a chunk that did not commit); the worker reads those
+ * it (they follow a chunk that did not commit), and any chunk of those
+ * partitions submitted later that continues past them; the worker reads those
  * partitions again from their committed offsets. A chunk of a partition the
  * member stopped holding since it was fetched is rejected without trying: its
  * partition belongs to someone else now, or will be read again after the
@@ -79,6 +80,8 @@ export interface CommitterOptions {
   generationOf: (chunk: Chunk) => GroupGeneration | undefined;
   /** Most record bytes per send (beyond its first chunk): one produce request, whose per-partition batches stay under the broker's message.max.bytes. */
   requestBytes: number;
+  /** Sends of a round in flight at once (a produce round trip is mostly waiting on the broker's replication). */
+  sendsInFlight: number;
   round: RoundLimits;
   /** Most input records queued before submit()ers wait. */
   maxQueuedRecords: number;
@@ -113,6 +116,14 @@ export class Committer {
   #queuedRecords = 0;
   #running: Promise<void> | undefined;
   #waiters: (() => void)[] = [];
+  /**
+   * Per partition, the first offset of the chunks a failed round rejected:
+   * a chunk submitted later that starts past it continues from records that
+   * were not committed, and is rejected too; one that starts at or before it
+   * is the partition read again from its committed offset, and so is one of
+   * a new holding of the partition (a new tenure).
+   */
+  readonly #failedFrom = new Map<string, { offset: bigint; tenure: number }>();
 
   constructor(options: CommitterOptions) {
     this.#o = options;
@@ -120,6 +131,13 @@ export class Committer {
 
   /** Queues `chunk`; resolves once it is committed, rejects with ChunkNotCommittedError when it is not. */
   submit(chunk: Chunk): Promise<void> {
+    const key = `${chunk.topic}\u0000${chunk.partition}`;
+    const failed = this.#failedFrom.get(key);
+    if (failed !== undefined) {
+      // Its partition's handler may not have heard of the failure yet: committing this chunk would skip the records that failed.
+      if (failed.tenure === chunk.tenure && chunk.firstOffset > failed.offset) return Promise.reject(new ChunkNotCommittedError('an earlier chunk of its partition was not committed', false));
+      this.#failedFrom.delete(key);
+    }
     const committed = new Promise<void>((resolve, reject) => this.#queue.push({ chunk, resolve, reject }));
     this.#queuedRecords += chunk.count;
     this.#running ??= this.#run();
@@ -187,6 +205,7 @@ export class Committer {
     const offsets = new Map<string, { chunk: Chunk; generation: GroupGeneration }>();
     const size: RoundSize = { records: 0, bytes: 0, openedAt: now() };
     let unit: OutputUnit | undefined;
+    const sending: Promise<void>[] = [];
     try {
       for (;;) {
         const part = this.#takePart();
@@ -206,14 +225,28 @@ export class Committer {
         }
         unit ??= this.#o.output.begin();
         if (!more) {
+          await Promise.all(sending);
           await unit.commit(records, this.#offsets(offsets.values()));
           break;
         }
-        if (records.length > 0) await unit.send(records);
+        if (records.length > 0) {
+          const sent = unit.send(records);
+          // Awaited below or, after a failure, settled before the unit is aborted.
+          sent.catch(() => undefined);
+          sending.push(sent);
+          if (sending.length >= this.#o.sendsInFlight) await sending.shift();
+        }
       }
-    } catch (error) {
+    } catch (cause) {
+      await Promise.allSettled(sending);
+      const error = unit ? await unit.abort(cause).catch(() => cause) : cause;
       const failed = [...round, ...this.#queue];
       this.#queue = [];
+      for (const { chunk } of failed) {
+        const key = `${chunk.topic}\u0000${chunk.partition}`;
+        const from = this.#failedFrom.get(key);
+        if (from === undefined || from.tenure !== chunk.tenure || chunk.firstOffset < from.offset) this.#failedFrom.set(key, { offset: chunk.firstOffset, tenure: chunk.tenure });
+      }
       this.#release(this.#queuedRecords);
       this.#o.onRound?.(
         round.map((p) => p.chunk),

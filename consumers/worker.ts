@@ -94,6 +94,7 @@ export class WorkerRuntime {
       output: options.seam.output,
       generationOf: (chunk) => options.seam.consumer.commitGeneration(chunk, chunk.tenure),
       requestBytes: options.chunkBytes,
+      sendsInFlight: options.seam.output.sendsInFlight,
       round: options.round,
       maxQueuedRecords: options.chunkSize * 4,
       log: options.log,

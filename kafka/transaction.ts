@@ -34,17 +34,22 @@ export interface OutputOffset extends CommitOffset {
 /**
  * One unit of output: records produced in one or more sends, then committed
  * with the input offsets they came from; all or nothing with transactions.
- * A call that fails has already given the unit up (aborted its transaction):
- * the caller makes no further call on it.
+ * Sends may overlap (the caller bounds how many are in flight); commit() is
+ * called once every send has succeeded. After any failure the caller waits
+ * for its calls in flight to settle, then calls abort() and makes no other.
  */
 export interface OutputUnit {
   /** Produces `records` in the unit; more follow. */
   send(records: readonly OutgoingRecord[]): Promise<void>;
   /** Produces the last `records` and commits the unit with `offsets` (next offset to read, per partition). */
   commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void>;
+  /** Gives the unit up after `error` (aborts its transaction); resolves with the error to report. */
+  abort(error: unknown): Promise<Error>;
 }
 
 export interface WorkerOutput {
+  /** Sends of a unit that may be in flight at once. */
+  readonly sendsInFlight: number;
   /** Opens a unit; one at a time. Nothing reaches Kafka before its first call. */
   begin(): OutputUnit;
   close(): Promise<void>;
@@ -105,6 +110,11 @@ export function txnOffsetCommitBodies(offsets: readonly OutputOffset[]): TxnOffs
   return [...bodies.values()].map(({ generation, topics }) => ({ generation, topics: [...topics].map(([name, partitions]) => ({ name, partitions: [...partitions.values()] })) }));
 }
 
+/** Whether sending `records` may add partitions to the transaction: one not in `added`, or one the client's partitioner picks. */
+export function addsPartitions(records: readonly OutgoingRecord[], added: ReadonlySet<string>): boolean {
+  return records.some((record) => record.partition === undefined || !added.has(`${record.topic}\u0000${record.partition}`));
+}
+
 type NativeProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
 type NativeTransaction = Awaited<ReturnType<NativeProducer['beginTransaction']>>;
 
@@ -129,6 +139,12 @@ export class TransactionalOutput implements WorkerOutput {
   #producer: NativeProducer;
   #renewals = 0;
   readonly counts: TransactionCounts = { committed: 0, offsetCommitRequests: 0 };
+  /**
+   * One at a time: with two to four produce requests of one transaction in
+   * flight (@platformatic/kafka 2.12, Kafka 4.4) the broker answered
+   * TRANSACTION_ABORTABLE and nearly every transaction was aborted.
+   */
+  readonly sendsInFlight = 1;
 
   constructor(options: TransactionalOutputOptions) {
     this.#options = options;
@@ -161,34 +177,58 @@ export class TransactionalOutput implements WorkerOutput {
    * AddOffsetsToTxn first, so that the last records and the offsets then go
    * out side by side (AddPartitionsToTxn and Produce to the partitions'
    * leaders, TxnOffsetCommit to the group coordinator) before EndTxn.
+   *
+   * Sends overlap, except one that may add partitions to the transaction: the
+   * client de-duplicates concurrent AddPartitionsToTxn calls of a producer
+   * (a second caller gets the first one's answer, for other partitions), so
+   * such a send waits for those in flight and goes alone.
    */
   begin(): OutputUnit {
+    let transaction: NativeTransaction | undefined;
     let opened: Promise<NativeTransaction> | undefined;
-    const open = () => (opened ??= this.#open());
+    const open = () =>
+      (opened ??= this.#producer.beginTransaction().then(
+        async (begun) => {
+          transaction = begun;
+          await begun.addConsumer(this.#options.consumer[kNativeConsumer] as never);
+          return begun;
+        },
+        async (error: unknown) => {
+          // Nothing to abort: the producer's state is unknown, it starts afresh.
+          await this.#renew();
+          throw new TransactionAbortedError(this.transactionalId, error);
+        },
+      ));
+    const added = new Set<string>();
+    const inFlight = new Set<Promise<unknown>>();
+    const send = async (records: readonly OutgoingRecord[]) => {
+      const begun = await open();
+      const adding = addsPartitions(records, added);
+      if (adding) await Promise.allSettled(inFlight);
+      const sending = this.#send(begun, records);
+      inFlight.add(sending);
+      try {
+        await sending;
+      } finally {
+        inFlight.delete(sending);
+      }
+      if (adding) for (const record of records) if (record.partition !== undefined) added.add(`${record.topic}\u0000${record.partition}`);
+    };
     return {
-      send: async (records) => {
-        const transaction = await open();
-        await this.#failing(transaction, () => this.#send(transaction, records));
-      },
+      send,
       commit: async (records, offsets) => {
-        const transaction = await open();
-        await this.#failing(transaction, async () => {
-          const results = await Promise.allSettled([this.#send(transaction, records), this.#commitOffsets(transaction, offsets)]);
-          for (const result of results) if (result.status === 'rejected') throw result.reason;
-          await transaction.commit();
-        });
+        const begun = await open();
+        const results = await Promise.allSettled([send(records), this.#commitOffsets(begun, offsets)]);
+        for (const result of results) if (result.status === 'rejected') throw result.reason;
+        await begun.commit();
         this.counts.committed++;
       },
+      abort: async (error) => {
+        if (error instanceof TransactionAbortedError) return error;
+        await Promise.allSettled(inFlight);
+        return this.#abort(transaction, error);
+      },
     };
-  }
-
-  async #open(): Promise<NativeTransaction> {
-    const transaction = await this.#producer.beginTransaction().catch(async (error: unknown) => {
-      await this.#renew();
-      throw new TransactionAbortedError(this.transactionalId, error);
-    });
-    await this.#failing(transaction, () => transaction.addConsumer(this.#options.consumer[kNativeConsumer] as never));
-    return transaction;
   }
 
   async #send(transaction: NativeTransaction, records: readonly OutgoingRecord[]): Promise<void> {
@@ -246,29 +286,28 @@ export class TransactionalOutput implements WorkerOutput {
     });
   }
 
-  /** Runs `step` of `transaction`; when it fails, aborts the transaction (see below) and throws TransactionAbortedError. */
-  async #failing<T>(transaction: NativeTransaction, step: () => Promise<T>): Promise<T> {
-    try {
-      return await step();
-    } catch (error) {
-      const aborted = await transaction.abort().then(
+  /** After `error`: aborts `transaction` (see below) and returns the TransactionAbortedError to report. */
+  async #abort(transaction: NativeTransaction | undefined, error: unknown): Promise<TransactionAbortedError> {
+    const aborted =
+      transaction !== undefined &&
+      (await transaction.abort().then(
         () => true,
         (abortError: unknown) => {
           // Expected when fenced or disconnected: the coordinator aborts it at the timeout or on the next initialisation.
           this.#options.logger.debug({ err: abortError, transactionalId: this.transactionalId }, 'aborting the failed transaction also failed');
           return false;
         },
-      );
-      // The offsets go to the group coordinator and the rest to the transaction coordinator; either may have moved.
-      if (isCoordinatorUnreachable(error)) this.#options.consumer.coordinatorFailed();
-      this.#options.logger.warn({ transactionalId: this.transactionalId, causes: errorTrail(error), aborted }, 'the transaction failed');
-      // Only a transaction refused by the group (a rebalance) and cleanly aborted leaves the producer
-      // usable. Any other state is unknown (a timeout during commit, a broker gone): the producer
-      // starts afresh, and initialising the id again completes or aborts what the coordinator
-      // holds, so a retry can never apply it twice.
-      if (!aborted || !isFencedByGroup(error)) await this.#renew();
-      throw new TransactionAbortedError(this.transactionalId, error);
-    }
+      ));
+    // The offsets go to the group coordinator and the rest to the transaction coordinator; either may have moved.
+    if (isCoordinatorUnreachable(error)) this.#options.consumer.coordinatorFailed();
+    this.#options.logger.warn({ transactionalId: this.transactionalId, causes: errorTrail(error), aborted }, 'the transaction failed');
+    const reported = new TransactionAbortedError(this.transactionalId, error);
+    // Only a transaction refused by the group (a rebalance) and cleanly aborted leaves the producer
+    // usable. Any other state is unknown (a timeout during commit, a broker gone): the producer
+    // starts afresh, and initialising the id again completes or aborts what the coordinator
+    // holds, so a retry can never apply it twice.
+    if (!aborted || !isFencedByGroup(error)) await this.#renew();
+    return reported;
   }
 
   async #renew(): Promise<void> {
@@ -291,13 +330,15 @@ export interface IdempotentOutputOptions {
 export class IdempotentOutput implements WorkerOutput {
   readonly #producer: NativeProducer;
   readonly #consumer: GroupConsumer;
+  /** An idempotent producer keeps the order of requests in flight (up to 5 per partition on the broker). */
+  readonly sendsInFlight = 4;
 
   constructor(options: IdempotentOutputOptions) {
     this.#consumer = options.consumer;
     this.#producer = new Producer({ ...options.client, idempotent: true, acks: -1 });
   }
 
-  /** Each send is acknowledged (acks=all) before the next; the offsets are committed after the last. */
+  /** The offsets are committed once every send of the unit is acknowledged (acks=all). */
   begin(): OutputUnit {
     const send = async (records: readonly OutgoingRecord[]) => {
       if (records.length > 0) await this.#producer.send({ messages: records.map(toMessage), acks: -1 });
@@ -308,6 +349,8 @@ export class IdempotentOutput implements WorkerOutput {
         await send(records);
         await this.#consumer.commit(offsets);
       },
+      // Nothing to undo: what was produced stays, and is produced again after the partitions are read again (at least once).
+      abort: async (error) => (error instanceof Error ? error : new Error(String(error))),
     };
   }
 

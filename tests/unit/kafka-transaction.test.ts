@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { txnOffsetCommitBodies, type OutputOffset } from '../../kafka/transaction.ts';
+import { addsPartitions, txnOffsetCommitBodies, type OutputOffset } from '../../kafka/transaction.ts';
 
 /** The offsets of a transaction → the TxnOffsetCommit requests the seam sends (one per membership). */
 
@@ -48,5 +48,24 @@ describe('txnOffsetCommitBodies', () => {
 
   it('sends nothing for no offsets', () => {
     expect(txnOffsetCommitBodies([])).toEqual([]);
+  });
+});
+
+describe('addsPartitions', () => {
+  const added = new Set(['out\u00000', 'out\u00001']);
+  it('says whether a send may add partitions to the transaction (then it goes alone)', () => {
+    expect(addsPartitions([{ topic: 'out', partition: 0, value: null }], added)).toBe(false);
+    expect(
+      addsPartitions(
+        [
+          { topic: 'out', partition: 1, value: null },
+          { topic: 'out', partition: 2, value: null },
+        ],
+        added,
+      ),
+    ).toBe(true);
+    // A dead letter has no partition: the client's partitioner picks it.
+    expect(addsPartitions([{ topic: 'out.dlq', value: null }], added)).toBe(true);
+    expect(addsPartitions([], added)).toBe(false);
   });
 });

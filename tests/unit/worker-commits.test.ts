@@ -20,8 +20,10 @@ const generation = (generationId: number): GroupGeneration => ({ groupId: 'g', m
 
 /** Records each committed round (its outputs, across its sends, and its offsets); fails a round on demand. */
 class FakeOutput implements WorkerOutput {
+  readonly sendsInFlight = 2;
   readonly rounds: { records: string[]; offsets: { tp: string; offset: bigint; generationId: number }[]; sends: number }[] = [];
   failNext = 0;
+  aborts = 0;
   closed = false;
   gate: Promise<void> | undefined;
   /** Called as each send (not the commit) goes out. */
@@ -47,6 +49,10 @@ class FakeOutput implements WorkerOutput {
           offsets: offsets.map((o) => ({ tp: `${o.topic}/${o.partition}`, offset: o.offset, generationId: o.generation.generationId })),
           sends: sends + 1,
         });
+      },
+      abort: async (error) => {
+        this.aborts++;
+        return error as Error;
       },
     };
   }
@@ -253,7 +259,7 @@ describe('committer', () => {
 
   it('rejects chunks of a partition no longer held since they were fetched, without committing them; commits the others with the membership now', async () => {
     const output = new FakeOutput();
-    const committer = new Committer({ output, generationOf: (c) => (c.tenure === 2 ? generation(2) : undefined), requestBytes: 1000, round: unbounded, maxQueuedRecords: 100, log });
+    const committer = new Committer({ output, generationOf: (c) => (c.tenure === 2 ? generation(2) : undefined), requestBytes: 1000, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 100, log });
     const stale = committer.submit(chunk(0, 0, 4, 1));
     const fresh = committer.submit(chunk(1, 0, 4, 2));
     await expect(stale).rejects.toMatchObject({ stale: true });
@@ -265,7 +271,7 @@ describe('committer', () => {
     const output = new FakeOutput();
     let open!: () => void;
     output.gate = new Promise((resolve) => (open = resolve));
-    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 250, round: unbounded, maxQueuedRecords: 100, log });
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 250, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 100, log });
     const all = [chunk(0, 0, 1), chunk(0, 2, 3), chunk(1, 0, 0), chunk(0, 4, 9), chunk(1, 1, 1)].map((c) => committer.submit(c));
     open();
     await Promise.all(all);
@@ -287,7 +293,7 @@ describe('committer', () => {
     const output = new FakeOutput();
     let open!: () => void;
     output.gate = new Promise((resolve) => (open = resolve));
-    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 100, round: { ...unbounded, maxRecords: 4 }, maxQueuedRecords: 100, log });
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 100, sendsInFlight: 2, round: { ...unbounded, maxRecords: 4 }, maxQueuedRecords: 100, log });
     const all = [chunk(0, 0, 0), chunk(0, 1, 2), chunk(1, 0, 1), chunk(2, 0, 1), chunk(0, 3, 3)].map((c) => committer.submit(c));
     open();
     await Promise.all(all);
@@ -299,7 +305,16 @@ describe('committer', () => {
     let clock = 0;
     let open!: () => void;
     output.gate = new Promise((resolve) => (open = resolve));
-    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 100, round: { ...unbounded, maxMs: 50 }, maxQueuedRecords: 100, log, now: () => (clock += 30) });
+    const committer = new Committer({
+      output,
+      generationOf: () => generation(1),
+      requestBytes: 100,
+      sendsInFlight: 2,
+      round: { ...unbounded, maxMs: 50 },
+      maxQueuedRecords: 100,
+      log,
+      now: () => (clock += 30),
+    });
     const all = [chunk(0, 0, 0), chunk(0, 1, 1), chunk(1, 0, 0), chunk(2, 0, 0), chunk(0, 2, 2)].map((c) => committer.submit(c));
     open();
     await Promise.all(all);
@@ -313,7 +328,7 @@ describe('committer', () => {
     let open!: () => void;
     output.gate = new Promise((resolve) => (open = resolve));
     output.onSend = () => (current = generation(6));
-    const committer = new Committer({ output, generationOf: () => current, requestBytes: 100, round: unbounded, maxQueuedRecords: 100, log });
+    const committer = new Committer({ output, generationOf: () => current, requestBytes: 100, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 100, log });
     const all = [chunk(0, 0, 0), chunk(1, 0, 0), chunk(2, 0, 0)].map((c) => committer.submit(c));
     open();
     await Promise.all(all);
@@ -326,11 +341,28 @@ describe('committer', () => {
     ]);
   });
 
+  it('after a failed round, rejects a chunk that continues past its failed chunks, until the partition is read again or held anew', async () => {
+    const output = new FakeOutput();
+    output.failNext = 1;
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 1000, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 100, log });
+    await expect(committer.submit(chunk(0, 10, 19))).rejects.toMatchObject({ stale: false });
+    expect(output.aborts).toBe(1);
+    // Handled before the partition heard of the failure: would skip 10-19.
+    await expect(committer.submit(chunk(0, 20, 29))).rejects.toMatchObject({ stale: false });
+    // The partition read again from its committed offset; another partition is not concerned.
+    await Promise.all([committer.submit(chunk(0, 10, 14)), committer.submit(chunk(1, 50, 59))]);
+    output.failNext = 1;
+    await expect(committer.submit(chunk(2, 0, 9))).rejects.toBeDefined();
+    // Partition 2 assigned again (a new tenure), from an offset another member committed.
+    await committer.submit(chunk(2, 30, 39, 2));
+    expect(output.rounds.flatMap((r) => r.records)).toEqual(['0:10-14', '1:50-59', '2:30-39']);
+  });
+
   it('makes submitters wait for room once maxQueuedRecords are queued', async () => {
     const output = new FakeOutput();
     let open!: () => void;
     output.gate = new Promise((resolve) => (open = resolve));
-    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 1000, round: unbounded, maxQueuedRecords: 10, log });
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 1000, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 10, log });
     void committer.submit(chunk(0, 0, 9));
     void committer.submit(chunk(0, 10, 19));
     let roomy = false;

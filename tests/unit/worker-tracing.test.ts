@@ -54,12 +54,14 @@ const registry = {
 } as unknown as RegistryClient;
 
 class FakeOutput implements WorkerOutput {
+  readonly sendsInFlight = 2;
   readonly records: OutgoingRecord[] = [];
   begin(): OutputUnit {
     const sent: OutgoingRecord[] = [];
     return {
       send: async (records) => void sent.push(...records),
       commit: async (records, _offsets: readonly OutputOffset[]) => void this.records.push(...sent, ...records),
+      abort: async (error) => error as Error,
     };
   }
   async close(): Promise<void> {}

@@ -138,7 +138,6 @@ export class TransactionalOutput implements WorkerOutput {
   readonly #options: TransactionalOutputOptions;
   #producer: NativeProducer;
   #renewals = 0;
-  readonly counts: TransactionCounts = { committed: 0, offsetCommitRequests: 0 };
   /**
    * One at a time: with two to four produce requests of one transaction in
    * flight (@platformatic/kafka 2.12, Kafka 4.4) the broker answered
@@ -221,7 +220,6 @@ export class TransactionalOutput implements WorkerOutput {
         const results = await Promise.allSettled([send(records), this.#commitOffsets(begun, offsets)]);
         for (const result of results) if (result.status === 'rejected') throw result.reason;
         await begun.commit();
-        this.counts.committed++;
       },
       abort: async (error) => {
         if (error instanceof TransactionAbortedError) return error;
@@ -269,7 +267,6 @@ export class TransactionalOutput implements WorkerOutput {
                   if (error) return failed(error, callback);
                   producer[kGetApi]<Parameters<typeof txnOffsetCommitV4.createRequest>, txnOffsetCommitV4.TxnOffsetCommitResponse>('TxnOffsetCommit', (error, api) => {
                     if (error) return failed(error, callback);
-                    this.counts.offsetCommitRequests++;
                     api!(connection!, transactionalId, generation.groupId, producer.producerId!, producer.producerEpoch!, generation.generationId, generation.memberId, null, topics, (error) => {
                       if (error) return failed(error, callback);
                       callback(null);

@@ -88,6 +88,24 @@ async function clock(events: number, started: number, progress: () => number, ti
   return performance.now() - started;
 }
 
+/** A contender's run: its time, and the CPU this process spent (user + system) per event while it ran. */
+interface Timed {
+  ms: number;
+  cpuMicrosPerEvent: number;
+}
+
+/**
+ * Times `run` and the CPU of this process meanwhile: the contender (worker or
+ * kafkajs copy) runs in it, beside an idle registry, so on a shared machine CPU
+ * per event is steadier than events/s.
+ */
+async function timed(events: number, run: () => Promise<number>): Promise<Timed> {
+  const before = process.cpuUsage();
+  const ms = await run();
+  const cpu = process.cpuUsage(before);
+  return { ms, cpuMicrosPerEvent: Math.round((cpu.user + cpu.system) / events) };
+}
+
 async function bareCopy(b: Bench, round: number): Promise<number> {
   const { names, kafka, run, config } = b;
   const consumer = kafka.consumer({ groupId: `bench-copy-${run}-${round}`, maxWaitTimeInMs: 100 });
@@ -181,7 +199,7 @@ async function worker(b: Bench, delivery: DeliveryMode, registry: RegistryClient
 export interface WorkerScaleFigures {
   events: number;
   /** Exactly-once worker events/s and the broker connections it held (most seen while it ran), by input partition count. */
-  byPartitions: { partitions: number; exactlyOnceEventsPerSec: number; connections: number | null }[];
+  byPartitions: { partitions: number; exactlyOnceEventsPerSec: number; cpuMicrosPerEvent: number; connections: number | null }[];
 }
 
 /**
@@ -215,10 +233,16 @@ export async function runWorkerScaleBench(options: WorkerBenchOptions, partition
       await fillInput({ ...b, names: { ...b.names, input: topic } }, registry);
       const baseline = brokerConnections(port);
       let most = 0;
-      const ms = await worker(b, 'exactly-once', registry, 0, partitions, topic, () => {
-        most = Math.max(most, brokerConnections(port) ?? 0);
-      });
-      byPartitions.push({ partitions, exactlyOnceEventsPerSec: Math.round((b.events / ms) * 1000), connections: baseline === null ? null : most - baseline });
+      let sampledAt = 0;
+      const { ms, cpuMicrosPerEvent } = await timed(b.events, () =>
+        worker(b, 'exactly-once', registry, 0, partitions, topic, () => {
+          // Reading /proc's TCP table on every 2 ms tick took 6% of this process's CPU: 10 samples a second are plenty.
+          if (performance.now() - sampledAt < 100) return;
+          sampledAt = performance.now();
+          most = Math.max(most, brokerConnections(port) ?? 0);
+        }),
+      );
+      byPartitions.push({ partitions, exactlyOnceEventsPerSec: Math.round((b.events / ms) * 1000), cpuMicrosPerEvent, connections: baseline === null ? null : most - baseline });
     }
     return { events: b.events, byPartitions };
   } finally {
@@ -261,12 +285,16 @@ export async function runWorkerBench(options: WorkerBenchOptions): Promise<Worke
     const registry = new RegistryClient(options.registryUrl);
     await fillInput(b, registry);
     const rate = (ms: number) => Math.round((b.events / ms) * 1000);
-    const results: { bareCopy: number; exactlyOnce: number; atLeastOnce: number }[] = [];
+    const results: { bareCopy: number; exactlyOnce: number; atLeastOnce: number; cpuMicrosPerEvent: { bareCopy: number; exactlyOnce: number; atLeastOnce: number } }[] = [];
     for (let round = 0; round < rounds; round++) {
+      const copy = await timed(b.events, () => bareCopy(b, round));
+      const exactlyOnce = await timed(b.events, () => worker(b, 'exactly-once', registry, round));
+      const atLeastOnce = await timed(b.events, () => worker(b, 'at-least-once', registry, round));
       results.push({
-        bareCopy: rate(await bareCopy(b, round)),
-        exactlyOnce: rate(await worker(b, 'exactly-once', registry, round)),
-        atLeastOnce: rate(await worker(b, 'at-least-once', registry, round)),
+        bareCopy: rate(copy.ms),
+        exactlyOnce: rate(exactlyOnce.ms),
+        atLeastOnce: rate(atLeastOnce.ms),
+        cpuMicrosPerEvent: { bareCopy: copy.cpuMicrosPerEvent, exactlyOnce: exactlyOnce.cpuMicrosPerEvent, atLeastOnce: atLeastOnce.cpuMicrosPerEvent },
       });
     }
     const median = (pick: (r: (typeof results)[number]) => number) => results.map(pick).sort((x, y) => x - y)[Math.floor(results.length / 2)]!;

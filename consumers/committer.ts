@@ -1,25 +1,34 @@
 import type { Logger } from '../core/logger.ts';
 import type { GroupGeneration } from '../kafka/group-consumer.ts';
-import type { OutputOffset, WorkerOutput } from '../kafka/transaction.ts';
+import type { OutputOffset, OutputUnit, WorkerOutput } from '../kafka/transaction.ts';
 import type { OutgoingRecord } from '../kafka/types.ts';
 
 /**
  * Commits the chunks of every partition of a worker through its one output
  * (one transactional producer, or one idempotent producer and the group's
- * offset commit), in rounds.
+ * offset commit), in rounds: a round is one output unit (a transaction).
  *
  * Order: chunks are committed in the order they were submitted, so a
  * partition's chunk k+1 lands in the same round as chunk k or a later one,
- * never an earlier one, and its offset only grows. A round holds every chunk
- * queued when it starts (up to `roundBytes` of records, at least one chunk),
- * so with many partitions a transaction commits many of them at once.
+ * never an earlier one, and its offset only grows.
  *
- * Pipelining: while a round commits, the partitions go on handling their next
- * records and queue more chunks, up to `maxQueuedRecords` (then submit()ers
- * wait in room(), which is the worker's backpressure on fetching).
+ * Sizing: a round takes the queued chunks in parts of at most `requestBytes`
+ * of records (at least one chunk; one produce request each) and sends each
+ * part (`sendsInFlight` at once) while the partitions go on handling records. It commits, with the
+ * offset of each partition's last chunk, once the queue is empty after a part
+ * (at low rates, so at once: nothing waits for a timer) or once it holds
+ * `round.maxRecords` input records, `round.maxBytes` of outputs, or has been
+ * open `round.maxMs`. Under load a round therefore spans many fetched batches
+ * and partitions, and its fixed cost (AddOffsetsToTxn, one TxnOffsetCommit,
+ * EndTxn and the markers) is paid per round, not per partition or chunk.
+ *
+ * Backpressure: chunks wait in the queue while a round commits, up to
+ * `maxQueuedRecords` (then submit()ers wait in room(), which is the worker's
+ * backpressure on fetching).
  *
  * Failure: a round that fails rejects its chunks and every chunk queued after
- * it (they follow a chunk that did not commit); the worker reads those
+ * it (they follow a chunk that did not commit), and any chunk of those
+ * partitions submitted later that continues past them; the worker reads those
  * partitions again from their committed offsets. A chunk of a partition the
  * member stopped holding since it was fetched is rejected without trying: its
  * partition belongs to someone else now, or will be read again after the
@@ -55,17 +64,44 @@ export class ChunkNotCommittedError extends Error {
   }
 }
 
+/** When a round (a transaction) stops taking chunks and commits; whichever comes first, the queue running empty included. */
+export interface RoundLimits {
+  /** Input records. */
+  maxRecords: number;
+  /** Output bytes (Chunk.bytes). */
+  maxBytes: number;
+  /** Milliseconds since its first part was taken. */
+  maxMs: number;
+}
+
 export interface CommitterOptions {
   output: WorkerOutput;
   /** The membership a chunk commits its offset with; undefined once the member no longer holds its partition since it was fetched. */
   generationOf: (chunk: Chunk) => GroupGeneration | undefined;
-  /** Most record bytes per round (beyond its first chunk). */
-  roundBytes: number;
+  /** Most record bytes per send (beyond its first chunk): one produce request, whose per-partition batches stay under the broker's message.max.bytes. */
+  requestBytes: number;
+  /** Sends of a round in flight at once (a produce round trip is mostly waiting on the broker's replication). */
+  sendsInFlight: number;
+  round: RoundLimits;
   /** Most input records queued before submit()ers wait. */
   maxQueuedRecords: number;
   log: Logger;
   /** After each round: committed (true) or failed (false), with its chunks. */
   onRound?: (chunks: readonly Chunk[], committed: boolean) => void;
+  /** The clock of round.maxMs (tests pass their own). */
+  now?: () => number;
+}
+
+/** What a round has taken so far. */
+export interface RoundSize {
+  records: number;
+  bytes: number;
+  openedAt: number;
+}
+
+/** Whether a round of `size` takes more chunks: more are queued and no limit is reached. */
+export function roundTakesMore(size: RoundSize, limits: RoundLimits, queued: boolean, now: number): boolean {
+  return queued && size.records < limits.maxRecords && size.bytes < limits.maxBytes && now - size.openedAt < limits.maxMs;
 }
 
 interface Pending {
@@ -80,6 +116,14 @@ export class Committer {
   #queuedRecords = 0;
   #running: Promise<void> | undefined;
   #waiters: (() => void)[] = [];
+  /**
+   * Per partition, the first offset of the chunks a failed round rejected:
+   * a chunk submitted later that starts past it continues from records that
+   * were not committed, and is rejected too; one that starts at or before it
+   * is the partition read again from its committed offset, and so is one of
+   * a new holding of the partition (a new tenure).
+   */
+  readonly #failedFrom = new Map<string, { offset: bigint; tenure: number }>();
 
   constructor(options: CommitterOptions) {
     this.#o = options;
@@ -87,6 +131,13 @@ export class Committer {
 
   /** Queues `chunk`; resolves once it is committed, rejects with ChunkNotCommittedError when it is not. */
   submit(chunk: Chunk): Promise<void> {
+    const key = `${chunk.topic}\u0000${chunk.partition}`;
+    const failed = this.#failedFrom.get(key);
+    if (failed !== undefined) {
+      // Its partition's handler may not have heard of the failure yet: committing this chunk would skip the records that failed.
+      if (failed.tenure === chunk.tenure && chunk.firstOffset > failed.offset) return Promise.reject(new ChunkNotCommittedError('an earlier chunk of its partition was not committed', false));
+      this.#failedFrom.delete(key);
+    }
     const committed = new Promise<void>((resolve, reject) => this.#queue.push({ chunk, resolve, reject }));
     this.#queuedRecords += chunk.count;
     this.#running ??= this.#run();
@@ -112,12 +163,13 @@ export class Committer {
     }
   }
 
-  async #round(): Promise<void> {
-    const round: (Pending & { generation: GroupGeneration })[] = [];
+  /** The next queued chunks, up to requestBytes of records (at least one chunk); those no longer held are rejected here. */
+  #takePart(): (Pending & { generation: GroupGeneration })[] {
+    const part: (Pending & { generation: GroupGeneration })[] = [];
     let bytes = 0;
     while (this.#queue.length > 0) {
       const next = this.#queue[0]!;
-      if (round.length > 0 && bytes + next.chunk.bytes > this.#o.roundBytes) break;
+      if (part.length > 0 && bytes + next.chunk.bytes > this.#o.requestBytes) break;
       this.#queue.shift();
       this.#release(next.chunk.count);
       const generation = this.#o.generationOf(next.chunk);
@@ -125,29 +177,76 @@ export class Committer {
         next.reject(new ChunkNotCommittedError('the member no longer holds the partition the chunk was fetched from', true));
         continue;
       }
-      round.push({ ...next, generation });
+      part.push({ ...next, generation });
       bytes += next.chunk.bytes;
     }
-    if (round.length === 0) return;
+    return part;
+  }
 
-    const records: OutgoingRecord[] = [];
-    // The last chunk of a partition in the round carries its offset.
-    const offsets = new Map<string, OutputOffset>();
-    for (const { chunk, generation } of round) {
-      for (const record of chunk.records) records.push(record);
-      offsets.set(`${chunk.topic}\u0000${chunk.partition}`, {
-        topic: chunk.topic,
-        partition: chunk.partition,
-        offset: chunk.lastOffset + 1n,
-        leaderEpoch: chunk.leaderEpoch,
-        generation,
-      });
+  /**
+   * The offsets a round commits, with the membership now: a round can outlast
+   * a change of member epoch (consumer protocol) that left its partitions
+   * with the member. A partition the member stopped holding keeps the
+   * membership it was fetched under, which the group coordinator refuses, so
+   * the round is aborted rather than its outputs committed without it.
+   */
+  #offsets(lasts: Iterable<{ chunk: Chunk; generation: GroupGeneration }>): OutputOffset[] {
+    const offsets: OutputOffset[] = [];
+    for (const { chunk, generation } of lasts) {
+      offsets.push({ topic: chunk.topic, partition: chunk.partition, offset: chunk.lastOffset + 1n, leaderEpoch: chunk.leaderEpoch, generation: this.#o.generationOf(chunk) ?? generation });
     }
+    return offsets;
+  }
+
+  async #round(): Promise<void> {
+    const now = this.#o.now ?? (() => performance.now());
+    const round: Pending[] = [];
+    // The last chunk of a partition in the round carries its offset.
+    const offsets = new Map<string, { chunk: Chunk; generation: GroupGeneration }>();
+    const size: RoundSize = { records: 0, bytes: 0, openedAt: now() };
+    let unit: OutputUnit | undefined;
+    const sending: Promise<void>[] = [];
     try {
-      await this.#o.output.commit(records, [...offsets.values()]);
-    } catch (error) {
+      for (;;) {
+        const part = this.#takePart();
+        const records: OutgoingRecord[] = [];
+        for (const pending of part) {
+          const { chunk, generation } = pending;
+          round.push(pending);
+          for (const record of chunk.records) records.push(record);
+          size.records += chunk.count;
+          size.bytes += chunk.bytes;
+          offsets.set(`${chunk.topic}\u0000${chunk.partition}`, { chunk, generation });
+        }
+        const more = roundTakesMore(size, this.#o.round, this.#queue.length > 0, now());
+        if (round.length === 0) {
+          if (more) continue;
+          return;
+        }
+        unit ??= this.#o.output.begin();
+        if (!more) {
+          await Promise.all(sending);
+          await unit.commit(records, this.#offsets(offsets.values()));
+          break;
+        }
+        if (records.length > 0) {
+          const sent = unit.send(records);
+          // Awaited below or, after a failure, settled before the unit is aborted.
+          sent.catch(() => undefined);
+          sending.push(sent);
+          if (sending.length >= this.#o.sendsInFlight) await sending.shift();
+        }
+      }
+    } catch (cause) {
+      await Promise.allSettled(sending);
+      const error = unit ? await unit.abort(cause).catch(() => cause) : cause;
       const failed = [...round, ...this.#queue];
       this.#queue = [];
+      for (const { chunk } of failed) {
+        const key = `${chunk.topic}\u0000${chunk.partition}`;
+        const from = this.#failedFrom.get(key);
+        if (from === undefined || from.tenure !== chunk.tenure || chunk.firstOffset < from.offset) this.#failedFrom.set(key, { offset: chunk.firstOffset, tenure: chunk.tenure });
+      }
       this.#release(this.#queuedRecords);
       this.#o.onRound?.(
         round.map((p) => p.chunk),

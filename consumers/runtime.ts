@@ -188,6 +188,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       processor,
       chunkSize: config.workerBatchSize,
       chunkBytes: config.workerBatchBytes,
+      round: { maxRecords: config.workerTxnMaxRecords, maxBytes: config.workerTxnMaxBytes, maxMs: config.workerTxnMaxMs },
       shutdownTimeoutMs: config.shutdownTimeoutMs,
       metrics,
       log,

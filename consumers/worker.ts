@@ -3,7 +3,7 @@ import type { Logger } from '../core/logger.ts';
 import type { GroupGeneration, GroupListener, GroupBatch } from '../kafka/group-consumer.ts';
 import type { WorkerOutput } from '../kafka/transaction.ts';
 import type { KafkaRecord, TopicPartition } from '../kafka/types.ts';
-import { ChunkNotCommittedError, Committer, type Chunk } from './committer.ts';
+import { ChunkNotCommittedError, Committer, type Chunk, type RoundLimits } from './committer.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import type { Outcome, RecordProcessor } from './record-processor.ts';
 
@@ -14,8 +14,9 @@ import type { Outcome, RecordProcessor } from './record-processor.ts';
  *
  * Records are handled in chunks of at most `chunkSize` records and
  * `chunkBytes` of outputs, each partition in order and `concurrency`
- * partitions at once (the consumer's). A chunk's outputs, dead letters and
- * offset are then committed together by the Committer:
+ * partitions at once (the consumer's). Chunks' outputs, dead letters and
+ * offsets are then committed together by the Committer, many chunks of many
+ * partitions per round (sized by `round`):
  * - exactly once: in one Kafka transaction of the instance's transactional
  *   producer, offsets fenced by the group generation (KIP-447); readers of the
  *   outputs that read committed see each output once.
@@ -57,6 +58,8 @@ export interface WorkerRuntimeOptions {
   processor: Pick<RecordProcessor, 'process'>;
   chunkSize: number;
   chunkBytes: number;
+  /** When a transaction (or an at-least-once offset commit) stops taking chunks and commits. */
+  round: RoundLimits;
   shutdownTimeoutMs: number;
   metrics: WorkerMetrics;
   log: Logger;
@@ -90,7 +93,9 @@ export class WorkerRuntime {
     this.#committer = new Committer({
       output: options.seam.output,
       generationOf: (chunk) => options.seam.consumer.commitGeneration(chunk, chunk.tenure),
-      roundBytes: options.chunkBytes,
+      requestBytes: options.chunkBytes,
+      sendsInFlight: options.seam.output.sendsInFlight,
+      round: options.round,
       maxQueuedRecords: options.chunkSize * 4,
       log: options.log,
       onRound: (chunks, committed) => this.#counted(chunks, committed),

@@ -372,16 +372,39 @@ export const OPTIONS = {
   workerBatchSize: {
     env: 'SLUICE_WORKER_BATCH_SIZE',
     default: '5000',
-    description: 'Most records a worker handles per transaction (exactly-once) or per produce-and-commit (at-least-once).',
+    description: 'Most records of one partition a worker handles before queueing them for commit (a chunk); a transaction or offset commit holds many chunks (SLUICE_WORKER_TXN_MAX_*).',
     parse: integer(1, 100_000),
   },
   workerBatchBytes: {
     env: 'SLUICE_WORKER_BATCH_BYTES',
     default: '524288',
-    // Every output of a chunk goes in one produce request: its per-partition record
+    // Every part of a transaction goes in one produce request: its per-partition record
     // batches must stay under the broker's message.max.bytes (1 MB by default).
-    description: "Most output bytes (keys, values, headers) a worker produces per chunk; keep it well under the broker's message.max.bytes. A record whose outputs alone exceed it is dead-lettered.",
+    description:
+      "Most output bytes (keys, values, headers) a worker produces per chunk and per produce request; keep it well under the broker's message.max.bytes. A record whose outputs alone exceed it is dead-lettered.",
     parse: integer(1024, 64 * 1024 * 1024),
+  },
+  // A worker commits as soon as nothing more is queued, so at low rates a transaction
+  // closes at once; these bound it under load, where it spans many batches and partitions.
+  workerTxnMaxRecords: {
+    env: 'SLUICE_WORKER_TXN_MAX_RECORDS',
+    default: '20000',
+    description: 'Most input records per transaction (exactly-once) or per offset commit (at-least-once); one commits sooner when nothing more is waiting.',
+    parse: integer(1, 1_000_000),
+  },
+  workerTxnMaxBytes: {
+    env: 'SLUICE_WORKER_TXN_MAX_BYTES',
+    default: '8388608',
+    description: 'Most output bytes per transaction (exactly-once) or per offset commit (at-least-once), sent in produce requests of SLUICE_WORKER_BATCH_BYTES.',
+    parse: integer(1024, 1024 * 1024 * 1024),
+  },
+  workerTxnMaxMs: {
+    env: 'SLUICE_WORKER_TXN_MAX_MS',
+    default: '100',
+    // Outputs are visible to read_committed readers only at the commit: under load this adds to their latency.
+    description:
+      'Longest a transaction (exactly-once) or offset commit (at-least-once) keeps taking records under load before it commits; outputs become visible to read_committed readers at the commit.',
+    parse: integer(1, 60_000),
   },
   workerConcurrency: {
     env: 'SLUICE_WORKER_CONCURRENCY',

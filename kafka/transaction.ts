@@ -1,13 +1,15 @@
-import { findErrorBy, Producer, type BaseOptions } from '@platformatic/kafka';
+import { findErrorBy, kGetApi, kGetConnection, kMetadata, kPerformWithRetry, Producer, type BaseOptions, type Callback, type txnOffsetCommitV4 } from '@platformatic/kafka';
 import { TransactionAbortedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { errorTrail, isCoordinatorUnreachable } from './errors.ts';
 import { kNativeConsumer, type CommitOffset, type GroupConsumer, type GroupGeneration } from './group-consumer.ts';
+import { OnePassProducer } from './produce-request.ts';
 import { toClientMessage } from './record-codec.ts';
 import type { OutgoingRecord } from './types.ts';
 
 /**
- * How a worker's outputs and input offsets reach Kafka, in one call per round:
+ * How a worker's outputs and input offsets reach Kafka, one unit at a time
+ * (a transaction, or a produce-and-commit):
  *
  * - `TransactionalOutput` (exactly once): ONE transactional producer for the
  *   whole worker instance, whatever the partition count. Outputs and offsets go
@@ -18,6 +20,10 @@ import type { OutgoingRecord } from './types.ts';
  *   coordinator and its transaction aborted: nothing it produced is ever read
  *   by a read_committed reader. Before KIP-447 (kafkajs), fencing rested on the
  *   transactional id alone, which took one producer per input partition.
+ *   A transaction costs one AddOffsetsToTxn and one TxnOffsetCommit carrying
+ *   every partition's offset, however many partitions it covers: the client's
+ *   `addOffset` sends a TxnOffsetCommit (and a metadata lookup) per partition,
+ *   one after the other, so the seam sends that request itself.
  * - `IdempotentOutput` (at least once): outputs produced by an idempotent
  *   producer with acks=all, and only once acknowledged are the offsets committed.
  */
@@ -27,9 +33,27 @@ export interface OutputOffset extends CommitOffset {
   generation: GroupGeneration;
 }
 
-export interface WorkerOutput {
-  /** Produces `records` and commits `offsets` (next offset to read, per partition); all or nothing with transactions. */
+/**
+ * One unit of output: records produced in one or more sends, then committed
+ * with the input offsets they came from; all or nothing with transactions.
+ * Sends may overlap (the caller bounds how many are in flight); commit() is
+ * called once every send has succeeded. After any failure the caller waits
+ * for its calls in flight to settle, then calls abort() and makes no other.
+ */
+export interface OutputUnit {
+  /** Produces `records` in the unit; more follow. */
+  send(records: readonly OutgoingRecord[]): Promise<void>;
+  /** Produces the last `records` and commits the unit with `offsets` (next offset to read, per partition). */
   commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void>;
+  /** Gives the unit up after `error` (aborts its transaction); resolves with the error to report. */
+  abort(error: unknown): Promise<Error>;
+}
+
+export interface WorkerOutput {
+  /** Sends of a unit that may be in flight at once. */
+  readonly sendsInFlight: number;
+  /** Opens a unit; one at a time. Nothing reaches Kafka before its first call. */
+  begin(): OutputUnit;
   close(): Promise<void>;
 }
 
@@ -39,6 +63,38 @@ export function isFencedByGroup(error: unknown): boolean {
   return ['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID', 'REBALANCE_IN_PROGRESS', 'STALE_MEMBER_EPOCH', 'FENCED_MEMBER_EPOCH'].some((id) => findErrorBy(cause, 'apiId', id) !== null);
 }
 
+/** The body of one TxnOffsetCommit: the offsets of one membership, by topic. */
+export interface TxnOffsetCommitBody {
+  generation: GroupGeneration;
+  topics: txnOffsetCommitV4.TxnOffsetCommitRequestTopic[];
+}
+
+/**
+ * Offsets → TxnOffsetCommit bodies: one per membership (a transaction's
+ * offsets normally share one, so one request), each topic once, each
+ * partition once (the last offset given for it wins).
+ */
+export function txnOffsetCommitBodies(offsets: readonly OutputOffset[]): TxnOffsetCommitBody[] {
+  const bodies = new Map<string, { generation: GroupGeneration; topics: Map<string, Map<number, txnOffsetCommitV4.TxnOffsetCommitRequestPartition>> }>();
+  for (const { topic, partition, offset, leaderEpoch, generation } of offsets) {
+    const key = `${generation.groupId}\u0000${generation.memberId}\u0000${generation.generationId}`;
+    let body = bodies.get(key);
+    if (!body) bodies.set(key, (body = { generation, topics: new Map() }));
+    let partitions = body.topics.get(topic);
+    if (!partitions) body.topics.set(topic, (partitions = new Map()));
+    partitions.set(partition, { partitionIndex: partition, committedOffset: offset, committedLeaderEpoch: leaderEpoch ?? -1, committedMetadata: null });
+  }
+  return [...bodies.values()].map(({ generation, topics }) => ({ generation, topics: [...topics].map(([name, partitions]) => ({ name, partitions: [...partitions.values()] })) }));
+}
+
+/** Whether sending `records` may add partitions to the transaction: one not in `added`, or one the client's partitioner picks. */
+export function addsPartitions(records: readonly OutgoingRecord[], added: ReadonlySet<string>): boolean {
+  return records.some((record) => record.partition === undefined || !added.has(`${record.topic}\u0000${record.partition}`));
+}
+
+type NativeProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
+type NativeTransaction = Awaited<ReturnType<NativeProducer['beginTransaction']>>;
+
 export interface TransactionalOutputOptions {
   /** Built with core/retry.ts's `transaction` policy (CONCURRENT_TRANSACTIONS after a commit is retried in milliseconds). */
   client: BaseOptions;
@@ -47,10 +103,24 @@ export interface TransactionalOutputOptions {
   logger: Logger;
 }
 
+/** What a TransactionalOutput sent, for tests and diagnostics. */
+export interface TransactionCounts {
+  /** Transactions committed. */
+  committed: number;
+  /** TxnOffsetCommit requests sent (retries included). */
+  offsetCommitRequests: number;
+}
+
 export class TransactionalOutput implements WorkerOutput {
   readonly #options: TransactionalOutputOptions;
-  #producer: Producer<Buffer, Buffer, Buffer, Buffer>;
+  #producer: NativeProducer;
   #renewals = 0;
+  /**
+   * One at a time: with two to four produce requests of one transaction in
+   * flight (@platformatic/kafka 2.12, Kafka 4.4) the broker answered
+   * TRANSACTION_ABORTABLE and nearly every transaction was aborted.
+   */
+  readonly sendsInFlight = 1;
 
   constructor(options: TransactionalOutputOptions) {
     this.#options = options;
@@ -69,8 +139,8 @@ export class TransactionalOutput implements WorkerOutput {
     return this.#renewals === 0 ? this.#options.transactionalId : `${this.#options.transactionalId}-${this.#renewals}`;
   }
 
-  #create(): Producer<Buffer, Buffer, Buffer, Buffer> {
-    return new Producer({ ...this.#options.client, transactionalId: this.transactionalId, idempotent: true });
+  #create(): NativeProducer {
+    return new OnePassProducer({ ...this.#options.client, transactionalId: this.transactionalId, idempotent: true });
   }
 
   /** Initialises the transactional id (fencing a previous instance with the same id) before the first round. */
@@ -78,42 +148,140 @@ export class TransactionalOutput implements WorkerOutput {
     await this.#producer.initIdempotentProducer({});
   }
 
-  async commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void> {
-    const transaction = await this.#producer.beginTransaction().catch(async (error: unknown) => {
-      await this.#renew();
-      throw new TransactionAbortedError(this.transactionalId, error);
-    });
-    try {
-      if (records.length > 0) await transaction.send({ messages: records.map((r) => toClientMessage(r)) });
-      if (offsets.length > 0) {
-        await transaction.addConsumer(this.#options.consumer[kNativeConsumer] as never);
-        // Sent to the coordinator of the group now, not the one the records were fetched under (it may be a dead broker).
-        const coordinatorId = await this.#options.consumer.offsetCoordinator();
-        // One at a time: the client de-duplicates concurrent offset commits of one producer.
-        for (const { topic, partition, offset, generation } of offsets) {
-          await transaction.addOffset({ topic, partition, offset: offset - 1n, metadata: { consumer: { ...generation, coordinatorId } } } as never);
-        }
+  /**
+   * A transaction, begun at its first call: BeginTransaction (local) and
+   * AddOffsetsToTxn first, so that the last records and the offsets then go
+   * out side by side (AddPartitionsToTxn and Produce to the partitions'
+   * leaders, TxnOffsetCommit to the group coordinator) before EndTxn.
+   *
+   * Sends overlap, except one that may add partitions to the transaction: the
+   * client de-duplicates concurrent AddPartitionsToTxn calls of a producer
+   * (a second caller gets the first one's answer, for other partitions), so
+   * such a send waits for those in flight and goes alone.
+   */
+  begin(): OutputUnit {
+    let transaction: NativeTransaction | undefined;
+    let opened: Promise<NativeTransaction> | undefined;
+    const open = () =>
+      (opened ??= this.#producer.beginTransaction().then(
+        async (begun) => {
+          transaction = begun;
+          await begun.addConsumer(this.#options.consumer[kNativeConsumer] as never);
+          return begun;
+        },
+        async (error: unknown) => {
+          // Nothing to abort: the producer's state is unknown, it starts afresh.
+          await this.#renew();
+          throw new TransactionAbortedError(this.transactionalId, error);
+        },
+      ));
+    const added = new Set<string>();
+    const inFlight = new Set<Promise<unknown>>();
+    const send = async (records: readonly OutgoingRecord[]) => {
+      const begun = await open();
+      const adding = addsPartitions(records, added);
+      if (adding) await Promise.allSettled(inFlight);
+      const sending = this.#send(begun, records);
+      inFlight.add(sending);
+      try {
+        await sending;
+      } finally {
+        inFlight.delete(sending);
       }
-      await transaction.commit();
-    } catch (error) {
-      const aborted = await transaction.abort().then(
+      if (adding) for (const record of records) if (record.partition !== undefined) added.add(`${record.topic}\u0000${record.partition}`);
+    };
+    return {
+      send,
+      commit: async (records, offsets) => {
+        const begun = await open();
+        const results = await Promise.allSettled([send(records), this.#commitOffsets(begun, offsets)]);
+        for (const result of results) if (result.status === 'rejected') throw result.reason;
+        await begun.commit();
+      },
+      abort: async (error) => {
+        if (error instanceof TransactionAbortedError) return error;
+        await Promise.allSettled(inFlight);
+        return this.#abort(transaction, error);
+      },
+    };
+  }
+
+  async #send(transaction: NativeTransaction, records: readonly OutgoingRecord[]): Promise<void> {
+    if (records.length > 0) await transaction.send({ messages: records.map((r) => toClientMessage(r)) });
+  }
+
+  /** Every offset of the transaction in one TxnOffsetCommit per membership (one in practice), to the group coordinator. */
+  async #commitOffsets(transaction: NativeTransaction, offsets: readonly OutputOffset[]): Promise<void> {
+    for (const body of txnOffsetCommitBodies(offsets)) await this.#txnOffsetCommit(transaction.id, body);
+  }
+
+  /**
+   * One TxnOffsetCommit, retried by the client's policy (the transaction
+   * policy). Sent to the coordinator of the group now, not the one the records
+   * were fetched under (it may be a dead broker); a retry after the coordinator
+   * moved or could not be reached looks it up again. A refusal by the group
+   * (ILLEGAL_GENERATION...) or a fencing is not retried (the client marks them
+   * so) and fails the transaction.
+   */
+  #txnOffsetCommit(transactionalId: string, { generation, topics }: TxnOffsetCommitBody): Promise<void> {
+    const producer = this.#producer;
+    const consumer = this.#options.consumer;
+    const failed = (error: Error, callback: Callback<void>) => {
+      if (isCoordinatorUnreachable(error)) consumer.coordinatorFailed();
+      callback(error);
+    };
+    return new Promise((resolve, reject) => {
+      producer[kPerformWithRetry]<void>(
+        'txnOffsetCommit',
+        (callback) => {
+          consumer.offsetCoordinator().then(
+            (node) => {
+              producer[kMetadata]({}, (error, metadata) => {
+                if (error) return failed(error, callback);
+                const broker = metadata!.brokers.get(node);
+                if (!broker) return failed(Object.assign(new Error(`group coordinator ${node} is not in the cluster metadata`), { code: 'PLT_KFK_NETWORK' }), callback);
+                producer[kGetConnection](broker, (error, connection) => {
+                  if (error) return failed(error, callback);
+                  producer[kGetApi]<Parameters<typeof txnOffsetCommitV4.createRequest>, txnOffsetCommitV4.TxnOffsetCommitResponse>('TxnOffsetCommit', (error, api) => {
+                    if (error) return failed(error, callback);
+                    api!(connection!, transactionalId, generation.groupId, producer.producerId!, producer.producerEpoch!, generation.generationId, generation.memberId, null, topics, (error) => {
+                      if (error) return failed(error, callback);
+                      callback(null);
+                    });
+                  });
+                });
+              });
+            },
+            (error: Error) => failed(error, callback),
+          );
+        },
+        (error) => (error ? reject(error) : resolve()),
+      );
+    });
+  }
+
+  /** After `error`: aborts `transaction` (see below) and returns the TransactionAbortedError to report. */
+  async #abort(transaction: NativeTransaction | undefined, error: unknown): Promise<TransactionAbortedError> {
+    const aborted =
+      transaction !== undefined &&
+      (await transaction.abort().then(
         () => true,
         (abortError: unknown) => {
           // Expected when fenced or disconnected: the coordinator aborts it at the timeout or on the next initialisation.
           this.#options.logger.debug({ err: abortError, transactionalId: this.transactionalId }, 'aborting the failed transaction also failed');
           return false;
         },
-      );
-      // The offsets go to the group coordinator and the rest to the transaction coordinator; either may have moved.
-      if (isCoordinatorUnreachable(error)) this.#options.consumer.coordinatorFailed();
-      this.#options.logger.warn({ transactionalId: this.transactionalId, causes: errorTrail(error), aborted }, 'the transaction failed');
-      // Only a transaction refused by the group (a rebalance) and cleanly aborted leaves the producer
-      // usable. Any other state is unknown (a timeout during commit, a broker gone): the producer
-      // starts afresh, and initialising the id again completes or aborts what the coordinator
-      // holds, so a retry can never apply it twice.
-      if (!aborted || !isFencedByGroup(error)) await this.#renew();
-      throw new TransactionAbortedError(this.transactionalId, error);
-    }
+      ));
+    // The offsets go to the group coordinator and the rest to the transaction coordinator; either may have moved.
+    if (isCoordinatorUnreachable(error)) this.#options.consumer.coordinatorFailed();
+    this.#options.logger.warn({ transactionalId: this.transactionalId, causes: errorTrail(error), aborted }, 'the transaction failed');
+    const reported = new TransactionAbortedError(this.transactionalId, error);
+    // Only a transaction refused by the group (a rebalance) and cleanly aborted leaves the producer
+    // usable. Any other state is unknown (a timeout during commit, a broker gone): the producer
+    // starts afresh, and initialising the id again completes or aborts what the coordinator
+    // holds, so a retry can never apply it twice.
+    if (!aborted || !isFencedByGroup(error)) await this.#renew();
+    return reported;
   }
 
   async #renew(): Promise<void> {
@@ -134,17 +302,30 @@ export interface IdempotentOutputOptions {
 }
 
 export class IdempotentOutput implements WorkerOutput {
-  readonly #producer: Producer<Buffer, Buffer, Buffer, Buffer>;
+  readonly #producer: NativeProducer;
   readonly #consumer: GroupConsumer;
+  /** An idempotent producer keeps the order of requests in flight (up to 5 per partition on the broker). */
+  readonly sendsInFlight = 4;
 
   constructor(options: IdempotentOutputOptions) {
     this.#consumer = options.consumer;
-    this.#producer = new Producer({ ...options.client, idempotent: true, acks: -1 });
+    this.#producer = new OnePassProducer({ ...options.client, idempotent: true, acks: -1 });
   }
 
-  async commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void> {
-    if (records.length > 0) await this.#producer.send({ messages: records.map((r) => toClientMessage(r)), acks: -1 });
-    await this.#consumer.commit(offsets);
+  /** The offsets are committed once every send of the unit is acknowledged (acks=all). */
+  begin(): OutputUnit {
+    const send = async (records: readonly OutgoingRecord[]) => {
+      if (records.length > 0) await this.#producer.send({ messages: records.map((r) => toClientMessage(r)), acks: -1 });
+    };
+    return {
+      send,
+      commit: async (records, offsets) => {
+        await send(records);
+        await this.#consumer.commit(offsets);
+      },
+      // Nothing to undo: what was produced stays, and is produced again after the partitions are read again (at least once).
+      abort: async (error) => (error instanceof Error ? error : new Error(String(error))),
+    };
   }
 
   async close(): Promise<void> {

@@ -1,3 +1,4 @@
+import diagnostics from 'node:diagnostics_channel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetryableError } from '../../core/errors.ts';
 import { defineWorker } from '../../consumers/handler.ts';
@@ -9,7 +10,7 @@ import type { OrderScored } from '../../schemas/generated/OrderScored.ts';
 import { compileFilter } from '../../tail/filter.ts';
 import { randomOrder } from '../support/orders.ts';
 import { seam, testLogger } from '../support/platform.ts';
-import { deadLettersOf, headerText, outputsOf, workerHarness, type CollectedRecord, type WorkerHarness } from '../support/workers.ts';
+import { deadLettersOf, headerText, offsetsOf, outputsOf, workerHarness, type CollectedRecord, type WorkerHarness } from '../support/workers.ts';
 
 /**
  * Exactly-once workers (Kafka transactions) in-process against the test broker:
@@ -149,5 +150,53 @@ describe('exactly-once worker: graceful stop under load', () => {
     expect(outputs.length).toBe(orders.length);
     expect(new Set(outputs.map(keyOf))).toEqual(wanted);
     expect(deadLettersOf(h, all)).toHaveLength(0);
+  });
+});
+
+/** What the client's tracing channel shows of the API calls this process makes (node:diagnostics_channel, no client import). */
+const API_RESPONSES = 'tracing:plt:kafka:connections:api:asyncStart';
+const END_TXN = 26;
+const TXN_OFFSET_COMMIT = 28;
+
+describe('exactly-once worker: one offset commit per transaction', () => {
+  let h: WorkerHarness;
+  /** In order: `end` for each EndTxn answered, the partitions of `input` for each TxnOffsetCommit answered. */
+  const calls: ('end' | number[])[] = [];
+  const onResponse = (message: unknown) => {
+    const { apiKey, result } = message as { apiKey?: number; result?: { topics?: { name: string; partitions: { partitionIndex: number }[] }[] } };
+    if (apiKey === END_TXN) calls.push('end');
+    if (apiKey !== TXN_OFFSET_COMMIT) return;
+    const topics = (result?.topics ?? []).filter((t) => t.name === h.spec.input);
+    if (topics.length > 0) calls.push(topics.flatMap((t) => t.partitions.map((p) => p.partitionIndex)));
+  };
+
+  beforeAll(async () => {
+    h = await workerHarness({ partitions: 6, configOverrides: { workerBatchSize: '20' } });
+    diagnostics.subscribe(API_RESPONSES, onResponse);
+  });
+  afterAll(async () => {
+    diagnostics.unsubscribe(API_RESPONSES, onResponse);
+    await h?.close();
+  });
+
+  it('commits the offsets of every partition of a transaction in one TxnOffsetCommit, and all of them', async () => {
+    // Waiting on every partition before the worker starts: its transactions take chunks of many partitions.
+    const orders = Array.from({ length: 1200 }, () => randomOrder());
+    await h.send(orders.map((o) => ({ key: o.orderId, value: h.orders.encode(o) })));
+    const worker = await h.start(undefined, { delivery: 'exactly-once' });
+    await h.collector.waitFor((rs) => outputsOf(h, rs).length >= orders.length, 45_000, 'every output');
+    await worker.stop();
+
+    expect(new Set(outputsOf(h, h.collector.records).map(keyOf)).size).toBe(orders.length);
+    const { committed, ends } = await offsetsOf(h.spec.groupId, h.spec.input);
+    expect(committed).toEqual(ends);
+    // Never two offset commits in one transaction, and transactions of several partitions happened.
+    const commits = calls.filter((c) => c !== 'end');
+    for (let i = 1; i < calls.length; i++) if (calls[i] !== 'end') expect(calls[i - 1]).toBe('end');
+    expect(calls[0]).not.toBe('end');
+    expect(commits.every((partitions) => new Set(partitions).size === partitions.length)).toBe(true);
+    expect(Math.max(...commits.map((partitions) => partitions.length))).toBeGreaterThan(1);
+    // Fewer offset commits than chunks (1,200 records in chunks of at most 20): many chunks per transaction.
+    expect(commits.length).toBeLessThan(1200 / 20);
   });
 });

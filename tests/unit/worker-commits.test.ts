@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { Committer, type Chunk } from '../../consumers/committer.ts';
+import { Committer, roundTakesMore, type Chunk, type RoundLimits } from '../../consumers/committer.ts';
 import { createWorkerMetrics } from '../../consumers/metrics.ts';
 import type { Outcome } from '../../consumers/record-processor.ts';
 import { WorkerRuntime, type WorkerConsumer } from '../../consumers/worker.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { GroupGeneration, GroupListener, GroupBatch } from '../../kafka/group-consumer.ts';
-import type { OutputOffset, WorkerOutput } from '../../kafka/transaction.ts';
-import type { KafkaRecord, OutgoingRecord, TopicPartition } from '../../kafka/types.ts';
+import type { OutputUnit, WorkerOutput } from '../../kafka/transaction.ts';
+import type { KafkaRecord, TopicPartition } from '../../kafka/types.ts';
 
 /**
  * Commit order and rebalances of the worker runtime, driven through a fake
@@ -18,21 +18,43 @@ const log = createLogger({ logLevel: 'silent', logFormat: 'json', instanceId: 't
 
 const generation = (generationId: number): GroupGeneration => ({ groupId: 'g', memberId: 'm', generationId });
 
+/** Records each committed round (its outputs, across its sends, and its offsets); fails a round on demand. */
 class FakeOutput implements WorkerOutput {
-  readonly rounds: { records: string[]; offsets: { tp: string; offset: bigint; generationId: number }[] }[] = [];
+  readonly sendsInFlight = 2;
+  readonly rounds: { records: string[]; offsets: { tp: string; offset: bigint; generationId: number }[]; sends: number }[] = [];
   failNext = 0;
+  aborts = 0;
   closed = false;
   gate: Promise<void> | undefined;
-  async commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void> {
-    await this.gate;
-    if (this.failNext > 0) {
-      this.failNext--;
-      throw new Error('transaction aborted: broker unavailable');
-    }
-    this.rounds.push({
-      records: records.map((r) => r.value!.toString()),
-      offsets: offsets.map((o) => ({ tp: `${o.topic}/${o.partition}`, offset: o.offset, generationId: o.generation.generationId })),
-    });
+  /** Called as each send (not the commit) goes out. */
+  onSend: (() => void) | undefined;
+  begin(): OutputUnit {
+    const sent: string[] = [];
+    let sends = 0;
+    return {
+      send: async (records) => {
+        await this.gate;
+        this.onSend?.();
+        sends++;
+        sent.push(...records.map((r) => r.value!.toString()));
+      },
+      commit: async (records, offsets) => {
+        await this.gate;
+        if (this.failNext > 0) {
+          this.failNext--;
+          throw new Error('transaction aborted: broker unavailable');
+        }
+        this.rounds.push({
+          records: [...sent, ...records.map((r) => r.value!.toString())],
+          offsets: offsets.map((o) => ({ tp: `${o.topic}/${o.partition}`, offset: o.offset, generationId: o.generation.generationId })),
+          sends: sends + 1,
+        });
+      },
+      abort: async (error) => {
+        this.aborts++;
+        return error as Error;
+      },
+    };
   }
   async close(): Promise<void> {
     this.closed = true;
@@ -107,6 +129,7 @@ function runtime(consumer: FakeConsumer, output: FakeOutput, options: { chunkSiz
     processor: processor(options.gates),
     chunkSize: options.chunkSize ?? 2,
     chunkBytes: 1_000_000,
+    round: { maxRecords: 1000, maxBytes: 1_000_000, maxMs: 60_000 },
     shutdownTimeoutMs: 5000,
     metrics: createWorkerMetrics(),
     log,
@@ -228,6 +251,7 @@ describe('worker commits across an assignment change that keeps the partition (c
 });
 
 describe('committer', () => {
+  const unbounded: RoundLimits = { maxRecords: 1_000_000, maxBytes: 1_000_000_000, maxMs: 3_600_000 };
   const chunk = (partition: number, first: number, last: number, tenure = 1): Chunk => ({
     topic: 'in',
     partition,
@@ -245,7 +269,7 @@ describe('committer', () => {
 
   it('rejects chunks of a partition no longer held since they were fetched, without committing them; commits the others with the membership now', async () => {
     const output = new FakeOutput();
-    const committer = new Committer({ output, generationOf: (c) => (c.tenure === 2 ? generation(2) : undefined), roundBytes: 1000, maxQueuedRecords: 100, log });
+    const committer = new Committer({ output, generationOf: (c) => (c.tenure === 2 ? generation(2) : undefined), requestBytes: 1000, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 100, log });
     const stale = committer.submit(chunk(0, 0, 4, 1));
     const fresh = committer.submit(chunk(1, 0, 4, 2));
     await expect(stale).rejects.toMatchObject({ stale: true });
@@ -253,32 +277,102 @@ describe('committer', () => {
     expect(output.rounds.map((r) => r.offsets)).toEqual([[{ tp: 'in/1', offset: 5n, generationId: 2 }]]);
   });
 
-  it('keeps a round under roundBytes (at least one chunk) and the offset of a partition is that of its last chunk in the round', async () => {
+  it('sends a round in parts of at most requestBytes (at least one chunk) while more is queued, and commits each partition at its last chunk', async () => {
     const output = new FakeOutput();
     let open!: () => void;
     output.gate = new Promise((resolve) => (open = resolve));
-    const committer = new Committer({ output, generationOf: () => generation(1), roundBytes: 250, maxQueuedRecords: 100, log });
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 250, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 100, log });
     const all = [chunk(0, 0, 1), chunk(0, 2, 3), chunk(1, 0, 0), chunk(0, 4, 9), chunk(1, 1, 1)].map((c) => committer.submit(c));
     open();
     await Promise.all(all);
-    expect(output.rounds.map((r) => r.offsets)).toEqual([
-      [{ tp: 'in/0', offset: 2n, generationId: 1 }],
+    // The first chunk found the committer idle: committed at once, alone. The four queued behind it form one round of two sends.
+    expect(output.rounds.map((r) => [r.sends, r.offsets])).toEqual([
+      [1, [{ tp: 'in/0', offset: 2n, generationId: 1 }]],
       [
-        { tp: 'in/0', offset: 4n, generationId: 1 },
-        { tp: 'in/1', offset: 1n, generationId: 1 },
-      ],
-      [
-        { tp: 'in/0', offset: 10n, generationId: 1 },
-        { tp: 'in/1', offset: 2n, generationId: 1 },
+        2,
+        [
+          { tp: 'in/0', offset: 10n, generationId: 1 },
+          { tp: 'in/1', offset: 2n, generationId: 1 },
+        ],
       ],
     ]);
+    expect(output.rounds[1]!.records).toEqual(['0:2-3', '1:0-0', '0:4-9', '1:1-1']);
+  });
+
+  it('commits a round once it holds maxRecords input records, leaving the rest to the next round', async () => {
+    const output = new FakeOutput();
+    let open!: () => void;
+    output.gate = new Promise((resolve) => (open = resolve));
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 100, sendsInFlight: 2, round: { ...unbounded, maxRecords: 4 }, maxQueuedRecords: 100, log });
+    const all = [chunk(0, 0, 0), chunk(0, 1, 2), chunk(1, 0, 1), chunk(2, 0, 1), chunk(0, 3, 3)].map((c) => committer.submit(c));
+    open();
+    await Promise.all(all);
+    expect(output.rounds.map((r) => r.records)).toEqual([['0:0-0'], ['0:1-2', '1:0-1'], ['2:0-1', '0:3-3']]);
+  });
+
+  it('commits a round that has been open maxMs although more is queued', async () => {
+    const output = new FakeOutput();
+    let clock = 0;
+    let open!: () => void;
+    output.gate = new Promise((resolve) => (open = resolve));
+    const committer = new Committer({
+      output,
+      generationOf: () => generation(1),
+      requestBytes: 100,
+      sendsInFlight: 2,
+      round: { ...unbounded, maxMs: 50 },
+      maxQueuedRecords: 100,
+      log,
+      now: () => (clock += 30),
+    });
+    const all = [chunk(0, 0, 0), chunk(0, 1, 1), chunk(1, 0, 0), chunk(2, 0, 0), chunk(0, 2, 2)].map((c) => committer.submit(c));
+    open();
+    await Promise.all(all);
+    // Each look at the clock moves it 30 ms: a round opens, takes a part (30 ms open), takes another (60 ms) and commits.
+    expect(output.rounds.map((r) => r.records)).toEqual([['0:0-0'], ['0:1-1', '1:0-0'], ['2:0-0', '0:2-2']]);
+  });
+
+  it('commits a round that outlasted a change of member epoch with the epoch now, when the member still holds its partitions', async () => {
+    const output = new FakeOutput();
+    let current = generation(5);
+    let open!: () => void;
+    output.gate = new Promise((resolve) => (open = resolve));
+    output.onSend = () => (current = generation(6));
+    const committer = new Committer({ output, generationOf: () => current, requestBytes: 100, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 100, log });
+    const all = [chunk(0, 0, 0), chunk(1, 0, 0), chunk(2, 0, 0)].map((c) => committer.submit(c));
+    open();
+    await Promise.all(all);
+    expect(output.rounds.map((r) => r.offsets.map((o) => [o.tp, o.generationId]))).toEqual([
+      [['in/0', 5]],
+      [
+        ['in/1', 6],
+        ['in/2', 6],
+      ],
+    ]);
+  });
+
+  it('after a failed round, rejects a chunk that continues past its failed chunks, until the partition is read again or held anew', async () => {
+    const output = new FakeOutput();
+    output.failNext = 1;
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 1000, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 100, log });
+    await expect(committer.submit(chunk(0, 10, 19))).rejects.toMatchObject({ stale: false });
+    expect(output.aborts).toBe(1);
+    // Handled before the partition heard of the failure: would skip 10-19.
+    await expect(committer.submit(chunk(0, 20, 29))).rejects.toMatchObject({ stale: false });
+    // The partition read again from its committed offset; another partition is not concerned.
+    await Promise.all([committer.submit(chunk(0, 10, 14)), committer.submit(chunk(1, 50, 59))]);
+    output.failNext = 1;
+    await expect(committer.submit(chunk(2, 0, 9))).rejects.toBeDefined();
+    // Partition 2 assigned again (a new tenure), from an offset another member committed.
+    await committer.submit(chunk(2, 30, 39, 2));
+    expect(output.rounds.flatMap((r) => r.records)).toEqual(['0:10-14', '1:50-59', '2:30-39']);
   });
 
   it('makes submitters wait for room once maxQueuedRecords are queued', async () => {
     const output = new FakeOutput();
     let open!: () => void;
     output.gate = new Promise((resolve) => (open = resolve));
-    const committer = new Committer({ output, generationOf: () => generation(1), roundBytes: 1000, maxQueuedRecords: 10, log });
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 1000, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 10, log });
     void committer.submit(chunk(0, 0, 9));
     void committer.submit(chunk(0, 10, 19));
     let roomy = false;
@@ -289,5 +383,16 @@ describe('committer', () => {
     await room;
     await committer.drain();
     expect(roomy).toBe(true);
+  });
+});
+
+describe('round sizing', () => {
+  const limits: RoundLimits = { maxRecords: 100, maxBytes: 1000, maxMs: 50 };
+  it('takes more while more is queued and no limit is reached, by records, bytes or time', () => {
+    expect(roundTakesMore({ records: 99, bytes: 999, openedAt: 0 }, limits, true, 49)).toBe(true);
+    expect(roundTakesMore({ records: 99, bytes: 999, openedAt: 0 }, limits, false, 0)).toBe(false);
+    expect(roundTakesMore({ records: 100, bytes: 0, openedAt: 0 }, limits, true, 0)).toBe(false);
+    expect(roundTakesMore({ records: 0, bytes: 1000, openedAt: 0 }, limits, true, 0)).toBe(false);
+    expect(roundTakesMore({ records: 0, bytes: 0, openedAt: 10 }, limits, true, 60)).toBe(false);
   });
 });

@@ -11,7 +11,7 @@ import type { RegistryClient } from '../../core/registry-client.ts';
 import { startTracing, type Tracing } from '../../core/tracing.ts';
 import { frame } from '../../core/wire-format.ts';
 import type { GroupGeneration, GroupListener } from '../../kafka/group-consumer.ts';
-import type { OutputOffset, WorkerOutput } from '../../kafka/transaction.ts';
+import type { OutputOffset, OutputUnit, WorkerOutput } from '../../kafka/transaction.ts';
 import type { KafkaRecord, OutgoingRecord, RecordHeaders } from '../../kafka/types.ts';
 import type { Topology, ValueSchema, WorkerSpec } from '../../topology/model.ts';
 
@@ -54,9 +54,15 @@ const registry = {
 } as unknown as RegistryClient;
 
 class FakeOutput implements WorkerOutput {
+  readonly sendsInFlight = 2;
   readonly records: OutgoingRecord[] = [];
-  async commit(records: readonly OutgoingRecord[], _offsets: readonly OutputOffset[]): Promise<void> {
-    this.records.push(...records);
+  begin(): OutputUnit {
+    const sent: OutgoingRecord[] = [];
+    return {
+      send: async (records) => void sent.push(...records),
+      commit: async (records, _offsets: readonly OutputOffset[]) => void this.records.push(...sent, ...records),
+      abort: async (error) => error as Error,
+    };
   }
   async close(): Promise<void> {}
 }

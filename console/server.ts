@@ -12,7 +12,7 @@ import { LagHistory } from './lag-history.ts';
 import { registerLiveTail } from './live-tail.ts';
 import { registerSchemaRoutes } from './schemas.ts';
 import { registerStatic } from './static.ts';
-import { ConsoleSessions } from '../access/console-session.ts';
+import { ConsoleSessions, secureCookie } from '../access/console-session.ts';
 import { SLUICE_DENIALS } from '../access/denials.ts';
 import { checkExposure, scheme, serverFactory } from '../access/http.ts';
 import { installSecurity } from '../access/plugin.ts';
@@ -53,7 +53,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     logController: new LogController({ disableRequestLogging: true }),
     serverFactory: serverFactory(config),
   });
-  const sessions = new ConsoleSessions({ ttlMs: config.consoleSessionTtlMs, secure: scheme(config) === 'https' });
+  const sessions = new ConsoleSessions({ ttlMs: config.consoleSessionTtlMs, secure: secureCookie(config) });
   const access = installSecurity(app, { service: 'console', config, logger: log, routes: CONSOLE_ROUTES, denials: SLUICE_DENIALS, identity: sessions.identity });
   app.setErrorHandler((error: FastifyError | SluiceError, _request, reply) => {
     const status = error instanceof RegistryError ? error.httpStatus : typeof error.statusCode === 'number' ? error.statusCode : 500;

@@ -4,6 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { secureCookie } from '../../access/console-session.ts';
 import { loadConfig } from '../../core/config.ts';
+import type { ServiceInstance } from '../../discovery/registry.ts';
+import { backendsFrom, endpointProblem, warnSkipped } from '../../lb/backends.ts';
+import { haproxyConfig } from '../../lb/haproxy-config.ts';
+import { nginxConfig } from '../../lb/nginx-config.ts';
 import { createLogger } from '../../core/logger.ts';
 import { promptHidden } from '../../cli/commands/access.ts';
 import type { ReadinessReport } from '../../producers/readiness.ts';
@@ -147,5 +151,49 @@ describe('the console session cookie', () => {
     expect(secureCookie(loadConfig({ SLUICE_TLS_CERT: '/c.pem', SLUICE_TLS_KEY: '/k.pem' }))).toBe(true);
     expect(secureCookie(loadConfig({ SLUICE_CONSOLE_SECURE_COOKIE: 'true' }))).toBe(true);
     expect(secureCookie(loadConfig({ SLUICE_CONSOLE_SECURE_COOKIE: 'false', SLUICE_TLS_CERT: '/c.pem', SLUICE_TLS_KEY: '/k.pem' }))).toBe(false);
+  });
+});
+
+describe('load balancer entries from discovery', () => {
+  const ingress = (id: string, address: string, port: number): ServiceInstance => ({
+    id,
+    kind: 'ingress',
+    name: 'ingress',
+    address,
+    port,
+    healthUrl: '',
+    version: '0.1.0',
+    pid: 1,
+    startedAt: '2026-01-01T00:00:00Z',
+  });
+
+  it('accepts IP literals and DNS hostnames with ports 1-65535, nothing else', () => {
+    for (const ok of ['10.0.0.1', '::1', 'fe80::1', 'ingress-1.internal.example', 'localhost']) expect(endpointProblem(ok, 8080), ok).toBeUndefined();
+    for (const bad of ['127.0.0.1:9\n    bind 0.0.0.0:1', 'a b', '', '-x.example', 'x..example', `${'a'.repeat(64)}.example`, 'a'.repeat(254), '10.0.0.1;']) {
+      expect(endpointProblem(bad, 8080), JSON.stringify(bad)).toMatch(/address/);
+    }
+    for (const port of [0, -1, 65536, 1.5, Number.NaN]) expect(endpointProblem('10.0.0.1', port), String(port)).toMatch(/port/);
+  });
+
+  it('a registration carrying HAProxy or NGINX directives is skipped with a warning naming it; its text is in neither configuration', () => {
+    const evil = ingress('evil\n    bind 0.0.0.0:1', '127.0.0.1 check\n    server pwn 6.6.6.6:80\nlisten x\n    bind 0.0.0.0:2', 8080);
+    const skipped: [string, string][] = [];
+    const backends = backendsFrom([ingress('ingress-h-1-0', '127.0.0.1', 8081), evil, ingress('bad-port', '127.0.0.1', 70_000)], (id, problem) => skipped.push([id, problem]));
+    expect(backends).toEqual([{ name: 'ingress-h-1-0', address: '127.0.0.1', port: 8081 }]);
+    expect(skipped.map(([id]) => id)).toEqual([evil.id, 'bad-port']);
+    for (const cfg of [haproxyConfig({ bindHost: '127.0.0.1', bindPort: 8000, backends }), nginxConfig({ bindHost: '127.0.0.1', bindPort: 8000, backends })]) {
+      expect(cfg).not.toMatch(/6\.6\.6\.6|0\.0\.0\.0|pwn|listen x/);
+      expect(cfg).toContain('127.0.0.1:8081');
+    }
+    // An id with unsafe characters (but a good address) becomes a safe, unique server name.
+    const names = backendsFrom([ingress('a b', '10.0.0.1', 1), ingress('a\nb', '10.0.0.2', 1)]).map((b) => b.name);
+    expect(names).toEqual(['a_b', 'a_b-2']);
+  });
+
+  it('warns once per skipped instance, not at every poll', () => {
+    const lines: string[] = [];
+    const warn = warnSkipped({ warn: (_o, message) => lines.push(message) });
+    for (let i = 0; i < 3; i++) backendsFrom([ingress('x', 'not an address', 1)], warn);
+    expect(lines).toEqual(['ingress instance "x" in discovery skipped: address is not an IP address or a DNS hostname']);
   });
 });

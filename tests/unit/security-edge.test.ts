@@ -3,7 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { secureCookie } from '../../access/console-session.ts';
+import { Counter, Registry as PromRegistry } from 'prom-client';
+import { startMetricsServer } from '../../consumers/metrics-server.ts';
 import { loadConfig } from '../../core/config.ts';
+import { InsecureBindError } from '../../core/errors.ts';
 import type { ServiceInstance } from '../../discovery/registry.ts';
 import { backendsFrom, endpointProblem, warnSkipped } from '../../lb/backends.ts';
 import { haproxyConfig } from '../../lb/haproxy-config.ts';
@@ -195,5 +198,40 @@ describe('load balancer entries from discovery', () => {
     const warn = warnSkipped({ warn: (_o, message) => lines.push(message) });
     for (let i = 0; i < 3; i++) backendsFrom([ingress('x', 'not an address', 1)], warn);
     expect(lines).toEqual(['ingress instance "x" in discovery skipped: address is not an IP address or a DNS hostname']);
+  });
+});
+
+describe('worker metrics (:9464)', () => {
+  const metrics = new PromRegistry();
+  new Counter({ name: 'sluice_test_metric_total', help: 'a test metric', registers: [metrics] }).inc();
+  const silent = createLogger(loadConfig({ SLUICE_LOG_LEVEL: 'silent' }), 'test');
+
+  it('SLUICE_WORKER_METRICS_HOST=0.0.0.0 without an access file is refused, as every listener', async () => {
+    const config = loadConfig({ SLUICE_WORKER_METRICS_HOST: '0.0.0.0' });
+    await expect(startMetricsServer(metrics, { config, host: config.workerMetricsHost, port: 0 }, silent)).rejects.toThrow(InsecureBindError);
+  });
+
+  it('with an access file a scrape needs credentials of a principal allowed metrics', async () => {
+    const access = await writeAccessFile([
+      { name: 'scraper', allow: ['metrics'] },
+      { name: 'reader', allow: ['read:*'] },
+    ]);
+    const config = loadConfig({ SLUICE_ACCESS_FILE: access.file, SLUICE_WORKER_METRICS_HOST: '0.0.0.0' });
+    const server = await startMetricsServer(metrics, { config, host: '127.0.0.1', port: 0 }, silent);
+    try {
+      const anonymous = await fetch(server.url);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.headers.get('www-authenticate')).toMatch(/Basic/);
+      expect(await anonymous.text()).not.toContain('sluice_test_metric_total');
+      expect((await fetch(server.url, { headers: { authorization: 'Bearer sk_wrong' } })).status).toBe(401);
+      const reader = await fetch(server.url, { headers: bearer(access.keys.reader!) });
+      expect(reader.status).toBe(403);
+      expect(await reader.json()).toMatchObject({ error: 'SLUICE_FORBIDDEN' });
+      const scraper = await fetch(server.url, { headers: bearer(access.keys.scraper!) });
+      expect(scraper.status).toBe(200);
+      expect(await scraper.text()).toContain('sluice_test_metric_total 1');
+    } finally {
+      await server.close();
+    }
   });
 });

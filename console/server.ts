@@ -77,7 +77,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     });
     return { ...detail, history };
   });
-  registerSchemaRoutes(app, registry);
+  registerSchemaRoutes(app, registry, access);
   registerLiveTail(app, { kafka, registry, logger: log });
   registerDeadLetterRoutes(app, { kafka, admin, logger: log });
 

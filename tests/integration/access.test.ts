@@ -79,6 +79,8 @@ beforeAll(async () => {
       { name: 'operator', allow: ['console:operator', 'read:*'], password: PASSWORDS.operator },
       // Signed in, allowed nothing: the "wrong permission" of every route.
       { name: 'lost', allow: ['read:no-such-topic'], password: PASSWORDS.lost },
+      // A console viewer allowed the schemas of one subject.
+      { name: 'subject-viewer', allow: ['console:viewer', `registry:read:${topic}-value`] },
     ],
     dir,
   );
@@ -265,6 +267,22 @@ describe('the registry', () => {
     const subjects = JSON.parse(answer.body) as string[];
     expect(subjects.length).toBeGreaterThan(0);
     expect(subjects.every((s) => s.startsWith(topic))).toBe(true);
+  });
+});
+
+describe('the console', () => {
+  it('lists only the subjects the viewer may read (registry:read), though it asks the registry with its own credentials', async () => {
+    const admin = await send(registry.url, { method: 'POST', path: `/subjects/${topic}-other-value/versions`, body: { schema: '"string"' } }, basic('admin', PASSWORDS.admin));
+    expect(admin.status, admin.body).toBe(200);
+    const listed = async (headers: Record<string, string>) => {
+      const answer = await send(console_.url, { method: 'GET', path: '/api/schemas' }, headers);
+      expect(answer.status, answer.body).toBe(200);
+      return (JSON.parse(answer.body) as { subject: string }[]).map((s) => s.subject);
+    };
+    expect(await listed(bearer(access.keys['subject-viewer']!))).toEqual([subject]);
+    // console:viewer without any registry:read: no subject at all.
+    expect(await listed(basic('viewer', PASSWORDS.viewer))).toEqual([]);
+    expect(await listed(basic('admin', PASSWORDS.admin))).toEqual(expect.arrayContaining([subject, `${topic}-other-value`]));
   });
 });
 

@@ -12,6 +12,9 @@ import { LagHistory } from './lag-history.ts';
 import { registerLiveTail } from './live-tail.ts';
 import { registerSchemaRoutes } from './schemas.ts';
 import { registerStatic } from './static.ts';
+import { replayTargets } from '../consumers/dead-letters.ts';
+import { loadTopology } from '../topology/load.ts';
+import type { Topology } from '../topology/model.ts';
 import { ConsoleSessions, secureCookie } from '../access/console-session.ts';
 import { SLUICE_DENIALS } from '../access/denials.ts';
 import { checkExposure, scheme, serverFactory } from '../access/http.ts';
@@ -24,6 +27,18 @@ export interface ConsoleOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
+  /** Which topics are dead-letter topics and where their letters go back to; by default SLUICE_TOPOLOGY's. */
+  topology?: Pick<Topology, 'workers' | 'bridges'>;
+}
+
+/** The topology file, if it can be read: without it the console still serves, and replays nothing (no topic is known to feed a dead-letter topic). */
+function loadOwnTopology(config: SluiceConfig, log: Logger): Topology | undefined {
+  try {
+    return loadTopology(config.topologyFile);
+  } catch (error) {
+    log.warn({ err: error }, 'console: cannot read the topology; dead letters can be listed (by name) but not replayed');
+    return undefined;
+  }
 }
 
 export interface RunningConsole {
@@ -64,8 +79,10 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   registerHttpMetrics(app, { service: 'console' });
   registerStatic(app);
   sessions.register(app, access);
-  // `deadLetters`: the page offers the topic's dead letters (and operators their replay).
-  const deadLetters = (name: string) => isDeadLetterTopic(name, config.consoleDeadLetterSuffix);
+  // `deadLetters`: the page offers the topic's dead letters (and operators their replay): by name, or as the topology declares them.
+  const topology = options.topology ?? loadOwnTopology(config, log);
+  const declared = new Set([...(topology?.workers ?? []), ...(topology?.bridges ?? [])].flatMap((w) => (w.deadLetter === undefined ? [] : [w.deadLetter])));
+  const deadLetters = (name: string) => isDeadLetterTopic(name, config.consoleDeadLetterSuffix) || declared.has(name);
   app.get('/api/topics', async () => (await listTopics(admin)).map((t) => ({ ...t, deadLetters: deadLetters(t.name) })));
   app.get<{ Params: { name: string } }>('/api/topics/:name', async (request) => ({ ...(await describeTopic(admin, request.params.name)), deadLetters: deadLetters(request.params.name) }));
   app.get('/api/groups', async () => listGroups(admin));
@@ -79,7 +96,13 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   });
   registerSchemaRoutes(app, registry, access);
   registerLiveTail(app, { kafka, registry, logger: log });
-  registerDeadLetterRoutes(app, { kafka, admin, logger: log });
+  registerDeadLetterRoutes(app, {
+    kafka,
+    admin,
+    logger: log,
+    isDeadLetterTopic: deadLetters,
+    replayTargets: (topic) => (topology ? replayTargets(topology, topic) : new Set()),
+  });
 
   try {
     checkExposure(config, options.host ?? config.consoleHost, 'console', log);

@@ -287,6 +287,21 @@ export class DeadLetterReplayError extends SluiceError {
   }
 }
 
+/**
+ * A message from outside (an AMQP message through the bridge) carries headers
+ * whose names are reserved for Sluice (`sluice.*`): refused, to the dead-letter
+ * topic, since Sluice alone sets them (who produced, where a dead letter came from).
+ */
+export class ReservedHeaderError extends SluiceError {
+  readonly headers: readonly string[];
+  constructor(headers: readonly string[], entry: string) {
+    super('SLUICE_RESERVED_HEADER', `${entry}: header(s) ${headers.map((h) => JSON.stringify(h.slice(0, 100))).join(', ')} are reserved for Sluice and cannot be set from outside`, {
+      statusCode: 400,
+    });
+    this.headers = headers;
+  }
+}
+
 /** A Kafka transaction of an exactly-once worker failed and was aborted; its inputs are processed again. */
 export class TransactionAbortedError extends SluiceError {
   constructor(transactionalId: string, cause: unknown) {

@@ -4,9 +4,12 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { secureCookie } from '../../access/console-session.ts';
 import { Counter, Registry as PromRegistry } from 'prom-client';
+import { pageQuery } from '../../console/dead-letters.ts';
+import { replayTargets } from '../../consumers/dead-letters.ts';
+import { isReservedHeader, refuseReservedHeaders, renameReservedHeaders } from '../../consumers/headers.ts';
 import { startMetricsServer } from '../../consumers/metrics-server.ts';
 import { loadConfig } from '../../core/config.ts';
-import { InsecureBindError } from '../../core/errors.ts';
+import { InsecureBindError, ReservedHeaderError } from '../../core/errors.ts';
 import type { ServiceInstance } from '../../discovery/registry.ts';
 import { backendsFrom, endpointProblem, warnSkipped } from '../../lb/backends.ts';
 import { haproxyConfig } from '../../lb/haproxy-config.ts';
@@ -232,6 +235,35 @@ describe('worker metrics (:9464)', () => {
       expect(await scraper.text()).toContain('sluice_test_metric_total 1');
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('reserved headers and dead-letter replay targets', () => {
+  it('sluice.* and sluice-source are reserved; refusing names them; renaming keeps them under refused-header.', () => {
+    expect(['sluice.principal', 'SLUICE.original.topic', 'sluice-source'].every(isReservedHeader)).toBe(true);
+    expect(['source', 'correlation-id', 'sluicex', 'traceparent'].some(isReservedHeader)).toBe(false);
+    expect(() => refuseReservedHeaders(['source', 'sluice.principal'], 'bridge b')).toThrow(ReservedHeaderError);
+    expect(() => refuseReservedHeaders(['source'], 'bridge b')).not.toThrow();
+    expect(renameReservedHeaders({ 'sluice.original.topic': 't', source: 's' })).toEqual({ 'refused-header.sluice.original.topic': 't', source: 's' });
+  });
+
+  it('a dead-letter topic replays only into the topics whose records dead-letter into it', () => {
+    expect(replayTargets(topology, 'orders.placed.dlq')).toEqual(new Set(['orders.placed']));
+    expect(replayTargets(topology, 'orders.scored')).toEqual(new Set());
+  });
+
+  it('the console pages dead letters: from=<partition>:<offset>, limit 1-200 (default 50); anything else is 400 naming it', () => {
+    expect(pageQuery({})).toEqual({ limit: 50 });
+    expect(pageQuery({ from: '2:17', limit: '200' })).toEqual({ from: { partition: 2, offset: 17n }, limit: 200 });
+    for (const [query, named] of [
+      [{ limit: '0' }, 'limit'],
+      [{ limit: '201' }, 'limit'],
+      [{ from: '1' }, 'from'],
+      [{ from: '-1:2' }, 'from'],
+      [{ cursor: '1:2' }, 'cursor'],
+    ] as const) {
+      expect(() => pageQuery(query), JSON.stringify(query)).toThrow(expect.objectContaining({ statusCode: 400, message: expect.stringContaining(named) }));
     }
   });
 });

@@ -9,7 +9,7 @@ import { RegistryClient } from '../core/registry-client.ts';
 import { describeGroup, describeTopic, listGroups, listTopics } from './cluster.ts';
 import { isDeadLetterTopic, registerDeadLetterRoutes } from './dead-letters.ts';
 import { LagHistory } from './lag-history.ts';
-import { registerLiveTail } from './live-tail.ts';
+import { registerLiveTail, type LiveTailStats } from './live-tail.ts';
 import { registerSchemaRoutes } from './schemas.ts';
 import { registerStatic } from './static.ts';
 import { replayTargets } from '../consumers/dead-letters.ts';
@@ -43,6 +43,8 @@ function loadOwnTopology(config: SluiceConfig, log: Logger): Topology | undefine
 
 export interface RunningConsole {
   url: string;
+  /** Open live tails and the most bytes any had waiting for its browser. */
+  tailStats(): LiveTailStats;
   close(): Promise<void>;
 }
 
@@ -95,7 +97,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     return { ...detail, history };
   });
   registerSchemaRoutes(app, registry, access);
-  registerLiveTail(app, { kafka, registry, logger: log });
+  const liveTail = registerLiveTail(app, { kafka, registry, logger: log });
   registerDeadLetterRoutes(app, {
     kafka,
     admin,
@@ -118,6 +120,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   let closing: Promise<void> | undefined;
   return {
     url,
+    tailStats: () => liveTail.stats(),
     close() {
       closing ??= (async () => {
         lagHistory.close();

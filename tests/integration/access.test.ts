@@ -277,6 +277,12 @@ describe('the registry', () => {
     expect(global.status).toBe(403);
   });
 
+  it('refuses a repeated query parameter with 400 in its own error shape', async () => {
+    const answer = await send(registry.url, { method: 'GET', path: `/subjects/${subject}/versions?deleted=true&deleted=false` }, basic('admin', PASSWORDS.admin));
+    expect(answer.status, answer.body).toBe(400);
+    expect(JSON.parse(answer.body)).toMatchObject({ error_code: 400, message: expect.stringContaining('"deleted"') });
+  });
+
   it('lists only the subjects a principal may read', async () => {
     const answer = await send(registry.url, { method: 'GET', path: '/subjects' }, basic('writer', PASSWORDS.writer));
     const subjects = JSON.parse(answer.body) as string[];

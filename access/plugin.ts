@@ -1,4 +1,3 @@
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
@@ -6,6 +5,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { accessControl, type AccessControl } from './control.ts';
 import { authorize, canReadSubject, type Principal } from './permissions.ts';
+import { installSecurityHeaders } from './security-headers.ts';
 import { ruleFor, type RequestParts, type RouteRule, type RouteTable } from './route-table.ts';
 
 declare module 'fastify' {
@@ -93,22 +93,7 @@ export function installSecurity(app: FastifyInstance, options: SecurityOptions):
   const control = accessControl(options.config);
   requireRules(app, options);
   app.decorateRequest('principal', undefined);
-  // The APIs serve JSON only, so a strict policy costs nothing; the console's page loads its own files alone.
-  void app.register(helmet, {
-    contentSecurityPolicy: {
-      directives: {
-        defaultSrc: ["'self'"],
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        imgSrc: ["'self'", 'data:'],
-        objectSrc: ["'none'"],
-        frameAncestors: ["'none'"],
-        // Over plain HTTP, upgrading the page's own requests to HTTPS would break it.
-        upgradeInsecureRequests: options.config.tlsCert === undefined ? null : [],
-      },
-    },
-    // HSTS only means something over HTTPS, and would pin a laptop's http://localhost otherwise.
-    hsts: options.config.tlsCert !== undefined,
-  });
+  installSecurityHeaders(app, options.config);
   if (!control.open) void app.register(rateLimit, { global: false });
   void app.register(
     fp(async (instance) => {
@@ -118,7 +103,16 @@ export function installSecurity(app: FastifyInstance, options: SecurityOptions):
         if (repeated !== undefined) throw options.denials.badRequest(`query parameter ${JSON.stringify(repeated.slice(0, 100))} is given more than once; give it once`);
       };
       if (control.open) {
-        instance.addHook('onRequest', async (request) => refuseRepeated(request));
+        // A callback hook, as the other per-request hooks: an async one costs every request a promise.
+        instance.addHook('onRequest', (request, _reply, done) => {
+          try {
+            refuseRepeated(request);
+          } catch (error) {
+            done(error as Error);
+            return;
+          }
+          done();
+        });
         return;
       }
       let limiter: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
@@ -175,27 +169,33 @@ export function installSecurity(app: FastifyInstance, options: SecurityOptions):
 }
 
 /** One log line per write: who, what, and the outcome (with the service's own details, e.g. version and id). */
+// Callback hooks: they run on every request of every service, and an async hook costs each a promise.
 function audit(instance: FastifyInstance, options: SecurityOptions): void {
-  instance.addHook('preSerialization', async (request, _reply, payload) => {
+  instance.addHook('preSerialization', (request, _reply, payload, done) => {
     if (request.routeOptions.config.access?.audit) (request as unknown as Record<symbol, unknown>)[AUDIT_ANSWER] = payload;
-    return payload;
+    done(null, payload);
   });
-  instance.addHook('onResponse', async (request, reply) => {
-    const rule = request.routeOptions.config.access;
-    if (!rule?.audit || request.method === 'GET') return;
-    const answer = (request as unknown as Record<symbol, unknown>)[AUDIT_ANSWER];
-    const params = request.params as Record<string, string | undefined>;
-    options.logger.info(
-      {
-        audit: options.service,
-        principal: request.principal?.name,
-        method: request.method,
-        route: request.routeOptions.url,
-        ...(params.subject === undefined ? {} : { subject: params.subject }),
-        status: reply.statusCode,
-        ...(reply.statusCode < 400 && options.describeWrite ? options.describeWrite(request, answer) : {}),
-      },
-      `${options.service} write by ${request.principal?.name ?? 'nobody'}: ${request.method} ${request.url.split('?')[0]} -> ${reply.statusCode}`,
-    );
+  instance.addHook('onResponse', (request, reply, done) => {
+    auditWrite(request, reply, options);
+    done();
   });
+}
+
+function auditWrite(request: FastifyRequest, reply: FastifyReply, options: SecurityOptions): void {
+  const rule = request.routeOptions.config.access;
+  if (!rule?.audit || request.method === 'GET') return;
+  const answer = (request as unknown as Record<symbol, unknown>)[AUDIT_ANSWER];
+  const params = request.params as Record<string, string | undefined>;
+  options.logger.info(
+    {
+      audit: options.service,
+      principal: request.principal?.name,
+      method: request.method,
+      route: request.routeOptions.url,
+      ...(params.subject === undefined ? {} : { subject: params.subject }),
+      status: reply.statusCode,
+      ...(reply.statusCode < 400 && options.describeWrite ? options.describeWrite(request, answer) : {}),
+    },
+    `${options.service} write by ${request.principal?.name ?? 'nobody'}: ${request.method} ${request.url.split('?')[0]} -> ${reply.statusCode}`,
+  );
 }

@@ -68,7 +68,65 @@ export function summarize(profile: CpuProfile): { self: HotFunction[]; total: Ho
   return { self: rows(selfTime, totalTime, true), total: rows(totalTime, selfTime, false), idlePct: pct(idle) };
 }
 
-if (import.meta.main) {
+/** A stage of the ingress's work, recognised by any frame of a sample's stack. */
+export interface Stage {
+  name: string;
+  frame: RegExp;
+}
+
+/**
+ * The ingress's stages. A sample belongs to the stage of its innermost frame that
+ * any stage recognises (an Avro encode inside the route handler is encoding; a
+ * socket write is the HTTP answer's or the produce request's by the first frame
+ * above Node's socket code). What no frame names is "other" (V8, timers, the event loop).
+ */
+export const INGRESS_STAGES: readonly Stage[] = [
+  { name: 'garbage collection', frame: /^\(garbage collector\)/ },
+  { name: 'produce (seam + client, sockets)', frame: /@platformatic\/kafka|@platformatic\/dynamic-buffer|(^| )kafka\/|batching-producer\.ts/ },
+  { name: 'encoding (Avro, framing)', frame: /encodeAvro|toBuffer|wire-format\.ts|Tap\.write/ },
+  { name: 'validation', frame: /checkEvents|validateAvro|isValid|ajv/ },
+  { name: 'body parse (JSON)', frame: /body-parsers\.ts|core\/json\.ts/ },
+  { name: 'record building', frame: /toRecords|prepareAtomic|preparePartial/ },
+  { name: 'authentication, limits, audit, security headers', frame: /(^| )access\/|rate-limit/ },
+  { name: 'metrics', frame: /prom-client|http-metrics\.ts/ },
+  { name: 'logging', frame: /pino|logger/ },
+  { name: 'tracing hooks', frame: /tracing\.ts|@opentelemetry/ },
+  { name: 'HTTP (Node, Fastify)', frame: /node:_http|fastify|find-my-way|^parserOn/ },
+];
+
+/** Each stage's share of the busy (non-idle) samples, in percent; "other" is the rest. */
+export function stageShares(profile: CpuProfile, stages: readonly Stage[]): Record<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const time = new Map<string, number>();
+  let busy = 0;
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    const leaf = byId.get(id);
+    if (!leaf || leaf.callFrame.functionName === '(idle)') return;
+    busy += dt;
+    let stage = 'other';
+    for (let cur: number | undefined = id; cur !== undefined && stage === 'other'; cur = parent.get(cur)) {
+      const l = label(byId.get(cur)!);
+      stage = stages.find((s) => s.frame.test(l))?.name ?? 'other';
+    }
+    time.set(stage, (time.get(stage) ?? 0) + dt);
+  });
+  const out: Record<string, number> = {};
+  for (const name of [...stages.map((s) => s.name), 'other']) out[name] = Number(((100 * (time.get(name) ?? 0)) / Math.max(1, busy)).toFixed(1));
+  return out;
+}
+
+if (import.meta.main && process.argv.includes('--stages')) {
+  // node bench/profile-summary.ts --stages <file.cpuprofile> [cpu µs per event]: each stage's share (and µs per event).
+  const [file, perEvent] = process.argv.slice(2).filter((a) => a !== '--stages');
+  const shares = stageShares(JSON.parse(readFileSync(file!, 'utf8')) as CpuProfile, INGRESS_STAGES);
+  for (const [name, pct] of Object.entries(shares)) {
+    const us = perEvent === undefined ? '' : `  ${((pct / 100) * Number(perEvent)).toFixed(1).padStart(6)} µs`;
+    process.stdout.write(`${pct.toFixed(1).padStart(5)}%${us}  ${name}\n`);
+  }
+} else if (import.meta.main) {
   const file = process.argv[2];
   if (!file) throw new Error('usage: node bench/profile-summary.ts <file.cpuprofile> [top]');
   const top = Number(process.argv[3] ?? '25');

@@ -4,10 +4,14 @@
  * reviver's access to the source text) and written back digit for digit.
  */
 
-// Only bodies that contain a long digit run can hold an unsafe integer, and only
-// those or a three-digit exponent a number too large for a double (1e400 parses
-// to Infinity); the reviver is several times slower than a plain parse, so skip it otherwise.
-const MAYBE_UNSAFE_NUMBER = /\d{16,}|[eE][+-]?\d{3}/;
+// Only a number of 16 or more integer digits can be an unsafe integer, and only that or a
+// three-digit exponent a number too large for a double (1e400 parses to Infinity). The reviver
+// is several times slower than a plain parse, so it runs only when such a number may be there.
+// A JSON number starts the text or follows '[', ':' or ',' (and whitespace): matching only
+// there keeps ids inside strings ("3e456a1b", long digit runs) off the slow path, which every
+// batch of UUID-keyed events took before. Inside a string the pattern can still match (":1e999"):
+// that costs a slower parse, never a wrong one. Linear: each start is a distinct delimiter.
+const MAYBE_UNSAFE_NUMBER = /(?:^|[[:,])\s*-?(?:\d{16,}|\d+(?:\.\d+)?[eE][+-]?\d{3})/;
 
 /** A JSON number that a double cannot hold (JSON.parse would turn it into Infinity). */
 export class NonFiniteNumberError extends Error {

@@ -4,6 +4,7 @@ import { BrokerUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RetryPolicy } from '../core/retry.ts';
 import { splitByCounts } from '../core/arrays.ts';
+import { OnePassProducer } from './produce-request.ts';
 import { clientOptions, errorContext, routeClientEvents, transactionalIdentity } from './connection.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import { partitionForKey } from './partitioner.ts';
@@ -145,7 +146,7 @@ export class KafkaProducer {
   constructor(config: SluiceConfig, logger: Logger, settings: ProducerSettings) {
     const acks = settings.acks ?? 'all';
     const idempotent = settings.idempotent ?? acks === 'all';
-    this.#client = new Producer<Buffer, Buffer, Buffer, Buffer>({
+    this.#client = new OnePassProducer<Buffer, Buffer, Buffer, Buffer>({
       ...clientOptions(config, {
         name: settings.name,
         retry: settings.retry,

@@ -115,6 +115,36 @@ describe('JSON with 64-bit integers', () => {
     expect(stringifyJson(parsed)).toBe(text);
   });
 
+  it('parses every number as the reviver would, whatever the strings around it hold (property)', () => {
+    // The oracle: the slow path's rule applied to every number, with no pre-check.
+    const exact = (text: string): unknown =>
+      JSON.parse(text, ((_key: string, value: unknown, context?: { source?: string }) =>
+        typeof value === 'number' && !Number.isSafeInteger(value) && /^-?\d+$/.test(context?.source ?? '') ? BigInt(context!.source!) : value) as never);
+    const wide = fc.oneof(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String), fc.constantFrom('1.5e300', '-0.5e-300', '12345678901234567.25', '7E+307'));
+    const idLike = fc.constantFrom('3e456a1b', '1234567890123456789', 'a:1e999', '[-99999999999999999]', 'x,1E400');
+    const value: fc.Arbitrary<string> = fc.letrec((tie) => ({
+      node: fc.oneof(
+        { depthSize: 'small' },
+        wide,
+        fc.integer().map(String),
+        idLike.map((s) => JSON.stringify(s)),
+        fc.array(tie('node'), { maxLength: 4 }).map((items) => `[${items.join(' , ')}]`),
+        fc.array(fc.tuple(idLike, tie('node')), { maxLength: 4 }).map((entries) => `{${entries.map(([k, v]) => `${JSON.stringify(k)}:\n ${v}`).join(',')}}`),
+      ),
+    })).node;
+    fc.assert(
+      fc.property(value, (text) => {
+        expect(parseJson(text)).toEqual(exact(text));
+      }),
+    );
+  });
+
+  it('keeps ids that look like numbers inside strings as they are, and still refuses 1e400', () => {
+    expect(parseJson('{"orderId":"bench-7-3e456a1b","n":"12345678901234567890"}')).toEqual({ orderId: 'bench-7-3e456a1b', n: '12345678901234567890' });
+    expect(() => parseJson('{"id":"3e4","amount": 1e400}')).toThrowError(/amount: number 1e400 is too large/);
+    expect(() => parseJson('[-1E+999]')).toThrowError(/too large/);
+  });
+
   it('writes bytes as base64', () => {
     expect(stringifyJson({ b: Buffer.from([1, 2, 3]) })).toBe('{"b":"AQID"}');
   });

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { DEAD_LETTER_PAGE_MAX, readDeadLetterPage, replayDeadLetters, type DeadLetterPosition } from '../consumers/dead-letters.ts';
-import { DeadLetterReplayError, NotFoundError, SluiceError } from '../core/errors.ts';
+import type { Principal } from '../access/permissions.ts';
+import { DeadLetterReplayError, ForbiddenError, NotFoundError, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Kafka, KafkaAdmin } from '../kafka/index.ts';
 
@@ -21,6 +22,8 @@ export interface DeadLetterDeps {
   isDeadLetterTopic(topic: string): boolean;
   /** Where a replay of a dead-letter topic may write (replayTargets of the topology). */
   replayTargets(topic: string): ReadonlySet<string>;
+  /** Why `principal` may not write to `topic`, or undefined when it may (see mayProduceTo). */
+  cannotProduceTo(principal: Principal | undefined, topic: string): string | undefined;
 }
 
 /** SLUICE_CONSOLE_DLQ_SUFFIX: the naming rule of dead-letter topics (`orders.placed.dlq`). */
@@ -87,6 +90,12 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: DeadLetterD
     const { topic } = request.params;
     const selected = replaySelection(request.body);
     await requireTopic(topic);
+    const targets = deps.replayTargets(topic);
+    // A replay writes to its targets: the operator must be allowed to write there, not only to replay.
+    for (const target of targets) {
+      const reason = deps.cannotProduceTo(request.principal, target);
+      if (reason !== undefined) throw new ForbiddenError(`replaying ${topic} writes to ${target}: ${reason}`);
+    }
     const seen = new Set<string>();
     try {
       const result = await replayDeadLetters({
@@ -95,7 +104,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: DeadLetterD
         log: deps.logger,
         topic,
         // Back only where the topology says this topic's letters come from, whatever a letter's header claims.
-        targets: deps.replayTargets(topic),
+        targets,
         dryRun: false,
         ...(selected === undefined
           ? {}

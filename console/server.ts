@@ -18,6 +18,7 @@ import type { Topology } from '../topology/model.ts';
 import { ConsoleSessions, secureCookie } from '../access/console-session.ts';
 import { SLUICE_DENIALS } from '../access/denials.ts';
 import { checkExposure, scheme, serverFactory } from '../access/http.ts';
+import { cannotProduceTo } from '../access/permissions.ts';
 import { installSecurity } from '../access/plugin.ts';
 import { CONSOLE_ROUTES } from '../access/route-table.ts';
 
@@ -28,7 +29,7 @@ export interface ConsoleOptions {
   /** 0 picks a free port. */
   port?: number;
   /** Which topics are dead-letter topics and where their letters go back to; by default SLUICE_TOPOLOGY's. */
-  topology?: Pick<Topology, 'workers' | 'bridges'>;
+  topology?: Pick<Topology, 'workers' | 'bridges' | 'routes'>;
 }
 
 /** The topology file, if it can be read: without it the console still serves, and replays nothing (no topic is known to feed a dead-letter topic). */
@@ -104,6 +105,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     logger: log,
     isDeadLetterTopic: deadLetters,
     replayTargets: (topic) => (topology ? replayTargets(topology, topic) : new Set()),
+    cannotProduceTo: (principal, topic) => cannotProduceTo(principal, topology?.routes ?? [], topic, access.open),
   });
 
   try {

@@ -78,7 +78,9 @@ beforeAll(async () => {
       { name: 'producer', allow: ['produce:/v1/orders'] },
       { name: 'writer', allow: [`registry:write:${topic}*`], password: PASSWORDS.writer },
       { name: 'viewer', allow: ['console:viewer', 'read:*'], password: PASSWORDS.viewer },
-      { name: 'operator', allow: ['console:operator', 'read:*'], password: PASSWORDS.operator },
+      // A replay writes to the worker's input: the operator may produce to the route that writes there.
+      { name: 'operator', allow: ['console:operator', 'read:*', 'produce:/v1/replay-orders'], password: PASSWORDS.operator },
+      { name: 'operator-no-write', allow: ['console:operator', 'read:*'] },
       // Signed in, allowed nothing: the "wrong permission" of every route.
       { name: 'lost', allow: ['read:no-such-topic'], password: PASSWORDS.lost },
       // A console viewer allowed the schemas of one subject.
@@ -116,6 +118,7 @@ beforeAll(async () => {
         { ...worker, name: 'forged-worker', deadLetter: forgedDlq },
       ],
       bridges: [],
+      routes: [{ method: 'POST', path: '/v1/replay-orders', topic: replayTarget, key: 'orderId' }],
     },
   });
   schemaId = (await new RegistryClient(registryUrl).latest(subject)).id;
@@ -492,6 +495,10 @@ describe('the console: dead-letter replay is an operator action', () => {
     const answer = await send(console_.url, { method: 'POST', path: `/api/dlq/${forgedDlq}/replay`, body: {} }, { cookie: operator.cookie, [CSRF_HEADER]: operator.csrf });
     expect(answer.status, answer.body).toBe(409);
     expect(JSON.parse(answer.body).message).toContain(`names "${topic}" as its topic, which is not one whose records dead-letter into ${forgedDlq}`);
+    // An operator who may not write to the worker's input (no produce on a route to it) is refused before anything is read.
+    const noWrite = await send(console_.url, { method: 'POST', path: `/api/dlq/${replayDlq}/replay`, body: {} }, bearer(access.keys['operator-no-write']!));
+    expect(noWrite.status, noWrite.body).toBe(403);
+    expect(JSON.parse(noWrite.body).message).toContain(`writes to ${replayTarget}: principal "operator-no-write" lacks produce:/v1/replay-orders`);
     expect((await readTopics([topic], { readCommitted: true })).filter((r) => String(r.key) === 'forged')).toEqual([]);
   });
 

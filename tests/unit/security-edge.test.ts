@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { secureCookie } from '../../access/console-session.ts';
+import { cannotProduceTo, parseGrant, type Principal } from '../../access/permissions.ts';
 import { Counter, Registry as PromRegistry } from 'prom-client';
 import { pageQuery } from '../../console/dead-letters.ts';
 import { replayTargets } from '../../consumers/dead-letters.ts';
@@ -265,5 +266,17 @@ describe('reserved headers and dead-letter replay targets', () => {
     ] as const) {
       expect(() => pageQuery(query), JSON.stringify(query)).toThrow(expect.objectContaining({ statusCode: 400, message: expect.stringContaining(named) }));
     }
+  });
+});
+
+describe('who may write to a topic (a console replay)', () => {
+  const p = (...grants: string[]): Principal => ({ name: 'op', grants: grants.map(parseGrant) });
+  it('a principal allowed to produce to a route that writes the topic, or *; nobody else', () => {
+    expect(cannotProduceTo(p('produce:/v1/orders'), topology.routes, 'orders.placed')).toBeUndefined();
+    expect(cannotProduceTo(p('*'), topology.routes, 'orders.scored')).toBeUndefined();
+    expect(cannotProduceTo(p('console:operator', 'read:*'), topology.routes, 'orders.placed')).toMatch(/lacks produce:\/v1\/orders/);
+    expect(cannotProduceTo(p('produce:*'), topology.routes, 'orders.scored')).toMatch(/lacks \* \(no route writes to orders.scored\)/);
+    expect(cannotProduceTo(undefined, topology.routes, 'orders.placed')).toBe('credentials required');
+    expect(cannotProduceTo(undefined, topology.routes, 'orders.placed', true)).toBeUndefined();
   });
 });

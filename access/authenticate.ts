@@ -50,7 +50,8 @@ export class Authenticator {
     const scheme = space < 0 ? header.toLowerCase() : header.slice(0, space).toLowerCase();
     const credential = space < 0 ? '' : header.slice(space + 1).trim();
     if (scheme === 'bearer' && credential.split('.').length === 3 && !credential.startsWith('sk_')) return this.#jwt(credential);
-    if (scheme !== 'bearer' && scheme !== 'basic') throw new UnauthenticatedError(`unsupported authorization scheme "${scheme.slice(0, 20)}" (use Bearer or Basic)`);
+    // Never echoed: a header without a scheme is usually the secret itself (`Authorization: sk_...`).
+    if (scheme !== 'bearer' && scheme !== 'basic') throw new UnauthenticatedError('unsupported authorization scheme (use Bearer <key or token>, or Basic)');
     return this.#cached(`${scheme} ${credential}`, async () => {
       if (scheme === 'bearer') return this.#key(credential);
       const decoded = Buffer.from(credential, 'base64').toString('utf8');

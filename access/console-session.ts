@@ -1,8 +1,10 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { SluiceConfig } from '../core/config.ts';
 import { ForbiddenError, UnauthenticatedError } from '../core/errors.ts';
 import type { AccessControl } from './control.ts';
+import { scheme } from './http.ts';
 import { authorize, type Principal } from './permissions.ts';
 
 /**
@@ -19,6 +21,15 @@ interface Session {
   principal: Principal;
   csrf: string;
   expires: number;
+}
+
+/**
+ * Whether the session cookie is `Secure` (SLUICE_CONSOLE_SECURE_COOKIE): by
+ * default when the console serves HTTPS itself; `true` behind a proxy that
+ * terminates TLS (the console then sees plain HTTP, the browser HTTPS).
+ */
+export function secureCookie(config: Pick<SluiceConfig, 'consoleSecureCookie' | 'tlsCert' | 'tlsKey'>): boolean {
+  return config.consoleSecureCookie === 'auto' ? scheme(config) === 'https' : config.consoleSecureCookie === 'true';
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD']);

@@ -137,3 +137,18 @@ export function authorize(principal: Principal | undefined, needs: readonly Need
 export function canReadSubject(principal: Principal | undefined, subject: string, open = false): boolean {
   return authorize(principal, [{ kind: 'registry:read', subject }], open).allowed;
 }
+
+/**
+ * Why `principal` may not write records to `topic` of the topology, or
+ * undefined when it may. Writing is granted per ingress route (`produce:`), so
+ * a principal may write to a topic when it may produce to a route that writes
+ * there; a topic no route writes to (a worker's output) is `*`'s alone.
+ */
+export function cannotProduceTo(principal: Principal | undefined, routes: readonly { path: string; topic: string }[], topic: string, open = false): string | undefined {
+  if (open) return undefined;
+  if (!principal) return 'credentials required';
+  if (principal.grants.some((g) => g.kind === 'all')) return undefined;
+  const paths = routes.filter((r) => r.topic === topic).map((r) => r.path);
+  if (paths.some((route) => authorize(principal, [{ kind: 'produce', route }]).allowed)) return undefined;
+  return paths.length === 0 ? `principal "${principal.name}" lacks * (no route writes to ${topic})` : `principal "${principal.name}" lacks ${paths.map((p) => `produce:${p}`).join(' or ')}`;
+}

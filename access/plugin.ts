@@ -20,6 +20,7 @@ declare module 'fastify' {
 
 /** How a service says no, in its own error-body shape (the registry's is Confluent's). */
 export interface Denials {
+  badRequest(message: string): Error;
   unauthenticated(message: string): Error;
   forbidden(message: string): Error;
   rateLimited(message: string): Error;
@@ -56,6 +57,17 @@ function parts(request: FastifyRequest): RequestParts {
 }
 
 /**
+ * The name of a query parameter given more than once, if any. Fastify's parser
+ * makes it an array, which a permission check or a route would otherwise read
+ * as one joined string (`topic=a&topic=b` as "a,b"): refused, for every route
+ * of every service, before anything looks at the query.
+ */
+export function repeatedParameter(query: unknown): string | undefined {
+  if (typeof query !== 'object' || query === null) return undefined;
+  return Object.keys(query).find((name) => Array.isArray((query as Record<string, unknown>)[name]));
+}
+
+/**
  * Every route needs a rule in the table: registering one without fails at
  * start-up, so no route is ever served unprotected by omission.
  */
@@ -86,13 +98,31 @@ export function installSecurity(app: FastifyInstance, options: SecurityOptions):
   void app.register(
     fp(async (instance) => {
       audit(instance, options);
-      if (control.open) return;
+      const refuseRepeated = (request: FastifyRequest): void => {
+        const repeated = repeatedParameter(request.query);
+        if (repeated !== undefined) throw options.denials.badRequest(`query parameter ${JSON.stringify(repeated.slice(0, 100))} is given more than once; give it once`);
+      };
+      if (control.open) {
+        // A callback hook, as the other per-request hooks: an async one costs every request a promise.
+        instance.addHook('onRequest', (request, _reply, done) => {
+          try {
+            refuseRepeated(request);
+          } catch (error) {
+            done(error as Error);
+            return;
+          }
+          done();
+        });
+        return;
+      }
       let limiter: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
       const limit = (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+        // Health probes are never limited (see RouteRule.probe).
+        if (request.routeOptions.config.access?.probe) return Promise.resolve();
         limiter ??= instance.rateLimit({
           timeWindow: 60_000,
           max: (request: FastifyRequest) => request.principal?.rateLimit ?? options.config.rateLimit,
-          // Per principal; without one (public routes, failed logins) per client address.
+          // Per principal; without one (anonymous calls of public routes, failed sign-ins) per client address.
           keyGenerator: (request: FastifyRequest) => (request.principal ? `principal:${request.principal.name}` : `address:${request.ip}`),
           allowList: (request: FastifyRequest) => (request.principal?.rateLimit ?? options.config.rateLimit) === 0,
           errorResponseBuilder: (_request: FastifyRequest, context: { max: number; after: string }) =>
@@ -115,6 +145,7 @@ export function installSecurity(app: FastifyInstance, options: SecurityOptions):
           throw options.denials.unauthenticated((error as Error).message);
         }
         await limit(request, reply);
+        refuseRepeated(request);
         // A path no route matches still needs credentials: unknown paths tell an anonymous caller nothing.
         const decision = authorize(request.principal, rule ? rule.needs(parts(request)) : [{ kind: 'authenticated' }]);
         if (!decision.allowed) {

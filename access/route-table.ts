@@ -18,6 +18,12 @@ export interface RouteRule {
   audit?: boolean;
   /** The answer is a subject list, cut down to the subjects the principal may read. */
   filterSubjects?: boolean;
+  /**
+   * A health probe: never rate limited. Behind a load balancer every client and
+   * the balancer's own checks may share one address, so a flood of anonymous
+   * requests must not make the probes fail and take every replica out.
+   */
+  probe?: boolean;
 }
 
 export type RouteTable = Readonly<Record<string, RouteRule>>;
@@ -28,13 +34,14 @@ const always =
     needs;
 const PUBLIC: RouteRule = { needs: always({ kind: 'public' }) };
 const SIGNED_IN: RouteRule = { needs: always({ kind: 'authenticated' }) };
+const PROBE: RouteRule = { needs: always({ kind: 'public' }), probe: true };
 const subject = (r: RequestParts): string => r.params.subject ?? '';
 
 /** The ingress: health for load balancers, metrics for the scraper, docs for anyone signed in, and one produce rule per topology route. */
 export function ingressRouteTable(routePaths: readonly string[]): RouteTable {
   const table: Record<string, RouteRule> = {
-    'GET /healthz': PUBLIC,
-    'GET /readyz': PUBLIC,
+    'GET /healthz': PROBE,
+    'GET /readyz': PROBE,
     'GET /metrics': { needs: always({ kind: 'metrics' }) },
     'GET /docs': SIGNED_IN,
     'GET /docs/openapi.json': SIGNED_IN,

@@ -153,7 +153,7 @@ export function discoveryStep(config: SluiceConfig, log: Logger, requested: bool
 
 /** GET /metrics for every worker of this process (they share one registry). */
 export async function workerMetricsService(config: SluiceConfig, log: Logger): Promise<Service> {
-  const server = await startMetricsServer(workerMetrics().registry, config.workerMetricsHost, config.workerMetricsPort, log.child({ component: 'worker-metrics' }));
+  const server = await startMetricsServer(workerMetrics().registry, { config, host: config.workerMetricsHost, port: config.workerMetricsPort }, log.child({ component: 'worker-metrics' }));
   return { name: 'worker metrics', close: () => server.close() };
 }
 

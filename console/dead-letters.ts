@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { deadLetterSummary, readDeadLetters, replayDeadLetters } from '../consumers/dead-letters.ts';
-import { DeadLetterReplayError, NotFoundError, SluiceError } from '../core/errors.ts';
+import { DEAD_LETTER_PAGE_MAX, readDeadLetterPage, replayDeadLetters, type DeadLetterPosition } from '../consumers/dead-letters.ts';
+import type { Principal } from '../access/permissions.ts';
+import { DeadLetterReplayError, ForbiddenError, NotFoundError, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Kafka, KafkaAdmin } from '../kafka/index.ts';
 
@@ -17,10 +18,18 @@ export interface DeadLetterDeps {
   kafka: Kafka;
   admin: KafkaAdmin;
   logger: Logger;
+  /** Whether a topic is a dead-letter topic (the suffix rule, or the topology's `deadLetter` topics): the only topics these routes read or replay. */
+  isDeadLetterTopic(topic: string): boolean;
+  /** Where a replay of a dead-letter topic may write (replayTargets of the topology). */
+  replayTargets(topic: string): ReadonlySet<string>;
+  /** Why `principal` may not write to `topic`, or undefined when it may (see mayProduceTo). */
+  cannotProduceTo(principal: Principal | undefined, topic: string): string | undefined;
 }
 
-/** SLUICE_CONSOLE_DLQ_SUFFIX: the topics the page offers a dead-letter view of (the API reads any topic as dead letters, as the CLI does). */
+/** SLUICE_CONSOLE_DLQ_SUFFIX: the naming rule of dead-letter topics (`orders.placed.dlq`). */
 export const isDeadLetterTopic = (topic: string, suffix: string): boolean => topic.endsWith(suffix) && topic.length > suffix.length;
+
+export const DEAD_LETTER_PAGE_DEFAULT = 50;
 
 const badRequest = (message: string) => new SluiceError('SLUICE_BAD_REQUEST', message, { statusCode: 400 });
 
@@ -42,25 +51,51 @@ export function replaySelection(body: unknown): Set<string> | undefined {
   return selected;
 }
 
+/** `?from=<partition>:<offset>&limit=<n>` of GET /api/dlq/:topic; a bad value is a 400 naming it. */
+export function pageQuery(query: Record<string, unknown>): { from?: DeadLetterPosition; limit: number } {
+  for (const name of Object.keys(query)) if (name !== 'from' && name !== 'limit') throw badRequest(`unknown query parameter ${JSON.stringify(name.slice(0, 100))} (only "from" and "limit")`);
+  const { from, limit } = query as { from?: string; limit?: string };
+  let position: DeadLetterPosition | undefined;
+  if (from !== undefined) {
+    const match = /^(\d{1,9}):(\d{1,19})$/.exec(from);
+    if (!match) throw badRequest(`from must be "<partition>:<offset>" (the "next" of the previous page); got ${JSON.stringify(from.slice(0, 100))}`);
+    position = { partition: Number(match[1]), offset: BigInt(match[2]!) };
+  }
+  if (limit !== undefined && (!/^\d{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > DEAD_LETTER_PAGE_MAX)) {
+    throw badRequest(`limit must be a whole number from 1 to ${DEAD_LETTER_PAGE_MAX}; got ${JSON.stringify(limit.slice(0, 100))}`);
+  }
+  return { ...(position === undefined ? {} : { from: position }), limit: limit === undefined ? DEAD_LETTER_PAGE_DEFAULT : Number(limit) };
+}
+
 export function registerDeadLetterRoutes(app: FastifyInstance, deps: DeadLetterDeps): void {
   const { kafka, admin } = deps;
 
-  // Checked first: a replay of a topic that does not exist would create its ledger topic.
+  // Checked first: only dead-letter topics are read here, and a replay of a topic that does not exist would create its ledger topic.
   const requireTopic = async (topic: string): Promise<void> => {
+    if (!deps.isDeadLetterTopic(topic))
+      throw badRequest(`topic ${JSON.stringify(topic.slice(0, 249))} is not a dead-letter topic (its name must end in SLUICE_CONSOLE_DLQ_SUFFIX, or the topology must name it a deadLetter)`);
     if (!(await admin.listTopics()).includes(topic)) throw new NotFoundError(`topic ${topic} does not exist`);
   };
 
-  app.get<{ Params: { topic: string } }>('/api/dlq/:topic', async (request) => {
+  // One page at a time (`next` says where the following one starts): a topic of any size costs a page of memory.
+  app.get<{ Params: { topic: string }; Querystring: Record<string, unknown> }>('/api/dlq/:topic', async (request) => {
     const { topic } = request.params;
+    const page = pageQuery(request.query);
     await requireTopic(topic);
-    const letters = await readDeadLetters({ kafka, admin, log: deps.logger, topic });
-    return { topic, letters: letters.map(deadLetterSummary) };
+    const { letters, next } = await readDeadLetterPage({ kafka, admin, log: deps.logger, topic, ...page });
+    return { topic, letters, next: next === undefined ? null : `${next.partition}:${next.offset}` };
   });
 
   app.post<{ Params: { topic: string }; Body: unknown }>('/api/dlq/:topic/replay', async (request) => {
     const { topic } = request.params;
     const selected = replaySelection(request.body);
     await requireTopic(topic);
+    const targets = deps.replayTargets(topic);
+    // A replay writes to its targets: the operator must be allowed to write there, not only to replay.
+    for (const target of targets) {
+      const reason = deps.cannotProduceTo(request.principal, target);
+      if (reason !== undefined) throw new ForbiddenError(`replaying ${topic} writes to ${target}: ${reason}`);
+    }
     const seen = new Set<string>();
     try {
       const result = await replayDeadLetters({
@@ -68,6 +103,8 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: DeadLetterD
         admin,
         log: deps.logger,
         topic,
+        // Back only where the topology says this topic's letters come from, whatever a letter's header claims.
+        targets,
         dryRun: false,
         ...(selected === undefined
           ? {}
@@ -88,7 +125,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: DeadLetterD
       deps.logger.info({ topic, principal: request.principal?.name, ...answer }, 'dead letters replayed from the console');
       return answer;
     } catch (error) {
-      // A letter without its original topic cannot go back: nothing was replayed, and the caller can do nothing about it here.
+      // A letter without its original topic, or naming one its letters do not come from, cannot go back: nothing was replayed.
       if (error instanceof DeadLetterReplayError) throw new SluiceError('SLUICE_DLQ_REPLAY', error.message.replace(/; name the target with --to$/, ''), { statusCode: 409 });
       throw error;
     }

@@ -1,5 +1,7 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Kafka } from '../kafka/index.ts';
+import { drained } from '../core/backpressure.ts';
 import { SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
@@ -7,6 +9,7 @@ import { compileFilter } from '../tail/filter.ts';
 import { recordObject, toJson } from '../tail/format.ts';
 import { parseSince, type StartPosition } from '../tail/positions.ts';
 import { startTail } from '../tail/reader.ts';
+import { READ_FETCH_BYTES, READ_PARTITION_BYTES } from '../producers/read-route.ts';
 
 interface TailQuery {
   topic?: string;
@@ -24,12 +27,28 @@ function event(name: string, data: string): string {
   return `event: ${name}\ndata: ${data}\n\n`;
 }
 
+export interface LiveTailStats {
+  /** Live tails open now. */
+  open: number;
+  /** Most bytes any live tail had waiting in its socket's buffer (what the browser had not taken yet). */
+  maxBufferedBytes: number;
+}
+
 /**
  * GET /api/tail?topic=&where=&from=: the same engine as `sluice tail`, streamed
  * as Server-Sent Events (one `record` event per record, JSON with exact longs).
- * The tail stops when the browser goes away.
+ * The tail stops when the browser goes away. Bounded as the ingress's read path
+ * (producers/read-route.ts): fetches of at most READ_FETCH_BYTES, and the next
+ * fetch waits until the browser has taken what was written ('drain'), so a
+ * slow or stalled browser pauses the reading instead of growing memory.
  */
-export function registerLiveTail(app: FastifyInstance, deps: { kafka: Kafka; registry: RegistryClient; logger: Logger }): void {
+export function registerLiveTail(app: FastifyInstance, deps: { kafka: Kafka; registry: RegistryClient; logger: Logger }): { stats(): LiveTailStats } {
+  const stats: LiveTailStats = { open: 0, maxBufferedBytes: 0 };
+  const send = async (raw: ServerResponse, text: string): Promise<void> => {
+    const flushed = raw.write(text);
+    if (raw.writableLength > stats.maxBufferedBytes) stats.maxBufferedBytes = raw.writableLength;
+    if (!flushed && !raw.destroyed) await drained(raw);
+  };
   app.get<{ Querystring: TailQuery }>('/api/tail', async (request, reply) => {
     const { topic, where } = request.query;
     if (!topic) throw new SluiceError('SLUICE_BAD_REQUEST', 'topic is required', { statusCode: 400 });
@@ -47,7 +66,9 @@ export function registerLiveTail(app: FastifyInstance, deps: { kafka: Kafka; reg
       open = false;
       stop();
     });
-    const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
+    // Only while nothing is waiting in the buffer: a stalled browser gets no more bytes, not even these.
+    const heartbeat = setInterval(() => raw.writableLength === 0 && raw.write(': keep-alive\n\n'), 15_000);
+    stats.open += 1;
     try {
       const tail = await startTail({
         kafka: deps.kafka,
@@ -55,12 +76,14 @@ export function registerLiveTail(app: FastifyInstance, deps: { kafka: Kafka; reg
         logger: deps.logger,
         topics: [topic],
         position,
+        fetchBytes: { maxBytes: READ_FETCH_BYTES, maxBytesPerPartition: READ_PARTITION_BYTES },
         ...(filter ? { filter } : {}),
-        onRecords(records) {
-          if (!open) return;
-          let text = '';
-          for (const r of records) text += event('record', toJson(recordObject(r, true), r.binary));
-          raw.write(text);
+        async onRecords(records) {
+          // Record by record, waiting for the browser whenever its buffer is full: at most one fetch is held.
+          for (const r of records) {
+            if (!open) return;
+            await send(raw, event('record', toJson(recordObject(r, true), r.binary)));
+          }
         },
       });
       stop = () => void tail.stop().catch((error: unknown) => deps.logger.warn({ err: error, topic }, 'live tail did not stop cleanly'));
@@ -75,8 +98,10 @@ export function registerLiveTail(app: FastifyInstance, deps: { kafka: Kafka; reg
       deps.logger.warn({ err: error, topic }, 'live tail could not start');
       raw.write(event('failure', JSON.stringify({ message: (error as Error).message })));
     } finally {
+      stats.open -= 1;
       clearInterval(heartbeat);
       if (open) raw.end();
     }
   });
+  return { stats: () => ({ ...stats }) };
 }

@@ -9,12 +9,16 @@ import { RegistryClient } from '../core/registry-client.ts';
 import { describeGroup, describeTopic, listGroups, listTopics } from './cluster.ts';
 import { isDeadLetterTopic, registerDeadLetterRoutes } from './dead-letters.ts';
 import { LagHistory } from './lag-history.ts';
-import { registerLiveTail } from './live-tail.ts';
+import { registerLiveTail, type LiveTailStats } from './live-tail.ts';
 import { registerSchemaRoutes } from './schemas.ts';
 import { registerStatic } from './static.ts';
-import { ConsoleSessions } from '../access/console-session.ts';
+import { replayTargets } from '../consumers/dead-letters.ts';
+import { loadTopology } from '../topology/load.ts';
+import type { Topology } from '../topology/model.ts';
+import { ConsoleSessions, secureCookie } from '../access/console-session.ts';
 import { SLUICE_DENIALS } from '../access/denials.ts';
 import { checkExposure, scheme, serverFactory } from '../access/http.ts';
+import { cannotProduceTo } from '../access/permissions.ts';
 import { installSecurity } from '../access/plugin.ts';
 import { CONSOLE_ROUTES } from '../access/route-table.ts';
 
@@ -24,10 +28,24 @@ export interface ConsoleOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
+  /** Which topics are dead-letter topics and where their letters go back to; by default SLUICE_TOPOLOGY's. */
+  topology?: Pick<Topology, 'workers' | 'bridges' | 'routes'>;
+}
+
+/** The topology file, if it can be read: without it the console still serves, and replays nothing (no topic is known to feed a dead-letter topic). */
+function loadOwnTopology(config: SluiceConfig, log: Logger): Topology | undefined {
+  try {
+    return loadTopology(config.topologyFile);
+  } catch (error) {
+    log.warn({ err: error }, 'console: cannot read the topology; dead letters can be listed (by name) but not replayed');
+    return undefined;
+  }
 }
 
 export interface RunningConsole {
   url: string;
+  /** Open live tails and the most bytes any had waiting for its browser. */
+  tailStats(): LiveTailStats;
   close(): Promise<void>;
 }
 
@@ -53,7 +71,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     logController: new LogController({ disableRequestLogging: true }),
     serverFactory: serverFactory(config),
   });
-  const sessions = new ConsoleSessions({ ttlMs: config.consoleSessionTtlMs, secure: scheme(config) === 'https' });
+  const sessions = new ConsoleSessions({ ttlMs: config.consoleSessionTtlMs, secure: secureCookie(config) });
   const access = installSecurity(app, { service: 'console', config, logger: log, routes: CONSOLE_ROUTES, denials: SLUICE_DENIALS, identity: sessions.identity });
   app.setErrorHandler((error: FastifyError | SluiceError, _request, reply) => {
     const status = error instanceof RegistryError ? error.httpStatus : typeof error.statusCode === 'number' ? error.statusCode : 500;
@@ -64,8 +82,10 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   registerHttpMetrics(app, { service: 'console' });
   registerStatic(app);
   sessions.register(app, access);
-  // `deadLetters`: the page offers the topic's dead letters (and operators their replay).
-  const deadLetters = (name: string) => isDeadLetterTopic(name, config.consoleDeadLetterSuffix);
+  // `deadLetters`: the page offers the topic's dead letters (and operators their replay): by name, or as the topology declares them.
+  const topology = options.topology ?? loadOwnTopology(config, log);
+  const declared = new Set([...(topology?.workers ?? []), ...(topology?.bridges ?? [])].flatMap((w) => (w.deadLetter === undefined ? [] : [w.deadLetter])));
+  const deadLetters = (name: string) => isDeadLetterTopic(name, config.consoleDeadLetterSuffix) || declared.has(name);
   app.get('/api/topics', async () => (await listTopics(admin)).map((t) => ({ ...t, deadLetters: deadLetters(t.name) })));
   app.get<{ Params: { name: string } }>('/api/topics/:name', async (request) => ({ ...(await describeTopic(admin, request.params.name)), deadLetters: deadLetters(request.params.name) }));
   app.get('/api/groups', async () => listGroups(admin));
@@ -77,9 +97,16 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     });
     return { ...detail, history };
   });
-  registerSchemaRoutes(app, registry);
-  registerLiveTail(app, { kafka, registry, logger: log });
-  registerDeadLetterRoutes(app, { kafka, admin, logger: log });
+  registerSchemaRoutes(app, registry, access);
+  const liveTail = registerLiveTail(app, { kafka, registry, logger: log });
+  registerDeadLetterRoutes(app, {
+    kafka,
+    admin,
+    logger: log,
+    isDeadLetterTopic: deadLetters,
+    replayTargets: (topic) => (topology ? replayTargets(topology, topic) : new Set()),
+    cannotProduceTo: (principal, topic) => cannotProduceTo(principal, topology?.routes ?? [], topic, access.open),
+  });
 
   try {
     checkExposure(config, options.host ?? config.consoleHost, 'console', log);
@@ -95,6 +122,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   let closing: Promise<void> | undefined;
   return {
     url,
+    tailStats: () => liveTail.stats(),
     close() {
       closing ??= (async () => {
         lagHistory.close();

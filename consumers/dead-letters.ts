@@ -8,6 +8,7 @@ import type { FilterContext, RecordFilter } from '../tail/filter.ts';
 import { DLQ_HEADERS, headersToStrings, REPLAY_HEADER, REPLAYED_AT_HEADER } from './headers.ts';
 import { readTopicToEnd } from './topic-reader.ts';
 import { internalReplication } from '../topology/replication.ts';
+import type { Topology } from '../topology/model.ts';
 
 /**
  * Dead letters: listing them, and replaying them to the topic they came from.
@@ -128,6 +129,74 @@ export async function readDeadLetters(options: ReadDeadLettersOptions): Promise<
   });
 }
 
+/** Most dead letters one page holds (the console's view). */
+export const DEAD_LETTER_PAGE_MAX = 200;
+/** Most bytes one fetch of a page brings in: a page of large letters is read in several small fetches, never a whole topic. */
+const PAGE_FETCH_BYTES = 1024 * 1024;
+
+export interface DeadLetterPosition {
+  partition: number;
+  offset: bigint;
+}
+
+export interface DeadLetterPage {
+  letters: ReturnType<typeof deadLetterSummary>[];
+  /** Where the next page starts; undefined after the last letter there is now. */
+  next: DeadLetterPosition | undefined;
+}
+
+/**
+ * One page of a dead-letter topic: up to `limit` letters from `from` on
+ * (partition by partition, in offset order), as summaries (their bytes are
+ * not kept), each marked with its replay. Memory is bounded by the page, not
+ * the topic: each partition is read with small fetches until the page is full
+ * or the partition's end as it was when the page was asked for.
+ */
+export async function readDeadLetterPage(options: ReadDeadLettersOptions & { from?: DeadLetterPosition; limit: number }): Promise<DeadLetterPage> {
+  const { kafka, admin, topic } = options;
+  const limit = Math.min(Math.max(1, options.limit), DEAD_LETTER_PAGE_MAX);
+  const [earliest, latest] = await Promise.all([admin.listOffsets(topic, 'earliest'), admin.listOffsets(topic, 'latest', { readCommitted: true })]);
+  const ledger = await readLedger(kafka, admin, topic);
+  const letters: DeadLetterPage['letters'] = [];
+  for (const partition of [...latest.keys()].sort((a, b) => a - b)) {
+    if (options.from && partition < options.from.partition) continue;
+    const low = earliest.get(partition) ?? 0n;
+    const end = latest.get(partition)!;
+    const wanted = options.from?.partition === partition ? options.from.offset : low;
+    const start = wanted < low ? low : wanted;
+    if (start >= end) continue;
+    let after = start;
+    const reader = kafka.partitionReader({ readCommitted: true, maxWaitMs: 200, maxBytes: PAGE_FETCH_BYTES, maxBytesPerPartition: PAGE_FETCH_BYTES });
+    try {
+      reader.assign([{ topic, partition, offset: start }]);
+      await reader.run(
+        async (batch) => {
+          for (const record of batch.records) {
+            if (letters.length >= limit || record.offset >= end) return;
+            const letter = toDeadLetter(record);
+            const replayed = ledger.get(ledgerKey(letter.partition, letter.offset));
+            letters.push(deadLetterSummary(replayed ? { ...letter, replayed } : letter));
+            after = record.offset + 1n;
+          }
+        },
+        (positions) => letters.length >= limit || positions.every((p) => p.offset >= end),
+      );
+    } finally {
+      await reader.close();
+    }
+    if (letters.length >= limit) return { letters, next: after < end ? { partition, offset: after } : nextPartition(latest, earliest, partition) };
+  }
+  return { letters, next: undefined };
+}
+
+/** The first position after `partition` that still has letters, if any. */
+function nextPartition(latest: Map<number, bigint>, earliest: Map<number, bigint>, partition: number): DeadLetterPosition | undefined {
+  for (const p of [...latest.keys()].sort((a, b) => a - b)) {
+    if (p > partition && (earliest.get(p) ?? 0n) < latest.get(p)!) return { partition: p, offset: earliest.get(p) ?? 0n };
+  }
+  return undefined;
+}
+
 /** What a --where filter sees of a dead letter: the value decoded when it can be (a poison record cannot: null). */
 export async function filterContext(letter: DeadLetter, topic: string, registry: RegistryClient | undefined): Promise<FilterContext> {
   let value: unknown = null;
@@ -151,9 +220,25 @@ export async function filterContext(letter: DeadLetter, topic: string, registry:
   };
 }
 
+/**
+ * The topics a replay of `deadLetterTopic` may write to: those whose records
+ * dead-letter into it, by the topology (the inputs of the workers and the
+ * topics of the bridges that name it as their `deadLetter`). A letter's
+ * sluice.original.topic header is only a claim (a record from outside could
+ * have carried it): a replay follows it only into one of these.
+ */
+export function replayTargets(topology: Pick<Topology, 'workers' | 'bridges'>, deadLetterTopic: string): Set<string> {
+  const targets = new Set<string>();
+  for (const worker of topology.workers) if (worker.deadLetter === deadLetterTopic) targets.add(worker.input);
+  for (const bridge of topology.bridges ?? []) if (bridge.deadLetter === deadLetterTopic) targets.add(bridge.topic);
+  return targets;
+}
+
 export interface ReplayOptions extends ReadDeadLettersOptions {
   /** Target topic; by default each record's original topic (its sluice.original.topic header). */
   to?: string;
+  /** The only topics the replay may write to (replayTargets, or the operator's --to): a letter bound elsewhere stops the replay before anything is written. */
+  targets: ReadonlySet<string>;
   filter?: RecordFilter;
   /** Needed only when the filter reads `value`. */
   registry?: RegistryClient;
@@ -209,6 +294,11 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayR
       const to = options.to ?? letter.originalTopic;
       if (to === undefined) {
         throw new DeadLetterReplayError(`${topic} ${letter.partition}/${letter.offset} has no ${DLQ_HEADERS.originalTopic} header; name the target with --to`);
+      }
+      if (!options.targets.has(to)) {
+        throw new DeadLetterReplayError(
+          `${topic} ${letter.partition}/${letter.offset} names ${JSON.stringify(to.slice(0, 249))} as its topic, which is not one whose records dead-letter into ${topic} by the topology (${[...options.targets].join(', ') || 'none'}); nothing was replayed`,
+        );
       }
       result.replayed.push({ letter, to });
     }

@@ -1,4 +1,4 @@
-import { SluiceError } from '../core/errors.ts';
+import { ReservedHeaderError, SluiceError } from '../core/errors.ts';
 import type { KafkaRecord, OutgoingRecord, RecordHeaders } from '../kafka/types.ts';
 
 /** Record headers the worker runtime reads and writes. */
@@ -26,6 +26,40 @@ export const DLQ_HEADERS = {
 /** On a record re-produced from a dead-letter topic by `sluice dlq replay`: `<dlq topic>/<partition>/<offset>`. */
 export const REPLAY_HEADER = 'sluice.replay.of';
 export const REPLAYED_AT_HEADER = 'sluice.replayed.at';
+
+/**
+ * Header names only Sluice sets: every `sluice.*` header (the principal that
+ * produced, a dead letter's origin and error, a replay's source) and
+ * `sluice-source`. A message entering from outside must not carry them: a
+ * forged `sluice.original.topic` would choose where a replay writes, a forged
+ * `sluice.principal` who produced.
+ */
+export const RESERVED_HEADER_PREFIX = 'sluice.';
+
+export function isReservedHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower.startsWith(RESERVED_HEADER_PREFIX) || lower === SOURCE_HEADER;
+}
+
+/** Where a reserved header of a refused message is kept in its dead letter: renamed, so nothing is dropped and nothing is trusted. */
+export const REFUSED_HEADER_PREFIX = 'refused-header.';
+
+/**
+ * THE check every entry from outside runs on the headers it would copy into
+ * Kafka (today the RabbitMQ → Kafka bridge; the ingress copies no client
+ * header): throws ReservedHeaderError naming the reserved ones.
+ */
+export function refuseReservedHeaders(names: Iterable<string>, entry: string): void {
+  const reserved = [...names].filter(isReservedHeader);
+  if (reserved.length > 0) throw new ReservedHeaderError(reserved, entry);
+}
+
+/** `headers` with every reserved name renamed under REFUSED_HEADER_PREFIX (for the dead letter of a refused message). */
+export function renameReservedHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) out[isReservedHeader(name) ? `${REFUSED_HEADER_PREFIX}${name}` : name] = value;
+  return out;
+}
 
 const DLQ_HEADER_NAMES: ReadonlySet<string> = new Set(Object.values(DLQ_HEADERS));
 

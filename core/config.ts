@@ -567,6 +567,12 @@ export const OPTIONS = {
     description: 'How long a console login lasts.',
     parse: integer(60_000, 30 * 24 * 3_600_000),
   },
+  consoleSecureCookie: {
+    env: 'SLUICE_CONSOLE_SECURE_COOKIE',
+    default: 'auto',
+    description: "The console session cookie's `Secure` flag: auto (set when the console serves HTTPS itself), true (behind a TLS-terminating proxy: browsers send it over HTTPS only), or false.",
+    parse: oneOf('auto', 'true', 'false'),
+  },
   logLevel: {
     env: 'SLUICE_LOG_LEVEL',
     default: 'info',

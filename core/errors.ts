@@ -9,6 +9,7 @@ export const ERROR_CODES = [
   'SLUICE_ACCESS_FILE_MISSING',
   'SLUICE_PERMISSION_INVALID',
   'SLUICE_PASSWORD_TOO_SHORT',
+  'SLUICE_PASSWORD_ABORTED',
   'SLUICE_UNAUTHENTICATED',
   'SLUICE_FORBIDDEN',
   'SLUICE_RATE_LIMITED',
@@ -42,6 +43,7 @@ export const ERROR_CODES = [
   'SLUICE_WORKER_INVALID',
   'SLUICE_UNKNOWN_WORKER',
   'SLUICE_DLQ_REPLAY',
+  'SLUICE_RESERVED_HEADER',
   'SLUICE_TRANSACTION_ABORTED',
   'SLUICE_OUTPUT_TOO_LARGE',
   'SLUICE_SHUTDOWN_TIMEOUT',
@@ -282,6 +284,21 @@ export class WorkerConfigError extends SluiceError {
 export class DeadLetterReplayError extends SluiceError {
   constructor(message: string) {
     super('SLUICE_DLQ_REPLAY', message);
+  }
+}
+
+/**
+ * A message from outside (an AMQP message through the bridge) carries headers
+ * whose names are reserved for Sluice (`sluice.*`): refused, to the dead-letter
+ * topic, since Sluice alone sets them (who produced, where a dead letter came from).
+ */
+export class ReservedHeaderError extends SluiceError {
+  readonly headers: readonly string[];
+  constructor(headers: readonly string[], entry: string) {
+    super('SLUICE_RESERVED_HEADER', `${entry}: header(s) ${headers.map((h) => JSON.stringify(h.slice(0, 100))).join(', ')} are reserved for Sluice and cannot be set from outside`, {
+      statusCode: 400,
+    });
+    this.headers = headers;
   }
 }
 

@@ -2,7 +2,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../core/logger.ts';
 import type { ServiceRegistry } from '../discovery/registry.ts';
-import { backendsFrom, backendsKey, type Backend } from './backends.ts';
+import { backendsFrom, backendsKey, warnSkipped, type Backend } from './backends.ts';
 import { haproxyConfig } from './haproxy-config.ts';
 import { HaproxyProcess } from './haproxy-process.ts';
 import { nginxConfig } from './nginx-config.ts';
@@ -52,7 +52,8 @@ export async function startLbController(options: LbControllerOptions): Promise<L
     if (options.nginxFile) writeAtomically(options.nginxFile, nginxConfig(common));
   };
 
-  let current = backendsFrom(await options.registry.list('ingress'));
+  const skipped = warnSkipped(log);
+  let current = backendsFrom(await options.registry.list('ingress'), skipped);
   let currentKey = backendsKey(current);
   render(current);
   const haproxy = await HaproxyProcess.start(configFile, { host: options.bindHost, port: options.bindPort }, log);
@@ -62,7 +63,7 @@ export async function startLbController(options: LbControllerOptions): Promise<L
   let polling: Promise<void> = Promise.resolve();
   const poll = async () => {
     try {
-      const next = backendsFrom(await options.registry.list('ingress'));
+      const next = backendsFrom(await options.registry.list('ingress'), skipped);
       const key = backendsKey(next);
       if (key === currentKey || closed) return;
       render(next);

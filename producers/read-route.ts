@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { drained } from '../core/backpressure.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
@@ -26,7 +27,7 @@ import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from
 export const READ_ROUTE = '/v1/topics/:topic/records';
 /** Most bytes one connection's fetch may bring in (all its partitions together). */
 export const READ_FETCH_BYTES = 1024 * 1024;
-const READ_PARTITION_BYTES = 256 * 1024;
+export const READ_PARTITION_BYTES = 256 * 1024;
 /** A comment line now and then keeps proxies from closing an idle event stream. */
 const SSE_KEEPALIVE_MS = 15_000;
 
@@ -158,15 +159,7 @@ class RecordStream {
     if (buffered > this.#stats.maxBufferedBytes) this.#stats.maxBufferedBytes = buffered;
     if (flushed || this.#closed) return;
     // Backpressure: the next write (and so the next fetch) waits until the client has taken the buffer.
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        this.#raw.off('drain', done);
-        this.#raw.off('close', done);
-        resolve();
-      };
-      this.#raw.on('drain', done);
-      this.#raw.on('close', done);
-    });
+    await drained(this.#raw);
   }
 }
 

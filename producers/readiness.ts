@@ -1,3 +1,5 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authorize } from '../access/permissions.ts';
 import { describeCause } from '../core/errors.ts';
 
 /**
@@ -74,4 +76,29 @@ export class Readiness {
     check.checkedAtMs = Date.now();
     return result;
   }
+}
+
+/**
+ * GET /healthz and GET /readyz. Both are public (load balancers call them
+ * without credentials) and never rate limited (the route table's `probe`).
+ * The public answer of /readyz says ready or not and nothing else: the causes
+ * of a failed check (broker addresses, registry errors) are shown only to a
+ * signed-in principal allowed `metrics`, or to anyone when access is open.
+ */
+export function registerProbes(app: FastifyInstance, readiness: Pick<Readiness, 'report'>, access: { open: boolean }): void {
+  const detailed = (request: FastifyRequest) => authorize(request.principal, [{ kind: 'metrics' }], access.open).allowed;
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (request, reply) => {
+    const report = await readiness.report();
+    const details = detailed(request);
+    if (report.ready) return details ? { status: 'ready', checks: report.checks } : { status: 'ready' };
+    if (!details) return reply.code(503).send({ error: 'SLUICE_NOT_READY', message: 'not ready', status: 'not ready' });
+    const failed = Object.entries(report.checks).filter(([, c]) => !c.ok);
+    return reply.code(503).send({
+      error: 'SLUICE_NOT_READY',
+      message: `not ready: ${failed.map(([name, c]) => `${name} (${c.error ?? 'failed'})`).join('; ')}`,
+      status: 'not ready',
+      checks: report.checks,
+    });
+  });
 }

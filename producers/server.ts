@@ -13,7 +13,7 @@ import { BatchingProducer, type BatchingStats } from './batching-producer.ts';
 import { registerBodyParsers } from './body-parsers.ts';
 import { registerDocs } from './docs.ts';
 import { KafkaConnection } from './kafka-connection.ts';
-import { Readiness } from './readiness.ts';
+import { Readiness, registerProbes } from './readiness.ts';
 import { createKafka } from '../kafka/index.ts';
 import { OPEN_ACCESS, type AccessControl } from './access.ts';
 import { Idempotency } from './idempotency.ts';
@@ -201,7 +201,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
   registerHttpTracing(app);
   const routes = ingressRouteTable(bindings.map((b) => b.route.path));
-  installSecurity(app, { service: 'ingress', config, logger: log, routes, denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
+  const control = installSecurity(app, { service: 'ingress', config, logger: log, routes, denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
 
   // Callback hooks, not async ones: each async hook costs every request a promise and a microtask turn.
   app.addHook('onRequest', (request, reply, done) => {
@@ -236,18 +236,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     );
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
-    const report = await readiness.report();
-    if (report.ready) return { status: 'ready', checks: report.checks };
-    const failed = Object.entries(report.checks).filter(([, c]) => !c.ok);
-    return reply.code(503).send({
-      error: 'SLUICE_NOT_READY',
-      message: `not ready: ${failed.map(([name, c]) => `${name} (${c.error ?? 'failed'})`).join('; ')}`,
-      status: 'not ready',
-      checks: report.checks,
-    });
-  });
+  registerProbes(app, readiness, control);
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   const readKafka = createKafka(config, log, 'ingress-read');

@@ -14,7 +14,9 @@ export interface TailOptions {
   filter?: RecordFilter;
   /** Stop after this many records were passed on. */
   max?: number;
-  /** Receives the records of each fetched batch that passed the filter, in offset order per partition. */
+  /** Most bytes one fetch brings in (all partitions together, and per partition); by default large, to keep a backlog fast. */
+  fetchBytes?: { maxBytes: number; maxBytesPerPartition: number };
+  /** Receives the records of each fetched batch that passed the filter, in offset order per partition; the next fetch waits for it. */
   onRecords(records: TailRecord[]): void | Promise<void>;
 }
 
@@ -67,7 +69,7 @@ export async function startTail(options: TailOptions): Promise<Tail> {
   const decoder = new RecordDecoder(options.registry);
   // Short fetch waits keep --max and Ctrl-C prompt; large fetches keep a backlog fast. read_committed, as kcat
   // (librdkafka) and the read path: records of aborted transactions are not shown, and an open one holds the tail back.
-  const reader = kafka.partitionReader({ readCommitted: true, maxWaitMs: 200, maxBytes: 4 * 1024 * 1024, maxBytesPerPartition: 1024 * 1024 });
+  const reader = kafka.partitionReader({ readCommitted: true, maxWaitMs: 200, ...(options.fetchBytes ?? { maxBytes: 4 * 1024 * 1024, maxBytesPerPartition: 1024 * 1024 }) });
   reader.assign(ranges.map((r) => ({ topic: r.topic, partition: r.partition, offset: BigInt(r.start) })));
 
   let read = 0;

@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { addToAccessFile, loadAccessFile } from '../../access/file.ts';
 import { SluiceError } from '../../core/errors.ts';
@@ -20,18 +19,44 @@ const collect = (value: string, previous: string[]): string[] => [
     .filter(Boolean),
 ];
 
+/**
+ * Reads a password typed at a terminal without echoing it: the terminal is put
+ * in raw mode (no echo, no line editing by the tty), so only this code sees the
+ * keys. Enter ends it, Backspace deletes, Ctrl-C and Ctrl-D abort.
+ */
+export function promptHidden(input: NodeJS.ReadStream, output: NodeJS.WritableStream, prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let typed = '';
+    const done = (error?: Error) => {
+      input.off('data', onData);
+      input.setRawMode(false);
+      input.pause();
+      output.write('\n');
+      if (error) reject(error);
+      else resolve(typed);
+    };
+    const onData = (chunk: Buffer | string) => {
+      for (const char of String(chunk)) {
+        if (char === '\r' || char === '\n') return done();
+        if (char === '\u0003' || char === '\u0004') return done(new SluiceError('SLUICE_PASSWORD_ABORTED', 'no password given (aborted)'));
+        if (char === '\u007f' || char === '\b') typed = typed.slice(0, -1);
+        else if (char >= ' ') typed += char;
+      }
+    };
+    output.write(prompt);
+    input.setRawMode(true);
+    input.resume();
+    input.on('data', onData);
+  });
+}
+
 async function readPassword(fromStdin: boolean): Promise<string> {
   if (fromStdin || !process.stdin.isTTY) {
     let text = '';
     for await (const chunk of process.stdin) text += String(chunk);
     return text.replace(/\r?\n$/, '');
   }
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-  try {
-    return await rl.question('password: ');
-  } finally {
-    rl.close();
-  }
+  return promptHidden(process.stdin, process.stderr, 'password: ');
 }
 
 export function register(program: Command): void {

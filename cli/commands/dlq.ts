@@ -1,5 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { deadLetterSummary, filterContext, formatDeadLetter, readDeadLetters, replayDeadLetters } from '../../consumers/dead-letters.ts';
+import { deadLetterSummary, filterContext, formatDeadLetter, readDeadLetters, replayDeadLetters, replayTargets } from '../../consumers/dead-letters.ts';
+import { DeadLetterReplayError } from '../../core/errors.ts';
+import { loadTopology } from '../../topology/load.ts';
+import { topicByName } from '../../topology/model.ts';
 import { compileFilter } from '../../tail/filter.ts';
 import { commandContext, withKafkaAdmin, write } from './context.ts';
 
@@ -38,14 +41,19 @@ export function register(program: Command): void {
   dlq
     .command('replay <dlq-topic>')
     .description('re-produce dead letters to their original topic (original key, bytes and headers, plus sluice.replay.of); never twice')
-    .option('--to <topic>', "produce to this topic instead of each record's original topic")
+    .option('--to <topic>', "produce to this topic (one the topology declares) instead of each record's original topic")
     .option('--where <filter>', 'only records matching this expression (as sluice tail)')
     .option('--dry-run', 'list what would be replayed, produce nothing')
     .action(async (topic: string, flags: { to?: string; where?: string; dryRun?: boolean }, command: Command) => {
       const ctx = commandContext(command);
       const filter = flags.where === undefined ? undefined : compileFilter(flags.where);
+      // Only back into the topology: the topics whose records dead-letter here, or a topology topic the operator names.
+      const topology = loadTopology(ctx.config.topologyFile);
+      if (flags.to !== undefined && !topicByName(topology, flags.to)) throw new DeadLetterReplayError(`--to ${flags.to}: not a topic of the topology (${topology.file})`);
+      const targets = flags.to === undefined ? replayTargets(topology, topic) : new Set([flags.to]);
       await withKafkaAdmin(ctx, async (kafka, admin) => {
         const result = await replayDeadLetters({
+          targets,
           kafka,
           admin,
           log: ctx.log,

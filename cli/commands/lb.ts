@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../../core/logger.ts';
 import { openDiscovery } from '../../discovery/open.ts';
-import { backendsFrom } from '../../lb/backends.ts';
+import { checkExposure } from '../../access/http.ts';
+import { backendsFrom, warnSkipped } from '../../lb/backends.ts';
 import { startLbController } from '../../lb/controller.ts';
 import { haproxyConfig } from '../../lb/haproxy-config.ts';
 import { nginxConfig } from '../../lb/nginx-config.ts';
@@ -39,13 +40,17 @@ export function register(program: Command): void {
     .option('--poll-ms <ms>', 'how often discovery is polled for changes', portNumber, 1000)
     .action(async (flags: LbFlags, command: Command) => {
       const config = configFrom(command);
-      const log = createLogger(config, 'lb');
+      // With --print the configuration is stdout, so the log (a skipped instance's warning) goes to stderr.
+      const log = createLogger(config, 'lb', flags.print === undefined ? 1 : 2);
+      const bindHost = flags.host ?? config.lbHost;
+      // The ingress behind it is as exposed as the load balancer: the same guard as every other listener.
+      if (flags.print === undefined) checkExposure(config, bindHost, 'lb', log);
       const discovery = await openDiscovery(config, log, true);
       if (!discovery) throw new InvalidArgumentError('discovery is required');
-      const bind = { bindHost: flags.host ?? config.lbHost, bindPort: flags.port ?? config.lbPort, produceTimeoutMs: config.produceTimeoutMs };
+      const bind = { bindHost, bindPort: flags.port ?? config.lbPort, produceTimeoutMs: config.produceTimeoutMs };
       if (flags.print !== undefined) {
         try {
-          const backends = backendsFrom(await discovery.registry.list('ingress'));
+          const backends = backendsFrom(await discovery.registry.list('ingress'), warnSkipped(log));
           if (flags.print !== 'haproxy' && flags.print !== 'nginx') throw new InvalidArgumentError('--print takes haproxy or nginx');
           process.stdout.write(flags.print === 'haproxy' ? haproxyConfig({ ...bind, backends }) : nginxConfig({ ...bind, backends }));
         } finally {

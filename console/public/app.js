@@ -171,8 +171,9 @@ async function topicPage(name) {
 // Operators replay dead letters; without an access file everyone may.
 const isOperator = () => Boolean(session?.open || session?.operator);
 
-async function dlqPage(topic, outcome = '') {
-  const { letters } = await api(`/api/dlq/${encodeURIComponent(topic)}`);
+// One page of letters at a time (the server bounds it); `from` is the previous page's `next`.
+async function dlqPage(topic, outcome = '', from = null) {
+  const { letters, next } = await api(`/api/dlq/${encodeURIComponent(topic)}${from ? `?from=${encodeURIComponent(from)}` : ''}`);
   const waiting = letters.filter((l) => !l.replayed);
   const status = h('span', { class: `status ${outcome ? 'badge ok' : 'muted'}`, 'data-testid': 'replay-status' }, outcome);
   // The POST carries the session's CSRF token (api() adds it); the server replays each letter once at most.
@@ -182,7 +183,7 @@ async function dlqPage(topic, outcome = '') {
     status.className = 'status muted';
     try {
       const r = await api(`/api/dlq/${encodeURIComponent(topic)}/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(offsets ? { offsets } : {}) });
-      if (location.hash === here) await dlqPage(topic, `replayed ${r.replayed}, ${r.alreadyReplayed} already replayed`);
+      if (location.hash === here) await dlqPage(topic, `replayed ${r.replayed}, ${r.alreadyReplayed} already replayed`, from);
     } catch (e) {
       if (e instanceof SignedOut) return;
       status.textContent = e.message;
@@ -192,8 +193,27 @@ async function dlqPage(topic, outcome = '') {
   const button = (label, offsets) => h('button', { type: 'button', onclick: () => void replay(offsets) }, label);
   const origin = (o) => (o.topic === null ? '—' : `${o.topic} / ${o.partition ?? '?'} / ${o.offset ?? '?'}`);
   render(
-    h('h1', {}, topic, ' ', h('span', { class: 'badge', 'data-testid': 'dlq-count' }, `${letters.length} dead letter${letters.length === 1 ? '' : 's'} · ${waiting.length} not replayed`)),
-    h('div', { class: 'toolbar' }, h('a', { href: `#/topics/${encodeURIComponent(topic)}` }, '← Topic'), isOperator() && waiting.length > 0 ? button(`Replay all ${waiting.length}`) : null, status),
+    h(
+      'h1',
+      {},
+      topic,
+      ' ',
+      h(
+        'span',
+        { class: 'badge', 'data-testid': 'dlq-count' },
+        `${letters.length} dead letter${letters.length === 1 ? '' : 's'}${next || from ? ' on this page' : ''} · ${waiting.length} not replayed`,
+      ),
+    ),
+    h(
+      'div',
+      { class: 'toolbar' },
+      h('a', { href: `#/topics/${encodeURIComponent(topic)}` }, '← Topic'),
+      from ? h('button', { type: 'button', onclick: () => void dlqPage(topic) }, '« First page') : null,
+      next ? h('button', { type: 'button', 'data-testid': 'dlq-next', onclick: () => void dlqPage(topic, '', next) }, 'Next page →') : null,
+      // Replays every letter not replayed yet, on every page (the server's replay is not paged).
+      isOperator() && waiting.length > 0 ? button(next || from ? 'Replay all (every page)' : `Replay all ${waiting.length}`) : null,
+      status,
+    ),
     letters.length === 0
       ? h('p', { class: 'muted' }, 'No dead letters.')
       : table(

@@ -8,7 +8,7 @@ import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { createCodecEncoder, decodeFramed } from '../../core/serde.ts';
 import { contextFromAmqpHeaders, startRecordSpan, type RecordSpan } from '../../core/tracing.ts';
-import { DLQ_HEADERS, errorClassName, errorCodeOf } from '../../consumers/headers.ts';
+import { DLQ_HEADERS, errorClassName, errorCodeOf, refuseReservedHeaders, renameReservedHeaders } from '../../consumers/headers.ts';
 import type { AmqpToKafkaBridge } from '../../topology/bridges.ts';
 import { schemaTypeOf, valueCodec, type TopicSpec } from '../../topology/model.ts';
 import { AmqpLink, backoffDelay } from './link.ts';
@@ -22,7 +22,9 @@ import type { BridgeStats, RunningBridge } from './running.ts';
  * RabbitMQ only once Kafka acknowledged them. A message that fails the check goes
  * to the bridge's dead-letter *Kafka topic* (the same place the workers' dead
  * letters go) with its original bytes and headers naming the reason, then is
- * acked. If the RabbitMQ connection drops before the ack, RabbitMQ redelivers
+ * acked. A message carrying a header reserved for Sluice (`sluice.*`) is refused
+ * the same way, the reserved headers kept in the dead letter under
+ * `refused-header.<name>`. If the RabbitMQ connection drops before the ack, RabbitMQ redelivers
  * and the event may be on Kafka twice; it is never dropped.
  *
  * With tracing on, each message is forwarded in a `forward <queue>` span that
@@ -66,7 +68,8 @@ function deadLetterFor(d: Delivery, topic: string, queue: string, error: unknown
   const reason = error instanceof Error ? error.message : String(error);
   const code = errorCodeOf(error);
   const out: Record<string, string> = {
-    ...headers,
+    // Renamed, not copied: a forged sluice.original.topic must not choose where a replay writes.
+    ...renameReservedHeaders(headers),
     [DLQ_HEADERS.errorClass]: errorClassName(error),
     ...(code === undefined ? {} : { [DLQ_HEADERS.errorCode]: code }),
     [DLQ_HEADERS.errorMessage]: reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON - 1)}…` : reason,
@@ -134,6 +137,8 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
         for (const d of deliveries) {
           const headers = kafkaHeadersFrom(d.message, spec.queue);
           try {
+            // Reserved (`sluice.*`) headers are Sluice's alone: a message carrying one is refused to the dead-letter topic.
+            refuseReservedHeaders(Object.keys(headers), `bridge ${spec.name}`);
             const { value, key } = await convert(d);
             good.push(carried(d, { topic: spec.topic, key, value, headers: asRecordHeaders(headers) }));
           } catch (error) {

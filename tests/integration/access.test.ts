@@ -35,6 +35,8 @@ const subject = `${topic}-value`;
 const walkDlq = `${topic}.walk.dlq`;
 const replayTarget = uniqueName('orders.replay-access');
 const replayDlq = `${replayTarget}.dlq`;
+// A second dead-letter topic of the same worker input, for a letter whose header names another topic.
+const forgedDlq = `${replayTarget}.forged.dlq`;
 const dir = mkdtempSync(join(tmpdir(), 'sluice-access-it-'));
 const logLines: string[] = [];
 const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
@@ -76,9 +78,13 @@ beforeAll(async () => {
       { name: 'producer', allow: ['produce:/v1/orders'] },
       { name: 'writer', allow: [`registry:write:${topic}*`], password: PASSWORDS.writer },
       { name: 'viewer', allow: ['console:viewer', 'read:*'], password: PASSWORDS.viewer },
-      { name: 'operator', allow: ['console:operator', 'read:*'], password: PASSWORDS.operator },
+      // A replay writes to the worker's input: the operator may produce to the route that writes there.
+      { name: 'operator', allow: ['console:operator', 'read:*', 'produce:/v1/replay-orders'], password: PASSWORDS.operator },
+      { name: 'operator-no-write', allow: ['console:operator', 'read:*'] },
       // Signed in, allowed nothing: the "wrong permission" of every route.
       { name: 'lost', allow: ['read:no-such-topic'], password: PASSWORDS.lost },
+      // A console viewer allowed the schemas of one subject.
+      { name: 'subject-viewer', allow: ['console:viewer', `registry:read:${topic}-value`] },
     ],
     dir,
   );
@@ -95,12 +101,26 @@ beforeAll(async () => {
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
-  await createTestTopics([walkDlq, replayTarget, replayDlq].map((name) => ({ name, partitions: 1 })));
+  await createTestTopics([walkDlq, replayTarget, replayDlq, forgedDlq].map((name) => ({ name, partitions: 1 })));
   registry = await startRegistry({ config: base, logger, port: 0 });
   const registryUrl = withRegistryCredentials(registry.url, 'admin', PASSWORDS.admin);
   const config = testConfig({ accessFile: access.file, tlsCert: tls.cert, tlsKey: tls.key, tlsCa: tls.ca, registryUrl, registryTopic: base.registryTopic, logLevel: 'info' });
   ingress = await startIngress({ config, logger, topology: orderTopology(topic, 1), registry: new RegistryClient(registryUrl), port: 0 });
-  console_ = await startConsole({ config, logger, port: 0 });
+  // The records of replayTarget dead-letter into replayDlq and forgedDlq, by this topology: a replay goes back there only.
+  const worker = { name: 'replay-worker', input: replayTarget, output: replayTarget, groupId: 'replay-worker', handler: '', delivery: 'at-least-once' } as const;
+  console_ = await startConsole({
+    config,
+    logger,
+    port: 0,
+    topology: {
+      workers: [
+        { ...worker, deadLetter: replayDlq },
+        { ...worker, name: 'forged-worker', deadLetter: forgedDlq },
+      ],
+      bridges: [],
+      routes: [{ method: 'POST', path: '/v1/replay-orders', topic: replayTarget, key: 'orderId' }],
+    },
+  });
   schemaId = (await new RegistryClient(registryUrl).latest(subject)).id;
 });
 
@@ -108,7 +128,7 @@ afterAll(async () => {
   await console_?.close();
   await ingress?.close();
   await registry?.close();
-  await withKafkaAdmin((admin) => admin.deleteTopics([walkDlq, `${walkDlq}.replayed`, replayTarget, replayDlq, `${replayDlq}.replayed`])).catch(() => undefined);
+  await withKafkaAdmin((admin) => admin.deleteTopics([walkDlq, `${walkDlq}.replayed`, replayTarget, replayDlq, `${replayDlq}.replayed`, forgedDlq, `${forgedDlq}.replayed`])).catch(() => undefined);
 });
 
 interface Call {
@@ -260,11 +280,33 @@ describe('the registry', () => {
     expect(global.status).toBe(403);
   });
 
+  it('refuses a repeated query parameter with 400 in its own error shape', async () => {
+    const answer = await send(registry.url, { method: 'GET', path: `/subjects/${subject}/versions?deleted=true&deleted=false` }, basic('admin', PASSWORDS.admin));
+    expect(answer.status, answer.body).toBe(400);
+    expect(JSON.parse(answer.body)).toMatchObject({ error_code: 400, message: expect.stringContaining('"deleted"') });
+  });
+
   it('lists only the subjects a principal may read', async () => {
     const answer = await send(registry.url, { method: 'GET', path: '/subjects' }, basic('writer', PASSWORDS.writer));
     const subjects = JSON.parse(answer.body) as string[];
     expect(subjects.length).toBeGreaterThan(0);
     expect(subjects.every((s) => s.startsWith(topic))).toBe(true);
+  });
+});
+
+describe('the console', () => {
+  it('lists only the subjects the viewer may read (registry:read), though it asks the registry with its own credentials', async () => {
+    const admin = await send(registry.url, { method: 'POST', path: `/subjects/${topic}-other-value/versions`, body: { schema: '"string"' } }, basic('admin', PASSWORDS.admin));
+    expect(admin.status, admin.body).toBe(200);
+    const listed = async (headers: Record<string, string>) => {
+      const answer = await send(console_.url, { method: 'GET', path: '/api/schemas' }, headers);
+      expect(answer.status, answer.body).toBe(200);
+      return (JSON.parse(answer.body) as { subject: string }[]).map((s) => s.subject);
+    };
+    expect(await listed(bearer(access.keys['subject-viewer']!))).toEqual([subject]);
+    // console:viewer without any registry:read: no subject at all.
+    expect(await listed(basic('viewer', PASSWORDS.viewer))).toEqual([]);
+    expect(await listed(basic('admin', PASSWORDS.admin))).toEqual(expect.arrayContaining([subject, `${topic}-other-value`]));
   });
 });
 
@@ -391,9 +433,73 @@ describe('the console: dead-letter replay is an operator action', () => {
     const unknownField = await replay({ offset: ['0:0'] }, withToken);
     expect(unknownField.status, unknownField.body).toBe(400);
     expect(JSON.parse(unknownField.body).message).toContain('"offset"');
-    const unknownTopic = await send(console_.url, { method: 'POST', path: `/api/dlq/${replayDlq}.nope/replay`, body: {} }, withToken);
+    const unknownTopic = await send(console_.url, { method: 'POST', path: `/api/dlq/${replayTarget}.nope.dlq/replay`, body: {} }, withToken);
     expect(unknownTopic.status, unknownTopic.body).toBe(404);
+    // Not a dead-letter topic (by name or by the topology): neither listed nor replayed.
+    for (const call of [
+      { method: 'GET', path: `/api/dlq/${replayTarget}` },
+      { method: 'POST', path: `/api/dlq/${replayTarget}/replay`, body: {} },
+    ]) {
+      const notDlq = await send(console_.url, call, withToken);
+      expect(notDlq.status, notDlq.body).toBe(400);
+      expect(JSON.parse(notDlq.body).message).toContain('not a dead-letter topic');
+    }
     expect(await copies()).toEqual([]);
+  });
+
+  it('lists the dead letters a page at a time: `next` leads through every letter once; bad paging is 400', async () => {
+    const operator = await signIn('operator');
+    const page = async (query: string) => {
+      const answer = await send(console_.url, { method: 'GET', path: `/api/dlq/${replayDlq}${query}` }, { cookie: operator.cookie });
+      expect(answer.status, answer.body).toBe(200);
+      return JSON.parse(answer.body) as { letters: { partition: number; offset: string; key: string }[]; next: string | null };
+    };
+    const all = await page('');
+    expect(all.next).toBeNull();
+    const paged: string[] = [];
+    let next: string | null = '';
+    let pages = 0;
+    while (next !== null) {
+      const current = await page(`?limit=1${next ? `&from=${next}` : ''}`);
+      expect(current.letters.length).toBeLessThanOrEqual(1);
+      paged.push(...current.letters.map((l) => `${l.partition}:${l.offset}`));
+      next = current.next;
+      pages += 1;
+    }
+    expect(paged).toEqual(all.letters.map((l) => `${l.partition}:${l.offset}`));
+    expect(pages).toBeGreaterThanOrEqual(all.letters.length);
+    for (const bad of ['?limit=0', '?limit=201', '?from=zero', '?offset=3', '?limit=1&limit=2']) {
+      const answer = await send(console_.url, { method: 'GET', path: `/api/dlq/${replayDlq}${bad}` }, { cookie: operator.cookie });
+      expect(answer.status, `${bad}: ${answer.body}`).toBe(400);
+    }
+  });
+
+  it("a letter whose header names a topic its letters do not come from is not replayed there (409), whatever the operator's session", async () => {
+    const producer = seam('access-dlq-forged').producer();
+    try {
+      await producer.send([
+        {
+          topic: forgedDlq,
+          key: Buffer.from('forged'),
+          value: Buffer.from('forged bytes'),
+          headers: [
+            [DLQ_HEADERS.errorClass, Buffer.from('TypeError')],
+            [DLQ_HEADERS.originalTopic, Buffer.from(topic)],
+          ],
+        },
+      ]);
+    } finally {
+      await producer.close();
+    }
+    const operator = await signIn('operator');
+    const answer = await send(console_.url, { method: 'POST', path: `/api/dlq/${forgedDlq}/replay`, body: {} }, { cookie: operator.cookie, [CSRF_HEADER]: operator.csrf });
+    expect(answer.status, answer.body).toBe(409);
+    expect(JSON.parse(answer.body).message).toContain(`names "${topic}" as its topic, which is not one whose records dead-letter into ${forgedDlq}`);
+    // An operator who may not write to the worker's input (no produce on a route to it) is refused before anything is read.
+    const noWrite = await send(console_.url, { method: 'POST', path: `/api/dlq/${replayDlq}/replay`, body: {} }, bearer(access.keys['operator-no-write']!));
+    expect(noWrite.status, noWrite.body).toBe(403);
+    expect(JSON.parse(noWrite.body).message).toContain(`writes to ${replayTarget}: principal "operator-no-write" lacks produce:/v1/replay-orders`);
+    expect((await readTopics([topic], { readCommitted: true })).filter((r) => String(r.key) === 'forged')).toEqual([]);
   });
 
   it('an operator with the CSRF token replays each letter back to its topic once; a second replay replays 0', async () => {

@@ -173,4 +173,51 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
       await collector.close();
     }
   });
+  it('RabbitMQ queue → Kafka: a message carrying headers reserved for Sluice (sluice.*) is refused to the dead-letter topic, the forged headers renamed, never copied', async () => {
+    const topic = topicSpec(uniqueName('bridge.forged'), 'OrderPlaced.avsc');
+    const dlq = uniqueName('bridge.forged.dlq');
+    const queue = uniqueName('forged-in');
+    queues.push(queue);
+    await createTopics([
+      { topic: topic.name, numPartitions: 3 },
+      { topic: dlq, numPartitions: 1 },
+    ]);
+    const collector = await collect([topic.name, dlq]);
+    const bridge = await startAmqpToKafka({
+      config,
+      logger: log,
+      registry,
+      topic,
+      spec: { name: 'forged-in', direction: 'amqp-to-kafka', queue, topic: topic.name, key: 'orderId', format: 'json', deadLetter: dlq, prefetch: 50 },
+    });
+    const connection = await connect(AMQP_URL);
+    try {
+      const channel = await connection.createConfirmChannel();
+      const honest = randomOrder();
+      channel.sendToQueue(queue, Buffer.from(JSON.stringify(randomOrder())), {
+        messageId: 'forged',
+        headers: { 'sluice.principal': 'admin', 'sluice.original.topic': '__consumer_offsets', source: 'x' },
+      });
+      channel.sendToQueue(queue, Buffer.from(JSON.stringify(honest)), { messageId: 'honest', headers: { source: 'y' } });
+      await channel.waitForConfirms();
+      await collector.waitFor((r) => r.some((x) => x.topic === topic.name) && r.some((x) => x.topic === dlq), 30_000, 'the honest event and the refused one');
+      const header = (r: (typeof collector.records)[number], name: string) => r.headers.find(([n]) => n === name)?.[1]?.toString();
+      const events = collector.records.filter((r) => r.topic === topic.name);
+      expect(events.map((e) => e.key?.toString())).toEqual([honest.orderId]);
+      expect(events[0]!.headers.filter(([name]) => name.startsWith('sluice.'))).toEqual([]);
+      const [dead] = collector.records.filter((r) => r.topic === dlq);
+      expect(header(dead!, 'sluice.error.code')).toBe('SLUICE_RESERVED_HEADER');
+      expect(header(dead!, 'sluice.error.message')).toMatch(/"sluice\.principal", "sluice\.original\.topic" are reserved for Sluice/);
+      // Kept, renamed: nothing dropped, nothing trusted (a replay reads sluice.original.topic, which this letter does not have).
+      expect(header(dead!, 'refused-header.sluice.principal')).toBe('admin');
+      expect(header(dead!, 'refused-header.sluice.original.topic')).toBe('__consumer_offsets');
+      expect(header(dead!, 'sluice.principal')).toBeUndefined();
+      expect(header(dead!, 'sluice.original.topic')).toBeUndefined();
+      expect(bridge.stats()).toMatchObject({ forwarded: 1, deadLettered: 1 });
+    } finally {
+      await connection.close();
+      await bridge.stop();
+      await collector.close();
+    }
+  });
 });

@@ -106,6 +106,37 @@ describe.skipIf(!hasKcat)('sluice dlq and sluice status', () => {
     expect(kcatReadAll(brokers(), original).filter((r) => r.key?.toString() === 'order-b')).toHaveLength(1);
   });
 
+  it('replay writes only where the topology says the letters came from: a forged sluice.original.topic stops it, as does --to outside the topology', async () => {
+    const producer = seam('cli-ops-forged').producer();
+    try {
+      await producer.send([
+        {
+          topic: dlq,
+          key: Buffer.from('forged'),
+          value: Buffer.from('forged bytes'),
+          // A topic of the topology, but not the one whose records dead-letter here.
+          headers: [
+            ['sluice.error.class', Buffer.from('TypeError')],
+            ['sluice.original.topic', Buffer.from(output)],
+          ],
+        },
+      ]);
+    } finally {
+      await producer.close();
+    }
+    const refused = await runCli(['dlq', 'replay', dlq, '--where', 'key == "forged"'], env);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(`names "${output}" as its topic, which is not one whose records dead-letter into ${dlq}`);
+    expect(kcatReadAll(brokers(), output).filter((r) => r.key?.toString() === 'forged')).toHaveLength(0);
+    const elsewhere = await runCli(['dlq', 'replay', dlq, '--where', 'key == "forged"', '--to', '__consumer_offsets'], env);
+    expect(elsewhere.code).not.toBe(0);
+    expect(elsewhere.stderr).toMatch(/--to __consumer_offsets: not a topic of the topology/);
+    // The operator may send it back to the worker's input explicitly.
+    const back = await runCli(['dlq', 'replay', dlq, '--where', 'key == "forged"', '--to', original], env);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toMatch(/replayed 1 dead letter/);
+  });
+
   it('status prints the worker group with committed offsets and lag per partition', async () => {
     const result = await runCli(['status', '--json'], env);
     expect(result.code, result.stderr).toBe(0);

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../core/config.ts';
@@ -12,7 +13,8 @@ import { pino } from 'pino';
 import { retryPolicies } from '../../core/retry.ts';
 import { clientOptions } from '../../kafka/connection.ts';
 import { GroupConsumer } from '../../kafka/group-consumer.ts';
-import { createTestTopics, testConfig, testLogger, uniqueName } from '../support/platform.ts';
+import { READ_FETCH_BYTES } from '../../producers/read-route.ts';
+import { createTestTopics, seam, testConfig, testLogger, uniqueName, withKafkaAdmin } from '../support/platform.ts';
 
 /**
  * The web console as a person uses it: Debian's chromium (headless, driven by
@@ -167,5 +169,49 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
     expect(detail.lag.map((l) => l.partition).sort()).toEqual([0, 1, 2]);
     await expect.poll(() => page.locator('[data-testid="lag-chart"] polyline').count(), { timeout: 10_000 }).toBe(1);
     await shot('group');
+  });
+});
+
+describe('the console live tail and its query', () => {
+  const bulk = uniqueName('console.bulk');
+  let tailConsole: RunningConsole;
+  beforeAll(async () => {
+    const config = testConfig();
+    await createTestTopics([{ name: bulk, partitions: 1 }]);
+    tailConsole = await startConsole({ config, logger: testLogger(config, 'console-tail-test'), port: 0 });
+  });
+  afterAll(async () => {
+    await tailConsole?.close();
+    await withKafkaAdmin((admin) => admin.deleteTopics([bulk])).catch(() => undefined);
+  });
+
+  it('refuses a repeated query parameter with 400 naming it (not "a,b" reaching the permission check)', async () => {
+    const answer = await fetch(`${tailConsole.url}/api/tail?topic=${bulk}&topic=other`);
+    expect(answer.status).toBe(400);
+    expect(((await answer.json()) as { message: string }).message).toContain('"topic"');
+  });
+
+  it('a browser that stops reading pauses the tail: the bytes buffered for it stay bounded', async () => {
+    const producer = seam('console-bulk-writer').producer();
+    const value = Buffer.alloc(5000, 7);
+    try {
+      for (let i = 0; i < 40; i++) await producer.send(Array.from({ length: 100 }, () => ({ topic: bulk, value })));
+    } finally {
+      await producer.close();
+    }
+    const { port } = new URL(tailConsole.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.pause();
+    socket.write(`GET /api/tail?topic=${bulk}&from=beginning HTTP/1.1\r\nhost: x\r\n\r\n`);
+    try {
+      // About 40 MB of events (the undecodable values are shown in hex) wait on the topic; the client reads none of it.
+      await expect.poll(() => tailConsole.tailStats().maxBufferedBytes, { timeout: 10_000 }).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, 3000));
+      const stats = tailConsole.tailStats();
+      expect(stats.open).toBe(1);
+      expect(stats.maxBufferedBytes).toBeLessThan(READ_FETCH_BYTES * 2 + 64 * 1024);
+    } finally {
+      socket.destroy();
+    }
   });
 });

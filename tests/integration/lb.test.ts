@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../core/config.ts';
-import { EtcdServiceRegistry } from '../../discovery/etcd.ts';
+import { EtcdClient, EtcdServiceRegistry } from '../../discovery/etcd.ts';
 import { hasHaproxy } from '../../lb/haproxy-process.ts';
 import { startRegistry } from '../../registry/server.ts';
 import { hasEtcd, startTestEtcd, type TestEtcd } from '../support/etcd.ts';
 import { randomOrder } from '../support/orders.ts';
+import { runCli } from '../support/cli.ts';
 import { brokers, createTopics, testConfig, testLogger, uniqueName } from '../support/platform.ts';
 import { freePort, runSluice, waitForOk, type SluiceProcess } from '../support/processes.ts';
 import { collect } from '../support/workers.ts';
@@ -157,4 +158,38 @@ describe.skipIf(!hasEtcd() || !hasHaproxy())('load-balanced ingress (HAProxy + e
     await expect.poll(() => readFileSync(join(dir, 'lb', 'haproxy.cfg'), 'utf8').includes(`:${ports[1]} check`), { timeout: 5000 }).toBe(false);
     expect(readFileSync(join(dir, 'nginx.conf'), 'utf8')).not.toContain(`:${ports[1]} `);
   }, 120_000);
+});
+
+describe('`sluice lb` exposure and what it takes from discovery', () => {
+  it('refuses a non-loopback address without an access file or --insecure, as every listener does', async () => {
+    const refused = await runCli(['lb', '--host', '0.0.0.0', '--port', String(await freePort())], { SLUICE_ETCD: 'http://127.0.0.1:9' });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr + refused.stdout).toMatch(/lb: refusing to listen on 0\.0\.0\.0 without an access file/);
+  });
+
+  describe.skipIf(!hasEtcd())('with etcd', () => {
+    const log = testLogger(testConfig(), 'lb-entries-test');
+    let etcd: TestEtcd;
+    beforeAll(async () => {
+      etcd = await startTestEtcd(log);
+    });
+    afterAll(async () => etcd?.stop());
+
+    it('an entry written to etcd with HAProxy directives in its address is skipped with a warning naming it, and is not in haproxy.cfg nor the NGINX include', async () => {
+      const prefix = `/${uniqueName('sluice-lb-entries')}/`;
+      const entry = (id: string, address: string, port: number) =>
+        JSON.stringify({ id, kind: 'ingress', name: 'ingress', address, port, healthUrl: '', version: '0.1.0', pid: 1, startedAt: new Date().toISOString() });
+      const client = new EtcdClient([etcd.endpoint]);
+      await client.put(`${prefix}ingress/ingress/good`, entry('good', '127.0.0.1', 18081));
+      await client.put(`${prefix}ingress/ingress/evil`, entry('evil-1', '127.0.0.1:18082 check\n    server pwn 6.6.6.6:80\nlisten pwn\n    bind 0.0.0.0:1', 18082));
+      const env = { SLUICE_ETCD: etcd.endpoint, SLUICE_DISCOVERY_PREFIX: prefix, SLUICE_LOG_LEVEL: 'warn' };
+      for (const kind of ['haproxy', 'nginx']) {
+        const printed = await runCli(['--discovery', 'lb', '--print', kind], env);
+        expect(printed.code, printed.stderr).toBe(0);
+        expect(printed.stdout).toContain('127.0.0.1:18081');
+        expect(printed.stdout).not.toMatch(/6\.6\.6\.6|pwn|0\.0\.0\.0/);
+        expect(printed.stderr).toMatch(/ingress instance \\?"evil-1\\?" in discovery skipped: address is not an IP address or a DNS hostname/);
+      }
+    });
+  });
 });

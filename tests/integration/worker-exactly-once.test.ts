@@ -83,10 +83,10 @@ describe('exactly-once worker: retries, dead letters, replay', () => {
     try {
       const log = testLogger(h.config);
       const where = compileFilter(`key == "${broken}"`);
-      const dry = await replayDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter, filter: where, dryRun: true });
+      const dry = await replayDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter, targets: new Set([h.spec.input]), filter: where, dryRun: true });
       expect(dry.replayed.map((p) => [p.to, p.letter.key?.toString()])).toEqual([[h.spec.input, broken]]);
-      const first = await replayDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter, filter: where, dryRun: false });
-      const second = await replayDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter, filter: where, dryRun: false });
+      const first = await replayDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter, targets: new Set([h.spec.input]), filter: where, dryRun: false });
+      const second = await replayDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter, targets: new Set([h.spec.input]), filter: where, dryRun: false });
       expect([first.replayed.length, second.replayed.length, second.alreadyReplayed.length]).toEqual([1, 0, 1]);
       const listed = await readDeadLetters({ kafka, admin, log, topic: h.spec.deadLetter });
       expect(listed.find((l) => l.key?.toString() === broken)?.replayed?.to).toBe(h.spec.input);

@@ -9,6 +9,7 @@ import type { SluiceConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { BatchingProducer, type OutgoingRecord } from '../../producers/batching-producer.ts';
 import { registerBodyParsers } from '../../producers/body-parsers.ts';
+import { registerProbes, type Readiness } from '../../producers/readiness.ts';
 import { registerRoutes, type RouteBinding } from '../../producers/routes.ts';
 import { errorBody, toSluiceError } from '../../producers/server.ts';
 import { topicByName, type Topology } from '../../topology/model.ts';
@@ -19,7 +20,12 @@ import { topicByName, type Topology } from '../../topology/model.ts';
  * over thousands of requests run without a broker. Schema ids are 1, 2, ... in
  * route order.
  */
-export async function ingressApp(config: SluiceConfig, topology: Topology, logger: Logger): Promise<{ app: FastifyInstance; sent: OutgoingRecord[]; bindings: RouteBinding[] }> {
+export async function ingressApp(
+  config: SluiceConfig,
+  topology: Topology,
+  logger: Logger,
+  options: { readiness?: Pick<Readiness, 'report'> } = {},
+): Promise<{ app: FastifyInstance; sent: OutgoingRecord[]; bindings: RouteBinding[] }> {
   const sent: OutgoingRecord[] = [];
   const bindings: RouteBinding[] = topology.routes.map((route, i) => {
     const schema = topicByName(topology, route.topic)!.valueSchema!;
@@ -44,13 +50,12 @@ export async function ingressApp(config: SluiceConfig, topology: Topology, logge
   });
   const app: FastifyInstance = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: config.bodyLimit });
   registerBodyParsers(app);
-  installSecurity(app, { service: 'ingress', config, logger, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
+  const control = installSecurity(app, { service: 'ingress', config, logger, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
   app.setErrorHandler((error, _request, reply) => {
     const failure = toSluiceError(error, config.bodyLimit);
     return reply.code(failure.statusCode).send(errorBody(failure));
   });
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async () => ({ status: 'ready' }));
+  registerProbes(app, options.readiness ?? { report: async () => ({ ready: true, checks: {} }) }, control);
   app.get('/metrics', async () => '');
   registerRoutes(app, bindings, { producer, access: OPEN_ACCESS });
   for (const path of ['/docs', '/docs/openapi.json', '/docs/asyncapi.json']) app.get(path, async () => ({}));

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, OPTIONS, type SluiceConfig } from '../core/config.ts';
+import { OPTIONS, type SluiceConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { startTracing } from '../core/tracing.ts';
 import { localKafkaOptions, runningPid, startLocalKafka, stopLocalKafka, type SecureListener } from '../broker/broker.ts';
@@ -16,7 +16,7 @@ import { register as registerLb } from './commands/lb.ts';
 import { register as registerServices } from './commands/services.ts';
 import { Lifecycle, type Service } from './lifecycle.ts';
 import { register as registerAccess } from './commands/access.ts';
-import { trustConfiguredCa } from '../access/http.ts';
+import { brokersFlag, configFrom, discoveryRequested } from './flags.ts';
 import { internalRegistryUrl } from '../access/internal.ts';
 import {
   applyAtStart,
@@ -46,35 +46,6 @@ const COMMAND_GROUPS: ((program: Command) => void)[] = [
   registerStatus,
   registerDlq,
 ];
-
-interface GlobalFlags {
-  brokers?: string;
-  registryUrl?: string;
-  topology?: string;
-  logLevel?: string;
-  discovery?: boolean;
-  insecure?: boolean;
-}
-
-/** Whether `--discovery` was given: discovery then runs even without SLUICE_ETCD (on a local etcd). */
-export function discoveryRequested(command: Command): boolean {
-  return command.optsWithGlobals<GlobalFlags>().discovery === true;
-}
-
-export function configFrom(command: Command, extra: Partial<Record<keyof typeof OPTIONS, string>> = {}): SluiceConfig {
-  const flags = command.optsWithGlobals<GlobalFlags>();
-  const config = loadConfig(process.env, {
-    ...(flags.brokers === undefined ? {} : { kafkaBrokers: flags.brokers }),
-    ...(flags.registryUrl === undefined ? {} : { registryUrl: flags.registryUrl }),
-    ...(flags.topology === undefined ? {} : { topologyFile: flags.topology }),
-    ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
-    ...(flags.insecure === true ? { insecure: 'true' } : {}),
-    ...extra,
-  });
-  // Every HTTP client of the command (registry, console, tail) then trusts the configured CA.
-  trustConfiguredCa(config);
-  return config;
-}
 
 /**
  * Starts services in order under one Lifecycle, which owns the signals from the first
@@ -111,7 +82,7 @@ function positiveInt(value: string): number {
  */
 function localNodeCount(command: Command): number | undefined {
   const root = command.parent?.parent;
-  const value = command.optsWithGlobals<GlobalFlags>().brokers;
+  const value = brokersFlag(command);
   if (value === undefined || root?.getOptionValueSource('brokers') !== 'cli' || !/^\d+$/.test(value.trim())) return undefined;
   const n = Number(value);
   if (n !== 1 && n !== 3) command.error(`error: kafka up --brokers: expected 1 or 3 nodes, got ${value}`);

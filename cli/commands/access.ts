@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { addToAccessFile, loadAccessFile } from '../../access/file.ts';
 import { SluiceError } from '../../core/errors.ts';
-import { configFrom } from '../program.ts';
+import { configFrom } from '../flags.ts';
 
 /** `sluice access add-key|add-user|check`: keeps the access file (SLUICE_ACCESS_FILE, or --file). */
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createLogger } from '../../core/logger.ts';
 import { startConsole } from '../../console/server.ts';
 import { closeOnSignal } from '../lifecycle.ts';
-import { configFrom } from '../program.ts';
+import { configFrom } from '../flags.ts';
 
 export function register(program: Command): void {
   program

@@ -3,7 +3,7 @@ import type { SluiceConfig } from '../../core/config.ts';
 import { createKafka, type Kafka, type KafkaAdmin } from '../../kafka/index.ts';
 import { createLogger, type Logger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
-import { configFrom } from '../program.ts';
+import { configFrom } from '../flags.ts';
 
 /**
  * What the topology and schemas commands share: config, a logger on stderr

@@ -9,7 +9,7 @@ import { startLbController } from '../../lb/controller.ts';
 import { haproxyConfig } from '../../lb/haproxy-config.ts';
 import { nginxConfig } from '../../lb/nginx-config.ts';
 import { closeOnSignal } from '../lifecycle.ts';
-import { configFrom } from '../program.ts';
+import { configFrom } from '../flags.ts';
 
 /** `sluice lb`: HAProxy in front of the ingress instances found in discovery. */
 

@@ -5,7 +5,7 @@ import { EtcdServiceRegistry } from '../../discovery/etcd.ts';
 import { formatInstances } from '../../discovery/format.ts';
 import { etcdHealthy, localEtcdOptions, startLocalEtcd, stopLocalEtcd } from '../../discovery/local-etcd.ts';
 import type { ServiceKind } from '../../discovery/registry.ts';
-import { configFrom } from '../program.ts';
+import { configFrom } from '../flags.ts';
 
 /** `sluice services` (live instances in discovery) and `sluice etcd up|down` (the local etcd). */
 

@@ -7,7 +7,7 @@ import { compileFilter } from '../../tail/filter.ts';
 import { createFormatter, encodeLines, FORMATS, type TailFormat } from '../../tail/format.ts';
 import { parseSince, type StartPosition } from '../../tail/positions.ts';
 import { startTail, type Tail } from '../../tail/reader.ts';
-import { configFrom } from '../program.ts';
+import { configFrom } from '../flags.ts';
 
 interface TailFlags {
   fromBeginning?: boolean;

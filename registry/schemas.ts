@@ -3,6 +3,7 @@ import { jsonSchemaCodec, type JsonSchemaCodec } from '../core/formats/json-sche
 import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
 import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
 import { RegistryHttpError } from '../core/errors.ts';
+import { jsonBeyondBounds } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
 import { explainIncompatibility, parseAvroSchema } from './compatibility.ts';
@@ -81,6 +82,25 @@ export function parseSchema(schemaType: SchemaType, schema: string, resolved: re
   }
 }
 
+/**
+ * Bounds on a submitted Avro or JSON Schema text, checked before any format parser sees it: avsc, ajv and
+ * key sorting recurse (a deeper value overflows the stack after seconds of work), and ajv's compile time
+ * grows faster than the number of subschemas (1 MiB of properties took ~10 s). Real schemas stay far below.
+ */
+export const MAX_SCHEMA_DEPTH = 128;
+export const MAX_JSON_SCHEMA_CONTAINERS = 2_000;
+
+function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return; // not JSON: the format's own parser says where
+  }
+  const problem = jsonBeyondBounds(value, MAX_SCHEMA_DEPTH, schemaType === 'JSON' ? MAX_JSON_SCHEMA_CONTAINERS : Infinity);
+  if (problem) throw RegistryHttpError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${problem}`);
+}
+
 /** Validates a `{schema, schemaType?, references?, id?, version?}` body (42201 when unusable). */
 export function parseSchemaRequest(state: RegistryState, body: unknown): SchemaRequest {
   if (!isObject(body)) throw RegistryHttpError.invalidSchema('The request body must be a JSON object with a "schema" string');
@@ -93,6 +113,7 @@ export function parseSchemaRequest(state: RegistryState, body: unknown): SchemaR
   if (id !== undefined && id !== null && !isPositiveInt(id)) throw RegistryHttpError.invalidSchema('"id" must be a positive integer');
   if (version !== undefined && version !== null && !isPositiveInt(version)) throw RegistryHttpError.invalidVersion(String(version));
   const references = parseReferences(rawReferences);
+  if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
   const parsed = parseSchema(schemaType, schema, resolveReferences(state, references));
   const text = schemaType === 'PROTOBUF' ? schema : JSON.stringify(JSON.parse(schema));
   return {

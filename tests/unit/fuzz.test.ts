@@ -7,13 +7,11 @@ import { loadConfig } from '../../core/config.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
 import { createLogger } from '../../core/logger.ts';
 import { unframe } from '../../core/wire-format.ts';
-import { buildRegistryApp } from '../../registry/routes.ts';
-import { RegistryState } from '../../registry/state.ts';
-import type { RegistryStore } from '../../registry/store.ts';
 import { compileFilter, FilterError, type FilterContext } from '../../tail/filter.ts';
 import { loadTopology } from '../../topology/load.ts';
 import { ORDER_DEFAULTS } from '../support/order-topology.ts';
 import { ingressApp } from '../support/ingress-app.ts';
+import { memoryRegistryApp } from '../support/memory-registry.ts';
 
 /**
  * Properties over arbitrary input: the ingress and the registry answer 2xx or
@@ -138,19 +136,7 @@ describe('ingress under arbitrary input', () => {
 describe('registry under arbitrary request bodies', () => {
   let app: FastifyInstance;
   beforeAll(async () => {
-    // The registry's HTTP layer over its state, without the Kafka log: a write applies straight to memory.
-    const state = new RegistryState();
-    const store = {
-      state,
-      topic: '_schemas',
-      catchUp: async () => undefined,
-      execute: async <T>(plan: (s: RegistryState) => { records: Parameters<RegistryState['apply']>[0][]; result: T }) => {
-        const { records, result } = plan(state);
-        for (const r of records) state.apply(r);
-        return result;
-      },
-    } as unknown as RegistryStore;
-    app = buildRegistryApp(store, logger, config);
+    app = memoryRegistryApp(config, logger).app;
     await app.ready();
   });
   afterAll(async () => app.close());

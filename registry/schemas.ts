@@ -42,18 +42,25 @@ function parseReferences(raw: unknown): SchemaReference[] {
   });
 }
 
+/** Whether the caller may read a subject (registry:read on it); the registry passes the principal's check. */
+export type SubjectReadable = (subject: string) => boolean;
+const ANY_SUBJECT: SubjectReadable = () => true;
+
 /**
  * The texts of everything `references` lead to, dependencies first, each once.
- * A reference to a version that does not exist is refused (42201), naming it.
+ * A reference to a version that does not exist is refused (42201), naming it;
+ * so is one to a subject the caller may not read, with the same words, so the
+ * answer does not tell whether it exists. (References of a referenced schema
+ * are part of a schema the caller may read, and are followed.)
  */
-export function resolveReferences(state: RegistryState, references: readonly SchemaReference[]): ResolvedReference[] {
+export function resolveReferences(state: RegistryState, references: readonly SchemaReference[], canRead: SubjectReadable = ANY_SUBJECT): ResolvedReference[] {
   const out: ResolvedReference[] = [];
   const done = new Set<string>();
   const visit = (ref: SchemaReference, chain: readonly string[]): void => {
     const key = `${ref.subject}/${ref.version}`;
     if (done.has(key)) return;
     if (chain.includes(key)) throw RegistryHttpError.invalidSchema(`Circular schema reference: ${[...chain, key].join(' -> ')}`);
-    const entry = state.version(ref.subject, ref.version);
+    const entry = chain.length > 0 || canRead(ref.subject) ? state.version(ref.subject, ref.version) : undefined;
     if (!entry) throw RegistryHttpError.invalidSchema(`Invalid schema reference ${JSON.stringify(ref)}: subject '${ref.subject}' has no version ${ref.version}`);
     for (const inner of entry.references) visit(inner, [...chain, key]);
     done.add(key);
@@ -102,7 +109,7 @@ function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
 }
 
 /** Validates a `{schema, schemaType?, references?, id?, version?}` body (42201 when unusable). */
-export function parseSchemaRequest(state: RegistryState, body: unknown): SchemaRequest {
+export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT): SchemaRequest {
   if (!isObject(body)) throw RegistryHttpError.invalidSchema('The request body must be a JSON object with a "schema" string');
   const { schema, schemaType: rawType, references: rawReferences, id, version } = body;
   const schemaType = rawType === undefined || rawType === null ? 'AVRO' : rawType;
@@ -114,7 +121,7 @@ export function parseSchemaRequest(state: RegistryState, body: unknown): SchemaR
   if (version !== undefined && version !== null && !isPositiveInt(version)) throw RegistryHttpError.invalidVersion(String(version));
   const references = parseReferences(rawReferences);
   if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
-  const parsed = parseSchema(schemaType, schema, resolveReferences(state, references));
+  const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead));
   const text = schemaType === 'PROTOBUF' ? schema : JSON.stringify(JSON.parse(schema));
   return {
     schema: text,

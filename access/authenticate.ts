@@ -5,10 +5,11 @@ import { keyId, type AccessFile, type PrincipalEntry } from './file.ts';
 import type { Principal } from './permissions.ts';
 import { fingerprint, verifySecret } from './secrets.ts';
 
+/** Config validation (core/config.ts) requires the issuer and audience whenever a JWKS URL is set. */
 export interface OidcOptions {
   jwksUrl: string;
-  issuer?: string;
-  audience?: string;
+  issuer: string;
+  audience: string;
 }
 
 /** Verified (and refused) credentials kept in memory: scrypt is deliberately slow, a request must not be. */
@@ -105,10 +106,8 @@ export class Authenticator {
     if (!this.#jwks || !this.#oidc) throw new UnauthenticatedError('invalid credentials (JWTs are not accepted: no OIDC issuer is configured)');
     let sub: string | undefined;
     try {
-      const { payload } = await jwtVerify(token, this.#jwks, {
-        ...(this.#oidc.issuer === undefined ? {} : { issuer: this.#oidc.issuer }),
-        ...(this.#oidc.audience === undefined ? {} : { audience: this.#oidc.audience }),
-      });
+      // A token without `exp` would never expire: required, as are the configured `iss` and `aud`.
+      const { payload } = await jwtVerify(token, this.#jwks, { issuer: this.#oidc.issuer, audience: this.#oidc.audience, requiredClaims: ['exp'] });
       sub = payload.sub;
     } catch (error) {
       throw new UnauthenticatedError(`invalid token: ${(error as Error).message}`);

@@ -191,6 +191,46 @@ describe('registry under arbitrary request bodies', () => {
   }, 300_000);
 });
 
+describe('registry under pathological sizes', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = memoryRegistryApp(config, logger).app;
+    await app.ready();
+  });
+  afterAll(async () => app.close());
+
+  // Repeated units of the shapes that were quadratic (or recursed) before issue 22, at sizes up to the 1 MiB body limit.
+  const unit = fc.constantFrom('\n', ' ', '/*', '/* x', '//', '"', "'", '{', '}', '[', ']', 'syntax = ', 'message A {', '{"a":', '[', '\\', 'a.', '*/');
+  const size = fc.constantFrom(1_000, 30_000, 400_000);
+  const wrap = fc.constantFrom(
+    (t: string) => ({ schema: t, schemaType: 'PROTOBUF' }),
+    (t: string) => ({ schema: t, schemaType: 'JSON' }),
+    (t: string) => ({ schema: t }),
+    (t: string) => ({ schema: JSON.stringify({ type: 'record', name: t, fields: [] }) }),
+    (t: string) => ({ schema: '"int"', references: [{ name: t, subject: t, version: 1 }] }),
+    (t: string) => ({ schema: '"int"', references: Array.from({ length: Math.min(t.length, 10_000) }, (_, i) => ({ name: `n${i}`, subject: t.slice(0, 100), version: 1 })) }),
+    (t: string) => ({ compatibility: t }),
+    (t: string) => ({ mode: t }),
+  );
+  const route = fc.constantFrom(['POST', '/subjects/s/versions'], ['POST', '/compatibility/subjects/s/versions'], ['POST', '/subjects/s'], ['PUT', '/config/s'], ['PUT', '/mode/s']);
+
+  it('answers 2xx or 4xx, never 5xx, to schema texts, references and config bodies up to the body limit', async () => {
+    await app.inject({ method: 'POST', url: '/subjects/s/versions', headers: { 'content-type': 'application/json' }, payload: { schema: '"int"' } });
+    await fc.assert(
+      fc.asyncProperty(route, unit, size, wrap, async ([method, url], piece, n, make) => {
+        const response = await app.inject({
+          method: method as 'POST',
+          url: url!,
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify(make(piece.repeat(Math.ceil(n / piece.length)))),
+        });
+        expect(response.statusCode, `${method} ${url} ${JSON.stringify(piece)} x${n}: ${response.body.slice(0, 200)}`).toBeLessThan(500);
+      }),
+      { numRuns: Math.min(RUNS, 40) },
+    );
+  }, 300_000);
+});
+
 describe('--where expressions', () => {
   const record: FilterContext = {
     value: { amount: 120.5, currency: 'EUR', items: [{ sku: 'a' }], big: 9007199254740993n, text: 'x'.repeat(1000) },

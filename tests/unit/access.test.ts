@@ -90,7 +90,8 @@ describe('the access file', () => {
     const again = loadAccessFile(file).principals.find((p) => p.name === 'orders-service')!;
     expect(again.keys).toHaveLength(2);
     expect(again.grants.map((g) => ('glob' in g ? `${g.kind}:${g.glob}` : g.kind))).toEqual(['produce:/v1/orders', 'produce:/v2/*']);
-  });
+    // Four scrypt derivations at N=2^17 (deliberately slow): a hang guard, not a timing.
+  }, 60_000);
 
   it('refuses a grant that is not one before writing anything', async () => {
     const file = join(dir, 'bad-grant.yaml');
@@ -124,9 +125,14 @@ describe('authentication', () => {
     ['Basic bm9jb2xvbg=='],
     ['Bearer a.b.c'],
     ['Digest x'],
-  ])('refuses %s', async (header) => {
-    await expect(auth.fromHeader(header)).rejects.toThrow(UnauthenticatedError);
-  });
+  ])(
+    'refuses %s',
+    async (header) => {
+      await expect(auth.fromHeader(header)).rejects.toThrow(UnauthenticatedError);
+      // An unknown name is checked against a dummy hash at N=2^17, as slow as a wrong password: a hang guard.
+    },
+    60_000,
+  );
 
   it("one principal's key is not another's password", async () => {
     await expect(auth.fromHeader(basic('alice', access.keys.svc!).authorization)).rejects.toThrow(UnauthenticatedError);

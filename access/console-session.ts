@@ -3,6 +3,7 @@ import { parseCookie, stringifySetCookie } from 'cookie';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SluiceConfig } from '../core/config.ts';
 import { ForbiddenError, UnauthenticatedError } from '../core/errors.ts';
+import { SignInThrottledError } from './authenticate.ts';
 import type { AccessControl } from './control.ts';
 import { scheme } from './http.ts';
 import { authorize, type Principal } from './permissions.ts';
@@ -102,7 +103,10 @@ export class ConsoleSessions {
       if (!(request.headers['content-type'] ?? '').startsWith('application/json')) throw new UnauthenticatedError('send the name and password as JSON');
       const { name, password } = request.body ?? {};
       if (typeof name !== 'string' || typeof password !== 'string') throw new UnauthenticatedError('name and password are required');
-      const principal = await control.authenticator!.password(name, password);
+      const principal = await control.authenticator!.password(name, password, request.ip).catch((error: unknown) => {
+        if (error instanceof SignInThrottledError) void reply.header('retry-after', String(error.retryAfter));
+        throw error;
+      });
       if (!principal) throw new UnauthenticatedError('wrong name or password');
       const decision = authorize(principal, [{ kind: 'console', role: 'viewer' }]);
       if (!decision.allowed) throw new ForbiddenError(decision.reason);

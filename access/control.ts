@@ -19,14 +19,8 @@ export function accessControl(config: Pick<SluiceConfig, 'accessFile' | 'oidcJwk
   const key = `${config.accessFile}\n${config.oidcJwksUrl ?? ''}`;
   let control = loaded.get(key);
   if (!control) {
-    const oidc =
-      config.oidcJwksUrl === undefined
-        ? undefined
-        : {
-            jwksUrl: config.oidcJwksUrl,
-            ...(config.oidcIssuer === undefined ? {} : { issuer: config.oidcIssuer }),
-            ...(config.oidcAudience === undefined ? {} : { audience: config.oidcAudience }),
-          };
+    // loadConfig refuses a JWKS URL without an issuer and an audience.
+    const oidc = config.oidcJwksUrl === undefined ? undefined : { jwksUrl: config.oidcJwksUrl, issuer: config.oidcIssuer ?? '', audience: config.oidcAudience ?? '' };
     control = { open: false, authenticator: new Authenticator(loadAccessFile(config.accessFile), oidc) };
     loaded.set(key, control);
   }

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import fp from 'fastify-plugin';
 import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
+import { SignInThrottledError } from './authenticate.ts';
 import { accessControl, type AccessControl } from './control.ts';
 import { authorize, canReadSubject, type Principal } from './permissions.ts';
 import { installSecurityHeaders } from './security-headers.ts';
@@ -136,10 +137,14 @@ export function installSecurity(app: FastifyInstance, options: SecurityOptions):
         const header = request.headers.authorization;
         let refused: string | undefined;
         try {
-          const found = header === undefined && options.identity ? options.identity(request) : await control.authenticator!.fromHeader(header);
+          const found = header === undefined && options.identity ? options.identity(request) : await control.authenticator!.fromHeader(header, request.ip);
           if (found && 'refused' in found) refused = found.refused;
           else request.principal = found;
         } catch (error) {
+          if (error instanceof SignInThrottledError) {
+            void reply.header('retry-after', String(error.retryAfter));
+            throw options.denials.rateLimited(error.message);
+          }
           if (options.challenge) reply.header('www-authenticate', options.challenge);
           await limit(request, reply);
           throw options.denials.unauthenticated((error as Error).message);

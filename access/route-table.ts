@@ -75,6 +75,7 @@ export const REGISTRY_ROUTES: RouteTable = {
   'POST /subjects/:subject': READ_SUBJECT,
   'DELETE /subjects/:subject': ADMIN,
   'DELETE /subjects/:subject/versions/:version': ADMIN,
+  // Ids span subjects: any registry:read passes here; registry/routes.ts then serves an id only through a subject the caller may read.
   'GET /schemas/ids/:id': READ_ANY,
   'GET /schemas/ids/:id/schema': READ_ANY,
   'GET /schemas/ids/:id/versions': READ_ANY,

@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { inspect } from 'node:util';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isLoopback } from '../access/http.ts';
 import { ConfigError } from './errors.ts';
 
 /** The repository root: defaults for files (topology, data) are relative to it. */
@@ -520,11 +521,12 @@ export const OPTIONS = {
   oidcJwksUrl: {
     env: 'SLUICE_OIDC_JWKS_URL',
     default: '',
-    description: "JWKS URL of an OAuth2/OIDC issuer: the HTTP services then also accept its JWTs as bearer tokens (the principal whose `jwtSubject` is the token's `sub`).",
+    description:
+      "JWKS URL of an OAuth2/OIDC issuer: the HTTP services then also accept its JWTs as bearer tokens (the principal whose `jwtSubject` is the token's `sub`); https, or http to a loopback address.",
     parse: optionalUrl,
   },
-  oidcIssuer: { env: 'SLUICE_OIDC_ISSUER', default: '', description: 'Required `iss` of accepted JWTs.', parse: optionalText },
-  oidcAudience: { env: 'SLUICE_OIDC_AUDIENCE', default: '', description: 'Required `aud` of accepted JWTs.', parse: optionalText },
+  oidcIssuer: { env: 'SLUICE_OIDC_ISSUER', default: '', description: 'Required `iss` of accepted JWTs (must be set with SLUICE_OIDC_JWKS_URL).', parse: optionalText },
+  oidcAudience: { env: 'SLUICE_OIDC_AUDIENCE', default: '', description: 'Required `aud` of accepted JWTs (must be set with SLUICE_OIDC_JWKS_URL).', parse: optionalText },
   rateLimit: {
     env: 'SLUICE_RATE_LIMIT',
     default: '60000',
@@ -651,6 +653,14 @@ function securityProblems(config: SluiceConfig): string[] {
   }
   if ((config.kafkaSslCertificateLocation === undefined) !== (config.kafkaSslKeyLocation === undefined)) {
     problems.push('KAFKA_SSL_KEY_LOCATION: mutual TLS needs both KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION');
+  }
+  if (config.oidcJwksUrl !== undefined) {
+    // Without both, a token any client of the same issuer obtained (another audience) would be accepted.
+    if (config.oidcIssuer === undefined) problems.push('SLUICE_OIDC_ISSUER: required with SLUICE_OIDC_JWKS_URL (the `iss` accepted JWTs must carry)');
+    if (config.oidcAudience === undefined) problems.push('SLUICE_OIDC_AUDIENCE: required with SLUICE_OIDC_JWKS_URL (the `aud` accepted JWTs must carry)');
+    // Keys fetched over plain HTTP can be swapped on the way: anyone on the path could then sign tokens.
+    const jwks = new URL(config.oidcJwksUrl);
+    if (jwks.protocol !== 'https:' && !isLoopback(jwks.hostname)) problems.push(`SLUICE_OIDC_JWKS_URL: must be https (plain http only to a loopback address), got ${jwks.origin}`);
   }
   return problems;
 }

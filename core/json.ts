@@ -75,3 +75,21 @@ function bigintReplacer(this: Record<string, unknown>, key: string, value: unkno
 export function stringifyJson(value: unknown, indent?: number): string {
   return JSON.stringify(value, bigintReplacer, indent);
 }
+
+/**
+ * Why `value` (parsed JSON) is beyond the bounds, or undefined: nested more than `maxDepth` arrays/objects
+ * deep, or holding more than `maxContainers` of them. Iterative, so a deep value cannot overflow the stack;
+ * it stops at the first excess. Recursive consumers (schema compilers, key sorting) run only on bounded values.
+ */
+export function jsonBeyondBounds(value: unknown, maxDepth: number, maxContainers = Infinity): string | undefined {
+  const stack: { item: unknown; depth: number }[] = [{ item: value, depth: 1 }];
+  let containers = 0;
+  while (stack.length > 0) {
+    const { item, depth } = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth > maxDepth) return `is nested more than ${maxDepth} arrays/objects deep`;
+    if (++containers > maxContainers) return `holds more than ${maxContainers} arrays/objects`;
+    for (const child of Object.values(item)) if (child !== null && typeof child === 'object') stack.push({ item: child, depth: depth + 1 });
+  }
+  return undefined;
+}

@@ -1,6 +1,6 @@
 import { RegistryHttpError } from '../core/errors.ts';
 import { checkCompatibility, COMPATIBILITY_LEVELS, isCompatibilityLevel, type CompatibilityLevel, type PreviousSchema } from './compatibility.ts';
-import { explainSchemaIncompatibility, parseSchemaRequest, parseStored, type ParsedSchema, type SchemaRequest } from './schemas.ts';
+import { explainSchemaIncompatibility, parseSchemaRequest, parseStored, type ParsedSchema, type SchemaRequest, type SubjectReadable } from './schemas.ts';
 import { configKey, deleteSubjectKey, isMode, modeKey, MODES, schemaKey, type LogRecord, type Mode, type RegistryState, type SchemaValue, type VersionEntry } from './state.ts';
 
 /**
@@ -50,8 +50,8 @@ function requireUnreferenced(state: RegistryState, entries: readonly VersionEntr
   }
 }
 
-export function registerSchema(state: RegistryState, subject: string, body: unknown): Plan<{ id: number }> {
-  const request = parseSchemaRequest(state, body);
+export function registerSchema(state: RegistryState, subject: string, body: unknown, canRead?: SubjectReadable): Plan<{ id: number }> {
+  const request = parseSchemaRequest(state, body, canRead);
   const existing = state.findInSubject(subject, request.schema, request.schemaType, request.references);
   // Re-registering is a look-up, allowed even in READONLY mode, as Confluent does.
   if (existing && (request.id === undefined || request.id === existing.id)) return { records: [], result: { id: existing.id } };
@@ -212,8 +212,8 @@ export interface CompatibilityAnswer {
  * versions the subject's level checks (all of them when transitive) for "latest"
  * or when no version is given.
  */
-export function testCompatibility(state: RegistryState, subject: string, spec: VersionSpec | undefined, body: unknown, verbose: boolean): CompatibilityAnswer {
-  const request = parseSchemaRequest(state, body);
+export function testCompatibility(state: RegistryState, subject: string, spec: VersionSpec | undefined, body: unknown, verbose: boolean, canRead?: SubjectReadable): CompatibilityAnswer {
+  const request = parseSchemaRequest(state, body, canRead);
   const live = state.versions(subject);
   if (live.length === 0) throw RegistryHttpError.subjectNotFound(subject);
   let against = live;

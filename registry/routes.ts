@@ -1,7 +1,8 @@
 import { isUtf8 } from 'node:buffer';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { REGISTRY_DENIALS, API_CHALLENGE } from '../access/denials.ts';
 import { serverFactory } from '../access/http.ts';
+import { canReadSubject } from '../access/permissions.ts';
 import { installSecurity } from '../access/plugin.ts';
 import { registryWriteDetails } from '../access/registry-audit.ts';
 import { REGISTRY_ROUTES } from '../access/route-table.ts';
@@ -11,7 +12,7 @@ import { registerHttpMetrics } from '../core/http-metrics.ts';
 import type { Logger } from '../core/logger.ts';
 import type { SchemaReference } from '../core/formats/types.ts';
 import { deleteConfig, deleteMode, deleteSubject, deleteVersion, parseVersion, registerSchema, setConfig, setMode, testCompatibility } from './commands.ts';
-import { parseSchemaRequest } from './schemas.ts';
+import { parseSchemaRequest, type SubjectReadable } from './schemas.ts';
 import type { VersionEntry } from './state.ts';
 import type { RegistryStore } from './store.ts';
 
@@ -60,7 +61,17 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
   });
   const state = store.state;
   const security = { config, logger, routes: REGISTRY_ROUTES, denials: REGISTRY_DENIALS, challenge: API_CHALLENGE, describeWrite: registryWriteDetails(state) };
-  installSecurity(app, { service: 'registry', ...security });
+  const access = installSecurity(app, { service: 'registry', ...security });
+  /**
+   * What a request may see of subjects it did not name: an id is readable only through a subject that uses it
+   * and the caller may read (as with Confluent's RBAC), and a submitted schema's references resolve only
+   * readable subjects. Anything else answers as if it did not exist (40403 for an id, as Confluent does, or the
+   * reference's "has no version"), so the answer does not reveal that it does.
+   */
+  const readable =
+    (request: FastifyRequest): SubjectReadable =>
+    (subject) =>
+      canReadSubject(request.principal, subject, access.open);
   registerHttpMetrics(app, { service: 'registry' });
 
   // One parser for all three types; an empty body (clients send DELETEs with a content type) is no body.
@@ -108,10 +119,11 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
     return entry;
   }
 
-  function storedSchema(rawId: string): { id: number; schema: string; schemaType: string; references: SchemaReference[] } {
+  /** The schema of an id, if any version (soft-deleted ones too, which id look-ups still find) of a subject the caller may read uses it. */
+  function storedSchema(rawId: string, canRead: SubjectReadable): { id: number; schema: string; schemaType: string; references: SchemaReference[] } {
     const id = parseId(rawId);
     const stored = state.schemaById(id);
-    if (!stored) throw RegistryHttpError.schemaNotFound(`Schema ${id} not found`);
+    if (!stored || !state.usesOfId(id, true).some((use) => canRead(use.subject))) throw RegistryHttpError.schemaNotFound(`Schema ${id} not found`);
     return stored;
   }
 
@@ -139,14 +151,14 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
     return raw(reply, entry.schema);
   });
 
-  app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) => store.execute((s) => registerSchema(s, request.params.subject, request.body)));
+  app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) => store.execute((s) => registerSchema(s, request.params.subject, request.body, readable(request))));
 
   app.post<{ Params: SubjectParams }>('/subjects/:subject', async (request) => {
     const subject = request.params.subject;
     const includeDeleted = flag(request.query, 'deleted');
     return read(() => {
       if (!state.hasSubject(subject, includeDeleted)) throw RegistryHttpError.subjectNotFound(subject);
-      const { schema, schemaType, references } = parseSchemaRequest(state, request.body);
+      const { schema, schemaType, references } = parseSchemaRequest(state, request.body, readable(request));
       const entry = state.findInSubject(subject, schema, schemaType, references, includeDeleted);
       if (!entry) throw RegistryHttpError.schemaNotFound(`Schema not found under subject '${subject}'`);
       return versionBody(entry);
@@ -169,34 +181,39 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
 
   app.get<{ Params: IdParams }>('/schemas/ids/:id', async (request) =>
     read(() => {
-      const stored = storedSchema(request.params.id);
+      const stored = storedSchema(request.params.id, readable(request));
       return { ...typeAndReferences(stored), schema: stored.schema };
     }),
   );
 
-  app.get<{ Params: IdParams }>('/schemas/ids/:id/schema', async (request, reply) => raw(reply, (await read(() => storedSchema(request.params.id))).schema));
+  app.get<{ Params: IdParams }>('/schemas/ids/:id/schema', async (request, reply) => raw(reply, (await read(() => storedSchema(request.params.id, readable(request)))).schema));
 
   app.get<{ Params: IdParams }>('/schemas/ids/:id/versions', async (request) =>
     read(() => {
-      const { id } = storedSchema(request.params.id);
-      return state.usesOfId(id, flag(request.query, 'deleted')).map((v) => ({ subject: v.subject, version: v.version }));
+      const canRead = readable(request);
+      const { id } = storedSchema(request.params.id, canRead);
+      return state
+        .usesOfId(id, flag(request.query, 'deleted'))
+        .filter((v) => canRead(v.subject))
+        .map((v) => ({ subject: v.subject, version: v.version }));
     }),
   );
 
   app.get<{ Params: IdParams }>('/schemas/ids/:id/subjects', async (request) =>
     read(() => {
-      const { id } = storedSchema(request.params.id);
-      return [...new Set(state.usesOfId(id, flag(request.query, 'deleted')).map((v) => v.subject))];
+      const canRead = readable(request);
+      const { id } = storedSchema(request.params.id, canRead);
+      return [...new Set(state.usesOfId(id, flag(request.query, 'deleted')).map((v) => v.subject))].filter(canRead);
     }),
   );
 
   app.post<{ Params: VersionParams }>('/compatibility/subjects/:subject/versions/:version', async (request) => {
     const spec = parseVersion(request.params.version);
-    return read(() => testCompatibility(state, request.params.subject, spec, request.body, flag(request.query, 'verbose')));
+    return read(() => testCompatibility(state, request.params.subject, spec, request.body, flag(request.query, 'verbose'), readable(request)));
   });
 
   app.post<{ Params: SubjectParams }>('/compatibility/subjects/:subject/versions', async (request) =>
-    read(() => testCompatibility(state, request.params.subject, undefined, request.body, flag(request.query, 'verbose'))),
+    read(() => testCompatibility(state, request.params.subject, undefined, request.body, flag(request.query, 'verbose'), readable(request))),
   );
 
   app.get('/config', async () => ({ compatibilityLevel: state.globalCompatibility }));

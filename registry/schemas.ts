@@ -3,6 +3,7 @@ import { jsonSchemaCodec, type JsonSchemaCodec } from '../core/formats/json-sche
 import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
 import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
 import { RegistryHttpError } from '../core/errors.ts';
+import { jsonBeyondBounds } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
 import { explainIncompatibility, parseAvroSchema } from './compatibility.ts';
@@ -41,18 +42,25 @@ function parseReferences(raw: unknown): SchemaReference[] {
   });
 }
 
+/** Whether the caller may read a subject (registry:read on it); the registry passes the principal's check. */
+export type SubjectReadable = (subject: string) => boolean;
+const ANY_SUBJECT: SubjectReadable = () => true;
+
 /**
  * The texts of everything `references` lead to, dependencies first, each once.
- * A reference to a version that does not exist is refused (42201), naming it.
+ * A reference to a version that does not exist is refused (42201), naming it;
+ * so is one to a subject the caller may not read, with the same words, so the
+ * answer does not tell whether it exists. (References of a referenced schema
+ * are part of a schema the caller may read, and are followed.)
  */
-export function resolveReferences(state: RegistryState, references: readonly SchemaReference[]): ResolvedReference[] {
+export function resolveReferences(state: RegistryState, references: readonly SchemaReference[], canRead: SubjectReadable = ANY_SUBJECT): ResolvedReference[] {
   const out: ResolvedReference[] = [];
   const done = new Set<string>();
   const visit = (ref: SchemaReference, chain: readonly string[]): void => {
     const key = `${ref.subject}/${ref.version}`;
     if (done.has(key)) return;
     if (chain.includes(key)) throw RegistryHttpError.invalidSchema(`Circular schema reference: ${[...chain, key].join(' -> ')}`);
-    const entry = state.version(ref.subject, ref.version);
+    const entry = chain.length > 0 || canRead(ref.subject) ? state.version(ref.subject, ref.version) : undefined;
     if (!entry) throw RegistryHttpError.invalidSchema(`Invalid schema reference ${JSON.stringify(ref)}: subject '${ref.subject}' has no version ${ref.version}`);
     for (const inner of entry.references) visit(inner, [...chain, key]);
     done.add(key);
@@ -81,8 +89,27 @@ export function parseSchema(schemaType: SchemaType, schema: string, resolved: re
   }
 }
 
+/**
+ * Bounds on a submitted Avro or JSON Schema text, checked before any format parser sees it: avsc, ajv and
+ * key sorting recurse (a deeper value overflows the stack after seconds of work), and ajv's compile time
+ * grows faster than the number of subschemas (1 MiB of properties took ~10 s). Real schemas stay far below.
+ */
+export const MAX_SCHEMA_DEPTH = 128;
+export const MAX_JSON_SCHEMA_CONTAINERS = 2_000;
+
+function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return; // not JSON: the format's own parser says where
+  }
+  const problem = jsonBeyondBounds(value, MAX_SCHEMA_DEPTH, schemaType === 'JSON' ? MAX_JSON_SCHEMA_CONTAINERS : Infinity);
+  if (problem) throw RegistryHttpError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${problem}`);
+}
+
 /** Validates a `{schema, schemaType?, references?, id?, version?}` body (42201 when unusable). */
-export function parseSchemaRequest(state: RegistryState, body: unknown): SchemaRequest {
+export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT): SchemaRequest {
   if (!isObject(body)) throw RegistryHttpError.invalidSchema('The request body must be a JSON object with a "schema" string');
   const { schema, schemaType: rawType, references: rawReferences, id, version } = body;
   const schemaType = rawType === undefined || rawType === null ? 'AVRO' : rawType;
@@ -93,7 +120,8 @@ export function parseSchemaRequest(state: RegistryState, body: unknown): SchemaR
   if (id !== undefined && id !== null && !isPositiveInt(id)) throw RegistryHttpError.invalidSchema('"id" must be a positive integer');
   if (version !== undefined && version !== null && !isPositiveInt(version)) throw RegistryHttpError.invalidVersion(String(version));
   const references = parseReferences(rawReferences);
-  const parsed = parseSchema(schemaType, schema, resolveReferences(state, references));
+  if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
+  const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead));
   const text = schemaType === 'PROTOBUF' ? schema : JSON.stringify(JSON.parse(schema));
   return {
     schema: text,

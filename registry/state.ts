@@ -194,14 +194,32 @@ function decodeReferences(raw: unknown): SchemaReference[] {
  */
 export function normalizeSchema(text: string, schemaType = 'AVRO'): string {
   if (schemaType === 'PROTOBUF') {
-    return text
-      .replace(/\/\*[\s\S]*?\*\//g, ' ')
+    return withoutBlockComments(text)
       .replace(/\/\/[^\n]*/g, ' ')
       .replace(/\s+/g, ' ')
       .replace(/\s*([{};=,<>()[\]])\s*/g, '$1')
       .trim();
   }
   return JSON.stringify(sortKeys(JSON.parse(text)));
+}
+
+/**
+ * Each `/* ... *\/` replaced by one space, exactly as `text.replace(/\/\*[\s\S]*?\*\//g, ' ')` does (schema
+ * identities depend on it), in linear time: that regex rescans to the end of the text from every `/*` that
+ * is never closed. Once one `/*` has no closing `*\/` after it, no later one has.
+ */
+export function withoutBlockComments(text: string): string {
+  let out = '';
+  let from = 0;
+  for (;;) {
+    const open = text.indexOf('/*', from);
+    if (open < 0) break;
+    const close = text.indexOf('*/', open + 2);
+    if (close < 0) break;
+    out += `${text.slice(from, open)} `;
+    from = close + 2;
+  }
+  return out + text.slice(from);
 }
 
 function sortKeys(value: unknown): unknown {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { addToAccessFile, loadAccessFile } from '../../access/file.ts';
+import { isOutdatedHash } from '../../access/secrets.ts';
 import { SluiceError } from '../../core/errors.ts';
 import { configFrom } from '../flags.ts';
 
@@ -99,6 +100,9 @@ export function register(program: Command): void {
         const grants = p.grants.map((g) => ('glob' in g ? `${g.kind}:${g.glob}` : g.kind === 'all' ? '*' : g.kind));
         const credentials = [p.keys.length > 0 ? `${p.keys.length} key(s)` : '', p.password ? 'password' : '', p.jwtSubject ? `jwt sub ${p.jwtSubject}` : ''].filter(Boolean);
         process.stdout.write(`${p.name}\t${credentials.join(', ') || 'no credentials'}\t${grants.join(' ') || 'nothing'}\n`);
+        // The file is the operator's (often kept by config management): Sluice never rewrites it, it says what to renew.
+        const outdated = [p.password !== undefined && isOutdatedHash(p.password) ? 'its password' : '', ...p.keys.filter((k) => isOutdatedHash(k.hash)).map((k) => `key ${k.id}`)].filter(Boolean);
+        if (outdated.length > 0) process.stdout.write(`  ${p.name}: ${outdated.join(', ')} hashed at a lower scrypt cost than N=2^17: set again (add-user) or replace (add-key)\n`);
       }
     });
 }

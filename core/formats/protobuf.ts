@@ -56,7 +56,8 @@ export function parseProtoFile(resolved: ResolvedSchema): ProtoFile {
   const lookup = <T>(kind: new (...args: never[]) => T, name: string): T => root.lookup(packageName === '' ? name : `${packageName}.${name}`, [kind as never]) as T;
   const messages = nested.filter((n) => n instanceof protobuf.Type).map((n) => lookup(protobuf.Type, n.name));
   const enums = nested.filter((n) => n instanceof protobuf.Enum).map((n) => lookup(protobuf.Enum, n.name));
-  const syntax = /^\s*syntax\s*=\s*["'](proto[23])["']/m.exec(resolved.schema)?.[1] ?? 'proto2';
+  // `[ \t]*`, not `\s*`, before the keyword: `^\s*` under /m restarts at every line and runs over every newline after it (quadratic).
+  const syntax = /^[ \t]*syntax\s*=\s*["'](proto[23])["']/m.exec(resolved.schema)?.[1] ?? 'proto2';
   return { root, packageName, syntax, messages, enums };
 }
 

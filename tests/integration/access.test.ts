@@ -41,7 +41,7 @@ const dir = mkdtempSync(join(tmpdir(), 'sluice-access-it-'));
 const logLines: string[] = [];
 const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
 
-const PASSWORDS = { admin: 'admin-password-1', viewer: 'viewer-password-1', operator: 'operator-password-1', writer: 'writer-password-1', lost: 'lost-password-1' };
+const PASSWORDS = { admin: 'admin-password-1', viewer: 'viewer-password-1', operator: 'operator-password-1', writer: 'writer-password-1', lost: 'lost-password-1', narrow: 'narrow-password-1' };
 let access: TestAccess;
 let registry: RunningRegistry;
 let ingress: Ingress;
@@ -85,6 +85,8 @@ beforeAll(async () => {
       { name: 'lost', allow: ['read:no-such-topic'], password: PASSWORDS.lost },
       // A console viewer allowed the schemas of one subject.
       { name: 'subject-viewer', allow: ['console:viewer', `registry:read:${topic}-value`] },
+      // Reads one other subject only: ids and references must not show it the order subject.
+      { name: 'narrow', allow: [`registry:read:${topic}.scored-value`], password: PASSWORDS.narrow },
     ],
     dir,
   );
@@ -307,6 +309,26 @@ describe('the console', () => {
     // console:viewer without any registry:read: no subject at all.
     expect(await listed(basic('viewer', PASSWORDS.viewer))).toEqual([]);
     expect(await listed(basic('admin', PASSWORDS.admin))).toEqual(expect.arrayContaining([subject, `${topic}-other-value`]));
+  });
+});
+
+describe('the registry, to a narrow reader (issue 22)', () => {
+  it("reads an id only through a subject it may read, and cannot resolve another subject's schema as a reference", async () => {
+    const narrow = basic('narrow', PASSWORDS.narrow);
+    for (const suffix of ['', '/schema', '/versions', '/subjects']) {
+      const answer = await send(registry.url, { method: 'GET', path: `/schemas/ids/${schemaId}${suffix}` }, narrow);
+      expect(answer.status, suffix).toBe(404);
+      expect(JSON.parse(answer.body), suffix).toEqual({ error_code: 40403, message: `Schema ${schemaId} not found` });
+    }
+    expect((await send(registry.url, { method: 'GET', path: `/subjects/${subject}/versions` }, narrow)).status).toBe(403);
+    const uses = JSON.stringify({ type: 'record', name: 'Uses', fields: [{ name: 'o', type: 'string' }] });
+    const probe = await send(
+      registry.url,
+      { method: 'POST', path: `/compatibility/subjects/${topic}.scored-value/versions`, body: { schema: uses, references: [{ name: 'x.Order', subject, version: 1 }] } },
+      narrow,
+    );
+    expect(probe.status).toBe(422);
+    expect(JSON.parse(probe.body)).toMatchObject({ error_code: 42201, message: expect.stringContaining(`subject '${subject}' has no version 1`) });
   });
 });
 

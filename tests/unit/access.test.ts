@@ -90,7 +90,8 @@ describe('the access file', () => {
     const again = loadAccessFile(file).principals.find((p) => p.name === 'orders-service')!;
     expect(again.keys).toHaveLength(2);
     expect(again.grants.map((g) => ('glob' in g ? `${g.kind}:${g.glob}` : g.kind))).toEqual(['produce:/v1/orders', 'produce:/v2/*']);
-  });
+    // Four scrypt derivations at N=2^17 (deliberately slow): a hang guard, not a timing.
+  }, 60_000);
 
   it('refuses a grant that is not one before writing anything', async () => {
     const file = join(dir, 'bad-grant.yaml');
@@ -124,9 +125,14 @@ describe('authentication', () => {
     ['Basic bm9jb2xvbg=='],
     ['Bearer a.b.c'],
     ['Digest x'],
-  ])('refuses %s', async (header) => {
-    await expect(auth.fromHeader(header)).rejects.toThrow(UnauthenticatedError);
-  });
+  ])(
+    'refuses %s',
+    async (header) => {
+      await expect(auth.fromHeader(header)).rejects.toThrow(UnauthenticatedError);
+      // An unknown name is checked against a dummy hash at N=2^17, as slow as a wrong password: a hang guard.
+    },
+    60_000,
+  );
 
   it("one principal's key is not another's password", async () => {
     await expect(auth.fromHeader(basic('alice', access.keys.svc!).authorization)).rejects.toThrow(UnauthenticatedError);
@@ -269,8 +275,32 @@ describe('OIDC bearer tokens', () => {
         .setExpirationTime('5m')
         .sign(other.privateKey);
       await expect(auth.fromHeader(`Bearer ${forged}`)).rejects.toThrow(/invalid token/);
+      // A token that never expires, or from another issuer, is refused (issue 22).
+      const eternal = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('billing-svc').setIssuer('https://issuer.test').setAudience('sluice').sign(privateKey);
+      await expect(auth.fromHeader(`Bearer ${eternal}`)).rejects.toThrow(/invalid token: missing required "exp" claim/);
+      const foreign = await new SignJWT({})
+        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+        .setSubject('billing-svc')
+        .setIssuer('https://elsewhere.test')
+        .setAudience('sluice')
+        .setExpirationTime('5m')
+        .sign(privateKey);
+      await expect(auth.fromHeader(`Bearer ${foreign}`)).rejects.toThrow(/invalid token: unexpected "iss"/);
     } finally {
       server.close();
     }
+  });
+
+  it('config: a JWKS URL needs an issuer and an audience, and https unless the host is loopback', () => {
+    const jwks =
+      (url: string, extra: Record<string, string> = { SLUICE_OIDC_ISSUER: 'https://issuer.test', SLUICE_OIDC_AUDIENCE: 'sluice' }) =>
+      () =>
+        loadConfig({ SLUICE_OIDC_JWKS_URL: url, ...extra });
+    expect(jwks('https://issuer.test/jwks.json', {})).toThrow(/SLUICE_OIDC_ISSUER: required with SLUICE_OIDC_JWKS_URL[\s\S]*SLUICE_OIDC_AUDIENCE: required/);
+    expect(jwks('https://issuer.test/jwks.json', { SLUICE_OIDC_ISSUER: 'https://issuer.test' })).toThrow(expect.objectContaining({ message: expect.stringMatching(/SLUICE_OIDC_AUDIENCE.*required/) }));
+    expect(jwks('http://issuer.test/jwks.json')).toThrow(/SLUICE_OIDC_JWKS_URL.*must be https/);
+    expect(jwks('http://127.0.0.1:9999/jwks.json')).not.toThrow();
+    expect(jwks('http://localhost:9999/jwks.json')).not.toThrow();
+    expect(jwks('https://issuer.test/jwks.json')).not.toThrow();
   });
 });

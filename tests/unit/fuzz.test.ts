@@ -7,13 +7,11 @@ import { loadConfig } from '../../core/config.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
 import { createLogger } from '../../core/logger.ts';
 import { unframe } from '../../core/wire-format.ts';
-import { buildRegistryApp } from '../../registry/routes.ts';
-import { RegistryState } from '../../registry/state.ts';
-import type { RegistryStore } from '../../registry/store.ts';
 import { compileFilter, FilterError, type FilterContext } from '../../tail/filter.ts';
 import { loadTopology } from '../../topology/load.ts';
 import { ORDER_DEFAULTS } from '../support/order-topology.ts';
 import { ingressApp } from '../support/ingress-app.ts';
+import { memoryRegistryApp } from '../support/memory-registry.ts';
 
 /**
  * Properties over arbitrary input: the ingress and the registry answer 2xx or
@@ -138,19 +136,7 @@ describe('ingress under arbitrary input', () => {
 describe('registry under arbitrary request bodies', () => {
   let app: FastifyInstance;
   beforeAll(async () => {
-    // The registry's HTTP layer over its state, without the Kafka log: a write applies straight to memory.
-    const state = new RegistryState();
-    const store = {
-      state,
-      topic: '_schemas',
-      catchUp: async () => undefined,
-      execute: async <T>(plan: (s: RegistryState) => { records: Parameters<RegistryState['apply']>[0][]; result: T }) => {
-        const { records, result } = plan(state);
-        for (const r of records) state.apply(r);
-        return result;
-      },
-    } as unknown as RegistryStore;
-    app = buildRegistryApp(store, logger, config);
+    app = memoryRegistryApp(config, logger).app;
     await app.ready();
   });
   afterAll(async () => app.close());
@@ -201,6 +187,46 @@ describe('registry under arbitrary request bodies', () => {
         if (response.statusCode >= 400) expect(response.json()).toMatchObject({ error_code: expect.any(Number), message: expect.any(String) });
       }),
       { numRuns: RUNS },
+    );
+  }, 300_000);
+});
+
+describe('registry under pathological sizes', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = memoryRegistryApp(config, logger).app;
+    await app.ready();
+  });
+  afterAll(async () => app.close());
+
+  // Repeated units of the shapes that were quadratic (or recursed) before issue 22, at sizes up to the 1 MiB body limit.
+  const unit = fc.constantFrom('\n', ' ', '/*', '/* x', '//', '"', "'", '{', '}', '[', ']', 'syntax = ', 'message A {', '{"a":', '[', '\\', 'a.', '*/');
+  const size = fc.constantFrom(1_000, 30_000, 400_000);
+  const wrap = fc.constantFrom(
+    (t: string) => ({ schema: t, schemaType: 'PROTOBUF' }),
+    (t: string) => ({ schema: t, schemaType: 'JSON' }),
+    (t: string) => ({ schema: t }),
+    (t: string) => ({ schema: JSON.stringify({ type: 'record', name: t, fields: [] }) }),
+    (t: string) => ({ schema: '"int"', references: [{ name: t, subject: t, version: 1 }] }),
+    (t: string) => ({ schema: '"int"', references: Array.from({ length: Math.min(t.length, 10_000) }, (_, i) => ({ name: `n${i}`, subject: t.slice(0, 100), version: 1 })) }),
+    (t: string) => ({ compatibility: t }),
+    (t: string) => ({ mode: t }),
+  );
+  const route = fc.constantFrom(['POST', '/subjects/s/versions'], ['POST', '/compatibility/subjects/s/versions'], ['POST', '/subjects/s'], ['PUT', '/config/s'], ['PUT', '/mode/s']);
+
+  it('answers 2xx or 4xx, never 5xx, to schema texts, references and config bodies up to the body limit', async () => {
+    await app.inject({ method: 'POST', url: '/subjects/s/versions', headers: { 'content-type': 'application/json' }, payload: { schema: '"int"' } });
+    await fc.assert(
+      fc.asyncProperty(route, unit, size, wrap, async ([method, url], piece, n, make) => {
+        const response = await app.inject({
+          method: method as 'POST',
+          url: url!,
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify(make(piece.repeat(Math.ceil(n / piece.length)))),
+        });
+        expect(response.statusCode, `${method} ${url} ${JSON.stringify(piece)} x${n}: ${response.body.slice(0, 200)}`).toBeLessThan(500);
+      }),
+      { numRuns: Math.min(RUNS, 40) },
     );
   }, 300_000);
 });

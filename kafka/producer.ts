@@ -4,7 +4,7 @@ import { BrokerUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RetryPolicy } from '../core/retry.ts';
 import { splitByCounts } from '../core/arrays.ts';
-import { clientOptions, errorContext, routeClientEvents, transactionalIdentity } from './connection.ts';
+import { errorContext, producerOptions, routeClientEvents, transactionalIdentity } from './connection.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import { partitionForKey } from './partitioner.ts';
 import type { Acks, OutgoingRecord, RecordHeaders, RecordMetadata } from './types.ts';
@@ -146,7 +146,7 @@ export class KafkaProducer {
     const acks = settings.acks ?? 'all';
     const idempotent = settings.idempotent ?? acks === 'all';
     this.#client = new Producer<Buffer, Buffer, Buffer, Buffer>({
-      ...clientOptions(config, {
+      ...producerOptions(config, {
         name: settings.name,
         retry: settings.retry,
         connectTimeoutMs: settings.connectTimeoutMs,

@@ -1,7 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { PROJECT_ROOT } from '../core/config.ts';
-import { median, processCpuSeconds, type EventPool } from './common.ts';
+import { cpuSeconds, median, type EventPool } from './common.ts';
 import { loadHttp } from './ingress.ts';
 
 /**
@@ -66,20 +65,6 @@ export async function measureIdempotency(url: string, pool: EventPool, durationS
         }
       : null;
   return { connections, plainEventsPerSec: median(plain), keyedEventsPerSec: median(keyed), keyedNon2xx, cpuUsPerEvent };
-}
-
-/** CPU seconds used so far by one process and by the whole machine (every core, busy time only); undefined off Linux. */
-function cpuSeconds(pid: number | undefined): { process: number; machine: number } | undefined {
-  const own = pid === undefined ? undefined : processCpuSeconds(pid);
-  if (own === undefined) return undefined;
-  try {
-    // The first line of /proc/stat, in USER_HZ: user nice system idle iowait irq softirq steal ...
-    const all = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const busy = all[0]! + all[1]! + all[2]! + all[5]! + all[6]!;
-    return { process: own, machine: busy / 100 };
-  } catch {
-    return undefined;
-  }
 }
 
 async function countLines(stream: NodeJS.ReadableStream | ReadableStream<Uint8Array>): Promise<number> {

@@ -7,13 +7,13 @@ import { RegistryClient } from '../core/registry-client.ts';
 import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/broker.ts';
 import { startRegistry } from '../registry/server.ts';
 import type { BareProducerFigures } from './bare-harness.ts';
-import { benchTopology, encodePool, eventPool, median, newRunId, round, spawnBench, withAdmin, type BenchEnv, type Child, type EventPool } from './common.ts';
+import { benchTopology, cpuSeconds, cpuUsPerEvent, encodePool, eventPool, median, newRunId, round, spawnBench, withAdmin, type BenchEnv, type Child, type EventPool } from './common.ts';
 import { measureE2e, type E2eFigures } from './e2e-latency.ts';
 import { measureIdempotency, measureReadPath, type IdempotencyFigures, type ReadPathFigures } from './http-extras.ts';
-import { loadHttp, type HttpFigures } from './ingress.ts';
+import { loadHttp, type HttpFigures, type LoadSpec } from './ingress.ts';
 import { runJavaProducer, type JavaProducerFigures } from './java-producer.ts';
 import { runWorkerBench, runWorkerScaleBench, type WorkerBenchOptions } from './worker.ts';
-import { computeGoals, computeRatios, writeResults, type BenchResults, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
+import { computeGoals, computeRatios, medianCpu, writeResults, type BenchResults, type CompressionRow, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
 import { measureSerialization, type SerializationFigures } from './serialization.ts';
 import { runReplicated, type ReplicatedFigures } from './replicated.ts';
 
@@ -43,7 +43,8 @@ interface Mode {
   serializationMs: number;
 }
 
-const QUICK: Mode = { name: 'quick', httpDurationS: 5, rounds: 1, connections: [1, 16, 128], bareDurationS: 5, javaRecords: 400_000, e2eDurationS: 8, serializationMs: 3000 };
+// Quick: three alternated rounds per cell too (each ratio a median), 4 s each, without the 1-connection column.
+const QUICK: Mode = { name: 'quick', httpDurationS: 4, rounds: 3, connections: [16, 128], bareDurationS: 5, javaRecords: 400_000, e2eDurationS: 8, serializationMs: 3000 };
 const FULL: Mode = { name: 'full', httpDurationS: 15, rounds: 3, connections: [1, 16, 128], bareDurationS: 15, javaRecords: 2_000_000, e2eDurationS: 30, serializationMs: 10_000 };
 
 const RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results');
@@ -100,7 +101,15 @@ async function urlOf(child: Child, path = '/v1/orders'): Promise<string> {
   return `${ready.url}${path}`;
 }
 
-async function ingressMatrix(mode: Mode, urls: Record<HttpContender, string>, pool: EventPool, log: Logger): Promise<IngressCell[]> {
+/** One timed load on a contender, with the CPU its process and the machine spent per accepted event. */
+async function timedLoad(spec: LoadSpec, pid: number | undefined): Promise<HttpFigures> {
+  const before = cpuSeconds(pid);
+  const figures = await loadHttp(spec);
+  const cpu = cpuUsPerEvent(before, cpuSeconds(pid), figures.eventsPerSec * spec.durationS);
+  return cpu ? { ...figures, cpuUsPerEvent: cpu } : figures;
+}
+
+async function ingressMatrix(mode: Mode, urls: Record<HttpContender, string>, pids: Record<HttpContender, number | undefined>, pool: EventPool, log: Logger): Promise<IngressCell[]> {
   const cells: IngressCell[] = [];
   // Both services reach steady state (JIT, connections, producer id) before anything counts.
   for (const contender of ['sluice', 'naive'] as const) {
@@ -114,23 +123,84 @@ async function ingressMatrix(mode: Mode, urls: Record<HttpContender, string>, po
         const order: HttpContender[] = flip ? ['naive', 'sluice'] : ['sluice', 'naive'];
         flip = !flip;
         for (const contender of order) {
-          const figures = await loadHttp({
-            url: urls[contender],
-            connections,
-            durationS: mode.httpDurationS,
-            bodies: eventsPerRequest === 1 ? pool.singleBodies : pool.batchBodies,
-            eventsPerRequest,
-          });
+          const figures = await timedLoad(
+            { url: urls[contender], connections, durationS: mode.httpDurationS, bodies: eventsPerRequest === 1 ? pool.singleBodies : pool.batchBodies, eventsPerRequest },
+            pids[contender],
+          );
           rounds[contender].push(figures);
-          log.info({ contender, connections, eventsPerRequest, eventsPerSec: figures.eventsPerSec, p99: figures.latencyMs.p99, non2xx: figures.non2xx, errors: figures.errors }, 'ingress run');
+          log.info(
+            {
+              contender,
+              connections,
+              eventsPerRequest,
+              eventsPerSec: figures.eventsPerSec,
+              cpuUsPerEvent: figures.cpuUsPerEvent,
+              p99: figures.latencyMs.p99,
+              non2xx: figures.non2xx,
+              errors: figures.errors,
+            },
+            'ingress run',
+          );
         }
       }
       for (const contender of ['sluice', 'naive'] as const) {
-        cells.push({ contender, connections, eventsPerRequest, rounds: rounds[contender], eventsPerSec: median(rounds[contender].map((f) => f.eventsPerSec)) });
+        cells.push({
+          contender,
+          connections,
+          eventsPerRequest,
+          rounds: rounds[contender],
+          eventsPerSec: median(rounds[contender].map((f) => f.eventsPerSec)),
+          cpuUsPerEvent: medianCpu(rounds[contender]),
+        });
       }
     }
   }
   return cells;
+}
+
+const CODECS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+
+/**
+ * The ingress under each SLUICE_COMPRESSION codec, each on its own topic: batches of 100 and single events at 128
+ * connections (events/s, CPU per event), then the bytes per record on the broker's log (DescribeLogDirs, so it
+ * holds with KAFKA_BROKERS too). The default codec is chosen from these rows.
+ */
+async function compressionRows(mode: Mode, base: { brokers: string[]; registryUrl: string; runId: string }, pool: EventPool, schemaText: string, log: Logger): Promise<CompressionRow[]> {
+  const rows: CompressionRow[] = [];
+  for (const codec of CODECS) {
+    const env = envFor(base, `compression-${codec}`);
+    await createBenchTopics(env);
+    const subject = benchTopology(env).topics.find((t) => t.name === env.inputTopic)!.valueSchema!.subject;
+    await new RegistryClient(base.registryUrl).register(subject, schemaText);
+    const child = spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(env), SLUICE_COMPRESSION: codec });
+    try {
+      const url = await urlOf(child);
+      await loadHttp({ url, connections: 16, durationS: 2, bodies: pool.batchBodies, eventsPerRequest: 100 });
+      const load = (per: number): Promise<HttpFigures> =>
+        timedLoad({ url, connections: 128, durationS: mode.httpDurationS, bodies: per === 1 ? pool.singleBodies : pool.batchBodies, eventsPerRequest: per }, child.process.pid);
+      const batches = await load(100);
+      const single = await load(1);
+      const { records, bytes } = await withAdmin(env.brokers, async (admin) => ({
+        records: [...(await admin.listOffsets(env.inputTopic, 'latest')).values()].reduce((sum, offset) => sum + Number(offset), 0),
+        bytes: await admin.logBytes(env.inputTopic),
+      }));
+      const row: CompressionRow = {
+        codec,
+        batchEventsPerSec: batches.eventsPerSec,
+        batchCpuUsPerEvent: batches.cpuUsPerEvent ?? null,
+        singleEventsPerSec: single.eventsPerSec,
+        singleCpuUsPerEvent: single.cpuUsPerEvent ?? null,
+        records,
+        logBytes: bytes,
+        bytesPerRecord: records > 0 ? round(bytes / records, 1) : null,
+      };
+      log.info({ ...row }, 'compression');
+      rows.push(row);
+    } finally {
+      await child.stop();
+    }
+  }
+  return rows;
 }
 
 /** `script`: bare-producer.ts (kafkajs) or bare-platformatic-producer.ts (@platformatic/kafka), same records and guarantees. */
@@ -187,7 +257,7 @@ function machineFacts(config: SluiceConfig, broker: Broker): Record<string, unkn
   };
 }
 
-const STAGES = ['ingress', 'idempotency', 'read', 'ceilings', 'worker', 'e2e', 'serialization', 'replicated'] as const;
+const STAGES = ['ingress', 'compression', 'idempotency', 'read', 'ceilings', 'worker', 'e2e', 'serialization', 'replicated'] as const;
 type Stage = (typeof STAGES)[number];
 
 function stagesOf(args: string[]): Set<Stage> {
@@ -226,8 +296,14 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       const naive = naiveChild(base, env.inputTopic, schema.subject);
       children.push(sluice, naive);
       const urls = { sluice: await urlOf(sluice), naive: await urlOf(naive) };
-      cells = await ingressMatrix(mode, urls, pool, log);
+      cells = await ingressMatrix(mode, urls, { sluice: sluice.process.pid, naive: naive.process.pid }, pool, log);
       await Promise.all([sluice.stop(), naive.stop()]);
+    }
+
+    let compression: CompressionRow[] | null = null;
+    if (stages.has('compression')) {
+      log.info('compression: the ingress under each codec, batches of 100 and single events at 128 connections');
+      compression = await compressionRows(mode, base, pool, schema.text, log);
     }
 
     let idempotency: IdempotencyFigures | null = null;
@@ -307,6 +383,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       serialization,
       idempotency,
       readPath,
+      compression,
       ...(replicated ? { replicated } : {}),
       notes,
     };
@@ -367,6 +444,17 @@ async function againstRunning(mode: Mode, config: SluiceConfig, log: Logger): Pr
 function printSummary(results: BenchResults, files: { json: string; svg: string }): void {
   const lines = [`Sluice bench (${results.mode}, ${results.durationS} s): ${files.json}, ${files.svg}`, 'Ratios:'];
   for (const [name, value] of Object.entries(results.ratios)) lines.push(`  ${name.padEnd(28)} ${value === null ? 'n/a' : `${value}x`}`);
+  lines.push('Ingress (median of the rounds; CPU µs per event: own process / whole machine):');
+  for (const c of results.ingress.cells) {
+    lines.push(
+      `  ${c.contender.padEnd(7)} ${c.eventsPerRequest === 1 ? 'single' : `batch ${c.eventsPerRequest}`} @${c.connections}: ${c.eventsPerSec} events/s, CPU ${c.cpuUsPerEvent ? `${c.cpuUsPerEvent.process} / ${c.cpuUsPerEvent.machine}` : 'n/a'} µs`,
+    );
+  }
+  for (const row of results.compression ?? []) {
+    lines.push(
+      `Compression ${row.codec}: batches ${row.batchEventsPerSec} events/s (CPU ${row.batchCpuUsPerEvent?.process ?? 'n/a'} µs), single ${row.singleEventsPerSec} events/s (CPU ${row.singleCpuUsPerEvent?.process ?? 'n/a'} µs), ${row.bytesPerRecord ?? 'n/a'} B per record on the broker`,
+    );
+  }
   lines.push('Goals:');
   for (const g of results.goals) lines.push(`  ${g.met === null ? 'n/a ' : g.met ? 'met ' : 'MISS'} ${g.name}: ${g.actual ?? 'n/a'} (goal ${g.target})`);
   for (const cell of results.replicated?.cells ?? []) {

@@ -233,12 +233,20 @@ async function runE2e(mode: Mode, env: BenchEnv, pool: EventPool, peak: number, 
     // EndTxn by now; with 30 s of warm-up instead of 10, p50 fell from 57 to 31 ms, and a broker
     // warm from an hour of traffic gives p50 19 / p99 45 ms). SLUICE_BENCH_WARMUP_S sets it.
     await measureE2e({ ...base, durationS: Number(process.env.SLUICE_BENCH_WARMUP_S ?? 10), ratePerSec: 300, phase: 'warmup', drainMs: 3000 });
-    const low: E2eFigures = await measureE2e({ ...base, ratePerSec: 100, phase: 'low' });
-    log.info({ ...low }, 'end-to-end, low rate');
+    // Three runs at 100 events/s; the figure is the run with the median p99 (its other percentiles with it).
+    const lowRuns: E2eFigures[] = [];
+    for (let r = 0; r < 3; r++) lowRuns.push(await measureE2e({ ...base, ratePerSec: 100, phase: `low${r}` }));
+    const low = [...lowRuns].sort((a, b) => a.latencyMs.p99 - b.latencyMs.p99)[1]!;
+    log.info({ ...low, p99s: lowRuns.map((f) => f.latencyMs.p99) }, 'end-to-end, low rate (median of three runs)');
     const halfRate = Math.max(200, Math.round(peak / 2));
     const halfPeak: E2eFigures = await measureE2e({ ...base, ratePerSec: halfRate, phase: 'half', drainMs: 15_000 });
     log.info({ ...halfPeak }, 'end-to-end, 50% of peak');
-    return { low, halfPeak, note: `worker delivery: ${benchTopology(env).workers[0]?.delivery ?? 'unknown'}; load generator and read_committed consumer share the bench process` };
+    return {
+      low,
+      lowP99sMs: lowRuns.map((f) => f.latencyMs.p99),
+      halfPeak,
+      note: `worker delivery: ${benchTopology(env).workers[0]?.delivery ?? 'unknown'}; load generator and read_committed consumer share the bench process`,
+    };
   } finally {
     await Promise.all([ingress.stop(), worker.stop()]);
   }
@@ -322,8 +330,8 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
         if (available > 0) {
           // Every offset of the input topic is a record (nothing writes transactions there).
           const records = Math.min(available, 200_000);
-          readPath = await measureReadPath(url.replace(/\/v1\/orders$/, ''), env.inputTopic, records, { brokers: broker.brokers, registryUrl: registry.url });
-          log.info({ ...readPath }, 'read path vs sluice tail');
+          readPath = await measureReadPath(url.replace(/\/v1\/orders$/, ''), env.inputTopic, records, { brokers: broker.brokers, registryUrl: registry.url }, sluice.process.pid);
+          log.info({ ...readPath }, 'read path, sluice tail and kcat, alternated');
         } else notes.push('read: the input topic is empty (run it with the ingress or idempotency stage)');
       }
       await sluice.stop();

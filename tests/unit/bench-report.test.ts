@@ -140,7 +140,15 @@ describe('bench report', () => {
     const base = fixture();
     const partial = {
       ...base,
-      readPath: { records: 1000, readPathEventsPerSec: 40_000, tailEventsPerSec: 30_000, kcatEventsPerSec: 120_000 },
+      readPath: {
+        records: 1000,
+        rounds: 3,
+        readPathEventsPerSec: 40_000,
+        tailEventsPerSec: 30_000,
+        kcatEventsPerSec: 120_000,
+        cpuUsPerRecord: { readPathIngress: 12, readPathMachine: 30, tailMachine: 25, kcatMachine: 3 },
+      },
+      e2e: { ...base.e2e, lowP99sMs: [38, 40, 61] },
       worker: {
         ...base.worker,
         scale: {
@@ -153,12 +161,16 @@ describe('bench report', () => {
       },
     };
     const ratios = computeRatios(partial);
-    expect(ratios).toMatchObject({ tailVsKcat: 0.25, workerEos48Vs6: 0.75 });
+    expect(ratios).toMatchObject({ tailVsKcat: 0.25, readPathVsKcat: 0.33, workerEos48Vs6: 0.75 });
     const results = { ...partial, ratios, goals: [] };
     expect(computeGoals(results).find((g) => g.name === 'sluice tail vs kcat')).toMatchObject({ actual: 0.25, met: false });
     const table = readmeTable({ ...results, goals: computeGoals(results) });
     expect(table).toContain('| Worker exactly-once, 48 input partitions | 15,000 events/s, 5 broker connections |');
     expect(table).toContain('| `sluice tail` / kcat (events/s) | 0.25× | ≥ 0.3× |');
+    expect(table).toContain('| HTTP read path / kcat (events/s) | 0.33× | ≥ 0.3× |');
+    expect(table).toContain('| CPU per record, whole machine: read path / `sluice tail` / kcat (read path\'s own process) | 30 / 25 / 3 µs (12 µs) |');
+    expect(table).toContain('(median p99 of 38.0, 40.0, 61.0) | 20.0 / 40.0 / 45.0 ms |');
+    expect(computeGoals(results).find((g) => g.name === 'HTTP read path vs kcat')).toMatchObject({ actual: 0.33, met: true });
   });
 
   it('writes the README table between the markers and leaves the rest alone', () => {

@@ -168,7 +168,7 @@ describe('bench report', () => {
     expect(table).toContain('| Worker exactly-once, 48 input partitions | 15,000 events/s, 5 broker connections |');
     expect(table).toContain('| `sluice tail` / kcat (events/s) | 0.25× | ≥ 0.3× |');
     expect(table).toContain('| HTTP read path / kcat (events/s) | 0.33× | ≥ 0.3× |');
-    expect(table).toContain('| CPU per record, whole machine: read path / `sluice tail` / kcat (read path\'s own process) | 30 / 25 / 3 µs (12 µs) |');
+    expect(table).toContain("| CPU per record, whole machine: read path / `sluice tail` / kcat (read path's own process) | 30 / 25 / 3 µs (12 µs) |");
     expect(table).toContain('(median p99 of 38.0, 40.0, 61.0) | 20.0 / 40.0 / 45.0 ms |');
     expect(computeGoals(results).find((g) => g.name === 'HTTP read path vs kcat')).toMatchObject({ actual: 0.33, met: true });
   });

@@ -138,9 +138,9 @@ export interface Child {
  * announces readiness with one marked JSON line on stdout; anything else it prints
  * goes to the parent's stderr so failures are visible.
  */
-export function spawnBench(file: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Child {
-  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', ...nodeArgs, `${PROJECT_ROOT}/bench/${file}`, ...args], {
-    cwd: PROJECT_ROOT,
+export function spawnBench(file: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = [], root = PROJECT_ROOT): Child {
+  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', ...nodeArgs, `${root}/bench/${file}`, ...args], {
+    cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

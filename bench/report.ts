@@ -10,7 +10,8 @@ import type { ReplicatedFigures } from './replicated.ts';
 
 /** bench/results/latest.json, the SVG chart and the README table, all generated from one result object. */
 
-export type HttpContender = 'sluice' | 'naive';
+/** `before`: the ingress of an earlier revision (default 5213e6e, `--before=<rev>`), run from a git worktree of it. */
+export type HttpContender = 'sluice' | 'naive' | 'before';
 
 export interface IngressCell {
   contender: HttpContender;
@@ -86,6 +87,11 @@ export interface Ratios {
   readPathVsKcat?: number | null;
   /** Ingress CPU µs per event of its own process / the naive service's, batches of 100 at 128 connections (lower is better). */
   ingressCpuVsNaiveBatch?: number | null;
+  /** Before/after in the same run: this ingress / the `before` revision's, single events and batches of 100 at 128 connections, and CPU per event (own process) likewise. */
+  ingressVsBefore?: number | null;
+  ingressVsBeforeBatch?: number | null;
+  ingressCpuVsBefore?: number | null;
+  ingressCpuVsBeforeBatch?: number | null;
 }
 
 export interface Goal {
@@ -151,6 +157,10 @@ export function computeRatios(results: Omit<BenchResults, 'ratios' | 'goals'>): 
     workerEos48Vs6: ratio(scaleOf(worker, 48)?.exactlyOnceEventsPerSec, scaleOf(worker, 6)?.exactlyOnceEventsPerSec),
     readPathVsKcat: ratio(results.readPath?.readPathEventsPerSec, results.readPath?.kcatEventsPerSec),
     ingressCpuVsNaiveBatch: ratio(cellOf(results, 'sluice', 128, 100)?.cpuUsPerEvent?.process, cellOf(results, 'naive', 128, 100)?.cpuUsPerEvent?.process),
+    ingressVsBefore: ratio(sluice(128, 1), cellOf(results, 'before', 128, 1)?.eventsPerSec),
+    ingressVsBeforeBatch: ratio(sluice(128, 100), cellOf(results, 'before', 128, 100)?.eventsPerSec),
+    ingressCpuVsBefore: ratio(cellOf(results, 'sluice', 128, 1)?.cpuUsPerEvent?.process, cellOf(results, 'before', 128, 1)?.cpuUsPerEvent?.process),
+    ingressCpuVsBeforeBatch: ratio(cellOf(results, 'sluice', 128, 100)?.cpuUsPerEvent?.process, cellOf(results, 'before', 128, 100)?.cpuUsPerEvent?.process),
   };
 }
 
@@ -214,6 +224,8 @@ export function readmeTable(results: BenchResults): string {
     `| HTTP read path / \`sluice tail\` (events/s) | ${fmt(r.readPathVsTail, 2)}× | |`,
     `| \`sluice tail\` / kcat (events/s) | ${fmt(r.tailVsKcat, 2)}× | ≥ 0.3× |`,
     `| HTTP read path / kcat (events/s) | ${fmt(r.readPathVsKcat, 2)}× | ≥ 0.3× |`,
+    `| Ingress now / before (${String(results.machine.beforeRevision ?? 'n/a')}), single events, 128 connections: events/s, CPU per event | ${fmt(r.ingressVsBefore, 2)}×, ${fmt(r.ingressCpuVsBefore, 2)}× | |`,
+    `| Ingress now / before (${String(results.machine.beforeRevision ?? 'n/a')}), batches of 100, 128 connections: events/s, CPU per event | ${fmt(r.ingressVsBeforeBatch, 2)}×, ${fmt(r.ingressCpuVsBeforeBatch, 2)}× | |`,
     '',
     `Ingress cells: median events/s of ${fmt(Math.max(0, ...results.ingress.cells.map((c) => c.rounds.length)))} alternated rounds (p99 ms; CPU µs per event of the service's own process / of the whole machine).`,
     '',
@@ -221,7 +233,7 @@ export function readmeTable(results: BenchResults): string {
     `| --- | ${connectionColumns.map(() => '---').join(' | ')} |`,
   ];
   for (const per of [1, 100]) {
-    for (const contender of ['sluice', 'naive'] as const) {
+    for (const contender of (['sluice', 'naive', 'before'] as const).filter((c) => results.ingress.cells.some((cell) => cell.contender === c))) {
       const cells = connectionColumns.map((conn) => {
         const c = cellOf(results, contender, conn, per);
         if (!c) return 'n/a';
@@ -229,7 +241,8 @@ export function readmeTable(results: BenchResults): string {
         const cpu = c.cpuUsPerEvent ? `; ${fmt(c.cpuUsPerEvent.process)} / ${fmt(c.cpuUsPerEvent.machine)} µs` : '';
         return `${fmt(c.eventsPerSec)} (${fmt(p99)}${cpu})`;
       });
-      lines.push(`| ${contender === 'sluice' ? 'Sluice ingress' : 'Naive service'}, ${per === 1 ? 'single events' : `batches of ${per}`} | ${cells.join(' | ')} |`);
+      const label = { sluice: 'Sluice ingress', naive: 'Naive service', before: `Sluice ingress at ${String(results.machine.beforeRevision ?? 'before')}` }[contender];
+      lines.push(`| ${label}, ${per === 1 ? 'single events' : `batches of ${per}`} | ${cells.join(' | ')} |`);
     }
   }
   lines.push(

@@ -1,4 +1,5 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
@@ -26,6 +27,8 @@ import { runReplicated, type ReplicatedFigures } from './replicated.ts';
  *                                      worker on a three-broker cluster, RF 3 beside RF 1 (bench/replicated.ts)
  *   npm run bench -- --cpu-prof        also writes CPU profiles of the Sluice ingress and worker to bench/results
  *   npm run bench -- --against-running Sluice at 127.0.0.1:8080 (npm start) vs the naive service at 64 connections
+ *   npm run bench -- --before=<rev>      the ingress of <rev> (default 5213e6e, or SLUICE_BENCH_BEFORE) as a third contender,
+ *                                      from a git worktree under data/; --before=none skips it
  *   npm run bench -- --only=ingress,e2e  some stages (ingress, ceilings, worker, e2e, serialization); --no-readme leaves README.md alone
  *
  * With KAFKA_BROKERS unset it starts its own broker on 29092/29093 (data in
@@ -48,6 +51,8 @@ const QUICK: Mode = { name: 'quick', httpDurationS: 4, rounds: 3, connections: [
 const FULL: Mode = { name: 'full', httpDurationS: 15, rounds: 3, connections: [1, 16, 128], bareDurationS: 15, javaRecords: 2_000_000, e2eDurationS: 30, serializationMs: 10_000 };
 
 const RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results');
+/** The previous main the ingress is compared with in the same run (issue 20); `--before=<rev>` or SLUICE_BENCH_BEFORE, `none` to skip. */
+const DEFAULT_BEFORE = '5213e6e';
 // .gitignore keeps bench/results/*.cpuprofile out of the repository.
 const PROFILE_DIR = RESULTS_DIR;
 
@@ -109,22 +114,24 @@ async function timedLoad(spec: LoadSpec, pid: number | undefined): Promise<HttpF
   return cpu ? { ...figures, cpuUsPerEvent: cpu } : figures;
 }
 
-async function ingressMatrix(mode: Mode, urls: Record<HttpContender, string>, pids: Record<HttpContender, number | undefined>, pool: EventPool, log: Logger): Promise<IngressCell[]> {
+async function ingressMatrix(mode: Mode, urls: Partial<Record<HttpContender, string>>, pids: Partial<Record<HttpContender, number>>, pool: EventPool, log: Logger): Promise<IngressCell[]> {
   const cells: IngressCell[] = [];
-  // Both services reach steady state (JIT, connections, producer id) before anything counts.
-  for (const contender of ['sluice', 'naive'] as const) {
-    await loadHttp({ url: urls[contender], connections: 16, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
+  const contenders = (['sluice', 'naive', 'before'] as const).filter((c) => urls[c] !== undefined);
+  // Every service reaches steady state (JIT, connections, producer id) before anything counts.
+  for (const contender of contenders) {
+    await loadHttp({ url: urls[contender]!, connections: 16, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
   }
-  let flip = false;
+  let turn = 0;
   for (const eventsPerRequest of [1, 100]) {
     for (const connections of mode.connections) {
-      const rounds: Record<HttpContender, HttpFigures[]> = { sluice: [], naive: [] };
+      const rounds: Record<HttpContender, HttpFigures[]> = { sluice: [], naive: [], before: [] };
       for (let r = 0; r < mode.rounds; r++) {
-        const order: HttpContender[] = flip ? ['naive', 'sluice'] : ['sluice', 'naive'];
-        flip = !flip;
+        // Rotated each round, so no contender always runs first or last.
+        const order = contenders.map((_, i) => contenders[(i + turn) % contenders.length]!);
+        turn++;
         for (const contender of order) {
           const figures = await timedLoad(
-            { url: urls[contender], connections, durationS: mode.httpDurationS, bodies: eventsPerRequest === 1 ? pool.singleBodies : pool.batchBodies, eventsPerRequest },
+            { url: urls[contender]!, connections, durationS: mode.httpDurationS, bodies: eventsPerRequest === 1 ? pool.singleBodies : pool.batchBodies, eventsPerRequest },
             pids[contender],
           );
           rounds[contender].push(figures);
@@ -143,7 +150,7 @@ async function ingressMatrix(mode: Mode, urls: Record<HttpContender, string>, pi
           );
         }
       }
-      for (const contender of ['sluice', 'naive'] as const) {
+      for (const contender of contenders) {
         cells.push({
           contender,
           connections,
@@ -277,7 +284,35 @@ function stagesOf(args: string[]): Set<Stage> {
   return new Set(chosen as Stage[]);
 }
 
-async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: SluiceConfig, log: Logger): Promise<BenchResults> {
+/**
+ * A detached git worktree of `revision` under data/ (made once, then reused), with the project's node_modules linked
+ * in, so that revision's own bench children run beside today's. Null, with a note, when the history lacks it (a
+ * shallow clone).
+ */
+function prepareBefore(revision: string, notes: string[], log: Logger): string | null {
+  const git = (...args: string[]) => spawnSync('git', ['-C', PROJECT_ROOT, ...args], { encoding: 'utf8' });
+  const resolved = git('rev-parse', '--verify', '--quiet', `${revision}^{commit}`);
+  if (resolved.status !== 0) {
+    notes.push(`before/after: revision ${revision} is not in this clone's history (shallow clone?); the 'before' contender was skipped`);
+    return null;
+  }
+  const commit = resolved.stdout.trim();
+  const dir = join(PROJECT_ROOT, 'data', `bench-before-${commit.slice(0, 12)}`);
+  if (!existsSync(join(dir, 'bench', 'ingress.ts'))) {
+    rmSync(dir, { recursive: true, force: true });
+    git('worktree', 'prune');
+    const added = git('worktree', 'add', '--detach', dir, commit);
+    if (added.status !== 0) {
+      notes.push(`before/after: git worktree add of ${revision} failed (${added.stderr.trim()}); the 'before' contender was skipped`);
+      return null;
+    }
+  }
+  if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  log.info({ revision, commit, dir }, "before/after: the earlier revision's ingress runs from its worktree");
+  return dir;
+}
+
+async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: SluiceConfig, log: Logger, beforeRevision: string): Promise<BenchResults> {
   const started = Date.now();
   const notes: string[] = [];
   const broker = await ensureBroker(config, log);
@@ -303,9 +338,13 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       const sluice = sluiceChild(env, profile, 'ingress');
       const naive = naiveChild(base, env.inputTopic, schema.subject);
       children.push(sluice, naive);
-      const urls = { sluice: await urlOf(sluice), naive: await urlOf(naive) };
-      cells = await ingressMatrix(mode, urls, { sluice: sluice.process.pid, naive: naive.process.pid }, pool, log);
-      await Promise.all([sluice.stop(), naive.stop()]);
+      const beforeRoot = beforeRevision === 'none' ? null : prepareBefore(beforeRevision, notes, log);
+      // The earlier revision's own bench/ingress.ts, on the same broker, registry, topic and bodies.
+      const before = beforeRoot === null ? null : spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(env) }, [], beforeRoot);
+      if (before) children.push(before);
+      const urls = { sluice: await urlOf(sluice), naive: await urlOf(naive), ...(before ? { before: await urlOf(before) } : {}) };
+      cells = await ingressMatrix(mode, urls, { sluice: sluice.process.pid, naive: naive.process.pid, ...(before ? { before: before.process.pid } : {}) }, pool, log);
+      await Promise.all([sluice.stop(), naive.stop(), before?.stop()]);
     }
 
     let compression: CompressionRow[] | null = null;
@@ -381,7 +420,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       mode: mode.name,
       startedAt: new Date(started).toISOString(),
       durationS: 0,
-      machine: machineFacts(config, broker),
+      machine: { ...machineFacts(config, broker), beforeRevision: cells.some((c) => c.contender === 'before') ? beforeRevision : null },
       ingress: { durationS: mode.httpDurationS, cells },
       bareBatched,
       barePlatformatic,
@@ -420,9 +459,9 @@ async function againstRunning(mode: Mode, config: SluiceConfig, log: Logger): Pr
     for (const contender of ['sluice', 'naive'] as const) {
       await loadHttp({ url: urls[contender], connections: 64, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
     }
-    const runs: Record<HttpContender, HttpFigures[]> = { sluice: [], naive: [] };
+    const runs: Record<HttpContender, HttpFigures[]> = { sluice: [], naive: [], before: [] };
     for (let r = 0; r < Math.max(3, mode.rounds); r++) {
-      for (const contender of (r % 2 === 0 ? ['sluice', 'naive'] : ['naive', 'sluice']) as HttpContender[]) {
+      for (const contender of (r % 2 === 0 ? ['sluice', 'naive'] : ['naive', 'sluice']) as ('sluice' | 'naive')[]) {
         const figures = await loadHttp({ url: urls[contender], connections: 64, durationS: Math.max(8, mode.httpDurationS), bodies: pool.singleBodies, eventsPerRequest: 1 });
         runs[contender].push(figures);
         log.info({ contender, eventsPerSec: figures.eventsPerSec, non2xx: figures.non2xx }, 'against running: 64 connections');
@@ -476,14 +515,17 @@ function printSummary(results: BenchResults, files: { json: string; svg: string 
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const mode = args.includes('--full') ? FULL : QUICK;
+  // SLUICE_BENCH_HTTP_S shortens each HTTP round, e.g. to check the bench's code; its figures then mean little.
+  const chosen = args.includes('--full') ? FULL : QUICK;
+  const mode = { ...chosen, httpDurationS: Number(process.env.SLUICE_BENCH_HTTP_S ?? chosen.httpDurationS) };
   const config = loadConfig(process.env, { logFormat: process.env.SLUICE_LOG_FORMAT ?? 'json' });
   const log = createLogger(config, 'bench', 2);
   if (args.includes('--against-running')) {
     await againstRunning(mode, config, log);
     return;
   }
-  const results = await runAll(mode, args.includes('--cpu-prof'), stagesOf(args), config, log);
+  const beforeRevision = args.find((a) => a.startsWith('--before='))?.slice('--before='.length) ?? process.env.SLUICE_BENCH_BEFORE ?? DEFAULT_BEFORE;
+  const results = await runAll(mode, args.includes('--cpu-prof'), stagesOf(args), config, log, beforeRevision);
   const files = writeResults(results, { dir: RESULTS_DIR, readmePath: args.includes('--no-readme') ? undefined : join(PROJECT_ROOT, 'README.md') });
   printSummary(results, files);
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { chartSvg, computeGoals, computeRatios, medianCpu, readmeTable, updateReadme, type BenchResults, type IngressCell } from '../../bench/report.ts';
 import { parseProducerPerformance } from '../../bench/java-producer.ts';
 
-function cell(contender: 'sluice' | 'naive', connections: number, eventsPerRequest: number, eventsPerSec: number, cpu?: { process: number; machine: number }): IngressCell {
+function cell(contender: IngressCell['contender'], connections: number, eventsPerRequest: number, eventsPerSec: number, cpu?: { process: number; machine: number }): IngressCell {
   const figures = {
     eventsPerSec,
     requestsPerSec: eventsPerSec / eventsPerRequest,
@@ -184,6 +184,20 @@ describe('bench report', () => {
     const readme = 'intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\noutro\n';
     expect(updateReadme(readme, table)).toBe(`intro\n<!-- bench:start -->\n${table}\n<!-- bench:end -->\noutro\n`);
     expect(() => updateReadme('no markers', table)).toThrow(/bench:start/);
+  });
+
+  it("compares the ingress with the earlier revision's, run in the same bench, per cell and CPU per event", () => {
+    const base = fixture();
+    const partial = {
+      ...base,
+      machine: { ...base.machine, beforeRevision: '5213e6e' },
+      ingress: { ...base.ingress, cells: [...base.ingress.cells, cell('before', 128, 1, 4_000, { process: 90, machine: 200 }), cell('before', 128, 100, 30_000, { process: 16, machine: 30 })] },
+    };
+    const ratios = computeRatios(partial);
+    expect(ratios).toMatchObject({ ingressVsBefore: 3, ingressVsBeforeBatch: 2, ingressCpuVsBefore: 0.5, ingressCpuVsBeforeBatch: 0.5 });
+    const table = readmeTable({ ...partial, ratios, goals: [] });
+    expect(table).toContain('| Sluice ingress at 5213e6e, batches of 100 | n/a | 30,000 (9; 16 / 30 µs) |');
+    expect(table).toContain('| Ingress now / before (5213e6e), batches of 100, 128 connections: events/s, CPU per event | 2.00×, 0.50× | |');
   });
 
   it('draws one bar per measured contender', () => {

@@ -138,9 +138,9 @@ export interface Child {
  * announces readiness with one marked JSON line on stdout; anything else it prints
  * goes to the parent's stderr so failures are visible.
  */
-export function spawnBench(file: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Child {
-  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', ...nodeArgs, `${PROJECT_ROOT}/bench/${file}`, ...args], {
-    cwd: PROJECT_ROOT,
+export function spawnBench(file: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = [], root = PROJECT_ROOT): Child {
+  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', ...nodeArgs, `${root}/bench/${file}`, ...args], {
+    cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -234,4 +234,24 @@ export function processCpuSeconds(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** CPU seconds used so far by one process and by the whole machine (every core, busy time only); undefined off Linux. */
+export function cpuSeconds(pid: number | undefined): { process: number; machine: number } | undefined {
+  const own = pid === undefined ? undefined : processCpuSeconds(pid);
+  if (own === undefined) return undefined;
+  try {
+    // The first line of /proc/stat, in USER_HZ: user nice system idle iowait irq softirq steal ...
+    const all = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const busy = all[0]! + all[1]! + all[2]! + all[5]! + all[6]!;
+    return { process: own, machine: busy / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU microseconds per event of one process and of the whole machine between two cpuSeconds() readings; null off Linux. */
+export function cpuUsPerEvent(before: ReturnType<typeof cpuSeconds>, after: ReturnType<typeof cpuSeconds>, events: number): { process: number; machine: number } | null {
+  if (!before || !after || !(events > 0)) return null;
+  return { process: Math.round(((after.process - before.process) * 1e6) / events), machine: Math.round(((after.machine - before.machine) * 1e6) / events) };
 }

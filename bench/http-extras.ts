@@ -1,7 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { PROJECT_ROOT } from '../core/config.ts';
-import { median, processCpuSeconds, type EventPool } from './common.ts';
+import { cpuSeconds, cpuUsPerEvent, median, type EventPool } from './common.ts';
 import { loadHttp } from './ingress.ts';
 
 /**
@@ -30,6 +29,10 @@ export interface ReadPathFigures {
   tailEventsPerSec: number;
   /** kcat (librdkafka) reading the same records raw, printing offsets: the ceiling for a reader; null without kcat. */
   kcatEventsPerSec?: number | null;
+  /** Alternated rounds the medians are of (absent: one pass each, before issue 20). */
+  rounds?: number;
+  /** CPU µs per record: the ingress process and the whole machine for the read path; the whole machine for the tail and kcat. */
+  cpuUsPerRecord?: { readPathIngress: number | null; readPathMachine: number | null; tailMachine: number | null; kcatMachine: number | null };
 }
 
 export async function measureIdempotency(url: string, pool: EventPool, durationS: number, rounds: number, runId: string, ingressPid?: number): Promise<IdempotencyFigures> {
@@ -68,33 +71,24 @@ export async function measureIdempotency(url: string, pool: EventPool, durationS
   return { connections, plainEventsPerSec: median(plain), keyedEventsPerSec: median(keyed), keyedNon2xx, cpuUsPerEvent };
 }
 
-/** CPU seconds used so far by one process and by the whole machine (every core, busy time only); undefined off Linux. */
-function cpuSeconds(pid: number | undefined): { process: number; machine: number } | undefined {
-  const own = pid === undefined ? undefined : processCpuSeconds(pid);
-  if (own === undefined) return undefined;
-  try {
-    // The first line of /proc/stat, in USER_HZ: user nice system idle iowait irq softirq steal ...
-    const all = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const busy = all[0]! + all[1]! + all[2]! + all[5]! + all[6]!;
-    return { process: own, machine: busy / 100 };
-  } catch {
-    return undefined;
-  }
-}
-
 async function countLines(stream: NodeJS.ReadableStream | ReadableStream<Uint8Array>): Promise<number> {
   let lines = 0;
   for await (const chunk of stream as AsyncIterable<Uint8Array>) for (const byte of chunk) if (byte === 10) lines++;
   return lines;
 }
 
-/** `records` from the beginning of `topic` (fewer than its offsets: transaction markers take offsets too): GET …/records as NDJSON, then `sluice tail` as a user runs it. */
-export async function measureReadPath(ingressUrl: string, topic: string, records: number, env: { brokers: string[]; registryUrl: string }): Promise<ReadPathFigures> {
-  let started = performance.now();
-  const response = await fetch(`${ingressUrl}/v1/topics/${encodeURIComponent(topic)}/records?from=beginning&max=${records}`);
-  const read = await countLines(response.body!);
-  const readPathEventsPerSec = Math.round((read * 1000) / (performance.now() - started));
-  started = performance.now();
+type Reader = 'readPath' | 'tail' | 'kcat';
+
+/** One reader's pass over the records: how many it read, in how many ms. */
+async function readOnce(reader: Reader, ingressUrl: string, topic: string, records: number, env: { brokers: string[]; registryUrl: string }): Promise<number> {
+  if (reader === 'readPath') {
+    const response = await fetch(`${ingressUrl}/v1/topics/${encodeURIComponent(topic)}/records?from=beginning&max=${records}`);
+    return countLines(response.body!);
+  }
+  if (reader === 'kcat') {
+    const result = spawnSync('kcat', ['-C', '-b', env.brokers.join(','), '-t', topic, '-o', 'beginning', '-c', String(records), '-q', '-f', '%o\n'], { maxBuffer: 256 * 1024 * 1024 });
+    return result.error || result.status !== 0 ? -1 : result.stdout.toString('utf8').split('\n').length - 1;
+  }
   const child = spawn(
     process.execPath,
     ['--disable-warning=TimeoutNegativeWarning', `${PROJECT_ROOT}/bin/sluice.js`, 'tail', topic, '--from-beginning', '--max', String(records), '--format', 'ndjson'],
@@ -103,16 +97,44 @@ export async function measureReadPath(ingressUrl: string, topic: string, records
       stdio: ['ignore', 'pipe', 'ignore'],
     },
   );
-  const tailed = await countLines(child.stdout);
-  const tailEventsPerSec = Math.round((tailed * 1000) / (performance.now() - started));
-  if (read !== records || tailed !== records) throw new Error(`read path read ${read}, sluice tail ${tailed} of ${records} records`);
-  return { records, readPathEventsPerSec, tailEventsPerSec, kcatEventsPerSec: kcatRate(topic, records, env.brokers) };
+  return countLines(child.stdout);
 }
 
-function kcatRate(topic: string, records: number, brokers: string[]): number | null {
-  const started = performance.now();
-  const result = spawnSync('kcat', ['-C', '-b', brokers.join(','), '-t', topic, '-o', 'beginning', '-c', String(records), '-q', '-f', '%o\n'], { maxBuffer: 256 * 1024 * 1024 });
-  if (result.error || result.status !== 0) return null;
-  const lines = result.stdout.toString('utf8').split('\n').length - 1;
-  return lines === records ? Math.round((records * 1000) / (performance.now() - started)) : null;
+/**
+ * `records` from the beginning of `topic` read three ways, alternated over `rounds` rounds (medians): GET …/records
+ * as NDJSON, `sluice tail` as a user runs it (NDJSON to a pipe), and kcat (librdkafka, raw). CPU µs per record of the
+ * whole machine for each (the tail and kcat are short-lived children /proc cannot follow to their end), and of the
+ * ingress process for the read path.
+ */
+export async function measureReadPath(ingressUrl: string, topic: string, records: number, env: { brokers: string[]; registryUrl: string }, ingressPid?: number, rounds = 3): Promise<ReadPathFigures> {
+  const rates: Record<Reader, number[]> = { readPath: [], tail: [], kcat: [] };
+  const machineCpu: Record<Reader, number[]> = { readPath: [], tail: [], kcat: [] };
+  const readPathCpu: number[] = [];
+  const order: Reader[] = ['kcat', 'tail', 'readPath'];
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < order.length; i++) {
+      const reader = order[(i + r) % order.length]!;
+      const before = cpuSeconds(ingressPid ?? process.pid);
+      const started = performance.now();
+      const read = await readOnce(reader, ingressUrl, topic, records, env);
+      const ms = performance.now() - started;
+      if (reader === 'kcat' && read < 0) continue;
+      if (read !== records) throw new Error(`${reader} read ${read} of ${records} records`);
+      rates[reader].push(Math.round((read * 1000) / ms));
+      const cpu = cpuUsPerEvent(before, cpuSeconds(ingressPid ?? process.pid), read);
+      if (cpu) {
+        machineCpu[reader].push(cpu.machine);
+        if (reader === 'readPath' && ingressPid !== undefined) readPathCpu.push(cpu.process);
+      }
+    }
+  }
+  const med = (xs: number[]): number | null => (xs.length === 0 ? null : Math.round(median(xs)));
+  return {
+    records,
+    rounds,
+    readPathEventsPerSec: med(rates.readPath)!,
+    tailEventsPerSec: med(rates.tail)!,
+    kcatEventsPerSec: med(rates.kcat),
+    cpuUsPerRecord: { readPathIngress: med(readPathCpu), readPathMachine: med(machineCpu.readPath), tailMachine: med(machineCpu.tail), kcatMachine: med(machineCpu.kcat) },
+  };
 }

@@ -17,6 +17,8 @@ export interface HttpFigures {
   non2xx: number;
   errors: number;
   timeouts: number;
+  /** CPU µs per accepted event over the timed window: the contender's own process, and the whole machine (/proc; Linux only). */
+  cpuUsPerEvent?: { process: number; machine: number };
 }
 
 export interface LoadSpec {

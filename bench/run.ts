@@ -1,4 +1,5 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
@@ -7,13 +8,13 @@ import { RegistryClient } from '../core/registry-client.ts';
 import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/broker.ts';
 import { startRegistry } from '../registry/server.ts';
 import type { BareProducerFigures } from './bare-harness.ts';
-import { benchTopology, encodePool, eventPool, median, newRunId, round, spawnBench, withAdmin, type BenchEnv, type Child, type EventPool } from './common.ts';
+import { benchTopology, cpuSeconds, cpuUsPerEvent, encodePool, eventPool, median, newRunId, round, spawnBench, withAdmin, type BenchEnv, type Child, type EventPool } from './common.ts';
 import { measureE2e, type E2eFigures } from './e2e-latency.ts';
 import { measureIdempotency, measureReadPath, type IdempotencyFigures, type ReadPathFigures } from './http-extras.ts';
-import { loadHttp, type HttpFigures } from './ingress.ts';
+import { loadHttp, type HttpFigures, type LoadSpec } from './ingress.ts';
 import { runJavaProducer, type JavaProducerFigures } from './java-producer.ts';
 import { runWorkerBench, runWorkerScaleBench, type WorkerBenchOptions } from './worker.ts';
-import { computeGoals, computeRatios, writeResults, type BenchResults, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
+import { computeGoals, computeRatios, medianCpu, writeResults, type BenchResults, type CompressionRow, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
 import { measureSerialization, type SerializationFigures } from './serialization.ts';
 import { runReplicated, type ReplicatedFigures } from './replicated.ts';
 
@@ -26,6 +27,8 @@ import { runReplicated, type ReplicatedFigures } from './replicated.ts';
  *                                      worker on a three-broker cluster, RF 3 beside RF 1 (bench/replicated.ts)
  *   npm run bench -- --cpu-prof        also writes CPU profiles of the Sluice ingress and worker to bench/results
  *   npm run bench -- --against-running Sluice at 127.0.0.1:8080 (npm start) vs the naive service at 64 connections
+ *   npm run bench -- --before=<rev>      the ingress of <rev> (default 5213e6e, or SLUICE_BENCH_BEFORE) as a third contender,
+ *                                      from a git worktree under data/; --before=none skips it
  *   npm run bench -- --only=ingress,e2e  some stages (ingress, ceilings, worker, e2e, serialization); --no-readme leaves README.md alone
  *
  * With KAFKA_BROKERS unset it starts its own broker on 29092/29093 (data in
@@ -43,10 +46,13 @@ interface Mode {
   serializationMs: number;
 }
 
-const QUICK: Mode = { name: 'quick', httpDurationS: 5, rounds: 1, connections: [1, 16, 128], bareDurationS: 5, javaRecords: 400_000, e2eDurationS: 8, serializationMs: 3000 };
+// Quick: three alternated rounds per cell too (each ratio a median), 4 s each, without the 1-connection column.
+const QUICK: Mode = { name: 'quick', httpDurationS: 4, rounds: 3, connections: [16, 128], bareDurationS: 5, javaRecords: 400_000, e2eDurationS: 8, serializationMs: 3000 };
 const FULL: Mode = { name: 'full', httpDurationS: 15, rounds: 3, connections: [1, 16, 128], bareDurationS: 15, javaRecords: 2_000_000, e2eDurationS: 30, serializationMs: 10_000 };
 
 const RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results');
+/** The previous main the ingress is compared with in the same run (issue 20); `--before=<rev>` or SLUICE_BENCH_BEFORE, `none` to skip. */
+const DEFAULT_BEFORE = '5213e6e';
 // .gitignore keeps bench/results/*.cpuprofile out of the repository.
 const PROFILE_DIR = RESULTS_DIR;
 
@@ -100,37 +106,108 @@ async function urlOf(child: Child, path = '/v1/orders'): Promise<string> {
   return `${ready.url}${path}`;
 }
 
-async function ingressMatrix(mode: Mode, urls: Record<HttpContender, string>, pool: EventPool, log: Logger): Promise<IngressCell[]> {
+/** One timed load on a contender, with the CPU its process and the machine spent per accepted event. */
+async function timedLoad(spec: LoadSpec, pid: number | undefined): Promise<HttpFigures> {
+  const before = cpuSeconds(pid);
+  const figures = await loadHttp(spec);
+  const cpu = cpuUsPerEvent(before, cpuSeconds(pid), figures.eventsPerSec * spec.durationS);
+  return cpu ? { ...figures, cpuUsPerEvent: cpu } : figures;
+}
+
+async function ingressMatrix(mode: Mode, urls: Partial<Record<HttpContender, string>>, pids: Partial<Record<HttpContender, number>>, pool: EventPool, log: Logger): Promise<IngressCell[]> {
   const cells: IngressCell[] = [];
-  // Both services reach steady state (JIT, connections, producer id) before anything counts.
-  for (const contender of ['sluice', 'naive'] as const) {
-    await loadHttp({ url: urls[contender], connections: 16, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
+  const contenders = (['sluice', 'naive', 'before'] as const).filter((c) => urls[c] !== undefined);
+  // Every service reaches steady state (JIT, connections, producer id) before anything counts.
+  for (const contender of contenders) {
+    await loadHttp({ url: urls[contender]!, connections: 16, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
   }
-  let flip = false;
+  let turn = 0;
   for (const eventsPerRequest of [1, 100]) {
     for (const connections of mode.connections) {
-      const rounds: Record<HttpContender, HttpFigures[]> = { sluice: [], naive: [] };
+      const rounds: Record<HttpContender, HttpFigures[]> = { sluice: [], naive: [], before: [] };
       for (let r = 0; r < mode.rounds; r++) {
-        const order: HttpContender[] = flip ? ['naive', 'sluice'] : ['sluice', 'naive'];
-        flip = !flip;
+        // Rotated each round, so no contender always runs first or last.
+        const order = contenders.map((_, i) => contenders[(i + turn) % contenders.length]!);
+        turn++;
         for (const contender of order) {
-          const figures = await loadHttp({
-            url: urls[contender],
-            connections,
-            durationS: mode.httpDurationS,
-            bodies: eventsPerRequest === 1 ? pool.singleBodies : pool.batchBodies,
-            eventsPerRequest,
-          });
+          const figures = await timedLoad(
+            { url: urls[contender]!, connections, durationS: mode.httpDurationS, bodies: eventsPerRequest === 1 ? pool.singleBodies : pool.batchBodies, eventsPerRequest },
+            pids[contender],
+          );
           rounds[contender].push(figures);
-          log.info({ contender, connections, eventsPerRequest, eventsPerSec: figures.eventsPerSec, p99: figures.latencyMs.p99, non2xx: figures.non2xx, errors: figures.errors }, 'ingress run');
+          log.info(
+            {
+              contender,
+              connections,
+              eventsPerRequest,
+              eventsPerSec: figures.eventsPerSec,
+              cpuUsPerEvent: figures.cpuUsPerEvent,
+              p99: figures.latencyMs.p99,
+              non2xx: figures.non2xx,
+              errors: figures.errors,
+            },
+            'ingress run',
+          );
         }
       }
-      for (const contender of ['sluice', 'naive'] as const) {
-        cells.push({ contender, connections, eventsPerRequest, rounds: rounds[contender], eventsPerSec: median(rounds[contender].map((f) => f.eventsPerSec)) });
+      for (const contender of contenders) {
+        cells.push({
+          contender,
+          connections,
+          eventsPerRequest,
+          rounds: rounds[contender],
+          eventsPerSec: median(rounds[contender].map((f) => f.eventsPerSec)),
+          cpuUsPerEvent: medianCpu(rounds[contender]),
+        });
       }
     }
   }
   return cells;
+}
+
+const CODECS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+
+/**
+ * The ingress under each SLUICE_COMPRESSION codec, each on its own topic: batches of 100 and single events at 128
+ * connections (events/s, CPU per event), then the bytes per record on the broker's log (DescribeLogDirs, so it
+ * holds with KAFKA_BROKERS too). The default codec is chosen from these rows.
+ */
+async function compressionRows(mode: Mode, base: { brokers: string[]; registryUrl: string; runId: string }, pool: EventPool, schemaText: string, log: Logger): Promise<CompressionRow[]> {
+  const rows: CompressionRow[] = [];
+  for (const codec of CODECS) {
+    const env = envFor(base, `compression-${codec}`);
+    await createBenchTopics(env);
+    const subject = benchTopology(env).topics.find((t) => t.name === env.inputTopic)!.valueSchema!.subject;
+    await new RegistryClient(base.registryUrl).register(subject, schemaText);
+    const child = spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(env), SLUICE_COMPRESSION: codec });
+    try {
+      const url = await urlOf(child);
+      await loadHttp({ url, connections: 16, durationS: 2, bodies: pool.batchBodies, eventsPerRequest: 100 });
+      const load = (per: number): Promise<HttpFigures> =>
+        timedLoad({ url, connections: 128, durationS: mode.httpDurationS, bodies: per === 1 ? pool.singleBodies : pool.batchBodies, eventsPerRequest: per }, child.process.pid);
+      const batches = await load(100);
+      const single = await load(1);
+      const { records, bytes } = await withAdmin(env.brokers, async (admin) => ({
+        records: [...(await admin.listOffsets(env.inputTopic, 'latest')).values()].reduce((sum, offset) => sum + Number(offset), 0),
+        bytes: await admin.logBytes(env.inputTopic),
+      }));
+      const row: CompressionRow = {
+        codec,
+        batchEventsPerSec: batches.eventsPerSec,
+        batchCpuUsPerEvent: batches.cpuUsPerEvent ?? null,
+        singleEventsPerSec: single.eventsPerSec,
+        singleCpuUsPerEvent: single.cpuUsPerEvent ?? null,
+        records,
+        logBytes: bytes,
+        bytesPerRecord: records > 0 ? round(bytes / records, 1) : null,
+      };
+      log.info({ ...row }, 'compression');
+      rows.push(row);
+    } finally {
+      await child.stop();
+    }
+  }
+  return rows;
 }
 
 /** `script`: bare-producer.ts (kafkajs) or bare-platformatic-producer.ts (@platformatic/kafka), same records and guarantees. */
@@ -163,12 +240,20 @@ async function runE2e(mode: Mode, env: BenchEnv, pool: EventPool, peak: number, 
     // EndTxn by now; with 30 s of warm-up instead of 10, p50 fell from 57 to 31 ms, and a broker
     // warm from an hour of traffic gives p50 19 / p99 45 ms). SLUICE_BENCH_WARMUP_S sets it.
     await measureE2e({ ...base, durationS: Number(process.env.SLUICE_BENCH_WARMUP_S ?? 10), ratePerSec: 300, phase: 'warmup', drainMs: 3000 });
-    const low: E2eFigures = await measureE2e({ ...base, ratePerSec: 100, phase: 'low' });
-    log.info({ ...low }, 'end-to-end, low rate');
+    // Three runs at 100 events/s; the figure is the run with the median p99 (its other percentiles with it).
+    const lowRuns: E2eFigures[] = [];
+    for (let r = 0; r < 3; r++) lowRuns.push(await measureE2e({ ...base, ratePerSec: 100, phase: `low${r}` }));
+    const low = [...lowRuns].sort((a, b) => a.latencyMs.p99 - b.latencyMs.p99)[1]!;
+    log.info({ ...low, p99s: lowRuns.map((f) => f.latencyMs.p99) }, 'end-to-end, low rate (median of three runs)');
     const halfRate = Math.max(200, Math.round(peak / 2));
     const halfPeak: E2eFigures = await measureE2e({ ...base, ratePerSec: halfRate, phase: 'half', drainMs: 15_000 });
     log.info({ ...halfPeak }, 'end-to-end, 50% of peak');
-    return { low, halfPeak, note: `worker delivery: ${benchTopology(env).workers[0]?.delivery ?? 'unknown'}; load generator and read_committed consumer share the bench process` };
+    return {
+      low,
+      lowP99sMs: lowRuns.map((f) => f.latencyMs.p99),
+      halfPeak,
+      note: `worker delivery: ${benchTopology(env).workers[0]?.delivery ?? 'unknown'}; load generator and read_committed consumer share the bench process`,
+    };
   } finally {
     await Promise.all([ingress.stop(), worker.stop()]);
   }
@@ -187,7 +272,7 @@ function machineFacts(config: SluiceConfig, broker: Broker): Record<string, unkn
   };
 }
 
-const STAGES = ['ingress', 'idempotency', 'read', 'ceilings', 'worker', 'e2e', 'serialization', 'replicated'] as const;
+const STAGES = ['ingress', 'compression', 'idempotency', 'read', 'ceilings', 'worker', 'e2e', 'serialization', 'replicated'] as const;
 type Stage = (typeof STAGES)[number];
 
 function stagesOf(args: string[]): Set<Stage> {
@@ -199,7 +284,35 @@ function stagesOf(args: string[]): Set<Stage> {
   return new Set(chosen as Stage[]);
 }
 
-async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: SluiceConfig, log: Logger): Promise<BenchResults> {
+/**
+ * A detached git worktree of `revision` under data/ (made once, then reused), with the project's node_modules linked
+ * in, so that revision's own bench children run beside today's. Null, with a note, when the history lacks it (a
+ * shallow clone).
+ */
+function prepareBefore(revision: string, notes: string[], log: Logger): string | null {
+  const git = (...args: string[]) => spawnSync('git', ['-C', PROJECT_ROOT, ...args], { encoding: 'utf8' });
+  const resolved = git('rev-parse', '--verify', '--quiet', `${revision}^{commit}`);
+  if (resolved.status !== 0) {
+    notes.push(`before/after: revision ${revision} is not in this clone's history (shallow clone?); the 'before' contender was skipped`);
+    return null;
+  }
+  const commit = resolved.stdout.trim();
+  const dir = join(PROJECT_ROOT, 'data', `bench-before-${commit.slice(0, 12)}`);
+  if (!existsSync(join(dir, 'bench', 'ingress.ts'))) {
+    rmSync(dir, { recursive: true, force: true });
+    git('worktree', 'prune');
+    const added = git('worktree', 'add', '--detach', dir, commit);
+    if (added.status !== 0) {
+      notes.push(`before/after: git worktree add of ${revision} failed (${added.stderr.trim()}); the 'before' contender was skipped`);
+      return null;
+    }
+  }
+  if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  log.info({ revision, commit, dir }, "before/after: the earlier revision's ingress runs from its worktree");
+  return dir;
+}
+
+async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: SluiceConfig, log: Logger, beforeRevision: string): Promise<BenchResults> {
   const started = Date.now();
   const notes: string[] = [];
   const broker = await ensureBroker(config, log);
@@ -225,9 +338,19 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       const sluice = sluiceChild(env, profile, 'ingress');
       const naive = naiveChild(base, env.inputTopic, schema.subject);
       children.push(sluice, naive);
-      const urls = { sluice: await urlOf(sluice), naive: await urlOf(naive) };
-      cells = await ingressMatrix(mode, urls, pool, log);
-      await Promise.all([sluice.stop(), naive.stop()]);
+      const beforeRoot = beforeRevision === 'none' ? null : prepareBefore(beforeRevision, notes, log);
+      // The earlier revision's own bench/ingress.ts, on the same broker, registry, topic and bodies.
+      const before = beforeRoot === null ? null : spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(env) }, [], beforeRoot);
+      if (before) children.push(before);
+      const urls = { sluice: await urlOf(sluice), naive: await urlOf(naive), ...(before ? { before: await urlOf(before) } : {}) };
+      cells = await ingressMatrix(mode, urls, { sluice: sluice.process.pid, naive: naive.process.pid, ...(before ? { before: before.process.pid } : {}) }, pool, log);
+      await Promise.all([sluice.stop(), naive.stop(), before?.stop()]);
+    }
+
+    let compression: CompressionRow[] | null = null;
+    if (stages.has('compression')) {
+      log.info('compression: the ingress under each codec, batches of 100 and single events at 128 connections');
+      compression = await compressionRows(mode, base, pool, schema.text, log);
     }
 
     let idempotency: IdempotencyFigures | null = null;
@@ -246,8 +369,8 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
         if (available > 0) {
           // Every offset of the input topic is a record (nothing writes transactions there).
           const records = Math.min(available, 200_000);
-          readPath = await measureReadPath(url.replace(/\/v1\/orders$/, ''), env.inputTopic, records, { brokers: broker.brokers, registryUrl: registry.url });
-          log.info({ ...readPath }, 'read path vs sluice tail');
+          readPath = await measureReadPath(url.replace(/\/v1\/orders$/, ''), env.inputTopic, records, { brokers: broker.brokers, registryUrl: registry.url }, sluice.process.pid);
+          log.info({ ...readPath }, 'read path, sluice tail and kcat, alternated');
         } else notes.push('read: the input topic is empty (run it with the ingress or idempotency stage)');
       }
       await sluice.stop();
@@ -297,7 +420,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       mode: mode.name,
       startedAt: new Date(started).toISOString(),
       durationS: 0,
-      machine: machineFacts(config, broker),
+      machine: { ...machineFacts(config, broker), beforeRevision: cells.some((c) => c.contender === 'before') ? beforeRevision : null },
       ingress: { durationS: mode.httpDurationS, cells },
       bareBatched,
       barePlatformatic,
@@ -307,6 +430,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       serialization,
       idempotency,
       readPath,
+      compression,
       ...(replicated ? { replicated } : {}),
       notes,
     };
@@ -335,9 +459,9 @@ async function againstRunning(mode: Mode, config: SluiceConfig, log: Logger): Pr
     for (const contender of ['sluice', 'naive'] as const) {
       await loadHttp({ url: urls[contender], connections: 64, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
     }
-    const runs: Record<HttpContender, HttpFigures[]> = { sluice: [], naive: [] };
+    const runs: Record<HttpContender, HttpFigures[]> = { sluice: [], naive: [], before: [] };
     for (let r = 0; r < Math.max(3, mode.rounds); r++) {
-      for (const contender of (r % 2 === 0 ? ['sluice', 'naive'] : ['naive', 'sluice']) as HttpContender[]) {
+      for (const contender of (r % 2 === 0 ? ['sluice', 'naive'] : ['naive', 'sluice']) as ('sluice' | 'naive')[]) {
         const figures = await loadHttp({ url: urls[contender], connections: 64, durationS: Math.max(8, mode.httpDurationS), bodies: pool.singleBodies, eventsPerRequest: 1 });
         runs[contender].push(figures);
         log.info({ contender, eventsPerSec: figures.eventsPerSec, non2xx: figures.non2xx }, 'against running: 64 connections');
@@ -367,6 +491,17 @@ async function againstRunning(mode: Mode, config: SluiceConfig, log: Logger): Pr
 function printSummary(results: BenchResults, files: { json: string; svg: string }): void {
   const lines = [`Sluice bench (${results.mode}, ${results.durationS} s): ${files.json}, ${files.svg}`, 'Ratios:'];
   for (const [name, value] of Object.entries(results.ratios)) lines.push(`  ${name.padEnd(28)} ${value === null ? 'n/a' : `${value}x`}`);
+  lines.push('Ingress (median of the rounds; CPU µs per event: own process / whole machine):');
+  for (const c of results.ingress.cells) {
+    lines.push(
+      `  ${c.contender.padEnd(7)} ${c.eventsPerRequest === 1 ? 'single' : `batch ${c.eventsPerRequest}`} @${c.connections}: ${c.eventsPerSec} events/s, CPU ${c.cpuUsPerEvent ? `${c.cpuUsPerEvent.process} / ${c.cpuUsPerEvent.machine}` : 'n/a'} µs`,
+    );
+  }
+  for (const row of results.compression ?? []) {
+    lines.push(
+      `Compression ${row.codec}: batches ${row.batchEventsPerSec} events/s (CPU ${row.batchCpuUsPerEvent?.process ?? 'n/a'} µs), single ${row.singleEventsPerSec} events/s (CPU ${row.singleCpuUsPerEvent?.process ?? 'n/a'} µs), ${row.bytesPerRecord ?? 'n/a'} B per record on the broker`,
+    );
+  }
   lines.push('Goals:');
   for (const g of results.goals) lines.push(`  ${g.met === null ? 'n/a ' : g.met ? 'met ' : 'MISS'} ${g.name}: ${g.actual ?? 'n/a'} (goal ${g.target})`);
   for (const cell of results.replicated?.cells ?? []) {
@@ -380,14 +515,17 @@ function printSummary(results: BenchResults, files: { json: string; svg: string 
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const mode = args.includes('--full') ? FULL : QUICK;
+  // SLUICE_BENCH_HTTP_S shortens each HTTP round, e.g. to check the bench's code; its figures then mean little.
+  const chosen = args.includes('--full') ? FULL : QUICK;
+  const mode = { ...chosen, httpDurationS: Number(process.env.SLUICE_BENCH_HTTP_S ?? chosen.httpDurationS) };
   const config = loadConfig(process.env, { logFormat: process.env.SLUICE_LOG_FORMAT ?? 'json' });
   const log = createLogger(config, 'bench', 2);
   if (args.includes('--against-running')) {
     await againstRunning(mode, config, log);
     return;
   }
-  const results = await runAll(mode, args.includes('--cpu-prof'), stagesOf(args), config, log);
+  const beforeRevision = args.find((a) => a.startsWith('--before='))?.slice('--before='.length) ?? process.env.SLUICE_BENCH_BEFORE ?? DEFAULT_BEFORE;
+  const results = await runAll(mode, args.includes('--cpu-prof'), stagesOf(args), config, log, beforeRevision);
   const files = writeResults(results, { dir: RESULTS_DIR, readmePath: args.includes('--no-readme') ? undefined : join(PROJECT_ROOT, 'README.md') });
   printSummary(results, files);
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { retryPolicies } from '../core/retry.ts';
 import { createCodecEncoder } from '../core/serde.ts';
-import { clientOptions } from '../kafka/connection.ts';
+import { clientOptions, producerOptions } from '../kafka/connection.ts';
 import { GroupConsumer } from '../kafka/group-consumer.ts';
 import { partitionForKey } from '../kafka/partitioner.ts';
 import { IdempotentOutput, TransactionalOutput } from '../kafka/transaction.ts';
@@ -134,8 +134,8 @@ export function kafkaSeam(config: SluiceConfig, spec: WorkerSpec, log: Logger, i
   const output =
     spec.delivery === 'exactly-once'
       ? // One transactional id per instance: a restarted instance with the same id fences its predecessor's open transaction.
-        new TransactionalOutput({ client: clientOptions(config, { name: `${name}-tx`, retry: retryPolicies.transaction }), transactionalId: `${spec.groupId}-${instance}`, consumer, logger: log })
-      : new IdempotentOutput({ client: clientOptions(config, { name: `${name}-out`, retry: retryPolicies.reader }), consumer });
+        new TransactionalOutput({ client: producerOptions(config, { name: `${name}-tx`, retry: retryPolicies.transaction }), transactionalId: `${spec.groupId}-${instance}`, consumer, logger: log })
+      : new IdempotentOutput({ client: producerOptions(config, { name: `${name}-out`, retry: retryPolicies.reader }), consumer });
   return { consumer, output };
 }
 

@@ -220,6 +220,13 @@ export const OPTIONS = {
     description: 'Longest wait for the answer to one Kafka request.',
     parse: integer(100, 600_000),
   },
+  kafkaCompression: {
+    env: 'SLUICE_COMPRESSION',
+    default: 'none',
+    description:
+      "Compression of the record batches Sluice writes (Kafka's compression.type): none, gzip, snappy, lz4 or zstd. Applies to the ingress, the workers' outputs (plain and exactly-once) and the bridges; readers decompress any codec whatever this says.",
+    parse: oneOf('none', 'gzip', 'snappy', 'lz4', 'zstd'),
+  },
   // --- The local broker (broker/): used when KAFKA_BROKERS is unset, and by `sluice kafka up`. ---
   kafkaVersion: {
     env: 'SLUICE_KAFKA_VERSION',

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { promisify } from 'node:util';
-import type { BaseOptions, SASLOptions } from '@platformatic/kafka';
+import type { BaseOptions, CompressionAlgorithmValue, SASLOptions } from '@platformatic/kafka';
 import { bootstrapServers, type SluiceConfig } from '../core/config.ts';
 import { ConfigError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -148,6 +148,15 @@ export function clientOptions(config: SluiceConfig, settings: ClientSettings): B
     ...(tls === undefined ? {} : { tls, tlsServerName: sendsServerName(config) }),
     ...(sasl === undefined ? {} : { sasl }),
   };
+}
+
+/**
+ * The options of every producer the seam creates (the ingress's, the registry's, the bridges', dead-letter replays',
+ * and the workers' plain and transactional outputs): the client's, plus the configured batch compression
+ * (SLUICE_COMPRESSION), read here and nowhere else. Consumers need no setting: the codec is in each batch's attributes.
+ */
+export function producerOptions(config: SluiceConfig, settings: ClientSettings): BaseOptions & { compression: CompressionAlgorithmValue } {
+  return { ...clientOptions(config, settings), compression: config.kafkaCompression };
 }
 
 /** The client's connection events, at debug in Sluice's log (the client itself logs nothing unless DEBUG=plt:kafka:*). */

@@ -5,7 +5,7 @@ import type { Logger } from '../core/logger.ts';
 import type { RetryPolicy } from '../core/retry.ts';
 import { splitByCounts } from '../core/arrays.ts';
 import { OnePassProducer } from './produce-request.ts';
-import { clientOptions, errorContext, routeClientEvents, transactionalIdentity } from './connection.ts';
+import { errorContext, producerOptions, routeClientEvents, transactionalIdentity } from './connection.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import { partitionForKey } from './partitioner.ts';
 import { toClientMessage } from './record-codec.ts';
@@ -127,7 +127,7 @@ export class KafkaProducer {
     const acks = settings.acks ?? 'all';
     const idempotent = settings.idempotent ?? acks === 'all';
     this.#client = new OnePassProducer<Buffer, Buffer, Buffer, Buffer>({
-      ...clientOptions(config, {
+      ...producerOptions(config, {
         name: settings.name,
         retry: settings.retry,
         connectTimeoutMs: settings.connectTimeoutMs,

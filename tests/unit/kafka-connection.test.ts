@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { retryPolicies } from '../../core/retry.ts';
-import { clientOptions } from '../../kafka/connection.ts';
+import { clientOptions, producerOptions } from '../../kafka/connection.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-conn-'));
 const file = (name: string, text: string): string => {
@@ -29,6 +29,15 @@ describe('SluiceConfig → client options', () => {
     expect(options).toMatchObject({ clientId: 'svc-test', bootstrapBrokers: ['a:9092', 'b:9093'], connectTimeout: 1500, requestTimeout: 30000, retries: 8 });
     expect(options.tls).toBeUndefined();
     expect(options.sasl).toBeUndefined();
+  });
+
+  it('gives every producer the configured batch compression (SLUICE_COMPRESSION, default none), and refuses an unknown codec naming the option', () => {
+    expect(producerOptions(loadConfig({ KAFKA_BROKERS: 'a:9092' }), settings).compression).toBe('none');
+    for (const codec of ['gzip', 'snappy', 'lz4', 'zstd']) {
+      const options = producerOptions(loadConfig({ KAFKA_BROKERS: 'a:9092', SLUICE_COMPRESSION: codec }), settings);
+      expect(options).toMatchObject({ compression: codec, clientId: 'sluice-test', bootstrapBrokers: ['a:9092'] });
+    }
+    expect(() => loadConfig({ SLUICE_COMPRESSION: 'brotli' })).toThrow(/SLUICE_COMPRESSION.*expected one of none, gzip, snappy, lz4, zstd/);
   });
 
   it('lets a client with a latency budget override the timeouts', () => {

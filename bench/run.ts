@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
@@ -285,8 +285,8 @@ function stagesOf(args: string[]): Set<Stage> {
 }
 
 /**
- * A detached git worktree of `revision` under data/ (made once, then reused), with the project's node_modules linked
- * in, so that revision's own bench children run beside today's. Null, with a note, when the history lacks it (a
+ * A detached git worktree of `revision` under data/ (made once, then reused), with its packages (the project's
+ * node_modules linked in when the locks agree), so that revision's own bench children run beside today's. Null, with a note, when the history lacks it (a
  * shallow clone).
  */
 function prepareBefore(revision: string, notes: string[], log: Logger): string | null {
@@ -307,7 +307,20 @@ function prepareBefore(revision: string, notes: string[], log: Logger): string |
       return null;
     }
   }
-  if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  if (!existsSync(join(dir, 'node_modules'))) {
+    // Today's packages serve it only if it locked the same ones; otherwise it installs its own, once.
+    if (readFileSync(join(dir, 'package-lock.json'), 'utf8') === readFileSync(join(PROJECT_ROOT, 'package-lock.json'), 'utf8')) {
+      symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+    } else {
+      log.info({ revision, dir }, "before/after: installing the earlier revision's own packages (npm ci, once)");
+      const installed = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, encoding: 'utf8' });
+      if (installed.status !== 0) {
+        rmSync(join(dir, 'node_modules'), { recursive: true, force: true });
+        notes.push(`before/after: npm ci of ${revision} failed (${installed.stderr.trim().split('\n').slice(-3).join(' ')}); the 'before' contender was skipped`);
+        return null;
+      }
+    }
+  }
   log.info({ revision, commit, dir }, "before/after: the earlier revision's ingress runs from its worktree");
   return dir;
 }

@@ -1,7 +1,9 @@
 import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
+import type { RegExpEngine } from 'ajv/dist/types/index.js';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
+import { RE2JS } from 're2js';
 import type { FieldViolation } from '../errors.ts';
 import { parseJson, stringifyJson } from '../json.ts';
 import type { Codec, ResolvedSchema } from './types.ts';
@@ -25,7 +27,22 @@ export type JsonSchemaNode = boolean | { [keyword: string]: unknown };
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-const OPTIONS: Options = { allErrors: true, strict: false, verbose: true };
+/**
+ * `pattern` and `patternProperties` run on every event the ingress validates, and a
+ * schema's author chooses them: with the engine's backtracking RegExp, `(a+)+$` on a
+ * few dozen characters holds the event loop for seconds. RE2 (re2js, pure JS) matches
+ * in linear time; a pattern it cannot run (lookaround, backreferences) fails the
+ * schema's compilation, so the registry refuses the schema (42201) instead of
+ * accepting a pattern it could not bound.
+ */
+const linearRegExp: RegExpEngine = (pattern) => {
+  const re = RE2JS.compile(pattern);
+  // ajv caches compiled patterns by toString(): each needs its own.
+  return { test: (input: string) => re.test(input), toString: () => `/${pattern}/u` };
+};
+linearRegExp.code = 'linearRegExp';
+
+const OPTIONS: Options = { allErrors: true, strict: false, verbose: true, code: { regExp: linearRegExp } };
 
 function ajvFor(root: JsonSchemaNode): Ajv {
   const dialect = typeof root === 'object' && typeof root.$schema === 'string' ? root.$schema : '';

@@ -86,6 +86,29 @@ describe('JSON Schema bodies', () => {
   });
 });
 
+describe('JSON Schema patterns', () => {
+  const patterned = (pattern: string): ResolvedSchema => ({
+    schemaType: 'JSON',
+    schema: JSON.stringify({ type: 'object', properties: { code: { type: 'string', pattern } }, patternProperties: { '^x-(a+)+$': { type: 'string' } } }),
+    references: [],
+  });
+
+  it('match in linear time: a backtracking pattern on a hostile value answers at once (a hang guard, not a timer)', () => {
+    const codec = createCodec(patterned('^(a+)+$'));
+    // A backtracking engine takes about 2^40 steps here.
+    const hostile = `${'a'.repeat(40)}!`;
+    expect(codec.validate({ code: hostile })[0]?.path).toBe('code');
+    expect(codec.validate({ code: 'aaaa' })).toEqual([]);
+    expect(codec.validate({ [`x-${'a'.repeat(40)}!`]: 1 })).toEqual([]);
+    expect(codec.validate({ [`x-aaa`]: 1 })[0]?.path).toBe('x-aaa');
+  });
+
+  it('that RE2 cannot bound (lookaround, backreferences) make the schema invalid rather than unbounded', () => {
+    expect(() => createCodec(patterned('^(?!admin).*$'))).toThrow();
+    expect(() => createCodec(patterned('^(a)\\1$'))).toThrow();
+  });
+});
+
 describe('Protobuf message indexes', () => {
   it.each([
     [[0], [0x00]],

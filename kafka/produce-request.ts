@@ -55,11 +55,12 @@ interface PartitionPlan {
 }
 
 interface TopicPlan {
+  topic: string;
   name: Buffer;
   partitions: PartitionPlan[];
 }
 
-function plan(messages: readonly MessageRecord[], firstTimestamps: Map<string, bigint>): TopicPlan[] {
+function plan(messages: readonly MessageRecord[]): TopicPlan[] {
   const topics = new Map<string, Map<number, MessageRecord[]>>();
   for (const m of messages) {
     let partitions = topics.get(m.topic);
@@ -75,7 +76,6 @@ function plan(messages: readonly MessageRecord[], firstTimestamps: Map<string, b
     // Ascending partitions, as the client orders them (the broker does not mind; the byte-for-byte test does).
     for (const [partition, list] of [...partitions].sort((a, b) => a[0] - b[0])) {
       const first = list[0]!.timestamp!;
-      firstTimestamps.set(`${topic}:${partition}`, first);
       const bodies = new Array<number>(list.length);
       let batchSize = RECORD_BATCH_OVERHEAD;
       for (let i = 0; i < list.length; i++) {
@@ -89,7 +89,7 @@ function plan(messages: readonly MessageRecord[], firstTimestamps: Map<string, b
       }
       planned.push({ partition, messages: list, bodies, batchSize });
     }
-    out.push({ name: Buffer.from(topic, 'utf8'), partitions: planned });
+    out.push({ topic, name: Buffer.from(topic, 'utf8'), partitions: planned });
   }
   return out;
 }
@@ -139,7 +139,7 @@ export function encodeProduceRequest(acks: number, timeout: number, messages: Me
     m.partition ??= 0;
     m.timestamp ??= now;
   }
-  const topics = plan(messages, new Map());
+  const topics = plan(messages);
   const transactionalId = options.transactionalId == null ? null : Buffer.from(options.transactionalId, 'utf8');
   let size = (transactionalId ? uvarintSize(transactionalId.length + 1) + transactionalId.length : 1) + 2 + 4 + uvarintSize(topics.length + 1) + 1;
   for (const t of topics) {
@@ -159,11 +159,10 @@ export function encodeProduceRequest(acks: number, timeout: number, messages: Me
     o = writeUvarint(buffer, o, t.name.length + 1);
     o += t.name.copy(buffer, o);
     o = writeUvarint(buffer, o, t.partitions.length + 1);
-    const topic = t.name.toString('utf8');
     for (const p of t.partitions) {
       o = buffer.writeInt32BE(p.partition, o);
       o = writeUvarint(buffer, o, p.batchSize + 1);
-      o = writeBatch(buffer, o, p, topic, options);
+      o = writeBatch(buffer, o, p, t.topic, options);
       buffer[o++] = 0; // partition's tagged fields
     }
     buffer[o++] = 0; // topic's tagged fields

@@ -33,10 +33,16 @@ function label(node: ProfileNode): string {
   return `${functionName || '(anonymous)'} ${file ? `${file}:${lineNumber + 1}` : ''}`.trim();
 }
 
-export function summarize(profile: CpuProfile): { self: HotFunction[]; total: HotFunction[]; idlePct: number } {
+/** The profile's nodes by id, and each node's parent. */
+function indexNodes(profile: CpuProfile): { byId: Map<number, ProfileNode>; parent: Map<number, number> } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  return { byId, parent };
+}
+
+export function summarize(profile: CpuProfile): { self: HotFunction[]; total: HotFunction[]; idlePct: number } {
+  const { byId, parent } = indexNodes(profile);
   const selfTime = new Map<string, number>();
   const totalTime = new Map<string, number>();
   let all = 0;
@@ -96,9 +102,7 @@ export const INGRESS_STAGES: readonly Stage[] = [
 
 /** Each stage's share of the busy (non-idle) samples, in percent; "other" is the rest. */
 export function stageShares(profile: CpuProfile, stages: readonly Stage[]): Record<string, number> {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const { byId, parent } = indexNodes(profile);
   const time = new Map<string, number>();
   let busy = 0;
   profile.samples.forEach((id, i) => {

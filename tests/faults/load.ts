@@ -116,14 +116,13 @@ export interface OpenLoopResult {
  * arrival due while that many requests wait is counted as shed and not sent, which keeps the client bounded when
  * the server stops answering. Node's http client with keep-alive: fetch costs the shared CPU several times more per
  * request. Resolves when the last phase is over and every request sent has its answer (or its client timeout).
- * The sockets are opened before the first phase, a few hundred at a time: opened in a burst when the answers slow
+ * The sockets are opened before any load (openSockets), a hundred at a time: opened in a burst when the answers slow
  * down, they overflow the listen queue of a busy server (Node's default backlog is 511), whose dropped SYNs the
  * kernel resends after 1, 3, 7, 15 and 31 s, and the run then measures TCP's back-off instead of the ingress.
  */
-export async function openLoop(url: string, phases: readonly ArrivalPhase[], options: { maxOutstanding: number; timeoutMs: number }): Promise<OpenLoopResult> {
+export function openLoop(url: string, phases: readonly ArrivalPhase[], options: { sockets: OpenSockets; timeoutMs: number }): Promise<OpenLoopResult> {
   const target = new URL(url);
-  const agent = new Agent({ keepAlive: true, maxSockets: options.maxOutstanding, maxFreeSockets: options.maxOutstanding });
-  await openSockets(agent, new URL('/healthz', target), options.maxOutstanding);
+  const { agent, count: maxOutstanding } = options.sockets;
   const result: OpenLoopResult = { outcomes: [], scheduled: {}, shed: {}, phaseStartMs: {} };
   const began = performance.now();
   let outstanding = 0;
@@ -167,7 +166,7 @@ export async function openLoop(url: string, phases: readonly ArrivalPhase[], opt
     const issueUpTo = (phase: ArrivalPhase, due: number): void => {
       for (; issued < due; issued++) {
         result.scheduled[phase.name] = (result.scheduled[phase.name] ?? 0) + 1;
-        if (outstanding >= options.maxOutstanding) result.shed[phase.name] = (result.shed[phase.name] ?? 0) + 1;
+        if (outstanding >= maxOutstanding) result.shed[phase.name] = (result.shed[phase.name] ?? 0) + 1;
         else post(phase.name);
       }
     };
@@ -190,18 +189,29 @@ export async function openLoop(url: string, phases: readonly ArrivalPhase[], opt
       const drained = setInterval(() => {
         if (outstanding > 0) return;
         clearInterval(drained);
-        agent.destroy();
         resolve(result);
       }, 20);
     }, 5);
   });
 }
 
-/** Opens `count` keep-alive sockets of `agent` to `url` (a cheap GET), `step` at a time, and leaves them free in it. */
-async function openSockets(agent: Agent, url: URL, count: number, step = 200): Promise<void> {
+/** An open-loop client's keep-alive sockets: at most `count` requests outstanding; close() when the run is over. */
+export interface OpenSockets {
+  agent: Agent;
+  count: number;
+  close(): void;
+}
+
+/**
+ * Opens `count` keep-alive sockets to `url`'s server (a cheap GET each), `step` at a time, and leaves them free for
+ * openLoop: before any load, so the server accepts them while it is idle (see openLoop on the listen queue).
+ */
+export async function openSockets(url: string, count: number, step = 100): Promise<OpenSockets> {
+  const target = new URL('/healthz', url);
+  const agent = new Agent({ keepAlive: true, maxSockets: count, maxFreeSockets: count });
   const get = (): Promise<void> =>
     new Promise((resolve) => {
-      const req = httpRequest({ agent, host: url.hostname, port: url.port, path: url.pathname, timeout: 30_000 }, (res) => {
+      const req = httpRequest({ agent, host: target.hostname, port: target.port, path: target.pathname, timeout: 30_000 }, (res) => {
         res.resume();
         res.on('end', resolve);
         res.on('error', () => resolve());
@@ -211,6 +221,7 @@ async function openSockets(agent: Agent, url: URL, count: number, step = 200): P
       req.end();
     });
   for (let opened = 0; opened < count; opened += step) await Promise.all(Array.from({ length: Math.min(step, count - opened) }, get));
+  return { agent, count, close: () => agent.destroy() };
 }
 
 /**

@@ -16,10 +16,10 @@ import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from
  * NDJSON or (with `Accept: text/event-stream`) Server-Sent Events. No consumer
  * group: each request reads the partitions from exact offsets with a
  * PartitionReader (read_committed), decodes through the registry like `sluice
- * tail`, and ends when the client leaves or `max` records were sent. The next
- * fetch starts only once the previous batch was written and the socket drained,
- * so a slow client slows the reading, never the memory: per connection at most
- * one fetch (READ_FETCH_BYTES) plus the socket's buffer.
+ * tail`, and ends when the client leaves or `max` records were sent. One fetch
+ * is asked for ahead while a batch is written; the one after waits until the
+ * socket drained, so a slow client slows the reading, never the memory: per
+ * connection at most two fetches (READ_FETCH_BYTES each) plus the socket's buffer.
  *
  * Permission: `{ action: 'read', topic }` through the AccessControl hook.
  */

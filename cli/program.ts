@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { OPTIONS, type SluiceConfig } from '../core/config.ts';
-import { createLogger, type Logger } from '../core/logger.ts';
-import { startTracing } from '../core/tracing.ts';
+import { OPTIONS } from '../core/config.ts';
+import { createLogger } from '../core/logger.ts';
 import { localKafkaOptions, runningPid, startLocalKafka, stopLocalKafka, type SecureListener } from '../broker/broker.ts';
 import { localClusterDir, localClusterOptions, runningCluster, startLocalCluster, stopLocalCluster } from '../broker/cluster.ts';
 import { LocalKafkaError } from '../core/errors.ts';
@@ -14,7 +13,7 @@ import { register as registerTopology } from './commands/topology.ts';
 import { register as registerBridge } from './commands/bridge.ts';
 import { register as registerLb } from './commands/lb.ts';
 import { register as registerServices } from './commands/services.ts';
-import { Lifecycle, type Service } from './lifecycle.ts';
+import { serve } from './lifecycle.ts';
 import { register as registerAccess } from './commands/access.ts';
 import { brokersFlag, configFrom, discoveryRequested } from './flags.ts';
 import { internalRegistryUrl } from '../access/internal.ts';
@@ -46,28 +45,6 @@ const COMMAND_GROUPS: ((program: Command) => void)[] = [
   registerStatus,
   registerDlq,
 ];
-
-/**
- * Starts services in order under one Lifecycle, which owns the signals from the first
- * step on. If a step fails, the ones already started are closed before the error
- * surfaces; if a signal arrives mid-start, the remaining steps are skipped.
- */
-export async function serve(config: SluiceConfig, log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<number> {
-  const lifecycle = new Lifecycle(log, config.shutdownTimeoutMs);
-  // Tracing first, so it is closed last and exports the spans of the others' shutdown.
-  for (const step of [() => startTracing({ config, logger: log }), ...steps]) {
-    if (lifecycle.stopping) break;
-    try {
-      await lifecycle.start(step);
-    } catch (error) {
-      if (lifecycle.stopping) break;
-      await lifecycle.closeAll();
-      throw error;
-    }
-  }
-  if (!lifecycle.stopping) log.info({ services: lifecycle.serviceNames() }, 'Sluice is running; Ctrl-C stops it');
-  return lifecycle.untilSignal();
-}
 
 function positiveInt(value: string): number {
   const n = Number(value);

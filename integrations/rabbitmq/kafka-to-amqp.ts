@@ -11,7 +11,7 @@ import type { RegistryClient } from '../../core/registry-client.ts';
 import { decodeFramed } from '../../core/serde.ts';
 import { startKafkaRecordSpan, type RecordSpan } from '../../core/tracing.ts';
 import { deadLetterRecord } from '../../consumers/headers.ts';
-import type { KafkaToAmqpBridge } from '../../topology/bridges.ts';
+import type { KafkaToAmqpBridge } from '../../topology/model.ts';
 import { AmqpLink, backoffDelay } from './link.ts';
 import { toAmqpMessage, type AmqpOutgoing } from './payload.ts';
 import type { BridgeStats, RunningBridge } from './running.ts';

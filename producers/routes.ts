@@ -3,7 +3,7 @@ import { MalformedBodyError, SluiceError, ValidationError, type FieldViolation }
 import type { Codec, SchemaType } from '../core/formats/index.ts';
 import { frame } from '../core/wire-format.ts';
 import type { RouteSpec } from '../topology/model.ts';
-import type { OutgoingRecord, RecordHeaders } from '../kafka/types.ts';
+import type { OutgoingRecord, RecordHeaders } from '../kafka/index.ts';
 import type { BatchingProducer } from './batching-producer.ts';
 import { isReceivedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';

@@ -1,7 +1,7 @@
 import type { Message, Options } from 'amqplib';
 import { stringifyJson } from '../../core/json.ts';
 import { CORRELATION_HEADER, headersToStrings } from '../../consumers/headers.ts';
-import type { RecordHeaders } from '../../kafka/types.ts';
+import type { RecordHeaders } from '../../kafka/index.ts';
 import type { PayloadFormat } from '../../topology/model.ts';
 
 /**

@@ -15,7 +15,6 @@ import { registerDocs } from './docs.ts';
 import { KafkaConnection } from './kafka-connection.ts';
 import { Readiness, registerProbes } from './readiness.ts';
 import { createKafka } from '../kafka/index.ts';
-import { OPEN_ACCESS, type AccessControl } from './access.ts';
 import { Idempotency } from './idempotency.ts';
 import { IdempotencyStore } from './idempotency-claims.ts';
 import { registerReadRoute, type ReadStats } from './read-route.ts';
@@ -34,8 +33,6 @@ export interface IngressOptions {
   port?: number;
   /** Test hook: runs after a keyed request's events were acknowledged, before its response is sent. */
   afterIdempotentWrite?: () => void;
-  /** Who may produce and read (issue 12's access model plugs in here); everyone by default. */
-  access?: AccessControl;
 }
 
 export interface Ingress {
@@ -241,19 +238,17 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
 
   const readKafka = createKafka(config, log, 'ingress-read');
   const readAdmin = readKafka.admin();
-  const access = options.access ?? OPEN_ACCESS;
   const idempotencyStore = new IdempotencyStore(readKafka, readAdmin, config, log);
   // Kafka may be down at start (the ingress answers 503 until it is); keyed requests start the store again.
   if (connected) {
     await idempotencyStore.start().catch((error: unknown) => log.warn({ err: error }, 'Idempotency-Key requests cannot be served yet'));
   }
-  registerRoutes(app, bindings, { producer: batcher, access, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) });
+  registerRoutes(app, bindings, { producer: batcher, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) });
   const reads = registerReadRoute(app, {
     kafka: readKafka,
     admin: readAdmin,
     registry,
     topics: topology.topics.map((t) => t.name),
-    access,
     logger: log,
   });
   registerDocs(app, topology, config);

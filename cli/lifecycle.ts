@@ -1,6 +1,4 @@
-import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
-import { startTracing } from '../core/tracing.ts';
 
 export interface Service {
   name: string;
@@ -96,27 +94,5 @@ export class Lifecycle {
 export function closeOnSignal(services: Service[], log: Logger, timeoutMs: number): Promise<number> {
   const lifecycle = new Lifecycle(log, timeoutMs);
   for (const service of services) void lifecycle.start(async () => service);
-  return lifecycle.untilSignal();
-}
-
-/**
- * Starts services in order under one Lifecycle, which owns the signals from the first
- * step on. If a step fails, the ones already started are closed before the error
- * surfaces; if a signal arrives mid-start, the remaining steps are skipped.
- */
-export async function serve(config: SluiceConfig, log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<number> {
-  const lifecycle = new Lifecycle(log, config.shutdownTimeoutMs);
-  // Tracing first, so it is closed last and exports the spans of the others' shutdown.
-  for (const step of [() => startTracing({ config, logger: log }), ...steps]) {
-    if (lifecycle.stopping) break;
-    try {
-      await lifecycle.start(step);
-    } catch (error) {
-      if (lifecycle.stopping) break;
-      await lifecycle.closeAll();
-      throw error;
-    }
-  }
-  if (!lifecycle.stopping) log.info({ services: lifecycle.serviceNames() }, 'Sluice is running; Ctrl-C stops it');
   return lifecycle.untilSignal();
 }

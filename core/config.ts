@@ -2,8 +2,8 @@ import { homedir } from 'node:os';
 import { inspect } from 'node:util';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isLoopback } from '../access/http.ts';
 import { ConfigError } from './errors.ts';
+import { isLoopback } from './loopback.ts';
 
 /** The repository root: defaults for files (topology, data) are relative to it. */
 export const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));

@@ -3,7 +3,7 @@ import { REGISTRY_DENIALS, API_CHALLENGE } from '../access/denials.ts';
 import { serverFactory } from '../access/http.ts';
 import { canReadSubject } from '../access/permissions.ts';
 import { installSecurity } from '../access/plugin.ts';
-import { registryWriteDetails } from '../access/registry-audit.ts';
+import { registryWriteDetails } from './registry-audit.ts';
 import { REGISTRY_ROUTES } from '../access/route-table.ts';
 import type { SluiceConfig } from '../core/config.ts';
 import { registerHttpMetrics } from '../core/http-metrics.ts';

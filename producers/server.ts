@@ -197,7 +197,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
       return typeof header === 'string' && CORRELATION_ID.test(header) ? header : randomUUID();
     },
   });
-  registerBodyParsers(app);
+  registerBodyParsers(app, config.jsonMaxDepth);
   registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
   registerHttpTracing(app);
   const routes = ingressRouteTable(bindings.map((b) => b.route.path));

@@ -9,6 +9,7 @@ import { REGISTRY_ROUTES } from '../access/route-table.ts';
 import type { SluiceConfig } from '../core/config.ts';
 import { RegistryHttpError } from '../core/errors.ts';
 import { registerHttpMetrics } from '../core/http-metrics.ts';
+import { JsonTooDeepError, requireJsonDepth } from '../core/json.ts';
 import type { Logger } from '../core/logger.ts';
 import type { SchemaReference } from '../core/formats/types.ts';
 import { deleteConfig, deleteMode, deleteSubject, deleteVersion, parseVersion, registerSchema, setConfig, setMode, testCompatibility } from './commands.ts';
@@ -88,9 +89,11 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
       return;
     }
     try {
+      requireJsonDepth(text, config.jsonMaxDepth);
       done(null, JSON.parse(text));
     } catch (error) {
-      done(new RegistryHttpError(400, 400, `Malformed JSON request body: ${(error as Error).message}`, error), undefined);
+      const reason = error instanceof JsonTooDeepError ? `the body ${error.message}` : (error as Error).message;
+      done(new RegistryHttpError(400, 400, `Malformed JSON request body: ${reason}`, error), undefined);
     }
   });
   app.addHook('onRequest', async (_request, reply) => {

@@ -3,7 +3,7 @@ import { jsonSchemaCodec, type JsonSchemaCodec } from '../core/formats/json-sche
 import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
 import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
 import { RegistryHttpError } from '../core/errors.ts';
-import { jsonBeyondBounds } from '../core/json.ts';
+import { JsonTooDeepError, jsonBeyondBounds, requireJsonDepth } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
 import { explainIncompatibility, parseAvroSchema } from './compatibility.ts';
@@ -100,8 +100,10 @@ export const MAX_JSON_SCHEMA_CONTAINERS = 2_000;
 function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
   let value: unknown;
   try {
+    requireJsonDepth(text, MAX_SCHEMA_DEPTH); // before JSON.parse, whose time grows with the depth
     value = JSON.parse(text);
-  } catch {
+  } catch (error) {
+    if (error instanceof JsonTooDeepError) throw RegistryHttpError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${error.message}`, error);
     return; // not JSON: the format's own parser says where
   }
   const problem = jsonBeyondBounds(value, MAX_SCHEMA_DEPTH, schemaType === 'JSON' ? MAX_JSON_SCHEMA_CONTAINERS : Infinity);

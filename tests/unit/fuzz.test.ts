@@ -330,10 +330,8 @@ describe('--where expressions', () => {
           expect(error).toBeInstanceOf(FilterError);
           return;
         }
-        const started = performance.now();
+        // The bound is structural (terms, depth, string cap: tested below), so no clock here; the test's timeout catches a blow-up.
         expect(typeof filter(record)).toBe('boolean');
-        // Generous: the bound is structural (terms, depth, string cap); this only catches a blow-up.
-        expect(performance.now() - started).toBeLessThan(1000);
         expect((globalThis as Record<string, unknown>).pwned).toBeUndefined();
       }),
       { numRuns: RUNS },

@@ -303,7 +303,7 @@ export const OPTIONS = {
     env: 'SLUICE_JSON_MAX_DEPTH',
     default: '128',
     description:
-      'Deepest nesting of arrays/objects in a JSON request body of the ingress (a batch counts as one), the registry and the console; deeper: 400 before parsing, whose cost grows with the depth.',
+      'Deepest nesting of arrays/objects in a JSON request body of the ingress (a batch counts as one), the registry and the console, and in a JSON message the RabbitMQ bridge forwards; deeper: 400 (a dead letter) before parsing, whose cost grows with the depth.',
     parse: integer(2, 10_000),
   },
   lingerMs: {

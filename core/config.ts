@@ -299,6 +299,13 @@ export const OPTIONS = {
     description: 'Largest request body the ingress accepts, in bytes (larger: 413).',
     parse: integer(1024, 64 * 1024 * 1024),
   },
+  jsonMaxDepth: {
+    env: 'SLUICE_JSON_MAX_DEPTH',
+    default: '128',
+    description:
+      'Deepest nesting of arrays/objects in a JSON request body of the ingress (a batch counts as one), the registry and the console, and in a JSON message the RabbitMQ bridge forwards; deeper: 400 (a dead letter) before parsing, whose cost grows with the depth.',
+    parse: integer(2, 10_000),
+  },
   lingerMs: {
     env: 'SLUICE_LINGER_MS',
     // 0 still coalesces: records arriving while a send is in flight form the next

@@ -108,7 +108,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   // Before access control, whose refusals carry the correlation id and the error bodies too.
   void app.register(correlationHeader).register(closeConnectionsWhileDraining, { draining: () => shuttingDown });
   void app.register(ingressErrors, { bodyLimit: config.bodyLimit, produceTimeoutMs, rejected: metrics.rejected, routes: routeList });
-  registerBodyParsers(app);
+  registerBodyParsers(app, config.jsonMaxDepth);
   registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
   registerHttpTracing(app);
   const control = installSecurity(app, { service: 'ingress', config, logger: log, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });

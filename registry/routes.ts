@@ -27,7 +27,7 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
     serverFactory: serverFactory(config),
   });
   // Before security: its refusals need the error bodies, and every answer the registry's content type.
-  void app.register(confluentBody).register(confluentErrors);
+  void app.register(confluentBody, { maxDepth: config.jsonMaxDepth }).register(confluentErrors);
   const security = { config, logger, routes: REGISTRY_ROUTES, denials: REGISTRY_DENIALS, challenge: API_CHALLENGE, describeWrite: registryWriteDetails(store.state) };
   const access = installSecurity(app, { service: 'registry', ...security });
   registerHttpMetrics(app, { service: 'registry' });

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { SluiceConfig } from '../../core/config.ts';
 import { BridgeError, MalformedBodyError, isRetryable } from '../../core/errors.ts';
-import { parseJson } from '../../core/json.ts';
+import { JsonTooDeepError, parseJson } from '../../core/json.ts';
 import { createKafka, type OutgoingRecord, type RecordHeaders } from '../../kafka/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
@@ -106,8 +106,10 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
     }
     let value: unknown;
     try {
-      value = parseJson(d.message.content.toString('utf8'));
+      // Bounded as the ingress's bodies: JSON.parse's time grows with the nesting.
+      value = parseJson(d.message.content.toString('utf8'), config.jsonMaxDepth);
     } catch (error) {
+      if (error instanceof JsonTooDeepError) throw new MalformedBodyError(`message ${error.message}`, error);
       throw new MalformedBodyError(`message is not JSON: ${(error as Error).message}`, error);
     }
     return { value: encoder.encode(value), key: kafkaKeyFrom(d.message, value, spec.key) };

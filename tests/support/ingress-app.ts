@@ -48,7 +48,7 @@ export async function ingressApp(
     logger,
   });
   const app: FastifyInstance = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: config.bodyLimit });
-  registerBodyParsers(app);
+  registerBodyParsers(app, config.jsonMaxDepth);
   const control = installSecurity(app, { service: 'ingress', config, logger, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
   app.setErrorHandler((error, _request, reply) => {
     const failure = toSluiceError(error, config.bodyLimit);

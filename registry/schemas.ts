@@ -3,7 +3,7 @@ import { jsonSchemaCodec, type JsonSchemaCodec } from '../core/formats/json-sche
 import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
 import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
 import { RegistryHttpError } from '../core/errors.ts';
-import { JsonTooDeepError, jsonBeyondBounds, requireJsonDepth } from '../core/json.ts';
+import { JsonTooDeepError, jsonBeyondBounds, parseJsonText, requireJsonDepth } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
 import { explainIncompatibility, parseAvroSchema } from './compatibility.ts';
@@ -103,7 +103,7 @@ function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
   let value: unknown;
   try {
     requireJsonDepth(text, MAX_SCHEMA_DEPTH); // before JSON.parse, whose time grows with the depth
-    value = JSON.parse(text);
+    value = parseJsonText(text);
   } catch (error) {
     if (error instanceof JsonTooDeepError) throw RegistryHttpError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${error.message}`, error);
     return; // not JSON: the format's own parser says where
@@ -151,7 +151,7 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
   const references = parseReferences(rawReferences);
   if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
   const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead));
-  const text = schemaType === 'PROTOBUF' ? schema : JSON.stringify(JSON.parse(schema));
+  const text = schemaType === 'PROTOBUF' ? schema : JSON.stringify(parseJsonText(schema));
   return {
     schema: text,
     schemaType,

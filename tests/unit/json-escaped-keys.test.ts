@@ -49,3 +49,13 @@ describe('JSON with escaped object keys', () => {
     expect(parseJson('["\\":"]')).toEqual(['":']);
   });
 });
+
+describe('schema texts with escaped property names', () => {
+  it('are kept as written when the registry normalizes and canonicalizes them', async () => {
+    const { parseJsonText } = await import('../../core/json.ts');
+    JSON.parse('{"h":[],"\\\\":0}');
+    const schema = '{"type":"object","properties":{"h":{},"\\"":{"type":"string"}}}';
+    expect(Object.keys((parseJsonText(schema) as { properties: object }).properties)).toEqual(['h', '"']);
+    expect(parseJsonText('{"big":12345678901234567890}')).toEqual({ big: Number('12345678901234567890') });
+  });
+});

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { isIP } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import type { FastifyServerFactory } from 'fastify';
 import type { SluiceConfig } from '../core/config.ts';
 import { ConfigError, InsecureBindError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { isLoopback } from '../core/loopback.ts';
 
 /**
  * The HTTP listeners' transport: HTTPS when a certificate and key are
@@ -35,6 +36,12 @@ export function scheme(config: Pick<SluiceConfig, 'tlsCert' | 'tlsKey'>): 'http'
   return config.tlsCert !== undefined && config.tlsKey !== undefined ? 'https' : 'http';
 }
 
+/** Where a listening service answers. A wildcard address is not one a client can call; loopback reaches it. */
+export function listeningUrl(address: AddressInfo, config: Pick<SluiceConfig, 'tlsCert' | 'tlsKey'>): string {
+  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
+  return `${scheme(config)}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+}
+
 /** Fastify's serverFactory: the Node server with TLS and limits applied, so every listener is built the same way. */
 export function serverFactory(config: Transport): FastifyServerFactory {
   const tls = tlsFiles(config);
@@ -50,13 +57,6 @@ export function serverFactory(config: Transport): FastifyServerFactory {
     server.maxConnections = config.httpMaxConnections;
     return server;
   };
-}
-
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  if (h === 'localhost' || h === '::1') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  return h.startsWith('::ffff:127.');
 }
 
 let openPostureLogged = false;

@@ -6,9 +6,8 @@ import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
 import { headerMap, RecordDecoder, type TailRecord } from '../tail/decode.ts';
-import { createFormatter, encodeLines, type Formatter } from '../tail/format.ts';
+import { createFormatter, LineEncoder, type Formatter } from '../tail/format.ts';
 import type { FilterContext } from '../tail/filter.ts';
-import type { AccessControl } from './access.ts';
 import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from './read-query.ts';
 
 /**
@@ -16,12 +15,12 @@ import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from
  * NDJSON or (with `Accept: text/event-stream`) Server-Sent Events. No consumer
  * group: each request reads the partitions from exact offsets with a
  * PartitionReader (read_committed), decodes through the registry like `sluice
- * tail`, and ends when the client leaves or `max` records were sent. The next
- * fetch starts only once the previous batch was written and the socket drained,
- * so a slow client slows the reading, never the memory: per connection at most
- * one fetch (READ_FETCH_BYTES) plus the socket's buffer.
+ * tail`, and ends when the client leaves or `max` records were sent. One fetch
+ * is asked for ahead while a batch is written; the one after waits until the
+ * socket drained, so a slow client slows the reading, never the memory: per
+ * connection at most two fetches (READ_FETCH_BYTES each) plus the socket's buffer.
  *
- * Permission: `{ action: 'read', topic }` through the AccessControl hook.
+ * Permission: `read` of the topic (access/route-table.ts), checked by access/plugin.ts before the handler.
  */
 
 export const READ_ROUTE = '/v1/topics/:topic/records';
@@ -37,7 +36,6 @@ export interface ReadRouteOptions {
   registry: RegistryClient;
   /** The topics that may be read (the topology's); any other name is a 404. */
   topics: readonly string[];
-  access: AccessControl;
   logger: Logger;
 }
 
@@ -96,6 +94,7 @@ class RecordStream {
   readonly #raw: ServerResponse;
   readonly #sse: boolean;
   readonly #formatter: Formatter = createFormatter('ndjson', { headers: true });
+  readonly #encoder = new LineEncoder();
   readonly #decoder: RecordDecoder;
   readonly #query: ReadQuery;
   readonly #positions: Map<number, bigint>;
@@ -144,7 +143,10 @@ class RecordStream {
     }
     if (last !== undefined) this.#positions.set(batch.partition, last + 1n);
     if (this.#sent < max) this.#positions.set(batch.partition, batch.nextOffset);
-    if (lines.length > 0 && !this.#closed) await this.#send(encodeLines(lines));
+    if (lines.length > 0 && !this.#closed) {
+      const { bytes, release } = this.#encoder.encode(lines);
+      await this.#send(bytes, release);
+    }
   }
 
   /** An SSE comment when nothing was written for a while (called between fetches). */
@@ -152,9 +154,9 @@ class RecordStream {
     if (this.#sse && !this.#closed && Date.now() - this.#lastWrite > SSE_KEEPALIVE_MS) await this.#send(': keep-alive\n\n');
   }
 
-  async #send(text: string | Buffer): Promise<void> {
+  async #send(text: string | Buffer, written?: () => void): Promise<void> {
     this.#lastWrite = Date.now();
-    const flushed = this.#raw.write(text);
+    const flushed = this.#raw.write(text, written);
     const buffered = this.#raw.writableLength;
     if (buffered > this.#stats.maxBufferedBytes) this.#stats.maxBufferedBytes = buffered;
     if (flushed || this.#closed) return;
@@ -164,7 +166,7 @@ class RecordStream {
 }
 
 export function registerReadRoute(app: FastifyInstance, options: ReadRouteOptions): ReadRoute {
-  const { kafka, admin, registry, access, logger } = options;
+  const { kafka, admin, registry, logger } = options;
   const topics = new Set(options.topics);
   const stats: ReadStats = { open: 0, maxBufferedBytes: 0 };
   const open = new Set<() => Promise<void>>();
@@ -175,7 +177,6 @@ export function registerReadRoute(app: FastifyInstance, options: ReadRouteOption
   app.get<{ Params: { topic: string }; Querystring: Record<string, unknown> }>(READ_ROUTE, async (request, reply) => {
     const { topic } = request.params;
     if (!topics.has(topic)) throw new NotFoundError(`no topic ${topic} to read (topics: ${[...topics].join(', ') || 'none'})`);
-    await access.check(request, { action: 'read', topic });
     const lastEventId = request.headers['last-event-id'];
     const query = parseReadQuery(request.query, typeof lastEventId === 'string' ? lastEventId : undefined);
     const positions = await startPositions(admin, topic, query);

@@ -1,3 +1,4 @@
+import { routeByLeader, type ProduceApi } from './produce-routing.ts';
 import { createAPI, crc32c, kGetApi, produceV10, produceV11, produceV9, Producer, Writer, type API, type Callback, type CreateRecordsBatchOptions, type MessageRecord } from '@platformatic/kafka';
 
 /**
@@ -190,7 +191,10 @@ export const PRODUCE_APIS: ReadonlyMap<number, ReturnType<typeof createAPI>> = n
   ).map(([version, api]) => [version, createAPI(0, version, createRequest as never, api.parseResponse as never)]),
 );
 
-/** The client's producer, with Produce requests written by encodeProduceRequest. */
+/**
+ * The client's producer, with Produce requests written by encodeProduceRequest and each record sent to its own
+ * partition's leader (kafka/produce-routing.ts: the client's retry sends a group to one broker).
+ */
 export class OnePassProducer<Key, Value, HeaderKey, HeaderValue> extends Producer<Key, Value, HeaderKey, HeaderValue> {
   override [kGetApi]<RequestArguments extends Array<unknown>, ResponseType>(name: string, callback: Callback<API<RequestArguments, ResponseType>>): void {
     if (name !== 'Produce') {
@@ -199,7 +203,7 @@ export class OnePassProducer<Key, Value, HeaderKey, HeaderValue> extends Produce
     }
     super[kGetApi]<RequestArguments, ResponseType>(name, (error, api) => {
       if (error || api === undefined) callback(error, api as never);
-      else callback(null, (PRODUCE_APIS.get(api.version) as unknown as API<RequestArguments, ResponseType> | undefined) ?? api);
+      else callback(null, routeByLeader((PRODUCE_APIS.get(api.version) ?? api) as unknown as ProduceApi, this) as unknown as API<RequestArguments, ResponseType>);
     });
   }
 }

@@ -4,16 +4,29 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../broker/cluster.ts';
 import { readTopics } from '../support/platform.ts';
 import { faultsCluster, startDownNodes, waitForFullIsr } from './cluster.ts';
-import { postOrders, summarize } from './load.ts';
+import { account, ledgerFigures } from './ledger.ts';
+import { durationBetween, openLoop, openSockets, ordersDurationBuckets, percentile, postOrders, summarize } from './load.ts';
 import { report } from './report.ts';
-import { scoredCounts, startPlatform, type Platform } from './platform.ts';
+import { keyCounts, scoredCounts, startPlatform, type Platform } from './platform.ts';
 
 /** The ingress's produce timeout in these tests: 503 must come within it (plus HTTP and scheduling slack). */
 const PRODUCE_TIMEOUT_MS = 5000;
-/** Queue bound of the ingress under test: small, so an overload reaches it within the soak. */
-const MAX_QUEUED = 5000;
+/**
+ * Queue bound of the ingress under test: below the open-loop client's MAX_OUTSTANDING, so an overload fills it and
+ * the excess is refused at once (with 2000 requests outstanding and 5000 queued, the queue never filled and the ingress
+ * refused nothing: the client's cap, not the ingress, turned the excess away).
+ */
+const MAX_QUEUED = 1000;
 const OUTAGE_MS = Number(process.env.SLUICE_FAULTS_OUTAGE_MS ?? '30000');
+/** The open-loop overload (twice the capacity), and the phase after it at half the capacity. */
 const SOAK_MS = Number(process.env.SLUICE_FAULTS_SOAK_MS ?? '60000');
+const RECOVERY_MS = Math.max(10_000, Number(process.env.SLUICE_FAULTS_RECOVERY_MS ?? '30000'));
+/** The open-loop client's cap on requests waiting for an answer (sockets); arrivals beyond it are counted, not sent. */
+const MAX_OUTSTANDING = 2000;
+/** The capacity probe before the soak: its offered rate (above any capacity seen here), how long, and the last part it counts. */
+const PROBE_RATE = 2000;
+const PROBE_MS = 12_000;
+const PROBE_COUNTED_MS = 6000;
 /**
  * The RSS the `sluice up` process (ingress, registry and exactly-once worker together) must stay under during the
  * soak: 406 MB was its peak in a 60 s soak at 256 connections (2026-11-30); V8 grows its heap lazily with 24 GiB
@@ -95,45 +108,133 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
     expect({ lost, duplicated, deadLetters }).toEqual({ lost: 0, duplicated: 0, deadLetters: 0 });
   });
 
-  it(`overload soak at twice the measured capacity for ${SOAK_MS / 1000} s: every request answered, nothing accepted lost, RSS under ${RSS_BOUND_MB} MB`, { timeout: 600_000 }, async () => {
-    const url = `${platform.ingressUrl}/v1/orders`;
-    // Capacity: what the ingress accepts per second with as many requests in flight as the soak then keeps
-    // (with fewer, the probe measures the client's round trips, and twice that is no overload).
-    const probe = postOrders(url, { count: 6000, concurrency: 256 });
-    const probeStart = Date.now();
-    const probed = summarize(await probe.done).accepted.length;
-    const capacity = Math.max(50, Math.round((probed * 1000) / (Date.now() - probeStart)));
+  it(
+    `open-loop overload: ${SOAK_MS / 1000} s at twice the measured capacity, then ${RECOVERY_MS / 1000} s at half: every answer 200 or 503 + Retry-After, nothing accepted lost, full rate again`,
+    { timeout: 600_000 },
+    async () => {
+      const url = `${platform.ingressUrl}/v1/orders`;
+      const sockets = await openSockets(platform.ingressUrl, MAX_OUTSTANDING);
+      // Capacity: what the ingress accepts per second when offered more than it can take (open loop at PROBE_RATE),
+      // counted by answers in the last seconds of the probe. A closed-loop probe (256 in flight) measured half of what
+      // the ingress then took without refusing: on a loaded box its own client is the bottleneck.
+      const probe = await openLoop(url, [{ name: 'probe', ratePerSecond: PROBE_RATE, durationMs: PROBE_MS }], { sockets, timeoutMs: 60_000 });
+      const countedFrom = PROBE_MS - PROBE_COUNTED_MS;
+      const answered = probe.outcomes.filter((o) => o.status === 200 && o.startedMs + o.ms >= countedFrom && o.startedMs + o.ms < PROBE_MS).length;
+      const capacity = Math.max(50, Math.round((answered * 1000) / PROBE_COUNTED_MS));
 
-    const pid = platform.pid()!;
-    let peakMb = rssMb(pid);
-    const sampler = setInterval(() => (peakMb = Math.max(peakMb, rssMb(pid))), 250);
-    const soakEnd = Date.now() + SOAK_MS;
-    const soak = postOrders(url, { count: Math.round(capacity * 2 * (SOAK_MS / 1000)), concurrency: 256, ratePerSecond: capacity * 2, timeoutMs: 60_000, stop: () => Date.now() > soakEnd });
-    const outcomes = await soak.done;
-    clearInterval(sampler);
+      const pid = platform.pid()!;
+      const rss = { startMb: rssMb(pid), peakMb: rssMb(pid), endMb: 0 };
+      const sampler = setInterval(() => (rss.peakMb = Math.max(rss.peakMb, rssMb(pid))), 250);
+      const serverBefore = await ordersDurationBuckets(platform.ingressUrl);
+      const run = await openLoop(
+        url,
+        [
+          { name: 'overload', ratePerSecond: capacity * 2, durationMs: SOAK_MS },
+          { name: 'after', ratePerSecond: Math.max(1, Math.round(capacity / 2)), durationMs: RECOVERY_MS },
+        ],
+        { sockets, timeoutMs: 60_000 },
+      );
+      clearInterval(sampler);
+      rss.endMb = rssMb(pid);
+      sockets.close();
+      const server = durationBetween(serverBefore, await ordersDurationBuckets(platform.ingressUrl));
 
-    const { accepted, refused, byStatus } = summarize(outcomes);
-    const { lost, duplicated } = await scoredCounts(platform.topics.scored, [...summarize(probe.outcomes).accepted, ...accepted], 180_000);
-    report('overload-soak', {
-      soakMs: SOAK_MS,
-      capacityPerS: capacity,
-      offeredPerS: capacity * 2,
-      posted: outcomes.length,
-      accepted: accepted.length,
-      refused: refused.length,
-      byStatus,
-      lost,
-      duplicated,
-      peakRssMb: Math.round(peakMb),
-      rssBoundMb: RSS_BOUND_MB,
-    });
-    expect(
-      Object.keys(byStatus)
-        .map(Number)
-        .every((s) => s === 200 || s === 503),
-      JSON.stringify(byStatus),
-    ).toBe(true);
-    expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
-    expect(peakMb).toBeLessThan(RSS_BOUND_MB);
-  });
+      const phase = (name: string) => run.outcomes.filter((o) => o.phase === name);
+      const figuresOf = (name: string) => {
+        const outcomes = phase(name);
+        const { accepted, refused, byStatus } = summarize(outcomes);
+        const durationS = (name === 'overload' ? SOAK_MS : RECOVERY_MS) / 1000;
+        const refusedMs = refused.map((o) => o.ms);
+        return {
+          offeredPerS: Math.round((run.scheduled[name] ?? 0) / durationS),
+          scheduled: run.scheduled[name] ?? 0,
+          shedByClient: run.shed[name] ?? 0,
+          sent: outcomes.length,
+          accepted: accepted.length,
+          acceptedPerS: Math.round(accepted.length / durationS),
+          refused: refused.length,
+          byStatus,
+          acceptedP50Ms: Math.round(
+            percentile(
+              accepted.map((o) => o.ms),
+              50,
+            ),
+          ),
+          acceptedP99Ms: Math.round(
+            percentile(
+              accepted.map((o) => o.ms),
+              99,
+            ),
+          ),
+          acceptedMaxMs: Math.round(
+            percentile(
+              accepted.map((o) => o.ms),
+              100,
+            ),
+          ),
+          refusedP99Ms: Math.round(percentile(refusedMs, 99)),
+          refusedMaxMs: Math.round(percentile(refusedMs, 100)),
+        };
+      };
+      // Recovery: 1-second windows of the phase after the overload, by when each request was sent; the first window
+      // from which no request was refused any more.
+      const afterStart = run.phaseStartMs.after!;
+      const windows: { accepted: number; refused: number }[] = Array.from({ length: Math.ceil(RECOVERY_MS / 1000) }, () => ({ accepted: 0, refused: 0 }));
+      for (const o of phase('after')) {
+        const w = windows[Math.min(windows.length - 1, Math.floor((o.startedMs - afterStart) / 1000))]!;
+        if (o.status === 200) w.accepted += 1;
+        else w.refused += 1;
+      }
+      const lastRefusing = windows.findLastIndex((w) => w.refused > 0);
+      const recoveredAfterMs = (lastRefusing + 1) * 1000;
+
+      const accepted = [...summarize(probe.outcomes).accepted, ...summarize(run.outcomes).accepted];
+      const probeFigures = { offeredPerS: PROBE_RATE, ...summarize(probe.outcomes).byStatus };
+      const { counts } = await scoredCounts(platform.topics.scored, accepted, 180_000);
+      const ledger = account([...probe.outcomes, ...run.outcomes], await keyCounts(platform.topics.placed), counts);
+      const figures = {
+        soakMs: SOAK_MS,
+        recoveryMs: RECOVERY_MS,
+        produceTimeoutMs: PRODUCE_TIMEOUT_MS,
+        maxQueuedRecords: MAX_QUEUED,
+        maxOutstanding: MAX_OUTSTANDING,
+        capacityPerS: capacity,
+        probe: probeFigures,
+        overload: figuresOf('overload'),
+        after: figuresOf('after'),
+        recoveredAfterMs,
+        // What the ingress itself measured over both phases (from reading a request to its answer).
+        serverRequests: server.requests,
+        serverP99UnderS: Number.isFinite(server.p99UnderS) ? server.p99UnderS : '>10',
+        acceptedPerSecondAfter: windows.map((w) => w.accepted),
+        ...ledgerFigures(ledger),
+        rssStartMb: Math.round(rss.startMb),
+        rssPeakMb: Math.round(rss.peakMb),
+        rssEndMb: Math.round(rss.endMb),
+        rssBoundMb: RSS_BOUND_MB,
+      };
+      report('open-loop-overload', figures);
+      const text = JSON.stringify(figures);
+
+      // Every answer is 200, or 503 with Retry-After. (A request the client gave up on after 60 s is status 0: counted in
+      // the figures, not asserted. The ingress refuses by its produce queue and deadline, and when its CPU is the bottleneck
+      // rather than Kafka neither fills: see docs/known-defects-under-broker-loss.md.)
+      const { refused, byStatus } = summarize(run.outcomes.filter((o) => o.status !== 0));
+      expect(
+        Object.keys(byStatus)
+          .map(Number)
+          .every((s) => s === 200 || s === 503),
+        text,
+      ).toBe(true);
+      expect(
+        refused.every((o) => o.retryAfter !== null && Number(o.retryAfter) >= 1),
+        text,
+      ).toBe(true);
+      expect(figures.overload.accepted, text).toBeGreaterThan(0);
+      expect({ lost: ledger.lost, ingress: ledger.duplicatedOnInput, worker: ledger.duplicatedByWorker }, text).toEqual({ lost: 0, ingress: [], worker: [] });
+      expect(rss.peakMb, text).toBeLessThan(RSS_BOUND_MB);
+      // Back at half the capacity the ingress takes everything again before the phase ends (the last 5 s refuse nothing).
+      expect(lastRefusing, text).toBeLessThan(windows.length - 5);
+    },
+  );
 });

@@ -1,13 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../broker/cluster.ts';
 import { faultsCluster, startDownNodes, waitForFullIsr } from './cluster.ts';
-import { percentile, postOrders, summarize } from './load.ts';
+import { account, ledgerFigures } from './ledger.ts';
+import { percentile, postOrders, summarize, type Outcome } from './load.ts';
 import { report } from './report.ts';
-import { keyCounts, scoredCounts, startPlatform, type Platform } from './platform.ts';
+import { keyCounts, startPlatform, waitForKeys, type Platform } from './platform.ts';
 
 /** Continuous load during the roll: a steady rate, well under capacity, so latency shows the roll and not the queue. */
 const RATE = 150;
 const CONCURRENCY = 16;
+/** Rolls of the whole cluster in one run (each about 3 minutes on a 2-core box): SLUICE_FAULTS_ROLLS, default 1. */
+const ROLLS = Number(process.env.SLUICE_FAULTS_ROLLS ?? '1');
 
 describe('[faults] rolling restart of all three brokers under continuous load', () => {
   let cluster: LocalCluster;
@@ -23,53 +26,62 @@ describe('[faults] rolling restart of all three brokers under continuous load', 
     await platform?.stop();
   });
 
-  it('restarts each broker in turn, each back in the ISR before the next: 0 lost, 0 duplicated', { timeout: 600_000 }, async () => {
+  it(`restarts each broker in turn (SIGTERM), each back in the ISR before the next, ${ROLLS} time(s): nothing refused, lost or duplicated`, { timeout: 60_000 + ROLLS * 540_000 }, async () => {
     const { placed, scored } = platform.topics;
-    let rolling = true;
-    const run = postOrders(`${platform.ingressUrl}/v1/orders`, { count: 1_000_000, concurrency: CONCURRENCY, ratePerSecond: RATE, stop: () => !rolling });
-    const began = Date.now();
-    for (const node of cluster.nodes) {
-      // A clean stop (SIGTERM): the broker hands its leaderships over before it exits, as in an upgrade.
-      await node.stop();
-      await node.start();
-      await waitForFullIsr(cluster, [placed, scored]);
+    const rolls: { outcomes: Outcome[]; rollMs: number }[] = [];
+    for (let roll = 0; roll < ROLLS; roll++) {
+      let rolling = true;
+      const run = postOrders(`${platform.ingressUrl}/v1/orders`, { count: 1_000_000, concurrency: CONCURRENCY, ratePerSecond: RATE, stop: () => !rolling });
+      const began = Date.now();
+      for (const node of cluster.nodes) {
+        // A clean stop (SIGTERM): the broker hands its leaderships over before it exits, as in an upgrade.
+        await node.stop();
+        await node.start();
+        await waitForFullIsr(cluster, [placed, scored]);
+      }
+      rolling = false;
+      rolls.push({ outcomes: await run.done, rollMs: Date.now() - began });
     }
-    const rollMs = Date.now() - began;
-    rolling = false;
-    const outcomes = await run.done;
 
-    const { accepted, refused, byStatus } = summarize(outcomes);
+    const all = rolls.flatMap((r) => r.outcomes);
+    const { byStatus, refused } = summarize(all);
+    const output = await waitForKeys(
+      scored,
+      summarize(all).accepted.map((o) => o.orderId),
+      180_000,
+    );
+    const input = await keyCounts(placed);
+    const ledgers = rolls.map(({ outcomes, rollMs }, i) => {
+      const ledger = account(outcomes, input, output);
+      const latencies = summarize(outcomes).accepted.map((o) => o.ms);
+      const figures = {
+        roll: i + 1,
+        of: ROLLS,
+        rollMs,
+        ...ledgerFigures(ledger),
+        byStatus: summarize(outcomes).byStatus,
+        p50Ms: Math.round(percentile(latencies, 50)),
+        p99Ms: Math.round(percentile(latencies, 99)),
+        maxMs: Math.round(percentile(latencies, 100)),
+      };
+      report('rolling-restart', figures);
+      return { ledger, figures };
+    });
+
+    // Whatever went wrong, it is a 503 with Retry-After, never another status or a dropped connection.
     expect(
       Object.keys(byStatus)
         .map(Number)
         .every((s) => s === 200 || s === 503),
       JSON.stringify(byStatus),
     ).toBe(true);
-    const { counts, lost, duplicated } = await scoredCounts(scored, accepted, 120_000);
-    // Whether a duplicate comes from the worker (once on the input, twice scored) or from the ingress (posted once, written twice).
-    const placedCounts = await keyCounts(placed);
-    const duplicatedOnInput = [...placedCounts.values()].filter((n) => n > 1).length;
-    const duplicatedByWorker = [...counts].filter(([id, n]) => n > 1 && placedCounts.get(id) === 1).length;
-    const latencies = accepted.map((o) => o.ms);
-    const figures = {
-      posted: outcomes.length,
-      accepted: accepted.length,
-      failed: refused.length,
-      byStatus,
-      lost,
-      duplicated,
-      duplicatedOnInput,
-      duplicatedByWorker,
-      rollMs,
-      p50Ms: percentile(latencies, 50),
-      p99Ms: percentile(latencies, 99),
-      maxMs: percentile(latencies, 100),
-    };
-    report('rolling-restart', figures);
-    expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
-    // A clean roll moves leaders before each broker stops, but a produce batch caught by a move can spend its
-    // budget on NOT_LEADER_OR_FOLLOWER (5-22 of ~8,000 seen): those are 503s (checked above) the client retries,
-    // never lost. More than 1% would be a regression.
-    expect(refused.length, JSON.stringify(figures)).toBeLessThanOrEqual(Math.ceil(outcomes.length / 100));
+    expect(refused.every((o) => o.retryAfter !== null && Number(o.retryAfter) >= 1)).toBe(true);
+    for (const { ledger, figures } of ledgers) {
+      const text = JSON.stringify(figures);
+      expect({ lost: ledger.lost, ingress: ledger.duplicatedOnInput, worker: ledger.duplicatedByWorker }, text).toEqual({ lost: 0, ingress: [], worker: [] });
+      // Leaderships move before each broker stops, and a produce caught by a move is retried on the new leader
+      // (kafka/produce-routing.ts): a clean roll refuses nothing.
+      expect(ledger.refused, `${text}\n${platform.output().slice(-4000)}`).toBe(0);
+    }
   });
 });

@@ -201,7 +201,7 @@ export class KafkaAdmin {
       }
       if (pending.length === 0) return;
       if (Date.now() >= deadline) {
-        throw new KafkaError('SLUICE_BROKER_UNAVAILABLE', `topics ${pending.join(', ')} have partitions without a leader after ${this.#leaderWaitMs} ms`, { retryable: true, statusCode: 503 });
+        throw new KafkaError('SLUICE_BROKER_UNAVAILABLE', `topics ${pending.join(', ')} have partitions without a leader after ${this.#leaderWaitMs} ms`);
       }
       await sleep(LEADER_POLL_MS);
     }

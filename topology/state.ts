@@ -39,7 +39,7 @@ export async function readAppliedState(kafka: Kafka, admin: KafkaAdmin, topic: s
   let timer: NodeJS.Timeout | undefined;
   try {
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SluiceError('SLUICE_TOPOLOGY_STATE_TIMEOUT', `could not read ${topic} within ${timeoutMs} ms`, { retryable: true })), timeoutMs);
+      timer = setTimeout(() => reject(new SluiceError('SLUICE_TOPOLOGY_STATE_TIMEOUT', `could not read ${topic} within ${timeoutMs} ms`)), timeoutMs);
     });
     const records = await Promise.race([reader.readToEnd([topic]), timeout]);
     let state: AppliedState | undefined;

@@ -381,6 +381,16 @@ export function isRetryable(error: unknown): boolean {
   return typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code);
 }
 
+/**
+ * A bug, not a condition: retrying runs into it again (as kafkajs's retrier
+ * refuses to). A TypeError with a cause is a library's wrapped failure (fetch's
+ * "fetch failed"), not one.
+ */
+export function isProgrammingError(error: unknown): boolean {
+  if (error instanceof TypeError) return error.cause === undefined;
+  return error instanceof RangeError || error instanceof ReferenceError || error instanceof SyntaxError || error instanceof EvalError || error instanceof URIError;
+}
+
 /** A short class name for an error, used in logs and dead-letter headers. */
 export function errorClass(error: unknown): string {
   if (error instanceof SluiceError) return error.code;

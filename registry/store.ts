@@ -6,6 +6,7 @@ import { retryPolicies } from '../core/retry.ts';
 import { createKafka, errorTrail, type KafkaAdmin, type KafkaProducer, type PartitionBatch, type PartitionReader } from '../kafka/index.ts';
 import type { Plan } from './commands.ts';
 import { decodeRecord, encodeKey, encodeValue, RegistryState, type ApplyOutcome, type LogRecord, type RecordKey } from './state.ts';
+import { withDeadline } from '../core/deadline.ts';
 
 /**
  * The registry's state, kept in a single-partition compacted topic.
@@ -233,10 +234,6 @@ export class RegistryStore {
   }
 
   async #produce(records: LogRecord[]): Promise<number> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(RegistryError.timeout(`Kafka did not acknowledge the write to ${this.topic} within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-    });
     const send = this.#producer
       .send(
         records.map((r) => {
@@ -255,17 +252,13 @@ export class RegistryStore {
       () => answered && this.#log.warn({ elapsedMs: Date.now() - started }, 'a registry write was acknowledged after its caller timed out'),
       (error: unknown) => answered && this.#log.warn({ elapsedMs: Date.now() - started, causes: errorTrail(error) }, 'a registry write failed after its caller timed out'),
     );
-    timeout.catch(() => {
+    const metadata = await withDeadline(send, this.#timeoutMs, () => {
       answered = true;
+      throw RegistryError.timeout(`Kafka did not acknowledge the write to ${this.topic} within ${this.#timeoutMs} ms`);
     });
-    try {
-      const metadata = await Promise.race([send, timeout]);
-      const base = metadata[0]?.offset;
-      if (base === undefined || base < 0n) throw RegistryError.storeError(`Kafka returned no offset for the write to ${this.topic}`);
-      return Number(base);
-    } finally {
-      clearTimeout(timer);
-    }
+    const base = metadata[0]?.offset;
+    if (base === undefined || base < 0n) throw RegistryError.storeError(`Kafka returned no offset for the write to ${this.topic}`);
+    return Number(base);
   }
 
   async close(): Promise<void> {

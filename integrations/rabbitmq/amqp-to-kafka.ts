@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { SluiceConfig } from '../../core/config.ts';
 import { BridgeError, MalformedBodyError, isRetryable } from '../../core/errors.ts';
 import { parseJson } from '../../core/json.ts';
+import { retry, retryPolicies } from '../../core/retry.ts';
 import { createKafka, type OutgoingRecord, type RecordHeaders } from '../../kafka/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
@@ -11,7 +11,7 @@ import { contextFromAmqpHeaders, startRecordSpan, type RecordSpan } from '../../
 import { DLQ_HEADERS, errorClassName, errorCodeOf, refuseReservedHeaders, renameReservedHeaders } from '../../consumers/headers.ts';
 import type { AmqpToKafkaBridge } from '../../topology/bridges.ts';
 import { schemaTypeOf, valueCodec, type TopicSpec } from '../../topology/model.ts';
-import { AmqpLink, backoffDelay } from './link.ts';
+import { AmqpLink } from './link.ts';
 import { kafkaHeadersFrom, kafkaKeyFrom } from './payload.ts';
 import type { BridgeStats, RunningBridge } from './running.ts';
 
@@ -40,7 +40,6 @@ export interface AmqpToKafkaOptions {
   registry: RegistryClient;
 }
 
-const BACKOFF = { initialMs: 250, maxMs: 10_000 };
 /** Messages arriving within this window share one produce request. */
 const LINGER_MS = 5;
 
@@ -114,60 +113,94 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
     return { value: encoder.encode(value), key: kafkaKeyFrom(d.message, value, spec.key) };
   };
 
+  /** Deliveries of a closed channel are already back in the queue: producing them too would only duplicate them. */
+  const live = (deliveries: Delivery[]): Delivery[] =>
+    deliveries.filter((d) => {
+      if (d.link.closed) d.span?.end(); // Its redelivery is forwarded in a span of its own.
+      return !d.link.closed;
+    });
+
+  /** Produces the deliveries (dead-lettering the invalid ones), then acks them all. */
+  const forward = async (deliveries: Delivery[]): Promise<void> => {
+    const good: OutgoingRecord[] = [];
+    const bad: OutgoingRecord[] = [];
+    const failures = new Map<Delivery, unknown>();
+    for (const d of deliveries) {
+      const headers = kafkaHeadersFrom(d.message, spec.queue);
+      try {
+        // Reserved (`sluice.*`) headers are Sluice's alone: a message carrying one is refused to the dead-letter topic.
+        refuseReservedHeaders(Object.keys(headers), `bridge ${spec.name}`);
+        const { value, key } = await convert(d);
+        good.push(carried(d, { topic: spec.topic, key, value, headers: asRecordHeaders(headers) }));
+      } catch (error) {
+        if (isRetryable(error)) throw error;
+        log.warn({ err: error, messageId: d.message.properties.messageId as unknown }, 'invalid message dead-lettered');
+        bad.push(carried(d, deadLetterFor(d, spec.deadLetter, spec.queue, error, headers)));
+        if (d.span) failures.set(d, error);
+      }
+    }
+    await producer.send([...good, ...bad]);
+    for (const d of deliveries) {
+      try {
+        d.channel.ack(d.message);
+      } catch (error) {
+        // The channel died after Kafka acknowledged: RabbitMQ redelivers, so this event will be on Kafka twice.
+        log.warn({ err: error }, 'cannot ack on a closed channel; RabbitMQ will redeliver');
+      }
+      if (failures.has(d)) d.span!.fail(failures.get(d));
+      else d.span?.end();
+    }
+    stats.forwarded += good.length;
+    stats.deadLettered += bad.length;
+  };
+
+  /**
+   * Forwards what is pending by the `bridge` retry policy (messages stay unacked meanwhile). When it is spent,
+   * the bridge gives up on this batch and says why: the messages go back to the queue (nack, requeue) to be
+   * delivered again, instead of being retried forever.
+   */
   const flush = async (): Promise<void> => {
     let deliveries = pending;
     pending = [];
-    for (let attempt = 0; ; attempt++) {
-      // Deliveries of a closed channel are already back in the queue: producing them too would only duplicate them.
-      const live: Delivery[] = [];
-      for (const d of deliveries) {
-        if (!d.link.closed) live.push(d);
-        else d.span?.end(); // Its redelivery is forwarded in a span of its own.
-      }
-      deliveries = live;
-      if (deliveries.length === 0) return;
+    const policy = retryPolicies.bridge;
+    try {
+      await retry(
+        policy,
+        async () => {
+          deliveries = live(deliveries);
+          if (deliveries.length === 0) return;
+          if (stopped) {
+            for (const d of deliveries) d.span?.end();
+            return;
+          }
+          await forward(deliveries);
+        },
+        {
+          retryable: () => !stopped,
+          onRetry: (error, attempt, delay) => {
+            stats.publishFailures++;
+            log.warn({ err: error, messages: deliveries.length, retryInMs: delay }, 'producing to Kafka failed; retrying (messages stay unacked)');
+            for (const d of deliveries) d.span?.retrying(attempt, error);
+          },
+        },
+      );
+    } catch (error) {
+      stats.publishFailures++;
+      deliveries = live(deliveries);
       if (stopped) {
+        // Unacked, they go back to the queue when the channel closes.
         for (const d of deliveries) d.span?.end();
         return;
       }
-      try {
-        const good: OutgoingRecord[] = [];
-        const bad: OutgoingRecord[] = [];
-        const failures = new Map<Delivery, unknown>();
-        for (const d of deliveries) {
-          const headers = kafkaHeadersFrom(d.message, spec.queue);
-          try {
-            // Reserved (`sluice.*`) headers are Sluice's alone: a message carrying one is refused to the dead-letter topic.
-            refuseReservedHeaders(Object.keys(headers), `bridge ${spec.name}`);
-            const { value, key } = await convert(d);
-            good.push(carried(d, { topic: spec.topic, key, value, headers: asRecordHeaders(headers) }));
-          } catch (error) {
-            if (isRetryable(error)) throw error;
-            log.warn({ err: error, messageId: d.message.properties.messageId as unknown }, 'invalid message dead-lettered');
-            bad.push(carried(d, deadLetterFor(d, spec.deadLetter, spec.queue, error, headers)));
-            if (d.span) failures.set(d, error);
-          }
+      log.error({ err: error, messages: deliveries.length }, `producing to Kafka failed ${policy.retries + 1} times (the ${policy.name} retry policy); giving up on these messages: back to the queue`);
+      for (const d of deliveries) {
+        try {
+          d.channel.nack(d.message, false, true);
+        } catch (nackError) {
+          // A closed channel has put them back already.
+          log.debug({ err: nackError }, 'cannot nack on a closed channel; RabbitMQ requeues on its own');
         }
-        await producer.send([...good, ...bad]);
-        for (const d of deliveries) {
-          try {
-            d.channel.ack(d.message);
-          } catch (error) {
-            // The channel died after Kafka acknowledged: RabbitMQ redelivers, so this event will be on Kafka twice.
-            log.warn({ err: error }, 'cannot ack on a closed channel; RabbitMQ will redeliver');
-          }
-          if (failures.has(d)) d.span!.fail(failures.get(d));
-          else d.span?.end();
-        }
-        stats.forwarded += good.length;
-        stats.deadLettered += bad.length;
-        return;
-      } catch (error) {
-        stats.publishFailures++;
-        const delay = backoffDelay(attempt, BACKOFF);
-        log.warn({ err: error, messages: deliveries.length, retryInMs: delay }, 'producing to Kafka failed; retrying (messages stay unacked)');
-        for (const d of deliveries) d.span?.retrying(attempt + 1, error);
-        await sleep(delay);
+        d.span?.fail(error);
       }
     }
   };

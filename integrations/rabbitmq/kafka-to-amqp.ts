@@ -1,8 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfirmChannel } from 'amqplib';
 import type { SluiceConfig } from '../../core/config.ts';
-import { BridgeError, isRetryable } from '../../core/errors.ts';
-import { retryPolicies } from '../../core/retry.ts';
+import { BridgeError, describeCause, isRetryable } from '../../core/errors.ts';
+import { retry, retryPolicies } from '../../core/retry.ts';
 import { clientOptions } from '../../kafka/connection.ts';
 import { GroupConsumer, type GroupBatch } from '../../kafka/group-consumer.ts';
 import { createKafka, type KafkaProducer, type KafkaRecord } from '../../kafka/index.ts';
@@ -12,7 +11,7 @@ import { decodeFramed } from '../../core/serde.ts';
 import { startKafkaRecordSpan, type RecordSpan } from '../../core/tracing.ts';
 import { deadLetterRecord } from '../../consumers/headers.ts';
 import type { KafkaToAmqpBridge } from '../../topology/bridges.ts';
-import { AmqpLink, backoffDelay } from './link.ts';
+import { AmqpLink } from './link.ts';
 import { toAmqpMessage, type AmqpOutgoing } from './payload.ts';
 import type { BridgeStats, RunningBridge } from './running.ts';
 
@@ -35,8 +34,6 @@ export interface KafkaToAmqpOptions {
   spec: KafkaToAmqpBridge;
   registry: RegistryClient;
 }
-
-const BACKOFF = { initialMs: 250, maxMs: 10_000 };
 
 function waitForDrain(channel: ConfirmChannel): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -108,32 +105,37 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
         out.push(toAmqpMessage(record, 'avro'));
         continue;
       }
-      for (let attempt = 0; ; attempt++) {
-        try {
-          out.push(toAmqpMessage(record, 'json', await decodeFramed(registry, message.value)));
-          break;
-        } catch (error) {
-          if (isRetryable(error) && running()) {
+      try {
+        // A registry outage is retried by the `bridge` policy; past it (or once the bridge stops) the batch is read again from its commit.
+        const value = await retry(retryPolicies.bridge, () => decodeFramed(registry, message.value), {
+          retryable: (error) => isRetryable(error) && running(),
+          onRetry: (error, attempt) => {
             log.warn({ err: error, offset: record.offset }, 'registry unavailable while decoding; retrying');
-            span?.retrying(attempt + 1, error);
-            await sleep(backoffDelay(attempt, BACKOFF));
-            continue;
-          }
-          if (isRetryable(error)) throw error;
-          if (!spec.deadLetter) {
-            throw new BridgeError(`${batch.topic}/${batch.partition}@${record.offset} cannot be decoded and bridge ${spec.name} has no deadLetter topic: ${(error as Error).message}`, {
-              cause: error,
-            });
-          }
-          log.warn({ err: error, partition: batch.partition, offset: record.offset }, 'undecodable record dead-lettered');
-          if (span) {
-            // The last one pushed: it ends here, failed, rather than once RabbitMQ confirmed the batch.
-            spans.pop();
-            span.fail(error);
-          }
-          dead.push({ source: message, error, span });
-          break;
+            span?.retrying(attempt, error);
+          },
+        });
+        out.push(toAmqpMessage(record, 'json', value));
+      } catch (error) {
+        if (isRetryable(error)) {
+          if (running())
+            log.error(
+              { err: error, offset: record.offset },
+              `the registry stayed unavailable for ${retryPolicies.bridge.retries + 1} attempts; giving up on this batch, read again from its last commit`,
+            );
+          throw error;
         }
+        if (!spec.deadLetter) {
+          throw new BridgeError(`${batch.topic}/${batch.partition}@${record.offset} cannot be decoded and bridge ${spec.name} has no deadLetter topic: ${(error as Error).message}`, {
+            cause: error,
+          });
+        }
+        log.warn({ err: error, partition: batch.partition, offset: record.offset }, 'undecodable record dead-lettered');
+        if (span) {
+          // The last one pushed: it ends here, failed, rather than once RabbitMQ confirmed the batch.
+          spans.pop();
+          span.fail(error);
+        }
+        dead.push({ source: message, error, span });
       }
     }
     if (dead.length > 0 && dlq && spec.deadLetter) {
@@ -148,26 +150,41 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
     return { out, dead: dead.length };
   };
 
-  /** Publishes the batch and waits for RabbitMQ's confirms, republishing on any failure until the bridge stops. */
+  /**
+   * Publishes the batch and waits for RabbitMQ's confirms, republishing on any failure by the `bridge` retry policy.
+   * Past it the bridge gives up on this batch and says why; not committed, it is read again from the last commit.
+   */
   const publish = async (batch: GroupBatch, out: AmqpOutgoing[], spans: RecordSpan[]): Promise<void> => {
-    for (let attempt = 0; ; attempt++) {
-      if (!running()) throw new BridgeError('the bridge is stopping', { retryable: true }); // Not committed: the next owner starts over from the last commit.
-      try {
-        const channel = await link.get();
-        for (const m of out) {
-          if (!channel.publish(spec.exchange, spec.routingKey, m.content, m.options)) await waitForDrain(channel);
-        }
-        // Rejects on any nack and when the channel closes with messages unconfirmed.
-        await channel.waitForConfirms();
-        return;
-      } catch (error) {
-        stats.publishFailures++;
-        const delay = backoffDelay(attempt, BACKOFF);
-        log.warn({ err: error, partition: batch.partition, retryInMs: delay }, 'publishing to RabbitMQ failed; republishing the batch after reconnecting');
-        for (const span of spans) span.retrying(attempt + 1, error);
-        await link.invalidate();
-        await sleep(delay);
-      }
+    const policy = retryPolicies.bridge;
+    try {
+      await retry(
+        policy,
+        async () => {
+          if (!running()) throw new BridgeError('the bridge is stopping', { retryable: true }); // Not committed: the next owner starts over from the last commit.
+          const channel = await link.get();
+          for (const m of out) {
+            if (!channel.publish(spec.exchange, spec.routingKey, m.content, m.options)) await waitForDrain(channel);
+          }
+          // Rejects on any nack and when the channel closes with messages unconfirmed.
+          await channel.waitForConfirms();
+        },
+        {
+          retryable: () => running(),
+          onRetry: async (error, attempt, delay) => {
+            stats.publishFailures++;
+            log.warn({ err: error, partition: batch.partition, retryInMs: delay }, 'publishing to RabbitMQ failed; republishing the batch after reconnecting');
+            for (const span of spans) span.retrying(attempt, error);
+            await link.invalidate();
+          },
+        },
+      );
+    } catch (error) {
+      if (!running()) throw error;
+      stats.publishFailures++;
+      await link.invalidate();
+      const why = `publishing to RabbitMQ failed ${policy.retries + 1} times (the ${policy.name} retry policy); giving up on this batch of ${batch.topic}/${batch.partition}, read again from its last commit: ${describeCause(error)}`;
+      log.error({ err: error }, why);
+      throw new BridgeError(why, { retryable: true, cause: error });
     }
   };
 

@@ -112,8 +112,20 @@ export const retryPolicies = {
    */
   admin: new BackoffPolicy({ name: 'admin', retries: 8, baseMs: 100, maxMs: 5000, jitter: 'none' }),
 
+  /**
+   * Optimistic concurrency (the registry store's writes): planned again at once on the fresher state after losing a
+   * race with another instance, up to eight attempts.
+   */
+  conflict: new BackoffPolicy({ name: 'conflict', retries: 7, baseMs: 0, maxMs: 0, jitter: 'none' }),
+
   /** Long-lived readers and consumers: a broker restart must not end them. */
   reader: new BackoffPolicy({ name: 'reader', retries: 30, baseMs: 100, maxMs: 5000, jitter: 'full' }),
+
+  /**
+   * A group member joining again after its membership stream ended: for as long as the consumer is open (a broker
+   * restart of any length must not end a worker), the wait doubling from 250 ms to 5 s.
+   */
+  membership: new BackoffPolicy({ name: 'membership', retries: Number.POSITIVE_INFINITY, baseMs: 250, maxMs: 5000, jitter: 'full' }),
 
   /** Transactional producers (exactly-once workers, dlq replay). */
   transaction: new TransactionPolicy(new BackoffPolicy({ name: 'transaction', retries: 10, baseMs: 100, maxMs: 2000, jitter: 'full' })),
@@ -141,6 +153,11 @@ export const retryPolicies = {
    * the messages go back (unacked, or the Kafka batch read again from its commit) rather than being retried forever.
    */
   bridge: new BackoffPolicy({ name: 'bridge', retries: 30, baseMs: 250, maxMs: 10_000, jitter: 'equal' }),
+
+  /** Polling for a condition (partitions getting leaders) every `intervalMs` for about `budgetMs`. */
+  poll(intervalMs: number, budgetMs: number): BackoffPolicy {
+    return new BackoffPolicy({ name: 'poll', retries: Math.max(1, Math.ceil(budgetMs / intervalMs)), baseMs: intervalMs, maxMs: intervalMs, jitter: 'none' });
+  },
 
   /** A worker handler that failed with a retryable error: full jitter between attempts. */
   handler(options: { maxAttempts: number; baseMs: number; maxMs: number }): BackoffPolicy {

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Admin,
   type ClusterMetadata,
@@ -187,23 +186,26 @@ export class KafkaAdmin {
     if (specs.length === 0) return;
     const deadline = Date.now() + this.#leaderWaitMs;
     let pending = specs.map((s) => s.name);
-    for (;;) {
-      try {
-        const metadata = await this.#client.metadata({ topics: pending, forceUpdate: true, retries: 0 });
-        pending = pending.filter((name) => {
-          const t = metadata.topics.get(name);
-          const want = specs.find((s) => s.name === name)!.partitions;
-          return t === undefined || t.partitions.length < want || t.partitions.some((p) => p === undefined || p.leader < 0);
-        });
-      } catch (error) {
-        const classified = toSluiceError(error, this.#context);
-        if (!classified.retryable) throw classified;
-      }
-      if (pending.length === 0) return;
-      if (Date.now() >= deadline) {
-        throw new KafkaError('SLUICE_BROKER_UNAVAILABLE', `topics ${pending.join(', ')} have partitions without a leader after ${this.#leaderWaitMs} ms`);
-      }
-      await sleep(LEADER_POLL_MS);
+    const leaderless = () => new KafkaError('SLUICE_BROKER_UNAVAILABLE', `topics ${pending.join(', ')} have partitions without a leader after ${this.#leaderWaitMs} ms`);
+    try {
+      await retry(
+        retryPolicies.poll(LEADER_POLL_MS, this.#leaderWaitMs),
+        async () => {
+          const metadata = await this.#client.metadata({ topics: pending, forceUpdate: true, retries: 0 }).catch((error: unknown) => {
+            throw toSluiceError(error, this.#context);
+          });
+          pending = pending.filter((name) => {
+            const t = metadata.topics.get(name);
+            const want = specs.find((s) => s.name === name)!.partitions;
+            return t === undefined || t.partitions.length < want || t.partitions.some((p) => p === undefined || p.leader < 0);
+          });
+          if (pending.length > 0) throw leaderless();
+        },
+        { retryable: (error) => isRetryable(error) && Date.now() < deadline },
+      );
+    } catch (error) {
+      // Out of time: say which topics are still leaderless, whatever the last poll ran into.
+      throw isRetryable(error) ? leaderless() : error;
     }
   }
 

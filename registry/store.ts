@@ -2,7 +2,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import { describeCause, RegistryError, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { internalReplication } from '../topology/replication.ts';
-import { retryPolicies } from '../core/retry.ts';
+import { retry, retryPolicies } from '../core/retry.ts';
 import { createKafka, errorTrail, type KafkaAdmin, type KafkaProducer, type PartitionBatch, type PartitionReader } from '../kafka/index.ts';
 import type { Plan } from './commands.ts';
 import { decodeRecord, encodeKey, encodeValue, RegistryState, type ApplyOutcome, type LogRecord, type RecordKey } from './state.ts';
@@ -21,7 +21,12 @@ import { withDeadline } from '../core/deadline.ts';
  * fresher state: optimistic concurrency over the log.
  */
 
-const MAX_ATTEMPTS = 8;
+/** A write (or repair) the log rejected because another instance wrote first: planned again, by the `conflict` policy. */
+class LostRace extends Error {
+  constructor() {
+    super('lost a race with another registry instance');
+  }
+}
 const MAX_REMEMBERED_OUTCOMES = 10_000;
 
 interface Waiter {
@@ -190,16 +195,24 @@ export class RegistryStore {
   }
 
   async #execute<T>(plan: (state: RegistryState) => Plan<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const { records, result } = plan(this.state);
-      if (records.length === 0) return result;
-      const rejected = await this.#append(records);
-      if (rejected.length === 0) return result;
-      this.#log.info({ attempt, rejected: rejected.map((r) => r.reason) }, 'write lost a race with another registry instance; retrying');
-      await this.#repair(rejected.map((r) => r.key));
-      if (attempt >= MAX_ATTEMPTS) {
-        throw RegistryError.storeError(`gave up after ${attempt} attempts: other registry instances kept writing conflicting records`);
-      }
+    const lost = new LostRace();
+    try {
+      return await retry(
+        retryPolicies.conflict,
+        async (attempt) => {
+          const { records, result } = plan(this.state);
+          if (records.length === 0) return result;
+          const rejected = await this.#append(records);
+          if (rejected.length === 0) return result;
+          this.#log.info({ attempt: attempt + 1, rejected: rejected.map((r) => r.reason) }, 'write lost a race with another registry instance; retrying');
+          await this.#repair(rejected.map((r) => r.key));
+          throw lost;
+        },
+        { retryable: (error) => error === lost },
+      );
+    } catch (error) {
+      if (error !== lost) throw error;
+      throw RegistryError.storeError(`gave up after ${retryPolicies.conflict.retries + 1} attempts: other registry instances kept writing conflicting records`);
     }
   }
 
@@ -222,14 +235,24 @@ export class RegistryStore {
    */
   async #repair(keys: RecordKey[]): Promise<void> {
     let pending = keys;
-    for (let attempt = 1; ; attempt++) {
-      const records = pending.flatMap((k) => this.state.repairRecords(k));
-      if (records.length === 0) return;
-      const rejected = await this.#append(records);
-      if (rejected.length === 0) return;
-      if (attempt >= MAX_ATTEMPTS) throw RegistryError.storeError(`could not repair ${rejected.length} rejected record(s) in ${this.topic}`);
-      // A repair record can lose a race too; only its key still needs re-stating (a DELETE_SUBJECT repair writes other keys than its own).
-      pending = rejected.map((r) => r.key);
+    const lost = new LostRace();
+    try {
+      await retry(
+        retryPolicies.conflict,
+        async () => {
+          const records = pending.flatMap((k) => this.state.repairRecords(k));
+          if (records.length === 0) return;
+          const rejected = await this.#append(records);
+          if (rejected.length === 0) return;
+          // A repair record can lose a race too; only its key still needs re-stating (a DELETE_SUBJECT repair writes other keys than its own).
+          pending = rejected.map((r) => r.key);
+          throw lost;
+        },
+        { retryable: (error) => error === lost },
+      );
+    } catch (error) {
+      if (error !== lost) throw error;
+      throw RegistryError.storeError(`could not repair ${pending.length} rejected record(s) in ${this.topic}`);
     }
   }
 

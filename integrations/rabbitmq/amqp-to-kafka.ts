@@ -213,6 +213,16 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
     }, LINGER_MS);
   };
 
+  /** A round of the link's policy; when one gives up (the link says why), the consumer starts another rather than stay away for good. */
+  const reconnect = (): void => {
+    if (stopped) return;
+    link.get().catch((error: unknown) => {
+      if (stopped) return;
+      log.error({ err: error }, 'RabbitMQ reconnect gave up; starting another round');
+      reconnect();
+    });
+  };
+
   const link = new AmqpLink<{ channel: Channel; consumerTag: string }>(config.amqpUrl, log, {
     async setup(connection) {
       const channel = await connection.createChannel();
@@ -239,10 +249,8 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
         },
         { noAck: false },
       );
-      // A dropped connection should come back without waiting for someone to ask.
-      connection.once('close', () => {
-        if (!stopped) void link.get().catch((error: unknown) => log.error({ err: error }, 'RabbitMQ reconnect gave up'));
-      });
+      // A dropped connection should come back without waiting for someone to ask: nothing else asks on this side.
+      connection.once('close', () => reconnect());
       return { channel, consumerTag };
     },
     async teardown({ channel, consumerTag }) {

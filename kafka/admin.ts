@@ -127,7 +127,7 @@ export class KafkaAdmin {
     const metadata = await this.#metadata(topics);
     return topics.map((name) => {
       const t = metadata.topics.get(name);
-      if (t === undefined) throw new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', `topic ${name} does not exist`, { retryable: true, statusCode: 404, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
+      if (t === undefined) throw new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', `topic ${name} does not exist`, { statusCode: 404, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
       return {
         name,
         partitions: t.partitions.map((p, partition) => ({ partition, leader: p.leader, replicas: [...p.replicas], isr: [...p.isr] })),

@@ -1,6 +1,6 @@
 import { SluiceError } from '../core/errors.ts';
 import type { Kafka, KafkaAdmin } from '../kafka/index.ts';
-import { internalReplication } from './replication.ts';
+import { internalReplication } from '../broker/replication.ts';
 import { withDeadline } from '../core/deadline.ts';
 
 /**

@@ -1,7 +1,7 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { SluiceConfig } from '../../core/config.ts';
 import { BridgeError, MalformedBodyError, isRetryable } from '../../core/errors.ts';
-import { parseJson } from '../../core/json.ts';
+import { JsonTooDeepError, parseJson } from '../../core/json.ts';
 import { retry, retryPolicies } from '../../core/retry.ts';
 import { createKafka, type KafkaProducer, type OutgoingRecord, type RecordHeaders } from '../../kafka/index.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -9,8 +9,7 @@ import type { RegistryClient } from '../../core/registry-client.ts';
 import { createCodecEncoder, decodeFramed } from '../../core/serde.ts';
 import { contextFromAmqpHeaders, startRecordSpan, type RecordSpan } from '../../core/tracing.ts';
 import { DLQ_HEADERS, errorClassName, errorCodeOf, refuseReservedHeaders, renameReservedHeaders } from '../../consumers/headers.ts';
-import type { AmqpToKafkaBridge } from '../../topology/bridges.ts';
-import { schemaTypeOf, valueCodec, type TopicSpec } from '../../topology/model.ts';
+import { schemaTypeOf, valueCodec, type AmqpToKafkaBridge, type TopicSpec } from '../../topology/model.ts';
 import { AmqpLink } from './link.ts';
 import { kafkaHeadersFrom, kafkaKeyFrom } from './payload.ts';
 import type { BridgeStats, RunningBridge } from './running.ts';
@@ -85,6 +84,7 @@ interface AmqpToKafkaParts {
   amqpUrl: string;
   encoder: ReturnType<typeof createCodecEncoder>;
   producer: KafkaProducer;
+  jsonMaxDepth: number;
 }
 
 /** A running RabbitMQ → Kafka bridge, one method per concern: receive, convert, forward, flush (or give back), reconnect, stop. */
@@ -95,6 +95,7 @@ class AmqpToKafka implements RunningBridge {
   readonly #registry: RegistryClient;
   readonly #encoder: ReturnType<typeof createCodecEncoder>;
   readonly #producer: KafkaProducer;
+  readonly #jsonMaxDepth: number;
   readonly #link: AmqpLink<{ channel: Channel; consumerTag: string }>;
   readonly #stats: BridgeStats = { forwarded: 0, deadLettered: 0, publishFailures: 0, reconnects: 0 };
   readonly #spanOptions;
@@ -111,6 +112,7 @@ class AmqpToKafka implements RunningBridge {
     this.#registry = parts.registry;
     this.#encoder = parts.encoder;
     this.#producer = parts.producer;
+    this.#jsonMaxDepth = parts.jsonMaxDepth;
     this.#spanOptions = { destination: parts.spec.queue, system: 'rabbitmq', attributes: { 'sluice.bridge': parts.spec.name } } as const;
     this.#link = new AmqpLink(parts.amqpUrl, parts.log, {
       setup: (connection) => this.#subscribe(connection),
@@ -200,8 +202,10 @@ class AmqpToKafka implements RunningBridge {
     }
     let value: unknown;
     try {
-      value = parseJson(d.message.content.toString('utf8'));
+      // Bounded as the ingress's bodies: JSON.parse's time grows with the nesting.
+      value = parseJson(d.message.content.toString('utf8'), this.#jsonMaxDepth);
     } catch (error) {
+      if (error instanceof JsonTooDeepError) throw new MalformedBodyError(`message ${error.message}`, error);
       throw new MalformedBodyError(`message is not JSON: ${(error as Error).message}`, error);
     }
     return { value: this.#encoder.encode(value), key: kafkaKeyFrom(d.message, value, spec.key) };
@@ -319,7 +323,7 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
   // Idempotent, acks=all; keyed records land where Kafka's default partitioner puts them.
   const producer = kafka.producer({ name: `bridge-${spec.name}` });
   await producer.connect([spec.topic, spec.deadLetter]);
-  const bridge = new AmqpToKafka({ spec, log, registry, amqpUrl: config.amqpUrl, encoder, producer });
+  const bridge = new AmqpToKafka({ spec, log, registry, amqpUrl: config.amqpUrl, encoder, producer, jsonMaxDepth: config.jsonMaxDepth });
   await bridge.start();
   return bridge;
 }

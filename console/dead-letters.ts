@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { DEAD_LETTER_PAGE_MAX, readDeadLetterPage, replayDeadLetters, type DeadLetterPosition } from '../consumers/dead-letters.ts';
 import type { Principal } from '../access/permissions.ts';
-import { DeadLetterReplayError, ForbiddenError, NotFoundError, SluiceError } from '../core/errors.ts';
+import { BadRequestError, DeadLetterReplayError, ForbiddenError, NotFoundError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Kafka, KafkaAdmin } from '../kafka/index.ts';
 
@@ -31,7 +31,7 @@ export const isDeadLetterTopic = (topic: string, suffix: string): boolean => top
 
 export const DEAD_LETTER_PAGE_DEFAULT = 50;
 
-const badRequest = (message: string) => new SluiceError('SLUICE_BAD_REQUEST', message, { statusCode: 400 });
+const badRequest = (message: string) => new BadRequestError(message);
 
 /** `{offsets?: ["<partition>:<offset>", ...]}` → the letters to replay (undefined: every unreplayed one). */
 export function replaySelection(body: unknown): Set<string> | undefined {
@@ -126,7 +126,7 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deps: DeadLetterD
       return answer;
     } catch (error) {
       // A letter without its original topic, or naming one its letters do not come from, cannot go back: nothing was replayed.
-      if (error instanceof DeadLetterReplayError) throw new SluiceError('SLUICE_DLQ_REPLAY', error.message.replace(/; name the target with --to$/, ''), { statusCode: 409 });
+      if (error instanceof DeadLetterReplayError) throw new DeadLetterReplayError(error.message.replace(/; name the target with --to$/, ''));
       throw error;
     }
   });

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Kafka } from '../kafka/index.ts';
 import { drained } from '../core/backpressure.ts';
-import { SluiceError } from '../core/errors.ts';
+import { BadRequestError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { compileFilter } from '../tail/filter.ts';
@@ -51,7 +51,7 @@ export function registerLiveTail(app: FastifyInstance, deps: { kafka: Kafka; reg
   };
   app.get<{ Querystring: TailQuery }>('/api/tail', async (request, reply) => {
     const { topic, where } = request.query;
-    if (!topic) throw new SluiceError('SLUICE_BAD_REQUEST', 'topic is required', { statusCode: 400 });
+    if (!topic) throw new BadRequestError('topic is required');
     // Bad input is answered as JSON before the stream starts, so the page can show why.
     const filter = where ? compileFilter(where) : undefined;
     const position = { start: startOf(request.query.from) };

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { SluiceConfig } from '../core/config.ts';
-import { RegistryError, SluiceError } from '../core/errors.ts';
+import errorMapper from '../core/http-errors.ts';
 import { registerHttpMetrics } from '../core/http-metrics.ts';
 import { createKafka } from '../kafka/index.ts';
 import type { Logger } from '../core/logger.ts';
@@ -75,11 +75,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   registerJsonBodyParser(app, config.jsonMaxDepth);
   const sessions = new ConsoleSessions({ ttlMs: config.consoleSessionTtlMs, secure: secureCookie(config) });
   const access = installSecurity(app, { service: 'console', config, logger: log, routes: CONSOLE_ROUTES, denials: SLUICE_DENIALS, identity: sessions.identity });
-  app.setErrorHandler((error: FastifyError | SluiceError, _request, reply) => {
-    const status = error instanceof RegistryError ? error.httpStatus : typeof error.statusCode === 'number' ? error.statusCode : 500;
-    if (status >= 500) log.error({ err: error }, 'console request failed');
-    void reply.status(status).send({ error: error instanceof SluiceError ? error.code : (error.code ?? 'SLUICE_INTERNAL'), message: error.message });
-  });
+  void app.register(errorMapper, { service: 'console', answer: (failure) => ({ body: { error: failure.code, message: failure.message } }), levels: { refused: 'debug', transient: 'error' } });
 
   registerHttpMetrics(app, { service: 'console' });
   registerStatic(app);

@@ -1,4 +1,5 @@
 import type { Kafka, KafkaRecord } from '../kafka/index.ts';
+import { withDeadline } from '../core/deadline.ts';
 
 /**
  * Reads a topic from its start to the end it has now (read committed: up to the
@@ -7,15 +8,12 @@ import type { Kafka, KafkaRecord } from '../kafka/index.ts';
  */
 export async function readTopicToEnd(kafka: Kafka, topic: string, timeoutMs = 60_000): Promise<KafkaRecord[]> {
   const reader = kafka.partitionReader({ readCommitted: true, maxWaitMs: 200 });
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`reading ${topic} did not reach its end within ${timeoutMs} ms`)), timeoutMs);
+    const records = await withDeadline(reader.readToEnd([topic]), timeoutMs, () => {
+      throw new Error(`reading ${topic} did not reach its end within ${timeoutMs} ms`);
     });
-    const records = await Promise.race([reader.readToEnd([topic]), timeout]);
     return records.sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : 1));
   } finally {
-    clearTimeout(timer);
     await reader.close();
   }
 }

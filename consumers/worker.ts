@@ -4,6 +4,7 @@ import type { GroupBatch, GroupGeneration, GroupListener, KafkaRecord, TopicPart
 import { ChunkNotCommittedError, Committer, type Chunk, type RoundLimits } from './committer.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import type { Outcome, RecordProcessor } from './record-processor.ts';
+import { withDeadline } from '../core/deadline.ts';
 
 /**
  * A running worker: turns the batches its group consumer hands over into
@@ -252,19 +253,15 @@ export class WorkerRuntime {
   async #stop(): Promise<void> {
     const startedAt = Date.now();
     this.#o.log.info('worker stopping');
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ShutdownTimeoutError(`worker ${this.name}`, this.#o.shutdownTimeoutMs)), this.#o.shutdownTimeoutMs);
-    });
     try {
-      await Promise.race([this.#finish(), deadline]);
+      await withDeadline(this.#finish(), this.#o.shutdownTimeoutMs, () => {
+        throw new ShutdownTimeoutError(`worker ${this.name}`, this.#o.shutdownTimeoutMs);
+      });
     } catch (error) {
       this.#o.log.error({ err: error, counters: { ...this.counters } }, 'worker did not stop cleanly');
       // Past the budget the process is about to exit; still try not to leave connections open in-process.
       if (error instanceof ShutdownTimeoutError) this.#close().catch((cause: unknown) => this.#o.log.warn({ err: cause }, 'closing the clients after the shutdown timeout failed'));
       throw error;
-    } finally {
-      clearTimeout(timer);
     }
     this.#o.log.info({ counters: { ...this.counters }, durationMs: Date.now() - startedAt }, 'worker stopped');
   }

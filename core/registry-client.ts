@@ -1,6 +1,6 @@
 import type { Schema } from 'avsc';
 import { createResolvingDecoder, type AvroTypes, type Decoder } from './avro.ts';
-import { RegistryError, RegistryUnavailableError } from './errors.ts';
+import { RegistryError, RegistryUnavailableError, registryStatus } from './errors.ts';
 import { createCodec, isSchemaType, type AnyCodec, type ResolvedReference, type ResolvedSchema, type SchemaReference, type SchemaType } from './formats/index.ts';
 
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
@@ -28,7 +28,7 @@ export interface RegisterOptions {
 
 function typeOf(answer: SchemaAnswer, what: string): SchemaType {
   const type = answer.schemaType ?? 'AVRO';
-  if (!isSchemaType(type)) throw new RegistryError(422, 42201, `${what} has schemaType ${type}, which Sluice cannot read`);
+  if (!isSchemaType(type)) throw RegistryError.invalidSchema(`${what} has schemaType ${type}, which Sluice cannot read`);
   return type;
 }
 
@@ -79,12 +79,13 @@ export class RegistryClient {
       let message = text || response.statusText;
       try {
         const parsed = JSON.parse(text) as { error_code?: number; message?: string };
-        code = parsed.error_code ?? code;
+        // A body's error_code is kept when it agrees with the status (a proxy's own body may not).
+        if (typeof parsed.error_code === 'number' && registryStatus(parsed.error_code) === response.status) code = parsed.error_code;
         message = parsed.message ?? message;
       } catch {
         // A non-JSON error body (e.g. from a proxy) is reported as it is.
       }
-      throw new RegistryError(response.status, code, `${method} ${path}: ${message}`);
+      throw new RegistryError(code, `${method} ${path}: ${message}`);
     }
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
@@ -130,7 +131,7 @@ export class RegistryClient {
     const visit = async (ref: SchemaReference, depth: number): Promise<void> => {
       const key = `${ref.subject}/${ref.version}`;
       if (done.has(key)) return;
-      if (depth > 32) throw new RegistryError(422, 42201, `schema references nest deeper than 32 levels at ${key}`);
+      if (depth > 32) throw RegistryError.invalidSchema(`schema references nest deeper than 32 levels at ${key}`);
       const answer = await this.request<SchemaAnswer>('GET', `/subjects/${encodeURIComponent(ref.subject)}/versions/${ref.version}`);
       for (const inner of answer.references ?? []) await visit(inner, depth + 1);
       done.add(key);
@@ -154,7 +155,7 @@ export class RegistryClient {
   /** The Avro types of schema `id`; a schema of another format is refused. */
   async typesById(id: number): Promise<AvroTypes> {
     const codec = await this.codecById(id);
-    if (codec.schemaType !== 'AVRO') throw new RegistryError(422, 42201, `schema ${id} is ${codec.schemaType}, not AVRO`);
+    if (codec.schemaType !== 'AVRO') throw RegistryError.invalidSchema(`schema ${id} is ${codec.schemaType}, not AVRO`);
     return codec.types;
   }
 

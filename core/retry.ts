@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRetryable, SluiceError } from './errors.ts';
+import { isProgrammingError, isRetryable, SluiceError } from './errors.ts';
 
 /**
  * Every retry Sluice does, in one place: named policies instead of delays and
@@ -23,9 +23,10 @@ export interface BackoffOptions {
   /**
    * `full`: a uniform delay in [0, ceiling]. Spreads out the retries of many
    * callers failing on the same dependency so they do not come back in lockstep.
+   * `equal`: half the ceiling fixed, half random: replicas reconnecting after one outage do not stampede, yet none comes back at once.
    * `none`: exactly the ceiling (a single caller, e.g. a CLI command).
    */
-  jitter: 'full' | 'none';
+  jitter: 'full' | 'equal' | 'none';
   random?: () => number;
 }
 
@@ -35,7 +36,7 @@ export class BackoffPolicy implements RetryPolicy {
   readonly retries: number;
   readonly baseMs: number;
   readonly maxMs: number;
-  readonly #jitter: 'full' | 'none';
+  readonly #jitter: 'full' | 'equal' | 'none';
   readonly #random: () => number;
 
   constructor(options: BackoffOptions) {
@@ -53,7 +54,8 @@ export class BackoffPolicy implements RetryPolicy {
 
   delayMs(attempt: number): number {
     const ceiling = this.ceilingMs(attempt);
-    return this.#jitter === 'full' ? Math.floor(this.#random() * ceiling) : ceiling;
+    if (this.#jitter === 'full') return Math.floor(this.#random() * ceiling);
+    return this.#jitter === 'equal' ? Math.round(ceiling / 2 + (this.#random() * ceiling) / 2) : ceiling;
   }
 
   /** Sum of the ceilings of every retry: the longest this policy waits in total. */
@@ -110,8 +112,20 @@ export const retryPolicies = {
    */
   admin: new BackoffPolicy({ name: 'admin', retries: 8, baseMs: 100, maxMs: 5000, jitter: 'none' }),
 
+  /**
+   * Optimistic concurrency (the registry store's writes): planned again at once on the fresher state after losing a
+   * race with another instance, up to eight attempts.
+   */
+  conflict: new BackoffPolicy({ name: 'conflict', retries: 7, baseMs: 0, maxMs: 0, jitter: 'none' }),
+
   /** Long-lived readers and consumers: a broker restart must not end them. */
   reader: new BackoffPolicy({ name: 'reader', retries: 30, baseMs: 100, maxMs: 5000, jitter: 'full' }),
+
+  /**
+   * A group member joining again after its membership stream ended: for as long as the consumer is open (a broker
+   * restart of any length must not end a worker), the wait doubling from 250 ms to 5 s.
+   */
+  membership: new BackoffPolicy({ name: 'membership', retries: Number.POSITIVE_INFINITY, baseMs: 250, maxMs: 5000, jitter: 'full' }),
 
   /** Transactional producers (exactly-once workers, dlq replay). */
   transaction: new TransactionPolicy(new BackoffPolicy({ name: 'transaction', retries: 10, baseMs: 100, maxMs: 2000, jitter: 'full' })),
@@ -133,6 +147,18 @@ export const retryPolicies = {
     return new BackoffPolicy({ name: 'produce', retries: Math.max(1, retries), baseMs, maxMs, jitter: 'none' });
   },
 
+  /**
+   * The RabbitMQ bridges: reconnecting, producing a batch to Kafka, publishing one to RabbitMQ, a registry look-up.
+   * About four minutes of patience (250 ms doubling to 10 s), then the bridge gives up on that step and says why:
+   * the messages go back (unacked, or the Kafka batch read again from its commit) rather than being retried forever.
+   */
+  bridge: new BackoffPolicy({ name: 'bridge', retries: 30, baseMs: 250, maxMs: 10_000, jitter: 'equal' }),
+
+  /** Polling for a condition (partitions getting leaders) every `intervalMs` for about `budgetMs`. */
+  poll(intervalMs: number, budgetMs: number): BackoffPolicy {
+    return new BackoffPolicy({ name: 'poll', retries: Math.max(1, Math.ceil(budgetMs / intervalMs)), baseMs: intervalMs, maxMs: intervalMs, jitter: 'none' });
+  },
+
   /** A worker handler that failed with a retryable error: full jitter between attempts. */
   handler(options: { maxAttempts: number; baseMs: number; maxMs: number }): BackoffPolicy {
     return new BackoffPolicy({ name: 'handler', retries: options.maxAttempts - 1, baseMs: options.baseMs, maxMs: options.maxMs, jitter: 'full' });
@@ -140,10 +166,10 @@ export const retryPolicies = {
 };
 
 export interface RetryOptions {
-  /** Which errors to retry; Sluice's own retryable flag by default. */
+  /** Which errors to retry; Sluice's own retryable flag by default. A programming error is never retried, whatever this says. */
   retryable?: (error: unknown) => boolean;
   /** Called before each wait (e.g. to log at debug). */
-  onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
+  onRetry?: (error: unknown, attempt: number, delayMs: number) => void | Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -154,9 +180,9 @@ export async function retry<T>(policy: RetryPolicy, fn: (attempt: number) => Pro
     try {
       return await fn(attempt);
     } catch (error) {
-      if (attempt >= policy.retries || !retryable(error) || options.signal?.aborted) throw error;
+      if (attempt >= policy.retries || isProgrammingError(error) || !retryable(error) || options.signal?.aborted) throw error;
       const delay = policy.delayMs(attempt + 1, error);
-      options.onRetry?.(error, attempt + 1, delay);
+      await options.onRetry?.(error, attempt + 1, delay);
       await sleep(delay, undefined, { signal: options.signal }).catch(() => {
         throw error;
       });

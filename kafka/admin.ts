@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Admin,
   type ClusterMetadata,
@@ -128,7 +127,7 @@ export class KafkaAdmin {
     const metadata = await this.#metadata(topics);
     return topics.map((name) => {
       const t = metadata.topics.get(name);
-      if (t === undefined) throw new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', `topic ${name} does not exist`, { retryable: true, statusCode: 404, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
+      if (t === undefined) throw new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', `topic ${name} does not exist`, { statusCode: 404, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
       return {
         name,
         partitions: t.partitions.map((p, partition) => ({ partition, leader: p.leader, replicas: [...p.replicas], isr: [...p.isr] })),
@@ -187,23 +186,26 @@ export class KafkaAdmin {
     if (specs.length === 0) return;
     const deadline = Date.now() + this.#leaderWaitMs;
     let pending = specs.map((s) => s.name);
-    for (;;) {
-      try {
-        const metadata = await this.#client.metadata({ topics: pending, forceUpdate: true, retries: 0 });
-        pending = pending.filter((name) => {
-          const t = metadata.topics.get(name);
-          const want = specs.find((s) => s.name === name)!.partitions;
-          return t === undefined || t.partitions.length < want || t.partitions.some((p) => p === undefined || p.leader < 0);
-        });
-      } catch (error) {
-        const classified = toSluiceError(error, this.#context);
-        if (!classified.retryable) throw classified;
-      }
-      if (pending.length === 0) return;
-      if (Date.now() >= deadline) {
-        throw new KafkaError('SLUICE_BROKER_UNAVAILABLE', `topics ${pending.join(', ')} have partitions without a leader after ${this.#leaderWaitMs} ms`, { retryable: true, statusCode: 503 });
-      }
-      await sleep(LEADER_POLL_MS);
+    const leaderless = () => new KafkaError('SLUICE_BROKER_UNAVAILABLE', `topics ${pending.join(', ')} have partitions without a leader after ${this.#leaderWaitMs} ms`);
+    try {
+      await retry(
+        retryPolicies.poll(LEADER_POLL_MS, this.#leaderWaitMs),
+        async () => {
+          const metadata = await this.#client.metadata({ topics: pending, forceUpdate: true, retries: 0 }).catch((error: unknown) => {
+            throw toSluiceError(error, this.#context);
+          });
+          pending = pending.filter((name) => {
+            const t = metadata.topics.get(name);
+            const want = specs.find((s) => s.name === name)!.partitions;
+            return t === undefined || t.partitions.length < want || t.partitions.some((p) => p === undefined || p.leader < 0);
+          });
+          if (pending.length > 0) throw leaderless();
+        },
+        { retryable: (error) => isRetryable(error) && Date.now() < deadline },
+      );
+    } catch (error) {
+      // Out of time: say which topics are still leaderless, whatever the last poll ran into.
+      throw isRetryable(error) ? leaderless() : error;
     }
   }
 

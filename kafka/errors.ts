@@ -24,43 +24,40 @@ interface ClientErrorShape {
   cause?: unknown;
 }
 
-type Rule = { code: ErrorCode; retryable: boolean; statusCode?: number };
-
-/** Broker error names (Kafka's protocol errors) that need more than "retryable or not". */
-const PROTOCOL_RULES: Record<string, Rule> = {
-  SASL_AUTHENTICATION_FAILED: { code: 'SLUICE_KAFKA_AUTH_FAILED', retryable: false, statusCode: 503 },
-  ILLEGAL_SASL_STATE: { code: 'SLUICE_KAFKA_AUTH_FAILED', retryable: false, statusCode: 503 },
-  UNSUPPORTED_SASL_MECHANISM: { code: 'SLUICE_KAFKA_AUTH_FAILED', retryable: false, statusCode: 503 },
-  TOPIC_AUTHORIZATION_FAILED: { code: 'SLUICE_KAFKA_NOT_AUTHORIZED', retryable: false, statusCode: 503 },
-  GROUP_AUTHORIZATION_FAILED: { code: 'SLUICE_KAFKA_NOT_AUTHORIZED', retryable: false, statusCode: 503 },
-  CLUSTER_AUTHORIZATION_FAILED: { code: 'SLUICE_KAFKA_NOT_AUTHORIZED', retryable: false, statusCode: 503 },
-  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: { code: 'SLUICE_KAFKA_NOT_AUTHORIZED', retryable: false, statusCode: 503 },
-  // Retryable: while a topic is being created its partitions appear one by one.
-  UNKNOWN_TOPIC_OR_PARTITION: { code: 'SLUICE_KAFKA_UNKNOWN_TOPIC', retryable: true, statusCode: 503 },
-  UNKNOWN_TOPIC_ID: { code: 'SLUICE_KAFKA_UNKNOWN_TOPIC', retryable: true, statusCode: 503 },
-  TOPIC_ALREADY_EXISTS: { code: 'SLUICE_KAFKA_TOPIC_EXISTS', retryable: false },
-  MESSAGE_TOO_LARGE: { code: 'SLUICE_KAFKA_RECORD_TOO_LARGE', retryable: false, statusCode: 413 },
-  RECORD_LIST_TOO_LARGE: { code: 'SLUICE_KAFKA_RECORD_TOO_LARGE', retryable: false, statusCode: 413 },
-  CONCURRENT_TRANSACTIONS: { code: 'SLUICE_KAFKA_CONCURRENT_TRANSACTIONS', retryable: true },
-  INVALID_PRODUCER_EPOCH: { code: 'SLUICE_KAFKA_FENCED', retryable: false },
-  PRODUCER_FENCED: { code: 'SLUICE_KAFKA_FENCED', retryable: false },
-  TRANSACTION_COORDINATOR_FENCED: { code: 'SLUICE_KAFKA_FENCED', retryable: false },
-  FENCED_INSTANCE_ID: { code: 'SLUICE_KAFKA_FENCED', retryable: false },
-  REBALANCE_IN_PROGRESS: { code: 'SLUICE_KAFKA_REBALANCE', retryable: true },
-  ILLEGAL_GENERATION: { code: 'SLUICE_KAFKA_REBALANCE', retryable: true },
-  UNKNOWN_MEMBER_ID: { code: 'SLUICE_KAFKA_REBALANCE', retryable: true },
-  FENCED_MEMBER_EPOCH: { code: 'SLUICE_KAFKA_REBALANCE', retryable: true },
-  STALE_MEMBER_EPOCH: { code: 'SLUICE_KAFKA_REBALANCE', retryable: true },
-  NON_EMPTY_GROUP: { code: 'SLUICE_KAFKA_GROUP_NOT_EMPTY', retryable: false, statusCode: 409 },
-  INVALID_PARTITIONS: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
-  INVALID_REPLICATION_FACTOR: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
-  INVALID_REPLICA_ASSIGNMENT: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
-  INVALID_CONFIG: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
-  INVALID_TOPIC_EXCEPTION: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
-  POLICY_VIOLATION: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
-  INVALID_REQUEST: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
-  INVALID_RECORD: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
-  TOPIC_DELETION_DISABLED: { code: 'SLUICE_KAFKA_INVALID_REQUEST', retryable: false, statusCode: 400 },
+/** Broker error names (Kafka's protocol errors) that need more than "retryable or not"; each code's status and retryability are the catalogue's (core/errors.ts). */
+const PROTOCOL_RULES: Record<string, ErrorCode> = {
+  SASL_AUTHENTICATION_FAILED: 'SLUICE_KAFKA_AUTH_FAILED',
+  ILLEGAL_SASL_STATE: 'SLUICE_KAFKA_AUTH_FAILED',
+  UNSUPPORTED_SASL_MECHANISM: 'SLUICE_KAFKA_AUTH_FAILED',
+  TOPIC_AUTHORIZATION_FAILED: 'SLUICE_KAFKA_NOT_AUTHORIZED',
+  GROUP_AUTHORIZATION_FAILED: 'SLUICE_KAFKA_NOT_AUTHORIZED',
+  CLUSTER_AUTHORIZATION_FAILED: 'SLUICE_KAFKA_NOT_AUTHORIZED',
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'SLUICE_KAFKA_NOT_AUTHORIZED',
+  UNKNOWN_TOPIC_OR_PARTITION: 'SLUICE_KAFKA_UNKNOWN_TOPIC',
+  UNKNOWN_TOPIC_ID: 'SLUICE_KAFKA_UNKNOWN_TOPIC',
+  TOPIC_ALREADY_EXISTS: 'SLUICE_KAFKA_TOPIC_EXISTS',
+  MESSAGE_TOO_LARGE: 'SLUICE_KAFKA_RECORD_TOO_LARGE',
+  RECORD_LIST_TOO_LARGE: 'SLUICE_KAFKA_RECORD_TOO_LARGE',
+  CONCURRENT_TRANSACTIONS: 'SLUICE_KAFKA_CONCURRENT_TRANSACTIONS',
+  INVALID_PRODUCER_EPOCH: 'SLUICE_KAFKA_FENCED',
+  PRODUCER_FENCED: 'SLUICE_KAFKA_FENCED',
+  TRANSACTION_COORDINATOR_FENCED: 'SLUICE_KAFKA_FENCED',
+  FENCED_INSTANCE_ID: 'SLUICE_KAFKA_FENCED',
+  REBALANCE_IN_PROGRESS: 'SLUICE_KAFKA_REBALANCE',
+  ILLEGAL_GENERATION: 'SLUICE_KAFKA_REBALANCE',
+  UNKNOWN_MEMBER_ID: 'SLUICE_KAFKA_REBALANCE',
+  FENCED_MEMBER_EPOCH: 'SLUICE_KAFKA_REBALANCE',
+  STALE_MEMBER_EPOCH: 'SLUICE_KAFKA_REBALANCE',
+  NON_EMPTY_GROUP: 'SLUICE_KAFKA_GROUP_NOT_EMPTY',
+  INVALID_PARTITIONS: 'SLUICE_KAFKA_INVALID_REQUEST',
+  INVALID_REPLICATION_FACTOR: 'SLUICE_KAFKA_INVALID_REQUEST',
+  INVALID_REPLICA_ASSIGNMENT: 'SLUICE_KAFKA_INVALID_REQUEST',
+  INVALID_CONFIG: 'SLUICE_KAFKA_INVALID_REQUEST',
+  INVALID_TOPIC_EXCEPTION: 'SLUICE_KAFKA_INVALID_REQUEST',
+  POLICY_VIOLATION: 'SLUICE_KAFKA_INVALID_REQUEST',
+  INVALID_REQUEST: 'SLUICE_KAFKA_INVALID_REQUEST',
+  INVALID_RECORD: 'SLUICE_KAFKA_INVALID_REQUEST',
+  TOPIC_DELETION_DISABLED: 'SLUICE_KAFKA_INVALID_REQUEST',
 };
 
 /** Node's TLS failures (a wrong CA, an expired or misnamed certificate) never heal by retrying. */
@@ -128,27 +125,21 @@ export function toSluiceError(error: unknown, context: ErrorContext = {}): Sluic
   const auth = nodes.find((e) => e.code === 'PLT_KFK_AUTHENTICATION' || e.apiId === 'SASL_AUTHENTICATION_FAILED');
   if (auth)
     return new KafkaError('SLUICE_KAFKA_AUTH_FAILED', prefixed(context, authMessage(context, detail(nodes.find((e) => e.apiId === 'SASL_AUTHENTICATION_FAILED') ?? auth))), {
-      statusCode: 503,
       cause: error,
       kafkaCode: 'SASL_AUTHENTICATION_FAILED',
     });
   const tls = nodes.find((e) => (typeof e.code === 'string' && TLS_CODES.test(e.code)) || /TLS/.test(String(e.message)));
-  if (tls)
-    return new KafkaError('SLUICE_KAFKA_TLS_FAILED', prefixed(context, `TLS with the broker failed: ${describeNode(tls)}; check KAFKA_SECURITY_PROTOCOL and KAFKA_SSL_*`), {
-      statusCode: 503,
-      cause: error,
-    });
+  if (tls) return new KafkaError('SLUICE_KAFKA_TLS_FAILED', prefixed(context, `TLS with the broker failed: ${describeNode(tls)}; check KAFKA_SECURITY_PROTOCOL and KAFKA_SSL_*`), { cause: error });
   // Used after close(): a bug or a shutdown race, never something a retry fixes.
   const closed = nodes.find((e) => (e as { closed?: unknown }).closed === true);
   if (closed) return new KafkaError('SLUICE_KAFKA_ERROR', prefixed(context, 'the Kafka client is closed'), { cause: error });
   // The client's own verdict after its metadata retries: the topic is not in the cluster's metadata.
   const unknownTopic = nodes.find((e) => e.code === 'PLT_KFK_USER' && /^Unknown topic/.test(String(e.message)));
-  if (unknownTopic)
-    return new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', prefixed(context, String(unknownTopic.message)), { retryable: true, statusCode: 503, cause: error, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
+  if (unknownTopic) return new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', prefixed(context, String(unknownTopic.message)), { cause: error, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
   const protocol = nodes.find((e) => typeof e.apiId === 'string' && PROTOCOL_RULES[e.apiId] !== undefined) ?? nodes.find((e) => typeof e.apiId === 'string');
   if (protocol && typeof protocol.apiId === 'string') {
-    const rule = PROTOCOL_RULES[protocol.apiId];
-    if (rule) return new KafkaError(rule.code, prefixed(context, detail(protocol)), { retryable: rule.retryable, statusCode: rule.statusCode, cause: error, kafkaCode: protocol.apiId });
+    const code = PROTOCOL_RULES[protocol.apiId];
+    if (code) return new KafkaError(code, prefixed(context, detail(protocol)), { cause: error, kafkaCode: protocol.apiId });
     const message = prefixed(context, detail(protocol));
     return protocol.canRetry === false ? new KafkaError('SLUICE_KAFKA_ERROR', message, { cause: error, kafkaCode: protocol.apiId }) : new BrokerUnavailableError(message, error, protocol.apiId);
   }
@@ -156,6 +147,7 @@ export function toSluiceError(error: unknown, context: ErrorContext = {}): Sluic
   if (network) return new BrokerUnavailableError(prefixed(context, `Kafka is unreachable: ${describeTree(nodes)}`), error);
   const root = nodes[0];
   const message = prefixed(context, root === undefined ? String(error) : describeTree(nodes));
+  // SLUICE_KAFKA_ERROR's one case-by-case retryability: the client's own canRetry.
   return new KafkaError('SLUICE_KAFKA_ERROR', message, { retryable: nodes.some((e) => e.canRetry === true) && !nodes.some((e) => e.canRetry === false), cause: error });
 }
 

@@ -1,6 +1,7 @@
 import { Admin, ConnectionPool, Consumer, FetchIsolationLevels, FindCoordinatorKeyTypes, ListOffsetTimestamps, MessagesStreamModes, type BaseOptions, type MessagesStream } from '@platformatic/kafka';
 import diagnostics from 'node:diagnostics_channel';
 import type { Logger } from '../core/logger.ts';
+import { retry, retryPolicies } from '../core/retry.ts';
 import { routeClientEvents } from './connection.ts';
 import { decodePartition, type FetchedPartition } from './record-codec.ts';
 import type { PartitionBatch, TopicPartition, TopicPartitionOffset } from './types.ts';
@@ -315,15 +316,15 @@ export class GroupConsumer {
   }
 
   async #rejoin(): Promise<void> {
-    for (let attempt = 1; !this.#closed; attempt++) {
-      try {
-        await this.#join();
-        this.#tick();
-        return;
-      } catch (error) {
-        this.#log.warn({ err: error, attempt }, 'joining the consumer group again failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * attempt)));
-      }
+    try {
+      await retry(retryPolicies.membership, () => this.#join(), {
+        retryable: () => !this.#closed,
+        onRetry: (error, attempt) => this.#log.warn({ err: error, attempt }, 'joining the consumer group again failed; retrying'),
+      });
+      this.#tick();
+    } catch (error) {
+      // Closed meanwhile, or a programming error (never retried): the member stays out of the group, and says why.
+      if (!this.#closed) this.#log.error({ err: error }, 'joining the consumer group again failed; this member no longer consumes');
     }
   }
 

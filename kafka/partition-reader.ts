@@ -191,29 +191,36 @@ export class PartitionReader {
   }
 
   async #loop(handler: BatchHandler, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {
-    let failures = 0;
     while (!this.#stopping && !until?.(this.positions())) {
       try {
-        const metadata = await this.#metadata();
-        const byLeader = this.#byLeader(metadata);
-        if (byLeader.size === 0) {
-          // Nothing assigned, or no partition has a leader right now (a broker restarting).
-          await sleep(this.#settings.maxWaitMs, undefined, { signal: this.#abort.signal }).catch(() => undefined);
-          this.#client.clearMetadata();
-          continue;
-        }
-        // One fetch per broker at a time, the brokers in parallel; the round ends when all have answered and been handled.
-        await Promise.all([...byLeader].map(([node, positions]) => this.#fetchFrom(node, positions, metadata, handler)));
-        failures = 0;
+        // Failed rounds are retried by the reader policy; its count starts again after each round that succeeds.
+        await retry(retryPolicies.reader, () => this.#round(handler), {
+          signal: this.#abort.signal,
+          onRetry: (error, attempt) => this.#log.debug({ err: error, attempt }, 'fetch failed; retrying'),
+        });
       } catch (error) {
-        this.#prefetched.clear();
         if (this.#stopping) return;
-        const classified = toSluiceError(error, { ...this.#context, operation: 'fetch' });
-        failures += 1;
-        if (!classified.retryable || failures > retryPolicies.reader.retries) throw classified;
-        this.#log.debug({ err: classified, attempt: failures }, 'fetch failed; retrying');
-        await sleep(retryPolicies.reader.delayMs(failures), undefined, { signal: this.#abort.signal }).catch(() => undefined);
+        throw error;
       }
+    }
+  }
+
+  /** One fetch from every broker leading an assigned partition; a failure is classified (toSluiceError) for the retry. */
+  async #round(handler: BatchHandler): Promise<void> {
+    try {
+      const metadata = await this.#metadata();
+      const byLeader = this.#byLeader(metadata);
+      if (byLeader.size === 0) {
+        // Nothing assigned, or no partition has a leader right now (a broker restarting).
+        await sleep(this.#settings.maxWaitMs, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+        this.#client.clearMetadata();
+        return;
+      }
+      // One fetch per broker at a time, the brokers in parallel; the round ends when all have answered and been handled.
+      await Promise.all([...byLeader].map(([node, positions]) => this.#fetchFrom(node, positions, metadata, handler)));
+    } catch (error) {
+      this.#prefetched.clear();
+      throw toSluiceError(error, { ...this.#context, operation: 'fetch' });
     }
   }
 

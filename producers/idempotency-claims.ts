@@ -3,6 +3,7 @@ import { BrokerUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { KafkaAdmin, Kafka, KafkaRecord, OutgoingRecord, PartitionBatch, PartitionReader } from '../kafka/index.ts';
 import type { RecordAck } from './batching-producer.ts';
+import { withDeadline } from '../core/deadline.ts';
 
 /**
  * The idempotency topic holds claims: a replica writes one before it writes a
@@ -416,7 +417,9 @@ export class ClaimWriter {
         value: Buffer.from(JSON.stringify(value)),
         timestamp: BigInt(at),
       });
-      await withDeadline(this.#port.wrote(value, at, partition, offset), this.#timeoutMs);
+      await withDeadline(this.#port.wrote(value, at, partition, offset), this.#timeoutMs, () => {
+        throw new BrokerUnavailableError(`Kafka did not answer within ${this.#timeoutMs} ms; retry with the same Idempotency-Key`);
+      });
       batch.forEach((queued, slot) => {
         const current = this.#port.current(queued.job.scope);
         const ref = { partition, offset, slot };
@@ -431,13 +434,4 @@ export class ClaimWriter {
 function claimOf(job: ClaimJob): Claim {
   const { scope, fingerprint, replaces } = job;
   return replaces === undefined ? [scope, fingerprint] : [scope, fingerprint, replaces.partition, replaces.offset.toString(), replaces.slot];
-}
-
-/** `promise`, or a 503 after `ms`. */
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BrokerUnavailableError(`Kafka did not answer within ${ms} ms; retry with the same Idempotency-Key`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { SluiceConfig } from '../core/config.ts';
-import { BrokerUnavailableError, IdempotencyKeyInUseError, IdempotencyKeyReusedError, SluiceError } from '../core/errors.ts';
+import { BrokerUnavailableError, IdempotencyKeyError, IdempotencyKeyInUseError, IdempotencyKeyReusedError } from '../core/errors.ts';
 import type { OutgoingRecord } from '../kafka/index.ts';
 import type { RecordAck } from './batching-producer.ts';
 import { CLAIM_HEADER, ClaimWriter, refText, sameRef, type ClaimRef, type IdempotencyStore } from './idempotency-claims.ts';
@@ -37,11 +37,6 @@ export interface StoredResponse {
 }
 
 const KEY_TEXT = /^[\x21-\x7e]{1,255}$/;
-export class IdempotencyKeyError extends SluiceError {
-  constructor(message: string) {
-    super('SLUICE_BAD_REQUEST', `Idempotency-Key: ${message}`, { statusCode: 400 });
-  }
-}
 
 /** The header's value: an RFC 8941 string (`"abc"`, as the draft writes it) or the bare text; 1-255 visible ASCII characters. */
 export function parseIdempotencyKey(header: string | string[] | undefined): string | undefined {

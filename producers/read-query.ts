@@ -1,5 +1,5 @@
-import { SluiceError } from '../core/errors.ts';
-import { compileFilter, FilterError, type RecordFilter } from '../tail/filter.ts';
+import { BadParameterError, FilterError } from '../core/errors.ts';
+import { compileFilter, type RecordFilter } from '../tail/filter.ts';
 
 /**
  * The query of `GET /v1/topics/{topic}/records`, checked before anything is
@@ -22,14 +22,6 @@ export interface ReadQuery {
 export const MAX_RECORDS = 1_000_000;
 /** A `where` longer than this is refused: the expression is compiled per request. */
 export const MAX_WHERE_LENGTH = 1024;
-
-export class BadParameterError extends SluiceError {
-  readonly parameter: string;
-  constructor(parameter: string, message: string) {
-    super('SLUICE_BAD_REQUEST', `${parameter}: ${message}`, { statusCode: 400 });
-    this.parameter = parameter;
-  }
-}
 
 const OFFSET = /^\d{1,19}$/;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/;

@@ -1,14 +1,14 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { drained } from '../core/backpressure.ts';
-import { NotFoundError } from '../core/errors.ts';
+import { BadParameterError, NotFoundError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
 import { headerMap, RecordDecoder, type TailRecord } from '../tail/decode.ts';
 import { createFormatter, LineEncoder, type Formatter } from '../tail/format.ts';
 import type { FilterContext } from '../tail/filter.ts';
-import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from './read-query.ts';
+import { formatEventId, parseReadQuery, type ReadQuery } from './read-query.ts';
 
 /**
  * `GET /v1/topics/{topic}/records`: a stateless HTTP read of one topic, as

@@ -4,6 +4,7 @@ import { describeCause } from '../core/errors.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { KafkaConnection } from './kafka-connection.ts';
 import type { RouteBinding } from './routes.ts';
+import { withDeadline } from '../core/deadline.ts';
 
 /**
  * Readiness: whether this ingress can take events now. Each check is cached for
@@ -62,18 +63,14 @@ export class Readiness {
   }
 
   async #run(check: CachedCheck): Promise<CheckResult> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-    });
     let result: CheckResult;
     try {
-      await Promise.race([check.run(), timeout]);
+      await withDeadline(check.run(), this.#timeoutMs, () => {
+        throw new Error(`no answer within ${this.#timeoutMs} ms`);
+      });
       result = { ok: true, checkedAt: new Date().toISOString() };
     } catch (error) {
       result = { ok: false, error: describeCause(error), checkedAt: new Date().toISOString() };
-    } finally {
-      clearTimeout(timer);
     }
     check.result = result;
     check.checkedAtMs = Date.now();

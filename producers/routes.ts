@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { MalformedBodyError, SluiceError, ValidationError, type FieldViolation } from '../core/errors.ts';
+import { BadRequestError, IdempotencyKeyError, MalformedBodyError, ValidationError, type FieldViolation } from '../core/errors.ts';
 import type { Codec, SchemaType } from '../core/formats/index.ts';
 import { frame } from '../core/wire-format.ts';
 import type { RouteSpec } from '../topology/model.ts';
@@ -91,7 +91,7 @@ export function parsePartial(query: unknown): boolean {
   const value = (query as Record<string, unknown> | undefined)?.partial;
   if (value === undefined || value === 'false') return false;
   if (value === 'true') return true;
-  throw new SluiceError('SLUICE_BAD_REQUEST', `partial: expected true or false, got ${JSON.stringify(value)}`, { statusCode: 400 });
+  throw new BadRequestError(`partial: expected true or false, got ${JSON.stringify(value)}`);
 }
 
 /**
@@ -185,7 +185,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
           request.log.debug({ topic, count: acks.length }, 'events produced');
           return acks;
         }
-        if (!idempotency) throw new SluiceError('SLUICE_BAD_REQUEST', 'Idempotency-Key: not supported by this ingress', { statusCode: 400 });
+        if (!idempotency) throw new IdempotencyKeyError('not supported by this ingress');
         response = await idempotency.produce(scopeOf(path, principal ?? ANONYMOUS, key), fingerprint(partial, raw), prepared);
         return [];
       });

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { SluiceConfig } from '../core/config.ts';
 import { SluiceError } from '../core/errors.ts';
+import errorMapper from '../core/http-errors.ts';
 import { registerHttpMetrics } from '../core/http-metrics.ts';
 import { registerHttpTracing } from '../core/http-tracing.ts';
 import type { Logger } from '../core/logger.ts';
@@ -10,7 +11,7 @@ import { schemaTypeOf, topicByName, valueCodec, type Topology } from '../topolog
 import { BatchingProducer, type BatchingStats } from './batching-producer.ts';
 import closeConnectionsWhileDraining from './draining.ts';
 import correlationHeader, { correlationIdOf } from './correlation.ts';
-import ingressErrors from './ingress-errors.ts';
+import { ingressErrors } from './ingress-errors.ts';
 import { batchObserver, createMetrics, metricsRoute } from './ingress-metrics.ts';
 import { warmUp } from './warm-up.ts';
 import { registerBodyParsers } from './body-parsers.ts';
@@ -107,7 +108,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const routeList = [...bindings.map((b) => `POST ${b.route.path}`), `GET /v1/topics/{topic}/records`];
   // Before access control, whose refusals carry the correlation id and the error bodies too.
   void app.register(correlationHeader).register(closeConnectionsWhileDraining, { draining: () => shuttingDown });
-  void app.register(ingressErrors, { bodyLimit: config.bodyLimit, produceTimeoutMs, rejected: metrics.rejected, routes: routeList });
+  void app.register(errorMapper, ingressErrors({ bodyLimit: config.bodyLimit, produceTimeoutMs, rejected: metrics.rejected, routes: routeList }));
   registerBodyParsers(app, config.jsonMaxDepth);
   registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
   registerHttpTracing(app);

@@ -1,5 +1,6 @@
 import type { Logger } from '../core/logger.ts';
 import type { KafkaConnection } from './kafka-connection.ts';
+import { withDeadline } from '../core/deadline.ts';
 
 /**
  * Connects early, so the first request is fast; failing here is not fatal (see KafkaConnection).
@@ -14,14 +15,7 @@ export async function warmUp(connection: KafkaConnection, timeoutMs: number, top
       return false;
     },
   );
-  let timer: NodeJS.Timeout | undefined;
-  const connected = await Promise.race([
-    connecting,
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
-    }),
-  ]);
-  clearTimeout(timer);
+  const connected = await withDeadline(connecting, timeoutMs, () => undefined);
   if (connected === undefined) log.warn({ topics, timeoutMs }, 'Kafka has not answered yet; the ingress starts anyway');
   return connected;
 }

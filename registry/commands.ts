@@ -1,4 +1,4 @@
-import { RegistryHttpError } from '../core/errors.ts';
+import { RegistryError } from '../core/errors.ts';
 import { checkCompatibility, COMPATIBILITY_LEVELS, isCompatibilityLevel, type CompatibilityLevel, type PreviousSchema } from './compatibility.ts';
 import { explainSchemaIncompatibility, parseSchemaRequest, parseStored, type ParsedSchema, type SchemaRequest, type SubjectReadable } from './schemas.ts';
 import { configKey, deleteSubjectKey, isMode, modeKey, MODES, schemaKey, type LogRecord, type Mode, type RegistryState, type SchemaValue, type VersionEntry } from './state.ts';
@@ -24,7 +24,7 @@ export function parseVersion(raw: string): VersionSpec {
     const n = Number(raw);
     if (n >= 1 && n <= MAX_VERSION) return n;
   }
-  throw RegistryHttpError.invalidVersion(raw);
+  throw RegistryError.invalidVersion(raw);
 }
 
 /** Refuses writes to a READONLY subject (or any subject, for a global operation, when the registry is READONLY). */
@@ -32,7 +32,7 @@ function requireWritable(state: RegistryState, subject: string | null, what: str
   const mode = subject === null ? state.mode : state.effectiveMode(subject);
   if (mode === 'READONLY') {
     const scope = subject !== null && state.subjectMode(subject) !== undefined ? `Subject '${subject}' is` : 'The registry is';
-    throw RegistryHttpError.operationNotPermitted(`${scope} in READONLY mode: cannot ${what}`);
+    throw RegistryError.operationNotPermitted(`${scope} in READONLY mode: cannot ${what}`);
   }
 }
 
@@ -45,7 +45,7 @@ function requireUnreferenced(state: RegistryState, entries: readonly VersionEntr
   for (const entry of entries) {
     const ids = state.referencedBy(entry.subject, entry.version);
     if (ids.length > 0) {
-      throw RegistryHttpError.referenceExists(`One or more references exist to the schema {subject=${entry.subject},version=${entry.version}}: schema id(s) ${ids.join(', ')} reference it`);
+      throw RegistryError.referenceExists(`One or more references exist to the schema {subject=${entry.subject},version=${entry.version}}: schema id(s) ${ids.join(', ')} reference it`);
     }
   }
 }
@@ -74,12 +74,12 @@ export function registerSchema(state: RegistryState, subject: string, body: unkn
 /** READWRITE: the subject's level decides, and the registry picks the id and version. */
 function checkedIdentity(state: RegistryState, subject: string, request: SchemaRequest): { id: number; version: number } {
   if (request.id !== undefined) {
-    throw RegistryHttpError.operationNotPermitted(`Subject '${subject}' is not in IMPORT mode: a schema can only be registered with an explicit id in IMPORT mode`);
+    throw RegistryError.operationNotPermitted(`Subject '${subject}' is not in IMPORT mode: a schema can only be registered with an explicit id in IMPORT mode`);
   }
   const level = state.effectiveCompatibility(subject);
   const reasons = checkCompatibility(level, request.parsed, previousSchemas(state, state.versions(subject)), explainSchemaIncompatibility);
   if (reasons.length > 0) {
-    throw RegistryHttpError.incompatible(`Schema being registered is incompatible with an earlier schema for subject "${subject}" (${level}), details: ${reasons.join('; ')}`);
+    throw RegistryError.incompatible(`Schema being registered is incompatible with an earlier schema for subject "${subject}" (${level}), details: ${reasons.join('; ')}`);
   }
   return { id: state.idOf(request.schema, request.schemaType, request.references) ?? state.maxId + 1, version: state.nextVersion(subject) };
 }
@@ -87,12 +87,12 @@ function checkedIdentity(state: RegistryState, subject: string, request: SchemaR
 /** IMPORT: the caller's id (and version) are kept, unchecked, as long as they do not collide with what is there. */
 function importedIdentity(state: RegistryState, subject: string, request: SchemaRequest): { id: number; version: number } {
   const id = request.id;
-  if (id === undefined) throw RegistryHttpError.operationNotPermitted(`Subject '${subject}' is in IMPORT mode: a registration must give the schema's "id"`);
+  if (id === undefined) throw RegistryError.operationNotPermitted(`Subject '${subject}' is in IMPORT mode: a registration must give the schema's "id"`);
   const known = state.idOf(request.schema, request.schemaType, request.references);
-  if (known !== undefined && known !== id) throw RegistryHttpError.operationNotPermitted(`This schema is already registered with id ${known}; it cannot be imported as id ${id}`);
-  if (known === undefined && state.schemaById(id)) throw RegistryHttpError.operationNotPermitted(`Overwrite new schema with id ${id} is not permitted: the id holds another schema`);
+  if (known !== undefined && known !== id) throw RegistryError.operationNotPermitted(`This schema is already registered with id ${known}; it cannot be imported as id ${id}`);
+  if (known === undefined && state.schemaById(id)) throw RegistryError.operationNotPermitted(`Overwrite new schema with id ${id} is not permitted: the id holds another schema`);
   const version = request.version ?? state.nextVersion(subject);
-  if (state.version(subject, version)) throw RegistryHttpError.operationNotPermitted(`Version ${version} of subject '${subject}' already exists`);
+  if (state.version(subject, version)) throw RegistryError.operationNotPermitted(`Version ${version} of subject '${subject}' already exists`);
   return { id, version };
 }
 
@@ -105,18 +105,18 @@ function importedIdentity(state: RegistryState, subject: string, request: Schema
 export function deleteSubject(state: RegistryState, subject: string, permanent: boolean): Plan<number[]> {
   requireWritable(state, subject, `delete subject '${subject}'`);
   const all = state.versions(subject, true);
-  if (all.length === 0) throw RegistryHttpError.subjectNotFound(subject);
+  if (all.length === 0) throw RegistryError.subjectNotFound(subject);
   const live = state.versions(subject);
   requireUnreferenced(state, all);
   if (!permanent) {
-    if (live.length === 0) throw RegistryHttpError.subjectSoftDeleted(subject);
+    if (live.length === 0) throw RegistryError.subjectSoftDeleted(subject);
     const upTo = all.at(-1)?.version ?? 0;
     return {
       records: [{ key: deleteSubjectKey(subject), value: { subject, version: upTo } }],
       result: live.map((v) => v.version),
     };
   }
-  if (live.length > 0) throw RegistryHttpError.subjectNotSoftDeleted(subject);
+  if (live.length > 0) throw RegistryError.subjectNotSoftDeleted(subject);
   return {
     records: [...all.map((v): LogRecord => ({ key: schemaKey(subject, v.version), value: null })), { key: deleteSubjectKey(subject), value: null }],
     result: all.map((v) => v.version),
@@ -125,19 +125,19 @@ export function deleteSubject(state: RegistryState, subject: string, permanent: 
 
 export function deleteVersion(state: RegistryState, subject: string, spec: VersionSpec, permanent: boolean): Plan<number> {
   requireWritable(state, subject, `delete a version of '${subject}'`);
-  if (!state.hasSubject(subject, true)) throw RegistryHttpError.subjectNotFound(subject);
+  if (!state.hasSubject(subject, true)) throw RegistryError.subjectNotFound(subject);
   // "latest" of a permanent delete is the latest soft-deleted one: that is the only kind it may remove.
   const entry = spec === 'latest' ? state.latest(subject, permanent) : state.version(subject, spec);
-  if (!entry) throw RegistryHttpError.versionNotFound(subject, spec);
+  if (!entry) throw RegistryError.versionNotFound(subject, spec);
   requireUnreferenced(state, [entry]);
   if (!permanent) {
-    if (entry.deleted) throw RegistryHttpError.versionSoftDeleted(subject, entry.version);
+    if (entry.deleted) throw RegistryError.versionSoftDeleted(subject, entry.version);
     return {
       records: [{ key: schemaKey(subject, entry.version), value: { ...valueOf(entry), deleted: true } }],
       result: entry.version,
     };
   }
-  if (!entry.deleted) throw RegistryHttpError.versionNotSoftDeleted(subject, entry.version);
+  if (!entry.deleted) throw RegistryError.versionNotSoftDeleted(subject, entry.version);
   return { records: [{ key: schemaKey(subject, entry.version), value: null }], result: entry.version };
 }
 
@@ -156,7 +156,7 @@ function valueOf(entry: VersionEntry): SchemaValue {
 export function parseCompatibilityLevel(body: unknown): CompatibilityLevel {
   const raw = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).compatibility : undefined;
   const level = typeof raw === 'string' ? raw.toUpperCase() : raw;
-  if (!isCompatibilityLevel(level)) throw RegistryHttpError.invalidCompatibilityLevel(raw, COMPATIBILITY_LEVELS);
+  if (!isCompatibilityLevel(level)) throw RegistryError.invalidCompatibilityLevel(raw, COMPATIBILITY_LEVELS);
   return level;
 }
 
@@ -167,14 +167,14 @@ export function setConfig(state: RegistryState, subject: string | null, body: un
 
 export function deleteConfig(state: RegistryState, subject: string | null): Plan<{ compatibilityLevel: CompatibilityLevel }> {
   const previous = subject === null ? state.globalCompatibility : state.subjectCompatibility(subject);
-  if (previous === undefined) throw RegistryHttpError.subjectLevelCompatibilityNotConfigured(subject ?? '');
+  if (previous === undefined) throw RegistryError.subjectLevelCompatibilityNotConfigured(subject ?? '');
   return { records: [{ key: configKey(subject), value: null }], result: { compatibilityLevel: previous } };
 }
 
 export function parseMode(body: unknown): Mode {
   const raw = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).mode : undefined;
   const mode = typeof raw === 'string' ? raw.toUpperCase() : raw;
-  if (!isMode(mode)) throw RegistryHttpError.invalidMode(raw, MODES);
+  if (!isMode(mode)) throw RegistryError.invalidMode(raw, MODES);
   return mode;
 }
 
@@ -187,9 +187,7 @@ export function setMode(state: RegistryState, subject: string | null, body: unkn
   if (mode === 'IMPORT' && !force) {
     const existing = subject === null ? state.subjects().length > 0 : state.hasSubject(subject);
     if (existing) {
-      throw RegistryHttpError.operationNotPermitted(
-        `Cannot import since found existing ${subject === null ? 'subjects' : `versions of subject '${subject}'`}: pass force=true to switch to IMPORT anyway`,
-      );
+      throw RegistryError.operationNotPermitted(`Cannot import since found existing ${subject === null ? 'subjects' : `versions of subject '${subject}'`}: pass force=true to switch to IMPORT anyway`);
     }
   }
   return { records: [{ key: modeKey(subject), value: { mode } }], result: { mode } };
@@ -198,7 +196,7 @@ export function setMode(state: RegistryState, subject: string | null, body: unkn
 /** DELETE /mode/{subject}: the subject follows the global mode again; answers the mode it had. */
 export function deleteMode(state: RegistryState, subject: string): Plan<{ mode: Mode }> {
   const previous = state.subjectMode(subject);
-  if (previous === undefined) throw RegistryHttpError.subjectLevelModeNotConfigured(subject);
+  if (previous === undefined) throw RegistryError.subjectLevelModeNotConfigured(subject);
   return { records: [{ key: modeKey(subject), value: null }], result: { mode: previous } };
 }
 
@@ -215,11 +213,11 @@ export interface CompatibilityAnswer {
 export function testCompatibility(state: RegistryState, subject: string, spec: VersionSpec | undefined, body: unknown, verbose: boolean, canRead?: SubjectReadable): CompatibilityAnswer {
   const request = parseSchemaRequest(state, body, canRead);
   const live = state.versions(subject);
-  if (live.length === 0) throw RegistryHttpError.subjectNotFound(subject);
+  if (live.length === 0) throw RegistryError.subjectNotFound(subject);
   let against = live;
   if (typeof spec === 'number') {
     const entry = state.version(subject, spec);
-    if (!entry || entry.deleted) throw RegistryHttpError.versionNotFound(subject, spec);
+    if (!entry || entry.deleted) throw RegistryError.versionNotFound(subject, spec);
     against = [entry];
   }
   const level = state.effectiveCompatibility(subject);

@@ -1,5 +1,5 @@
 import avro, { type Schema, type Type } from 'avsc';
-import { RegistryHttpError } from '../core/errors.ts';
+import { RegistryError } from '../core/errors.ts';
 import { parseJsonText } from '../core/json.ts';
 
 /**
@@ -35,7 +35,7 @@ export function parseAvroSchema(text: string, references: readonly string[] = []
   try {
     json = parseJsonText(text);
   } catch (error) {
-    throw RegistryHttpError.invalidSchema(`Invalid schema: not JSON (${(error as Error).message})`, error);
+    throw RegistryError.invalidSchema(`Invalid schema: not JSON (${(error as Error).message})`, error);
   }
   let type: Type;
   try {
@@ -43,7 +43,7 @@ export function parseAvroSchema(text: string, references: readonly string[] = []
     for (const reference of references) avro.Type.forSchema(JSON.parse(reference) as Schema, { registry });
     type = avro.Type.forSchema(json as Schema, { registry });
   } catch (error) {
-    throw RegistryHttpError.invalidSchema(`Invalid schema ${text}: ${(error as Error).message}`, error);
+    throw RegistryError.invalidSchema(`Invalid schema ${text}: ${(error as Error).message}`, error);
   }
   if (parsed.size >= PARSED_CACHE_LIMIT) parsed.clear();
   parsed.set(cacheKey, type);

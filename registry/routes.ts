@@ -6,12 +6,13 @@ import { installSecurity } from '../access/plugin.ts';
 import { registryWriteDetails } from './registry-audit.ts';
 import { REGISTRY_ROUTES } from '../access/route-table.ts';
 import type { SluiceConfig } from '../core/config.ts';
+import errorMapper from '../core/http-errors.ts';
 import { registerHttpMetrics } from '../core/http-metrics.ts';
 import type { Logger } from '../core/logger.ts';
 import confluentBody from './routes/body.ts';
 import compatibilityRoutes from './routes/compatibility.ts';
 import configRoutes from './routes/config.ts';
-import confluentErrors from './routes/errors.ts';
+import { confluentErrors } from './routes/errors.ts';
 import type { RegistryRouteOptions } from './routes/lookup.ts';
 import modeRoutes from './routes/mode.ts';
 import schemaRoutes from './routes/schemas.ts';
@@ -27,7 +28,7 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
     serverFactory: serverFactory(config),
   });
   // Before security: its refusals need the error bodies, and every answer the registry's content type.
-  void app.register(confluentBody, { maxDepth: config.jsonMaxDepth }).register(confluentErrors);
+  void app.register(confluentBody, { maxDepth: config.jsonMaxDepth }).register(errorMapper, confluentErrors);
   const security = { config, logger, routes: REGISTRY_ROUTES, denials: REGISTRY_DENIALS, challenge: API_CHALLENGE, describeWrite: registryWriteDetails(store.state) };
   const access = installSecurity(app, { service: 'registry', ...security });
   registerHttpMetrics(app, { service: 'registry' });

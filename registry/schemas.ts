@@ -2,7 +2,7 @@ import type { Type } from 'avsc';
 import { jsonSchemaCodec, type JsonSchemaCodec } from '../core/formats/json-schema.ts';
 import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
 import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
-import { RegistryHttpError } from '../core/errors.ts';
+import { RegistryError } from '../core/errors.ts';
 import { JsonTooDeepError, jsonBeyondBounds, parseJsonText, requireJsonDepth } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
@@ -33,13 +33,13 @@ const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Numb
 
 function parseReferences(raw: unknown): SchemaReference[] {
   if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw)) throw RegistryHttpError.invalidSchema('"references" must be a list of {name, subject, version}');
+  if (!Array.isArray(raw)) throw RegistryError.invalidSchema('"references" must be a list of {name, subject, version}');
   return raw.map((r: unknown, i) => {
     if (!isObject(r) || typeof r.name !== 'string' || r.name === '' || typeof r.subject !== 'string' || r.subject === '' || !isPositiveInt(r.version)) {
-      throw RegistryHttpError.invalidSchema(`references[${i}] must be {"name": string, "subject": string, "version": positive integer}`);
+      throw RegistryError.invalidSchema(`references[${i}] must be {"name": string, "subject": string, "version": positive integer}`);
     }
     // A JSON Schema's reference name is the URI ajv resolves it by (see MAX_SCHEMA_URI).
-    if (r.name.length > MAX_SCHEMA_URI) throw RegistryHttpError.invalidSchema(`references[${i}].name is longer than ${MAX_SCHEMA_URI} characters`);
+    if (r.name.length > MAX_SCHEMA_URI) throw RegistryError.invalidSchema(`references[${i}].name is longer than ${MAX_SCHEMA_URI} characters`);
     return { name: r.name, subject: r.subject, version: r.version };
   });
 }
@@ -61,9 +61,9 @@ export function resolveReferences(state: RegistryState, references: readonly Sch
   const visit = (ref: SchemaReference, chain: readonly string[]): void => {
     const key = `${ref.subject}/${ref.version}`;
     if (done.has(key)) return;
-    if (chain.includes(key)) throw RegistryHttpError.invalidSchema(`Circular schema reference: ${[...chain, key].join(' -> ')}`);
+    if (chain.includes(key)) throw RegistryError.invalidSchema(`Circular schema reference: ${[...chain, key].join(' -> ')}`);
     const entry = chain.length > 0 || canRead(ref.subject) ? state.version(ref.subject, ref.version) : undefined;
-    if (!entry) throw RegistryHttpError.invalidSchema(`Invalid schema reference ${JSON.stringify(ref)}: subject '${ref.subject}' has no version ${ref.version}`);
+    if (!entry) throw RegistryError.invalidSchema(`Invalid schema reference ${JSON.stringify(ref)}: subject '${ref.subject}' has no version ${ref.version}`);
     for (const inner of entry.references) visit(inner, [...chain, key]);
     done.add(key);
     out.push({ name: ref.name, schema: entry.schema });
@@ -87,7 +87,7 @@ export function parseSchema(schemaType: SchemaType, schema: string, resolved: re
     if (schemaType === 'JSON') return { schemaType, codec: jsonSchemaCodec({ schemaType, schema, references: resolved }) };
     return { schemaType, file: parseProtoFile({ schemaType, schema, references: resolved }) };
   } catch (error) {
-    throw RegistryHttpError.invalidSchema(`Invalid ${schemaType} schema: ${(error as Error).message}`, error);
+    throw RegistryError.invalidSchema(`Invalid ${schemaType} schema: ${(error as Error).message}`, error);
   }
 }
 
@@ -105,13 +105,13 @@ function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
     requireJsonDepth(text, MAX_SCHEMA_DEPTH); // before JSON.parse, whose time grows with the depth
     value = parseJsonText(text);
   } catch (error) {
-    if (error instanceof JsonTooDeepError) throw RegistryHttpError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${error.message}`, error);
+    if (error instanceof JsonTooDeepError) throw RegistryError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${error.message}`, error);
     return; // not JSON: the format's own parser says where
   }
   const problem = jsonBeyondBounds(value, MAX_SCHEMA_DEPTH, schemaType === 'JSON' ? MAX_JSON_SCHEMA_CONTAINERS : Infinity);
-  if (problem) throw RegistryHttpError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${problem}`);
+  if (problem) throw RegistryError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${problem}`);
   const longUri = schemaType === 'JSON' ? uriBeyondBound(value) : undefined;
-  if (longUri) throw RegistryHttpError.invalidSchema(`Invalid JSON schema: "schema" at ${longUri} is longer than ${MAX_SCHEMA_URI} characters`);
+  if (longUri) throw RegistryError.invalidSchema(`Invalid JSON schema: "schema" at ${longUri} is longer than ${MAX_SCHEMA_URI} characters`);
 }
 
 /**
@@ -139,15 +139,15 @@ function uriBeyondBound(value: unknown): string | undefined {
 
 /** Validates a `{schema, schemaType?, references?, id?, version?}` body (42201 when unusable). */
 export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT): SchemaRequest {
-  if (!isObject(body)) throw RegistryHttpError.invalidSchema('The request body must be a JSON object with a "schema" string');
+  if (!isObject(body)) throw RegistryError.invalidSchema('The request body must be a JSON object with a "schema" string');
   const { schema, schemaType: rawType, references: rawReferences, id, version } = body;
   const schemaType = rawType === undefined || rawType === null ? 'AVRO' : rawType;
-  if (!isSchemaType(schemaType)) throw RegistryHttpError.invalidSchema(`Unsupported schemaType ${JSON.stringify(rawType)}: use one of ${SCHEMA_TYPES.join(', ')}`);
+  if (!isSchemaType(schemaType)) throw RegistryError.invalidSchema(`Unsupported schemaType ${JSON.stringify(rawType)}: use one of ${SCHEMA_TYPES.join(', ')}`);
   if (typeof schema !== 'string' || schema.trim() === '') {
-    throw RegistryHttpError.invalidSchema('Empty schema: the body needs a "schema" field holding the schema as a string');
+    throw RegistryError.invalidSchema('Empty schema: the body needs a "schema" field holding the schema as a string');
   }
-  if (id !== undefined && id !== null && !isPositiveInt(id)) throw RegistryHttpError.invalidSchema('"id" must be a positive integer');
-  if (version !== undefined && version !== null && !isPositiveInt(version)) throw RegistryHttpError.invalidVersion(String(version));
+  if (id !== undefined && id !== null && !isPositiveInt(id)) throw RegistryError.invalidSchema('"id" must be a positive integer');
+  if (version !== undefined && version !== null && !isPositiveInt(version)) throw RegistryError.invalidVersion(String(version));
   const references = parseReferences(rawReferences);
   if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
   const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead));

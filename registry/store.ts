@@ -1,11 +1,12 @@
 import type { SluiceConfig } from '../core/config.ts';
-import { describeCause, RegistryHttpError, SluiceError } from '../core/errors.ts';
+import { describeCause, RegistryError, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { internalReplication } from '../broker/replication.ts';
-import { retryPolicies } from '../core/retry.ts';
+import { retry, retryPolicies } from '../core/retry.ts';
 import { createKafka, errorTrail, type KafkaAdmin, type KafkaProducer, type PartitionBatch, type PartitionReader } from '../kafka/index.ts';
 import type { Plan } from './commands.ts';
 import { decodeRecord, encodeKey, encodeValue, RegistryState, type ApplyOutcome, type LogRecord, type RecordKey } from './state.ts';
+import { withDeadline } from '../core/deadline.ts';
 
 /**
  * The registry's state, kept in a single-partition compacted topic.
@@ -20,7 +21,12 @@ import { decodeRecord, encodeKey, encodeValue, RegistryState, type ApplyOutcome,
  * fresher state: optimistic concurrency over the log.
  */
 
-const MAX_ATTEMPTS = 8;
+/** A write (or repair) the log rejected because another instance wrote first: planned again, by the `conflict` policy. */
+class LostRace extends Error {
+  constructor() {
+    super('lost a race with another registry instance');
+  }
+}
 const MAX_REMEMBERED_OUTCOMES = 10_000;
 
 interface Waiter {
@@ -141,11 +147,11 @@ export class RegistryStore {
   /** Resolves once the record at `offset` has been applied. */
   #waitFor(offset: number, timeoutMs = this.#timeoutMs): Promise<void> {
     if (offset < this.#position) return Promise.resolve();
-    if (this.#closed) return Promise.reject(RegistryHttpError.storeError('the registry store is closed'));
+    if (this.#closed) return Promise.reject(RegistryError.storeError('the registry store is closed'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        reject(RegistryHttpError.timeout(`timed out after ${timeoutMs} ms waiting for offset ${offset} of ${this.topic} to be applied`));
+        reject(RegistryError.timeout(`timed out after ${timeoutMs} ms waiting for offset ${offset} of ${this.topic} to be applied`));
       }, timeoutMs);
       const waiter: Waiter = {
         offset,
@@ -172,7 +178,7 @@ export class RegistryStore {
     try {
       high = Number((await this.#admin.listOffsets(this.topic, 'latest')).get(0) ?? 0n);
     } catch (error) {
-      throw RegistryHttpError.storeError(`cannot read the end offset of ${this.topic}: ${describeCause(error)}`, error);
+      throw RegistryError.storeError(`cannot read the end offset of ${this.topic}: ${describeCause(error)}`, error);
     }
     if (high > 0) await this.#waitFor(high - 1, timeoutMs);
   }
@@ -189,16 +195,24 @@ export class RegistryStore {
   }
 
   async #execute<T>(plan: (state: RegistryState) => Plan<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const { records, result } = plan(this.state);
-      if (records.length === 0) return result;
-      const rejected = await this.#append(records);
-      if (rejected.length === 0) return result;
-      this.#log.info({ attempt, rejected: rejected.map((r) => r.reason) }, 'write lost a race with another registry instance; retrying');
-      await this.#repair(rejected.map((r) => r.key));
-      if (attempt >= MAX_ATTEMPTS) {
-        throw RegistryHttpError.storeError(`gave up after ${attempt} attempts: other registry instances kept writing conflicting records`);
-      }
+    const lost = new LostRace();
+    try {
+      return await retry(
+        retryPolicies.conflict,
+        async (attempt) => {
+          const { records, result } = plan(this.state);
+          if (records.length === 0) return result;
+          const rejected = await this.#append(records);
+          if (rejected.length === 0) return result;
+          this.#log.info({ attempt: attempt + 1, rejected: rejected.map((r) => r.reason) }, 'write lost a race with another registry instance; retrying');
+          await this.#repair(rejected.map((r) => r.key));
+          throw lost;
+        },
+        { retryable: (error) => error === lost },
+      );
+    } catch (error) {
+      if (error !== lost) throw error;
+      throw RegistryError.storeError(`gave up after ${retryPolicies.conflict.retries + 1} attempts: other registry instances kept writing conflicting records`);
     }
   }
 
@@ -209,7 +223,7 @@ export class RegistryStore {
     const rejected: { key: RecordKey; reason: string }[] = [];
     records.forEach((record, i) => {
       const outcome = this.#outcomes.get(first + i);
-      if (outcome === undefined) throw RegistryHttpError.storeError(`the outcome of offset ${first + i} was not recorded`);
+      if (outcome === undefined) throw RegistryError.storeError(`the outcome of offset ${first + i} was not recorded`);
       if (!outcome.accepted) rejected.push({ key: record.key, reason: outcome.reason });
     });
     return rejected;
@@ -221,22 +235,28 @@ export class RegistryStore {
    */
   async #repair(keys: RecordKey[]): Promise<void> {
     let pending = keys;
-    for (let attempt = 1; ; attempt++) {
-      const records = pending.flatMap((k) => this.state.repairRecords(k));
-      if (records.length === 0) return;
-      const rejected = await this.#append(records);
-      if (rejected.length === 0) return;
-      if (attempt >= MAX_ATTEMPTS) throw RegistryHttpError.storeError(`could not repair ${rejected.length} rejected record(s) in ${this.topic}`);
-      // A repair record can lose a race too; only its key still needs re-stating (a DELETE_SUBJECT repair writes other keys than its own).
-      pending = rejected.map((r) => r.key);
+    const lost = new LostRace();
+    try {
+      await retry(
+        retryPolicies.conflict,
+        async () => {
+          const records = pending.flatMap((k) => this.state.repairRecords(k));
+          if (records.length === 0) return;
+          const rejected = await this.#append(records);
+          if (rejected.length === 0) return;
+          // A repair record can lose a race too; only its key still needs re-stating (a DELETE_SUBJECT repair writes other keys than its own).
+          pending = rejected.map((r) => r.key);
+          throw lost;
+        },
+        { retryable: (error) => error === lost },
+      );
+    } catch (error) {
+      if (error !== lost) throw error;
+      throw RegistryError.storeError(`could not repair ${pending.length} rejected record(s) in ${this.topic}`);
     }
   }
 
   async #produce(records: LogRecord[]): Promise<number> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(RegistryHttpError.timeout(`Kafka did not acknowledge the write to ${this.topic} within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-    });
     const send = this.#producer
       .send(
         records.map((r) => {
@@ -246,7 +266,7 @@ export class RegistryStore {
         }),
       )
       .catch((error: unknown) => {
-        throw RegistryHttpError.storeError(`writing to ${this.topic} failed: ${describeCause(error)}`, error);
+        throw RegistryError.storeError(`writing to ${this.topic} failed: ${describeCause(error)}`, error);
       });
     const started = Date.now();
     let answered = false;
@@ -255,17 +275,13 @@ export class RegistryStore {
       () => answered && this.#log.warn({ elapsedMs: Date.now() - started }, 'a registry write was acknowledged after its caller timed out'),
       (error: unknown) => answered && this.#log.warn({ elapsedMs: Date.now() - started, causes: errorTrail(error) }, 'a registry write failed after its caller timed out'),
     );
-    timeout.catch(() => {
+    const metadata = await withDeadline(send, this.#timeoutMs, () => {
       answered = true;
+      throw RegistryError.timeout(`Kafka did not acknowledge the write to ${this.topic} within ${this.#timeoutMs} ms`);
     });
-    try {
-      const metadata = await Promise.race([send, timeout]);
-      const base = metadata[0]?.offset;
-      if (base === undefined || base < 0n) throw RegistryHttpError.storeError(`Kafka returned no offset for the write to ${this.topic}`);
-      return Number(base);
-    } finally {
-      clearTimeout(timer);
-    }
+    const base = metadata[0]?.offset;
+    if (base === undefined || base < 0n) throw RegistryError.storeError(`Kafka returned no offset for the write to ${this.topic}`);
+    return Number(base);
   }
 
   async close(): Promise<void> {
@@ -273,7 +289,7 @@ export class RegistryStore {
     this.#closed = true;
     const waiters = this.#waiters;
     this.#waiters = [];
-    for (const w of waiters) w.reject(RegistryHttpError.storeError('the registry store closed before the write was applied'));
+    for (const w of waiters) w.reject(RegistryError.storeError('the registry store closed before the write was applied'));
     const results = await Promise.allSettled([this.#reader.close(), this.#producer.close(), this.#admin.close()]);
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0)

@@ -1,5 +1,5 @@
 import jsep, { type Expression } from 'jsep';
-import { SluiceError } from '../core/errors.ts';
+import { FilterError } from '../core/errors.ts';
 
 /**
  * The --where language: JavaScript-like expressions (`value.amount > 100 &&
@@ -20,12 +20,6 @@ export interface FilterContext {
 }
 
 export type RecordFilter = (record: FilterContext) => boolean;
-
-export class FilterError extends SluiceError {
-  constructor(expression: string, message: string) {
-    super('SLUICE_FILTER_INVALID', `--where ${JSON.stringify(expression)}: ${message}`);
-  }
-}
 
 const ROOTS: ReadonlySet<string> = new Set(['value', 'key', 'headers', 'topic', 'partition', 'offset', 'timestamp']);
 const BLOCKED_PROPERTIES: ReadonlySet<string> = new Set(['__proto__', 'prototype', 'constructor']);

@@ -1,4 +1,4 @@
-import { SluiceError } from '../core/errors.ts';
+import { PositionError } from '../core/errors.ts';
 import type { KafkaAdmin } from '../kafka/index.ts';
 
 /** Where a tail starts reading, resolved to an exact offset per partition before it joins anything. */
@@ -18,12 +18,6 @@ export interface PartitionRange {
   start: string;
   /** The high watermark when the tail started: records from here on are new. */
   end: string;
-}
-
-export class PositionError extends SluiceError {
-  constructor(message: string) {
-    super('SLUICE_TAIL_POSITION', message);
-  }
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;

@@ -1,9 +1,10 @@
+import { PositionError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, PartitionBatch } from '../kafka/index.ts';
 import { headerMap, RecordDecoder, type TailRecord } from './decode.ts';
 import type { FilterContext, RecordFilter } from './filter.ts';
-import { PositionError, resolvePositions, type PartitionRange, type PositionRequest } from './positions.ts';
+import { resolvePositions, type PartitionRange, type PositionRequest } from './positions.ts';
 
 export interface TailOptions {
   kafka: Kafka;

@@ -108,7 +108,6 @@ export async function applyTopology(topology: Topology, admin: KafkaAdmin, regis
   if (result.failed) {
     throw new SluiceError('SLUICE_TOPOLOGY_APPLY_FAILED', `${describeAction(result.failed.action)} failed: ${describeCause(result.failed.error)}`, {
       cause: result.failed.error,
-      retryable: true,
     });
   }
   const schemaIds = new Map<string, number>();

@@ -1,6 +1,7 @@
 import { SluiceError } from '../core/errors.ts';
 import type { Kafka, KafkaAdmin } from '../kafka/index.ts';
 import { internalReplication } from '../broker/replication.ts';
+import { withDeadline } from '../core/deadline.ts';
 
 /**
  * What the last `apply` of a topology left behind: the names of the topics it
@@ -36,17 +37,14 @@ export async function readAppliedState(kafka: Kafka, admin: KafkaAdmin, topic: s
   if (!(await admin.listTopics()).includes(topic)) return undefined;
   // No group and no commit: the state is re-read from the start every time.
   const reader = kafka.partitionReader({ readCommitted: false, maxWaitMs: 100 });
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SluiceError('SLUICE_TOPOLOGY_STATE_TIMEOUT', `could not read ${topic} within ${timeoutMs} ms`, { retryable: true })), timeoutMs);
+    const records = await withDeadline(reader.readToEnd([topic]), timeoutMs, () => {
+      throw new SluiceError('SLUICE_TOPOLOGY_STATE_TIMEOUT', `could not read ${topic} within ${timeoutMs} ms`);
     });
-    const records = await Promise.race([reader.readToEnd([topic]), timeout]);
     let state: AppliedState | undefined;
     for (const record of records) if (record.key?.toString('utf8') === name) state = parseState(record.value, topic);
     return state;
   } finally {
-    clearTimeout(timer);
     await reader.close();
   }
 }

@@ -23,7 +23,7 @@ async function unlessNotFound<T>(request: Promise<T>, codes: number[]): Promise<
   try {
     return await request;
   } catch (error) {
-    if (error instanceof RegistryError && error.httpStatus === 404 && codes.includes(error.errorCode)) return undefined;
+    if (error instanceof RegistryError && error.statusCode === 404 && codes.includes(error.errorCode)) return undefined;
     throw error;
   }
 }

@@ -1,16 +1,16 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Channel, ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { SluiceConfig } from '../../core/config.ts';
 import { BridgeError, MalformedBodyError, isRetryable } from '../../core/errors.ts';
 import { JsonTooDeepError, parseJson } from '../../core/json.ts';
-import { createKafka, type OutgoingRecord, type RecordHeaders } from '../../kafka/index.ts';
+import { retry, retryPolicies } from '../../core/retry.ts';
+import { createKafka, type KafkaProducer, type OutgoingRecord, type RecordHeaders } from '../../kafka/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { createCodecEncoder, decodeFramed } from '../../core/serde.ts';
 import { contextFromAmqpHeaders, startRecordSpan, type RecordSpan } from '../../core/tracing.ts';
 import { DLQ_HEADERS, errorClassName, errorCodeOf, refuseReservedHeaders, renameReservedHeaders } from '../../consumers/headers.ts';
 import { schemaTypeOf, valueCodec, type AmqpToKafkaBridge, type TopicSpec } from '../../topology/model.ts';
-import { AmqpLink, backoffDelay } from './link.ts';
+import { AmqpLink } from './link.ts';
 import { kafkaHeadersFrom, kafkaKeyFrom } from './payload.ts';
 import type { BridgeStats, RunningBridge } from './running.ts';
 
@@ -39,7 +39,6 @@ export interface AmqpToKafkaOptions {
   registry: RegistryClient;
 }
 
-const BACKOFF = { initialMs: 250, maxMs: 10_000 };
 /** Messages arriving within this window share one produce request. */
 const LINGER_MS = 5;
 
@@ -78,6 +77,241 @@ function deadLetterFor(d: Delivery, topic: string, queue: string, error: unknown
   return { topic, key: null, value: d.message.content, headers: asRecordHeaders(out) };
 }
 
+interface AmqpToKafkaParts {
+  spec: AmqpToKafkaBridge;
+  log: Logger;
+  registry: RegistryClient;
+  amqpUrl: string;
+  encoder: ReturnType<typeof createCodecEncoder>;
+  producer: KafkaProducer;
+  jsonMaxDepth: number;
+}
+
+/** A running RabbitMQ → Kafka bridge, one method per concern: receive, convert, forward, flush (or give back), reconnect, stop. */
+class AmqpToKafka implements RunningBridge {
+  readonly name: string;
+  readonly #spec: AmqpToKafkaBridge;
+  readonly #log: Logger;
+  readonly #registry: RegistryClient;
+  readonly #encoder: ReturnType<typeof createCodecEncoder>;
+  readonly #producer: KafkaProducer;
+  readonly #jsonMaxDepth: number;
+  readonly #link: AmqpLink<{ channel: Channel; consumerTag: string }>;
+  readonly #stats: BridgeStats = { forwarded: 0, deadLettered: 0, publishFailures: 0, reconnects: 0 };
+  readonly #spanOptions;
+  #pending: Delivery[] = [];
+  #flushing: Promise<void> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #stopping: Promise<void> | undefined;
+
+  constructor(parts: AmqpToKafkaParts) {
+    this.name = parts.spec.name;
+    this.#spec = parts.spec;
+    this.#log = parts.log;
+    this.#registry = parts.registry;
+    this.#encoder = parts.encoder;
+    this.#producer = parts.producer;
+    this.#jsonMaxDepth = parts.jsonMaxDepth;
+    this.#spanOptions = { destination: parts.spec.queue, system: 'rabbitmq', attributes: { 'sluice.bridge': parts.spec.name } } as const;
+    this.#link = new AmqpLink(parts.amqpUrl, parts.log, {
+      setup: (connection) => this.#subscribe(connection),
+      teardown: async ({ channel, consumerTag }) => {
+        await channel.cancel(consumerTag);
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.#link.get();
+    const spec = this.#spec;
+    this.#log.info({ queue: spec.queue, topic: spec.topic, deadLetter: spec.deadLetter, prefetch: spec.prefetch }, 'bridge running: RabbitMQ → Kafka');
+  }
+
+  stats(): BridgeStats {
+    return { ...this.#stats, reconnects: Math.max(0, this.#link.connections - 1) };
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      // Stop deliveries first, then let the last batch reach Kafka and be acked, then close.
+      const current = await this.#link.get().catch(() => undefined);
+      if (current) await current.channel.cancel(current.consumerTag).catch((error: unknown) => this.#log.warn({ err: error }, 'cancelling the consumer failed'));
+      clearTimeout(this.#timer);
+      this.#flushing = this.#flushing.then(() => this.#flush());
+      await this.#flushing;
+      this.#stopped = true;
+      await this.#link.close();
+      await this.#producer.close();
+    })();
+    return this.#stopping;
+  }
+
+  /** Declares the queue and consumes it on a fresh connection. */
+  async #subscribe(connection: ChannelModel): Promise<{ channel: Channel; consumerTag: string }> {
+    const spec = this.#spec;
+    const channel = await connection.createChannel();
+    const state = { closed: false };
+    channel.on('close', () => (state.closed = true));
+    channel.on('error', (error: Error) => this.#log.warn({ err: error }, 'RabbitMQ channel error'));
+    await channel.assertQueue(spec.queue, { durable: true });
+    await channel.prefetch(spec.prefetch);
+    const { consumerTag } = await channel.consume(spec.queue, (message) => this.#receive(message, channel, state), { noAck: false });
+    // A dropped connection should come back without waiting for someone to ask: nothing else asks on this side.
+    connection.once('close', () => this.#reconnect());
+    return { channel, consumerTag };
+  }
+
+  /** Queues a delivery for the next produce request: at once when a prefetch's worth is waiting, else after the linger. */
+  #receive(message: ConsumeMessage | null, channel: Channel, state: { closed: boolean }): void {
+    if (message === null) {
+      // The broker cancelled the consumer (queue deleted): reconnecting re-declares and re-subscribes.
+      this.#log.warn({ queue: this.#spec.queue }, 'RabbitMQ cancelled the consumer; reconnecting');
+      void this.#link.invalidate().then(() => this.#link.get());
+      return;
+    }
+    this.#pending.push({ message, channel, link: state, span: startRecordSpan('forward', this.#spanOptions, () => contextFromAmqpHeaders(message.properties.headers)) });
+    if (this.#pending.length >= this.#spec.prefetch) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#flushing = this.#flushing.then(() => this.#flush());
+    } else if (!this.#timer) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#flushing = this.#flushing.then(() => this.#flush());
+      }, LINGER_MS);
+    }
+  }
+
+  /** A round of the link's policy; when one gives up (the link says why), the consumer starts another rather than stay away for good. */
+  #reconnect(): void {
+    if (this.#stopped) return;
+    this.#link.get().catch((error: unknown) => {
+      if (this.#stopped) return;
+      this.#log.error({ err: error }, 'RabbitMQ reconnect gave up; starting another round');
+      this.#reconnect();
+    });
+  }
+
+  /** The event as Kafka bytes, or the reason it cannot be (a fatal error) ; registry outages are thrown to be retried. */
+  async #convert(d: Delivery): Promise<{ value: Buffer; key: Buffer | null }> {
+    const spec = this.#spec;
+    if (spec.format === 'avro') {
+      const decoded = await decodeFramed(this.#registry, d.message.content);
+      return { value: d.message.content, key: kafkaKeyFrom(d.message, decoded.value, spec.key) };
+    }
+    let value: unknown;
+    try {
+      // Bounded as the ingress's bodies: JSON.parse's time grows with the nesting.
+      value = parseJson(d.message.content.toString('utf8'), this.#jsonMaxDepth);
+    } catch (error) {
+      if (error instanceof JsonTooDeepError) throw new MalformedBodyError(`message ${error.message}`, error);
+      throw new MalformedBodyError(`message is not JSON: ${(error as Error).message}`, error);
+    }
+    return { value: this.#encoder.encode(value), key: kafkaKeyFrom(d.message, value, spec.key) };
+  }
+
+  /** Produces the deliveries (dead-lettering the invalid ones), then acks them all. */
+  async #forward(deliveries: Delivery[]): Promise<void> {
+    const spec = this.#spec;
+    const good: OutgoingRecord[] = [];
+    const bad: OutgoingRecord[] = [];
+    const failures = new Map<Delivery, unknown>();
+    for (const d of deliveries) {
+      const headers = kafkaHeadersFrom(d.message, spec.queue);
+      try {
+        // Reserved (`sluice.*`) headers are Sluice's alone: a message carrying one is refused to the dead-letter topic.
+        refuseReservedHeaders(Object.keys(headers), `bridge ${spec.name}`);
+        const { value, key } = await this.#convert(d);
+        good.push(carried(d, { topic: spec.topic, key, value, headers: asRecordHeaders(headers) }));
+      } catch (error) {
+        if (isRetryable(error)) throw error;
+        this.#log.warn({ err: error, messageId: d.message.properties.messageId as unknown }, 'invalid message dead-lettered');
+        bad.push(carried(d, deadLetterFor(d, spec.deadLetter, spec.queue, error, headers)));
+        if (d.span) failures.set(d, error);
+      }
+    }
+    await this.#producer.send([...good, ...bad]);
+    for (const d of deliveries) {
+      try {
+        d.channel.ack(d.message);
+      } catch (error) {
+        // The channel died after Kafka acknowledged: RabbitMQ redelivers, so this event will be on Kafka twice.
+        this.#log.warn({ err: error }, 'cannot ack on a closed channel; RabbitMQ will redeliver');
+      }
+      if (failures.has(d)) d.span!.fail(failures.get(d));
+      else d.span?.end();
+    }
+    this.#stats.forwarded += good.length;
+    this.#stats.deadLettered += bad.length;
+  }
+
+  /**
+   * Forwards what is pending by the `bridge` retry policy (messages stay unacked meanwhile). When it is spent,
+   * the bridge gives up on this batch and says why: the messages go back to the queue to be delivered again,
+   * instead of being retried forever.
+   */
+  async #flush(): Promise<void> {
+    let deliveries = this.#pending;
+    this.#pending = [];
+    try {
+      await retry(
+        retryPolicies.bridge,
+        async () => {
+          deliveries = live(deliveries);
+          if (deliveries.length === 0) return;
+          if (this.#stopped) {
+            for (const d of deliveries) d.span?.end();
+            return;
+          }
+          await this.#forward(deliveries);
+        },
+        {
+          retryable: () => !this.#stopped,
+          onRetry: (error, attempt, delay) => {
+            this.#stats.publishFailures++;
+            this.#log.warn({ err: error, messages: deliveries.length, retryInMs: delay }, 'producing to Kafka failed; retrying (messages stay unacked)');
+            for (const d of deliveries) d.span?.retrying(attempt, error);
+          },
+        },
+      );
+    } catch (error) {
+      this.#stats.publishFailures++;
+      this.#giveBack(live(deliveries), error);
+    }
+  }
+
+  /** After the policy gave up: nack with requeue (unacked, they go back anyway once a stopping bridge's channel closes). */
+  #giveBack(deliveries: Delivery[], error: unknown): void {
+    if (this.#stopped) {
+      for (const d of deliveries) d.span?.end();
+      return;
+    }
+    const policy = retryPolicies.bridge;
+    this.#log.error(
+      { err: error, messages: deliveries.length },
+      `producing to Kafka failed ${policy.retries + 1} times (the ${policy.name} retry policy); giving up on these messages: back to the queue`,
+    );
+    for (const d of deliveries) {
+      try {
+        d.channel.nack(d.message, false, true);
+      } catch (nackError) {
+        // A closed channel has put them back already.
+        this.#log.debug({ err: nackError }, 'cannot nack on a closed channel; RabbitMQ requeues on its own');
+      }
+      d.span?.fail(error);
+    }
+  }
+}
+
+/** Deliveries of a closed channel are already back in the queue: producing them too would only duplicate them. */
+function live(deliveries: Delivery[]): Delivery[] {
+  return deliveries.filter((d) => {
+    if (d.link.closed) d.span?.end(); // Its redelivery is forwarded in a span of its own.
+    return !d.link.closed;
+  });
+}
+
 export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<RunningBridge> {
   const { config, spec, registry, topic } = options;
   const log = options.logger;
@@ -85,158 +319,11 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
   if (!valueSchema) throw new BridgeError(`bridge ${spec.name}: topic ${topic.name} has no value schema`);
   const schemaId = await registry.register(valueSchema.subject, valueSchema.text, { schemaType: schemaTypeOf(valueSchema) });
   const encoder = createCodecEncoder(valueSchema.subject, schemaId, valueCodec(valueSchema));
-  const stats: BridgeStats = { forwarded: 0, deadLettered: 0, publishFailures: 0, reconnects: 0 };
-
   const kafka = createKafka(config, log, `bridge-${spec.name}`);
   // Idempotent, acks=all; keyed records land where Kafka's default partitioner puts them.
   const producer = kafka.producer({ name: `bridge-${spec.name}` });
   await producer.connect([spec.topic, spec.deadLetter]);
-
-  let pending: Delivery[] = [];
-  let flushing: Promise<void> = Promise.resolve();
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const spanOptions = { destination: spec.queue, system: 'rabbitmq', attributes: { 'sluice.bridge': spec.name } } as const;
-
-  /** The event as Kafka bytes, or the reason it cannot be (a fatal error) ; registry outages are thrown to be retried. */
-  const convert = async (d: Delivery): Promise<{ value: Buffer; key: Buffer | null }> => {
-    if (spec.format === 'avro') {
-      const decoded = await decodeFramed(registry, d.message.content);
-      return { value: d.message.content, key: kafkaKeyFrom(d.message, decoded.value, spec.key) };
-    }
-    let value: unknown;
-    try {
-      // Bounded as the ingress's bodies: JSON.parse's time grows with the nesting.
-      value = parseJson(d.message.content.toString('utf8'), config.jsonMaxDepth);
-    } catch (error) {
-      if (error instanceof JsonTooDeepError) throw new MalformedBodyError(`message ${error.message}`, error);
-      throw new MalformedBodyError(`message is not JSON: ${(error as Error).message}`, error);
-    }
-    return { value: encoder.encode(value), key: kafkaKeyFrom(d.message, value, spec.key) };
-  };
-
-  const flush = async (): Promise<void> => {
-    let deliveries = pending;
-    pending = [];
-    for (let attempt = 0; ; attempt++) {
-      // Deliveries of a closed channel are already back in the queue: producing them too would only duplicate them.
-      const live: Delivery[] = [];
-      for (const d of deliveries) {
-        if (!d.link.closed) live.push(d);
-        else d.span?.end(); // Its redelivery is forwarded in a span of its own.
-      }
-      deliveries = live;
-      if (deliveries.length === 0) return;
-      if (stopped) {
-        for (const d of deliveries) d.span?.end();
-        return;
-      }
-      try {
-        const good: OutgoingRecord[] = [];
-        const bad: OutgoingRecord[] = [];
-        const failures = new Map<Delivery, unknown>();
-        for (const d of deliveries) {
-          const headers = kafkaHeadersFrom(d.message, spec.queue);
-          try {
-            // Reserved (`sluice.*`) headers are Sluice's alone: a message carrying one is refused to the dead-letter topic.
-            refuseReservedHeaders(Object.keys(headers), `bridge ${spec.name}`);
-            const { value, key } = await convert(d);
-            good.push(carried(d, { topic: spec.topic, key, value, headers: asRecordHeaders(headers) }));
-          } catch (error) {
-            if (isRetryable(error)) throw error;
-            log.warn({ err: error, messageId: d.message.properties.messageId as unknown }, 'invalid message dead-lettered');
-            bad.push(carried(d, deadLetterFor(d, spec.deadLetter, spec.queue, error, headers)));
-            if (d.span) failures.set(d, error);
-          }
-        }
-        await producer.send([...good, ...bad]);
-        for (const d of deliveries) {
-          try {
-            d.channel.ack(d.message);
-          } catch (error) {
-            // The channel died after Kafka acknowledged: RabbitMQ redelivers, so this event will be on Kafka twice.
-            log.warn({ err: error }, 'cannot ack on a closed channel; RabbitMQ will redeliver');
-          }
-          if (failures.has(d)) d.span!.fail(failures.get(d));
-          else d.span?.end();
-        }
-        stats.forwarded += good.length;
-        stats.deadLettered += bad.length;
-        return;
-      } catch (error) {
-        stats.publishFailures++;
-        const delay = backoffDelay(attempt, BACKOFF);
-        log.warn({ err: error, messages: deliveries.length, retryInMs: delay }, 'producing to Kafka failed; retrying (messages stay unacked)');
-        for (const d of deliveries) d.span?.retrying(attempt + 1, error);
-        await sleep(delay);
-      }
-    }
-  };
-
-  const schedule = () => {
-    if (timer) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      flushing = flushing.then(flush);
-    }, LINGER_MS);
-  };
-
-  const link = new AmqpLink<{ channel: Channel; consumerTag: string }>(config.amqpUrl, log, {
-    async setup(connection) {
-      const channel = await connection.createChannel();
-      const state = { closed: false };
-      channel.on('close', () => (state.closed = true));
-      channel.on('error', (error: Error) => log.warn({ err: error }, 'RabbitMQ channel error'));
-      await channel.assertQueue(spec.queue, { durable: true });
-      await channel.prefetch(spec.prefetch);
-      const { consumerTag } = await channel.consume(
-        spec.queue,
-        (message) => {
-          if (message === null) {
-            // The broker cancelled the consumer (queue deleted): reconnecting re-declares and re-subscribes.
-            log.warn({ queue: spec.queue }, 'RabbitMQ cancelled the consumer; reconnecting');
-            void link.invalidate().then(() => link.get());
-            return;
-          }
-          pending.push({ message, channel, link: state, span: startRecordSpan('forward', spanOptions, () => contextFromAmqpHeaders(message.properties.headers)) });
-          if (pending.length >= spec.prefetch) {
-            clearTimeout(timer);
-            timer = undefined;
-            flushing = flushing.then(flush);
-          } else schedule();
-        },
-        { noAck: false },
-      );
-      // A dropped connection should come back without waiting for someone to ask.
-      connection.once('close', () => {
-        if (!stopped) void link.get().catch((error: unknown) => log.error({ err: error }, 'RabbitMQ reconnect gave up'));
-      });
-      return { channel, consumerTag };
-    },
-    async teardown({ channel, consumerTag }) {
-      await channel.cancel(consumerTag);
-    },
-  });
-  await link.get();
-  log.info({ queue: spec.queue, topic: spec.topic, deadLetter: spec.deadLetter, prefetch: spec.prefetch }, 'bridge running: RabbitMQ → Kafka');
-
-  let stopping: Promise<void> | undefined;
-  return {
-    name: spec.name,
-    stats: () => ({ ...stats, reconnects: Math.max(0, link.connections - 1) }),
-    stop() {
-      stopping ??= (async () => {
-        // Stop deliveries first, then let the last batch reach Kafka and be acked, then close.
-        const current = await link.get().catch(() => undefined);
-        if (current) await current.channel.cancel(current.consumerTag).catch((error: unknown) => log.warn({ err: error }, 'cancelling the consumer failed'));
-        clearTimeout(timer);
-        flushing = flushing.then(flush);
-        await flushing;
-        stopped = true;
-        await link.close();
-        await producer.close();
-      })();
-      return stopping;
-    },
-  };
+  const bridge = new AmqpToKafka({ spec, log, registry, amqpUrl: config.amqpUrl, encoder, producer, jsonMaxDepth: config.jsonMaxDepth });
+  await bridge.start();
+  return bridge;
 }

@@ -1,25 +1,15 @@
 import { connect, type ChannelModel } from 'amqplib';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { BridgeError } from '../../core/errors.ts';
+import { BridgeError, describeCause } from '../../core/errors.ts';
+import { retry, retryPolicies, type RetryPolicy } from '../../core/retry.ts';
 import type { Logger } from '../../core/logger.ts';
 
 /**
  * One RabbitMQ connection and what was set up on it (a channel, its exchange or
- * queue, a consumer), re-established with capped, jittered exponential backoff
- * whenever the connection or the channel goes away. Callers get the current
- * setup with `get()`, and report a failure they saw with `invalidate()`.
+ * queue, a consumer), re-established by the `bridge` retry policy whenever the
+ * connection or the channel goes away. Callers get the current setup with
+ * `get()`, and report a failure they saw with `invalidate()`. When the policy
+ * is spent, `get()` fails saying why; the next `get()` starts over.
  */
-
-export interface Backoff {
-  initialMs: number;
-  maxMs: number;
-}
-
-export function backoffDelay(attempt: number, backoff: Backoff, random = Math.random): number {
-  const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 20));
-  // Half fixed, half random: replicas reconnecting after one outage do not stampede together.
-  return Math.round(base / 2 + (random() * base) / 2);
-}
 
 export interface LinkEvents<T> {
   /** Sets up channels, exchanges, queues, consumers on a fresh connection. */
@@ -32,18 +22,18 @@ export class AmqpLink<T> {
   readonly #url: string;
   readonly #log: Logger;
   readonly #events: LinkEvents<T>;
-  readonly #backoff: Backoff;
+  readonly #policy: RetryPolicy;
   #current: Promise<{ connection: ChannelModel; value: T }> | undefined;
   #closed = false;
   #abort = new AbortController();
   /** Connections made so far; the first is not a reconnect. */
   connections = 0;
 
-  constructor(url: string, log: Logger, events: LinkEvents<T>, backoff: Backoff = { initialMs: 250, maxMs: 10_000 }) {
+  constructor(url: string, log: Logger, events: LinkEvents<T>, policy: RetryPolicy = retryPolicies.bridge) {
     this.#url = url;
     this.#log = log;
     this.#events = events;
-    this.#backoff = backoff;
+    this.#policy = policy;
   }
 
   get(): Promise<T> {
@@ -53,36 +43,45 @@ export class AmqpLink<T> {
   }
 
   async #connect(): Promise<{ connection: ChannelModel; value: T }> {
-    for (let attempt = 0; ; attempt++) {
+    try {
+      return await retry(this.#policy, () => this.#connectOnce(), {
+        // Any failure to connect or set up may heal (RabbitMQ restarting, a queue being declared elsewhere) until the link closes.
+        retryable: () => !this.#closed,
+        signal: this.#abort.signal,
+        onRetry: (error, attempt, delay) => this.#log.warn({ err: error, attempt, retryInMs: delay }, 'cannot connect to RabbitMQ; retrying'),
+      });
+    } catch (error) {
+      this.#current = undefined;
       if (this.#closed) throw new BridgeError('the RabbitMQ link is closed');
-      let connection: ChannelModel | undefined;
-      try {
-        connection = await connect(this.#url, { timeout: 5000 });
-        const value = await this.#events.setup(connection);
-        const current = { connection, value };
-        const lost = (error?: Error) => {
-          if (this.#current !== pending) return;
-          this.#log.warn({ err: error }, 'RabbitMQ connection lost; reconnecting');
-          this.#current = undefined;
-        };
-        // 'error' always precedes 'close'; handling both keeps an unhandled 'error' from crashing the process.
-        connection.on('error', (error: Error) => this.#log.warn({ err: error }, 'RabbitMQ connection error'));
-        connection.on('close', lost);
-        const pending = Promise.resolve(current);
-        this.#current = pending;
-        this.connections++;
-        this.#log.info({ reconnect: this.connections > 1 }, 'connected to RabbitMQ');
-        return current;
-      } catch (error) {
-        await connection?.close().catch((closeError: unknown) => this.#log.debug({ err: closeError }, 'closing a half-set-up RabbitMQ connection failed'));
-        const delay = backoffDelay(attempt, this.#backoff);
-        this.#log.warn({ err: error, attempt: attempt + 1, retryInMs: delay }, 'cannot connect to RabbitMQ; retrying');
-        try {
-          await sleep(delay, undefined, { signal: this.#abort.signal });
-        } catch {
-          throw new BridgeError('the RabbitMQ link is closed');
-        }
-      }
+      const why = `cannot connect to RabbitMQ after ${this.#policy.retries + 1} attempts (the ${this.#policy.name} retry policy): ${describeCause(error)}`;
+      this.#log.error({ err: error }, why);
+      throw new BridgeError(why, { retryable: true, cause: error });
+    }
+  }
+
+  async #connectOnce(): Promise<{ connection: ChannelModel; value: T }> {
+    if (this.#closed) throw new BridgeError('the RabbitMQ link is closed');
+    let connection: ChannelModel | undefined;
+    try {
+      connection = await connect(this.#url, { timeout: 5000 });
+      const value = await this.#events.setup(connection);
+      const current = { connection, value };
+      const lost = (error?: Error) => {
+        if (this.#current !== pending) return;
+        this.#log.warn({ err: error }, 'RabbitMQ connection lost; reconnecting');
+        this.#current = undefined;
+      };
+      // 'error' always precedes 'close'; handling both keeps an unhandled 'error' from crashing the process.
+      connection.on('error', (error: Error) => this.#log.warn({ err: error }, 'RabbitMQ connection error'));
+      connection.on('close', lost);
+      const pending = Promise.resolve(current);
+      this.#current = pending;
+      this.connections++;
+      this.#log.info({ reconnect: this.connections > 1 }, 'connected to RabbitMQ');
+      return current;
+    } catch (error) {
+      await connection?.close().catch((closeError: unknown) => this.#log.debug({ err: closeError }, 'closing a half-set-up RabbitMQ connection failed'));
+      throw error;
     }
   }
 

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyPluginCallback } from 'fastify';
 import fp from 'fastify-plugin';
-import { RegistryHttpError } from '../../core/errors.ts';
+import { RegistryError } from '../../core/errors.ts';
 import { JsonTooDeepError, requireJsonDepth } from '../../core/json.ts';
 
 /** The registry's media type: every answer carries it, as Confluent's does. */
@@ -18,7 +18,7 @@ const confluentBody: FastifyPluginCallback<{ maxDepth: number }> = (app, options
   app.addContentTypeParser([...JSON_TYPES, 'application/json'], { parseAs: 'buffer' }, (_request, body, parsed) => {
     // Decoding invalid UTF-8 would silently store U+FFFD in a schema: refuse it instead.
     if (!isUtf8(body as Buffer)) {
-      parsed(new RegistryHttpError(400, 400, 'Malformed JSON request body: not valid UTF-8'), undefined);
+      parsed(new RegistryError(400, 'Malformed JSON request body: not valid UTF-8'), undefined);
       return;
     }
     const text = (body as Buffer).toString('utf8');
@@ -31,7 +31,7 @@ const confluentBody: FastifyPluginCallback<{ maxDepth: number }> = (app, options
       parsed(null, JSON.parse(text));
     } catch (error) {
       const reason = error instanceof JsonTooDeepError ? `the body ${error.message}` : (error as Error).message;
-      parsed(new RegistryHttpError(400, 400, `Malformed JSON request body: ${reason}`, error), undefined);
+      parsed(new RegistryError(400, `Malformed JSON request body: ${reason}`, error), undefined);
     }
   });
   app.addHook('onRequest', async (_request, reply) => {

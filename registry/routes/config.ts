@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { RegistryHttpError } from '../../core/errors.ts';
+import { RegistryError } from '../../core/errors.ts';
 import { deleteConfig, setConfig } from '../commands.ts';
 import { Lookup, subjectLevel, type RegistryRouteOptions, type SubjectParams } from './lookup.ts';
 
@@ -14,7 +14,7 @@ const configRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { sto
 
   app.get<{ Params: SubjectParams }>('/config/:subject', async (request) => {
     const { subject } = request.params;
-    const notConfigured = () => RegistryHttpError.subjectLevelCompatibilityNotConfigured(subject);
+    const notConfigured = () => RegistryError.subjectLevelCompatibilityNotConfigured(subject);
     return lookup.read(() => ({ compatibilityLevel: subjectLevel(state.subjectCompatibility(subject), state.globalCompatibility, request.query, notConfigured) }));
   });
   app.put<{ Params: SubjectParams }>('/config/:subject', async (request) => store.execute((s) => setConfig(s, request.params.subject, request.body)));

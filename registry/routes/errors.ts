@@ -1,26 +1,16 @@
-import type { FastifyError, FastifyPluginCallback } from 'fastify';
-import fp from 'fastify-plugin';
-import { RegistryHttpError } from '../../core/errors.ts';
+import { RegistryError } from '../../core/errors.ts';
+import { failureDetail, type ErrorMapperOptions } from '../../core/http-errors.ts';
 import { CONTENT_TYPE } from './body.ts';
 
-/** Confluent's error bodies: `{error_code, message}` for unknown routes, refusals and failures alike. */
-const confluentErrors: FastifyPluginCallback = (app, _options, done) => {
-  app.setNotFoundHandler(async (request, reply) => reply.code(404).send({ error_code: 404, message: `HTTP 404 Not Found: no route ${request.method} ${request.url}` }));
-
-  app.setErrorHandler(async (error: FastifyError | RegistryHttpError | Error, request, reply) => {
-    reply.type(CONTENT_TYPE);
-    if (error instanceof RegistryHttpError) {
-      if (error.statusCode >= 500) request.log.error({ err: error, url: request.url }, 'registry request failed');
-      return reply.code(error.statusCode).send({ error_code: error.errorCode, message: error.message });
-    }
-    const status = (error as FastifyError).statusCode;
-    if (status !== undefined && status >= 400 && status < 500) {
-      return reply.code(status).send({ error_code: status, message: error.message });
-    }
-    request.log.error({ err: error, url: request.url }, 'registry request failed unexpectedly');
-    return reply.code(500).send({ error_code: 500, message: `Internal Server Error: ${error.message}` });
-  });
-  done();
+/** The error mapper as Confluent answers: `{error_code, message}`, the registry's own codes as they are, other failures by status. */
+export const confluentErrors: ErrorMapperOptions = {
+  service: 'registry',
+  contentType: CONTENT_TYPE,
+  levels: { refused: 'debug', transient: 'error' },
+  answer(failure) {
+    if (failure instanceof RegistryError) return { body: { error_code: failure.errorCode, message: failure.message } };
+    if (failure.statusCode < 500) return { body: { error_code: failure.statusCode, message: failure.message } };
+    return { status: 500, body: { error_code: 500, message: `Internal Server Error: ${failureDetail(failure)}` } };
+  },
+  notFound: (request) => new RegistryError(404, `HTTP 404 Not Found: no route ${request.method} ${request.url}`),
 };
-
-export default fp(confluentErrors, { name: 'registry-errors' });

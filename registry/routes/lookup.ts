@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { RegistryHttpError } from '../../core/errors.ts';
+import { RegistryError } from '../../core/errors.ts';
 import type { SchemaReference } from '../../core/formats/types.ts';
 import { parseVersion } from '../commands.ts';
 import type { SubjectReadable } from '../schemas.ts';
@@ -39,7 +39,7 @@ export function versionBody(entry: VersionEntry): { subject: string; version: nu
 }
 
 /** A subject's own setting; else, asked with defaultToGlobal=true, the global one; else Confluent's 404. */
-export function subjectLevel<T>(own: T | undefined, global: T, query: unknown, notConfigured: () => RegistryHttpError): T {
+export function subjectLevel<T>(own: T | undefined, global: T, query: unknown, notConfigured: () => RegistryError): T {
   if (own !== undefined) return own;
   if (flag(query, 'defaultToGlobal')) return global;
   throw notConfigured();
@@ -50,7 +50,7 @@ export const raw = (reply: FastifyReply, text: string): FastifyReply => reply.ty
 
 function parseId(raw: string): number {
   const id = /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(id) || id < 1) throw RegistryHttpError.schemaNotFound(`Schema ${raw} not found`);
+  if (!Number.isSafeInteger(id) || id < 1) throw RegistryError.schemaNotFound(`Schema ${raw} not found`);
   return id;
 }
 
@@ -74,7 +74,7 @@ export class Lookup {
     try {
       return answer();
     } catch (error) {
-      if (!(error instanceof RegistryHttpError) || error.statusCode !== 404) throw error;
+      if (!(error instanceof RegistryError) || error.statusCode !== 404) throw error;
       await this.#store.catchUp();
       return answer();
     }
@@ -82,9 +82,9 @@ export class Lookup {
 
   schemaVersion(subject: string, rawVersion: string, includeDeleted: boolean): VersionEntry {
     const spec = parseVersion(rawVersion);
-    if (!this.state.hasSubject(subject, includeDeleted)) throw RegistryHttpError.subjectNotFound(subject);
+    if (!this.state.hasSubject(subject, includeDeleted)) throw RegistryError.subjectNotFound(subject);
     const entry = spec === 'latest' ? this.state.latest(subject, includeDeleted) : this.state.version(subject, spec);
-    if (!entry || (entry.deleted && !includeDeleted)) throw RegistryHttpError.versionNotFound(subject, rawVersion);
+    if (!entry || (entry.deleted && !includeDeleted)) throw RegistryError.versionNotFound(subject, rawVersion);
     return entry;
   }
 
@@ -92,7 +92,7 @@ export class Lookup {
   storedSchema(rawId: string, canRead: SubjectReadable): { id: number; schema: string; schemaType: string; references: SchemaReference[] } {
     const id = parseId(rawId);
     const stored = this.state.schemaById(id);
-    if (!stored || !this.state.usesOfId(id, true).some((use) => canRead(use.subject))) throw RegistryHttpError.schemaNotFound(`Schema ${id} not found`);
+    if (!stored || !this.state.usesOfId(id, true).some((use) => canRead(use.subject))) throw RegistryError.schemaNotFound(`Schema ${id} not found`);
     return stored;
   }
 }

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { RegistryHttpError } from '../../core/errors.ts';
+import { RegistryError } from '../../core/errors.ts';
 import { deleteMode, setMode } from '../commands.ts';
 import { flag, Lookup, subjectLevel, type RegistryRouteOptions, type SubjectParams } from './lookup.ts';
 
@@ -13,7 +13,7 @@ const modeRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { store
 
   app.get<{ Params: SubjectParams }>('/mode/:subject', async (request) => {
     const { subject } = request.params;
-    return lookup.read(() => ({ mode: subjectLevel(state.subjectMode(subject), state.mode, request.query, () => RegistryHttpError.subjectLevelModeNotConfigured(subject)) }));
+    return lookup.read(() => ({ mode: subjectLevel(state.subjectMode(subject), state.mode, request.query, () => RegistryError.subjectLevelModeNotConfigured(subject)) }));
   });
   app.put<{ Params: SubjectParams }>('/mode/:subject', async (request) => store.execute((s) => setMode(s, request.params.subject, request.body, flag(request.query, 'force'))));
   app.delete<{ Params: SubjectParams }>('/mode/:subject', async (request) => store.execute((s) => deleteMode(s, request.params.subject)));

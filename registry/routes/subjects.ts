@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { RegistryHttpError } from '../../core/errors.ts';
+import { RegistryError } from '../../core/errors.ts';
 import { deleteSubject, deleteVersion, parseVersion, registerSchema } from '../commands.ts';
 import { parseSchemaRequest } from '../schemas.ts';
 import { flag, Lookup, raw, versionBody, type RegistryRouteOptions, type SubjectParams, type VersionParams } from './lookup.ts';
@@ -14,7 +14,7 @@ const subjectRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { st
   app.get<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) =>
     lookup.read(() => {
       const versions = state.versions(request.params.subject, flag(request.query, 'deleted'));
-      if (versions.length === 0) throw RegistryHttpError.subjectNotFound(request.params.subject);
+      if (versions.length === 0) throw RegistryError.subjectNotFound(request.params.subject);
       return versions.map((v) => v.version);
     }),
   );
@@ -34,10 +34,10 @@ const subjectRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { st
     const subject = request.params.subject;
     const includeDeleted = flag(request.query, 'deleted');
     return lookup.read(() => {
-      if (!state.hasSubject(subject, includeDeleted)) throw RegistryHttpError.subjectNotFound(subject);
+      if (!state.hasSubject(subject, includeDeleted)) throw RegistryError.subjectNotFound(subject);
       const { schema, schemaType, references } = parseSchemaRequest(state, request.body, readable(request));
       const entry = state.findInSubject(subject, schema, schemaType, references, includeDeleted);
-      if (!entry) throw RegistryHttpError.schemaNotFound(`Schema not found under subject '${subject}'`);
+      if (!entry) throw RegistryError.schemaNotFound(`Schema not found under subject '${subject}'`);
       return versionBody(entry);
     });
   });

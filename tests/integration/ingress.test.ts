@@ -391,7 +391,7 @@ describe('ingress start and close', () => {
     await new RegistryClient(registry.url).register(subjectFor(other), JSON.stringify(older));
     // The new schema requires customerId with no default, so it cannot read what was written before.
     await expect(startIngress({ config, logger: log, topology: topologyFor(other), registry: new RegistryClient(registry.url), port: 0 })).rejects.toMatchObject({
-      httpStatus: 409,
+      statusCode: 409,
       message: expect.stringMatching(/customerId/),
     });
   });

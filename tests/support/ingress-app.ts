@@ -7,10 +7,11 @@ import { createTypes } from '../../core/avro.ts';
 import type { SluiceConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { BatchingProducer, type OutgoingRecord } from '../../producers/batching-producer.ts';
-import { registerBodyParsers } from '../../producers/body-parsers.ts';
+import { JSON_TYPE, NDJSON_TYPE, registerBodyParsers } from '../../producers/body-parsers.ts';
 import { registerProbes, type Readiness } from '../../producers/readiness.ts';
 import { registerRoutes, type RouteBinding } from '../../producers/routes.ts';
-import { errorBody, toSluiceError } from '../../producers/ingress-errors.ts';
+import errorMapper from '../../core/http-errors.ts';
+import { errorBody } from '../../producers/ingress-errors.ts';
 import { topicByName, type Topology } from '../../topology/model.ts';
 
 /**
@@ -50,9 +51,11 @@ export async function ingressApp(
   const app: FastifyInstance = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: config.bodyLimit });
   registerBodyParsers(app, config.jsonMaxDepth);
   const control = installSecurity(app, { service: 'ingress', config, logger, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
-  app.setErrorHandler((error, _request, reply) => {
-    const failure = toSluiceError(error, config.bodyLimit);
-    return reply.code(failure.statusCode).send(errorBody(failure));
+  await app.register(errorMapper, {
+    service: 'ingress',
+    bodyRules: { bodyLimit: config.bodyLimit, mediaTypes: [JSON_TYPE, NDJSON_TYPE] },
+    answer: (failure) => ({ body: errorBody(failure) }),
+    levels: { refused: 'debug', transient: 'debug' },
   });
   registerProbes(app, options.readiness ?? { report: async () => ({ ready: true, checks: {} }) }, control);
   app.get('/metrics', async () => '');

@@ -6,7 +6,7 @@ import { parseInstance, type ServiceInstance } from '../../discovery/registry.ts
 import { backendsFrom } from '../../lb/backends.ts';
 import { haproxyConfig } from '../../lb/haproxy-config.ts';
 import { nginxConfig } from '../../lb/nginx-config.ts';
-import { backoffDelay } from '../../integrations/rabbitmq/link.ts';
+import { BackoffPolicy, retryPolicies } from '../../core/retry.ts';
 import { kafkaHeadersFrom, kafkaKeyFrom, toAmqpMessage } from '../../integrations/rabbitmq/payload.ts';
 import { parseBridges } from '../../topology/bridges.ts';
 import type { TopicSpec } from '../../topology/model.ts';
@@ -108,11 +108,12 @@ describe('RabbitMQ payloads', () => {
     expect(kafkaHeadersFrom(message, 'q')).toEqual({ n: '3', 'correlation-id': 'c-9', 'amqp-message-id': 'm-1', 'amqp-queue': 'q', 'amqp-exchange': 'ex', 'amqp-routing-key': 'rk' });
   });
 
-  it('reconnect backoff grows, is capped and jittered', () => {
-    const b = { initialMs: 100, maxMs: 1000 };
-    expect(backoffDelay(0, b, () => 0)).toBe(50);
-    expect(backoffDelay(3, b, () => 1)).toBe(800);
-    expect(backoffDelay(30, b, () => 1)).toBe(1000);
+  it('reconnect backoff grows, is capped and jittered (half fixed, half random)', () => {
+    const policy = (random: () => number) => new BackoffPolicy({ name: 'bridge', retries: 30, baseMs: 100, maxMs: 1000, jitter: 'equal', random });
+    expect(policy(() => 0).delayMs(1)).toBe(50);
+    expect(policy(() => 1).delayMs(4)).toBe(800);
+    expect(policy(() => 1).delayMs(31)).toBe(1000);
+    expect(retryPolicies.bridge).toMatchObject({ baseMs: 250, maxMs: 10_000 });
   });
 });
 

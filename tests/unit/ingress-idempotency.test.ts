@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createTypes } from '../../core/avro.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
-import { IdempotencyKeyError, fingerprint, parseIdempotencyKey, scopeOf } from '../../producers/idempotency.ts';
+import { IdempotencyKeyError } from '../../core/errors.ts';
+import { fingerprint, parseIdempotencyKey, scopeOf } from '../../producers/idempotency.ts';
 import { parsePartial, prepareAtomic, preparePartial, type RouteBinding } from '../../producers/routes.ts';
 
 const schemaText = readFileSync(`${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, 'utf8');

@@ -7,7 +7,8 @@ import { BrokerUnavailableError, KafkaError, MalformedBodyError, OverloadedError
 import { stringifyJson } from '../../core/json.ts';
 import { parseJsonBody, parseNdjsonBody } from '../../producers/body-parsers.ts';
 import { checkEvents } from '../../producers/routes.ts';
-import { errorBody, toSluiceError } from '../../producers/ingress-errors.ts';
+import { httpFailure } from '../../core/http-errors.ts';
+import { errorBody } from '../../producers/ingress-errors.ts';
 import { toProduceError } from '../../producers/batching-producer.ts';
 import { ingressProducerSettings } from '../../producers/kafka-connection.ts';
 import { retryPolicies } from '../../core/retry.ts';
@@ -95,17 +96,18 @@ describe('ingress validation and error mapping', () => {
   });
 
   it('maps Fastify errors to coded statuses', () => {
-    expect(toSluiceError(Object.assign(new Error('too big'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }), 1024)).toMatchObject({
+    const RULES = { bodyLimit: 1024, mediaTypes: ['application/json'] };
+    expect(httpFailure(Object.assign(new Error('too big'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }), 'ingress', RULES)).toMatchObject({
       code: 'SLUICE_BODY_TOO_LARGE',
       statusCode: 413,
       message: expect.stringMatching(/1024 bytes/),
     });
-    expect(toSluiceError(Object.assign(new Error('Unsupported Media Type: text/plain'), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 }), 1024)).toMatchObject({
+    expect(httpFailure(Object.assign(new Error('Unsupported Media Type: text/plain'), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 }), 'ingress', RULES)).toMatchObject({
       code: 'SLUICE_UNSUPPORTED_MEDIA_TYPE',
       statusCode: 415,
     });
-    expect(toSluiceError(new TypeError('boom'), 1024)).toMatchObject({ code: 'SLUICE_INTERNAL', statusCode: 500 });
-    expect(toSluiceError(new OverloadedError('full'), 1024)).toMatchObject({ code: 'SLUICE_OVERLOADED', statusCode: 503 });
+    expect(httpFailure(new TypeError('boom'), 'ingress', RULES)).toMatchObject({ code: 'SLUICE_INTERNAL', statusCode: 500 });
+    expect(httpFailure(new OverloadedError('full'), 'ingress', RULES)).toMatchObject({ code: 'SLUICE_OVERLOADED', statusCode: 503 });
   });
 
   it('maps send failures: retryable Kafka errors to 503, others to 500', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BadParameterError, formatEventId, parseEventId, parseReadQuery, parseStart } from '../../producers/read-query.ts';
+import { BadParameterError } from '../../core/errors.ts';
+import { formatEventId, parseEventId, parseReadQuery, parseStart } from '../../producers/read-query.ts';
 
 function refused(fn: () => unknown): string {
   try {

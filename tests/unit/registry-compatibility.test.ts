@@ -1,7 +1,7 @@
 import avro, { type Schema } from 'avsc';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RegistryHttpError } from '../../core/errors.ts';
+import { RegistryError } from '../../core/errors.ts';
 import { checkCompatibility, explainIncompatibility, parseAvroSchema, type CompatibilityLevel } from '../../registry/compatibility.ts';
 
 const type = (schema: unknown) => parseAvroSchema(JSON.stringify(schema));
@@ -122,7 +122,7 @@ describe('Avro resolution rules', () => {
     expect(() => parseAvroSchema('{"type":"record","name":"X","fields":[{"name":"a","type":"nope"}]}')).toThrow(
       expect.objectContaining({ errorCode: 42201, message: expect.stringMatching(/undefined type name: nope/) }),
     );
-    expect(() => parseAvroSchema('{not json')).toThrowError(RegistryHttpError);
+    expect(() => parseAvroSchema('{not json')).toThrowError(RegistryError);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RegistryHttpError } from '../../core/errors.ts';
+import { RegistryError } from '../../core/errors.ts';
 import { deleteMode, deleteSubject, deleteVersion, registerSchema, setMode, testCompatibility, type Plan } from '../../registry/commands.ts';
 import { decodeRecord, encodeKey, encodeValue, RegistryState } from '../../registry/state.ts';
 
@@ -16,7 +16,7 @@ function codeOf(fn: () => unknown): number | undefined {
   try {
     fn();
   } catch (error) {
-    if (error instanceof RegistryHttpError) return error.errorCode;
+    if (error instanceof RegistryError) return error.errorCode;
     throw error;
   }
   return undefined;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RegistryHttpError } from '../../core/errors.ts';
+import { RegistryError } from '../../core/errors.ts';
 import { deleteSubject, deleteVersion, registerSchema, setConfig, type Plan } from '../../registry/commands.ts';
 import { configKey, decodeRecord, deleteSubjectKey, encodeKey, encodeValue, modeKey, RegistryState, schemaKey, type LogRecord, type RecordKey } from '../../registry/state.ts';
 
@@ -184,7 +184,7 @@ function plan(state: RegistryState, op: Op): Plan<unknown> | undefined {
         return setConfig(state, null, { compatibility: op.level });
     }
   } catch (error) {
-    if (error instanceof RegistryHttpError) return undefined;
+    if (error instanceof RegistryError) return undefined;
     throw error;
   }
 }

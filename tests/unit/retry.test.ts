@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BrokerUnavailableError, KafkaError, ValidationError } from '../../core/errors.ts';
+import { withDeadline } from '../../core/deadline.ts';
+import { BrokerUnavailableError, isProgrammingError, KafkaError, ValidationError } from '../../core/errors.ts';
 import { BackoffPolicy, retry, retryPolicies } from '../../core/retry.ts';
 
 describe('retry policies', () => {
@@ -39,5 +40,37 @@ describe('retry policies', () => {
     await expect(retry(fast, async () => Promise.reject(new ValidationError([], `fatal ${++calls}`)))).rejects.toThrow('fatal 1');
     calls = 0;
     await expect(retry(fast, async () => Promise.reject(new BrokerUnavailableError(`down ${++calls}`)))).rejects.toThrow('down 4');
+  });
+});
+
+describe('one classification, one deadline', () => {
+  const quick = new BackoffPolicy({ name: 'quick', retries: 5, baseMs: 0, maxMs: 0, jitter: 'none' });
+
+  it('never retries a programming error, whatever the caller counts as retryable', async () => {
+    for (const bug of [new TypeError('x is not a function'), new RangeError('bad length'), new ReferenceError('y is not defined')]) {
+      let calls = 0;
+      const failing = retry(
+        quick,
+        async () => {
+          calls++;
+          throw bug;
+        },
+        { retryable: () => true },
+      );
+      await expect(failing).rejects.toBe(bug);
+      expect(calls).toBe(1);
+    }
+    // A library's wrapped failure (fetch's "fetch failed" carries its cause) is a condition, not a bug.
+    expect(isProgrammingError(new TypeError('fetch failed', { cause: new Error('ECONNREFUSED') }))).toBe(false);
+  });
+
+  it('answers with the work, or with what expiry returns or throws', async () => {
+    expect(await withDeadline(Promise.resolve(1), 1000, () => 2)).toBe(1);
+    expect(await withDeadline(new Promise<number>(() => undefined), 1, () => 2)).toBe(2);
+    await expect(
+      withDeadline(new Promise<number>(() => undefined), 1, () => {
+        throw new Error('late');
+      }),
+    ).rejects.toThrow('late');
   });
 });

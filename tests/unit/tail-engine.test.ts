@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decimalString, displayPlan } from '../../tail/display.ts';
-import { compileFilter, FilterError, type FilterContext } from '../../tail/filter.ts';
+import { FilterError } from '../../core/errors.ts';
+import { compileFilter, type FilterContext } from '../../tail/filter.ts';
 import { createFormatter, LineEncoder } from '../../tail/format.ts';
 import { parseSince } from '../../tail/positions.ts';
 import { headerMap, type TailRecord } from '../../tail/decode.ts';

@@ -1,4 +1,4 @@
-import type { JsonSchemaCodec, JsonSchemaNode } from '../../core/formats/json-schema.ts';
+import { resolveJsonRef, type JsonSchemaCodec, type JsonSchemaNode } from '../../core/formats/json-schema.ts';
 
 /**
  * JSON Schema compatibility as Confluent defines it: a reader schema can read
@@ -37,13 +37,6 @@ function typesOf(node: Obj): Set<string> | undefined {
   return undefined;
 }
 
-function decodePointer(pointer: string): string[] {
-  return pointer
-    .split('/')
-    .filter((p) => p !== '')
-    .map((p) => decodeURIComponent(p).replace(/~1/g, '/').replace(/~0/g, '~'));
-}
-
 export class JsonSchemaCompatibility {
   readonly #reader: Side;
   readonly #writer: Side;
@@ -66,25 +59,8 @@ export class JsonSchemaCompatibility {
     this.#out.push(`${at(path)}: ${code}: ${detail}`);
   }
 
-  /** Follows `$ref`s (local pointers, references by name or `$id`), keeping track of the document a node came from. */
   #resolve(side: Side, docRoot: JsonSchemaNode, node: unknown): { node: unknown; docRoot: JsonSchemaNode } {
-    let current = node;
-    let root = docRoot;
-    for (let hops = 0; isObj(current) && typeof current.$ref === 'string' && hops < 32; hops++) {
-      const ref = current.$ref;
-      const hash = ref.indexOf('#');
-      const base = hash === -1 ? ref : ref.slice(0, hash);
-      const pointer = hash === -1 ? '' : ref.slice(hash + 1);
-      if (base !== '') {
-        const target = side.doc.referenced.get(base);
-        if (target === undefined) return { node: {}, docRoot: root };
-        root = target;
-      }
-      let target: unknown = root;
-      for (const part of decodePointer(pointer)) target = isObj(target) ? target[part] : undefined;
-      current = target ?? {};
-    }
-    return { node: current, docRoot: root };
+    return resolveJsonRef(side.doc, docRoot, node);
   }
 
   #compare(writerRoot: JsonSchemaNode, writerIn: unknown, readerRoot: JsonSchemaNode, readerIn: unknown, path: string): void {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { isIP } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import type { FastifyServerFactory } from 'fastify';
 import type { SluiceConfig } from '../core/config.ts';
@@ -33,6 +33,12 @@ function tlsFiles(config: Pick<SluiceConfig, 'tlsCert' | 'tlsKey'>): { cert: Buf
 
 export function scheme(config: Pick<SluiceConfig, 'tlsCert' | 'tlsKey'>): 'http' | 'https' {
   return config.tlsCert !== undefined && config.tlsKey !== undefined ? 'https' : 'http';
+}
+
+/** Where a listening service answers. A wildcard address is not one a client can call; loopback reaches it. */
+export function listeningUrl(address: AddressInfo, config: Pick<SluiceConfig, 'tlsCert' | 'tlsKey'>): string {
+  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
+  return `${scheme(config)}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
 }
 
 /** Fastify's serverFactory: the Node server with TLS and limits applied, so every listener is built the same way. */

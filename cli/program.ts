@@ -1,73 +1,46 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { OPTIONS, type SluiceConfig } from '../core/config.ts';
-import { createLogger, type Logger } from '../core/logger.ts';
-import { startTracing } from '../core/tracing.ts';
-import { localKafkaOptions, runningPid, startLocalKafka, stopLocalKafka, type SecureListener } from '../broker/broker.ts';
-import { localClusterDir, localClusterOptions, runningCluster, startLocalCluster, stopLocalCluster } from '../broker/cluster.ts';
+import { OPTIONS } from '../core/config.ts';
+import { createLogger } from '../core/logger.ts';
 import { LocalKafkaError } from '../core/errors.ts';
-import { register as registerSchemas } from './commands/schemas.ts';
-import { register as registerConsole } from './commands/console.ts';
-import { register as registerTail } from './commands/tail.ts';
-import { register as registerDlq } from './commands/dlq.ts';
-import { register as registerStatus } from './commands/status.ts';
-import { register as registerTopology } from './commands/topology.ts';
-import { register as registerBridge } from './commands/bridge.ts';
-import { register as registerLb } from './commands/lb.ts';
-import { register as registerServices } from './commands/services.ts';
-import { Lifecycle, type Service } from './lifecycle.ts';
-import { register as registerAccess } from './commands/access.ts';
+import type { SecureListener } from '../broker/broker.ts';
 import { brokersFlag, configFrom, discoveryRequested } from './flags.ts';
-import { internalRegistryUrl } from '../access/internal.ts';
-import {
-  applyAtStart,
-  discoveryStep,
-  ensureKafka,
-  findWorker,
-  ingressService,
-  loadTopology,
-  preferRunningCluster,
-  registryIsLocal,
-  registryService,
-  selectWorkers,
-  workerMetricsService,
-  workerService,
-} from './services.ts';
-
-/** Command groups beyond the core ones (topology, schemas, tail, ...), in --help order. */
-const COMMAND_GROUPS: ((program: Command) => void)[] = [
-  registerAccess,
-  registerTopology,
-  registerSchemas,
-  registerTail,
-  registerConsole,
-  registerBridge,
-  registerServices,
-  registerLb,
-  registerStatus,
-  registerDlq,
-];
 
 /**
- * Starts services in order under one Lifecycle, which owns the signals from the first
- * step on. If a step fails, the ones already started are closed before the error
- * surfaces; if a signal arrives mid-start, the remaining steps are skipped.
+ * The command groups beyond the core ones, in --help order, by the top-level names each registers. A command
+ * loads only its own group: `sluice tail` need not load the registry, the ingress, Fastify or the RabbitMQ client,
+ * which was most of its start-up (a short tail's CPU is mostly start-up).
  */
-export async function serve(config: SluiceConfig, log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<number> {
-  const lifecycle = new Lifecycle(log, config.shutdownTimeoutMs);
-  // Tracing first, so it is closed last and exports the spans of the others' shutdown.
-  for (const step of [() => startTracing({ config, logger: log }), ...steps]) {
-    if (lifecycle.stopping) break;
-    try {
-      await lifecycle.start(step);
-    } catch (error) {
-      if (lifecycle.stopping) break;
-      await lifecycle.closeAll();
-      throw error;
-    }
+const COMMAND_GROUPS: { names: readonly string[]; load: () => Promise<{ register(program: Command): void }> }[] = [
+  { names: ['access'], load: () => import('./commands/access.ts') },
+  { names: ['topology'], load: () => import('./commands/topology.ts') },
+  { names: ['schemas'], load: () => import('./commands/schemas.ts') },
+  { names: ['tail'], load: () => import('./commands/tail.ts') },
+  { names: ['console'], load: () => import('./commands/console.ts') },
+  { names: ['bridge'], load: () => import('./commands/bridge.ts') },
+  { names: ['services', 'etcd'], load: () => import('./commands/services.ts') },
+  { names: ['lb'], load: () => import('./commands/lb.ts') },
+  { names: ['status'], load: () => import('./commands/status.ts') },
+  { names: ['dlq'], load: () => import('./commands/dlq.ts') },
+];
+
+/** The root options that take a value, so that the command name after them can be found. */
+const ROOT_VALUE_OPTIONS = new Set(['--brokers', '--registry-url', '--topology', '--log-level']);
+
+/** The command `args` (argv without node and the script) invoke: the first word that is not a root option or its value. */
+export function invokedCommand(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('-')) return arg;
+    if (ROOT_VALUE_OPTIONS.has(arg)) i++;
   }
-  if (!lifecycle.stopping) log.info({ services: lifecycle.serviceNames() }, 'Sluice is running; Ctrl-C stops it');
-  return lifecycle.untilSignal();
+  return undefined;
 }
+
+// The core commands' services, loaded by the command that runs them.
+const services = () => import('./services.ts');
+const serving = () => import('./serve.ts');
+const broker = () => import('../broker/broker.ts');
+const cluster = () => import('../broker/cluster.ts');
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -94,7 +67,8 @@ function secureSummary(secure: SecureListener | undefined): Record<string, unkno
   return secure ? { saslSsl: secure.brokers, caFile: secure.caFile, saslUser: secure.username, mechanisms: secure.mechanisms } : {};
 }
 
-export function buildProgram(): Command {
+/** The CLI; with `only`, just the core commands and the group that registers that command (all groups when none does). */
+export async function buildProgram(only?: string): Promise<Command> {
   const program = new Command('sluice')
     .description('Event streaming on Apache Kafka: HTTP ingress, schema registry, stream workers, topology as code.')
     .addOption(new Option('--brokers <list>', 'Kafka bootstrap servers (host:port,...)').env(OPTIONS.kafkaBrokers.env))
@@ -111,6 +85,10 @@ export function buildProgram(): Command {
     .description('start everything: Kafka (unless KAFKA_BROKERS is set), the registry, the topology, the ingress and the workers')
     .option('--no-workers', 'start no workers')
     .action(async (flags: { workers: boolean }, command: Command) => {
+      const { applyAtStart, discoveryStep, ensureKafka, ingressService, loadTopology, preferRunningCluster, registryIsLocal, registryService, selectWorkers, workerMetricsService, workerService } =
+        await services();
+      const { internalRegistryUrl } = await import('../access/internal.ts');
+      const { serve } = await serving();
       const overrides = flags.workers ? {} : { workers: '' };
       const base = preferRunningCluster(configFrom(command, overrides));
       const ownRegistry = registryIsLocal(base);
@@ -134,6 +112,7 @@ export function buildProgram(): Command {
     .command('registry')
     .description('run the schema registry (Confluent Schema Registry API) against a running cluster')
     .action(async (_flags: object, command: Command) => {
+      const [{ discoveryStep, registryService }, { serve }] = await Promise.all([services(), serving()]);
       const config = configFrom(command);
       const log = createLogger(config, 'sluice');
       const discovery = discoveryStep(config, log, discoveryRequested(command));
@@ -146,6 +125,7 @@ export function buildProgram(): Command {
     .option('--no-apply', 'do not create missing topics and register schemas first')
     .option('--instances <n>', 'replicas to run in this process, on ports SLUICE_INGRESS_PORT + 0..n-1', positiveInt, 1)
     .action(async (flags: { apply: boolean; instances: number }, command: Command) => {
+      const [{ applyAtStart, discoveryStep, ingressService, loadTopology }, { serve }] = await Promise.all([services(), serving()]);
       const config = configFrom(command);
       const log = createLogger(config, 'sluice');
       const topology = loadTopology(config.topologyFile);
@@ -171,6 +151,7 @@ export function buildProgram(): Command {
     .description('run one worker of the topology in its consumer group')
     .option('--instances <n>', 'consumers of the group to run in this process', positiveInt, 1)
     .action(async (name: string, flags: { instances: number }, command: Command) => {
+      const [{ discoveryStep, findWorker, loadTopology, workerMetricsService, workerService }, { serve }] = await Promise.all([services(), serving()]);
       const config = configFrom(command);
       const log = createLogger(config, 'sluice');
       const topology = loadTopology(config.topologyFile);
@@ -196,13 +177,14 @@ export function buildProgram(): Command {
       const config = nodes === undefined ? configFrom(command) : configFrom(command, { kafkaBrokers: process.env.KAFKA_BROKERS ?? '' });
       const log = createLogger(config, 'kafka');
       if (config.kafkaBrokers) return log.info({ brokers: config.kafkaBrokers }, 'KAFKA_BROKERS is set: using that cluster, starting nothing');
+      const [{ localKafkaOptions, runningPid, startLocalKafka }, { localClusterDir, localClusterOptions, runningCluster, startLocalCluster }] = await Promise.all([broker(), cluster()]);
       if ((nodes ?? 1) > 1) {
         if (runningPid(localKafkaOptions(config).dataDir) !== undefined)
           throw new LocalKafkaError('the single local broker is running; `sluice kafka down` stops it before a cluster can take its ports');
-        const cluster = await startLocalCluster(localClusterOptions(config, nodes!), log);
+        const started = await startLocalCluster(localClusterOptions(config, nodes!), log);
         return log.info(
-          { brokers: cluster.brokers, dataDir: localClusterDir(config), ...secureSummary(cluster.secure) },
-          cluster.started ? 'Kafka cluster started' : 'Kafka cluster was already running',
+          { brokers: started.brokers, dataDir: localClusterDir(config), ...secureSummary(started.secure) },
+          started.started ? 'Kafka cluster started' : 'Kafka cluster was already running',
         );
       }
       const clusterBrokers = runningCluster(localClusterDir(config));
@@ -218,12 +200,14 @@ export function buildProgram(): Command {
       const config = configFrom(command);
       const log = createLogger(config, 'kafka');
       if (config.kafkaBrokers) return log.info({ brokers: config.kafkaBrokers }, 'KAFKA_BROKERS is set: that cluster is not ours to stop');
-      const [single, cluster] = await Promise.all([stopLocalKafka(localKafkaOptions(config).dataDir, log), stopLocalCluster(localClusterDir(config), log)]);
-      if (!single && !cluster) log.info('no local Kafka was running');
+      const [{ localKafkaOptions, stopLocalKafka }, { localClusterDir, stopLocalCluster }] = await Promise.all([broker(), cluster()]);
+      const [single, several] = await Promise.all([stopLocalKafka(localKafkaOptions(config).dataDir, log), stopLocalCluster(localClusterDir(config), log)]);
+      if (!single && !several) log.info('no local Kafka was running');
     });
 
   // Further command groups live in cli/commands/<group>.ts, each exporting register(program).
-  for (const register of COMMAND_GROUPS) register(program);
+  const wanted = COMMAND_GROUPS.filter((group) => only !== undefined && group.names.includes(only));
+  for (const group of wanted.length > 0 ? wanted : COMMAND_GROUPS) (await group.load()).register(program);
 
   return program;
 }

@@ -1,9 +1,9 @@
 import { SluiceError } from '../core/errors.ts';
-import { buildProgram } from './program.ts';
+import { buildProgram, invokedCommand } from './program.ts';
 
 async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(invokedCommand(argv.slice(2)))).parseAsync(argv);
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'string' && code.startsWith('commander.')) {

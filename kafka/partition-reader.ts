@@ -40,6 +40,14 @@ const OFFSET_OUT_OF_RANGE = 'OFFSET_OUT_OF_RANGE';
 // The client exports the fetch response only as the return type of Consumer.fetch.
 type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
 
+/** One Fetch to one broker, as #send sends it; `key` names the broker and every partition's offset. */
+interface FetchRequest {
+  node: number;
+  key: string;
+  topics: { topicId: string; partitions: { partition: number; fetchOffset: bigint; currentLeaderEpoch: number; lastFetchedEpoch: number; partitionMaxBytes: number }[] }[];
+  topicNames: Map<string, string>;
+}
+
 /** Offsets [start, end) of one partition. */
 interface PartitionRange {
   topic: string;
@@ -59,6 +67,8 @@ export class PartitionReader {
   #stopping = false;
   #running: Promise<void> | undefined;
   readonly #abort = new AbortController();
+  /** Per broker, the fetch sent ahead while the previous answer was handled (#prefetch). */
+  readonly #prefetched = new Map<number, { key: string; response: Promise<FetchResponse> }>();
 
   /** For ends() and readAt(): its own connections, since a broker answers one request per connection at a time and the reader's fetch may be waiting there for up to maxWaitMs. */
   #offsets: Consumer | undefined;
@@ -196,6 +206,7 @@ export class PartitionReader {
         await Promise.all([...byLeader].map(([node, positions]) => this.#fetchFrom(node, positions, metadata, handler)));
         failures = 0;
       } catch (error) {
+        this.#prefetched.clear();
         if (this.#stopping) return;
         const classified = toSluiceError(error, { ...this.#context, operation: 'fetch' });
         failures += 1;
@@ -220,28 +231,44 @@ export class PartitionReader {
     return out;
   }
 
-  async #fetchFrom(node: number, positions: TopicPartitionOffset[], metadata: ClusterMetadata, handler: BatchHandler): Promise<void> {
+  /** The Fetch for `positions` on `node`, and its identity (a prefetched response serves only the same request). */
+  #fetchRequest(node: number, positions: readonly TopicPartitionOffset[], metadata: ClusterMetadata): FetchRequest {
     const byTopic = new Map<string, TopicPartitionOffset[]>();
     for (const p of positions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
     const topicNames = new Map<string, string>();
+    let key = `${node}`;
     const topics = [...byTopic].map(([topic, list]) => {
       const topicId = metadata.topics.get(topic)!.id;
       topicNames.set(topicId, topic);
       return {
         topicId,
-        partitions: list.map((p) => ({ partition: p.partition, fetchOffset: p.offset, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: this.#settings.maxBytesPerPartition })),
+        partitions: list.map((p) => {
+          key += `\u0000${topic}\u0000${p.partition}\u0000${p.offset}`;
+          return { partition: p.partition, fetchOffset: p.offset, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: this.#settings.maxBytesPerPartition };
+        }),
       };
     });
+    return { node, key, topics, topicNames };
+  }
+
+  #send(request: FetchRequest): Promise<FetchResponse> {
+    return this.#client.fetch({
+      node: request.node,
+      topics: request.topics,
+      minBytes: this.#settings.minBytes,
+      maxBytes: this.#settings.maxBytes,
+      maxWaitTime: this.#settings.maxWaitMs,
+      isolationLevel: this.#settings.readCommitted ? FetchIsolationLevels.READ_COMMITTED : FetchIsolationLevels.READ_UNCOMMITTED,
+    });
+  }
+
+  async #fetchFrom(node: number, positions: TopicPartitionOffset[], metadata: ClusterMetadata, handler: BatchHandler): Promise<void> {
+    const request = this.#fetchRequest(node, positions, metadata);
+    const prefetched = this.#prefetched.get(node);
+    this.#prefetched.delete(node);
     let response: FetchResponse;
     try {
-      response = await this.#client.fetch({
-        node,
-        topics,
-        minBytes: this.#settings.minBytes,
-        maxBytes: this.#settings.maxBytes,
-        maxWaitTime: this.#settings.maxWaitMs,
-        isolationLevel: this.#settings.readCommitted ? FetchIsolationLevels.READ_COMMITTED : FetchIsolationLevels.READ_UNCOMMITTED,
-      });
+      response = await (prefetched?.key === request.key ? prefetched.response : this.#send(request));
     } catch (error) {
       const classified = toSluiceError(error, this.#context);
       if ((classified as SluiceError & { kafkaCode?: string }).kafkaCode === OFFSET_OUT_OF_RANGE) {
@@ -250,8 +277,9 @@ export class PartitionReader {
       }
       throw error;
     }
+    const fetched: { position: TopicPartitionOffset; batch: PartitionBatch }[] = [];
     for (const t of response.responses) {
-      const topic = topicNames.get(t.topicId);
+      const topic = request.topicNames.get(t.topicId);
       if (topic === undefined) continue;
       for (const p of t.partitions) {
         const position = this.#positions.get(`${topic}\u0000${p.partitionIndex}`);
@@ -259,10 +287,31 @@ export class PartitionReader {
         const batch = decodePartition(topic, p.partitionIndex, position.offset, p, this.#settings.readCommitted);
         // A read_committed fetch stops at an open transaction's records; the offset moves on only past what was returned.
         if (batch.records.length === 0 && batch.nextOffset === position.offset) continue;
-        await handler(batch);
-        position.offset = batch.nextOffset;
+        fetched.push({ position, batch });
       }
     }
+    if (fetched.length > 0 && !this.#stopping) this.#prefetch(node, positions, fetched, metadata);
+    for (const { position, batch } of fetched) {
+      await handler(batch);
+      position.offset = batch.nextOffset;
+    }
+  }
+
+  /**
+   * Asks `node` for what follows `fetched` before it is handled: the broker reads and sends the next records while
+   * these are decoded and written, instead of after. At most one such fetch per broker, so a reader holds at most two
+   * fetches' bytes; a seek or a moved leader makes it a different request, and its answer is dropped.
+   */
+  #prefetch(node: number, positions: readonly TopicPartitionOffset[], fetched: readonly { position: TopicPartitionOffset; batch: PartitionBatch }[], metadata: ClusterMetadata): void {
+    const next = positions.map((p) => {
+      const done = fetched.find((f) => f.position === p);
+      return done ? { ...p, offset: done.batch.nextOffset } : p;
+    });
+    const request = this.#fetchRequest(node, next, metadata);
+    const response = this.#send(request);
+    // A prefetch nobody asks for (the reader stopped, or seeked) must not surface as an unhandled rejection.
+    response.catch(() => undefined);
+    this.#prefetched.set(node, { key: request.key, response });
   }
 
   /** A position before the log start (retention removed it) restarts at the earliest offset still there. */

@@ -6,7 +6,7 @@ import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
 import { headerMap, RecordDecoder, type TailRecord } from '../tail/decode.ts';
-import { createFormatter, encodeLines, type Formatter } from '../tail/format.ts';
+import { createFormatter, LineEncoder, type Formatter } from '../tail/format.ts';
 import type { FilterContext } from '../tail/filter.ts';
 import type { AccessControl } from './access.ts';
 import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from './read-query.ts';
@@ -16,10 +16,10 @@ import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from
  * NDJSON or (with `Accept: text/event-stream`) Server-Sent Events. No consumer
  * group: each request reads the partitions from exact offsets with a
  * PartitionReader (read_committed), decodes through the registry like `sluice
- * tail`, and ends when the client leaves or `max` records were sent. The next
- * fetch starts only once the previous batch was written and the socket drained,
- * so a slow client slows the reading, never the memory: per connection at most
- * one fetch (READ_FETCH_BYTES) plus the socket's buffer.
+ * tail`, and ends when the client leaves or `max` records were sent. One fetch
+ * is asked for ahead while a batch is written; the one after waits until the
+ * socket drained, so a slow client slows the reading, never the memory: per
+ * connection at most two fetches (READ_FETCH_BYTES each) plus the socket's buffer.
  *
  * Permission: `{ action: 'read', topic }` through the AccessControl hook.
  */
@@ -96,6 +96,7 @@ class RecordStream {
   readonly #raw: ServerResponse;
   readonly #sse: boolean;
   readonly #formatter: Formatter = createFormatter('ndjson', { headers: true });
+  readonly #encoder = new LineEncoder();
   readonly #decoder: RecordDecoder;
   readonly #query: ReadQuery;
   readonly #positions: Map<number, bigint>;
@@ -144,7 +145,10 @@ class RecordStream {
     }
     if (last !== undefined) this.#positions.set(batch.partition, last + 1n);
     if (this.#sent < max) this.#positions.set(batch.partition, batch.nextOffset);
-    if (lines.length > 0 && !this.#closed) await this.#send(encodeLines(lines));
+    if (lines.length > 0 && !this.#closed) {
+      const { bytes, release } = this.#encoder.encode(lines);
+      await this.#send(bytes, release);
+    }
   }
 
   /** An SSE comment when nothing was written for a while (called between fetches). */
@@ -152,9 +156,9 @@ class RecordStream {
     if (this.#sse && !this.#closed && Date.now() - this.#lastWrite > SSE_KEEPALIVE_MS) await this.#send(': keep-alive\n\n');
   }
 
-  async #send(text: string | Buffer): Promise<void> {
+  async #send(text: string | Buffer, written?: () => void): Promise<void> {
     this.#lastWrite = Date.now();
-    const flushed = this.#raw.write(text);
+    const flushed = this.#raw.write(text, written);
     const buffered = this.#raw.writableLength;
     if (buffered > this.#stats.maxBufferedBytes) this.#stats.maxBufferedBytes = buffered;
     if (flushed || this.#closed) return;

@@ -1,6 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authorize } from '../access/permissions.ts';
 import { describeCause } from '../core/errors.ts';
+import type { RegistryClient } from '../core/registry-client.ts';
+import type { KafkaConnection } from './kafka-connection.ts';
+import type { RouteBinding } from './routes.ts';
 
 /**
  * Readiness: whether this ingress can take events now. Each check is cached for
@@ -76,6 +79,20 @@ export class Readiness {
     check.checkedAtMs = Date.now();
     return result;
   }
+}
+
+/** The ingress's checks: the broker, the registry (each route's schema id), and that every route has its schema. */
+export function ingressReadiness(options: { connection: Pick<KafkaConnection, 'ready'>; registry: RegistryClient; bindings: RouteBinding[]; routes: number; produceTimeoutMs: number }): Readiness {
+  const { connection, registry, bindings } = options;
+  const readiness = new Readiness({ cacheMs: 3000, timeoutMs: Math.min(2000, options.produceTimeoutMs) });
+  readiness.add('broker', () => connection.ready());
+  readiness.add('registry', async () => {
+    for (const b of bindings) await registry.request('GET', `/schemas/ids/${b.schemaId}`);
+  });
+  readiness.add('schemas', async () => {
+    if (bindings.length !== options.routes) throw new Error('not every route has a registered schema');
+  });
+  return readiness;
 }
 
 /**

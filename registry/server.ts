@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
-import { checkExposure, scheme } from '../access/http.ts';
+import { checkExposure, listeningUrl } from '../access/http.ts';
 import { buildRegistryApp } from './routes.ts';
 import { RegistryStore } from './store.ts';
 
@@ -22,12 +22,6 @@ export interface RunningRegistry {
   close(): Promise<void>;
 }
 
-function urlOf(address: AddressInfo, protocol: string): string {
-  // A wildcard address is not one a client can call; loopback reaches it.
-  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
-  return `${protocol}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
-}
-
 /** Loads the registry's state from Kafka, then serves the Confluent API. */
 export async function startRegistry(options: RegistryOptions): Promise<RunningRegistry> {
   const { config } = options;
@@ -42,7 +36,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
     await store.close();
     throw error;
   }
-  const url = urlOf(app.server.address() as AddressInfo, scheme(config));
+  const url = listeningUrl(app.server.address() as AddressInfo, config);
   logger.info({ url, topic: store.topic }, 'schema registry listening');
   let closing: Promise<void> | undefined;
   return {

@@ -4,7 +4,7 @@ import { RegistryClient } from '../../core/registry-client.ts';
 import { findBridge, startBridge } from '../../integrations/rabbitmq/bridge.ts';
 import { loadTopology } from '../../topology/load.ts';
 import { configFrom, discoveryRequested } from '../flags.ts';
-import { serve } from '../program.ts';
+import { serve } from '../serve.ts';
 import { discoveryStep } from '../services.ts';
 import { describeInstance } from '../../discovery/open.ts';
 import { hostname } from 'node:os';

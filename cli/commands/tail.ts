@@ -4,7 +4,7 @@ import { createKafka } from '../../kafka/index.ts';
 import { createLogger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { compileFilter } from '../../tail/filter.ts';
-import { createFormatter, encodeLines, FORMATS, type TailFormat } from '../../tail/format.ts';
+import { createFormatter, FORMATS, LineEncoder, type TailFormat } from '../../tail/format.ts';
 import { parseSince, type StartPosition } from '../../tail/positions.ts';
 import { startTail, type Tail } from '../../tail/reader.ts';
 import { configFrom } from '../flags.ts';
@@ -42,7 +42,7 @@ function startOf(flags: TailFlags): StartPosition {
 }
 
 /** Writes to stdout, waiting for the pipe to drain; resolves false once the reader has gone (EPIPE). */
-function stdoutWriter(): { write(text: string | Buffer): Promise<void>; closed: Promise<void> } {
+function stdoutWriter(): { write(text: string | Buffer, written?: () => void): Promise<void>; closed: Promise<void> } {
   let onClosed!: () => void;
   const closed = new Promise<void>((resolve) => (onClosed = resolve));
   let gone = false;
@@ -57,9 +57,9 @@ function stdoutWriter(): { write(text: string | Buffer): Promise<void>; closed: 
   });
   return {
     closed,
-    async write(text) {
+    async write(text, written) {
       if (gone || text.length === 0) return;
-      if (!process.stdout.write(text)) await Promise.race([once(process.stdout, 'drain'), closed]);
+      if (!process.stdout.write(text, written)) await Promise.race([once(process.stdout, 'drain'), closed]);
     },
   };
 }
@@ -108,6 +108,7 @@ export function register(program: Command): void {
       const format = flags.format ?? (process.stdout.isTTY ? 'pretty' : 'ndjson');
       const formatter = createFormatter(format, { headers: flags.headers === true, columns: process.stdout.columns });
       const out = stdoutWriter();
+      const encoder = new LineEncoder();
       await out.write(formatter.header());
 
       const tail = await startTail({
@@ -121,7 +122,8 @@ export function register(program: Command): void {
         onRecords: (records) => {
           const lines = new Array<string>(records.length);
           for (let i = 0; i < records.length; i++) lines[i] = formatter.format(records[i]!);
-          return out.write(encodeLines(lines));
+          const { bytes, release } = encoder.encode(lines);
+          return out.write(bytes, release);
         },
       });
       const stopProgress = progress(tail);

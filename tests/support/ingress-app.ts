@@ -11,7 +11,7 @@ import { BatchingProducer, type OutgoingRecord } from '../../producers/batching-
 import { registerBodyParsers } from '../../producers/body-parsers.ts';
 import { registerProbes, type Readiness } from '../../producers/readiness.ts';
 import { registerRoutes, type RouteBinding } from '../../producers/routes.ts';
-import { errorBody, toSluiceError } from '../../producers/server.ts';
+import { errorBody, toSluiceError } from '../../producers/ingress-errors.ts';
 import { topicByName, type Topology } from '../../topology/model.ts';
 
 /**

@@ -7,7 +7,7 @@ import { BrokerUnavailableError, KafkaError, MalformedBodyError, OverloadedError
 import { stringifyJson } from '../../core/json.ts';
 import { parseJsonBody, parseNdjsonBody } from '../../producers/body-parsers.ts';
 import { checkEvents } from '../../producers/routes.ts';
-import { errorBody, toSluiceError } from '../../producers/server.ts';
+import { errorBody, toSluiceError } from '../../producers/ingress-errors.ts';
 import { toProduceError } from '../../producers/batching-producer.ts';
 import { ingressProducerSettings } from '../../producers/kafka-connection.ts';
 import { retryPolicies } from '../../core/retry.ts';

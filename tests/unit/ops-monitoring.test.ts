@@ -7,7 +7,7 @@ import { PROJECT_ROOT } from '../../core/config.ts';
 import { createHttpMetrics } from '../../core/http-metrics.ts';
 import { createWorkerMetrics } from '../../consumers/metrics.ts';
 import type { BatchingStats } from '../../producers/batching-producer.ts';
-import { createMetrics as createIngressMetrics } from '../../producers/server.ts';
+import { createMetrics as createIngressMetrics } from '../../producers/ingress-metrics.ts';
 
 /**
  * The alert rules and the dashboard name metrics by string: a renamed metric

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decimalString, displayPlan } from '../../tail/display.ts';
 import { compileFilter, FilterError, type FilterContext } from '../../tail/filter.ts';
-import { createFormatter, encodeLines } from '../../tail/format.ts';
+import { createFormatter, LineEncoder } from '../../tail/format.ts';
 import { parseSince } from '../../tail/positions.ts';
 import { headerMap, type TailRecord } from '../../tail/decode.ts';
 
@@ -131,8 +131,23 @@ describe('formats', () => {
 
   it('encodes a batch of lines as one Buffer, multi-byte characters and lone surrogates as a string write would', () => {
     const lines = ['{"a":"é€😀"}\n', '', 'plain\n', 'lone \ud800\n'];
-    expect(encodeLines(lines)).toEqual(Buffer.from(lines.join(''), 'utf8'));
-    expect(encodeLines([])).toHaveLength(0);
+    const encoder = new LineEncoder();
+    expect(encoder.encode(lines).bytes).toEqual(Buffer.from(lines.join(''), 'utf8'));
+    expect(encoder.encode([]).bytes).toHaveLength(0);
+  });
+
+  it('reuses a batch buffer only after its write released it', () => {
+    const encoder = new LineEncoder();
+    const first = encoder.encode(['one\n']);
+    const second = encoder.encode(['two\n']);
+    // Not released: the second batch must not overwrite the first while it may still be being written.
+    expect(first.bytes.toString()).toBe('one\n');
+    expect(second.bytes.buffer === first.bytes.buffer && second.bytes.byteOffset === first.bytes.byteOffset).toBe(false);
+    first.release();
+    const third = encoder.encode(['three\n']);
+    expect(third.bytes.toString()).toBe('three\n');
+    expect(third.bytes.buffer).toBe(first.bytes.buffer);
+    expect(second.bytes.toString()).toBe('two\n');
   });
 
   it('a --where filter sees a repeated header by its last value, as a worker handler does', () => {

@@ -1,0 +1,24 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { RegistryHttpError } from '../../core/errors.ts';
+import { deleteConfig, setConfig } from '../commands.ts';
+import { Lookup, subjectLevel, type RegistryRouteOptions, type SubjectParams } from './lookup.ts';
+
+/** /config: the global and per-subject compatibility levels. */
+const configRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { store }) => {
+  const lookup = new Lookup(store);
+  const state = store.state;
+
+  app.get('/config', async () => ({ compatibilityLevel: state.globalCompatibility }));
+  app.put('/config', async (request) => store.execute((s) => setConfig(s, null, request.body)));
+  app.delete('/config', async () => store.execute((s) => deleteConfig(s, null)));
+
+  app.get<{ Params: SubjectParams }>('/config/:subject', async (request) => {
+    const { subject } = request.params;
+    const notConfigured = () => RegistryHttpError.subjectLevelCompatibilityNotConfigured(subject);
+    return lookup.read(() => ({ compatibilityLevel: subjectLevel(state.subjectCompatibility(subject), state.globalCompatibility, request.query, notConfigured) }));
+  });
+  app.put<{ Params: SubjectParams }>('/config/:subject', async (request) => store.execute((s) => setConfig(s, request.params.subject, request.body)));
+  app.delete<{ Params: SubjectParams }>('/config/:subject', async (request) => store.execute((s) => deleteConfig(s, request.params.subject)));
+};
+
+export default configRoutes;

@@ -1,4 +1,5 @@
 import type { Type } from 'avsc';
+import { normalizeRuleSet, validateMetadata, validateRuleSet, type Metadata, type RuleSet } from '../rules/index.ts';
 import { jsonSchemaCodec, type JsonSchemaCodec } from '../core/formats/json-schema.ts';
 import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
 import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
@@ -26,6 +27,28 @@ export interface SchemaRequest {
   /** An explicit id and version (IMPORT mode only). */
   id?: number;
   version?: number;
+  /** The request's own `metadata` and `ruleSet`, validated (merged with the previous version and config at registration). */
+  metadata?: Metadata;
+  ruleSet?: RuleSet;
+}
+
+/**
+ * A request's `metadata` and `ruleSet`: every rule checked (its expression
+ * compiled, its kind, mode, type and actions known, names unique); the first
+ * problem is a 422 (42201) naming the rule and the field, as Confluent
+ * answers an invalid rule.
+ */
+export function parseContract(body: Record<string, unknown>): { metadata?: Metadata; ruleSet?: RuleSet } {
+  const problems = [...validateMetadata(body.metadata), ...validateRuleSet(body.ruleSet, body.metadata)];
+  if (problems.length > 0) {
+    const first = problems[0]!;
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
+    throw RegistryHttpError.invalidSchema(`Invalid ${first.rule !== undefined ? `rule '${first.rule}'` : 'data contract'}: ${first.path}: ${first.message}${more}`);
+  }
+  return {
+    ...(isObject(body.metadata) ? { metadata: body.metadata as Metadata } : {}),
+    ...(isObject(body.ruleSet) ? { ruleSet: normalizeRuleSet(body.ruleSet as RuleSet) } : {}),
+  };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -130,6 +153,7 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
     parsed,
     ...(isPositiveInt(id) ? { id } : {}),
     ...(isPositiveInt(version) ? { version } : {}),
+    ...parseContract(body),
   };
 }
 

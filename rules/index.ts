@@ -8,3 +8,4 @@ export * from './types.ts';
 export { validateRuleSet, validateMetadata, normalizeRuleSet, type RuleProblem } from './validate.ts';
 export { CompiledContract, ContractCache, migrate, type ContractVersion, type RuleFailure, type RuleOutcome, type RuleVerdict, type RunOptions } from './engine.ts';
 export type { FieldTypeName } from './fields.ts';
+export { mergeMetadata, mergeRuleSets } from './merge.ts';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { RegistryHttpError } from '../../core/errors.ts';
-import { deleteSubject, deleteVersion, parseVersion, registerSchema } from '../commands.ts';
+import { contractFor, deleteSubject, deleteVersion, parseVersion, registerSchema } from '../commands.ts';
 import { parseSchemaRequest } from '../schemas.ts';
 import { flag, Lookup, raw, versionBody, type RegistryRouteOptions, type SubjectParams, type VersionParams } from './lookup.ts';
 
@@ -35,8 +35,12 @@ const subjectRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { st
     const includeDeleted = flag(request.query, 'deleted');
     return lookup.read(() => {
       if (!state.hasSubject(subject, includeDeleted)) throw RegistryHttpError.subjectNotFound(subject);
-      const { schema, schemaType, references } = parseSchemaRequest(state, request.body, readable(request));
-      const entry = state.findInSubject(subject, schema, schemaType, references, includeDeleted);
+      const parsed = parseSchemaRequest(state, request.body, readable(request));
+      const { schema, schemaType, references } = parsed;
+      // A look-up without metadata or ruleSet finds the version with the subject's current contract, as a registration would.
+      const entry =
+        state.findInSubject(subject, schema, schemaType, references, includeDeleted, contractFor(state, subject, parsed)) ??
+        state.findInSubject(subject, schema, schemaType, references, includeDeleted, parsed);
       if (!entry) throw RegistryHttpError.schemaNotFound(`Schema not found under subject '${subject}'`);
       return versionBody(entry);
     });

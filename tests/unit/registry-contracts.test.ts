@@ -1,0 +1,80 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../core/config.ts';
+import { createLogger } from '../../core/logger.ts';
+import { memoryRegistryApp } from '../support/memory-registry.ts';
+
+/** Data contracts through the registry's REST API: stored with the version, returned where Confluent returns them, validated, merged from config. */
+let app: FastifyInstance;
+
+const call = async (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown) => {
+  const response = await app.inject({ method, url, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
+  return { status: response.statusCode, body: response.json() as Record<string, unknown> };
+};
+
+const SCHEMA = JSON.stringify({ type: 'object', properties: { amount: { type: 'number' }, ssn: { type: 'string' } } });
+const POSITIVE = { name: 'positive', kind: 'CONDITION', mode: 'WRITE', type: 'CEL', expr: 'message.amount > 0' };
+const MASK = { name: 'mask', kind: 'TRANSFORM', mode: 'WRITE', type: 'CEL_FIELD', tags: ['PII'], expr: "'***'" };
+
+beforeAll(async () => {
+  const config = loadConfig({ SLUICE_LOG_LEVEL: 'silent' });
+  app = memoryRegistryApp(config, createLogger(config, 'registry-contracts')).app;
+  await app.ready();
+});
+afterAll(async () => app.close());
+
+describe('metadata and ruleSet on a version', () => {
+  it('are stored and returned by version, latest, id and look-up', async () => {
+    const metadata = { properties: { owner: 'payments' }, tags: { '**.ssn': ['PII'] } };
+    const registered = await call('POST', '/subjects/pay-value/versions', { schemaType: 'JSON', schema: SCHEMA, metadata, ruleSet: { domainRules: [POSITIVE] } });
+    expect(registered.status).toBe(200);
+    const id = registered.body.id as number;
+    const expectedRuleSet = { domainRules: [{ ...POSITIVE, disabled: false }] };
+    const latest = await call('GET', '/subjects/pay-value/versions/latest');
+    expect(latest.body).toEqual({ subject: 'pay-value', version: 1, id, schemaType: 'JSON', metadata, ruleSet: expectedRuleSet, schema: SCHEMA });
+    expect((await call('GET', `/schemas/ids/${id}`)).body).toMatchObject({ metadata, ruleSet: expectedRuleSet });
+    expect((await call('POST', '/subjects/pay-value', { schemaType: 'JSON', schema: SCHEMA })).body).toMatchObject({ version: 1, id, ruleSet: expectedRuleSet });
+  });
+
+  it('the same schema with a new ruleSet is a new version and id; a bare re-registration keeps the rules', async () => {
+    const first = (await call('GET', '/subjects/pay-value/versions/1')).body;
+    const second = await call('POST', '/subjects/pay-value/versions', { schemaType: 'JSON', schema: SCHEMA, ruleSet: { domainRules: [POSITIVE, MASK] } });
+    expect(second.body.id).not.toBe(first.id);
+    expect((await call('GET', '/subjects/pay-value/versions')).body).toEqual([1, 2]);
+    // Confluent's clients register the bare schema: it inherits version 2's contract and is that version.
+    expect((await call('POST', '/subjects/pay-value/versions', { schemaType: 'JSON', schema: SCHEMA })).body).toEqual({ id: second.body.id });
+    const latest = (await call('GET', '/subjects/pay-value/versions/latest')).body;
+    expect(latest).toMatchObject({ version: 2, metadata: { properties: { owner: 'payments' } } });
+    expect((latest.ruleSet as { domainRules: { name: string }[] }).domainRules.map((r) => r.name)).toEqual(['positive', 'mask']);
+  });
+
+  it('an invalid rule is 422 (42201) naming the rule and the field, nothing stored', async () => {
+    const bad = await call('POST', '/subjects/pay-value/versions', { schemaType: 'JSON', schema: SCHEMA, ruleSet: { domainRules: [{ ...POSITIVE, expr: 'message.amount >' }] } });
+    expect(bad.status).toBe(422);
+    expect(bad.body.error_code).toBe(42201);
+    expect(bad.body.message).toMatch(/^Invalid rule 'positive': ruleSet\.domainRules\[0\]\.expr: does not compile/);
+    const duplicate = await call('POST', '/subjects/pay-value/versions', { schemaType: 'JSON', schema: SCHEMA, ruleSet: { domainRules: [POSITIVE, POSITIVE] } });
+    expect(duplicate.body.message).toMatch(/duplicate name 'positive'/);
+    expect((await call('GET', '/subjects/pay-value/versions')).body).toEqual([1, 2]);
+  });
+});
+
+describe('config: defaultRuleSet, overrideMetadata, compatibilityGroup', () => {
+  it('merges default, then the request, then the override', async () => {
+    expect((await call('PUT', '/config/merge-value', { defaultRuleSet: { domainRules: [POSITIVE] }, overrideMetadata: { properties: { owner: 'platform' } } })).status).toBe(200);
+    expect((await call('GET', '/config/merge-value')).body).toMatchObject({ compatibilityLevel: 'BACKWARD', defaultRuleSet: { domainRules: [{ name: 'positive' }] } });
+    await call('POST', '/subjects/merge-value/versions', { schemaType: 'JSON', schema: SCHEMA, metadata: { properties: { owner: 'me', team: 'x' } }, ruleSet: { domainRules: [MASK] } });
+    const latest = (await call('GET', '/subjects/merge-value/versions/latest')).body;
+    expect(latest.metadata).toEqual({ properties: { owner: 'platform', team: 'x' } });
+    expect((latest.ruleSet as { domainRules: { name: string }[] }).domainRules.map((r) => r.name)).toEqual(['positive', 'mask']);
+  });
+
+  it('a new value of the group property starts a new compatibility line', async () => {
+    await call('PUT', '/config/group-value', { compatibility: 'BACKWARD', compatibilityGroup: 'major_version' });
+    const v1 = JSON.stringify({ type: 'object', properties: { a: { type: 'string' } }, additionalProperties: false });
+    const breaking = JSON.stringify({ type: 'object', properties: { a: { type: 'integer' } }, additionalProperties: false });
+    await call('POST', '/subjects/group-value/versions', { schemaType: 'JSON', schema: v1, metadata: { properties: { major_version: '1' } } });
+    expect((await call('POST', '/subjects/group-value/versions', { schemaType: 'JSON', schema: breaking, metadata: { properties: { major_version: '1' } } })).status).toBe(409);
+    expect((await call('POST', '/subjects/group-value/versions', { schemaType: 'JSON', schema: breaking, metadata: { properties: { major_version: '2' } } })).status).toBe(200);
+  });
+});

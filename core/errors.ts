@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   'SLUICE_TOPIC_EXISTS',
   'SLUICE_SCHEMA_INCOMPATIBLE',
   'SLUICE_VALIDATION_FAILED',
+  'SLUICE_RULE_FAILED',
   'SLUICE_MALFORMED_BODY',
   'SLUICE_BAD_REQUEST',
   'SLUICE_INTERNAL',
@@ -143,6 +144,25 @@ export class ValidationError extends SluiceError {
     super('SLUICE_VALIDATION_FAILED', message ?? (first ? `${first.path || '(root)'}: ${first.message}` : 'invalid event'), {
       statusCode: 400,
     });
+    this.violations = violations;
+  }
+}
+
+/** Where a data-contract rule refused an event: the rule, the subject version it belongs to, the field (CEL_FIELD) and, in a batch, the event's index. */
+export interface RuleViolation {
+  rule: string;
+  subject: string;
+  version: number;
+  reason: string;
+  field?: string;
+  index?: number;
+}
+
+/** An event broke a rule of its schema's data contract whose action is ERROR (422: the event is well-formed, its meaning is refused). */
+export class RuleViolationError extends SluiceError {
+  readonly violations: RuleViolation[];
+  constructor(violations: RuleViolation[], message: string) {
+    super('SLUICE_RULE_FAILED', message, { statusCode: 422 });
     this.violations = violations;
   }
 }

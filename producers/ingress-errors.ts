@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyPluginCallback } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Counter } from 'prom-client';
-import { MalformedBodyError, NotFoundError, PayloadTooLargeError, SluiceError, UnsupportedMediaTypeError, ValidationError } from '../core/errors.ts';
+import { MalformedBodyError, NotFoundError, PayloadTooLargeError, RuleViolationError, SluiceError, UnsupportedMediaTypeError, ValidationError } from '../core/errors.ts';
 
 const OVERLOADED_RETRY_AFTER_S = 1;
 
@@ -30,6 +30,7 @@ export function errorBody(error: SluiceError): Record<string, unknown> {
     body.path = error.violations[0]?.path ?? '';
     body.errors = error.violations.map((v) => (v.index === undefined ? { path: v.path, message: v.message } : { index: v.index, path: v.path, message: v.message }));
   }
+  if (error instanceof RuleViolationError) body.errors = error.violations;
   return body;
 }
 

@@ -8,6 +8,7 @@ import type { BatchingProducer } from './batching-producer.ts';
 import { isReceivedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
 import type { AccessControl } from './access.ts';
+import { prepareWithRules, ruleRefusal, runWriteRules, type RouteContracts } from './contract-rules.ts';
 import { fingerprint, parseIdempotencyKey, scopeOf, type Idempotency, type PreparedProduce } from './idempotency.ts';
 
 /** What a route needs at request time: its topic's codec (Avro, JSON Schema or Protobuf) and registered schema id. */
@@ -16,6 +17,8 @@ export interface RouteBinding {
   readonly subject: string;
   readonly schemaId: number;
   readonly codec: Codec;
+  /** The schema's text as the topology gives it: how the route finds its version (and rules) in the registry. */
+  readonly schemaText?: string;
 }
 
 export const CORRELATION_HEADER = 'correlation-id';
@@ -160,10 +163,12 @@ export interface ProduceContext {
   /** The Idempotency-Key path; without it the header is refused. */
   idempotency?: Idempotency;
   access: AccessControl;
+  /** Each route's current data contract (contract-rules.ts); without it, no rules run. */
+  contracts?: RouteContracts;
 }
 
 export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], context: ProduceContext): void {
-  const { producer, idempotency, access } = context;
+  const { producer, idempotency, access, contracts } = context;
   for (const binding of bindings) {
     const { path, topic } = binding.route;
     app.post(path, async (request, reply) => {
@@ -176,9 +181,18 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
       const principal = request.principal?.name;
       // An all-or-nothing batch with an invalid event is refused before any produce span: nothing was sent.
       if (!partial) checkEvents(binding.codec, events, batch);
+      // The route's data contract: its WRITE rules run after schema validation; an ERROR refuses all-or-nothing requests whole (422).
+      const current = contracts?.of(binding);
+      const bound = current === undefined || current.schemaId === binding.schemaId ? binding : { ...binding, schemaId: current.schemaId };
+      const rules = current?.contract?.has('WRITE') ? await runWriteRules(current.contract, events) : undefined;
+      if (rules && !partial && rules.refused.size > 0) throw ruleRefusal(rules.refused, batch, events.length);
       let response: { status: number; body: unknown; replayed?: boolean } | undefined;
       await traceProduce(request, topic, events.length, async (trace) => {
-        const prepared = partial ? preparePartial(binding, events, request.id, trace, principal) : prepareAtomic(binding, events, batch, request.id, trace, principal, true);
+        const prepared = rules
+          ? prepareWithRules(bound, events, rules, { batch, partial, correlationId: request.id, trace, principal })
+          : partial
+            ? preparePartial(bound, events, request.id, trace, principal)
+            : prepareAtomic(bound, events, batch, request.id, trace, principal, true);
         if (key === undefined) {
           // The fast path: no transaction, no lookup.
           const acks = prepared.records.length > 0 ? await producer.produce(prepared.records) : [];

@@ -109,8 +109,13 @@ export interface RuleResults {
   readonly deadLettered: Map<number, RuleFailure>;
 }
 
-/** Runs the contract's WRITE rules on every event (synchronously unless a JSONATA rule runs). */
-export async function runWriteRules(contract: CompiledContract, events: readonly unknown[]): Promise<RuleResults> {
+/**
+ * Runs the contract's WRITE rules on every event (synchronously unless a
+ * JSONATA rule runs). A transformed event is validated again: a transform
+ * that breaks the schema (masking an int with a string) refuses the event as
+ * that rule's failure instead of failing its encoding.
+ */
+export async function runWriteRules(contract: CompiledContract, events: readonly unknown[], codec: Pick<AnyCodec, 'validate'>): Promise<RuleResults> {
   const out: unknown[] = new Array(events.length);
   const refused = new Map<number, RuleFailure>();
   const deadLettered = new Map<number, RuleFailure>();
@@ -118,6 +123,19 @@ export async function runWriteRules(contract: CompiledContract, events: readonly
     const run = contract.run('WRITE', events[i]);
     const verdict = run instanceof Promise ? await run : run;
     out[i] = verdict.message;
+    if (verdict.ok && verdict.message !== events[i]) {
+      const broken = codec.validate(verdict.message)[0];
+      if (broken)
+        refused.set(i, {
+          rule: contract.lastTransform('WRITE') ?? '(transform)',
+          subject: contract.subject,
+          version: contract.version,
+          mode: 'WRITE',
+          action: 'ERROR',
+          reason: `the transformed event breaks the schema: ${broken.path || '(root)'}: ${broken.message}`,
+          field: broken.path,
+        });
+    }
     if (verdict.ok) continue;
     (verdict.failure.action === 'DLQ' ? deadLettered : refused).set(i, verdict.failure);
   }

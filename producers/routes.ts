@@ -184,7 +184,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
       // The route's data contract: its WRITE rules run after schema validation; an ERROR refuses all-or-nothing requests whole (422).
       const current = contracts?.of(binding);
       const bound = current === undefined || current.schemaId === binding.schemaId ? binding : { ...binding, schemaId: current.schemaId };
-      const rules = current?.contract?.has('WRITE') ? await runWriteRules(current.contract, events) : undefined;
+      const rules = current?.contract?.has('WRITE') ? await runWriteRules(current.contract, events, binding.codec) : undefined;
       if (rules && !partial && rules.refused.size > 0) throw ruleRefusal(rules.refused, batch, events.length);
       let response: { status: number; body: unknown; replayed?: boolean } | undefined;
       await traceProduce(request, topic, events.length, async (trace) => {

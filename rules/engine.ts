@@ -227,6 +227,13 @@ export class CompiledContract {
     return forward ? picked : picked.reverse();
   }
 
+  /** The name of the last transform that runs in `mode`: the rule a schema-breaking result is charged to. */
+  lastTransform(mode: RunMode): string | undefined {
+    return this.#rulesFor(mode)
+      .filter((r) => r.rule.kind === 'TRANSFORM')
+      .at(-1)?.rule.name;
+  }
+
   #dlqTopic(rule: Rule): string | undefined {
     return rule.params?.[DLQ_TOPIC_PARAM] ?? this.metadata?.properties?.[DLQ_TOPIC_PARAM];
   }

@@ -124,6 +124,16 @@ describe('WRITE rules at the ingress', () => {
     expect(letter.key?.toString()).toBe('o-8');
   });
 
+  it('a transform that breaks the schema refuses the event (422), never a 5xx', async () => {
+    lookup = { id: 9, version: 4, ruleSet: { domainRules: [{ name: 'to-number', kind: 'TRANSFORM', mode: 'WRITE', type: 'CEL_FIELD', expr: "name == 'orderId' ; 1" }] } };
+    await contracts.refresh();
+    const answer = await post({ orderId: 'o-11', amount: 1 });
+    expect(answer).toMatchObject({
+      status: 422,
+      body: { errors: [{ rule: 'to-number', field: 'orderId', reason: expect.stringMatching(/the transformed event breaks the schema: orderId: expected string/) }] },
+    });
+  });
+
   it('a ruleSet removed in the registry stops applying at the next refresh, without a restart', async () => {
     lookup = { id: 8, version: 3 };
     await contracts.refresh();

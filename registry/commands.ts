@@ -82,8 +82,8 @@ export function contractFor(state: RegistryState, subject: string, request: Cont
   return contractOf({ metadata, ruleSet: ruleSet === undefined ? undefined : normalizeRuleSet(ruleSet) });
 }
 
-export function registerSchema(state: RegistryState, subject: string, body: unknown, canRead?: SubjectReadable): Plan<{ id: number }> {
-  const parsedRequest = parseSchemaRequest(state, body, canRead);
+export function registerSchema(state: RegistryState, subject: string, body: unknown, canRead?: SubjectReadable, normalize = false): Plan<{ id: number }> {
+  const parsedRequest = parseSchemaRequest(state, body, canRead, normalize);
   const request = { ...parsedRequest, ...contractFor(state, subject, parsedRequest) };
   const existing = state.findInSubject(subject, request.schema, request.schemaType, request.references, false, request);
   // Re-registering is a look-up, allowed even in READONLY mode, as Confluent does.

@@ -8,7 +8,7 @@ import { jsonBeyondBounds } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
 import { explainIncompatibility, parseAvroSchema } from './compatibility.ts';
-import type { RegistryState } from './state.ts';
+import { normalizeSchema, type RegistryState } from './state.ts';
 
 /**
  * Schemas of the three formats as the registry handles them: parsed with
@@ -132,7 +132,8 @@ function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
 }
 
 /** Validates a `{schema, schemaType?, references?, id?, version?}` body (42201 when unusable). */
-export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT): SchemaRequest {
+/** `normalize` (`?normalize=true`): the schema is kept in its normalized form (keys sorted; Protobuf without comments and extra whitespace), as Confluent does. */
+export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT, normalize = false): SchemaRequest {
   if (!isObject(body)) throw RegistryHttpError.invalidSchema('The request body must be a JSON object with a "schema" string');
   const { schema, schemaType: rawType, references: rawReferences, id, version } = body;
   const schemaType = rawType === undefined || rawType === null ? 'AVRO' : rawType;
@@ -145,7 +146,7 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
   const references = parseReferences(rawReferences);
   if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
   const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead));
-  const text = schemaType === 'PROTOBUF' ? schema : JSON.stringify(JSON.parse(schema));
+  const text = normalize ? normalizeSchema(schema, schemaType) : schemaType === 'PROTOBUF' ? schema : JSON.stringify(JSON.parse(schema));
   return {
     schema: text,
     schemaType,

@@ -28,14 +28,16 @@ const subjectRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { st
     return raw(reply, entry.schema);
   });
 
-  app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) => store.execute((s) => registerSchema(s, request.params.subject, request.body, readable(request))));
+  app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) =>
+    store.execute((s) => registerSchema(s, request.params.subject, request.body, readable(request), flag(request.query, 'normalize'))),
+  );
 
   app.post<{ Params: SubjectParams }>('/subjects/:subject', async (request) => {
     const subject = request.params.subject;
     const includeDeleted = flag(request.query, 'deleted');
     return lookup.read(() => {
       if (!state.hasSubject(subject, includeDeleted)) throw RegistryHttpError.subjectNotFound(subject);
-      const parsed = parseSchemaRequest(state, request.body, readable(request));
+      const parsed = parseSchemaRequest(state, request.body, readable(request), flag(request.query, 'normalize'));
       const { schema, schemaType, references } = parsed;
       // A look-up without metadata or ruleSet finds the version with the subject's current contract, as a registration would.
       const entry =

@@ -78,3 +78,32 @@ describe('config: defaultRuleSet, overrideMetadata, compatibilityGroup', () => {
     expect((await call('POST', '/subjects/group-value/versions', { schemaType: 'JSON', schema: breaking, metadata: { properties: { major_version: '2' } } })).status).toBe(200);
   });
 });
+
+describe('GET /schemas, /contexts, /subjects/{subject}/metadata, ?normalize=true', () => {
+  it('lists versions by subject prefix, latest only, paged', async () => {
+    const all = (await call('GET', '/schemas?subjectPrefix=pay-')).body as unknown as { subject: string; version: number; ruleSet?: unknown }[];
+    expect(all.map((s) => [s.subject, s.version])).toEqual([
+      ['pay-value', 1],
+      ['pay-value', 2],
+    ]);
+    expect(all[1]!.ruleSet).toBeDefined();
+    const latest = (await call('GET', '/schemas?latestOnly=true')).body as unknown as { subject: string }[];
+    expect(latest.map((s) => s.subject)).toEqual(['group-value', 'merge-value', 'pay-value']);
+    expect(((await call('GET', '/schemas?offset=1&limit=2')).body as unknown as unknown[]).length).toBe(2);
+    expect((await call('GET', '/contexts')).body).toEqual(['.']);
+  });
+
+  it('finds the latest version with the given metadata properties', async () => {
+    expect((await call('GET', '/subjects/group-value/metadata?key=major_version&value=1')).body).toMatchObject({ version: 1 });
+    expect((await call('GET', '/subjects/group-value/metadata?key=major_version&value=2')).body).toMatchObject({ version: 2 });
+    expect((await call('GET', '/subjects/group-value/metadata?key=major_version&value=3')).status).toBe(404);
+  });
+
+  it('normalize=true keeps the normalized text, and finds a reordered schema', async () => {
+    const messy = '{"type":"object","properties":{"b":{"type":"string"},"a":{"type":"integer"}}}';
+    const { id } = (await call('POST', '/subjects/norm-value/versions?normalize=true', { schemaType: 'JSON', schema: messy })).body as { id: number };
+    expect((await call('GET', `/schemas/ids/${id}`)).body.schema).toBe('{"properties":{"a":{"type":"integer"},"b":{"type":"string"}},"type":"object"}');
+    const reordered = '{"properties":{"a":{"type":"integer"},"b":{"type":"string"}},"type":"object"}';
+    expect((await call('POST', '/subjects/norm-value?normalize=true', { schemaType: 'JSON', schema: reordered })).body).toMatchObject({ id, version: 1 });
+  });
+});

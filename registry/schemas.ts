@@ -2,6 +2,7 @@ import type { Type } from 'avsc';
 import { normalizeRuleSet, validateMetadata, validateRuleSet, type Metadata, type RuleSet } from '../rules/index.ts';
 import { jsonSchemaCodec, type JsonSchemaCodec } from '../core/formats/json-schema.ts';
 import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
+import { descriptorToProto, isSerializedDescriptor } from '../core/formats/proto-descriptor.ts';
 import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
 import { RegistryHttpError } from '../core/errors.ts';
 import { jsonBeyondBounds } from '../core/json.ts';
@@ -132,6 +133,15 @@ function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
 }
 
 /** Validates a `{schema, schemaType?, references?, id?, version?}` body (42201 when unusable). */
+/** A base64 FileDescriptorProto (Confluent's Python ProtobufSerializer registers these) as the .proto text Confluent keeps. */
+function protoTextOf(base64: string): string {
+  try {
+    return descriptorToProto(base64);
+  } catch (error) {
+    throw RegistryHttpError.invalidSchema(`Invalid PROTOBUF schema: neither .proto text nor a base64 FileDescriptorProto (${(error as Error).message})`, error);
+  }
+}
+
 /** `normalize` (`?normalize=true`): the schema is kept in its normalized form (keys sorted; Protobuf without comments and extra whitespace), as Confluent does. */
 export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT, normalize = false): SchemaRequest {
   if (!isObject(body)) throw RegistryHttpError.invalidSchema('The request body must be a JSON object with a "schema" string');
@@ -145,6 +155,7 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
   if (version !== undefined && version !== null && !isPositiveInt(version)) throw RegistryHttpError.invalidVersion(String(version));
   const references = parseReferences(rawReferences);
   if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
+  else if (isSerializedDescriptor(schema)) return parseSchemaRequest(state, { ...body, schema: protoTextOf(schema) }, canRead, normalize);
   const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead));
   const text = normalize ? normalizeSchema(schema, schemaType) : schemaType === 'PROTOBUF' ? schema : JSON.stringify(JSON.parse(schema));
   return {

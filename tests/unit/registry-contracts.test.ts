@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import protobuf from 'protobufjs';
+import descriptor from 'protobufjs/ext/descriptor/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../core/config.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -105,5 +107,24 @@ describe('GET /schemas, /contexts, /subjects/{subject}/metadata, ?normalize=true
     expect((await call('GET', `/schemas/ids/${id}`)).body.schema).toBe('{"properties":{"a":{"type":"integer"},"b":{"type":"string"}},"type":"object"}');
     const reordered = '{"properties":{"a":{"type":"integer"},"b":{"type":"string"}},"type":"object"}';
     expect((await call('POST', '/subjects/norm-value?normalize=true', { schemaType: 'JSON', schema: reordered })).body).toMatchObject({ id, version: 1 });
+  });
+});
+
+describe("Protobuf as a base64 FileDescriptorProto (Confluent's Python ProtobufSerializer)", () => {
+  it('registers, keeps and returns the .proto text; the same text registers as the same schema', async () => {
+    const text =
+      'syntax = "proto3"; package acme; message Order { string id = 1; repeated Item items = 2; map<string, int64> tags = 3; oneof pay { string card = 4; string iban = 5; } optional int32 qty = 6; message Item { string sku = 1; } }';
+    const parsed = protobuf.parse(text, new protobuf.Root(), { keepCase: true });
+    const set = (parsed.root as protobuf.Root & { toDescriptor(syntax: string): { file: protobuf.Message[] } }).toDescriptor('proto3');
+    const base64 = Buffer.from(descriptor.FileDescriptorProto.encode(set.file[0]!).finish()).toString('base64');
+    const registered = await call('POST', '/subjects/proto-value/versions', { schemaType: 'PROTOBUF', schema: base64 });
+    expect(registered.status).toBe(200);
+    const stored = (await call('GET', '/subjects/proto-value/versions/latest')).body.schema as string;
+    expect(stored).toMatch(/^syntax = "proto3";\npackage acme;\n/);
+    expect(stored).toContain('map<string, int64> tags = 3;');
+    expect(stored).toContain('optional int32 qty = 6;');
+    expect(stored).toMatch(/oneof pay \{\n\s+string card = 4;\n\s+string iban = 5;\n\s+\}/);
+    expect((await call('POST', '/subjects/proto-value/versions', { schemaType: 'PROTOBUF', schema: stored })).body).toEqual({ id: registered.body.id });
+    expect((await call('POST', '/subjects/proto-value/versions', { schemaType: 'PROTOBUF', schema: 'Cg1ub3QgYSBkZXNjcmlwdG9y' })).status).toBe(422);
   });
 });

@@ -5,7 +5,7 @@ import type { RegistryClient } from '../core/registry-client.ts';
 import type { OutgoingRecord, RecordHeaders } from '../kafka/types.ts';
 import { CompiledContract, RULE_HEADERS, type Metadata, type RuleFailure, type RuleSet } from '../rules/index.ts';
 import type { PreparedProduce } from './idempotency.ts';
-import { toRecords, type RouteBinding } from './routes.ts';
+import { recordHeaders, toRecords, type RouteBinding } from './routes.ts';
 
 /**
  * The WRITE rules of each route's subject, enforced at the HTTP edge. After
@@ -218,7 +218,7 @@ export function prepareWithRules(
     options.trace,
     options.principal,
   );
-  const headers: RecordHeaders = (main[0] ?? toRecords(binding, [{}], options.correlationId, options.trace, options.principal)[0])?.headers ?? [];
+  const headers = recordHeaders(binding, options.correlationId, options.trace, options.principal);
   const letters = dead.map((i) => {
     const keyValue = (events[i] as Record<string, unknown>)[binding.route.key];
     return deadLetterRecord(rules.deadLettered.get(i)!, events[i], binding.route.topic, headers, keyValue === null || keyValue === undefined ? null : Buffer.from(String(keyValue), 'utf8'));

@@ -63,15 +63,20 @@ const CONTENT_TYPE_VALUES: Record<SchemaType, Buffer> = {
   PROTOBUF: Buffer.from(VALUE_CONTENT_TYPES.PROTOBUF),
 };
 
-export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS, principal?: string): OutgoingRecord[] {
-  // One header list for the request's records (the producer only reads it). Who produced
-  // travels with each record, so workers, dead letters and audits know.
-  const headers: RecordHeaders = [
+/** The headers every record of one request carries: trace context, correlation id, content type, and who produced it. */
+export function recordHeaders(binding: RouteBinding, correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS, principal?: string): RecordHeaders {
+  return [
     ...Object.entries(trace).map(([name, value]) => [name, Buffer.from(value)] as const),
     [CORRELATION_HEADER, Buffer.from(correlationId)],
     ['content-type', CONTENT_TYPE_VALUES[binding.codec.schemaType]],
     ...(principal === undefined ? [] : [[PRINCIPAL_HEADER, Buffer.from(principal)] as const]),
   ];
+}
+
+export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS, principal?: string): OutgoingRecord[] {
+  // One header list for the request's records (the producer only reads it). Who produced
+  // travels with each record, so workers, dead letters and audits know.
+  const headers = recordHeaders(binding, correlationId, trace, principal);
   return events.map((event) => {
     const keyValue = (event as Record<string, unknown>)[binding.route.key];
     return {

@@ -2,7 +2,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { AccessFileError } from '../core/errors.ts';
-import { compileChecker, type PathPart } from '../topology/validate-schema.ts';
+import { compileChecker, type PathPart } from '../core/schema-checker.ts';
 import { GRANT_PATTERN, parseGrant, type Grant } from './permissions.ts';
 import { generateKey, hashSecret, isSecretHash } from './secrets.ts';
 

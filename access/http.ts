@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { isIP, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import type { FastifyServerFactory } from 'fastify';
 import type { SluiceConfig } from '../core/config.ts';
 import { ConfigError, InsecureBindError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { isLoopback } from '../core/loopback.ts';
 
 /**
  * The HTTP listeners' transport: HTTPS when a certificate and key are
@@ -56,13 +57,6 @@ export function serverFactory(config: Transport): FastifyServerFactory {
     server.maxConnections = config.httpMaxConnections;
     return server;
   };
-}
-
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  if (h === 'localhost' || h === '::1') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  return h.startsWith('::ffff:127.');
 }
 
 let openPostureLogged = false;

@@ -8,8 +8,7 @@ import { RegistryClient } from '../core/registry-client.ts';
 import { startRegistry } from '../registry/server.ts';
 import { benchTopology, spawnBench, withAdmin, type BenchEnv } from './common.ts';
 import { loadHttp, type EventPool } from './ingress.ts';
-import type { WorkerBenchOptions } from './worker.ts';
-import type { WorkerFigures } from './report.ts';
+import type { WorkerBenchOptions, WorkerFigures } from './worker.ts';
 
 /**
  * `npm run bench -- --full`, last stage: the ingress and the exactly-once

@@ -7,6 +7,7 @@ import type { HttpFigures } from './ingress.ts';
 import type { JavaProducerFigures } from './java-producer.ts';
 import type { SerializationFigures } from './serialization.ts';
 import type { ReplicatedFigures } from './replicated.ts';
+import type { WorkerFigures } from './worker.ts';
 
 /** bench/results/latest.json, the SVG chart and the README table, all generated from one result object. */
 
@@ -48,14 +49,6 @@ export interface CompressionRow {
   /** The input topic's size in the brokers' logs (DescribeLogDirs) after both loads. */
   logBytes: number;
   bytesPerRecord: number | null;
-}
-
-/** What bench/worker.ts reports (events/s of each contender, measured in one run). */
-export interface WorkerFigures {
-  atLeastOnceEventsPerSec: number | null;
-  exactlyOnceEventsPerSec: number | null;
-  bareCopyEventsPerSec: number | null;
-  [detail: string]: unknown;
 }
 
 export interface Ratios {

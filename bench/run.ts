@@ -13,8 +13,8 @@ import { measureE2e, type E2eFigures } from './e2e-latency.ts';
 import { measureIdempotency, measureReadPath, type IdempotencyFigures, type ReadPathFigures } from './http-extras.ts';
 import { loadHttp, type HttpFigures, type LoadSpec } from './ingress.ts';
 import { runJavaProducer, type JavaProducerFigures } from './java-producer.ts';
-import { runWorkerBench, runWorkerScaleBench, type WorkerBenchOptions } from './worker.ts';
-import { computeGoals, computeRatios, medianCpu, writeResults, type BenchResults, type CompressionRow, type HttpContender, type IngressCell, type WorkerFigures } from './report.ts';
+import { runWorkerBench, runWorkerScaleBench, type WorkerBenchOptions, type WorkerFigures } from './worker.ts';
+import { computeGoals, computeRatios, medianCpu, writeResults, type BenchResults, type CompressionRow, type HttpContender, type IngressCell } from './report.ts';
 import { measureSerialization, type SerializationFigures } from './serialization.ts';
 import { runReplicated, type ReplicatedFigures } from './replicated.ts';
 

@@ -1,4 +1,3 @@
-import { OPEN_ACCESS } from '../producers/access.ts';
 import { avroCodecFromTypes } from '../core/formats/index.ts';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -76,7 +75,7 @@ async function build(variant: Variant, binding: RouteBinding): Promise<App> {
     });
   } else {
     registerHttpTracing(app);
-    registerRoutes(app, [binding], { producer, access: OPEN_ACCESS });
+    registerRoutes(app, [binding], { producer });
   }
   await app.ready();
   return app;

@@ -13,7 +13,6 @@ import { createKafka, type OutgoingRecord } from '../kafka/index.ts';
 import { startRegistry } from '../registry/server.ts';
 import { subjectFor, type DeliveryMode, type Topology, type WorkerSpec } from '../topology/model.ts';
 import { randomOrder } from '../tests/support/orders.ts';
-import type { WorkerFigures } from './report.ts';
 
 /**
  * Worker throughput, in one run against one broker: score-orders exactly once
@@ -29,6 +28,14 @@ import type { WorkerFigures } from './report.ts';
  */
 
 const PARTITIONS = 6;
+
+/** What the worker bench reports (events/s of each contender, measured in one run). */
+export interface WorkerFigures {
+  atLeastOnceEventsPerSec: number | null;
+  exactlyOnceEventsPerSec: number | null;
+  bareCopyEventsPerSec: number | null;
+  [detail: string]: unknown;
+}
 
 export interface WorkerBenchOptions {
   brokers: string[];

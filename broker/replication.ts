@@ -27,3 +27,21 @@ export function minInsyncReplicas(factor: number, setting: ReplicationSetting = 
 export function replicationProblem(brokers: number, factor: number): string | undefined {
   return factor > brokers ? `replication factor ${factor} needs at least ${factor} brokers; the cluster has ${brokers}` : undefined;
 }
+
+export const MIN_INSYNC_CONFIG = 'min.insync.replicas';
+
+/** A topic's replica count and its min.insync.replicas travel together, so an acks=all write survives one replica down on three brokers. */
+export interface Replication {
+  replicationFactor: number;
+  /** The topic's min.insync.replicas, as a config value. */
+  configs: Record<string, string>;
+}
+
+/**
+ * Internal topics (`_schemas`, `_sluice_topology`, dead-letter ledgers): `auto` on both, which any cluster of at
+ * least one broker holds.
+ */
+export function internalReplication(brokers: number): Replication {
+  const factor = replicationFactor(Math.max(1, brokers));
+  return { replicationFactor: factor, configs: { [MIN_INSYNC_CONFIG]: String(minInsyncReplicas(factor)) } };
+}

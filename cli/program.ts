@@ -67,7 +67,7 @@ function secureSummary(secure: SecureListener | undefined): Record<string, unkno
   return secure ? { saslSsl: secure.brokers, caFile: secure.caFile, saslUser: secure.username, mechanisms: secure.mechanisms } : {};
 }
 
-/** The CLI; with `only`, just the core commands and the group that registers that command (all groups when none does). */
+/** The CLI; with `only`, just the core commands and the group that registers that command (none for a core command, all when no command has that name). */
 export async function buildProgram(only?: string): Promise<Command> {
   const program = new Command('sluice')
     .description('Event streaming on Apache Kafka: HTTP ingress, schema registry, stream workers, topology as code.')
@@ -206,8 +206,10 @@ export async function buildProgram(only?: string): Promise<Command> {
     });
 
   // Further command groups live in cli/commands/<group>.ts, each exporting register(program).
+  // A core command needs no group; a name no command has (help, a typo) gets every group, for the full help.
+  const core = only !== undefined && program.commands.some((command) => command.name() === only);
   const wanted = COMMAND_GROUPS.filter((group) => only !== undefined && group.names.includes(only));
-  for (const group of wanted.length > 0 ? wanted : COMMAND_GROUPS) (await group.load()).register(program);
+  for (const group of core ? [] : wanted.length > 0 ? wanted : COMMAND_GROUPS) (await group.load()).register(program);
 
   return program;
 }

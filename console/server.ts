@@ -8,6 +8,7 @@ import type { Logger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
 import { describeGroup, describeTopic, listGroups, listTopics } from './cluster.ts';
 import { isDeadLetterTopic, registerDeadLetterRoutes } from './dead-letters.ts';
+import { registerJsonBodyParser } from './json-body.ts';
 import { LagHistory } from './lag-history.ts';
 import { registerLiveTail, type LiveTailStats } from './live-tail.ts';
 import { registerSchemaRoutes } from './schemas.ts';
@@ -71,6 +72,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     logController: new LogController({ disableRequestLogging: true }),
     serverFactory: serverFactory(config),
   });
+  registerJsonBodyParser(app, config.jsonMaxDepth);
   const sessions = new ConsoleSessions({ ttlMs: config.consoleSessionTtlMs, secure: secureCookie(config) });
   const access = installSecurity(app, { service: 'console', config, logger: log, routes: CONSOLE_ROUTES, denials: SLUICE_DENIALS, identity: sessions.identity });
   app.setErrorHandler((error: FastifyError | SluiceError, _request, reply) => {

@@ -1,7 +1,5 @@
 import type { Logger } from '../core/logger.ts';
-import type { GroupGeneration } from '../kafka/group-consumer.ts';
-import type { OutputOffset, OutputUnit, WorkerOutput } from '../kafka/transaction.ts';
-import type { OutgoingRecord } from '../kafka/types.ts';
+import type { GroupGeneration, OutgoingRecord, OutputOffset, OutputUnit, WorkerOutput } from '../kafka/index.ts';
 
 /**
  * Commits the chunks of every partition of a worker through its one output

@@ -7,7 +7,7 @@ import { decodeFramed } from '../core/serde.ts';
 import type { FilterContext, RecordFilter } from '../tail/filter.ts';
 import { DLQ_HEADERS, headersToStrings, REPLAY_HEADER, REPLAYED_AT_HEADER } from './headers.ts';
 import { readTopicToEnd } from './topic-reader.ts';
-import { internalReplication } from '../topology/replication.ts';
+import { internalReplication } from '../broker/replication.ts';
 import type { Topology } from '../topology/model.ts';
 
 /**

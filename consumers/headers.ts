@@ -1,5 +1,5 @@
 import { ReservedHeaderError, SluiceError } from '../core/errors.ts';
-import type { KafkaRecord, OutgoingRecord, RecordHeaders } from '../kafka/types.ts';
+import type { KafkaRecord, OutgoingRecord, RecordHeaders } from '../kafka/index.ts';
 
 /** Record headers the worker runtime reads and writes. */
 

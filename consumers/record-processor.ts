@@ -6,7 +6,7 @@ import type { RegistryClient } from '../core/registry-client.ts';
 import type { BackoffPolicy } from '../core/retry.ts';
 import { decodeFramed, type EventEncoder } from '../core/serde.ts';
 import { startKafkaRecordSpan, type RecordSpan } from '../core/tracing.ts';
-import type { KafkaRecord, OutgoingRecord } from '../kafka/types.ts';
+import type { KafkaRecord, OutgoingRecord } from '../kafka/index.ts';
 import { normalizeOutputs, type Handler, type HandlerContext } from './handler.ts';
 import { CORRELATION_HEADER, correlationIdOf, deadLetterRecord, errorClassName, errorCodeOf, headersToStrings, SOURCE_HEADER } from './headers.ts';
 import type { WorkerMetrics } from './metrics.ts';

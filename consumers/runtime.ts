@@ -6,10 +6,7 @@ import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { retryPolicies } from '../core/retry.ts';
 import { createCodecEncoder } from '../core/serde.ts';
-import { clientOptions, producerOptions } from '../kafka/connection.ts';
-import { GroupConsumer } from '../kafka/group-consumer.ts';
-import { partitionForKey } from '../kafka/partitioner.ts';
-import { IdempotentOutput, TransactionalOutput } from '../kafka/transaction.ts';
+import { createKafka, partitionForKey } from '../kafka/index.ts';
 import { schemaTypeOf, topicByName, valueCodec, type Topology, type ValueSchema, type WorkerSpec } from '../topology/model.ts';
 import type { AnyHandler, Handler } from './handler.ts';
 import { workerMetrics, type WorkerMetrics } from './metrics.ts';
@@ -115,8 +112,8 @@ export class OutputPartitioner {
 /** The worker's Kafka clients: one group consumer, and one transactional (exactly once) or idempotent (at least once) producer. */
 export function kafkaSeam(config: SluiceConfig, spec: WorkerSpec, log: Logger, instance: string): WorkerSeam {
   const name = `worker-${spec.name}`;
-  const consumer = new GroupConsumer({
-    client: clientOptions(config, { name, retry: retryPolicies.reader }),
+  const kafka = createKafka(config, log, name);
+  const consumer = kafka.groupConsumer({
     groupId: spec.groupId,
     topics: [spec.input],
     protocol: config.workerGroupProtocol,
@@ -129,13 +126,12 @@ export function kafkaSeam(config: SluiceConfig, spec: WorkerSpec, log: Logger, i
     maxBufferedRecords: config.workerBatchSize * 2,
     fallback: 'earliest',
     stableOffsets: spec.delivery === 'exactly-once',
-    logger: log,
   });
   const output =
     spec.delivery === 'exactly-once'
       ? // One transactional id per instance: a restarted instance with the same id fences its predecessor's open transaction.
-        new TransactionalOutput({ client: producerOptions(config, { name: `${name}-tx`, retry: retryPolicies.transaction }), transactionalId: `${spec.groupId}-${instance}`, consumer, logger: log })
-      : new IdempotentOutput({ client: producerOptions(config, { name: `${name}-out`, retry: retryPolicies.reader }), consumer });
+        kafka.transactionalOutput({ consumer, name: `${name}-tx`, transactionalId: `${spec.groupId}-${instance}` })
+      : kafka.idempotentOutput({ consumer, name: `${name}-out` });
   return { consumer, output };
 }
 

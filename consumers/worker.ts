@@ -1,8 +1,6 @@
 import { ShutdownTimeoutError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import type { GroupGeneration, GroupListener, GroupBatch } from '../kafka/group-consumer.ts';
-import type { WorkerOutput } from '../kafka/transaction.ts';
-import type { KafkaRecord, TopicPartition } from '../kafka/types.ts';
+import type { GroupBatch, GroupGeneration, GroupListener, KafkaRecord, TopicPartition, WorkerOutput } from '../kafka/index.ts';
 import { ChunkNotCommittedError, Committer, type Chunk, type RoundLimits } from './committer.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import type { Outcome, RecordProcessor } from './record-processor.ts';

@@ -2,7 +2,6 @@ import { basename, relative } from 'node:path';
 import protobuf from 'protobufjs';
 import { PROJECT_ROOT } from '../core/config.ts';
 import type { ProtoFile } from '../core/formats/protobuf.ts';
-import type { GeneratedFile } from './codegen.ts';
 
 /**
  * TypeScript types for JSON Schema and Protobuf contracts, shaped as Sluice's
@@ -11,6 +10,13 @@ import type { GeneratedFile } from './codegen.ts';
  * present (defaults filled in), enums by name, 64-bit integers as
  * `number | bigint`, bytes as base64 strings, unset message fields null.
  */
+
+/** One generated module (of any format: contracts/codegen.ts writes the Avro ones). */
+export interface GeneratedFile {
+  /** File name inside the output directory, e.g. OrderPlaced.ts. */
+  name: string;
+  text: string;
+}
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

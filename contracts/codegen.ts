@@ -3,7 +3,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import type { Schema } from 'avsc';
 import { PROJECT_ROOT } from '../core/config.ts';
 import { valueCodec, type Topology, type ValueSchema } from '../topology/model.ts';
-import { generateJsonSchemaTypes, generateProtobufTypes } from './codegen-formats.ts';
+import { generateJsonSchemaTypes, generateProtobufTypes, type GeneratedFile } from './codegen-formats.ts';
 
 /**
  * TypeScript types for Avro schemas, shaped as Sluice's decoder produces values
@@ -11,12 +11,6 @@ import { generateJsonSchemaTypes, generateProtobufTypes } from './codegen-format
  * timestamp-millis is epoch milliseconds, a union with null is `T | null`,
  * enums are unions of string literals, bytes and fixed are Buffers.
  */
-
-export interface GeneratedFile {
-  /** File name inside the output directory, e.g. OrderPlaced.ts. */
-  name: string;
-  text: string;
-}
 
 type Json = Record<string, unknown>;
 

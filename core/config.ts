@@ -2,8 +2,8 @@ import { homedir } from 'node:os';
 import { inspect } from 'node:util';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isLoopback } from '../access/http.ts';
 import { ConfigError } from './errors.ts';
+import { isLoopback } from './loopback.ts';
 
 /** The repository root: defaults for files (topology, data) are relative to it. */
 export const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -298,6 +298,13 @@ export const OPTIONS = {
     default: '1048576',
     description: 'Largest request body the ingress accepts, in bytes (larger: 413).',
     parse: integer(1024, 64 * 1024 * 1024),
+  },
+  jsonMaxDepth: {
+    env: 'SLUICE_JSON_MAX_DEPTH',
+    default: '128',
+    description:
+      'Deepest nesting of arrays/objects in a JSON request body of the ingress (a batch counts as one), the registry and the console, and in a JSON message the RabbitMQ bridge forwards; deeper: 400 (a dead letter) before parsing, whose cost grows with the depth.',
+    parse: integer(2, 10_000),
   },
   lingerMs: {
     env: 'SLUICE_LINGER_MS',

@@ -1,17 +1,109 @@
+import { parse as parseStrictly } from 'lossless-json';
+
 /**
  * JSON that never loses a 64-bit integer. Avro longs reach 2^63 but JS numbers
  * are exact only to 2^53, so integers beyond that are parsed to BigInt (via the
  * reviver's access to the source text) and written back digit for digit.
  */
 
-// Only a number of 16 or more integer digits can be an unsafe integer, and only that or a
-// three-digit exponent a number too large for a double (1e400 parses to Infinity). The reviver
-// is several times slower than a plain parse, so it runs only when such a number may be there.
-// A JSON number starts the text or follows '[', ':' or ',' (and whitespace): matching only
-// there keeps ids inside strings ("3e456a1b", long digit runs) off the slow path, which every
-// batch of UUID-keyed events took before. Inside a string the pattern can still match (":1e999"):
-// that costs a slower parse, never a wrong one. Linear: each start is a distinct delimiter.
-const MAYBE_UNSAFE_NUMBER = /(?:^|[[:,])\s*-?(?:\d{16,}|\d+(?:\.\d+)?[eE][+-]?\d{3})/;
+/** Arrays/objects nested deeper than a bound: refused before JSON.parse, whose time grows with the depth. */
+export class JsonTooDeepError extends Error {
+  readonly maxDepth: number;
+  /** Of the bracket that went one deeper than `maxDepth`, in UTF-8 bytes from the start of the text. */
+  readonly byteOffset: number;
+  constructor(text: string, offset: number, maxDepth: number) {
+    const byteOffset = Buffer.byteLength(text.slice(0, offset));
+    super(`is nested more than ${maxDepth} arrays/objects deep (byte offset ${byteOffset})`);
+    this.maxDepth = maxDepth;
+    this.byteOffset = byteOffset;
+  }
+}
+
+const QUOTE = 0x22;
+const COLON = 0x3a;
+const BACKSLASH = 0x5c;
+const DOT = 0x2e;
+const PLUS = 0x2b;
+const MINUS = 0x2d;
+// '[' | 0x20 is '{' and ']' | 0x20 is '}': one comparison each for openers and closers; likewise 'E' | 0x20 is 'e'.
+const OPENER = 0x7b;
+const CLOSER = 0x7d;
+const EXPONENT = 0x65;
+/** scan()'s answers other than an offset. */
+const FITS = -1;
+const FITS_MAYBE_UNSAFE_NUMBER = -2;
+const FITS_ESCAPED_KEY = -3;
+
+/**
+ * One linear pass over JSON text, before JSON.parse, for the two things that must be known first: where (if
+ * anywhere) it opens an array/object more than `maxDepth` deep (the offset), and whether a number may need the
+ * reviver (FITS_MAYBE_UNSAFE_NUMBER) or none can (FITS). V8's JSON.parse spends ~0.7 µs per level of nesting
+ * (1 MiB of `[` took 0.34 s, and validating it more), so a deep body is refused before it.
+ *
+ * Only a number of 16 or more integer digits can be an unsafe integer, and only a three-digit exponent a
+ * number too large for a double (1e400 parses to Infinity): the reviver is several times slower than a plain
+ * parse, so it runs only when such a number is there. Strings are skipped whole (indexOf finds their closing
+ * quote; a quote after an odd run of backslashes is escaped), so brackets, digits and escapes inside them count
+ * for nothing. On the hot path: no allocation, and about the cost of the regular expression it replaced
+ * (bench/json-scan.ts). Invalid JSON may get any verdict here; JSON.parse then refuses it in linear time.
+ */
+function scan(text: string, maxDepth: number): number {
+  let depth = 0;
+  let escapedKey = false;
+  // Where the next backslash is: a string holds an escape when it lies before the string's end. Found once per
+  // escape, not once per string, so a text without any costs one indexOf.
+  let backslash = text.indexOf('\\');
+  let digits = 0; // of the integer or exponent part being read
+  let exponent = false;
+  let maybeUnsafe = false;
+  const length = text.length;
+  for (let i = 0; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c <= 0x39 && c >= 0x30) {
+      if (++digits >= 16 || (exponent && digits >= 3)) maybeUnsafe = true;
+      continue;
+    }
+    if (c === QUOTE) {
+      let close = i;
+      for (;;) {
+        close = text.indexOf('"', close + 1);
+        if (close === -1) return FITS; // unterminated: JSON.parse says so
+        let before = close - 1;
+        while (text.charCodeAt(before) === BACKSLASH) before--; // stops at the opening quote at the latest
+        if ((close - 1 - before) % 2 === 0) break;
+      }
+      if (backslash !== -1 && backslash < close) {
+        let next = close + 1;
+        while (next < length && text.charCodeAt(next) <= 0x20) next++;
+        if (text.charCodeAt(next) === COLON) escapedKey = true;
+        backslash = text.indexOf('\\', close + 1);
+      }
+      i = close;
+    } else if ((c | 0x20) === OPENER) {
+      if (++depth > maxDepth) return i;
+    } else if ((c | 0x20) === CLOSER) {
+      depth--;
+    } else if ((c | 0x20) === EXPONENT) {
+      digits = 0;
+      exponent = true;
+      continue;
+    } else if (c === DOT) {
+      digits = -length; // a fraction's digits never matter: no run of them can reach 16 from here
+      continue;
+    } else if (c === PLUS || c === MINUS) {
+      continue; // a sign leaves the part being read as it is
+    }
+    digits = 0;
+    exponent = false;
+  }
+  return escapedKey ? FITS_ESCAPED_KEY : maybeUnsafe ? FITS_MAYBE_UNSAFE_NUMBER : FITS;
+}
+
+/** Throws JsonTooDeepError if `text` nests arrays/objects more than `maxDepth` deep; linear, allocation-free. */
+export function requireJsonDepth(text: string, maxDepth: number): void {
+  const verdict = scan(text, maxDepth);
+  if (verdict >= 0) throw new JsonTooDeepError(text, verdict, maxDepth);
+}
 
 /** A JSON number that a double cannot hold (JSON.parse would turn it into Infinity). */
 export class NonFiniteNumberError extends Error {
@@ -31,10 +123,27 @@ interface ReviverContext {
 const NON_FINITE = Symbol('non-finite number');
 
 function reviveNumbers(this: unknown, _key: string, value: unknown, context?: ReviverContext): unknown {
-  if (typeof value !== 'number' || Number.isSafeInteger(value) || context?.source === undefined) return value;
-  if (/^-?\d+$/.test(context.source)) return BigInt(context.source);
-  // Marked here, named with its path below: a reviver sees its key but not where it is.
-  if (!Number.isFinite(value)) return { [NON_FINITE]: context.source };
+  if (typeof value !== 'number' || Number.isSafeInteger(value)) return value;
+  const source = context?.source;
+  // Marked here, named with its path below: a reviver sees its key but not where it is. Without the source
+  // still refused: V8 (Node 24.21) gives none for a value whose key it misread (a key spelled "k\"" read as
+  // "k\\" after another parse met "k\\"), and Infinity must not get through that way.
+  if (source !== undefined && /^-?\d+$/.test(source)) return BigInt(source);
+  if (!Number.isFinite(value)) return { [NON_FINITE]: source ?? String(value) };
+  return value;
+}
+
+/**
+ * Numbers for the strict parser, as reviveNumbers gives them. The strict parser reads texts with an escaped object
+ * key: V8's JSON.parse (Node 24.21; nodejs/node#63785, open) can read a key spelled `"k\""` as `k\` once any earlier
+ * parse in the process met a key `"k\\"`, which would silently rename an event's field. Such keys are rare, so
+ * their texts take the slower, exact path (lossless-json; it also refuses a key given twice with different values).
+ */
+function strictNumber(source: string): unknown {
+  const value = Number(source);
+  if (Number.isSafeInteger(value)) return value;
+  if (/^-?\d+$/.test(source)) return BigInt(source);
+  if (!Number.isFinite(value)) return { [NON_FINITE]: source };
   return value;
 }
 
@@ -52,14 +161,26 @@ function findNonFinite(value: unknown, path: string): NonFiniteNumberError | und
 /**
  * JSON.parse, with integers beyond 2^53 as exact BigInts; a number too large
  * for a double throws NonFiniteNumberError naming its path instead of
- * becoming Infinity (which JSON cannot even write back).
+ * becoming Infinity (which JSON cannot even write back). Text nesting
+ * arrays/objects more than `maxDepth` deep throws JsonTooDeepError unparsed.
  */
-export function parseJson(text: string): unknown {
-  if (!MAYBE_UNSAFE_NUMBER.test(text)) return JSON.parse(text);
-  const value: unknown = JSON.parse(text, reviveNumbers as (key: string, value: unknown) => unknown);
+export function parseJson(text: string, maxDepth = Infinity): unknown {
+  const verdict = scan(text, maxDepth);
+  if (verdict >= 0) throw new JsonTooDeepError(text, verdict, maxDepth);
+  if (verdict === FITS) return JSON.parse(text);
+  const value: unknown = verdict === FITS_ESCAPED_KEY ? parseStrictly(text, null, strictNumber) : JSON.parse(text, reviveNumbers as (key: string, value: unknown) => unknown);
   const nonFinite = findNonFinite(value, '');
   if (nonFinite) throw nonFinite;
   return value;
+}
+
+/**
+ * JSON.parse for JSON that is not an event (schema texts, request bodies): numbers as doubles, as JSON.parse gives
+ * them, but a text with an escaped object key read by the strict parser (see strictNumber), so that a schema's
+ * property named `a"b` is not stored as `a\b`.
+ */
+export function parseJsonText(text: string): unknown {
+  return scan(text, Infinity) === FITS_ESCAPED_KEY ? parseStrictly(text, null, Number) : JSON.parse(text);
 }
 
 const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { SluiceConfig } from './config.ts';
 import { SluiceError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import type { KafkaRecord, RecordHeaders } from '../kafka/types.ts';
+import type { KafkaRecord, RecordHeaders } from './records.ts';
 
 /**
  * OpenTelemetry traces for Sluice: one trace per event, from the HTTP request

@@ -8,23 +8,10 @@
  * in the Confluent wire format) is Sluice's business, not the client's.
  */
 
-/**
- * Header values as they are on the wire; a name may repeat (Kafka allows it), so it is a list of pairs, every
- * value in order. A value may be null (Kafka allows it), which is not the same as an empty one. See kafka/record-codec.ts.
- */
-export type RecordHeaders = ReadonlyArray<readonly [name: string, value: Buffer | null]>;
+import type { KafkaRecord, RecordHeaders } from '../core/records.ts';
 
-/** A record read from Kafka. */
-export interface KafkaRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: bigint;
-  readonly key: Buffer | null;
-  readonly value: Buffer | null;
-  readonly headers: RecordHeaders;
-  /** Epoch milliseconds. */
-  readonly timestamp: bigint;
-}
+/** The record read, defined in core/ (tracing reads its headers), is the seam's as much. */
+export type { KafkaRecord, RecordHeaders };
 
 /** What one fetch brought of one partition. */
 export interface PartitionBatch {

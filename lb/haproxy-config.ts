@@ -10,6 +10,8 @@ import { formatEndpoint, type Backend } from './backends.ts';
  *   replica. Nothing else is retried: a POST that reached a replica may have been
  *   written to Kafka, so replaying it (on an empty response or a 5xx) could
  *   duplicate the event; the client decides, with orderId as idempotency key.
+ * - `option idle-close-on-response`: a reload does not drop idle client connections
+ *   (a request racing the close would fail without reaching any replica).
  * - `timeout server` above the ingress's own produce timeout, so a slow broker
  *   surfaces as the ingress's 503 with Retry-After, not as HAProxy's 504.
  */
@@ -41,6 +43,10 @@ export function haproxyConfig(options: HaproxyConfigOptions): string {
     'defaults',
     '    mode http',
     '    option http-keep-alive',
+    // On a reload (SIGUSR2, whenever a replica comes or goes) the old worker would close its idle client
+    // connections at once; a client sending its next request on one at that moment gets a socket error for
+    // a request no replica ever saw. Kept open instead, the next request is answered, with Connection: close.
+    '    option idle-close-on-response',
     '    timeout connect 2s',
     '    timeout client 30s',
     `    timeout server ${serverTimeout}ms`,

@@ -1,7 +1,6 @@
 import { BrokerUnavailableError, OverloadedError, ShuttingDownError, SluiceError, describeCause, isRetryable } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { errorTrail } from '../kafka/index.ts';
-import type { OutgoingRecord, RecordMetadata } from '../kafka/types.ts';
+import { errorTrail, type OutgoingRecord, type RecordMetadata } from '../kafka/index.ts';
 
 /**
  * Micro-batching in front of one shared producer. Concurrent requests put their

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
 import { MalformedBodyError, ValidationError, type FieldViolation } from '../core/errors.ts';
-import { NonFiniteNumberError, parseJson } from '../core/json.ts';
+import { JsonTooDeepError, NonFiniteNumberError, parseJson } from '../core/json.ts';
 
 /**
  * Request bodies as the ingress reads them: a JSON object is one event, a JSON
@@ -38,12 +38,16 @@ function nonFiniteViolation(error: NonFiniteNumberError, batch: boolean, line?: 
   return new ValidationError([violation], `${index === undefined ? '' : `[${index}] `}${path || '(root)'}: ${message}`);
 }
 
-export function parseJsonBody(text: string): ParsedBody {
+/** The default of SLUICE_JSON_MAX_DEPTH, for callers without a config (benches, tests). */
+export const DEFAULT_MAX_DEPTH = 128;
+
+export function parseJsonBody(text: string, maxDepth = DEFAULT_MAX_DEPTH): ParsedBody {
   if (text.trim() === '') throw new MalformedBodyError('body is empty; expected a JSON object (one event) or array (a batch)');
   let value: unknown;
   try {
-    value = parseJson(text);
+    value = parseJson(text, maxDepth);
   } catch (error) {
+    if (error instanceof JsonTooDeepError) throw new MalformedBodyError(`body ${error.message}`, error);
     if (error instanceof NonFiniteNumberError) throw nonFiniteViolation(error, text.trimStart().startsWith('['));
     // V8's message already says where: "... at position 12 (line 1 column 13)".
     throw new MalformedBodyError(`body is not valid JSON: ${reason(error)}`, error);
@@ -55,15 +59,18 @@ export function parseJsonBody(text: string): ParsedBody {
   return { events: [value], batch: false };
 }
 
-export function parseNdjsonBody(text: string): ParsedBody {
+export function parseNdjsonBody(text: string, maxDepth = DEFAULT_MAX_DEPTH): ParsedBody {
   const events: unknown[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
     if (line === '') continue;
     try {
-      events.push(parseJson(line));
+      events.push(parseJson(line, maxDepth));
     } catch (error) {
+      if (error instanceof JsonTooDeepError) {
+        throw new MalformedBodyError(`line ${i + 1} is nested more than ${error.maxDepth} arrays/objects deep (byte offset ${error.byteOffset} of the line)`, error);
+      }
       if (error instanceof NonFiniteNumberError) throw nonFiniteViolation(error, true, events.length);
       throw new MalformedBodyError(`line ${i + 1} is not valid JSON: ${reason(error)}`, error);
     }
@@ -111,12 +118,13 @@ export function decodeUtf8(body: Buffer, parse: (text: string) => ParsedBody): s
  * content type is a 415 and the body limit applies before parsing starts.
  * Bodies arrive as bytes so that invalid UTF-8 is refused rather than replaced.
  */
-export function registerBodyParsers(app: FastifyInstance): void {
+export function registerBodyParsers(app: FastifyInstance, maxDepth = DEFAULT_MAX_DEPTH): void {
   app.removeAllContentTypeParsers();
-  for (const [type, parse] of [
+  for (const [type, parseBody] of [
     [JSON_TYPE, parseJsonBody],
     [NDJSON_TYPE, parseNdjsonBody],
   ] as const) {
+    const parse = (text: string): ParsedBody => parseBody(text, maxDepth);
     app.addContentTypeParser(type, { parseAs: 'buffer' }, (_request, body, done) => {
       try {
         const received: ReceivedBody = Object.assign(parse(decodeUtf8(body as Buffer, parse)), { raw: body as Buffer });

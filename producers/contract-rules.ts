@@ -2,10 +2,24 @@ import { RuleViolationError, type RuleViolation } from '../core/errors.ts';
 import type { AnyCodec } from '../core/formats/index.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import type { OutgoingRecord, RecordHeaders } from '../kafka/types.ts';
+import type { OutgoingRecord, RecordHeaders } from '../kafka/index.ts';
 import { CompiledContract, RULE_HEADERS, type Metadata, type RuleFailure, type RuleSet } from '../rules/index.ts';
 import type { PreparedProduce } from './idempotency.ts';
-import { recordHeaders, toRecords, type RouteBinding } from './routes.ts';
+
+/** What this file needs of a route (routes.ts's RouteBinding has it; routes.ts imports this file, not the other way). */
+export interface RuleRoute {
+  readonly route: { readonly topic: string; readonly key: string };
+  readonly subject: string;
+  readonly schemaId: number;
+  readonly codec: Pick<AnyCodec, 'schemaType' | 'validate'>;
+  readonly schemaText?: string;
+}
+
+/** How routes.ts turns events into records and which headers they carry: passed in, so this file does not import it. */
+export interface RecordBuilder {
+  records(events: unknown[]): OutgoingRecord[];
+  readonly headers: RecordHeaders;
+}
 
 /**
  * The WRITE rules of each route's subject, enforced at the HTTP edge. After
@@ -41,10 +55,10 @@ interface LookupAnswer {
 export class RouteContracts {
   readonly #registry: RegistryClient;
   readonly #log: Logger;
-  readonly #current = new Map<RouteBinding, RouteContract>();
+  readonly #current = new Map<RuleRoute, RouteContract>();
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(registry: RegistryClient, bindings: readonly RouteBinding[], log: Logger) {
+  constructor(registry: RegistryClient, bindings: readonly RuleRoute[], log: Logger) {
     this.#registry = registry;
     this.#log = log;
     for (const binding of bindings) this.#current.set(binding, { schemaId: binding.schemaId, contract: undefined });
@@ -60,7 +74,7 @@ export class RouteContracts {
     clearInterval(this.#timer);
   }
 
-  of(binding: RouteBinding): RouteContract {
+  of(binding: RuleRoute): RouteContract {
     return this.#current.get(binding) ?? { schemaId: binding.schemaId, contract: undefined };
   }
 
@@ -68,7 +82,7 @@ export class RouteContracts {
     await Promise.all([...this.#current.keys()].map((binding) => this.#refreshOne(binding)));
   }
 
-  async #refreshOne(binding: RouteBinding): Promise<void> {
+  async #refreshOne(binding: RuleRoute): Promise<void> {
     const text = binding.schemaText;
     if (text === undefined) return;
     let answer: LookupAnswer;
@@ -198,12 +212,7 @@ interface DeadLetterAnswer {
  * or 422) and the rest are written; without it, the caller has already
  * refused the whole request when any event was (checkEvents, ruleRefusal).
  */
-export function prepareWithRules(
-  binding: RouteBinding,
-  events: unknown[],
-  rules: RuleResults,
-  options: { batch: boolean; partial: boolean; correlationId: string; trace: Readonly<Record<string, string>>; principal?: string },
-): PreparedProduce {
+export function prepareWithRules(binding: RuleRoute, events: unknown[], rules: RuleResults, build: RecordBuilder, options: { batch: boolean; partial: boolean }): PreparedProduce {
   const invalid = options.partial ? events.map((event) => binding.codec.validate(event)) : undefined;
   const kept: number[] = [];
   const dead: number[] = [];
@@ -211,14 +220,8 @@ export function prepareWithRules(
     if ((invalid?.[i]?.length ?? 0) > 0 || rules.refused.has(i)) return;
     (rules.deadLettered.has(i) ? dead : kept).push(i);
   });
-  const main = toRecords(
-    binding,
-    kept.map((i) => rules.events[i]),
-    options.correlationId,
-    options.trace,
-    options.principal,
-  );
-  const headers = recordHeaders(binding, options.correlationId, options.trace, options.principal);
+  const main = build.records(kept.map((i) => rules.events[i]));
+  const headers = build.headers;
   const letters = dead.map((i) => {
     const keyValue = (events[i] as Record<string, unknown>)[binding.route.key];
     return deadLetterRecord(rules.deadLettered.get(i)!, events[i], binding.route.topic, headers, keyValue === null || keyValue === undefined ? null : Buffer.from(String(keyValue), 'utf8'));

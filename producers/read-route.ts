@@ -8,7 +8,6 @@ import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
 import { headerMap, RecordDecoder, type TailRecord } from '../tail/decode.ts';
 import { createFormatter, LineEncoder, type Formatter } from '../tail/format.ts';
 import type { FilterContext } from '../tail/filter.ts';
-import type { AccessControl } from './access.ts';
 import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from './read-query.ts';
 
 /**
@@ -21,7 +20,7 @@ import { BadParameterError, formatEventId, parseReadQuery, type ReadQuery } from
  * socket drained, so a slow client slows the reading, never the memory: per
  * connection at most two fetches (READ_FETCH_BYTES each) plus the socket's buffer.
  *
- * Permission: `{ action: 'read', topic }` through the AccessControl hook.
+ * Permission: `read` of the topic (access/route-table.ts), checked by access/plugin.ts before the handler.
  */
 
 export const READ_ROUTE = '/v1/topics/:topic/records';
@@ -37,7 +36,6 @@ export interface ReadRouteOptions {
   registry: RegistryClient;
   /** The topics that may be read (the topology's); any other name is a 404. */
   topics: readonly string[];
-  access: AccessControl;
   logger: Logger;
 }
 
@@ -168,7 +166,7 @@ class RecordStream {
 }
 
 export function registerReadRoute(app: FastifyInstance, options: ReadRouteOptions): ReadRoute {
-  const { kafka, admin, registry, access, logger } = options;
+  const { kafka, admin, registry, logger } = options;
   const topics = new Set(options.topics);
   const stats: ReadStats = { open: 0, maxBufferedBytes: 0 };
   const open = new Set<() => Promise<void>>();
@@ -179,7 +177,6 @@ export function registerReadRoute(app: FastifyInstance, options: ReadRouteOption
   app.get<{ Params: { topic: string }; Querystring: Record<string, unknown> }>(READ_ROUTE, async (request, reply) => {
     const { topic } = request.params;
     if (!topics.has(topic)) throw new NotFoundError(`no topic ${topic} to read (topics: ${[...topics].join(', ') || 'none'})`);
-    await access.check(request, { action: 'read', topic });
     const lastEventId = request.headers['last-event-id'];
     const query = parseReadQuery(request.query, typeof lastEventId === 'string' ? lastEventId : undefined);
     const positions = await startPositions(admin, topic, query);

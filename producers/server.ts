@@ -18,7 +18,6 @@ import { registerDocs } from './docs.ts';
 import { KafkaConnection } from './kafka-connection.ts';
 import { ingressReadiness, registerProbes } from './readiness.ts';
 import { createKafka } from '../kafka/index.ts';
-import { OPEN_ACCESS, type AccessControl } from './access.ts';
 import { Idempotency } from './idempotency.ts';
 import { IdempotencyStore } from './idempotency-claims.ts';
 import { registerReadRoute, type ReadStats } from './read-route.ts';
@@ -38,8 +37,6 @@ export interface IngressOptions {
   port?: number;
   /** Test hook: runs after a keyed request's events were acknowledged, before its response is sent. */
   afterIdempotentWrite?: () => void;
-  /** Who may produce and read (issue 12's access model plugs in here); everyone by default. */
-  access?: AccessControl;
 }
 
 export interface Ingress {
@@ -112,17 +109,16 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   // Before access control, whose refusals carry the correlation id and the error bodies too.
   void app.register(correlationHeader).register(closeConnectionsWhileDraining, { draining: () => shuttingDown });
   void app.register(ingressErrors, { bodyLimit: config.bodyLimit, produceTimeoutMs, rejected: metrics.rejected, routes: routeList });
-  registerBodyParsers(app);
+  registerBodyParsers(app, config.jsonMaxDepth);
   registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
   registerHttpTracing(app);
   const control = installSecurity(app, { service: 'ingress', config, logger: log, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
   registerProbes(app, ingressReadiness({ connection, registry, bindings, routes: topology.routes.length, produceTimeoutMs }), control);
   void app.register(metricsRoute, { registry: metrics.registry });
-  const access = options.access ?? OPEN_ACCESS;
   const contracts = new RouteContracts(registry, bindings, log);
   await contracts.start();
-  registerRoutes(app, bindings, { producer: batcher, access, contracts, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) });
-  const reads = registerReadRoute(app, { kafka: readKafka, admin: readAdmin, registry, topics: topology.topics.map((t) => t.name), access, logger: log });
+  registerRoutes(app, bindings, { producer: batcher, contracts, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) });
+  const reads = registerReadRoute(app, { kafka: readKafka, admin: readAdmin, registry, topics: topology.topics.map((t) => t.name), logger: log });
   registerDocs(app, topology, config);
 
   try {

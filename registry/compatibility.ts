@@ -1,5 +1,6 @@
 import avro, { type Schema, type Type } from 'avsc';
 import { RegistryHttpError } from '../core/errors.ts';
+import { parseJsonText } from '../core/json.ts';
 
 /**
  * Avro schema compatibility, as Confluent's registry defines it on top of the
@@ -32,7 +33,7 @@ export function parseAvroSchema(text: string, references: readonly string[] = []
   if (cached) return cached;
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = parseJsonText(text);
   } catch (error) {
     throw RegistryHttpError.invalidSchema(`Invalid schema: not JSON (${(error as Error).message})`, error);
   }

@@ -3,7 +3,7 @@ import { REGISTRY_DENIALS, API_CHALLENGE } from '../access/denials.ts';
 import { serverFactory } from '../access/http.ts';
 import { canReadSubject } from '../access/permissions.ts';
 import { installSecurity } from '../access/plugin.ts';
-import { registryWriteDetails } from '../access/registry-audit.ts';
+import { registryWriteDetails } from './registry-audit.ts';
 import { REGISTRY_ROUTES } from '../access/route-table.ts';
 import type { SluiceConfig } from '../core/config.ts';
 import { registerHttpMetrics } from '../core/http-metrics.ts';
@@ -28,7 +28,7 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
     serverFactory: serverFactory(config),
   });
   // Before security: its refusals need the error bodies, and every answer the registry's content type.
-  void app.register(confluentBody).register(confluentErrors);
+  void app.register(confluentBody, { maxDepth: config.jsonMaxDepth }).register(confluentErrors);
   const security = { config, logger, routes: REGISTRY_ROUTES, denials: REGISTRY_DENIALS, challenge: API_CHALLENGE, describeWrite: registryWriteDetails(store.state) };
   const access = installSecurity(app, { service: 'registry', ...security });
   registerHttpMetrics(app, { service: 'registry' });

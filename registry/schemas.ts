@@ -5,7 +5,7 @@ import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
 import { descriptorToProto, isSerializedDescriptor } from '../core/formats/proto-descriptor.ts';
 import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
 import { RegistryHttpError } from '../core/errors.ts';
-import { jsonBeyondBounds } from '../core/json.ts';
+import { JsonTooDeepError, jsonBeyondBounds, parseJsonText, requireJsonDepth } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
 import { explainIncompatibility, parseAvroSchema } from './compatibility.ts';
@@ -62,6 +62,8 @@ function parseReferences(raw: unknown): SchemaReference[] {
     if (!isObject(r) || typeof r.name !== 'string' || r.name === '' || typeof r.subject !== 'string' || r.subject === '' || !isPositiveInt(r.version)) {
       throw RegistryHttpError.invalidSchema(`references[${i}] must be {"name": string, "subject": string, "version": positive integer}`);
     }
+    // A JSON Schema's reference name is the URI ajv resolves it by (see MAX_SCHEMA_URI).
+    if (r.name.length > MAX_SCHEMA_URI) throw RegistryHttpError.invalidSchema(`references[${i}].name is longer than ${MAX_SCHEMA_URI} characters`);
     return { name: r.name, subject: r.subject, version: r.version };
   });
 }
@@ -124,12 +126,39 @@ export const MAX_JSON_SCHEMA_CONTAINERS = 2_000;
 function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
   let value: unknown;
   try {
-    value = JSON.parse(text);
-  } catch {
+    requireJsonDepth(text, MAX_SCHEMA_DEPTH); // before JSON.parse, whose time grows with the depth
+    value = parseJsonText(text);
+  } catch (error) {
+    if (error instanceof JsonTooDeepError) throw RegistryHttpError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${error.message}`, error);
     return; // not JSON: the format's own parser says where
   }
   const problem = jsonBeyondBounds(value, MAX_SCHEMA_DEPTH, schemaType === 'JSON' ? MAX_JSON_SCHEMA_CONTAINERS : Infinity);
   if (problem) throw RegistryHttpError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${problem}`);
+  const longUri = schemaType === 'JSON' ? uriBeyondBound(value) : undefined;
+  if (longUri) throw RegistryHttpError.invalidSchema(`Invalid JSON schema: "schema" at ${longUri} is longer than ${MAX_SCHEMA_URI} characters`);
+}
+
+/**
+ * Longest URI a JSON Schema keyword or a reference name may hold. ajv parses, normalizes and resolves each
+ * with fast-uri several times while compiling, at ~2 µs a character: one 1 MiB `$ref` took 1-2 s, and the
+ * registry answers on the same event loop as everything else. Real URIs stay far below.
+ */
+export const MAX_SCHEMA_URI = 2_048;
+const URI_KEYWORDS = ['$ref', '$id', '$schema', '$anchor', '$dynamicRef', '$dynamicAnchor', '$recursiveRef'];
+
+/** The JSON pointer of the first URI keyword in `value` (a bounded parsed schema) longer than MAX_SCHEMA_URI. */
+function uriBeyondBound(value: unknown): string | undefined {
+  const stack: { item: unknown; pointer: string }[] = [{ item: value, pointer: '' }];
+  while (stack.length > 0) {
+    const { item, pointer } = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    for (const [key, child] of Object.entries(item)) {
+      const at = `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      if (typeof child === 'string' && child.length > MAX_SCHEMA_URI && !Array.isArray(item) && URI_KEYWORDS.includes(key)) return at;
+      if (child !== null && typeof child === 'object') stack.push({ item: child, pointer: at });
+    }
+  }
+  return undefined;
 }
 
 /** Validates a `{schema, schemaType?, references?, id?, version?}` body (42201 when unusable). */
@@ -157,7 +186,7 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
   if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
   else if (isSerializedDescriptor(schema)) return parseSchemaRequest(state, { ...body, schema: protoTextOf(schema) }, canRead, normalize);
   const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead));
-  const text = normalize ? normalizeSchema(schema, schemaType) : schemaType === 'PROTOBUF' ? schema : JSON.stringify(JSON.parse(schema));
+  const text = normalize ? normalizeSchema(schema, schemaType) : schemaType === 'PROTOBUF' ? schema : JSON.stringify(parseJsonText(schema));
   return {
     schema: text,
     schemaType,

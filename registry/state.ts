@@ -1,4 +1,5 @@
 import type { SchemaReference } from '../core/formats/types.ts';
+import { parseJsonText } from '../core/json.ts';
 import type { Metadata, RuleSet } from '../rules/types.ts';
 import { COMPATIBILITY_LEVELS, DEFAULT_COMPATIBILITY, isCompatibilityLevel, type CompatibilityLevel } from './compatibility.ts';
 
@@ -233,7 +234,7 @@ export function normalizeSchema(text: string, schemaType = 'AVRO'): string {
       .replace(/\s*([{};=,<>()[\]])\s*/g, '$1')
       .trim();
   }
-  return JSON.stringify(sortKeys(JSON.parse(text)));
+  return JSON.stringify(sortKeys(parseJsonText(text)));
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { SluiceConfig } from '../core/config.ts';
 import { describeCause, RegistryHttpError, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { internalReplication } from '../topology/replication.ts';
+import { internalReplication } from '../broker/replication.ts';
 import { retryPolicies } from '../core/retry.ts';
 import { createKafka, errorTrail, type KafkaAdmin, type KafkaProducer, type PartitionBatch, type PartitionReader } from '../kafka/index.ts';
 import type { Plan } from './commands.ts';

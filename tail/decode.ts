@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { Decoder } from '../core/avro.ts';
 import { DecodeError, SluiceError, errorClass } from '../core/errors.ts';
-import type { KafkaRecord, RecordHeaders } from '../kafka/types.ts';
+import type { KafkaRecord, RecordHeaders } from '../kafka/index.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { HEADER_SIZE, MAGIC_BYTE, unframe } from '../core/wire-format.ts';
 import { displayPlan, type Convert } from './display.ts';

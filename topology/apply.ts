@@ -4,7 +4,7 @@ import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { gatherLive } from './live.ts';
 import { schemaTypeOf, topologyName, type Topology } from './model.ts';
-import { planTopology, type Plan, type PlanAction } from './plan.ts';
+import { planTopology, type ApplyResult, type Plan, type PlanAction } from './plan.ts';
 import { writeAppliedState } from './state.ts';
 import { describeAction } from './format.ts';
 
@@ -12,13 +12,6 @@ export interface ApplyContext {
   admin: KafkaAdmin;
   registry: RegistryClient;
   log: Logger;
-}
-
-export interface ApplyResult {
-  applied: PlanAction[];
-  /** The action that failed and why; the rest of the plan was not attempted. */
-  failed?: { action: PlanAction; error: unknown };
-  notApplied: PlanAction[];
 }
 
 function topicSpec(action: Extract<PlanAction, { type: 'create-topic' }>): TopicSpec {

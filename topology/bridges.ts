@@ -1,47 +1,9 @@
 import type { TopologyError } from '../core/errors.ts';
-import { topLevelFields, type TopicSpec } from './model.ts';
+import type { PathPart } from '../core/schema-checker.ts';
+import { topLevelFields, type BridgeSpec, type ExchangeType, type TopicSpec } from './model.ts';
 
-/**
- * `bridges:` in the topology: RabbitMQ on either side of a Kafka topic.
- * - topic → exchange: `from: {topic}`, `to: {exchange, exchangeType, routingKey}`
- * - queue → topic: `from: {queue}`, `to: {topic, key}`, `deadLetter: <topic>`
- */
+/** Reading `bridges:` of the topology file (the bridge specs are in model.ts). */
 
-export type PayloadFormat = 'json' | 'avro';
-export type ExchangeType = 'fanout' | 'direct' | 'topic' | 'headers';
-
-export interface KafkaToAmqpBridge {
-  name: string;
-  direction: 'kafka-to-amqp';
-  topic: string;
-  exchange: string;
-  exchangeType: ExchangeType;
-  /** Fixed routing key; empty for fanout. */
-  routingKey: string;
-  /** json: the decoded event as JSON (default); avro: the Confluent-framed bytes as on the topic. */
-  format: PayloadFormat;
-  groupId: string;
-  /** Where records that cannot be decoded go; without it such a record stops the bridge. */
-  deadLetter?: string;
-}
-
-export interface AmqpToKafkaBridge {
-  name: string;
-  direction: 'amqp-to-kafka';
-  queue: string;
-  topic: string;
-  /** Field of the event whose value is the Kafka key; unset: the `kafka-key` header, else no key. */
-  key?: string;
-  /** json: a JSON event, validated against the topic's schema; avro: Confluent-framed bytes, checked by decoding. */
-  format: PayloadFormat;
-  /** Kafka topic for messages that fail validation (original bytes, reason in headers). */
-  deadLetter: string;
-  prefetch: number;
-}
-
-export type BridgeSpec = KafkaToAmqpBridge | AmqpToKafkaBridge;
-
-type PathPart = string | number;
 type Fail = (path: PathPart[], message: string) => TopologyError;
 
 const BRIDGE_NAME = /^[a-z0-9][a-z0-9-]*$/;

@@ -1,6 +1,5 @@
 import { relative } from 'node:path';
-import type { ApplyResult } from './apply.ts';
-import type { Plan, PlanAction } from './plan.ts';
+import type { ApplyResult, Plan, PlanAction } from './plan.ts';
 
 /** How plans and apply results read for people (terraform-like) and for machines (--json). */
 

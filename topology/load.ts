@@ -8,8 +8,9 @@ import { isCompatibilityLevel } from '../registry/compatibility.ts';
 import { schemaTypeOfFile, SCHEMA_FILE_EXTENSIONS, type SchemaType } from '../core/formats/index.ts';
 import { subjectFor, topLevelFields, valueCodec, type RouteSpec, type TopicSpec, type Topology, type ValueSchema, type WorkerSpec } from './model.ts';
 import { parseBridges } from './bridges.ts';
-import { checkAgainstSchema, type PathPart } from './validate-schema.ts';
-import { MIN_INSYNC_CONFIG, type ReplicationSetting } from './replication.ts';
+import type { PathPart } from '../core/schema-checker.ts';
+import { checkAgainstSchema } from './validate-schema.ts';
+import { MIN_INSYNC_CONFIG, type ReplicationSetting } from '../broker/replication.ts';
 
 /** Kafka's own rule for topic names (kafka.common.Topic / InternalTopic). */
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;

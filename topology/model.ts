@@ -1,8 +1,7 @@
 import type { Schema } from 'avsc';
 import { createCodec, type AnyCodec, type SchemaType } from '../core/formats/index.ts';
-import type { BridgeSpec } from './bridges.ts';
 import type { CompatibilityLevel } from '../registry/compatibility.ts';
-import type { ReplicationSetting } from './replication.ts';
+import type { ReplicationSetting } from '../broker/replication.ts';
 
 /** The topology as the platform uses it, after loading and cross-checking. */
 
@@ -113,3 +112,43 @@ export function topicByName(topology: Topology, name: string): TopicSpec | undef
 export function topologyName(topology: Topology): string {
   return topology.name ?? 'topology';
 }
+
+/**
+ * `bridges:` in the topology: RabbitMQ on either side of a Kafka topic.
+ * - topic → exchange: `from: {topic}`, `to: {exchange, exchangeType, routingKey}`
+ * - queue → topic: `from: {queue}`, `to: {topic, key}`, `deadLetter: <topic>`
+ */
+
+export type PayloadFormat = 'json' | 'avro';
+export type ExchangeType = 'fanout' | 'direct' | 'topic' | 'headers';
+
+export interface KafkaToAmqpBridge {
+  name: string;
+  direction: 'kafka-to-amqp';
+  topic: string;
+  exchange: string;
+  exchangeType: ExchangeType;
+  /** Fixed routing key; empty for fanout. */
+  routingKey: string;
+  /** json: the decoded event as JSON (default); avro: the Confluent-framed bytes as on the topic. */
+  format: PayloadFormat;
+  groupId: string;
+  /** Where records that cannot be decoded go; without it such a record stops the bridge. */
+  deadLetter?: string;
+}
+
+export interface AmqpToKafkaBridge {
+  name: string;
+  direction: 'amqp-to-kafka';
+  queue: string;
+  topic: string;
+  /** Field of the event whose value is the Kafka key; unset: the `kafka-key` header, else no key. */
+  key?: string;
+  /** json: a JSON event, validated against the topic's schema; avro: Confluent-framed bytes, checked by decoding. */
+  format: PayloadFormat;
+  /** Kafka topic for messages that fail validation (original bytes, reason in headers). */
+  deadLetter: string;
+  prefetch: number;
+}
+
+export type BridgeSpec = KafkaToAmqpBridge | AmqpToKafkaBridge;

@@ -1,7 +1,8 @@
 import type { CompatibilityLevel } from '../registry/compatibility.ts';
 import type { SchemaType } from '../core/formats/types.ts';
 import { schemaTypeOf, type TopicSpec, type Topology } from './model.ts';
-import { factorSatisfied, MIN_INSYNC_CONFIG, resolveReplication } from './replication.ts';
+import { MIN_INSYNC_CONFIG } from '../broker/replication.ts';
+import { factorSatisfied, resolveReplication } from './replication.ts';
 
 /**
  * The plan: what `apply` would change to bring the cluster and the registry to
@@ -63,6 +64,14 @@ export interface PlanError {
 export interface Plan {
   actions: PlanAction[];
   errors: PlanError[];
+}
+
+/** What became of a plan's actions when applied (topology/apply.ts), in order. */
+export interface ApplyResult {
+  applied: PlanAction[];
+  /** The action that failed and why; the rest of the plan was not attempted. */
+  failed?: { action: PlanAction; error: unknown };
+  notApplied: PlanAction[];
 }
 
 export interface PlanOptions {

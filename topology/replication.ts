@@ -1,23 +1,12 @@
-import { minInsyncReplicas, replicationFactor, replicationProblem, type ReplicationSetting } from '../broker/replication.ts';
+import { MIN_INSYNC_CONFIG, minInsyncReplicas, replicationFactor, replicationProblem, type Replication, type ReplicationSetting } from '../broker/replication.ts';
 
 /**
- * Replication of the topics Sluice creates, from the number of brokers the
- * cluster reports: topology topics (their `replicationFactor` and
- * `minInsyncReplicas`, `auto` by default) and internal ones (`_schemas`,
- * `_sluice_topology`, dead-letter ledgers), which are always `auto`. The
+ * Replication of the topology's topics, from the number of brokers the
+ * cluster reports: their `replicationFactor` and `minInsyncReplicas`, `auto`
+ * by default (internal topics are always `auto`: broker/replication.ts). The
  * factor and min.insync.replicas travel together, as a topic's replica count
  * and its config, so an acks=all write survives one replica down on three brokers.
  */
-
-export type { ReplicationSetting };
-
-export const MIN_INSYNC_CONFIG = 'min.insync.replicas';
-
-export interface Replication {
-  replicationFactor: number;
-  /** The topic's min.insync.replicas, as a config value. */
-  configs: Record<string, string>;
-}
 
 /** What a topic created now on a cluster of `brokers` gets, or why the cluster cannot hold it. */
 export function resolveReplication(
@@ -32,12 +21,6 @@ export function resolveReplication(
   const problem = replicationProblem(brokers, factor);
   if (problem) return { problem };
   return { replication: { replicationFactor: factor, configs: { [MIN_INSYNC_CONFIG]: String(minInsyncReplicas(factor, minInsyncSetting)) } } };
-}
-
-/** Internal topics: `auto` on both, which any cluster of at least one broker holds. */
-export function internalReplication(brokers: number): Replication {
-  const factor = replicationFactor(Math.max(1, brokers));
-  return { replicationFactor: factor, configs: { [MIN_INSYNC_CONFIG]: String(minInsyncReplicas(factor)) } };
 }
 
 /**

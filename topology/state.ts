@@ -1,6 +1,6 @@
 import { SluiceError } from '../core/errors.ts';
 import type { Kafka, KafkaAdmin } from '../kafka/index.ts';
-import { internalReplication } from './replication.ts';
+import { internalReplication } from '../broker/replication.ts';
 
 /**
  * What the last `apply` of a topology left behind: the names of the topics it

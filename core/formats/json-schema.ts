@@ -5,7 +5,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { RE2JS } from 're2js';
 import type { FieldViolation } from '../errors.ts';
-import { parseJson, stringifyJson } from '../json.ts';
+import { parseJson, parseJsonText, stringifyJson } from '../json.ts';
 import type { Codec, ResolvedSchema } from './types.ts';
 
 /**
@@ -54,7 +54,7 @@ function ajvFor(root: JsonSchemaNode): Ajv {
 function parseNode(text: string, what: string): JsonSchemaNode {
   let node: unknown;
   try {
-    node = JSON.parse(text);
+    node = parseJsonText(text);
   } catch (error) {
     throw new Error(`${what} is not JSON: ${(error as Error).message}`, { cause: error });
   }

@@ -2,15 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { SluiceConfig } from '../../core/config.ts';
 import { BridgeError, MalformedBodyError, isRetryable } from '../../core/errors.ts';
-import { parseJson } from '../../core/json.ts';
+import { JsonTooDeepError, parseJson } from '../../core/json.ts';
 import { createKafka, type OutgoingRecord, type RecordHeaders } from '../../kafka/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { createCodecEncoder, decodeFramed } from '../../core/serde.ts';
 import { contextFromAmqpHeaders, startRecordSpan, type RecordSpan } from '../../core/tracing.ts';
 import { DLQ_HEADERS, errorClassName, errorCodeOf, refuseReservedHeaders, renameReservedHeaders } from '../../consumers/headers.ts';
-import type { AmqpToKafkaBridge } from '../../topology/bridges.ts';
-import { schemaTypeOf, valueCodec, type TopicSpec } from '../../topology/model.ts';
+import { schemaTypeOf, valueCodec, type AmqpToKafkaBridge, type TopicSpec } from '../../topology/model.ts';
 import { AmqpLink, backoffDelay } from './link.ts';
 import { kafkaHeadersFrom, kafkaKeyFrom } from './payload.ts';
 import type { BridgeStats, RunningBridge } from './running.ts';
@@ -107,8 +106,10 @@ export async function startAmqpToKafka(options: AmqpToKafkaOptions): Promise<Run
     }
     let value: unknown;
     try {
-      value = parseJson(d.message.content.toString('utf8'));
+      // Bounded as the ingress's bodies: JSON.parse's time grows with the nesting.
+      value = parseJson(d.message.content.toString('utf8'), config.jsonMaxDepth);
     } catch (error) {
+      if (error instanceof JsonTooDeepError) throw new MalformedBodyError(`message ${error.message}`, error);
       throw new MalformedBodyError(`message is not JSON: ${(error as Error).message}`, error);
     }
     return { value: encoder.encode(value), key: kafkaKeyFrom(d.message, value, spec.key) };

@@ -2,16 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfirmChannel } from 'amqplib';
 import type { SluiceConfig } from '../../core/config.ts';
 import { BridgeError, isRetryable } from '../../core/errors.ts';
-import { retryPolicies } from '../../core/retry.ts';
-import { clientOptions } from '../../kafka/connection.ts';
-import { GroupConsumer, type GroupBatch } from '../../kafka/group-consumer.ts';
-import { createKafka, type KafkaProducer, type KafkaRecord } from '../../kafka/index.ts';
+import { createKafka, type GroupBatch, type KafkaProducer, type KafkaRecord } from '../../kafka/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { decodeFramed } from '../../core/serde.ts';
 import { startKafkaRecordSpan, type RecordSpan } from '../../core/tracing.ts';
 import { deadLetterRecord } from '../../consumers/headers.ts';
-import type { KafkaToAmqpBridge } from '../../topology/bridges.ts';
+import type { KafkaToAmqpBridge } from '../../topology/model.ts';
 import { AmqpLink, backoffDelay } from './link.ts';
 import { toAmqpMessage, type AmqpOutgoing } from './payload.ts';
 import type { BridgeStats, RunningBridge } from './running.ts';
@@ -73,8 +70,7 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
   await link.get();
 
   const kafka = createKafka(config, log, `bridge-${spec.name}`);
-  const consumer = new GroupConsumer({
-    client: clientOptions(config, { name: `bridge-${spec.name}`, retry: retryPolicies.reader }),
+  const consumer = kafka.groupConsumer({
     groupId: spec.groupId,
     topics: [spec.topic],
     protocol: config.workerGroupProtocol,
@@ -84,7 +80,6 @@ export async function startKafkaToAmqp(options: KafkaToAmqpOptions): Promise<Run
     // A new group starts from the beginning: events emitted before the bridge first ran are forwarded too.
     fallback: 'earliest',
     maxWaitMs: 1000,
-    logger: log,
   });
   let dlq: KafkaProducer | undefined;
   if (spec.deadLetter) {

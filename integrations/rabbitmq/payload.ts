@@ -1,8 +1,8 @@
 import type { Message, Options } from 'amqplib';
 import { stringifyJson } from '../../core/json.ts';
 import { CORRELATION_HEADER, headersToStrings } from '../../consumers/headers.ts';
-import type { RecordHeaders } from '../../kafka/types.ts';
-import type { PayloadFormat } from '../../topology/bridges.ts';
+import type { RecordHeaders } from '../../kafka/index.ts';
+import type { PayloadFormat } from '../../topology/model.ts';
 
 /**
  * How a Kafka record becomes an AMQP message and back. Kafka's key, headers and

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { localClusterOptions, startLocalCluster, type ClusterNode, type LocalCluster, type LocalClusterOptions } from '../../broker/cluster.ts';
 import { fetchMetadata, type TopicMetadata } from '../../broker/probe.ts';
 import { loadConfig, type SluiceConfig } from '../../core/config.ts';
-import { KafkaAdmin } from '../../kafka/admin.ts';
+import { createKafka } from '../../kafka/index.ts';
 
 /** The fault suite's cluster, as seen from a test: its nodes, leaders and ISRs. */
 
@@ -95,7 +95,7 @@ export async function pickVictim(cluster: LocalCluster, topic: string, keys: { t
   const kind = process.env.SLUICE_FAULTS_VICTIM ?? 'leader';
   if (kind === 'leader') return leaderOfMost(cluster, topic);
   if (kind !== 'transaction' && kind !== 'group') throw new Error(`SLUICE_FAULTS_VICTIM=${kind}: leader, transaction or group`);
-  const admin = new KafkaAdmin(faultsConfig(), pino({ level: 'silent' }), { name: 'faults-victim' });
+  const admin = createKafka(faultsConfig(), pino({ level: 'silent' }), 'faults').admin({ name: 'faults-victim' });
   try {
     const id = await admin.coordinator(kind, kind === 'transaction' ? keys.transactionalId : keys.groupId);
     const node = cluster.nodes.find((n) => n.id === id);

@@ -10,10 +10,8 @@ import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import { orderTopology } from '../support/order-topology.ts';
 import { randomOrder } from '../support/orders.ts';
 import { pino } from 'pino';
-import { retryPolicies } from '../../core/retry.ts';
-import { clientOptions } from '../../kafka/connection.ts';
-import { GroupConsumer } from '../../kafka/group-consumer.ts';
 import { READ_FETCH_BYTES } from '../../producers/read-route.ts';
+import { createKafka, type GroupConsumer } from '../../kafka/index.ts';
 import { createTestTopics, seam, testConfig, testLogger, uniqueName, withKafkaAdmin } from '../support/platform.ts';
 
 /**
@@ -61,8 +59,7 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
     console_ = await startConsole({ config, logger: log, port: 0 });
     for (let i = 0; i < 6; i++) await post();
     // A group with a live member that has read and committed the first 6 records.
-    consumer = new GroupConsumer({
-      client: clientOptions(base, { name: 'console-test-consumer', retry: retryPolicies.reader }),
+    consumer = createKafka(base, pino({ level: 'silent' }), 'console-test-consumer').groupConsumer({
       groupId: group,
       topics: [topic],
       protocol: 'classic',
@@ -71,7 +68,6 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
       concurrency: 3,
       fallback: 'earliest',
       maxWaitMs: 200,
-      logger: pino({ level: 'silent' }),
     });
     const next = new Map<number, bigint>();
     let frozen = false;

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,10 +43,10 @@ describe.skipIf(!hasEtcd() || !hasHaproxy())('load-balanced ingress (HAProxy + e
     await etcd?.stop();
   });
 
-  // Known defect since this turn's merge (docs/known-defects-under-broker-loss.md): in a full `npm test` run more
-  // requests than clients fail (11 UND_ERR_SOCKET for 8 clients seen) when a replica is SIGKILLed; alone it passes.
-  // Skipped so the suite stays a regression gate until the cause is found.
-  it.skip(`every 2xx of ${EVENTS} events posted through HAProxy is on the topic once, with a replica SIGKILLed mid-stream`, async () => {
+  // Skipped until 2026-12-06: in a full `npm test` run more requests than clients failed (11 UND_ERR_SOCKET for 8
+  // clients). The extra ones came at HAProxy's reload (the killed replica's lease expiring while the slower run still
+  // posted): the old worker closed its idle client connections under requests being sent on them.
+  it(`every 2xx of ${EVENTS} events posted through HAProxy is on the topic once, with a replica SIGKILLed mid-stream`, async () => {
     const topic = uniqueName('lb.orders');
     await createTopics([{ topic, numPartitions: 3 }]);
     const server = await startRegistry({ config, logger: log, port: 0, topic: config.registryTopic });
@@ -95,12 +95,25 @@ describe.skipIf(!hasEtcd() || !hasHaproxy())('load-balanced ingress (HAProxy + e
     const errors: Record<string, number> = {};
     let next = 0;
     let killed = false;
+    let killedAt = 0;
+    const failures: string[] = [];
+    // HAProxy is reloaded without the killed replica once its lease expires (haproxy.cfg is rewritten just
+    // before). Until then the clients slow down (100 ms between requests), so requests are in the air while
+    // the old worker hands over, on any machine: a reload must fail none of them.
+    const haproxyCfg = join(dir, 'lb', 'haproxy.cfg');
+    let reloadedAt = 0;
+    let postedAfterReload = 0;
     const post = async (): Promise<void> => {
       while (next < EVENTS) {
         const n = next++;
         if (n === Math.floor(EVENTS / 3) && !killed) {
           killed = true;
+          killedAt = Date.now();
           ingresses[1]!.child.kill('SIGKILL');
+        }
+        if (killed && reloadedAt === 0) {
+          if (readFileSync(haproxyCfg, 'utf8').includes(`:${ports[1]} check`)) await new Promise((r) => setTimeout(r, 100));
+          else reloadedAt = Date.now();
         }
         const order = randomOrder({ orderId: `lb-${n}` });
         for (let attempt = 0; ; attempt++) {
@@ -116,6 +129,7 @@ describe.skipIf(!hasEtcd() || !hasHaproxy())('load-balanced ingress (HAProxy + e
             status = response.status;
             if (response.ok) {
               acknowledged.push(order.orderId);
+              if (reloadedAt > 0) postedAfterReload++;
               break;
             }
           } catch (error) {
@@ -123,6 +137,7 @@ describe.skipIf(!hasEtcd() || !hasHaproxy())('load-balanced ingress (HAProxy + e
           }
           if (!(status === 502 || status === 503 || status === 504 || typeof status === 'string') || attempt >= 5) throw new Error(`POST ${order.orderId}: ${status}`);
           errors[String(status)] = (errors[String(status)] ?? 0) + 1;
+          failures.push(`${status} ${Date.now() - killedAt} ms after the kill${reloadedAt > 0 ? `, ${Date.now() - reloadedAt} ms after the reload` : ''}`);
           retried.add(order.orderId);
           await new Promise((r) => setTimeout(r, 100));
         }
@@ -150,14 +165,16 @@ describe.skipIf(!hasEtcd() || !hasHaproxy())('load-balanced ingress (HAProxy + e
     // Bound: only requests in flight on the killed replica fail (at most one per client); requests that
     // could not be sent to it are retried by HAProxy (retry-on conn-failure + redispatch). Counted per
     // request: a retry that meets a 503 from a busy survivor is the client's retry loop, not a lost request.
-    expect(retried.size, JSON.stringify({ errors, totalErrors })).toBeLessThanOrEqual(CLIENTS);
+    expect(retried.size, JSON.stringify({ errors, failures })).toBeLessThanOrEqual(CLIENTS);
+    // The reload came while events were still posted, and failed none (option idle-close-on-response: without
+    // it the old worker closed idle client connections, and requests racing that close failed with a socket error).
+    expect(postedAfterReload).toBeGreaterThan(0);
+    expect(failures.filter((f) => f.includes('after the reload'))).toEqual([]);
 
-    // The killed replica's lease expires and HAProxy is reloaded without it.
-    await expect.poll(async () => (await discovery.list('ingress')).length, { timeout: 15_000 }).toBe(2);
-    const { readFileSync } = await import('node:fs');
-    await expect.poll(() => readFileSync(join(dir, 'lb', 'haproxy.cfg'), 'utf8').includes(`:${ports[1]} check`), { timeout: 5000 }).toBe(false);
+    // The killed replica's lease expired and HAProxy was reloaded without it.
+    expect(await discovery.list('ingress')).toHaveLength(2);
     expect(readFileSync(join(dir, 'nginx.conf'), 'utf8')).not.toContain(`:${ports[1]} `);
-  }, 120_000);
+  }, 300_000);
 });
 
 describe('`sluice lb` exposure and what it takes from discovery', () => {

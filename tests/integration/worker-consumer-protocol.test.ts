@@ -1,9 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { retryPolicies } from '../../core/retry.ts';
-import { clientOptions } from '../../kafka/connection.ts';
-import { GroupConsumer } from '../../kafka/group-consumer.ts';
 import { inputs, readOutputs, stream, tally, type OutputReader } from '../support/eos.ts';
-import { brokers, testConfig, uniqueName } from '../support/platform.ts';
+import { brokers, seam, uniqueName } from '../support/platform.ts';
 import { workerHarness, type WorkerHarness } from '../support/workers.ts';
 
 /**
@@ -16,7 +13,7 @@ import { workerHarness, type WorkerHarness } from '../support/workers.ts';
 let supported = false;
 
 beforeAll(async () => {
-  supported = await GroupConsumer.supportsConsumerProtocol(clientOptions(testConfig(), { name: 'protocol-probe', retry: retryPolicies.admin }));
+  supported = await seam('protocol-probe').supportsConsumerProtocol();
 });
 
 describe('workers on the consumer group protocol (KIP-848)', () => {

@@ -4,7 +4,7 @@ import { encodeAvro } from '../../core/avro.ts';
 import { decodeFramed } from '../../core/serde.ts';
 import { frame } from '../../core/wire-format.ts';
 import { defineWorker, emit } from '../../consumers/handler.ts';
-import { partitionForKey } from '../../producers/partitioner.ts';
+import { partitionForKey } from '../../kafka/index.ts';
 import type { RunningWorker } from '../../consumers/runtime.ts';
 import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';

@@ -5,10 +5,7 @@ import { PROJECT_ROOT } from '../../core/config.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { createEncoder, type EventEncoder } from '../../core/serde.ts';
 import { subjectFor } from '../../topology/model.ts';
-import { retryPolicies } from '../../core/retry.ts';
-import { clientOptions } from '../../kafka/connection.ts';
-import { GroupConsumer } from '../../kafka/group-consumer.ts';
-import type { KafkaProducer, KafkaRecord } from '../../kafka/index.ts';
+import { createKafka, type KafkaProducer, type KafkaRecord } from '../../kafka/index.ts';
 import { randomOrder } from './orders.ts';
 import { testConfig, testLogger } from './platform.ts';
 
@@ -46,8 +43,7 @@ export interface OutputReader {
 /** Reads `topic` from the beginning, read_committed: aborted transactions' records are never seen. `brokers` default to the test broker's. */
 export async function readOutputs(brokers: string[] | undefined, topic: string, groupId: string): Promise<OutputReader> {
   const config = testConfig({ logLevel: 'silent', ...(brokers ? { kafkaBrokers: brokers.join(',') } : {}) });
-  const consumer = new GroupConsumer({
-    client: clientOptions(config, { name: 'eos-reader', retry: retryPolicies.reader }),
+  const consumer = createKafka(config, testLogger(config, 'eos-reader'), 'eos-reader').groupConsumer({
     groupId,
     topics: [topic],
     protocol: 'classic',
@@ -58,7 +54,6 @@ export async function readOutputs(brokers: string[] | undefined, topic: string, 
     concurrency: 64,
     fallback: 'earliest',
     stableOffsets: false,
-    logger: testLogger(config, 'eos-reader'),
   });
   const messages: KafkaRecord[] = [];
   await consumer.start({

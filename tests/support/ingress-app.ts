@@ -1,4 +1,3 @@
-import { OPEN_ACCESS } from '../../producers/access.ts';
 import { avroCodecFromTypes } from '../../core/formats/index.ts';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { SLUICE_DENIALS, API_CHALLENGE } from '../../access/denials.ts';
@@ -49,7 +48,7 @@ export async function ingressApp(
     logger,
   });
   const app: FastifyInstance = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: config.bodyLimit });
-  registerBodyParsers(app);
+  registerBodyParsers(app, config.jsonMaxDepth);
   const control = installSecurity(app, { service: 'ingress', config, logger, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
   app.setErrorHandler((error, _request, reply) => {
     const failure = toSluiceError(error, config.bodyLimit);
@@ -57,7 +56,7 @@ export async function ingressApp(
   });
   registerProbes(app, options.readiness ?? { report: async () => ({ ready: true, checks: {} }) }, control);
   app.get('/metrics', async () => '');
-  registerRoutes(app, bindings, { producer, access: OPEN_ACCESS });
+  registerRoutes(app, bindings, { producer });
   for (const path of ['/docs', '/docs/openapi.json', '/docs/asyncapi.json']) app.get(path, async () => ({}));
   // The HTTP read path streams from Kafka; here only its access rule matters.
   app.get('/v1/topics/:topic/records', async () => '');

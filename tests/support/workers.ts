@@ -10,10 +10,7 @@ import { subjectFor, type TopicSpec, type Topology, type ValueSchema, type Worke
 import type { AnyHandler } from '../../consumers/handler.ts';
 import { startWorker, type RunningWorker } from '../../consumers/runtime.ts';
 import { createWorkerMetrics, type WorkerMetrics } from '../../consumers/metrics.ts';
-import { retryPolicies } from '../../core/retry.ts';
-import { clientOptions } from '../../kafka/connection.ts';
-import { GroupConsumer } from '../../kafka/group-consumer.ts';
-import type { KafkaProducer, KafkaRecord, RecordHeaders } from '../../kafka/index.ts';
+import { createKafka, type KafkaProducer, type KafkaRecord, type RecordHeaders } from '../../kafka/index.ts';
 import { createTopics, seam, testConfig, testLogger, uniqueName, withKafkaAdmin } from './platform.ts';
 
 /**
@@ -42,8 +39,7 @@ export interface Collector {
 /** An independent read_committed reader of `topics` (its own group, from the beginning), as any downstream consumer. */
 export async function collect(topics: string[]): Promise<Collector> {
   const config = testConfig({ logLevel: 'silent' });
-  const consumer = new GroupConsumer({
-    client: clientOptions(config, { name: 'test-collector', retry: retryPolicies.reader }),
+  const consumer = createKafka(config, testLogger(config, 'collector'), 'test-collector').groupConsumer({
     groupId: uniqueName('collector'),
     topics,
     protocol: 'classic',
@@ -53,7 +49,6 @@ export async function collect(topics: string[]): Promise<Collector> {
     concurrency: 64,
     fallback: 'earliest',
     stableOffsets: false,
-    logger: testLogger(config, 'collector'),
   });
   const records: CollectedRecord[] = [];
   await consumer.start({

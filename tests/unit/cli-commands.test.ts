@@ -40,6 +40,7 @@ describe('loading only the invoked command group', () => {
     expect(tail).toEqual(expect.arrayContaining(['up', 'registry', 'ingress', 'worker', 'kafka', 'tail']));
     expect(tail).not.toContain('dlq');
     expect((await buildProgram('etcd')).commands.map((c) => c.name())).toEqual(expect.arrayContaining(['services', 'etcd']));
+    expect((await buildProgram('kafka')).commands.map((c) => c.name())).toEqual(['up', 'registry', 'ingress', 'worker', 'kafka']);
     expect((await buildProgram('no-such-command')).commands.map((c) => c.name())).toEqual(expect.arrayContaining(['tail', 'dlq', 'lb', 'access']));
   });
 });

@@ -36,6 +36,8 @@ describe('load balancer configuration', () => {
     expect(cfg).toContain('option httpchk GET /readyz');
     expect(cfg).toContain('retry-on conn-failure');
     expect(cfg).toContain('option redispatch 1');
+    // A reload keeps idle client connections until their next request (lb.test.ts: none fails at the reload).
+    expect(cfg).toContain('option idle-close-on-response');
     expect(cfg).toContain('server ingress-h-1-0 127.0.0.1:8080 check');
     expect(cfg).toContain('inter 500ms');
     expect(cfg).not.toMatch(/retry-on .*(empty-response|503|response-timeout)/);

@@ -10,6 +10,8 @@ import { unframe } from '../../core/wire-format.ts';
 import { compileFilter, FilterError, type FilterContext } from '../../tail/filter.ts';
 import { loadTopology } from '../../topology/load.ts';
 import { ORDER_DEFAULTS } from '../support/order-topology.ts';
+import { startConsole, type RunningConsole } from '../../console/server.ts';
+import { writeAccessFile } from '../support/access.ts';
 import { ingressApp } from '../support/ingress-app.ts';
 import { memoryRegistryApp } from '../support/memory-registry.ts';
 
@@ -207,6 +209,8 @@ describe('registry under pathological sizes', () => {
     (t: string) => ({ schema: t, schemaType: 'JSON' }),
     (t: string) => ({ schema: t }),
     (t: string) => ({ schema: JSON.stringify({ type: 'record', name: t, fields: [] }) }),
+    (t: string) => ({ schemaType: 'JSON', schema: JSON.stringify({ properties: { a: { $ref: t } } }) }),
+    (t: string) => ({ schemaType: 'JSON', schema: '{"$id":"a"}', references: [{ name: t, subject: 's', version: 1 }] }),
     (t: string) => ({ schema: '"int"', references: [{ name: t, subject: t, version: 1 }] }),
     (t: string) => ({ schema: '"int"', references: Array.from({ length: Math.min(t.length, 10_000) }, (_, i) => ({ name: `n${i}`, subject: t.slice(0, 100), version: 1 })) }),
     (t: string) => ({ compatibility: t }),
@@ -228,6 +232,51 @@ describe('registry under pathological sizes', () => {
       }),
       { numRuns: Math.min(RUNS, 40) },
     );
+  }, 300_000);
+});
+
+describe('console sign-in under arbitrary bodies', () => {
+  // The real console (its parsers, access control and routes) on a free loopback port; sign-ins touch no broker.
+  let running: RunningConsole;
+  beforeAll(async () => {
+    const access = await writeAccessFile([{ name: 'alice', allow: ['console:viewer'], password: 'alice-password-1' }]);
+    const consoleConfig = loadConfig({ SLUICE_LOG_LEVEL: 'silent', SLUICE_ACCESS_FILE: access.file, KAFKA_BROKERS: '127.0.0.1:9' });
+    running = await startConsole({ config: consoleConfig, logger, port: 0, topology: { workers: [], bridges: [], routes: [] } });
+  });
+  afterAll(async () => running?.close());
+
+  const login = async (payload: string | Buffer, type = 'application/json') => {
+    const response = await fetch(`${running.url}/api/login`, { method: 'POST', headers: { 'content-type': type }, body: payload });
+    return { status: response.status, body: await response.text() };
+  };
+  const MiB = 1024 * 1024;
+  // Up to the body limit (1 MiB): long names and passwords, wide and deep values, junk bytes, other types.
+  const big = fc.constantFrom(10, 1000, 100_000, MiB - 64);
+  const field = fc.oneof(
+    fc.jsonValue(),
+    fc.tuple(fc.constantFrom('a', '"', '\\', '\u0000', '😀', '[', '{'), big).map(([unit, n]) => unit.repeat(Math.floor(n / 2 / unit.length))),
+  );
+  const body = fc.oneof(
+    fc.record({ name: fc.oneof(fc.constant('alice'), field), password: field }, { requiredKeys: [] }).map((b) => JSON.stringify(b)),
+    fc.jsonValue().map((v) => JSON.stringify(v)),
+    fc.tuple(fc.constantFrom('[', '{"name":'), big).map(([open, n]) => open.repeat(Math.floor(n / open.length))),
+    fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+  );
+
+  it('answers 2xx or 4xx, never 5xx, to any login body up to the body limit, and keeps answering', async () => {
+    await fc.assert(
+      fc.asyncProperty(body, fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded'), async (payload, type) => {
+        const { status, body: answer } = await login(payload, type);
+        expect(status, answer.slice(0, 200)).toBeGreaterThanOrEqual(200);
+        expect(status, answer.slice(0, 200)).toBeLessThan(500);
+      }),
+      { numRuns: Math.max(20, Math.round(RUNS / 30)) },
+    );
+    // 1 MiB nested 500k deep is refused before parsing, naming the bound; the console still answers afterwards.
+    const deep = await login(`${'['.repeat(MiB / 2)}${']'.repeat(MiB / 2)}`);
+    expect(deep.status).toBe(400);
+    expect(deep.body).toMatch(/nested more than 128 arrays\/objects deep \(byte offset 128\)/);
+    expect((await fetch(`${running.url}/api/session`)).status).toBe(200);
   }, 300_000);
 });
 
@@ -281,10 +330,8 @@ describe('--where expressions', () => {
           expect(error).toBeInstanceOf(FilterError);
           return;
         }
-        const started = performance.now();
+        // The bound is structural (terms, depth, string cap: tested below), so no clock here; the test's timeout catches a blow-up.
         expect(typeof filter(record)).toBe('boolean');
-        // Generous: the bound is structural (terms, depth, string cap); this only catches a blow-up.
-        expect(performance.now() - started).toBeLessThan(1000);
         expect((globalThis as Record<string, unknown>).pwned).toBeUndefined();
       }),
       { numRuns: RUNS },

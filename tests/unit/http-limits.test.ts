@@ -78,8 +78,9 @@ describe('HTTP limits', () => {
     const port = await server();
     const held = await Promise.all([open(port), open(port), open(port)]);
     const extra = await open(port);
-    const { ms } = await closedAfter(extra);
-    expect(ms).toBeLessThan(500);
+    await closedAfter(extra);
+    // Refused on arrival, not ended by the idle timeout: the three held (idle as long) are still open.
+    expect(held.map((s) => s.readyState)).toEqual(['open', 'open', 'open']);
     for (const s of held) s.destroy();
   });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { pino } from 'pino';
 import { BrokerUnavailableError, OverloadedError, ShuttingDownError } from '../../core/errors.ts';
 import { partitionForKey } from '../../kafka/partitioner.ts';
@@ -150,17 +150,30 @@ describe('batching producer', () => {
       await new Promise<void>((r) => (release = r));
       return [{ topic: 'orders', partition: partitionForKey('a', PARTITIONS), offset: 0n }];
     };
-    const producer = batcher(send, { timeoutMs: 100, lingerMs: 0, maxInFlight: 1 });
-    const started = Date.now();
-    const first = producer.produce([record('a', '1')]);
-    await new Promise((r) => setTimeout(r, 10));
-    const queued = producer.produce([record('b', '2')]);
-    await expect(first).rejects.toBeInstanceOf(BrokerUnavailableError);
-    await expect(queued).rejects.toThrow(/did not acknowledge within 100 ms/);
-    expect(Date.now() - started).toBeLessThan(500);
-    release();
-    await producer.close();
-    expect(sent).toEqual([1]);
+    // Fake timers: "at the deadline" is asserted on the clock the producer reads, not on a loaded machine's.
+    vi.useFakeTimers();
+    try {
+      const producer = batcher(send, { timeoutMs: 100, lingerMs: 0, maxInFlight: 1 });
+      const answered: string[] = [];
+      const first = producer.produce([record('a', '1')]);
+      first.catch(() => answered.push('first'));
+      await vi.advanceTimersByTimeAsync(10);
+      const queued = producer.produce([record('b', '2')]);
+      queued.catch(() => answered.push('queued'));
+      await vi.advanceTimersByTimeAsync(89);
+      expect(answered).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      await expect(first).rejects.toBeInstanceOf(BrokerUnavailableError);
+      expect(answered).toEqual(['first']);
+      await vi.advanceTimersByTimeAsync(10);
+      await expect(queued).rejects.toThrow(/did not acknowledge within 100 ms/);
+      release();
+      await vi.runAllTimersAsync();
+      await producer.close();
+      expect(sent).toEqual([1]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('on close, sends what is queued, waits for it, then refuses new records', async () => {

@@ -5,7 +5,6 @@ import { createLogger } from '../../core/logger.ts';
 import { loadConfig } from '../../core/config.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import type { OutgoingRecord } from '../../kafka/types.ts';
-import { OPEN_ACCESS } from '../../producers/access.ts';
 import type { BatchingProducer } from '../../producers/batching-producer.ts';
 import { registerBodyParsers } from '../../producers/body-parsers.ts';
 import { RouteContracts } from '../../producers/contract-rules.ts';
@@ -61,7 +60,7 @@ beforeAll(async () => {
   app = Fastify();
   void app.register(ingressErrors, { bodyLimit: 1 << 20, produceTimeoutMs: 1000, rejected: { inc: () => undefined }, routes: [] });
   registerBodyParsers(app);
-  registerRoutes(app, [binding], { producer, access: OPEN_ACCESS, contracts });
+  registerRoutes(app, [binding], { producer, contracts });
   await app.ready();
 });
 afterAll(async () => app.close());

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { compileGlob } from '../../access/permissions.ts';
 import { parseProtoFile } from '../../core/formats/protobuf.ts';
 import { jsonBeyondBounds } from '../../core/json.ts';
-import { MAX_JSON_SCHEMA_CONTAINERS, MAX_SCHEMA_DEPTH, parseSchemaRequest } from '../../registry/schemas.ts';
+import { MAX_JSON_SCHEMA_CONTAINERS, MAX_SCHEMA_DEPTH, MAX_SCHEMA_URI, parseSchemaRequest } from '../../registry/schemas.ts';
 import { normalizeSchema, RegistryState, withoutBlockComments } from '../../registry/state.ts';
 
 /**
@@ -59,6 +59,29 @@ describe('Avro and JSON Schema text', () => {
     expect(submit('JSON', properties(MAX_JSON_SCHEMA_CONTAINERS / 2))).not.toThrow();
     expect(submit('JSON', properties(MiB / 24))).toThrow(expect.objectContaining({ statusCode: 422, message: expect.stringContaining(`holds more than ${MAX_JSON_SCHEMA_CONTAINERS}`) }));
     expect(submit('JSON', `{"anyOf":[${Array.from({ length: MiB / 20 }, () => '{"type":"string"}').join(',')}]}`)).toThrow(expect.objectContaining({ statusCode: 422 }));
+  });
+
+  it('refuses a $ref, $id or reference name longer than the URI bound (ajv resolves each as a URI: 1 MiB took seconds)', () => {
+    const long = (prefix: string) => `${prefix}${'x'.repeat(MiB - 100)}`;
+    for (const [schema, pointer] of [
+      [{ $ref: long('#/') }, '/$ref'],
+      [{ definitions: { a: {} }, properties: { 'p/~': { $ref: long('#/definitions/') } } }, '/properties/p~1~0/$ref'],
+      [{ $id: long('http://example.com/') }, '/$id'],
+      [{ $schema: long('http://example.com/') }, '/$schema'],
+      [{ items: [{ $anchor: long('a') }] }, '/items/0/$anchor'],
+    ] as const) {
+      expect(submit('JSON', JSON.stringify(schema))).toThrow(
+        expect.objectContaining({ statusCode: 422, errorCode: 42201, message: `Invalid JSON schema: "schema" at ${pointer} is longer than ${MAX_SCHEMA_URI} characters` }),
+      );
+    }
+    // At the bound it compiles. A long string under another key is data; under a URI keyword it is refused even
+    // inside a const (telling schema positions from data would take a walk of every dialect's keywords).
+    expect(submit('JSON', JSON.stringify({ $id: `http://example.com/${'x'.repeat(MAX_SCHEMA_URI - 19)}`, type: 'string' }))).not.toThrow();
+    expect(submit('JSON', JSON.stringify({ const: { $ref: 'x'.repeat(MiB / 2) } }))).toThrow(expect.objectContaining({ statusCode: 422 }));
+    expect(submit('JSON', JSON.stringify({ enum: ['x'.repeat(MiB / 2)] }))).not.toThrow();
+    expect(() => parseSchemaRequest(state, { schema: '"int"', references: [{ name: 'n'.repeat(MAX_SCHEMA_URI + 1), subject: 's', version: 1 }] })).toThrow(
+      expect.objectContaining({ statusCode: 422, message: `references[0].name is longer than ${MAX_SCHEMA_URI} characters` }),
+    );
   });
 
   it('reads 1 MiB Avro names, namespaces and docs', () => {

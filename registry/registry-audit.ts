@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { RegistryState } from '../registry/state.ts';
+import type { RegistryState } from './state.ts';
 
 /**
  * The registry's part of an audit line: for a registration the version and id

@@ -7,6 +7,7 @@
  *   kafka/, broker/        the Kafka seam (only it talks to @platformatic/kafka; reached through kafka/index.ts),
  *                          and the local broker with the replication defaults
  *   access/                authentication and permissions of the HTTP services
+ *   rules/                 data-contract rules (CEL, JSONata): validated by the registry, run by the services
  *   registry/              the schema registry (it checks access, stores schemas in Kafka)
  *   topology/              topology as code (it registers schemas in the registry)
  *   the services, tools    producers/, consumers/, integrations/, console/, tail/, contracts/, apidocs/, ...
@@ -34,6 +35,7 @@ const PRODUCT_FOLDERS = [
   'lb',
   'producers',
   'registry',
+  'rules',
   'schemas',
   'tail',
   'topology',
@@ -71,8 +73,9 @@ export default {
     layer('kafka', ['core']),
     layer('broker', ['core']),
     layer('access', ['core']),
-    layer('registry', ['core', 'kafka', 'access', 'broker']),
-    layer('topology', ['core', 'kafka', 'access', 'registry', 'broker']),
+    layer('rules', ['core']),
+    layer('registry', ['core', 'kafka', 'access', 'broker', 'rules']),
+    layer('topology', ['core', 'kafka', 'access', 'registry', 'broker', 'rules']),
     {
       name: 'cli-on-top',
       comment: 'cli/ wires the services; nothing but the bin/ launcher (and tests) imports it.',

@@ -94,6 +94,10 @@ export const REGISTRY_ROUTES: RouteTable = {
   'PUT /mode/:subject': ADMIN,
   'DELETE /mode/:subject': ADMIN,
   'GET /subjects/:subject/versions/:version/referencedby': READ_SUBJECT,
+  'GET /subjects/:subject/metadata': READ_SUBJECT,
+  // Lists span subjects: registry/routes/contracts.ts shows only those the caller may read.
+  'GET /schemas': READ_ANY,
+  'GET /contexts': SIGNED_IN,
   'GET /metrics': { needs: always({ kind: 'metrics' }) },
 };
 

@@ -36,6 +36,8 @@ export const ERRORS = {
   SLUICE_TOPIC_EXISTS: fatal(),
   SLUICE_SCHEMA_INCOMPATIBLE: fatal(),
   SLUICE_VALIDATION_FAILED: fatal(400),
+  // A data-contract rule (rules/) refused the event: the caller is told which rule, subject, version and field.
+  SLUICE_RULE_FAILED: fatal(422),
   SLUICE_MALFORMED_BODY: fatal(400),
   SLUICE_BAD_REQUEST: fatal(400),
   SLUICE_INTERNAL: fatal(),
@@ -205,6 +207,25 @@ export class ValidationError extends SluiceError {
   constructor(violations: FieldViolation[], message?: string) {
     const first = violations[0];
     super('SLUICE_VALIDATION_FAILED', message ?? (first ? `${first.path || '(root)'}: ${first.message}` : 'invalid event'));
+    this.violations = violations;
+  }
+}
+
+/** Where a data-contract rule refused an event: the rule, the subject version it belongs to, the field (CEL_FIELD) and, in a batch, the event's index. */
+export interface RuleViolation {
+  rule: string;
+  subject: string;
+  version: number;
+  reason: string;
+  field?: string;
+  index?: number;
+}
+
+/** An event broke a rule of its schema's data contract whose action is ERROR (422: the event is well-formed, its meaning is refused). */
+export class RuleViolationError extends SluiceError {
+  readonly violations: RuleViolation[];
+  constructor(violations: RuleViolation[], message: string) {
+    super('SLUICE_RULE_FAILED', message);
     this.violations = violations;
   }
 }

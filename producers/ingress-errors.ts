@@ -1,5 +1,5 @@
 import type { Counter } from 'prom-client';
-import { NotFoundError, ValidationError, type SluiceError } from '../core/errors.ts';
+import { NotFoundError, RuleViolationError, ValidationError, type SluiceError } from '../core/errors.ts';
 import type { ErrorMapperOptions } from '../core/http-errors.ts';
 import { JSON_TYPE, NDJSON_TYPE } from './body-parsers.ts';
 
@@ -12,6 +12,7 @@ export function errorBody(error: SluiceError): Record<string, unknown> {
     body.path = error.violations[0]?.path ?? '';
     body.errors = error.violations.map((v) => (v.index === undefined ? { path: v.path, message: v.message } : { index: v.index, path: v.path, message: v.message }));
   }
+  if (error instanceof RuleViolationError) body.errors = error.violations;
   return body;
 }
 

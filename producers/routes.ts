@@ -7,6 +7,7 @@ import type { OutgoingRecord, RecordHeaders } from '../kafka/index.ts';
 import type { BatchingProducer } from './batching-producer.ts';
 import { isReceivedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
+import { prepareWithRules, ruleRefusal, runWriteRules, type RouteContracts } from './contract-rules.ts';
 import { fingerprint, parseIdempotencyKey, scopeOf, type Idempotency, type PreparedProduce } from './idempotency.ts';
 
 /** What a route needs at request time: its topic's codec (Avro, JSON Schema or Protobuf) and registered schema id. */
@@ -15,6 +16,8 @@ export interface RouteBinding {
   readonly subject: string;
   readonly schemaId: number;
   readonly codec: Codec;
+  /** The schema's text as the topology gives it: how the route finds its version (and rules) in the registry. */
+  readonly schemaText?: string;
 }
 
 export const CORRELATION_HEADER = 'correlation-id';
@@ -61,15 +64,20 @@ const CONTENT_TYPE_VALUES: Record<SchemaType, Buffer> = {
   PROTOBUF: Buffer.from(VALUE_CONTENT_TYPES.PROTOBUF),
 };
 
-export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS, principal?: string): OutgoingRecord[] {
-  // One header list for the request's records (the producer only reads it). Who produced
-  // travels with each record, so workers, dead letters and audits know.
-  const headers: RecordHeaders = [
+/** The headers every record of one request carries: trace context, correlation id, content type, and who produced it. */
+export function recordHeaders(binding: RouteBinding, correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS, principal?: string): RecordHeaders {
+  return [
     ...Object.entries(trace).map(([name, value]) => [name, Buffer.from(value)] as const),
     [CORRELATION_HEADER, Buffer.from(correlationId)],
     ['content-type', CONTENT_TYPE_VALUES[binding.codec.schemaType]],
     ...(principal === undefined ? [] : [[PRINCIPAL_HEADER, Buffer.from(principal)] as const]),
   ];
+}
+
+export function toRecords(binding: RouteBinding, events: unknown[], correlationId: string, trace: Readonly<Record<string, string>> = NO_TRACE_HEADERS, principal?: string): OutgoingRecord[] {
+  // One header list for the request's records (the producer only reads it). Who produced
+  // travels with each record, so workers, dead letters and audits know.
+  const headers = recordHeaders(binding, correlationId, trace, principal);
   return events.map((event) => {
     const keyValue = (event as Record<string, unknown>)[binding.route.key];
     return {
@@ -160,10 +168,12 @@ export interface ProduceContext {
   producer: BatchingProducer;
   /** The Idempotency-Key path; without it the header is refused. */
   idempotency?: Idempotency;
+  /** Each route's current data contract (contract-rules.ts); without it, no rules run. */
+  contracts?: RouteContracts;
 }
 
 export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], context: ProduceContext): void {
-  const { producer, idempotency } = context;
+  const { producer, idempotency, contracts } = context;
   for (const binding of bindings) {
     const { path, topic } = binding.route;
     app.post(path, async (request, reply) => {
@@ -175,9 +185,24 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
       const principal = request.principal?.name;
       // An all-or-nothing batch with an invalid event is refused before any produce span: nothing was sent.
       if (!partial) checkEvents(binding.codec, events, batch);
+      // The route's data contract: its WRITE rules run after schema validation; an ERROR refuses all-or-nothing requests whole (422).
+      const current = contracts?.of(binding);
+      const bound = current === undefined || current.schemaId === binding.schemaId ? binding : { ...binding, schemaId: current.schemaId };
+      const rules = current?.contract?.has('WRITE') ? await runWriteRules(current.contract, events, binding.codec) : undefined;
+      if (rules && !partial && rules.refused.size > 0) throw ruleRefusal(rules.refused, batch, events.length);
       let response: { status: number; body: unknown; replayed?: boolean } | undefined;
       await traceProduce(request, topic, events.length, async (trace) => {
-        const prepared = partial ? preparePartial(binding, events, request.id, trace, principal) : prepareAtomic(binding, events, batch, request.id, trace, principal, true);
+        const prepared = rules
+          ? prepareWithRules(
+              bound,
+              events,
+              rules,
+              { records: (kept: unknown[]) => toRecords(bound, kept, request.id, trace, principal), headers: recordHeaders(bound, request.id, trace, principal) },
+              { batch, partial },
+            )
+          : partial
+            ? preparePartial(bound, events, request.id, trace, principal)
+            : prepareAtomic(bound, events, batch, request.id, trace, principal, true);
         if (key === undefined) {
           // The fast path: no transaction, no lookup.
           const acks = prepared.records.length > 0 ? await producer.produce(prepared.records) : [];

@@ -22,6 +22,7 @@ import { createKafka } from '../kafka/index.ts';
 import { Idempotency } from './idempotency.ts';
 import { IdempotencyStore } from './idempotency-claims.ts';
 import { registerReadRoute, type ReadStats } from './read-route.ts';
+import { RouteContracts } from './contract-rules.ts';
 import { registerRoutes, type RouteBinding } from './routes.ts';
 import { API_CHALLENGE, SLUICE_DENIALS } from '../access/denials.ts';
 import { checkExposure, listeningUrl, serverFactory } from '../access/http.ts';
@@ -61,7 +62,7 @@ export async function resolveBindings(topology: Topology, registry: RegistryClie
     if (!valueSchema) throw new SluiceError('SLUICE_TOPOLOGY_INVALID', `route ${route.path}: topic ${route.topic} has no value schema`);
     const schemaId = await registry.register(valueSchema.subject, valueSchema.text, { schemaType: schemaTypeOf(valueSchema) });
     log.info({ path: route.path, topic: route.topic, subject: valueSchema.subject, schemaId }, 'route schema registered');
-    bindings.push({ route, subject: valueSchema.subject, schemaId, codec: valueCodec(valueSchema) });
+    bindings.push({ route, subject: valueSchema.subject, schemaId, codec: valueCodec(valueSchema), schemaText: valueSchema.text });
   }
   return bindings;
 }
@@ -115,7 +116,9 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const control = installSecurity(app, { service: 'ingress', config, logger: log, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
   registerProbes(app, ingressReadiness({ connection, registry, bindings, routes: topology.routes.length, produceTimeoutMs }), control);
   void app.register(metricsRoute, { registry: metrics.registry });
-  registerRoutes(app, bindings, { producer: batcher, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) });
+  const contracts = new RouteContracts(registry, bindings, log);
+  await contracts.start();
+  registerRoutes(app, bindings, { producer: batcher, contracts, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) });
   const reads = registerReadRoute(app, { kafka: readKafka, admin: readAdmin, registry, topics: topology.topics.map((t) => t.name), logger: log });
   registerDocs(app, topology, config);
 
@@ -123,6 +126,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     checkExposure(config, options.host ?? config.ingressHost, 'ingress', log);
     await app.listen({ host: options.host ?? config.ingressHost, port: options.port ?? config.ingressPort });
   } catch (error) {
+    contracts.stop();
     await reads.close();
     await idempotencyStore.close();
     await readAdmin.close();
@@ -141,6 +145,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
       closing ??= (async () => {
         shuttingDown = true;
         // Read streams never end by themselves; the server's close waits for their connections.
+        contracts.stop();
         await reads.close();
         await app.close();
         await batcher.close();

@@ -1,7 +1,25 @@
 import { RegistryError } from '../core/errors.ts';
 import { checkCompatibility, COMPATIBILITY_LEVELS, isCompatibilityLevel, type CompatibilityLevel, type PreviousSchema } from './compatibility.ts';
 import { explainSchemaIncompatibility, parseSchemaRequest, parseStored, type ParsedSchema, type SchemaRequest, type SubjectReadable } from './schemas.ts';
-import { configKey, deleteSubjectKey, isMode, modeKey, MODES, schemaKey, type LogRecord, type Mode, type RegistryState, type SchemaValue, type VersionEntry } from './state.ts';
+import { mergeMetadata, mergeRuleSets, normalizeRuleSet } from '../rules/index.ts';
+import { parseContract } from './schemas.ts';
+import {
+  CONFIG_CONTRACT_KEYS,
+  configKey,
+  contractOf,
+  deleteSubjectKey,
+  isMode,
+  modeKey,
+  MODES,
+  schemaKey,
+  type ConfigValue,
+  type Contract,
+  type LogRecord,
+  type Mode,
+  type RegistryState,
+  type SchemaValue,
+  type VersionEntry,
+} from './state.ts';
 
 /**
  * What each write operation of the API turns into: the log records to append
@@ -50,9 +68,24 @@ function requireUnreferenced(state: RegistryState, entries: readonly VersionEntr
   }
 }
 
-export function registerSchema(state: RegistryState, subject: string, body: unknown, canRead?: SubjectReadable): Plan<{ id: number }> {
-  const request = parseSchemaRequest(state, body, canRead);
-  const existing = state.findInSubject(subject, request.schema, request.schemaType, request.references);
+/**
+ * A registration's contract, in Confluent's merge order: the config's default,
+ * then the request's own (or, when it gives none, the previous version's, so
+ * a client registering a bare schema keeps the subject's rules), then the
+ * config's override.
+ */
+export function contractFor(state: RegistryState, subject: string, request: Contract): Contract {
+  const previous = state.latest(subject);
+  const config = state.effectiveContractConfig(subject);
+  const metadata = mergeMetadata(mergeMetadata(config.defaultMetadata, request.metadata ?? previous?.metadata), config.overrideMetadata);
+  const ruleSet = mergeRuleSets(mergeRuleSets(config.defaultRuleSet, request.ruleSet ?? previous?.ruleSet), config.overrideRuleSet);
+  return contractOf({ metadata, ruleSet: ruleSet === undefined ? undefined : normalizeRuleSet(ruleSet) });
+}
+
+export function registerSchema(state: RegistryState, subject: string, body: unknown, canRead?: SubjectReadable, normalize = false): Plan<{ id: number }> {
+  const parsedRequest = parseSchemaRequest(state, body, canRead, normalize);
+  const request = { ...parsedRequest, ...contractFor(state, subject, parsedRequest) };
+  const existing = state.findInSubject(subject, request.schema, request.schemaType, request.references, false, request);
   // Re-registering is a look-up, allowed even in READONLY mode, as Confluent does.
   if (existing && (request.id === undefined || request.id === existing.id)) return { records: [], result: { id: existing.id } };
   requireWritable(state, subject, `register a schema under '${subject}'`);
@@ -67,6 +100,7 @@ export function registerSchema(state: RegistryState, subject: string, body: unkn
     deleted: false,
     ...(request.schemaType !== 'AVRO' ? { schemaType: request.schemaType } : {}),
     ...(request.references.length > 0 ? { references: request.references } : {}),
+    ...contractOf(request),
   };
   return { records: [{ key: schemaKey(subject, version), value }], result: { id } };
 }
@@ -77,18 +111,22 @@ function checkedIdentity(state: RegistryState, subject: string, request: SchemaR
     throw RegistryError.operationNotPermitted(`Subject '${subject}' is not in IMPORT mode: a schema can only be registered with an explicit id in IMPORT mode`);
   }
   const level = state.effectiveCompatibility(subject);
-  const reasons = checkCompatibility(level, request.parsed, previousSchemas(state, state.versions(subject)), explainSchemaIncompatibility);
+  // compatibilityGroup: a new value of that metadata property (e.g. major_version) starts a new line of versions.
+  const group = state.effectiveContractConfig(subject).compatibilityGroup;
+  const groupOf = (c: Contract): string | undefined => (group === undefined ? undefined : c.metadata?.properties?.[group]);
+  const compared = state.versions(subject).filter((v) => group === undefined || groupOf(v) === groupOf(request));
+  const reasons = checkCompatibility(level, request.parsed, previousSchemas(state, compared), explainSchemaIncompatibility);
   if (reasons.length > 0) {
     throw RegistryError.incompatible(`Schema being registered is incompatible with an earlier schema for subject "${subject}" (${level}), details: ${reasons.join('; ')}`);
   }
-  return { id: state.idOf(request.schema, request.schemaType, request.references) ?? state.maxId + 1, version: state.nextVersion(subject) };
+  return { id: state.idOf(request.schema, request.schemaType, request.references, request) ?? state.maxId + 1, version: state.nextVersion(subject) };
 }
 
 /** IMPORT: the caller's id (and version) are kept, unchecked, as long as they do not collide with what is there. */
 function importedIdentity(state: RegistryState, subject: string, request: SchemaRequest): { id: number; version: number } {
   const id = request.id;
   if (id === undefined) throw RegistryError.operationNotPermitted(`Subject '${subject}' is in IMPORT mode: a registration must give the schema's "id"`);
-  const known = state.idOf(request.schema, request.schemaType, request.references);
+  const known = state.idOf(request.schema, request.schemaType, request.references, request);
   if (known !== undefined && known !== id) throw RegistryError.operationNotPermitted(`This schema is already registered with id ${known}; it cannot be imported as id ${id}`);
   if (known === undefined && state.schemaById(id)) throw RegistryError.operationNotPermitted(`Overwrite new schema with id ${id} is not permitted: the id holds another schema`);
   const version = request.version ?? state.nextVersion(subject);
@@ -160,14 +198,45 @@ export function parseCompatibilityLevel(body: unknown): CompatibilityLevel {
   return level;
 }
 
-export function setConfig(state: RegistryState, subject: string | null, body: unknown): Plan<{ compatibility: CompatibilityLevel }> {
-  const level = parseCompatibilityLevel(body);
-  return { records: [{ key: configKey(subject), value: { compatibilityLevel: level } }], result: { compatibility: level } };
+/**
+ * PUT /config and /config/{subject}: `compatibility` and Confluent's contract
+ * keys (compatibilityGroup, default/override metadata and ruleSet), merged
+ * into what the scope already has; the answer echoes what was set.
+ */
+export function setConfig(state: RegistryState, subject: string | null, body: unknown): Plan<ConfigAnswer> {
+  const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+  const given = CONFIG_CONTRACT_KEYS.some((k) => fields[k] !== undefined && fields[k] !== null);
+  const level =
+    fields.compatibility === undefined && fields.compatibilityLevel === undefined && given ? undefined : parseCompatibilityLevel({ compatibility: fields.compatibility ?? fields.compatibilityLevel });
+  const update: ConfigValue = level === undefined ? {} : { compatibilityLevel: level };
+  if (fields.compatibilityGroup !== undefined && fields.compatibilityGroup !== null) {
+    if (typeof fields.compatibilityGroup !== 'string' || fields.compatibilityGroup.length > 256) throw RegistryError.invalidSchema('compatibilityGroup must be a metadata property name (a string)');
+    update.compatibilityGroup = fields.compatibilityGroup;
+  }
+  for (const [metadataKey, ruleSetKey] of [
+    ['defaultMetadata', 'defaultRuleSet'],
+    ['overrideMetadata', 'overrideRuleSet'],
+  ] as const) {
+    const contract = parseContract({ metadata: fields[metadataKey], ruleSet: fields[ruleSetKey] });
+    if (contract.metadata) update[metadataKey] = contract.metadata;
+    if (contract.ruleSet) update[ruleSetKey] = contract.ruleSet;
+  }
+  const value: ConfigValue = { ...state.configValue(subject), ...update };
+  if (value.compatibilityLevel === undefined && subject === null) value.compatibilityLevel = state.globalCompatibility;
+  return { records: [{ key: configKey(subject), value }], result: configAnswer(update) };
+}
+
+/** A config as the API shows it: `compatibility` on PUT answers, `compatibilityLevel` on GET, and the contract keys set. */
+export type ConfigAnswer = { compatibility?: CompatibilityLevel } & Omit<ConfigValue, 'compatibilityLevel'>;
+
+function configAnswer(value: ConfigValue): ConfigAnswer {
+  const { compatibilityLevel, ...rest } = value;
+  return { ...(compatibilityLevel !== undefined ? { compatibility: compatibilityLevel } : {}), ...rest };
 }
 
 export function deleteConfig(state: RegistryState, subject: string | null): Plan<{ compatibilityLevel: CompatibilityLevel }> {
-  const previous = subject === null ? state.globalCompatibility : state.subjectCompatibility(subject);
-  if (previous === undefined) throw RegistryError.subjectLevelCompatibilityNotConfigured(subject ?? '');
+  if (subject !== null && state.configValue(subject) === undefined) throw RegistryError.subjectLevelCompatibilityNotConfigured(subject);
+  const previous = (subject === null ? state.globalCompatibility : state.subjectCompatibility(subject)) ?? state.globalCompatibility;
   return { records: [{ key: configKey(subject), value: null }], result: { compatibilityLevel: previous } };
 }
 

@@ -12,6 +12,7 @@ import type { Logger } from '../core/logger.ts';
 import confluentBody from './routes/body.ts';
 import compatibilityRoutes from './routes/compatibility.ts';
 import configRoutes from './routes/config.ts';
+import contractRoutes from './routes/contracts.ts';
 import { confluentErrors } from './routes/errors.ts';
 import type { RegistryRouteOptions } from './routes/lookup.ts';
 import modeRoutes from './routes/mode.ts';
@@ -40,6 +41,6 @@ export function buildRegistryApp(store: RegistryStore, logger: Logger, config: S
    */
   const routes: RegistryRouteOptions = { store, readable: (request) => (subject) => canReadSubject(request.principal, subject, access.open) };
   app.get('/', async () => ({}));
-  for (const plugin of [subjectRoutes, schemaRoutes, compatibilityRoutes, configRoutes, modeRoutes]) void app.register(plugin, routes);
+  for (const plugin of [subjectRoutes, schemaRoutes, compatibilityRoutes, configRoutes, modeRoutes, contractRoutes]) void app.register(plugin, routes);
   return app;
 }

@@ -1,13 +1,15 @@
 import type { Type } from 'avsc';
+import { normalizeRuleSet, validateMetadata, validateRuleSet, type Metadata, type RuleSet } from '../rules/index.ts';
 import { jsonSchemaCodec, type JsonSchemaCodec } from '../core/formats/json-schema.ts';
 import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
+import { descriptorToProto, isSerializedDescriptor } from '../core/formats/proto-descriptor.ts';
 import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
 import { RegistryError } from '../core/errors.ts';
 import { JsonTooDeepError, jsonBeyondBounds, parseJsonText, requireJsonDepth } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
 import { explainIncompatibility, parseAvroSchema } from './compatibility.ts';
-import type { RegistryState } from './state.ts';
+import { normalizeSchema, type RegistryState } from './state.ts';
 
 /**
  * Schemas of the three formats as the registry handles them: parsed with
@@ -26,6 +28,28 @@ export interface SchemaRequest {
   /** An explicit id and version (IMPORT mode only). */
   id?: number;
   version?: number;
+  /** The request's own `metadata` and `ruleSet`, validated (merged with the previous version and config at registration). */
+  metadata?: Metadata;
+  ruleSet?: RuleSet;
+}
+
+/**
+ * A request's `metadata` and `ruleSet`: every rule checked (its expression
+ * compiled, its kind, mode, type and actions known, names unique); the first
+ * problem is a 422 (42201) naming the rule and the field, as Confluent
+ * answers an invalid rule.
+ */
+export function parseContract(body: Record<string, unknown>): { metadata?: Metadata; ruleSet?: RuleSet } {
+  const problems = [...validateMetadata(body.metadata), ...validateRuleSet(body.ruleSet, body.metadata)];
+  if (problems.length > 0) {
+    const first = problems[0]!;
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
+    throw RegistryError.invalidSchema(`Invalid ${first.rule !== undefined ? `rule '${first.rule}'` : 'data contract'}: ${first.path}: ${first.message}${more}`);
+  }
+  return {
+    ...(isObject(body.metadata) ? { metadata: body.metadata as Metadata } : {}),
+    ...(isObject(body.ruleSet) ? { ruleSet: normalizeRuleSet(body.ruleSet as RuleSet) } : {}),
+  };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -138,7 +162,17 @@ function uriBeyondBound(value: unknown): string | undefined {
 }
 
 /** Validates a `{schema, schemaType?, references?, id?, version?}` body (42201 when unusable). */
-export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT): SchemaRequest {
+/** A base64 FileDescriptorProto (Confluent's Python ProtobufSerializer registers these) as the .proto text Confluent keeps. */
+function protoTextOf(base64: string): string {
+  try {
+    return descriptorToProto(base64);
+  } catch (error) {
+    throw RegistryError.invalidSchema(`Invalid PROTOBUF schema: neither .proto text nor a base64 FileDescriptorProto (${(error as Error).message})`, error);
+  }
+}
+
+/** `normalize` (`?normalize=true`): the schema is kept in its normalized form (keys sorted; Protobuf without comments and extra whitespace), as Confluent does. */
+export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT, normalize = false): SchemaRequest {
   if (!isObject(body)) throw RegistryError.invalidSchema('The request body must be a JSON object with a "schema" string');
   const { schema, schemaType: rawType, references: rawReferences, id, version } = body;
   const schemaType = rawType === undefined || rawType === null ? 'AVRO' : rawType;
@@ -150,8 +184,9 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
   if (version !== undefined && version !== null && !isPositiveInt(version)) throw RegistryError.invalidVersion(String(version));
   const references = parseReferences(rawReferences);
   if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
+  else if (isSerializedDescriptor(schema)) return parseSchemaRequest(state, { ...body, schema: protoTextOf(schema) }, canRead, normalize);
   const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead));
-  const text = schemaType === 'PROTOBUF' ? schema : JSON.stringify(parseJsonText(schema));
+  const text = normalize ? normalizeSchema(schema, schemaType) : schemaType === 'PROTOBUF' ? schema : JSON.stringify(parseJsonText(schema));
   return {
     schema: text,
     schemaType,
@@ -159,6 +194,7 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
     parsed,
     ...(isPositiveInt(id) ? { id } : {}),
     ...(isPositiveInt(version) ? { version } : {}),
+    ...parseContract(body),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { SchemaReference } from '../core/formats/types.ts';
 import { parseJsonText } from '../core/json.ts';
+import type { Metadata, RuleSet } from '../rules/types.ts';
 import { COMPATIBILITY_LEVELS, DEFAULT_COMPATIBILITY, isCompatibilityLevel, type CompatibilityLevel } from './compatibility.ts';
 
 /**
@@ -50,7 +51,13 @@ export type RecordKey =
   | { keytype: 'DELETE_SUBJECT'; subject: string; magic: 0 }
   | { keytype: 'NOOP'; magic: 0 };
 
-export interface SchemaValue {
+/** A version's data contract, kept with it as Confluent's `_schemas` records keep it. */
+export interface Contract {
+  metadata?: Metadata;
+  ruleSet?: RuleSet;
+}
+
+export interface SchemaValue extends Contract {
   subject: string;
   version: number;
   id: number;
@@ -59,9 +66,26 @@ export interface SchemaValue {
   schemaType?: string;
   references?: SchemaReference[];
 }
-export interface ConfigValue {
-  compatibilityLevel: CompatibilityLevel;
+
+/** `metadata` and `ruleSet` as set on an object, only when present (as Confluent writes them). */
+export function contractOf(value: Contract): Contract {
+  return {
+    ...(value.metadata !== undefined && value.metadata !== null ? { metadata: value.metadata } : {}),
+    ...(value.ruleSet !== undefined && value.ruleSet !== null ? { ruleSet: value.ruleSet } : {}),
+  };
 }
+/** A CONFIG record: any of Confluent's config keys (PUT /config merges into what is there). */
+export interface ConfigValue {
+  compatibilityLevel?: CompatibilityLevel;
+  /** A metadata property (e.g. `major_version`): only versions with the same value of it are checked against each other. */
+  compatibilityGroup?: string;
+  defaultMetadata?: Metadata;
+  overrideMetadata?: Metadata;
+  defaultRuleSet?: RuleSet;
+  overrideRuleSet?: RuleSet;
+}
+
+export const CONFIG_CONTRACT_KEYS = ['compatibilityGroup', 'defaultMetadata', 'overrideMetadata', 'defaultRuleSet', 'overrideRuleSet'] as const;
 export interface ModeValue {
   mode: Mode;
 }
@@ -109,6 +133,7 @@ export function encodeValue(record: LogRecord): string | null {
       deleted: v.deleted,
       ...(v.schemaType !== undefined && v.schemaType !== 'AVRO' ? { schemaType: v.schemaType } : {}),
       ...(v.references !== undefined && v.references.length > 0 ? { references: v.references } : {}),
+      ...contractOf(v),
     });
   }
   return JSON.stringify(record.value);
@@ -136,6 +161,8 @@ export function decodeRecord(rawKey: string | null, rawValue: string | null): Lo
       if (value.subject !== k.subject || value.version !== k.version) throw new Error('SCHEMA value does not match its key');
       const schemaType = typeof value.schemaType === 'string' ? value.schemaType : undefined;
       const references = decodeReferences(value.references);
+      if (value.metadata !== undefined && value.metadata !== null && !isObject(value.metadata)) throw new Error('SCHEMA value metadata is not an object');
+      if (value.ruleSet !== undefined && value.ruleSet !== null && !isObject(value.ruleSet)) throw new Error('SCHEMA value ruleSet is not an object');
       return {
         key: k,
         value: {
@@ -146,16 +173,22 @@ export function decodeRecord(rawKey: string | null, rawValue: string | null): Lo
           deleted: value.deleted === true,
           ...(schemaType !== undefined ? { schemaType } : {}),
           ...(references.length > 0 ? { references } : {}),
+          ...contractOf(value as Contract),
         },
       };
     }
     case 'CONFIG': {
       const k = configKey(subjectOrNull);
       if (value === null) return { key: k, value: null };
-      if (!isObject(value) || !isCompatibilityLevel(value.compatibilityLevel)) {
+      const hasContractKeys = isObject(value) && CONFIG_CONTRACT_KEYS.some((name) => value[name] !== undefined && value[name] !== null);
+      if (!isObject(value) || (!isCompatibilityLevel(value.compatibilityLevel) && !(hasContractKeys && (value.compatibilityLevel === undefined || value.compatibilityLevel === null)))) {
         throw new Error(`CONFIG value needs compatibilityLevel, one of ${COMPATIBILITY_LEVELS.join(', ')}`);
       }
-      return { key: k, value: { compatibilityLevel: value.compatibilityLevel } };
+      const config: ConfigValue = isCompatibilityLevel(value.compatibilityLevel) ? { compatibilityLevel: value.compatibilityLevel } : {};
+      if (typeof value.compatibilityGroup === 'string') config.compatibilityGroup = value.compatibilityGroup;
+      for (const name of ['defaultMetadata', 'overrideMetadata'] as const) if (isObject(value[name])) config[name] = value[name] as Metadata;
+      for (const name of ['defaultRuleSet', 'overrideRuleSet'] as const) if (isObject(value[name])) config[name] = value[name] as RuleSet;
+      return { key: k, value: config };
     }
     case 'MODE': {
       const k = modeKey(subjectOrNull);
@@ -235,7 +268,7 @@ function sortKeys(value: unknown): unknown {
   return value;
 }
 
-export interface VersionEntry {
+export interface VersionEntry extends Contract {
   subject: string;
   version: number;
   id: number;
@@ -245,7 +278,7 @@ export interface VersionEntry {
   deleted: boolean;
 }
 
-export interface StoredSchema {
+export interface StoredSchema extends Contract {
   id: number;
   schema: string;
   schemaType: string;
@@ -259,9 +292,12 @@ export type ApplyOutcome = { accepted: true } | { accepted: false; reason: strin
 const ACCEPTED: ApplyOutcome = { accepted: true };
 const reject = (reason: string): ApplyOutcome => ({ accepted: false, reason });
 
-function identityOf(schema: string, schemaType: string, references: readonly SchemaReference[] = []): string {
+/** A version's contract is part of its identity, as in Confluent: the same schema with other rules is another schema (and id). */
+function identityOf(schema: string, schemaType: string, references: readonly SchemaReference[] = [], contract: Contract = {}): string {
   const refs = references.map((r) => [r.name, r.subject, r.version]);
-  return `${schemaType}:${JSON.stringify(refs)}:${normalizeSchema(schema, schemaType)}`;
+  const { metadata, ruleSet } = contractOf(contract);
+  const terms = metadata !== undefined || ruleSet !== undefined ? `:${JSON.stringify(sortKeys({ metadata: metadata ?? null, ruleSet: ruleSet ?? null }))}` : '';
+  return `${schemaType}:${JSON.stringify(refs)}:${normalizeSchema(schema, schemaType)}${terms}`;
 }
 
 export class RegistryState {
@@ -271,6 +307,8 @@ export class RegistryState {
   readonly #idUses = new Map<number, number>();
   readonly #idByIdentity = new Map<string, number>();
   readonly #configs = new Map<string, CompatibilityLevel>();
+  /** Every CONFIG record's value by subject (null: global), for the contract keys. */
+  readonly #configValues = new Map<string | null, ConfigValue>();
   #globalConfig: CompatibilityLevel | undefined;
   #mode: Mode = DEFAULT_MODE;
   readonly #modes = new Map<string, Mode>();
@@ -288,8 +326,10 @@ export class RegistryState {
         return record.value === null ? this.#applySchemaTombstone(record.key.subject, record.key.version) : this.#applySchema(record.value as SchemaValue);
       case 'CONFIG': {
         const value = record.value as ConfigValue | null;
+        if (value === null) this.#configValues.delete(record.key.subject);
+        else this.#configValues.set(record.key.subject, value);
         if (record.key.subject === null) this.#globalConfig = value?.compatibilityLevel;
-        else if (value === null) this.#configs.delete(record.key.subject);
+        else if (value?.compatibilityLevel === undefined) this.#configs.delete(record.key.subject);
         else this.#configs.set(record.key.subject, value.compatibilityLevel);
         return ACCEPTED;
       }
@@ -325,7 +365,7 @@ export class RegistryState {
     const references = value.references ?? [];
     let identity: string;
     try {
-      identity = identityOf(value.schema, schemaType, references);
+      identity = identityOf(value.schema, schemaType, references, value);
     } catch (error) {
       return reject(`schema is not JSON: ${(error as Error).message}`);
     }
@@ -353,11 +393,12 @@ export class RegistryState {
       schemaType,
       references,
       deleted: value.deleted,
+      ...contractOf(stored ?? value),
     };
     if (versions) versions.set(value.version, entry);
     else this.#subjects.set(value.subject, new Map([[value.version, entry]]));
     if (!stored) {
-      this.#ids.set(value.id, { id: value.id, schema: value.schema, schemaType, references, identity });
+      this.#ids.set(value.id, { id: value.id, schema: value.schema, schemaType, references, identity, ...contractOf(value) });
       this.#idByIdentity.set(identity, value.id);
     }
     this.#idUses.set(value.id, (this.#idUses.get(value.id) ?? 0) + 1);
@@ -424,6 +465,23 @@ export class RegistryState {
     return this.#configs.get(subject);
   }
 
+  /** The config record as written for `subject` (null: global), if any. */
+  configValue(subject: string | null): ConfigValue | undefined {
+    return this.#configValues.get(subject);
+  }
+
+  /** Each contract key from the subject's config, else the global one (as Confluent falls back key by key). */
+  effectiveContractConfig(subject: string): Omit<ConfigValue, 'compatibilityLevel'> {
+    const own = this.#configValues.get(subject) ?? {};
+    const global = this.#configValues.get(null) ?? {};
+    const out: Omit<ConfigValue, 'compatibilityLevel'> = {};
+    for (const name of CONFIG_CONTRACT_KEYS) {
+      const value = own[name] ?? global[name];
+      if (value !== undefined) (out as Record<string, unknown>)[name] = value;
+    }
+    return out;
+  }
+
   effectiveCompatibility(subject: string): CompatibilityLevel {
     return this.#configs.get(subject) ?? this.globalCompatibility;
   }
@@ -470,13 +528,13 @@ export class RegistryState {
     return this.#ids.get(id);
   }
 
-  idOf(schema: string, schemaType = 'AVRO', references: readonly SchemaReference[] = []): number | undefined {
-    return this.#idByIdentity.get(identityOf(schema, schemaType, references));
+  idOf(schema: string, schemaType = 'AVRO', references: readonly SchemaReference[] = [], contract: Contract = {}): number | undefined {
+    return this.#idByIdentity.get(identityOf(schema, schemaType, references, contract));
   }
 
-  /** The version of `subject` holding `schema`, if any. */
-  findInSubject(subject: string, schema: string, schemaType = 'AVRO', references: readonly SchemaReference[] = [], includeDeleted = false): VersionEntry | undefined {
-    const id = this.idOf(schema, schemaType, references);
+  /** The version of `subject` holding `schema` (with `contract`), if any. */
+  findInSubject(subject: string, schema: string, schemaType = 'AVRO', references: readonly SchemaReference[] = [], includeDeleted = false, contract: Contract = {}): VersionEntry | undefined {
+    const id = this.idOf(schema, schemaType, references, contract);
     if (id === undefined) return undefined;
     return this.versions(subject, includeDeleted).find((v) => v.id === id);
   }
@@ -527,6 +585,7 @@ export class RegistryState {
         deleted: entry.deleted,
         ...(entry.schemaType !== 'AVRO' ? { schemaType: entry.schemaType } : {}),
         ...(entry.references.length > 0 ? { references: entry.references } : {}),
+        ...contractOf(entry),
       },
     };
   }

@@ -116,17 +116,34 @@ function forAjv(value: unknown): unknown {
   return value;
 }
 
+const idOf = (node: JsonSchemaNode): string | undefined => (typeof node === 'object' && typeof node.$id === 'string' ? node.$id : undefined);
+
+/** `name` resolved against a document's `$id` (`ref.json` under `https://acme.com/referrer.json` is `https://acme.com/ref.json`); undefined when either is no URL. */
+function relativeTo(base: string | undefined, name: string): string | undefined {
+  if (base === undefined) return undefined;
+  try {
+    const url = new URL(name, base).href;
+    return url === name ? undefined : url;
+  } catch {
+    return undefined;
+  }
+}
+
 export function jsonSchemaCodec(resolved: ResolvedSchema): JsonSchemaCodec {
   const root = parseNode(resolved.schema, 'the schema');
   const ajv = ajvFor(root);
   const referenced = new Map<string, JsonSchemaNode>();
   for (const reference of resolved.references) {
     const node = parseNode(reference.schema, `referenced schema ${reference.name}`);
-    const id = typeof node === 'object' && typeof node.$id === 'string' ? node.$id : undefined;
+    const id = idOf(node);
     // A schema with an $id registers under it; the reference name is added as a second key when it differs.
     if (ajv.getSchema(reference.name) === undefined) ajv.addSchema(node as object, id === reference.name ? undefined : reference.name);
+    // A `$ref` by a name relative to the referring schema's `$id` (Confluent's own REST test: `ref.json` under `https://acme.com/referrer.json`).
+    const alias = relativeTo(idOf(root), reference.name);
+    if (alias !== undefined && alias !== id && ajv.getSchema(alias) === undefined) ajv.addSchema(node as object, alias);
     referenced.set(reference.name, node);
     if (id !== undefined) referenced.set(id, node);
+    if (alias !== undefined) referenced.set(alias, node);
   }
   const validator: ValidateFunction = ajv.compile(root as object);
   return {
@@ -140,4 +157,35 @@ export function jsonSchemaCodec(resolved: ResolvedSchema): JsonSchemaCodec {
     encode: (value) => Buffer.from(stringifyJson(value), 'utf8'),
     decode: (payload) => parseJson(payload.toString('utf8')),
   };
+}
+
+/**
+ * Follows `$ref`s from `node` (local pointers, references by name, by `$id`,
+ * or by a name relative to the current document's `$id`), keeping track of
+ * the document a node came from; at most 32 hops, so a cycle of bare `$ref`s ends.
+ */
+export function resolveJsonRef(codec: JsonSchemaCodec, docRoot: JsonSchemaNode, node: unknown): { node: unknown; docRoot: JsonSchemaNode } {
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  let current = node;
+  let root = docRoot;
+  for (let hops = 0; isObj(current) && typeof current.$ref === 'string' && hops < 32; hops++) {
+    const ref = current.$ref;
+    const hash = ref.indexOf('#');
+    const base = hash === -1 ? ref : ref.slice(0, hash);
+    const pointer = hash === -1 ? '' : ref.slice(hash + 1);
+    if (base !== '') {
+      const relative = relativeTo(idOf(root), base);
+      const target = codec.referenced.get(base) ?? (relative === undefined ? undefined : codec.referenced.get(relative));
+      if (target === undefined) return { node: {}, docRoot: root };
+      root = target;
+    }
+    let target: unknown = root;
+    for (const raw of pointer.split('/')) {
+      if (raw === '') continue;
+      const part = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+      target = isObj(target) ? target[part] : undefined;
+    }
+    current = target ?? {};
+  }
+  return { node: current, docRoot: root };
 }

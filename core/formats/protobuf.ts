@@ -1,4 +1,5 @@
 import protobuf from 'protobufjs';
+import descriptorJson from 'protobufjs/google/protobuf/descriptor.json' with { type: 'json' };
 import type { FieldViolation } from '../errors.ts';
 import type { Codec, ResolvedSchema } from './types.ts';
 
@@ -31,9 +32,27 @@ export interface ProtoFile {
 
 const PARSE_OPTIONS = { keepCase: true, alternateCommentMode: true };
 
-function addWellKnownImports(root: protobuf.Root, imports: readonly string[] | undefined): void {
+/** Confluent's `confluent/meta.proto` (field, message and file tags and docs): built into Confluent's registry, so schemas import it without a reference. */
+const CONFLUENT_META = `syntax = "proto3"; package confluent; import "google/protobuf/descriptor.proto";
+message Meta { string doc = 1; map<string, string> params = 2; repeated string tags = 3; repeated Rule rules = 4; }
+message Rule { string name = 1; string doc = 2; string expr = 3; string sql = 4; }
+extend google.protobuf.FileOptions { Meta file_meta = 1088; }
+extend google.protobuf.MessageOptions { Meta message_meta = 1088; }
+extend google.protobuf.FieldOptions { Meta field_meta = 1088; }
+extend google.protobuf.EnumOptions { Meta enum_meta = 1088; }
+extend google.protobuf.EnumValueOptions { Meta enum_value_meta = 1088; }`;
+
+/** Adds the well-known files a schema imports without a reference: google/protobuf/* (descriptor.proto too) and confluent/meta.proto. */
+function addWellKnownImports(root: protobuf.Root, imports: readonly string[] | undefined, loaded: Set<string>, referenced: ReadonlySet<string>): void {
   for (const name of imports ?? []) {
-    const common = name.startsWith('google/protobuf/') ? protobuf.common.get(name) : null;
+    if (loaded.has(name) || referenced.has(name)) continue;
+    loaded.add(name);
+    if (name === 'confluent/meta.proto') {
+      addWellKnownImports(root, ['google/protobuf/descriptor.proto'], loaded, referenced);
+      protobuf.parse(CONFLUENT_META, root, PARSE_OPTIONS);
+      continue;
+    }
+    const common = name === 'google/protobuf/descriptor.proto' ? descriptorJson : name.startsWith('google/protobuf/') ? protobuf.common.get(name) : null;
     if (common?.nested) root.addJSON(common.nested);
   }
 }
@@ -43,11 +62,13 @@ export function parseProtoFile(resolved: ResolvedSchema): ProtoFile {
   // Parsed alone first: that is the only way to know which types this file (not its imports) declares, and in what order.
   const own = protobuf.parse(resolved.schema, new protobuf.Root(), PARSE_OPTIONS);
   const root = new protobuf.Root();
+  const loaded = new Set<string>();
+  const referenced = new Set(resolved.references.map((r) => r.name));
   for (const reference of resolved.references) {
     const parsed = protobuf.parse(reference.schema, root, PARSE_OPTIONS);
-    addWellKnownImports(root, parsed.imports);
+    addWellKnownImports(root, parsed.imports, loaded, referenced);
   }
-  addWellKnownImports(root, own.imports);
+  addWellKnownImports(root, own.imports, loaded, referenced);
   protobuf.parse(resolved.schema, root, PARSE_OPTIONS);
   root.resolveAll();
   const packageName = own.package ?? '';

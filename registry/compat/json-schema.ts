@@ -1,4 +1,5 @@
-import type { JsonSchemaCodec, JsonSchemaNode } from '../../core/formats/json-schema.ts';
+import { RE2JS } from 're2js';
+import { resolveJsonRef, type JsonSchemaCodec, type JsonSchemaNode } from '../../core/formats/json-schema.ts';
 
 /**
  * JSON Schema compatibility as Confluent defines it: a reader schema can read
@@ -37,13 +38,6 @@ function typesOf(node: Obj): Set<string> | undefined {
   return undefined;
 }
 
-function decodePointer(pointer: string): string[] {
-  return pointer
-    .split('/')
-    .filter((p) => p !== '')
-    .map((p) => decodeURIComponent(p).replace(/~1/g, '/').replace(/~0/g, '~'));
-}
-
 export class JsonSchemaCompatibility {
   readonly #reader: Side;
   readonly #writer: Side;
@@ -66,25 +60,8 @@ export class JsonSchemaCompatibility {
     this.#out.push(`${at(path)}: ${code}: ${detail}`);
   }
 
-  /** Follows `$ref`s (local pointers, references by name or `$id`), keeping track of the document a node came from. */
   #resolve(side: Side, docRoot: JsonSchemaNode, node: unknown): { node: unknown; docRoot: JsonSchemaNode } {
-    let current = node;
-    let root = docRoot;
-    for (let hops = 0; isObj(current) && typeof current.$ref === 'string' && hops < 32; hops++) {
-      const ref = current.$ref;
-      const hash = ref.indexOf('#');
-      const base = hash === -1 ? ref : ref.slice(0, hash);
-      const pointer = hash === -1 ? '' : ref.slice(hash + 1);
-      if (base !== '') {
-        const target = side.doc.referenced.get(base);
-        if (target === undefined) return { node: {}, docRoot: root };
-        root = target;
-      }
-      let target: unknown = root;
-      for (const part of decodePointer(pointer)) target = isObj(target) ? target[part] : undefined;
-      current = target ?? {};
-    }
-    return { node: current, docRoot: root };
+    return resolveJsonRef(side.doc, docRoot, node);
   }
 
   #compare(writerRoot: JsonSchemaNode, writerIn: unknown, readerRoot: JsonSchemaNode, readerIn: unknown, path: string): void {
@@ -104,7 +81,9 @@ export class JsonSchemaCompatibility {
     if (!this.#compareType(ctx)) return;
     this.#compareEnum(ctx);
     this.#compareBounds(ctx);
+    this.#compareNot(ctx);
     this.#compareObject(ctx);
+    this.#compareDependencies(ctx);
     this.#compareArray(ctx);
   }
 
@@ -129,7 +108,8 @@ export class JsonSchemaCompatibility {
     const wAll = Array.isArray(writer.allOf) ? writer.allOf : undefined;
     if (!wSum && !rSum && !rAll && !wAll) return false;
     if (rSum) {
-      if (wSum && Array.isArray(writer.anyOf) && Array.isArray(reader.oneOf)) {
+      // Only a writer with several branches can have written a document matching more than one.
+      if (wSum && wSum.length > 1 && Array.isArray(writer.anyOf) && Array.isArray(reader.oneOf)) {
         this.#report(path, 'COMPOSITION_METHOD_CHANGED', 'anyOf became oneOf: a document matching several branches is no longer accepted');
       }
       const branches = wSum ?? [writer];
@@ -148,8 +128,9 @@ export class JsonSchemaCompatibility {
     }
     const wParts = wAll ?? [writer];
     const rParts = rAll ?? [reader];
-    if (rAll && wAll && rAll.length > wAll.length) {
-      this.#report(path, 'PRODUCT_TYPE_EXTENDED', `allOf grew from ${wAll.length} to ${rAll.length} subschemas: documents must now satisfy more`);
+    const distinct = (parts: unknown[]): number => new Set(parts.map((p) => JSON.stringify(p))).size;
+    if (rAll && wAll && distinct(rAll) > distinct(wAll)) {
+      this.#report(path, 'PRODUCT_TYPE_EXTENDED', `allOf grew from ${distinct(wAll)} to ${distinct(rAll)} distinct subschemas: documents must now satisfy more`);
     }
     rParts.forEach((part, i) => {
       if (!wParts.some((candidate) => this.compatible(ctx.writerRoot, candidate, ctx.readerRoot, part))) {
@@ -194,6 +175,7 @@ export class JsonSchemaCompatibility {
       ['exclusiveMaximum', 'EXCLUSIVE_MAXIMUM'],
       ['maxItems', 'MAX_ITEMS'],
       ['maxProperties', 'MAX_PROPERTIES'],
+      ['maxContains', 'MAX_CONTAINS'],
     ];
     const lower: [string, string][] = [
       ['minLength', 'MIN_LENGTH'],
@@ -201,6 +183,7 @@ export class JsonSchemaCompatibility {
       ['exclusiveMinimum', 'EXCLUSIVE_MINIMUM'],
       ['minItems', 'MIN_ITEMS'],
       ['minProperties', 'MIN_PROPERTIES'],
+      ['minContains', 'MIN_CONTAINS'],
     ];
     for (const [keyword, code] of upper) {
       const r = num(reader, keyword);
@@ -259,38 +242,94 @@ export class JsonSchemaCompatibility {
         this.#report(where, 'REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL', `required property '${name}' added without a default; the writer's documents lack it`);
         continue;
       }
-      if (wModel === 'partial' && !this.compatible(ctx.writerRoot, writer.additionalProperties, ctx.readerRoot, rProp)) {
+      if (wModel === 'partial' && !this.compatible(ctx.writerRoot, coveringSchema(writer, name), ctx.readerRoot, rProp)) {
         this.#report(where, 'PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL', `property '${name}' does not accept everything the writer's additionalProperties allowed`);
       }
     }
     for (const [name, wProp] of Object.entries(wProps)) {
       if (name in rProps) continue;
       const where = child(path, name);
-      if (rModel === 'closed') {
+      // A property the writer declared `false` never held a value (PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL).
+      if (wProp === false) continue;
+      const covering = coveringSchema(reader, name);
+      if (covering !== undefined && covering !== reader.additionalProperties && covering !== reader.unevaluatedProperties) {
+        // A patternProperties entry of the reader takes the removed property over.
+        if (!this.compatible(ctx.writerRoot, wProp, ctx.readerRoot, covering))
+          this.#report(where, 'PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL', `removed property '${name}' is not accepted by the reader's patternProperties`);
+      } else if (rModel === 'closed') {
         this.#report(where, 'PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL', `property '${name}' removed while the reader's content model is closed: the writer's documents may still hold it`);
-      } else if (rModel === 'partial' && !this.compatible(ctx.writerRoot, wProp, ctx.readerRoot, reader.additionalProperties)) {
+      } else if (rModel === 'partial' && !this.compatible(ctx.writerRoot, wProp, ctx.readerRoot, covering)) {
         this.#report(where, 'PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL', `removed property '${name}' is not accepted by the reader's additionalProperties`);
       }
-    }
-    for (const name of rRequired) {
-      if (wRequired.has(name) || name in rProps) continue;
-      this.#report(child(path, name), 'REQUIRED_ATTRIBUTE_ADDED', `'${name}' became required; the writer's documents may lack it`);
     }
     if (wModel === 'open' && rModel === 'closed')
       this.#report(path, 'ADDITIONAL_PROPERTIES_REMOVED', 'the reader closed the content model (additionalProperties: false); the writer allowed other properties');
     else if (wModel === 'open' && rModel === 'partial') this.#report(path, 'ADDITIONAL_PROPERTIES_NARROWED', 'the reader restricted additionalProperties to a schema; the writer allowed any');
     else if (wModel === 'partial' && rModel === 'closed') this.#report(path, 'ADDITIONAL_PROPERTIES_REMOVED', 'the reader closed the content model (additionalProperties: false)');
-    else if (wModel === 'partial' && rModel === 'partial') this.compareChild(ctx, writer.additionalProperties, reader.additionalProperties, child(path, '{additionalProperties}'));
+    else if (wModel === 'partial' && rModel === 'partial') this.compareChild(ctx, extraOf(writer), extraOf(reader), child(path, '{additionalProperties}'));
   }
 
+  /** Arrays: a list's item schema, or a tuple's positions (draft-07 `items` array, 2020-12 `prefixItems`) and what follows them. */
   #compareArray(ctx: Pair): void {
     const { writer, reader, path } = ctx;
-    if (isObj(reader.items) || typeof reader.items === 'boolean') {
-      if (Array.isArray(writer.items)) writer.items.forEach((item, i) => this.compareChild(ctx, item, reader.items, child(path, `[${i}]`)));
-      else this.compareChild(ctx, writer.items, reader.items, child(path, '[]'));
-    } else if (Array.isArray(reader.items)) {
-      const wItems: unknown[] = Array.isArray(writer.items) ? writer.items : [];
-      reader.items.forEach((item, i) => this.compareChild(ctx, wItems[i] ?? (Array.isArray(writer.items) ? writer.additionalItems : writer.items), item, child(path, `[${i}]`)));
+    const w = tupleOf(writer);
+    const r = tupleOf(reader);
+    if (w.prefix === undefined && r.prefix === undefined) {
+      if (r.rest !== undefined) this.compareChild(ctx, w.rest, r.rest, child(path, '[]'));
+      return;
+    }
+    const wPrefix = w.prefix ?? [];
+    const rPrefix = r.prefix ?? [];
+    const positions = Math.max(wPrefix.length, rPrefix.length);
+    for (let i = 0; i < positions; i++) {
+      const wItem = i < wPrefix.length ? wPrefix[i] : w.rest;
+      const rItem = i < rPrefix.length ? rPrefix[i] : r.rest;
+      if (rItem !== undefined) this.compareChild(ctx, wItem, rItem, child(path, `[${i}]`));
+    }
+    if (r.rest !== undefined) this.compareChild(ctx, w.rest, r.rest, child(path, '[…]'));
+  }
+
+  /** `not`: the reader refuses what its `not` matches, so the writer's `not` must cover it (compared with the roles swapped). */
+  #compareNot({ writer, reader, writerRoot, readerRoot, path }: Pair): void {
+    if (reader.not === undefined) return;
+    if (writer.not === undefined) return this.#report(child(path, 'not'), 'NOT_TYPE_EXTENDED', 'the reader refuses documents matching its `not`; the writer had none');
+    const swapped = new JsonSchemaCompatibility(this.#writer.doc, this.#reader.doc);
+    if (!swapped.compatible(readerRoot, reader.not, writerRoot, writer.not)) this.#report(child(path, 'not'), 'NOT_TYPE_EXTENDED', "the reader's `not` refuses documents the writer's accepted");
+  }
+
+  /** `dependencies` (draft-07) and `dependentRequired` / `dependentSchemas` (2019-09 on): added or extended constraints refuse old documents. */
+  #compareDependencies(ctx: Pair): void {
+    const { writer, reader, path } = ctx;
+    const split = (n: Obj): { arrays: Map<string, string[]>; schemas: Map<string, unknown> } => {
+      const arrays = new Map<string, string[]>();
+      const schemas = new Map<string, unknown>();
+      const add = (source: unknown, kind: 'any' | 'array' | 'schema'): void => {
+        if (!isObj(source)) return;
+        for (const [k, v] of Object.entries(source)) {
+          if (Array.isArray(v) && kind !== 'schema') arrays.set(k, v.map(String));
+          else if (kind !== 'array') schemas.set(k, v);
+        }
+      };
+      add(n.dependencies, 'any');
+      add(n.dependentRequired, 'array');
+      add(n.dependentSchemas, 'schema');
+      return { arrays, schemas };
+    };
+    const w = split(writer);
+    const r = split(reader);
+    for (const [key, rList] of r.arrays) {
+      const wList = w.arrays.get(key);
+      const where = child(path, `dependencies.${key}`);
+      if (wList === undefined) this.#report(where, 'DEPENDENCY_ARRAY_ADDED', `the reader requires ${rList.join(', ')} whenever '${key}' is present`);
+      else if (!rList.every((p) => wList.includes(p))) {
+        const extended = wList.every((p) => rList.includes(p));
+        this.#report(where, extended ? 'DEPENDENCY_ARRAY_EXTENDED' : 'DEPENDENCY_ARRAY_CHANGED', `'${key}' now requires ${rList.join(', ')} (was ${wList.join(', ')})`);
+      }
+    }
+    for (const [key, rSchema] of r.schemas) {
+      const where = child(path, `dependencies.${key}`);
+      if (!w.schemas.has(key)) this.#report(where, 'DEPENDENCY_SCHEMA_ADDED', `the reader adds a schema that documents holding '${key}' must satisfy`);
+      else this.compareChild(ctx, w.schemas.get(key), rSchema, where);
     }
   }
 }
@@ -305,6 +344,29 @@ interface Pair {
 
 function hasDefault(node: unknown): boolean {
   return isObj(node) && 'default' in node;
+}
+
+const extraOf = (node: Obj): unknown => node.additionalProperties ?? node.unevaluatedProperties;
+
+/** A tuple's positional schemas (undefined for a list) and the schema of every item after them (undefined: any). */
+function tupleOf(node: Obj): { prefix: unknown[] | undefined; rest: unknown } {
+  if (Array.isArray(node.prefixItems)) return { prefix: node.prefixItems, rest: node.items ?? node.unevaluatedItems };
+  if (Array.isArray(node.items)) return { prefix: node.items, rest: node.additionalItems ?? node.unevaluatedItems };
+  return { prefix: undefined, rest: node.items ?? node.additionalItems ?? node.unevaluatedItems };
+}
+
+/** The schema that takes a property not declared in `properties`: the first patternProperties entry matching its name, else additionalProperties (or unevaluatedProperties); undefined when none constrains it. */
+function coveringSchema(node: Obj, name: string): unknown {
+  if (isObj(node.patternProperties)) {
+    for (const [pattern, schema] of Object.entries(node.patternProperties)) {
+      try {
+        if (RE2JS.compile(pattern).test(name)) return schema;
+      } catch {
+        // A pattern RE2 cannot run never registered (the codec refuses it); ignore it here.
+      }
+    }
+  }
+  return extraOf(node);
 }
 
 /** open: any extra property allowed; closed: none; partial: those matching a schema. */

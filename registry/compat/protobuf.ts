@@ -32,11 +32,20 @@ const LENGTH_DELIMITED = new Set(['string', 'bytes']);
 
 type Kind = 'scalar' | 'message' | 'enum' | 'map';
 
-function kindOf(field: protobuf.Field): Kind {
+/** Enums are varints on the wire: Confluent counts them as scalars of the int32 group, so int32 ↔ enum is compatible. */
+function kindOf(field: protobuf.Field): Exclude<Kind, 'enum'> {
   if (field instanceof protobuf.MapField) return 'map';
   if (field.resolvedType instanceof protobuf.Type) return 'message';
-  if (field.resolvedType instanceof protobuf.Enum) return 'enum';
   return 'scalar';
+}
+
+const scalarGroup = (field: protobuf.Field): number => (field.resolvedType instanceof protobuf.Enum ? groupOf('int32') : groupOf(field.type));
+
+/** A type's name without its own package (`Outer.Inner`), as Confluent compares named types: a type moved to another package or file keeps its name. */
+function nameInPackage(type: protobuf.ReflectionObject): string {
+  const parts: string[] = [type.name];
+  for (let p = type.parent; p instanceof protobuf.Type; p = p.parent) parts.unshift(p.name);
+  return parts.join('.');
 }
 
 /** A type's name within its file's package, e.g. `Order.Item`. */
@@ -59,6 +68,7 @@ export class ProtobufCompatibility {
   readonly #reader: ProtoFile;
   readonly #writer: ProtoFile;
   readonly #out: string[] = [];
+  readonly #compared = new Map<protobuf.Type, Set<protobuf.Type>>();
 
   constructor(reader: ProtoFile, writer: ProtoFile) {
     this.#reader = reader;
@@ -73,7 +83,7 @@ export class ProtobufCompatibility {
     for (const [name, writerType] of allMessages(this.#writer)) {
       const readerType = readerMessages.get(name);
       if (!readerType) this.#report(name, 'MESSAGE_REMOVED', `message ${name} was removed`);
-      else this.#compareMessage(name, writerType, readerType);
+      else this.#compareMessageOnce(name, writerType, readerType);
     }
     return this.#out;
   }
@@ -109,29 +119,48 @@ export class ProtobufCompatibility {
       return;
     }
     if (wKind === 'scalar') {
-      if (writer.type !== reader.type && groupOf(writer.type) !== groupOf(reader.type)) {
+      const enums = writer.resolvedType instanceof protobuf.Enum && reader.resolvedType instanceof protobuf.Enum;
+      if (enums && nameInPackage(writer.resolvedType!) !== nameInPackage(reader.resolvedType!)) {
+        this.#report(path, 'FIELD_NAMED_TYPE_CHANGED', `${number} changed from enum ${writer.type} to enum ${reader.type}`);
+        return;
+      }
+      if (!enums && writer.type !== reader.type && scalarGroup(writer) !== scalarGroup(reader)) {
         this.#report(path, 'FIELD_SCALAR_KIND_CHANGED', `${number} changed from ${writer.type} to ${reader.type}, which has another wire encoding`);
         return;
       }
     } else if (wKind === 'map') {
       const w = writer as unknown as protobuf.MapField;
       const r = reader as unknown as protobuf.MapField;
-      if (w.keyType !== r.keyType || localName(this.#writer, w.resolvedType?.fullName ?? w.type) !== localName(this.#reader, r.resolvedType?.fullName ?? r.type)) {
+      const valueName = (f: protobuf.MapField): string => (f.resolvedType ? nameInPackage(f.resolvedType) : f.type);
+      if (w.keyType !== r.keyType || valueName(w) !== valueName(r)) {
         this.#report(path, 'FIELD_NAMED_TYPE_CHANGED', `${number} changed from map<${w.keyType}, ${w.type}> to map<${r.keyType}, ${r.type}>`);
       }
       return;
     } else {
-      const wName = localName(this.#writer, writer.resolvedType?.fullName ?? writer.type);
-      const rName = localName(this.#reader, reader.resolvedType?.fullName ?? reader.type);
-      if (wName !== rName) {
-        this.#report(path, 'FIELD_NAMED_TYPE_CHANGED', `${number} changed from ${wKind} ${wName} to ${rKind} ${rName}`);
+      const wType = writer.resolvedType as protobuf.Type;
+      const rType = reader.resolvedType as protobuf.Type;
+      if (nameInPackage(wType) !== nameInPackage(rType)) {
+        this.#report(path, 'FIELD_NAMED_TYPE_CHANGED', `${number} changed from message ${nameInPackage(wType)} to message ${nameInPackage(rType)}`);
         return;
       }
+      // Same name, maybe another package or file: the types themselves must still be compatible.
+      const before = this.#out.length;
+      this.#compareMessageOnce(nameInPackage(rType), wType, rType);
+      if (this.#out.length > before) this.#report(path, 'FIELD_NAMED_TYPE_CHANGED', `${number}: message ${nameInPackage(rType)} changed incompatibly`);
     }
     if (writer.repeated !== reader.repeated) {
       const lengthDelimited = wKind === 'message' || LENGTH_DELIMITED.has(writer.type);
       if (!lengthDelimited) this.#report(path, 'FIELD_LABEL_CHANGED', `${number} changed from ${writer.repeated ? 'repeated' : 'singular'} to ${reader.repeated ? 'repeated' : 'singular'}`);
     }
+  }
+
+  /** Compares two message types once per pair, so recursive and shared types end. */
+  #compareMessageOnce(name: string, writer: protobuf.Type, reader: protobuf.Type): void {
+    let readers = this.#compared.get(writer);
+    if (readers?.has(reader)) return;
+    if (!readers) this.#compared.set(writer, (readers = new Set()));
+    readers.add(reader);
+    this.#compareMessage(name, writer, reader);
   }
 
   #compareOneofs(name: string, writer: protobuf.Type, reader: protobuf.Type): void {
@@ -144,6 +173,22 @@ export class ProtobufCompatibility {
         return w !== undefined && (!w.partOf || w.partOf.name !== oneof.name);
       });
       if (moved.length === 0) continue;
+      // A writer oneof with exactly these fields, under another name: a rename, which the wire does not see.
+      const ids = oneof.fieldsArray
+        .map((f) => f.id)
+        .sort((a, b) => a - b)
+        .join(',');
+      if (
+        !writerOneof &&
+        writer.oneofsArray.some(
+          (o) =>
+            o.fieldsArray
+              .map((f) => f.id)
+              .sort((a, b) => a - b)
+              .join(',') === ids,
+        )
+      )
+        continue;
       if (writerOneof) {
         for (const f of moved) this.#report(`${name}.${f.name}`, 'FIELD_MOVED_TO_EXISTING_ONEOF', `field ${f.id} moved into the existing oneof ${oneof.name}`);
       } else if (moved.length > 1) {

@@ -3,7 +3,7 @@ import { RegistryError } from '../../core/errors.ts';
 import type { SchemaReference } from '../../core/formats/types.ts';
 import { parseVersion } from '../commands.ts';
 import type { SubjectReadable } from '../schemas.ts';
-import type { RegistryState, VersionEntry } from '../state.ts';
+import { contractOf, type Contract, type RegistryState, type VersionEntry } from '../state.ts';
 import type { RegistryStore } from '../store.ts';
 import { CONTENT_TYPE } from './body.ts';
 
@@ -34,8 +34,8 @@ export function typeAndReferences(entry: { schemaType: string; references: Schem
   };
 }
 
-export function versionBody(entry: VersionEntry): { subject: string; version: number; id: number; schemaType?: string; references?: SchemaReference[]; schema: string } {
-  return { subject: entry.subject, version: entry.version, id: entry.id, ...typeAndReferences(entry), schema: entry.schema };
+export function versionBody(entry: VersionEntry): { subject: string; version: number; id: number; schemaType?: string; references?: SchemaReference[]; schema: string } & Contract {
+  return { subject: entry.subject, version: entry.version, id: entry.id, ...typeAndReferences(entry), ...contractOf(entry), schema: entry.schema };
 }
 
 /** A subject's own setting; else, asked with defaultToGlobal=true, the global one; else Confluent's 404. */
@@ -89,7 +89,7 @@ export class Lookup {
   }
 
   /** The schema of an id, if any version (soft-deleted ones too, which id look-ups still find) of a subject the caller may read uses it. */
-  storedSchema(rawId: string, canRead: SubjectReadable): { id: number; schema: string; schemaType: string; references: SchemaReference[] } {
+  storedSchema(rawId: string, canRead: SubjectReadable): { id: number; schema: string; schemaType: string; references: SchemaReference[] } & Contract {
     const id = parseId(rawId);
     const stored = this.state.schemaById(id);
     if (!stored || !this.state.usesOfId(id, true).some((use) => canRead(use.subject))) throw RegistryError.schemaNotFound(`Schema ${id} not found`);

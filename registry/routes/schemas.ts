@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { contractOf } from '../state.ts';
 import { flag, Lookup, raw, typeAndReferences, type IdParams, type RegistryRouteOptions } from './lookup.ts';
 
 /** /schemas: the supported types and look-ups by id, each only through a subject the caller may read. */
@@ -11,7 +12,7 @@ const schemaRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { sto
   app.get<{ Params: IdParams }>('/schemas/ids/:id', async (request) =>
     lookup.read(() => {
       const stored = lookup.storedSchema(request.params.id, readable(request));
-      return { ...typeAndReferences(stored), schema: stored.schema };
+      return { ...typeAndReferences(stored), ...contractOf(stored), schema: stored.schema };
     }),
   );
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { RegistryError } from '../../core/errors.ts';
-import { deleteSubject, deleteVersion, parseVersion, registerSchema } from '../commands.ts';
+import { contractFor, deleteSubject, deleteVersion, parseVersion, registerSchema } from '../commands.ts';
 import { parseSchemaRequest } from '../schemas.ts';
 import { flag, Lookup, raw, versionBody, type RegistryRouteOptions, type SubjectParams, type VersionParams } from './lookup.ts';
 
@@ -28,15 +28,21 @@ const subjectRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { st
     return raw(reply, entry.schema);
   });
 
-  app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) => store.execute((s) => registerSchema(s, request.params.subject, request.body, readable(request))));
+  app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) =>
+    store.execute((s) => registerSchema(s, request.params.subject, request.body, readable(request), flag(request.query, 'normalize'))),
+  );
 
   app.post<{ Params: SubjectParams }>('/subjects/:subject', async (request) => {
     const subject = request.params.subject;
     const includeDeleted = flag(request.query, 'deleted');
     return lookup.read(() => {
       if (!state.hasSubject(subject, includeDeleted)) throw RegistryError.subjectNotFound(subject);
-      const { schema, schemaType, references } = parseSchemaRequest(state, request.body, readable(request));
-      const entry = state.findInSubject(subject, schema, schemaType, references, includeDeleted);
+      const parsed = parseSchemaRequest(state, request.body, readable(request), flag(request.query, 'normalize'));
+      const { schema, schemaType, references } = parsed;
+      // A look-up without metadata or ruleSet finds the version with the subject's current contract, as a registration would.
+      const entry =
+        state.findInSubject(subject, schema, schemaType, references, includeDeleted, contractFor(state, subject, parsed)) ??
+        state.findInSubject(subject, schema, schemaType, references, includeDeleted, parsed);
       if (!entry) throw RegistryError.schemaNotFound(`Schema not found under subject '${subject}'`);
       return versionBody(entry);
     });

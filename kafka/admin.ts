@@ -253,24 +253,6 @@ export class KafkaAdmin {
     );
   }
 
-  /**
-   * The broker-side produce quota of one client id (`producer_byte_rate`, bytes/s per broker), or none with null:
-   * how an operator throttles a noisy producer, and how the fault suite makes Kafka the bottleneck of an overload.
-   */
-  async setProducerByteRate(clientId: string, bytesPerSecond: number | null): Promise<void> {
-    await this.#call(`set the produce quota of ${clientId}`, () =>
-      this.#client.alterClientQuotas({
-        entries: [
-          {
-            entities: [{ entityType: 'client-id', entityName: clientId }],
-            ops: [bytesPerSecond === null ? { key: 'producer_byte_rate', remove: true } : { key: 'producer_byte_rate', value: bytesPerSecond, remove: false }],
-          },
-        ],
-        validateOnly: false,
-      }),
-    );
-  }
-
   async #partitionsOf(topic: string): Promise<number[]> {
     const [described] = await this.describeTopics([topic]);
     return described!.partitions.map((p) => p.partition);

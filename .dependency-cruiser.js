@@ -10,7 +10,7 @@
  *   rules/                 data-contract rules (CEL, JSONata): validated by the registry, run by the services
  *   registry/              the schema registry (it checks access, stores schemas in Kafka)
  *   topology/              topology as code (it registers schemas in the registry)
- *   the services, tools    producers/, consumers/, integrations/, console/, tail/, contracts/, apidocs/, ...
+ *   the services, tools    producers/, consumers/, integrations/, console/, reads/, contracts/, apidocs/, ...
  *   cli/ (and bin/)        the command line, which wires everything; nothing imports it
  * No import cycles anywhere. Tests, benchmarks and scripts sit beside the top; nothing that ships imports them,
  * and all that ships is reached from bin/ (or is a worker handler). tests/unit/dependency-rules.test.ts runs
@@ -34,10 +34,10 @@ const PRODUCT_FOLDERS = [
   'kafka',
   'lb',
   'producers',
+  'reads',
   'registry',
   'rules',
   'schemas',
-  'tail',
   'topology',
 ];
 /** Tests, benchmarks and repository scripts: they do not ship. */

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { Kafka, logLevel } from 'kafkajs';
 import { pino } from 'pino';
 import { createKafka, type KafkaAdmin } from '../kafka/index.ts';
-import { createTypes, encodeAvro } from '../core/avro.ts';
+import { createTypes, encodeAvro } from '../core/formats/avro-types.ts';
 import { loadConfig, PROJECT_ROOT, type SluiceConfig } from '../core/config.ts';
 import { frame } from '../core/wire-format.ts';
 import { loadTopology } from '../topology/load.ts';

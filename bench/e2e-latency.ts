@@ -1,7 +1,7 @@
 import autocannon from 'autocannon';
 import { createLogger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
-import { startWorker } from '../consumers/runtime.ts';
+import { startWorker } from '../consumers/start-worker.ts';
 import { announce, benchConfig, benchTopology, percentile, rawKafka, requiredEnv, round, type BenchEnv } from './common.ts';
 import type { OrderPlacedInput } from '../tests/support/orders.ts';
 

@@ -1,4 +1,4 @@
-import { createResolvingDecoder, createTypes, encodeAvro } from '../core/avro.ts';
+import { createResolvingDecoder, createTypes, encodeAvro } from '../core/formats/avro-types.ts';
 import { frame, unframe } from '../core/wire-format.ts';
 import { round } from './common.ts';
 import type { OrderPlacedInput } from '../tests/support/orders.ts';

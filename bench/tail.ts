@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
-import { createResolvingDecoder, createTypes, encodeAvro } from '../core/avro.ts';
+import { createResolvingDecoder, createTypes, encodeAvro } from '../core/formats/avro-types.ts';
 import { loadConfig, PROJECT_ROOT } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyRequest } from 'fastify';
-import { createTypes } from '../core/avro.ts';
+import { createTypes } from '../core/formats/avro-types.ts';
 import { loadConfig, PROJECT_ROOT } from '../core/config.ts';
 import { registerHttpTracing } from '../core/http-tracing.ts';
 import { createLogger } from '../core/logger.ts';

@@ -6,7 +6,7 @@ import { localKafkaOptions, startLocalKafka, stopLocalKafka } from '../broker/br
 import { localClusterDir, runningCluster } from '../broker/cluster.ts';
 import { startRegistry } from '../registry/server.ts';
 import { startIngress } from '../producers/server.ts';
-import { startWorker } from '../consumers/runtime.ts';
+import { startWorker } from '../consumers/start-worker.ts';
 import { workerMetrics } from '../consumers/metrics.ts';
 import { startMetricsServer } from '../consumers/metrics-server.ts';
 import { applyTopology } from '../topology/apply.ts';

@@ -5,10 +5,10 @@ import { drained } from '../core/backpressure.ts';
 import { BadRequestError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import { compileFilter } from '../tail/filter.ts';
-import { recordObject, toJson } from '../tail/format.ts';
-import { parseSince, type StartPosition } from '../tail/positions.ts';
-import { startTail } from '../tail/reader.ts';
+import { compileFilter } from '../reads/filter.ts';
+import { recordObject, toJson } from '../reads/format.ts';
+import { parseSince, type StartPosition } from '../reads/positions.ts';
+import { startTail } from '../reads/reader.ts';
 import { READ_FETCH_BYTES, READ_PARTITION_BYTES } from '../producers/read-route.ts';
 
 interface TailQuery {

@@ -4,7 +4,7 @@ import { retryPolicies } from '../core/retry.ts';
 import type { Kafka, KafkaAdmin, KafkaRecord, OutgoingRecord, RecordHeaders } from '../kafka/index.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { decodeFramed } from '../core/serde.ts';
-import type { FilterContext, RecordFilter } from '../tail/filter.ts';
+import type { FilterContext, RecordFilter } from '../reads/filter.ts';
 import { DLQ_HEADERS, headersToStrings, REPLAY_HEADER, REPLAYED_AT_HEADER } from './headers.ts';
 import { readTopicToEnd } from './topic-reader.ts';
 import { internalReplication } from '../broker/replication.ts';

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AvroTypes } from '../core/avro.ts';
+import type { AvroTypes } from '../core/formats/avro-types.ts';
 import { isRetryable, OutputTooLargeError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';

@@ -7,7 +7,7 @@ import { generateJsonSchemaTypes, generateProtobufTypes, type GeneratedFile } fr
 
 /**
  * TypeScript types for Avro schemas, shaped as Sluice's decoder produces values
- * (core/avro.ts): longs are `number | bigint` (a BigInt only beyond 2^53),
+ * (core/formats/avro-types.ts): longs are `number | bigint` (a BigInt only beyond 2^53),
  * timestamp-millis is epoch milliseconds, a union with null is `T | null`,
  * enums are unions of string literals, bytes and fixed are Buffers.
  */

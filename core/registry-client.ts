@@ -1,5 +1,5 @@
 import type { Schema } from 'avsc';
-import { createResolvingDecoder, type AvroTypes, type Decoder } from './avro.ts';
+import { createResolvingDecoder, type AvroTypes, type Decoder } from './formats/avro-types.ts';
 import { RegistryError, RegistryUnavailableError, registryStatus } from './errors.ts';
 import { createCodec, isSchemaType, type AnyCodec, type ResolvedReference, type ResolvedSchema, type SchemaReference, type SchemaType } from './formats/index.ts';
 

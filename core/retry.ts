@@ -4,7 +4,7 @@ import { isProgrammingError, isRetryable, SluiceError } from './errors.ts';
 /**
  * Every retry Sluice does, in one place: named policies instead of delays and
  * attempt counts tuned call by call. The Kafka seam hands these to the client
- * (kafka/connection.ts turns a policy into the client's retry options); the
+ * (kafka/client-options.ts turns a policy into the client's retry options); the
  * rest of Sluice retries its own steps with `retry()`.
  */
 export interface RetryPolicy {

@@ -1,4 +1,4 @@
-import type { AvroTypes } from './avro.ts';
+import type { AvroTypes } from './formats/avro-types.ts';
 import { DecodeError, SluiceError } from './errors.ts';
 import { avroCodecFromTypes, encodeValidated, type Codec } from './formats/index.ts';
 import type { RegistryClient } from './registry-client.ts';

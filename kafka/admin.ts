@@ -12,7 +12,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import { isRetryable, KafkaError, type SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { retry, retryPolicies, type RetryPolicy } from '../core/retry.ts';
-import { clientOptions, errorContext, routeClientEvents } from './connection.ts';
+import { clientOptions, errorContext, routeClientEvents } from './client-options.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import type { TopicPartitionOffset } from './types.ts';
 

@@ -2,7 +2,7 @@ import { Admin, ConnectionPool, Consumer, FetchIsolationLevels, FindCoordinatorK
 import diagnostics from 'node:diagnostics_channel';
 import type { Logger } from '../core/logger.ts';
 import { retry, retryPolicies } from '../core/retry.ts';
-import { routeClientEvents } from './connection.ts';
+import { routeClientEvents } from './client-options.ts';
 import { decodePartition, type FetchedPartition } from './record-codec.ts';
 import type { PartitionBatch, TopicPartition, TopicPartitionOffset } from './types.ts';
 
@@ -29,7 +29,7 @@ import type { PartitionBatch, TopicPartition, TopicPartitionOffset } from './typ
 export type GroupProtocol = 'classic' | 'consumer';
 
 export interface GroupConsumerOptions {
-  /** The client's connection options (brokers, TLS, SASL, retries), from kafka/connection.ts. */
+  /** The client's connection options (brokers, TLS, SASL, retries), from kafka/client-options.ts. */
   client: BaseOptions;
   groupId: string;
   topics: string[];

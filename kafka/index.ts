@@ -2,7 +2,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { retryPolicies } from '../core/retry.ts';
 import { KafkaAdmin, type AdminSettings } from './admin.ts';
-import { clientOptions, producerOptions } from './connection.ts';
+import { clientOptions, producerOptions } from './client-options.ts';
 import { GroupConsumer, type GroupConsumerOptions } from './group-consumer.ts';
 import { PartitionReader, type PartitionReaderSettings } from './partition-reader.ts';
 import { KafkaProducer, type ProducerSettings } from './producer.ts';

@@ -5,7 +5,7 @@ import { BrokerUnavailableError, type SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { retry, retryPolicies } from '../core/retry.ts';
 import { KafkaAdmin } from './admin.ts';
-import { clientOptions, errorContext, routeClientEvents } from './connection.ts';
+import { clientOptions, errorContext, routeClientEvents } from './client-options.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import { decodePartition } from './record-codec.ts';
 import type { KafkaRecord, PartitionBatch, TopicPartitionOffset } from './types.ts';

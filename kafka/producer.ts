@@ -5,7 +5,7 @@ import type { Logger } from '../core/logger.ts';
 import type { RetryPolicy } from '../core/retry.ts';
 import { splitByCounts } from '../core/arrays.ts';
 import { OnePassProducer } from './produce-request.ts';
-import { errorContext, producerOptions, routeClientEvents, transactionalIdentity } from './connection.ts';
+import { errorContext, producerOptions, routeClientEvents, transactionalIdentity } from './client-options.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import { partitionForKey } from './partitioner.ts';
 import { toClientMessage } from './record-codec.ts';

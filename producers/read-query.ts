@@ -1,5 +1,5 @@
 import { BadParameterError, FilterError } from '../core/errors.ts';
-import { compileFilter, type RecordFilter } from '../tail/filter.ts';
+import { compileFilter, type RecordFilter } from '../reads/filter.ts';
 
 /**
  * The query of `GET /v1/topics/{topic}/records`, checked before anything is

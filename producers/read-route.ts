@@ -5,9 +5,9 @@ import { BadParameterError, NotFoundError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
-import { headerMap, RecordDecoder, type TailRecord } from '../tail/decode.ts';
-import { createFormatter, LineEncoder, type Formatter } from '../tail/format.ts';
-import type { FilterContext } from '../tail/filter.ts';
+import { headerMap, RecordDecoder, type TailRecord } from '../reads/decode.ts';
+import { createFormatter, LineEncoder, type Formatter } from '../reads/format.ts';
+import type { FilterContext } from '../reads/filter.ts';
 import { formatEventId, parseReadQuery, type ReadQuery } from './read-query.ts';
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authorize } from '../access/permissions.ts';
 import { describeCause } from '../core/errors.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import type { KafkaConnection } from './kafka-connection.ts';
+import type { KafkaConnection } from './ingress-kafka.ts';
 import type { RouteBinding } from './routes.ts';
 import { withDeadline } from '../core/deadline.ts';
 

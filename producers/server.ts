@@ -16,7 +16,7 @@ import { batchObserver, createMetrics, metricsRoute } from './ingress-metrics.ts
 import { warmUp } from './warm-up.ts';
 import { registerBodyParsers } from './body-parsers.ts';
 import { registerDocs } from './docs.ts';
-import { KafkaConnection } from './kafka-connection.ts';
+import { KafkaConnection } from './ingress-kafka.ts';
 import { ingressReadiness, registerProbes } from './readiness.ts';
 import { createKafka } from '../kafka/index.ts';
 import { Idempotency } from './idempotency.ts';

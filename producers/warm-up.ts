@@ -1,5 +1,5 @@
 import type { Logger } from '../core/logger.ts';
-import type { KafkaConnection } from './kafka-connection.ts';
+import type { KafkaConnection } from './ingress-kafka.ts';
 import { withDeadline } from '../core/deadline.ts';
 
 /**

@@ -3,7 +3,7 @@ import { deadLetterSummary, filterContext, formatDeadLetter, readDeadLetters, re
 import { DeadLetterReplayError } from '../../core/errors.ts';
 import { loadTopology } from '../../topology/load.ts';
 import { topicByName } from '../../topology/model.ts';
-import { compileFilter } from '../../tail/filter.ts';
+import { compileFilter } from '../../reads/filter.ts';
 import { commandContext, withKafkaAdmin, write } from './context.ts';
 
 /** `sluice dlq inspect|replay`: list dead letters with their error headers; re-produce them to their original topic. */

@@ -3,10 +3,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { createKafka } from '../../kafka/index.ts';
 import { createLogger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
-import { compileFilter } from '../../tail/filter.ts';
-import { createFormatter, FORMATS, LineEncoder, type TailFormat } from '../../tail/format.ts';
-import { parseSince, type StartPosition } from '../../tail/positions.ts';
-import { startTail, type Tail } from '../../tail/reader.ts';
+import { compileFilter } from '../../reads/filter.ts';
+import { createFormatter, FORMATS, LineEncoder, type TailFormat } from '../../reads/format.ts';
+import { parseSince, type StartPosition } from '../../reads/positions.ts';
+import { startTail, type Tail } from '../../reads/reader.ts';
 import { configFrom } from '../flags.ts';
 
 interface TailFlags {

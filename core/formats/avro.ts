@@ -1,7 +1,7 @@
-import { createResolvingDecoder, createTypes, encodeAvro, validateAvro, type AvroTypes } from '../avro.ts';
+import { createResolvingDecoder, createTypes, encodeAvro, validateAvro, type AvroTypes } from './avro-types.ts';
 import type { Codec, ResolvedSchema } from './types.ts';
 
-/** An Avro codec: core/avro.ts's exact-long types behind the format-neutral interface. */
+/** An Avro codec: core/formats/avro-types.ts's exact-long types behind the format-neutral interface. */
 export interface AvroCodec extends Codec {
   readonly schemaType: 'AVRO';
   readonly types: AvroTypes;

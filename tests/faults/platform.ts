@@ -85,7 +85,7 @@ export async function startPlatform(env: NodeJS.ProcessEnv = {}): Promise<Platfo
     registryUrl,
     topics,
     groupId: `sluice.score-orders.${suffix}`,
-    // consumers/runtime.ts: `<group>-<pid>-<n>`, the first worker of the process.
+    // consumers/start-worker.ts: `<group>-<pid>-<n>`, the first worker of the process.
     transactionalId: () => `sluice.score-orders.${suffix}-${proc.child.pid}-0`,
     topologyFile: file,
     env: fullEnv,

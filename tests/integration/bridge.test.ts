@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Schema } from 'avsc';
 import { connect } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTypes } from '../../core/avro.ts';
+import { createTypes } from '../../core/formats/avro-types.ts';
 import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { createWorkerMetrics } from '../../consumers/metrics.ts';
-import { startWorker, type RunningWorker } from '../../consumers/runtime.ts';
+import { startWorker, type RunningWorker } from '../../consumers/start-worker.ts';
 import { startIngress, type Ingress } from '../../producers/server.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import { loadTopology } from '../../topology/load.ts';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createResolvingDecoder, createTypes, type AvroTypes } from '../../core/avro.ts';
+import { createResolvingDecoder, createTypes, type AvroTypes } from '../../core/formats/avro-types.ts';
 import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
 import type { Logger } from '../../core/logger.ts';

@@ -14,7 +14,7 @@ import type { KafkaProducer, RecordHeaders } from '../../kafka/index.ts';
 import { startIngress, type Ingress } from '../../producers/server.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import type { OrderScored } from '../../schemas/generated/OrderScored.ts';
-import { headerMap } from '../../tail/decode.ts';
+import { headerMap } from '../../reads/decode.ts';
 import { hasKcat } from '../support/kcat.ts';
 import { orderTopology } from '../support/order-topology.ts';
 import { randomOrder } from '../support/orders.ts';

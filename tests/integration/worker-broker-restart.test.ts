@@ -12,7 +12,7 @@ import { createWorkerMetrics } from '../../consumers/metrics.ts';
 import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import type { OrderScored } from '../../schemas/generated/OrderScored.ts';
-import { startWorker, type RunningWorker } from '../../consumers/runtime.ts';
+import { startWorker, type RunningWorker } from '../../consumers/start-worker.ts';
 import { localKafkaOptions, startLocalKafka, stopLocalKafka, type LocalKafkaOptions } from '../../broker/broker.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
 import { subjectFor, type Topology, type WorkerSpec } from '../../topology/model.ts';

@@ -7,7 +7,7 @@ import { createWorkerMetrics } from '../../consumers/metrics.ts';
 import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import type { OrderScored } from '../../schemas/generated/OrderScored.ts';
-import { compileFilter } from '../../tail/filter.ts';
+import { compileFilter } from '../../reads/filter.ts';
 import { randomOrder } from '../support/orders.ts';
 import { seam, testLogger } from '../support/platform.ts';
 import { deadLettersOf, headerText, offsetsOf, outputsOf, workerHarness, type CollectedRecord, type WorkerHarness } from '../support/workers.ts';

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetryableError } from '../../core/errors.ts';
-import { encodeAvro } from '../../core/avro.ts';
+import { encodeAvro } from '../../core/formats/avro-types.ts';
 import { decodeFramed } from '../../core/serde.ts';
 import { frame } from '../../core/wire-format.ts';
 import { defineWorker, emit } from '../../consumers/handler.ts';
 import { partitionForKey } from '../../kafka/index.ts';
-import type { RunningWorker } from '../../consumers/runtime.ts';
+import type { RunningWorker } from '../../consumers/start-worker.ts';
 import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import type { OrderScored } from '../../schemas/generated/OrderScored.ts';

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTypes, encodeAvro } from '../../core/avro.ts';
+import { createTypes, encodeAvro } from '../../core/formats/avro-types.ts';
 import { decodeFramed } from '../../core/serde.ts';
 import { frame } from '../../core/wire-format.ts';
-import type { RunningWorker } from '../../consumers/runtime.ts';
+import type { RunningWorker } from '../../consumers/start-worker.ts';
 import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import type { OrderScored } from '../../schemas/generated/OrderScored.ts';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Schema } from 'avsc';
-import { createTypes } from '../../core/avro.ts';
+import { createTypes } from '../../core/formats/avro-types.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { createEncoder, type EventEncoder } from '../../core/serde.ts';

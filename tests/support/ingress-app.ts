@@ -3,7 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { SLUICE_DENIALS, API_CHALLENGE } from '../../access/denials.ts';
 import { installSecurity } from '../../access/plugin.ts';
 import { ingressRouteTable } from '../../access/route-table.ts';
-import { createTypes } from '../../core/avro.ts';
+import { createTypes } from '../../core/formats/avro-types.ts';
 import type { SluiceConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { BatchingProducer, type OutgoingRecord } from '../../producers/batching-producer.ts';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Schema } from 'avsc';
-import { createTypes } from '../../core/avro.ts';
+import { createTypes } from '../../core/formats/avro-types.ts';
 import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
@@ -8,7 +8,7 @@ import { createEncoder } from '../../core/serde.ts';
 import { startRegistry } from '../../registry/server.ts';
 import { subjectFor, type TopicSpec, type Topology, type ValueSchema, type WorkerSpec } from '../../topology/model.ts';
 import type { AnyHandler } from '../../consumers/handler.ts';
-import { startWorker, type RunningWorker } from '../../consumers/runtime.ts';
+import { startWorker, type RunningWorker } from '../../consumers/start-worker.ts';
 import { createWorkerMetrics, type WorkerMetrics } from '../../consumers/metrics.ts';
 import { createKafka, type KafkaProducer, type KafkaRecord, type RecordHeaders } from '../../kafka/index.ts';
 import { createTopics, seam, testConfig, testLogger, uniqueName, withKafkaAdmin } from './platform.ts';

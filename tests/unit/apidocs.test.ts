@@ -5,7 +5,7 @@ import { Parser } from '@asyncapi/parser';
 import { AvroSchemaParser } from '@asyncapi/avro-schema-parser';
 import { validate } from '@readme/openapi-parser';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { createTypes, validateAvro } from '../../core/avro.ts';
+import { createTypes, validateAvro } from '../../core/formats/avro-types.ts';
 import { loadConfig, PROJECT_ROOT } from '../../core/config.ts';
 import { avroToJsonSchema } from '../../contracts/json-schema.ts';
 import { loadTopology } from '../../topology/load.ts';

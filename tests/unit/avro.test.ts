@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { createResolvingDecoder, createTypes, encodeAvro, encodeValidated, formatPath, validateAvro } from '../../core/avro.ts';
+import { createResolvingDecoder, createTypes, encodeAvro, encodeValidated, formatPath, validateAvro } from '../../core/formats/avro-types.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';

@@ -1,7 +1,7 @@
 import { avroCodecFromTypes } from '../../core/formats/index.ts';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createTypes } from '../../core/avro.ts';
+import { createTypes } from '../../core/formats/avro-types.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import { IdempotencyKeyError } from '../../core/errors.ts';
 import { fingerprint, parseIdempotencyKey, scopeOf } from '../../producers/idempotency.ts';

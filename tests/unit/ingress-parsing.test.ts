@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createTypes } from '../../core/avro.ts';
+import { createTypes } from '../../core/formats/avro-types.ts';
 import { avroCodecFromTypes } from '../../core/formats/index.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import { BrokerUnavailableError, KafkaError, MalformedBodyError, OverloadedError, ValidationError } from '../../core/errors.ts';
@@ -10,7 +10,7 @@ import { checkEvents } from '../../producers/routes.ts';
 import { httpFailure } from '../../core/http-errors.ts';
 import { errorBody } from '../../producers/ingress-errors.ts';
 import { toProduceError } from '../../producers/batching-producer.ts';
-import { ingressProducerSettings } from '../../producers/kafka-connection.ts';
+import { ingressProducerSettings } from '../../producers/ingress-kafka.ts';
 import { retryPolicies } from '../../core/retry.ts';
 
 const orderPlaced = avroCodecFromTypes(createTypes(readFileSync(`${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, 'utf8')));

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { retryPolicies } from '../../core/retry.ts';
-import { clientOptions, producerOptions } from '../../kafka/connection.ts';
+import { clientOptions, producerOptions } from '../../kafka/client-options.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-conn-'));
 const file = (name: string, text: string): string => {

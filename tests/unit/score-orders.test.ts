@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { createTypes, validateAvro } from '../../core/avro.ts';
+import { createTypes, validateAvro } from '../../core/formats/avro-types.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import handler, { RULES, scoreOrder, verdictFor } from '../../consumers/workers/score-orders.ts';
 import type { HandlerContext } from '../../consumers/handler.ts';

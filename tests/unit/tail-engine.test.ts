@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { decimalString, displayPlan } from '../../tail/display.ts';
+import { decimalString, displayPlan } from '../../reads/display.ts';
 import { FilterError } from '../../core/errors.ts';
-import { compileFilter, type FilterContext } from '../../tail/filter.ts';
-import { createFormatter, LineEncoder } from '../../tail/format.ts';
-import { parseSince } from '../../tail/positions.ts';
-import { headerMap, type TailRecord } from '../../tail/decode.ts';
+import { compileFilter, type FilterContext } from '../../reads/filter.ts';
+import { createFormatter, LineEncoder } from '../../reads/format.ts';
+import { parseSince } from '../../reads/positions.ts';
+import { headerMap, type TailRecord } from '../../reads/decode.ts';
 
 const ctx = (value: unknown, extra: Partial<FilterContext> = {}): FilterContext => ({
   value,

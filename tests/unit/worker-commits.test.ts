@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Committer, roundTakesMore, type Chunk, type RoundLimits } from '../../consumers/committer.ts';
 import { createWorkerMetrics } from '../../consumers/metrics.ts';
 import type { Outcome } from '../../consumers/record-processor.ts';
-import { WorkerRuntime, type WorkerConsumer } from '../../consumers/worker.ts';
+import { WorkerRuntime, type WorkerConsumer } from '../../consumers/worker-runtime.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { GroupGeneration, GroupListener, GroupBatch } from '../../kafka/group-consumer.ts';
 import type { OutputUnit, WorkerOutput } from '../../kafka/transaction.ts';

@@ -3,7 +3,7 @@ import { DecodeError, RetryableError, ValidationError } from '../../core/errors.
 import { defineWorker, emit, normalizeOutputs } from '../../consumers/handler.ts';
 import { correlationIdOf, deadLetterHeaders, deadLetterRecord, DLQ_HEADERS, errorClassName, headersToStrings } from '../../consumers/headers.ts';
 import { WorkerConfigError } from '../../core/errors.ts';
-import { loadHandler } from '../../consumers/runtime.ts';
+import { loadHandler } from '../../consumers/start-worker.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import type { WorkerSpec } from '../../topology/model.ts';
 

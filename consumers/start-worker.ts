@@ -11,15 +11,15 @@ import { schemaTypeOf, topicByName, valueCodec, type Topology, type ValueSchema,
 import type { AnyHandler, Handler } from './handler.ts';
 import { workerMetrics, type WorkerMetrics } from './metrics.ts';
 import { RecordProcessor } from './record-processor.ts';
-import { WorkerRuntime, type WorkerCounters, type WorkerSeam } from './worker.ts';
+import { WorkerRuntime, type WorkerCounters, type WorkerSeam } from './worker-runtime.ts';
 
 /**
  * Starting a stream worker: loads its handler and schemas, builds its Kafka
  * clients through the seam (one group consumer, one output producer) and
- * hands them to a WorkerRuntime (consumers/worker.ts).
+ * hands them to a WorkerRuntime (consumers/worker-runtime.ts).
  */
 
-export type { WorkerCounters } from './worker.ts';
+export type { WorkerCounters } from './worker-runtime.ts';
 
 export interface RunningWorker {
   readonly name: string;

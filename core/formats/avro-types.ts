@@ -1,5 +1,5 @@
 import avro, { type Schema, type Type } from 'avsc';
-import { SchemaResolutionError, ValidationError, type FieldViolation } from './errors.ts';
+import { SchemaResolutionError, ValidationError, type FieldViolation } from '../errors.ts';
 
 /**
  * Avro types for Sluice's data path.

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import type { Decoder } from '../core/avro.ts';
+import type { Decoder } from '../core/formats/avro-types.ts';
 import { DecodeError, SluiceError, errorClass } from '../core/errors.ts';
 import type { KafkaRecord, RecordHeaders } from '../kafka/index.ts';
 import type { RegistryClient } from '../core/registry-client.ts';

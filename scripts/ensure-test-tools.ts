@@ -20,6 +20,13 @@ const TOOLS = [
   { command: 'rabbitmqctl', args: ['version'], apt: 'rabbitmq-server' },
   // `promtool check rules` validates ops/prometheus/alerts.yml; Debian ships it in the prometheus package.
   { command: 'promtool', args: ['--version'], apt: 'prometheus' },
+  // Confluent's own Python serializers talk to Sluice's registry in the interop test. Debian's
+  // python3 (not a pyenv one on PATH) is the interpreter these packages install into.
+  {
+    command: '/usr/bin/python3',
+    args: ['-c', 'import confluent_kafka.schema_registry, google.protobuf, jsonschema'],
+    apt: 'python3-confluent-kafka python3-protobuf python3-jsonschema python3-requests',
+  },
 ];
 
 function has(command: string, args: string[]): boolean {
@@ -29,7 +36,7 @@ function has(command: string, args: string[]): boolean {
 
 const missing = TOOLS.filter((t) => !has(t.command, t.args));
 if (missing.length > 0) {
-  const packages = missing.map((t) => t.apt);
+  const packages = missing.flatMap((t) => t.apt.split(' '));
   const canInstall = process.getuid?.() === 0 && has('apt-get', ['--version']);
   if (canInstall) {
     process.stderr.write(`installing ${packages.join(', ')} for the tests (apt-get)\n`);

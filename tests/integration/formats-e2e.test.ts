@@ -1,14 +1,13 @@
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
+import type { SluiceConfig } from '../../core/config.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { createWorkerMetrics } from '../../consumers/metrics.ts';
 import { startWorker, type RunningWorker } from '../../consumers/start-worker.ts';
 import { startIngress, type Ingress } from '../../producers/server.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
-import { loadTopology } from '../../topology/load.ts';
-import { subjectFor, type Topology } from '../../topology/model.ts';
-import { createTopics, testConfig, testLogger, uniqueName } from '../support/platform.ts';
+import { createTopics, testConfig, testLogger } from '../support/platform.ts';
+import { formatsTopology } from '../support/formats-topology.ts';
 import { tailToEnd } from '../support/tail.ts';
 import { collect, type Collector } from '../support/workers.ts';
 
@@ -20,30 +19,12 @@ import { collect, type Collector } from '../support/workers.ts';
  */
 
 const FORMATS = ['avro', 'json', 'proto'] as const;
-const suffix = uniqueName('e2e');
-const renamed = (topic: string): string => `${topic}.${suffix}`;
-
-/** The example topology with topic names of this run's own, so runs on one broker never meet. */
-function testTopology(): Topology {
-  const loaded = loadTopology(`${PROJECT_ROOT}/topology/formats.topology.yaml`);
-  return {
-    ...loaded,
-    topics: loaded.topics.map((t) => ({
-      ...t,
-      name: renamed(t.name),
-      ...(t.valueSchema ? { valueSchema: { ...t.valueSchema, subject: subjectFor(renamed(t.name)) } } : {}),
-    })),
-    routes: loaded.routes.map((r) => ({ ...r, topic: renamed(r.topic) })),
-    workers: loaded.workers.map((w) => ({ ...w, input: renamed(w.input), output: renamed(w.output), deadLetter: renamed(w.deadLetter), groupId: uniqueName(w.groupId) })),
-  };
-}
-
 let config: SluiceConfig;
 let registry: RunningRegistry;
 let ingress: Ingress;
 let worker: RunningWorker;
 let collector: Collector;
-const topology = testTopology();
+const { topology, renamed } = formatsTopology('e2e');
 
 beforeAll(async () => {
   config = testConfig();

@@ -24,7 +24,7 @@ export async function checkSchemas(topology: Topology, registry: RegistryClient)
   for (const topic of topology.topics) {
     const value = topic.valueSchema;
     if (!value) continue;
-    const status = await subjectStatus(registry, value.subject, value.text, topic.compatibility, schemaTypeOf(value));
+    const status = await subjectStatus(registry, value.subject, value.text, topic.compatibility, schemaTypeOf(value), value.contract);
     const outcome: CheckOutcome = status.registered ? 'registered' : !status.exists ? 'new-subject' : status.incompatibilities.length > 0 ? 'incompatible' : 'compatible';
     results.push({ subject: value.subject, file: value.file, level: status.checkedLevel, outcome, reasons: status.incompatibilities });
   }

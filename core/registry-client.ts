@@ -12,6 +12,8 @@ export interface RegisteredSchema {
   schema: string;
   schemaType?: SchemaType;
   references?: SchemaReference[];
+  metadata?: object;
+  ruleSet?: object;
 }
 
 /** A schema as the registry answers for an id or a subject version. */
@@ -24,6 +26,9 @@ export interface SchemaAnswer {
 export interface RegisterOptions {
   schemaType?: SchemaType;
   references?: readonly SchemaReference[];
+  /** Confluent's data-contract fields of the version, sent as given (rules/ knows their shape; core does not). */
+  metadata?: object;
+  ruleSet?: object;
 }
 
 function typeOf(answer: SchemaAnswer, what: string): SchemaType {
@@ -97,6 +102,8 @@ export class RegistryClient {
       schema: text,
       ...(options.schemaType !== undefined && options.schemaType !== 'AVRO' ? { schemaType: options.schemaType } : {}),
       ...(options.references !== undefined && options.references.length > 0 ? { references: options.references } : {}),
+      ...(options.metadata === undefined ? {} : { metadata: options.metadata }),
+      ...(options.ruleSet === undefined ? {} : { ruleSet: options.ruleSet }),
     };
     const { id } = await this.request<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, body);
     return id;

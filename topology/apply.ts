@@ -40,7 +40,7 @@ async function run(action: PlanAction, ctx: ApplyContext): Promise<void> {
       await registry.request('PUT', `/config/${encodeURIComponent(action.subject)}`, { compatibility: action.to });
       return;
     case 'register-schema':
-      await registry.register(action.subject, action.schema, { schemaType: action.schemaType ?? 'AVRO' });
+      await registry.register(action.subject, action.schema, { schemaType: action.schemaType ?? 'AVRO', ...action.contract });
       return;
   }
 }

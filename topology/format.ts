@@ -1,4 +1,5 @@
 import { relative } from 'node:path';
+import type { DeclaredContract } from './model.ts';
 import type { ApplyResult, Plan, PlanAction } from './plan.ts';
 
 /** How plans and apply results read for people (terraform-like) and for machines (--json). */
@@ -8,6 +9,11 @@ const shown = (file: string): string => relative(process.cwd(), file) || file;
 function configsText(configs: Record<string, string>): string {
   const entries = Object.entries(configs);
   return entries.length === 0 ? '' : `, ${entries.map(([k, v]) => `${k}=${v}`).join(', ')}`;
+}
+
+function ruleCount(ruleSet: NonNullable<DeclaredContract['ruleSet']>): string {
+  const n = (ruleSet.domainRules?.length ?? 0) + (ruleSet.migrationRules?.length ?? 0);
+  return `${n} rule${n === 1 ? '' : 's'}`;
 }
 
 export function describeAction(action: PlanAction): string {
@@ -22,8 +28,11 @@ export function describeAction(action: PlanAction): string {
       return `delete topic ${action.topic} (its data is lost)`;
     case 'set-compatibility':
       return `set compatibility of ${action.subject}: ${action.from ?? '(global level)'} -> ${action.to}`;
-    case 'register-schema':
-      return `register ${shown(action.file)} as ${action.newSubject ? 'version 1 of new subject' : 'a new version of'} ${action.subject}`;
+    case 'register-schema': {
+      const what = `register ${shown(action.file)} as ${action.newSubject ? 'version 1 of new subject' : 'a new version of'} ${action.subject}`;
+      const rules = action.contract?.ruleSet ? ` with ${ruleCount(action.contract.ruleSet)}` : '';
+      return `${what}${rules}${(action.contractChanges ?? []).map((c) => `\n      ${c}`).join('')}`;
+    }
   }
 }
 
@@ -55,7 +64,19 @@ export function formatPlan(plan: Plan, topologyName: string, file: string): stri
 
 /** --json: actions without the schema text (the file is named), errors as they are. */
 export function planJson(plan: Plan): string {
-  const actions = plan.actions.map((a) => (a.type === 'register-schema' ? { type: a.type, subject: a.subject, topic: a.topic, file: a.file, newSubject: a.newSubject } : a));
+  const actions = plan.actions.map((a) =>
+    a.type === 'register-schema'
+      ? {
+          type: a.type,
+          subject: a.subject,
+          topic: a.topic,
+          file: a.file,
+          newSubject: a.newSubject,
+          ...(a.contract ? { contract: a.contract } : {}),
+          ...(a.contractChanges ? { contractChanges: a.contractChanges } : {}),
+        }
+      : a,
+  );
   return `${JSON.stringify({ actions, errors: plan.errors }, null, 2)}\n`;
 }
 

@@ -40,7 +40,8 @@ export async function gatherLive(topology: Topology, sources: LiveSources): Prom
   const subjects = new Map<string, LiveSubject>();
   for (const topic of topology.topics) {
     if (!topic.valueSchema) continue;
-    subjects.set(topic.valueSchema.subject, await subjectStatus(registry, topic.valueSchema.subject, topic.valueSchema.text, topic.compatibility, schemaTypeOf(topic.valueSchema)));
+    const value = topic.valueSchema;
+    subjects.set(value.subject, await subjectStatus(registry, value.subject, value.text, topic.compatibility, schemaTypeOf(value), value.contract));
   }
   return { brokers: brokers.length, topics, subjects, ...(state ? { managedTopics: state.topics } : {}) };
 }

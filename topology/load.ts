@@ -6,7 +6,8 @@ import { PROJECT_ROOT } from '../core/config.ts';
 import { TopologyError } from '../core/errors.ts';
 import { isCompatibilityLevel } from '../registry/compatibility.ts';
 import { schemaTypeOfFile, SCHEMA_FILE_EXTENSIONS, type SchemaType } from '../core/formats/index.ts';
-import { subjectFor, topLevelFields, valueCodec, type RouteSpec, type TopicSpec, type Topology, type ValueSchema, type WorkerSpec } from './model.ts';
+import { subjectFor, topLevelFields, valueCodec, type DeclaredContract, type RouteSpec, type TopicSpec, type Topology, type ValueSchema, type WorkerSpec } from './model.ts';
+import { validateMetadata, validateRuleSet, type Metadata, type RuleSet } from '../rules/index.ts';
 import { parseBridges } from './bridges.ts';
 import type { PathPart } from '../core/schema-checker.ts';
 import { checkAgainstSchema } from './validate-schema.ts';
@@ -111,7 +112,7 @@ class Reader {
 const FORMAT_NAMES: Record<SchemaType, string> = { AVRO: 'Avro schema', JSON: 'JSON Schema', PROTOBUF: 'Protobuf schema' };
 
 /** A value schema file: its format from the extension, parsed (and, for Protobuf, checked to declare a message). */
-function loadSchema(src: Source, r: Reader, value: unknown, path: PathPart[], topic: string): ValueSchema {
+function loadSchemaFile(src: Source, r: Reader, value: unknown, path: PathPart[], topic: string): ValueSchema {
   const rel = r.string(value, path);
   const schemaType = schemaTypeOfFile(rel);
   if (!schemaType) throw src.error(path, `schema file ${rel} has an unknown extension (expected ${SCHEMA_FILE_EXTENSIONS.join(', ')})`);
@@ -131,6 +132,53 @@ function loadSchema(src: Source, r: Reader, value: unknown, path: PathPart[], to
   } catch (error) {
     throw src.error(path, `schema file ${rel} is not a valid ${FORMAT_NAMES[schemaType]}: ${(error as Error).message}`);
   }
+}
+
+/** `ruleSet.domainRules[1].expr` (a RuleProblem's path) as YAML path parts. */
+function problemPath(path: string): PathPart[] {
+  return path.split(/\.|\[(\d+)\]/).flatMap((part, i): PathPart[] => (part === undefined || part === '' ? [] : i % 2 === 1 ? [Number(part)] : [part]));
+}
+
+/** A ruleSet given as a file of its own (YAML or JSON), read with its own line numbers. */
+function loadRuleSetFile(src: Source, r: Reader, value: string, path: PathPart[]): { ruleSet: unknown; src: Source; path: PathPart[] } {
+  const file = resolve(dirname(src.file), r.string(value, path));
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw src.error(path, `rules file ${value} not found (looked for ${relative(PROJECT_ROOT, file)})`);
+  }
+  const rules = new Source(file, text);
+  const syntax = rules.doc.errors[0];
+  if (syntax) {
+    const { line, col } = rules.position(syntax.pos[0]);
+    throw new TopologyError({ file: rules.displayName, line, column: col }, '', `YAML syntax: ${syntax.message.split('\n')[0]}`);
+  }
+  return { ruleSet: rules.doc.toJS(), src: rules, path: [] };
+}
+
+/**
+ * A topic's valueSchema: a schema file, or a mapping of the file and the version's data contract
+ * (Confluent's metadata and ruleSet, the ruleSet inline or in a file of its own), checked as the
+ * registry checks them so a bad rule stops the plan at its line rather than at registration.
+ */
+function loadSchema(src: Source, r: Reader, value: unknown, path: PathPart[], topic: string): ValueSchema {
+  if (!isRecord(value)) return loadSchemaFile(src, r, value, path, topic);
+  const entry = r.mapping(value, path, ['file', 'metadata', 'ruleSet']);
+  const loaded = loadSchemaFile(src, r, entry.file, [...path, 'file'], topic);
+  const metadataProblem = validateMetadata(entry.metadata)[0];
+  if (metadataProblem) throw src.error([...path, ...problemPath(metadataProblem.path)], metadataProblem.message);
+  const rules = typeof entry.ruleSet === 'string' ? loadRuleSetFile(src, r, entry.ruleSet, [...path, 'ruleSet']) : { ruleSet: entry.ruleSet, src, path: [...path, 'ruleSet'] };
+  const ruleProblem = validateRuleSet(rules.ruleSet, entry.metadata)[0];
+  if (ruleProblem) {
+    const where = problemPath(ruleProblem.path).slice(1);
+    throw rules.src.error([...rules.path, ...where], ruleProblem.rule === undefined ? ruleProblem.message : `rule "${ruleProblem.rule}": ${ruleProblem.message}`);
+  }
+  const contract: DeclaredContract = {
+    ...(entry.metadata === undefined ? {} : { metadata: entry.metadata as Metadata }),
+    ...(rules.ruleSet === undefined ? {} : { ruleSet: rules.ruleSet as RuleSet }),
+  };
+  return Object.keys(contract).length === 0 ? loaded : { ...loaded, contract };
 }
 
 /** `sluice.topology.yaml` is topology "sluice". */

@@ -1,6 +1,7 @@
 import type { Schema } from 'avsc';
 import { createCodec, type AnyCodec, type SchemaType } from '../core/formats/index.ts';
 import type { CompatibilityLevel } from '../registry/compatibility.ts';
+import type { Metadata, RuleSet } from '../rules/index.ts';
 import type { ReplicationSetting } from '../broker/replication.ts';
 
 /** The topology as the platform uses it, after loading and cross-checking. */
@@ -16,6 +17,16 @@ export interface ValueSchema {
   schema: Schema;
   /** The schema text as written to the registry. */
   text: string;
+  /**
+   * The data contract the file declares for the version (Confluent's `metadata` and `ruleSet`), registered
+   * with the schema. Absent: the file leaves the subject's rules to whoever manages them through the API.
+   */
+  contract?: DeclaredContract;
+}
+
+export interface DeclaredContract {
+  metadata?: Metadata;
+  ruleSet?: RuleSet;
 }
 
 export function schemaTypeOf(value: ValueSchema): SchemaType {

@@ -1,6 +1,7 @@
 import type { CompatibilityLevel } from '../registry/compatibility.ts';
 import type { SchemaType } from '../core/formats/types.ts';
-import { schemaTypeOf, type TopicSpec, type Topology } from './model.ts';
+import { contractChanges } from './contract-diff.ts';
+import { schemaTypeOf, type DeclaredContract, type TopicSpec, type Topology } from './model.ts';
 import { MIN_INSYNC_CONFIG } from '../broker/replication.ts';
 import { factorSatisfied, resolveReplication } from './replication.ts';
 
@@ -26,6 +27,8 @@ export interface LiveSubject {
   compatibility?: CompatibilityLevel;
   /** Why the file's schema cannot join the subject under the level it will have; empty when it can. */
   incompatibilities: string[];
+  /** The latest version's contract, read when the file declares one that is not registered yet. */
+  latestContract?: DeclaredContract;
 }
 
 export interface LiveSnapshot {
@@ -50,7 +53,19 @@ export type PlanAction =
   | { type: 'alter-topic-configs'; topic: string; changes: ConfigChange[] }
   | { type: 'delete-topic'; topic: string }
   | { type: 'set-compatibility'; subject: string; from?: CompatibilityLevel; to: CompatibilityLevel }
-  | { type: 'register-schema'; subject: string; topic: string; file: string; schema: string; schemaType?: SchemaType; newSubject: boolean };
+  | {
+      type: 'register-schema';
+      subject: string;
+      topic: string;
+      file: string;
+      schema: string;
+      schemaType?: SchemaType;
+      newSubject: boolean;
+      /** The version's declared metadata and rules, registered with the schema. */
+      contract?: DeclaredContract;
+      /** What the declared contract changes against the latest version (`+ domain rule positive-amount ...`). */
+      contractChanges?: string[];
+    };
 
 export type PlanErrorType = 'fewer-partitions' | 'replication-factor-changed' | 'replication-unavailable' | 'topic-removed' | 'incompatible-schema';
 
@@ -182,6 +197,7 @@ export function planTopology(topology: Topology, live: LiveSnapshot, options: Pl
       continue;
     }
     const schemaType = schemaTypeOf(value);
+    const changes = value.contract ? contractChanges(value.contract, subject.latestContract) : [];
     actions.push({
       type: 'register-schema',
       subject: value.subject,
@@ -190,6 +206,8 @@ export function planTopology(topology: Topology, live: LiveSnapshot, options: Pl
       schema: value.text,
       ...(schemaType === 'AVRO' ? {} : { schemaType }),
       newSubject: !subject.exists,
+      ...(value.contract ? { contract: value.contract } : {}),
+      ...(changes.length > 0 ? { contractChanges: changes } : {}),
     });
   }
 

@@ -3,6 +3,8 @@ import type { RegistryClient } from '../core/registry-client.ts';
 import type { SchemaType } from '../core/formats/types.ts';
 import { checkCompatibility, isCompatibilityLevel, type CompatibilityLevel } from '../registry/compatibility.ts';
 import { explainSchemaIncompatibility, parseSchema, type ParsedSchema } from '../registry/schemas.ts';
+import type { Metadata, RuleSet } from '../rules/index.ts';
+import type { DeclaredContract } from './model.ts';
 import type { LiveSubject } from './plan.ts';
 
 /**
@@ -57,8 +59,16 @@ async function reasonsUnderLevel(registry: RegistryClient, subject: string, sche
  * `wantedLevel` is the level the topology file sets for the subject, if any:
  * the check is made under it, as `apply` sets it before registering.
  */
-export async function subjectStatus(registry: RegistryClient, subject: string, schema: string, wantedLevel?: CompatibilityLevel, schemaType: SchemaType = 'AVRO'): Promise<SubjectStatus> {
-  const body = schemaType === 'AVRO' ? { schema } : { schema, schemaType };
+export async function subjectStatus(
+  registry: RegistryClient,
+  subject: string,
+  schema: string,
+  wantedLevel?: CompatibilityLevel,
+  schemaType: SchemaType = 'AVRO',
+  contract?: DeclaredContract,
+): Promise<SubjectStatus> {
+  // A declared contract is part of the version's identity: the same schema with other rules is not registered yet.
+  const body = { schema, ...(schemaType === 'AVRO' ? {} : { schemaType }), ...contract };
   const versions = await unlessNotFound(registry.request<number[]>('GET', `/subjects/${path(subject)}/versions`), [40401]);
   const own = await subjectLevel(registry, subject);
   const base = own === undefined ? {} : { compatibility: own };
@@ -68,6 +78,7 @@ export async function subjectStatus(registry: RegistryClient, subject: string, s
 
   const found = await unlessNotFound(registry.request('POST', `/subjects/${path(subject)}`, body), [40403]);
   if (found !== undefined) return { ...base, exists: true, registered: true, incompatibilities: [], checkedLevel };
+  const latestContract = contract === undefined ? undefined : contractOf(await registry.latest(subject));
 
   let incompatibilities: string[];
   if (checkedLevel === effective) {
@@ -77,5 +88,9 @@ export async function subjectStatus(registry: RegistryClient, subject: string, s
   } else {
     incompatibilities = await reasonsUnderLevel(registry, subject, schema, schemaType, checkedLevel);
   }
-  return { ...base, exists: true, registered: false, incompatibilities, checkedLevel };
+  return { ...base, exists: true, registered: false, incompatibilities, checkedLevel, ...(latestContract ? { latestContract } : {}) };
+}
+
+function contractOf(version: { metadata?: unknown; ruleSet?: unknown }): DeclaredContract {
+  return { ...(version.metadata ? { metadata: version.metadata as Metadata } : {}), ...(version.ruleSet ? { ruleSet: version.ruleSet as RuleSet } : {}) };
 }

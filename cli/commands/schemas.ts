@@ -1,6 +1,10 @@
 import { relative } from 'node:path';
-import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { BadRequestError } from '../../core/errors.ts';
+import { parseJson } from '../../core/json.ts';
 import { checkSchemas, formatChecks } from '../../contracts/check.ts';
+import { formatRuleTest, passes, testRules } from '../../contracts/rule-test.ts';
 import { generateForTopology, staleFiles, writeGenerated } from '../../contracts/codegen.ts';
 import { loadTopology } from '../../topology/load.ts';
 import { commandContext, write } from './context.ts';
@@ -20,6 +24,21 @@ export function register(program: Command): void {
     });
 
   schemas
+    .command('test')
+    .description("run an event through a subject version's schema and rules, printing each rule's verdict (exit 1 when the event would not go through)")
+    .argument('<subject>', 'the subject, e.g. orders.placed-value')
+    .requiredOption('--event <file>', 'the event, a JSON file')
+    .option('--version <version>', 'the version whose rules run', 'latest')
+    .addOption(new Option('--mode <mode>', 'run the rules a producer runs (WRITE) or a reader (READ)').choices(['WRITE', 'READ']).default('WRITE'))
+    .option('--json', 'print the result as JSON')
+    .action(async (subject: string, flags: { event: string; version: string; mode: 'WRITE' | 'READ'; json?: boolean }, command: Command) => {
+      const ctx = commandContext(command);
+      const result = await testRules(ctx.registry, subject, flags.version, readEvent(flags.event), flags.mode);
+      write(flags.json ? `${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n` : formatRuleTest(result));
+      if (!passes(result)) process.exitCode = 1;
+    });
+
+  schemas
     .command('codegen')
     .description('write TypeScript types for every schema of the topology (.avsc, .json, .proto) into generated/ beside it')
     .option('--check', 'write nothing; exit 1 when a generated file is missing or stale')
@@ -36,4 +55,19 @@ export function register(program: Command): void {
       writeGenerated(stale);
       write(`${stale.length === 0 ? 'up to date' : `wrote ${stale.map((f) => shown(f.path)).join(', ')}`}\n`);
     });
+}
+
+/** The event file, parsed as the ingress parses a body (exact big integers); a syntax error names the file and its line. */
+function readEvent(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new BadRequestError(`${file}: cannot read the event: ${(error as Error).message}`);
+  }
+  try {
+    return parseJson(text, 128);
+  } catch (error) {
+    throw new BadRequestError(`${file}: not JSON: ${(error as Error).message}`);
+  }
 }

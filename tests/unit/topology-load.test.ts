@@ -161,3 +161,57 @@ routes:
     expect(errorOf(load(topology(file))).message).toMatch(message);
   });
 });
+
+describe('data contracts in the topology file', () => {
+  const withContract = (entry: string) => valid.replace('    valueSchema: OrderPlaced.avsc\n    configs', `    valueSchema:\n${entry}\n    configs`);
+  const inline = `      file: OrderPlaced.avsc
+      metadata:
+        tags:
+          "**.customerId": [PII]
+        properties:
+          owner: orders-team
+      ruleSet:
+        domainRules:
+          - name: positive-amount
+            kind: CONDITION
+            mode: WRITE
+            type: CEL
+            expr: message.amount > 0`;
+
+  it('keeps the declared metadata and rules with the schema, as written', () => {
+    const topology = load(withContract(inline))();
+    expect(topology.topics[0]?.valueSchema).toMatchObject({
+      subject: 'in-value',
+      file: join(dir, 'OrderPlaced.avsc'),
+      contract: {
+        metadata: { tags: { '**.customerId': ['PII'] }, properties: { owner: 'orders-team' } },
+        ruleSet: { domainRules: [{ name: 'positive-amount', kind: 'CONDITION', mode: 'WRITE', type: 'CEL', expr: 'message.amount > 0' }] },
+      },
+    });
+    expect(topology.topics[1]?.valueSchema?.contract).toBeUndefined();
+  });
+
+  it('reads a ruleSet from a file of its own next to the topology', () => {
+    writeFileSync(join(dir, 'orders.rules.yaml'), "domainRules:\n  - name: known-currency\n    kind: CONDITION\n    mode: WRITE\n    type: CEL\n    expr: \"message.currency in ['EUR', 'USD']\"\n");
+    const topology = load(withContract('      file: OrderPlaced.avsc\n      ruleSet: orders.rules.yaml'))();
+    expect(topology.topics[0]?.valueSchema?.contract?.ruleSet?.domainRules?.[0]).toMatchObject({ name: 'known-currency', expr: "message.currency in ['EUR', 'USD']" });
+  });
+
+  it('refuses a rule that does not compile at its line, naming the rule', () => {
+    const error = errorOf(load(withContract(inline.replace('expr: message.amount > 0', 'expr: message.amount >'))));
+    expect(error.path).toBe('topics[0].valueSchema.ruleSet.domainRules[0].expr');
+    expect(error.location.line).toBe(17);
+    expect(error.message).toMatch(/rule "positive-amount"/);
+  });
+
+  it('refuses a bad rule in a rules file with that file and line', () => {
+    writeFileSync(join(dir, 'bad.rules.yaml'), 'domainRules:\n  - name: r\n    kind: CONDITION\n    mode: SOMETIMES\n    type: CEL\n    expr: "true"\n');
+    const error = errorOf(load(withContract('      file: OrderPlaced.avsc\n      ruleSet: bad.rules.yaml')));
+    expect(error.message).toMatch(/bad\.rules\.yaml:4:\d+: domainRules\[0\]\.mode: rule "r"/);
+  });
+
+  it('refuses an unknown key in the mapping and a missing rules file', () => {
+    expect(errorOf(load(withContract('      file: OrderPlaced.avsc\n      rules: x.yaml'))).message).toMatch(/unknown key "rules"/);
+    expect(errorOf(load(withContract('      file: OrderPlaced.avsc\n      ruleSet: none.yaml'))).message).toMatch(/rules file none\.yaml not found/);
+  });
+});

@@ -1,7 +1,7 @@
 import type { Schema } from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { formatPlan, planJson } from '../../topology/format.ts';
-import type { TopicSpec, Topology } from '../../topology/model.ts';
+import type { DeclaredContract, TopicSpec, Topology } from '../../topology/model.ts';
 import { planTopology, type LiveSnapshot, type LiveSubject, type LiveTopic } from '../../topology/plan.ts';
 
 const schema: Schema = { type: 'record', name: 'E', fields: [{ name: 'id', type: 'string' }] };
@@ -182,5 +182,41 @@ describe('plan output', () => {
       const plan = planTopology(topology([auto()]), live({ a: liveTopic({ replicationFactor: 3 }) }, {}, undefined, 3));
       expect(plan.actions).toEqual([{ type: 'alter-topic-configs', topic: 'a', changes: [{ name: 'min.insync.replicas', from: '1', to: '2' }] }]);
     });
+  });
+});
+
+describe('declared data contracts', () => {
+  const rule = (name: string, expr: string) => ({ name, kind: 'CONDITION' as const, mode: 'WRITE' as const, type: 'CEL' as const, expr });
+  const declared = (ruleSet: object, metadata?: object) =>
+    withSchema('a', { valueSchema: { file: '/x/a.avsc', subject: 'a-value', schema, text: JSON.stringify(schema), contract: { ruleSet, ...(metadata ? { metadata } : {}) } } });
+
+  it('registers the schema with its rules, naming what changes against the latest version', () => {
+    const topic = declared({ domainRules: [rule('positive', 'message.amount > 0'), rule('currency', "message.currency == 'EUR'")] });
+    const latestContract = { ruleSet: { domainRules: [rule('positive', 'message.amount >= 0'), rule('old', 'true')] } };
+    const plan = planTopology(topology([topic]), live({ a: liveTopic() }, { 'a-value': { exists: true, registered: false, incompatibilities: [], latestContract } }, ['a']));
+    expect(plan.actions).toEqual([
+      expect.objectContaining({
+        type: 'register-schema',
+        subject: 'a-value',
+        contract: topic.valueSchema!.contract,
+        contractChanges: ['~ domain rule positive', '+ domain rule currency (CEL CONDITION WRITE)', '- domain rule old'],
+      }),
+    ]);
+    expect(formatPlan(plan, 't', '/x/t.topology.yaml')).toMatch(
+      /register \S*\/x\/a\.avsc as a new version of a-value with 2 rules\n {6}~ domain rule positive\n {6}\+ domain rule currency \(CEL CONDITION WRITE\)\n {6}- domain rule old\n/,
+    );
+    expect(JSON.parse(planJson(plan)).actions[0]).toMatchObject({ contractChanges: ['~ domain rule positive', '+ domain rule currency (CEL CONDITION WRITE)', '- domain rule old'] });
+  });
+
+  it('sees no change in defaults or key order, only in metadata that differs', () => {
+    const topic = declared({ domainRules: [{ expr: 'true', type: 'CEL', name: 'r', kind: 'CONDITION' }] }, { properties: { owner: 'x' } });
+    const latestContract = { ruleSet: { domainRules: [{ name: 'r', kind: 'CONDITION', mode: 'WRITEREAD', type: 'CEL', expr: 'true' }] }, metadata: { properties: { owner: 'y' } } } as DeclaredContract;
+    const plan = planTopology(topology([topic]), live({ a: liveTopic() }, { 'a-value': { exists: true, registered: false, incompatibilities: [], latestContract } }, ['a']));
+    expect(plan.actions[0]).toMatchObject({ contractChanges: ['~ metadata'] });
+  });
+
+  it('has nothing to do when the schema with these rules is registered', () => {
+    const plan = planTopology(topology([declared({ domainRules: [rule('positive', 'message.amount > 0')] })]), live({ a: liveTopic() }, { 'a-value': registered }, ['a']));
+    expect(plan).toEqual({ actions: [], errors: [] });
   });
 });

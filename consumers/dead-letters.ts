@@ -6,6 +6,7 @@ import type { RegistryClient } from '../core/registry-client.ts';
 import { decodeFramed } from '../core/serde.ts';
 import type { FilterContext, RecordFilter } from '../reads/filter.ts';
 import { DLQ_HEADERS, headersToStrings, REPLAY_HEADER, REPLAYED_AT_HEADER } from './headers.ts';
+import { RULE_HEADERS } from '../rules/index.ts';
 import { readTopicToEnd } from './topic-reader.ts';
 import { internalReplication } from '../broker/replication.ts';
 import type { Topology } from '../topology/model.ts';
@@ -75,8 +76,16 @@ export const ledgerTopic = (deadLetterTopic: string) => `${deadLetterTopic}.repl
 export const replayTransactionalId = (deadLetterTopic: string) => `sluice-dlq-replay-${deadLetterTopic}`;
 const ledgerKey = (partition: number, offset: string) => `${partition}/${offset}`;
 
+function ruleReason(headers: Record<string, string>): string {
+  const version = headers[RULE_HEADERS.version] === undefined ? '' : ` version ${headers[RULE_HEADERS.version]}`;
+  const mode = headers[RULE_HEADERS.mode] === undefined ? '' : ` (${headers[RULE_HEADERS.mode]})`;
+  const why = headers[RULE_HEADERS.exception] === undefined ? '' : `: ${headers[RULE_HEADERS.exception]}`;
+  return `rule ${headers[RULE_HEADERS.name]} of ${headers[RULE_HEADERS.subject] ?? '?'}${version}${mode}${why}`;
+}
+
 function toDeadLetter(record: KafkaRecord): DeadLetter {
   const headers = headersToStrings(record.headers);
+  const rule = headers[RULE_HEADERS.name];
   const originalPartition = headers[DLQ_HEADERS.originalPartition];
   return {
     partition: record.partition,
@@ -86,11 +95,12 @@ function toDeadLetter(record: KafkaRecord): DeadLetter {
     timestamp: record.timestamp.toString(),
     headers,
     rawHeaders: record.headers,
-    errorClass: headers[DLQ_HEADERS.errorClass],
-    errorCode: headers[DLQ_HEADERS.errorCode],
-    errorMessage: headers[DLQ_HEADERS.errorMessage],
+    // A data-contract rule's dead letter (DLQ action) says why in Confluent's `__rule.*` headers instead.
+    errorClass: headers[DLQ_HEADERS.errorClass] ?? (rule === undefined ? undefined : 'RuleFailed'),
+    errorCode: headers[DLQ_HEADERS.errorCode] ?? (rule === undefined ? undefined : 'SLUICE_RULE_FAILED'),
+    errorMessage: headers[DLQ_HEADERS.errorMessage] ?? (rule === undefined ? undefined : ruleReason(headers)),
     attempts: headers[DLQ_HEADERS.attempts],
-    originalTopic: headers[DLQ_HEADERS.originalTopic],
+    originalTopic: headers[DLQ_HEADERS.originalTopic] ?? headers[RULE_HEADERS.topic],
     originalPartition: originalPartition === undefined ? undefined : Number(originalPartition),
     originalOffset: headers[DLQ_HEADERS.originalOffset],
     failedAt: headers[DLQ_HEADERS.failedAt],

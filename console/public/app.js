@@ -275,6 +275,35 @@ function diffView(a, b) {
   );
 }
 
+/** A version's data contract (Confluent's ruleSet and metadata): what the ingress and workers enforce. */
+function contractView(v) {
+  const rules = [...(v.ruleSet?.domainRules ?? []).map((r) => ['domain', r]), ...(v.ruleSet?.migrationRules ?? []).map((r) => ['migration', r])];
+  const tags = Object.entries(v.metadata?.tags ?? {});
+  const properties = Object.entries(v.metadata?.properties ?? {});
+  if (rules.length === 0 && tags.length === 0 && properties.length === 0) {
+    return h('p', { class: 'muted', 'data-testid': 'contract' }, `Version ${v.version} has no rules or metadata.`);
+  }
+  return h(
+    'div',
+    { 'data-testid': 'contract' },
+    h('h2', {}, `Data contract of version ${v.version}`),
+    rules.length === 0
+      ? h('p', { class: 'muted' }, 'No rules.')
+      : table(
+          [['Rule'], ['List'], ['Kind'], ['Mode'], ['Type'], ['Tags'], ['Expression'], ['On failure'], ['Disabled']],
+          rules.map(([list, r]) => [r.name, list, r.kind, r.mode, r.type, (r.tags ?? []).join(', '), h('code', {}, r.expr ?? ''), r.onFailure ?? 'ERROR', r.disabled ? 'yes' : '']),
+        ),
+    tags.length + properties.length === 0
+      ? ''
+      : h(
+          'dl',
+          { class: 'kv' },
+          tags.flatMap(([path, list]) => [h('dt', {}, `tags ${path}`), h('dd', {}, list.join(', '))]),
+          properties.flatMap(([key, value]) => [h('dt', {}, key), h('dd', {}, value)]),
+        ),
+  );
+}
+
 async function subjectPage(subject) {
   const all = await api('/api/schemas');
   const info = all.find((s) => s.subject === subject);
@@ -291,7 +320,7 @@ async function subjectPage(subject) {
   const out = h('div', {});
   const show = async () => {
     const [a, b] = await Promise.all([left.value, right.value].map((v) => api(`/api/schemas/${encodeURIComponent(subject)}/versions/${v}`)));
-    out.replaceChildren(diffView(a, b));
+    out.replaceChildren(diffView(a, b), contractView(b));
   };
   left.addEventListener('change', () => void show().catch(failure));
   right.addEventListener('change', () => void show().catch(failure));

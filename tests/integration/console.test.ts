@@ -140,7 +140,11 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
   it("shows a schema's versions and compatibility, and a side-by-side diff of two versions", async () => {
     const subject = `${topic}-value`;
     const v1 = JSON.parse((await new RegistryClient(registry.url).latest(subject)).schema) as { fields: unknown[] };
-    await new RegistryClient(registry.url).register(subject, { ...v1, fields: [...v1.fields, { name: 'giftWrap', type: 'boolean', default: false }] } as never);
+    const ruleSet = { domainRules: [{ name: 'positive-amount', kind: 'CONDITION', mode: 'WRITE', type: 'CEL', expr: 'message.amount > 0', onFailure: 'DLQ', params: { 'dlq.topic': 'review' } }] };
+    await new RegistryClient(registry.url).register(subject, { ...v1, fields: [...v1.fields, { name: 'giftWrap', type: 'boolean', default: false }] } as never, {
+      ruleSet,
+      metadata: { tags: { '**.customerId': ['PII'] } },
+    });
     await page.goto(`${console_.url}/#/schemas`);
     await page.getByRole('link', { name: subject }).click();
     await page.getByTestId('diff').waitFor();
@@ -149,6 +153,13 @@ describe.skipIf(!hasChromium)('web console in headless chromium', () => {
     const added = page.locator('.diff .side').nth(1).locator('.line.add');
     expect(await added.allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('"giftWrap"')]));
     expect(await page.locator('.diff .side').nth(0).getByText('giftWrap').count()).toBe(0);
+    // The right-hand version's data contract: its rules and tags, as the ingress and workers enforce them.
+    const contract = page.getByTestId('contract');
+    expect(await contract.locator('tbody tr').first().locator('td').allTextContents()).toEqual(['positive-amount', 'domain', 'CONDITION', 'WRITE', 'CEL', '', 'message.amount > 0', 'DLQ', '']);
+    expect(await contract.locator('dl').textContent()).toContain('tags **.customerIdPII');
+    await page.locator('#right').selectOption('1');
+    await expect.poll(() => page.getByTestId('contract').textContent()).toBe('Version 1 has no rules or metadata.');
+    await page.locator('#right').selectOption('2');
     await shot('schema-diff');
   });
 

@@ -6,7 +6,8 @@ import { RegistryClient } from '../../core/registry-client.ts';
 import { startIngress, type Ingress } from '../../producers/server.ts';
 import { startRegistry } from '../../registry/server.ts';
 import { orderTopology } from '../support/order-topology.ts';
-import { createTestTopics, readTopics, testConfig, testLogger, uniqueName, withKafkaAdmin } from '../support/platform.ts';
+import { createTestTopics, readTopics, seam, testConfig, testLogger, uniqueName, withKafkaAdmin } from '../support/platform.ts';
+import { deadLetterSummary, readDeadLetters } from '../../consumers/dead-letters.ts';
 
 /**
  * The README's walk-through, against the broker: a ruleSet registered through the registry's REST API while
@@ -99,5 +100,13 @@ describe('rules registered while the ingress runs', () => {
     const headers = Object.fromEntries(letters[0]!.headers.map(([k, v]) => [k, v?.toString()]));
     expect(headers).toMatchObject({ '__rule.name': 'review-large', '__rule.subject': subject, '__rule.version': '2', '__rule.topic': topic });
     expect(parseJson(letters[0]!.value!.toString())).toMatchObject({ orderId: largeId, amount: 5000 });
+    // `sluice dlq` and the console's dead-letter page say which rule sent it there, and from where.
+    const [letter] = await withKafkaAdmin((admin) => readDeadLetters({ kafka: seam(), admin, log, topic: dlq }));
+    expect(deadLetterSummary(letter!)).toMatchObject({
+      errorClass: 'RuleFailed',
+      errorCode: 'SLUICE_RULE_FAILED',
+      errorMessage: expect.stringMatching(new RegExp(`^rule review-large of ${subject} version 2 \\(WRITE\\): `)),
+    });
+    expect(letter!.originalTopic).toBe(topic);
   });
 });

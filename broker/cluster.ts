@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { SluiceConfig } from '../core/config.ts';
 import { livePid } from '../core/daemon.ts';
 import { LocalKafkaError } from '../core/errors.ts';
@@ -13,6 +12,7 @@ import type { NodeSpec, Voter } from './properties.ts';
 import { minInsyncReplicas, replicationFactor } from './replication.ts';
 import { recordedSaslUser, recordSaslUser, saslUser } from './sasl.ts';
 import { activeController } from './tools.ts';
+import { pollUntil } from '../core/deadline.ts';
 
 /**
  * A local KRaft cluster of N combined broker+controller nodes, all voters of
@@ -93,10 +93,7 @@ function nodeSpecs(options: LocalClusterOptions, keystoreFile: string | undefine
 
 /** Until `ready` says yes or the deadline passes. */
 async function until(ready: () => Promise<boolean>, deadline: number, what: string): Promise<void> {
-  while (Date.now() < deadline) {
-    if (await ready()) return;
-    await sleep(200);
-  }
+  if (await pollUntil(ready, deadline, 200)) return;
   throw new LocalKafkaError(`timed out waiting for ${what}`);
 }
 

@@ -10,6 +10,7 @@ import { adoptArchive, cdsFlags } from './cds.ts';
 import { loggingConfig, logDir, serverProperties, type NodeSpec } from './properties.ts';
 import { registeredBrokers } from './probe.ts';
 import { addScramArgs, type SaslUser } from './sasl.ts';
+import { pollUntil } from '../core/deadline.ts';
 
 /**
  * One local Kafka process (broker and controller in one JVM) in its own data
@@ -151,11 +152,11 @@ export class KafkaNode {
    * with the metadata and is unfenced).
    */
   async waitReady(brokers: number, deadline: number): Promise<void> {
-    while (Date.now() < deadline) {
+    const ready = async () => {
       if (this.exitCode !== undefined) throw this.failure(`Kafka node ${this.id} exited with code ${this.exitCode} while starting`);
-      if ((await registeredBrokers(this.address, 1000)).length >= brokers) return;
-      await sleep(100);
-    }
+      return (await registeredBrokers(this.address, 1000)).length >= brokers;
+    };
+    if (await pollUntil(ready, deadline, 100)) return;
     const pid = this.pid();
     if (pid !== undefined) process.kill(pid, 'SIGKILL');
     throw this.failure(`Kafka did not answer on ${this.address} within the start timeout`);

@@ -1,9 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AvroTypes } from '../core/formats/avro-types.ts';
 import { isRetryable, OutputTooLargeError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import type { BackoffPolicy } from '../core/retry.ts';
+import { retry, type BackoffPolicy } from '../core/retry.ts';
 import { decodeFramed, type EventEncoder } from '../core/serde.ts';
 import { startKafkaRecordSpan, type RecordSpan } from '../core/tracing.ts';
 import type { KafkaRecord, OutgoingRecord } from '../kafka/index.ts';
@@ -113,21 +112,22 @@ export class RecordProcessor {
 
   /**
    * Decodes and handles one record. A retryable handler failure is retried in
-   * place (the partition waits, so its order is kept) with backoff, up to the
-   * policy's attempts, then dead-lettered; a fatal one is dead-lettered at once.
-   * The registry being down is no fault of the record: that error is thrown,
-   * and the partition is read again from its last commit.
-   * Resolves undefined when `running` turns false during a backoff.
+   * place (the partition waits, so its order is kept) by the `handler` retry
+   * policy, then dead-lettered; a fatal one (or a programming error) is
+   * dead-lettered at once. The registry being down is no fault of the record:
+   * that error is thrown, and the partition is read again from its last commit.
+   * Resolves undefined when `ended` is aborted (the worker stops, or the
+   * partition is revoked) during a backoff.
    */
-  process(record: KafkaRecord, running: () => boolean): Promise<Outcome | undefined> {
+  process(record: KafkaRecord, ended: AbortSignal): Promise<Outcome | undefined> {
     // Its parent is the producer's `send` span the record's headers name (a new trace when they name none).
     const span = startKafkaRecordSpan('handle', record, this.#spanAttributes);
     // Not async on this path: no extra promise per record when tracing is off.
-    if (span === undefined) return this.#process(record, running, undefined);
-    return processInSpan(span, this.#process(record, running, span));
+    if (span === undefined) return this.#process(record, ended, undefined);
+    return processInSpan(span, this.#process(record, ended, span));
   }
 
-  async #process(record: KafkaRecord, running: () => boolean, span: RecordSpan | undefined): Promise<Outcome | undefined> {
+  async #process(record: KafkaRecord, ended: AbortSignal, span: RecordSpan | undefined): Promise<Outcome | undefined> {
     const headers = headersToStrings(record.headers);
     const correlationId = correlationIdOf(headers, record);
     let value: unknown;
@@ -139,38 +139,52 @@ export class RecordProcessor {
       if (retryable) throw error;
       return this.deadLetter(record, correlationId, error, 1, span);
     }
-    for (let attempt = 1; ; attempt++) {
-      const startedAt = performance.now();
-      try {
-        const outcome = this.#emit(record, await this.#o.handler(value, new RecordContext(this.#o.log, record, headers, correlationId)), correlationId, span);
-        this.#o.metrics.handlerSeconds.observe(this.#labels, (performance.now() - startedAt) / 1000);
-        // Producing it could only fail the same way on every re-delivery.
-        if (outcome.bytes > this.#o.chunkBytes) return this.deadLetter(record, correlationId, new OutputTooLargeError(outcome.bytes, this.#o.chunkBytes), attempt, span);
-        return outcome;
-      } catch (error) {
-        const retryable = isRetryable(error);
-        this.#o.metrics.errors.inc({ ...this.#labels, class: retryable ? 'retryable' : 'fatal' });
-        if (!retryable || attempt > this.#o.retry.retries) return this.deadLetter(record, correlationId, error, attempt, span);
-        const delayMs = this.#o.retry.delayMs(attempt);
-        this.#o.onRetry();
-        this.#o.metrics.retries.inc(this.#labels);
-        span?.retrying(attempt, error);
-        this.#o.log.warn(
-          {
-            topic: record.topic,
-            partition: record.partition,
-            offset: String(record.offset),
-            correlationId,
-            attempt,
-            maxAttempts: this.#o.retry.retries + 1,
-            delayMs,
-            errorClass: errorClassName(error),
-            err: error,
+    let attempts = 0;
+    try {
+      return await retry(
+        this.#o.retry,
+        async () => {
+          attempts++;
+          const startedAt = performance.now();
+          let outcome: Outcome;
+          try {
+            outcome = this.#emit(record, await this.#o.handler(value, new RecordContext(this.#o.log, record, headers, correlationId)), correlationId, span);
+          } catch (error) {
+            this.#o.metrics.errors.inc({ ...this.#labels, class: isRetryable(error) ? 'retryable' : 'fatal' });
+            throw error;
+          }
+          this.#o.metrics.handlerSeconds.observe(this.#labels, (performance.now() - startedAt) / 1000);
+          // Producing it could only fail the same way on every re-delivery.
+          if (outcome.bytes > this.#o.chunkBytes) return this.deadLetter(record, correlationId, new OutputTooLargeError(outcome.bytes, this.#o.chunkBytes), attempts, span);
+          return outcome;
+        },
+        {
+          signal: ended,
+          onRetry: (error, attempt, delayMs) => {
+            this.#o.onRetry();
+            this.#o.metrics.retries.inc(this.#labels);
+            span?.retrying(attempt, error);
+            this.#o.log.warn(
+              {
+                topic: record.topic,
+                partition: record.partition,
+                offset: String(record.offset),
+                correlationId,
+                attempt,
+                maxAttempts: this.#o.retry.retries + 1,
+                delayMs,
+                errorClass: errorClassName(error),
+                err: error,
+              },
+              'retryable handler failure; retrying the record',
+            );
           },
-          'retryable handler failure; retrying the record',
-        );
-        if (!(await waitWhile(delayMs, running))) return undefined;
-      }
+        },
+      );
+    } catch (error) {
+      // Stopped or revoked: the record is left to whoever reads the partition next.
+      if (ended.aborted) return undefined;
+      return this.deadLetter(record, correlationId, error, attempts, span);
     }
   }
 
@@ -231,14 +245,4 @@ async function processInSpan(span: RecordSpan, handling: Promise<Outcome | undef
     span.fail(error);
     throw error;
   }
-}
-
-/** Waits `ms` in slices, returning false early when `running` turns false. */
-export async function waitWhile(ms: number, running: () => boolean, sliceMs = 200): Promise<boolean> {
-  const until = Date.now() + ms;
-  for (let left = ms; left > 0; left = until - Date.now()) {
-    if (!running()) return false;
-    await sleep(Math.min(sliceMs, left));
-  }
-  return running();
 }

@@ -67,6 +67,17 @@ export interface WorkerRuntimeOptions {
 /** A partition being worked on; `epoch` changes when what was handed over for it no longer counts (rewind, revocation). */
 interface Lane {
   epoch: number;
+  /** Aborted when the epoch moves on or the worker stops: a record in backoff gives up its wait. */
+  ended: AbortController;
+}
+
+const newLane = (): Lane => ({ epoch: 0, ended: new AbortController() });
+
+/** What was handed over for the lane so far no longer counts. */
+function nextEpoch(lane: Lane): void {
+  lane.epoch++;
+  lane.ended.abort();
+  lane.ended = new AbortController();
 }
 
 /** After a failed commit, the partition is read again after this pause. */
@@ -113,8 +124,8 @@ export class WorkerRuntime {
   assigned(partitions: readonly TopicPartition[]): void {
     for (const { topic, partition } of partitions) {
       const lane = this.#lanes.get(laneKey(topic, partition));
-      if (lane) lane.epoch++;
-      else this.#lanes.set(laneKey(topic, partition), { epoch: 0 });
+      if (lane) nextEpoch(lane);
+      else this.#lanes.set(laneKey(topic, partition), newLane());
     }
   }
 
@@ -123,7 +134,7 @@ export class WorkerRuntime {
     for (const { topic, partition } of partitions) {
       const key = laneKey(topic, partition);
       const lane = this.#lanes.get(key);
-      if (lane) lane.epoch++;
+      if (lane) nextEpoch(lane);
       if (this.#lagLabels.delete(key)) this.#o.metrics.lag.remove({ ...this.#labels, topic, partition: String(partition) });
     }
   }
@@ -138,17 +149,18 @@ export class WorkerRuntime {
     const key = laneKey(batch.topic, batch.partition);
     let lane = this.#lanes.get(key);
     if (!lane) {
-      lane = { epoch: 0 };
+      lane = newLane();
       this.#lanes.set(key, lane);
     }
     const epoch = lane.epoch;
+    const ended = lane.ended.signal;
     const current = () => this.#running && lane.epoch === epoch;
     let chunk: Chunk | undefined;
     let record: KafkaRecord | undefined;
     try {
       for (record of batch.records) {
         if (!current()) return;
-        const outcome = await this.#o.processor.process(record, current);
+        const outcome = await this.#o.processor.process(record, ended);
         // Stopped or revoked during a backoff: nothing of the chunk is committed, so all of it is read again by whoever owns the partition.
         if (!outcome || !current()) return;
         if (chunk && chunk.bytes + outcome.bytes > this.#o.chunkBytes) {
@@ -211,7 +223,7 @@ export class WorkerRuntime {
   async commit(chunk: Chunk, lane: Lane, epoch: number): Promise<void> {
     this.#committer.submit(chunk).catch((error: unknown) => {
       if (lane.epoch !== epoch) return;
-      lane.epoch++;
+      nextEpoch(lane);
       const stale = error instanceof ChunkNotCommittedError && error.stale;
       if (stale) return;
       this.counters.retries++;
@@ -273,6 +285,7 @@ export class WorkerRuntime {
    */
   async #finish(): Promise<void> {
     this.#running = false;
+    for (const lane of this.#lanes.values()) lane.ended.abort();
     await this.#o.seam.consumer.stop();
     await this.#committer.drain();
     await this.#close();

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from './logger.ts';
+import { pollUntil } from './deadline.ts';
 
 /**
  * Bookkeeping for the local servers Sluice starts detached (Kafka, etcd): a pid
@@ -39,9 +40,7 @@ export async function stopDaemon(file: string, what: string, log: Logger, timeou
   }
   log.info({ pid }, `stopping local ${what}`);
   process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (isAlive(pid)) {
+  if (!(await pollUntil(() => !isAlive(pid), Date.now() + timeoutMs, 100)) && isAlive(pid)) {
     log.warn({ pid, timeoutMs }, `${what} did not stop in time; killing it`);
     process.kill(pid, 'SIGKILL');
     while (isAlive(pid)) await sleep(50);

@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /**
  * Every deadline Sluice sets, in one place: `work`, or what `expired()` returns
  * (or throws) if `work` has not settled within `ms`. The timer never outlives
@@ -15,4 +17,17 @@ export function withDeadline<T, U = never>(work: Promise<T>, ms: number, expired
     }, ms);
   });
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Every wait for a local process to come up or go away, in one place: asks `ready` every `intervalMs` until it
+ * answers true (resolves true) or the `deadline` (a Date.now() time) passes (resolves false). `ready` may throw
+ * to end the wait early (the process exited while starting).
+ */
+export async function pollUntil(ready: () => boolean | Promise<boolean>, deadline: number, intervalMs: number): Promise<boolean> {
+  while (Date.now() < deadline) {
+    if (await ready()) return true;
+    await sleep(intervalMs);
+  }
+  return false;
 }

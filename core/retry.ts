@@ -122,8 +122,9 @@ export const retryPolicies = {
   reader: new BackoffPolicy({ name: 'reader', retries: 30, baseMs: 100, maxMs: 5000, jitter: 'full' }),
 
   /**
-   * A group member joining again after its membership stream ended: for as long as the consumer is open (a broker
-   * restart of any length must not end a worker), the wait doubling from 250 ms to 5 s.
+   * A group member joining again after its membership stream ended, or reading its partitions' committed offsets:
+   * for as long as the consumer is open (a broker restart of any length must not end a worker), the wait doubling
+   * from 250 ms to 5 s.
    */
   membership: new BackoffPolicy({ name: 'membership', retries: Number.POSITIVE_INFINITY, baseMs: 250, maxMs: 5000, jitter: 'full' }),
 

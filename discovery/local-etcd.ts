@@ -1,11 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { SluiceConfig } from '../core/config.ts';
 import { livePid, recordPid, stopDaemon } from '../core/daemon.ts';
 import { LocalEtcdError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { pollUntil } from '../core/deadline.ts';
 
 /**
  * A local single-member etcd for discovery, run like the local Kafka broker
@@ -97,14 +97,13 @@ export async function startLocalEtcd(options: LocalEtcdOptions, log: Logger, sta
   child.unref();
   recordPid(pidFile(options.dataDir), pid);
   log.info({ pid, endpoint: client, dataDir: options.dataDir }, 'starting local etcd');
-  const deadline = Date.now() + startTimeoutMs;
-  while (Date.now() < deadline) {
+  const healthy = async () => {
     if (exitCode !== undefined) throw new LocalEtcdError(`etcd exited with code ${exitCode} while starting:\n${tail(logFile)}`);
-    if (await etcdHealthy(client)) {
-      log.info({ pid, endpoint: client }, 'local etcd is ready');
-      return { endpoints: [client], pid, started: true };
-    }
-    await sleep(100);
+    return etcdHealthy(client);
+  };
+  if (await pollUntil(healthy, Date.now() + startTimeoutMs, 100)) {
+    log.info({ pid, endpoint: client }, 'local etcd is ready');
+    return { endpoints: [client], pid, started: true };
   }
   process.kill(pid, 'SIGKILL');
   throw new LocalEtcdError(`etcd did not answer on ${client} within ${startTimeoutMs} ms:\n${tail(logFile)}`);

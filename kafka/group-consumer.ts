@@ -2,7 +2,9 @@ import { Admin, ConnectionPool, Consumer, FetchIsolationLevels, FindCoordinatorK
 import diagnostics from 'node:diagnostics_channel';
 import type { Logger } from '../core/logger.ts';
 import { retry, retryPolicies } from '../core/retry.ts';
+import { isRetryable } from '../core/errors.ts';
 import { routeClientEvents } from './client-options.ts';
+import { toSluiceError } from './errors.ts';
 import { decodePartition, type FetchedPartition } from './record-codec.ts';
 import type { PartitionBatch, TopicPartition, TopicPartitionOffset } from './types.ts';
 
@@ -460,23 +462,31 @@ export class GroupConsumer {
     if (added.length > 0) this.#listener?.assigned?.(added, generation);
   }
 
-  /** Reads the start offset of every partition without one: the committed offset, else the fallback end of the log. */
+  /**
+   * Reads the start offset of every partition without one: the committed offset, else the fallback end of the log.
+   * A failure the classification calls transient (a coordinator moving, a broker down) is retried by the membership
+   * policy for as long as the consumer is open; any other (an authorisation refusal, a bug) parks the partitions until
+   * they are assigned again, and says so, rather than asking the same question in a loop.
+   */
   async #resolvePositions(): Promise<void> {
     if (this.#resolving) return;
     const now = Date.now();
     const pending = [...this.#partitions.values()].filter((s) => s.position === undefined && !s.busy && s.queue.length === 0 && s.notBefore <= now);
     if (pending.length === 0) return;
     const epochs = new Map(pending.map((s) => [s.key, s.epoch]));
-    this.#resolving = this.#startOffsets(pending)
+    const current = (state: PartitionState) => this.#partitions.get(state.key) === state && state.epoch === epochs.get(state.key);
+    this.#resolving = retry(retryPolicies.membership, () => this.#startOffsets(pending), {
+      retryable: (error) => !this.#closed && pending.some(current) && isRetryable(toSluiceError(error)),
+      onRetry: (error, attempt, delayMs) => this.#log.warn({ err: error, attempt, retryInMs: delayMs }, 'reading the committed offsets failed; trying again'),
+    })
       .then((offsets) => {
-        for (const state of pending) {
-          if (this.#partitions.get(state.key) !== state || state.epoch !== epochs.get(state.key)) continue;
-          state.position = offsets.get(state.key);
-        }
+        for (const state of pending) if (current(state)) state.position = offsets.get(state.key);
       })
       .catch((error: unknown) => {
-        this.#log.warn({ err: error }, 'reading the committed offsets failed; trying again');
-        return new Promise<void>((resolve) => setTimeout(resolve, 500));
+        if (this.#closed) return;
+        const parked = pending.filter(current);
+        for (const state of parked) state.notBefore = Number.POSITIVE_INFINITY;
+        this.#log.error({ err: error, partitions: parked.map((s) => `${s.topic}/${s.partition}`) }, 'reading the committed offsets failed for good; these partitions wait for their next assignment');
       })
       .finally(() => {
         this.#resolving = undefined;

@@ -1,5 +1,6 @@
 import { Producer, ProduceAcks, type MessageToProduce } from '@platformatic/kafka';
 import type { SluiceConfig } from '../core/config.ts';
+import { withDeadline } from '../core/deadline.ts';
 import { BrokerUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RetryPolicy } from '../core/retry.ts';
@@ -105,14 +106,6 @@ export function recordOffsets(records: readonly OutgoingRecord[], placement: Pla
   });
 }
 
-function withDeadline<T>(promise: Promise<T>, ms: number, count: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BrokerUnavailableError(`Kafka did not acknowledge ${count} record(s) within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
 export class KafkaProducer {
   readonly #client: RawProducer;
   readonly #acks: number;
@@ -172,7 +165,11 @@ export class KafkaProducer {
     if (records.length === 0) return Promise.resolve([]);
     const answered = new Promise<RecordMetadata[]>((resolve, reject) => this.#waiting.push({ records, resolve, reject }));
     if (!this.#sending) void this.#sendWaiting();
-    return this.#sendTimeoutMs === undefined ? answered : withDeadline(answered, this.#sendTimeoutMs, records.length);
+    return this.#sendTimeoutMs === undefined
+      ? answered
+      : withDeadline(answered, this.#sendTimeoutMs, () => {
+          throw new BrokerUnavailableError(`Kafka did not acknowledge ${records.length} record(s) within ${this.#sendTimeoutMs} ms`);
+        });
   }
 
   /**

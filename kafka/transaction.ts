@@ -1,6 +1,7 @@
 import { findErrorBy, kGetApi, kGetConnection, kMetadata, kPerformWithRetry, Producer, type BaseOptions, type Callback, type txnOffsetCommitV4 } from '@platformatic/kafka';
 import { TransactionAbortedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { transactionalIdentity } from './client-options.ts';
 import { errorTrail, isCoordinatorUnreachable } from './errors.ts';
 import { kNativeConsumer, type CommitOffset, type GroupConsumer, type GroupGeneration } from './group-consumer.ts';
 import { OnePassProducer } from './produce-request.ts';
@@ -103,14 +104,6 @@ export interface TransactionalOutputOptions {
   logger: Logger;
 }
 
-/** What a TransactionalOutput sent, for tests and diagnostics. */
-export interface TransactionCounts {
-  /** Transactions committed. */
-  committed: number;
-  /** TxnOffsetCommit requests sent (retries included). */
-  offsetCommitRequests: number;
-}
-
 export class TransactionalOutput implements WorkerOutput {
   readonly #options: TransactionalOutputOptions;
   #producer: NativeProducer;
@@ -128,24 +121,25 @@ export class TransactionalOutput implements WorkerOutput {
   }
 
   /**
-   * The id of the producer in use. A renewed producer takes a new one: the
-   * client initialises an id with producer id 0 and epoch 0 (not -1, "none"),
-   * which the coordinator refuses for an id it already knows. What the previous
-   * id left open is completed or aborted by the coordinator (at its timeout at
-   * the latest), and a partition's next owner waits for that before reading its
-   * offset (require_stable), so nothing is applied twice.
+   * The instance's transactional id, the same for every producer it renews
+   * (KIP-447 fences zombies by it): a renewed producer initialises the id with
+   * producer id and epoch -1 (transactionalIdentity), so the coordinator first
+   * completes or aborts whatever the previous producer left open, then bumps the
+   * epoch, and that producer (closed, or a zombie still sending) can never
+   * commit again. Nothing is applied twice: a partition's next owner also
+   * waits for an open transaction before reading its offset (require_stable).
    */
   get transactionalId(): string {
-    return this.#renewals === 0 ? this.#options.transactionalId : `${this.#options.transactionalId}-${this.#renewals}`;
+    return this.#options.transactionalId;
+  }
+
+  /** Producers this output started afresh after a failure (diagnostics and tests). */
+  get renewals(): number {
+    return this.#renewals;
   }
 
   #create(): NativeProducer {
-    return new OnePassProducer({ ...this.#options.client, transactionalId: this.transactionalId, idempotent: true });
-  }
-
-  /** Initialises the transactional id (fencing a previous instance with the same id) before the first round. */
-  async init(): Promise<void> {
-    await this.#producer.initIdempotentProducer({});
+    return new OnePassProducer({ ...this.#options.client, ...transactionalIdentity(this.#options.transactionalId), idempotent: true });
   }
 
   /**

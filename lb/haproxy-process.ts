@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { LoadBalancerError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { pollUntil } from '../core/deadline.ts';
 
 /**
  * HAProxy run in master-worker mode (`-W`) in the foreground as a child of
@@ -73,14 +73,13 @@ export class HaproxyProcess {
     checkHaproxyConfig(configFile);
     const child = spawn('haproxy', ['-W', '-db', '-f', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     const haproxy = new HaproxyProcess(child, configFile, log);
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
+    const listening = async () => {
       if (haproxy.#exitCode !== undefined) throw new LoadBalancerError(`HAProxy exited with code ${haproxy.#exitCode} while starting`);
-      if (await accepts(bind.host, bind.port)) {
-        log.info({ pid: child.pid, bind: `${bind.host}:${bind.port}`, config: configFile }, 'HAProxy is listening');
-        return haproxy;
-      }
-      await sleep(100);
+      return accepts(bind.host, bind.port);
+    };
+    if (await pollUntil(listening, Date.now() + timeoutMs, 100)) {
+      log.info({ pid: child.pid, bind: `${bind.host}:${bind.port}`, config: configFile }, 'HAProxy is listening');
+      return haproxy;
     }
     await haproxy.stop();
     throw new LoadBalancerError(`HAProxy did not listen on ${bind.host}:${bind.port} within ${timeoutMs} ms`);

@@ -7,6 +7,7 @@ import {
   CONFIG_CONTRACT_KEYS,
   configKey,
   contractOf,
+  schemaValueOf,
   deleteSubjectKey,
   isMode,
   modeKey,
@@ -17,7 +18,6 @@ import {
   type LogRecord,
   type Mode,
   type RegistryState,
-  type SchemaValue,
   type VersionEntry,
 } from './state.ts';
 
@@ -171,24 +171,12 @@ export function deleteVersion(state: RegistryState, subject: string, spec: Versi
   if (!permanent) {
     if (entry.deleted) throw RegistryError.versionSoftDeleted(subject, entry.version);
     return {
-      records: [{ key: schemaKey(subject, entry.version), value: { ...valueOf(entry), deleted: true } }],
+      records: [{ key: schemaKey(subject, entry.version), value: { ...schemaValueOf(entry), deleted: true } }],
       result: entry.version,
     };
   }
   if (!entry.deleted) throw RegistryError.versionNotSoftDeleted(subject, entry.version);
   return { records: [{ key: schemaKey(subject, entry.version), value: null }], result: entry.version };
-}
-
-function valueOf(entry: VersionEntry): SchemaValue {
-  return {
-    subject: entry.subject,
-    version: entry.version,
-    id: entry.id,
-    schema: entry.schema,
-    deleted: entry.deleted,
-    ...(entry.schemaType !== 'AVRO' ? { schemaType: entry.schemaType } : {}),
-    ...(entry.references.length > 0 ? { references: entry.references } : {}),
-  };
 }
 
 export function parseCompatibilityLevel(body: unknown): CompatibilityLevel {

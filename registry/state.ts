@@ -74,6 +74,23 @@ export function contractOf(value: Contract): Contract {
     ...(value.ruleSet !== undefined && value.ruleSet !== null ? { ruleSet: value.ruleSet } : {}),
   };
 }
+/**
+ * The SCHEMA record of a version as it stands, contract included: the contract is part of what a version's schema is
+ * (its identity), so a record without it (a soft delete) would name another schema and be refused.
+ */
+export function schemaValueOf(entry: VersionEntry): SchemaValue {
+  return {
+    subject: entry.subject,
+    version: entry.version,
+    id: entry.id,
+    schema: entry.schema,
+    deleted: entry.deleted,
+    ...(entry.schemaType !== 'AVRO' ? { schemaType: entry.schemaType } : {}),
+    ...(entry.references.length > 0 ? { references: entry.references } : {}),
+    ...contractOf(entry),
+  };
+}
+
 /** A CONFIG record: any of Confluent's config keys (PUT /config merges into what is there). */
 export interface ConfigValue {
   compatibilityLevel?: CompatibilityLevel;
@@ -575,19 +592,7 @@ export class RegistryState {
   currentRecord(key: Extract<RecordKey, { keytype: 'SCHEMA' }>): LogRecord {
     const entry = this.version(key.subject, key.version);
     if (!entry) return { key, value: null };
-    return {
-      key,
-      value: {
-        subject: entry.subject,
-        version: entry.version,
-        id: entry.id,
-        schema: entry.schema,
-        deleted: entry.deleted,
-        ...(entry.schemaType !== 'AVRO' ? { schemaType: entry.schemaType } : {}),
-        ...(entry.references.length > 0 ? { references: entry.references } : {}),
-        ...contractOf(entry),
-      },
-    };
+    return { key, value: schemaValueOf(entry) };
   }
 
   /** A plain, ordered picture of the whole state, for comparing two replays. */

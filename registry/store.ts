@@ -148,23 +148,14 @@ export class RegistryStore {
   #waitFor(offset: number, timeoutMs = this.#timeoutMs): Promise<void> {
     if (offset < this.#position) return Promise.resolve();
     if (this.#closed) return Promise.reject(RegistryError.storeError('the registry store is closed'));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        reject(RegistryError.timeout(`timed out after ${timeoutMs} ms waiting for offset ${offset} of ${this.topic} to be applied`));
-      }, timeoutMs);
-      const waiter: Waiter = {
-        offset,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      };
+    let waiter!: Waiter;
+    const applied = new Promise<void>((resolve, reject) => {
+      waiter = { offset, resolve, reject };
       this.#waiters.push(waiter);
+    });
+    return withDeadline(applied, timeoutMs, () => {
+      this.#waiters = this.#waiters.filter((w) => w !== waiter);
+      throw RegistryError.timeout(`timed out after ${timeoutMs} ms waiting for offset ${offset} of ${this.topic} to be applied`);
     });
   }
 

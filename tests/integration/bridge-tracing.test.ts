@@ -1,23 +1,18 @@
-import { readFileSync } from 'node:fs';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { Schema } from 'avsc';
-import { connect } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTypes } from '../../core/formats/avro-types.ts';
-import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
+import type { SluiceConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { createEncoder } from '../../core/serde.ts';
 import { startTracing, type Tracing } from '../../core/tracing.ts';
-import { startAmqpToKafka } from '../../integrations/rabbitmq/amqp-to-kafka.ts';
 import { startKafkaToAmqp } from '../../integrations/rabbitmq/kafka-to-amqp.ts';
 import { startRegistry, type RunningRegistry } from '../../registry/server.ts';
-import { subjectFor, type TopicSpec } from '../../topology/model.ts';
 import { randomOrder } from '../support/orders.ts';
 import { createTopics, seam, testConfig, testLogger, uniqueName } from '../support/platform.ts';
-import { AMQP_URL, cleanupAmqp, rabbitAnswers, readQueue } from '../support/rabbitmq.ts';
-import { collect, headerText } from '../support/workers.ts';
+import { AMQP_URL, cleanupAmqp, queueBridge, rabbitAnswers, readQueue, topicSpec } from '../support/rabbitmq.ts';
+import { headerText } from '../support/workers.ts';
 
 /**
  * The RabbitMQ bridges continue the trace of what they forward, against the
@@ -31,12 +26,6 @@ const rabbitUp = await rabbitAnswers();
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
 const UPSTREAM_SPAN = 'b7ad6b7169203331';
 const UPSTREAM = `00-${TRACE_ID}-${UPSTREAM_SPAN}-01`;
-
-function topicSpec(name: string, avsc: string): TopicSpec {
-  const file = `${PROJECT_ROOT}/schemas/${avsc}`;
-  const schema = JSON.parse(readFileSync(file, 'utf8')) as Schema;
-  return { name, partitions: 1, replicationFactor: 1, configs: {}, valueSchema: { file, subject: subjectFor(name), schema, text: JSON.stringify(schema) } };
-}
 
 const traceparentOf = (span: ReadableSpan) => `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`;
 
@@ -115,23 +104,8 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridge tracing (RabbitMQ at ${AMQP_URL})`, 
   });
 
   it('RabbitMQ → Kafka: the produced record and the dead letter carry their forward spans, continued from the AMQP headers', async () => {
-    const topic = topicSpec(uniqueName('trace.placed'), 'OrderPlaced.avsc');
-    const dlq = uniqueName('trace.placed.dlq');
-    const queue = uniqueName('trace-orders-in');
-    queues.push(queue);
-    await createTopics([
-      { topic: topic.name, numPartitions: 1 },
-      { topic: dlq, numPartitions: 1 },
-    ]);
-    const collector = await collect([topic.name, dlq]);
-    const bridge = await startAmqpToKafka({
-      config,
-      logger: log,
-      registry,
-      topic,
-      spec: { name: 'trace-orders-in', direction: 'amqp-to-kafka', queue, topic: topic.name, key: 'orderId', format: 'json', deadLetter: dlq, prefetch: 10 },
-    });
-    const connection = await connect(AMQP_URL);
+    const running = await queueBridge({ config, logger: log, registry, name: 'trace-orders-in', topicPrefix: 'trace.placed', partitions: 1, prefetch: 10, queues });
+    const { topic, dlq, queue, collector, connection } = running;
     try {
       const channel = await connection.createConfirmChannel();
       channel.sendToQueue(queue, Buffer.from(JSON.stringify(randomOrder())), { messageId: 'good', headers: { traceparent: UPSTREAM } });
@@ -156,9 +130,7 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridge tracing (RabbitMQ at ${AMQP_URL})`, 
       expect(headerText(dead.headers, 'traceparent')).toBe(traceparentOf(failed));
       expect(event.headers.filter(([name]) => name === 'traceparent')).toHaveLength(1);
     } finally {
-      await connection.close();
-      await bridge.stop();
-      await collector.close();
+      await running.close();
     }
   });
 });

@@ -1,20 +1,14 @@
-import { readFileSync } from 'node:fs';
-import type { Schema } from 'avsc';
-import { connect } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTypes } from '../../core/formats/avro-types.ts';
-import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
+import type { SluiceConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { createEncoder, type EventEncoder } from '../../core/serde.ts';
-import { startAmqpToKafka } from '../../integrations/rabbitmq/amqp-to-kafka.ts';
 import { startKafkaToAmqp } from '../../integrations/rabbitmq/kafka-to-amqp.ts';
 import { startRegistry } from '../../registry/server.ts';
-import { subjectFor, type TopicSpec } from '../../topology/model.ts';
 import { randomOrder } from '../support/orders.ts';
 import { createTopics, seam, testConfig, testLogger, uniqueName } from '../support/platform.ts';
-import { AMQP_URL, cleanupAmqp, hasRabbitmqctl, rabbitAnswers, rabbitmqctl, readQueue, waitForRabbit } from '../support/rabbitmq.ts';
-import { collect } from '../support/workers.ts';
+import { AMQP_URL, cleanupAmqp, hasRabbitmqctl, queueBridge, rabbitAnswers, rabbitmqctl, readQueue, topicSpec, waitForRabbit } from '../support/rabbitmq.ts';
 
 /**
  * The RabbitMQ bridges against the RabbitMQ on this machine and the test broker.
@@ -22,12 +16,6 @@ import { collect } from '../support/workers.ts';
  */
 
 const rabbitUp = await rabbitAnswers();
-
-function topicSpec(name: string, avsc: string): TopicSpec {
-  const file = `${PROJECT_ROOT}/schemas/${avsc}`;
-  const schema = JSON.parse(readFileSync(file, 'utf8')) as Schema;
-  return { name, partitions: 3, replicationFactor: 1, configs: {}, valueSchema: { file, subject: subjectFor(name), schema, text: JSON.stringify(schema) } };
-}
 
 function scored(orderId: string) {
   return { orderId, customerId: 'c-1', score: 12.5, verdict: 'ACCEPT', reasons: ['ok'], amount: 10, currency: 'EUR', scoredAt: 1_767_225_600_000 };
@@ -122,23 +110,8 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
   );
 
   it('RabbitMQ queue → Kafka: valid events are produced keyed by orderId, invalid ones dead-lettered with the reason, all acked', async () => {
-    const topic = topicSpec(uniqueName('bridge.placed'), 'OrderPlaced.avsc');
-    const dlq = uniqueName('bridge.placed.dlq');
-    const queue = uniqueName('orders-in');
-    queues.push(queue);
-    await createTopics([
-      { topic: topic.name, numPartitions: 3 },
-      { topic: dlq, numPartitions: 1 },
-    ]);
-    const collector = await collect([topic.name, dlq]);
-    const bridge = await startAmqpToKafka({
-      config,
-      logger: log,
-      registry,
-      topic,
-      spec: { name: 'orders-in', direction: 'amqp-to-kafka', queue, topic: topic.name, key: 'orderId', format: 'json', deadLetter: dlq, prefetch: 50 },
-    });
-    const connection = await connect(AMQP_URL);
+    const running = await queueBridge({ config, logger: log, registry, name: 'orders-in', topicPrefix: 'bridge.placed', partitions: 3, prefetch: 50, queues });
+    const { topic, dlq, queue, bridge, collector, connection } = running;
     try {
       const channel = await connection.createConfirmChannel();
       const orders = Array.from({ length: 200 }, () => randomOrder());
@@ -171,29 +144,12 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
       await expect.poll(async () => (await channel.checkQueue(queue)).messageCount, { timeout: 5000 }).toBe(0);
       expect(bridge.stats()).toMatchObject({ forwarded: 200, deadLettered: 3 });
     } finally {
-      await connection.close();
-      await bridge.stop();
-      await collector.close();
+      await running.close();
     }
   });
   it('RabbitMQ queue → Kafka: a message carrying headers reserved for Sluice (sluice.*) is refused to the dead-letter topic, the forged headers renamed, never copied', async () => {
-    const topic = topicSpec(uniqueName('bridge.forged'), 'OrderPlaced.avsc');
-    const dlq = uniqueName('bridge.forged.dlq');
-    const queue = uniqueName('forged-in');
-    queues.push(queue);
-    await createTopics([
-      { topic: topic.name, numPartitions: 3 },
-      { topic: dlq, numPartitions: 1 },
-    ]);
-    const collector = await collect([topic.name, dlq]);
-    const bridge = await startAmqpToKafka({
-      config,
-      logger: log,
-      registry,
-      topic,
-      spec: { name: 'forged-in', direction: 'amqp-to-kafka', queue, topic: topic.name, key: 'orderId', format: 'json', deadLetter: dlq, prefetch: 50 },
-    });
-    const connection = await connect(AMQP_URL);
+    const running = await queueBridge({ config, logger: log, registry, name: 'forged-in', topicPrefix: 'bridge.forged', partitions: 3, prefetch: 50, queues });
+    const { topic, dlq, queue, bridge, collector, connection } = running;
     try {
       const channel = await connection.createConfirmChannel();
       const honest = randomOrder();
@@ -218,9 +174,7 @@ describe.skipIf(!rabbitUp)(`RabbitMQ bridges (RabbitMQ at ${AMQP_URL})`, () => {
       expect(header(dead!, 'sluice.original.topic')).toBeUndefined();
       expect(bridge.stats()).toMatchObject({ forwarded: 1, deadLettered: 1 });
     } finally {
-      await connection.close();
-      await bridge.stop();
-      await collector.close();
+      await running.close();
     }
   });
 });

@@ -1,6 +1,16 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Schema } from 'avsc';
 import { connect, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { PROJECT_ROOT, type SluiceConfig } from '../../core/config.ts';
+import type { Logger } from '../../core/logger.ts';
+import type { RegistryClient } from '../../core/registry-client.ts';
+import { startAmqpToKafka } from '../../integrations/rabbitmq/amqp-to-kafka.ts';
+import type { RunningBridge } from '../../integrations/rabbitmq/running.ts';
+import { subjectFor, type TopicSpec } from '../../topology/model.ts';
+import { createTopics, uniqueName } from './platform.ts';
+import { collect, type Collector } from './workers.ts';
 
 /** The RabbitMQ on the machine (SLUICE_AMQP_URL or guest@127.0.0.1:5672), as tests use it. */
 
@@ -109,4 +119,71 @@ export async function cleanupAmqp(exchanges: string[], queues: string[]): Promis
   } finally {
     await c.close();
   }
+}
+
+/** A topology topic of three partitions whose values follow `avsc` (a file of schemas/). */
+export function topicSpec(name: string, avsc: string): TopicSpec {
+  const file = `${PROJECT_ROOT}/schemas/${avsc}`;
+  const schema = JSON.parse(readFileSync(file, 'utf8')) as Schema;
+  return { name, partitions: 3, replicationFactor: 1, configs: {}, valueSchema: { file, subject: subjectFor(name), schema, text: JSON.stringify(schema) } };
+}
+
+export interface QueueBridgeOptions {
+  config: SluiceConfig;
+  logger: Logger;
+  registry: RegistryClient;
+  /** The bridge's name; its queue is named after it. */
+  name: string;
+  /** Prefix of the (OrderPlaced) topic's name and of its dead-letter topic's. */
+  topicPrefix: string;
+  partitions: number;
+  prefetch: number;
+  /** The test's list of queues to delete afterwards; the bridge's queue is added to it. */
+  queues: string[];
+}
+
+/** A RabbitMQ queue → Kafka bridge (JSON, keyed by orderId) running, with a collector on its topic and dead-letter topic, and a connection to publish with. */
+export interface QueueBridge {
+  topic: TopicSpec;
+  dlq: string;
+  queue: string;
+  bridge: RunningBridge;
+  collector: Collector;
+  connection: ChannelModel;
+  /** Closes the connection, stops the bridge and the collector. */
+  close(): Promise<void>;
+}
+
+export async function queueBridge(options: QueueBridgeOptions): Promise<QueueBridge> {
+  const { config, logger, registry, name, topicPrefix, partitions, prefetch } = options;
+  const topic = topicSpec(uniqueName(topicPrefix), 'OrderPlaced.avsc');
+  const dlq = uniqueName(`${topicPrefix}.dlq`);
+  const queue = uniqueName(name);
+  options.queues.push(queue);
+  await createTopics([
+    { topic: topic.name, numPartitions: partitions },
+    { topic: dlq, numPartitions: 1 },
+  ]);
+  const collector = await collect([topic.name, dlq]);
+  const bridge = await startAmqpToKafka({
+    config,
+    logger,
+    registry,
+    topic,
+    spec: { name, direction: 'amqp-to-kafka', queue, topic: topic.name, key: 'orderId', format: 'json', deadLetter: dlq, prefetch },
+  });
+  const connection = await connect(AMQP_URL);
+  return {
+    topic,
+    dlq,
+    queue,
+    bridge,
+    collector,
+    connection,
+    async close() {
+      await connection.close();
+      await bridge.stop();
+      await collector.close();
+    },
+  };
 }

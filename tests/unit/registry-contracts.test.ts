@@ -128,3 +128,15 @@ describe("Protobuf as a base64 FileDescriptorProto (Confluent's Python ProtobufS
     expect((await call('POST', '/subjects/proto-value/versions', { schemaType: 'PROTOBUF', schema: 'Cg1ub3QgYSBkZXNjcmlwdG9y' })).status).toBe(422);
   });
 });
+
+describe('soft-deleting a version with a contract', () => {
+  it('deletes it (the record keeps its metadata and ruleSet, so it names the same schema) and keeps the contract for look-ups of deleted versions', async () => {
+    const metadata = { properties: { owner: 'ledger' } };
+    const registered = await call('POST', '/subjects/ledger-value/versions', { schemaType: 'JSON', schema: SCHEMA, metadata, ruleSet: { domainRules: [POSITIVE] } });
+    expect(registered.status).toBe(200);
+    const deleted = await call('DELETE', '/subjects/ledger-value/versions/1');
+    expect(deleted).toEqual({ status: 200, body: 1 });
+    expect((await call('GET', '/subjects/ledger-value/versions')).status).toBe(404);
+    expect((await call('GET', '/subjects/ledger-value/versions/1?deleted=true')).body).toMatchObject({ version: 1, metadata });
+  });
+});

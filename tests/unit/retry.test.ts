@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withDeadline } from '../../core/deadline.ts';
+import { pollUntil, withDeadline } from '../../core/deadline.ts';
 import { BrokerUnavailableError, isProgrammingError, KafkaError, ValidationError } from '../../core/errors.ts';
 import { BackoffPolicy, retry, retryPolicies } from '../../core/retry.ts';
 
@@ -72,5 +72,21 @@ describe('one classification, one deadline', () => {
         throw new Error('late');
       }),
     ).rejects.toThrow('late');
+  });
+
+  it('polls until ready (true), until the deadline (false), or until the check throws', async () => {
+    let asked = 0;
+    expect(await pollUntil(() => ++asked === 3, Date.now() + 60_000, 1)).toBe(true);
+    expect(asked).toBe(3);
+    expect(await pollUntil(() => false, Date.now() - 1, 1)).toBe(false);
+    await expect(
+      pollUntil(
+        () => {
+          throw new Error('exited while starting');
+        },
+        Date.now() + 60_000,
+        1,
+      ),
+    ).rejects.toThrow('exited while starting');
   });
 });

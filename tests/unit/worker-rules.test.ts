@@ -54,6 +54,14 @@ describe('input rules: migrations, in Confluent order', () => {
     expect(verdict).toEqual({ ok: true, value: { id: 'p-1', size: 12 } });
   });
 
+  it('READ rules of the reader version run on the migrated record', async () => {
+    const reader = version(2, V2, { ...v2.ruleSet, domainRules: [condition({ name: 'positive', expr: 'message.height > 0.0' })] });
+    const refused = await applyInputRules(plan(1, 2, [v1, reader], reader), { id: 'p-1', size: -1 }, codecOf(V2));
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) expect(refused.error.violations[0]).toMatchObject({ rule: 'positive', mode: 'READ', version: 2 });
+    expect(await applyInputRules(plan(1, 2, [v1, reader], reader), { id: 'p-1', size: 4 }, codecOf(V2))).toEqual({ ok: true, value: { id: 'p-1', height: 4 } });
+  });
+
   it('a migration that fails names its rule; one whose result does not fit the reader names the last migration', async () => {
     const broken = version(2, V2, { migrationRules: [migration('divide', 'UPGRADE', '$error("no height for " & id)')] });
     const failed = await applyInputRules(plan(1, 2, [v1, broken]), { id: 'p-1', size: 12 }, codecOf(V2));

@@ -51,7 +51,7 @@ interface VersionAnswer {
   ruleSet?: RuleSet;
 }
 
-/** Plans kept per (writer id, reader version); a worker sees a handful. Past this, the oldest is dropped. */
+/** Plans kept per writer id; a worker sees a handful. Past this, the oldest is dropped. */
 const MAX_PLANS = 1024;
 
 export function ruleError(failure: RuleFailure): RuleViolationError {
@@ -123,9 +123,13 @@ export class WorkerContracts {
   readonly #current: SubjectContracts;
   readonly #versions = new Map<number, Promise<CompiledContract>>();
   readonly #writerVersions = new Map<number, Promise<number | undefined>>();
-  /** Settled plans, read without an await on the hot path; undefined: no rule touches that writer's records. */
-  readonly #plans = new Map<string, InputPlan | undefined>();
+  /** Settled plans by writer id for the reader version `#plansReader`, read without an await on the hot path; undefined: no rule touches that writer's records. */
+  readonly #plans = new Map<number, InputPlan | undefined>();
+  #plansReader: number | undefined;
   #encoder: EventEncoder;
+  /** The output contract `#writes` was computed for: asked per record, computed per contract. */
+  #outputContract: CompiledContract | undefined;
+  #writes = false;
 
   constructor(options: WorkerContractsOptions) {
     this.#o = options;
@@ -145,11 +149,16 @@ export class WorkerContracts {
   /** The plan for records of writer schema `id`: synchronously when known (undefined, no rules), else a Promise. */
   plan(id: number): InputPlan | undefined | Promise<InputPlan | undefined> {
     const reader = this.#current.of(this.#o.input).version;
-    const key = `${id}/${reader ?? ''}`;
-    if (this.#plans.has(key)) return this.#plans.get(key);
+    if (reader !== this.#plansReader) {
+      // The reader version moved (a new contract registered): every plan is made again against it.
+      this.#plans.clear();
+      this.#plansReader = reader;
+    }
+    if (this.#plans.has(id)) return this.#plans.get(id);
     return this.#plan(id, reader).then((plan) => {
+      if (reader !== this.#plansReader) return plan;
       if (this.#plans.size >= MAX_PLANS) this.#plans.delete(this.#plans.keys().next().value!);
-      this.#plans.set(key, plan);
+      this.#plans.set(id, plan);
       return plan;
     });
   }
@@ -193,7 +202,12 @@ export class WorkerContracts {
 
   /** Whether emitted values run WRITE rules now. */
   get writes(): boolean {
-    return this.#current.of(this.#o.output).contract?.has('WRITE') === true;
+    const contract = this.#current.of(this.#o.output).contract;
+    if (contract !== this.#outputContract) {
+      this.#outputContract = contract;
+      this.#writes = contract?.has('WRITE') === true;
+    }
+    return this.#writes;
   }
 
   /** Runs the output subject's WRITE rules on the handler's values: the values to encode, transformed, or a RuleViolationError for the first refused one. */

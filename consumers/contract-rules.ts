@@ -35,7 +35,7 @@ import { CompiledContract, migrate, runWriteRules, SubjectContracts, type Metada
 export interface InputPlan {
   readonly writerVersion: number;
   readonly readerVersion: number;
-  /** The versions to migrate through, writer's to reader's (empty when no migration rule applies). */
+  /** The versions whose migration rules run, writer's to reader's (empty when none has a rule for the direction). */
   readonly steps: readonly CompiledContract[];
   /** The version whose READ rules run, when it has any. */
   readonly read: CompiledContract | undefined;
@@ -53,6 +53,21 @@ interface VersionAnswer {
 
 /** Plans kept per writer id; a worker sees a handful. Past this, the oldest is dropped. */
 const MAX_PLANS = 1024;
+
+const migrationMode = (writer: number, reader: number): RunMode => (writer < reader ? 'UPGRADE' : 'DOWNGRADE');
+
+/**
+ * The versions whose migration rules take a record from `writer` to `reader`,
+ * in the order they run (as rules/engine.ts's migrate): each version after
+ * the writer's up to the reader's, or the writer's and each one down to just
+ * above the reader's.
+ */
+function migrationSteps(versions: readonly CompiledContract[], writer: number, reader: number): CompiledContract[] {
+  const upgrading = writer < reader;
+  return versions
+    .filter((v) => (upgrading ? v.version > writer && v.version <= reader : v.version <= writer && v.version > reader))
+    .sort((a, b) => (upgrading ? a.version - b.version : b.version - a.version));
+}
 
 export function ruleError(failure: RuleFailure): RuleViolationError {
   const violation: RuleViolation = {
@@ -80,11 +95,11 @@ export async function applyInputRules(plan: InputPlan, value: unknown, readerCod
     current = migrated.message;
     const broken = readerCodec?.validate(current)[0];
     if (broken) {
-      const mode: RunMode = plan.writerVersion < plan.readerVersion ? 'UPGRADE' : 'DOWNGRADE';
-      const last = [...plan.steps]
-        .filter((s) => (mode === 'UPGRADE' ? s.version > plan.writerVersion && s.version <= plan.readerVersion : s.version <= plan.writerVersion && s.version > plan.readerVersion))
-        .sort((a, b) => (mode === 'UPGRADE' ? b.version - a.version : a.version - b.version))
-        .find((s) => s.has(mode));
+      const mode = migrationMode(plan.writerVersion, plan.readerVersion);
+      // The last version whose migration rules ran: the highest when upgrading, the lowest when downgrading.
+      const last = migrationSteps(plan.steps, plan.writerVersion, plan.readerVersion)
+        .filter((s) => s.has(mode))
+        .at(-1);
       return {
         ok: false,
         error: ruleError({
@@ -169,11 +184,12 @@ export class WorkerContracts {
     const target = reader ?? writer;
     let steps: CompiledContract[] = [];
     if (target !== writer) {
-      const mode: RunMode = writer < target ? 'UPGRADE' : 'DOWNGRADE';
-      const [low, high] = writer < target ? [writer, target] : [target, writer];
+      const mode = migrationMode(writer, target);
+      const [low, high] = writer < target ? [writer + 1, target] : [target + 1, writer];
       const between: Promise<CompiledContract | undefined>[] = [];
       for (let v = low; v <= high; v++) between.push(this.#version(v).catch(absentVersion));
       steps = (await Promise.all(between)).filter((c): c is CompiledContract => c !== undefined);
+      // No migration rule between them: the record is read as before (Avro resolved to the reader's schema).
       if (!steps.some((s) => s.has(mode))) steps = [];
     }
     const read = await this.#version(target).catch(absentVersion);

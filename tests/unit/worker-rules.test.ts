@@ -142,7 +142,7 @@ describe('WorkerContracts against a registry', () => {
     },
   };
   const versions: Record<number, object> = { 1: { id: 101, version: 1 }, 2: { id: 102, version: 2, ruleSet: v2.ruleSet }, 3: { id: 103, version: 3, ruleSet: v3.ruleSet } };
-  const readerVersion = 2;
+  let readerVersion = 2;
   const calls: string[] = [];
   const registry = {
     request: async (method: string, path: string, body?: { schema: string }) => {
@@ -171,7 +171,7 @@ describe('WorkerContracts against a registry', () => {
     try {
       const fromV1 = await c.plan(101);
       expect(fromV1).toMatchObject({ writerVersion: 1, readerVersion: 2 });
-      expect(fromV1!.steps.map((s) => s.version)).toEqual([1, 2]);
+      expect(fromV1!.steps.map((s) => s.version)).toEqual([2]);
       expect(await applyInputRules(fromV1!, { id: 'p', size: 3 }, codecOf(V2))).toEqual({ ok: true, value: { id: 'p', height: 3 } });
       const asked = calls.length;
       expect(c.plan(101)).toBe(fromV1);
@@ -184,6 +184,21 @@ describe('WorkerContracts against a registry', () => {
       expect(await applyInputRules(fromV3!, { id: 'p', height: 3, unit: 'cm' }, codecOf(V2))).toEqual({ ok: true, value: { id: 'p', height: 3 } });
     } finally {
       c.stop();
+    }
+  });
+
+  it('plans nothing when only the writer version itself has UPGRADE rules (they migrate into it, not out of it)', async () => {
+    const saved = versions[3];
+    versions[3] = { id: 103, version: 3 };
+    readerVersion = 3;
+    const c = contracts();
+    await c.start(60_000);
+    try {
+      expect(await c.plan(102)).toBeUndefined();
+    } finally {
+      c.stop();
+      versions[3] = saved!;
+      readerVersion = 2;
     }
   });
 

@@ -1,5 +1,6 @@
-import { ReservedHeaderError, SluiceError } from '../core/errors.ts';
+import { ReservedHeaderError, RuleViolationError, SluiceError } from '../core/errors.ts';
 import type { KafkaRecord, OutgoingRecord, RecordHeaders } from '../kafka/index.ts';
+import { RULE_HEADERS, ruleHeaders } from '../rules/index.ts';
 
 /** Record headers the worker runtime reads and writes. */
 
@@ -61,7 +62,7 @@ export function renameReservedHeaders(headers: Record<string, string>): Record<s
   return out;
 }
 
-const DLQ_HEADER_NAMES: ReadonlySet<string> = new Set(Object.values(DLQ_HEADERS));
+const DLQ_HEADER_NAMES: ReadonlySet<string> = new Set([...Object.values(DLQ_HEADERS), ...Object.values(RULE_HEADERS)]);
 
 /** Headers are bounded by the broker's max message size; a stack-trace-sized message must not make the dead letter itself unproducible. */
 const MAX_ERROR_MESSAGE = 4096;
@@ -104,9 +105,11 @@ export type DeadLetterSource = Pick<KafkaRecord, 'topic' | 'partition' | 'offset
 
 /**
  * Headers of a dead letter: the original headers (bytes untouched), then the
- * `sluice.*` headers describing this failure. Original `sluice.*` failure headers
- * (a replayed dead letter that failed again) are dropped, so a stale error code
- * never sits next to a newer message.
+ * `sluice.*` headers describing this failure, and for a data-contract rule's
+ * failure in a worker the `__rule.*` headers naming rule, mode, subject,
+ * version and field (as the ingress's rule dead letters). Original failure
+ * headers (a replayed dead letter that failed again) are dropped, so a stale
+ * error code or rule never sits next to a newer message.
  */
 export function deadLetterHeaders(source: DeadLetterSource, error: unknown, failedAt: Date, attempts?: number): RecordHeaders {
   const code = errorCodeOf(error);
@@ -122,6 +125,8 @@ export function deadLetterHeaders(source: DeadLetterSource, error: unknown, fail
   add(DLQ_HEADERS.originalTimestamp, String(source.timestamp));
   add(DLQ_HEADERS.failedAt, failedAt.toISOString());
   if (attempts !== undefined) add(DLQ_HEADERS.attempts, String(attempts));
+  const violation = error instanceof RuleViolationError ? error.violations[0] : undefined;
+  if (violation?.mode !== undefined) headers.push(...ruleHeaders({ ...violation, mode: violation.mode }, source.topic));
   return headers;
 }
 

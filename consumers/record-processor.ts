@@ -1,18 +1,22 @@
 import type { AvroTypes } from '../core/formats/avro-types.ts';
+import type { AnyCodec } from '../core/formats/index.ts';
 import { isRetryable, OutputTooLargeError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { retry, type BackoffPolicy } from '../core/retry.ts';
 import { decodeFramed, type EventEncoder } from '../core/serde.ts';
 import { startKafkaRecordSpan, type RecordSpan } from '../core/tracing.ts';
+import { unframe } from '../core/wire-format.ts';
 import type { KafkaRecord, OutgoingRecord } from '../kafka/index.ts';
-import { normalizeOutputs, type Handler, type HandlerContext } from './handler.ts';
+import { applyInputRules, type InputPlan, type WorkerContracts } from './contract-rules.ts';
+import { normalizeOutputs, type Handler, type HandlerContext, type NormalizedOutput } from './handler.ts';
 import { CORRELATION_HEADER, correlationIdOf, deadLetterRecord, errorClassName, errorCodeOf, headersToStrings, SOURCE_HEADER } from './headers.ts';
 import type { WorkerMetrics } from './metrics.ts';
 
 /**
  * One record through the worker: decode (to the worker's reader schema),
- * handle, retry in place, encode, or dead-letter. Knows nothing of Kafka
+ * run the input's migration and READ rules, handle, retry in place, run the
+ * output's WRITE rules, encode, or dead-letter. Knows nothing of Kafka
  * clients, chunks or commits.
  *
  * With tracing on, each record is handled inside a `handle <topic>` span that
@@ -84,6 +88,10 @@ export interface RecordProcessorOptions {
   /** The Avro reader schema records are resolved to; undefined for JSON Schema and Protobuf inputs (read as written). */
   reader: { types: AvroTypes; key: string } | undefined;
   encoder: EventEncoder;
+  /** The input's and output's data contracts (consumers/contract-rules.ts); without them, no rules run. */
+  contracts?: Pick<WorkerContracts, 'plan' | 'write' | 'writes' | 'encoder'>;
+  /** The reader's codec a migrated input must fit. */
+  readerCodec?: Pick<AnyCodec, 'validate'>;
   handler: Handler<unknown, unknown>;
   /** core/retry.ts's `handler` policy: attempts and backoff of a retryable handler failure. */
   retry: BackoffPolicy;
@@ -131,13 +139,28 @@ export class RecordProcessor {
     const headers = headersToStrings(record.headers);
     const correlationId = correlationIdOf(headers, record);
     let value: unknown;
+    let plan: InputPlan | undefined;
     try {
-      ({ value } = await decodeFramed(this.#o.registry, record.value, this.#o.reader));
+      const contracts = this.#o.contracts;
+      if (contracts) {
+        const planned = contracts.plan(unframe(record.value).schemaId);
+        plan = planned instanceof Promise ? await planned : planned;
+      }
+      // A record to migrate is read with its writer's own schema: the migration, not Avro resolution, makes it the reader's.
+      ({ value } = await decodeFramed(this.#o.registry, record.value, plan && plan.steps.length > 0 ? undefined : this.#o.reader));
     } catch (error) {
       const retryable = isRetryable(error);
       this.#o.metrics.errors.inc({ ...this.#labels, class: retryable ? 'retryable' : 'fatal' });
       if (retryable) throw error;
       return this.deadLetter(record, correlationId, error, 1, span);
+    }
+    if (plan) {
+      const verdict = await applyInputRules(plan, value, this.#o.readerCodec);
+      if (!verdict.ok) {
+        this.#o.metrics.errors.inc({ ...this.#labels, class: 'fatal' });
+        return this.deadLetter(record, correlationId, verdict.error, 1, span);
+      }
+      value = verdict.value;
     }
     let attempts = 0;
     try {
@@ -148,7 +171,13 @@ export class RecordProcessor {
           const startedAt = performance.now();
           let outcome: Outcome;
           try {
-            outcome = this.#emit(record, await this.#o.handler(value, new RecordContext(this.#o.log, record, headers, correlationId)), correlationId, span);
+            const outputs = normalizeOutputs((await this.#o.handler(value, new RecordContext(this.#o.log, record, headers, correlationId))) as never, record.key);
+            if (this.#o.contracts?.writes) {
+              // A refused output is a RuleViolationError: not retryable, so the input is dead-lettered.
+              const values = await this.#o.contracts.write(outputs.map((o) => o.value));
+              outputs.forEach((o, i) => (o.value = values[i]));
+            }
+            outcome = this.#emit(record, outputs, correlationId, span);
           } catch (error) {
             this.#o.metrics.errors.inc({ ...this.#labels, class: isRetryable(error) ? 'retryable' : 'fatal' });
             throw error;
@@ -188,20 +217,21 @@ export class RecordProcessor {
     }
   }
 
-  /** The handler's result as output records; they carry `span`'s trace headers, never any the handler copied from its input. */
-  #emit(record: KafkaRecord, result: unknown, correlationId: string, span: RecordSpan | undefined): Outcome {
+  /** The handler's outputs as records; they carry `span`'s trace headers, never any the handler copied from its input. */
+  #emit(record: KafkaRecord, outputs: NormalizedOutput<Buffer | null>[], correlationId: string, span: RecordSpan | undefined): Outcome {
     const source = `${record.topic}/${record.partition}/${record.offset}`;
     const provenance: [string, Buffer][] = [
       [CORRELATION_HEADER, Buffer.from(correlationId, 'utf8')],
       [SOURCE_HEADER, Buffer.from(source, 'utf8')],
     ];
     let bytes = 0;
-    const records = normalizeOutputs(result as never, record.key).map((output): OutgoingRecord => {
+    const encoder = this.#o.contracts?.encoder() ?? this.#o.encoder;
+    const records = outputs.map((output): OutgoingRecord => {
       const key = keyBytes(output.key);
       const headers: [string, Buffer][] = [];
       for (const name in output.headers) if (name !== CORRELATION_HEADER && name !== SOURCE_HEADER) headers.push([name, Buffer.from(output.headers[name]!, 'utf8')]);
       for (const header of provenance) headers.push(header);
-      const out: OutgoingRecord = { topic: this.#o.output, partition: this.#o.outputPartition(key), key, value: this.#o.encoder.encode(output.value), headers: span ? span.carry(headers) : headers };
+      const out: OutgoingRecord = { topic: this.#o.output, partition: this.#o.outputPartition(key), key, value: encoder.encode(output.value), headers: span ? span.carry(headers) : headers };
       bytes += recordBytes(out);
       return out;
     });

@@ -9,6 +9,7 @@ import { createCodecEncoder } from '../core/serde.ts';
 import { createKafka, partitionForKey } from '../kafka/index.ts';
 import { schemaTypeOf, topicByName, valueCodec, type Topology, type ValueSchema, type WorkerSpec } from '../topology/model.ts';
 import type { AnyHandler, Handler } from './handler.ts';
+import { WorkerContracts } from './contract-rules.ts';
 import { workerMetrics, type WorkerMetrics } from './metrics.ts';
 import { RecordProcessor } from './record-processor.ts';
 import { WorkerRuntime, type WorkerCounters, type WorkerSeam } from './worker-runtime.ts';
@@ -151,7 +152,15 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   const handler = (options.handler ?? (await loadHandler(spec))) as Handler<unknown, unknown>;
   // Idempotent: registering the schema already registered returns its id.
   const outputId = await registry.register(outputSchema.subject, outputSchema.text, { schemaType: schemaTypeOf(outputSchema) });
-  const encoder = createCodecEncoder(outputSchema.subject, outputId, valueCodec(outputSchema));
+  const outputCodec = valueCodec(outputSchema);
+  const encoder = createCodecEncoder(outputSchema.subject, outputId, outputCodec);
+  // The input's migration and READ rules and the output's WRITE rules, kept current from the registry as the ingress keeps its routes'.
+  const contracts = new WorkerContracts({
+    registry,
+    input: { subject: inputSchema.subject, schemaId: 0, codec: inputCodec, schemaText: inputSchema.text },
+    output: { subject: outputSchema.subject, schemaId: outputId, codec: outputCodec, schemaText: outputSchema.text },
+    log,
+  });
   const metrics = options.metrics ?? workerMetrics();
 
   // The transactional id must be stable for one instance and distinct between the instances of a group.
@@ -162,6 +171,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   let runtime: WorkerRuntime | undefined;
   try {
     await partitioner.load(spec.name);
+    await contracts.start();
     await seam.output.init?.();
     const processor = new RecordProcessor({
       workerName: spec.name,
@@ -170,6 +180,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       registry,
       reader,
       encoder,
+      contracts,
+      readerCodec: inputCodec,
       handler,
       retry: retryPolicies.handler({ maxAttempts: config.workerMaxAttempts, baseMs: config.workerRetryBaseMs, maxMs: config.workerRetryMaxMs }),
       chunkBytes: config.workerBatchBytes,
@@ -192,6 +204,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     await runtime.start();
   } catch (error) {
     log.error({ err: error }, 'worker failed to start');
+    contracts.stop();
     for (const result of await Promise.allSettled([seam.consumer.close(), seam.output.close()])) {
       if (result.status === 'rejected') log.warn({ err: result.reason }, 'closing the clients after a failed start also failed');
     }
@@ -211,5 +224,12 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     'worker started',
   );
   const started = runtime;
-  return { name: spec.name, counters: started.counters, stop: () => started.stop() };
+  return {
+    name: spec.name,
+    counters: started.counters,
+    stop: async () => {
+      contracts.stop();
+      await started.stop();
+    },
+  };
 }

@@ -217,6 +217,8 @@ export interface RuleViolation {
   subject: string;
   version: number;
   reason: string;
+  /** The mode the rule ran in (WRITE, READ, UPGRADE, DOWNGRADE): set by the workers, whose dead letters name it. */
+  mode?: string;
   field?: string;
   index?: number;
 }

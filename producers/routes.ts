@@ -7,7 +7,8 @@ import type { OutgoingRecord, RecordHeaders } from '../kafka/index.ts';
 import type { BatchingProducer } from './batching-producer.ts';
 import { isReceivedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
-import { prepareWithRules, ruleRefusal, runWriteRules, type RouteContracts } from './contract-rules.ts';
+import { runWriteRules, type SubjectContracts } from '../rules/index.ts';
+import { prepareWithRules, ruleRefusal, type RuleRoute } from './contract-rules.ts';
 import { fingerprint, parseIdempotencyKey, scopeOf, type Idempotency, type PreparedProduce } from './idempotency.ts';
 
 /** What a route needs at request time: its topic's codec (Avro, JSON Schema or Protobuf) and registered schema id. */
@@ -169,7 +170,7 @@ export interface ProduceContext {
   /** The Idempotency-Key path; without it the header is refused. */
   idempotency?: Idempotency;
   /** Each route's current data contract (contract-rules.ts); without it, no rules run. */
-  contracts?: RouteContracts;
+  contracts?: SubjectContracts<RuleRoute>;
 }
 
 export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], context: ProduceContext): void {

@@ -22,7 +22,7 @@ import { createKafka } from '../kafka/index.ts';
 import { Idempotency } from './idempotency.ts';
 import { IdempotencyStore } from './idempotency-claims.ts';
 import { registerReadRoute, type ReadStats } from './read-route.ts';
-import { RouteContracts } from './contract-rules.ts';
+import { SubjectContracts } from '../rules/index.ts';
 import { registerRoutes, type RouteBinding } from './routes.ts';
 import { API_CHALLENGE, SLUICE_DENIALS } from '../access/denials.ts';
 import { checkExposure, listeningUrl, serverFactory } from '../access/http.ts';
@@ -116,7 +116,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const control = installSecurity(app, { service: 'ingress', config, logger: log, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
   registerProbes(app, ingressReadiness({ connection, registry, bindings, routes: topology.routes.length, produceTimeoutMs }), control);
   void app.register(metricsRoute, { registry: metrics.registry });
-  const contracts = new RouteContracts(registry, bindings, log);
+  const contracts = new SubjectContracts(registry, bindings, log);
   await contracts.start();
   registerRoutes(app, bindings, { producer: batcher, contracts, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) });
   const reads = registerReadRoute(app, { kafka: readKafka, admin: readAdmin, registry, topics: topology.topics.map((t) => t.name), logger: log });

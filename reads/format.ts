@@ -1,5 +1,6 @@
 import { stringifyJson } from '../core/json.ts';
-import type { TailRecord } from './decode.ts';
+import { RULE_HEADERS } from '../rules/index.ts';
+import type { TailHeaders, TailRecord } from './decode.ts';
 
 export const FORMATS = ['ndjson', 'pretty', 'table'] as const;
 export type TailFormat = (typeof FORMATS)[number];
@@ -16,6 +17,46 @@ export interface Formatter {
   format(record: TailRecord): string;
 }
 
+/** The data-contract rule that sent a record to a dead-letter topic, from its `__rule.*` headers (the ingress's and the workers'). */
+export interface RuleOutcome {
+  rule: string;
+  mode?: string;
+  subject?: string;
+  version?: number;
+  field?: string;
+  reason?: string;
+}
+
+const RULE_FIELDS: Record<string, keyof RuleOutcome> = {
+  [RULE_HEADERS.name]: 'rule',
+  [RULE_HEADERS.mode]: 'mode',
+  [RULE_HEADERS.subject]: 'subject',
+  [RULE_HEADERS.version]: 'version',
+  [RULE_HEADERS.field]: 'field',
+  [RULE_HEADERS.exception]: 'reason',
+};
+
+/** The rule outcome a record's headers name, if any (the last value of each header counts). */
+export function ruleOutcome(headers: TailHeaders): RuleOutcome | undefined {
+  let out: Partial<Record<keyof RuleOutcome, string | number>> | undefined;
+  for (const [name, value] of headers) {
+    if (value === null || name.charCodeAt(0) !== 95 /* _ */) continue;
+    const field = RULE_FIELDS[name];
+    if (field === undefined) continue;
+    out ??= {};
+    out[field] = field === 'version' && /^\d{1,9}$/.test(value) ? Number(value) : value;
+  }
+  return out?.rule === undefined ? undefined : (out as unknown as RuleOutcome);
+}
+
+/** One line for a person: `rule 'positive' (READ) of orders-value version 2 on field ssn: reason`. */
+function describeRule(rule: RuleOutcome): string {
+  const mode = rule.mode === undefined ? '' : ` (${rule.mode})`;
+  const where = rule.subject === undefined ? '' : ` of ${rule.subject}${rule.version === undefined ? '' : ` version ${rule.version}`}`;
+  const field = rule.field === undefined ? '' : ` on field ${rule.field}`;
+  return `rule '${rule.rule}'${mode}${where}${field}${rule.reason === undefined ? '' : `: ${rule.reason}`}`;
+}
+
 /** The record as one JSON object in a fixed field order (what ndjson prints and the console streams). */
 export function recordObject(record: TailRecord, headers: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = {
@@ -26,6 +67,8 @@ export function recordObject(record: TailRecord, headers: boolean): Record<strin
     key: record.key,
     value: record.value,
   };
+  const rule = ruleOutcome(record.headers);
+  if (rule) out.rule = rule;
   if (headers) out.headers = record.headers;
   if (record.error) {
     out.error = record.error;
@@ -66,7 +109,9 @@ function ndjson(options: FormatOptions): Formatter {
         lastIso = new Date(r.timestamp).toISOString();
       }
       const headers = options.headers ? `,"headers":${JSON.stringify(r.headers)}` : '';
-      return `{"topic":${topic},"partition":${r.partition},"offset":"${r.offset}","timestamp":"${lastIso}","key":${toJson(r.key, r.binary)},"value":${toJson(r.value, r.binary)}${headers}}\n`;
+      const outcome = r.headers.length > 0 ? ruleOutcome(r.headers) : undefined;
+      const rule = outcome ? `,"rule":${JSON.stringify(outcome)}` : '';
+      return `{"topic":${topic},"partition":${r.partition},"offset":"${r.offset}","timestamp":"${lastIso}","key":${toJson(r.key, r.binary)},"value":${toJson(r.value, r.binary)}${rule}${headers}}\n`;
     },
   };
 }
@@ -77,8 +122,10 @@ function pretty(options: FormatOptions): Formatter {
     format(r) {
       const where = `${r.topic}[${r.partition}]@${r.offset}  ${new Date(r.timestamp).toISOString()}  key=${toJson(r.key, r.binary)}`;
       const headers = options.headers && r.headers.length > 0 ? `\n  headers: ${r.headers.map(([name, value]) => `${name}=${value === null ? '(null)' : JSON.stringify(value)}`).join(' ')}` : '';
-      if (r.error) return `${where}${headers}\n  UNDECODABLE (${r.error.code}): ${r.error.message}\n  hex: ${r.valueHex}\n\n`;
-      return `${where}${headers}\n${toJson(r.value, r.binary, 2)}\n\n`;
+      const outcome = ruleOutcome(r.headers);
+      const rule = outcome ? `\n  ${describeRule(outcome)}` : '';
+      if (r.error) return `${where}${rule}${headers}\n  UNDECODABLE (${r.error.code}): ${r.error.message}\n  hex: ${r.valueHex}\n\n`;
+      return `${where}${rule}${headers}\n${toJson(r.value, r.binary, 2)}\n\n`;
     },
   };
 }
@@ -95,7 +142,9 @@ function table(options: FormatOptions): Formatter {
     header: () => `${cell('PART', widths.partition)} ${cell('OFFSET', widths.offset)} ${cell('TIMESTAMP', widths.timestamp)} ${cell('KEY', widths.key)} VALUE\n`,
     format(r) {
       const key = typeof r.key === 'string' ? r.key : toJson(r.key, r.binary);
-      const value = r.error ? `UNDECODABLE ${r.error.message} hex:${r.valueHex ?? ''}` : toJson(r.value, r.binary);
+      const outcome = ruleOutcome(r.headers);
+      const rule = outcome ? `[rule ${outcome.rule}${outcome.mode === undefined ? '' : ` ${outcome.mode}`}] ` : '';
+      const value = rule + (r.error ? `UNDECODABLE ${r.error.message} hex:${r.valueHex ?? ''}` : toJson(r.value, r.binary));
       const row = `${cell(String(r.partition), widths.partition)} ${cell(r.offset, widths.offset)} ${cell(new Date(r.timestamp).toISOString(), widths.timestamp)} ${cell(key, widths.key)} ${cell(value, valueWidth).trimEnd()}`;
       return `${row}\n`;
     },

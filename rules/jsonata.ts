@@ -64,6 +64,22 @@ function asError(error: unknown): Error {
   return new Error(e.message ? `${e.code ?? 'JSONata'}: ${e.message}` : String(e.code ?? error));
 }
 
+/**
+ * JSONata's results as plain data: its objects have a null prototype and its
+ * arrays carry sequence flags, which CEL (a CEL rule after a JSONATA
+ * migration) cannot read as a message. Functions (a result that is a lambda)
+ * are dropped. Depth is bounded by JSONata's own stack limit.
+ */
+function plain(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(plain);
+  if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (typeof v !== 'function') out[k] = plain(v);
+    return out;
+  }
+  return value;
+}
+
 export function compileJsonata(expr: string): JsonataProgram {
   if (expr.length > MAX_EXPRESSION_LENGTH) throw new Error(`the expression has ${expr.length} characters; at most ${MAX_EXPRESSION_LENGTH}`);
   let compiled: jsonata.Expression;
@@ -76,7 +92,7 @@ export function compileJsonata(expr: string): JsonataProgram {
   return {
     async evaluate(message) {
       try {
-        return await compiled.evaluate(message);
+        return plain(await compiled.evaluate(message));
       } catch (error) {
         throw asError(error);
       }

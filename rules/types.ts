@@ -57,12 +57,13 @@ export const MAX_EXPRESSION_LENGTH = 4096;
 /** Where a rule's dead-letter topic is named, as Confluent reads it: the rule's params, then the version's metadata properties. */
 export const DLQ_TOPIC_PARAM = 'dlq.topic';
 
-/** Headers on a dead-lettered record, as Confluent's DlqAction names them (plus the version, which Confluent leaves out). */
+/** Headers on a dead-lettered record, as Confluent's DlqAction names them (plus the version and, for CEL_FIELD, the field, which Confluent leaves out). */
 export const RULE_HEADERS = {
   name: '__rule.name',
   mode: '__rule.mode',
   subject: '__rule.subject',
   version: '__rule.version',
+  field: '__rule.field',
   topic: '__rule.topic',
   exception: '__rule.exception',
 } as const;

@@ -7,7 +7,7 @@ import type { RegistryClient } from '../../core/registry-client.ts';
 import type { OutgoingRecord } from '../../kafka/types.ts';
 import type { BatchingProducer } from '../../producers/batching-producer.ts';
 import { registerBodyParsers } from '../../producers/body-parsers.ts';
-import { RouteContracts } from '../../producers/contract-rules.ts';
+import { SubjectContracts } from '../../rules/index.ts';
 import errorMapper from '../../core/http-errors.ts';
 import { ingressErrors } from '../../producers/ingress-errors.ts';
 import { registerRoutes, type RouteBinding } from '../../producers/routes.ts';
@@ -45,7 +45,7 @@ const producer = {
 } as unknown as BatchingProducer;
 
 let app: FastifyInstance;
-let contracts: RouteContracts;
+let contracts: SubjectContracts<RouteBinding>;
 
 const post = async (body: unknown, query = '') => {
   const response = await app.inject({ method: 'POST', url: `/v1/orders${query}`, headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) });
@@ -56,7 +56,7 @@ const header = (record: OutgoingRecord, name: string) => record.headers?.find(([
 beforeAll(async () => {
   const config = loadConfig({ SLUICE_LOG_LEVEL: 'silent' });
   const log = createLogger(config, 'ingress-rules');
-  contracts = new RouteContracts(registry, [binding], log);
+  contracts = new SubjectContracts(registry, [binding], log);
   await contracts.refresh();
   app = Fastify();
   void app.register(errorMapper, ingressErrors({ bodyLimit: 1 << 20, produceTimeoutMs: 1000, rejected: { inc: () => undefined }, routes: [] }));

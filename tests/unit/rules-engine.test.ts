@@ -278,6 +278,13 @@ describe('JSONATA migrations', () => {
     expect(await run).toMatchObject({ ok: false, failure: { rule: 'bad', mode: 'UPGRADE', action: 'ERROR', reason: expect.stringMatching(/D3030|Unable to cast/) } });
   });
 
+  it('gives plain data, which a CEL rule after it can read (JSONata objects have a null prototype)', async () => {
+    const migrated = await migrate(versions, 1, 2, { size: 3, tags: ['a', 'b'] });
+    expect(migrated.ok && Object.getPrototypeOf(migrated.message)).toBe(Object.prototype);
+    const reader = contract({ domainRules: [rule({ name: 'tall', mode: 'READ', expr: "message.height > 2.0 && size(message.tags) == 2 && message.tags[1] == 'b'" })] }, undefined, 'JSON', v2, 2);
+    expect(sync(reader.run('READ', migrated.message))).toMatchObject({ ok: true });
+  });
+
   it('JSONATA regexes run on RE2', async () => {
     const c = contract(
       { migrationRules: [{ name: 're', kind: 'TRANSFORM', mode: 'UPGRADE', type: 'JSONATA', expr: '{"ok": $contains(s, /^(a+)+$/), "s": $replace(s, /a/, "b")}' }] },

@@ -130,6 +130,29 @@ describe('formats', () => {
     expect(createFormatter('pretty', { headers: true }).format(record)).toContain('headers: h="v" h="w" n=(null)');
   });
 
+  it('names the data-contract rule of a dead letter in every format, without --headers', () => {
+    const letter = {
+      ...record,
+      binary: false,
+      value: { amount: -1 },
+      headers: [
+        ['correlation-id', 'c-1'],
+        ['__rule.name', 'positive'],
+        ['__rule.mode', 'READ'],
+        ['__rule.subject', 'orders.placed-value'],
+        ['__rule.version', '2'],
+        ['__rule.field', 'amount'],
+        ['__rule.exception', "Expr failed: 'message.amount > 0'"],
+      ] as const,
+    };
+    const rule = { rule: 'positive', mode: 'READ', subject: 'orders.placed-value', version: 2, field: 'amount', reason: "Expr failed: 'message.amount > 0'" };
+    expect(JSON.parse(createFormatter('ndjson', { headers: false }).format(letter))).toMatchObject({ value: { amount: -1 }, rule });
+    expect(createFormatter('pretty', { headers: false }).format(letter)).toContain("\n  rule 'positive' (READ) of orders.placed-value version 2 on field amount: Expr failed: 'message.amount > 0'\n");
+    expect(createFormatter('table', { headers: false, columns: 200 }).format(letter)).toContain('[rule positive READ] {"amount":-1}');
+    // A record no rule sent has no rule field.
+    expect(JSON.parse(createFormatter('ndjson', { headers: false }).format(record)).rule).toBeUndefined();
+  });
+
   it('encodes a batch of lines as one Buffer, multi-byte characters and lone surrogates as a string write would', () => {
     const lines = ['{"a":"é€😀"}\n', '', 'plain\n', 'lone \ud800\n'];
     const encoder = new LineEncoder();

@@ -5,7 +5,7 @@ import { createWorkerMetrics } from '../../consumers/metrics.ts';
 import { startWorker } from '../../consumers/start-worker.ts';
 import type { WorkerConsumer } from '../../consumers/worker-runtime.ts';
 import { loadConfig } from '../../core/config.ts';
-import { DecodeError, RetryableError, ValidationError } from '../../core/errors.ts';
+import { DecodeError, RegistryError, RetryableError, ValidationError } from '../../core/errors.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { startTracing, type Tracing } from '../../core/tracing.ts';
@@ -47,9 +47,12 @@ const topology: Topology = {
   workers: [spec],
 };
 
-/** Registers everything as id 1 and decodes every payload as JSON (the worker decodes before it handles). */
+/** Registers everything as id 1, knows no subject version (so no data-contract rules run) and decodes every payload as JSON (the worker decodes before it handles). */
 const registry = {
   register: async () => 1,
+  request: async () => {
+    throw RegistryError.schemaNotFound();
+  },
   decoder: async () => ({ decode: (payload: Buffer) => JSON.parse(payload.toString('utf8')) as unknown }),
 } as unknown as RegistryClient;
 

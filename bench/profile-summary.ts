@@ -122,10 +122,21 @@ export function stageShares(profile: CpuProfile, stages: readonly Stage[]): Reco
   return out;
 }
 
+/** The profile's last `seconds` only (a load's timed rounds, without start-up and warm-up). */
+export function lastSeconds(profile: CpuProfile, seconds: number): CpuProfile {
+  let remaining = seconds * 1e6;
+  let first = profile.samples.length;
+  while (first > 0 && remaining > 0) remaining -= profile.timeDeltas[--first] ?? 0;
+  return { ...profile, samples: profile.samples.slice(first), timeDeltas: profile.timeDeltas.slice(first) };
+}
+
 if (import.meta.main && process.argv.includes('--stages')) {
-  // node bench/profile-summary.ts --stages <file.cpuprofile> [cpu µs per event]: each stage's share (and µs per event).
-  const [file, perEvent] = process.argv.slice(2).filter((a) => a !== '--stages');
-  const shares = stageShares(JSON.parse(readFileSync(file!, 'utf8')) as CpuProfile, INGRESS_STAGES);
+  // node bench/profile-summary.ts --stages <file.cpuprofile> [cpu µs per event] [--last <seconds>]: each stage's share (and µs per event).
+  const argv = process.argv.slice(2);
+  const last = argv.indexOf('--last');
+  const [file, perEvent] = argv.filter((a, i) => a !== '--stages' && (last < 0 || (i !== last && i !== last + 1)));
+  const profile = JSON.parse(readFileSync(file!, 'utf8')) as CpuProfile;
+  const shares = stageShares(last < 0 ? profile : lastSeconds(profile, Number(argv[last + 1])), INGRESS_STAGES);
   for (const [name, pct] of Object.entries(shares)) {
     const us = perEvent === undefined ? '' : `  ${((pct / 100) * Number(perEvent)).toFixed(1).padStart(6)} µs`;
     process.stdout.write(`${pct.toFixed(1).padStart(5)}%${us}  ${name}\n`);

@@ -1,8 +1,8 @@
 import type { AvroTypes } from './formats/avro-types.ts';
-import { DecodeError, SluiceError } from './errors.ts';
-import { avroCodecFromTypes, encodeValidated, type Codec } from './formats/index.ts';
+import { DecodeError, SluiceError, ValidationError } from './errors.ts';
+import { avroCodecFromTypes, type Codec } from './formats/index.ts';
 import type { RegistryClient } from './registry-client.ts';
-import { frame, unframe } from './wire-format.ts';
+import { encodeFramed, unframe } from './wire-format.ts';
 
 /** Encodes events of one registered schema (of any format) into the Confluent wire format. */
 export interface EventEncoder {
@@ -14,7 +14,16 @@ export interface EventEncoder {
 }
 
 export function createCodecEncoder(subject: string, schemaId: number, codec: Codec): EventEncoder {
-  return { subject, schemaId, codec, encode: (value) => frame(schemaId, encodeValidated(codec, value)) };
+  return {
+    subject,
+    schemaId,
+    codec,
+    encode(value) {
+      const violations = codec.validate(value);
+      if (violations.length > 0) throw new ValidationError(violations);
+      return encodeFramed(codec, schemaId, value);
+    },
+  };
 }
 
 /** An encoder for an Avro schema's types. */

@@ -17,6 +17,11 @@ export function frame(schemaId: number, payload: Buffer): Buffer {
   return out;
 }
 
+/** `value` encoded by `codec` and framed under `schemaId`: in one pass when the codec can (Avro), else encoded, then framed. */
+export function encodeFramed(codec: { encode(value: unknown): Buffer; encodeFramed?(schemaId: number, value: unknown): Buffer }, schemaId: number, value: unknown): Buffer {
+  return codec.encodeFramed ? codec.encodeFramed(schemaId, value) : frame(schemaId, codec.encode(value));
+}
+
 export interface Framed {
   schemaId: number;
   payload: Buffer;

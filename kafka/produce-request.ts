@@ -51,6 +51,8 @@ interface PartitionPlan {
   messages: MessageRecord[];
   /** Each record's body size (what its length prefix says). */
   bodies: number[];
+  /** Each record's headers as written (count, then each name and value). */
+  headers: Buffer[];
   /** The record batch's size, from baseOffset to its last record. */
   batchSize: number;
 }
@@ -61,7 +63,37 @@ interface TopicPlan {
   partitions: PartitionPlan[];
 }
 
+const NO_HEADERS = Buffer.from([0]); // zigzag(0): no header
+
+type HeaderMap = NonNullable<MessageRecord['headers']>;
+
+/**
+ * Headers as written, once per header map: the ingress gives every record of a request the same map, so a
+ * request's records share one encoding instead of sizing and writing every pair of every record twice.
+ */
+class HeaderSections {
+  #map: HeaderMap | undefined;
+  #bytes = NO_HEADERS;
+
+  of(headers: HeaderMap | undefined): Buffer {
+    if (headers === undefined || headers.size === 0) return NO_HEADERS;
+    if (headers === this.#map) return this.#bytes;
+    let size = uvarintSize(zigzag(headers.size));
+    for (const [name, value] of headers) size += bytesSize(name) + bytesSize(value);
+    const bytes = Buffer.allocUnsafe(size);
+    let o = writeUvarint(bytes, 0, zigzag(headers.size));
+    for (const [name, value] of headers) o = writeBytes(bytes, writeBytes(bytes, o, name), value);
+    this.#map = headers;
+    this.#bytes = bytes;
+    return bytes;
+  }
+}
+
+/** A record's timestamp delta: BigInt arithmetic only when it differs from the batch's first (in the ingress it rarely does). */
+const timestampDelta = (timestamp: bigint, first: bigint): number => (timestamp === first ? 0 : Number(timestamp - first));
+
 function plan(messages: readonly MessageRecord[]): TopicPlan[] {
+  const sections = new HeaderSections();
   const topics = new Map<string, Map<number, MessageRecord[]>>();
   for (const m of messages) {
     let partitions = topics.get(m.topic);
@@ -78,17 +110,16 @@ function plan(messages: readonly MessageRecord[]): TopicPlan[] {
     for (const [partition, list] of [...partitions].sort((a, b) => a[0] - b[0])) {
       const first = list[0]!.timestamp!;
       const bodies = new Array<number>(list.length);
+      const headers = new Array<Buffer>(list.length);
       let batchSize = RECORD_BATCH_OVERHEAD;
       for (let i = 0; i < list.length; i++) {
         const m = list[i]!;
-        let body = 1 + uvarintSize(zigzag(Number(m.timestamp! - first))) + uvarintSize(zigzag(i)) + bytesSize(m.key) + bytesSize(m.value);
-        const headers = m.headers;
-        body += uvarintSize(zigzag(headers?.size ?? 0));
-        if (headers) for (const [name, value] of headers) body += bytesSize(name) + bytesSize(value);
+        const section = (headers[i] = sections.of(m.headers));
+        const body = 1 + uvarintSize(zigzag(timestampDelta(m.timestamp!, first))) + uvarintSize(zigzag(i)) + bytesSize(m.key) + bytesSize(m.value) + section.length;
         bodies[i] = body;
         batchSize += uvarintSize(zigzag(body)) + body;
       }
-      planned.push({ partition, messages: list, bodies, batchSize });
+      planned.push({ partition, messages: list, bodies, headers, batchSize });
     }
     out.push({ topic, name: Buffer.from(topic, 'utf8'), partitions: planned });
   }
@@ -96,7 +127,7 @@ function plan(messages: readonly MessageRecord[]): TopicPlan[] {
 }
 
 function writeBatch(buffer: Buffer, start: number, p: PartitionPlan, topic: string, options: Partial<CreateRecordsBatchOptions>): number {
-  const { messages, bodies } = p;
+  const { messages, bodies, headers } = p;
   const first = messages[0]!.timestamp!;
   let max = first;
   for (const m of messages) if (m.timestamp! > max) max = m.timestamp!;
@@ -117,17 +148,13 @@ function writeBatch(buffer: Buffer, start: number, p: PartitionPlan, topic: stri
     const m = messages[i]!;
     o = writeUvarint(buffer, o, zigzag(bodies[i]!));
     buffer[o++] = 0; // record attributes
-    o = writeUvarint(buffer, o, zigzag(Number(m.timestamp! - first)));
+    o = writeUvarint(buffer, o, zigzag(timestampDelta(m.timestamp!, first)));
     o = writeUvarint(buffer, o, zigzag(i));
     o = writeBytes(buffer, o, m.key);
     o = writeBytes(buffer, o, m.value);
-    o = writeUvarint(buffer, o, zigzag(m.headers?.size ?? 0));
-    if (m.headers) {
-      for (const [name, value] of m.headers) {
-        o = writeBytes(buffer, o, name);
-        o = writeBytes(buffer, o, value);
-      }
-    }
+    const section = headers[i]!;
+    if (section.length === 1) buffer[o++] = section[0]!;
+    else o += section.copy(buffer, o);
   }
   buffer.writeUInt32BE(crc32c(buffer.subarray(start + CRC_START, o)), start + 17);
   return o;

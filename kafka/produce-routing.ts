@@ -56,6 +56,13 @@ export function splitByLeader(messages: readonly MessageRecord[], leaderOf: (top
   if (first === undefined) return [];
   const known = (leader: number | undefined): leader is number => leader !== undefined && leader >= 0;
   const firstLeader = leaderOf(first.topic, first.partition ?? 0);
+  // The common case, every record led by the first one's broker (or unknown): one part, the records as given.
+  let i = 1;
+  for (; i < messages.length; i++) {
+    const leader = leaderOf(messages[i]!.topic, messages[i]!.partition ?? 0);
+    if (known(leader) && leader !== firstLeader) break;
+  }
+  if (i === messages.length) return [{ leader: undefined, messages: messages as MessageRecord[] }];
   const parts = new Map<number | undefined, MessageRecord[]>([[undefined, []]]);
   for (const m of messages) {
     const leader = leaderOf(m.topic, m.partition ?? 0);
@@ -94,7 +101,17 @@ export interface RoutingClient {
 export function routeByLeader(api: ProduceApi, client: RoutingClient): ProduceApi {
   return (connection, acks, timeout, messages, options, callback) => {
     const metadata = client.currentMetadata;
-    const parts = metadata === undefined ? [] : splitByLeader(messages, (topic, partition) => metadata.topics.get(topic)?.partitions[partition]?.leader);
+    // The topic's partitions looked up when the topic changes, not per record.
+    let topic: string | undefined;
+    let partitions: ReadonlyArray<{ leader: number } | undefined> | undefined;
+    const leaderOf = (name: string, partition: number): number | undefined => {
+      if (name !== topic) {
+        topic = name;
+        partitions = metadata!.topics.get(name)?.partitions;
+      }
+      return partitions?.[partition]?.leader;
+    };
+    const parts = metadata === undefined ? [] : splitByLeader(messages, leaderOf);
     if (metadata === undefined || parts.length <= 1) {
       api(connection, acks, timeout, messages, options, callback);
       return;

@@ -1,4 +1,5 @@
 import avro, { type Schema, type Type } from 'avsc';
+import { HEADER_SIZE, MAGIC_BYTE } from '../wire-format.ts';
 import { SchemaResolutionError, ValidationError, type FieldViolation } from '../errors.ts';
 
 /**
@@ -63,7 +64,7 @@ export interface AvroTypes {
   readonly schema: Schema;
   readonly fast: Type;
   readonly wide: Type;
-  /** Whether a value decoded by `fast` may have lost a long's exactness (see decodeExact); compiled from the schema. */
+  /** Whether a value may need the wide type: decoded by `fast` it may have lost a long's exactness (see decodeExact), or it holds a long `fast` cannot write exactly; compiled from the schema. */
   readonly mayNeedWide: (value: unknown) => boolean;
 }
 
@@ -170,8 +171,8 @@ type Check = (value: unknown) => boolean;
 /**
  * needsWide for values of `type` that looks only where a long can be: a
  * record's long fields, an array's or map's items when they hold longs.
- * Undefined when the type holds no long at all (then fast decoding is always
- * exact). Unions and recursive types that hold a long fall back to walking
+ * Undefined when the type holds no long at all (then fast decoding and
+ * encoding are always exact). Unions and recursive types that hold a long fall back to walking
  * the value with needsWide.
  */
 function wideCheck(type: Type, visiting = new Set<Type>()): Check | undefined {
@@ -243,13 +244,46 @@ function needsWide(value: unknown): boolean {
 }
 
 export function encodeAvro(types: AvroTypes, value: unknown): Buffer {
-  if (needsWide(value)) return types.wide.toBuffer(value);
+  return encodeAvroAt(types, value, 0, NO_PREFIX);
+}
+
+/**
+ * `value` in the Confluent wire format (magic byte, schema id, Avro body) in one Buffer. avsc's toBuffer
+ * zero-fills a fresh unpooled Buffer per value, which framing then copied again: here the body is written
+ * once into a kept scratch buffer behind its header and copied out once, into Node's pooled small-Buffer slab.
+ */
+export function encodeAvroFramed(types: AvroTypes, schemaId: number, value: unknown): Buffer {
+  return encodeAvroAt(types, value, HEADER_SIZE, schemaId);
+}
+
+const NO_PREFIX = -1;
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+function encodeAvroAt(types: AvroTypes, value: unknown, start: number, schemaId: number): Buffer {
+  // Only a long field can need the wide type, so only the schema's long fields are looked at (see wideCheck).
+  if (types.mayNeedWide(value)) return writeOut(types.wide, value, start, schemaId);
   try {
-    return types.fast.toBuffer(value);
+    return writeOut(types.fast, value, start, schemaId);
   } catch (error) {
     if (!isPrecisionError(error)) throw error;
-    return types.wide.toBuffer(value);
+    return writeOut(types.wide, value, start, schemaId);
   }
+}
+
+function writeOut(type: Type, value: unknown, start: number, schemaId: number): Buffer {
+  let end = type.encode(value, scratch, start);
+  if (end < 0) {
+    // A negative answer is the number of bytes missing: grow once to fit and write again.
+    scratch = Buffer.allocUnsafe(Math.max(scratch.length * 2, scratch.length - end + 1024));
+    end = type.encode(value, scratch, start);
+  }
+  if (schemaId !== NO_PREFIX) {
+    scratch[0] = MAGIC_BYTE;
+    scratch.writeUInt32BE(schemaId, 1);
+  }
+  const out = Buffer.allocUnsafe(end);
+  scratch.copy(out, 0, 0, end);
+  return out;
 }
 
 /** Decodes with `fast`, and again with `wide` when the result may have lost a long's exactness. */

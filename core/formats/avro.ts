@@ -1,4 +1,4 @@
-import { createResolvingDecoder, createTypes, encodeAvro, validateAvro, type AvroTypes } from './avro-types.ts';
+import { createResolvingDecoder, createTypes, encodeAvro, encodeAvroFramed, validateAvro, type AvroTypes } from './avro-types.ts';
 import type { Codec, ResolvedSchema } from './types.ts';
 
 /** An Avro codec: core/formats/avro-types.ts's exact-long types behind the format-neutral interface. */
@@ -14,6 +14,7 @@ export function avroCodecFromTypes(types: AvroTypes): AvroCodec {
     types,
     validate: (value) => validateAvro(types, value),
     encode: (value) => encodeAvro(types, value),
+    encodeFramed: (schemaId, value) => encodeAvroFramed(types, schemaId, value),
     decode: (payload) => decoder.decode(payload),
   };
 }

@@ -42,5 +42,7 @@ export interface Codec {
   validate(value: unknown): FieldViolation[];
   /** Encodes a value `validate` accepted. */
   encode(value: unknown): Buffer;
+  /** `encode` in the Confluent wire format under `schemaId`, when the codec can write both in one Buffer (see core/wire-format.ts encodeFramed). */
+  encodeFramed?(schemaId: number, value: unknown): Buffer;
   decode(payload: Buffer): unknown;
 }

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { createResolvingDecoder, createTypes, encodeAvro, encodeValidated, formatPath, validateAvro } from '../../core/formats/avro-types.ts';
+import { createResolvingDecoder, createTypes, encodeAvro, encodeAvroFramed, encodeValidated, formatPath, validateAvro } from '../../core/formats/avro-types.ts';
+import { frame, unframe } from '../../core/wire-format.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { parseJson, stringifyJson } from '../../core/json.ts';
@@ -128,6 +129,17 @@ describe('Avro validation', () => {
     // A schema without longs never looks at the value.
     const noLongs = createTypes({ type: 'record', name: 'P', fields: [{ name: 'n', type: 'int' }] });
     expect(noLongs.mayNeedWide({ n: 2 ** 60 })).toBe(false);
+  });
+
+  it('frames in one pass exactly as frame(id, encode) does, for wide longs and bodies beyond its scratch buffer too', () => {
+    const big = { ...validOrder, items: Array.from({ length: 5000 }, (_, i) => ({ sku: `SKU-${i}`, quantity: i, unitPrice: i / 3 })) };
+    const values = [validOrder, { ...validOrder, loyaltyPoints: 2n ** 62n + 1n }, { ...validOrder, loyaltyPoints: -(2 ** 52) - 1 }, big, validOrder];
+    const framed = values.map((value) => encodeAvroFramed(orderPlaced, 0x01020304, value));
+    values.forEach((value, i) => expect(framed[i]!.equals(frame(0x01020304, encodeAvro(orderPlaced, value)))).toBe(true));
+    expect(framed[3]!.length).toBeGreaterThan(64 * 1024);
+    // Each answer is its own bytes: a later encoding does not write over an earlier one.
+    expect(createResolvingDecoder(orderPlaced).decode(unframe(framed[1]).payload)).toMatchObject({ loyaltyPoints: 2n ** 62n + 1n });
+    expect(() => encodeAvroFramed(orderPlaced, 1, { ...validOrder, customerId: 7 })).toThrow();
   });
 
   it('formats paths like items[2].sku', () => {

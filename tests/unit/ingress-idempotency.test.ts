@@ -5,7 +5,7 @@ import { createTypes } from '../../core/formats/avro-types.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
 import { IdempotencyKeyError } from '../../core/errors.ts';
 import { fingerprint, parseIdempotencyKey, scopeOf } from '../../producers/idempotency.ts';
-import { parsePartial, prepareAtomic, preparePartial, type RouteBinding } from '../../producers/routes.ts';
+import { atomicAnswerText, parsePartial, prepareAtomic, preparePartial, type RouteBinding } from '../../producers/routes.ts';
 
 const schemaText = readFileSync(`${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, 'utf8');
 const binding: RouteBinding = {
@@ -93,5 +93,17 @@ describe('per-record results', () => {
       status: 200,
       body: { topic: 'orders', partition: 0, offset: '1', schemaId: 7 },
     });
+  });
+
+  it("the fast path's answer text is the general path's answer, serialised, byte for byte", () => {
+    const acks = [
+      { topic: 'orders', partition: 0, offset: '1' },
+      { topic: 'a"b\\\u2028', partition: 5, offset: '9223372036854775807' },
+    ];
+    for (const batch of [true, false]) {
+      const events = batch ? [order(), order()] : [order()];
+      const given = batch ? acks : acks.slice(0, 1);
+      expect(atomicAnswerText(given, 7, batch)).toBe(JSON.stringify(prepareAtomic(binding, events, batch, 'cid').answer(given).body));
+    }
   });
 });

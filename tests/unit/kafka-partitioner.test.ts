@@ -59,5 +59,8 @@ describe('record placement', () => {
       { topic: 'u', partition: 0, offset: 0n },
     ]);
     expect(recordOffsets(records, placement, [])[0]!.offset).toBe(-1n);
+    // Topics interleaved: each partition of each topic counts its own ranks.
+    const mixed = [rec('t', null, 0), rec('u', null, 0), rec('t', null, 0), rec('u', null, 1), rec('u', null, 0)];
+    expect([...new Placer().place(mixed, () => 2).ranks]).toEqual([0, 0, 1, 0, 1]);
   });
 });

@@ -73,6 +73,11 @@ describe('produce routing: each record to the leader of its own partition', () =
       [3, [4]],
     ]);
     expect(splitByLeader([], () => 1)).toEqual([]);
+    // One leader (unknown ones aside): one part, the records as given.
+    const one = [0, 2, 3, 0].map((p) => message('t', p));
+    const [only, ...more] = splitByLeader(one, (_t, p) => leaders.get(p));
+    expect(more).toEqual([]);
+    expect(only).toEqual({ leader: undefined, messages: one });
   });
 
   it("a group the client retries on its first record's leader succeeds when its partitions moved apart", async () => {

@@ -20,7 +20,7 @@ export interface RulesCell {
   eventsPerRequest: number;
   withRules: { eventsPerSec: number; cpuUsPerEvent: number | null; non2xx: number };
   withoutRules: { eventsPerSec: number; cpuUsPerEvent: number | null };
-  /** Median of each round's with / without. */
+  /** Median of each round's with / without (rounds where both sides accepted events). */
   ratio: number | null;
   cpuRatio: number | null;
   rounds: { withRules: number[]; withoutRules: number[] };
@@ -109,7 +109,8 @@ export async function runRulesBench(options: RulesBenchOptions): Promise<RulesFi
         runs.withRules.flatMap((w, i) => {
           const a = pick(w);
           const b = pick(runs.withoutRules[i]!);
-          return a !== undefined && b !== undefined && b > 0 ? [a / b] : [];
+          // A round where either side accepted nothing (timeouts on a starved machine) measured no ratio.
+          return a !== undefined && b !== undefined && a > 0 && b > 0 ? [a / b] : [];
         });
       const ratios = perRound((f) => f.eventsPerSec);
       const cpuRatios = perRound((f) => f.cpuUsPerEvent?.process);

@@ -1,6 +1,6 @@
 import type { AnyCodec } from '../core/formats/index.ts';
 import type { CelProgram } from './cel.ts';
-import { fieldShape, pruneShape, walkFields, type FieldInfo, type Shape } from './fields.ts';
+import { compileWalk, fieldShape, pruneShape, type FieldInfo, type FieldVisitor, type Shape } from './fields.ts';
 import type { JsonataProgram } from './jsonata.ts';
 import { DLQ_TOPIC_PARAM, type Metadata, type Rule, type RuleSet, type RunMode } from './types.ts';
 import { compileExpression, normalizeRuleSet, validateRuleSet } from './validate.ts';
@@ -112,27 +112,24 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
         if (list === undefined) tagLists.set(field, (list = [...field.tags]));
         return list;
       };
+      const visitor: FieldVisitor = (visit) => {
+        const bindings = { value: visit.value, fullName: visit.field.fullName, name: visit.field.name, typeName: visit.type, tags: tagsOf(visit.field), message: visit.container };
+        let result: unknown;
+        try {
+          if (!program.guardPasses(bindings)) return visit.value;
+          result = program.evaluate(bindings);
+        } catch (error) {
+          throw new RuleFailed((error as Error).message, visit.path);
+        }
+        if (condition && result === false) throw new RuleFailed(conditionFailed(rule), visit.path);
+        return condition ? visit.value : result;
+      };
+      const walk = selected === undefined ? undefined : compileWalk(selected);
       return {
         ...base,
         apply(message) {
-          if (selected === undefined) return condition ? true : message;
-          const out = walkFields(
-            selected,
-            message,
-            (visit) => {
-              const bindings = { value: visit.value, fullName: visit.field.fullName, name: visit.field.name, typeName: visit.type, tags: tagsOf(visit.field), message: visit.container };
-              let result: unknown;
-              try {
-                if (!program.guardPasses(bindings)) return visit.value;
-                result = program.evaluate(bindings);
-              } catch (error) {
-                throw new RuleFailed((error as Error).message, visit.path);
-              }
-              if (condition && result === false) throw new RuleFailed(conditionFailed(rule), visit.path);
-              return condition ? visit.value : result;
-            },
-            !condition,
-          );
+          if (walk === undefined) return condition ? true : message;
+          const out = walk(message, visitor, !condition);
           return condition ? true : out;
         },
       };

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { BareProducerFigures } from './bare-harness.ts';
 import type { E2eFigures } from './e2e-latency.ts';
 import type { IdempotencyFigures, ReadPathFigures } from './http-extras.ts';
+import type { RulesFigures } from './rules.ts';
 import type { HttpFigures } from './ingress.ts';
 import type { JavaProducerFigures } from './java-producer.ts';
 import type { SerializationFigures } from './serialization.ts';
@@ -85,6 +86,9 @@ export interface Ratios {
   ingressVsBeforeBatch?: number | null;
   ingressCpuVsBefore?: number | null;
   ingressCpuVsBeforeBatch?: number | null;
+  /** The ingress with three WRITE rules / without (bench/rules.ts), median of alternated rounds: single events and batches of 100 at 128 connections (goal >= 0.9). */
+  ingressRulesVsNone?: number | null;
+  ingressRulesVsNoneBatch?: number | null;
 }
 
 export interface Goal {
@@ -115,6 +119,8 @@ export interface BenchResults {
   readPath?: ReadPathFigures | null;
   /** One row per codec; absent in results from before the compression stage. */
   compression?: CompressionRow[] | null;
+  /** Absent in results from before the rules stage. */
+  rules?: RulesFigures | null;
   /** `--full` only: ingress and exactly-once worker on three brokers, RF 3 beside RF 1 (bench/replicated.ts). */
   replicated?: ReplicatedFigures;
   notes: string[];
@@ -154,6 +160,8 @@ export function computeRatios(results: Omit<BenchResults, 'ratios' | 'goals'>): 
     ingressVsBeforeBatch: ratio(sluice(128, 100), cellOf(results, 'before', 128, 100)?.eventsPerSec),
     ingressCpuVsBefore: ratio(cellOf(results, 'sluice', 128, 1)?.cpuUsPerEvent?.process, cellOf(results, 'before', 128, 1)?.cpuUsPerEvent?.process),
     ingressCpuVsBeforeBatch: ratio(cellOf(results, 'sluice', 128, 100)?.cpuUsPerEvent?.process, cellOf(results, 'before', 128, 100)?.cpuUsPerEvent?.process),
+    ingressRulesVsNone: results.rules?.cells.find((c) => c.eventsPerRequest === 1)?.ratio ?? null,
+    ingressRulesVsNoneBatch: results.rules?.cells.find((c) => c.eventsPerRequest === 100)?.ratio ?? null,
   };
 }
 
@@ -186,6 +194,8 @@ export function computeGoals(results: Omit<BenchResults, 'goals'>): Goal[] {
     goal('end-to-end p99 at 100 events/s (ms)', '< 50', results.e2e.low?.latencyMs.p99 ?? null, (v) => v < 50),
     // "No worse" than at 5213e6e, where it was 0.80x.
     goal('ingress with Idempotency-Key vs without, 128 connections', '>= 0.8x', r.ingressIdempotentVsPlain, (v) => v >= 0.8),
+    goal('ingress with three rules vs without, single events, 128 connections', '>= 0.9x', r.ingressRulesVsNone ?? null, (v) => v >= 0.9),
+    goal('ingress with three rules vs without, batches of 100, 128 connections', '>= 0.9x', r.ingressRulesVsNoneBatch ?? null, (v) => v >= 0.9),
   ];
 }
 
@@ -214,6 +224,8 @@ export function readmeTable(results: BenchResults): string {
     `| Avro encode / JSON.stringify | ${fmt(r.avroVsJsonEncode, 2)}× | |`,
     `| Avro decode / JSON.parse | ${fmt(r.avroVsJsonDecode, 2)}× | |`,
     `| Ingress with / without Idempotency-Key (single events, 128 connections) | ${fmt(r.ingressIdempotentVsPlain, 2)}× | ≥ 0.8× |`,
+    `| Ingress with three rules / without (single events, 128 connections) | ${fmt(r.ingressRulesVsNone, 2)}× | ≥ 0.9× |`,
+    `| Ingress with three rules / without (batches of 100, 128 connections) | ${fmt(r.ingressRulesVsNoneBatch, 2)}× | ≥ 0.9× |`,
     `| HTTP read path / \`sluice tail\` (events/s) | ${fmt(r.readPathVsTail, 2)}× | |`,
     `| \`sluice tail\` / kcat (events/s) | ${fmt(r.tailVsKcat, 2)}× | ≥ 0.3× |`,
     `| HTTP read path / kcat (events/s) | ${fmt(r.readPathVsKcat, 2)}× | ≥ 0.3× |`,
@@ -252,6 +264,11 @@ export function readmeTable(results: BenchResults): string {
       return `| Worker exactly-once, ${n} input partitions | ${fmt(row?.exactlyOnceEventsPerSec)} events/s, ${fmt(row?.connections)} broker connections |`;
     }),
     `| Single events with / without Idempotency-Key, 128 connections | ${fmt(results.idempotency?.keyedEventsPerSec)} / ${fmt(results.idempotency?.plainEventsPerSec)} events/s |`,
+    `| Rule evaluation, three rules (two CEL, one CEL_FIELD): CPU per event | ${fmt(results.rules?.evaluationUsPerEvent.total, 2)} µs |`,
+    ...(results.rules?.cells ?? []).map(
+      (c) =>
+        `| Ingress with / without three rules, ${c.eventsPerRequest === 1 ? 'single events' : `batches of ${c.eventsPerRequest}`}, 128 connections: events/s (CPU µs per event, own process) | ${fmt(c.withRules.eventsPerSec)} / ${fmt(c.withoutRules.eventsPerSec)} (${fmt(c.withRules.cpuUsPerEvent)} / ${fmt(c.withoutRules.cpuUsPerEvent)}) |`,
+    ),
     `| CPU per event with / without Idempotency-Key: ingress, whole machine | ${fmt(results.idempotency?.cpuUsPerEvent?.keyedIngress)} / ${fmt(results.idempotency?.cpuUsPerEvent?.plainIngress)} µs, ${fmt(results.idempotency?.cpuUsPerEvent?.keyedMachine)} / ${fmt(results.idempotency?.cpuUsPerEvent?.plainMachine)} µs |`,
     `| HTTP read path / \`sluice tail\` / kcat (${fmt(results.readPath?.records)} records, median of ${fmt(results.readPath?.rounds ?? 1)} alternated rounds) | ${fmt(results.readPath?.readPathEventsPerSec)} / ${fmt(results.readPath?.tailEventsPerSec)} / ${fmt(results.readPath?.kcatEventsPerSec)} events/s |`,
     `| CPU per record, whole machine: read path / \`sluice tail\` / kcat (read path's own process) | ${fmt(results.readPath?.cpuUsPerRecord?.readPathMachine)} / ${fmt(results.readPath?.cpuUsPerRecord?.tailMachine)} / ${fmt(results.readPath?.cpuUsPerRecord?.kcatMachine)} µs (${fmt(results.readPath?.cpuUsPerRecord?.readPathIngress)} µs) |`,

@@ -17,6 +17,7 @@ import { runWorkerBench, runWorkerScaleBench, type WorkerBenchOptions, type Work
 import { computeGoals, computeRatios, medianCpu, writeResults, type BenchResults, type CompressionRow, type HttpContender, type IngressCell } from './report.ts';
 import { measureSerialization, type SerializationFigures } from './serialization.ts';
 import { runReplicated, type ReplicatedFigures } from './replicated.ts';
+import { runRulesBench, type RulesFigures } from './rules.ts';
 
 /**
  * `npm run bench`: every contender on the same broker, schema and event bodies,
@@ -29,7 +30,7 @@ import { runReplicated, type ReplicatedFigures } from './replicated.ts';
  *   npm run bench -- --against-running Sluice at 127.0.0.1:8080 (npm start) vs the naive service at 64 connections
  *   npm run bench -- --before=<rev>      the ingress of <rev> (default 5213e6e, or SLUICE_BENCH_BEFORE) as a third contender,
  *                                      from a git worktree under data/; --before=none skips it
- *   npm run bench -- --only=ingress,e2e  some stages (ingress, ceilings, worker, e2e, serialization); --no-readme leaves README.md alone
+ *   npm run bench -- --only=ingress,e2e  some stages (ingress, rules, ceilings, worker, e2e, serialization); --no-readme leaves README.md alone
  *
  * With KAFKA_BROKERS unset it starts its own broker on 29092/29093 (data in
  * data/bench-kafka, wiped each run) and stops it at the end.
@@ -272,7 +273,7 @@ function machineFacts(config: SluiceConfig, broker: Broker): Record<string, unkn
   };
 }
 
-const STAGES = ['ingress', 'compression', 'idempotency', 'read', 'ceilings', 'worker', 'e2e', 'serialization', 'replicated'] as const;
+const STAGES = ['ingress', 'rules', 'compression', 'idempotency', 'read', 'ceilings', 'worker', 'e2e', 'serialization', 'replicated'] as const;
 type Stage = (typeof STAGES)[number];
 
 function stagesOf(args: string[]): Set<Stage> {
@@ -360,6 +361,12 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       await Promise.all([sluice.stop(), naive.stop(), before?.stop()]);
     }
 
+    let rules: RulesFigures | null = null;
+    if (stages.has('rules')) {
+      log.info('rules: the ingress with three WRITE rules vs without, single events and batches of 100 at 128 connections');
+      rules = await runRulesBench({ base, pool, schemaText: schema.text, durationS: mode.httpDurationS, rounds: mode.rounds, log });
+    }
+
     let compression: CompressionRow[] | null = null;
     if (stages.has('compression')) {
       log.info('compression: the ingress under each codec, batches of 100 and single events at 128 connections');
@@ -444,6 +451,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       idempotency,
       readPath,
       compression,
+      rules,
       ...(replicated ? { replicated } : {}),
       notes,
     };

@@ -1,6 +1,6 @@
 import type { AnyCodec } from '../core/formats/index.ts';
 import type { CelProgram } from './cel.ts';
-import { fieldShape, pruneShape, walkFields, type Shape } from './fields.ts';
+import { compileWalk, fieldShape, pruneShape, type FieldInfo, type FieldVisitor, type Shape } from './fields.ts';
 import type { JsonataProgram } from './jsonata.ts';
 import { DLQ_TOPIC_PARAM, type Metadata, type Rule, type RuleSet, type RunMode } from './types.ts';
 import { compileExpression, normalizeRuleSet, validateRuleSet } from './validate.ts';
@@ -105,27 +105,31 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
       const tags = new Set(rule.tags ?? []);
       const selected = pruneShape(shape(), (field) => tags.size === 0 || [...field.tags].some((t) => tags.has(t)));
       const condition = rule.kind === 'CONDITION';
+      // The `tags` binding of each field, made once per field rather than once per visit.
+      const tagLists = new WeakMap<FieldInfo, string[]>();
+      const tagsOf = (field: FieldInfo): string[] => {
+        let list = tagLists.get(field);
+        if (list === undefined) tagLists.set(field, (list = [...field.tags]));
+        return list;
+      };
+      const visitor: FieldVisitor = (visit) => {
+        const bindings = { value: visit.value, fullName: visit.field.fullName, name: visit.field.name, typeName: visit.type, tags: tagsOf(visit.field), message: visit.container };
+        let result: unknown;
+        try {
+          if (!program.guardPasses(bindings)) return visit.value;
+          result = program.evaluate(bindings);
+        } catch (error) {
+          throw new RuleFailed((error as Error).message, visit.path);
+        }
+        if (condition && result === false) throw new RuleFailed(conditionFailed(rule), visit.path);
+        return condition ? visit.value : result;
+      };
+      const walk = selected === undefined ? undefined : compileWalk(selected);
       return {
         ...base,
         apply(message) {
-          if (selected === undefined) return condition ? true : message;
-          const out = walkFields(
-            selected,
-            message,
-            (visit) => {
-              const bindings = { value: visit.value, fullName: visit.field.fullName, name: visit.field.name, typeName: visit.type, tags: [...visit.field.tags], message: visit.container };
-              let result: unknown;
-              try {
-                if (!program.guardPasses(bindings)) return visit.value;
-                result = program.evaluate(bindings);
-              } catch (error) {
-                throw new RuleFailed((error as Error).message, visit.path);
-              }
-              if (condition && result === false) throw new RuleFailed(conditionFailed(rule), visit.path);
-              return condition ? visit.value : result;
-            },
-            !condition,
-          );
+          if (walk === undefined) return condition ? true : message;
+          const out = walk(message, visitor, !condition);
           return condition ? true : out;
         },
       };
@@ -196,6 +200,8 @@ export class CompiledContract {
   readonly ruleSet: RuleSet | undefined;
   readonly #domain: CompiledRule[];
   readonly #migration: CompiledRule[];
+  /** The rules of each run mode, picked once: the choice depends on the version only, not on the event. */
+  readonly #byMode = new Map<RunMode, CompiledRule[]>();
 
   constructor(target: ContractVersion) {
     const problems = validateRuleSet(target.ruleSet, target.metadata);
@@ -221,6 +227,12 @@ export class CompiledContract {
   }
 
   #rulesFor(mode: RunMode): CompiledRule[] {
+    let rules = this.#byMode.get(mode);
+    if (rules === undefined) this.#byMode.set(mode, (rules = this.#pick(mode)));
+    return rules;
+  }
+
+  #pick(mode: RunMode): CompiledRule[] {
     const list = mode === 'UPGRADE' || mode === 'DOWNGRADE' ? this.#migration : this.#domain;
     const forward = mode === 'WRITE' || mode === 'UPGRADE';
     const picked = list.filter((r) => r.rule.disabled !== true && appliesTo(r.rule, mode) && !(forward ? r.shadowedForward : r.shadowedBackward));

@@ -59,56 +59,129 @@ const childPath = (path: string, name: string): string => (path === '' ? name : 
 
 /** Walks `value` along `shape`, calling `visit` on each primitive leaf inside a field; replaces values when `write`. */
 export function walkFields(shape: Shape, value: unknown, visit: FieldVisitor, write: boolean): unknown {
-  const go = (s: Shape, v: unknown, field: FieldInfo | undefined, container: unknown, path: string): unknown => {
-    if (v === null || v === undefined) return v;
-    switch (s.kind) {
-      case 'record': {
-        if (!isObject(v)) return v;
-        for (const f of s.fields) {
-          const current = v[f.info.name];
-          if (current === null || current === undefined) continue;
-          const next = go(f.shape, current, f.info, v, childPath(path, f.info.name));
-          if (write) v[f.info.name] = next;
-        }
-        return v;
+  return walkAt(shape, value, undefined, undefined, '', visit, write);
+}
+
+function walkAt(s: Shape, v: unknown, field: FieldInfo | undefined, container: unknown, path: string, visit: FieldVisitor, write: boolean): unknown {
+  if (v === null || v === undefined) return v;
+  switch (s.kind) {
+    case 'record': {
+      if (!isObject(v)) return v;
+      for (const f of s.fields) {
+        const current = v[f.info.name];
+        if (current === null || current === undefined) continue;
+        const next = walkAt(f.shape, current, f.info, v, childPath(path, f.info.name), visit, write);
+        if (write) v[f.info.name] = next;
       }
-      case 'array':
-        if (!Array.isArray(v)) return v;
-        for (let i = 0; i < v.length; i++) {
-          const next = go(s.items, v[i], field, container, `${path}[${i}]`);
-          if (write) v[i] = next;
-        }
-        return v;
-      case 'map':
-        if (!isObject(v)) return v;
-        for (const key of Object.keys(v)) {
-          const next = go(s.values, v[key], field, container, childPath(path, key));
-          if (write) v[key] = next;
-        }
-        return v;
-      case 'union':
-        for (const branch of s.branches) {
-          if (branch.key !== undefined) {
-            // An Avro wrapped union: {"string": "..."}.
-            if (!isObject(v) || !(branch.key in v)) continue;
-            const next = go(branch.shape, v[branch.key], field, container, path);
-            if (write) v[branch.key] = next;
-            return v;
-          }
-          if (branch.accepts(v)) return go(branch.shape, v, field, container, path);
-        }
-        return v;
-      case 'all': {
-        let out: unknown = v;
-        for (const part of s.parts) out = go(part, out, field, container, path);
-        return out;
-      }
-      case 'leaf':
-        if (field === undefined || !PRIMITIVE.has(s.type)) return v;
-        return visit({ field, type: s.type, value: v, container, path });
+      return v;
     }
+    case 'array':
+      if (!Array.isArray(v)) return v;
+      for (let i = 0; i < v.length; i++) {
+        const next = walkAt(s.items, v[i], field, container, `${path}[${i}]`, visit, write);
+        if (write) v[i] = next;
+      }
+      return v;
+    case 'map':
+      if (!isObject(v)) return v;
+      for (const key of Object.keys(v)) {
+        const next = walkAt(s.values, v[key], field, container, childPath(path, key), visit, write);
+        if (write) v[key] = next;
+      }
+      return v;
+    case 'union':
+      for (const branch of s.branches) {
+        if (branch.key !== undefined) {
+          // An Avro wrapped union: {"string": "..."}.
+          if (!isObject(v) || !(branch.key in v)) continue;
+          const next = walkAt(branch.shape, v[branch.key], field, container, path, visit, write);
+          if (write) v[branch.key] = next;
+          return v;
+        }
+        if (branch.accepts(v)) return walkAt(branch.shape, v, field, container, path, visit, write);
+      }
+      return v;
+    case 'all': {
+      let out: unknown = v;
+      for (const part of s.parts) out = walkAt(part, out, field, container, path, visit, write);
+      return out;
+    }
+    case 'leaf':
+      if (field === undefined || !PRIMITIVE.has(s.type)) return v;
+      return visit({ field, type: s.type, value: v, container, path });
+  }
+}
+
+/** Walks a value along one shape: `walkFields` with the shape fixed. */
+export type FieldWalk = (value: unknown, visit: FieldVisitor, write: boolean) => unknown;
+
+/** One field a flat walk reaches through records only: the names leading to its record, and what it holds. */
+interface FieldAccessor {
+  readonly parents: readonly string[];
+  readonly info: FieldInfo;
+  readonly shape: Shape;
+  readonly path: string;
+}
+
+/** Past this many fields, a flat list saves nothing over the tree walk. */
+const MAX_ACCESSORS = 256;
+
+/** The fields of `shape` reached through records alone (a single-part `all` is its part), in walk order; undefined when an array, map, union or cycle stands between. */
+function flatten(shape: Shape): FieldAccessor[] | undefined {
+  const out: FieldAccessor[] = [];
+  const onPath = new Set<Shape>();
+  const unwrap = (s: Shape): Shape => (s.kind === 'all' && s.parts.length === 1 ? unwrap(s.parts[0]!) : s);
+  const visit = (s: Shape, parents: string[], path: string): boolean => {
+    const record = unwrap(s);
+    if (record.kind !== 'record' || onPath.has(record)) return false;
+    onPath.add(record);
+    for (const f of record.fields) {
+      const inner = unwrap(f.shape);
+      const fieldPath = childPath(path, f.info.name);
+      if (inner.kind === 'record') {
+        if (!visit(inner, [...parents, f.info.name], fieldPath)) return false;
+      } else {
+        // A leaf or what leads to one (a nullable union, a list): the tree walk takes it from here, from its record.
+        out.push({ parents, info: f.info, shape: f.shape, path: fieldPath });
+        if (out.length > MAX_ACCESSORS) return false;
+      }
+    }
+    onPath.delete(record);
+    return true;
   };
-  return go(shape, value, undefined, undefined, '');
+  return visit(shape, [], '') ? out : undefined;
+}
+
+/**
+ * `walkFields` over `shape`, prepared once per rule: when the selected fields
+ * sit in nested records (the usual case: a few tagged fields), a flat list of
+ * accessors (the record names leading to each field, its path precomputed),
+ * else the tree walk. Same visits, in the same order, with the same writes.
+ */
+export function compileWalk(shape: Shape): FieldWalk {
+  const accessors = flatten(shape);
+  if (accessors === undefined) return (value, visit, write) => walkFields(shape, value, visit, write);
+  return (value, visit, write) => {
+    if (!isObject(value)) return value;
+    for (const a of accessors) {
+      let record: Record<string, unknown> = value;
+      let reached = true;
+      for (const name of a.parents) {
+        const next = record[name];
+        if (!isObject(next)) {
+          reached = false;
+          break;
+        }
+        record = next;
+      }
+      if (!reached) continue;
+      const current = record[a.info.name];
+      if (current === null || current === undefined) continue;
+      const next = walkAt(a.shape, current, a.info, record, a.path, visit, write);
+      if (write) record[a.info.name] = next;
+    }
+    return value;
+  };
 }
 
 /**

@@ -86,7 +86,36 @@ describe('bench report', () => {
       ['>= 0.9x', null, null],
       ['< 50', 40, true],
       ['>= 0.8x', null, null],
+      ['>= 0.9x', null, null],
+      ['>= 0.9x', null, null],
     ]);
+  });
+
+  it('reports the ingress with three rules against without: the ratios, their goals and the rule evaluation time', () => {
+    const base = fixture();
+    const side = (eventsPerSec: number, cpuUsPerEvent: number) => ({ eventsPerSec, cpuUsPerEvent });
+    const rules = {
+      connections: 128,
+      durationS: 4,
+      rules: ['a (CEL): true'],
+      evaluationUsPerEvent: { total: 0.8, perRule: { a: 0.3 } },
+      cells: [
+        { eventsPerRequest: 1, withRules: { ...side(7_000, 80), non2xx: 0 }, withoutRules: side(7_500, 75), ratio: 0.93, cpuRatio: 1.07, rounds: { withRules: [7_000], withoutRules: [7_500] } },
+        { eventsPerRequest: 100, withRules: { ...side(60_000, 14), non2xx: 0 }, withoutRules: side(75_000, 12), ratio: 0.8, cpuRatio: 1.17, rounds: { withRules: [60_000], withoutRules: [75_000] } },
+      ],
+    };
+    const partial = { ...base, rules };
+    const results = { ...partial, ratios: computeRatios(partial), goals: [] as BenchResults['goals'] };
+    expect([results.ratios.ingressRulesVsNone, results.ratios.ingressRulesVsNoneBatch]).toEqual([0.93, 0.8]);
+    expect(
+      computeGoals(results)
+        .slice(-2)
+        .map((g) => g.met),
+    ).toEqual([true, false]);
+    const table = readmeTable(results);
+    expect(table).toContain('| Ingress with three rules / without (batches of 100, 128 connections) | 0.80× | ≥ 0.9× |');
+    expect(table).toContain('| Rule evaluation, three rules (two CEL, one CEL_FIELD): CPU per event | 0.80 µs |');
+    expect(table).toContain('| Ingress with / without three rules, batches of 100, 128 connections: events/s (CPU µs per event, own process) | 60,000 / 75,000 (14 / 12) |');
   });
 
   it('takes the single-event CPU goal from the idempotency stage when the matrix has no CPU figure, and medians CPU over rounds', () => {

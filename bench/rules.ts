@@ -1,0 +1,130 @@
+import type { Logger } from '../core/logger.ts';
+import { createCodec } from '../core/formats/index.ts';
+import { RegistryClient } from '../core/registry-client.ts';
+import { benchTopology, cpuSeconds, cpuUsPerEvent, median, round, spawnBench, withAdmin, type BenchEnv, type Child, type EventPool } from './common.ts';
+import { loadHttp, type HttpFigures } from './ingress.ts';
+import { BENCH_RULES, RULES_METADATA, ruleEvaluationUs } from './rules-profile.ts';
+
+/**
+ * Issue 21's bench row: the ingress with three WRITE rules on its subject (two
+ * CEL conditions on the message, one CEL_FIELD condition over the PII-tagged
+ * fields; bench/rules-profile.ts) against the ingress without rules, each on
+ * its own topic and subject, same bodies, single events and batches of 100 at
+ * 128 connections, the two alternated within each round. The ratio is the
+ * median of the rounds' ratios (goal >= 0.9); CPU µs per event is the ingress
+ * process's own. Rule evaluation µs per event is CompiledContract.run on the
+ * pool's events in this process.
+ */
+
+export interface RulesCell {
+  eventsPerRequest: number;
+  withRules: { eventsPerSec: number; cpuUsPerEvent: number | null; non2xx: number };
+  withoutRules: { eventsPerSec: number; cpuUsPerEvent: number | null };
+  /** Median of each round's with / without (rounds where both sides accepted events). */
+  ratio: number | null;
+  cpuRatio: number | null;
+  rounds: { withRules: number[]; withoutRules: number[] };
+}
+
+export interface RulesFigures {
+  connections: number;
+  durationS: number;
+  rules: string[];
+  cells: RulesCell[];
+  /** CPU µs per event of CompiledContract.run('WRITE'): the three rules, and each alone. */
+  evaluationUsPerEvent: { total: number; perRule: Record<string, number> };
+}
+
+export interface RulesBenchOptions {
+  base: { brokers: string[]; registryUrl: string; runId: string };
+  pool: EventPool;
+  schemaText: string;
+  durationS: number;
+  rounds: number;
+  log: Logger;
+}
+
+const CONNECTIONS = 128;
+
+async function ingressFor(options: RulesBenchOptions, stage: string, withRules: boolean): Promise<{ child: Child; url: string }> {
+  const prefix = `bench.${options.base.runId}.${stage}`;
+  const env: BenchEnv = { ...options.base, inputTopic: `${prefix}.orders.placed`, outputTopic: `${prefix}.orders.scored`, deadLetterTopic: `${prefix}.orders.placed.dlq`, partitions: 6 };
+  await withAdmin(env.brokers, (admin) => admin.createTopics([env.inputTopic, env.outputTopic, env.deadLetterTopic].map((name) => ({ name, partitions: env.partitions, replicationFactor: 1 }))));
+  const subject = benchTopology(env).topics.find((t) => t.name === env.inputTopic)!.valueSchema!.subject;
+  await new RegistryClient(options.base.registryUrl).request('POST', `/subjects/${encodeURIComponent(subject)}/versions`, {
+    schema: options.schemaText,
+    ...(withRules ? { metadata: RULES_METADATA, ruleSet: { domainRules: BENCH_RULES } } : {}),
+  });
+  const child = spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(env) });
+  const ready = await child.ready;
+  return { child, url: `${String(ready.url)}/v1/orders` };
+}
+
+/** The rules must be what the ingress enforces: an event breaking the first one is refused, naming it. */
+async function checkEnforced(url: string, pool: EventPool): Promise<void> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...pool.orders[0]!, amount: 0 }) });
+  const body = await response.text();
+  if (response.status !== 422 || !body.includes(BENCH_RULES[0]!.name)) throw new Error(`the rules ingress does not enforce its rules: ${response.status} ${body}`);
+}
+
+async function timed(url: string, pid: number | undefined, pool: EventPool, eventsPerRequest: number, durationS: number): Promise<HttpFigures> {
+  const before = cpuSeconds(pid);
+  const figures = await loadHttp({ url, connections: CONNECTIONS, durationS, bodies: eventsPerRequest === 1 ? pool.singleBodies : pool.batchBodies, eventsPerRequest });
+  const cpu = cpuUsPerEvent(before, cpuSeconds(pid), figures.eventsPerSec * durationS);
+  return cpu ? { ...figures, cpuUsPerEvent: cpu } : figures;
+}
+
+export async function runRulesBench(options: RulesBenchOptions): Promise<RulesFigures> {
+  const { pool, log } = options;
+  const codec = createCodec({ schemaType: 'AVRO', schema: options.schemaText, references: [] });
+  const evaluationUsPerEvent = ruleEvaluationUs(codec, pool.orders);
+  log.info({ evaluationUsPerEvent }, 'rules: CompiledContract.run, CPU µs per event');
+  const withRules = await ingressFor(options, 'rules-with', true);
+  const without = await ingressFor(options, 'rules-without', false);
+  try {
+    await checkEnforced(withRules.url, pool);
+    for (const side of [withRules, without]) {
+      await loadHttp({ url: side.url, connections: 16, durationS: 2, bodies: pool.batchBodies, eventsPerRequest: 100 });
+      await loadHttp({ url: side.url, connections: 16, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
+    }
+    const cells: RulesCell[] = [];
+    for (const eventsPerRequest of [1, 100]) {
+      const runs = { withRules: [] as HttpFigures[], withoutRules: [] as HttpFigures[] };
+      for (let r = 0; r < options.rounds; r++) {
+        // Alternated: neither side always runs first.
+        const order = r % 2 === 0 ? (['withRules', 'withoutRules'] as const) : (['withoutRules', 'withRules'] as const);
+        for (const side of order) {
+          const target = side === 'withRules' ? withRules : without;
+          const figures = await timed(target.url, target.child.process.pid, pool, eventsPerRequest, options.durationS);
+          runs[side].push(figures);
+          log.info({ side, eventsPerRequest, eventsPerSec: figures.eventsPerSec, cpuUsPerEvent: figures.cpuUsPerEvent?.process, non2xx: figures.non2xx }, 'rules run');
+        }
+      }
+      const eps = (side: HttpFigures[]) => median(side.map((f) => f.eventsPerSec));
+      const cpu = (side: HttpFigures[]) => {
+        const measured = side.flatMap((f) => (f.cpuUsPerEvent ? [f.cpuUsPerEvent.process] : []));
+        return measured.length > 0 ? median(measured) : null;
+      };
+      const perRound = (pick: (f: HttpFigures) => number | undefined) =>
+        runs.withRules.flatMap((w, i) => {
+          const a = pick(w);
+          const b = pick(runs.withoutRules[i]!);
+          // A round where either side accepted nothing (timeouts on a starved machine) measured no ratio.
+          return a !== undefined && b !== undefined && a > 0 && b > 0 ? [a / b] : [];
+        });
+      const ratios = perRound((f) => f.eventsPerSec);
+      const cpuRatios = perRound((f) => f.cpuUsPerEvent?.process);
+      cells.push({
+        eventsPerRequest,
+        withRules: { eventsPerSec: eps(runs.withRules), cpuUsPerEvent: cpu(runs.withRules), non2xx: runs.withRules.reduce((s, f) => s + f.non2xx, 0) },
+        withoutRules: { eventsPerSec: eps(runs.withoutRules), cpuUsPerEvent: cpu(runs.withoutRules) },
+        ratio: ratios.length > 0 ? round(median(ratios)) : null,
+        cpuRatio: cpuRatios.length > 0 ? round(median(cpuRatios)) : null,
+        rounds: { withRules: runs.withRules.map((f) => f.eventsPerSec), withoutRules: runs.withoutRules.map((f) => f.eventsPerSec) },
+      });
+    }
+    return { connections: CONNECTIONS, durationS: options.durationS, rules: BENCH_RULES.map((r) => `${r.name} (${r.type}): ${r.expr}`), cells, evaluationUsPerEvent };
+  } finally {
+    await Promise.all([withRules.child.stop(), without.child.stop()]);
+  }
+}

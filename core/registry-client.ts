@@ -1,7 +1,7 @@
 import type { Schema } from 'avsc';
 import { createResolvingDecoder, type AvroTypes, type Decoder } from './formats/avro-types.ts';
 import { RegistryError, RegistryUnavailableError, registryStatus } from './errors.ts';
-import { createCodec, isSchemaType, type AnyCodec, type ResolvedReference, type ResolvedSchema, type SchemaReference, type SchemaType } from './formats/index.ts';
+import { isSchemaType, loadCodec, type AnyCodec, type ResolvedReference, type ResolvedSchema, type SchemaReference, type SchemaType } from './formats/index.ts';
 
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
 
@@ -156,7 +156,7 @@ export class RegistryClient {
 
   /** The codec of schema `id`, whatever its format, built once. */
   codecById(id: number): Promise<AnyCodec> {
-    return this.#once(this.#codecs, id, async () => createCodec(await this.resolvedById(id)));
+    return this.#once(this.#codecs, id, async () => loadCodec(await this.resolvedById(id)));
   }
 
   /** The Avro types of schema `id`; a schema of another format is refused. */

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import type { Type } from 'avsc';
 import { normalizeRuleSet, validateMetadata, validateRuleSet, type Metadata, type RuleSet } from '../rules/index.ts';
-import { jsonSchemaCodec, type JsonSchemaCodec } from '../core/formats/json-schema.ts';
+import { jsonSchemaDocument, jsonValidatorCode, type JsonSchemaDocument } from '../core/formats/json-schema.ts';
+import { JsonSchemaCompileError, jsonSchemaCompiler } from '../core/formats/json-schema-compiler.ts';
 import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
 import { descriptorToProto, isSerializedDescriptor } from '../core/formats/proto-descriptor.ts';
-import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
+import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type ResolvedSchema, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
 import { RegistryError } from '../core/errors.ts';
 import { JsonTooDeepError, jsonBeyondBounds, parseJsonText, requireJsonDepth } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
@@ -17,7 +19,7 @@ import { normalizeSchema, type RegistryState } from './state.ts';
  * the format's compatibility rules.
  */
 
-export type ParsedSchema = { schemaType: 'AVRO'; type: Type } | { schemaType: 'JSON'; codec: JsonSchemaCodec } | { schemaType: 'PROTOBUF'; file: ProtoFile };
+export type ParsedSchema = { schemaType: 'AVRO'; type: Type } | { schemaType: 'JSON'; codec: JsonSchemaDocument } | { schemaType: 'PROTOBUF'; file: ProtoFile };
 
 export interface SchemaRequest {
   /** The schema text as stored: compact JSON for Avro and JSON Schema (key order kept), the text itself for Protobuf. */
@@ -96,8 +98,48 @@ export function resolveReferences(state: RegistryState, references: readonly Sch
   return out;
 }
 
-/** Parses schema text of any type; a schema or reference that does not parse is refused (42201). */
-export function parseSchema(schemaType: SchemaType, schema: string, resolved: readonly ResolvedReference[]): ParsedSchema {
+/**
+ * What ajv said of JSON Schemas the registry was sent (undefined: it compiles; else its refusal), by a hash of
+ * the text and its references' texts. The registry needs no validator, only to know that ajv accepts the schema,
+ * and ajv takes up to seconds to tell: `compileOffLoop` asks the compiler's worker before a request is planned,
+ * so the plan (synchronous, and re-run after a conflict) finds the answer here and holds the event loop for none of it.
+ */
+const verdicts = new Map<string, string | undefined>();
+const VERDICT_LIMIT = 1000;
+
+const verdictKey = (resolved: ResolvedSchema): string =>
+  createHash('sha256')
+    .update(JSON.stringify([resolved.schema, resolved.references]))
+    .digest('base64');
+
+function remember(key: string, verdict: string | undefined): void {
+  if (verdicts.size >= VERDICT_LIMIT) verdicts.delete(verdicts.keys().next().value!);
+  verdicts.set(key, verdict);
+}
+
+/** Throws ajv's refusal of a JSON Schema; compiles here only when `compileOffLoop` did not see it first (a unit test, the command line). */
+function requireCompiles(resolved: ResolvedSchema): void {
+  const key = verdictKey(resolved);
+  if (!verdicts.has(key)) {
+    try {
+      jsonValidatorCode(resolved);
+      remember(key, undefined);
+    } catch (error) {
+      remember(key, (error as Error).message);
+    }
+  }
+  const refusal = verdicts.get(key);
+  if (refusal !== undefined) throw new Error(refusal);
+}
+
+type CompileCheck = (resolved: ResolvedSchema) => void;
+
+/**
+ * Parses schema text of any type; a schema or reference that does not parse is refused (42201). A JSON Schema
+ * is compiled (`check`) unless `stored`: a stored version was compiled when it was registered, and comparing
+ * versions needs only the parsed documents.
+ */
+export function parseSchema(schemaType: SchemaType, schema: string, resolved: readonly ResolvedReference[], stored = false, check: CompileCheck = requireCompiles): ParsedSchema {
   if (schemaType === 'AVRO') {
     return {
       schemaType,
@@ -108,10 +150,44 @@ export function parseSchema(schemaType: SchemaType, schema: string, resolved: re
     };
   }
   try {
-    if (schemaType === 'JSON') return { schemaType, codec: jsonSchemaCodec({ schemaType, schema, references: resolved }) };
-    return { schemaType, file: parseProtoFile({ schemaType, schema, references: resolved }) };
+    if (schemaType === 'PROTOBUF') return { schemaType, file: parseProtoFile({ schemaType, schema, references: resolved }) };
+    const codec = jsonSchemaDocument({ schemaType, schema, references: resolved });
+    if (!stored) check({ schemaType, schema, references: resolved });
+    return { schemaType, codec };
   } catch (error) {
     throw RegistryError.invalidSchema(`Invalid ${schemaType} schema: ${(error as Error).message}`, error);
+  }
+}
+
+/**
+ * Before a request with a schema is planned: a JSON Schema in it is compiled on the compiler's worker, and
+ * ajv's verdict kept for the plan. Anything else wrong with the request is left to the plan, which answers
+ * it in its own order (a lookup's unknown subject before the schema's problems). A schema ajv cannot compile
+ * within the compiler's time limit is refused as too complex (42201); a full compiler queue is a 503.
+ */
+export async function compileOffLoop(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT): Promise<void> {
+  // Only a JSON Schema is compiled: any other request would be parsed here for nothing, then again by its plan.
+  if (!isObject(body) || body.schemaType !== 'JSON') return;
+  let toCompile: ResolvedSchema | undefined;
+  try {
+    parseSchemaRequest(state, body, canRead, false, (resolved) => {
+      toCompile = resolved;
+      throw new Error('compiled off the event loop');
+    });
+  } catch {
+    // The plan answers this request's problems.
+  }
+  // The plan parses the request again: in a turn of its own, so the two parses of up to 1 MiB do not add up.
+  await new Promise((resolve) => setImmediate(resolve));
+  if (toCompile === undefined) return;
+  const key = verdictKey(toCompile);
+  if (verdicts.has(key)) return;
+  try {
+    await jsonSchemaCompiler.code(toCompile);
+    remember(key, undefined);
+  } catch (error) {
+    if (!(error instanceof JsonSchemaCompileError)) throw error;
+    remember(key, error.message);
   }
 }
 
@@ -172,7 +248,7 @@ function protoTextOf(base64: string): string {
 }
 
 /** `normalize` (`?normalize=true`): the schema is kept in its normalized form (keys sorted; Protobuf without comments and extra whitespace), as Confluent does. */
-export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT, normalize = false): SchemaRequest {
+export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT, normalize = false, check: CompileCheck = requireCompiles): SchemaRequest {
   if (!isObject(body)) throw RegistryError.invalidSchema('The request body must be a JSON object with a "schema" string');
   const { schema, schemaType: rawType, references: rawReferences, id, version } = body;
   const schemaType = rawType === undefined || rawType === null ? 'AVRO' : rawType;
@@ -184,8 +260,8 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
   if (version !== undefined && version !== null && !isPositiveInt(version)) throw RegistryError.invalidVersion(String(version));
   const references = parseReferences(rawReferences);
   if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
-  else if (isSerializedDescriptor(schema)) return parseSchemaRequest(state, { ...body, schema: protoTextOf(schema) }, canRead, normalize);
-  const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead));
+  else if (isSerializedDescriptor(schema)) return parseSchemaRequest(state, { ...body, schema: protoTextOf(schema) }, canRead, normalize, check);
+  const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead), false, check);
   const text = normalize ? normalizeSchema(schema, schemaType) : schemaType === 'PROTOBUF' ? schema : JSON.stringify(parseJsonText(schema));
   return {
     schema: text,
@@ -216,7 +292,7 @@ export function parseStored(state: RegistryState, entry: { schema: string; schem
   const key = JSON.stringify([schemaType, entry.schema, resolved]);
   const cached = parsedCache.get(key);
   if (cached) return cached;
-  const parsed = parseSchema(schemaType, entry.schema, resolved);
+  const parsed = parseSchema(schemaType, entry.schema, resolved, true);
   if (parsedCache.size >= PARSED_CACHE_LIMIT) parsedCache.clear();
   parsedCache.set(key, parsed);
   return parsed;

@@ -1,7 +1,7 @@
 import protobuf from 'protobufjs';
 import type { Type as AvroType } from 'avsc';
 import type { AnyCodec } from '../core/formats/index.ts';
-import { resolveJsonRef, type JsonSchemaCodec, type JsonSchemaNode } from '../core/formats/json-schema.ts';
+import { resolveJsonRef, type JsonSchemaDocument, type JsonSchemaNode } from '../core/formats/json-schema.ts';
 import type { ProtobufCodec } from '../core/formats/protobuf.ts';
 import type { AvroCodec } from '../core/formats/avro.ts';
 import type { Metadata } from './types.ts';
@@ -265,7 +265,7 @@ const inlineTags = (node: unknown): string[] => {
 /** Bound on a JSON Schema's field tree (a schema of 10,000 nodes is far past any real one; a crafted one stops here). */
 const MAX_JSON_NODES = 10_000;
 
-function jsonShape(codec: JsonSchemaCodec, tagsOf: TagsOf): Shape {
+function jsonShape(codec: JsonSchemaDocument, tagsOf: TagsOf): Shape {
   let budget = MAX_JSON_NODES;
   const resolve = (node: unknown, root: JsonSchemaNode): { node: unknown; root: JsonSchemaNode } => {
     const out = resolveJsonRef(codec, root, node);

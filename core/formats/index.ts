@@ -1,6 +1,7 @@
 import { ValidationError } from '../errors.ts';
 import { avroCodec } from './avro.ts';
 import { jsonSchemaCodec } from './json-schema.ts';
+import { jsonSchemaCompiler } from './json-schema-compiler.ts';
 import { protobufCodec } from './protobuf.ts';
 import type { Codec, ResolvedSchema, SchemaType } from './types.ts';
 
@@ -21,6 +22,14 @@ export function createCodec(resolved: ResolvedSchema): AnyCodec {
     case 'PROTOBUF':
       return protobufCodec(resolved);
   }
+}
+
+/**
+ * As createCodec, with a JSON Schema compiled off the event loop (json-schema-compiler.ts): for a schema a
+ * service fetched from the registry while it serves, which anyone allowed to register may have made heavy.
+ */
+export async function loadCodec(resolved: ResolvedSchema): Promise<AnyCodec> {
+  return resolved.schemaType === 'JSON' ? jsonSchemaCompiler.codec(resolved) : createCodec(resolved);
 }
 
 /** Validates and encodes in one step; throws ValidationError naming every bad field. */

@@ -1,7 +1,9 @@
+import { createRequire } from 'node:module';
 import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
 import type { RegExpEngine } from 'ajv/dist/types/index.js';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import standaloneModule from 'ajv/dist/standalone/index.js';
 import addFormatsModule from 'ajv-formats';
 import { RE2JS } from 're2js';
 import type { FieldViolation } from '../errors.ts';
@@ -15,17 +17,22 @@ import type { Codec, ResolvedSchema } from './types.ts';
  * to that name (or to the referenced schema's `$id`) resolves to it.
  */
 
-export interface JsonSchemaCodec extends Codec {
-  readonly schemaType: 'JSON';
+/** A JSON Schema as parsed JSON, with its references: what compatibility checks, rules and code generation read. */
+export interface JsonSchemaDocument {
   /** The schema as parsed JSON. */
   readonly root: JsonSchemaNode;
   /** Referenced schemas by reference name and by `$id`. */
   readonly referenced: ReadonlyMap<string, JsonSchemaNode>;
 }
 
+export interface JsonSchemaCodec extends Codec, JsonSchemaDocument {
+  readonly schemaType: 'JSON';
+}
+
 export type JsonSchemaNode = boolean | { [keyword: string]: unknown };
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+const standaloneCode = standaloneModule as unknown as (ajv: Ajv, validate: ValidateFunction) => string;
 
 /**
  * `pattern` and `patternProperties` run on every event the ingress validates, and a
@@ -42,7 +49,8 @@ const linearRegExp: RegExpEngine = (pattern) => {
 };
 linearRegExp.code = 'linearRegExp';
 
-const OPTIONS: Options = { allErrors: true, strict: false, verbose: true, code: { regExp: linearRegExp } };
+// `source` keeps the generated code, so the validator can be compiled on one thread and run on another.
+const OPTIONS: Options = { allErrors: true, strict: false, verbose: true, code: { regExp: linearRegExp, source: true } };
 
 function ajvFor(root: JsonSchemaNode): Ajv {
   const dialect = typeof root === 'object' && typeof root.$schema === 'string' ? root.$schema : '';
@@ -129,10 +137,31 @@ function relativeTo(base: string | undefined, name: string): string | undefined 
   }
 }
 
-export function jsonSchemaCodec(resolved: ResolvedSchema): JsonSchemaCodec {
+/** The schema and its references parsed (linear in their text); nothing compiled. Throws when one is not JSON. */
+export function jsonSchemaDocument(resolved: ResolvedSchema): JsonSchemaDocument {
+  const root = parseNode(resolved.schema, 'the schema');
+  const referenced = new Map<string, JsonSchemaNode>();
+  for (const reference of resolved.references) {
+    const node = parseNode(reference.schema, `referenced schema ${reference.name}`);
+    const id = idOf(node);
+    const alias = relativeTo(idOf(root), reference.name);
+    referenced.set(reference.name, node);
+    if (id !== undefined) referenced.set(id, node);
+    if (alias !== undefined) referenced.set(alias, node);
+  }
+  return { root, referenced };
+}
+
+/**
+ * The one place a JSON Schema is compiled: ajv's validator for `resolved`, as the source of a CommonJS module
+ * (ajv's standalone code). Compiling takes time that grows faster than the schema (~0.5-3 s for 2,000
+ * subschemas), so services run it off their event loop (json-schema-compiler.ts); the code it returns
+ * is turned back into a function by `instantiateJsonValidator` in a few milliseconds. Throws when ajv
+ * refuses the schema or a reference.
+ */
+export function jsonValidatorCode(resolved: ResolvedSchema): string {
   const root = parseNode(resolved.schema, 'the schema');
   const ajv = ajvFor(root);
-  const referenced = new Map<string, JsonSchemaNode>();
   for (const reference of resolved.references) {
     const node = parseNode(reference.schema, `referenced schema ${reference.name}`);
     const id = idOf(node);
@@ -141,15 +170,34 @@ export function jsonSchemaCodec(resolved: ResolvedSchema): JsonSchemaCodec {
     // A `$ref` by a name relative to the referring schema's `$id` (Confluent's own REST test: `ref.json` under `https://acme.com/referrer.json`).
     const alias = relativeTo(idOf(root), reference.name);
     if (alias !== undefined && alias !== id && ajv.getSchema(alias) === undefined) ajv.addSchema(node as object, alias);
-    referenced.set(reference.name, node);
-    if (id !== undefined) referenced.set(id, node);
-    if (alias !== undefined) referenced.set(alias, node);
   }
-  const validator: ValidateFunction = ajv.compile(root as object);
+  return standaloneCode(ajv, ajv.compile(root as object));
+}
+
+const requireModule = createRequire(import.meta.url);
+// What ajv's generated code may load: its own runtime helpers and ajv-formats' format checks.
+const RUNTIME_MODULES = /^(ajv\/dist\/runtime\/[a-z0-9_]+|ajv-formats\/dist\/formats)$/;
+const runtimeRequire = (name: string): unknown => {
+  if (!RUNTIME_MODULES.test(name)) throw new Error(`generated validator code asked for module ${name}`);
+  return requireModule(name);
+};
+
+/** A validator from `jsonValidatorCode`'s code: the patterns it holds compile with the same linear engine. */
+export function instantiateJsonValidator(code: string): ValidateFunction {
+  const module = { exports: {} as { default?: ValidateFunction } };
+  // ajv's generated code, the same ajv.compile would have evaluated itself: values from the schema are escaped by its code generator.
+  new Function('require', 'module', 'exports', linearRegExp.code, code)(runtimeRequire, module, module.exports, linearRegExp);
+  const validate = module.exports.default;
+  if (typeof validate !== 'function') throw new Error('generated validator code exports no function');
+  return validate;
+}
+
+/** The codec of a parsed schema and its validator. */
+export function jsonSchemaCodecOf(document: JsonSchemaDocument, validator: ValidateFunction): JsonSchemaCodec {
   return {
     schemaType: 'JSON',
-    root,
-    referenced,
+    root: document.root,
+    referenced: document.referenced,
     validate(value) {
       if (validator(hasBigInt(value) ? forAjv(value) : value)) return [];
       return (validator.errors ?? []).map(toViolation);
@@ -160,11 +208,20 @@ export function jsonSchemaCodec(resolved: ResolvedSchema): JsonSchemaCodec {
 }
 
 /**
+ * Compiles on the calling thread: for the command line and start-up (the topology's own schema files,
+ * before anything serves). A service compiling a schema it was sent uses json-schema-compiler.ts.
+ */
+export function jsonSchemaCodec(resolved: ResolvedSchema): JsonSchemaCodec {
+  const document = jsonSchemaDocument(resolved);
+  return jsonSchemaCodecOf(document, instantiateJsonValidator(jsonValidatorCode(resolved)));
+}
+
+/**
  * Follows `$ref`s from `node` (local pointers, references by name, by `$id`,
  * or by a name relative to the current document's `$id`), keeping track of
  * the document a node came from; at most 32 hops, so a cycle of bare `$ref`s ends.
  */
-export function resolveJsonRef(codec: JsonSchemaCodec, docRoot: JsonSchemaNode, node: unknown): { node: unknown; docRoot: JsonSchemaNode } {
+export function resolveJsonRef(codec: JsonSchemaDocument, docRoot: JsonSchemaNode, node: unknown): { node: unknown; docRoot: JsonSchemaNode } {
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   let current = node;
   let root = docRoot;

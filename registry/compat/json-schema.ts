@@ -1,5 +1,5 @@
 import { RE2JS } from 're2js';
-import { resolveJsonRef, type JsonSchemaCodec, type JsonSchemaNode } from '../../core/formats/json-schema.ts';
+import { resolveJsonRef, type JsonSchemaDocument, type JsonSchemaNode } from '../../core/formats/json-schema.ts';
 
 /**
  * JSON Schema compatibility as Confluent defines it: a reader schema can read
@@ -20,7 +20,7 @@ import { resolveJsonRef, type JsonSchemaCodec, type JsonSchemaNode } from '../..
 type Obj = { [keyword: string]: unknown };
 
 interface Side {
-  doc: JsonSchemaCodec;
+  doc: JsonSchemaDocument;
 }
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -45,7 +45,7 @@ export class JsonSchemaCompatibility {
   /** (writer node, reader node) pairs under comparison: recursive schemas are compared once. */
   readonly #seen = new Map<unknown, Set<unknown>>();
 
-  constructor(reader: JsonSchemaCodec, writer: JsonSchemaCodec) {
+  constructor(reader: JsonSchemaDocument, writer: JsonSchemaDocument) {
     this.#reader = { doc: reader };
     this.#writer = { doc: writer };
   }
@@ -378,6 +378,6 @@ function contentModel(node: Obj): 'open' | 'closed' | 'partial' {
   return 'open';
 }
 
-export function explainJsonSchemaIncompatibility(reader: JsonSchemaCodec, writer: JsonSchemaCodec): string[] {
+export function explainJsonSchemaIncompatibility(reader: JsonSchemaDocument, writer: JsonSchemaDocument): string[] {
   return new JsonSchemaCompatibility(reader, writer).run();
 }

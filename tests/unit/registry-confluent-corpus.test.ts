@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { jsonSchemaCodec } from '../../core/formats/json-schema.ts';
 import { checkCompatibility } from '../../registry/compatibility.ts';
 import { explainSchemaIncompatibility, parseSchema, type ParsedSchema } from '../../registry/schemas.ts';
 
@@ -75,10 +76,12 @@ describe('JSON Schema $ref relative to $id', () => {
       properties: { Ref: { $ref: 'ref.json#/definitions/ExternalType' } },
       additionalProperties: false,
     };
-    const parsed = parseSchema('JSON', JSON.stringify(referrer), [{ name: 'ref.json', schema: JSON.stringify(ref) }]);
-    if (parsed.schemaType !== 'JSON') throw new Error('expected JSON');
-    expect(parsed.codec.validate({ Ref: { name: 'x' } })).toEqual([]);
-    expect(parsed.codec.validate({ Ref: { name: 1 } })).toEqual([{ path: 'Ref.name', message: 'expected string, got number 1' }]);
+    const references = [{ name: 'ref.json', schema: JSON.stringify(ref) }];
+    const parsed = parseSchema('JSON', JSON.stringify(referrer), references);
+    // The registry keeps the parsed documents; the validator the services compile from the same texts resolves the reference.
+    const codec = jsonSchemaCodec({ schemaType: 'JSON', schema: JSON.stringify(referrer), references });
+    expect(codec.validate({ Ref: { name: 'x' } })).toEqual([]);
+    expect(codec.validate({ Ref: { name: 1 } })).toEqual([{ path: 'Ref.name', message: 'expected string, got number 1' }]);
     const narrowed = { ...ref, definitions: { ExternalType: { ...ref.definitions.ExternalType, properties: { name: { type: 'string', maxLength: 3 } } } } };
     const next = parseSchema('JSON', JSON.stringify(referrer), [{ name: 'ref.json', schema: JSON.stringify(narrowed) }]);
     expect(explainSchemaIncompatibility(next, parsed)).toEqual([expect.stringContaining('MAX_LENGTH_ADDED')]);

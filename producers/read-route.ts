@@ -7,6 +7,7 @@ import type { RegistryClient } from '../core/registry-client.ts';
 import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
 import { headerMap, RecordDecoder, type TailRecord } from '../reads/decode.ts';
 import { createFormatter, LineEncoder, type Formatter } from '../reads/format.ts';
+import { NdjsonEncoder } from '../reads/ndjson.ts';
 import type { FilterContext } from '../reads/filter.ts';
 import { formatEventId, parseReadQuery, type ReadQuery } from './read-query.ts';
 
@@ -96,6 +97,7 @@ class RecordStream {
   readonly #formatter: Formatter = createFormatter('ndjson', { headers: true });
   readonly #encoder = new LineEncoder();
   readonly #decoder: RecordDecoder;
+  readonly #ndjson: NdjsonEncoder;
   readonly #query: ReadQuery;
   readonly #positions: Map<number, bigint>;
   readonly #stats: ReadStats;
@@ -107,6 +109,7 @@ class RecordStream {
     this.#raw = raw;
     this.#sse = sse;
     this.#decoder = decoder;
+    this.#ndjson = new NdjsonEncoder(decoder, { headers: true });
     this.#query = query;
     this.#positions = positions;
     this.#stats = stats;
@@ -125,6 +128,18 @@ class RecordStream {
     if (this.done) return;
     await this.#decoder.prepare(batch.records);
     const max = this.#query.max ?? Infinity;
+    if (!this.#sse && !this.#query.where) {
+      // Plain NDJSON: the lines are written from the fetched bytes (NdjsonEncoder), the same text as below.
+      const records = this.#sent + batch.records.length > max ? batch.records.slice(0, Math.max(0, max - this.#sent)) : batch.records;
+      this.#sent += records.length;
+      if (records.length > 0) this.#positions.set(batch.partition, records[records.length - 1]!.offset + 1n);
+      if (this.#sent < max) this.#positions.set(batch.partition, batch.nextOffset);
+      if (records.length > 0 && !this.#closed) {
+        const { bytes, release } = this.#ndjson.encode(records);
+        await this.#send(bytes, release);
+      }
+      return;
+    }
     const lines: string[] = [];
     let last: bigint | undefined;
     for (const r of batch.records) {

@@ -5,6 +5,7 @@ import type { KafkaRecord, RecordHeaders } from '../kafka/index.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { HEADER_SIZE, MAGIC_BYTE, unframe } from '../core/wire-format.ts';
 import { displayPlan, type Convert } from './display.ts';
+import { compileTranscoder, type Transcode } from './transcode.ts';
 
 export type TailHeaders = ReadonlyArray<readonly [name: string, value: string | null]>;
 
@@ -30,6 +31,8 @@ interface SchemaPlan {
   decoder: Decoder;
   convert?: Convert;
   binary: boolean;
+  /** Avro binary straight to the JSON text decode + the ndjson formatter print, when the schema allows (transcode.ts). */
+  transcode?: Transcode;
 }
 
 const HEX_LIMIT = 4096;
@@ -93,11 +96,18 @@ export class RecordDecoder {
         return;
       }
       const plan = displayPlan(codec.types.schema);
-      this.#plans.set(id, plan.convert ? { decoder, convert: plan.convert, binary: plan.binary } : { decoder, binary: plan.binary });
+      const transcode = compileTranscoder(codec.types.fast, codec.types.schema);
+      this.#plans.set(id, { decoder, binary: plan.binary, ...(plan.convert ? { convert: plan.convert } : {}), ...(transcode ? { transcode } : {}) });
     } catch (error) {
       if (error instanceof SluiceError && error.retryable) throw error;
       this.#plans.set(id, new DecodeError(`schema id ${id}: ${(error as Error).message}`, error));
     }
+  }
+
+  /** The transcoder of values framed with `schemaId` (prepared), if its schema has one. */
+  transcoder(schemaId: number): Transcode | undefined {
+    const plan = this.#plans.get(schemaId);
+    return plan === undefined || plan instanceof SluiceError ? undefined : plan.transcode;
   }
 
   /** Whether the last #decodeFramed or #decodeKey gave a value that may hold Buffers (a field per decoder, not an object per call). */

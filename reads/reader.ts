@@ -1,7 +1,7 @@
 import { PositionError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import type { Kafka, PartitionBatch } from '../kafka/index.ts';
+import type { Kafka, KafkaRecord, PartitionBatch } from '../kafka/index.ts';
 import { headerMap, RecordDecoder, type TailRecord } from './decode.ts';
 import type { FilterContext, RecordFilter } from './filter.ts';
 import { resolvePositions, type PartitionRange, type PositionRequest } from './positions.ts';
@@ -17,8 +17,15 @@ export interface TailOptions {
   max?: number;
   /** Most bytes one fetch brings in (all partitions together, and per partition); by default large, to keep a backlog fast. */
   fetchBytes?: { maxBytes: number; maxBytesPerPartition: number };
+  /** Decodes the records (one per registry: schemas are fetched once per id); by default the tail's own. */
+  decoder?: RecordDecoder;
   /** Receives the records of each fetched batch that passed the filter, in offset order per partition; the next fetch waits for it. */
   onRecords(records: TailRecord[]): void | Promise<void>;
+  /**
+   * Without a filter, receives each fetched batch's records undecoded instead of onRecords, their schemas prepared
+   * in `decoder`: for an output that writes them from their bytes (NdjsonEncoder).
+   */
+  onFetched?(records: readonly KafkaRecord[]): void | Promise<void>;
 }
 
 export interface TailResult {
@@ -67,7 +74,8 @@ export async function startTail(options: TailOptions): Promise<Tail> {
     await admin.close();
   }
 
-  const decoder = new RecordDecoder(options.registry);
+  const decoder = options.decoder ?? new RecordDecoder(options.registry);
+  const onFetched = filter ? undefined : options.onFetched;
   // Short fetch waits keep --max and Ctrl-C prompt; large fetches keep a backlog fast. read_committed, as kcat
   // (librdkafka) and the read path: records of aborted transactions are not shown, and an open one holds the tail back.
   const reader = kafka.partitionReader({ readCommitted: true, maxWaitMs: 200, ...(options.fetchBytes ?? { maxBytes: 4 * 1024 * 1024, maxBytesPerPartition: 1024 * 1024 }) });
@@ -80,6 +88,17 @@ export async function startTail(options: TailOptions): Promise<Tail> {
   const onBatch = async (batch: PartitionBatch): Promise<void> => {
     if (finished || batch.records.length === 0) return;
     await decoder.prepare(batch.records);
+    if (onFetched) {
+      let records = batch.records;
+      if (max !== undefined && shown + records.length >= max) {
+        records = records.slice(0, max - shown);
+        finished = true;
+      }
+      read += records.length;
+      shown += records.length;
+      await onFetched(records);
+      return;
+    }
     const passed: TailRecord[] = [];
     for (const message of batch.records) {
       read++;

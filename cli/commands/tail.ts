@@ -4,7 +4,9 @@ import { createKafka } from '../../kafka/index.ts';
 import { createLogger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
 import { compileFilter } from '../../reads/filter.ts';
+import { RecordDecoder } from '../../reads/decode.ts';
 import { createFormatter, FORMATS, LineEncoder, type TailFormat } from '../../reads/format.ts';
+import { NdjsonEncoder } from '../../reads/ndjson.ts';
 import { parseSince, type StartPosition } from '../../reads/positions.ts';
 import { startTail, type Tail } from '../../reads/reader.ts';
 import { configFrom } from '../flags.ts';
@@ -110,10 +112,15 @@ export function register(program: Command): void {
       const out = stdoutWriter();
       const encoder = new LineEncoder();
       await out.write(formatter.header());
+      const registry = new RegistryClient(config.registryUrl);
+      const decoder = new RecordDecoder(registry);
+      // NDJSON without a filter is written from the fetched bytes (the hot path of `sluice tail … > file`).
+      const ndjson = format === 'ndjson' ? new NdjsonEncoder(decoder, { headers: flags.headers === true }) : undefined;
 
       const tail = await startTail({
         kafka: createKafka(config, log, 'tail'),
-        registry: new RegistryClient(config.registryUrl),
+        registry,
+        decoder,
         logger: log,
         topics,
         position: { start: startOf(flags), ...(flags.partition === undefined ? {} : { partition: flags.partition }) },
@@ -125,6 +132,14 @@ export function register(program: Command): void {
           const { bytes, release } = encoder.encode(lines);
           return out.write(bytes, release);
         },
+        ...(ndjson
+          ? {
+              onFetched: (records) => {
+                const { bytes, release } = ndjson.encode(records);
+                return out.write(bytes, release);
+              },
+            }
+          : {}),
       });
       const stopProgress = progress(tail);
       const stop = () => void tail.stop().catch(() => undefined);

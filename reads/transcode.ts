@@ -1,0 +1,436 @@
+import { isUtf8 } from 'node:buffer';
+import type { Schema, Type } from 'avsc';
+import { decimalString } from './display.ts';
+
+/**
+ * Avro binary straight to the JSON text `sluice tail --format ndjson` and the read path print, with no
+ * intermediate value: the decoded object, the display conversion and JSON.stringify were half of a backlog
+ * tail's CPU. Compiled once per writer schema from its avsc type (so unions are wrapped or not exactly as the
+ * decoder has them), with the schema text beside it for what avsc does not keep (decimal logical types).
+ *
+ * The text must be the one the decoding path (RecordDecoder.decode + the ndjson formatter) prints, byte for byte
+ * (tests/unit/transcode.test.ts checks it over random schemas and values). So the transcoder refuses what it
+ * does not write exactly: at compile time a schema it does not cover (compileTranscoder gives undefined), and
+ * per record anything malformed or unusual (TranscodeBail): that record then takes the decoding path, which
+ * prints it, or its error, as before.
+ */
+
+/** Where a transcoder reads (`src` from `at` to `end`) and writes (`out` from `o`, grown as needed). */
+export interface Cursor {
+  src: Buffer;
+  at: number;
+  end: number;
+  out: Buffer;
+  o: number;
+}
+
+/** The one object thrown when a record must take the decoding path (thrown often enough for one instance to matter). */
+export class TranscodeBail extends Error {}
+export const BAIL = new TranscodeBail('the record needs the decoding path');
+
+export type Transcode = (c: Cursor) => void;
+
+/** Makes room for `n` more output bytes. */
+export function room(c: Cursor, n: number): void {
+  if (c.o + n <= c.out.length) return;
+  const grown = Buffer.allocUnsafeSlow(Math.max(c.out.length * 2, c.o + n));
+  c.out.copy(grown, 0, 0, c.o);
+  c.out = grown;
+}
+
+/** Writes bytes known in advance (JSON punctuation, field names). */
+export function put(c: Cursor, bytes: Uint8Array): void {
+  room(c, bytes.length);
+  const out = c.out;
+  let o = c.o;
+  if (bytes.length > 32) {
+    out.set(bytes, o);
+    o += bytes.length;
+  } else for (let i = 0; i < bytes.length; i++) out[o++] = bytes[i]!;
+  c.o = o;
+}
+
+/** Writes ASCII text (numbers, base64, ISO times). */
+export function putAscii(c: Cursor, text: string): void {
+  room(c, text.length);
+  const out = c.out;
+  let o = c.o;
+  for (let i = 0; i < text.length; i++) out[o++] = text.charCodeAt(i);
+  c.o = o;
+}
+
+/** Writes any text as UTF-8. */
+export function putText(c: Cursor, text: string): void {
+  room(c, text.length * 3);
+  c.o += c.out.write(text, c.o, 'utf8');
+}
+
+const NULL = Buffer.from('null');
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+
+/**
+ * `src[from, to)` as a JSON string, as JSON.stringify writes `src.toString('utf8', from, to)` in UTF-8. The
+ * common case (printable ASCII without quote or backslash, or valid UTF-8) is copied as it is; anything else
+ * (escapes, invalid UTF-8, which decoding replaces with U+FFFD) goes through the string.
+ */
+export function putUtf8String(c: Cursor, src: Buffer, from: number, to: number): void {
+  room(c, to - from + 2);
+  const out = c.out;
+  let o = c.o;
+  out[o++] = 0x22;
+  let plain = true;
+  let ascii = true;
+  for (let i = from; i < to; i++) {
+    const b = src[i]!;
+    if (b < 0x20 || b === 0x22 || b === 0x5c) {
+      plain = false;
+      break;
+    }
+    if (b >= 0x80) ascii = false;
+    out[o++] = b;
+  }
+  if (plain && (ascii || isUtf8(src.subarray(from, to)))) {
+    out[o++] = 0x22;
+    c.o = o;
+    return;
+  }
+  putText(c, JSON.stringify(src.toString('utf8', from, to)));
+}
+
+/** A zigzag varint of at most `maxBytes` bytes (7 keeps it exact in a double), or BAIL. */
+function readSmallLong(c: Cursor, maxBytes: number): number {
+  const src = c.src;
+  let at = c.at;
+  let n = 0;
+  let scale = 1;
+  for (let i = 0; i < maxBytes; i++) {
+    if (at >= c.end) throw BAIL;
+    const b = src[at++]!;
+    n += (b & 0x7f) * scale;
+    if ((b & 0x80) === 0) {
+      c.at = at;
+      return n % 2 === 1 ? -(n + 1) / 2 : n / 2;
+    }
+    scale *= 128;
+  }
+  throw BAIL;
+}
+
+/** A long of any size, exactly (the decoding path gives a BigInt beyond 2^53 and prints its digits). */
+function readLongText(c: Cursor): string | number {
+  const start = c.at;
+  const src = c.src;
+  let at = start;
+  while (at < c.end && at - start < 7 && (src[at]! & 0x80) !== 0) at++;
+  if (at < c.end && at - start < 7) return readSmallLong(c, 7);
+  // Up to ten bytes, the tenth holding only bit 63: anything longer is malformed.
+  let n = 0n;
+  let shift = 0n;
+  at = start;
+  for (let i = 0; i < 10; i++) {
+    if (at >= c.end) throw BAIL;
+    const b = src[at++]!;
+    if (i === 9 && b > 1) throw BAIL;
+    n |= BigInt(b & 0x7f) << shift;
+    shift += 7n;
+    if ((b & 0x80) === 0) {
+      c.at = at;
+      return ((n & 1n) === 1n ? -((n + 1n) >> 1n) : n >> 1n).toString();
+    }
+  }
+  throw BAIL;
+}
+
+/** A block count of an array or map (a negative one is followed by the block's size in bytes). */
+function readCount(c: Cursor): number {
+  let n = readSmallLong(c, 7);
+  if (n < 0) {
+    n = -n;
+    readSmallLong(c, 10);
+  }
+  // Each item takes a byte at least, except of zero-byte types; a count beyond that is malformed or hostile.
+  if (n > c.end - c.at && n > 1024) throw BAIL;
+  return n;
+}
+
+function writeNumber(c: Cursor, value: number): void {
+  if (Number.isFinite(value)) putAscii(c, `${value}`);
+  else put(c, NULL);
+}
+
+const writeNull: Transcode = (c) => put(c, NULL);
+
+const writeBoolean: Transcode = (c) => {
+  if (c.at >= c.end) throw BAIL;
+  put(c, c.src[c.at++] !== 0 ? TRUE : FALSE);
+};
+
+const writeInt: Transcode = (c) => putAscii(c, `${readSmallLong(c, 5)}`);
+
+const writeLong: Transcode = (c) => {
+  const value = readLongText(c);
+  putAscii(c, typeof value === 'number' ? `${value}` : value);
+};
+
+const writeFloat: Transcode = (c) => {
+  if (c.at + 4 > c.end) throw BAIL;
+  writeNumber(c, c.src.readFloatLE(c.at));
+  c.at += 4;
+};
+
+const writeDouble: Transcode = (c) => {
+  if (c.at + 8 > c.end) throw BAIL;
+  writeNumber(c, c.src.readDoubleLE(c.at));
+  c.at += 8;
+};
+
+function byteRange(c: Cursor, size: number): number {
+  const from = c.at;
+  if (size < 0 || from + size > c.end) throw BAIL;
+  c.at = from + size;
+  return from;
+}
+
+const writeString: Transcode = (c) => {
+  const size = readSmallLong(c, 7);
+  const from = byteRange(c, size);
+  putUtf8String(c, c.src, from, from + size);
+};
+
+/** Bytes and fixed are base64 strings (stringifyJson), decimals exact decimal strings (display.ts). */
+function bytesWriter(size: number | undefined, scale: number | undefined): Transcode {
+  return (c) => {
+    const length = size ?? readSmallLong(c, 7);
+    const from = byteRange(c, length);
+    const text = scale === undefined ? c.src.toString('base64', from, from + length) : decimalString(c.src.subarray(from, from + length), scale);
+    room(c, text.length + 2);
+    c.out[c.o++] = 0x22;
+    putAscii(c, text);
+    c.out[c.o++] = 0x22;
+  };
+}
+
+const OPEN_BRACE = Buffer.from('{');
+const CLOSE_BRACE = Buffer.from('}');
+const COMMA = Buffer.from(',');
+const OPEN_BRACKET = Buffer.from('[');
+const CLOSE_BRACKET = Buffer.from(']');
+const COLON = Buffer.from(':');
+
+/** Object keys that are array indices come first in a JS object, and `__proto__` is no own key: such maps take the decoding path. */
+const INDEX_LIKE = /^(?:0|[1-9]\d{0,9})$/;
+
+function mapWriter(values: Transcode): Transcode {
+  return (c) => {
+    put(c, OPEN_BRACE);
+    let first = true;
+    let keys: Set<string> | undefined;
+    for (let n = readCount(c); n > 0; n = readCount(c)) {
+      for (; n > 0; n--) {
+        const size = readSmallLong(c, 7);
+        const from = byteRange(c, size);
+        const key = c.src.toString('utf8', from, from + size);
+        // Decoding assigns keys to an object: a repeated key keeps its first place and its last value.
+        if (key === '__proto__' || (INDEX_LIKE.test(key) && Number(key) < 2 ** 32 - 1)) throw BAIL;
+        keys ??= new Set();
+        if (keys.has(key)) throw BAIL;
+        keys.add(key);
+        if (first) first = false;
+        else put(c, COMMA);
+        putUtf8String(c, c.src, from, from + size);
+        put(c, COLON);
+        values(c);
+      }
+    }
+    put(c, CLOSE_BRACE);
+  };
+}
+
+function arrayWriter(items: Transcode): Transcode {
+  return (c) => {
+    put(c, OPEN_BRACKET);
+    let first = true;
+    for (let n = readCount(c); n > 0; n = readCount(c)) {
+      for (; n > 0; n--) {
+        if (first) first = false;
+        else put(c, COMMA);
+        items(c);
+      }
+    }
+    put(c, CLOSE_BRACKET);
+  };
+}
+
+class Unsupported extends Error {}
+
+type SchemaNode = string | SchemaNode[] | SchemaObject;
+interface SchemaObject {
+  type?: SchemaNode;
+  name?: string;
+  logicalType?: string;
+  scale?: number;
+  fields?: { name: string; type: SchemaNode }[];
+  items?: SchemaNode;
+  values?: SchemaNode;
+}
+
+interface AvscType {
+  typeName: string;
+  name?: string;
+  branchName?: string;
+  fields?: { name: string; type: AvscType }[];
+  types?: AvscType[];
+  itemsType?: AvscType;
+  valuesType?: AvscType;
+  underlyingType?: AvscType;
+  symbols?: string[];
+  size?: number;
+}
+
+class Compiler {
+  /** Named types' definitions in the schema text, by avsc type (a reference names a type the walk met before). */
+  readonly #definitions = new Map<AvscType, SchemaObject>();
+  readonly #shortNames = new Set<string>();
+  readonly #compiled = new Map<AvscType, Transcode>();
+  decimals = false;
+  wideUnions = false;
+
+  compile(type: AvscType, node: SchemaNode): Transcode {
+    // `{"type": {...}}` wraps a schema; a string names a primitive or a type defined earlier.
+    while (typeof node === 'object' && !Array.isArray(node) && node.type !== undefined && typeof node.type === 'object') node = node.type;
+    if (typeof node === 'string' && type.name !== undefined) {
+      const definition = this.#definitions.get(type);
+      // A type from a schema reference: its text is not here, so whether it holds a decimal is unknown.
+      if (definition === undefined) throw new Unsupported(`no definition of ${type.name}`);
+      node = definition;
+    }
+    const object = typeof node === 'object' && !Array.isArray(node) ? node : undefined;
+    if (type.name !== undefined && object !== undefined && !this.#definitions.has(type)) {
+      const short = type.name.slice(type.name.lastIndexOf('.') + 1);
+      // The display plan looks named types up by short name too: two alike could be confused there.
+      if (this.#shortNames.has(short)) throw new Unsupported(`two types named ${short}`);
+      this.#shortNames.add(short);
+      this.#definitions.set(type, object);
+    }
+    const done = this.#compiled.get(type);
+    if (done !== undefined && type.name !== undefined) return done;
+    switch (type.typeName) {
+      case 'null':
+        return writeNull;
+      case 'boolean':
+        return writeBoolean;
+      case 'int':
+        return writeInt;
+      case 'long':
+      case 'abstract:long':
+        return writeLong;
+      case 'float':
+        return writeFloat;
+      case 'double':
+        return writeDouble;
+      case 'string':
+        return writeString;
+      case 'bytes':
+      case 'fixed': {
+        const size = type.typeName === 'fixed' ? type.size : undefined;
+        if (object?.logicalType === 'decimal') {
+          this.decimals = true;
+          return bytesWriter(size, object.scale ?? 0);
+        }
+        return bytesWriter(size, undefined);
+      }
+      case 'logical:timestamp-millis':
+        return this.compile(type.underlyingType!, 'long');
+      case 'enum': {
+        const symbols = type.symbols!.map((s) => Buffer.from(JSON.stringify(s)));
+        const writer: Transcode = (c) => {
+          const symbol = symbols[readSmallLong(c, 5)];
+          if (symbol === undefined) throw BAIL;
+          put(c, symbol);
+        };
+        this.#compiled.set(type, writer);
+        return writer;
+      }
+      case 'array':
+        return arrayWriter(this.compile(type.itemsType!, object?.items ?? ''));
+      case 'map':
+        return mapWriter(this.compile(type.valuesType!, object?.values ?? ''));
+      case 'record':
+      case 'error':
+        return this.#record(type, object);
+      case 'union:unwrapped':
+      case 'union:wrapped':
+        return this.#union(type, Array.isArray(node) ? node : []);
+      default:
+        throw new Unsupported(`type ${type.typeName}`);
+    }
+  }
+
+  #record(type: AvscType, object: SchemaObject | undefined): Transcode {
+    const fields = type.fields!;
+    const nodes = object?.fields ?? [];
+    const writers: Transcode[] = [];
+    const names: Buffer[] = fields.map((f, i) => Buffer.from(`${i === 0 ? '{' : ','}${JSON.stringify(f.name)}:`));
+    if (fields.some((f) => f.name === '__proto__')) throw new Unsupported('a field named __proto__');
+    // A recursive reference calls the writer being compiled.
+    const writer: Transcode = (c) => {
+      if (writers.length === 0) {
+        put(c, EMPTY_OBJECT);
+        return;
+      }
+      for (let i = 0; i < writers.length; i++) {
+        put(c, names[i]!);
+        writers[i]!(c);
+      }
+      put(c, CLOSE_BRACE);
+    };
+    this.#compiled.set(type, writer);
+    for (let i = 0; i < fields.length; i++) writers.push(this.compile(fields[i]!.type, nodes[i]?.type ?? ''));
+    return writer;
+  }
+
+  #union(type: AvscType, nodes: SchemaNode[]): Transcode {
+    const branches = type.types!;
+    if (branches.filter((b) => b.typeName !== 'null').length > 1) this.wideUnions = true;
+    const writers = branches.map((b, i) => this.compile(b, nodes[i] ?? ''));
+    const wrapped = type.typeName === 'union:wrapped';
+    // The wide type (decodeExact's, for values holding a number beyond 2^52) does not count its long among a
+    // union's numbers, so it unwraps the unions of a long and another number the fast type wraps: the printed
+    // shape then depends on the value.
+    if (wrapped && branches.some((b) => b.typeName === 'long')) throw new Unsupported('a wrapped union with a long');
+    // A wrapped branch is an object of one key, the branch's (qualified) name; its null branch is plain null.
+    const keys = branches.map((b) => (wrapped && b.typeName !== 'null' ? Buffer.from(`{${JSON.stringify(b.branchName)}:`) : undefined));
+    return (c) => {
+      const index = readSmallLong(c, 5);
+      const writer = writers[index];
+      if (writer === undefined) throw BAIL;
+      const key = keys[index];
+      if (key === undefined) return writer(c);
+      put(c, key);
+      writer(c);
+      put(c, CLOSE_BRACE);
+    };
+  }
+}
+
+const EMPTY_OBJECT = Buffer.from('{}');
+
+/**
+ * The transcoder of values written with `type` (avsc's, as the decoder uses it) and `schema` (its text), or
+ * undefined for a schema it does not write exactly as the decoding path prints it. The transcoder writes one
+ * value and leaves `c.at` after it; it throws BAIL for a value it does not write.
+ */
+export function compileTranscoder(type: Type, schema: Schema): Transcode | undefined {
+  const compiler = new Compiler();
+  let transcode: Transcode;
+  try {
+    transcode = compiler.compile(type as unknown as AvscType, schema as unknown as SchemaNode);
+  } catch (error) {
+    if (error instanceof Unsupported) return undefined;
+    throw error;
+  }
+  // The display plan converts decimals inside unions of several types by branch name, which it may not match as avsc does.
+  if (compiler.decimals && compiler.wideUnions) return undefined;
+  return transcode;
+}

@@ -1,10 +1,13 @@
+import protobuf from 'protobufjs';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
+import { parseProtoFile } from './protobuf.ts';
+import type { ResolvedSchema } from './types.ts';
 
 /**
  * Protobuf schemas given as a base64 `FileDescriptorProto`, as Confluent's
  * Python ProtobufSerializer registers them. Confluent's registry accepts them,
- * keeps the schema as .proto text and answers text on reads: the same here
- * (`?format=serialized`, base64 again on reads, is not served yet). The printer covers what a
+ * keeps the schema as .proto text and answers text on reads (base64 again with
+ * `?format=serialized`, built by protoToDescriptor below): the same here. The printer covers what a
  * descriptor of a schema holds: syntax, package, imports, file options of
  * scalar value, messages (nested, maps, oneofs, proto3 optional, reserved),
  * enums and services.
@@ -127,4 +130,159 @@ export function descriptorToProto(base64: string): string {
     out.push('}');
   }
   return `${out.join('\n')}\n`;
+}
+
+// ---- .proto text → FileDescriptorProto (`?format=serialized`) ----
+
+/** The name Confluent's registry gives a schema's own file in its descriptor (ProtobufSchema.DEFAULT_NAME). */
+export const DEFAULT_FILE_NAME = 'default';
+
+const SCALAR_TYPES = new Set(['double', 'float', 'int64', 'uint64', 'int32', 'fixed64', 'fixed32', 'bool', 'string', 'bytes', 'uint32', 'sfixed32', 'sfixed64', 'sint32', 'sint64']);
+
+const camel = (name: string): string => name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/** protoc's json_name: each `_` dropped and the letter after it capitalised. */
+const jsonName = (name: string): string => name.replace(/_+([a-zA-Z0-9]?)/g, (_, c: string) => c.toUpperCase());
+
+/** protoc's map entry message name: `tag_counts` → `TagCountsEntry`. */
+const mapEntryName = (field: string): string => {
+  const pascal = jsonName(field);
+  return `${pascal.charAt(0).toUpperCase()}${pascal.slice(1)}Entry`;
+};
+
+/**
+ * The options of `kind` (e.g. `FieldOptions`) that descriptor.proto declares, from protobufjs's option
+ * map; custom options (`(confluent.field_meta)`) and protobufjs's own markers are not descriptor fields.
+ */
+function descriptorOptions(kind: string, options: Record<string, unknown> | undefined): Obj | undefined {
+  if (!options) return undefined;
+  const declared = (descriptor as unknown as protobuf.Namespace).lookupType(kind).fields;
+  const out: Obj = {};
+  for (const [key, value] of Object.entries(options)) {
+    const name = camel(key);
+    if (declared[name] && key !== 'proto3_optional' && key !== 'default') out[name] = value;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+const rangeOf = (r: number[] | string, endInclusive: boolean): Obj | undefined => (Array.isArray(r) ? { start: r[0], end: endInclusive ? r[1] : (r[1] ?? 0) + 1 } : undefined);
+
+function enumDescriptor(e: protobuf.Enum): Obj {
+  return {
+    name: e.name,
+    value: Object.entries(e.values).map(([name, number]) => ({ name, number, options: descriptorOptions('EnumValueOptions', e.valuesOptions?.[name]) })),
+    options: descriptorOptions('EnumOptions', e.options),
+    reservedRange: (e.reserved ?? []).map((r) => rangeOf(r, true)).filter(isObj),
+    reservedName: (e.reserved ?? []).filter((r): r is string => typeof r === 'string'),
+  };
+}
+
+function fieldDescriptor(field: protobuf.Field, proto3: boolean): Obj {
+  field.resolve();
+  const out: Obj = { name: field.name, number: field.id, jsonName: jsonName(field.name) };
+  out.label = field.repeated ? 'LABEL_REPEATED' : field.required ? 'LABEL_REQUIRED' : 'LABEL_OPTIONAL';
+  if (SCALAR_TYPES.has(field.type)) out.type = `TYPE_${field.type.toUpperCase()}`;
+  else {
+    const resolved = field.resolvedType;
+    if (!resolved) throw new Error(`type ${field.type} of field ${field.name} is not resolved`);
+    out.type = resolved instanceof protobuf.Enum ? 'TYPE_ENUM' : 'TYPE_MESSAGE';
+    out.typeName = resolved.fullName; // protobufjs's full names already start with the dot descriptors want
+  }
+  const defaultValue: unknown = field.options?.default;
+  if (!proto3 && defaultValue !== undefined) out.defaultValue = String(defaultValue);
+  out.options = descriptorOptions('FieldOptions', field.options);
+  return out;
+}
+
+function messageDescriptor(type: protobuf.Type, proto3: boolean): Obj {
+  const nestedType: Obj[] = [];
+  const enumType: Obj[] = [];
+  for (const nested of type.nestedArray) {
+    if (nested instanceof protobuf.Type) nestedType.push(messageDescriptor(nested, proto3));
+    else if (nested instanceof protobuf.Enum) enumType.push(enumDescriptor(nested));
+  }
+  // protoc lists the real oneofs in declaration order, then proto3 `optional`'s synthetic ones (descriptor.proto requires it).
+  const isSynthetic = (o: protobuf.OneOf): boolean => o.fieldsArray.length === 1 && o.fieldsArray[0]!.options?.proto3_optional === true;
+  const oneofs = [...type.oneofsArray.filter((o) => !isSynthetic(o)), ...type.fieldsArray.flatMap((f) => (f.partOf && isSynthetic(f.partOf) ? [f.partOf] : []))];
+  const field = type.fieldsArray.map((f) => {
+    const out = fieldDescriptor(f, proto3);
+    if (f instanceof protobuf.MapField) {
+      const entry = mapEntryName(f.name);
+      const value = new protobuf.Field('value', 2, f.type);
+      value.parent = type; // resolved from the map field's scope
+      nestedType.push({
+        name: entry,
+        field: [
+          { name: 'key', number: 1, label: 'LABEL_OPTIONAL', type: `TYPE_${f.keyType.toUpperCase()}`, jsonName: 'key' },
+          { ...fieldDescriptor(value, proto3), label: 'LABEL_OPTIONAL' },
+        ],
+        options: { mapEntry: true },
+      });
+      return { ...out, label: 'LABEL_REPEATED', type: 'TYPE_MESSAGE', typeName: `${type.fullName}.${entry}`, defaultValue: undefined };
+    }
+    if (f.partOf) {
+      out.oneofIndex = oneofs.indexOf(f.partOf);
+      if (isSynthetic(f.partOf)) out.proto3Optional = true;
+    }
+    return out;
+  });
+  return {
+    name: type.name,
+    field,
+    nestedType,
+    enumType,
+    extensionRange: (type.extensions ?? []).map((r) => ({ start: r[0], end: (r[1] ?? 0) + 1 })),
+    oneofDecl: oneofs.map((o) => ({ name: o.name, options: descriptorOptions('OneofOptions', o.options) })),
+    options: descriptorOptions('MessageOptions', type.options),
+    reservedRange: (type.reserved ?? []).map((r) => rangeOf(r, false)).filter(isObj),
+    reservedName: (type.reserved ?? []).filter((r): r is string => typeof r === 'string'),
+  };
+}
+
+/**
+ * A Protobuf schema as Confluent's `?format=serialized` answers it: its own file as a
+ * `FileDescriptorProto` (what `ProtobufSchema.toDescriptor()` gives), types resolved
+ * against its references and named fully, with the leading dot.
+ */
+export function protoToDescriptor(resolved: ResolvedSchema, name = DEFAULT_FILE_NAME): Uint8Array {
+  const own = protobuf.parse(resolved.schema, new protobuf.Root(), { keepCase: true, alternateCommentMode: true });
+  const file = parseProtoFile(resolved);
+  const proto3 = file.syntax === 'proto3';
+  const scope = file.packageName === '' ? file.root : file.root.lookup(file.packageName);
+  const ownScope = file.packageName === '' ? own.root : own.root.lookup(file.packageName);
+  // The file's own services and options, looked up in the resolved root so their types are resolved too.
+  const services = ownScope instanceof protobuf.Namespace ? ownScope.nestedArray.filter((n) => n instanceof protobuf.Service) : [];
+  const service = services.map((s) => {
+    const resolvedService = (scope as protobuf.Namespace).lookupService(s.name);
+    return {
+      name: s.name,
+      method: resolvedService.methodsArray.map((m) => {
+        m.resolve();
+        return {
+          name: m.name,
+          inputType: m.resolvedRequestType?.fullName,
+          outputType: m.resolvedResponseType?.fullName,
+          ...(m.requestStream === true ? { clientStreaming: true } : {}),
+          ...(m.responseStream === true ? { serverStreaming: true } : {}),
+          options: descriptorOptions('MethodOptions', m.options),
+        };
+      }),
+      options: descriptorOptions('ServiceOptions', resolvedService.options),
+    };
+  });
+  const weak = own.weakImports ?? [];
+  const dependency = [...(own.imports ?? []), ...weak];
+  const object: Obj = {
+    name,
+    dependency,
+    weakDependency: weak.map((w) => dependency.indexOf(w)),
+    messageType: file.messages.map((m) => messageDescriptor(m, proto3)),
+    enumType: file.enums.map(enumDescriptor),
+    service,
+    options: descriptorOptions('FileOptions', ownScope?.options ?? own.root.options),
+    // protoc leaves `syntax` unset for proto2 files.
+    ...(proto3 ? { syntax: 'proto3' } : {}),
+    ...(file.packageName !== '' ? { package: file.packageName } : {}),
+  };
+  return descriptor.FileDescriptorProto.encode(descriptor.FileDescriptorProto.fromObject(object)).finish();
 }

@@ -2,7 +2,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../core/errors.ts';
 import type { SchemaReference } from '../../core/formats/types.ts';
 import { parseVersion } from '../commands.ts';
-import type { SubjectReadable } from '../schemas.ts';
+import { protoToDescriptor } from '../../core/formats/proto-descriptor.ts';
+import { resolveReferences, type SubjectReadable } from '../schemas.ts';
 import { contractOf, type Contract, type RegistryState, type VersionEntry } from '../state.ts';
 import type { RegistryStore } from '../store.ts';
 import { CONTENT_TYPE } from './body.ts';
@@ -43,6 +44,19 @@ export function subjectLevel<T>(own: T | undefined, global: T, query: unknown, n
   if (own !== undefined) return own;
   if (flag(query, 'defaultToGlobal')) return global;
   throw notConfigured();
+}
+
+/**
+ * A stored schema's text in the `format` a read asks for, as Confluent's `formattedString`:
+ * `serialized` gives a Protobuf schema as the base64 of its FileDescriptorProto; every other
+ * format, and every format of Avro and JSON Schema, the text as stored (Confluent refuses no
+ * value, "for forward compatibility of formats").
+ */
+export function formatted(state: RegistryState, entry: { schema: string; schemaType: string; references: readonly SchemaReference[] }, query: unknown): string {
+  const format = (query as Record<string, unknown> | undefined)?.format;
+  if (format !== 'serialized' || entry.schemaType !== 'PROTOBUF') return entry.schema;
+  const bytes = protoToDescriptor({ schemaType: 'PROTOBUF', schema: entry.schema, references: resolveReferences(state, entry.references) });
+  return Buffer.from(bytes).toString('base64');
 }
 
 /** A schema's text as the whole answer (the `/schema` routes). */

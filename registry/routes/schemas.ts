@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { contractOf } from '../state.ts';
-import { flag, Lookup, raw, typeAndReferences, type IdParams, type RegistryRouteOptions } from './lookup.ts';
+import { flag, formatted, Lookup, raw, typeAndReferences, type IdParams, type RegistryRouteOptions } from './lookup.ts';
 
 /** /schemas: the supported types and look-ups by id, each only through a subject the caller may read. */
 const schemaRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { store, readable }) => {
@@ -12,11 +12,13 @@ const schemaRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { sto
   app.get<{ Params: IdParams }>('/schemas/ids/:id', async (request) =>
     lookup.read(() => {
       const stored = lookup.storedSchema(request.params.id, readable(request));
-      return { ...typeAndReferences(stored), ...contractOf(stored), schema: stored.schema };
+      return { ...typeAndReferences(stored), ...contractOf(stored), schema: formatted(state, stored, request.query) };
     }),
   );
 
-  app.get<{ Params: IdParams }>('/schemas/ids/:id/schema', async (request, reply) => raw(reply, (await lookup.read(() => lookup.storedSchema(request.params.id, readable(request)))).schema));
+  app.get<{ Params: IdParams }>('/schemas/ids/:id/schema', async (request, reply) =>
+    raw(reply, formatted(state, await lookup.read(() => lookup.storedSchema(request.params.id, readable(request))), request.query)),
+  );
 
   app.get<{ Params: IdParams }>('/schemas/ids/:id/versions', async (request) =>
     lookup.read(() => {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { RegistryError } from '../../core/errors.ts';
 import { contractFor, deleteSubject, deleteVersion, parseVersion, registerSchema } from '../commands.ts';
 import { compileOffLoop, parseSchemaRequest } from '../schemas.ts';
-import { flag, Lookup, raw, versionBody, type RegistryRouteOptions, type SubjectParams, type VersionParams } from './lookup.ts';
+import { flag, formatted, Lookup, raw, versionBody, type RegistryRouteOptions, type SubjectParams, type VersionParams } from './lookup.ts';
 
 /** /subjects: list, look up, register and delete a subject's versions. */
 const subjectRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { store, readable }) => {
@@ -20,12 +20,15 @@ const subjectRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { st
   );
 
   app.get<{ Params: VersionParams }>('/subjects/:subject/versions/:version', async (request) =>
-    lookup.read(() => versionBody(lookup.schemaVersion(request.params.subject, request.params.version, flag(request.query, 'deleted')))),
+    lookup.read(() => {
+      const entry = lookup.schemaVersion(request.params.subject, request.params.version, flag(request.query, 'deleted'));
+      return { ...versionBody(entry), schema: formatted(state, entry, request.query) };
+    }),
   );
 
   app.get<{ Params: VersionParams }>('/subjects/:subject/versions/:version/schema', async (request, reply) => {
     const entry = await lookup.read(() => lookup.schemaVersion(request.params.subject, request.params.version, flag(request.query, 'deleted')));
-    return raw(reply, entry.schema);
+    return raw(reply, formatted(state, entry, request.query));
   });
 
   app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) => {

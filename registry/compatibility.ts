@@ -219,7 +219,8 @@ function walk(readerType: Type, writerType: Type, path: string, seen: Set<string
       if (!namesMatch(reader, writer)) {
         return [`${at(path)}: NAME_MISMATCH: reader enum ${reader.name} does not match writer enum ${writer.name}`];
       }
-      const missing = (writer.symbols ?? []).filter((s) => !(reader.symbols ?? []).includes(s));
+      const readerSymbols = new Set(reader.symbols ?? []);
+      const missing = (writer.symbols ?? []).filter((s) => !readerSymbols.has(s));
       return [`${at(path)}: MISSING_ENUM_SYMBOLS: reader enum ${reader.name} lacks writer symbol(s) ${missing.join(', ')} and has no default symbol`];
     }
     case 'fixed': {

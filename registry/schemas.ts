@@ -198,6 +198,28 @@ export async function compileOffLoop(state: RegistryState, body: unknown, canRea
  */
 export const MAX_SCHEMA_DEPTH = 128;
 export const MAX_JSON_SCHEMA_CONTAINERS = 2_000;
+/** avsc builds code per field and type: about 20 µs of CPU each here, so 1 MiB of fields held the loop for ~1 s. */
+export const MAX_AVRO_SCHEMA_CONTAINERS = 4_000;
+/** avsc resolves a writer's enum against a reader's with an `indexOf` per symbol: 1 MiB of symbols took 7 s. */
+export const MAX_AVRO_ENUM_SYMBOLS = 5_000;
+
+/** The path of the first enum with more symbols than MAX_AVRO_ENUM_SYMBOLS (the walk's depth is bounded before). */
+function oversizedEnum(value: unknown, path: string): string | undefined {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = oversizedEnum(value[i], `${path}[${i}]`);
+      if (found) return found;
+    }
+  } else if (typeof value === 'object' && value !== null) {
+    const symbols = (value as { symbols?: unknown }).symbols;
+    if (Array.isArray(symbols) && symbols.length > MAX_AVRO_ENUM_SYMBOLS) return `${path || '(root)'} has ${symbols.length} enum symbols; at most ${MAX_AVRO_ENUM_SYMBOLS}`;
+    for (const [key, child] of Object.entries(value)) {
+      const found = oversizedEnum(child, path ? `${path}.${key}` : key);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
 
 function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
   let value: unknown;
@@ -208,8 +230,10 @@ function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
     if (error instanceof JsonTooDeepError) throw RegistryError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${error.message}`, error);
     return; // not JSON: the format's own parser says where
   }
-  const problem = jsonBeyondBounds(value, MAX_SCHEMA_DEPTH, schemaType === 'JSON' ? MAX_JSON_SCHEMA_CONTAINERS : Infinity);
+  const problem = jsonBeyondBounds(value, MAX_SCHEMA_DEPTH, schemaType === 'JSON' ? MAX_JSON_SCHEMA_CONTAINERS : MAX_AVRO_SCHEMA_CONTAINERS);
   if (problem) throw RegistryError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${problem}`);
+  const manySymbols = schemaType === 'AVRO' ? oversizedEnum(value, '') : undefined;
+  if (manySymbols) throw RegistryError.invalidSchema(`Invalid AVRO schema: "schema" at ${manySymbols}`);
   const longUri = schemaType === 'JSON' ? uriBeyondBound(value) : undefined;
   if (longUri) throw RegistryError.invalidSchema(`Invalid JSON schema: "schema" at ${longUri} is longer than ${MAX_SCHEMA_URI} characters`);
 }

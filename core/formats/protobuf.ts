@@ -32,6 +32,49 @@ export interface ProtoFile {
 
 const PARSE_OPTIONS = { keepCase: true, alternateCommentMode: true };
 
+/*
+ * protobufjs's Type#add (7.x) empties the type's field-number index after every field and rebuilds it,
+ * from every field so far, to check the next one: parsing a message took time quadratic in its fields
+ * (8,000 fields: 3.8 s, and a registry request may carry 1 MiB of them). This keeps the index: it is
+ * built once, and each field the original add accepted is entered into it, so the index is exactly what
+ * the library would rebuild and every check (duplicate number, reserved, names) is still its own.
+ */
+const libraryAdd = protobuf.Type.prototype.add;
+protobuf.Type.prototype.add = function add(this: protobuf.Type & { _fieldsById: Record<number, protobuf.Field> | null }, object: protobuf.ReflectionObject) {
+  const field = object instanceof protobuf.Field && object.extend === undefined ? object : undefined;
+  const index = field ? this.fieldsById : undefined;
+  const added = libraryAdd.call(this, object);
+  if (field && index && this.fields[field.name] === field) {
+    index[field.id] = field;
+    this._fieldsById = index;
+  }
+  return added;
+};
+
+/**
+ * Bounds on a .proto text, checked in one pass before protobufjs sees it: every declaration (field, enum
+ * value, option, import) ends with `;`, and each field is checked against every reserved number and range
+ * of its message, so their product is the parse's cost. Real schemas stay far below both.
+ */
+export const MAX_PROTO_STATEMENTS = 1_500;
+export const MAX_PROTO_RESERVED = 250;
+
+function requireBoundedProto(text: string): void {
+  let statements = 0;
+  for (let i = text.indexOf(';'); i !== -1; i = text.indexOf(';', i + 1)) statements++;
+  if (statements > MAX_PROTO_STATEMENTS) throw new Error(`the schema has ${statements} declarations (\`;\`); at most ${MAX_PROTO_STATEMENTS}`);
+  let reserved = 0;
+  // One pass: each `reserved` statement is counted to its `;`, and the search resumes after it.
+  for (let at = text.indexOf('reserved'); at !== -1;) {
+    const end = text.indexOf(';', at);
+    if (end === -1) break;
+    reserved += 1;
+    for (let i = at; i < end; i++) if (text.charCodeAt(i) === 44 /* , */) reserved++;
+    at = text.indexOf('reserved', end + 1);
+  }
+  if (reserved > MAX_PROTO_RESERVED) throw new Error(`the schema reserves ${reserved} field numbers, names or ranges; at most ${MAX_PROTO_RESERVED}`);
+}
+
 /** Confluent's `confluent/meta.proto` (field, message and file tags and docs): built into Confluent's registry, so schemas import it without a reference. */
 const CONFLUENT_META = `syntax = "proto3"; package confluent; import "google/protobuf/descriptor.proto";
 message Meta { string doc = 1; map<string, string> params = 2; repeated string tags = 3; repeated Rule rules = 4; }
@@ -59,6 +102,8 @@ function addWellKnownImports(root: protobuf.Root, imports: readonly string[] | u
 
 /** Parses the schema and its references into one root and finds the file's own types. */
 export function parseProtoFile(resolved: ResolvedSchema): ProtoFile {
+  requireBoundedProto(resolved.schema);
+  for (const reference of resolved.references) requireBoundedProto(reference.schema);
   // Parsed alone first: that is the only way to know which types this file (not its imports) declares, and in what order.
   const own = protobuf.parse(resolved.schema, new protobuf.Root(), PARSE_OPTIONS);
   const root = new protobuf.Root();

@@ -49,14 +49,27 @@ const jsonProperties = (subschema: string) => JSON.stringify({ schemaType: 'JSON
 const REFERENCED = { schemaType: 'JSON', schema: '{"type":"string"}' };
 const referenced = `${topic}-referenced-value`;
 
-// Not here yet, as they still hold the loop (issue 22, open): avsc's enum resolution (`indexOf` per symbol)
-// and protobufjs's Type#add (its field index rebuilt per field) are quadratic; 1 MiB of enum symbols held
-// it 4-5 s, 1 MiB of Avro fields 0.3-1 s, 2,000 Protobuf fields in one message 3 s (8,000: 67 s).
-// Linear, yet 1 MiB takes 90-180 ms of CPU to read on a busy 2-core machine: these must answer, their holds are printed.
-const READ_IN_LINEAR_TIME = new Set(['PROTOBUF newlines', 'JSON properties']);
+// Avro and Protobuf texts that held the loop for seconds before their bounds and fixes: avsc builds code per
+// field (1 MiB of fields, ~1 s: now at most 4,000 containers), the enum-symbol comparison was quadratic (1 MiB
+// of symbols: 7 s; now at most 5,000 per enum), and protobufjs rebuilt a message's field index per field (8,000 fields: 3.8 s; now
+// linear, at most 1,500 declarations, and a field is checked against at most 250 reserved entries).
+const READ_IN_LINEAR_TIME = new Set(['PROTOBUF newlines', 'JSON properties', 'PROTOBUF fields in one message', 'AVRO fields', 'AVRO enum symbols']);
 const SHAPES: [string, Record<string, unknown>][] = [
   ['PROTOBUF newlines', fit('PROTOBUF', (n) => `${'\n'.repeat(n)}message A { optional int32 a = 1; }`, MiB)],
   ['PROTOBUF unclosed comments', fit('PROTOBUF', (n) => '/* x'.repeat(n), MiB / 4)],
+  ['PROTOBUF fields in one message', fit('PROTOBUF', (n) => `syntax = "proto3"; message M { ${Array.from({ length: n }, (_, i) => `string f${i} = ${i + 1};`).join(' ')} }`, 60_000)],
+  ['PROTOBUF 1,490 fields in one message', { schemaType: 'PROTOBUF', schema: `syntax = "proto3"; message M { ${Array.from({ length: 1_490 }, (_, i) => `string f${i} = ${i + 1};`).join(' ')} }` }],
+  [
+    'PROTOBUF reserved numbers and fields',
+    {
+      schemaType: 'PROTOBUF',
+      schema: `syntax = "proto3"; message M { reserved ${list(240, (i) => `${i + 100_000}`)}; ${Array.from({ length: 1_200 }, (_, i) => `string f${i} = ${i + 1};`).join(' ')} }`,
+    },
+  ],
+  ['AVRO fields', fit('AVRO', (n) => JSON.stringify({ type: 'record', name: 'R', fields: Array.from({ length: n }, (_, i) => ({ name: `f${i}`, type: 'string' })) }), 60_000)],
+  ['AVRO 3,990 fields', { schema: JSON.stringify({ type: 'record', name: 'R', fields: Array.from({ length: 3_990 }, (_, i) => ({ name: `f${i}`, type: 'string' })) }) }],
+  ['AVRO 4,990 enum symbols', { schema: JSON.stringify({ type: 'enum', name: 'E', symbols: Array.from({ length: 4_990 }, (_, i) => `S${i}`) }) }],
+  ['AVRO enum symbols', fit('AVRO', (n) => JSON.stringify({ type: 'enum', name: 'E', symbols: Array.from({ length: n }, (_, i) => `S${i}`) }), 120_000)],
   ['JSON deep nesting', fit('JSON', (n) => `${'{"properties":{"a":'.repeat(n)}{}${'}}'.repeat(n)}`, 50_000)],
   ['JSON properties', fit('JSON', (n) => `{"type":"object","properties":{${list(n, (i) => `"p${i}":{"type":"string"}`)}}}`, 40_000)],
   ['JSON 1,990 properties', JSON.parse(jsonProperties('{"type":"string"}'))],

@@ -201,14 +201,19 @@ export function stringifyJson(value: unknown, indent?: number): string {
  * it stops at the first excess. Recursive consumers (schema compilers, key sorting) run only on bounded values.
  */
 export function jsonBeyondBounds(value: unknown, maxDepth: number, maxContainers = Infinity): string | undefined {
-  const stack: { item: unknown; depth: number }[] = [{ item: value, depth: 1 }];
-  let containers = 0;
+  if (value === null || typeof value !== 'object') return undefined;
+  const stack: { item: object; depth: number }[] = [{ item: value, depth: 1 }];
+  // Counted when found, not when visited: an object of 40,000 objects is refused at its 2,001st, not after all.
+  let containers = 1;
   while (stack.length > 0) {
     const { item, depth } = stack.pop()!;
-    if (item === null || typeof item !== 'object') continue;
     if (depth > maxDepth) return `is nested more than ${maxDepth} arrays/objects deep`;
-    if (++containers > maxContainers) return `holds more than ${maxContainers} arrays/objects`;
-    for (const child of Object.values(item)) if (child !== null && typeof child === 'object') stack.push({ item: child, depth: depth + 1 });
+    for (const key in item) {
+      const child = (item as Record<string, unknown>)[key];
+      if (child === null || typeof child !== 'object') continue;
+      if (++containers > maxContainers) return `holds more than ${maxContainers} arrays/objects`;
+      stack.push({ item: child, depth: depth + 1 });
+    }
   }
   return undefined;
 }

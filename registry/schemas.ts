@@ -57,9 +57,13 @@ export function parseContract(body: Record<string, unknown>): { metadata?: Metad
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 
+/** References of one schema at most: each is stored, hashed into the schema's identity and resolved on every check. */
+export const MAX_REFERENCES = 1_000;
+
 function parseReferences(raw: unknown): SchemaReference[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) throw RegistryError.invalidSchema('"references" must be a list of {name, subject, version}');
+  if (raw.length > MAX_REFERENCES) throw RegistryError.invalidSchema(`"references" has ${raw.length} entries; at most ${MAX_REFERENCES}`);
   return raw.map((r: unknown, i) => {
     if (!isObject(r) || typeof r.name !== 'string' || r.name === '' || typeof r.subject !== 'string' || r.subject === '' || !isPositiveInt(r.version)) {
       throw RegistryError.invalidSchema(`references[${i}] must be {"name": string, "subject": string, "version": positive integer}`);

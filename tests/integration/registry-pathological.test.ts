@@ -53,6 +53,8 @@ const referenced = `${topic}-referenced-value`;
 // field (1 MiB of fields, ~1 s: now at most 4,000 containers), the enum-symbol comparison was quadratic (1 MiB
 // of symbols: 7 s; now at most 5,000 per enum), and protobufjs rebuilt a message's field index per field (8,000 fields: 3.8 s; now
 // linear, at most 1,500 declarations, and a field is checked against at most 250 reserved entries).
+// The 1 MiB texts are read in linear time, yet reading 1 MiB takes 55-80 ms of CPU on a quiet 2-core machine and up
+// to ~120 ms on a busy one: these must answer (2xx/4xx); their holds are printed, not held to the 100 ms bound.
 const READ_IN_LINEAR_TIME = new Set(['PROTOBUF newlines', 'JSON properties', 'PROTOBUF fields in one message', 'AVRO fields', 'AVRO enum symbols']);
 const SHAPES: [string, Record<string, unknown>][] = [
   ['PROTOBUF newlines', fit('PROTOBUF', (n) => `${'\n'.repeat(n)}message A { optional int32 a = 1; }`, MiB)],
@@ -74,6 +76,7 @@ const SHAPES: [string, Record<string, unknown>][] = [
   ['JSON properties', fit('JSON', (n) => `{"type":"object","properties":{${list(n, (i) => `"p${i}":{"type":"string"}`)}}}`, 40_000)],
   ['JSON 1,990 properties', JSON.parse(jsonProperties('{"type":"string"}'))],
   ['JSON 1,990 properties with format and pattern', JSON.parse(jsonProperties('{"type":"string","format":"email","pattern":"^[a-z]+@x$","maxLength":64}'))],
+  ['JSON 990 references', { schemaType: 'JSON', schema: '{"$ref":"r0"}', references: Array.from({ length: 990 }, (_, i) => ({ name: `r${i}`, subject: referenced, version: 1 })) }],
   [
     'JSON references',
     fit(

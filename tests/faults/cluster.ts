@@ -9,7 +9,7 @@ import { createKafka } from '../../kafka/index.ts';
 /** The fault suite's cluster, as seen from a test: its nodes, leaders and ISRs. */
 
 export function faultsConfig(): SluiceConfig {
-  const port = Number(process.env.SLUICE_FAULTS_KAFKA_PORT ?? '49092');
+  const port = Number(process.env.SLUICE_FAULTS_KAFKA_PORT ?? '23092');
   return loadConfig(process.env, {
     kafkaPort: String(port),
     kafkaControllerPort: String(port + 1),

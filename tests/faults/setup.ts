@@ -12,7 +12,7 @@ declare module 'vitest' {
 
 /**
  * A fresh three-node KRaft cluster for the fault tests, on its own ports
- * (SLUICE_FAULTS_KAFKA_PORT, default 49092: nodes on 49092/49094/49096,
+ * (SLUICE_FAULTS_KAFKA_PORT, default 23092: nodes on 23092/23094/23096,
  * controllers one above each) and data dir (<SLUICE_DATA_DIR>/faults-cluster),
  * started with the code of `sluice kafka up --brokers 3`. Tests reach the nodes
  * through tests/faults/cluster.ts.

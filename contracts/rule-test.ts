@@ -1,3 +1,4 @@
+import { stringifyJson } from '../core/json.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { FieldViolation } from '../core/errors.ts';
 import { createCodec } from '../core/formats/index.ts';
@@ -68,11 +69,7 @@ export function formatRuleTest(result: RuleTestResult): string {
   } else if (result.violations.length > 0) {
     lines.push('', 'The event would be refused (400): it does not match the schema.');
   } else {
-    lines.push(
-      '',
-      'The event would be accepted as:',
-      JSON.stringify(result.message, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2),
-    );
+    lines.push('', 'The event would be accepted as:', stringifyJson(result.message, 2));
   }
   return `${lines.join('\n')}\n`;
 }

@@ -273,7 +273,8 @@ export function withoutBlockComments(text: string): string {
   return out + text.slice(from);
 }
 
-function sortKeys(value: unknown): unknown {
+/** `value` with every object's keys in sorted order: key order then makes no difference to its JSON text. */
+export function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (isObject(value)) {
     return Object.fromEntries(

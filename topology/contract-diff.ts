@@ -1,3 +1,4 @@
+import { sortKeys } from '../registry/state.ts';
 import { normalizeRuleSet, type Rule, type RuleSet } from '../rules/index.ts';
 import type { DeclaredContract } from './model.ts';
 
@@ -14,16 +15,7 @@ const LISTS: { key: Lists; label: string }[] = [
 ];
 
 /** Key order does not make two JSON values differ. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
+const canonical = (value: unknown): string => JSON.stringify(sortKeys(value));
 
 function byName(ruleSet: RuleSet | undefined, key: Lists): Map<string, Rule> {
   const normalized = ruleSet ? normalizeRuleSet(ruleSet) : undefined;

@@ -2,7 +2,7 @@ import { relative } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { BadRequestError } from '../../core/errors.ts';
-import { parseJson } from '../../core/json.ts';
+import { parseJson, stringifyJson } from '../../core/json.ts';
 import { checkSchemas, formatChecks } from '../../contracts/check.ts';
 import { formatRuleTest, passes, testRules } from '../../contracts/rule-test.ts';
 import { generateForTopology, staleFiles, writeGenerated } from '../../contracts/codegen.ts';
@@ -34,7 +34,7 @@ export function register(program: Command): void {
     .action(async (subject: string, flags: { event: string; version: string; mode: 'WRITE' | 'READ'; json?: boolean }, command: Command) => {
       const ctx = commandContext(command);
       const result = await testRules(ctx.registry, subject, flags.version, readEvent(flags.event), flags.mode);
-      write(flags.json ? `${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n` : formatRuleTest(result));
+      write(flags.json ? `${stringifyJson(result, 2)}\n` : formatRuleTest(result));
       if (!passes(result)) process.exitCode = 1;
     });
 

@@ -335,7 +335,7 @@ export function loadTopology(file: string): Topology {
       groupId: r.string(w.groupId ?? `sluice.${name}`, [...path, 'groupId']),
       handler,
       delivery,
-      ...(reading.useLatestWithMetadata === undefined ? {} : { useLatestWithMetadata: reading.useLatestWithMetadata }),
+      ...(reading.useLatestWithMetadata === undefined ? {} : { useLatestWithMetadata: reading.useLatestWithMetadata, location: src.locationOf([...path, 'input', 'useLatestWithMetadata']) }),
     };
   });
   const workerNames = new Set<string>();

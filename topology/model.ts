@@ -105,6 +105,8 @@ export interface WorkerSpec {
    * Records of other versions run the migration rules between theirs and it.
    */
   useLatestWithMetadata?: Readonly<Record<string, string>>;
+  /** `file:line` of the worker's `useLatestWithMetadata`, for plan errors that only the registry reveals. */
+  location?: string;
 }
 
 export interface Topology {

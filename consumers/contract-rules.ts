@@ -1,17 +1,21 @@
 import { RegistryError, RuleViolationError, type RuleViolation } from '../core/errors.ts';
+import type { AvroTypes } from '../core/formats/avro-types.ts';
 import type { AnyCodec } from '../core/formats/index.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { createCodecEncoder, type EventEncoder } from '../core/serde.ts';
-import { CompiledContract, migrate, runWriteRules, SubjectContracts, type Metadata, type RuleFailure, type RuleSet, type RunMode, type SubjectBinding } from '../rules/index.ts';
+import { CompiledContract, CONTRACT_REFRESH_MS, migrate, runWriteRules, SubjectContracts, type Metadata, type RuleFailure, type RuleSet, type RunMode, type SubjectBinding } from '../rules/index.ts';
 
 /**
  * Data contracts in a stream worker, as Confluent's deserializer and
  * serializer run them around a consumer's and a producer's code:
  *
  * - Input: a record's writer schema id is looked up as a version of the input
- *   subject. When the worker's reader version (the version of the topology's
- *   input schema under the subject's current contract) differs from the
+ *   subject. The worker's reader version is the version of the topology's
+ *   input schema under the subject's current contract or, for a worker pinned
+ *   by `input.useLatestWithMetadata` (Confluent's use.latest.with.metadata),
+ *   the latest version whose metadata properties hold the pinned ones, read
+ *   from the registry with that version's own schema. When it differs from the
  *   writer's, the migration rules of the versions between run in order: each
  *   later version's UPGRADE rules when the writer is older, each version's
  *   DOWNGRADE rules from the writer's down when it is newer (Confluent's
@@ -30,6 +34,22 @@ import { CompiledContract, migrate, runWriteRules, SubjectContracts, type Metada
  * one `sluice dlq replay` knows, so a rule's `dlq.topic` is not used here.
  * NONE passes; disabled rules are skipped (the engine's doing).
  */
+
+/**
+ * The schema a worker reads with: the codec a migrated record must fit and, for Avro, the reader schema
+ * records are resolved to (`key` tells decoders of different readers apart); undefined for JSON Schema and
+ * Protobuf, which are read as written.
+ */
+export interface ReaderSchema {
+  readonly codec: Pick<AnyCodec, 'validate'>;
+  readonly avro: { readonly types: AvroTypes; readonly key: string } | undefined;
+}
+
+/** The version a pinned worker reads with (`GET /subjects/{subject}/metadata`). */
+interface PinnedReader extends ReaderSchema {
+  readonly version: number;
+  readonly id: number;
+}
 
 /** What the rules do to records of one writer schema id, for the reader version current when it was planned. */
 export interface InputPlan {
@@ -84,15 +104,19 @@ export function ruleError(failure: RuleFailure): RuleViolationError {
 
 /**
  * Runs the migrations and READ rules of `plan` on a decoded input value
- * (pure: no registry, no Kafka). A migrated value that does not fit the
- * reader's schema is charged to the last migration rule that ran.
+ * (pure: no registry, no Kafka). An Avro record is then resolved into the
+ * reader's schema as Avro resolution would a record of that shape (`readerTypes`:
+ * a missing field with a default takes it, an undeclared one is dropped). A
+ * migrated value that does not fit the reader's schema is charged to the last
+ * migration rule that ran.
  */
-export async function applyInputRules(plan: InputPlan, value: unknown, readerCodec: Pick<AnyCodec, 'validate'> | undefined): Promise<InputVerdict> {
+export async function applyInputRules(plan: InputPlan, value: unknown, readerCodec: Pick<AnyCodec, 'validate'> | undefined, readerTypes?: AvroTypes): Promise<InputVerdict> {
   let current = value;
   if (plan.steps.length > 0) {
     const migrated = await migrate(plan.steps, plan.writerVersion, plan.readerVersion, current);
     if (!migrated.ok) return { ok: false, error: ruleError(migrated.failure) };
     current = migrated.message;
+    if (readerTypes) current = resolveInto(readerTypes, current);
     const broken = readerCodec?.validate(current)[0];
     if (broken) {
       const mode = migrationMode(plan.writerVersion, plan.readerVersion);
@@ -123,10 +147,23 @@ export async function applyInputRules(plan: InputPlan, value: unknown, readerCod
   return { ok: true, value: current };
 }
 
+/** avsc's copy into the reader's types fills defaults and drops undeclared fields; what it cannot copy is left for the validation to name. */
+function resolveInto(types: AvroTypes, value: unknown): unknown {
+  try {
+    return types.wide.clone(value);
+  } catch {
+    return value;
+  }
+}
+
 export interface WorkerContractsOptions {
   registry: RegistryClient;
-  /** The topology's input schema (its text finds the reader version). */
+  /** The topology's input schema (its text finds the reader version, unless the worker is pinned). */
   input: SubjectBinding & { readonly codec: AnyCodec };
+  /** The Avro reader of the topology's input schema, records resolved to it (unless the worker is pinned). */
+  inputReader?: ReaderSchema['avro'];
+  /** The metadata properties the worker's reader version is pinned by (the topology's `input.useLatestWithMetadata`). */
+  useLatestWithMetadata?: Readonly<Record<string, string>>;
   /** The topology's output schema and the id it was registered with. */
   output: SubjectBinding & { readonly codec: AnyCodec };
   log: Logger;
@@ -145,25 +182,75 @@ export class WorkerContracts {
   /** The output contract `#writes` was computed for: asked per record, computed per contract. */
   #outputContract: CompiledContract | undefined;
   #writes = false;
+  readonly #topologyReader: ReaderSchema;
+  /** Set by start() when the worker is pinned; replaced when the registry names another version. */
+  #pinned: PinnedReader | undefined;
+  #pinTimer: NodeJS.Timeout | undefined;
 
   constructor(options: WorkerContractsOptions) {
     this.#o = options;
-    this.#current = new SubjectContracts(options.registry, [options.input, options.output], options.log);
+    // A pinned worker's reader version comes from the metadata look-up, not from the topology's input schema.
+    this.#current = new SubjectContracts(options.registry, options.useLatestWithMetadata ? [options.output] : [options.input, options.output], options.log);
     this.#encoder = createCodecEncoder(options.output.subject, options.output.schemaId, options.output.codec);
+    this.#topologyReader = { codec: options.input.codec, avro: options.inputReader };
   }
 
-  /** Loads both subjects' current contracts, then keeps them current (every 2 s, as the ingress). */
-  start(intervalMs?: number): Promise<void> {
-    return this.#current.start(intervalMs);
+  /**
+   * Loads both subjects' current contracts and, for a pinned worker, its reader version (a registry
+   * without a version of those properties fails the start), then keeps them current (every 2 s, as the ingress).
+   */
+  async start(intervalMs = CONTRACT_REFRESH_MS): Promise<void> {
+    if (this.#o.useLatestWithMetadata) {
+      await this.#resolvePin();
+      this.#pinTimer = setInterval(
+        () =>
+          void this.#resolvePin().catch((error: unknown) =>
+            // The registry down or the version gone: keep reading with the version last found.
+            this.#o.log.debug({ err: error, subject: this.#o.input.subject }, 'pinned reader refresh failed; keeping the current version'),
+          ),
+        intervalMs,
+      ).unref();
+    }
+    await this.#current.start(intervalMs);
   }
 
   stop(): void {
+    clearInterval(this.#pinTimer);
     this.#current.stop();
+  }
+
+  /**
+   * The latest version of the input subject whose metadata properties hold the pinned ones, as Confluent's
+   * deserializer finds its reader (getLatestWithMetadata, soft-deleted versions included).
+   */
+  async #resolvePin(): Promise<void> {
+    const { subject } = this.#o.input;
+    const query = Object.entries(this.#o.useLatestWithMetadata!)
+      .map(([key, value]) => `&key=${encodeURIComponent(key)}&value=${encodeURIComponent(value)}`)
+      .join('');
+    const answer = await this.#o.registry.request<VersionAnswer>('GET', `/subjects/${encodeURIComponent(subject)}/metadata?deleted=true${query}`);
+    if (this.#pinned?.id === answer.id && this.#pinned.version === answer.version) return;
+    const codec = await this.#o.registry.codecById(answer.id);
+    const avro = codec.schemaType === 'AVRO' ? { types: codec.types, key: `${subject}@${answer.id}` } : undefined;
+    const from = this.#pinned?.version;
+    this.#pinned = { version: answer.version, id: answer.id, codec, avro };
+    this.#o.log.info(
+      { subject, version: answer.version, schemaId: answer.id, useLatestWithMetadata: this.#o.useLatestWithMetadata, ...(from === undefined ? {} : { from }) },
+      'worker reads with a new pinned version',
+    );
+  }
+
+  /**
+   * The schema records are read with now. Read it in the same turn as plan(), which plans for the reader
+   * version of that moment, so a record's migration and its check against the reader agree.
+   */
+  reader(): ReaderSchema {
+    return this.#pinned ?? this.#topologyReader;
   }
 
   /** The plan for records of writer schema `id`: synchronously when known (undefined, no rules), else a Promise. */
   plan(id: number): InputPlan | undefined | Promise<InputPlan | undefined> {
-    const reader = this.#current.of(this.#o.input).version;
+    const reader = this.#pinned ? this.#pinned.version : this.#current.of(this.#o.input).version;
     if (reader !== this.#plansReader) {
       // The reader version moved (a new contract registered): every plan is made again against it.
       this.#plans.clear();

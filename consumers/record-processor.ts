@@ -1,5 +1,4 @@
 import type { AvroTypes } from '../core/formats/avro-types.ts';
-import type { AnyCodec } from '../core/formats/index.ts';
 import { isRetryable, OutputTooLargeError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
@@ -85,13 +84,11 @@ export interface RecordProcessorOptions {
   output: string;
   deadLetter: string;
   registry: RegistryClient;
-  /** The Avro reader schema records are resolved to; undefined for JSON Schema and Protobuf inputs (read as written). */
+  /** The Avro reader schema records are resolved to without `contracts` (which know the reader); undefined for JSON Schema and Protobuf inputs (read as written). */
   reader: { types: AvroTypes; key: string } | undefined;
   encoder: EventEncoder;
-  /** The input's and output's data contracts (consumers/contract-rules.ts); without them, no rules run. */
-  contracts?: Pick<WorkerContracts, 'plan' | 'write' | 'writes' | 'encoder'>;
-  /** The reader's codec a migrated input must fit. */
-  readerCodec?: Pick<AnyCodec, 'validate'>;
+  /** The input's and output's data contracts and the schema the input is read with (consumers/contract-rules.ts); without them, no rules run. */
+  contracts?: Pick<WorkerContracts, 'plan' | 'reader' | 'write' | 'writes' | 'encoder'>;
   handler: Handler<unknown, unknown>;
   /** core/retry.ts's `handler` policy: attempts and backoff of a retryable handler failure. */
   retry: BackoffPolicy;
@@ -140,14 +137,16 @@ export class RecordProcessor {
     const correlationId = correlationIdOf(headers, record);
     let value: unknown;
     let plan: InputPlan | undefined;
+    const contracts = this.#o.contracts;
+    // Taken in the same turn as the plan, which is made for this reader's version.
+    const reader = contracts ? contracts.reader() : undefined;
     try {
-      const contracts = this.#o.contracts;
       if (contracts) {
         const planned = contracts.plan(unframe(record.value).schemaId);
         plan = planned instanceof Promise ? await planned : planned;
       }
       // A record to migrate is read with its writer's own schema: the migration, not Avro resolution, makes it the reader's.
-      ({ value } = await decodeFramed(this.#o.registry, record.value, plan && plan.steps.length > 0 ? undefined : this.#o.reader));
+      ({ value } = await decodeFramed(this.#o.registry, record.value, plan && plan.steps.length > 0 ? undefined : reader ? reader.avro : this.#o.reader));
     } catch (error) {
       const retryable = isRetryable(error);
       this.#o.metrics.errors.inc({ ...this.#labels, class: retryable ? 'retryable' : 'fatal' });
@@ -155,7 +154,7 @@ export class RecordProcessor {
       return this.deadLetter(record, correlationId, error, 1, span);
     }
     if (plan) {
-      const verdict = await applyInputRules(plan, value, this.#o.readerCodec);
+      const verdict = await applyInputRules(plan, value, reader?.codec, reader?.avro?.types);
       if (!verdict.ok) {
         this.#o.metrics.errors.inc({ ...this.#labels, class: 'fatal' });
         return this.deadLetter(record, correlationId, verdict.error, 1, span);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { SluiceConfig } from '../core/config.ts';
-import { describeCause, WorkerConfigError } from '../core/errors.ts';
+import { describeCause, RegistryError, WorkerConfigError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { retryPolicies } from '../core/retry.ts';
@@ -136,6 +136,15 @@ export function kafkaSeam(config: SluiceConfig, spec: WorkerSpec, log: Logger, i
   return { consumer, output };
 }
 
+/** A pinned worker whose registry has no version of its properties cannot start: said as a mistake in its topology entry. */
+function pinnedReaderMissing(spec: WorkerSpec, subject: string, error: unknown): unknown {
+  if (!spec.useLatestWithMetadata || !(error instanceof RegistryError) || error.statusCode !== 404) return error;
+  const wanted = Object.entries(spec.useLatestWithMetadata)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(', ');
+  return new WorkerConfigError(spec.name, `input.useLatestWithMetadata: no version of ${subject} has the metadata properties ${wanted} (${error.message})`);
+}
+
 let instances = 0;
 
 export async function startWorker(options: StartWorkerOptions): Promise<RunningWorker> {
@@ -158,7 +167,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   const contracts = new WorkerContracts({
     registry,
     input: { subject: inputSchema.subject, schemaId: 0, codec: inputCodec, schemaText: inputSchema.text },
+    inputReader: reader,
     output: { subject: outputSchema.subject, schemaId: outputId, codec: outputCodec, schemaText: outputSchema.text },
+    ...(spec.useLatestWithMetadata ? { useLatestWithMetadata: spec.useLatestWithMetadata } : {}),
     log,
   });
   const metrics = options.metrics ?? workerMetrics();
@@ -171,7 +182,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   let runtime: WorkerRuntime | undefined;
   try {
     await partitioner.load(spec.name);
-    await contracts.start();
+    await contracts.start().catch((error: unknown) => {
+      throw pinnedReaderMissing(spec, inputSchema.subject, error);
+    });
     await seam.output.init?.();
     const processor = new RecordProcessor({
       workerName: spec.name,
@@ -181,7 +194,6 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       reader,
       encoder,
       contracts,
-      readerCodec: inputCodec,
       handler,
       retry: retryPolicies.handler({ maxAttempts: config.workerMaxAttempts, baseMs: config.workerRetryBaseMs, maxMs: config.workerRetryMaxMs }),
       chunkBytes: config.workerBatchBytes,

@@ -75,6 +75,8 @@ function messageFor(error: ErrorObject): SchemaProblem {
       return { path, message: `${JSON.stringify(data)} is not ${schema.description ?? `matching ${String(params.pattern)}`}` };
     case 'minLength':
       return { path, message: `expected a non-empty string, got ${describe(data)}` };
+    case 'minProperties':
+      return { path, message: `expected a mapping with at least ${String(params.limit)} key${params.limit === 1 ? '' : 's'}, got an empty one` };
     case 'enum':
       return { path, message: `expected one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${describe(data)}` };
     case 'const':

@@ -1,4 +1,5 @@
 import { RuleViolationError, type RuleViolation } from '../core/errors.ts';
+import { stringifyJson } from '../core/json.ts';
 import type { OutgoingRecord, RecordHeaders } from '../kafka/index.ts';
 import { ruleHeaders, type RuleFailure, type RuleResults, type SubjectBinding } from '../rules/index.ts';
 import type { PreparedProduce } from './idempotency.ts';
@@ -51,10 +52,8 @@ export function deadLetterRecord(failure: RuleFailure, event: unknown, routeTopi
   return {
     topic: failure.dlqTopic!,
     key,
-    value: Buffer.from(
-      JSON.stringify(event, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)),
-      'utf8',
-    ),
+    // core/json.ts's writer, as every other Sluice output: an Avro long beyond 2^53 (a bigint) stays an exact number.
+    value: Buffer.from(stringifyJson(event), 'utf8'),
     headers: [...headers.filter(([name]) => name !== 'content-type'), ['content-type', Buffer.from('application/json')], ...ruleHeaders(failure, routeTopic)],
   };
 }

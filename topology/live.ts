@@ -1,6 +1,7 @@
 import type { Kafka, KafkaAdmin } from '../kafka/index.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import { schemaTypeOf, topologyName, type Topology } from './model.ts';
+import { RegistryError } from '../core/errors.ts';
+import { schemaTypeOf, subjectFor, topologyName, type Topology } from './model.ts';
 import type { LiveSnapshot, LiveSubject, LiveTopic } from './plan.ts';
 import { readAppliedState } from './state.ts';
 import { subjectStatus } from './subject-status.ts';
@@ -43,5 +44,24 @@ export async function gatherLive(topology: Topology, sources: LiveSources): Prom
     const value = topic.valueSchema;
     subjects.set(value.subject, await subjectStatus(registry, value.subject, value.text, topic.compatibility, schemaTypeOf(value), value.contract));
   }
-  return { brokers: brokers.length, topics, subjects, ...(state ? { managedTopics: state.topics } : {}) };
+  const unmatchedPins: string[] = [];
+  for (const worker of topology.workers) {
+    if (worker.useLatestWithMetadata && !(await pinMatches(registry, subjectFor(worker.input), worker.useLatestWithMetadata))) unmatchedPins.push(worker.name);
+  }
+  return { brokers: brokers.length, topics, subjects, ...(state ? { managedTopics: state.topics } : {}), ...(unmatchedPins.length > 0 ? { unmatchedPins } : {}) };
+}
+
+/** Whether a version of `subject` has every metadata property of `pin`, asked as the pinned worker will ask. */
+async function pinMatches(registry: RegistryClient, subject: string, pin: Readonly<Record<string, string>>): Promise<boolean> {
+  const query = Object.entries(pin)
+    .map(([key, value]) => `&key=${encodeURIComponent(key)}&value=${encodeURIComponent(value)}`)
+    .join('');
+  try {
+    await registry.request('GET', `/subjects/${encodeURIComponent(subject)}/metadata?deleted=true${query}`);
+    return true;
+  } catch (error) {
+    // No such subject (40401) or no version with those properties (40403); anything else is the registry's failure.
+    if (error instanceof RegistryError && error.statusCode === 404) return false;
+    throw error;
+  }
 }

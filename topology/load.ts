@@ -181,6 +181,27 @@ function loadSchema(src: Source, r: Reader, value: unknown, path: PathPart[], to
   return Object.keys(contract).length === 0 ? loaded : { ...loaded, contract };
 }
 
+/**
+ * A worker's `input`: a topic name, or a mapping of the topic and `useLatestWithMetadata` (Confluent's
+ * use.latest.with.metadata), the metadata properties whose latest version the worker reads with. Property
+ * values are strings in the registry; a YAML number or boolean (`major_version: 1`) is taken as its text.
+ */
+function workerInput(src: Source, r: Reader, value: unknown, path: PathPart[]): { topic: string; topicPath: PathPart[]; useLatestWithMetadata?: Record<string, string> } {
+  if (!isRecord(value)) return { topic: r.string(value, path), topicPath: path };
+  const entry = r.mapping(value, path, ['topic', 'useLatestWithMetadata']);
+  const topic = r.string(entry.topic, [...path, 'topic']);
+  if (entry.useLatestWithMetadata === undefined) return { topic, topicPath: [...path, 'topic'] };
+  const pinPath = [...path, 'useLatestWithMetadata'];
+  if (!isRecord(entry.useLatestWithMetadata)) throw src.error(pinPath, `expected a mapping of metadata properties (e.g. major_version: "1"), got ${describe(entry.useLatestWithMetadata)}`);
+  const properties: Record<string, string> = {};
+  for (const [key, property] of Object.entries(entry.useLatestWithMetadata)) {
+    if (typeof property !== 'string' && typeof property !== 'number' && typeof property !== 'boolean') throw src.error([...pinPath, key], `expected a scalar value, got ${describe(property)}`);
+    properties[key] = String(property);
+  }
+  if (Object.keys(properties).length === 0) throw src.error(pinPath, 'expected at least one metadata property (e.g. major_version: "1"), got an empty mapping');
+  return { topic, topicPath: [...path, 'topic'], useLatestWithMetadata: properties };
+}
+
 /** `sluice.topology.yaml` is topology "sluice". */
 function defaultName(file: string): string {
   const stem = basename(file).replace(/(\.topology)?\.ya?ml$/, '');
@@ -285,13 +306,14 @@ export function loadTopology(file: string): Topology {
     const path = ['workers', i];
     const w = r.mapping(raw, path, ['name', 'input', 'output', 'deadLetter', 'groupId', 'handler', 'delivery']);
     const name = r.string(w.name, [...path, 'name'], WORKER_NAME, 'worker name (lower-case letters, digits and "-")');
-    const input = requireTopic(r.string(w.input, [...path, 'input']), [...path, 'input']);
+    const reading = workerInput(src, r, w.input, [...path, 'input']);
+    const input = requireTopic(reading.topic, reading.topicPath);
     const output = requireTopic(r.string(w.output, [...path, 'output']), [...path, 'output']);
     for (const [topic, field] of [
-      [input, 'input'],
-      [output, 'output'],
-    ] as const) {
-      if (!topic.valueSchema) throw src.error([...path, field], `topic "${topic.name}" has no valueSchema; workers decode and encode by schema`);
+      [input, reading.topicPath],
+      [output, [...path, 'output']],
+    ] as [TopicSpec, PathPart[]][]) {
+      if (!topic.valueSchema) throw src.error(field, `topic "${topic.name}" has no valueSchema; workers decode and encode by schema`);
     }
     const deadLetter = requireTopic(r.string(w.deadLetter, [...path, 'deadLetter']), [...path, 'deadLetter']);
     const handlerRel = r.string(w.handler, [...path, 'handler']);
@@ -313,6 +335,7 @@ export function loadTopology(file: string): Topology {
       groupId: r.string(w.groupId ?? `sluice.${name}`, [...path, 'groupId']),
       handler,
       delivery,
+      ...(reading.useLatestWithMetadata === undefined ? {} : { useLatestWithMetadata: reading.useLatestWithMetadata, location: src.locationOf([...path, 'input', 'useLatestWithMetadata']) }),
     };
   });
   const workerNames = new Set<string>();

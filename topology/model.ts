@@ -98,6 +98,15 @@ export interface WorkerSpec {
   /** Absolute path of the module whose default export is the handler. */
   handler: string;
   delivery: DeliveryMode;
+  /**
+   * Confluent's `use.latest.with.metadata` (the topology's `input.useLatestWithMetadata`): the worker reads with
+   * the latest version of its input subject whose metadata properties hold all of these (e.g. `major_version: "1"`),
+   * found in the registry and followed as it changes, instead of the version of the topology's input schema.
+   * Records of other versions run the migration rules between theirs and it.
+   */
+  useLatestWithMetadata?: Readonly<Record<string, string>>;
+  /** `file:line` of the worker's `useLatestWithMetadata`, for plan errors that only the registry reveals. */
+  location?: string;
 }
 
 export interface Topology {

@@ -38,6 +38,8 @@ export interface LiveSnapshot {
   subjects: ReadonlyMap<string, LiveSubject>;
   /** Topics the last apply of this topology managed; undefined when it was never applied. */
   managedTopics?: readonly string[];
+  /** Workers pinned by `input.useLatestWithMetadata` whose properties no version of their input subject has. */
+  unmatchedPins?: readonly string[];
 }
 
 export interface ConfigChange {
@@ -67,7 +69,7 @@ export type PlanAction =
       contractChanges?: string[];
     };
 
-export type PlanErrorType = 'fewer-partitions' | 'replication-factor-changed' | 'replication-unavailable' | 'topic-removed' | 'incompatible-schema';
+export type PlanErrorType = 'fewer-partitions' | 'replication-factor-changed' | 'replication-unavailable' | 'topic-removed' | 'incompatible-schema' | 'pinned-version-missing';
 
 export interface PlanError {
   type: PlanErrorType;
@@ -208,6 +210,23 @@ export function planTopology(topology: Topology, live: LiveSnapshot, options: Pl
       newSubject: !subject.exists,
       ...(value.contract ? { contract: value.contract } : {}),
       ...(changes.length > 0 ? { contractChanges: changes } : {}),
+    });
+  }
+
+  for (const worker of topology.workers) {
+    const pin = worker.useLatestWithMetadata;
+    if (!pin || !live.unmatchedPins?.includes(worker.name)) continue;
+    // The version this plan registers counts: apply makes it before the worker starts.
+    const registered = actions.find((a): a is Extract<PlanAction, { type: 'register-schema' }> => a.type === 'register-schema' && a.topic === worker.input);
+    const properties = registered?.contract?.metadata?.properties ?? {};
+    if (Object.entries(pin).every(([key, value]) => properties[key] === value)) continue;
+    const wanted = Object.entries(pin)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(', ');
+    errors.push({
+      type: 'pinned-version-missing',
+      topic: worker.input,
+      message: `${worker.location === undefined ? '' : `${worker.location}: `}worker ${worker.name} reads with input.useLatestWithMetadata ${wanted}, but no version of ${worker.input}-value has these metadata properties (nor does the file's schema); the worker would not start`,
     });
   }
 

@@ -120,4 +120,44 @@ describe('rules in the topology file, and sluice schemas test (real broker and r
     expect(broken.code).toBe(1);
     expect(broken.stderr).toMatch(/broken\.json: not JSON: .*line 3/);
   });
+
+  it('plan names a worker pinned by input.useLatestWithMetadata to properties no version has, and a bad pin at its line', async () => {
+    const pinnedFile = join(dir, 'pinned.topology.yaml');
+    writeFileSync(join(dir, 'handler.ts'), 'export default () => undefined;\n');
+    const pinnedTopology = (pin: string) =>
+      writeFileSync(
+        pinnedFile,
+        `topics:
+  - name: ${topic}
+    valueSchema: OrderPlaced.avsc
+workers:
+  - name: reads-major-7
+    input:
+      topic: ${topic}
+      useLatestWithMetadata: ${pin}
+    output: ${topic}
+    deadLetter: ${topic}
+    handler: handler.ts
+`,
+      );
+    const pinned = (...args: string[]) => runCli(['topology', 'plan', ...args], { ...env, SLUICE_TOPOLOGY: pinnedFile });
+
+    pinnedTopology('{ major_version: 7 }');
+    const missing = await pinned('--json');
+    expect(missing.code).toBe(1);
+    expect(JSON.parse(missing.stdout).errors).toEqual([
+      {
+        type: 'pinned-version-missing',
+        topic,
+        message: expect.stringMatching(
+          new RegExp(`pinned\\.topology\\.yaml:8: worker reads-major-7 reads with input\\.useLatestWithMetadata major_version=7, but no version of ${subject.replace(/\./g, '\\.')} has`),
+        ),
+      },
+    ]);
+
+    pinnedTopology('{}');
+    const empty = await pinned();
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/pinned\.topology\.yaml:8:\d+: workers\[0\]\.input\.useLatestWithMetadata: expected a mapping with at least 1 key/);
+  });
 });

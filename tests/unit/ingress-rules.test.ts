@@ -124,6 +124,16 @@ describe('WRITE rules at the ingress', () => {
     expect(letter.key?.toString()).toBe('o-8');
   });
 
+  it('DLQ: a big integer in the dead-lettered event stays an exact number, as in every other Sluice output', async () => {
+    produced.length = 0;
+    const payload = '{"orderId":"o-9","amount":5000,"sequence":9007199254740993}';
+    const response = await app.inject({ method: 'POST', url: '/v1/orders', headers: { 'content-type': 'application/json' }, payload });
+    expect(response.statusCode).toBe(200);
+    const letter = produced[0]![0]!;
+    expect(letter.topic).toBe('orders-review');
+    expect(letter.value!.toString()).toBe(payload);
+  });
+
   it('a transform that breaks the schema refuses the event (422), never a 5xx', async () => {
     lookup = { id: 9, version: 4, ruleSet: { domainRules: [{ name: 'to-number', kind: 'TRANSFORM', mode: 'WRITE', type: 'CEL_FIELD', expr: "name == 'orderId' ; 1" }] } };
     await contracts.refresh();

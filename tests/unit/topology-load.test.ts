@@ -215,3 +215,35 @@ describe('data contracts in the topology file', () => {
     expect(errorOf(load(withContract('      file: OrderPlaced.avsc\n      ruleSet: none.yaml'))).message).toMatch(/rules file none\.yaml not found/);
   });
 });
+
+describe('a worker pinned to a version by metadata (input.useLatestWithMetadata)', () => {
+  const withInput = (entry: string) => valid.replace('    input: in\n', `    input:\n${entry}\n`);
+
+  it('reads the topic and the metadata properties (a YAML number taken as its text); a plain input pins nothing', () => {
+    const topology = load(withInput('      topic: in\n      useLatestWithMetadata:\n        major_version: 1\n        owner: orders-team'))();
+    expect(topology.workers[0]).toMatchObject({ input: 'in', useLatestWithMetadata: { major_version: '1', owner: 'orders-team' } });
+    expect(load(withInput('      topic: in'))().workers[0]).not.toHaveProperty('useLatestWithMetadata');
+    expect(loadTopology(join(PROJECT_ROOT, 'topology/sluice.topology.yaml')).workers[0]).not.toHaveProperty('useLatestWithMetadata');
+  });
+
+  it('refuses an unknown key, an empty mapping, a non-scalar value and an undeclared topic, at their lines', () => {
+    const unknown = errorOf(load(withInput('      topic: in\n      useLatestVersion: true')));
+    expect(unknown.message).toMatch(/workers\[0\]\.input\.useLatestVersion: unknown key "useLatestVersion" \(expected one of: topic, useLatestWithMetadata\)/);
+    expect(unknown.location.line).toBe(19);
+
+    const empty = errorOf(load(withInput('      topic: in\n      useLatestWithMetadata: {}')));
+    expect(empty.path).toBe('workers[0].input.useLatestWithMetadata');
+    expect(empty.location.line).toBe(19);
+    expect(empty.message).toMatch(/at least 1 key/);
+
+    const nested = errorOf(load(withInput('      topic: in\n      useLatestWithMetadata:\n        major_version: [1]')));
+    expect(nested.path).toBe('workers[0].input.useLatestWithMetadata.major_version');
+    expect(nested.location.line).toBe(20);
+
+    const undeclared = errorOf(load(withInput('      topic: nowhere\n      useLatestWithMetadata: { major_version: "1" }')));
+    expect(undeclared.path).toBe('workers[0].input.topic');
+    expect(undeclared.message).toMatch(/topic "nowhere" is not declared/);
+
+    expect(errorOf(load(withInput('      useLatestWithMetadata: { major_version: "1" }'))).message).toMatch(/missing required key "topic"/);
+  });
+});

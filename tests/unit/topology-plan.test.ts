@@ -220,3 +220,44 @@ describe('declared data contracts', () => {
     expect(plan).toEqual({ actions: [], errors: [] });
   });
 });
+
+describe('workers pinned by input.useLatestWithMetadata', () => {
+  const pinned = (topics: TopicSpec[]): Topology => ({
+    ...topology(topics),
+    workers: [
+      {
+        name: 'w',
+        input: 'a',
+        output: 'a',
+        deadLetter: 'a',
+        groupId: 'g',
+        handler: '/x/h.ts',
+        delivery: 'at-least-once',
+        useLatestWithMetadata: { major_version: '2' },
+        location: 't.topology.yaml:12',
+      },
+    ],
+  });
+  const unmatched = (subjects: Record<string, LiveSubject>): LiveSnapshot => ({ ...live({ a: liveTopic() }, subjects, ['a']), unmatchedPins: ['w'] });
+
+  it('is an error when no version has the properties, naming the worker, its line and the properties', () => {
+    const plan = planTopology(pinned([withSchema('a')]), unmatched({ 'a-value': registered }));
+    expect(plan.errors).toEqual([
+      {
+        type: 'pinned-version-missing',
+        topic: 'a',
+        message:
+          "t.topology.yaml:12: worker w reads with input.useLatestWithMetadata major_version=2, but no version of a-value has these metadata properties (nor does the file's schema); the worker would not start",
+      },
+    ]);
+    expect(formatPlan(plan, 't', '/x/t.topology.yaml')).toMatch(/! t\.topology\.yaml:12: worker w reads with input\.useLatestWithMetadata major_version=2/);
+  });
+
+  it('is no error when a version has them, or the version this plan registers declares them', () => {
+    expect(planTopology(pinned([withSchema('a')]), live({ a: liveTopic() }, { 'a-value': registered }, ['a'])).errors).toEqual([]);
+    const declaring = withSchema('a', { valueSchema: { file: '/x/a.avsc', subject: 'a-value', schema, text: JSON.stringify(schema), contract: { metadata: { properties: { major_version: '2' } } } } });
+    const plan = planTopology(pinned([declaring]), unmatched({ 'a-value': { exists: true, registered: false, incompatibilities: [] } }));
+    expect(plan.errors).toEqual([]);
+    expect(plan.actions).toEqual([expect.objectContaining({ type: 'register-schema', subject: 'a-value' })]);
+  });
+});

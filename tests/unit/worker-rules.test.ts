@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RegistryError, RuleViolationError } from '../../core/errors.ts';
 import { createCodec } from '../../core/formats/index.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -74,6 +74,28 @@ describe('input rules: migrations, in Confluent order', () => {
     const unfit = await applyInputRules(plan(1, 2, [v1, wrong]), { id: 'p-1', size: 12 }, codecOf(V2));
     expect(unfit.ok).toBe(false);
     if (!unfit.ok) expect(unfit.error.violations[0]).toMatchObject({ rule: 'forgets-height', mode: 'UPGRADE', version: 2, reason: expect.stringContaining('does not fit version 2') });
+  });
+});
+
+describe('input rules: a migrated Avro record resolved into the reader schema', () => {
+  const avro = (fields: object[]) => createCodec({ schemaType: 'AVRO', schema: JSON.stringify({ type: 'record', name: 'Parcel', fields }), references: [] });
+  const writer = avro([
+    { name: 'id', type: 'string' },
+    { name: 'size', type: 'int' },
+    { name: 'note', type: 'string' },
+  ]);
+  const reader = avro([
+    { name: 'id', type: 'string' },
+    { name: 'height', type: 'int' },
+    { name: 'unit', type: 'string', default: 'cm' },
+  ]);
+  const contract = (v: number, codec: typeof writer, ruleSet?: RuleSet) => new CompiledContract({ subject: 'parcels-value', version: v, id: 200 + v, codec, ...(ruleSet ? { ruleSet } : {}) });
+  const upgrade = contract(2, reader, { migrationRules: [migration('size-to-height', 'UPGRADE', '$merge([$sift($, function($v, $k) {$k != "size"}), {"height": size}])')] });
+
+  it('takes the defaults of fields the migration left out and drops fields the reader does not declare, as Avro resolution would', async () => {
+    if (reader.schemaType !== 'AVRO') throw new Error('an Avro codec');
+    const verdict = await applyInputRules(plan(1, 2, [contract(1, writer), upgrade]), { id: 'p-1', size: 12, note: 'fragile' }, reader, reader.types);
+    expect(verdict).toEqual({ ok: true, value: { id: 'p-1', height: 12, unit: 'cm' } });
   });
 });
 
@@ -221,5 +243,73 @@ describe('WorkerContracts against a registry', () => {
     } finally {
       c.stop();
     }
+  });
+});
+
+describe('WorkerContracts pinned by metadata (input.useLatestWithMetadata)', () => {
+  const log = createLogger(loadConfig({ SLUICE_LOG_LEVEL: 'silent' }), 'worker-pinned');
+  const OUT = { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] };
+  const versions: Record<number, object> = { 1: { id: 101, version: 1 }, 2: { id: 102, version: 2, ruleSet: v2.ruleSet }, 3: { id: 103, version: 3, ruleSet: v3.ruleSet } };
+  /** The version the metadata look-up answers; undefined: none has the properties (404). */
+  let latestWithMetadata: number | undefined = 1;
+  const asked: string[] = [];
+  const registry = {
+    request: async (method: string, path: string) => {
+      if (method === 'GET' && path.startsWith('/subjects/parcels-value/metadata?')) {
+        asked.push(path);
+        if (latestWithMetadata === undefined) throw RegistryError.schemaNotFound("No version of 'parcels-value' has metadata major_version=9");
+        return versions[latestWithMetadata];
+      }
+      if (method === 'POST' && path === '/subjects/scores-value') return { id: 55, version: 1 };
+      const id = /^\/schemas\/ids\/(\d+)\/versions$/.exec(path);
+      if (id) return [{ subject: 'parcels-value', version: Number(id[1]) - 100 }];
+      const v = /^\/subjects\/parcels-value\/versions\/(\d+)\?deleted=true$/.exec(path);
+      if (v && versions[Number(v[1])]) return versions[Number(v[1])];
+      throw new Error(`unexpected ${method} ${path}`);
+    },
+    codecById: async (id: number) => codecOf(id === 101 ? V1 : id === 102 ? V2 : V3),
+  } as unknown as RegistryClient;
+  const pinned = (properties: Record<string, string>) =>
+    new WorkerContracts({
+      registry,
+      // The topology's input schema is v3; the pin, not it, decides what the worker reads with.
+      input: { subject: 'parcels-value', schemaId: 0, codec: codecOf(V3), schemaText: JSON.stringify(V3) },
+      output: { subject: 'scores-value', schemaId: 50, codec: codecOf(OUT), schemaText: JSON.stringify(OUT) },
+      useLatestWithMetadata: properties,
+      log,
+    });
+
+  it('reads with the version the metadata look-up names, downgrading newer records to it, and follows the registry', async () => {
+    latestWithMetadata = 1;
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const c = pinned({ major_version: '1', 'owner team': 'a&b' });
+    await c.start(2_000);
+    try {
+      expect(asked.at(-1)).toBe('/subjects/parcels-value/metadata?deleted=true&key=major_version&value=1&key=owner%20team&value=a%26b');
+      // The reader is v1's schema: a v2 record fits it only after the DOWNGRADE rule.
+      expect(c.reader().codec.validate({ id: 'p', size: 1 })).toEqual([]);
+      const fromV3 = (await c.plan(103))!;
+      expect(fromV3).toMatchObject({ writerVersion: 3, readerVersion: 1 });
+      expect(await applyInputRules(fromV3, { id: 'p', height: 7, unit: 'cm' }, c.reader().codec)).toEqual({ ok: true, value: { id: 'p', size: 7 } });
+      expect(await c.plan(101)).toBeUndefined();
+
+      // A new version with the properties: the next refresh reads with it and plans again.
+      latestWithMetadata = 2;
+      await vi.advanceTimersByTimeAsync(2_000);
+      const fromV1 = (await c.plan(101))!;
+      expect(fromV1).toMatchObject({ writerVersion: 1, readerVersion: 2 });
+      expect(await applyInputRules(fromV1, { id: 'p', size: 4 }, c.reader().codec)).toEqual({ ok: true, value: { id: 'p', height: 4 } });
+    } finally {
+      c.stop();
+      vi.useRealTimers();
+    }
+  });
+
+  it('a start without any version of the properties fails (404), naming them', async () => {
+    latestWithMetadata = undefined;
+    const c = pinned({ major_version: '9' });
+    await expect(c.start(60_000)).rejects.toThrow(/major_version=9/);
+    c.stop();
+    latestWithMetadata = 1;
   });
 });

@@ -9,8 +9,11 @@ import { createHash } from 'node:crypto';
 /** Texts at least this long (in characters) are worked on in steps and their results kept; shorter ones take well under a millisecond. */
 export const LONG_TEXT = 16 * 1024;
 
-/** How many results of each step a memo keeps: enough for the long texts being worked on at once (each up to the 1 MiB body limit). */
-export const STEP_MEMO_LIMIT = 32;
+/**
+ * How many results of each step a memo keeps: enough for the long texts being prepared at once (a result evicted
+ * before its plan is worked out again there). Few, since each may be 1 MiB and a larger heap lengthens every major GC.
+ */
+export const STEP_MEMO_LIMIT = 8;
 
 /**
  * Resolves once the event loop has gone round: timers and I/O that arrived meanwhile (a /healthz) run first.

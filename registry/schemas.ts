@@ -10,7 +10,7 @@ import { RegistryError } from '../core/errors.ts';
 import { JsonTooDeepError, jsonBeyondBounds, parseJsonText } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
-import { explainIncompatibility, parseAvroSchema } from './compatibility.ts';
+import { checkCompatibility, explainIncompatibility, parseAvroSchema } from './compatibility.ts';
 import { normalizeSchema, type RegistryState } from './state.ts';
 import { LONG_TEXT, STEP_MEMO_LIMIT, TextMemo, textsKey, yieldToLoop } from '../core/turns.ts';
 
@@ -221,16 +221,25 @@ async function parseInSteps(state: RegistryState, body: Record<string, unknown>,
   if (!isSchemaType(schemaType) || (schemaType === 'PROTOBUF' && isSerializedDescriptor(schema))) return;
   const steps: (() => unknown)[] = [];
   let resolved: ResolvedReference[] = [];
+  let parsed: ParsedSchema | undefined;
   let text = schema;
   if (schemaType !== 'PROTOBUF') steps.push(() => requireBoundedJson(schemaType, schema));
   steps.push(
     () => (resolved = resolveReferences(state, parseReferences(body.references), canRead)),
-    () => parseSchema(schemaType, schema, resolved, true),
+    () => (parsed = parseSchema(schemaType, schema, resolved, true)),
     () => (text = storedText(schemaType, schema, options.normalize === true)),
     () => normalizeSchema(text, schemaType),
   );
   const subject = options.subject;
-  if (subject !== undefined) for (const version of state.versions(subject)) steps.push(() => parseStored(state, version));
+  if (subject !== undefined) {
+    const versions = state.versions(subject);
+    for (const version of versions) steps.push(() => parseStored(state, version));
+    // The comparisons the subject's level makes (the latest version, or every one when transitive), one a turn.
+    const level = state.effectiveCompatibility(subject);
+    for (const version of level.endsWith('_TRANSITIVE') ? versions : versions.slice(-1)) {
+      steps.push(() => parsed && checkCompatibility(level, parsed, [{ version: version.version, type: parseStored(state, version) }], explainSchemaIncompatibility));
+    }
+  }
   for (const step of steps) {
     // The first turn is the one the body was read in (JSON.parse of up to 1 MiB).
     await yieldToLoop();
@@ -366,8 +375,26 @@ function storedText(schemaType: SchemaType, schema: string, normalize: boolean):
 
 const compacted = new TextMemo<string>(STEP_MEMO_LIMIT);
 
+/**
+ * Reasons by reader and writer. Parsed schemas are kept (parseStored, and a long text's parse) and never changed, and
+ * comparing two takes tens of milliseconds at the bounds (avsc resolving 3,990 fields: 11-30 ms): prepareSchemaRequest
+ * compares them in a turn of its own, and the plan finds the reasons here.
+ */
+const explained = new WeakMap<ParsedSchema, WeakMap<ParsedSchema, readonly string[]>>();
+
 /** Reasons data written with `writer` cannot be read with `reader`, whatever their format. */
 export function explainSchemaIncompatibility(reader: ParsedSchema, writer: ParsedSchema): string[] {
+  let byWriter = explained.get(reader);
+  let reasons = byWriter?.get(writer);
+  if (reasons === undefined) {
+    reasons = explainNow(reader, writer);
+    if (byWriter === undefined) explained.set(reader, (byWriter = new WeakMap()));
+    byWriter.set(writer, reasons);
+  }
+  return [...reasons];
+}
+
+function explainNow(reader: ParsedSchema, writer: ParsedSchema): string[] {
   if (reader.schemaType === 'AVRO' && writer.schemaType === 'AVRO') return explainIncompatibility(reader.type, writer.type);
   if (reader.schemaType === 'JSON' && writer.schemaType === 'JSON') return explainJsonSchemaIncompatibility(reader.codec, writer.codec);
   if (reader.schemaType === 'PROTOBUF' && writer.schemaType === 'PROTOBUF') return explainProtobufIncompatibility(reader.file, writer.file);

@@ -10,7 +10,7 @@ import { createTopics, testConfig, testLogger, uniqueName } from '../support/pla
  * as heavy as the registry takes (1 MiB pathological texts, a JSON Schema just under the subschema bound)
  * checked, registered and looked up while the ingress's /healthz is polled. Every parse is linear or
  * bounded, a long text is read in steps of a turn each and ajv compiles on its own thread, so no request
- * holds the event loop they share for 100 ms (the issue's bound; a quiet machine sees 5-25 ms), and
+ * holds the event loop they share for 100 ms (the issue's bound; 5-60 ms at load 15-25 on 2 cores), and
  * /healthz answers between the steps. A hold is measured as the CPU this thread spends between two turns of a 1 ms timer
  * (process.threadCpuUsage), not as wall time: on a busy machine a 20 ms turn can take 300 ms of wall time,
  * while a held loop holds it for its CPU time whatever the load (on main, ajv compiling 1,990 properties:

@@ -175,10 +175,14 @@ export function parseJson(text: string, maxDepth = Infinity): unknown {
 /**
  * JSON.parse for JSON that is not an event (schema texts, request bodies): numbers as doubles, as JSON.parse gives
  * them, but a text with an escaped object key read by the strict parser (see strictNumber), so that a schema's
- * property named `a"b` is not stored as `a\b`.
+ * property named `a"b` is not stored as `a\b`. Text nesting arrays/objects more than `maxDepth` deep throws
+ * JsonTooDeepError unparsed.
  */
-export function parseJsonText(text: string): unknown {
-  return scan(text, Infinity) === FITS_ESCAPED_KEY ? parseStrictly(text, null, Number) : JSON.parse(text);
+export function parseJsonText(text: string, maxDepth = Infinity): unknown {
+  // One pass for both: the depth bound and whether a key is escaped (the scan is ~3 ms per MiB).
+  const verdict = scan(text, maxDepth);
+  if (verdict >= 0) throw new JsonTooDeepError(text, verdict, maxDepth);
+  return verdict === FITS_ESCAPED_KEY ? parseStrictly(text, null, Number) : JSON.parse(text);
 }
 
 const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
@@ -208,6 +212,16 @@ export function jsonBeyondBounds(value: unknown, maxDepth: number, maxContainers
   while (stack.length > 0) {
     const { item, depth } = stack.pop()!;
     if (depth > maxDepth) return `is nested more than ${maxDepth} arrays/objects deep`;
+    // An array by index: `for...in` makes a string of every index (120,000 enum symbols: ~8 ms of 1 MiB's check).
+    // An object by `for...in`: Object.values of one with 40,000 keys took 17 ms to the loop's 7.
+    if (Array.isArray(item)) {
+      for (const child of item as unknown[]) {
+        if (child === null || typeof child !== 'object') continue;
+        if (++containers > maxContainers) return `holds more than ${maxContainers} arrays/objects`;
+        stack.push({ item: child, depth: depth + 1 });
+      }
+      continue;
+    }
     for (const key in item) {
       const child = (item as Record<string, unknown>)[key];
       if (child === null || typeof child !== 'object') continue;

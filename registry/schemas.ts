@@ -7,11 +7,12 @@ import { parseProtoFile, type ProtoFile } from '../core/formats/protobuf.ts';
 import { descriptorToProto, isSerializedDescriptor } from '../core/formats/proto-descriptor.ts';
 import { isSchemaType, SCHEMA_TYPES, type ResolvedReference, type ResolvedSchema, type SchemaReference, type SchemaType } from '../core/formats/types.ts';
 import { RegistryError } from '../core/errors.ts';
-import { JsonTooDeepError, jsonBeyondBounds, parseJsonText, requireJsonDepth } from '../core/json.ts';
+import { JsonTooDeepError, jsonBeyondBounds, parseJsonText } from '../core/json.ts';
 import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
-import { explainIncompatibility, parseAvroSchema } from './compatibility.ts';
+import { checkCompatibility, explainIncompatibility, parseAvroSchema } from './compatibility.ts';
 import { normalizeSchema, type RegistryState } from './state.ts';
+import { LONG_TEXT, STEP_MEMO_LIMIT, TextMemo, textsKey, yieldToLoop } from '../core/turns.ts';
 
 /**
  * Schemas of the three formats as the registry handles them: parsed with
@@ -105,7 +106,7 @@ export function resolveReferences(state: RegistryState, references: readonly Sch
 /**
  * What ajv said of JSON Schemas the registry was sent (undefined: it compiles; else its refusal), by a hash of
  * the text and its references' texts. The registry needs no validator, only to know that ajv accepts the schema,
- * and ajv takes up to seconds to tell: `compileOffLoop` asks the compiler's worker before a request is planned,
+ * and ajv takes up to seconds to tell: `prepareSchemaRequest` asks the compiler's worker before a request is planned,
  * so the plan (synchronous, and re-run after a conflict) finds the answer here and holds the event loop for none of it.
  */
 const verdicts = new Map<string, string | undefined>();
@@ -121,7 +122,7 @@ function remember(key: string, verdict: string | undefined): void {
   verdicts.set(key, verdict);
 }
 
-/** Throws ajv's refusal of a JSON Schema; compiles here only when `compileOffLoop` did not see it first (a unit test, the command line). */
+/** Throws ajv's refusal of a JSON Schema; compiles here only when `prepareSchemaRequest` did not see it first (a unit test, the command line). */
 function requireCompiles(resolved: ResolvedSchema): void {
   const key = verdictKey(resolved);
   if (!verdicts.has(key)) {
@@ -144,6 +145,23 @@ type CompileCheck = (resolved: ResolvedSchema) => void;
  * versions needs only the parsed documents.
  */
 export function parseSchema(schemaType: SchemaType, schema: string, resolved: readonly ResolvedReference[], stored = false, check: CompileCheck = requireCompiles): ParsedSchema {
+  const parsed = schema.length >= LONG_TEXT ? formatParses.get(resolvedKey(schemaType, schema, resolved), () => parseFormat(schemaType, schema, resolved)) : parseFormat(schemaType, schema, resolved);
+  if (schemaType === 'JSON' && !stored) {
+    try {
+      check({ schemaType, schema, references: resolved });
+    } catch (error) {
+      throw RegistryError.invalidSchema(`Invalid ${schemaType} schema: ${(error as Error).message}`, error);
+    }
+  }
+  return parsed;
+}
+
+/** Long texts parsed by their format's parser (or its refusal), for the plan after prepareSchemaRequest parsed them. */
+const formatParses = new TextMemo<ParsedSchema>(STEP_MEMO_LIMIT);
+
+const resolvedKey = (schemaType: string, schema: string, resolved: readonly ResolvedReference[]): string => textsKey([schemaType, schema, ...resolved.flatMap((r) => [r.name, r.schema])]);
+
+function parseFormat(schemaType: SchemaType, schema: string, resolved: readonly ResolvedReference[]): ParsedSchema {
   if (schemaType === 'AVRO') {
     return {
       schemaType,
@@ -155,23 +173,27 @@ export function parseSchema(schemaType: SchemaType, schema: string, resolved: re
   }
   try {
     if (schemaType === 'PROTOBUF') return { schemaType, file: parseProtoFile({ schemaType, schema, references: resolved }) };
-    const codec = jsonSchemaDocument({ schemaType, schema, references: resolved });
-    if (!stored) check({ schemaType, schema, references: resolved });
-    return { schemaType, codec };
+    return { schemaType, codec: jsonSchemaDocument({ schemaType, schema, references: resolved }) };
   } catch (error) {
     throw RegistryError.invalidSchema(`Invalid ${schemaType} schema: ${(error as Error).message}`, error);
   }
 }
 
 /**
- * Before a request with a schema is planned: a JSON Schema in it is compiled on the compiler's worker, and
- * ajv's verdict kept for the plan. Anything else wrong with the request is left to the plan, which answers
- * it in its own order (a lookup's unknown subject before the schema's problems). A schema ajv cannot compile
- * within the compiler's time limit is refused as too complex (42201); a full compiler queue is a 503.
+ * Before a request with a schema is planned. The plan is synchronous (and re-run after a conflict), and a long
+ * text takes several steps of up to tens of milliseconds each (bounds, the format's parser, the stored form, its
+ * identity, the subject's versions it is compared with): here each runs in a turn of its own and its result is
+ * kept, so the plan finds them done and no turn holds the event loop the registry shares for the sum.
+ * A JSON Schema is then compiled on the compiler's worker, and ajv's verdict kept for the plan. Anything wrong
+ * with the request is left to the plan, which answers it in its own order (a lookup's unknown subject before
+ * the schema's problems). A schema ajv cannot compile within the compiler's time limit is refused as too
+ * complex (42201); a full compiler queue is a 503.
  */
-export async function compileOffLoop(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT): Promise<void> {
+export async function prepareSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT, options: { subject?: string; normalize?: boolean } = {}): Promise<void> {
+  if (!isObject(body)) return;
+  if (typeof body.schema === 'string' && body.schema.length >= LONG_TEXT) await parseInSteps(state, body, body.schema, canRead, options);
   // Only a JSON Schema is compiled: any other request would be parsed here for nothing, then again by its plan.
-  if (!isObject(body) || body.schemaType !== 'JSON') return;
+  if (body.schemaType !== 'JSON') return;
   let toCompile: ResolvedSchema | undefined;
   try {
     parseSchemaRequest(state, body, canRead, false, (resolved) => {
@@ -181,8 +203,6 @@ export async function compileOffLoop(state: RegistryState, body: unknown, canRea
   } catch {
     // The plan answers this request's problems.
   }
-  // The plan parses the request again: in a turn of its own, so the two parses of up to 1 MiB do not add up.
-  await new Promise((resolve) => setImmediate(resolve));
   if (toCompile === undefined) return;
   const key = verdictKey(toCompile);
   if (verdicts.has(key)) return;
@@ -193,6 +213,43 @@ export async function compileOffLoop(state: RegistryState, body: unknown, canRea
     if (!(error instanceof JsonSchemaCompileError)) throw error;
     remember(key, error.message);
   }
+}
+
+/** The steps of parseSchemaRequest (and of the plan's comparisons) for a long text, each in its own turn; the first refusal ends them. */
+async function parseInSteps(state: RegistryState, body: Record<string, unknown>, schema: string, canRead: SubjectReadable, options: { subject?: string; normalize?: boolean }): Promise<void> {
+  const schemaType = body.schemaType === undefined || body.schemaType === null ? 'AVRO' : body.schemaType;
+  if (!isSchemaType(schemaType) || (schemaType === 'PROTOBUF' && isSerializedDescriptor(schema))) return;
+  const steps: (() => unknown)[] = [];
+  let resolved: ResolvedReference[] = [];
+  let parsed: ParsedSchema | undefined;
+  let text = schema;
+  if (schemaType !== 'PROTOBUF') steps.push(() => requireBoundedJson(schemaType, schema));
+  steps.push(
+    () => (resolved = resolveReferences(state, parseReferences(body.references), canRead)),
+    () => (parsed = parseSchema(schemaType, schema, resolved, true)),
+    () => (text = storedText(schemaType, schema, options.normalize === true)),
+    () => normalizeSchema(text, schemaType),
+  );
+  const subject = options.subject;
+  if (subject !== undefined) {
+    const versions = state.versions(subject);
+    for (const version of versions) steps.push(() => parseStored(state, version));
+    // The comparisons the subject's level makes (the latest version, or every one when transitive), one a turn.
+    const level = state.effectiveCompatibility(subject);
+    for (const version of level.endsWith('_TRANSITIVE') ? versions : versions.slice(-1)) {
+      steps.push(() => parsed && checkCompatibility(level, parsed, [{ version: version.version, type: parseStored(state, version) }], explainSchemaIncompatibility));
+    }
+  }
+  for (const step of steps) {
+    // The first turn is the one the body was read in (JSON.parse of up to 1 MiB).
+    await yieldToLoop();
+    try {
+      step();
+    } catch {
+      return; // the plan answers it
+    }
+  }
+  await yieldToLoop();
 }
 
 /**
@@ -226,10 +283,17 @@ function oversizedEnum(value: unknown, path: string): string | undefined {
 }
 
 function requireBoundedJson(schemaType: 'AVRO' | 'JSON', text: string): void {
+  if (text.length >= LONG_TEXT) boundsChecked.get(textsKey([schemaType, text]), () => requireBoundedJsonNow(schemaType, text));
+  else requireBoundedJsonNow(schemaType, text);
+}
+
+/** Long texts found within bounds (or the refusal), for the plan after prepareSchemaRequest checked them. */
+const boundsChecked = new TextMemo<void>(STEP_MEMO_LIMIT);
+
+function requireBoundedJsonNow(schemaType: 'AVRO' | 'JSON', text: string): void {
   let value: unknown;
   try {
-    requireJsonDepth(text, MAX_SCHEMA_DEPTH); // before JSON.parse, whose time grows with the depth
-    value = parseJsonText(text);
+    value = parseJsonText(text, MAX_SCHEMA_DEPTH); // the depth checked before JSON.parse, whose time grows with it
   } catch (error) {
     if (error instanceof JsonTooDeepError) throw RegistryError.invalidSchema(`Invalid ${schemaType} schema: "schema" ${error.message}`, error);
     return; // not JSON: the format's own parser says where
@@ -290,7 +354,7 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
   if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
   else if (isSerializedDescriptor(schema)) return parseSchemaRequest(state, { ...body, schema: protoTextOf(schema) }, canRead, normalize, check);
   const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead), false, check);
-  const text = normalize ? normalizeSchema(schema, schemaType) : schemaType === 'PROTOBUF' ? schema : JSON.stringify(parseJsonText(schema));
+  const text = storedText(schemaType, schema, normalize);
   return {
     schema: text,
     schemaType,
@@ -302,8 +366,35 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
   };
 }
 
+/** A schema's text as stored: its normalized form when asked; else compact JSON for Avro and JSON Schema (key order kept), Protobuf text as given. */
+function storedText(schemaType: SchemaType, schema: string, normalize: boolean): string {
+  if (normalize) return normalizeSchema(schema, schemaType);
+  if (schemaType === 'PROTOBUF') return schema;
+  return schema.length >= LONG_TEXT ? compacted.get(textsKey([schema]), () => JSON.stringify(parseJsonText(schema))) : JSON.stringify(parseJsonText(schema));
+}
+
+const compacted = new TextMemo<string>(STEP_MEMO_LIMIT);
+
+/**
+ * Reasons by reader and writer. Parsed schemas are kept (parseStored, and a long text's parse) and never changed, and
+ * comparing two takes tens of milliseconds at the bounds (avsc resolving 3,990 fields: 11-30 ms): prepareSchemaRequest
+ * compares them in a turn of its own, and the plan finds the reasons here.
+ */
+const explained = new WeakMap<ParsedSchema, WeakMap<ParsedSchema, readonly string[]>>();
+
 /** Reasons data written with `writer` cannot be read with `reader`, whatever their format. */
 export function explainSchemaIncompatibility(reader: ParsedSchema, writer: ParsedSchema): string[] {
+  let byWriter = explained.get(reader);
+  let reasons = byWriter?.get(writer);
+  if (reasons === undefined) {
+    reasons = explainNow(reader, writer);
+    if (byWriter === undefined) explained.set(reader, (byWriter = new WeakMap()));
+    byWriter.set(writer, reasons);
+  }
+  return [...reasons];
+}
+
+function explainNow(reader: ParsedSchema, writer: ParsedSchema): string[] {
   if (reader.schemaType === 'AVRO' && writer.schemaType === 'AVRO') return explainIncompatibility(reader.type, writer.type);
   if (reader.schemaType === 'JSON' && writer.schemaType === 'JSON') return explainJsonSchemaIncompatibility(reader.codec, writer.codec);
   if (reader.schemaType === 'PROTOBUF' && writer.schemaType === 'PROTOBUF') return explainProtobufIncompatibility(reader.file, writer.file);
@@ -317,7 +408,7 @@ const PARSED_CACHE_LIMIT = 1000;
 export function parseStored(state: RegistryState, entry: { schema: string; schemaType: string; references: readonly SchemaReference[] }): ParsedSchema {
   const schemaType = isSchemaType(entry.schemaType) ? entry.schemaType : 'AVRO';
   const resolved = resolveReferences(state, entry.references);
-  const key = JSON.stringify([schemaType, entry.schema, resolved]);
+  const key = resolvedKey(schemaType, entry.schema, resolved);
   const cached = parsedCache.get(key);
   if (cached) return cached;
   const parsed = parseSchema(schemaType, entry.schema, resolved, true);

@@ -1,5 +1,6 @@
 import type { SchemaReference } from '../core/formats/types.ts';
 import { parseJsonText } from '../core/json.ts';
+import { LONG_TEXT, STEP_MEMO_LIMIT, TextMemo, textsKey } from '../core/turns.ts';
 import type { Metadata, RuleSet } from '../rules/types.ts';
 import { COMPATIBILITY_LEVELS, DEFAULT_COMPATIBILITY, isCompatibilityLevel, type CompatibilityLevel } from './compatibility.ts';
 
@@ -238,12 +239,19 @@ function decodeReferences(raw: unknown): SchemaReference[] {
   });
 }
 
+const normalized = new TextMemo<string>(STEP_MEMO_LIMIT);
+
 /**
  * Schema identity: key order and whitespace do not make a different schema.
  * Protobuf text is not JSON: its identity is the text with comments and runs of
  * whitespace collapsed (what a reformatting editor changes).
  */
 export function normalizeSchema(text: string, schemaType = 'AVRO'): string {
+  // A long text's identity is asked for several times per request (look-up, registration, the record's apply): worked out once.
+  return text.length >= LONG_TEXT ? normalized.get(textsKey([schemaType, text]), () => normalizeNow(text, schemaType)) : normalizeNow(text, schemaType);
+}
+
+function normalizeNow(text: string, schemaType: string): string {
   if (schemaType === 'PROTOBUF') {
     return withoutBlockComments(text)
       .replace(/\/\/[^\n]*/g, ' ')

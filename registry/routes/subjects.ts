@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { RegistryError } from '../../core/errors.ts';
 import { contractFor, deleteSubject, deleteVersion, parseVersion, registerSchema } from '../commands.ts';
-import { compileOffLoop, parseSchemaRequest } from '../schemas.ts';
+import { parseSchemaRequest, prepareSchemaRequest } from '../schemas.ts';
 import { flag, formatted, Lookup, raw, versionBody, type RegistryRouteOptions, type SubjectParams, type VersionParams } from './lookup.ts';
 
 /** /subjects: list, look up, register and delete a subject's versions. */
@@ -32,14 +32,14 @@ const subjectRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { st
   });
 
   app.post<{ Params: SubjectParams }>('/subjects/:subject/versions', async (request) => {
-    await compileOffLoop(state, request.body, readable(request));
+    await prepareSchemaRequest(state, request.body, readable(request), { subject: request.params.subject, normalize: flag(request.query, 'normalize') });
     return store.execute((s) => registerSchema(s, request.params.subject, request.body, readable(request), flag(request.query, 'normalize')));
   });
 
   app.post<{ Params: SubjectParams }>('/subjects/:subject', async (request) => {
     const subject = request.params.subject;
     const includeDeleted = flag(request.query, 'deleted');
-    await compileOffLoop(state, request.body, readable(request));
+    await prepareSchemaRequest(state, request.body, readable(request), { normalize: flag(request.query, 'normalize') });
     return lookup.read(() => {
       if (!state.hasSubject(subject, includeDeleted)) throw RegistryError.subjectNotFound(subject);
       const parsed = parseSchemaRequest(state, request.body, readable(request), flag(request.query, 'normalize'));

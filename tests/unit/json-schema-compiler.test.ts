@@ -3,7 +3,7 @@ import { OverloadedError } from '../../core/errors.ts';
 import { jsonSchemaCodec } from '../../core/formats/json-schema.ts';
 import { JsonSchemaCompileError, JsonSchemaCompiler } from '../../core/formats/json-schema-compiler.ts';
 import type { ResolvedSchema } from '../../core/formats/types.ts';
-import { compileOffLoop, parseSchemaRequest } from '../../registry/schemas.ts';
+import { prepareSchemaRequest, parseSchemaRequest } from '../../registry/schemas.ts';
 import { RegistryState } from '../../registry/state.ts';
 
 /**
@@ -75,9 +75,9 @@ describe('the registry', { timeout: 60_000 }, () => {
   it("keeps the worker's verdict for the request's plan: the refusal is a 42201 naming ajv's problem, in the plan's order", async () => {
     const state = new RegistryState();
     const body = { schemaType: 'JSON', schema: JSON.stringify({ type: 'object', properties: { a: { type: 'strin' } } }) };
-    await compileOffLoop(state, body);
+    await prepareSchemaRequest(state, body);
     expect(() => parseSchemaRequest(state, body)).toThrow(expect.objectContaining({ statusCode: 422, errorCode: 42201, message: expect.stringMatching(/^Invalid JSON schema: .*type/) }));
     // A body the plan refuses for another reason is left to it.
-    await expect(compileOffLoop(state, { schemaType: 'JSON' })).resolves.toBeUndefined();
+    await expect(prepareSchemaRequest(state, { schemaType: 'JSON' })).resolves.toBeUndefined();
   });
 });

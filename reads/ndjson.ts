@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { FetchedBatch, RecordView } from '../kafka/index.ts';
 import type { RecordDecoder } from './decode.ts';
 import { createFormatter, type Formatter } from './format.ts';
-import { BAIL, put, putAscii, putText, putUtf8String, room, TranscodeBail, type Cursor } from './transcode.ts';
+import { BAIL, put, putAscii, putInteger, putText, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
 
 /** Smallest output buffer kept, so that small batches do not each allocate. */
 const MIN_BUFFER = 1024 * 1024;
@@ -168,20 +168,6 @@ function utf8(b: Buffer, start: number, length: number): boolean {
 
 /** The record's offset in decimal, without a bigint or a string while it is a safe integer (always, in practice). */
 function putOffset(c: Cursor, r: RecordView): void {
-  const base = r.baseOffset;
-  if (base > MAX_SAFE_OFFSET) {
-    putAscii(c, r.offset.toString());
-    return;
-  }
-  let n = Number(base) + r.offsetDelta;
-  room(c, 16);
-  const out = c.out;
-  let digits = 1;
-  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
-  let o = c.o + digits;
-  c.o = o;
-  do {
-    out[--o] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
-  } while (n > 0);
+  if (r.baseOffset > MAX_SAFE_OFFSET) putAscii(c, r.offset.toString());
+  else putInteger(c, Number(r.baseOffset) + r.offsetDelta);
 }

@@ -14,9 +14,10 @@ import type { FetchedBatch, KafkaRecord, PartitionBatch, TopicPartitionOffset } 
 /**
  * A stateless reader: no consumer group, no commits. It reads the partitions it
  * is given from the offsets it is given and hands over one batch per partition
- * per fetch, as raw KafkaRecords. The next fetch from a broker starts only once
- * the handler has finished with the previous one (backpressure without a
- * promise per record). tail, the console's live tail, the registry store and
+ * per fetch, as raw KafkaRecords (run) or read in place (runFetched: no object
+ * per record, for an output written from the bytes). The next fetch from a
+ * broker starts only once the handler has finished with the previous one
+ * (backpressure without a promise per record). tail, the console's live tail, the registry store and
  * tests read through it.
  */
 

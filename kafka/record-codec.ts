@@ -4,10 +4,11 @@ import type { KafkaRecord, OutgoingRecord, PartitionBatch, RecordHeaders, Record
 /**
  * The seam's one record codec: every read (PartitionReader, GroupConsumer, so
  * tail, the read path, the console, workers, the registry store, bridges, dead
- * letters) turns the client's fetched batches into KafkaRecords with
- * decodePartition, and every write (KafkaProducer, the workers' plain and
- * transactional outputs) turns OutgoingRecords into the client's messages with
- * toClientMessage. So a record reads the same everywhere and writes back as it
+ * letters) walks the record batches a fetch returned as bytes (RawFetchConsumer)
+ * with FetchedRecords, either in place (RecordView: the tail's and the read
+ * path's NDJSON) or into KafkaRecords (decodePartition), and every write
+ * (KafkaProducer, the workers' plain and transactional outputs) turns
+ * OutgoingRecords into the client's messages with toClientMessage. So a record reads the same everywhere and writes back as it
  * was read.
  *
  * Headers follow Kafka's semantics: a list of (name, value) pairs, a name may

@@ -5,6 +5,7 @@ import { retry, retryPolicies } from '../core/retry.ts';
 import { isRetryable } from '../core/errors.ts';
 import { routeClientEvents } from './client-options.ts';
 import { toSluiceError } from './errors.ts';
+import { RawFetchConsumer } from './raw-fetch.ts';
 import { decodePartition, type FetchedPartition } from './record-codec.ts';
 import type { PartitionBatch, TopicPartition, TopicPartitionOffset } from './types.ts';
 
@@ -157,7 +158,7 @@ export class GroupConsumer {
   readonly groupId: string;
   readonly #options: GroupConsumerOptions;
   readonly #log: Logger;
-  readonly #consumer: Consumer;
+  readonly #consumer: RawFetchConsumer;
   readonly #admin: Admin;
   /** Fetches go on their own connections, so a long poll never delays a heartbeat or an offset commit. */
   readonly #fetchPool: ConnectionPool;
@@ -184,7 +185,7 @@ export class GroupConsumer {
     this.groupId = options.groupId;
     this.#options = options;
     this.#log = options.logger;
-    this.#consumer = new Consumer({
+    this.#consumer = new RawFetchConsumer({
       ...options.client,
       groupId: options.groupId,
       groupProtocol: options.protocol,
@@ -564,7 +565,7 @@ export class GroupConsumer {
       byTopic.set(topicId, entry);
     }
     const topicNames = new Map([...topics].map(([name, t]) => [t.id, name]));
-    this.#consumer.fetch(
+    this.#consumer.fetchRaw(
       {
         node,
         topics: [...byTopic.values()],
@@ -605,7 +606,7 @@ export class GroupConsumer {
         const request = byKey.get(key);
         const state = request?.state;
         if (!request || !state || state.epoch !== request.epoch || this.#partitions.get(key) !== state || state.position !== request.offset) continue;
-        if (!p.records || p.records.length === 0) continue;
+        if (!p.records) continue;
         const batch = decodePartition(topic, p.partitionIndex, request.offset, p, this.#options.readCommitted !== false);
         state.position = batch.nextOffset;
         if (batch.leaderEpoch >= 0) state.leaderEpoch = batch.leaderEpoch;

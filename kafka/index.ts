@@ -84,7 +84,7 @@ export function createKafka(config: SluiceConfig, logger: Logger, name: string):
 
 export type { AdminSettings, ClusterDescription, ConfigEntry, GroupDescription, GroupSummary, OffsetSpec, PartitionWatermarks, TopicDescription, TopicSpec } from './admin.ts';
 export { KafkaAdmin } from './admin.ts';
-export { PartitionReader, type BatchHandler, type PartitionReaderSettings } from './partition-reader.ts';
+export { PartitionReader, type BatchHandler, type FetchedBatchHandler, type PartitionReaderSettings } from './partition-reader.ts';
 export { KafkaProducer, type ProducerSettings } from './producer.ts';
 export { errorTrail } from './errors.ts';
 export type { GroupBatch, GroupConsumer, GroupGeneration, GroupListener, GroupProtocol } from './group-consumer.ts';

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Consumer, FetchIsolationLevels, type ClusterMetadata } from '@platformatic/kafka';
+import { FetchIsolationLevels, type ClusterMetadata } from '@platformatic/kafka';
 import type { SluiceConfig } from '../core/config.ts';
 import { BrokerUnavailableError, type SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -7,19 +7,23 @@ import { retry, retryPolicies } from '../core/retry.ts';
 import { KafkaAdmin } from './admin.ts';
 import { clientOptions, errorContext, routeClientEvents } from './client-options.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
-import { decodePartition } from './record-codec.ts';
-import type { KafkaRecord, PartitionBatch, TopicPartitionOffset } from './types.ts';
+import { RawFetchConsumer, type RawFetchedPartition, type RawFetchResponse } from './raw-fetch.ts';
+import { decodePartition, fetchedRecords, toPartitionBatch, type FetchedRecords } from './record-codec.ts';
+import type { FetchedBatch, KafkaRecord, PartitionBatch, TopicPartitionOffset } from './types.ts';
 
 /**
  * A stateless reader: no consumer group, no commits. It reads the partitions it
  * is given from the offsets it is given and hands over one batch per partition
- * per fetch, as raw KafkaRecords. The next fetch from a broker starts only once
- * the handler has finished with the previous one (backpressure without a
- * promise per record). tail, the console's live tail, the registry store and
+ * per fetch, as raw KafkaRecords (run) or read in place (runFetched: no object
+ * per record, for an output written from the bytes). The next fetch from a
+ * broker starts only once the handler has finished with the previous one
+ * (backpressure without a promise per record). tail, the console's live tail, the registry store and
  * tests read through it.
  */
 
 export type BatchHandler = (batch: PartitionBatch) => void | Promise<void>;
+/** Receives each fetched batch read in place (no KafkaRecord per record): for an output written from the bytes. */
+export type FetchedBatchHandler = (batch: FetchedBatch) => void | Promise<void>;
 
 export interface PartitionReaderSettings {
   name: string;
@@ -37,8 +41,7 @@ export interface PartitionReaderSettings {
 
 const OFFSET_OUT_OF_RANGE = 'OFFSET_OUT_OF_RANGE';
 
-// The client exports the fetch response only as the return type of Consumer.fetch.
-type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
+type FetchResponse = RawFetchResponse;
 
 /** One Fetch to one broker, as #send sends it; `key` names the broker and every partition's offset. */
 interface FetchRequest {
@@ -47,6 +50,17 @@ interface FetchRequest {
   topics: { topicId: string; partitions: { partition: number; fetchOffset: bigint; currentLeaderEpoch: number; lastFetchedEpoch: number; partitionMaxBytes: number }[] }[];
   topicNames: Map<string, string>;
 }
+
+/** What one fetch brought of one assigned partition. */
+interface Fetched {
+  position: TopicPartitionOffset;
+  topic: string;
+  partition: RawFetchedPartition;
+  scanned: FetchedRecords;
+}
+
+/** Hands one partition's fetched batch to run()'s or runFetched()'s handler. */
+type Deliver = (topic: string, partition: number, fetched: RawFetchedPartition, scanned: FetchedRecords) => void | Promise<void>;
 
 /** Offsets [start, end) of one partition. */
 interface PartitionRange {
@@ -57,7 +71,7 @@ interface PartitionRange {
 }
 
 export class PartitionReader {
-  readonly #client: Consumer;
+  readonly #client: RawFetchConsumer;
   readonly #admin: KafkaAdmin;
   readonly #log: Logger;
   readonly #context: ErrorContext;
@@ -71,7 +85,7 @@ export class PartitionReader {
   readonly #prefetched = new Map<number, { key: string; response: Promise<FetchResponse> }>();
 
   /** For ends() and readAt(): its own connections, since a broker answers one request per connection at a time and the reader's fetch may be waiting there for up to maxWaitMs. */
-  #offsets: Consumer | undefined;
+  #offsets: RawFetchConsumer | undefined;
   readonly #config: SluiceConfig;
 
   constructor(config: SluiceConfig, logger: Logger, settings: PartitionReaderSettings) {
@@ -83,9 +97,9 @@ export class PartitionReader {
     this.#context = errorContext(config);
   }
 
-  #consumer(config: SluiceConfig, logger: Logger, name: string): Consumer {
+  #consumer(config: SluiceConfig, logger: Logger, name: string): RawFetchConsumer {
     // A group id is required by the constructor; this reader never joins a group or commits.
-    const client = new Consumer({
+    const client = new RawFetchConsumer({
       ...clientOptions(config, { name, retry: retryPolicies.reader }),
       groupId: `${config.clientId}-${name}-reader`,
       autocommit: false,
@@ -94,7 +108,7 @@ export class PartitionReader {
     return client;
   }
 
-  #pointClient(): Consumer {
+  #pointClient(): RawFetchConsumer {
     this.#offsets ??= this.#consumer(this.#config, this.#log, `${this.#settings.name}-offsets`);
     return this.#offsets;
   }
@@ -148,13 +162,13 @@ export class PartitionReader {
     return retry(retryPolicies.reader, () => this.#readFromOnce(client, topic, partition, offset), { onRetry: () => client.clearMetadata() });
   }
 
-  async #readFromOnce(client: Consumer, topic: string, partition: number, offset: bigint): Promise<{ records: readonly KafkaRecord[]; nextOffset: bigint } | undefined> {
+  async #readFromOnce(client: RawFetchConsumer, topic: string, partition: number, offset: bigint): Promise<{ records: readonly KafkaRecord[]; nextOffset: bigint } | undefined> {
     try {
       const metadata = await client.metadata({ topics: [topic] });
       const described = metadata.topics.get(topic);
       const leader = described?.partitions[partition]?.leader ?? -1;
       if (described === undefined || leader < 0) throw new BrokerUnavailableError(`${topic}[${partition}] has no leader`);
-      const response = await client.fetch({
+      const response = await client.fetchRaw({
         node: leader,
         topics: [{ topicId: described.id, partitions: [{ partition, fetchOffset: offset, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: 1024 * 1024 }] }],
         minBytes: 1,
@@ -184,17 +198,38 @@ export class PartitionReader {
    * partition's batches reach `handler` in order, one at a time per broker.
    */
   run(handler: BatchHandler, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {
-    this.#running ??= this.#loop(handler, until).finally(() => {
+    return this.#run((topic, partition, fetched, scanned) => handler(toPartitionBatch(topic, partition, fetched, scanned)), until);
+  }
+
+  /** run(), handing over each batch read in place (FetchedBatch) instead of as KafkaRecords. */
+  runFetched(handler: FetchedBatchHandler, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {
+    return this.#run(
+      (topic, partition, fetched, scanned) =>
+        handler({
+          topic,
+          partition,
+          nextOffset: scanned.nextOffset,
+          highWatermark: fetched.highWatermark,
+          lastStableOffset: fetched.lastStableOffset,
+          leaderEpoch: scanned.leaderEpoch,
+          visit: (visitor, limit) => scanned.visit(visitor, limit),
+        }),
+      until,
+    );
+  }
+
+  #run(deliver: Deliver, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {
+    this.#running ??= this.#loop(deliver, until).finally(() => {
       this.#running = undefined;
     });
     return this.#running;
   }
 
-  async #loop(handler: BatchHandler, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {
+  async #loop(deliver: Deliver, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {
     while (!this.#stopping && !until?.(this.positions())) {
       try {
         // Failed rounds are retried by the reader policy; its count starts again after each round that succeeds.
-        await retry(retryPolicies.reader, () => this.#round(handler), {
+        await retry(retryPolicies.reader, () => this.#round(deliver), {
           signal: this.#abort.signal,
           onRetry: (error, attempt) => this.#log.debug({ err: error, attempt }, 'fetch failed; retrying'),
         });
@@ -206,7 +241,7 @@ export class PartitionReader {
   }
 
   /** One fetch from every broker leading an assigned partition; a failure is classified (toSluiceError) for the retry. */
-  async #round(handler: BatchHandler): Promise<void> {
+  async #round(deliver: Deliver): Promise<void> {
     try {
       const metadata = await this.#metadata();
       const byLeader = this.#byLeader(metadata);
@@ -217,7 +252,7 @@ export class PartitionReader {
         return;
       }
       // One fetch per broker at a time, the brokers in parallel; the round ends when all have answered and been handled.
-      await Promise.all([...byLeader].map(([node, positions]) => this.#fetchFrom(node, positions, metadata, handler)));
+      await Promise.all([...byLeader].map(([node, positions]) => this.#fetchFrom(node, positions, metadata, deliver)));
     } catch (error) {
       this.#prefetched.clear();
       throw toSluiceError(error, { ...this.#context, operation: 'fetch' });
@@ -259,7 +294,7 @@ export class PartitionReader {
   }
 
   #send(request: FetchRequest): Promise<FetchResponse> {
-    return this.#client.fetch({
+    return this.#client.fetchRaw({
       node: request.node,
       topics: request.topics,
       minBytes: this.#settings.minBytes,
@@ -269,7 +304,7 @@ export class PartitionReader {
     });
   }
 
-  async #fetchFrom(node: number, positions: TopicPartitionOffset[], metadata: ClusterMetadata, handler: BatchHandler): Promise<void> {
+  async #fetchFrom(node: number, positions: TopicPartitionOffset[], metadata: ClusterMetadata, deliver: Deliver): Promise<void> {
     const request = this.#fetchRequest(node, positions, metadata);
     const prefetched = this.#prefetched.get(node);
     this.#prefetched.delete(node);
@@ -284,23 +319,24 @@ export class PartitionReader {
       }
       throw error;
     }
-    const fetched: { position: TopicPartitionOffset; batch: PartitionBatch }[] = [];
+    const fetched: Fetched[] = [];
     for (const t of response.responses) {
       const topic = request.topicNames.get(t.topicId);
       if (topic === undefined) continue;
       for (const p of t.partitions) {
         const position = this.#positions.get(`${topic}\u0000${p.partitionIndex}`);
         if (position === undefined || p.errorCode !== 0) continue;
-        const batch = decodePartition(topic, p.partitionIndex, position.offset, p, this.#settings.readCommitted);
-        // A read_committed fetch stops at an open transaction's records; the offset moves on only past what was returned.
-        if (batch.records.length === 0 && batch.nextOffset === position.offset) continue;
-        fetched.push({ position, batch });
+        const scanned = fetchedRecords(p, position.offset, this.#settings.readCommitted);
+        // A read_committed fetch stops at an open transaction's records; the offset moves on only past what was
+        // returned (any record returned moves it).
+        if (scanned.nextOffset === position.offset) continue;
+        fetched.push({ position, topic, partition: p, scanned });
       }
     }
     if (fetched.length > 0 && !this.#stopping) this.#prefetch(node, positions, fetched, metadata);
-    for (const { position, batch } of fetched) {
-      await handler(batch);
-      position.offset = batch.nextOffset;
+    for (const { position, topic, partition, scanned } of fetched) {
+      await deliver(topic, partition.partitionIndex, partition, scanned);
+      position.offset = scanned.nextOffset;
     }
   }
 
@@ -309,10 +345,10 @@ export class PartitionReader {
    * these are decoded and written, instead of after. At most one such fetch per broker, so a reader holds at most two
    * fetches' bytes; a seek or a moved leader makes it a different request, and its answer is dropped.
    */
-  #prefetch(node: number, positions: readonly TopicPartitionOffset[], fetched: readonly { position: TopicPartitionOffset; batch: PartitionBatch }[], metadata: ClusterMetadata): void {
+  #prefetch(node: number, positions: readonly TopicPartitionOffset[], fetched: readonly Fetched[], metadata: ClusterMetadata): void {
     const next = positions.map((p) => {
       const done = fetched.find((f) => f.position === p);
-      return done ? { ...p, offset: done.batch.nextOffset } : p;
+      return done ? { ...p, offset: done.scanned.nextOffset } : p;
     });
     const request = this.#fetchRequest(node, next, metadata);
     const response = this.#send(request);

@@ -1,13 +1,14 @@
-import type { MessageToProduce, RecordsBatch } from '@platformatic/kafka';
-import type { KafkaRecord, OutgoingRecord, PartitionBatch, RecordHeaders } from './types.ts';
+import { compressionsAlgorithmsByBitmask, UnsupportedCompressionError, type MessageToProduce } from '@platformatic/kafka';
+import type { KafkaRecord, OutgoingRecord, PartitionBatch, RecordHeaders, RecordView as RecordViewType } from './types.ts';
 
 /**
  * The seam's one record codec: every read (PartitionReader, GroupConsumer, so
  * tail, the read path, the console, workers, the registry store, bridges, dead
- * letters) turns the client's fetched batches into KafkaRecords with
- * decodePartition, and every write (KafkaProducer, the workers' plain and
- * transactional outputs) turns OutgoingRecords into the client's messages with
- * toClientMessage. So a record reads the same everywhere and writes back as it
+ * letters) walks the record batches a fetch returned as bytes (RawFetchConsumer)
+ * with FetchedRecords, either in place (RecordView: the tail's and the read
+ * path's NDJSON) or into KafkaRecords (decodePartition), and every write
+ * (KafkaProducer, the workers' plain and transactional outputs) turns
+ * OutgoingRecords into the client's messages with toClientMessage. So a record reads the same everywhere and writes back as it
  * was read.
  *
  * Headers follow Kafka's semantics: a list of (name, value) pairs, a name may
@@ -20,20 +21,30 @@ import type { KafkaRecord, OutgoingRecord, PartitionBatch, RecordHeaders } from 
  * over, it becomes the empty name '' rather than dropping the header's value.
  */
 
-/** The part of one partition of a Fetch response the codec reads (the client exports no type for it). */
+/** The part of one partition of a Fetch response the codec reads: its record batches as fetched (RawFetchConsumer). */
 export interface FetchedPartition {
   highWatermark: bigint;
   lastStableOffset: bigint;
   abortedTransactions?: ReadonlyArray<{ producerId: bigint; firstOffset: bigint }> | null;
-  records?: readonly RecordsBatch[] | null;
+  records?: Buffer | null;
 }
 
+/** Compression codec (attributes bits 0-2). */
+const COMPRESSION = 0b111;
 /** A record batch written by a transactional producer (attributes bit 4). */
 const IS_TRANSACTIONAL = 1 << 4;
 /** A batch holding one commit or abort marker (attributes bit 5). */
 const IS_CONTROL = 1 << 5;
+/** baseOffset (8) and batchLength (4): the part of a batch its length does not count. */
+const LOG_OVERHEAD = 12;
+/** Where the records start: baseOffset 8, length 4, leaderEpoch 4, magic 1, crc 4, attributes 2, lastOffsetDelta 4, timestamps 16, producer id 8, epoch 2, sequence 4, count 4. */
+const RECORDS_START = 61;
+/** A control batch's record that is neither marker (or is unreadable). */
+const NOT_A_MARKER = -1;
+const ABORT_MARKER = 0;
 
 const NO_HEADERS: RecordHeaders = Object.freeze([]) as unknown as RecordHeaders;
+const EMPTY = Buffer.alloc(0);
 
 /**
  * read_committed: the broker returns records up to the last stable offset and
@@ -52,27 +63,274 @@ export class AbortedTransactions {
     this.#pending = list ? [...list].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0)) : [];
   }
 
-  /** True when `batch` (ending at `last`) is a control batch or belongs to an aborted transaction. */
-  skip(batch: { attributes: number; producerId: bigint; records: ReadonlyArray<{ key: Buffer | null }> }, last: bigint): boolean {
+  /**
+   * True when a batch (its attributes and producer, ending at `last`) is a control batch or belongs to an aborted
+   * transaction. `marker` is a control batch's marker type (0 abort, 1 commit).
+   */
+  skip(attributes: number, producerId: bigint, last: bigint, marker: number = NOT_A_MARKER): boolean {
     while (this.#pending.length > 0 && this.#pending[0]!.firstOffset <= last) this.#open.add(this.#pending.shift()!.producerId);
-    if (batch.attributes & IS_CONTROL) {
-      // The control record's key: version (int16), type (int16; 0 = abort, 1 = commit).
-      if (batch.records[0]?.key?.readInt16BE(2) === 0) this.#open.delete(batch.producerId);
+    if (attributes & IS_CONTROL) {
+      if (marker === ABORT_MARKER) this.#open.delete(producerId);
       return true;
     }
-    return (batch.attributes & IS_TRANSACTIONAL) !== 0 && this.#open.has(batch.producerId);
+    return (attributes & IS_TRANSACTIONAL) !== 0 && this.#open.has(producerId);
   }
 }
 
-/** The client's header pairs as Sluice's: names as UTF-8 strings, every pair in order, null values kept. */
-export function fromClientHeaders(raw: ReadonlyArray<readonly [Buffer | null, Buffer | null]>): RecordHeaders {
-  if (raw.length === 0) return NO_HEADERS;
-  const headers = new Array<readonly [string, Buffer | null]>(raw.length);
-  for (let i = 0; i < raw.length; i++) {
-    const [name, value] = raw[i]!;
-    headers[i] = [name === null ? '' : name.toString('utf8'), value];
+// The varint readers advance this position (one module field instead of a result object per field).
+let at = 0;
+
+/** An unsigned varint of up to 35 bits (a record's lengths and counts are zigzag int32). */
+function varint(b: Buffer): number {
+  let byte = b[at++]!;
+  if (byte < 0x80) return (byte >>> 1) ^ -(byte & 1);
+  let value = byte & 0x7f;
+  let shift = 7;
+  do {
+    byte = b[at++]!;
+    if (byte === undefined || shift > 28) throw new Error('corrupt record batch: varint past its bounds');
+    value |= (byte & 0x7f) << shift;
+    shift += 7;
+  } while (byte >= 0x80);
+  return (value >>> 1) ^ -(value & 1);
+}
+
+/** A zigzag varlong (the timestamp delta) as a number: exact up to 2^53, which no millisecond delta reaches. */
+function varlong(b: Buffer): number {
+  let byte = b[at++]!;
+  if (byte < 0x80) return byte % 2 === 0 ? byte / 2 : -(byte + 1) / 2;
+  let value = byte & 0x7f;
+  let scale = 128;
+  do {
+    byte = b[at++]!;
+    if (byte === undefined || scale > 2 ** 63) throw new Error('corrupt record batch: varlong past its bounds');
+    value += (byte & 0x7f) * scale;
+    scale *= 128;
+  } while (byte >= 0x80);
+  return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
+}
+
+/**
+ * A fetched record where it lies: fields are positions in `buffer` (the fetched bytes, or a decompressed batch).
+ * One instance is reused for every record a walk visits, so a visitor reads it during its call and copies what it
+ * keeps (toRecord builds the KafkaRecord every other reader gets).
+ */
+export class RecordView implements RecordViewType {
+  buffer: Buffer = EMPTY;
+  baseOffset = 0n;
+  offsetDelta = 0;
+  /** The batch's first timestamp, as Kafka has it and as a number of milliseconds. */
+  firstTimestamp = 0n;
+  firstTimestampMs = 0;
+  timestampDelta = 0;
+  keyStart = 0;
+  /** -1: a null key. */
+  keyLength = -1;
+  valueStart = 0;
+  /** -1: a null value. */
+  valueLength = -1;
+  headersStart = 0;
+  headerCount = 0;
+
+  get offset(): bigint {
+    return this.baseOffset + BigInt(this.offsetDelta);
   }
-  return headers;
+
+  /** Epoch milliseconds. */
+  get timestampMs(): number {
+    return this.firstTimestampMs + this.timestampDelta;
+  }
+
+  get key(): Buffer | null {
+    return this.keyLength < 0 ? null : this.buffer.subarray(this.keyStart, this.keyStart + this.keyLength);
+  }
+
+  get value(): Buffer | null {
+    return this.valueLength < 0 ? null : this.buffer.subarray(this.valueStart, this.valueStart + this.valueLength);
+  }
+
+  /** Kafka's header pairs: every pair in order, names as UTF-8 text (a null name, which no client writes, as ''), null values kept. */
+  get headers(): RecordHeaders {
+    if (this.headerCount === 0) return NO_HEADERS;
+    const b = this.buffer;
+    at = this.headersStart;
+    const headers = new Array<readonly [string, Buffer | null]>(this.headerCount);
+    for (let i = 0; i < this.headerCount; i++) {
+      const nameLength = varint(b);
+      const name = nameLength < 0 ? '' : b.toString('utf8', at, at + nameLength);
+      if (nameLength > 0) at += nameLength;
+      const valueLength = varint(b);
+      headers[i] = [name, valueLength < 0 ? null : b.subarray(at, at + valueLength)];
+      if (valueLength > 0) at += valueLength;
+    }
+    return headers;
+  }
+
+  /**
+   * Calls `visit` for each header in order with where its name and value lie in `buffer` (length -1: null), for an
+   * output written from the bytes; `headers` gives them as pairs.
+   */
+  eachHeader(visit: (nameStart: number, nameLength: number, valueStart: number, valueLength: number) => void): void {
+    const b = this.buffer;
+    at = this.headersStart;
+    for (let i = 0; i < this.headerCount; i++) {
+      const nameLength = varint(b);
+      const nameStart = at;
+      if (nameLength > 0) at += nameLength;
+      const valueLength = varint(b);
+      const valueStart = at;
+      if (valueLength > 0) at += valueLength;
+      const resume = at;
+      visit(nameStart, nameLength, valueStart, valueLength);
+      at = resume;
+    }
+  }
+
+  toRecord(topic: string, partition: number): KafkaRecord {
+    return {
+      topic,
+      partition,
+      offset: this.offset,
+      key: this.key,
+      value: this.value,
+      headers: this.headers,
+      timestamp: this.firstTimestamp + BigInt(this.timestampDelta),
+    };
+  }
+}
+
+/** A record batch a reader may see: its records from `records` in `buffer` (decompressed), `count` of them. */
+interface VisibleBatch {
+  buffer: Buffer;
+  records: number;
+  end: number;
+  count: number;
+  baseOffset: bigint;
+  firstTimestamp: bigint;
+  /** Records with a smaller offset delta lie before the fetch position. */
+  skipBelow: number;
+}
+
+/**
+ * One partition's fetched record batches, read in place: the batch headers are read (and compressed batches
+ * decompressed) once, when it is made; `visit` walks the records without building an object per record. Control
+ * batches, and with read_committed the batches of aborted transactions, are left out; records before the fetch
+ * position (a fetch may start inside a batch) too.
+ */
+export class FetchedRecords {
+  readonly nextOffset: bigint;
+  /** That of the last data batch (-1 when there was none). */
+  readonly leaderEpoch: number;
+  readonly #batches: VisibleBatch[] = [];
+  readonly #view = new RecordView();
+
+  constructor(bytes: Buffer | null | undefined, from: bigint, aborted: AbortedTransactions) {
+    let nextOffset = from;
+    let leaderEpoch = -1;
+    if (bytes) {
+      let p = 0;
+      // A fetch stops at its size limit, possibly inside a batch: that one is fetched again, whole, next time.
+      while (bytes.length - p >= LOG_OVERHEAD && bytes.length - p - LOG_OVERHEAD >= bytes.readInt32BE(p + 8)) {
+        const end = p + LOG_OVERHEAD + bytes.readInt32BE(p + 8);
+        const magic = bytes[p + 16];
+        if (magic !== 2) throw new Error(`unsupported record batch format (magic ${magic}): Sluice reads Kafka's v2 record batches`);
+        const baseOffset = bytes.readBigInt64BE(p);
+        const attributes = bytes.readInt16BE(p + 21);
+        const last = baseOffset + BigInt(bytes.readInt32BE(p + 23));
+        if (last >= nextOffset) nextOffset = last + 1n;
+        let buffer = bytes;
+        let records = p + RECORDS_START;
+        let recordsEnd = end;
+        const compression = attributes & COMPRESSION;
+        if (compression !== 0) {
+          buffer = decompress(compression, bytes.subarray(records, end));
+          records = 0;
+          recordsEnd = buffer.length;
+        }
+        const producerId = bytes.readBigInt64BE(p + 43);
+        if (!aborted.skip(attributes, producerId, last, attributes & IS_CONTROL ? markerType(buffer, records) : NOT_A_MARKER)) {
+          leaderEpoch = bytes.readInt32BE(p + 12);
+          const firstTimestamp = bytes.readBigInt64BE(p + 27);
+          this.#batches.push({
+            buffer,
+            records,
+            end: recordsEnd,
+            count: bytes.readInt32BE(p + 57),
+            baseOffset,
+            firstTimestamp,
+            skipBelow: from > baseOffset ? Number(from - baseOffset) : 0,
+          });
+        }
+        p = end;
+      }
+    }
+    this.nextOffset = nextOffset;
+    this.leaderEpoch = leaderEpoch;
+  }
+
+  /** Calls `visitor` for each record in offset order, at most `limit` of them; returns how many it visited. */
+  visit(visitor: (record: RecordView) => void, limit = Infinity): number {
+    const r = this.#view;
+    let visited = 0;
+    for (const batch of this.#batches) {
+      const b = batch.buffer;
+      r.buffer = b;
+      r.baseOffset = batch.baseOffset;
+      r.firstTimestamp = batch.firstTimestamp;
+      r.firstTimestampMs = Number(batch.firstTimestamp);
+      at = batch.records;
+      for (let i = 0; i < batch.count; i++) {
+        if (visited >= limit) return visited;
+        const length = varint(b);
+        const next = at + length;
+        if (next > batch.end || length < 0) throw new Error('corrupt record batch: a record runs past its batch');
+        at++; // attributes: unused
+        r.timestampDelta = varlong(b);
+        r.offsetDelta = varint(b);
+        const keyLength = varint(b);
+        r.keyStart = at;
+        r.keyLength = keyLength;
+        if (keyLength > 0) at += keyLength;
+        const valueLength = varint(b);
+        r.valueStart = at;
+        r.valueLength = valueLength;
+        if (valueLength > 0) at += valueLength;
+        r.headerCount = varint(b);
+        r.headersStart = at;
+        if (at > next) throw new Error('corrupt record batch: a record runs past its length');
+        if (r.offsetDelta >= batch.skipBelow) {
+          visited++;
+          visitor(r);
+        }
+        // The visitor may have read the headers (moving `at`): the record's length says where the next one starts.
+        at = next;
+      }
+    }
+    return visited;
+  }
+}
+
+/** The marker type of a control batch (its one record's key: version int16, type int16), or NOT_A_MARKER. */
+function markerType(buffer: Buffer, records: number): number {
+  at = records;
+  varint(buffer); // length
+  at++; // attributes
+  varlong(buffer); // timestamp delta
+  varint(buffer); // offset delta
+  const keyLength = varint(buffer);
+  return keyLength >= 4 ? buffer.readInt16BE(at + 2) : NOT_A_MARKER;
+}
+
+/** The client's codecs (gzip and zstd from node:zlib, snappy and lz4 from its WebAssembly), as the client reads them. */
+function decompress(bitmask: number, compressed: Buffer): Buffer {
+  const algorithm = (compressionsAlgorithmsByBitmask as Record<number, { decompressSync(data: Buffer): Buffer } | undefined>)[bitmask];
+  if (algorithm === undefined) throw new UnsupportedCompressionError(`Unsupported compression algorithm with bitmask ${bitmask}`);
+  return algorithm.decompressSync(compressed);
+}
+
+/** One partition of a Fetch response, read in place (FetchedRecords); `readCommitted` leaves out aborted transactions. */
+export function fetchedRecords(fetched: FetchedPartition, from: bigint, readCommitted: boolean): FetchedRecords {
+  return new FetchedRecords(fetched.records, from, new AbortedTransactions(readCommitted ? fetched.abortedTransactions : null));
 }
 
 /**
@@ -84,32 +342,14 @@ export function fromClientHeaders(raw: ReadonlyArray<readonly [Buffer | null, Bu
  * of the last data batch (-1 when there was none).
  */
 export function decodePartition(topic: string, partition: number, from: bigint, fetched: FetchedPartition, readCommitted: boolean): PartitionBatch {
+  return toPartitionBatch(topic, partition, fetched, fetchedRecords(fetched, from, readCommitted));
+}
+
+/** `scanned` (what fetchedRecords made of `fetched`) as a PartitionBatch of KafkaRecords. */
+export function toPartitionBatch(topic: string, partition: number, fetched: FetchedPartition, scanned: FetchedRecords): PartitionBatch {
   const records: KafkaRecord[] = [];
-  let nextOffset = from;
-  let leaderEpoch = -1;
-  const batches = fetched.records ?? [];
-  const aborted = new AbortedTransactions(readCommitted ? fetched.abortedTransactions : null);
-  for (const batch of batches) {
-    const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
-    if (last >= nextOffset) nextOffset = last + 1n;
-    if (aborted.skip(batch, last)) continue;
-    leaderEpoch = batch.partitionLeaderEpoch;
-    const { firstOffset, firstTimestamp } = batch;
-    for (const r of batch.records) {
-      const offset = firstOffset + BigInt(r.offsetDelta);
-      if (offset < from) continue;
-      records.push({
-        topic,
-        partition,
-        offset,
-        key: r.key,
-        value: r.value,
-        headers: r.headers.length === 0 ? NO_HEADERS : fromClientHeaders(r.headers),
-        timestamp: firstTimestamp + r.timestampDelta,
-      });
-    }
-  }
-  return { topic, partition, records, nextOffset, highWatermark: fetched.highWatermark, lastStableOffset: fetched.lastStableOffset, leaderEpoch };
+  scanned.visit((r) => records.push(r.toRecord(topic, partition)));
+  return { topic, partition, records, nextOffset: scanned.nextOffset, highWatermark: fetched.highWatermark, lastStableOffset: fetched.lastStableOffset, leaderEpoch: scanned.leaderEpoch };
 }
 
 type ClientHeaders = Map<Buffer, Buffer>;

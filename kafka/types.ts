@@ -29,6 +29,46 @@ export interface PartitionBatch {
   readonly leaderEpoch: number;
 }
 
+/**
+ * A fetched record where it lies (record-codec.ts's walk): its fields are positions in `buffer`, the fetched bytes
+ * or a decompressed batch. One view serves every record of a walk: read it during the visitor's call.
+ */
+export interface RecordView {
+  readonly buffer: Buffer;
+  readonly baseOffset: bigint;
+  readonly offsetDelta: number;
+  readonly offset: bigint;
+  /** Epoch milliseconds. */
+  readonly timestampMs: number;
+  readonly keyStart: number;
+  /** -1: a null key. */
+  readonly keyLength: number;
+  readonly valueStart: number;
+  /** -1: a null value. */
+  readonly valueLength: number;
+  readonly headerCount: number;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: RecordHeaders;
+  /** Each header's name and value as positions in `buffer` (length -1: null), in order. */
+  eachHeader(visit: (nameStart: number, nameLength: number, valueStart: number, valueLength: number) => void): void;
+  /** The record as every other reader gets it (copied out of the view). */
+  toRecord(topic: string, partition: number): KafkaRecord;
+}
+
+/**
+ * What one fetch brought of one partition, read in place: the records are walked where they lie, without a
+ * KafkaRecord (or key, value and header objects) per record (PartitionReader.runFetched).
+ */
+export interface FetchedBatch extends Omit<PartitionBatch, 'records'> {
+  /**
+   * Calls `visitor` for each record in offset order (control records and aborted transactions left out, as in
+   * PartitionBatch), at most `limit` of them; returns how many. One RecordView is reused for every record: read it
+   * during the call (RecordView.toRecord copies one out).
+   */
+  visit(visitor: (record: RecordView) => void, limit?: number): number;
+}
+
 /** A record to write. Without `partition` the seam applies Kafka's default partitioner (murmur2 of the key, as the Java client). */
 export interface OutgoingRecord {
   topic: string;

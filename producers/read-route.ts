@@ -4,7 +4,7 @@ import { drained } from '../core/backpressure.ts';
 import { BadParameterError, NotFoundError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import type { Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
+import type { FetchedBatch, Kafka, KafkaAdmin, PartitionBatch } from '../kafka/index.ts';
 import { headerMap, RecordDecoder, type TailRecord } from '../reads/decode.ts';
 import { createFormatter, LineEncoder, type Formatter } from '../reads/format.ts';
 import { NdjsonEncoder } from '../reads/ndjson.ts';
@@ -123,23 +123,28 @@ class RecordStream {
     return this.#closed || (this.#query.max !== undefined && this.#sent >= this.#query.max);
   }
 
+  /** Plain NDJSON (no SSE, no filter): each batch is read in place and written from its bytes (NdjsonEncoder). */
+  get inPlace(): boolean {
+    return !this.#sse && !this.#query.where;
+  }
+
+  /** A batch's records as NDJSON lines written from the fetched bytes, the same text as write() prints, in one write. */
+  async writeFetched(batch: FetchedBatch): Promise<void> {
+    if (this.done) return;
+    await this.#decoder.prepareFetched(batch);
+    const max = this.#query.max ?? Infinity;
+    const { bytes, count, next, release } = this.#ndjson.encode(batch, max - this.#sent);
+    this.#sent += count;
+    if (next !== undefined) this.#positions.set(batch.partition, next);
+    if (this.#sent < max) this.#positions.set(batch.partition, batch.nextOffset);
+    if (count > 0 && !this.#closed) await this.#send(bytes, release);
+  }
+
   /** A batch's records as one write (one string for the socket, then backpressure once), not a write per record. */
   async write(batch: PartitionBatch): Promise<void> {
     if (this.done) return;
     await this.#decoder.prepare(batch.records);
     const max = this.#query.max ?? Infinity;
-    if (!this.#sse && !this.#query.where) {
-      // Plain NDJSON: the lines are written from the fetched bytes (NdjsonEncoder), the same text as below.
-      const records = this.#sent + batch.records.length > max ? batch.records.slice(0, Math.max(0, max - this.#sent)) : batch.records;
-      this.#sent += records.length;
-      if (records.length > 0) this.#positions.set(batch.partition, records[records.length - 1]!.offset + 1n);
-      if (this.#sent < max) this.#positions.set(batch.partition, batch.nextOffset);
-      if (records.length > 0 && !this.#closed) {
-        const { bytes, release } = this.#ndjson.encode(records);
-        await this.#send(bytes, release);
-      }
-      return;
-    }
     const lines: string[] = [];
     let last: bigint | undefined;
     for (const r of batch.records) {
@@ -215,13 +220,11 @@ export function registerReadRoute(app: FastifyInstance, options: ReadRouteOption
     open.add(stop);
     stats.open += 1;
     try {
-      await reader.run(
-        (batch) => stream.write(batch),
-        () => {
-          void stream.keepAlive();
-          return stream.done;
-        },
-      );
+      const until = () => {
+        void stream.keepAlive();
+        return stream.done;
+      };
+      await (stream.inPlace ? reader.runFetched((batch) => stream.writeFetched(batch), until) : reader.run((batch) => stream.write(batch), until));
     } catch (error) {
       // The status line is gone; the stream ends, and the log says why.
       request.log.warn({ err: error, topic }, 'read stream failed');

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { Decoder } from '../core/formats/avro-types.ts';
 import { DecodeError, SluiceError, errorClass } from '../core/errors.ts';
-import type { KafkaRecord, RecordHeaders } from '../kafka/index.ts';
+import type { FetchedBatch, KafkaRecord, RecordHeaders, RecordView } from '../kafka/index.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { HEADER_SIZE, MAGIC_BYTE, unframe } from '../core/wire-format.ts';
 import { displayPlan, type Convert } from './display.ts';
@@ -102,6 +102,25 @@ export class RecordDecoder {
       if (error instanceof SluiceError && error.retryable) throw error;
       this.#plans.set(id, new DecodeError(`schema id ${id}: ${(error as Error).message}`, error));
     }
+  }
+
+  /** prepare() for a batch read in place: the schemas of the framed keys and values of its records. */
+  async prepareFetched(batch: FetchedBatch): Promise<void> {
+    let missing: Set<number> | undefined;
+    // Records of one batch mostly share their schemas: look each id up once in a row.
+    let last = -1;
+    const note = (b: Buffer, start: number, length: number) => {
+      if (length < HEADER_SIZE || b[start] !== MAGIC_BYTE) return;
+      const id = b.readUInt32BE(start + 1);
+      if (id === last) return;
+      last = id;
+      if (!this.#plans.has(id)) (missing ??= new Set()).add(id);
+    };
+    batch.visit((r: RecordView) => {
+      note(r.buffer, r.valueStart, r.valueLength);
+      if (r.keyLength >= HEADER_SIZE) note(r.buffer, r.keyStart, r.keyLength);
+    });
+    if (missing) await Promise.all([...missing].map((id) => this.#load(id)));
   }
 
   /** The transcoder of values framed with `schemaId` (prepared), if its schema has one. */

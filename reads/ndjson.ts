@@ -1,8 +1,8 @@
 import { isUtf8 } from 'node:buffer';
-import type { KafkaRecord } from '../kafka/index.ts';
+import type { FetchedBatch, RecordView } from '../kafka/index.ts';
 import type { RecordDecoder } from './decode.ts';
 import { createFormatter, type Formatter } from './format.ts';
-import { BAIL, put, putAscii, putText, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
+import { BAIL, put, putAscii, putInteger, putText, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
 
 /** Smallest output buffer kept, so that small batches do not each allocate. */
 const MIN_BUFFER = 1024 * 1024;
@@ -13,14 +13,20 @@ const VALUE = Buffer.from(',"value":');
 const HEADERS = Buffer.from(',"headers":[');
 const END = Buffer.from('}\n');
 const HEX_KEY = Buffer.from('{"hex":"');
+const FIRST_PAIR = Buffer.from('[');
+const NEXT_PAIR = Buffer.from(',[');
+const EMPTY_STRING = Buffer.from('""');
+/** Offsets up to here are written from a number (2^53 minus the largest offset delta, 2^31). */
+const MAX_SAFE_OFFSET = BigInt(Number.MAX_SAFE_INTEGER - 2 ** 31);
 
 /**
  * A batch's records as NDJSON lines in one Buffer, written straight from the fetched bytes: the line the ndjson
- * formatter prints for the decoded record (same fields, order and text), without the decoded record, its value
- * object or its JSON string. Values go through their schema's transcoder (transcode.ts); a record it does not
- * cover (no transcoder for its schema, a framed key, malformed bytes: then the line says why) is decoded and
- * formatted as before. Buffers are kept and reused, as LineEncoder's: at most two, one being written while the
- * next is filled.
+ * formatter prints for the decoded record (same fields, order and text), without a KafkaRecord, the decoded record,
+ * its value object or its JSON string. The records are read in place (FetchedBatch.visit): key, value and header
+ * bytes are copied from where the fetch put them. Values go through their schema's transcoder (transcode.ts); a
+ * record it does not cover (no transcoder for its schema, a framed key, malformed bytes: then the line says why) is
+ * decoded and formatted as before. Buffers are kept and reused, as LineEncoder's: at most two, one being written
+ * while the next is filled.
  */
 export class NdjsonEncoder {
   readonly #decoder: RecordDecoder;
@@ -28,111 +34,140 @@ export class NdjsonEncoder {
   readonly #formatter: Formatter;
   readonly #free: Buffer[] = [];
   readonly #cursor: Cursor = { src: Buffer.alloc(0), at: 0, end: 0, out: Buffer.alloc(0), o: 0 };
-  /** `{"topic":…,"partition":…,"offset":"` of the last record's topic and partition. */
+  /** `{"topic":…,"partition":…,"offset":"` of the batch being encoded. */
   #prefix = { topic: '', partition: -1, bytes: Buffer.alloc(0) };
   // Records produced together share a millisecond; toISOString is a measurable share of a line.
   #lastTimestamp = Number.NaN;
-  #lastIso = '';
-  readonly #names = new Map<string, Buffer>();
+  #lastIso: Buffer = Buffer.alloc(0);
+  /** Headers written so far of the record being encoded (a comma goes before all but the first). */
+  #headerIndex = 0;
+  /** The offset of the last record encoded, as its batch's base and its delta (no bigint per record). */
+  #lastBase = 0n;
+  #lastDelta = 0;
+  /** Where the headers of the record being encoded lie. */
+  #headerSource: Buffer = Buffer.alloc(0);
+  readonly #record = (r: RecordView): void => this.#encodeRecord(r);
+  readonly #header = (nameStart: number, nameLength: number, valueStart: number, valueLength: number): void => this.#headerPair(nameStart, nameLength, valueStart, valueLength);
 
-  /** `decoder` must have prepared the records' schemas (RecordDecoder.prepare) before encode. */
+  /** `decoder` must have prepared the batch's schemas (RecordDecoder.prepareFetched) before encode. */
   constructor(decoder: RecordDecoder, options: { headers: boolean }) {
     this.#decoder = decoder;
     this.#headers = options.headers;
     this.#formatter = createFormatter('ndjson', options);
   }
 
-  /** `release` hands the buffer back: call it from the write's callback, once the bytes have left. */
-  encode(records: readonly KafkaRecord[]): { bytes: Buffer; release: () => void } {
+  /**
+   * The lines of at most `limit` of the batch's records, how many that was and the offset after the last of them.
+   * `release` hands the buffer back: call it from the write's callback, once the bytes have left.
+   */
+  encode(batch: FetchedBatch, limit = Infinity): { bytes: Buffer; count: number; next: bigint | undefined; release: () => void } {
     const c = this.#cursor;
     let out = this.#free.pop();
     if (out === undefined) out = Buffer.allocUnsafeSlow(MIN_BUFFER);
     c.out = out;
     c.o = 0;
-    for (let i = 0; i < records.length; i++) {
-      const record = records[i]!;
-      const start = c.o;
-      try {
-        this.#line(c, record);
-      } catch (error) {
-        if (!(error instanceof TranscodeBail)) throw error;
-        c.o = start;
-        putText(c, this.#formatter.format(this.#decoder.decode(record)));
-      }
+    if (this.#prefix.topic !== batch.topic || this.#prefix.partition !== batch.partition) {
+      this.#prefix = {
+        topic: batch.topic,
+        partition: batch.partition,
+        bytes: Buffer.from(`{"topic":${JSON.stringify(batch.topic)},"partition":${batch.partition},"offset":"`),
+      };
     }
+    const count = batch.visit(this.#record, limit);
     const own = c.out;
     return {
       bytes: own.subarray(0, c.o),
+      count,
+      next: count > 0 ? this.#lastBase + BigInt(this.#lastDelta) + 1n : undefined,
       release: () => {
         if (this.#free.length < 2) this.#free.push(own);
       },
     };
   }
 
-  #line(c: Cursor, record: KafkaRecord): void {
-    const value = record.value;
-    // Not framed: the decoding path names what is wrong with it.
-    if (value === null || value.length < 5 || value[0] !== 0) throw BAIL;
-    const transcode = this.#decoder.transcoder(value.readUInt32BE(1));
-    if (transcode === undefined) throw BAIL;
-    const key = record.key;
-    // A framed key is decoded by its schema: the decoding path does that.
-    if (key !== null && key.length >= 5 && key[0] === 0) throw BAIL;
-
-    let prefix = this.#prefix;
-    if (prefix.topic !== record.topic || prefix.partition !== record.partition) {
-      prefix = this.#prefix = {
-        topic: record.topic,
-        partition: record.partition,
-        bytes: Buffer.from(`{"topic":${JSON.stringify(record.topic)},"partition":${record.partition},"offset":"`),
-      };
+  #encodeRecord(r: RecordView): void {
+    this.#lastBase = r.baseOffset;
+    this.#lastDelta = r.offsetDelta;
+    const c = this.#cursor;
+    const start = c.o;
+    try {
+      this.#line(c, r);
+    } catch (error) {
+      if (!(error instanceof TranscodeBail)) throw error;
+      c.o = start;
+      putText(c, this.#formatter.format(this.#decoder.decode(r.toRecord(this.#prefix.topic, this.#prefix.partition))));
     }
-    put(c, prefix.bytes);
-    putAscii(c, record.offset.toString());
-    const timestamp = Number(record.timestamp);
+  }
+
+  #line(c: Cursor, r: RecordView): void {
+    const b = r.buffer;
+    const valueStart = r.valueStart;
+    const valueLength = r.valueLength;
+    // Not framed (or null): the decoding path names what is wrong with it.
+    if (valueLength < 5 || b[valueStart] !== 0) throw BAIL;
+    const transcode = this.#decoder.transcoder(b.readUInt32BE(valueStart + 1));
+    if (transcode === undefined) throw BAIL;
+    const keyStart = r.keyStart;
+    const keyLength = r.keyLength;
+    // A framed key is decoded by its schema: the decoding path does that.
+    if (keyLength >= 5 && b[keyStart] === 0) throw BAIL;
+
+    put(c, this.#prefix.bytes);
+    putOffset(c, r);
+    const timestamp = r.timestampMs;
     if (timestamp !== this.#lastTimestamp) {
-      this.#lastIso = new Date(timestamp).toISOString();
+      this.#lastIso = Buffer.from(`","timestamp":"${new Date(timestamp).toISOString()}`);
       this.#lastTimestamp = timestamp;
     }
-    putAscii(c, '","timestamp":"');
-    putAscii(c, this.#lastIso);
+    put(c, this.#lastIso);
     put(c, KEY);
-    if (key === null) put(c, NULL);
-    else if (isUtf8(key)) putUtf8String(c, key, 0, key.length);
+    if (keyLength < 0) put(c, NULL);
+    else if (utf8(b, keyStart, keyLength)) putUtf8String(c, b, keyStart, keyStart + keyLength);
     else {
       put(c, HEX_KEY);
-      putAscii(c, key.toString('hex'));
+      putAscii(c, b.toString('hex', keyStart, keyStart + keyLength));
       putAscii(c, '"}');
     }
     put(c, VALUE);
-    c.src = value;
-    c.at = 5;
-    c.end = value.length;
+    c.src = b;
+    c.at = valueStart + 5;
+    c.end = valueStart + valueLength;
     transcode(c);
     // Trailing bytes: the decoder refuses the record.
     if (c.at !== c.end) throw BAIL;
-    if (this.#headers) this.#headerList(c, record);
+    if (this.#headers) {
+      put(c, HEADERS);
+      this.#headerIndex = 0;
+      this.#headerSource = b;
+      if (r.headerCount > 0) r.eachHeader(this.#header);
+      putAscii(c, ']');
+    }
     put(c, END);
   }
 
-  /** `"headers":[["name","value"],…]` as JSON.stringify writes the decoded pairs (values as UTF-8 text, null kept). */
-  #headerList(c: Cursor, record: KafkaRecord): void {
-    put(c, HEADERS);
-    const headers = record.headers;
-    for (let i = 0; i < headers.length; i++) {
-      const [name, value] = headers[i]!;
-      let nameBytes = this.#names.get(name);
-      if (nameBytes === undefined) {
-        nameBytes = Buffer.from(`[${JSON.stringify(name)},`);
-        // Header names are few in practice; a stream of distinct ones must not grow the cache without bound.
-        if (this.#names.size < 1024) this.#names.set(name, nameBytes);
-      }
-      if (i > 0) putAscii(c, ',');
-      put(c, nameBytes);
-      if (value === null) put(c, NULL);
-      else putUtf8String(c, value, 0, value.length);
-      putAscii(c, ']');
-    }
+  /** `["name","value"]` as JSON.stringify writes the decoded pair (name and value as UTF-8 text, a null name as '', null kept). */
+  #headerPair(nameStart: number, nameLength: number, valueStart: number, valueLength: number): void {
+    const c = this.#cursor;
+    const b = this.#headerSource;
+    put(c, this.#headerIndex++ > 0 ? NEXT_PAIR : FIRST_PAIR);
+    if (nameLength < 0) put(c, EMPTY_STRING);
+    else putUtf8String(c, b, nameStart, nameStart + nameLength);
+    putAscii(c, ',');
+    if (valueLength < 0) put(c, NULL);
+    else putUtf8String(c, b, valueStart, valueStart + valueLength);
     putAscii(c, ']');
   }
+}
+
+/** Whether `b[start, start + length)` is valid UTF-8 (as isUtf8 of the key's Buffer), without a view for ASCII keys. */
+function utf8(b: Buffer, start: number, length: number): boolean {
+  const end = start + length;
+  for (let i = start; i < end; i++) if (b[i]! >= 0x80) return isUtf8(b.subarray(start, end));
+  return true;
+}
+
+/** The record's offset in decimal, without a bigint or a string while it is a safe integer (always, in practice). */
+function putOffset(c: Cursor, r: RecordView): void {
+  if (r.baseOffset > MAX_SAFE_OFFSET) putAscii(c, r.offset.toString());
+  else putInteger(c, Number(r.baseOffset) + r.offsetDelta);
 }

@@ -1,7 +1,7 @@
 import { PositionError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import type { Kafka, KafkaRecord, PartitionBatch } from '../kafka/index.ts';
+import type { FetchedBatch, Kafka, PartitionBatch } from '../kafka/index.ts';
 import { headerMap, RecordDecoder, type TailRecord } from './decode.ts';
 import type { FilterContext, RecordFilter } from './filter.ts';
 import { resolvePositions, type PartitionRange, type PositionRequest } from './positions.ts';
@@ -22,10 +22,11 @@ export interface TailOptions {
   /** Receives the records of each fetched batch that passed the filter, in offset order per partition; the next fetch waits for it. */
   onRecords(records: TailRecord[]): void | Promise<void>;
   /**
-   * Without a filter, receives each fetched batch's records undecoded instead of onRecords, their schemas prepared
-   * in `decoder`: for an output that writes them from their bytes (NdjsonEncoder).
+   * Without a filter, receives each fetched batch read in place instead of onRecords, its schemas prepared in
+   * `decoder`, and at most how many of its records to show; returns how many it showed. For an output that writes
+   * the records from their bytes (NdjsonEncoder).
    */
-  onFetched?(records: readonly KafkaRecord[]): void | Promise<void>;
+  onFetched?(batch: FetchedBatch, limit: number): number | Promise<number>;
 }
 
 export interface TailResult {
@@ -85,20 +86,18 @@ export async function startTail(options: TailOptions): Promise<Tail> {
   let shown = 0;
   let finished = false;
 
+  const onFetchedBatch = async (batch: FetchedBatch): Promise<void> => {
+    if (finished || onFetched === undefined) return;
+    await decoder.prepareFetched(batch);
+    const count = await onFetched(batch, max === undefined ? Infinity : max - shown);
+    read += count;
+    shown += count;
+    if (max !== undefined && shown >= max) finished = true;
+  };
+
   const onBatch = async (batch: PartitionBatch): Promise<void> => {
     if (finished || batch.records.length === 0) return;
     await decoder.prepare(batch.records);
-    if (onFetched) {
-      let records = batch.records;
-      if (max !== undefined && shown + records.length >= max) {
-        records = records.slice(0, max - shown);
-        finished = true;
-      }
-      read += records.length;
-      shown += records.length;
-      await onFetched(records);
-      return;
-    }
     const passed: TailRecord[] = [];
     for (const message of batch.records) {
       read++;
@@ -116,10 +115,11 @@ export async function startTail(options: TailOptions): Promise<Tail> {
   };
 
   let reason: TailResult['reason'] = 'stopped';
-  const reading = reader.run(onBatch, () => {
+  const until = () => {
     if (finished && reason === 'stopped' && max !== undefined && shown >= max) reason = 'max';
     return finished;
-  });
+  };
+  const reading = onFetched ? reader.runFetched(onFetchedBatch, until) : reader.run(onBatch, until);
   const done = reading.then(
     async () => {
       await reader.close();

@@ -154,8 +154,31 @@ function readCount(c: Cursor): number {
   return n;
 }
 
+/**
+ * A safe integer's decimal digits, as `${n}` prints them (-0 as 0), written without the string: ints, longs and
+ * whole doubles are most numbers in events.
+ */
+export function putInteger(c: Cursor, n: number): void {
+  room(c, 17);
+  const out = c.out;
+  let o = c.o;
+  if (n < 0) {
+    out[o++] = 0x2d;
+    n = -n;
+  }
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  o += digits;
+  c.o = o;
+  do {
+    out[--o] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+}
+
 function writeNumber(c: Cursor, value: number): void {
-  if (Number.isFinite(value)) putAscii(c, `${value}`);
+  if (Number.isSafeInteger(value)) putInteger(c, value);
+  else if (Number.isFinite(value)) putAscii(c, `${value}`);
   else put(c, NULL);
 }
 
@@ -166,11 +189,12 @@ const writeBoolean: Transcode = (c) => {
   put(c, c.src[c.at++] !== 0 ? TRUE : FALSE);
 };
 
-const writeInt: Transcode = (c) => putAscii(c, `${readSmallLong(c, 5)}`);
+const writeInt: Transcode = (c) => putInteger(c, readSmallLong(c, 5));
 
 const writeLong: Transcode = (c) => {
   const value = readLongText(c);
-  putAscii(c, typeof value === 'number' ? `${value}` : value);
+  if (typeof value === 'number') putInteger(c, value);
+  else putAscii(c, value);
 };
 
 const writeFloat: Transcode = (c) => {

@@ -134,9 +134,10 @@ export function register(program: Command): void {
         },
         ...(ndjson
           ? {
-              onFetched: (records) => {
-                const { bytes, release } = ndjson.encode(records);
-                return out.write(bytes, release);
+              onFetched: async (batch, limit) => {
+                const { bytes, count, release } = ndjson.encode(batch, limit);
+                await out.write(bytes, release);
+                return count;
               },
             }
           : {}),

@@ -1,18 +1,19 @@
-import { createRecordsBatch, readRecordsBatches, Reader, type RecordsBatch } from '@platformatic/kafka';
+import { createRecordsBatch, readRecordsBatches, Reader } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
-import { decodePartition, fromClientHeaders, toClientHeaders, toClientMessage } from '../../kafka/record-codec.ts';
+import { decodePartition, fetchedRecords, toClientHeaders, toClientMessage } from '../../kafka/record-codec.ts';
 import type { OutgoingRecord, RecordHeaders } from '../../kafka/types.ts';
 
 /**
- * The seam's one codec, through the client's own batch writer and reader: what
- * toClientMessage builds is written as Kafka bytes, read back as the client's
- * fetch would, and decodePartition turns it into the KafkaRecords every reader sees.
+ * The seam's one codec, through the client's own batch writer: what toClientMessage builds is written as Kafka's
+ * record batch bytes, as a fetch returns them (RawFetchConsumer), and decodePartition (or FetchedRecords, in place)
+ * turns them into the KafkaRecords every reader sees. The client's own batch parser is the reference.
  */
 
 const IS_CONTROL = 1 << 5;
+const IS_TRANSACTIONAL = 1 << 4;
 
-/** Writes `records` as one record batch at `baseOffset` and reads it back as the client does for a fetch. */
-function roundTrip(records: OutgoingRecord[], baseOffset = 0n, options: { producerId?: bigint; transactional?: boolean; compression?: 'gzip' | 'snappy' | 'lz4' | 'zstd' } = {}): RecordsBatch {
+/** `records` as one record batch at `baseOffset`, as a fetch returns it. */
+function roundTrip(records: OutgoingRecord[], baseOffset = 0n, options: { producerId?: bigint; transactional?: boolean; compression?: 'gzip' | 'snappy' | 'lz4' | 'zstd' } = {}): Buffer {
   const messages = records.map((r) => ({ ...toClientMessage(r, 0), partition: 0 })) as Parameters<typeof createRecordsBatch>[0];
   const bytes = createRecordsBatch(messages, {
     producerId: options.producerId ?? -1n,
@@ -21,37 +22,25 @@ function roundTrip(records: OutgoingRecord[], baseOffset = 0n, options: { produc
   }).buffer;
   // The writer leaves the first offset 0 (the broker assigns it): place the batch where the test wants it.
   bytes.writeBigInt64BE(baseOffset, 0);
-  const [batch] = readRecordsBatches(Reader.from(bytes));
-  return batch!;
+  return bytes;
 }
 
-/** A commit (type 1) or abort (type 0) marker of `producerId` at `offset`. */
-function marker(producerId: bigint, offset: bigint, type: 0 | 1): RecordsBatch {
+/** A commit (type 1) or abort (type 0) marker of `producerId` at `offset`, in leader epoch 3. */
+function marker(producerId: bigint, offset: bigint, type: 0 | 1): Buffer {
   const key = Buffer.alloc(4);
   key.writeInt16BE(0, 0);
   key.writeInt16BE(type, 2);
-  return {
-    firstOffset: offset,
-    length: 0,
-    partitionLeaderEpoch: 3,
-    magic: 2,
-    crc: 0,
-    attributes: IS_CONTROL | (1 << 4),
-    lastOffsetDelta: 0,
-    firstTimestamp: 0n,
-    maxTimestamp: 0n,
-    producerId,
-    producerEpoch: 0,
-    firstSequence: 0,
-    records: [{ length: 0, attributes: 0, timestampDelta: 0n, offsetDelta: 0, key, value: Buffer.alloc(6), headers: [] }],
-  };
+  const bytes = roundTrip([{ topic: 't', key, value: Buffer.alloc(6) }], offset, { producerId });
+  bytes.writeInt32BE(3, 12);
+  bytes.writeInt16BE(IS_CONTROL | IS_TRANSACTIONAL, 21);
+  return bytes;
 }
 
-const fetched = (records: RecordsBatch[], aborted: { producerId: bigint; firstOffset: bigint }[] | null = null) => ({
+const fetched = (batches: Buffer[], aborted: { producerId: bigint; firstOffset: bigint }[] | null = null) => ({
   highWatermark: 100n,
   lastStableOffset: 90n,
   abortedTransactions: aborted,
-  records,
+  records: Buffer.concat(batches),
 });
 
 const text = (headers: RecordHeaders) => headers.map(([name, value]) => [name, value === null ? null : value.toString('utf8')]);
@@ -165,7 +154,48 @@ describe('the record codec', () => {
   });
 
   it('maps a null header name (which no Kafka client writes) to the empty name, keeping its value', () => {
-    expect(text(fromClientHeaders([[null, Buffer.from('v')]]))).toEqual([['', 'v']]);
+    const bytes = roundTrip([{ topic: 't', value: Buffer.from('v'), headers: [['', Buffer.from('w')]] }]);
+    // The header's name length: 0 (zigzag 0) becomes null (zigzag -1 = 1), the same size.
+    bytes[bytes.lastIndexOf(Buffer.from([0x00, 0x02, 0x77]))] = 0x01;
+    expect(text(decodePartition('t', 0, 0n, fetched([bytes]), false).records[0]!.headers)).toEqual([['', 'w']]);
+  });
+
+  it("reads every field as the client's own batch parser does, over many records and codecs", () => {
+    const records: OutgoingRecord[] = Array.from({ length: 300 }, (_, i) => ({
+      topic: 't',
+      key: i % 7 === 0 ? null : Buffer.from(`key-${i}`.repeat(i % 5)),
+      value: i % 11 === 0 ? null : Buffer.from('é'.repeat(i * 3)),
+      headers: Array.from({ length: i % 4 }, (_, j) => [`h${j % 2}`, j === 2 ? null : Buffer.from(`${i}-${j}`)] as const),
+      // Deltas past one varint byte, and past 2^31 ms.
+      timestamp: 1_700_000_000_000n + BigInt(i * i * 40_000),
+    }));
+    for (const compression of [undefined, 'gzip', 'snappy', 'lz4', 'zstd'] as const) {
+      const bytes = roundTrip(records, 1_000_000n, compression ? { compression } : {});
+      const [reference] = readRecordsBatches(Reader.from(bytes));
+      const read = decodePartition('t', 4, 0n, fetched([bytes]), false).records;
+      expect(
+        read.map((r) => [r.offset, r.timestamp, r.key, r.value, r.headers.map(([n, v]) => [Buffer.from(n), v])]),
+        compression,
+      ).toEqual(reference!.records.map((r) => [reference!.firstOffset + BigInt(r.offsetDelta), reference!.firstTimestamp + r.timestampDelta, r.key, r.value, r.headers.map(([n, v]) => [n, v])]));
+    }
+  });
+
+  it('walks records in place, from the fetch position, at most a limit of them, and leaves a batch cut short for the next fetch', () => {
+    const first = roundTrip(
+      [0, 1, 2, 3].map((i) => ({ topic: 't', key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`), timestamp: 100n + BigInt(i) })),
+      20n,
+    );
+    const second = roundTrip([{ topic: 't', value: Buffer.from('cut') }], 24n);
+    const scanned = fetchedRecords(fetched([first, second.subarray(0, second.length - 3)]), 21n, true);
+    expect(scanned.nextOffset).toBe(24n);
+    const seen: unknown[] = [];
+    const visited = scanned.visit((r) => seen.push([r.offset, r.timestampMs, r.key?.toString(), r.value?.toString(), r.buffer.toString('utf8', r.valueStart, r.valueStart + r.valueLength)]), 2);
+    expect(visited).toBe(2);
+    expect(seen).toEqual([
+      [21n, 101, 'k1', 'v1', 'v1'],
+      [22n, 102, 'k2', 'v2', 'v2'],
+    ]);
+    expect(scanned.visit(() => undefined)).toBe(3);
   });
 
   it('builds one client header map per header list, with a distinct name per pair', () => {

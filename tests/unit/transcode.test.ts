@@ -5,7 +5,8 @@ import { createTypes, encodeAvro } from '../../core/formats/avro-types.ts';
 import { avroCodecFromTypes } from '../../core/formats/avro.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { frame } from '../../core/wire-format.ts';
-import type { KafkaRecord, RecordHeaders } from '../../kafka/index.ts';
+import type { FetchedBatch, KafkaRecord, RecordHeaders } from '../../kafka/index.ts';
+import { fetchedRecords } from '../../kafka/record-codec.ts';
 import { RecordDecoder } from '../../reads/decode.ts';
 import { createFormatter } from '../../reads/format.ts';
 import { NdjsonEncoder } from '../../reads/ndjson.ts';
@@ -30,9 +31,60 @@ async function bothWays(schema: unknown, records: KafkaRecord[], headers: boolea
   await decoder.prepare(records);
   const formatter = createFormatter('ndjson', { headers });
   const expected = records.map((r) => formatter.format(decoder.decode(r))).join('');
-  const actual = new NdjsonEncoder(decoder, { headers }).encode(records).bytes.toString('utf8');
+  const batch = fetchedBatchOf(records);
+  await decoder.prepareFetched(batch);
+  const actual = new NdjsonEncoder(decoder, { headers }).encode(batch).bytes.toString('utf8');
   return { expected, actual, decoder };
 }
+
+/**
+ * KafkaRecords of one topic and partition as uncompressed v2 record batches (one per record, so any offsets and
+ * timestamps fit), read back in place by the seam's codec: what an output written from fetched bytes
+ * (NdjsonEncoder) sees of them, in the same order. The CRC is left 0 (the codec does not check it: the broker did).
+ */
+function fetchedBatchOf(records: readonly KafkaRecord[]): FetchedBatch {
+  const from = records.reduce((min, r) => (r.offset < min ? r.offset : min), records[0]?.offset ?? 0n);
+  const scanned = fetchedRecords({ highWatermark: 0n, lastStableOffset: 0n, records: Buffer.concat(records.map(batchOf)) }, from, false);
+  return {
+    topic: records[0]?.topic ?? '',
+    partition: records[0]?.partition ?? 0,
+    nextOffset: scanned.nextOffset,
+    highWatermark: 0n,
+    lastStableOffset: 0n,
+    leaderEpoch: scanned.leaderEpoch,
+    visit: (visitor, limit) => scanned.visit(visitor, limit),
+  };
+}
+
+function batchOf(r: KafkaRecord): Buffer {
+  const parts: Buffer[] = [Buffer.from([0]), varint(0), varint(0), bytes(r.key), bytes(r.value), varint(r.headers.length)];
+  for (const [name, value] of r.headers) parts.push(bytes(Buffer.from(name, 'utf8')), bytes(value));
+  const body = Buffer.concat(parts);
+  const record = Buffer.concat([varint(body.length), body]);
+  const head = Buffer.alloc(61);
+  head.writeBigInt64BE(r.offset, 0);
+  head.writeInt32BE(49 + record.length, 8);
+  head.writeInt8(2, 16);
+  head.writeBigInt64BE(r.timestamp, 27);
+  head.writeBigInt64BE(r.timestamp, 35);
+  head.writeBigInt64BE(-1n, 43);
+  head.writeInt32BE(1, 57);
+  return Buffer.concat([head, record]);
+}
+
+/** Kafka's zigzag varint. */
+function varint(n: number): Buffer {
+  let z = n >= 0 ? n * 2 : -n * 2 - 1;
+  const out: number[] = [];
+  while (z >= 0x80) {
+    out.push((z % 0x80) | 0x80);
+    z = Math.floor(z / 0x80);
+  }
+  out.push(z);
+  return Buffer.from(out);
+}
+
+const bytes = (b: Buffer | null): Buffer => (b === null ? varint(-1) : Buffer.concat([varint(b.length), b]));
 
 function record(value: Buffer | null, key: Buffer | null = Buffer.from('k-1'), headers: RecordHeaders = [], offset = 41n): KafkaRecord {
   return { topic: 'orders.placed', partition: 3, offset, key, value, headers, timestamp: 1_767_225_600_123n };

@@ -1,0 +1,165 @@
+/**
+ * A/B of `sluice tail --format ndjson` to a pipe: two checkouts (SLUICE_A, SLUICE_B: project roots) and kcat read
+ * the same topic of N orders.placed-shaped records, alternated for R rounds; per reader the median records/s and
+ * CPU µs per record of its process (user + system, /usr/bin/time), and a hash of each output's lines (A and B must
+ * print the same lines; their order across partitions depends on how fetches split them).
+ *
+ *   node bench/tail-ab.ts --a /path/to/old --b . [--records 400000] [--rounds 5] [--brokers host:port] [--headers]
+ *     [--keep (the topic stays) | --topic name (one kept before, of --records records)]
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
+import { createTypes, encodeAvro } from '../core/formats/avro-types.ts';
+import { loadConfig, PROJECT_ROOT } from '../core/config.ts';
+import { createLogger } from '../core/logger.ts';
+import { RegistryClient } from '../core/registry-client.ts';
+import { frame } from '../core/wire-format.ts';
+import { startRegistry } from '../registry/server.ts';
+import { randomOrder } from '../tests/support/orders.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    a: { type: 'string' },
+    b: { type: 'string', default: PROJECT_ROOT },
+    records: { type: 'string', default: '400000' },
+    rounds: { type: 'string', default: '5' },
+    brokers: { type: 'string' },
+    topic: { type: 'string' },
+    headers: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const RECORDS = Number(args.records);
+const PARTITIONS = 6;
+const config = loadConfig(process.env, { logLevel: 'warn', logFormat: 'json', ...(args.brokers ? { kafkaBrokers: args.brokers } : {}) });
+const brokers = config.kafkaBrokers ?? [`${config.kafkaHost}:${config.kafkaPort}`];
+const log = createLogger(config, 'bench-tail-ab', 2);
+const kafka = new Kafka({ clientId: 'bench-tail-ab', brokers, logLevel: logLevel.ERROR });
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+const registry = await startRegistry({ config, logger: log, port: 0, topic: `_schemas_bench_${randomUUID().slice(0, 8)}` });
+const client = new RegistryClient(registry.url);
+const admin = kafka.admin();
+await admin.connect();
+const topic = args.topic ?? `bench.tail-ab-${randomUUID().slice(0, 8)}`;
+const schemaText = readFileSync(`${PROJECT_ROOT}/schemas/OrderPlaced.avsc`, 'utf8');
+const schemaId = await client.register(`${topic}-value`, schemaText);
+if (!args.topic) {
+  const types = createTypes(schemaText);
+  await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+  const samples = Array.from({ length: 2000 }, () => {
+    const order = randomOrder();
+    return { key: Buffer.from(order.orderId), value: frame(schemaId, encodeAvro(types, order)), headers: args.headers ? { 'trace-id': order.orderId, source: 'bench' } : {} };
+  });
+  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  await producer.connect();
+  let produced = 0;
+  while (produced < RECORDS) {
+    const sends = [];
+    for (let s = 0; s < 4 && produced < RECORDS; s++) {
+      const n = Math.min(10_000, RECORDS - produced);
+      sends.push(producer.send({ topic, acks: 1, messages: Array.from({ length: n }, (_, i) => ({ ...samples[(produced + i) % samples.length]!, partition: (produced + i) % PARTITIONS })) }));
+      produced += n;
+    }
+    await Promise.all(sends);
+  }
+  await producer.disconnect();
+}
+out(`topic ${topic}: ${RECORDS.toLocaleString()} records`);
+
+interface Run {
+  rate: number;
+  cpuUs: number;
+  sha: string;
+}
+
+async function timed(command: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  const started = performance.now();
+  const child = spawn('/usr/bin/time', ['-f', '%U %S', ...command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The lines' order across partitions depends on how fetches split them: sum each line's hash instead.
+  let sum = 0n;
+  let rest = Buffer.alloc(0);
+  let lines = 0;
+  child.stdout.on('data', (chunk: Buffer) => {
+    const data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+    let start = 0;
+    for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, start)) {
+      sum = (sum + createHash('md5').update(data.subarray(start, i)).digest().readBigUInt64BE(0)) & 0xffff_ffff_ffff_ffffn;
+      lines++;
+      start = i + 1;
+    }
+    rest = Buffer.from(data.subarray(start));
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  const ms = performance.now() - started;
+  if (code !== 0) throw new Error(`${command.join(' ')} exited ${code}: ${stderr}`);
+  const [user, system] = stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
+  if (lines !== RECORDS) throw new Error(`${command[0]} printed ${lines} lines`);
+  return { rate: (lines * 1000) / ms, cpuUs: ((user! + system!) * 1e6) / lines, sha: sum.toString(16).slice(0, 12) };
+}
+
+const tailOf = (root: string) => () =>
+  timed(
+    [
+      process.execPath,
+      '--disable-warning=TimeoutNegativeWarning',
+      `${root}/bin/sluice.js`,
+      'tail',
+      topic,
+      '--from-beginning',
+      '--max',
+      String(RECORDS),
+      '--format',
+      'ndjson',
+      ...(args.headers ? ['--headers'] : []),
+    ],
+    {
+      ...process.env,
+      KAFKA_BROKERS: brokers.join(','),
+      SLUICE_REGISTRY_URL: registry.url,
+      SLUICE_LOG_LEVEL: 'warn',
+    },
+  );
+const kcat = () => timed(['kcat', '-C', '-b', brokers.join(','), '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%o\n'], process.env);
+const contenders: [string, () => Promise<Run>][] = [['kcat', kcat], ...(args.a ? [['A', tailOf(args.a)] as [string, () => Promise<Run>]] : []), ['B', tailOf(args.b)]];
+
+const runs = new Map<string, Run[]>(contenders.map(([name]) => [name, []]));
+for (let round = 0; round < Number(args.rounds); round++) {
+  // Alternate the order too, so neither side always runs right after kcat.
+  const order = round % 2 === 0 ? contenders : [contenders[0]!, ...contenders.slice(1).reverse()];
+  const line: string[] = [];
+  for (const [name, run] of order) {
+    const r = await run();
+    runs.get(name)!.push(r);
+    line.push(`${name} ${Math.round(r.rate).toLocaleString()}/s ${r.cpuUs.toFixed(2)} µs ${r.sha}`);
+  }
+  out(`round ${round + 1}: ${line.join(' | ')}`);
+}
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const kcatRate = median(runs.get('kcat')!.map((r) => r.rate));
+for (const [name] of contenders) {
+  const list = runs.get(name)!;
+  const rate = median(list.map((r) => r.rate));
+  out(
+    `${name.padEnd(5)} median ${Math.round(rate).toLocaleString().padStart(10)}/s  CPU ${median(list.map((r) => r.cpuUs)).toFixed(2)} µs/record  ÷ kcat ${(rate / kcatRate).toFixed(2)}  outputs ${[...new Set(list.map((r) => r.sha))].join(',')}`,
+  );
+}
+// Per round ratios (B ÷ kcat in the same round), the figure the issue names.
+const ratios = runs.get('B')!.map((r, i) => r.rate / runs.get('kcat')![i]!.rate);
+out(`B ÷ kcat per round: ${ratios.map((r) => r.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}`);
+if (args.a)
+  out(
+    `A ÷ kcat per round: ${runs
+      .get('A')!
+      .map((r, i) => (r.rate / runs.get('kcat')![i]!.rate).toFixed(2))
+      .join(' ')}`,
+  );
+
+if (!args.topic && !args.keep) await admin.deleteTopics({ topics: [topic] });
+await admin.disconnect();
+await registry.close();

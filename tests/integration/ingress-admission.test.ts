@@ -63,8 +63,9 @@ describe('admission by the produce queue’s expected wait (real broker)', () =>
   it('refuses before Fastify once the backlog would wait longer than the budget, writes nothing refused, keeps the probes up, and admits again once Kafka drains', { timeout: 60_000 }, async () => {
     // Kafka stops draining: the first requests are admitted (nothing measured yet) and wait with their sends held.
     held = new Promise((resolve) => (release = resolve));
-    const waiting = Array.from({ length: DRAIN_FLOOR_PER_S + 10 }, () => post(randomOrder()));
-    // Busy intervals with nothing acknowledged bring the estimate down to the floor: 60 records ÷ 50/s = 1.2 s > 1 s.
+    // (On a busy box the first interval may end while they still arrive: the later ones are then refused already.)
+    const waiting = Array.from({ length: 4 * DRAIN_FLOOR_PER_S }, () => post(randomOrder()));
+    // Busy intervals with nothing acknowledged bring the estimate down to the floor: at least 50 records ÷ 50/s >= 1 s.
     await new Promise((resolve) => setTimeout(resolve, 4 * SAMPLE_MS));
     const refused = await Promise.all(Array.from({ length: 20 }, () => post(randomOrder())));
     for (const r of refused) {
@@ -74,14 +75,17 @@ describe('admission by the produce queue’s expected wait (real broker)', () =>
       // The fixed answer of the listener in front of Fastify (the producer's own queue bound says "limit ...").
       expect(r.body.message).toContain('within its produce deadline');
     }
-    expect(await overloadedCount()).toBe(20);
+    expect(await overloadedCount()).toBeGreaterThanOrEqual(20);
     for (const probe of ['/healthz', '/readyz', '/metrics']) expect((await fetch(`${ingress.url}${probe}`)).status, probe).toBe(200);
 
     // Kafka drains again: the held requests are acknowledged within their deadline, and new ones are admitted.
     release();
     held = undefined;
-    const admitted = await Promise.all(waiting);
-    expect(admitted.map((r) => r.status)).toEqual(admitted.map(() => 200));
+    const first = await Promise.all(waiting);
+    const admitted = first.filter((r) => r.status === 200);
+    expect(admitted.length).toBeGreaterThan(0);
+    expect(first.filter((r) => r.status !== 200 && r.body.error !== 'SLUICE_OVERLOADED')).toEqual([]);
+    refused.push(...first.filter((r) => r.status !== 200));
     const after = await post(randomOrder());
     expect(after.status).toBe(200);
 

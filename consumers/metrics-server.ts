@@ -39,6 +39,7 @@ export type MetricsServerConfig = Pick<
   | 'httpIdleTimeoutMs'
   | 'httpKeepAliveTimeoutMs'
   | 'httpMaxConnections'
+  | 'httpMaxPipelined'
 >;
 
 function listen(server: Server, host: string, port: number): Promise<void> {

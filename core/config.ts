@@ -333,6 +333,15 @@ export const OPTIONS = {
     description: "Longest wait for the broker's acknowledgement before answering 503.",
     parse: integer(100, 600_000),
   },
+  admissionWaitPercent: {
+    env: 'SLUICE_ADMISSION_WAIT_PERCENT',
+    // 20% of the deadline keeps several batches queued (enough to keep the sends full) while a request admitted at
+    // the limit still has most of its deadline left for the send itself.
+    default: '20',
+    description:
+      'Longest wait a produce request may expect behind the records already waiting for Kafka (their count divided by the measured drain rate, plus the event-loop delay), in percent of SLUICE_PRODUCE_TIMEOUT_MS; beyond it the ingress answers 503 + Retry-After at once, without reading the body. 0: only SLUICE_MAX_QUEUED_RECORDS bounds the queue.',
+    parse: integer(0, 100),
+  },
   idempotencyRetentionMs: {
     env: 'SLUICE_IDEMPOTENCY_RETENTION_MS',
     default: '86400000',
@@ -576,6 +585,13 @@ export const OPTIONS = {
     default: '10000',
     description: 'Most open connections per HTTP listener; more are refused.',
     parse: integer(1, 1_000_000),
+  },
+  httpMaxPipelined: {
+    env: 'SLUICE_HTTP_MAX_PIPELINED',
+    default: '32',
+    description:
+      'Most requests one connection may have in progress at once (HTTP/1.1 pipelining); beyond it the listener reads no more from that connection until one is answered (what one read already holds, up to 64 KiB, is still parsed).',
+    parse: integer(2, 100_000),
   },
   consoleSessionTtlMs: {
     env: 'SLUICE_CONSOLE_SESSION_TTL_MS',

@@ -73,6 +73,9 @@ export class BatchingProducer {
   readonly #maxInFlight: number;
   #queue: Pending[] = [];
   #inFlight = 0;
+  /** Records in the sends outstanding: with the queue, the backlog a new request waits behind. */
+  #inFlightRecords = 0;
+  #idleCount = 0;
   #timer: { readonly immediate: boolean; cancel(): void } | undefined;
   #closing = false;
   #drained: (() => void) | undefined;
@@ -81,6 +84,21 @@ export class BatchingProducer {
   constructor(options: BatchingProducerOptions) {
     this.#options = options;
     this.#maxInFlight = options.maxInFlight ?? 5;
+  }
+
+  /** Records queued and in flight (admission.ts: the hot path reads it for every produce request). */
+  get backlog(): number {
+    return this.#queue.length + this.#inFlightRecords;
+  }
+
+  /** Records Kafka acknowledged so far. */
+  get acknowledgedRecords(): number {
+    return this.#stats.recordsSent;
+  }
+
+  /** How often the backlog fell to zero so far: a drain rate measured across it shows the arrivals, not Kafka. */
+  get idleCount(): number {
+    return this.#idleCount;
   }
 
   stats(): BatchingStats {
@@ -161,10 +179,17 @@ export class BatchingProducer {
     this.#timer = undefined;
     while (this.#inFlight < this.#maxInFlight && this.#queue.length > 0) {
       const batch = this.#take();
-      if (batch.length === 0) break;
+      if (batch.length === 0) {
+        // Every record queued had been answered already (deadline): dropped, and nothing is left to send.
+        if (this.backlog === 0) this.#idleCount += 1;
+        break;
+      }
       this.#inFlight += 1;
+      this.#inFlightRecords += batch.length;
       void this.#sendBatch(batch).finally(() => {
         this.#inFlight -= 1;
+        this.#inFlightRecords -= batch.length;
+        if (this.backlog === 0) this.#idleCount += 1;
         this.#flushSoon(this.#closing || this.#queue.length > 0);
         this.#finishIfDrained();
       });

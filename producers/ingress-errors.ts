@@ -3,7 +3,8 @@ import { NotFoundError, RuleViolationError, ValidationError, type SluiceError } 
 import type { ErrorMapperOptions } from '../core/http-errors.ts';
 import { JSON_TYPE, NDJSON_TYPE } from './body-parsers.ts';
 
-const OVERLOADED_RETRY_AFTER_S = 1;
+/** Retry-After of a 503 SLUICE_OVERLOADED: the queue's expected wait is re-estimated several times a second. */
+export const OVERLOADED_RETRY_AFTER_S = 1;
 
 /** The ingress's error body: the code and message, and for invalid events every violation by path (and index in a batch). */
 export function errorBody(error: SluiceError): Record<string, unknown> {

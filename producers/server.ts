@@ -9,6 +9,7 @@ import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { schemaTypeOf, topicByName, valueCodec, type Topology } from '../topology/model.ts';
 import { BatchingProducer, type BatchingStats } from './batching-producer.ts';
+import { Admission, admissionGate, sampleDrain, type AdmissionGateOptions } from './admission.ts';
 import closeConnectionsWhileDraining from './draining.ts';
 import correlationHeader, { correlationIdOf } from './correlation.ts';
 import { ingressErrors } from './ingress-errors.ts';
@@ -27,6 +28,7 @@ import { registerRoutes, type RouteBinding } from './routes.ts';
 import { API_CHALLENGE, SLUICE_DENIALS } from '../access/denials.ts';
 import { checkExposure, listeningUrl, serverFactory } from '../access/http.ts';
 import { installSecurity } from '../access/plugin.ts';
+import { securityHeaders } from '../access/security-headers.ts';
 import { ingressRouteTable } from '../access/route-table.ts';
 
 export interface IngressOptions {
@@ -38,6 +40,8 @@ export interface IngressOptions {
   port?: number;
   /** Test hook: runs after a keyed request's events were acknowledged, before its response is sent. */
   afterIdempotentWrite?: () => void;
+  /** Test hook: each send to Kafka waits for it (a test holds the sends to build a backlog). */
+  beforeSend?: () => Promise<void>;
 }
 
 export interface Ingress {
@@ -67,13 +71,15 @@ export async function resolveBindings(topology: Topology, registry: RegistryClie
   return bindings;
 }
 
-/** Fastify's options for the ingress: the body limit, the hardened server, correlation ids as request ids. */
-function serverOptions(config: SluiceConfig, log: Logger): FastifyServerOptions {
+/** Fastify's options for the ingress: the body limit, the hardened server (admission in front of Fastify), correlation ids as request ids. */
+function serverOptions(config: SluiceConfig, log: Logger, admission: Omit<AdmissionGateOptions, 'headers'> | undefined): FastifyServerOptions {
+  const factory = serverFactory(config);
+  const headers = securityHeaders(config);
   return {
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlationId' }),
     bodyLimit: config.bodyLimit,
-    serverFactory: serverFactory(config),
+    serverFactory: admission === undefined ? factory : (handler, options) => factory(admissionGate(handler, { ...admission, headers }), options),
     requestIdHeader: false,
     genReqId: correlationIdOf,
   };
@@ -89,7 +95,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const metrics = createMetrics(() => batcher.stats());
   const { lingerMs, batchMaxRecords, maxQueuedRecords, produceTimeoutMs } = config;
   const batcher = new BatchingProducer({
-    send: (records) => connection.send(records),
+    send: options.beforeSend === undefined ? (records) => connection.send(records) : async (records) => (await options.beforeSend!(), connection.send(records)),
     lingerMs,
     batchMaxRecords,
     maxQueuedRecords,
@@ -97,6 +103,8 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     logger: log,
     observer: batchObserver(metrics),
   });
+  const budgetMs = (produceTimeoutMs * config.admissionWaitPercent) / 100;
+  const admission = budgetMs > 0 ? new Admission({ budgetMs, maxQueued: maxQueuedRecords }) : undefined;
   const connected = await warmUp(connection, produceTimeoutMs, topics, log);
   const readKafka = createKafka(config, log, 'ingress-read');
   const readAdmin = readKafka.admin();
@@ -105,7 +113,15 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   if (connected) await idempotencyStore.start().catch((error: unknown) => log.warn({ err: error }, 'Idempotency-Key requests cannot be served yet'));
 
   let shuttingDown = false;
-  const app: FastifyInstance = Fastify(serverOptions(config, log));
+  const overloaded = metrics.rejected.labels('SLUICE_OVERLOADED');
+  const gate = admission && {
+    admission,
+    source: batcher,
+    paths: bindings.map((b) => b.route.path),
+    draining: () => shuttingDown,
+    refused: () => overloaded.inc(),
+  };
+  const app: FastifyInstance = Fastify(serverOptions(config, log, gate));
   const routeList = [...bindings.map((b) => `POST ${b.route.path}`), `GET /v1/topics/{topic}/records`];
   // Before access control, whose refusals carry the correlation id and the error bodies too.
   void app.register(correlationHeader).register(closeConnectionsWhileDraining, { draining: () => shuttingDown });
@@ -122,10 +138,12 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const reads = registerReadRoute(app, { kafka: readKafka, admin: readAdmin, registry, topics: topology.topics.map((t) => t.name), logger: log });
   registerDocs(app, topology, config);
 
+  const stopSampling = admission ? sampleDrain(admission, batcher) : () => {};
   try {
     checkExposure(config, options.host ?? config.ingressHost, 'ingress', log);
     await app.listen({ host: options.host ?? config.ingressHost, port: options.port ?? config.ingressPort });
   } catch (error) {
+    stopSampling();
     contracts.stop();
     await reads.close();
     await idempotencyStore.close();
@@ -149,6 +167,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
         await reads.close();
         await app.close();
         await batcher.close();
+        stopSampling();
         await idempotencyStore.close();
         await readAdmin.close();
         await connection.close();

@@ -1,4 +1,5 @@
-import { Agent, request as httpRequest } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { createConnection, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { randomOrder } from '../support/orders.ts';
 
@@ -102,126 +103,11 @@ export interface PhasedOutcome extends Outcome {
 
 export interface OpenLoopResult {
   outcomes: PhasedOutcome[];
-  /** Arrivals due per phase, and those not sent because `maxOutstanding` requests were already waiting (the client's cap). */
+  /** Arrivals due per phase, and those not sent because every connection had its most requests unanswered (the client's cap). */
   scheduled: Record<string, number>;
   shed: Record<string, number>;
   /** When each phase began, in ms since the run began (the clock of Outcome.startedMs). */
   phaseStartMs: Record<string, number>;
-}
-
-/**
- * An open-loop load: POSTs of one order each, sent on a fixed schedule (request n of a phase at n / rate seconds)
- * whether or not earlier ones were answered, so a slow or refusing server meets the offered rate instead of slowing
- * the client down (a closed-loop client at N in flight only queues). Sockets are capped at `maxOutstanding`: an
- * arrival due while that many requests wait is counted as shed and not sent, which keeps the client bounded when
- * the server stops answering. Node's http client with keep-alive: fetch costs the shared CPU several times more per
- * request. Resolves when the last phase is over and every request sent has its answer (or its client timeout).
- * The sockets are opened before any load (openSockets), a hundred at a time: opened in a burst when the answers slow
- * down, they overflow the listen queue of a busy server (Node's default backlog is 511), whose dropped SYNs the
- * kernel resends after 1, 3, 7, 15 and 31 s, and the run then measures TCP's back-off instead of the ingress.
- */
-export function openLoop(url: string, phases: readonly ArrivalPhase[], options: { sockets: OpenSockets; timeoutMs: number }): Promise<OpenLoopResult> {
-  const target = new URL(url);
-  const { agent, count: maxOutstanding } = options.sockets;
-  const result: OpenLoopResult = { outcomes: [], scheduled: {}, shed: {}, phaseStartMs: {} };
-  const began = performance.now();
-  let outstanding = 0;
-  const post = (phase: string): void => {
-    const order = randomOrder();
-    const body = JSON.stringify(order);
-    const startedMs = performance.now() - began;
-    outstanding += 1;
-    let answered = false;
-    const answer = (status: number, retryAfter: string | null): void => {
-      if (answered) return;
-      answered = true;
-      outstanding -= 1;
-      result.outcomes.push({ orderId: order.orderId, phase, status, retryAfter, startedMs, ms: performance.now() - began - startedMs });
-    };
-    const req = httpRequest(
-      {
-        agent,
-        host: target.hostname,
-        port: target.port,
-        path: target.pathname,
-        method: 'POST',
-        timeout: options.timeoutMs,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        const retryAfter = res.headers['retry-after'];
-        res.resume();
-        res.on('end', () => answer(res.statusCode ?? 0, typeof retryAfter === 'string' ? retryAfter : null));
-        res.on('error', () => answer(0, null));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('client timeout')));
-    req.on('error', () => answer(0, null));
-    req.end(body);
-  };
-  return new Promise<OpenLoopResult>((resolve) => {
-    let index = 0;
-    let phaseBegan = 0;
-    let issued = 0;
-    const issueUpTo = (phase: ArrivalPhase, due: number): void => {
-      for (; issued < due; issued++) {
-        result.scheduled[phase.name] = (result.scheduled[phase.name] ?? 0) + 1;
-        if (outstanding >= maxOutstanding) result.shed[phase.name] = (result.shed[phase.name] ?? 0) + 1;
-        else post(phase.name);
-      }
-    };
-    result.phaseStartMs[phases[0]!.name] = 0;
-    const timer = setInterval(() => {
-      const now = performance.now() - began;
-      for (let phase = phases[index]; phase !== undefined; phase = phases[index]) {
-        if (now - phaseBegan < phase.durationMs) {
-          issueUpTo(phase, Math.floor(((now - phaseBegan) * phase.ratePerSecond) / 1000));
-          return;
-        }
-        // The phase is over: its last arrivals, then the next phase from its scheduled start.
-        issueUpTo(phase, Math.floor((phase.durationMs * phase.ratePerSecond) / 1000));
-        phaseBegan += phase.durationMs;
-        issued = 0;
-        index += 1;
-        if (phases[index]) result.phaseStartMs[phases[index]!.name] = phaseBegan;
-      }
-      clearInterval(timer);
-      const drained = setInterval(() => {
-        if (outstanding > 0) return;
-        clearInterval(drained);
-        resolve(result);
-      }, 20);
-    }, 5);
-  });
-}
-
-/** An open-loop client's keep-alive sockets: at most `count` requests outstanding; close() when the run is over. */
-export interface OpenSockets {
-  agent: Agent;
-  count: number;
-  close(): void;
-}
-
-/**
- * Opens `count` keep-alive sockets to `url`'s server (a cheap GET each), `step` at a time, and leaves them free for
- * openLoop: before any load, so the server accepts them while it is idle (see openLoop on the listen queue).
- */
-export async function openSockets(url: string, count: number, step = 100): Promise<OpenSockets> {
-  const target = new URL('/healthz', url);
-  const agent = new Agent({ keepAlive: true, maxSockets: count, maxFreeSockets: count });
-  const get = (): Promise<void> =>
-    new Promise((resolve) => {
-      const req = httpRequest({ agent, host: target.hostname, port: target.port, path: target.pathname, timeout: 30_000 }, (res) => {
-        res.resume();
-        res.on('end', resolve);
-        res.on('error', () => resolve());
-      });
-      req.on('timeout', () => req.destroy());
-      req.on('error', () => resolve());
-      req.end();
-    });
-  for (let opened = 0; opened < count; opened += step) await Promise.all(Array.from({ length: Math.min(step, count - opened) }, get));
-  return { agent, count, close: () => agent.destroy() };
 }
 
 /**
@@ -247,4 +133,201 @@ export function durationBetween(before: ReadonlyMap<number, number>, after: Read
   const total = (after.get(Number.POSITIVE_INFINITY) ?? 0) - (before.get(Number.POSITIVE_INFINITY) ?? 0);
   const p99 = bounds.find((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0) >= total * 0.99) ?? Number.POSITIVE_INFINITY;
   return { requests: total, p99UnderS: p99 };
+}
+
+/** A socket of the pipelined generator: requests written and not yet answered, in order (HTTP/1.1 answers in order). */
+interface Lane {
+  socket: Socket;
+  /** Request indexes awaiting their answers, from `head` on. */
+  waiting: number[];
+  head: number;
+  /** Bytes of an answer not yet complete. */
+  rest: string;
+  alive: boolean;
+}
+
+export interface PipelinedOptions {
+  /** Connections opened before any load, each carrying at most `perConnection` unanswered requests. */
+  connections: number;
+  perConnection: number;
+  /** A connection whose oldest request has waited this long is closed; its requests count as unanswered (status 0). */
+  timeoutMs: number;
+}
+
+/**
+ * An open-loop load as cheap as a client can make it, so one process on a small box can offer several times what
+ * the ingress takes (Node's http client with keep-alive, used before, offered at most 908/s here: it costs about as
+ * much CPU per request as the ingress itself, and a closed-loop client at N in flight only queues). Raw TCP
+ * connections with HTTP/1.1 pipelining, each request's bytes copied from a template built once (the order id's digits
+ * written in place), written on a fixed schedule (request n of a phase at n / rate seconds) whatever the answers, and
+ * answers counted by scanning their status lines and Content-Length. An arrival due while every connection has
+ * `perConnection` requests unanswered is counted as shed by the client and not sent. Outcomes are kept in typed arrays
+ * during the run (no object per request while it matters) and returned as openLoop's when it is over.
+ */
+export async function openLoopPipelined(url: string, phases: readonly ArrivalPhase[], options: PipelinedOptions): Promise<OpenLoopResult> {
+  const target = new URL(url);
+  const port = Number(target.port);
+  const total = phases.reduce((sum, p) => sum + Math.floor((p.durationMs * p.ratePerSecond) / 1000), 0);
+  const status = new Uint16Array(total);
+  /** Retry-After in seconds; 0 when the answer had none. */
+  const retryAfter = new Uint16Array(total);
+  const startedMs = new Float64Array(total);
+  const answeredMs = new Float64Array(total);
+  const phaseOf = new Uint8Array(total);
+  const sent = new Uint8Array(total);
+  // Order ids `order-<run>-<12 digits>`: fixed width, so the digits are written into a copy of a template.
+  const run = randomUUID().slice(0, 8);
+  const templates = Array.from({ length: 16 }, () => {
+    const body = JSON.stringify(randomOrder({ orderId: `order-${run}-${'0'.repeat(12)}` }));
+    const text = `POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const bytes = Buffer.from(text, 'latin1');
+    return { bytes, digitsAt: text.indexOf(`order-${run}-`) + `order-${run}-`.length };
+  });
+  const orderId = (i: number): string => `order-${run}-${String(i).padStart(12, '0')}`;
+
+  const began = performance.now();
+  const finish = (lane: Lane, code: number, retry: number): void => {
+    const i = lane.waiting[lane.head++]!;
+    status[i] = code;
+    retryAfter[i] = retry;
+    answeredMs[i] = performance.now() - began;
+    if (lane.head === lane.waiting.length) {
+      lane.waiting.length = 0;
+      lane.head = 0;
+    }
+  };
+  const open = (): Promise<Lane> =>
+    new Promise((resolve) => {
+      const lane: Lane = { socket: createConnection({ port, host: target.hostname, noDelay: true }), waiting: [], head: 0, rest: '', alive: true };
+      lane.socket.on('connect', () => resolve(lane));
+      lane.socket.on('data', (chunk: Buffer) => {
+        let text = lane.rest + chunk.toString('latin1');
+        for (;;) {
+          const end = text.indexOf('\r\n\r\n');
+          if (end < 0) break;
+          const head = text.slice(0, end);
+          const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? '0');
+          if (text.length < end + 4 + length) break;
+          if (lane.head < lane.waiting.length) finish(lane, Number(head.slice(9, 12)), Number(/retry-after: *(\d+)/i.exec(head)?.[1] ?? '0'));
+          text = text.slice(end + 4 + length);
+        }
+        lane.rest = text;
+      });
+      const fail = (): void => {
+        if (!lane.alive) return;
+        lane.alive = false;
+        while (lane.head < lane.waiting.length) finish(lane, 0, 0);
+        resolve(lane);
+      };
+      lane.socket.on('error', fail);
+      lane.socket.on('close', fail);
+    });
+  // Opened a hundred at a time before any load, while the server is idle: opened in a burst when the answers slow down,
+  // they overflow the listen queue of a busy server (Node's default backlog is 511), whose dropped SYNs the kernel
+  // resends after 1, 3, 7, 15 and 31 s, and the run then measures TCP's back-off instead of the ingress.
+  const lanes: Lane[] = [];
+  for (let opened = 0; opened < options.connections; opened += 100) lanes.push(...(await Promise.all(Array.from({ length: Math.min(100, options.connections - opened) }, open))));
+
+  const result: OpenLoopResult = { outcomes: [], scheduled: {}, shed: {}, phaseStartMs: {} };
+  let next = 0;
+  let turn = 0;
+  /** Sends requests next..next+count-1 of `phase`: per lane one write of the copied templates. */
+  const send = (phase: number, count: number): void => {
+    const name = phases[phase]!.name;
+    const perLane = new Map<Lane, number[]>();
+    for (let k = 0; k < count; k++, next++) {
+      result.scheduled[name] = (result.scheduled[name] ?? 0) + 1;
+      phaseOf[next] = phase;
+      let lane: Lane | undefined;
+      for (let tried = 0; tried < lanes.length && lane === undefined; tried++) {
+        const candidate = lanes[turn++ % lanes.length]!;
+        if (candidate.alive && candidate.waiting.length - candidate.head + (perLane.get(candidate)?.length ?? 0) < options.perConnection) lane = candidate;
+      }
+      if (lane === undefined) {
+        result.shed[name] = (result.shed[name] ?? 0) + 1;
+        continue;
+      }
+      const list = perLane.get(lane) ?? [];
+      list.push(next);
+      perLane.set(lane, list);
+    }
+    const now = performance.now() - began;
+    for (const [lane, indexes] of perLane) {
+      const size = indexes.reduce((sum, i) => sum + templates[i % templates.length]!.bytes.length, 0);
+      const out = Buffer.allocUnsafe(size);
+      let at = 0;
+      for (const i of indexes) {
+        const template = templates[i % templates.length]!;
+        template.bytes.copy(out, at);
+        out.write(String(i).padStart(12, '0'), at + template.digitsAt, 'latin1');
+        at += template.bytes.length;
+        startedMs[i] = now;
+        sent[i] = 1;
+        lane.waiting.push(i);
+      }
+      lane.socket.write(out);
+    }
+  };
+  /** Connections whose oldest request waited past the timeout are closed and replaced. */
+  const expire = async (): Promise<void> => {
+    const now = performance.now() - began;
+    for (let k = 0; k < lanes.length; k++) {
+      const lane = lanes[k]!;
+      if (lane.alive && lane.head < lane.waiting.length && now - startedMs[lane.waiting[lane.head]!]! > options.timeoutMs) lane.socket.destroy();
+      if (!lane.alive) lanes[k] = await open();
+    }
+  };
+
+  await new Promise<void>((resolve) => {
+    let index = 0;
+    let phaseBegan = 0;
+    let issued = 0;
+    let expiring = false;
+    result.phaseStartMs[phases[0]!.name] = 0;
+    const timer = setInterval(() => {
+      if (!expiring) {
+        expiring = true;
+        void expire().finally(() => (expiring = false));
+      }
+      const now = performance.now() - began;
+      for (let phase = phases[index]; phase !== undefined; phase = phases[index]) {
+        const due = Math.floor((Math.min(now - phaseBegan, phase.durationMs) * phase.ratePerSecond) / 1000);
+        send(index, due - issued);
+        issued = due;
+        if (now - phaseBegan < phase.durationMs) return;
+        phaseBegan += phase.durationMs;
+        issued = 0;
+        index += 1;
+        if (phases[index]) result.phaseStartMs[phases[index]!.name] = phaseBegan;
+      }
+      clearInterval(timer);
+      const drained = setInterval(() => {
+        void expire();
+        if (lanes.some((lane) => lane.alive && lane.head < lane.waiting.length)) return;
+        clearInterval(drained);
+        resolve();
+      }, 20);
+    }, 5);
+  });
+  for (const lane of lanes) lane.socket.destroy();
+  for (let i = 0; i < total; i++) {
+    if (sent[i] !== 1) continue;
+    result.outcomes.push({
+      orderId: orderId(i),
+      phase: phases[phaseOf[i]!]!.name,
+      status: status[i]!,
+      retryAfter: retryAfter[i] === 0 ? null : String(retryAfter[i]),
+      startedMs: startedMs[i]!,
+      ms: answeredMs[i]! - startedMs[i]!,
+    });
+  }
+  return result;
+}
+
+/** sluice_ingress_rejected_requests_total by code: refusals at admission (SLUICE_OVERLOADED) apart from those at the deadline. */
+export async function rejectedByCode(ingressUrl: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${ingressUrl}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
+  const counts: Record<string, number> = {};
+  for (const [, code, value] of text.matchAll(/^sluice_ingress_rejected_requests_total\{code="([^"]+)"\} (\d+)/gm)) counts[code!] = Number(value);
+  return counts;
 }

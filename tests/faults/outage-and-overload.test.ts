@@ -5,24 +5,27 @@ import type { LocalCluster } from '../../broker/cluster.ts';
 import { readTopics } from '../support/platform.ts';
 import { faultsCluster, startDownNodes, waitForFullIsr } from './cluster.ts';
 import { account, ledgerFigures } from './ledger.ts';
-import { durationBetween, openLoop, openSockets, ordersDurationBuckets, percentile, postOrders, summarize } from './load.ts';
+import { durationBetween, openLoopPipelined, ordersDurationBuckets, percentile, postOrders, rejectedByCode, summarize } from './load.ts';
 import { report } from './report.ts';
 import { keyCounts, scoredCounts, startPlatform, type Platform } from './platform.ts';
 
 /** The ingress's produce timeout in these tests: 503 must come within it (plus HTTP and scheduling slack). */
 const PRODUCE_TIMEOUT_MS = 5000;
 /**
- * Queue bound of the ingress under test: below the open-loop client's MAX_OUTSTANDING, so an overload fills it and
- * the excess is refused at once (with 2000 requests outstanding and 5000 queued, the queue never filled and the ingress
- * refused nothing: the client's cap, not the ingress, turned the excess away).
+ * Queue bound of the ingress under test. Admission (producers/admission.ts) refuses by the queue's expected wait, long
+ * before it fills: this only bounds what an estimate that is still too high could admit.
  */
-const MAX_QUEUED = 1000;
+const MAX_QUEUED = 5000;
 const OUTAGE_MS = Number(process.env.SLUICE_FAULTS_OUTAGE_MS ?? '30000');
 /** The open-loop overload (twice the capacity), and the phase after it at half the capacity. */
 const SOAK_MS = Number(process.env.SLUICE_FAULTS_SOAK_MS ?? '60000');
 const RECOVERY_MS = Math.max(10_000, Number(process.env.SLUICE_FAULTS_RECOVERY_MS ?? '30000'));
-/** The open-loop client's cap on requests waiting for an answer (sockets); arrivals beyond it are counted, not sent. */
-const MAX_OUTSTANDING = 2000;
+/**
+ * The pipelined client's connections and unanswered requests per connection (the ingress's SLUICE_HTTP_MAX_PIPELINED
+ * default); arrivals beyond connections × that are counted as shed by the client, not sent.
+ */
+const CONNECTIONS = 100;
+const PER_CONNECTION = 32;
 /** The capacity probe before the soak: its offered rate (above any capacity seen here), how long, and the last part it counts. */
 const PROBE_RATE = 2000;
 const PROBE_MS = 12_000;
@@ -113,11 +116,11 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
     { timeout: 600_000 },
     async () => {
       const url = `${platform.ingressUrl}/v1/orders`;
-      const sockets = await openSockets(platform.ingressUrl, MAX_OUTSTANDING);
+      const client = { connections: CONNECTIONS, perConnection: PER_CONNECTION, timeoutMs: 60_000 };
       // Capacity: what the ingress accepts per second when offered more than it can take (open loop at PROBE_RATE),
       // counted by answers in the last seconds of the probe. A closed-loop probe (256 in flight) measured half of what
       // the ingress then took without refusing: on a loaded box its own client is the bottleneck.
-      const probe = await openLoop(url, [{ name: 'probe', ratePerSecond: PROBE_RATE, durationMs: PROBE_MS }], { sockets, timeoutMs: 60_000 });
+      const probe = await openLoopPipelined(url, [{ name: 'probe', ratePerSecond: PROBE_RATE, durationMs: PROBE_MS }], client);
       const countedFrom = PROBE_MS - PROBE_COUNTED_MS;
       const answered = probe.outcomes.filter((o) => o.status === 200 && o.startedMs + o.ms >= countedFrom && o.startedMs + o.ms < PROBE_MS).length;
       const capacity = Math.max(50, Math.round((answered * 1000) / PROBE_COUNTED_MS));
@@ -126,18 +129,20 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
       const rss = { startMb: rssMb(pid), peakMb: rssMb(pid), endMb: 0 };
       const sampler = setInterval(() => (rss.peakMb = Math.max(rss.peakMb, rssMb(pid))), 250);
       const serverBefore = await ordersDurationBuckets(platform.ingressUrl);
-      const run = await openLoop(
+      const rejectedBefore = await rejectedByCode(platform.ingressUrl);
+      const run = await openLoopPipelined(
         url,
         [
           { name: 'overload', ratePerSecond: capacity * 2, durationMs: SOAK_MS },
           { name: 'after', ratePerSecond: Math.max(1, Math.round(capacity / 2)), durationMs: RECOVERY_MS },
         ],
-        { sockets, timeoutMs: 60_000 },
+        client,
       );
       clearInterval(sampler);
       rss.endMb = rssMb(pid);
-      sockets.close();
       const server = durationBetween(serverBefore, await ordersDurationBuckets(platform.ingressUrl));
+      const rejectedAfter = await rejectedByCode(platform.ingressUrl);
+      const rejected = Object.fromEntries(Object.entries(rejectedAfter).map(([code, n]) => [code, n - (rejectedBefore[code] ?? 0)]));
 
       const phase = (name: string) => run.outcomes.filter((o) => o.phase === name);
       const figuresOf = (name: string) => {
@@ -153,6 +158,7 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
           accepted: accepted.length,
           acceptedPerS: Math.round(accepted.length / durationS),
           refused: refused.length,
+          refusedPerS: Math.round(refused.length / durationS),
           byStatus,
           acceptedP50Ms: Math.round(
             percentile(
@@ -176,8 +182,9 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
           refusedMaxMs: Math.round(percentile(refusedMs, 100)),
         };
       };
-      // Recovery: 1-second windows of the phase after the overload, by when each request was sent; the first window
-      // from which no request was refused any more.
+      // Recovery: 1-second windows of the phase after the overload, by when each request was sent: the first window that
+      // refused nothing (full rate again), and the first from which nothing was refused any more (a stall of Kafka later
+      // in the phase refuses again: the queue's expected wait grows while nothing drains).
       const afterStart = run.phaseStartMs.after!;
       const windows: { accepted: number; refused: number }[] = Array.from({ length: Math.ceil(RECOVERY_MS / 1000) }, () => ({ accepted: 0, refused: 0 }));
       for (const o of phase('after')) {
@@ -186,7 +193,12 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         else w.refused += 1;
       }
       const lastRefusing = windows.findLastIndex((w) => w.refused > 0);
-      const recoveredAfterMs = (lastRefusing + 1) * 1000;
+      const recoveredAfterMs =
+        Math.max(
+          0,
+          windows.findIndex((w) => w.refused === 0),
+        ) * 1000;
+      const refusingUntilMs = (lastRefusing + 1) * 1000;
 
       const accepted = [...summarize(probe.outcomes).accepted, ...summarize(run.outcomes).accepted];
       const probeFigures = { offeredPerS: PROBE_RATE, ...summarize(probe.outcomes).byStatus };
@@ -197,14 +209,19 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         recoveryMs: RECOVERY_MS,
         produceTimeoutMs: PRODUCE_TIMEOUT_MS,
         maxQueuedRecords: MAX_QUEUED,
-        maxOutstanding: MAX_OUTSTANDING,
+        connections: CONNECTIONS,
+        perConnection: PER_CONNECTION,
         capacityPerS: capacity,
         probe: probeFigures,
         overload: figuresOf('overload'),
         after: figuresOf('after'),
         recoveredAfterMs,
-        // What the ingress itself measured over both phases (from reading a request to its answer).
+        refusingUntilMs,
+        // What the ingress itself measured over both phases (from reading a request to its answer) of the requests it
+        // admitted (a refusal at admission never reaches Fastify), and its refusals by code: at admission
+        // (SLUICE_OVERLOADED) or at the produce deadline (SLUICE_BROKER_UNAVAILABLE).
         serverRequests: server.requests,
+        rejectedByCode: rejected,
         serverP99UnderS: Number.isFinite(server.p99UnderS) ? server.p99UnderS : '>10',
         acceptedPerSecondAfter: windows.map((w) => w.accepted),
         ...ledgerFigures(ledger),
@@ -216,10 +233,9 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
       report('open-loop-overload', figures);
       const text = JSON.stringify(figures);
 
-      // Every answer is 200, or 503 with Retry-After. (A request the client gave up on after 60 s is status 0: counted in
-      // the figures, not asserted. The ingress refuses by its produce queue and deadline, and when its CPU is the bottleneck
-      // rather than Kafka neither fills: see docs/known-defects-under-broker-loss.md.)
-      const { refused, byStatus } = summarize(run.outcomes.filter((o) => o.status !== 0));
+      // Every request sent has its answer (none given up after the client's 60 s: status 0), 200 or 503 with Retry-After,
+      // and the overload was refused (at admission, before the deadline), not only queued.
+      const { refused, byStatus } = summarize(run.outcomes);
       expect(
         Object.keys(byStatus)
           .map(Number)
@@ -231,6 +247,8 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         text,
       ).toBe(true);
       expect(figures.overload.accepted, text).toBeGreaterThan(0);
+      expect(figures.overload.refused, text).toBeGreaterThan(0);
+      expect(figures.overload.refusedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS + 3000);
       expect({ lost: ledger.lost, ingress: ledger.duplicatedOnInput, worker: ledger.duplicatedByWorker }, text).toEqual({ lost: 0, ingress: [], worker: [] });
       expect(rss.peakMb, text).toBeLessThan(RSS_BOUND_MB);
       // Back at half the capacity the ingress takes everything again before the phase ends (the last 5 s refuse nothing).

@@ -1,0 +1,195 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { OverloadedError } from '../core/errors.ts';
+import { correlationIdOf } from './correlation.ts';
+import { errorBody, OVERLOADED_RETRY_AFTER_S } from './ingress-errors.ts';
+
+/**
+ * Admission by the produce queue's expected wait. A request admitted behind more records than Kafka drains within
+ * the budget would be answered 503 at the produce deadline anyway, after it had cost the ingress a whole request
+ * (routing, body parse, validation, encoding) and possibly been written all the same (a 503 at the deadline cannot
+ * withdraw a record the producer already holds). So the ingress refuses it at once, before Fastify reads it: the
+ * refusal costs a few µs, and under a sustained overload the CPU goes to the requests that can still make it.
+ *
+ * The drain rate is measured only while the producer had records the whole time (otherwise it shows the arrivals,
+ * not what Kafka can take). It cannot confirm itself low: it never falls below a floor, and while the ingress
+ * refuses and the producer runs dry it doubles each interval, so after an outage it is back within seconds.
+ *
+ * When the ingress's own CPU is the bottleneck, requests wait in the sockets before the event loop reads them, a
+ * wait the queue does not show; the loop's delay (how late the sampling timer fires) is that wait, and is taken off
+ * the budget: a saturated loop refuses more, cheaply. Never more than MAX_LAG_SHARE of it: a box busy with other
+ * processes delays the loop too, refusing does not help that, and with no budget left the ingress admitted a request
+ * only into an empty queue (one batch at a time: 82/s where it took 750/s).
+ */
+
+/** Records per second the estimate never falls below: after an outage the backlog it admits is what probes Kafka. */
+export const DRAIN_FLOOR_PER_S = 50;
+/** How often the drain rate is sampled: short enough to follow a leader move, long enough to span several sends. */
+export const SAMPLE_MS = 250;
+/** The most of the budget the event loop's delay may take. */
+const MAX_LAG_SHARE = 0.75;
+/**
+ * Weight of the newest sample in the estimate: a stall of Kafka (a leader move, a slow fsync on a busy box) of half
+ * a second takes it down by ~44%, not 75% (at 0.5, half-rate load was refused during such stalls).
+ */
+const SAMPLE_WEIGHT = 0.25;
+
+/**
+ * The most records that may wait (queued and in flight) for a new request to be admitted: what drains within the
+ * budget less the event loop's delay (at most MAX_LAG_SHARE of it), and never less than what the floor drains within
+ * the whole budget.
+ */
+export function admissionLimit(drainPerS: number, floorPerS: number, budgetMs: number, lagMs: number, maxQueued: number): number {
+  const drained = (drainPerS * (budgetMs - Math.min(Math.max(0, lagMs), MAX_LAG_SHARE * budgetMs))) / 1000;
+  return Math.max(1, Math.min(maxQueued, Math.floor(Math.max(drained, (floorPerS * budgetMs) / 1000))));
+}
+
+/** One sampling interval: records Kafka acknowledged, whether the producer had records to send throughout, and how late the event loop ran the sampler. */
+export interface DrainSample {
+  drained: number;
+  elapsedMs: number;
+  busy: boolean;
+  lagMs: number;
+}
+
+export interface AdmissionOptions {
+  /** The longest wait a request may expect behind the backlog; 0 leaves only maxQueued. */
+  budgetMs: number;
+  maxQueued: number;
+  floorPerS?: number;
+}
+
+export class Admission {
+  readonly #budgetMs: number;
+  readonly #maxQueued: number;
+  readonly #floorPerS: number;
+  /** Records/s Kafka drains; undefined until the producer was first busy for a whole interval. */
+  #estimate: number | undefined;
+  /** The event loop's delay, smoothed like the drain rate. */
+  #lagMs = 0;
+  #limit: number;
+  #refused = 0;
+
+  constructor(options: AdmissionOptions) {
+    this.#budgetMs = options.budgetMs;
+    this.#maxQueued = options.maxQueued;
+    this.#floorPerS = options.floorPerS ?? DRAIN_FLOOR_PER_S;
+    this.#limit = options.maxQueued;
+  }
+
+  /** The hot path: one comparison, no allocation. `backlog`: records queued and in flight. */
+  admit(backlog: number): boolean {
+    if (backlog < this.#limit) return true;
+    this.#refused += 1;
+    return false;
+  }
+
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** Records/s the limit is derived from (the floor until measured). */
+  get drainPerS(): number {
+    return Math.max(this.#estimate ?? this.#floorPerS, this.#floorPerS);
+  }
+
+  /** The event loop's delay (ms), taken off the budget up to MAX_LAG_SHARE of it. */
+  get lagMs(): number {
+    return this.#lagMs;
+  }
+
+  /** Updates the estimate with one interval; refusals counted by admit() since the last call decide probing. */
+  observe(sample: DrainSample): void {
+    const refused = this.#refused;
+    this.#refused = 0;
+    if (this.#budgetMs <= 0 || sample.elapsedMs <= 0) return;
+    this.#lagMs = this.#lagMs * (1 - SAMPLE_WEIGHT) + Math.max(0, sample.lagMs) * SAMPLE_WEIGHT;
+    const rate = (sample.drained * 1000) / sample.elapsedMs;
+    if (sample.busy) {
+      this.#estimate = Math.max(this.#floorPerS, this.#estimate === undefined ? rate : this.#estimate * (1 - SAMPLE_WEIGHT) + rate * SAMPLE_WEIGHT);
+    } else if (refused > 0) {
+      // Refusing while the producer ran dry: the estimate is too low (it learnt it during an outage). Probe upwards.
+      this.#estimate = Math.max(rate, 2 * this.drainPerS);
+    }
+    // Otherwise it kept up with everything that came: nothing learnt about its capacity (maxQueued until it is measured).
+    this.#limit = this.#estimate === undefined ? this.#maxQueued : admissionLimit(this.#estimate, this.#floorPerS, this.#budgetMs, this.#lagMs, this.#maxQueued);
+  }
+}
+
+/** What the sampler reads from the batching producer. */
+export interface DrainSource {
+  readonly backlog: number;
+  /** Records acknowledged so far, and how often the backlog fell to zero so far (both only grow). */
+  readonly acknowledgedRecords: number;
+  readonly idleCount: number;
+}
+
+/** Samples `source` every SAMPLE_MS into `admission`; returns the stop function. */
+export function sampleDrain(admission: Pick<Admission, 'observe'>, source: DrainSource, now: () => number = () => performance.now()): () => void {
+  let at = now();
+  let acknowledged = source.acknowledgedRecords;
+  let idle = source.idleCount;
+  let backlog = source.backlog;
+  const timer = setInterval(() => {
+    const t = now();
+    admission.observe({
+      drained: source.acknowledgedRecords - acknowledged,
+      elapsedMs: t - at,
+      busy: backlog > 0 && source.idleCount === idle && source.backlog > 0,
+      lagMs: t - at - SAMPLE_MS,
+    });
+    at = t;
+    acknowledged = source.acknowledgedRecords;
+    idle = source.idleCount;
+    backlog = source.backlog;
+  }, SAMPLE_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export interface AdmissionGateOptions {
+  admission: Pick<Admission, 'admit'>;
+  source: Pick<DrainSource, 'backlog'>;
+  /** The produce routes' paths: only a POST to one of them is ever refused (probes, metrics and reads never are). */
+  paths: readonly string[];
+  /** Headers every answer carries (the security headers). */
+  headers: Readonly<Record<string, string>>;
+  draining: () => boolean;
+  /** Counts a refusal (sluice_ingress_rejected_requests_total{code="SLUICE_OVERLOADED"}). */
+  refused: () => void;
+}
+
+/**
+ * The server's request listener with admission in front of Fastify's: a produce request that would wait longer
+ * than the budget is answered 503 + Retry-After with a fixed body (the error mapper's shape and code), its body
+ * never parsed (Node discards it, so the connection stays usable). Before access control too: the answer says
+ * nothing but "overloaded", and checking credentials first would spend the CPU the refusal is there to save.
+ */
+export function admissionGate(handler: RequestListener, options: AdmissionGateOptions): RequestListener {
+  const { admission, source, draining, refused } = options;
+  const paths = new Set(options.paths);
+  const body = Buffer.from(
+    JSON.stringify(errorBody(new OverloadedError('the ingress cannot send this request to Kafka within its produce deadline (too many records are waiting); retry after Retry-After seconds'))),
+  );
+  const fixed = Object.entries({
+    ...options.headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(body.length),
+    'retry-after': String(OVERLOADED_RETRY_AFTER_S),
+  }).flat();
+  const isProduceRoute = (url: string | undefined): boolean => {
+    if (url === undefined) return false;
+    const query = url.indexOf('?');
+    return paths.has(query < 0 ? url : url.slice(0, query));
+  };
+  const refuse = (req: IncomingMessage, res: ServerResponse): void => {
+    refused();
+    const headers = [...fixed, 'x-correlation-id', correlationIdOf(req)];
+    if (draining()) headers.push('connection', 'close');
+    res.writeHead(503, headers);
+    res.end(body);
+  };
+  return (req, res) => {
+    if (req.method === 'POST' && !admission.admit(source.backlog) && isProduceRoute(req.url)) refuse(req, res);
+    else handler(req, res);
+  };
+}

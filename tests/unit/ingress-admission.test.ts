@@ -1,0 +1,200 @@
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { boundPipelining } from '../../access/http.ts';
+import { BatchingProducer } from '../../producers/batching-producer.ts';
+import { Admission, admissionGate, admissionLimit, DRAIN_FLOOR_PER_S } from '../../producers/admission.ts';
+
+describe('admission by the produce queue’s expected wait', () => {
+  it('admits while the backlog fits the budget at the drain rate, never below the floor, at most maxQueued', () => {
+    // 2,000 records/s for 1 s: 2,000 records may wait.
+    expect(admissionLimit(2000, 50, 1000, 0, 50_000)).toBe(2000);
+    // Nothing drained (an outage): the floor's worth.
+    expect(admissionLimit(0, 50, 1000, 0, 50_000)).toBe(50);
+    expect(admissionLimit(1_000_000, 50, 1000, 0, 5000)).toBe(5000);
+    // A budget too small for one record still admits one at a time.
+    expect(admissionLimit(10, 50, 1, 0, 50_000)).toBe(1);
+    // The event loop 400 ms behind: 600 ms of the budget left for the queue; behind by more, a quarter, never below the floor.
+    expect(admissionLimit(2000, 50, 1000, 400, 50_000)).toBe(1200);
+    expect(admissionLimit(2000, 50, 1000, 5000, 50_000)).toBe(500);
+    expect(admissionLimit(100, 50, 1000, 5000, 50_000)).toBe(50);
+  });
+
+  it('takes maxQueued until it has measured a drain rate, then the measured one', () => {
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 10_000 });
+    expect(admission.limit).toBe(10_000);
+    expect(admission.admit(9_999)).toBe(true);
+    // Busy for 250 ms and 500 records acknowledged: 2,000/s, so 2,000 records fit in the budget.
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
+    expect(admission.drainPerS).toBe(2000);
+    expect(admission.limit).toBe(2000);
+    expect(admission.admit(1999)).toBe(true);
+    expect(admission.admit(2000)).toBe(false);
+  });
+
+  it('learns nothing from an interval the producer was not busy throughout, unless it refused meanwhile', () => {
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 10_000 });
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
+    // 10 records/s arrived and were sent: that is the demand, not what Kafka can take.
+    admission.observe({ drained: 3, elapsedMs: 250, busy: false, lagMs: 0 });
+    expect(admission.limit).toBe(2000);
+  });
+
+  it('falls to the floor during an outage and probes back up within seconds once Kafka drains again', () => {
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 10_000 });
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
+    // A short stall (half a second, nothing acknowledged) lowers the limit without dropping it to the floor.
+    for (let i = 0; i < 2; i++) admission.observe({ drained: 0, elapsedMs: 250, busy: true, lagMs: 0 });
+    expect(admission.limit).toBe(1125);
+    // Every broker down: busy, nothing acknowledged.
+    for (let i = 0; i < 40; i++) admission.observe({ drained: 0, elapsedMs: 250, busy: true, lagMs: 0 });
+    expect(admission.drainPerS).toBe(DRAIN_FLOOR_PER_S);
+    expect(admission.limit).toBe(DRAIN_FLOOR_PER_S);
+    expect(admission.admit(DRAIN_FLOOR_PER_S)).toBe(false);
+    // Kafka is back: the floor's backlog drains within the interval (not busy) while requests were refused, so the
+    // estimate doubles each interval instead of staying where nothing admitted can raise it.
+    let intervals = 0;
+    while (admission.limit < 2000) {
+      expect(admission.admit(admission.limit)).toBe(false);
+      admission.observe({ drained: admission.limit / 4, elapsedMs: 250, busy: false, lagMs: 0 });
+      intervals += 1;
+    }
+    expect(intervals).toBeLessThanOrEqual(6);
+  });
+
+  it('takes the event loop’s delay, smoothed, off the budget', () => {
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 10_000 });
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
+    expect(admission.limit).toBe(2000);
+    // The loop ran the sampler 2 s late: a quarter of that counts at once (the loop's delay is smoothed like the rate).
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 2000 });
+    expect(admission.lagMs).toBe(500);
+    expect(admission.limit).toBe(1000);
+    for (let i = 0; i < 20; i++) admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 2000 });
+    expect(admission.limit).toBe(500);
+  });
+
+  it('reads the backlog (queued and in flight), acknowledged records and idle turns off the batching producer', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const producer = new BatchingProducer({
+      send: async (records) => {
+        await held;
+        return records.map((r, i) => ({ topic: r.topic, partition: 0, offset: BigInt(i) }));
+      },
+      lingerMs: 0,
+      batchMaxRecords: 2,
+      maxInFlight: 1,
+      maxQueuedRecords: 100,
+      timeoutMs: 5000,
+      logger: pino({ level: 'silent' }),
+    });
+    const record = { topic: 't', key: null, value: Buffer.from('v') };
+    const acks = [producer.produce([record, record]), producer.produce([record])];
+    expect(producer.backlog).toBe(3);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Two in flight, one queued: the backlog counts both.
+    expect(producer.backlog).toBe(3);
+    expect(producer.idleCount).toBe(0);
+    release();
+    await Promise.all(acks);
+    expect(producer.backlog).toBe(0);
+    expect(producer.acknowledgedRecords).toBe(3);
+    expect(producer.idleCount).toBe(1);
+  });
+});
+
+/** Raw HTTP/1.1 over one socket: `requests` written at once (pipelined), the status lines read back. */
+async function pipelined(port: number, requests: string[], expected: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (chunk) => {
+      text += chunk.toString('latin1');
+      const statuses = text.match(/HTTP\/1\.1 \d+/g) ?? [];
+      if (statuses.length >= expected) {
+        socket.destroy();
+        resolve([text, ...statuses]);
+      }
+    });
+    socket.on('error', reject);
+    socket.write(requests.join(''));
+  });
+}
+
+const postOrder = (id: number, path = '/v1/orders') => {
+  const body = `{"orderId":"o-${id}"}`;
+  return `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+};
+
+describe('the ingress’s listener in front of Fastify', () => {
+  let server: Server | undefined;
+  afterEach(() => server?.close());
+  const listen = async (listener: RequestListener): Promise<number> => {
+    server = createServer(listener);
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    return (server.address() as AddressInfo).port;
+  };
+
+  it('refuses a produce POST over the limit with 503, Retry-After and the error body, unread; probes and other paths pass', async () => {
+    const seen: string[] = [];
+    const handler: RequestListener = (req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      req.resume();
+      req.on('end', () => res.end('{"ok":true}'));
+    };
+    let refused = 0;
+    const port = await listen(
+      admissionGate(handler, {
+        admission: new Admission({ budgetMs: 1000, maxQueued: 10 }),
+        source: { backlog: 10 },
+        paths: ['/v1/orders'],
+        headers: { 'x-content-type-options': 'nosniff' },
+        draining: () => false,
+        refused: () => (refused += 1),
+      }),
+    );
+    const [text, ...statuses] = await pipelined(
+      port,
+      [postOrder(1), 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n', postOrder(2, '/v1/orders?partial=true'), postOrder(3, '/v1/other'), 'GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n'],
+      5,
+    );
+    expect(statuses).toEqual(['HTTP/1.1 503', 'HTTP/1.1 200', 'HTTP/1.1 503', 'HTTP/1.1 200', 'HTTP/1.1 200']);
+    expect(seen).toEqual(['GET /healthz', 'POST /v1/other', 'GET /readyz']);
+    expect(refused).toBe(2);
+    expect(text).toMatch(/retry-after: 1\r\n/i);
+    expect(text).toMatch(/x-content-type-options: nosniff\r\n/i);
+    expect(text).toMatch(/x-correlation-id: [\w-]+\r\n/i);
+    expect(text).toContain('{"error":"SLUICE_OVERLOADED","message":');
+  });
+
+  it('bounds the requests one connection has in progress: pipelined ones wait in the socket, unparsed', async () => {
+    const pending: (() => void)[] = [];
+    let started = 0;
+    const port = await listen(
+      boundPipelining((req, res) => {
+        started += 1;
+        req.resume();
+        pending.push(() => res.end('ok'));
+      }, 4),
+    );
+    const socket = connect(port, '127.0.0.1');
+    let answers = 0;
+    socket.on('data', (chunk) => (answers += (chunk.toString('latin1').match(/HTTP\/1\.1 200/g) ?? []).length));
+    // 200 requests in one write: one read, so Node parses them all before the pause can act.
+    socket.write(Array.from({ length: 200 }, (_, i) => postOrder(i)).join(''));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(started).toBe(200);
+    // Written separately after the first read: held in the socket until the connection is under the bound again.
+    await new Promise<void>((resolve) => socket.write(Array.from({ length: 200 }, (_, i) => postOrder(1000 + i)).join(''), () => resolve()));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(started).toBe(200);
+    while (answers < 400) {
+      pending.splice(0).forEach((answer) => answer());
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(started).toBe(400);
+    socket.destroy();
+  });
+});

@@ -1,4 +1,18 @@
-import { findErrorBy, kGetApi, kGetConnection, kMetadata, kPerformWithRetry, Producer, type BaseOptions, type Callback, type txnOffsetCommitV4 } from '@platformatic/kafka';
+import {
+  ConnectionPool,
+  findErrorBy,
+  kGetApi,
+  kGetConnection,
+  kMetadata,
+  kPerformWithRetry,
+  Producer,
+  type BaseOptions,
+  type Broker,
+  type ProducerOptions,
+  type Callback,
+  type Connection,
+  type txnOffsetCommitV4,
+} from '@platformatic/kafka';
 import { TransactionAbortedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { transactionalIdentity } from './client-options.ts';
@@ -94,7 +108,37 @@ export function addsPartitions(records: readonly OutgoingRecord[], added: Readon
 }
 
 type NativeProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
+
 type NativeTransaction = Awaited<ReturnType<NativeProducer['beginTransaction']>>;
+
+/**
+ * The transactional producer, whose requests to a broker may be two in flight
+ * on its connection: AddOffsetsToTxn and AddPartitionsToTxn go out together
+ * (see TransactionalOutput.begin()). The client allows an idempotent producer
+ * one request in flight per connection, to keep its Produce requests in order;
+ * a transaction here has one Produce in flight at a time (sendsInFlight), so
+ * the second place only ever holds a coordinator request.
+ */
+class TransactionalProducer extends OnePassProducer<Buffer, Buffer, Buffer, Buffer> {
+  readonly #connections: ConnectionPool;
+
+  constructor(options: ProducerOptions<Buffer, Buffer, Buffer, Buffer>) {
+    super(options);
+    this.#connections = new ConnectionPool(options.clientId, { ...options, maxInflights: 2 });
+  }
+
+  override [kGetConnection](broker: Broker, callback: Callback<Connection>): void {
+    this.#connections.get(broker, callback);
+  }
+
+  async closeAll(): Promise<void> {
+    try {
+      await this.close(true);
+    } finally {
+      await new Promise<void>((resolve) => this.#connections.close(() => resolve()));
+    }
+  }
+}
 
 export interface TransactionalOutputOptions {
   /** Built with core/retry.ts's `transaction` policy (CONCURRENT_TRANSACTIONS after a commit is retried in milliseconds). */
@@ -106,7 +150,9 @@ export interface TransactionalOutputOptions {
 
 export class TransactionalOutput implements WorkerOutput {
   readonly #options: TransactionalOutputOptions;
-  #producer: NativeProducer;
+  #producer: TransactionalProducer;
+  /** TxnOffsetCommit's own connections (see begin()); kept across renewed producers. */
+  readonly #offsetConnections: ConnectionPool;
   #renewals = 0;
   /**
    * One at a time: with two to four produce requests of one transaction in
@@ -118,6 +164,7 @@ export class TransactionalOutput implements WorkerOutput {
   constructor(options: TransactionalOutputOptions) {
     this.#options = options;
     this.#producer = this.#create();
+    this.#offsetConnections = new ConnectionPool(`${options.client.clientId}-txn-offsets`, options.client);
   }
 
   /**
@@ -138,15 +185,20 @@ export class TransactionalOutput implements WorkerOutput {
     return this.#renewals;
   }
 
-  #create(): NativeProducer {
-    return new OnePassProducer({ ...this.#options.client, ...transactionalIdentity(this.#options.transactionalId), idempotent: true });
+  #create(): TransactionalProducer {
+    return new TransactionalProducer({ ...this.#options.client, ...transactionalIdentity(this.#options.transactionalId), idempotent: true });
   }
 
   /**
-   * A transaction, begun at its first call: BeginTransaction (local) and
-   * AddOffsetsToTxn first, so that the last records and the offsets then go
-   * out side by side (AddPartitionsToTxn and Produce to the partitions'
-   * leaders, TxnOffsetCommit to the group coordinator) before EndTxn.
+   * A transaction, begun at its first call: BeginTransaction (local), then
+   * AddOffsetsToTxn and the first send's AddPartitionsToTxn at once. Both go
+   * to the transaction coordinator on the producer's one connection to it, and
+   * Kafka handles a connection's requests one after the other, so the second
+   * finds the first's state change done: one round trip instead of two. Then
+   * Produce (to the partitions' leaders) and TxnOffsetCommit (to the group
+   * coordinator, on a connection of its own: on the producer's it would wait
+   * behind the AddPartitionsToTxn and Produce of a coordinator that also leads
+   * the partitions) go side by side, and EndTxn last.
    *
    * Sends overlap, except one that may add partitions to the transaction: the
    * client de-duplicates concurrent AddPartitionsToTxn calls of a producer
@@ -156,11 +208,14 @@ export class TransactionalOutput implements WorkerOutput {
   begin(): OutputUnit {
     let transaction: NativeTransaction | undefined;
     let opened: Promise<NativeTransaction> | undefined;
+    let offsetsAdded: Promise<void> = Promise.resolve();
     const open = () =>
       (opened ??= this.#producer.beginTransaction().then(
-        async (begun) => {
+        (begun) => {
           transaction = begun;
-          await begun.addConsumer(this.#options.consumer[kNativeConsumer] as never);
+          // Awaited by the offset commit; a failure fails the commit, which aborts the transaction.
+          offsetsAdded = Promise.resolve(begun.addConsumer(this.#options.consumer[kNativeConsumer] as never));
+          offsetsAdded.catch(() => undefined);
           return begun;
         },
         async (error: unknown) => {
@@ -175,7 +230,7 @@ export class TransactionalOutput implements WorkerOutput {
       const begun = await open();
       const adding = addsPartitions(records, added);
       if (adding) await Promise.allSettled(inFlight);
-      const sending = this.#send(begun, records);
+      const sending = this.#send(begun, offsetsAdded, records);
       inFlight.add(sending);
       try {
         await sending;
@@ -188,24 +243,44 @@ export class TransactionalOutput implements WorkerOutput {
       send,
       commit: async (records, offsets) => {
         const begun = await open();
-        const results = await Promise.allSettled([send(records), this.#commitOffsets(begun, offsets)]);
+        const results = await Promise.allSettled([send(records), this.#commitOffsets(begun, offsetsAdded, offsets)]);
         for (const result of results) if (result.status === 'rejected') throw result.reason;
         await begun.commit();
       },
       abort: async (error) => {
         if (error instanceof TransactionAbortedError) return error;
-        await Promise.allSettled(inFlight);
+        await Promise.allSettled([...inFlight, offsetsAdded]);
         return this.#abort(transaction, error);
       },
     };
   }
 
-  async #send(transaction: NativeTransaction, records: readonly OutgoingRecord[]): Promise<void> {
-    if (records.length > 0) await transaction.send({ messages: records.map((r) => toClientMessage(r)) });
+  /**
+   * Produces `records` once their partitions and the group's offsets are both
+   * in the transaction. A Produce whose partition leader checks the
+   * transaction (KIP-890) while the coordinator is still writing an
+   * AddOffsetsToTxn retried after CONCURRENT_TRANSACTIONS is refused
+   * (NOT_ENOUGH_REPLICAS) and retried after the client's back-off of 100 ms
+   * and more; so the partitions are added here, beside AddOffsetsToTxn, and
+   * the records go once both are answered (in the usual case the two answers
+   * come back together). Records without a partition get theirs from the
+   * client's partitioner, which adds them in send().
+   */
+  async #send(transaction: NativeTransaction, offsetsAdded: Promise<void>, records: readonly OutgoingRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const messages = records.map((r) => toClientMessage(r));
+    if (messages.every((m) => m.partition !== undefined)) {
+      const metadata = await this.#producer.metadata({ topics: [...new Set(messages.map((m) => m.topic))] });
+      // The client's Transaction answers a call with nothing to add without a promise.
+      const partitionsAdded = Promise.resolve(transaction.addPartitions(metadata, messages.map(({ topic, partition }) => ({ topic, partition })) as never));
+      await Promise.all([partitionsAdded, offsetsAdded]);
+    } else await offsetsAdded;
+    await transaction.send({ messages });
   }
 
-  /** Every offset of the transaction in one TxnOffsetCommit per membership (one in practice), to the group coordinator. */
-  async #commitOffsets(transaction: NativeTransaction, offsets: readonly OutputOffset[]): Promise<void> {
+  /** Every offset of the transaction in one TxnOffsetCommit per membership (one in practice), to the group coordinator, once AddOffsetsToTxn is answered. */
+  async #commitOffsets(transaction: NativeTransaction, offsetsAdded: Promise<void>, offsets: readonly OutputOffset[]): Promise<void> {
+    await offsetsAdded;
     for (const body of txnOffsetCommitBodies(offsets)) await this.#txnOffsetCommit(transaction.id, body);
   }
 
@@ -234,7 +309,7 @@ export class TransactionalOutput implements WorkerOutput {
                 if (error) return failed(error, callback);
                 const broker = metadata!.brokers.get(node);
                 if (!broker) return failed(Object.assign(new Error(`group coordinator ${node} is not in the cluster metadata`), { code: 'PLT_KFK_NETWORK' }), callback);
-                producer[kGetConnection](broker, (error, connection) => {
+                this.#offsetConnections.get(broker, (error, connection) => {
                   if (error) return failed(error, callback);
                   producer[kGetApi]<Parameters<typeof txnOffsetCommitV4.createRequest>, txnOffsetCommitV4.TxnOffsetCommitResponse>('TxnOffsetCommit', (error, api) => {
                     if (error) return failed(error, callback);
@@ -282,11 +357,11 @@ export class TransactionalOutput implements WorkerOutput {
     const old = this.#producer;
     this.#renewals++;
     this.#producer = this.#create();
-    await old.close(true).catch((error: unknown) => this.#options.logger.debug({ err: error }, 'closing the previous transactional producer failed'));
+    await old.closeAll().catch((error: unknown) => this.#options.logger.debug({ err: error }, 'closing the previous transactional producer failed'));
   }
 
   async close(): Promise<void> {
-    await this.#producer.close(true);
+    await Promise.all([this.#producer.closeAll(), new Promise<void>((resolve) => this.#offsetConnections.close(() => resolve()))]);
   }
 }
 

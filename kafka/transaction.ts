@@ -113,11 +113,11 @@ type NativeTransaction = Awaited<ReturnType<NativeProducer['beginTransaction']>>
 
 /**
  * The transactional producer, whose requests to a broker may be two in flight
- * on its connection: AddOffsetsToTxn and AddPartitionsToTxn go out together
- * (see TransactionalOutput.begin()). The client allows an idempotent producer
- * one request in flight per connection, to keep its Produce requests in order;
- * a transaction here has one Produce in flight at a time (sendsInFlight), so
- * the second place only ever holds a coordinator request.
+ * on its connection: AddOffsetsToTxn with AddPartitionsToTxn, and Produce with
+ * TxnOffsetCommit (see TransactionalOutput.begin()). The client allows an
+ * idempotent producer one request in flight per connection, to keep its
+ * Produce requests in order; a transaction here has one Produce in flight at
+ * a time (sendsInFlight), so the second place never holds another Produce.
  */
 class TransactionalProducer extends OnePassProducer<Buffer, Buffer, Buffer, Buffer> {
   readonly #connections: ConnectionPool;
@@ -151,8 +151,6 @@ export interface TransactionalOutputOptions {
 export class TransactionalOutput implements WorkerOutput {
   readonly #options: TransactionalOutputOptions;
   #producer: TransactionalProducer;
-  /** TxnOffsetCommit's own connections (see begin()); kept across renewed producers. */
-  readonly #offsetConnections: ConnectionPool;
   #renewals = 0;
   /**
    * One at a time: with two to four produce requests of one transaction in
@@ -164,7 +162,6 @@ export class TransactionalOutput implements WorkerOutput {
   constructor(options: TransactionalOutputOptions) {
     this.#options = options;
     this.#producer = this.#create();
-    this.#offsetConnections = new ConnectionPool(`${options.client.clientId}-txn-offsets`, options.client);
   }
 
   /**
@@ -194,11 +191,15 @@ export class TransactionalOutput implements WorkerOutput {
    * AddOffsetsToTxn and the first send's AddPartitionsToTxn at once. Both go
    * to the transaction coordinator on the producer's one connection to it, and
    * Kafka handles a connection's requests one after the other, so the second
-   * finds the first's state change done: one round trip instead of two. Then
-   * Produce (to the partitions' leaders) and TxnOffsetCommit (to the group
-   * coordinator, on a connection of its own: on the producer's it would wait
-   * behind the AddPartitionsToTxn and Produce of a coordinator that also leads
-   * the partitions) go side by side, and EndTxn last.
+   * finds the first's state change done: one round trip instead of two. Once
+   * both are answered, Produce (to the partitions' leaders) and TxnOffsetCommit
+   * (to the group coordinator) go side by side, and EndTxn last. Side by side,
+   * not at once, where one broker gets both: it checks each with the
+   * transaction coordinator (KIP-890), and a second check of one transactional
+   * id while the first is pending fails the first (NOT_ENOUGH_REPLICAS or
+   * COORDINATOR_LOAD_IN_PROGRESS, retried after 100 ms and more). On the
+   * producer's one connection to that broker the two are handled one after
+   * the other, without a round trip between them.
    *
    * Sends overlap, except one that may add partitions to the transaction: the
    * client de-duplicates concurrent AddPartitionsToTxn calls of a producer
@@ -226,11 +227,11 @@ export class TransactionalOutput implements WorkerOutput {
       ));
     const added = new Set<string>();
     const inFlight = new Set<Promise<unknown>>();
-    const send = async (records: readonly OutgoingRecord[]) => {
+    const send = async (records: readonly OutgoingRecord[], onAdded?: () => void) => {
       const begun = await open();
       const adding = addsPartitions(records, added);
       if (adding) await Promise.allSettled(inFlight);
-      const sending = this.#send(begun, offsetsAdded, records);
+      const sending = this.#send(begun, offsetsAdded, records, onAdded);
       inFlight.add(sending);
       try {
         await sending;
@@ -240,10 +241,14 @@ export class TransactionalOutput implements WorkerOutput {
       if (adding) for (const record of records) if (record.partition !== undefined) added.add(`${record.topic}\u0000${record.partition}`);
     };
     return {
-      send,
+      send: (records) => send(records),
       commit: async (records, offsets) => {
         const begun = await open();
-        const results = await Promise.allSettled([send(records), this.#commitOffsets(begun, offsetsAdded, offsets)]);
+        // The offsets go once the records' partitions are added too (see above); at the latest when the send settles.
+        let partitionsAdded!: () => void;
+        const added = new Promise<void>((resolve) => (partitionsAdded = resolve));
+        const sent = send(records, partitionsAdded).finally(partitionsAdded);
+        const results = await Promise.allSettled([sent, this.#commitOffsets(begun, Promise.all([offsetsAdded, added]), offsets)]);
         for (const result of results) if (result.status === 'rejected') throw result.reason;
         await begun.commit();
       },
@@ -264,9 +269,10 @@ export class TransactionalOutput implements WorkerOutput {
    * and more; so the partitions are added here, beside AddOffsetsToTxn, and
    * the records go once both are answered (in the usual case the two answers
    * come back together). Records without a partition get theirs from the
-   * client's partitioner, which adds them in send().
+   * client's partitioner, which adds them in send(). `onAdded` is told when
+   * the partitions are added (before the records go).
    */
-  async #send(transaction: NativeTransaction, offsetsAdded: Promise<void>, records: readonly OutgoingRecord[]): Promise<void> {
+  async #send(transaction: NativeTransaction, offsetsAdded: Promise<void>, records: readonly OutgoingRecord[], onAdded?: () => void): Promise<void> {
     if (records.length === 0) return;
     const messages = records.map((r) => toClientMessage(r));
     if (messages.every((m) => m.partition !== undefined)) {
@@ -274,13 +280,14 @@ export class TransactionalOutput implements WorkerOutput {
       // The client's Transaction answers a call with nothing to add without a promise.
       const partitionsAdded = Promise.resolve(transaction.addPartitions(metadata, messages.map(({ topic, partition }) => ({ topic, partition })) as never));
       await Promise.all([partitionsAdded, offsetsAdded]);
+      onAdded?.();
     } else await offsetsAdded;
     await transaction.send({ messages });
   }
 
-  /** Every offset of the transaction in one TxnOffsetCommit per membership (one in practice), to the group coordinator, once AddOffsetsToTxn is answered. */
-  async #commitOffsets(transaction: NativeTransaction, offsetsAdded: Promise<void>, offsets: readonly OutputOffset[]): Promise<void> {
-    await offsetsAdded;
+  /** Every offset of the transaction in one TxnOffsetCommit per membership (one in practice), to the group coordinator, once `ready`. */
+  async #commitOffsets(transaction: NativeTransaction, ready: Promise<unknown>, offsets: readonly OutputOffset[]): Promise<void> {
+    await ready;
     for (const body of txnOffsetCommitBodies(offsets)) await this.#txnOffsetCommit(transaction.id, body);
   }
 
@@ -309,7 +316,7 @@ export class TransactionalOutput implements WorkerOutput {
                 if (error) return failed(error, callback);
                 const broker = metadata!.brokers.get(node);
                 if (!broker) return failed(Object.assign(new Error(`group coordinator ${node} is not in the cluster metadata`), { code: 'PLT_KFK_NETWORK' }), callback);
-                this.#offsetConnections.get(broker, (error, connection) => {
+                producer[kGetConnection](broker, (error, connection) => {
                   if (error) return failed(error, callback);
                   producer[kGetApi]<Parameters<typeof txnOffsetCommitV4.createRequest>, txnOffsetCommitV4.TxnOffsetCommitResponse>('TxnOffsetCommit', (error, api) => {
                     if (error) return failed(error, callback);
@@ -361,7 +368,7 @@ export class TransactionalOutput implements WorkerOutput {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.#producer.closeAll(), new Promise<void>((resolve) => this.#offsetConnections.close(() => resolve()))]);
+    await this.#producer.closeAll();
   }
 }
 

@@ -1,4 +1,18 @@
-import { findErrorBy, kGetApi, kGetConnection, kMetadata, kPerformWithRetry, Producer, type BaseOptions, type Callback, type txnOffsetCommitV4 } from '@platformatic/kafka';
+import {
+  ConnectionPool,
+  findErrorBy,
+  kGetApi,
+  kGetConnection,
+  kMetadata,
+  kPerformWithRetry,
+  Producer,
+  type BaseOptions,
+  type Broker,
+  type ProducerOptions,
+  type Callback,
+  type Connection,
+  type txnOffsetCommitV4,
+} from '@platformatic/kafka';
 import { TransactionAbortedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { transactionalIdentity } from './client-options.ts';
@@ -94,7 +108,37 @@ export function addsPartitions(records: readonly OutgoingRecord[], added: Readon
 }
 
 type NativeProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
+
 type NativeTransaction = Awaited<ReturnType<NativeProducer['beginTransaction']>>;
+
+/**
+ * The transactional producer, whose requests to a broker may be two in flight
+ * on its connection: AddOffsetsToTxn with AddPartitionsToTxn, and Produce with
+ * TxnOffsetCommit (see TransactionalOutput.begin()). The client allows an
+ * idempotent producer one request in flight per connection, to keep its
+ * Produce requests in order; a transaction here has one Produce in flight at
+ * a time (sendsInFlight), so the second place never holds another Produce.
+ */
+class TransactionalProducer extends OnePassProducer<Buffer, Buffer, Buffer, Buffer> {
+  readonly #connections: ConnectionPool;
+
+  constructor(options: ProducerOptions<Buffer, Buffer, Buffer, Buffer>) {
+    super(options);
+    this.#connections = new ConnectionPool(options.clientId, { ...options, maxInflights: 2 });
+  }
+
+  override [kGetConnection](broker: Broker, callback: Callback<Connection>): void {
+    this.#connections.get(broker, callback);
+  }
+
+  async closeAll(): Promise<void> {
+    try {
+      await this.close(true);
+    } finally {
+      await new Promise<void>((resolve) => this.#connections.close(() => resolve()));
+    }
+  }
+}
 
 export interface TransactionalOutputOptions {
   /** Built with core/retry.ts's `transaction` policy (CONCURRENT_TRANSACTIONS after a commit is retried in milliseconds). */
@@ -106,7 +150,7 @@ export interface TransactionalOutputOptions {
 
 export class TransactionalOutput implements WorkerOutput {
   readonly #options: TransactionalOutputOptions;
-  #producer: NativeProducer;
+  #producer: TransactionalProducer;
   #renewals = 0;
   /**
    * One at a time: with two to four produce requests of one transaction in
@@ -138,15 +182,24 @@ export class TransactionalOutput implements WorkerOutput {
     return this.#renewals;
   }
 
-  #create(): NativeProducer {
-    return new OnePassProducer({ ...this.#options.client, ...transactionalIdentity(this.#options.transactionalId), idempotent: true });
+  #create(): TransactionalProducer {
+    return new TransactionalProducer({ ...this.#options.client, ...transactionalIdentity(this.#options.transactionalId), idempotent: true });
   }
 
   /**
-   * A transaction, begun at its first call: BeginTransaction (local) and
-   * AddOffsetsToTxn first, so that the last records and the offsets then go
-   * out side by side (AddPartitionsToTxn and Produce to the partitions'
-   * leaders, TxnOffsetCommit to the group coordinator) before EndTxn.
+   * A transaction, begun at its first call: BeginTransaction (local), then
+   * AddOffsetsToTxn and the first send's AddPartitionsToTxn at once. Both go
+   * to the transaction coordinator on the producer's one connection to it, and
+   * Kafka handles a connection's requests one after the other, so the second
+   * finds the first's state change done: one round trip instead of two. Once
+   * both are answered, Produce (to the partitions' leaders) and TxnOffsetCommit
+   * (to the group coordinator) go side by side, and EndTxn last. Side by side,
+   * not at once, where one broker gets both: it checks each with the
+   * transaction coordinator (KIP-890), and a second check of one transactional
+   * id while the first is pending fails the first (NOT_ENOUGH_REPLICAS or
+   * COORDINATOR_LOAD_IN_PROGRESS, retried after 100 ms and more). On the
+   * producer's one connection to that broker the two are handled one after
+   * the other, without a round trip between them.
    *
    * Sends overlap, except one that may add partitions to the transaction: the
    * client de-duplicates concurrent AddPartitionsToTxn calls of a producer
@@ -156,11 +209,14 @@ export class TransactionalOutput implements WorkerOutput {
   begin(): OutputUnit {
     let transaction: NativeTransaction | undefined;
     let opened: Promise<NativeTransaction> | undefined;
+    let offsetsAdded: Promise<void> = Promise.resolve();
     const open = () =>
       (opened ??= this.#producer.beginTransaction().then(
-        async (begun) => {
+        (begun) => {
           transaction = begun;
-          await begun.addConsumer(this.#options.consumer[kNativeConsumer] as never);
+          // Awaited by the offset commit; a failure fails the commit, which aborts the transaction.
+          offsetsAdded = Promise.resolve(begun.addConsumer(this.#options.consumer[kNativeConsumer] as never));
+          offsetsAdded.catch(() => undefined);
           return begun;
         },
         async (error: unknown) => {
@@ -171,11 +227,11 @@ export class TransactionalOutput implements WorkerOutput {
       ));
     const added = new Set<string>();
     const inFlight = new Set<Promise<unknown>>();
-    const send = async (records: readonly OutgoingRecord[]) => {
+    const send = async (records: readonly OutgoingRecord[], onAdded?: () => void) => {
       const begun = await open();
       const adding = addsPartitions(records, added);
       if (adding) await Promise.allSettled(inFlight);
-      const sending = this.#send(begun, records);
+      const sending = this.#send(begun, offsetsAdded, records, onAdded);
       inFlight.add(sending);
       try {
         await sending;
@@ -185,27 +241,53 @@ export class TransactionalOutput implements WorkerOutput {
       if (adding) for (const record of records) if (record.partition !== undefined) added.add(`${record.topic}\u0000${record.partition}`);
     };
     return {
-      send,
+      send: (records) => send(records),
       commit: async (records, offsets) => {
         const begun = await open();
-        const results = await Promise.allSettled([send(records), this.#commitOffsets(begun, offsets)]);
+        // The offsets go once the records' partitions are added too (see above); at the latest when the send settles.
+        let partitionsAdded!: () => void;
+        const added = new Promise<void>((resolve) => (partitionsAdded = resolve));
+        const sent = send(records, partitionsAdded).finally(partitionsAdded);
+        const results = await Promise.allSettled([sent, this.#commitOffsets(begun, Promise.all([offsetsAdded, added]), offsets)]);
         for (const result of results) if (result.status === 'rejected') throw result.reason;
         await begun.commit();
       },
       abort: async (error) => {
         if (error instanceof TransactionAbortedError) return error;
-        await Promise.allSettled(inFlight);
+        await Promise.allSettled([...inFlight, offsetsAdded]);
         return this.#abort(transaction, error);
       },
     };
   }
 
-  async #send(transaction: NativeTransaction, records: readonly OutgoingRecord[]): Promise<void> {
-    if (records.length > 0) await transaction.send({ messages: records.map((r) => toClientMessage(r)) });
+  /**
+   * Produces `records` once their partitions and the group's offsets are both
+   * in the transaction. A Produce whose partition leader checks the
+   * transaction (KIP-890) while the coordinator is still writing an
+   * AddOffsetsToTxn retried after CONCURRENT_TRANSACTIONS is refused
+   * (NOT_ENOUGH_REPLICAS) and retried after the client's back-off of 100 ms
+   * and more; so the partitions are added here, beside AddOffsetsToTxn, and
+   * the records go once both are answered (in the usual case the two answers
+   * come back together). Records without a partition get theirs from the
+   * client's partitioner, which adds them in send(). `onAdded` is told when
+   * the partitions are added (before the records go).
+   */
+  async #send(transaction: NativeTransaction, offsetsAdded: Promise<void>, records: readonly OutgoingRecord[], onAdded?: () => void): Promise<void> {
+    if (records.length === 0) return;
+    const messages = records.map((r) => toClientMessage(r));
+    if (messages.every((m) => m.partition !== undefined)) {
+      const metadata = await this.#producer.metadata({ topics: [...new Set(messages.map((m) => m.topic))] });
+      // The client's Transaction answers a call with nothing to add without a promise.
+      const partitionsAdded = Promise.resolve(transaction.addPartitions(metadata, messages.map(({ topic, partition }) => ({ topic, partition })) as never));
+      await Promise.all([partitionsAdded, offsetsAdded]);
+      onAdded?.();
+    } else await offsetsAdded;
+    await transaction.send({ messages });
   }
 
-  /** Every offset of the transaction in one TxnOffsetCommit per membership (one in practice), to the group coordinator. */
-  async #commitOffsets(transaction: NativeTransaction, offsets: readonly OutputOffset[]): Promise<void> {
+  /** Every offset of the transaction in one TxnOffsetCommit per membership (one in practice), to the group coordinator, once `ready`. */
+  async #commitOffsets(transaction: NativeTransaction, ready: Promise<unknown>, offsets: readonly OutputOffset[]): Promise<void> {
+    await ready;
     for (const body of txnOffsetCommitBodies(offsets)) await this.#txnOffsetCommit(transaction.id, body);
   }
 
@@ -282,11 +364,11 @@ export class TransactionalOutput implements WorkerOutput {
     const old = this.#producer;
     this.#renewals++;
     this.#producer = this.#create();
-    await old.close(true).catch((error: unknown) => this.#options.logger.debug({ err: error }, 'closing the previous transactional producer failed'));
+    await old.closeAll().catch((error: unknown) => this.#options.logger.debug({ err: error }, 'closing the previous transactional producer failed'));
   }
 
   async close(): Promise<void> {
-    await this.#producer.close(true);
+    await this.#producer.closeAll();
   }
 }
 

@@ -7,6 +7,7 @@ import { createWorkerMetrics } from '../../consumers/metrics.ts';
 import { scoreOrder } from '../../consumers/workers/score-orders.ts';
 import type { OrderPlaced } from '../../schemas/generated/OrderPlaced.ts';
 import type { OrderScored } from '../../schemas/generated/OrderScored.ts';
+import { errorTrail } from '../../kafka/index.ts';
 import { compileFilter } from '../../reads/filter.ts';
 import { randomOrder } from '../support/orders.ts';
 import { seam, testLogger } from '../support/platform.ts';
@@ -157,14 +158,29 @@ describe('exactly-once worker: graceful stop under load', () => {
 const API_RESPONSES = 'tracing:plt:kafka:connections:api:asyncStart';
 const END_TXN = 26;
 const TXN_OFFSET_COMMIT = 28;
+const API_REQUESTS = 'tracing:plt:kafka:connections:api:start';
+const PRODUCE = 0;
+const ADD_PARTITIONS_TO_TXN = 24;
+const ADD_OFFSETS_TO_TXN = 25;
 
 describe('exactly-once worker: one offset commit per transaction', () => {
   let h: WorkerHarness;
   /** In order: `end` for each EndTxn answered, the partitions of `input` for each TxnOffsetCommit answered. */
   const calls: ('end' | number[])[] = [];
+  /** In order: AddOffsetsToTxn and AddPartitionsToTxn sent, AddOffsetsToTxn answered, EndTxn answered. */
+  const steps: ('offsets sent' | 'partitions sent' | 'offsets answered' | 'end')[] = [];
+  let producesRefused = 0;
+  const onRequest = (message: unknown) => {
+    const { apiKey } = message as { apiKey?: number };
+    if (apiKey === ADD_OFFSETS_TO_TXN) steps.push('offsets sent');
+    if (apiKey === ADD_PARTITIONS_TO_TXN) steps.push('partitions sent');
+  };
   const onResponse = (message: unknown) => {
-    const { apiKey, result } = message as { apiKey?: number; result?: { topics?: { name: string; partitions: { partitionIndex: number }[] }[] } };
+    const { apiKey, result, error } = message as { apiKey?: number; error?: Error; result?: { topics?: { name: string; partitions: { partitionIndex: number }[] }[] } };
     if (apiKey === END_TXN) calls.push('end');
+    if (apiKey === END_TXN) steps.push('end');
+    if (apiKey === ADD_OFFSETS_TO_TXN) steps.push('offsets answered');
+    if (apiKey === PRODUCE && error && errorTrail(error).some((line) => line.startsWith('NOT_ENOUGH_REPLICAS'))) producesRefused++;
     if (apiKey !== TXN_OFFSET_COMMIT) return;
     const topics = (result?.topics ?? []).filter((t) => t.name === h.spec.input);
     if (topics.length > 0) calls.push(topics.flatMap((t) => t.partitions.map((p) => p.partitionIndex)));
@@ -173,13 +189,15 @@ describe('exactly-once worker: one offset commit per transaction', () => {
   beforeAll(async () => {
     h = await workerHarness({ partitions: 6, configOverrides: { workerBatchSize: '20' } });
     diagnostics.subscribe(API_RESPONSES, onResponse);
+    diagnostics.subscribe(API_REQUESTS, onRequest);
   });
   afterAll(async () => {
     diagnostics.unsubscribe(API_RESPONSES, onResponse);
+    diagnostics.unsubscribe(API_REQUESTS, onRequest);
     await h?.close();
   });
 
-  it('commits the offsets of every partition of a transaction in one TxnOffsetCommit, and all of them', async () => {
+  it('commits the offsets of every partition of a transaction in one TxnOffsetCommit, and all of them; adds its partitions and offsets in one round trip', async () => {
     // Waiting on every partition before the worker starts: its transactions take chunks of many partitions.
     const orders = Array.from({ length: 1200 }, () => randomOrder());
     await h.send(orders.map((o) => ({ key: o.orderId, value: h.orders.encode(o) })));
@@ -198,5 +216,17 @@ describe('exactly-once worker: one offset commit per transaction', () => {
     expect(Math.max(...commits.map((partitions) => partitions.length))).toBeGreaterThan(1);
     // Fewer offset commits than chunks (1,200 records in chunks of at most 20): many chunks per transaction.
     expect(commits.length).toBeLessThan(1200 / 20);
+    // Per transaction: AddPartitionsToTxn goes out before AddOffsetsToTxn is answered (both wait on one connection to the coordinator).
+    const transactions: (typeof steps)[] = [[]];
+    for (const step of steps)
+      if (step === 'end') transactions.push([]);
+      else transactions.at(-1)!.push(step);
+    const begun = transactions.filter((t) => t.includes('offsets sent'));
+    const pipelined = begun.filter((t) => t.includes('partitions sent') && t.indexOf('partitions sent') < t.indexOf('offsets answered'));
+    expect(begun.length).toBeGreaterThan(1);
+    // Not every one: a metadata refresh before the records go out comes first.
+    expect(pipelined.length).toBeGreaterThan(begun.length / 2);
+    // A Produce the leader checks while the coordinator still writes the transaction's state is refused (KIP-890).
+    expect(producesRefused).toBe(0);
   });
 });

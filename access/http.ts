@@ -84,11 +84,17 @@ export function boundPipelining(handler: RequestListener, max: number): RequestL
   };
 }
 
-/** Fastify's serverFactory: the Node server with TLS and limits applied, so every listener is built the same way. */
-export function serverFactory(config: Transport): FastifyServerFactory {
+/**
+ * Fastify's serverFactory: the Node server with TLS and limits applied, so every listener is built the same way.
+ * `response`: the server's ServerResponse class, when a service needs its own (the ingress's, producers/draining.ts).
+ */
+export function serverFactory(config: Transport, response?: typeof ServerResponse): FastifyServerFactory {
   const tls = tlsFiles(config);
   // Node checks the header and request timeouts on this interval (30 s by default), so it bounds how late they fire.
-  const checks = { connectionsCheckingInterval: Math.max(250, Math.min(config.httpHeadersTimeoutMs, config.httpRequestTimeoutMs) / 4) };
+  const checks = {
+    connectionsCheckingInterval: Math.max(250, Math.min(config.httpHeadersTimeoutMs, config.httpRequestTimeoutMs) / 4),
+    ...(response === undefined ? {} : { ServerResponse: response }),
+  };
   return (fastifyHandler) => {
     const handler = boundPipelining(fastifyHandler, config.httpMaxPipelined);
     const server = (tls ? createHttpsServer({ ...tls, ...checks, minVersion: 'TLSv1.2' }, handler) : createHttpServer(checks, handler)) as Server;

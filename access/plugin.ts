@@ -46,6 +46,11 @@ export interface SecurityOptions {
   /** Describes a write for its audit line from its answer (the registry adds versions and compatibility). */
   describeWrite?: (request: FastifyRequest, answer: unknown) => Record<string, unknown>;
   identity?: AlternativeIdentity;
+  /**
+   * The service's own work for every request, before access control (so refusals carry it too): the ingress
+   * stamps the correlation id. Runs in the security headers' hook rather than a hook of its own.
+   */
+  everyRequest?: (request: FastifyRequest, reply: FastifyReply) => void;
 }
 
 /** Routes each service registered, by service: what the route-walking test goes through. */
@@ -97,27 +102,24 @@ export function installSecurity(app: FastifyInstance, options: SecurityOptions):
   const control = accessControl(options.config);
   requireRules(app, options);
   app.decorateRequest('principal', undefined);
-  installSecurityHeaders(app, options.config);
-  if (!control.open) void app.register(rateLimit, { global: false });
+  const refuseRepeated = (request: FastifyRequest): void => {
+    const repeated = repeatedParameter(request.query);
+    if (repeated !== undefined) throw options.denials.badRequest(`query parameter ${JSON.stringify(repeated.slice(0, 100))} is given more than once; give it once`);
+  };
+  const { everyRequest } = options;
+  // Open: the query check joins the headers' hook (one hook per request in all); else the access hook runs it.
+  const openCheck = everyRequest
+    ? (request: FastifyRequest, reply: FastifyReply): void => {
+        everyRequest(request, reply);
+        refuseRepeated(request);
+      }
+    : refuseRepeated;
+  const also = control.open ? openCheck : everyRequest;
+  installSecurityHeaders(app, options.config, also);
+  if (control.open) return control;
+  void app.register(rateLimit, { global: false });
   void app.register(
     fp(async (instance) => {
-      const refuseRepeated = (request: FastifyRequest): void => {
-        const repeated = repeatedParameter(request.query);
-        if (repeated !== undefined) throw options.denials.badRequest(`query parameter ${JSON.stringify(repeated.slice(0, 100))} is given more than once; give it once`);
-      };
-      if (control.open) {
-        // A callback hook, as the other per-request hooks: an async one costs every request a promise.
-        instance.addHook('onRequest', (request, _reply, done) => {
-          try {
-            refuseRepeated(request);
-          } catch (error) {
-            done(error as Error);
-            return;
-          }
-          done();
-        });
-        return;
-      }
       let limiter: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
       const limit = (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
         // Health probes are never limited (see RouteRule.probe).

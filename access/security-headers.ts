@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet, { type HelmetOptions } from 'helmet';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SluiceConfig } from '../core/config.ts';
 
 /**
@@ -43,11 +43,28 @@ export function securityHeaders(config: SluiceConfig): Readonly<Record<string, s
   return Object.freeze(headers);
 }
 
-/** Sets the headers on every reply, 404s and errors included (before any route runs). */
-export function installSecurityHeaders(app: FastifyInstance, config: SluiceConfig): void {
+/**
+ * Sets the headers on every reply, 404s and errors included (before any route runs). `also`: the service's other
+ * per-request work of this stage (the ingress's correlation id, the open posture's query check), run in the same
+ * hook: each hook costs every request a pass through Fastify's hook runner. What it throws refuses the request.
+ */
+export function installSecurityHeaders(app: FastifyInstance, config: SluiceConfig, also?: (request: FastifyRequest, reply: FastifyReply) => void): void {
   const headers = securityHeaders(config);
-  app.addHook('onRequest', (_request, reply, done) => {
+  if (also === undefined) {
+    app.addHook('onRequest', (_request, reply, done) => {
+      reply.headers(headers);
+      done();
+    });
+    return;
+  }
+  app.addHook('onRequest', (request, reply, done) => {
     reply.headers(headers);
+    try {
+      also(request, reply);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
     done();
   });
 }

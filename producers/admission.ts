@@ -153,7 +153,6 @@ export interface AdmissionGateOptions {
   paths: readonly string[];
   /** Headers every answer carries (the security headers). */
   headers: Readonly<Record<string, string>>;
-  draining: () => boolean;
   /** Counts a refusal (sluice_ingress_rejected_requests_total{code="SLUICE_OVERLOADED"}). */
   refused: () => void;
 }
@@ -165,7 +164,7 @@ export interface AdmissionGateOptions {
  * nothing but "overloaded", and checking credentials first would spend the CPU the refusal is there to save.
  */
 export function admissionGate(handler: RequestListener, options: AdmissionGateOptions): RequestListener {
-  const { admission, source, draining, refused } = options;
+  const { admission, source, refused } = options;
   const paths = new Set(options.paths);
   const body = Buffer.from(
     JSON.stringify(errorBody(new OverloadedError('the ingress cannot send this request to Kafka within its produce deadline (too many records are waiting); retry after Retry-After seconds'))),
@@ -183,9 +182,8 @@ export function admissionGate(handler: RequestListener, options: AdmissionGateOp
   };
   const refuse = (req: IncomingMessage, res: ServerResponse): void => {
     refused();
-    const headers = [...fixed, 'x-correlation-id', correlationIdOf(req)];
-    if (draining()) headers.push('connection', 'close');
-    res.writeHead(503, headers);
+    // While the ingress drains, its response class (producers/draining.ts) closes the connection after this answer.
+    res.writeHead(503, [...fixed, 'x-correlation-id', correlationIdOf(req)]);
     res.end(body);
   };
   return (req, res) => {

@@ -50,7 +50,8 @@ interface Ticket {
   settled: boolean;
   readonly resolve: (acks: RecordAck[]) => void;
   readonly reject: (error: unknown) => void;
-  timer: NodeJS.Timeout | undefined;
+  /** When the request is answered 503 if Kafka has not acknowledged it (performance.now() ms). */
+  readonly deadline: number;
 }
 
 interface Pending {
@@ -79,6 +80,14 @@ export class BatchingProducer {
   #timer: { readonly immediate: boolean; cancel(): void } | undefined;
   #closing = false;
   #drained: (() => void) | undefined;
+  /**
+   * Tickets in the order they were made, so in deadline order (every ticket waits the same timeoutMs), from
+   * #oldest on: one timer for the oldest unsettled ticket's deadline instead of a timer per request (a
+   * setTimeout and clearTimeout cost each request ~0.5 µs on the loaded bench machine).
+   */
+  #byDeadline: Ticket[] = [];
+  #oldest = 0;
+  #deadlineTimer: NodeJS.Timeout | undefined;
   readonly #stats = { batchesSent: 0, recordsSent: 0, batchesFailed: 0, largestBatch: 0 };
 
   constructor(options: BatchingProducerOptions) {
@@ -117,24 +126,63 @@ export class BatchingProducer {
       return Promise.reject(new OverloadedError(`${this.#queue.length} records are already waiting for Kafka (limit ${maxQueuedRecords}); retry shortly`));
     }
     return new Promise<RecordAck[]>((resolve, reject) => {
-      const ticket: Ticket = { acks: new Array(records.length), remaining: records.length, settled: false, resolve, reject, timer: undefined };
-      ticket.timer = setTimeout(() => {
-        this.#fail(ticket, new BrokerUnavailableError(`Kafka did not acknowledge within ${timeoutMs} ms`));
-      }, timeoutMs);
+      const ticket: Ticket = { acks: new Array(records.length), remaining: records.length, settled: false, resolve, reject, deadline: performance.now() + timeoutMs };
+      this.#watchDeadline(ticket);
       records.forEach((record, index) => this.#queue.push({ ticket, index, record }));
       this.#flushSoon(this.#queue.length >= this.#options.batchMaxRecords);
     });
   }
 
+  #watchDeadline(ticket: Ticket): void {
+    this.#dropSettled();
+    this.#byDeadline.push(ticket);
+    if (this.#deadlineTimer === undefined) this.#armDeadline();
+  }
+
+  /** Forgets the answered tickets at the front (answers come roughly in order, so the list stays short). */
+  #dropSettled(): void {
+    const list = this.#byDeadline;
+    while (this.#oldest < list.length && list[this.#oldest]!.settled) this.#oldest++;
+    if (this.#oldest === list.length) {
+      list.length = 0;
+      this.#oldest = 0;
+    } else if (this.#oldest >= 1024 && this.#oldest * 2 >= list.length) {
+      this.#byDeadline = list.slice(this.#oldest);
+      this.#oldest = 0;
+    }
+  }
+
+  #armDeadline(): void {
+    this.#dropSettled();
+    const next = this.#byDeadline[this.#oldest];
+    // Unref'd: the requests waiting hold the process open by their sockets; a deadline alone must not (close clears it).
+    this.#deadlineTimer = next === undefined ? undefined : setTimeout(() => this.#expire(), Math.max(0, next.deadline - performance.now())).unref();
+  }
+
+  /** Answers 503 to every request past its deadline, then waits for the next one's. */
+  #expire(): void {
+    const now = performance.now();
+    const list = this.#byDeadline;
+    while (this.#oldest < list.length && list[this.#oldest]!.deadline <= now) {
+      this.#fail(list[this.#oldest]!, new BrokerUnavailableError(`Kafka did not acknowledge within ${this.#options.timeoutMs} ms`));
+      this.#oldest++;
+    }
+    this.#armDeadline();
+  }
+
   /** Sends what is queued and waits for the sends in flight; later calls to produce are refused. */
   async close(): Promise<void> {
     this.#closing = true;
-    if (this.#queue.length === 0 && this.#inFlight === 0) return;
-    const drained = new Promise<void>((resolve) => {
-      this.#drained = resolve;
-    });
-    this.#flushSoon(true);
-    await drained;
+    if (this.#queue.length > 0 || this.#inFlight > 0) {
+      const drained = new Promise<void>((resolve) => {
+        this.#drained = resolve;
+      });
+      this.#flushSoon(true);
+      await drained;
+    }
+    // Every request is answered now: no deadline left to watch.
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
   }
 
   /**
@@ -244,7 +292,6 @@ export class BatchingProducer {
     ticket.remaining -= 1;
     if (ticket.remaining === 0) {
       ticket.settled = true;
-      clearTimeout(ticket.timer);
       ticket.resolve(ticket.acks as RecordAck[]);
     }
   }
@@ -252,7 +299,6 @@ export class BatchingProducer {
   #fail(ticket: Ticket, error: unknown): void {
     if (ticket.settled) return;
     ticket.settled = true;
-    clearTimeout(ticket.timer);
     ticket.reject(error);
   }
 

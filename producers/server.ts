@@ -10,8 +10,8 @@ import type { RegistryClient } from '../core/registry-client.ts';
 import { schemaTypeOf, topicByName, valueCodec, type Topology } from '../topology/model.ts';
 import { BatchingProducer, type BatchingStats } from './batching-producer.ts';
 import { Admission, admissionGate, sampleDrain, type AdmissionGateOptions } from './admission.ts';
-import closeConnectionsWhileDraining from './draining.ts';
-import correlationHeader, { correlationIdOf } from './correlation.ts';
+import { drainingResponse } from './draining.ts';
+import { correlationIdOf, stampCorrelationId } from './correlation.ts';
 import { ingressErrors } from './ingress-errors.ts';
 import { batchObserver, createMetrics, metricsRoute } from './ingress-metrics.ts';
 import { warmUp } from './warm-up.ts';
@@ -71,9 +71,12 @@ export async function resolveBindings(topology: Topology, registry: RegistryClie
   return bindings;
 }
 
-/** Fastify's options for the ingress: the body limit, the hardened server (admission in front of Fastify), correlation ids as request ids. */
-function serverOptions(config: SluiceConfig, log: Logger, admission: Omit<AdmissionGateOptions, 'headers'> | undefined): FastifyServerOptions {
-  const factory = serverFactory(config);
+/**
+ * Fastify's options for the ingress: the body limit, the hardened server (admission in front of Fastify; answers
+ * close their connections while the ingress drains), correlation ids as request ids.
+ */
+function serverOptions(config: SluiceConfig, log: Logger, draining: () => boolean, admission: Omit<AdmissionGateOptions, 'headers'> | undefined): FastifyServerOptions {
+  const factory = serverFactory(config, drainingResponse(draining));
   const headers = securityHeaders(config);
   return {
     loggerInstance: log as FastifyBaseLogger,
@@ -118,18 +121,24 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     admission,
     source: batcher,
     paths: bindings.map((b) => b.route.path),
-    draining: () => shuttingDown,
     refused: () => overloaded.inc(),
   };
-  const app: FastifyInstance = Fastify(serverOptions(config, log, gate));
+  const app: FastifyInstance = Fastify(serverOptions(config, log, () => shuttingDown, gate));
   const routeList = [...bindings.map((b) => `POST ${b.route.path}`), `GET /v1/topics/{topic}/records`];
-  // Before access control, whose refusals carry the correlation id and the error bodies too.
-  void app.register(correlationHeader).register(closeConnectionsWhileDraining, { draining: () => shuttingDown });
   void app.register(errorMapper, ingressErrors({ bodyLimit: config.bodyLimit, produceTimeoutMs, rejected: metrics.rejected, routes: routeList }));
   registerBodyParsers(app, config.jsonMaxDepth);
   registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
   registerHttpTracing(app);
-  const control = installSecurity(app, { service: 'ingress', config, logger: log, routes: ingressRouteTable(bindings.map((b) => b.route.path)), denials: SLUICE_DENIALS, challenge: API_CHALLENGE });
+  const control = installSecurity(app, {
+    service: 'ingress',
+    config,
+    logger: log,
+    routes: ingressRouteTable(bindings.map((b) => b.route.path)),
+    denials: SLUICE_DENIALS,
+    challenge: API_CHALLENGE,
+    // In the hook of the security headers, before access control: its refusals carry the correlation id too.
+    everyRequest: stampCorrelationId,
+  });
   registerProbes(app, ingressReadiness({ connection, registry, bindings, routes: topology.routes.length, produceTimeoutMs }), control);
   void app.register(metricsRoute, { registry: metrics.registry });
   const contracts = new SubjectContracts(registry, bindings, log);

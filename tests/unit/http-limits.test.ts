@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { serverFactory } from '../../access/http.ts';
 import { loadConfig } from '../../core/config.ts';
+import { drainingResponse } from '../../producers/draining.ts';
 
 /** Slow or greedy clients cannot hold sockets: header, request and idle timeouts, and a connection cap. */
 const config = loadConfig({
@@ -82,5 +83,31 @@ describe('HTTP limits', () => {
     // Refused on arrival, not ended by the idle timeout: the three held (idle as long) are still open.
     expect(held.map((s) => s.readyState)).toEqual(['open', 'open', 'open']);
     for (const s of held) s.destroy();
+  });
+});
+
+describe('draining (producers/draining.ts)', () => {
+  it('answers with Connection: close and closes the connection while draining, keep-alive otherwise', async () => {
+    let draining = false;
+    app = Fastify({
+      serverFactory: serverFactory(
+        config,
+        drainingResponse(() => draining),
+      ),
+    });
+    app.get('/', async () => 'ok');
+    app.get('/missing-is-a-404-too', async (_request, reply) => reply.code(404).send());
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const socket = await open((app.server.address() as { port: number }).port);
+    const answer = (path: string): Promise<string> =>
+      new Promise((resolve) => {
+        socket.once('data', (d) => resolve(String(d)));
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      });
+    expect(await answer('/')).toMatch(/\r\nConnection: keep-alive\r\n/);
+    draining = true;
+    const closed = closedAfter(socket);
+    expect(await answer('/missing-is-a-404-too')).toMatch(/^HTTP\/1.1 404[^]*\r\nConnection: close\r\n/);
+    await closed;
   });
 });

@@ -151,7 +151,6 @@ describe('the ingress’s listener in front of Fastify', () => {
         source: { backlog: 10 },
         paths: ['/v1/orders'],
         headers: { 'x-content-type-options': 'nosniff' },
-        draining: () => false,
         refused: () => (refused += 1),
       }),
     );

@@ -4,6 +4,7 @@ import { RegistryClient } from '../core/registry-client.ts';
 import { startRegistry } from '../registry/server.ts';
 import { argValue, benchTopology, cpuSeconds, cpuUsPerEvent, eventPool, median, newRunId, spawnBench, withAdmin, type BenchEnv } from './common.ts';
 import { loadHttp } from './ingress.ts';
+import { BENCH_RULES, RULES_METADATA } from './rules-profile.ts';
 
 /**
  * The ingress of another checkout against this one, on a running broker (KAFKA_BROKERS, default 127.0.0.1:9092):
@@ -11,7 +12,11 @@ import { loadHttp } from './ingress.ts';
  * events/s and CPU µs per event of each ingress process (from /proc), then the medians. For A/B of a change on a
  * shared machine, where CPU per event holds up better than events/s. Not part of `npm run bench`.
  *
- *   node bench/ingress-ab.ts <other checkout> [--rounds 3] [--duration 4] [--connections 128] [--shapes 1,100] [--cpu-prof <dir>]
+ *   node bench/ingress-ab.ts <other checkout> [--rounds 3] [--duration 4] [--connections 128] [--shapes 1,100] [--rules] [--cpu-prof <dir>]
+ *
+ * A shape is events per request; with a `k` (`1k`) every request carries a fresh Idempotency-Key. `--rules` registers
+ * the schema with the rules stage's three WRITE rules (bench/rules-profile.ts), which both ingresses then enforce.
+ * Each ingress has its own idempotency topic (one replica each, as in the bench's idempotency stage).
  *
  * With --cpu-prof each ingress writes a profile to <dir>; `node bench/profile-summary.ts --stages <profile> <µs> --last <s>`
  * reads only its last seconds (the timed rounds, without start-up and warm-up).
@@ -19,14 +24,23 @@ import { loadHttp } from './ingress.ts';
 
 const args = process.argv.slice(2);
 const other = args[0];
-if (other === undefined || other.startsWith('--')) throw new Error('usage: node bench/ingress-ab.ts <other checkout> [--rounds n] [--duration s] [--connections n] [--shapes 1,100] [--cpu-prof dir]');
+if (other === undefined || other.startsWith('--'))
+  throw new Error('usage: node bench/ingress-ab.ts <other checkout> [--rounds n] [--duration s] [--connections n] [--shapes 1,100,1k] [--rules] [--cpu-prof dir]');
 const roots = [other, PROJECT_ROOT];
 const rounds = Number(argValue(args, '--rounds') ?? 3);
 const durationS = Number(argValue(args, '--duration') ?? 4);
 const connections = Number(argValue(args, '--connections') ?? 128);
-const shapes = (argValue(args, '--shapes') ?? '1,100').split(',').map(Number);
+const shapes = (argValue(args, '--shapes') ?? '1,100').split(',').map((shape) => ({ name: shape, perRequest: Number.parseInt(shape, 10), keyed: shape.endsWith('k') }));
+const withRules = args.includes('--rules');
 const profileDir = argValue(args, '--cpu-prof');
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+
+/** The ingress's produce requests and records so far (its /metrics): records per produce request is what batching achieved. */
+async function produceCounts(url: string): Promise<{ batches: number; records: number }> {
+  const text = await (await fetch(new URL('/metrics', url))).text();
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return { batches: value('sluice_ingress_produce_batches_total'), records: value('sluice_ingress_produced_records_total') };
+}
 
 const runId = newRunId();
 const config = loadConfig(process.env, { kafkaBrokers: brokers.join(','), registryTopic: `_schemas_ab_${runId}`, logLevel: 'warn', logFormat: 'json' });
@@ -43,11 +57,18 @@ const env: BenchEnv = {
 };
 await withAdmin(brokers, (admin) => admin.createTopics([env.inputTopic, env.outputTopic, env.deadLetterTopic].map((name) => ({ name, partitions: env.partitions, replicationFactor: 1 }))));
 const schema = benchTopology(env).topics.find((t) => t.name === env.inputTopic)!.valueSchema!;
-await new RegistryClient(registry.url).register(schema.subject, schema.text);
+await new RegistryClient(registry.url).request('POST', `/subjects/${encodeURIComponent(schema.subject)}/versions`, {
+  schema: schema.text,
+  ...(withRules ? { metadata: RULES_METADATA, ruleSet: { domainRules: BENCH_RULES } } : {}),
+});
 const pool = eventPool();
 const children = roots.map((root, i) => {
-  const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=ingress-${i === 0 ? 'other' : 'this'}-${shapes.join('-')}-${Date.now()}.cpuprofile`];
-  return spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(env) }, nodeArgs, root);
+  const nodeArgs =
+    profileDir === undefined
+      ? []
+      : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=ingress-${i === 0 ? 'other' : 'this'}-${shapes.map((s) => s.name).join('-')}-${Date.now()}.cpuprofile`];
+  // The run id names the idempotency topic (bench/common.ts benchConfig): one each, so neither reads the other's claims.
+  return spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify({ ...env, runId: `${runId}-${i}` }) }, nodeArgs, root);
 });
 try {
   const urls = await Promise.all(children.map(async (c) => `${String((await c.ready).url)}/v1/orders`));
@@ -55,28 +76,50 @@ try {
   for (const url of urls) {
     await loadHttp({ url, connections: 16, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1 });
     await loadHttp({ url, connections: 16, durationS: 2, bodies: pool.batchBodies, eventsPerRequest: 100 });
+    if (shapes.some((s) => s.keyed)) await loadHttp({ url, connections: 16, durationS: 2, bodies: pool.singleBodies, eventsPerRequest: 1, idempotencyKeys: `${runId}-warm` });
   }
+  // Rounds outermost: each round runs every shape on both ingresses (the order alternated), so ratios between shapes
+  // (keyed ÷ plain) and between checkouts are of runs a few seconds apart.
+  const figures = shapes.map(() => roots.map(() => ({ eventsPerSec: [] as number[], cpuUs: [] as number[] })));
   let turn = 0;
-  for (const perRequest of shapes) {
-    const figures = roots.map(() => ({ eventsPerSec: [] as number[], cpuUs: [] as number[] }));
-    for (let round = 0; round < rounds; round++) {
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? shapes.map((_, s) => s) : shapes.map((_, s) => shapes.length - 1 - s);
+    for (const s of order) {
+      const { name, perRequest, keyed } = shapes[s]!;
       for (const i of roots.map((_, k) => (k + turn) % roots.length)) {
         const pid = children[i]!.process.pid;
+        const sent = await produceCounts(urls[i]!);
         const before = cpuSeconds(pid);
-        const load = await loadHttp({ url: urls[i]!, connections, durationS, bodies: perRequest === 1 ? pool.singleBodies : pool.batchBodies, eventsPerRequest: perRequest });
+        const load = await loadHttp({
+          url: urls[i]!,
+          connections,
+          durationS,
+          bodies: perRequest === 1 ? pool.singleBodies : pool.batchBodies,
+          eventsPerRequest: perRequest,
+          ...(keyed ? { idempotencyKeys: `${runId}-${round}-${s}-${i}` } : {}),
+        });
         const cpu = cpuUsPerEvent(before, cpuSeconds(pid), load.eventsPerSec * durationS);
-        figures[i]!.eventsPerSec.push(load.eventsPerSec);
-        figures[i]!.cpuUs.push(cpu?.process ?? Number.NaN);
+        const after = await produceCounts(urls[i]!);
+        figures[s]![i]!.eventsPerSec.push(load.eventsPerSec);
+        figures[s]![i]!.cpuUs.push(cpu?.process ?? Number.NaN);
         console.log(
-          `${roots[i]} ×${perRequest} round ${round + 1}: ${load.eventsPerSec} events/s, ${cpu?.process} µs CPU/event (machine ${cpu?.machine}), p99 ${load.latencyMs.p99} ms, non-2xx ${load.non2xx + load.errors}`,
+          `${roots[i]} ×${name} round ${round + 1}: ${load.eventsPerSec} events/s, ${cpu?.process} µs CPU/event (machine ${cpu?.machine}), p99 ${load.latencyMs.p99} ms, non-2xx ${load.non2xx + load.errors}, ${((after.records - sent.records) / Math.max(1, after.batches - sent.batches)).toFixed(1)} records per produce request`,
         );
       }
       turn++;
     }
-    roots.forEach((root, i) =>
-      console.log(`median ${root} ×${perRequest} @${connections}: ${median(figures[i]!.eventsPerSec)} events/s, ${median(figures[i]!.cpuUs)} µs CPU/event (${JSON.stringify(figures[i])})`),
-    );
   }
+  shapes.forEach(({ name }, s) =>
+    roots.forEach((root, i) =>
+      console.log(`median ${root} ×${name} @${connections}: ${median(figures[s]![i]!.eventsPerSec)} events/s, ${median(figures[s]![i]!.cpuUs)} µs CPU/event (${JSON.stringify(figures[s]![i])})`),
+    ),
+  );
+  // Per round, each later shape ÷ the first (e.g. keyed ÷ plain singles), on each checkout: the median of the rounds' ratios.
+  for (let s = 1; s < shapes.length; s++)
+    roots.forEach((root, i) => {
+      const ratios = figures[s]![i]!.eventsPerSec.map((v, r) => v / figures[0]![i]!.eventsPerSec[r]!);
+      console.log(`ratio ${root} ×${shapes[s]!.name} ÷ ×${shapes[0]!.name}: median ${median(ratios).toFixed(3)} (${ratios.map((v) => v.toFixed(3)).join(', ')})`);
+    });
 } finally {
   await Promise.all(children.map((c) => c.stop()));
   await registry.close();

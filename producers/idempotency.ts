@@ -100,17 +100,20 @@ class Deadlines {
     this.#ms = ms;
   }
 
-  bound<T>(work: Promise<T>): Promise<T> {
+  /** `work`, failed with a 503 once it has waited too long; `settled` runs when `work` itself settles (not at the deadline). */
+  bound<T>(work: Promise<T>, settled: () => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const entry = { at: Date.now(), reject };
       this.#pending.add(entry);
       this.#ticker ??= setInterval(() => this.#expire(), Math.min(Deadlines.TICK_MS, this.#ms)).unref();
       work.then(
         (value) => {
+          settled();
           this.#pending.delete(entry);
           resolve(value);
         },
         (error: unknown) => {
+          settled();
           this.#pending.delete(entry);
           reject(error);
         },
@@ -177,17 +180,12 @@ export class Idempotency {
     return new Idempotency(store, claims, events, { owner, timeoutMs: config.produceTimeoutMs, afterWrite });
   }
 
-  async produce(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
-    if (this.#inFlight.has(scope)) throw new IdempotencyKeyInUseError();
+  produce(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
+    if (this.#inFlight.has(scope)) return Promise.reject(new IdempotencyKeyInUseError());
     this.#inFlight.add(scope);
-    const settled = this.#produce(scope, print, prepared);
     // Past the deadline the client gets a 503, but the key stays in flight here (409) until the
     // work is settled: a retry then finds the events, or writes them.
-    settled.then(
-      () => this.#inFlight.delete(scope),
-      () => this.#inFlight.delete(scope),
-    );
-    return this.#deadlines.bound(settled);
+    return this.#deadlines.bound(this.#produce(scope, print, prepared), () => this.#inFlight.delete(scope));
   }
 
   async #produce(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
@@ -202,12 +200,18 @@ export class Idempotency {
   /** Writes the events `found` lacks, tagged with `ref`, and answers with all of them. */
   async #write(ref: ClaimRef, prepared: PreparedProduce, found: Map<number, RecordAck>): Promise<StoredResponse> {
     const tag = refText(ref);
-    const indices = prepared.records.flatMap((_, index) => (found.has(index) ? [] : [index]));
-    const records = indices.map((index) => {
-      const record = prepared.records[index]!;
-      return { ...record, headers: [...(record.headers ?? []), [CLAIM_HEADER, Buffer.from(`${tag}:${index}`)] as const] };
+    const tagged = (record: OutgoingRecord, index: number): OutgoingRecord => ({
+      ...record,
+      headers: [...(record.headers ?? []), [CLAIM_HEADER, Buffer.from(`${tag}:${index}`)] as const],
     });
-    const acks = records.length > 0 ? await this.#events.produce(records) : [];
+    if (found.size === 0) {
+      // A key's first request (nearly every one): all its events, and its answer straight from their acks.
+      const acks = prepared.records.length > 0 ? await this.#events.produce(prepared.records.map(tagged)) : [];
+      this.#options.afterWrite?.();
+      return prepared.answer(acks);
+    }
+    const indices = prepared.records.flatMap((_, index) => (found.has(index) ? [] : [index]));
+    const acks = indices.length > 0 ? await this.#events.produce(indices.map((index) => tagged(prepared.records[index]!, index))) : [];
     indices.forEach((index, i) => found.set(index, acks[i]!));
     this.#options.afterWrite?.();
     return answerFrom(prepared, found);

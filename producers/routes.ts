@@ -8,7 +8,7 @@ import type { BatchingProducer, RecordAck } from './batching-producer.ts';
 import { requestTraceContext } from '../core/http-tracing.ts';
 import { isReceivedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
-import { runWriteRules, type SubjectContracts } from '../rules/index.ts';
+import { runWriteRules, type RuleResults, type SubjectContracts } from '../rules/index.ts';
 import { prepareWithRules, ruleRefusal, type RuleRoute } from './contract-rules.ts';
 import { fingerprint, parseIdempotencyKey, scopeOf, type Idempotency, type PreparedProduce } from './idempotency.ts';
 
@@ -214,19 +214,33 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
       // The route's data contract: its WRITE rules run after schema validation; an ERROR refuses all-or-nothing requests whole (422).
       const current = contracts?.of(binding);
       const bound = current === undefined || current.schemaId === binding.schemaId ? binding : { ...binding, schemaId: current.schemaId };
-      const writeRules = current?.contract?.has('WRITE') === true;
-      if (!partial && key === undefined && !writeRules && requestTraceContext(request) === undefined) {
-        // The common request (all or nothing, no key, no rules, tracing off): no produce span, no answer objects to
-        // serialise; the body is the same JSON text the general path below gives.
-        const acks = await producer.produce(toRecords(bound, events, request.id, NO_TRACE_HEADERS, principal));
-        request.log.debug({ topic, count: acks.length }, 'events produced');
-        return reply
-          .code(200)
-          .header('content-type', JSON_BODY)
-          .send(atomicAnswerText(acks, bound.schemaId, batch));
+      let rules: RuleResults | undefined;
+      if (current?.contract?.has('WRITE') === true) {
+        const run = runWriteRules(current.contract, events, binding.codec);
+        rules = run instanceof Promise ? await run : run;
+        if (!partial && rules.refused.size > 0) throw ruleRefusal(rules.refused, batch, events.length);
       }
-      const rules = writeRules ? await runWriteRules(current!.contract!, events, binding.codec) : undefined;
-      if (rules && !partial && rules.refused.size > 0) throw ruleRefusal(rules.refused, batch, events.length);
+      if (!partial && (rules === undefined || rules.deadLettered.size === 0) && requestTraceContext(request) === undefined) {
+        // The common request (all or nothing, every event bound for the route's topic, transformed or not, tracing off):
+        // no produce span, no answer objects to serialise; the body is the same JSON text the general path below gives.
+        const records = toRecords(bound, rules?.events ?? events, request.id, NO_TRACE_HEADERS, principal);
+        if (key === undefined) {
+          const acks = await producer.produce(records);
+          request.log.debug({ topic, count: acks.length }, 'events produced');
+          return reply
+            .code(200)
+            .header('content-type', JSON_BODY)
+            .send(atomicAnswerText(acks, bound.schemaId, batch));
+        }
+        if (!idempotency) throw new IdempotencyKeyError('not supported by this ingress');
+        // A replay answers the same text, rebuilt from the first request's events (idempotency.ts).
+        const response = await idempotency.produce(scopeOf(path, principal ?? ANONYMOUS, key), fingerprint(false, raw), {
+          records,
+          answer: (acks) => ({ status: 200, body: atomicAnswerText(acks, bound.schemaId, batch) }),
+        });
+        if (response.replayed) reply.header('idempotent-replayed', 'true');
+        return reply.code(response.status).header('content-type', JSON_BODY).send(response.body);
+      }
       let response: { status: number; body: unknown; replayed?: boolean } | undefined;
       await traceProduce(request, topic, events.length, async (trace) => {
         const prepared = rules
@@ -241,7 +255,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
             ? preparePartial(bound, events, request.id, trace, principal)
             : prepareAtomic(bound, events, batch, request.id, trace, principal, true);
         if (key === undefined) {
-          // The fast path: no transaction, no lookup.
+          // No key: no claim, no lookup.
           const acks = prepared.records.length > 0 ? await producer.produce(prepared.records) : [];
           response = prepared.answer(acks);
           request.log.debug({ topic, count: acks.length }, 'events produced');

@@ -141,6 +141,10 @@ function compare(l: unknown, r: unknown): number | typeof FAIL {
 
 const compareNumbers = (a: number, b: number): number => (a < b ? -1 : a > b ? 1 : a === b ? 0 : NaN);
 
+/** CEL ints for small sizes, made once: `size(x) > 0` on every event would otherwise allocate a BigInt each time. */
+const SMALL_INTS = Array.from({ length: 1024 }, (_, i) => BigInt(i));
+const sizeInt = (n: number): bigint => SMALL_INTS[n] ?? BigInt(n);
+
 /** size(): a string's code points, a list's elements, a map's entries. */
 function size(v: unknown): bigint | typeof FAIL {
   if (typeof v === 'string') {
@@ -155,11 +159,11 @@ function size(v: unknown): bigint | typeof FAIL {
         }
       }
     }
-    return BigInt(n);
+    return sizeInt(n);
   }
   if (typeof v !== 'object' || v === null) return FAIL;
-  if (Array.isArray(v)) return BigInt(v.length);
-  return isPlainMap(v) ? BigInt(Object.keys(v).length) : FAIL;
+  if (Array.isArray(v)) return sizeInt(v.length);
+  return isPlainMap(v) ? sizeInt(Object.keys(v).length) : FAIL;
 }
 
 /** `x in list` and `key in map` (a map holds a key whose value is neither null nor absent, as NativeMap.has says). */

@@ -202,6 +202,7 @@ export class CompiledContract {
   readonly #migration: CompiledRule[];
   /** The rules of each run mode, picked once: the choice depends on the version only, not on the event. */
   readonly #byMode = new Map<RunMode, CompiledRule[]>();
+  readonly #quietByMode = new Map<RunMode, boolean[]>();
 
   constructor(target: ContractVersion) {
     const problems = validateRuleSet(target.ruleSet, target.metadata);
@@ -254,11 +255,58 @@ export class CompiledContract {
   run(mode: RunMode, message: unknown, options: RunOptions = {}): RuleVerdict | Promise<RuleVerdict> {
     const rules = this.#rulesFor(mode);
     if (rules.length === 0) return { ok: true, message };
-    const outcomes = options.trace ? ([] as RuleOutcome[]) : undefined;
-    const original = message;
+    if (options.trace) return this.#runFrom(mode, rules, message, message, false, 0, undefined, []);
+    // The usual run, every rule passing without an action, allocates no closure or outcome per event: a rule
+    // whose result needs more (a failure, an action, a Promise, a transform's null) goes on in #runFrom.
+    const quiet = this.#quietFor(mode);
     let current = message;
     let copied = false;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!;
+      const transform = r.rule.kind === 'TRANSFORM';
+      if (transform && !copied) {
+        current = copy(current);
+        copied = true;
+      }
+      let result: unknown;
+      try {
+        result = r.apply(current);
+      } catch (error) {
+        return this.#runFrom(mode, rules, message, current, copied, i, { error: error ?? new Error('the rule threw') }, undefined);
+      }
+      if (quiet[i] === true && !isThenable(result)) {
+        if (!transform && result !== false) continue;
+        if (transform && result !== null && result !== undefined) {
+          current = result;
+          continue;
+        }
+      }
+      return this.#runFrom(mode, rules, message, current, copied, i, { result }, undefined);
+    }
+    return { ok: true, message: current };
+  }
 
+  /** Per rule of `mode`: whether its onSuccess action there is NONE (a passing rule then just goes on). */
+  #quietFor(mode: RunMode): boolean[] {
+    let quiet = this.#quietByMode.get(mode);
+    if (quiet === undefined) this.#quietByMode.set(mode, (quiet = this.#rulesFor(mode).map((r) => actionFor(r.rule, mode, r.rule.onSuccess, 'NONE') === 'NONE')));
+    return quiet;
+  }
+
+  /**
+   * The run from rule `start` on, settling each rule's outcome (collected in `outcomes` when tracing); `first`, when
+   * given, is rule `start`'s result or error, already applied to `current`.
+   */
+  #runFrom(
+    mode: RunMode,
+    rules: readonly CompiledRule[],
+    original: unknown,
+    current: unknown,
+    copied: boolean,
+    start: number,
+    first: { result?: unknown; error?: unknown } | undefined,
+    outcomes: RuleOutcome[] | undefined,
+  ): RuleVerdict | Promise<RuleVerdict> {
     /** Applies the outcome of rule `i`; a verdict ends the run. */
     const settle = (r: CompiledRule, result: unknown, error: unknown): RuleVerdict | undefined => {
       const { rule } = r;
@@ -294,8 +342,20 @@ export class CompiledContract {
       return { ok: false, message: original, failure, ...(outcomes ? { outcomes } : {}) };
     };
 
-    const loop = (start: number): RuleVerdict | Promise<RuleVerdict> => {
-      for (let i = start; i < rules.length; i++) {
+    /** Rule `i`'s result (or its Promise): settled, then the rules after it. */
+    const after = (i: number, result: unknown, error: unknown): RuleVerdict | Promise<RuleVerdict> => {
+      const r = rules[i]!;
+      if (error === undefined && isThenable(result)) {
+        return Promise.resolve(result).then(
+          (value) => settle(r, value, undefined) ?? loop(i + 1),
+          (failure: unknown) => settle(r, undefined, failure ?? new Error('the rule threw')) ?? loop(i + 1),
+        );
+      }
+      return settle(r, result, error) ?? loop(i + 1);
+    };
+
+    const loop = (from: number): RuleVerdict | Promise<RuleVerdict> => {
+      for (let i = from; i < rules.length; i++) {
         const r = rules[i]!;
         if (r.rule.kind === 'TRANSFORM' && !copied) {
           current = copy(current);
@@ -309,18 +369,13 @@ export class CompiledContract {
           if (verdict) return verdict;
           continue;
         }
-        if (isThenable(result)) {
-          return Promise.resolve(result).then(
-            (value) => settle(r, value, undefined) ?? loop(i + 1),
-            (error: unknown) => settle(r, undefined, error ?? new Error('the rule threw')) ?? loop(i + 1),
-          );
-        }
+        if (isThenable(result)) return after(i, result, undefined);
         const verdict = settle(r, result, undefined);
         if (verdict) return verdict;
       }
       return { ok: true, message: current, ...(outcomes ? { outcomes } : {}) };
     };
-    return loop(0);
+    return first === undefined ? loop(start) : after(start, first.result, first.error);
   }
 }
 

@@ -1,7 +1,7 @@
 import type { AnyCodec } from '../core/formats/index.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
-import { CompiledContract, type RuleFailure } from './engine.ts';
+import { CompiledContract, type RuleFailure, type RuleVerdict } from './engine.ts';
 import { RULE_HEADERS, type Metadata, type RuleSet } from './types.ts';
 
 /**
@@ -117,36 +117,56 @@ export interface RuleResults {
 }
 
 /**
- * Runs the contract's WRITE rules on every event (synchronously unless a
- * JSONATA rule runs). A transformed event is validated again: a transform
- * that breaks the schema (masking an int with a string) refuses the event as
- * that rule's failure instead of failing its encoding.
+ * Runs the contract's WRITE rules on every event. A transformed event is
+ * validated again: a transform that breaks the schema (masking an int with a
+ * string) refuses the event as that rule's failure instead of failing its
+ * encoding. Synchronous unless a JSONATA rule runs (then a Promise): the
+ * ingress's request with CEL rules only takes no extra turn of the event loop.
  */
-export async function runWriteRules(contract: CompiledContract, events: readonly unknown[], codec: Pick<AnyCodec, 'validate'>): Promise<RuleResults> {
-  const out: unknown[] = new Array(events.length);
-  const refused = new Map<number, RuleFailure>();
-  const deadLettered = new Map<number, RuleFailure>();
+export function runWriteRules(contract: CompiledContract, events: readonly unknown[], codec: Pick<AnyCodec, 'validate'>): RuleResults | Promise<RuleResults> {
+  const results: RuleResults = { events: events.slice(), refused: new Map(), deadLettered: new Map() };
   for (let i = 0; i < events.length; i++) {
-    const run = contract.run('WRITE', events[i]);
-    const verdict = run instanceof Promise ? await run : run;
-    out[i] = verdict.message;
-    if (verdict.ok && verdict.message !== events[i]) {
-      const broken = codec.validate(verdict.message)[0];
-      if (broken)
-        refused.set(i, {
-          rule: contract.lastTransform('WRITE') ?? '(transform)',
-          subject: contract.subject,
-          version: contract.version,
-          mode: 'WRITE',
-          action: 'ERROR',
-          reason: `the transformed event breaks the schema: ${broken.path || '(root)'}: ${broken.message}`,
-          field: broken.path,
-        });
-    }
-    if (verdict.ok) continue;
-    (verdict.failure.action === 'DLQ' ? deadLettered : refused).set(i, verdict.failure);
+    const verdict = contract.run('WRITE', events[i]);
+    if (verdict instanceof Promise) return finishAsync(contract, events, codec, results, i, verdict);
+    settleVerdict(contract, events, codec, results, i, verdict);
   }
-  return { events: out, refused, deadLettered };
+  return results;
+}
+
+async function finishAsync(
+  contract: CompiledContract,
+  events: readonly unknown[],
+  codec: Pick<AnyCodec, 'validate'>,
+  results: RuleResults,
+  from: number,
+  pending: Promise<RuleVerdict>,
+): Promise<RuleResults> {
+  settleVerdict(contract, events, codec, results, from, await pending);
+  for (let i = from + 1; i < events.length; i++) {
+    const run = contract.run('WRITE', events[i]);
+    settleVerdict(contract, events, codec, results, i, run instanceof Promise ? await run : run);
+  }
+  return results;
+}
+
+/** Records event `i`'s verdict in `results`. */
+function settleVerdict(contract: CompiledContract, events: readonly unknown[], codec: Pick<AnyCodec, 'validate'>, results: RuleResults, i: number, verdict: RuleVerdict): void {
+  results.events[i] = verdict.message;
+  if (verdict.ok && verdict.message !== events[i]) {
+    const broken = codec.validate(verdict.message)[0];
+    if (broken)
+      results.refused.set(i, {
+        rule: contract.lastTransform('WRITE') ?? '(transform)',
+        subject: contract.subject,
+        version: contract.version,
+        mode: 'WRITE',
+        action: 'ERROR',
+        reason: `the transformed event breaks the schema: ${broken.path || '(root)'}: ${broken.message}`,
+        field: broken.path,
+      });
+  }
+  if (verdict.ok) return;
+  (verdict.failure.action === 'DLQ' ? results.deadLettered : results.refused).set(i, verdict.failure);
 }
 
 /** The `__rule.*` headers (Confluent's, plus version and field) naming the rule that sent a record to a dead-letter topic, and the topic it was bound for. */

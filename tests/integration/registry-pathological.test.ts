@@ -89,7 +89,10 @@ const SHAPES: [string, Record<string, unknown>][] = [
 ];
 
 describe('a registry holding no event loop with the heaviest schemas it accepts', () => {
-  it.each(SHAPES)('%s: checked, registered and looked up (2xx/4xx) with no hold of the event loop over 100 ms', async (name, shape) => {
+  // Retried: the hold is this thread's CPU between two turns, which also takes in whatever else the thread did
+  // then (a major GC of the test worker's heap, 40-140 ms seen; undici answering /healthz), and one CI run saw
+  // 112 ms for a shape that holds 13-50 ms alone. A parse step over the bound holds it on every try and still fails.
+  it.each(SHAPES)('%s: checked, registered and looked up (2xx/4xx) with no hold of the event loop over 100 ms', { retry: 2 }, async (name, shape) => {
     const subject = `${topic}-${name.replace(/\W+/g, '-')}-value`;
     // Serialized once, before the measure: the client's own work is on this thread too.
     const text = JSON.stringify(shape);

@@ -246,8 +246,13 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         refused.every((o) => o.retryAfter !== null && Number(o.retryAfter) >= 1),
         text,
       ).toBe(true);
+      // The excess is served within the deadline or refused, never left waiting past it. Whether there is an excess
+      // depends on the box: at load 24-29 the ingress refused 257/s of 754/s offered, while a quiet CI box took all of
+      // 4,000/s (twice the 2,000/s the probe offers, p99 375 ms), and a probe raised to 32,000/s measured 11,285/s,
+      // where this client's 3,200 outstanding requests, not the ingress, bounded the rate (and the process's RSS
+      // passed 900 MB after a million requests): so refusals are recorded, not required.
       expect(figures.overload.accepted, text).toBeGreaterThan(0);
-      expect(figures.overload.refused, text).toBeGreaterThan(0);
+      expect(figures.overload.acceptedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS + 3000);
       expect(figures.overload.refusedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS + 3000);
       expect({ lost: ledger.lost, ingress: ledger.duplicatedOnInput, worker: ledger.duplicatedByWorker }, text).toEqual({ lost: 0, ingress: [], worker: [] });
       expect(rss.peakMb, text).toBeLessThan(RSS_BOUND_MB);

@@ -2,18 +2,16 @@ import { isUtf8 } from 'node:buffer';
 import type { FetchedBatch, RecordView } from '../kafka/index.ts';
 import type { RecordDecoder } from './decode.ts';
 import { createFormatter, type Formatter } from './format.ts';
-import { BAIL, put, putAscii, putInteger, putText, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
+import { BAIL, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
 
 /** Smallest output buffer kept, so that small batches do not each allocate. */
 const MIN_BUFFER = 1024 * 1024;
 
-const NULL = Buffer.from('null');
 const KEY = Buffer.from('","key":');
 const VALUE = Buffer.from(',"value":');
 const HEADERS = Buffer.from(',"headers":[');
 const END = Buffer.from('}\n');
 const HEX_KEY = Buffer.from('{"hex":"');
-const FIRST_PAIR = Buffer.from('[');
 const NEXT_PAIR = Buffer.from(',[');
 const EMPTY_STRING = Buffer.from('""');
 /** Offsets up to here are written from a number (2^53 minus the largest offset delta, 2^31). */
@@ -149,7 +147,7 @@ export class NdjsonEncoder {
   #headerPair(nameStart: number, nameLength: number, valueStart: number, valueLength: number): void {
     const c = this.#cursor;
     const b = this.#headerSource;
-    put(c, this.#headerIndex++ > 0 ? NEXT_PAIR : FIRST_PAIR);
+    put(c, this.#headerIndex++ > 0 ? NEXT_PAIR : OPEN_BRACKET);
     if (nameLength < 0) put(c, EMPTY_STRING);
     else putUtf8String(c, b, nameStart, nameStart + nameLength);
     putAscii(c, ',');

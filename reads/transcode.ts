@@ -65,7 +65,8 @@ export function putText(c: Cursor, text: string): void {
   c.o += c.out.write(text, c.o, 'utf8');
 }
 
-const NULL = Buffer.from('null');
+/** JSON's null, and the array opener: the NDJSON line writer (ndjson.ts) writes them too. */
+export const NULL = Buffer.from('null');
 const TRUE = Buffer.from('true');
 const FALSE = Buffer.from('false');
 
@@ -238,7 +239,7 @@ function bytesWriter(size: number | undefined, scale: number | undefined): Trans
 const OPEN_BRACE = Buffer.from('{');
 const CLOSE_BRACE = Buffer.from('}');
 const COMMA = Buffer.from(',');
-const OPEN_BRACKET = Buffer.from('[');
+export const OPEN_BRACKET = Buffer.from('[');
 const CLOSE_BRACKET = Buffer.from(']');
 const COLON = Buffer.from(':');
 

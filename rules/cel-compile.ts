@@ -257,6 +257,22 @@ const SCALAR_FALLBACK = (v: unknown): unknown => {
 };
 
 /** A qualified name (`a.b.c`) for a select chain on an identifier, as the planner looks functions up. */
+/**
+ * CEL's `&&` (decisive false) and `||` (decisive true): the decisive value wins even over an operand that failed
+ * (commutative, as cel-spec asks); otherwise a failed operand fails the whole.
+ */
+function logical(args: readonly Compiled[], decisive: boolean): Compiled {
+  return (x) => {
+    let failed = false;
+    for (const f of args) {
+      const v = f(x);
+      if (v === decisive) return decisive;
+      if (v !== !decisive) failed = true;
+    }
+    return failed ? FAIL : !decisive;
+  };
+}
+
 function qualifiedName(node: Expr): string | undefined {
   const kind = node.exprKind;
   if (kind.case === 'identExpr') return kind.value.name;
@@ -366,25 +382,9 @@ function compileCall(call: Call, ctx: CompileContext): Compiled | undefined {
   const [a, b] = args;
   switch (name) {
     case '_&&_':
-      return (x) => {
-        let failed = false;
-        for (const f of args) {
-          const v = f(x);
-          if (v === false) return false;
-          if (v !== true) failed = true;
-        }
-        return failed ? FAIL : true;
-      };
+      return logical(args, false);
     case '_||_':
-      return (x) => {
-        let failed = false;
-        for (const f of args) {
-          const v = f(x);
-          if (v === true) return true;
-          if (v !== false) failed = true;
-        }
-        return failed ? FAIL : false;
-      };
+      return logical(args, true);
     case '_?_:_': {
       const [c, t, f] = args as [Compiled, Compiled, Compiled];
       return (x) => {

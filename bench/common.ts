@@ -250,8 +250,11 @@ export function cpuSeconds(pid: number | undefined): { process: number; machine:
   }
 }
 
-/** CPU microseconds per event of one process and of the whole machine between two cpuSeconds() readings; null off Linux. */
-export function cpuUsPerEvent(before: ReturnType<typeof cpuSeconds>, after: ReturnType<typeof cpuSeconds>, events: number): { process: number; machine: number } | null {
+/**
+ * CPU microseconds per event of one process and of the whole machine between two cpuSeconds() readings, to `digits`
+ * decimals (whole µs unless asked: at ~10 µs per event a whole µs is 10%, too coarse for a ratio); null off Linux.
+ */
+export function cpuUsPerEvent(before: ReturnType<typeof cpuSeconds>, after: ReturnType<typeof cpuSeconds>, events: number, digits = 0): { process: number; machine: number } | null {
   if (!before || !after || !(events > 0)) return null;
-  return { process: Math.round(((after.process - before.process) * 1e6) / events), machine: Math.round(((after.machine - before.machine) * 1e6) / events) };
+  return { process: round(((after.process - before.process) * 1e6) / events, digits), machine: round(((after.machine - before.machine) * 1e6) / events, digits) };
 }

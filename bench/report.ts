@@ -267,7 +267,7 @@ export function readmeTable(results: BenchResults): string {
     `| Rule evaluation, three rules (two CEL, one CEL_FIELD): CPU per event | ${fmt(results.rules?.evaluationUsPerEvent.total, 2)} µs |`,
     ...(results.rules?.cells ?? []).map(
       (c) =>
-        `| Ingress with / without three rules, ${c.eventsPerRequest === 1 ? 'single events' : `batches of ${c.eventsPerRequest}`}, 128 connections: events/s (CPU µs per event, own process) | ${fmt(c.withRules.eventsPerSec)} / ${fmt(c.withoutRules.eventsPerSec)} (${fmt(c.withRules.cpuUsPerEvent)} / ${fmt(c.withoutRules.cpuUsPerEvent)}) |`,
+        `| Ingress with / without three rules, ${c.eventsPerRequest === 1 ? 'single events' : `batches of ${c.eventsPerRequest}`}, 128 connections: events/s (CPU µs per event, own process) | ${fmt(c.withRules.eventsPerSec)} / ${fmt(c.withoutRules.eventsPerSec)} (${fmt(c.withRules.cpuUsPerEvent, 1)} / ${fmt(c.withoutRules.cpuUsPerEvent, 1)}) |`,
     ),
     `| CPU per event with / without Idempotency-Key: ingress, whole machine | ${fmt(results.idempotency?.cpuUsPerEvent?.keyedIngress)} / ${fmt(results.idempotency?.cpuUsPerEvent?.plainIngress)} µs, ${fmt(results.idempotency?.cpuUsPerEvent?.keyedMachine)} / ${fmt(results.idempotency?.cpuUsPerEvent?.plainMachine)} µs |`,
     `| HTTP read path / \`sluice tail\` / kcat (${fmt(results.readPath?.records)} records, median of ${fmt(results.readPath?.rounds ?? 1)} alternated rounds) | ${fmt(results.readPath?.readPathEventsPerSec)} / ${fmt(results.readPath?.tailEventsPerSec)} / ${fmt(results.readPath?.kcatEventsPerSec)} events/s |`,

@@ -74,13 +74,18 @@ type HeaderMap = NonNullable<MessageRecord['headers']>;
  * (by identity), not the maps.
  */
 class HeaderSections {
+  #map: HeaderMap | undefined;
   /** The last encoded pairs, name and value in turn. */
   #pairs: (Buffer | null | undefined)[] = [];
   #bytes = NO_HEADERS;
 
   of(headers: HeaderMap | undefined): Buffer {
     if (headers === undefined || headers.size === 0) return NO_HEADERS;
-    if (this.#same(headers)) return this.#bytes;
+    if (headers === this.#map) return this.#bytes;
+    if (this.#same(headers)) {
+      this.#map = headers;
+      return this.#bytes;
+    }
     const pairs: (Buffer | null | undefined)[] = [];
     let size = uvarintSize(zigzag(headers.size));
     for (const [name, value] of headers) {
@@ -90,6 +95,7 @@ class HeaderSections {
     const bytes = Buffer.allocUnsafe(size);
     let o = writeUvarint(bytes, 0, zigzag(headers.size));
     for (const [name, value] of headers) o = writeBytes(bytes, writeBytes(bytes, o, name), value);
+    this.#map = headers;
     this.#pairs = pairs;
     this.#bytes = bytes;
     return bytes;

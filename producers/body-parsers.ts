@@ -137,7 +137,8 @@ export function registerBodyParsers(app: FastifyInstance, maxDepth = DEFAULT_MAX
 
 /** A body's bytes as its content type's parser reads them: the parsers above, and the ingress's direct path (direct-produce.ts). */
 export function receiveBody(body: Buffer, parse: (text: string) => ParsedBody): ReceivedBody {
-  return Object.assign(parse(decodeUtf8(body, parse)), { raw: body });
+  const { events, batch } = parse(decodeUtf8(body, parse));
+  return { events, batch, raw: body };
 }
 
 export function isReceivedBody(value: unknown): value is ReceivedBody {

@@ -97,7 +97,8 @@ export const INGRESS_STAGES: readonly Stage[] = [
   { name: 'metrics', frame: /prom-client|http-metrics\.ts/ },
   { name: 'logging', frame: /pino|logger/ },
   { name: 'tracing hooks', frame: /tracing\.ts|@opentelemetry/ },
-  { name: 'HTTP (Node, Fastify)', frame: /node:_http|fastify|find-my-way|^parserOn/ },
+  // The ingress's direct path (producers/direct-produce.ts) is the HTTP layer of the common produce request.
+  { name: 'HTTP (Node, Fastify, direct path)', frame: /node:_http|fastify|find-my-way|^parserOn|direct-produce\.ts/ },
 ];
 
 /** Each stage's share of the busy (non-idle) samples, in percent; "other" is the rest. */

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyPluginCallback, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { MalformedBodyError, PayloadTooLargeError, SluiceError, UnsupportedMediaTypeError } from './errors.ts';
 
@@ -44,6 +44,11 @@ export function failureDetail(failure: SluiceError): string {
   return failure.code === 'SLUICE_INTERNAL' && failure.cause instanceof Error ? failure.cause.message : failure.message;
 }
 
+/** Where a failure's extra headers go: Fastify's reply, or the ingress's direct path's list (producers/direct-produce.ts). */
+export interface FailureHeaders {
+  header(name: string, value: string): unknown;
+}
+
 export interface ErrorMapperOptions {
   /** Names the service in log lines and in SLUICE_INTERNAL's message. */
   service: string;
@@ -54,21 +59,37 @@ export interface ErrorMapperOptions {
   /** Log levels: of refusals (4xx), and of 5xx worth retrying (a broker down); other 5xx are always errors. */
   levels: { refused: 'debug' | 'info'; transient: 'debug' | 'info' | 'error' };
   /** Per failure, before the answer: counters, headers such as Retry-After. */
-  onFailure?(failure: SluiceError, reply: FastifyReply): void;
+  onFailure?(failure: SluiceError, reply: FailureHeaders): void;
   /** An unknown path's error; without it Fastify's default 404. */
   notFound?(request: FastifyRequest): SluiceError;
 }
 
+/** The request a failure is logged with: `log` carries the correlation id where the service has one. */
+export interface FailedRequest {
+  method: string;
+  url: string;
+  log: Pick<FastifyBaseLogger, 'error' | 'info' | 'debug'>;
+}
+
+/**
+ * What the error mapper answers `error` with: counted and its headers set (onFailure), logged, and the status and
+ * body of the service's wire format. The Fastify error handler's, and the ingress's direct path's, which answers
+ * before Fastify (producers/direct-produce.ts) and must refuse exactly as the routes do.
+ */
+export function answerFailure(options: ErrorMapperOptions, error: unknown, request: FailedRequest, headers: FailureHeaders): { status: number; body: unknown } {
+  const failure = httpFailure(error, options.service, options.bodyRules);
+  options.onFailure?.(failure, headers);
+  const { status = failure.statusCode, body } = options.answer(failure);
+  const context = { method: request.method, url: request.url, code: failure.code, status };
+  const level = status < 500 ? options.levels.refused : failure.retryable ? options.levels.transient : 'error';
+  if (level === 'error') request.log.error({ ...context, err: error }, `${options.service} request failed: ${failureDetail(failure)}`);
+  else request.log[level](context, `request rejected: ${failure.message}`);
+  return { status, body };
+}
+
 const errorMapper: FastifyPluginCallback<ErrorMapperOptions> = (app, options, done) => {
   app.setErrorHandler((error, request, reply) => {
-    const failure = httpFailure(error, options.service, options.bodyRules);
-    options.onFailure?.(failure, reply);
-    const { status = failure.statusCode, body } = options.answer(failure);
-    // request.log carries the correlation id where the service has one.
-    const context = { method: request.method, url: request.url, code: failure.code, status };
-    const level = status < 500 ? options.levels.refused : failure.retryable ? options.levels.transient : 'error';
-    if (level === 'error') request.log.error({ ...context, err: error }, `${options.service} request failed: ${failureDetail(failure)}`);
-    else request.log[level](context, `request rejected: ${failure.message}`);
+    const { status, body } = answerFailure(options, error, request, reply);
     if (options.contentType) reply.type(options.contentType);
     return reply.code(status).send(body);
   });

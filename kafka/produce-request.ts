@@ -68,24 +68,48 @@ const NO_HEADERS = Buffer.from([0]); // zigzag(0): no header
 type HeaderMap = NonNullable<MessageRecord['headers']>;
 
 /**
- * Headers as written, once per header map: the ingress gives every record of a request the same map, so a
- * request's records share one encoding instead of sizing and writing every pair of every record twice.
+ * Headers as written, once per run of records with the same pairs: the ingress gives every record of a request the
+ * same name and value Buffers, so a request's records share one encoding instead of sizing and writing every pair
+ * of every record twice. The client copies each message's headers into a map of its own, so the pairs are compared
+ * (by identity), not the maps.
  */
 class HeaderSections {
   #map: HeaderMap | undefined;
+  /** The last encoded pairs, name and value in turn. */
+  #pairs: (Buffer | null | undefined)[] = [];
   #bytes = NO_HEADERS;
 
   of(headers: HeaderMap | undefined): Buffer {
     if (headers === undefined || headers.size === 0) return NO_HEADERS;
     if (headers === this.#map) return this.#bytes;
+    if (this.#same(headers)) {
+      this.#map = headers;
+      return this.#bytes;
+    }
+    const pairs: (Buffer | null | undefined)[] = [];
     let size = uvarintSize(zigzag(headers.size));
-    for (const [name, value] of headers) size += bytesSize(name) + bytesSize(value);
+    for (const [name, value] of headers) {
+      size += bytesSize(name) + bytesSize(value);
+      pairs.push(name, value);
+    }
     const bytes = Buffer.allocUnsafe(size);
     let o = writeUvarint(bytes, 0, zigzag(headers.size));
     for (const [name, value] of headers) o = writeBytes(bytes, writeBytes(bytes, o, name), value);
     this.#map = headers;
+    this.#pairs = pairs;
     this.#bytes = bytes;
     return bytes;
+  }
+
+  #same(headers: HeaderMap): boolean {
+    const pairs = this.#pairs;
+    if (pairs.length !== 2 * headers.size) return false;
+    let i = 0;
+    for (const [name, value] of headers) {
+      if (pairs[i] !== name || pairs[i + 1] !== value) return false;
+      i += 2;
+    }
+    return true;
   }
 }
 

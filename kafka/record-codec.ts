@@ -353,24 +353,36 @@ export function toPartitionBatch(topic: string, partition: number, fetched: Fetc
 }
 
 type ClientHeaders = Map<Buffer, Buffer>;
-const clientHeaders = new WeakMap<RecordHeaders, ClientHeaders>();
+
+/** Name Buffers by name, reused across maps: the ingress names the same few headers on every request. */
+const headerNames = new Map<string, Buffer>();
+/** Names kept at most: a writer copying arbitrary input headers must not grow the cache without bound. */
+const MAX_HEADER_NAMES = 256;
+/** The last list and its map: the records of one request, which share a list, are converted one after another. */
+let lastHeaders: RecordHeaders | undefined;
+let lastMap: ClientHeaders | undefined;
 
 /**
- * Sluice's header pairs as the client's header map. The client writes a Map's
- * entries in insertion order and keys it by identity, so every pair gets a
- * fresh name Buffer: a name that repeats keeps every value, in order. A null
- * value is written as null. One map per pairs list (the ingress gives every
- * record of a request the same list; the client only reads it).
+ * Sluice's header pairs as the client's header map. The client writes a Map's entries in insertion order and keys
+ * it by identity, so a name that repeats in one list gets a fresh name Buffer and keeps every value, in order. A
+ * null value is written as null. One map per pairs list converted in a row (the ingress gives every record of a
+ * request the same list; the client only reads it); a WeakMap per list cost a single-event request ~1 µs.
  */
 export function toClientHeaders(headers: RecordHeaders | undefined): ClientHeaders | undefined {
   if (headers === undefined || headers.length === 0) return undefined;
-  let map = clientHeaders.get(headers);
-  if (map === undefined) {
-    map = new Map();
+  if (headers === lastHeaders) return lastMap;
+  const map: ClientHeaders = new Map();
+  for (const [name, value] of headers) {
+    let key = headerNames.get(name);
+    if (key === undefined || map.has(key)) {
+      key = Buffer.from(name, 'utf8');
+      if (headerNames.size < MAX_HEADER_NAMES && !headerNames.has(name)) headerNames.set(name, key);
+    }
     // The client's header type has no null value; its writer writes null as Kafka's null (length -1).
-    for (const [name, value] of headers) map.set(Buffer.from(name, 'utf8'), value as Buffer);
-    clientHeaders.set(headers, map);
+    map.set(key, value as Buffer);
   }
+  lastHeaders = headers;
+  lastMap = map;
   return map;
 }
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { OverloadedError } from '../core/errors.ts';
-import { correlationIdOf } from './correlation.ts';
+import { CORRELATION_ID_HEADER, correlationIdOf } from './correlation.ts';
 import { errorBody, OVERLOADED_RETRY_AFTER_S } from './ingress-errors.ts';
 
 /**
@@ -183,7 +183,7 @@ export function admissionGate(handler: RequestListener, options: AdmissionGateOp
   const refuse = (req: IncomingMessage, res: ServerResponse): void => {
     refused();
     // While the ingress drains, its response class (producers/draining.ts) closes the connection after this answer.
-    res.writeHead(503, [...fixed, 'x-correlation-id', correlationIdOf(req)]);
+    res.writeHead(503, [...fixed, CORRELATION_ID_HEADER, correlationIdOf(req)]);
     res.end(body);
   };
   return (req, res) => {

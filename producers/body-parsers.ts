@@ -127,13 +127,18 @@ export function registerBodyParsers(app: FastifyInstance, maxDepth = DEFAULT_MAX
     const parse = (text: string): ParsedBody => parseBody(text, maxDepth);
     app.addContentTypeParser(type, { parseAs: 'buffer' }, (_request, body, done) => {
       try {
-        const received: ReceivedBody = Object.assign(parse(decodeUtf8(body as Buffer, parse)), { raw: body as Buffer });
-        done(null, received);
+        done(null, receiveBody(body as Buffer, parse));
       } catch (error) {
         done(error as Error, undefined);
       }
     });
   }
+}
+
+/** A body's bytes as its content type's parser reads them: the parsers above, and the ingress's direct path (direct-produce.ts). */
+export function receiveBody(body: Buffer, parse: (text: string) => ParsedBody): ReceivedBody {
+  const { events, batch } = parse(decodeUtf8(body, parse));
+  return { events, batch, raw: body };
 }
 
 export function isReceivedBody(value: unknown): value is ReceivedBody {

@@ -8,7 +8,7 @@ import type { BatchingProducer, RecordAck } from './batching-producer.ts';
 import { requestTraceContext } from '../core/http-tracing.ts';
 import { isReceivedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
-import { runWriteRules, type RuleResults, type SubjectContracts } from '../rules/index.ts';
+import { runWriteRules, type RuleResults, type SubjectContract, type SubjectContracts } from '../rules/index.ts';
 import { prepareWithRules, ruleRefusal, type RuleRoute } from './contract-rules.ts';
 import { fingerprint, parseIdempotencyKey, scopeOf, type Idempotency, type PreparedProduce } from './idempotency.ts';
 
@@ -93,7 +93,7 @@ export function toRecords(binding: RouteBinding, events: unknown[], correlationI
 }
 
 /** What Fastify sends for an object body: the fast path's text answers say the same. */
-const JSON_BODY = 'application/json; charset=utf-8';
+export const JSON_BODY = 'application/json; charset=utf-8';
 
 let lastTopic = '';
 let lastTopicJson = '""';
@@ -190,6 +190,11 @@ export function preparePartial(binding: RouteBinding, events: unknown[], correla
   };
 }
 
+/** The route's binding with the schema id of its current contract (a newer version of the subject), when it has one. */
+export function currentBinding(binding: RouteBinding, current: SubjectContract | undefined): RouteBinding {
+  return current === undefined || current.schemaId === binding.schemaId ? binding : { ...binding, schemaId: current.schemaId };
+}
+
 export interface ProduceContext {
   producer: BatchingProducer;
   /** The Idempotency-Key path; without it the header is refused. */
@@ -213,7 +218,7 @@ export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], c
       if (!partial) checkEvents(binding.codec, events, batch);
       // The route's data contract: its WRITE rules run after schema validation; an ERROR refuses all-or-nothing requests whole (422).
       const current = contracts?.of(binding);
-      const bound = current === undefined || current.schemaId === binding.schemaId ? binding : { ...binding, schemaId: current.schemaId };
+      const bound = currentBinding(binding, current);
       let rules: RuleResults | undefined;
       if (current?.contract?.has('WRITE') === true) {
         const run = runWriteRules(current.contract, events, binding.codec);

@@ -3,8 +3,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { SluiceConfig } from '../core/config.ts';
 import { SluiceError } from '../core/errors.ts';
 import errorMapper from '../core/http-errors.ts';
-import { registerHttpMetrics } from '../core/http-metrics.ts';
+import { createHttpMetrics, registerHttpMetrics } from '../core/http-metrics.ts';
 import { registerHttpTracing } from '../core/http-tracing.ts';
+import { tracingEnabled } from '../core/tracing.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import { schemaTypeOf, topicByName, valueCodec, type Topology } from '../topology/model.ts';
@@ -15,6 +16,7 @@ import { correlationIdOf, stampCorrelationId } from './correlation.ts';
 import { ingressErrors } from './ingress-errors.ts';
 import { batchObserver, createMetrics, metricsRoute } from './ingress-metrics.ts';
 import { warmUp } from './warm-up.ts';
+import { DirectProduce } from './direct-produce.ts';
 import { registerBodyParsers } from './body-parsers.ts';
 import { registerDocs } from './docs.ts';
 import { KafkaConnection } from './ingress-kafka.ts';
@@ -72,17 +74,17 @@ export async function resolveBindings(topology: Topology, registry: RegistryClie
 }
 
 /**
- * Fastify's options for the ingress: the body limit, the hardened server (admission in front of Fastify; answers
- * close their connections while the ingress drains), correlation ids as request ids.
+ * Fastify's options for the ingress: the body limit, the hardened server (admission, then the direct path, in front
+ * of Fastify; answers close their connections while the ingress drains), correlation ids as request ids.
  */
-function serverOptions(config: SluiceConfig, log: Logger, draining: () => boolean, admission: Omit<AdmissionGateOptions, 'headers'> | undefined): FastifyServerOptions {
+function serverOptions(config: SluiceConfig, log: Logger, draining: () => boolean, admission: Omit<AdmissionGateOptions, 'headers'> | undefined, direct: DirectProduce): FastifyServerOptions {
   const factory = serverFactory(config, drainingResponse(draining));
   const headers = securityHeaders(config);
   return {
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlationId' }),
     bodyLimit: config.bodyLimit,
-    serverFactory: admission === undefined ? factory : (handler, options) => factory(admissionGate(handler, { ...admission, headers }), options),
+    serverFactory: (handler, options) => factory(admission === undefined ? direct.wrap(handler) : admissionGate(direct.wrap(handler), { ...admission, headers }), options),
     requestIdHeader: false,
     genReqId: correlationIdOf,
   };
@@ -123,11 +125,13 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     paths: bindings.map((b) => b.route.path),
     refused: () => overloaded.inc(),
   };
-  const app: FastifyInstance = Fastify(serverOptions(config, log, () => shuttingDown, gate));
+  const direct = new DirectProduce();
+  const app: FastifyInstance = Fastify(serverOptions(config, log, () => shuttingDown, gate, direct));
   const routeList = [...bindings.map((b) => `POST ${b.route.path}`), `GET /v1/topics/{topic}/records`];
-  void app.register(errorMapper, ingressErrors({ bodyLimit: config.bodyLimit, produceTimeoutMs, rejected: metrics.rejected, routes: routeList }));
+  const errors = ingressErrors({ bodyLimit: config.bodyLimit, produceTimeoutMs, rejected: metrics.rejected, routes: routeList });
+  void app.register(errorMapper, errors);
   registerBodyParsers(app, config.jsonMaxDepth);
-  registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
+  const httpMetrics = registerHttpMetrics(app, { service: 'ingress', metricsPath: false, metrics: createHttpMetrics(metrics.registry, 'ingress') });
   registerHttpTracing(app);
   const control = installSecurity(app, {
     service: 'ingress',
@@ -144,6 +148,21 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const contracts = new SubjectContracts(registry, bindings, log);
   await contracts.start();
   registerRoutes(app, bindings, { producer: batcher, contracts, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) });
+  // Authentication, limits and spans are Fastify's hooks: with any of them the routes serve every request.
+  if (control.open && !tracingEnabled()) {
+    direct.enable({
+      bindings,
+      producer: batcher,
+      contracts,
+      headers: securityHeaders(config),
+      bodyLimit: config.bodyLimit,
+      maxDepth: config.jsonMaxDepth,
+      errors,
+      tallies: httpMetrics.tallies,
+      logger: log,
+      closing: () => shuttingDown,
+    });
+  }
   const reads = registerReadRoute(app, { kafka: readKafka, admin: readAdmin, registry, topics: topology.topics.map((t) => t.name), logger: log });
   registerDocs(app, topology, config);
 

@@ -1,0 +1,124 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { answerFailure, type ErrorMapperOptions } from '../core/http-errors.ts';
+import type { RequestTallies } from '../core/http-metrics.ts';
+import type { Logger } from '../core/logger.ts';
+import type { SubjectContracts } from '../rules/index.ts';
+import type { BatchingProducer } from './batching-producer.ts';
+import { parseJsonBody, receiveBody, type ParsedBody } from './body-parsers.ts';
+import type { RuleRoute } from './contract-rules.ts';
+import { CORRELATION_ID_HEADER, correlationIdOf } from './correlation.ts';
+import { atomicAnswerText, checkEvents, currentBinding, JSON_BODY, toRecords, type RouteBinding } from './routes.ts';
+
+/**
+ * The common produce request answered before Fastify: a POST of JSON to a route's exact path, with a Content-Length
+ * within the body limit, no query, no Idempotency-Key and no WRITE rules on the route's subject, on an ingress that
+ * is open (no access file) and does not trace. Fastify's routing, hooks, per-request logger, content-type parser and
+ * reply cost such a request about a fifth of its CPU; here it is read, validated, produced and answered with the
+ * same functions the route uses (body-parsers.ts, routes.ts), the same headers (security headers, correlation id)
+ * and the same refusals (the error mapper's answerFailure: 4xx naming the field, counted, logged), and recorded in
+ * the same request metrics. Everything else, and every request while the ingress closes (Fastify refuses those),
+ * goes to Fastify, decided from the request's head before its body is read. Admission, the pipelining bound and the
+ * draining response (producers/admission.ts, access/http.ts, producers/draining.ts) wrap this listener as they wrap
+ * Fastify's.
+ */
+
+export interface DirectProduceOptions {
+  bindings: readonly RouteBinding[];
+  producer: Pick<BatchingProducer, 'produce'>;
+  /** Each route's current contract: the schema id it frames with, and whether WRITE rules run (then Fastify serves it). */
+  contracts?: Pick<SubjectContracts<RuleRoute>, 'of'>;
+  /** Headers every answer carries (the security headers). */
+  headers: Readonly<Record<string, string>>;
+  bodyLimit: number;
+  maxDepth: number;
+  /** The ingress's error mapper (producers/ingress-errors.ts). */
+  errors: ErrorMapperOptions;
+  /** The request metrics Fastify's answers are recorded in (core/http-metrics.ts). */
+  tallies: RequestTallies;
+  logger: Logger;
+  /** While true (the ingress closing), requests go to Fastify, which refuses new ones. */
+  closing: () => boolean;
+}
+
+/** The media types the JSON parser takes that need no parsing to recognise; any other spelling goes to Fastify. */
+const JSON_TYPES = new Set(['application/json', 'application/json; charset=utf-8']);
+
+export class DirectProduce {
+  #options: DirectProduceOptions | undefined;
+  #routes = new Map<string, RouteBinding>();
+  #headers: string[] = [];
+  #parse: (text: string) => ParsedBody = parseJsonBody;
+
+  /** Serves the common requests from now on (until then every request goes to Fastify). */
+  enable(options: DirectProduceOptions): void {
+    this.#options = options;
+    this.#routes = new Map(options.bindings.map((b) => [b.route.path, b]));
+    this.#headers = Object.entries(options.headers).flat();
+    this.#parse = (text) => parseJsonBody(text, options.maxDepth);
+  }
+
+  /** `fastify` (the server's request listener) with the common produce requests taken off it. */
+  wrap(fastify: RequestListener): RequestListener {
+    return (req, res) => {
+      const binding = req.method === 'POST' ? this.#routes.get(req.url!) : undefined;
+      if (binding !== undefined && this.#takes(req, binding)) this.#read(binding, req, res);
+      else fastify(req, res);
+    };
+  }
+
+  #takes(req: IncomingMessage, binding: RouteBinding): boolean {
+    const options = this.#options!;
+    const headers = req.headers;
+    const type = headers['content-type'];
+    if (type === undefined || !JSON_TYPES.has(type) || headers['idempotency-key'] !== undefined || headers['transfer-encoding'] !== undefined) return false;
+    // Without a length (or beyond the limit) Fastify's reader refuses or streams it; an empty body is its 400 too.
+    const length = Number(headers['content-length']);
+    if (!(length > 0 && length <= options.bodyLimit)) return false;
+    return !options.closing() && options.contracts?.of(binding).contract?.has('WRITE') !== true;
+  }
+
+  #read(binding: RouteBinding, req: IncomingMessage, res: ServerResponse): void {
+    const start = performance.now();
+    const id = correlationIdOf(req);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => this.#produce(binding, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), id, start, req, res));
+    // A client gone mid-body: Node closes the socket; there is no one to answer.
+    req.on('error', () => {});
+  }
+
+  #produce(binding: RouteBinding, body: Buffer, id: string, start: number, req: IncomingMessage, res: ServerResponse): void {
+    const { producer, contracts, logger } = this.#options!;
+    try {
+      const { events, batch } = receiveBody(body, this.#parse);
+      checkEvents(binding.codec, events, batch);
+      const bound = currentBinding(binding, contracts?.of(binding));
+      producer.produce(toRecords(bound, events, id)).then(
+        (acks) => {
+          if (logger.isLevelEnabled('debug')) logger.child({ correlationId: id }).debug({ topic: binding.route.topic, count: acks.length }, 'events produced');
+          this.#answer(res, binding, 200, id, atomicAnswerText(acks, bound.schemaId, batch), start);
+        },
+        (error: unknown) => this.#fail(error, binding, id, start, req, res),
+      );
+    } catch (error) {
+      this.#fail(error, binding, id, start, req, res);
+    }
+  }
+
+  #fail(error: unknown, binding: RouteBinding, id: string, start: number, req: IncomingMessage, res: ServerResponse): void {
+    const { errors, logger } = this.#options!;
+    const extra: string[] = [];
+    const request = { method: 'POST', url: req.url!, log: logger.child({ correlationId: id }) };
+    const { status, body } = answerFailure(errors, error, request, { header: (name, value) => extra.push(name, value) });
+    this.#answer(res, binding, status, id, JSON.stringify(body), start, extra);
+  }
+
+  #answer(res: ServerResponse, binding: RouteBinding, status: number, id: string, text: string, start: number, extra?: string[]): void {
+    const head = this.#headers.slice();
+    head.push(CORRELATION_ID_HEADER, id, 'content-type', JSON_BODY, 'content-length', String(Buffer.byteLength(text)));
+    if (extra !== undefined) head.push(...extra);
+    res.writeHead(status, head);
+    res.end(text);
+    this.#options!.tallies.record('POST', binding.route.path, status, (performance.now() - start) / 1000);
+  }
+}

@@ -3,7 +3,6 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { createKafka } from '../../kafka/index.ts';
 import { createLogger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
-import { compileFilter } from '../../reads/filter.ts';
 import { RecordDecoder } from '../../reads/decode.ts';
 import { createFormatter, FORMATS, LineEncoder, type TailFormat } from '../../reads/format.ts';
 import { NdjsonEncoder } from '../../reads/ndjson.ts';
@@ -106,7 +105,8 @@ export function register(program: Command): void {
       // Logs go to stderr and default to warnings: stdout is the records.
       const config = configFrom(command, explicitLevel ? {} : { logLevel: 'warn' });
       const log = createLogger(config, 'tail', 2);
-      const filter = flags.where === undefined ? undefined : compileFilter(flags.where);
+      // The expression parser loads only for --where.
+      const filter = flags.where === undefined ? undefined : (await import('../../reads/filter.ts')).compileFilter(flags.where);
       const format = flags.format ?? (process.stdout.isTTY ? 'pretty' : 'ndjson');
       const formatter = createFormatter(format, { headers: flags.headers === true, columns: process.stdout.columns });
       const out = stdoutWriter();

@@ -118,17 +118,16 @@ function readSmallLong(c: Cursor, maxBytes: number): number {
   throw BAIL;
 }
 
-/** A long of any size, exactly (the decoding path gives a BigInt beyond 2^53 and prints its digits). */
-function readLongText(c: Cursor): string | number {
-  const start = c.at;
+/**
+ * The digits of a long of 8 to 10 bytes (beyond 2^49), exactly: the decoding path gives a BigInt beyond 2^53 and
+ * prints its digits. Shorter ones are writeLong's.
+ */
+function longBeyond49Bits(c: Cursor): string {
   const src = c.src;
-  let at = start;
-  while (at < c.end && at - start < 7 && (src[at]! & 0x80) !== 0) at++;
-  if (at < c.end && at - start < 7) return readSmallLong(c, 7);
+  let at = c.at;
   // Up to ten bytes, the tenth holding only bit 63: anything longer is malformed.
   let n = 0n;
   let shift = 0n;
-  at = start;
   for (let i = 0; i < 10; i++) {
     if (at >= c.end) throw BAIL;
     const b = src[at++]!;
@@ -137,6 +136,7 @@ function readLongText(c: Cursor): string | number {
     shift += 7n;
     if ((b & 0x80) === 0) {
       c.at = at;
+      // A number or a BigInt on the decoding path: the same digits.
       return ((n & 1n) === 1n ? -((n + 1n) >> 1n) : n >> 1n).toString();
     }
   }
@@ -155,9 +155,13 @@ function readCount(c: Cursor): number {
   return n;
 }
 
+/** 10^i for i = 0..16: a safe integer has at most 16 digits. */
+const POWERS_OF_TEN = Array.from({ length: 17 }, (_, i) => 10 ** i);
+
 /**
  * A safe integer's decimal digits, as `${n}` prints them (-0 as 0), written without the string: ints, longs and
- * whole doubles are most numbers in events.
+ * whole doubles are most numbers in events. Digits are made in int32 arithmetic, eight at a time beyond 2^31
+ * (timestamps in milliseconds are 13 digits).
  */
 export function putInteger(c: Cursor, n: number): void {
   room(c, 17);
@@ -168,18 +172,55 @@ export function putInteger(c: Cursor, n: number): void {
     n = -n;
   }
   let digits = 1;
-  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  while (digits < 16 && n >= POWERS_OF_TEN[digits]!) digits++;
   o += digits;
   c.o = o;
+  if (n >= 0x80000000) {
+    // The low eight digits (n % 1e8 is exact for a safe integer), then the rest, below 2^31.
+    let low = n % 100_000_000;
+    n = (n - low) / 100_000_000;
+    for (let i = 0; i < 8; i++) {
+      const q = (low / 10) | 0;
+      out[--o] = 0x30 + low - q * 10;
+      low = q;
+    }
+  }
+  let x = n | 0;
   do {
-    out[--o] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
-  } while (n > 0);
+    const q = (x / 10) | 0;
+    out[--o] = 0x30 + x - q * 10;
+    x = q;
+  } while (x > 0);
 }
 
+/**
+ * A double as `${value}` prints it (the shortest decimal that reads back as the value). A number of at most two
+ * decimals (prices, amounts) is written from its hundredths: when `value` is the double nearest `cents / 100`, that
+ * decimal is the shortest one reading back as it, as long as neighbouring doubles lie closer than 0.01 (below
+ * 2^52 / 100): any shorter decimal would be another multiple of 0.01, farther from `value` than half a step.
+ */
 function writeNumber(c: Cursor, value: number): void {
-  if (Number.isSafeInteger(value)) putInteger(c, value);
-  else if (Number.isFinite(value)) putAscii(c, `${value}`);
+  if (Number.isSafeInteger(value)) {
+    putInteger(c, value);
+    return;
+  }
+  const cents = Math.round(value * 100);
+  if (cents / 100 === value && value < 4.5e13 && value > -4.5e13) {
+    // Not whole (the case above), so the hundredths are not 00.
+    const magnitude = cents < 0 ? -cents : cents;
+    const whole = Math.floor(magnitude / 100);
+    const hundredths = magnitude - whole * 100;
+    if (cents < 0) putAscii(c, '-');
+    putInteger(c, whole);
+    room(c, 3);
+    const out = c.out;
+    const tenths = (hundredths / 10) | 0;
+    out[c.o++] = 0x2e;
+    out[c.o++] = 0x30 + tenths;
+    if (hundredths !== tenths * 10) out[c.o++] = 0x30 + hundredths - tenths * 10;
+    return;
+  }
+  if (Number.isFinite(value)) putAscii(c, `${value}`);
   else put(c, NULL);
 }
 
@@ -193,9 +234,24 @@ const writeBoolean: Transcode = (c) => {
 const writeInt: Transcode = (c) => putInteger(c, readSmallLong(c, 5));
 
 const writeLong: Transcode = (c) => {
-  const value = readLongText(c);
-  if (typeof value === 'number') putInteger(c, value);
-  else putAscii(c, value);
+  // Up to seven bytes (49 bits: timestamps, counters) exactly in a double; longer ones as longBeyond49Bits.
+  const src = c.src;
+  const end = c.end;
+  let at = c.at;
+  let n = 0;
+  let scale = 1;
+  for (let i = 0; i < 7; i++) {
+    if (at >= end) throw BAIL;
+    const b = src[at++]!;
+    n += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      c.at = at;
+      putInteger(c, n % 2 === 1 ? -(n + 1) / 2 : n / 2);
+      return;
+    }
+    scale *= 128;
+  }
+  putAscii(c, longBeyond49Bits(c));
 };
 
 const writeFloat: Transcode = (c) => {

@@ -14,6 +14,8 @@ const END = Buffer.from('}\n');
 const HEX_KEY = Buffer.from('{"hex":"');
 const NEXT_PAIR = Buffer.from(',[');
 const EMPTY_STRING = Buffer.from('""');
+/** What the names of RULE_HEADERS begin with. */
+const RULE_PREFIX = Buffer.from('__rule.');
 /** Offsets up to here are written from a number (2^53 minus the largest offset delta, 2^31). */
 const MAX_SAFE_OFFSET = BigInt(Number.MAX_SAFE_INTEGER - 2 ** 31);
 
@@ -46,6 +48,14 @@ export class NdjsonEncoder {
   #headerSource: Buffer = Buffer.alloc(0);
   readonly #record = (r: RecordView): void => this.#encodeRecord(r);
   readonly #header = (nameStart: number, nameLength: number, valueStart: number, valueLength: number): void => this.#headerPair(nameStart, nameLength, valueStart, valueLength);
+  /** Whether the record being encoded has a header named `__rule.…` (RULE_HEADERS). */
+  #ruleHeaders = false;
+  readonly #noteRuleHeader = (nameStart: number, nameLength: number): void => {
+    const b = this.#headerSource;
+    if (nameLength < RULE_PREFIX.length) return;
+    for (let i = 0; i < RULE_PREFIX.length; i++) if (b[nameStart + i] !== RULE_PREFIX[i]) return;
+    this.#ruleHeaders = true;
+  };
 
   /** `decoder` must have prepared the batch's schemas (RecordDecoder.prepareFetched) before encode. */
   constructor(decoder: RecordDecoder, options: { headers: boolean }) {
@@ -109,6 +119,13 @@ export class NdjsonEncoder {
     const keyLength = r.keyLength;
     // A framed key is decoded by its schema: the decoding path does that.
     if (keyLength >= 5 && b[keyStart] === 0) throw BAIL;
+    // A dead letter's line names the rule that sent it (`"rule":…`, from its headers): the decoding path writes that.
+    if (r.headerCount > 0) {
+      this.#ruleHeaders = false;
+      this.#headerSource = b;
+      r.eachHeader(this.#noteRuleHeader);
+      if (this.#ruleHeaders) throw BAIL;
+    }
 
     put(c, this.#prefix.bytes);
     putOffset(c, r);

@@ -332,4 +332,51 @@ describe('NDJSON written from the fetched bytes', () => {
     const again = await bothWays(orders, [record(reordered)], false);
     expect(again.actual).toBe(again.expected);
   });
+  it('writes numbers as the decoding path prints them: hundredths, doubles near the fast path’s bounds, longs of every length', async () => {
+    const schema = {
+      type: 'record',
+      name: 'N',
+      fields: [
+        { name: 'd', type: 'double' },
+        { name: 'f', type: 'float' },
+        { name: 'l', type: 'long' },
+      ],
+    };
+    const types = createTypes(schema as never);
+    const bound = 4.5e13;
+    const doubles = fc.oneof(
+      fc.integer({ min: -(2 ** 31), max: 2 ** 31 }).map((cents) => cents / 100),
+      fc.integer({ min: -1e6, max: 1e6 }).map((n) => n / 1000),
+      fc.constantFrom(0.1 + 0.2, 1.005, -0.05, 0.01, 99.99, 140.3, 2 ** 52 / 100, bound - 0.01, bound + 0.01, -bound + 0.01, 1e21, 1e-7, Number.MAX_VALUE, Number.MIN_VALUE, -0),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.double({ min: -(2 ** 53), max: 2 ** 53, noNaN: true }).map((d) => Math.round(d * 100) / 100),
+    );
+    const longs = fc.oneof(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.bigInt({ min: -(2n ** 54n), max: 2n ** 54n }), fc.integer().map(BigInt));
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(doubles, doubles, longs), { minLength: 1, maxLength: 8 }), async (rows) => {
+        const records = rows.map(([d, f, l], i) =>
+          record(frame(SCHEMA_ID, encodeAvro(types, { d, f: Math.fround(f), l: l >= -(2n ** 53n) && l <= 2n ** 53n ? Number(l) : l })), undefined, [], BigInt(i)),
+        );
+        const { expected, actual, decoder } = await bothWays(schema, records, false);
+        expect(decoder.transcoder(SCHEMA_ID)).toBeDefined();
+        expect(actual).toBe(expected);
+      }),
+      { numRuns: RUNS * 4 },
+    );
+  });
+  it('names the rule of a dead letter as the decoding path does (its line takes that path)', async () => {
+    const schema = { type: 'record', name: 'R', fields: [{ name: 'amount', type: 'double' }] };
+    const value = frame(SCHEMA_ID, encodeAvro(createTypes(schema as never), { amount: -1 }));
+    const letter: RecordHeaders = [
+      ['trace', Buffer.from('t-1')],
+      ['__rule.name', Buffer.from('positive')],
+      ['__rule.mode', Buffer.from('READ')],
+    ];
+    for (const headers of [false, true]) {
+      const { expected, actual, decoder } = await bothWays(schema, [record(value, Buffer.from('k'), letter), record(value, Buffer.from('k'), [['__rules', null]])], headers);
+      expect(decoder.transcoder(SCHEMA_ID)).toBeDefined();
+      expect(actual).toBe(expected);
+      expect(actual.split('\n')[0]).toContain(',"rule":{"rule":"positive","mode":"READ"}');
+    }
+  });
 });

@@ -254,16 +254,35 @@ const writeLong: Transcode = (c) => {
   putAscii(c, longBeyond49Bits(c));
 };
 
+// Avro's floats and doubles are little-endian, as this machine (checked below): their bytes are copied into these.
+const FLOAT = new Float32Array(1);
+const DOUBLE = new Float64Array(1);
+const FLOAT_BYTES = new Uint8Array(FLOAT.buffer);
+const DOUBLE_BYTES = new Uint8Array(DOUBLE.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 const writeFloat: Transcode = (c) => {
-  if (c.at + 4 > c.end) throw BAIL;
-  writeNumber(c, c.src.readFloatLE(c.at));
-  c.at += 4;
+  const at = c.at;
+  if (at + 4 > c.end) throw BAIL;
+  const src = c.src;
+  if (!LITTLE_ENDIAN) writeNumber(c, src.readFloatLE(at));
+  else {
+    for (let i = 0; i < 4; i++) FLOAT_BYTES[i] = src[at + i]!;
+    writeNumber(c, FLOAT[0]!);
+  }
+  c.at = at + 4;
 };
 
 const writeDouble: Transcode = (c) => {
-  if (c.at + 8 > c.end) throw BAIL;
-  writeNumber(c, c.src.readDoubleLE(c.at));
-  c.at += 8;
+  const at = c.at;
+  if (at + 8 > c.end) throw BAIL;
+  const src = c.src;
+  if (!LITTLE_ENDIAN) writeNumber(c, src.readDoubleLE(at));
+  else {
+    for (let i = 0; i < 8; i++) DOUBLE_BYTES[i] = src[at + i]!;
+    writeNumber(c, DOUBLE[0]!);
+  }
+  c.at = at + 8;
 };
 
 function byteRange(c: Cursor, size: number): number {
@@ -329,8 +348,9 @@ function mapWriter(values: Transcode): Transcode {
 }
 
 function arrayWriter(items: Transcode): Transcode {
-  return (c) => {
-    put(c, OPEN_BRACKET);
+  return generated(
+    { put, readCount, items, OPEN_BRACKET, COMMA, CLOSE_BRACKET },
+    `put(c, OPEN_BRACKET);
     let first = true;
     for (let n = readCount(c); n > 0; n = readCount(c)) {
       for (; n > 0; n--) {
@@ -339,8 +359,8 @@ function arrayWriter(items: Transcode): Transcode {
         items(c);
       }
     }
-    put(c, CLOSE_BRACKET);
-  };
+    put(c, CLOSE_BRACKET);`,
+  );
 }
 
 class Unsupported extends Error {}
@@ -454,20 +474,12 @@ class Compiler {
     const writers: Transcode[] = [];
     const names: Buffer[] = fields.map((f, i) => Buffer.from(`${i === 0 ? '{' : ','}${JSON.stringify(f.name)}:`));
     if (fields.some((f) => f.name === '__proto__')) throw new Unsupported('a field named __proto__');
-    // A recursive reference calls the writer being compiled.
-    const writer: Transcode = (c) => {
-      if (writers.length === 0) {
-        put(c, EMPTY_OBJECT);
-        return;
-      }
-      for (let i = 0; i < writers.length; i++) {
-        put(c, names[i]!);
-        writers[i]!(c);
-      }
-      put(c, CLOSE_BRACE);
-    };
+    // A recursive reference calls the writer being compiled: through `writer`, which calls the fields' code once made.
+    let fieldsCode: Transcode = () => undefined;
+    const writer: Transcode = (c) => fieldsCode(c);
     this.#compiled.set(type, writer);
     for (let i = 0; i < fields.length; i++) writers.push(this.compile(fields[i]!.type, nodes[i]?.type ?? ''));
+    fieldsCode = writers.length === 0 ? (c) => put(c, EMPTY_OBJECT) : fieldSequence(names, writers);
     return writer;
   }
 
@@ -482,6 +494,16 @@ class Compiler {
     if (wrapped && branches.some((b) => b.typeName === 'long')) throw new Unsupported('a wrapped union with a long');
     // A wrapped branch is an object of one key, the branch's (qualified) name; its null branch is plain null.
     const keys = branches.map((b) => (wrapped && b.typeName !== 'null' ? Buffer.from(`{${JSON.stringify(b.branchName)}:`) : undefined));
+    // The branch index is one byte up to 63 (zigzag: twice the index); each branch's writer is called from a site of its own.
+    if (branches.length <= 63) {
+      const scope: Record<string, unknown> = { BAIL, put, CLOSE_BRACE };
+      const cases = writers.map((writer, i) => {
+        scope[`w${i}`] = writer;
+        scope[`k${i}`] = keys[i];
+        return `case ${2 * i}:\n${keys[i] === undefined ? `w${i}(c);` : `put(c, k${i});\nw${i}(c);\nput(c, CLOSE_BRACE);`}\nreturn;`;
+      });
+      return generated(scope, `if (c.at >= c.end) throw BAIL;\nswitch (c.src[c.at++]) {\n${cases.join('\n')}\n}\nthrow BAIL;`);
+    }
     return (c) => {
       const index = readSmallLong(c, 5);
       const writer = writers[index];
@@ -496,6 +518,39 @@ class Compiler {
 }
 
 const EMPTY_OBJECT = Buffer.from('{}');
+
+/**
+ * A record's fields written in sequence by code of their own (one function per record type): each field's call site
+ * then always calls the same writer, which V8 may inline, and the field names' bytes are stores of constants. A loop
+ * over the fields calls every writer of every record type from one site, and copies each name byte by byte.
+ */
+function fieldSequence(names: readonly Buffer[], writers: readonly Transcode[]): Transcode {
+  // A record of many or long names copies them with put: code too large is not optimized.
+  const inline = names.reduce((sum, name) => sum + name.length, 0) <= 2048;
+  const constant = (bytes: Buffer) => `room(c, ${bytes.length});\nout = c.out;\no = c.o;\n${[...bytes].map((b, i) => `out[o + ${i}] = ${b};`).join(' ')}\nc.o = o + ${bytes.length};`;
+  const scope: Record<string, unknown> = { room, put };
+  const steps = writers.map((writer, i) => {
+    scope[`w${i}`] = writer;
+    scope[`n${i}`] = names[i];
+    return `${inline ? constant(names[i]!) : `put(c, n${i});`}\nw${i}(c);`;
+  });
+  return generated(scope, `let out;\nlet o;\n${steps.join('\n')}\n${constant(CLOSE_BRACE)}`);
+}
+
+/** Sets each generated function apart, so that V8 does not share one compilation (and its call sites' feedback) among them. */
+let generatedCount = 0;
+
+/**
+ * A writer made of `body` (code of this module: numbers and names of `scope`, no text from any schema) over `c`, with
+ * `scope`'s values as its constants. Writers of this file take the form of a closure otherwise; but the closures of one
+ * function share their call sites' feedback, so an array writer calling its items' writer would call every array's
+ * item writer from one site, which V8 then cannot inline. Each generated writer has call sites of its own.
+ */
+function generated(scope: Record<string, unknown>, body: string): Transcode {
+  const names = Object.keys(scope);
+  const make = new Function(...names, `// ${++generatedCount}\nreturn function transcode(c) {\n${body}\n};`) as (...values: unknown[]) => Transcode;
+  return make(...names.map((name) => scope[name]));
+}
 
 /**
  * The transcoder of values written with `type` (avsc's, as the decoder uses it) and `schema` (its text), or

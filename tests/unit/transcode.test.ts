@@ -363,7 +363,7 @@ describe('NDJSON written from the fetched bytes', () => {
       }),
       { numRuns: RUNS * 4 },
     );
-  });
+  }, 300_000);
   it('names the rule of a dead letter as the decoding path does (its line takes that path)', async () => {
     const schema = { type: 'record', name: 'R', fields: [{ name: 'amount', type: 'double' }] };
     const value = frame(SCHEMA_ID, encodeAvro(createTypes(schema as never), { amount: -1 }));
@@ -378,5 +378,24 @@ describe('NDJSON written from the fetched bytes', () => {
       expect(actual).toBe(expected);
       expect(actual.split('\n')[0]).toContain(',"rule":{"rule":"positive","mode":"READ"}');
     }
+  });
+  it('writes records of many long field names and unions of more than 63 branches as the decoding path', async () => {
+    const branches = Array.from({ length: 70 }, (_, i) => ({ type: 'enum', name: `E${i}`, symbols: [`S${i}`, 'OTHER'] }));
+    const schema = {
+      type: 'record',
+      name: 'Wide',
+      fields: [...Array.from({ length: 120 }, (_, i) => ({ name: `a_rather_long_field_name_${i}`, type: 'int' })), { name: 'wideUnion', type: ['null', ...branches] }],
+    };
+    const types = createTypes(schema as never);
+    const values = [0, 1, 69, 70].map((branch) => {
+      const value: Record<string, unknown> = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`a_rather_long_field_name_${i}`, i * branch - 7]));
+      value.wideUnion = branch === 0 ? null : { [`E${branch - 1}`]: `S${branch - 1}` };
+      return value;
+    });
+    const records = values.map((v, i) => record(frame(SCHEMA_ID, types.fast.toBuffer(v)), undefined, [], BigInt(i)));
+    const { expected, actual, decoder } = await bothWays(schema, records, false);
+    expect(decoder.transcoder(SCHEMA_ID)).toBeDefined();
+    expect(actual).toBe(expected);
+    expect(actual).toContain('"wideUnion":{"E68":"S68"}');
   });
 });

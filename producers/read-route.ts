@@ -178,6 +178,8 @@ class RecordStream {
     this.#lastWrite = Date.now();
     const flushed = this.#raw.write(text, written);
     const buffered = this.#raw.writableLength;
+    // Written through already (see the tail's stdout writer): the buffer may be filled again.
+    if (buffered === 0) written?.();
     if (buffered > this.#stats.maxBufferedBytes) this.#stats.maxBufferedBytes = buffered;
     if (flushed || this.#closed) return;
     // Backpressure: the next write (and so the next fetch) waits until the client has taken the buffer.

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { FetchedBatch, RecordView } from '../kafka/index.ts';
 import type { RecordDecoder } from './decode.ts';
-import { createFormatter, type Formatter } from './format.ts';
+import { createFormatter, releaser, type Formatter } from './format.ts';
 import { BAIL, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
 
 /** Smallest output buffer kept, so that small batches do not each allocate. */
@@ -82,14 +82,11 @@ export class NdjsonEncoder {
       };
     }
     const count = batch.visit(this.#record, limit);
-    const own = c.out;
     return {
-      bytes: own.subarray(0, c.o),
+      bytes: c.out.subarray(0, c.o),
       count,
       next: count > 0 ? this.#lastBase + BigInt(this.#lastDelta) + 1n : undefined,
-      release: () => {
-        if (this.#free.length < 2) this.#free.push(own);
-      },
+      release: releaser(this.#free, c.out),
     };
   }
 

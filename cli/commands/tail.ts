@@ -59,8 +59,16 @@ function stdoutWriter(): { write(text: string | Buffer, written?: () => void): P
   return {
     closed,
     async write(text, written) {
-      if (gone || text.length === 0) return;
-      if (!process.stdout.write(text, written)) await Promise.race([once(process.stdout, 'drain'), closed]);
+      if (gone || text.length === 0) {
+        written?.();
+        return;
+      }
+      const flushed = process.stdout.write(text, written);
+      // A pipe or file takes the bytes at once (stdout writes to them synchronously): the buffer may be filled again
+      // now. Its callback comes only once the promises of this fetch's partitions have all settled, and waiting for
+      // it had each partition of a fetch allocate (and grow) a buffer of its own.
+      if (process.stdout.writableLength === 0) written?.();
+      if (!flushed) await Promise.race([once(process.stdout, 'drain'), closed]);
     },
   };
 }

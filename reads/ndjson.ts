@@ -1,8 +1,7 @@
-import { isUtf8 } from 'node:buffer';
 import type { FetchedBatch, RecordView } from '../kafka/index.ts';
 import type { RecordDecoder } from './decode.ts';
 import { createFormatter, releaser, type Formatter } from './format.ts';
-import { BAIL, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
+import { BAIL, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8Json, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
 
 /** Smallest output buffer kept, so that small batches do not each allocate. */
 const MIN_BUFFER = 1024 * 1024;
@@ -134,8 +133,8 @@ export class NdjsonEncoder {
     put(c, this.#lastIso);
     put(c, KEY);
     if (keyLength < 0) put(c, NULL);
-    else if (utf8(b, keyStart, keyLength)) putUtf8String(c, b, keyStart, keyStart + keyLength);
-    else {
+    // A key of valid UTF-8 is its text; any other, its hex.
+    else if (!putUtf8Json(c, b, keyStart, keyStart + keyLength)) {
       put(c, HEX_KEY);
       putAscii(c, b.toString('hex', keyStart, keyStart + keyLength));
       putAscii(c, '"}');
@@ -169,13 +168,6 @@ export class NdjsonEncoder {
     else putUtf8String(c, b, valueStart, valueStart + valueLength);
     putAscii(c, ']');
   }
-}
-
-/** Whether `b[start, start + length)` is valid UTF-8 (as isUtf8 of the key's Buffer), without a view for ASCII keys. */
-function utf8(b: Buffer, start: number, length: number): boolean {
-  const end = start + length;
-  for (let i = start; i < end; i++) if (b[i]! >= 0x80) return isUtf8(b.subarray(start, end));
-  return true;
 }
 
 /** The record's offset in decimal, without a bigint or a string while it is a safe integer (always, in practice). */

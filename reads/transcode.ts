@@ -70,33 +70,38 @@ export const NULL = Buffer.from('null');
 const TRUE = Buffer.from('true');
 const FALSE = Buffer.from('false');
 
+/** Per byte: 1 when JSON escapes it (control characters, quote, backslash), 2 when it is not ASCII. */
+const BYTE_KINDS = new Uint8Array(256).map((_, b) => (b < 0x20 || b === 0x22 || b === 0x5c ? 1 : b >= 0x80 ? 2 : 0));
+
 /**
- * `src[from, to)` as a JSON string, as JSON.stringify writes `src.toString('utf8', from, to)` in UTF-8. The
- * common case (printable ASCII without quote or backslash, or valid UTF-8) is copied as it is; anything else
- * (escapes, invalid UTF-8, which decoding replaces with U+FFFD) goes through the string.
+ * `src[from, to)` as a JSON string, as JSON.stringify writes `src.toString('utf8', from, to)` in UTF-8; false, with
+ * nothing written, when the bytes are not valid UTF-8. The common case (no escapes, valid UTF-8) is copied as it is,
+ * with one table look-up per byte; escapes go through the string.
  */
-export function putUtf8String(c: Cursor, src: Buffer, from: number, to: number): void {
+export function putUtf8Json(c: Cursor, src: Buffer, from: number, to: number): boolean {
   room(c, to - from + 2);
   const out = c.out;
   let o = c.o;
   out[o++] = 0x22;
-  let plain = true;
-  let ascii = true;
+  let kinds = 0;
   for (let i = from; i < to; i++) {
     const b = src[i]!;
-    if (b < 0x20 || b === 0x22 || b === 0x5c) {
-      plain = false;
-      break;
-    }
-    if (b >= 0x80) ascii = false;
+    kinds |= BYTE_KINDS[b]!;
     out[o++] = b;
   }
-  if (plain && (ascii || isUtf8(src.subarray(from, to)))) {
+  if (kinds !== 0 && (kinds & 2) !== 0 && !isUtf8(src.subarray(from, to))) return false;
+  if (kinds === 0 || kinds === 2) {
     out[o++] = 0x22;
     c.o = o;
-    return;
+    return true;
   }
   putText(c, JSON.stringify(src.toString('utf8', from, to)));
+  return true;
+}
+
+/** putUtf8Json, and for bytes that are not valid UTF-8 the string decoding makes of them (U+FFFD for each bad sequence). */
+export function putUtf8String(c: Cursor, src: Buffer, from: number, to: number): void {
+  if (!putUtf8Json(c, src, from, to)) putText(c, JSON.stringify(src.toString('utf8', from, to)));
 }
 
 /** A zigzag varint of at most `maxBytes` bytes (7 keeps it exact in a double), or BAIL. */

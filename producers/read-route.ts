@@ -131,9 +131,8 @@ class RecordStream {
   /** A batch's records as NDJSON lines written from the fetched bytes, the same text as write() prints, in one write. */
   async writeFetched(batch: FetchedBatch): Promise<void> {
     if (this.done) return;
-    await this.#decoder.prepareFetched(batch);
     const max = this.#query.max ?? Infinity;
-    const { bytes, count, next, release } = this.#ndjson.encode(batch, max - this.#sent);
+    const { bytes, count, next, release } = await this.#ndjson.encodeFetched(batch, max - this.#sent);
     this.#sent += count;
     if (next !== undefined) this.#positions.set(batch.partition, next);
     if (this.#sent < max) this.#positions.set(batch.partition, batch.nextOffset);

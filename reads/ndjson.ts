@@ -3,6 +3,18 @@ import type { RecordDecoder } from './decode.ts';
 import { createFormatter, releaser, type Formatter } from './format.ts';
 import { BAIL, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8Json, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
 
+/** A batch's lines (NdjsonEncoder.encode). */
+export interface Encoded {
+  bytes: Buffer;
+  count: number;
+  /** The offset after the last record encoded; undefined when none was. */
+  next: bigint | undefined;
+  release: () => void;
+}
+
+/** Thrown for a record framed with a schema the decoder has not prepared: encode then gives undefined. */
+const UNPREPARED = new Error('a schema of the batch is not prepared');
+
 /** Smallest output buffer kept, so that small batches do not each allocate. */
 const MIN_BUFFER = 1024 * 1024;
 
@@ -56,7 +68,7 @@ export class NdjsonEncoder {
     this.#ruleHeaders = true;
   };
 
-  /** `decoder` must have prepared the batch's schemas (RecordDecoder.prepareFetched) before encode. */
+  /** The schemas of the batches' records are `decoder`'s: encodeFetched has it fetch those it has not seen. */
   constructor(decoder: RecordDecoder, options: { headers: boolean }) {
     this.#decoder = decoder;
     this.#headers = options.headers;
@@ -64,10 +76,25 @@ export class NdjsonEncoder {
   }
 
   /**
-   * The lines of at most `limit` of the batch's records, how many that was and the offset after the last of them.
+   * encode, after `decoder` fetched the schemas of the batch's records when one of them was not there (the first
+   * batches of a read, a new schema): walking every batch for its schema ids first was a tenth of the encoding.
+   */
+  async encodeFetched(batch: FetchedBatch, limit = Infinity): Promise<Encoded> {
+    const encoded = this.encode(batch, limit);
+    if (encoded !== undefined) return encoded;
+    await this.#decoder.prepareFetched(batch);
+    // Every id has its plan now (a schema that cannot be had, its error): the decoding path shows that on the line.
+    const again = this.encode(batch, limit);
+    if (again === undefined) throw new Error("the batch's schemas were prepared, yet a record needs another");
+    return again;
+  }
+
+  /**
+   * The lines of at most `limit` of the batch's records, how many that was and the offset after the last of them;
+   * undefined when a record is framed with a schema `decoder` has not prepared (RecordDecoder.prepareFetched).
    * `release` hands the buffer back: call it from the write's callback, once the bytes have left.
    */
-  encode(batch: FetchedBatch, limit = Infinity): { bytes: Buffer; count: number; next: bigint | undefined; release: () => void } {
+  encode(batch: FetchedBatch, limit = Infinity): Encoded | undefined {
     const c = this.#cursor;
     let out = this.#free.pop();
     if (out === undefined) out = Buffer.allocUnsafeSlow(MIN_BUFFER);
@@ -80,7 +107,14 @@ export class NdjsonEncoder {
         bytes: Buffer.from(`{"topic":${JSON.stringify(batch.topic)},"partition":${batch.partition},"offset":"`),
       };
     }
-    const count = batch.visit(this.#record, limit);
+    let count: number;
+    try {
+      count = batch.visit(this.#record, limit);
+    } catch (error) {
+      if (error !== UNPREPARED) throw error;
+      releaser(this.#free, c.out)();
+      return undefined;
+    }
     return {
       bytes: c.out.subarray(0, c.o),
       count,
@@ -105,16 +139,20 @@ export class NdjsonEncoder {
 
   #line(c: Cursor, r: RecordView): void {
     const b = r.buffer;
+    const keyStart = r.keyStart;
+    const keyLength = r.keyLength;
+    const keyFramed = keyLength >= 5 && b[keyStart] === 0;
+    // The schemas of a framed key and value must be there, for this line or the decoding path's (encodeFetched).
+    if (keyFramed && !this.#decoder.prepared(b.readUInt32BE(keyStart + 1))) throw UNPREPARED;
     const valueStart = r.valueStart;
     const valueLength = r.valueLength;
     // Not framed (or null): the decoding path names what is wrong with it.
     if (valueLength < 5 || b[valueStart] !== 0) throw BAIL;
-    const transcode = this.#decoder.transcoder(b.readUInt32BE(valueStart + 1));
-    if (transcode === undefined) throw BAIL;
-    const keyStart = r.keyStart;
-    const keyLength = r.keyLength;
+    const schemaId = b.readUInt32BE(valueStart + 1);
+    const transcode = this.#decoder.transcoder(schemaId);
+    if (transcode === undefined) throw this.#decoder.prepared(schemaId) ? BAIL : UNPREPARED;
     // A framed key is decoded by its schema: the decoding path does that.
-    if (keyLength >= 5 && b[keyStart] === 0) throw BAIL;
+    if (keyFramed) throw BAIL;
     // A dead letter's line names the rule that sent it (`"rule":…`, from its headers): the decoding path writes that.
     if (r.headerCount > 0) {
       this.#ruleHeaders = false;

@@ -143,7 +143,7 @@ export function register(program: Command): void {
         ...(ndjson
           ? {
               onFetched: async (batch, limit) => {
-                const { bytes, count, release } = ndjson.encode(batch, limit);
+                const { bytes, count, release } = await ndjson.encodeFetched(batch, limit);
                 await out.write(bytes, release);
                 return count;
               },

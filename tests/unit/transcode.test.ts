@@ -32,8 +32,7 @@ async function bothWays(schema: unknown, records: KafkaRecord[], headers: boolea
   const formatter = createFormatter('ndjson', { headers });
   const expected = records.map((r) => formatter.format(decoder.decode(r))).join('');
   const batch = fetchedBatchOf(records);
-  await decoder.prepareFetched(batch);
-  const actual = new NdjsonEncoder(decoder, { headers }).encode(batch).bytes.toString('utf8');
+  const actual = (await new NdjsonEncoder(decoder, { headers }).encodeFetched(batch)).bytes.toString('utf8');
   return { expected, actual, decoder };
 }
 
@@ -397,5 +396,26 @@ describe('NDJSON written from the fetched bytes', () => {
     expect(decoder.transcoder(SCHEMA_ID)).toBeDefined();
     expect(actual).toBe(expected);
     expect(actual).toContain('"wideUnion":{"E68":"S68"}');
+  });
+  it('fetches the schemas a batch needs before writing it, a framed key’s too, and writes it as the decoding path then', async () => {
+    const schema = { type: 'record', name: 'R', fields: [{ name: 'amount', type: 'double' }] };
+    const types = createTypes(schema as never);
+    const value = frame(SCHEMA_ID, encodeAvro(types, { amount: 12.5 }));
+    const records = [record(value), record(value, frame(SCHEMA_ID + 1, encodeAvro(types, { amount: 1 }))), record(Buffer.from('not framed'))];
+    const expected = new RecordDecoder(registryOf(schema));
+    await expected.prepare(records);
+    const formatter = createFormatter('ndjson', { headers: false });
+    const lines = records.map((r) => formatter.format(expected.decode(r))).join('');
+    const fresh = new RecordDecoder(registryOf(schema));
+    expect(new NdjsonEncoder(fresh, { headers: false }).encode(fetchedBatchOf(records.slice(0, 1)))).toBeUndefined();
+    // The value's schema alone is not enough for a record with a framed key.
+    await fresh.prepare(records.slice(0, 1));
+    expect(new NdjsonEncoder(fresh, { headers: false }).encode(fetchedBatchOf(records.slice(0, 1)))).toBeDefined();
+    expect(new NdjsonEncoder(fresh, { headers: false }).encode(fetchedBatchOf(records.slice(1, 2)))).toBeUndefined();
+    const decoder = new RecordDecoder(registryOf(schema));
+    const encoded = await new NdjsonEncoder(decoder, { headers: false }).encodeFetched(fetchedBatchOf(records));
+    expect(decoder.prepared(SCHEMA_ID) && decoder.prepared(SCHEMA_ID + 1)).toBe(true);
+    expect(encoded.count).toBe(3);
+    expect(encoded.bytes.toString('utf8')).toBe(lines);
   });
 });

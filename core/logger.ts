@@ -1,6 +1,7 @@
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import type { SluiceConfig } from './config.ts';
 
 export type { Logger } from 'pino';
@@ -23,6 +24,8 @@ export function createLogger(
     serializers: { err: pino.stdSerializers.err },
   };
   if (usePretty) {
+    // Loaded only for a terminal: a command whose logs go to a pipe (`sluice tail … | …`, services) never needs it.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     return pino(
       options,
       pretty({

@@ -1,7 +1,8 @@
 import type { Schema } from 'avsc';
 import { createResolvingDecoder, type AvroTypes, type Decoder } from './formats/avro-types.ts';
 import { RegistryError, RegistryUnavailableError, registryStatus } from './errors.ts';
-import { isSchemaType, loadCodec, type AnyCodec, type ResolvedReference, type ResolvedSchema, type SchemaReference, type SchemaType } from './formats/index.ts';
+import { loadCodec, type AnyCodec } from './formats/load.ts';
+import { isSchemaType, type ResolvedReference, type ResolvedSchema, type SchemaReference, type SchemaType } from './formats/types.ts';
 
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
 

@@ -131,9 +131,8 @@ class RecordStream {
   /** A batch's records as NDJSON lines written from the fetched bytes, the same text as write() prints, in one write. */
   async writeFetched(batch: FetchedBatch): Promise<void> {
     if (this.done) return;
-    await this.#decoder.prepareFetched(batch);
     const max = this.#query.max ?? Infinity;
-    const { bytes, count, next, release } = this.#ndjson.encode(batch, max - this.#sent);
+    const { bytes, count, next, release } = await this.#ndjson.encodeFetched(batch, max - this.#sent);
     this.#sent += count;
     if (next !== undefined) this.#positions.set(batch.partition, next);
     if (this.#sent < max) this.#positions.set(batch.partition, batch.nextOffset);
@@ -178,6 +177,8 @@ class RecordStream {
     this.#lastWrite = Date.now();
     const flushed = this.#raw.write(text, written);
     const buffered = this.#raw.writableLength;
+    // Written through already (see the tail's stdout writer): the buffer may be filled again.
+    if (buffered === 0) written?.();
     if (buffered > this.#stats.maxBufferedBytes) this.#stats.maxBufferedBytes = buffered;
     if (flushed || this.#closed) return;
     // Backpressure: the next write (and so the next fetch) waits until the client has taken the buffer.

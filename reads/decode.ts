@@ -123,6 +123,11 @@ export class RecordDecoder {
     if (missing) await Promise.all([...missing].map((id) => this.#load(id)));
   }
 
+  /** Whether the schema `schemaId` was prepared (its plan, or why it has none). */
+  prepared(schemaId: number): boolean {
+    return this.#plans.has(schemaId);
+  }
+
   /** The transcoder of values framed with `schemaId` (prepared), if its schema has one. */
   transcoder(schemaId: number): Transcode | undefined {
     const plan = this.#plans.get(schemaId);

@@ -1,5 +1,6 @@
 import { stringifyJson } from '../core/json.ts';
-import { RULE_HEADERS } from '../rules/index.ts';
+// rules/types.ts, not the rules' index: that loads the rule engines (CEL, JSONata), a fifth of `sluice tail`'s start-up.
+import { RULE_HEADERS } from '../rules/types.ts';
 import type { TailHeaders, TailRecord } from './decode.ts';
 
 export const FORMATS = ['ndjson', 'pretty', 'table'] as const;
@@ -173,14 +174,21 @@ export class LineEncoder {
     if (buffer === undefined || buffer.length < need) buffer = Buffer.allocUnsafeSlow(Math.max(need, MIN_LINE_BUFFER));
     let at = 0;
     for (const line of lines) at += buffer.write(line, at, 'utf8');
-    const own = buffer;
-    return {
-      bytes: buffer.subarray(0, at),
-      release: () => {
-        if (this.#free.length < 2) this.#free.push(own);
-      },
-    };
+    return { bytes: buffer.subarray(0, at), release: releaser(this.#free, buffer) };
   }
+}
+
+/**
+ * Hands `buffer` back to `free` (two kept at most), once however often it is called: a writer calls it as soon as
+ * the bytes have left (a pipe's write completes at once) and the write's callback calls it again later.
+ */
+export function releaser(free: Buffer[], buffer: Buffer): () => void {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (free.length < 2) free.push(buffer);
+  };
 }
 
 export function createFormatter(format: TailFormat, options: FormatOptions): Formatter {

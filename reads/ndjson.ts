@@ -1,8 +1,19 @@
-import { isUtf8 } from 'node:buffer';
 import type { FetchedBatch, RecordView } from '../kafka/index.ts';
 import type { RecordDecoder } from './decode.ts';
-import { createFormatter, type Formatter } from './format.ts';
-import { BAIL, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
+import { createFormatter, releaser, type Formatter } from './format.ts';
+import { BAIL, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8Json, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
+
+/** A batch's lines (NdjsonEncoder.encode). */
+export interface Encoded {
+  bytes: Buffer;
+  count: number;
+  /** The offset after the last record encoded; undefined when none was. */
+  next: bigint | undefined;
+  release: () => void;
+}
+
+/** Thrown for a record framed with a schema the decoder has not prepared: encode then gives undefined. */
+const UNPREPARED = new Error('a schema of the batch is not prepared');
 
 /** Smallest output buffer kept, so that small batches do not each allocate. */
 const MIN_BUFFER = 1024 * 1024;
@@ -14,6 +25,8 @@ const END = Buffer.from('}\n');
 const HEX_KEY = Buffer.from('{"hex":"');
 const NEXT_PAIR = Buffer.from(',[');
 const EMPTY_STRING = Buffer.from('""');
+/** What the names of RULE_HEADERS begin with. */
+const RULE_PREFIX = Buffer.from('__rule.');
 /** Offsets up to here are written from a number (2^53 minus the largest offset delta, 2^31). */
 const MAX_SAFE_OFFSET = BigInt(Number.MAX_SAFE_INTEGER - 2 ** 31);
 
@@ -46,8 +59,16 @@ export class NdjsonEncoder {
   #headerSource: Buffer = Buffer.alloc(0);
   readonly #record = (r: RecordView): void => this.#encodeRecord(r);
   readonly #header = (nameStart: number, nameLength: number, valueStart: number, valueLength: number): void => this.#headerPair(nameStart, nameLength, valueStart, valueLength);
+  /** Whether the record being encoded has a header named `__rule.…` (RULE_HEADERS). */
+  #ruleHeaders = false;
+  readonly #noteRuleHeader = (nameStart: number, nameLength: number): void => {
+    const b = this.#headerSource;
+    if (nameLength < RULE_PREFIX.length) return;
+    for (let i = 0; i < RULE_PREFIX.length; i++) if (b[nameStart + i] !== RULE_PREFIX[i]) return;
+    this.#ruleHeaders = true;
+  };
 
-  /** `decoder` must have prepared the batch's schemas (RecordDecoder.prepareFetched) before encode. */
+  /** The schemas of the batches' records are `decoder`'s: encodeFetched has it fetch those it has not seen. */
   constructor(decoder: RecordDecoder, options: { headers: boolean }) {
     this.#decoder = decoder;
     this.#headers = options.headers;
@@ -55,10 +76,25 @@ export class NdjsonEncoder {
   }
 
   /**
-   * The lines of at most `limit` of the batch's records, how many that was and the offset after the last of them.
+   * encode, after `decoder` fetched the schemas of the batch's records when one of them was not there (the first
+   * batches of a read, a new schema): walking every batch for its schema ids first was a tenth of the encoding.
+   */
+  async encodeFetched(batch: FetchedBatch, limit = Infinity): Promise<Encoded> {
+    const encoded = this.encode(batch, limit);
+    if (encoded !== undefined) return encoded;
+    await this.#decoder.prepareFetched(batch);
+    // Every id has its plan now (a schema that cannot be had, its error): the decoding path shows that on the line.
+    const again = this.encode(batch, limit);
+    if (again === undefined) throw new Error("the batch's schemas were prepared, yet a record needs another");
+    return again;
+  }
+
+  /**
+   * The lines of at most `limit` of the batch's records, how many that was and the offset after the last of them;
+   * undefined when a record is framed with a schema `decoder` has not prepared (RecordDecoder.prepareFetched).
    * `release` hands the buffer back: call it from the write's callback, once the bytes have left.
    */
-  encode(batch: FetchedBatch, limit = Infinity): { bytes: Buffer; count: number; next: bigint | undefined; release: () => void } {
+  encode(batch: FetchedBatch, limit = Infinity): Encoded | undefined {
     const c = this.#cursor;
     let out = this.#free.pop();
     if (out === undefined) out = Buffer.allocUnsafeSlow(MIN_BUFFER);
@@ -71,15 +107,19 @@ export class NdjsonEncoder {
         bytes: Buffer.from(`{"topic":${JSON.stringify(batch.topic)},"partition":${batch.partition},"offset":"`),
       };
     }
-    const count = batch.visit(this.#record, limit);
-    const own = c.out;
+    let count: number;
+    try {
+      count = batch.visit(this.#record, limit);
+    } catch (error) {
+      if (error !== UNPREPARED) throw error;
+      releaser(this.#free, c.out)();
+      return undefined;
+    }
     return {
-      bytes: own.subarray(0, c.o),
+      bytes: c.out.subarray(0, c.o),
       count,
       next: count > 0 ? this.#lastBase + BigInt(this.#lastDelta) + 1n : undefined,
-      release: () => {
-        if (this.#free.length < 2) this.#free.push(own);
-      },
+      release: releaser(this.#free, c.out),
     };
   }
 
@@ -99,16 +139,27 @@ export class NdjsonEncoder {
 
   #line(c: Cursor, r: RecordView): void {
     const b = r.buffer;
+    const keyStart = r.keyStart;
+    const keyLength = r.keyLength;
+    const keyFramed = keyLength >= 5 && b[keyStart] === 0;
+    // The schemas of a framed key and value must be there, for this line or the decoding path's (encodeFetched).
+    if (keyFramed && !this.#decoder.prepared(b.readUInt32BE(keyStart + 1))) throw UNPREPARED;
     const valueStart = r.valueStart;
     const valueLength = r.valueLength;
     // Not framed (or null): the decoding path names what is wrong with it.
     if (valueLength < 5 || b[valueStart] !== 0) throw BAIL;
-    const transcode = this.#decoder.transcoder(b.readUInt32BE(valueStart + 1));
-    if (transcode === undefined) throw BAIL;
-    const keyStart = r.keyStart;
-    const keyLength = r.keyLength;
+    const schemaId = b.readUInt32BE(valueStart + 1);
+    const transcode = this.#decoder.transcoder(schemaId);
+    if (transcode === undefined) throw this.#decoder.prepared(schemaId) ? BAIL : UNPREPARED;
     // A framed key is decoded by its schema: the decoding path does that.
-    if (keyLength >= 5 && b[keyStart] === 0) throw BAIL;
+    if (keyFramed) throw BAIL;
+    // A dead letter's line names the rule that sent it (`"rule":…`, from its headers): the decoding path writes that.
+    if (r.headerCount > 0) {
+      this.#ruleHeaders = false;
+      this.#headerSource = b;
+      r.eachHeader(this.#noteRuleHeader);
+      if (this.#ruleHeaders) throw BAIL;
+    }
 
     put(c, this.#prefix.bytes);
     putOffset(c, r);
@@ -120,8 +171,8 @@ export class NdjsonEncoder {
     put(c, this.#lastIso);
     put(c, KEY);
     if (keyLength < 0) put(c, NULL);
-    else if (utf8(b, keyStart, keyLength)) putUtf8String(c, b, keyStart, keyStart + keyLength);
-    else {
+    // A key of valid UTF-8 is its text; any other, its hex.
+    else if (!putUtf8Json(c, b, keyStart, keyStart + keyLength)) {
       put(c, HEX_KEY);
       putAscii(c, b.toString('hex', keyStart, keyStart + keyLength));
       putAscii(c, '"}');
@@ -155,13 +206,6 @@ export class NdjsonEncoder {
     else putUtf8String(c, b, valueStart, valueStart + valueLength);
     putAscii(c, ']');
   }
-}
-
-/** Whether `b[start, start + length)` is valid UTF-8 (as isUtf8 of the key's Buffer), without a view for ASCII keys. */
-function utf8(b: Buffer, start: number, length: number): boolean {
-  const end = start + length;
-  for (let i = start; i < end; i++) if (b[i]! >= 0x80) return isUtf8(b.subarray(start, end));
-  return true;
 }
 
 /** The record's offset in decimal, without a bigint or a string while it is a safe integer (always, in practice). */

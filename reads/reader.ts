@@ -22,9 +22,9 @@ export interface TailOptions {
   /** Receives the records of each fetched batch that passed the filter, in offset order per partition; the next fetch waits for it. */
   onRecords(records: TailRecord[]): void | Promise<void>;
   /**
-   * Without a filter, receives each fetched batch read in place instead of onRecords, its schemas prepared in
-   * `decoder`, and at most how many of its records to show; returns how many it showed. For an output that writes
-   * the records from their bytes (NdjsonEncoder).
+   * Without a filter, receives each fetched batch read in place instead of onRecords, and at most how many of its
+   * records to show; returns how many it showed. For an output that writes the records from their bytes
+   * (NdjsonEncoder.encodeFetched, which has `decoder` fetch the schemas it needs).
    */
   onFetched?(batch: FetchedBatch, limit: number): number | Promise<number>;
 }
@@ -88,7 +88,6 @@ export async function startTail(options: TailOptions): Promise<Tail> {
 
   const onFetchedBatch = async (batch: FetchedBatch): Promise<void> => {
     if (finished || onFetched === undefined) return;
-    await decoder.prepareFetched(batch);
     const count = await onFetched(batch, max === undefined ? Infinity : max - shown);
     read += count;
     shown += count;

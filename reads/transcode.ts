@@ -70,33 +70,38 @@ export const NULL = Buffer.from('null');
 const TRUE = Buffer.from('true');
 const FALSE = Buffer.from('false');
 
+/** Per byte: 1 when JSON escapes it (control characters, quote, backslash), 2 when it is not ASCII. */
+const BYTE_KINDS = new Uint8Array(256).map((_, b) => (b < 0x20 || b === 0x22 || b === 0x5c ? 1 : b >= 0x80 ? 2 : 0));
+
 /**
- * `src[from, to)` as a JSON string, as JSON.stringify writes `src.toString('utf8', from, to)` in UTF-8. The
- * common case (printable ASCII without quote or backslash, or valid UTF-8) is copied as it is; anything else
- * (escapes, invalid UTF-8, which decoding replaces with U+FFFD) goes through the string.
+ * `src[from, to)` as a JSON string, as JSON.stringify writes `src.toString('utf8', from, to)` in UTF-8; false, with
+ * nothing written, when the bytes are not valid UTF-8. The common case (no escapes, valid UTF-8) is copied as it is,
+ * with one table look-up per byte; escapes go through the string.
  */
-export function putUtf8String(c: Cursor, src: Buffer, from: number, to: number): void {
+export function putUtf8Json(c: Cursor, src: Buffer, from: number, to: number): boolean {
   room(c, to - from + 2);
   const out = c.out;
   let o = c.o;
   out[o++] = 0x22;
-  let plain = true;
-  let ascii = true;
+  let kinds = 0;
   for (let i = from; i < to; i++) {
     const b = src[i]!;
-    if (b < 0x20 || b === 0x22 || b === 0x5c) {
-      plain = false;
-      break;
-    }
-    if (b >= 0x80) ascii = false;
+    kinds |= BYTE_KINDS[b]!;
     out[o++] = b;
   }
-  if (plain && (ascii || isUtf8(src.subarray(from, to)))) {
+  if (kinds !== 0 && (kinds & 2) !== 0 && !isUtf8(src.subarray(from, to))) return false;
+  if (kinds === 0 || kinds === 2) {
     out[o++] = 0x22;
     c.o = o;
-    return;
+    return true;
   }
   putText(c, JSON.stringify(src.toString('utf8', from, to)));
+  return true;
+}
+
+/** putUtf8Json, and for bytes that are not valid UTF-8 the string decoding makes of them (U+FFFD for each bad sequence). */
+export function putUtf8String(c: Cursor, src: Buffer, from: number, to: number): void {
+  if (!putUtf8Json(c, src, from, to)) putText(c, JSON.stringify(src.toString('utf8', from, to)));
 }
 
 /** A zigzag varint of at most `maxBytes` bytes (7 keeps it exact in a double), or BAIL. */
@@ -118,17 +123,16 @@ function readSmallLong(c: Cursor, maxBytes: number): number {
   throw BAIL;
 }
 
-/** A long of any size, exactly (the decoding path gives a BigInt beyond 2^53 and prints its digits). */
-function readLongText(c: Cursor): string | number {
-  const start = c.at;
+/**
+ * The digits of a long of 8 to 10 bytes (beyond 2^49), exactly: the decoding path gives a BigInt beyond 2^53 and
+ * prints its digits. Shorter ones are writeLong's.
+ */
+function longBeyond49Bits(c: Cursor): string {
   const src = c.src;
-  let at = start;
-  while (at < c.end && at - start < 7 && (src[at]! & 0x80) !== 0) at++;
-  if (at < c.end && at - start < 7) return readSmallLong(c, 7);
+  let at = c.at;
   // Up to ten bytes, the tenth holding only bit 63: anything longer is malformed.
   let n = 0n;
   let shift = 0n;
-  at = start;
   for (let i = 0; i < 10; i++) {
     if (at >= c.end) throw BAIL;
     const b = src[at++]!;
@@ -137,6 +141,7 @@ function readLongText(c: Cursor): string | number {
     shift += 7n;
     if ((b & 0x80) === 0) {
       c.at = at;
+      // A number or a BigInt on the decoding path: the same digits.
       return ((n & 1n) === 1n ? -((n + 1n) >> 1n) : n >> 1n).toString();
     }
   }
@@ -155,9 +160,13 @@ function readCount(c: Cursor): number {
   return n;
 }
 
+/** 10^i for i = 0..16: a safe integer has at most 16 digits. */
+const POWERS_OF_TEN = Array.from({ length: 17 }, (_, i) => 10 ** i);
+
 /**
  * A safe integer's decimal digits, as `${n}` prints them (-0 as 0), written without the string: ints, longs and
- * whole doubles are most numbers in events.
+ * whole doubles are most numbers in events. Digits are made in int32 arithmetic, eight at a time beyond 2^31
+ * (timestamps in milliseconds are 13 digits).
  */
 export function putInteger(c: Cursor, n: number): void {
   room(c, 17);
@@ -168,18 +177,55 @@ export function putInteger(c: Cursor, n: number): void {
     n = -n;
   }
   let digits = 1;
-  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  while (digits < 16 && n >= POWERS_OF_TEN[digits]!) digits++;
   o += digits;
   c.o = o;
+  if (n >= 0x80000000) {
+    // The low eight digits (n % 1e8 is exact for a safe integer), then the rest, below 2^31.
+    let low = n % 100_000_000;
+    n = (n - low) / 100_000_000;
+    for (let i = 0; i < 8; i++) {
+      const q = (low / 10) | 0;
+      out[--o] = 0x30 + low - q * 10;
+      low = q;
+    }
+  }
+  let x = n | 0;
   do {
-    out[--o] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
-  } while (n > 0);
+    const q = (x / 10) | 0;
+    out[--o] = 0x30 + x - q * 10;
+    x = q;
+  } while (x > 0);
 }
 
+/**
+ * A double as `${value}` prints it (the shortest decimal that reads back as the value). A number of at most two
+ * decimals (prices, amounts) is written from its hundredths: when `value` is the double nearest `cents / 100`, that
+ * decimal is the shortest one reading back as it, as long as neighbouring doubles lie closer than 0.01 (below
+ * 2^52 / 100): any shorter decimal would be another multiple of 0.01, farther from `value` than half a step.
+ */
 function writeNumber(c: Cursor, value: number): void {
-  if (Number.isSafeInteger(value)) putInteger(c, value);
-  else if (Number.isFinite(value)) putAscii(c, `${value}`);
+  if (Number.isSafeInteger(value)) {
+    putInteger(c, value);
+    return;
+  }
+  const cents = Math.round(value * 100);
+  if (cents / 100 === value && value < 4.5e13 && value > -4.5e13) {
+    // Not whole (the case above), so the hundredths are not 00.
+    const magnitude = cents < 0 ? -cents : cents;
+    const whole = Math.floor(magnitude / 100);
+    const hundredths = magnitude - whole * 100;
+    if (cents < 0) putAscii(c, '-');
+    putInteger(c, whole);
+    room(c, 3);
+    const out = c.out;
+    const tenths = (hundredths / 10) | 0;
+    out[c.o++] = 0x2e;
+    out[c.o++] = 0x30 + tenths;
+    if (hundredths !== tenths * 10) out[c.o++] = 0x30 + hundredths - tenths * 10;
+    return;
+  }
+  if (Number.isFinite(value)) putAscii(c, `${value}`);
   else put(c, NULL);
 }
 
@@ -193,21 +239,55 @@ const writeBoolean: Transcode = (c) => {
 const writeInt: Transcode = (c) => putInteger(c, readSmallLong(c, 5));
 
 const writeLong: Transcode = (c) => {
-  const value = readLongText(c);
-  if (typeof value === 'number') putInteger(c, value);
-  else putAscii(c, value);
+  // Up to seven bytes (49 bits: timestamps, counters) exactly in a double; longer ones as longBeyond49Bits.
+  const src = c.src;
+  const end = c.end;
+  let at = c.at;
+  let n = 0;
+  let scale = 1;
+  for (let i = 0; i < 7; i++) {
+    if (at >= end) throw BAIL;
+    const b = src[at++]!;
+    n += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      c.at = at;
+      putInteger(c, n % 2 === 1 ? -(n + 1) / 2 : n / 2);
+      return;
+    }
+    scale *= 128;
+  }
+  putAscii(c, longBeyond49Bits(c));
 };
 
+// Avro's floats and doubles are little-endian, as this machine (checked below): their bytes are copied into these.
+const FLOAT = new Float32Array(1);
+const DOUBLE = new Float64Array(1);
+const FLOAT_BYTES = new Uint8Array(FLOAT.buffer);
+const DOUBLE_BYTES = new Uint8Array(DOUBLE.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 const writeFloat: Transcode = (c) => {
-  if (c.at + 4 > c.end) throw BAIL;
-  writeNumber(c, c.src.readFloatLE(c.at));
-  c.at += 4;
+  const at = c.at;
+  if (at + 4 > c.end) throw BAIL;
+  const src = c.src;
+  if (!LITTLE_ENDIAN) writeNumber(c, src.readFloatLE(at));
+  else {
+    for (let i = 0; i < 4; i++) FLOAT_BYTES[i] = src[at + i]!;
+    writeNumber(c, FLOAT[0]!);
+  }
+  c.at = at + 4;
 };
 
 const writeDouble: Transcode = (c) => {
-  if (c.at + 8 > c.end) throw BAIL;
-  writeNumber(c, c.src.readDoubleLE(c.at));
-  c.at += 8;
+  const at = c.at;
+  if (at + 8 > c.end) throw BAIL;
+  const src = c.src;
+  if (!LITTLE_ENDIAN) writeNumber(c, src.readDoubleLE(at));
+  else {
+    for (let i = 0; i < 8; i++) DOUBLE_BYTES[i] = src[at + i]!;
+    writeNumber(c, DOUBLE[0]!);
+  }
+  c.at = at + 8;
 };
 
 function byteRange(c: Cursor, size: number): number {
@@ -273,8 +353,9 @@ function mapWriter(values: Transcode): Transcode {
 }
 
 function arrayWriter(items: Transcode): Transcode {
-  return (c) => {
-    put(c, OPEN_BRACKET);
+  return generated(
+    { put, readCount, items, OPEN_BRACKET, COMMA, CLOSE_BRACKET },
+    `put(c, OPEN_BRACKET);
     let first = true;
     for (let n = readCount(c); n > 0; n = readCount(c)) {
       for (; n > 0; n--) {
@@ -283,8 +364,8 @@ function arrayWriter(items: Transcode): Transcode {
         items(c);
       }
     }
-    put(c, CLOSE_BRACKET);
-  };
+    put(c, CLOSE_BRACKET);`,
+  );
 }
 
 class Unsupported extends Error {}
@@ -398,20 +479,12 @@ class Compiler {
     const writers: Transcode[] = [];
     const names: Buffer[] = fields.map((f, i) => Buffer.from(`${i === 0 ? '{' : ','}${JSON.stringify(f.name)}:`));
     if (fields.some((f) => f.name === '__proto__')) throw new Unsupported('a field named __proto__');
-    // A recursive reference calls the writer being compiled.
-    const writer: Transcode = (c) => {
-      if (writers.length === 0) {
-        put(c, EMPTY_OBJECT);
-        return;
-      }
-      for (let i = 0; i < writers.length; i++) {
-        put(c, names[i]!);
-        writers[i]!(c);
-      }
-      put(c, CLOSE_BRACE);
-    };
+    // A recursive reference calls the writer being compiled: through `writer`, which calls the fields' code once made.
+    let fieldsCode: Transcode = () => undefined;
+    const writer: Transcode = (c) => fieldsCode(c);
     this.#compiled.set(type, writer);
     for (let i = 0; i < fields.length; i++) writers.push(this.compile(fields[i]!.type, nodes[i]?.type ?? ''));
+    fieldsCode = writers.length === 0 ? (c) => put(c, EMPTY_OBJECT) : fieldSequence(names, writers);
     return writer;
   }
 
@@ -426,6 +499,16 @@ class Compiler {
     if (wrapped && branches.some((b) => b.typeName === 'long')) throw new Unsupported('a wrapped union with a long');
     // A wrapped branch is an object of one key, the branch's (qualified) name; its null branch is plain null.
     const keys = branches.map((b) => (wrapped && b.typeName !== 'null' ? Buffer.from(`{${JSON.stringify(b.branchName)}:`) : undefined));
+    // The branch index is one byte up to 63 (zigzag: twice the index); each branch's writer is called from a site of its own.
+    if (branches.length <= 63) {
+      const scope: Record<string, unknown> = { BAIL, put, CLOSE_BRACE };
+      const cases = writers.map((writer, i) => {
+        scope[`w${i}`] = writer;
+        scope[`k${i}`] = keys[i];
+        return `case ${2 * i}:\n${keys[i] === undefined ? `w${i}(c);` : `put(c, k${i});\nw${i}(c);\nput(c, CLOSE_BRACE);`}\nreturn;`;
+      });
+      return generated(scope, `if (c.at >= c.end) throw BAIL;\nswitch (c.src[c.at++]) {\n${cases.join('\n')}\n}\nthrow BAIL;`);
+    }
     return (c) => {
       const index = readSmallLong(c, 5);
       const writer = writers[index];
@@ -440,6 +523,39 @@ class Compiler {
 }
 
 const EMPTY_OBJECT = Buffer.from('{}');
+
+/**
+ * A record's fields written in sequence by code of their own (one function per record type): each field's call site
+ * then always calls the same writer, which V8 may inline, and the field names' bytes are stores of constants. A loop
+ * over the fields calls every writer of every record type from one site, and copies each name byte by byte.
+ */
+function fieldSequence(names: readonly Buffer[], writers: readonly Transcode[]): Transcode {
+  // A record of many or long names copies them with put: code too large is not optimized.
+  const inline = names.reduce((sum, name) => sum + name.length, 0) <= 2048;
+  const constant = (bytes: Buffer) => `room(c, ${bytes.length});\nout = c.out;\no = c.o;\n${[...bytes].map((b, i) => `out[o + ${i}] = ${b};`).join(' ')}\nc.o = o + ${bytes.length};`;
+  const scope: Record<string, unknown> = { room, put };
+  const steps = writers.map((writer, i) => {
+    scope[`w${i}`] = writer;
+    scope[`n${i}`] = names[i];
+    return `${inline ? constant(names[i]!) : `put(c, n${i});`}\nw${i}(c);`;
+  });
+  return generated(scope, `let out;\nlet o;\n${steps.join('\n')}\n${constant(CLOSE_BRACE)}`);
+}
+
+/** Sets each generated function apart, so that V8 does not share one compilation (and its call sites' feedback) among them. */
+let generatedCount = 0;
+
+/**
+ * A writer made of `body` (code of this module: numbers and names of `scope`, no text from any schema) over `c`, with
+ * `scope`'s values as its constants. Writers of this file take the form of a closure otherwise; but the closures of one
+ * function share their call sites' feedback, so an array writer calling its items' writer would call every array's
+ * item writer from one site, which V8 then cannot inline. Each generated writer has call sites of its own.
+ */
+function generated(scope: Record<string, unknown>, body: string): Transcode {
+  const names = Object.keys(scope);
+  const make = new Function(...names, `// ${++generatedCount}\nreturn function transcode(c) {\n${body}\n};`) as (...values: unknown[]) => Transcode;
+  return make(...names.map((name) => scope[name]));
+}
 
 /**
  * The transcoder of values written with `type` (avsc's, as the decoder uses it) and `schema` (its text), or

@@ -3,7 +3,6 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { createKafka } from '../../kafka/index.ts';
 import { createLogger } from '../../core/logger.ts';
 import { RegistryClient } from '../../core/registry-client.ts';
-import { compileFilter } from '../../reads/filter.ts';
 import { RecordDecoder } from '../../reads/decode.ts';
 import { createFormatter, FORMATS, LineEncoder, type TailFormat } from '../../reads/format.ts';
 import { NdjsonEncoder } from '../../reads/ndjson.ts';
@@ -60,8 +59,16 @@ function stdoutWriter(): { write(text: string | Buffer, written?: () => void): P
   return {
     closed,
     async write(text, written) {
-      if (gone || text.length === 0) return;
-      if (!process.stdout.write(text, written)) await Promise.race([once(process.stdout, 'drain'), closed]);
+      if (gone || text.length === 0) {
+        written?.();
+        return;
+      }
+      const flushed = process.stdout.write(text, written);
+      // A pipe or file takes the bytes at once (stdout writes to them synchronously): the buffer may be filled again
+      // now. Its callback comes only once the promises of this fetch's partitions have all settled, and waiting for
+      // it had each partition of a fetch allocate (and grow) a buffer of its own.
+      if (process.stdout.writableLength === 0) written?.();
+      if (!flushed) await Promise.race([once(process.stdout, 'drain'), closed]);
     },
   };
 }
@@ -106,7 +113,8 @@ export function register(program: Command): void {
       // Logs go to stderr and default to warnings: stdout is the records.
       const config = configFrom(command, explicitLevel ? {} : { logLevel: 'warn' });
       const log = createLogger(config, 'tail', 2);
-      const filter = flags.where === undefined ? undefined : compileFilter(flags.where);
+      // The expression parser loads only for --where.
+      const filter = flags.where === undefined ? undefined : (await import('../../reads/filter.ts')).compileFilter(flags.where);
       const format = flags.format ?? (process.stdout.isTTY ? 'pretty' : 'ndjson');
       const formatter = createFormatter(format, { headers: flags.headers === true, columns: process.stdout.columns });
       const out = stdoutWriter();
@@ -135,7 +143,7 @@ export function register(program: Command): void {
         ...(ndjson
           ? {
               onFetched: async (batch, limit) => {
-                const { bytes, count, release } = ndjson.encode(batch, limit);
+                const { bytes, count, release } = await ndjson.encodeFetched(batch, limit);
                 await out.write(bytes, release);
                 return count;
               },

@@ -1,16 +1,15 @@
 import { ValidationError } from '../errors.ts';
 import { avroCodec } from './avro.ts';
 import { jsonSchemaCodec } from './json-schema.ts';
-import { jsonSchemaCompiler } from './json-schema-compiler.ts';
 import { protobufCodec } from './protobuf.ts';
+import type { AnyCodec } from './load.ts';
 import type { Codec, ResolvedSchema, SchemaType } from './types.ts';
 
 export { avroCodec, avroCodecFromTypes, type AvroCodec } from './avro.ts';
 export { jsonSchemaCodec, type JsonSchemaCodec } from './json-schema.ts';
 export { protobufCodec, type ProtobufCodec } from './protobuf.ts';
 export * from './types.ts';
-
-export type AnyCodec = ReturnType<typeof avroCodec> | ReturnType<typeof jsonSchemaCodec> | ReturnType<typeof protobufCodec>;
+export { loadCodec, type AnyCodec } from './load.ts';
 
 /** The codec of a schema of any of the three formats; throws when the schema (or a reference) cannot be parsed. */
 export function createCodec(resolved: ResolvedSchema): AnyCodec {
@@ -22,14 +21,6 @@ export function createCodec(resolved: ResolvedSchema): AnyCodec {
     case 'PROTOBUF':
       return protobufCodec(resolved);
   }
-}
-
-/**
- * As createCodec, with a JSON Schema compiled off the event loop (json-schema-compiler.ts): for a schema a
- * service fetched from the registry while it serves, which anyone allowed to register may have made heavy.
- */
-export async function loadCodec(resolved: ResolvedSchema): Promise<AnyCodec> {
-  return resolved.schemaType === 'JSON' ? jsonSchemaCompiler.codec(resolved) : createCodec(resolved);
 }
 
 /** Validates and encodes in one step; throws ValidationError naming every bad field. */

@@ -32,8 +32,7 @@ async function bothWays(schema: unknown, records: KafkaRecord[], headers: boolea
   const formatter = createFormatter('ndjson', { headers });
   const expected = records.map((r) => formatter.format(decoder.decode(r))).join('');
   const batch = fetchedBatchOf(records);
-  await decoder.prepareFetched(batch);
-  const actual = new NdjsonEncoder(decoder, { headers }).encode(batch).bytes.toString('utf8');
+  const actual = (await new NdjsonEncoder(decoder, { headers }).encodeFetched(batch)).bytes.toString('utf8');
   return { expected, actual, decoder };
 }
 
@@ -331,5 +330,92 @@ describe('NDJSON written from the fetched bytes', () => {
     const reordered = frame(SCHEMA_ID, encodeAvro(types, { amount: Buffer.from([1]), big: 1, m: { b: 1, 7: 2 } }));
     const again = await bothWays(orders, [record(reordered)], false);
     expect(again.actual).toBe(again.expected);
+  });
+  it('writes numbers as the decoding path prints them: hundredths, doubles near the fast path’s bounds, longs of every length', async () => {
+    const schema = {
+      type: 'record',
+      name: 'N',
+      fields: [
+        { name: 'd', type: 'double' },
+        { name: 'f', type: 'float' },
+        { name: 'l', type: 'long' },
+      ],
+    };
+    const types = createTypes(schema as never);
+    const bound = 4.5e13;
+    const doubles = fc.oneof(
+      fc.integer({ min: -(2 ** 31), max: 2 ** 31 }).map((cents) => cents / 100),
+      fc.integer({ min: -1e6, max: 1e6 }).map((n) => n / 1000),
+      fc.constantFrom(0.1 + 0.2, 1.005, -0.05, 0.01, 99.99, 140.3, 2 ** 52 / 100, bound - 0.01, bound + 0.01, -bound + 0.01, 1e21, 1e-7, Number.MAX_VALUE, Number.MIN_VALUE, -0),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.double({ min: -(2 ** 53), max: 2 ** 53, noNaN: true }).map((d) => Math.round(d * 100) / 100),
+    );
+    const longs = fc.oneof(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.bigInt({ min: -(2n ** 54n), max: 2n ** 54n }), fc.integer().map(BigInt));
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(doubles, doubles, longs), { minLength: 1, maxLength: 8 }), async (rows) => {
+        const records = rows.map(([d, f, l], i) =>
+          record(frame(SCHEMA_ID, encodeAvro(types, { d, f: Math.fround(f), l: l >= -(2n ** 53n) && l <= 2n ** 53n ? Number(l) : l })), undefined, [], BigInt(i)),
+        );
+        const { expected, actual, decoder } = await bothWays(schema, records, false);
+        expect(decoder.transcoder(SCHEMA_ID)).toBeDefined();
+        expect(actual).toBe(expected);
+      }),
+      { numRuns: RUNS * 4 },
+    );
+  }, 300_000);
+  it('names the rule of a dead letter as the decoding path does (its line takes that path)', async () => {
+    const schema = { type: 'record', name: 'R', fields: [{ name: 'amount', type: 'double' }] };
+    const value = frame(SCHEMA_ID, encodeAvro(createTypes(schema as never), { amount: -1 }));
+    const letter: RecordHeaders = [
+      ['trace', Buffer.from('t-1')],
+      ['__rule.name', Buffer.from('positive')],
+      ['__rule.mode', Buffer.from('READ')],
+    ];
+    for (const headers of [false, true]) {
+      const { expected, actual, decoder } = await bothWays(schema, [record(value, Buffer.from('k'), letter), record(value, Buffer.from('k'), [['__rules', null]])], headers);
+      expect(decoder.transcoder(SCHEMA_ID)).toBeDefined();
+      expect(actual).toBe(expected);
+      expect(actual.split('\n')[0]).toContain(',"rule":{"rule":"positive","mode":"READ"}');
+    }
+  });
+  it('writes records of many long field names and unions of more than 63 branches as the decoding path', async () => {
+    const branches = Array.from({ length: 70 }, (_, i) => ({ type: 'enum', name: `E${i}`, symbols: [`S${i}`, 'OTHER'] }));
+    const schema = {
+      type: 'record',
+      name: 'Wide',
+      fields: [...Array.from({ length: 120 }, (_, i) => ({ name: `a_rather_long_field_name_${i}`, type: 'int' })), { name: 'wideUnion', type: ['null', ...branches] }],
+    };
+    const types = createTypes(schema as never);
+    const values = [0, 1, 69, 70].map((branch) => {
+      const value: Record<string, unknown> = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`a_rather_long_field_name_${i}`, i * branch - 7]));
+      value.wideUnion = branch === 0 ? null : { [`E${branch - 1}`]: `S${branch - 1}` };
+      return value;
+    });
+    const records = values.map((v, i) => record(frame(SCHEMA_ID, types.fast.toBuffer(v)), undefined, [], BigInt(i)));
+    const { expected, actual, decoder } = await bothWays(schema, records, false);
+    expect(decoder.transcoder(SCHEMA_ID)).toBeDefined();
+    expect(actual).toBe(expected);
+    expect(actual).toContain('"wideUnion":{"E68":"S68"}');
+  });
+  it('fetches the schemas a batch needs before writing it, a framed key’s too, and writes it as the decoding path then', async () => {
+    const schema = { type: 'record', name: 'R', fields: [{ name: 'amount', type: 'double' }] };
+    const types = createTypes(schema as never);
+    const value = frame(SCHEMA_ID, encodeAvro(types, { amount: 12.5 }));
+    const records = [record(value), record(value, frame(SCHEMA_ID + 1, encodeAvro(types, { amount: 1 }))), record(Buffer.from('not framed'))];
+    const expected = new RecordDecoder(registryOf(schema));
+    await expected.prepare(records);
+    const formatter = createFormatter('ndjson', { headers: false });
+    const lines = records.map((r) => formatter.format(expected.decode(r))).join('');
+    const fresh = new RecordDecoder(registryOf(schema));
+    expect(new NdjsonEncoder(fresh, { headers: false }).encode(fetchedBatchOf(records.slice(0, 1)))).toBeUndefined();
+    // The value's schema alone is not enough for a record with a framed key.
+    await fresh.prepare(records.slice(0, 1));
+    expect(new NdjsonEncoder(fresh, { headers: false }).encode(fetchedBatchOf(records.slice(0, 1)))).toBeDefined();
+    expect(new NdjsonEncoder(fresh, { headers: false }).encode(fetchedBatchOf(records.slice(1, 2)))).toBeUndefined();
+    const decoder = new RecordDecoder(registryOf(schema));
+    const encoded = await new NdjsonEncoder(decoder, { headers: false }).encodeFetched(fetchedBatchOf(records));
+    expect(decoder.prepared(SCHEMA_ID) && decoder.prepared(SCHEMA_ID + 1)).toBe(true);
+    expect(encoded.count).toBe(3);
+    expect(encoded.bytes.toString('utf8')).toBe(lines);
   });
 });

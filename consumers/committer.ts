@@ -239,7 +239,11 @@ export class Committer {
     return offsets;
   }
 
-  /** One round; resolves whether it committed (never rejects). With `order`, see UnitOrder; its prepared() is called at the latest as the round ends. */
+  /**
+   * One round; resolves whether it committed (never rejects). With `order`
+   * (see UnitOrder), the next round may begin once its unit is prepared; a
+   * round that fails first clears the queue and rejects it before it resolves.
+   */
   async #round(order: UnitOrder | undefined): Promise<boolean> {
     const now = this.#o.now ?? (() => performance.now());
     const round: Pending[] = [];
@@ -263,7 +267,6 @@ export class Committer {
         const more = roundTakesMore(size, this.#o.round, this.#queue.length > 0, now());
         if (round.length === 0) {
           if (more) continue;
-          order?.prepared();
           return true;
         }
         unit ??= this.#o.output.begin();
@@ -281,7 +284,6 @@ export class Committer {
         }
       }
     } catch (cause) {
-      order?.prepared();
       await Promise.allSettled(sending);
       const error = unit ? await unit.abort(cause).catch(() => cause) : cause;
       const failed = [...round, ...this.#queue];
@@ -301,7 +303,6 @@ export class Committer {
         pending.reject(new ChunkNotCommittedError(`committing the round failed: ${(error as Error).message}`, stale && this.#o.generationOf(pending.chunk) === undefined, error));
       return false;
     }
-    order?.prepared();
     this.#o.onRound?.(
       round.map((p) => p.chunk),
       true,

@@ -12,6 +12,7 @@
  *   EndTxn→visible            markers, and the read_committed reader's fetch
  *
  * The worker's Kafka requests are traced by bench/api-trace.ts (preloaded), so any checkout's worker is timed alike.
+ * A run whose load generator could not send 95% of its events (a starved machine) is shown but left out of the medians.
  *
  *   node bench/e2e-ab.ts --a /work/main --b . [--rounds 3] [--seconds 20] [--rate 100] [--brokers 127.0.0.1:9092]
  */
@@ -51,15 +52,16 @@ interface Call {
   end: number;
   error: string;
   data: boolean;
+  connection: number;
 }
 
 function readTrace(file: string, from: number, to: number): Call[] {
   if (!existsSync(file)) return [];
   const calls: Call[] = [];
   for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const [api, start, end, error, data] = line.split(' ');
+    const [api, start, end, error, data, connection] = line.split(' ');
     if (end === undefined) continue;
-    const call = { api: Number(api), start: Number(start), end: Number(end), error: error === '-' ? '' : error!, data: data === 'D' };
+    const call = { api: Number(api), start: Number(start), end: Number(end), error: error === '-' ? '' : error!, data: data === 'D', connection: Number(connection) };
     if (call.start >= from && call.end <= to) calls.push(call);
   }
   return calls.sort((x, y) => x.start - y.start);
@@ -94,16 +96,17 @@ interface RunFigures {
 function stagesOf(samples: E2eSample[], calls: Call[]): RunFigures['stages'] {
   const fetches = calls.filter((c) => c.api === API.fetch && c.data);
   const txnCalls = calls.filter((c) => TXN_APIS.has(c.api));
-  // Transactions: the calls up to and including each EndTxn answer.
+  // Transactions: per connection (a transactional producer has one transaction open at a time), the calls up to and including each EndTxn answer.
   const txns: { start: number; produces: number[]; end: number }[] = [];
-  let current: { start: number; produces: number[]; end: number } | undefined;
+  const current = new Map<number, { start: number; produces: number[]; end: number }>();
   for (const call of txnCalls) {
-    current ??= { start: call.start, produces: [], end: Number.NaN };
-    if (call.api === API.produce) current.produces.push(call.start);
+    let txn = current.get(call.connection);
+    if (!txn) current.set(call.connection, (txn = { start: call.start, produces: [], end: Number.NaN }));
+    if (call.api === API.produce) txn.produces.push(call.start);
     if (call.api === API.endTxn && !call.error) {
-      current.end = call.end;
-      txns.push(current);
-      current = undefined;
+      txn.end = call.end;
+      txns.push(txn);
+      current.delete(call.connection);
     }
   }
   const values = Object.fromEntries(STAGES.map((s) => [s, [] as number[]])) as Record<Stage, number[]>;
@@ -201,6 +204,7 @@ try {
   };
   for (const c of contenders) await measure(c, 'warmup', 300, Number(args.warmup));
   const runs: Record<'A' | 'B', RunFigures[]> = { A: [], B: [] };
+  const wanted = Number(args.rate) * Number(args.seconds);
   for (let r = 0; r < Number(args.rounds); r++) {
     for (const c of r % 2 === 0 ? contenders : [...contenders].reverse()) {
       const { figures, calls, cpu } = await measure(c, `r${r}`, Number(args.rate), Number(args.seconds));
@@ -214,8 +218,9 @@ try {
         transactions: calls.filter((x) => x.api === API.endTxn && !x.error).length,
         cpuUsPerEvent: cpu,
       };
-      runs[c.name].push(run);
-      out(`${c.name} round ${r}: p50 ${run.p50} p99 ${run.p99} ms (${run.received}/${run.sent}), ${run.transactions} transactions, worker CPU ${run.cpuUsPerEvent} µs/event`);
+      const valid = run.sent >= 0.95 * wanted;
+      if (valid) runs[c.name].push(run);
+      out(`${c.name} round ${r}${valid ? '' : ' (left out: the load generator was starved)'}: p50 ${run.p50} p99 ${run.p99} ms (${run.received}/${run.sent}), ${run.transactions} transactions, worker CPU ${run.cpuUsPerEvent} µs/event`);
       out(`  stages p50/p99: ${STAGES.map((s) => `${s} ${run.stages[s].p50}/${run.stages[s].p99}`).join(', ')}`);
       out(
         `  requests p50/p99 ms: ${Object.entries(run.apis)
@@ -228,7 +233,7 @@ try {
   for (const c of contenders) {
     const list = runs[c.name];
     const med = (f: (r: RunFigures) => number) => round(median(list.map(f)), 1);
-    out(`${c.name} (${c.root}): end to end ${med((r) => r.p50)} / ${med((r) => r.p99)} (p99s ${list.map((r) => r.p99).join(', ')}), worker CPU ${med((r) => r.cpuUsPerEvent ?? Number.NaN)} µs/event`);
+    out(`${c.name} (${c.root}, ${list.length} runs): end to end ${med((r) => r.p50)} / ${med((r) => r.p99)} (p99s ${list.map((r) => r.p99).join(', ')}), worker CPU ${med((r) => r.cpuUsPerEvent ?? Number.NaN)} µs/event`);
     for (const stage of STAGES) out(`  ${stage.padEnd(26)} ${med((r) => r.stages[stage].p50)} / ${med((r) => r.stages[stage].p99)}`);
   }
 } finally {

@@ -20,6 +20,11 @@ import type { GroupGeneration, OutgoingRecord, OutputOffset, OutputUnit, UnitOrd
  * and partitions, and its fixed cost (AddOffsetsToTxn, one TxnOffsetCommit,
  * EndTxn and the markers) is paid per round, not per partition or chunk.
  *
+ * Overlap: with an output of two units in flight (the exactly-once output's
+ * two producers), the next round takes the queued chunks, sends them and its
+ * offsets while the round before waits for its commit (EndTxn), and commits
+ * only once that one did; a third waits for the first to end.
+ *
  * Backpressure: chunks wait in the queue while a round commits, up to
  * `maxQueuedRecords` (then submit()ers wait in room(), which is the worker's
  * backpressure on fetching).

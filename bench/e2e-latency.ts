@@ -20,6 +20,15 @@ export interface E2eFigures {
   latencyMs: { p50: number; p99: number; p999: number; max: number };
   /** Medians of the two legs: POST to the worker's produce (the output's timestamp), and that to visible. */
   legsP50Ms: { postToWorkerProduce: number; workerProduceToVisible: number };
+  /** With `inputTopic`: per event, POST, the ingress's produce (the input's timestamp), the worker's produce and visible (epoch ms). */
+  samples?: E2eSample[];
+}
+
+export interface E2eSample {
+  sent: number;
+  input: number;
+  output: number;
+  visible: number;
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -34,11 +43,15 @@ export async function measureE2e(options: {
   phase: string;
   /** How long to wait for the last events after the load stops. */
   drainMs?: number;
+  /** Also read the input topic, for per-event samples of every leg. */
+  inputTopic?: string;
 }): Promise<E2eFigures> {
   const prefix = `e2e-${options.phase}-`;
   const latencies: number[] = [];
   const toProduce: number[] = [];
   const toVisible: number[] = [];
+  const inputs = new Map<string, number>();
+  const samples: E2eSample[] = [];
   const consumer = rawKafka(options.brokers, `bench-e2e-${options.phase}`).consumer({
     groupId: `bench-e2e-${options.phase}-${Date.now()}`,
     readUncommitted: false,
@@ -46,6 +59,7 @@ export async function measureE2e(options: {
   });
   await consumer.connect();
   await consumer.subscribe({ topic: options.outputTopic, fromBeginning: true });
+  if (options.inputTopic) await consumer.subscribe({ topic: options.inputTopic, fromBeginning: false });
   let assigned!: () => void;
   const joined = new Promise<void>((resolve) => (assigned = resolve));
   consumer.on(consumer.events.GROUP_JOIN, () => assigned());
@@ -55,7 +69,13 @@ export async function measureE2e(options: {
       for (const message of batch.messages) {
         const key = message.key?.toString('utf8') ?? '';
         if (!key.startsWith(prefix)) continue;
+        if (batch.topic === options.inputTopic) {
+          inputs.set(key, Number(message.timestamp));
+          continue;
+        }
         const sentAt = Number(key.slice(key.lastIndexOf('-') + 1));
+        const input = inputs.get(key);
+        if (input !== undefined) samples.push({ sent: sentAt, input, output: Number(message.timestamp), visible: t });
         latencies.push(t - sentAt);
         const producedAt = Number(message.timestamp);
         toProduce.push(producedAt - sentAt);
@@ -96,6 +116,7 @@ export async function measureE2e(options: {
     );
   return {
     legsP50Ms: { postToWorkerProduce: p50(toProduce), workerProduceToVisible: p50(toVisible) },
+    ...(options.inputTopic ? { samples } : {}),
     targetRate: options.ratePerSec,
     sent,
     received: latencies.length,

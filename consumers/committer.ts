@@ -1,5 +1,5 @@
 import type { Logger } from '../core/logger.ts';
-import type { GroupGeneration, OutgoingRecord, OutputOffset, OutputUnit, WorkerOutput } from '../kafka/index.ts';
+import type { GroupGeneration, OutgoingRecord, OutputOffset, OutputUnit, UnitOrder, WorkerOutput } from '../kafka/index.ts';
 
 /**
  * Commits the chunks of every partition of a worker through its one output
@@ -19,6 +19,11 @@ import type { GroupGeneration, OutgoingRecord, OutputOffset, OutputUnit, WorkerO
  * open `round.maxMs`. Under load a round therefore spans many fetched batches
  * and partitions, and its fixed cost (AddOffsetsToTxn, one TxnOffsetCommit,
  * EndTxn and the markers) is paid per round, not per partition or chunk.
+ *
+ * Overlap: with an output of two units in flight (the exactly-once output's
+ * two producers), the next round takes the queued chunks, sends them and its
+ * offsets while the round before waits for its commit (EndTxn), and commits
+ * only once that one did; a third waits for the first to end.
  *
  * Backpressure: chunks wait in the queue while a round commits, up to
  * `maxQueuedRecords` (then submit()ers wait in room(), which is the worker's
@@ -102,6 +107,15 @@ export function roundTakesMore(size: RoundSize, limits: RoundLimits, queued: boo
   return queued && size.records < limits.maxRecords && size.bytes < limits.maxBytes && now - size.openedAt < limits.maxMs;
 }
 
+/** The round before's outcome as a UnitOrder's `after`: rejects when it did not commit (never unhandled). */
+function afterCommitted(before: Promise<boolean>): Promise<void> {
+  const after = before.then((committed) => {
+    if (!committed) throw new Error('the transaction before this one was not committed');
+  });
+  after.catch(() => undefined);
+  return after;
+}
+
 interface Pending {
   chunk: Chunk;
   resolve: () => void;
@@ -113,6 +127,8 @@ export class Committer {
   #queue: Pending[] = [];
   #queuedRecords = 0;
   #running: Promise<void> | undefined;
+  /** Wakes #run() waiting for a chunk while a round commits. */
+  #arrived: (() => void) | undefined;
   #waiters: (() => void)[] = [];
   /**
    * Per partition, the first offset of the chunks a failed round rejected:
@@ -138,6 +154,7 @@ export class Committer {
     }
     const committed = new Promise<void>((resolve, reject) => this.#queue.push({ chunk, resolve, reject }));
     this.#queuedRecords += chunk.count;
+    this.#arrived?.();
     this.#running ??= this.#run();
     return committed;
   }
@@ -153,9 +170,40 @@ export class Committer {
     while (this.#running) await this.#running;
   }
 
+  /**
+   * Rounds one after the other; with an output of unitsInFlight > 1, the next
+   * round begins as soon as the one before is prepared (only its commit is
+   * left), and commits after it (UnitOrder). At most unitsInFlight rounds are
+   * open, so each of the output's producers has one transaction at a time.
+   */
   async #run(): Promise<void> {
+    const inFlight = Math.max(1, this.#o.output.unitsInFlight ?? 1);
+    // The rounds not known to be over, oldest first: whether each committed, and whether that is known yet.
+    const open: { outcome: Promise<boolean>; settled: boolean }[] = [];
     try {
-      while (this.#queue.length > 0) await this.#round();
+      for (;;) {
+        if (this.#queue.length === 0 && open.length > 0) {
+          // Nothing queued: every open round ending, or a chunk arriving, whichever comes first.
+          const arrived = new Promise<void>((resolve) => (this.#arrived = resolve));
+          const ended = await Promise.race([Promise.all(open.map((r) => r.outcome)).then(() => true), arrived.then(() => false)]);
+          this.#arrived = undefined;
+          if (ended) open.length = 0;
+          continue;
+        }
+        if (this.#queue.length === 0) return;
+        while (open.length >= inFlight) await open.shift()!.outcome;
+        // A round still open when this one takes its chunks decides whether this one may commit; one already
+        // over does not (a failed one emptied the queue: what this round takes was submitted since).
+        const last = open[open.length - 1];
+        let order: UnitOrder | undefined;
+        const ready = new Promise<void>((prepared) => {
+          if (inFlight > 1) order = { prepared, after: last && !last.settled ? afterCommitted(last.outcome) : Promise.resolve() };
+        });
+        const entry = { outcome: this.#round(order), settled: false };
+        void entry.outcome.then(() => (entry.settled = true));
+        open.push(entry);
+        await (order ? Promise.race([ready, entry.outcome]) : entry.outcome);
+      }
     } finally {
       this.#running = undefined;
     }
@@ -196,7 +244,12 @@ export class Committer {
     return offsets;
   }
 
-  async #round(): Promise<void> {
+  /**
+   * One round; resolves whether it committed (never rejects). With `order`
+   * (see UnitOrder), the next round may begin once its unit is prepared; a
+   * round that fails first clears the queue and rejects it before it resolves.
+   */
+  async #round(order: UnitOrder | undefined): Promise<boolean> {
     const now = this.#o.now ?? (() => performance.now());
     const round: Pending[] = [];
     // The last chunk of a partition in the round carries its offset.
@@ -219,12 +272,12 @@ export class Committer {
         const more = roundTakesMore(size, this.#o.round, this.#queue.length > 0, now());
         if (round.length === 0) {
           if (more) continue;
-          return;
+          return true;
         }
         unit ??= this.#o.output.begin();
         if (!more) {
           await Promise.all(sending);
-          await unit.commit(records, this.#offsets(offsets.values()));
+          await unit.commit(records, this.#offsets(offsets.values()), order);
           break;
         }
         if (records.length > 0) {
@@ -253,13 +306,14 @@ export class Committer {
       const stale = round.every((p) => this.#o.generationOf(p.chunk) === undefined);
       for (const pending of failed)
         pending.reject(new ChunkNotCommittedError(`committing the round failed: ${(error as Error).message}`, stale && this.#o.generationOf(pending.chunk) === undefined, error));
-      return;
+      return false;
     }
     this.#o.onRound?.(
       round.map((p) => p.chunk),
       true,
     );
     for (const pending of round) pending.resolve();
+    return true;
   }
 
   #release(records: number): void {

@@ -131,7 +131,8 @@ export function kafkaSeam(config: SluiceConfig, spec: WorkerSpec, log: Logger, i
   const output =
     spec.delivery === 'exactly-once'
       ? // One transactional id per instance: a restarted instance with the same id fences its predecessor's open transaction.
-        kafka.transactionalOutput({ consumer, name: `${name}-tx`, transactionalId: `${spec.groupId}-${instance}` })
+        // Two producers in turn: a transaction is prepared while the one before commits (TransactionalOutput.unitsInFlight).
+        kafka.transactionalOutput({ consumer, name: `${name}-tx`, transactionalId: `${spec.groupId}-${instance}`, producers: 2 })
       : kafka.idempotentOutput({ consumer, name: `${name}-out` });
   return { consumer, output };
 }

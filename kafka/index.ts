@@ -63,8 +63,8 @@ export class Kafka {
    * A worker's exactly-once output: one transactional producer, offsets committed in its transactions with the
    * consumer's group generation (KIP-447). `transactionalId` must be stable for one instance and distinct between instances.
    */
-  transactionalOutput({ consumer, name = this.#name, transactionalId }: OutputSettings & { transactionalId: string }): TransactionalOutput {
-    return new TransactionalOutput({ client: producerOptions(this.#config, { name, retry: retryPolicies.transaction }), transactionalId, consumer, logger: this.#logger });
+  transactionalOutput({ consumer, name = this.#name, transactionalId, producers }: OutputSettings & { transactionalId: string; producers?: 1 | 2 }): TransactionalOutput {
+    return new TransactionalOutput({ client: producerOptions(this.#config, { name, retry: retryPolicies.transaction }), transactionalId, consumer, logger: this.#logger, producers });
   }
 
   /** A worker's at-least-once output: an idempotent acks=all producer, offsets committed once its sends are acknowledged. */
@@ -89,5 +89,5 @@ export { KafkaProducer, type ProducerSettings } from './producer.ts';
 export { errorTrail } from './errors.ts';
 export type { GroupBatch, GroupConsumer, GroupGeneration, GroupListener, GroupProtocol } from './group-consumer.ts';
 export { partitionForKey } from './partitioner.ts';
-export type { IdempotentOutput, OutputOffset, OutputUnit, TransactionalOutput, WorkerOutput } from './transaction.ts';
+export type { IdempotentOutput, OutputOffset, OutputUnit, TransactionalOutput, UnitOrder, WorkerOutput } from './transaction.ts';
 export * from './types.ts';

@@ -58,16 +58,32 @@ export interface OutputOffset extends CommitOffset {
 export interface OutputUnit {
   /** Produces `records` in the unit; more follow. */
   send(records: readonly OutgoingRecord[]): Promise<void>;
-  /** Produces the last `records` and commits the unit with `offsets` (next offset to read, per partition). */
-  commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[]): Promise<void>;
+  /**
+   * Produces the last `records` and commits the unit with `offsets` (next offset to read, per partition).
+   * With `order` (outputs of unitsInFlight > 1): once the records and offsets are in, `order.prepared()` is
+   * called (the next unit may begin), and the commit itself waits for `order.after`, the unit before's
+   * commit; when that rejects, this unit fails too.
+   */
+  commit(records: readonly OutgoingRecord[], offsets: readonly OutputOffset[], order?: UnitOrder): Promise<void>;
   /** Gives the unit up after `error` (aborts its transaction); resolves with the error to report. */
   abort(error: unknown): Promise<Error>;
+}
+
+/** How a unit's commit follows the unit before it (see OutputUnit.commit). */
+export interface UnitOrder {
+  prepared(): void;
+  after: Promise<void>;
 }
 
 export interface WorkerOutput {
   /** Sends of a unit that may be in flight at once. */
   readonly sendsInFlight: number;
-  /** Opens a unit; one at a time. Nothing reaches Kafka before its first call. */
+  /**
+   * Units that may be open at once (1 when absent): the next one begins once the one before is prepared
+   * (its commit is all that is left), and commits after it (UnitOrder).
+   */
+  readonly unitsInFlight?: number;
+  /** Opens a unit; at most unitsInFlight at a time. Nothing reaches Kafka before its first call. */
   begin(): OutputUnit;
   close(): Promise<void>;
 }
@@ -146,11 +162,23 @@ export interface TransactionalOutputOptions {
   transactionalId: string;
   consumer: GroupConsumer;
   logger: Logger;
+  /**
+   * Transactional producers taken in turn, one transaction open on each (1 when absent): with 2, the
+   * next transaction begins on the other producer while this one's EndTxn is in flight (unitsInFlight).
+   */
+  producers?: 1 | 2;
+}
+
+/** One of the output's transactional producers and its transactional id. */
+interface Slot {
+  readonly transactionalId: string;
+  producer: TransactionalProducer;
 }
 
 export class TransactionalOutput implements WorkerOutput {
   readonly #options: TransactionalOutputOptions;
-  #producer: TransactionalProducer;
+  readonly #slots: Slot[];
+  #turn = 0;
   #renewals = 0;
   /**
    * One at a time: with two to four produce requests of one transaction in
@@ -158,14 +186,27 @@ export class TransactionalOutput implements WorkerOutput {
    * TRANSACTION_ABORTABLE and nearly every transaction was aborted.
    */
   readonly sendsInFlight = 1;
+  /**
+   * With two producers, a transaction is prepared (records and offsets in) while the one before commits,
+   * and commits after it: EndTxn of one and the next one's round trips overlap, and the next one's
+   * producer finished its own previous transaction long before, so the coordinator, still writing the
+   * markers of the one just committed, does not answer it CONCURRENT_TRANSACTIONS. Each producer still has
+   * one transaction at a time, and a transaction commits only after the one before committed (Committer).
+   */
+  readonly unitsInFlight: number;
 
   constructor(options: TransactionalOutputOptions) {
     this.#options = options;
-    this.#producer = this.#create();
+    // The second id extends the first, so a prefixed ACL on the instance's id covers both.
+    this.#slots = Array.from({ length: options.producers ?? 1 }, (_, i) => {
+      const transactionalId = i === 0 ? options.transactionalId : `${options.transactionalId}.${i}`;
+      return { transactionalId, producer: this.#create(transactionalId) };
+    });
+    this.unitsInFlight = this.#slots.length;
   }
 
   /**
-   * The instance's transactional id, the same for every producer it renews
+   * The instance's (first) transactional id, the same for every producer it renews
    * (KIP-447 fences zombies by it): a renewed producer initialises the id with
    * producer id and epoch -1 (transactionalIdentity), so the coordinator first
    * completes or aborts whatever the previous producer left open, then bumps the
@@ -182,8 +223,8 @@ export class TransactionalOutput implements WorkerOutput {
     return this.#renewals;
   }
 
-  #create(): TransactionalProducer {
-    return new TransactionalProducer({ ...this.#options.client, ...transactionalIdentity(this.#options.transactionalId), idempotent: true });
+  #create(transactionalId: string): TransactionalProducer {
+    return new TransactionalProducer({ ...this.#options.client, ...transactionalIdentity(transactionalId), idempotent: true });
   }
 
   /**
@@ -207,11 +248,13 @@ export class TransactionalOutput implements WorkerOutput {
    * such a send waits for those in flight and goes alone.
    */
   begin(): OutputUnit {
+    const slot = this.#slots[this.#turn]!;
+    this.#turn = (this.#turn + 1) % this.#slots.length;
     let transaction: NativeTransaction | undefined;
     let opened: Promise<NativeTransaction> | undefined;
     let offsetsAdded: Promise<void> = Promise.resolve();
     const open = () =>
-      (opened ??= this.#producer.beginTransaction().then(
+      (opened ??= slot.producer.beginTransaction().then(
         (begun) => {
           transaction = begun;
           // Awaited by the offset commit; a failure fails the commit, which aborts the transaction.
@@ -221,17 +264,19 @@ export class TransactionalOutput implements WorkerOutput {
         },
         async (error: unknown) => {
           // Nothing to abort: the producer's state is unknown, it starts afresh.
-          await this.#renew();
-          throw new TransactionAbortedError(this.transactionalId, error);
+          await this.#renew(slot);
+          throw new TransactionAbortedError(slot.transactionalId, error);
         },
       ));
     const added = new Set<string>();
     const inFlight = new Set<Promise<unknown>>();
+    // The transaction before failed: this one is aborted though nothing is wrong with its producer.
+    let afterFailed = false;
     const send = async (records: readonly OutgoingRecord[], onAdded?: () => void) => {
       const begun = await open();
       const adding = addsPartitions(records, added);
       if (adding) await Promise.allSettled(inFlight);
-      const sending = this.#send(begun, offsetsAdded, records, onAdded);
+      const sending = this.#send(slot.producer, begun, offsetsAdded, records, onAdded);
       inFlight.add(sending);
       try {
         await sending;
@@ -242,20 +287,28 @@ export class TransactionalOutput implements WorkerOutput {
     };
     return {
       send: (records) => send(records),
-      commit: async (records, offsets) => {
+      commit: async (records, offsets, order) => {
         const begun = await open();
         // The offsets go once the records' partitions are added too (see above); at the latest when the send settles.
         let partitionsAdded!: () => void;
         const added = new Promise<void>((resolve) => (partitionsAdded = resolve));
         const sent = send(records, partitionsAdded).finally(partitionsAdded);
-        const results = await Promise.allSettled([sent, this.#commitOffsets(begun, Promise.all([offsetsAdded, added]), offsets)]);
+        const results = await Promise.allSettled([sent, this.#commitOffsets(slot.producer, begun, Promise.all([offsetsAdded, added]), offsets)]);
         for (const result of results) if (result.status === 'rejected') throw result.reason;
+        if (order) {
+          order.prepared();
+          // Its offsets may follow the transaction before's on the same partitions: never committed without those.
+          await order.after.catch((error: unknown) => {
+            afterFailed = true;
+            throw error;
+          });
+        }
         await begun.commit();
       },
       abort: async (error) => {
         if (error instanceof TransactionAbortedError) return error;
         await Promise.allSettled([...inFlight, offsetsAdded]);
-        return this.#abort(transaction, error);
+        return this.#abort(slot, transaction, error, afterFailed);
       },
     };
   }
@@ -272,11 +325,11 @@ export class TransactionalOutput implements WorkerOutput {
    * client's partitioner, which adds them in send(). `onAdded` is told when
    * the partitions are added (before the records go).
    */
-  async #send(transaction: NativeTransaction, offsetsAdded: Promise<void>, records: readonly OutgoingRecord[], onAdded?: () => void): Promise<void> {
+  async #send(producer: TransactionalProducer, transaction: NativeTransaction, offsetsAdded: Promise<void>, records: readonly OutgoingRecord[], onAdded?: () => void): Promise<void> {
     if (records.length === 0) return;
     const messages = records.map((r) => toClientMessage(r));
     if (messages.every((m) => m.partition !== undefined)) {
-      const metadata = await this.#producer.metadata({ topics: [...new Set(messages.map((m) => m.topic))] });
+      const metadata = await producer.metadata({ topics: [...new Set(messages.map((m) => m.topic))] });
       // The client's Transaction answers a call with nothing to add without a promise.
       const partitionsAdded = Promise.resolve(transaction.addPartitions(metadata, messages.map(({ topic, partition }) => ({ topic, partition })) as never));
       await Promise.all([partitionsAdded, offsetsAdded]);
@@ -286,9 +339,9 @@ export class TransactionalOutput implements WorkerOutput {
   }
 
   /** Every offset of the transaction in one TxnOffsetCommit per membership (one in practice), to the group coordinator, once `ready`. */
-  async #commitOffsets(transaction: NativeTransaction, ready: Promise<unknown>, offsets: readonly OutputOffset[]): Promise<void> {
+  async #commitOffsets(producer: TransactionalProducer, transaction: NativeTransaction, ready: Promise<unknown>, offsets: readonly OutputOffset[]): Promise<void> {
     await ready;
-    for (const body of txnOffsetCommitBodies(offsets)) await this.#txnOffsetCommit(transaction.id, body);
+    for (const body of txnOffsetCommitBodies(offsets)) await this.#txnOffsetCommit(producer, transaction.id, body);
   }
 
   /**
@@ -299,8 +352,7 @@ export class TransactionalOutput implements WorkerOutput {
    * (ILLEGAL_GENERATION...) or a fencing is not retried (the client marks them
    * so) and fails the transaction.
    */
-  #txnOffsetCommit(transactionalId: string, { generation, topics }: TxnOffsetCommitBody): Promise<void> {
-    const producer = this.#producer;
+  #txnOffsetCommit(producer: TransactionalProducer, transactionalId: string, { generation, topics }: TxnOffsetCommitBody): Promise<void> {
     const consumer = this.#options.consumer;
     const failed = (error: Error, callback: Callback<void>) => {
       if (isCoordinatorUnreachable(error)) consumer.coordinatorFailed();
@@ -337,38 +389,38 @@ export class TransactionalOutput implements WorkerOutput {
   }
 
   /** After `error`: aborts `transaction` (see below) and returns the TransactionAbortedError to report. */
-  async #abort(transaction: NativeTransaction | undefined, error: unknown): Promise<TransactionAbortedError> {
+  async #abort(slot: Slot, transaction: NativeTransaction | undefined, error: unknown, producerSound = false): Promise<TransactionAbortedError> {
     const aborted =
       transaction !== undefined &&
       (await transaction.abort().then(
         () => true,
         (abortError: unknown) => {
           // Expected when fenced or disconnected: the coordinator aborts it at the timeout or on the next initialisation.
-          this.#options.logger.debug({ err: abortError, transactionalId: this.transactionalId }, 'aborting the failed transaction also failed');
+          this.#options.logger.debug({ err: abortError, transactionalId: slot.transactionalId }, 'aborting the failed transaction also failed');
           return false;
         },
       ));
     // The offsets go to the group coordinator and the rest to the transaction coordinator; either may have moved.
     if (isCoordinatorUnreachable(error)) this.#options.consumer.coordinatorFailed();
-    this.#options.logger.warn({ transactionalId: this.transactionalId, causes: errorTrail(error), aborted }, 'the transaction failed');
-    const reported = new TransactionAbortedError(this.transactionalId, error);
-    // Only a transaction refused by the group (a rebalance) and cleanly aborted leaves the producer
-    // usable. Any other state is unknown (a timeout during commit, a broker gone): the producer
+    this.#options.logger.warn({ transactionalId: slot.transactionalId, causes: errorTrail(error), aborted }, 'the transaction failed');
+    const reported = new TransactionAbortedError(slot.transactionalId, error);
+    // Only a transaction refused by the group (a rebalance) or given up after the one before failed,
+    // and cleanly aborted, leaves the producer usable. Any other state is unknown (a timeout during commit, a broker gone): the producer
     // starts afresh, and initialising the id again completes or aborts what the coordinator
     // holds, so a retry can never apply it twice.
-    if (!aborted || !isFencedByGroup(error)) await this.#renew();
+    if (!aborted || !(producerSound || isFencedByGroup(error))) await this.#renew(slot);
     return reported;
   }
 
-  async #renew(): Promise<void> {
-    const old = this.#producer;
+  async #renew(slot: Slot): Promise<void> {
+    const old = slot.producer;
     this.#renewals++;
-    this.#producer = this.#create();
+    slot.producer = this.#create(slot.transactionalId);
     await old.closeAll().catch((error: unknown) => this.#options.logger.debug({ err: error }, 'closing the previous transactional producer failed'));
   }
 
   async close(): Promise<void> {
-    await this.#producer.closeAll();
+    await Promise.all(this.#slots.map((slot) => slot.producer.closeAll()));
   }
 }
 

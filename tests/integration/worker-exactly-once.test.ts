@@ -165,25 +165,44 @@ const ADD_OFFSETS_TO_TXN = 25;
 
 describe('exactly-once worker: one offset commit per transaction', () => {
   let h: WorkerHarness;
-  /** In order: `end` for each EndTxn answered, the partitions of `input` for each TxnOffsetCommit answered. */
-  const calls: ('end' | number[])[] = [];
-  /** In order: AddOffsetsToTxn and AddPartitionsToTxn sent, AddOffsetsToTxn answered, EndTxn answered. */
-  const steps: ('offsets sent' | 'partitions sent' | 'offsets answered' | 'end')[] = [];
+  /**
+   * Per connection (the worker's transactional producers each have their own, and one transaction open
+   * at a time), in order: `end` for each EndTxn answered, the partitions of `input` for each TxnOffsetCommit answered.
+   */
+  const calls = new Map<unknown, ('end' | number[])[]>();
+  /** Per connection, in order: AddOffsetsToTxn and AddPartitionsToTxn sent, AddOffsetsToTxn answered, EndTxn answered. */
+  const steps = new Map<unknown, ('offsets sent' | 'partitions sent' | 'offsets answered' | 'end')[]>();
+  const listOf = <T>(map: Map<unknown, T[]>, connection: unknown): T[] => map.get(connection) ?? map.set(connection, []).get(connection)!;
   let producesRefused = 0;
+  /** EndTxn requests in flight when each EndTxn was sent, and AddOffsetsToTxn sent while another producer's EndTxn was in flight. */
+  const endsInFlight = new Set<unknown>();
+  const endsInFlightAtEnd: number[] = [];
+  let beganBesideEnd = 0;
   const onRequest = (message: unknown) => {
-    const { apiKey } = message as { apiKey?: number };
-    if (apiKey === ADD_OFFSETS_TO_TXN) steps.push('offsets sent');
-    if (apiKey === ADD_PARTITIONS_TO_TXN) steps.push('partitions sent');
+    const { apiKey, connection } = message as { apiKey?: number; connection?: unknown };
+    if (apiKey === END_TXN) {
+      endsInFlightAtEnd.push(endsInFlight.size);
+      endsInFlight.add(connection);
+    }
+    if (apiKey === ADD_OFFSETS_TO_TXN && [...endsInFlight].some((c) => c !== connection)) beganBesideEnd++;
+    if (apiKey === ADD_OFFSETS_TO_TXN) listOf(steps, connection).push('offsets sent');
+    if (apiKey === ADD_PARTITIONS_TO_TXN) listOf(steps, connection).push('partitions sent');
   };
   const onResponse = (message: unknown) => {
-    const { apiKey, result, error } = message as { apiKey?: number; error?: Error; result?: { topics?: { name: string; partitions: { partitionIndex: number }[] }[] } };
-    if (apiKey === END_TXN) calls.push('end');
-    if (apiKey === END_TXN) steps.push('end');
-    if (apiKey === ADD_OFFSETS_TO_TXN) steps.push('offsets answered');
+    const { apiKey, connection, result, error } = message as {
+      apiKey?: number;
+      connection?: unknown;
+      error?: Error;
+      result?: { topics?: { name: string; partitions: { partitionIndex: number }[] }[] };
+    };
+    if (apiKey === END_TXN) endsInFlight.delete(connection);
+    if (apiKey === END_TXN) listOf(calls, connection).push('end');
+    if (apiKey === END_TXN) listOf(steps, connection).push('end');
+    if (apiKey === ADD_OFFSETS_TO_TXN) listOf(steps, connection).push('offsets answered');
     if (apiKey === PRODUCE && error && errorTrail(error).some((line) => line.startsWith('NOT_ENOUGH_REPLICAS'))) producesRefused++;
     if (apiKey !== TXN_OFFSET_COMMIT) return;
     const topics = (result?.topics ?? []).filter((t) => t.name === h.spec.input);
-    if (topics.length > 0) calls.push(topics.flatMap((t) => t.partitions.map((p) => p.partitionIndex)));
+    if (topics.length > 0) listOf(calls, connection).push(topics.flatMap((t) => t.partitions.map((p) => p.partitionIndex)));
   };
 
   beforeAll(async () => {
@@ -197,7 +216,7 @@ describe('exactly-once worker: one offset commit per transaction', () => {
     await h?.close();
   });
 
-  it('commits the offsets of every partition of a transaction in one TxnOffsetCommit, and all of them; adds its partitions and offsets in one round trip', async () => {
+  it('commits the offsets of every partition of a transaction in one TxnOffsetCommit, and all of them; adds its partitions and offsets in one round trip; begins a transaction while the one before commits, and commits after it', async () => {
     // Waiting on every partition before the worker starts: its transactions take chunks of many partitions.
     const orders = Array.from({ length: 1200 }, () => randomOrder());
     await h.send(orders.map((o) => ({ key: o.orderId, value: h.orders.encode(o) })));
@@ -208,19 +227,24 @@ describe('exactly-once worker: one offset commit per transaction', () => {
     expect(new Set(outputsOf(h, h.collector.records).map(keyOf)).size).toBe(orders.length);
     const { committed, ends } = await offsetsOf(h.spec.groupId, h.spec.input);
     expect(committed).toEqual(ends);
-    // Never two offset commits in one transaction, and transactions of several partitions happened.
-    const commits = calls.filter((c) => c !== 'end');
-    for (let i = 1; i < calls.length; i++) if (calls[i] !== 'end') expect(calls[i - 1]).toBe('end');
-    expect(calls[0]).not.toBe('end');
+    // Never two offset commits in one transaction of a producer, and transactions of several partitions happened.
+    const commits = [...calls.values()].flat().filter((c) => c !== 'end');
+    for (const list of calls.values()) {
+      for (let i = 1; i < list.length; i++) if (list[i] !== 'end') expect(list[i - 1]).toBe('end');
+      expect(list[0]).not.toBe('end');
+    }
     expect(commits.every((partitions) => new Set(partitions).size === partitions.length)).toBe(true);
     expect(Math.max(...commits.map((partitions) => partitions.length))).toBeGreaterThan(1);
     // Fewer offset commits than chunks (1,200 records in chunks of at most 20): many chunks per transaction.
     expect(commits.length).toBeLessThan(1200 / 20);
     // Per transaction: AddPartitionsToTxn goes out before AddOffsetsToTxn is answered (both wait on one connection to the coordinator).
-    const transactions: (typeof steps)[] = [[]];
-    for (const step of steps)
-      if (step === 'end') transactions.push([]);
-      else transactions.at(-1)!.push(step);
+    const transactions: string[][] = [];
+    for (const list of steps.values()) {
+      transactions.push([]);
+      for (const step of list)
+        if (step === 'end') transactions.push([]);
+        else transactions.at(-1)!.push(step);
+    }
     const begun = transactions.filter((t) => t.includes('offsets sent'));
     const pipelined = begun.filter((t) => t.includes('partitions sent') && t.indexOf('partitions sent') < t.indexOf('offsets answered'));
     expect(begun.length).toBeGreaterThan(1);
@@ -228,5 +252,9 @@ describe('exactly-once worker: one offset commit per transaction', () => {
     expect(pipelined.length).toBeGreaterThan(begun.length / 2);
     // A Produce the leader checks while the coordinator still writes the transaction's state is refused (KIP-890).
     expect(producesRefused).toBe(0);
+    // Two producers in turn: a transaction begins while the one before commits, and commits only after it did.
+    expect(calls.size).toBeGreaterThanOrEqual(2);
+    expect(beganBesideEnd).toBeGreaterThan(0);
+    expect(Math.max(...endsInFlightAtEnd)).toBe(0);
   });
 });

@@ -3,6 +3,7 @@ import { Committer, roundTakesMore, type Chunk, type RoundLimits } from '../../c
 import { createWorkerMetrics } from '../../consumers/metrics.ts';
 import type { Outcome } from '../../consumers/record-processor.ts';
 import { WorkerRuntime, type WorkerConsumer } from '../../consumers/worker-runtime.ts';
+import { pollUntil } from '../../core/deadline.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { GroupGeneration, GroupListener, GroupBatch } from '../../kafka/group-consumer.ts';
 import type { OutputUnit, WorkerOutput } from '../../kafka/transaction.ts';
@@ -59,6 +60,46 @@ class FakeOutput implements WorkerOutput {
   async close(): Promise<void> {
     this.closed = true;
   }
+}
+
+/**
+ * An output with two units in flight (as the exactly-once output with two producers): each unit's
+ * commit says it is prepared, waits for the unit before (UnitOrder), then for the test to answer its
+ * EndTxn (committed or failed).
+ */
+class PipelinedOutput implements WorkerOutput {
+  readonly sendsInFlight = 1;
+  readonly unitsInFlight = 2;
+  open = 0;
+  maxOpen = 0;
+  aborts = 0;
+  readonly committed: string[][] = [];
+  /** The EndTxn of each unit that reached it, in order: answer(true) commits, answer(false) fails it. */
+  readonly endTxns: ((committed: boolean) => void)[] = [];
+  begin(): OutputUnit {
+    this.maxOpen = Math.max(this.maxOpen, ++this.open);
+    const sent: string[] = [];
+    return {
+      send: async (records) => {
+        sent.push(...records.map((r) => r.value!.toString()));
+      },
+      commit: async (records, _offsets, order) => {
+        sent.push(...records.map((r) => r.value!.toString()));
+        order!.prepared();
+        await order!.after;
+        const committed = await new Promise<boolean>((answer) => this.endTxns.push(answer));
+        if (!committed) throw new Error('EndTxn failed');
+        this.committed.push(sent);
+        this.open--;
+      },
+      abort: async (error) => {
+        this.aborts++;
+        this.open--;
+        return error as Error;
+      },
+    };
+  }
+  async close(): Promise<void> {}
 }
 
 class FakeConsumer implements WorkerConsumer {
@@ -137,6 +178,8 @@ function runtime(consumer: FakeConsumer, output: FakeOutput, options: { chunkSiz
 }
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+/** Resolves once `condition` holds; fails the test when it does not within 5 s. */
+const until = async (condition: () => boolean) => expect(await pollUntil(condition, Date.now() + 5000, 2)).toBe(true);
 
 describe('worker commits (fake seam)', () => {
   it('commits each partition in offset order, its offset the next record to read, with the generation it was fetched under', async () => {
@@ -366,6 +409,56 @@ describe('committer', () => {
     // Partition 2 assigned again (a new tenure), from an offset another member committed.
     await committer.submit(chunk(2, 30, 39, 2));
     expect(output.rounds.flatMap((r) => r.records)).toEqual(['0:10-14', '1:50-59', '2:30-39']);
+  });
+
+  it('with two units in flight, prepares the next round while the one before commits, commits it after that one, and never opens a third', async () => {
+    const output = new PipelinedOutput();
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 1000, sendsInFlight: 1, round: unbounded, maxQueuedRecords: 100, log });
+    const first = committer.submit(chunk(0, 0, 0));
+    await until(() => output.endTxns.length === 1);
+    // The first round's EndTxn is in flight: the next chunk's round begins on the other unit, and waits for it.
+    const second = committer.submit(chunk(0, 1, 1));
+    await settle();
+    expect(output.open).toBe(2);
+    expect(output.endTxns).toHaveLength(1);
+    // A third chunk waits: both units are open.
+    const third = committer.submit(chunk(1, 0, 0));
+    await settle();
+    expect(output.open).toBe(2);
+    output.endTxns[0]!(true);
+    await first;
+    await until(() => output.endTxns.length === 2);
+    output.endTxns[1]!(true);
+    await second;
+    await until(() => output.endTxns.length === 3);
+    output.endTxns[2]!(true);
+    await third;
+    expect(output.committed).toEqual([['0:0-0'], ['0:1-1'], ['1:0-0']]);
+    expect(output.maxOpen).toBe(2);
+  });
+
+  it('with two units in flight, aborts the round prepared after one that failed, rejects its chunks, and commits what comes after', async () => {
+    const output = new PipelinedOutput();
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 1000, sendsInFlight: 1, round: unbounded, maxQueuedRecords: 100, log });
+    const first = committer.submit(chunk(0, 0, 4));
+    await until(() => output.endTxns.length === 1);
+    const second = committer.submit(chunk(0, 5, 9));
+    await settle();
+    output.endTxns[0]!(false);
+    await expect(first).rejects.toMatchObject({ stale: false });
+    // Partition 0's records 5-9 follow the failed 0-4: their round is aborted without an EndTxn.
+    await expect(second).rejects.toMatchObject({ stale: false });
+    expect(output.aborts).toBe(2);
+    expect(output.endTxns).toHaveLength(1);
+    // Read again from the committed offset, and another partition: committed.
+    const again = [committer.submit(chunk(0, 0, 4)), committer.submit(chunk(1, 0, 0))];
+    await until(() => output.endTxns.length === 2);
+    output.endTxns[1]!(true);
+    await until(() => output.endTxns.length === 3);
+    output.endTxns[2]!(true);
+    await Promise.all(again);
+    expect(output.committed.flat()).toEqual(['0:0-4', '1:0-0']);
+    expect(output.open).toBe(0);
   });
 
   it('makes submitters wait for room once maxQueuedRecords are queued', async () => {

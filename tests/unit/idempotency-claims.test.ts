@@ -69,6 +69,43 @@ describe('claims: who holds a key', () => {
     expect(where(keys.get('k'))).toEqual({ offset: 1n, slot: 0, owner: 'b', earlier: undefined });
   });
 
+  it("a record's key ids (d) and its scopes name the same keys: records of replicas that write no ids, or unreadable ones, count alike", () => {
+    const keys = new ClaimTable();
+    applyClaims(keys, { v: 2, o: 'new', c: [['k1', 'f']], d: [keyId('k1')] }, 1000, 0, 0n, DAY);
+    applyClaims(
+      keys,
+      {
+        v: 2,
+        o: 'old',
+        c: [
+          ['k1', 'f'],
+          ['k2', 'f'],
+        ],
+      },
+      1001,
+      0,
+      1n,
+      DAY,
+    );
+    applyClaims(
+      keys,
+      {
+        v: 2,
+        o: 'odd',
+        c: [
+          ['k2', 'f'],
+          ['k3', 'f'],
+        ],
+        d: ['short', 'ids'],
+      },
+      1002,
+      0,
+      2n,
+      DAY,
+    );
+    expect([keys.get(keyId('k1'))?.owner, keys.get(keyId('k2'))?.owner, keys.get(keyId('k3'))?.owner]).toEqual(['new', 'old', 'odd']);
+  });
+
   it('reads claims records and ignores anything else on the topic', () => {
     expect(parseClaims(Buffer.from('{"v":2,"o":"a","c":[["k","f"]]}'))).toEqual({ v: 2, o: 'a', c: [['k', 'f']] });
     expect(parseClaims(Buffer.from('{"fingerprint":"x","status":200,"body":{},"at":1}'))).toBeUndefined();

@@ -85,8 +85,13 @@ export class ClaimTable {
   #owner = new Int32Array(0);
   /** 0: the entry was dropped out of order (its key claimed anew after the window) and waits for the ring's end. */
   #live = new Uint8Array(0);
-  /** Place + 1 of the entry, 0 empty; twice the ring's capacity, so probes stay short. */
+  /**
+   * Slots of two: place + 1 of the entry (0: empty) and the entry's second word, so a probe passing other keys'
+   * slots, or finding none (a new key: nearly every request), reads only the index, not the entries. Twice as many
+   * slots as the ring has entries, so probes stay short.
+   */
   #index = new Int32Array(0);
+  #slots = 0;
   /** By sequence number: the rare takeovers' earlier claims. */
   readonly #earlier = new Map<number, ClaimRef[]>();
   readonly #owners: string[] = [];
@@ -208,39 +213,43 @@ export class ClaimTable {
   #find(id: string): number {
     const probe = this.#probe;
     idWords(id, probe);
-    const mask = this.#index.length - 1;
+    const mask = this.#slots - 1;
+    const index = this.#index;
     const words = this.#words;
+    const tag = probe[1]! | 0;
     for (let i = probe[0]! & mask; ; i = (i + 1) & mask) {
-      const entry = this.#index[i]!;
+      const entry = index[i * 2]!;
       if (entry === 0) return -1;
-      const place = entry - 1;
-      const w = place * 4;
-      if (words[w] === probe[0] && words[w + 1] === probe[1] && words[w + 2] === probe[2] && words[w + 3] === probe[3]) return place;
+      if (index[i * 2 + 1] !== tag) continue;
+      const w = (entry - 1) * 4;
+      if (words[w] === probe[0] && words[w + 2] === probe[2] && words[w + 3] === probe[3]) return entry - 1;
     }
   }
 
   #addIndex(place: number): void {
-    const mask = this.#index.length - 1;
+    const mask = this.#slots - 1;
     let i = this.#words[place * 4]! & mask;
-    while (this.#index[i] !== 0) i = (i + 1) & mask;
-    this.#index[i] = place + 1;
+    while (this.#index[i * 2] !== 0) i = (i + 1) & mask;
+    this.#index[i * 2] = place + 1;
+    this.#index[i * 2 + 1] = this.#words[place * 4 + 1]! | 0;
   }
 
   /** Removes `place` from the index, shifting back the entries of its probe run (no tombstones). */
   #unindex(place: number): void {
     const index = this.#index;
-    const mask = index.length - 1;
+    const mask = this.#slots - 1;
     let i = this.#words[place * 4]! & mask;
-    while (index[i] !== place + 1) i = (i + 1) & mask;
-    for (let j = (i + 1) & mask; index[j] !== 0; j = (j + 1) & mask) {
-      const home = this.#words[(index[j]! - 1) * 4]! & mask;
+    while (index[i * 2] !== place + 1) i = (i + 1) & mask;
+    for (let j = (i + 1) & mask; index[j * 2] !== 0; j = (j + 1) & mask) {
+      const home = this.#words[(index[j * 2]! - 1) * 4]! & mask;
       // The entry at j may move to the hole at i when its home is not cyclically within (i, j].
       if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-        index[i] = index[j]!;
+        index[i * 2] = index[j * 2]!;
+        index[i * 2 + 1] = index[j * 2 + 1]!;
         i = j;
       }
     }
-    index[i] = 0;
+    index[i * 2] = 0;
   }
 
   /** A ring of `capacity` entries (a power of two) holding the current ones under the same sequence numbers, and its index. */
@@ -265,7 +274,8 @@ export class ClaimTable {
     this.#slot = new Int32Array(capacity);
     this.#owner = new Int32Array(capacity);
     this.#live = new Uint8Array(capacity);
-    this.#index = new Int32Array(capacity * 2);
+    this.#slots = capacity * 2;
+    this.#index = new Int32Array(this.#slots * 2);
     for (let seq = this.#tail; seq < this.#head; seq++) {
       const from = seq & (old.capacity - 1);
       const to = seq & (capacity - 1);

@@ -1,9 +1,12 @@
 import type { SluiceConfig } from '../core/config.ts';
 import { BrokerUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import type { KafkaAdmin, Kafka, KafkaRecord, OutgoingRecord, PartitionBatch, PartitionReader } from '../kafka/index.ts';
+import type { FetchedBatch, KafkaAdmin, Kafka, KafkaRecord, OutgoingRecord, PartitionReader } from '../kafka/index.ts';
 import type { RecordAck } from './batching-producer.ts';
 import { withDeadline } from '../core/deadline.ts';
+import { ClaimTable, isKeyId, keyId, type ClaimRef, type HeldKey } from './claim-table.ts';
+
+export type { ClaimRef, HeldKey };
 
 /**
  * The idempotency topic holds claims: a replica writes one before it writes a
@@ -18,37 +21,20 @@ import { withDeadline } from '../core/deadline.ts';
  * answered), a retry finds them.
  */
 
-/** Where one claim is: its claims record and its slot in that record's list. */
-export interface ClaimRef {
-  partition: number;
-  offset: bigint;
-  slot: number;
-}
-
 /** One claim in a claims record: the key's scope and the request's fingerprint; a takeover adds the claim it replaces. */
 type Claim = [scope: string, fingerprint: string] | [scope: string, fingerprint: string, partition: number, offset: string, slot: number];
 
-/** A claims record's value (JSON). `v` tells these records from anything else on the topic, such as an earlier version's. */
+/**
+ * A claims record's value (JSON). `v` tells these records from anything else on the topic, such as an earlier version's.
+ * `d` (optional, so records stay version 2 for replicas that do not read it): each claim's key id (keyId of its
+ * scope), so a reader need not hash every other replica's scopes; without it the reader hashes them.
+ */
 export interface ClaimsValue {
   v: 2;
   /** The writing process (SLUICE_INSTANCE_ID or host, pid and a random part). */
   o: string;
   c: Claim[];
-}
-
-/**
- * What a replica knows of a key: its current claim, flat (one object per key
- * of the retention window, which a busy ingress holds by the hundred thousand).
- */
-export interface HeldKey extends ClaimRef {
-  /** Claims the current one replaced (takeovers, rare), oldest first: events written under them count too. */
-  earlier?: ClaimRef[];
-  /** Epoch ms of the first claim: the retention window counts from it. */
-  first: number;
-  /** Epoch ms of the current claim, for its owner's lease. */
-  at: number;
-  /** The process that wrote the current claim. */
-  owner: string;
+  d?: string[];
 }
 
 /** The header that ties an event to the claim it was written under: `partition:offset:slot:index`. */
@@ -70,22 +56,12 @@ export function sameRef(a: ClaimRef, b: ClaimRef): boolean {
  *   replicas taking over at once, the first in the log wins);
  * - any other claim of a held key lost, and nothing remembers it.
  */
-export function applyClaims(keys: Map<string, HeldKey>, value: ClaimsValue, at: number, partition: number, offset: bigint, retentionMs: number): void {
+export function applyClaims(keys: ClaimTable, value: ClaimsValue, at: number, partition: number, offset: bigint, retentionMs: number): void {
+  const ids = value.d !== undefined && value.d.length === value.c.length && value.d.every(isKeyId) ? value.d : undefined;
   value.c.forEach((claim, slot) => {
-    const scope = claim[0];
-    const held = keys.get(scope);
-    if (held === undefined || at - held.first > retentionMs) {
-      keys.set(scope, { partition, offset, slot, first: at, at, owner: value.o });
-      return;
-    }
-    if (claim.length === 5 && sameRef(held, { partition: claim[2], offset: BigInt(claim[3]), slot: claim[4] })) {
-      held.earlier = [...(held.earlier ?? []), { partition: held.partition, offset: held.offset, slot: held.slot }];
-      held.partition = partition;
-      held.offset = offset;
-      held.slot = slot;
-      held.at = at;
-      held.owner = value.o;
-    }
+    const id = ids?.[slot] ?? keyId(claim[0]);
+    const replaces = claim.length === 5 ? { partition: claim[2], offset: BigInt(claim[3]), slot: claim[4] } : undefined;
+    keys.apply(id, { partition, offset, slot }, at, value.o, retentionMs, replaces);
   });
 }
 
@@ -116,7 +92,7 @@ export class IdempotencyStore {
   readonly #admin: KafkaAdmin;
   readonly #reader: PartitionReader;
   readonly #log: Logger;
-  readonly #keys = new Map<string, HeldKey>();
+  readonly #keys = new ClaimTable();
   /** Partition → next offset to apply: records are applied once each, in log order. */
   readonly #applied = new Map<number, bigint>();
   /** Partition → this replica's own claims records, acknowledged and not applied yet (an earlier offset is not known yet). */
@@ -167,15 +143,27 @@ export class IdempotencyStore {
     const [earliest, latest] = await Promise.all([this.#admin.listOffsets(this.#topic, 'earliest'), this.#admin.listOffsets(this.#topic, 'latest')]);
     for (const [partition, offset] of earliest) this.#applied.set(partition, offset);
     this.#reader.assign([...earliest].map(([partition, offset]) => ({ topic: this.#topic, partition, offset })));
-    this.#running = this.#reader.run((batch) => this.#apply(batch));
+    this.#running = this.#reader.runFetched((batch) => this.#apply(batch));
     this.#running.catch((error: unknown) => this.#log.error({ err: error }, 'the idempotency topic reader stopped; keyed requests wait for it'));
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(60_000, this.#retentionMs)).unref();
     await Promise.all([...latest].map(([partition, offset]) => this.#until(partition, offset)));
     this.#started = true;
   }
 
-  #apply(batch: PartitionBatch): void {
-    this.#applyRecords(batch.partition, batch.records, batch.nextOffset);
+  /**
+   * The follower's batch, read in place: nearly every record of a busy replica is its own, applied when it was
+   * acknowledged, so it is skipped by offset without a copy of its bytes or a parse of its claims.
+   */
+  #apply(batch: FetchedBatch): void {
+    const partition = batch.partition;
+    let next = this.#applied.get(partition) ?? 0n;
+    batch.visit((r) => {
+      const offset = r.offset;
+      if (offset < next) return;
+      this.#applyRecord(partition, offset, r.value, r.timestampMs);
+      next = offset + 1n;
+    });
+    this.#advance(partition, next > batch.nextOffset ? next : batch.nextOffset);
   }
 
   /** Applies `records` (consecutive, from one fetch) past what was applied, then `nextOffset` (past control records too). */
@@ -184,13 +172,17 @@ export class IdempotencyStore {
     for (const r of records) {
       // Applied already: this replica's own record, applied when it was acknowledged.
       if (r.offset < next) continue;
-      const own = this.#own.get(partition)?.get(r.offset);
-      const value = own?.value ?? (r.value === null ? undefined : parseClaims(r.value));
-      if (value !== undefined) applyClaims(this.#keys, value, own?.at ?? Number(r.timestamp), partition, r.offset, this.#retentionMs);
+      this.#applyRecord(partition, r.offset, r.value, Number(r.timestamp));
       next = r.offset + 1n;
     }
-    if (nextOffset > next) next = nextOffset;
-    this.#advance(partition, next);
+    this.#advance(partition, nextOffset > next ? nextOffset : next);
+  }
+
+  /** The record at `offset`, the next one to apply: this replica's own (applied from its value as sent) or another's. */
+  #applyRecord(partition: number, offset: bigint, bytes: Buffer | null, timestamp: number): void {
+    const own = this.#own.get(partition)?.get(offset);
+    const value = own?.value ?? (bytes === null ? undefined : parseClaims(bytes));
+    if (value !== undefined) applyClaims(this.#keys, value, own?.at ?? timestamp, partition, offset, this.#retentionMs);
   }
 
   /** Moves the partition's applied offset to `next`, applies own records that are next in the log, and wakes who waited. */
@@ -256,29 +248,29 @@ export class IdempotencyStore {
   }
 
   #sweep(): void {
-    const oldest = Date.now() - this.#retentionMs;
-    for (const [scope, held] of this.#keys) if (held.first < oldest) this.#keys.delete(scope);
+    this.#keys.expire(Date.now() - this.#retentionMs);
   }
 
-  /** Whether `scope` is held, within the retention window: cheap enough for every request. */
-  has(scope: string): boolean {
-    return this.#live(scope) !== undefined;
+  /** Whether the key `id` (keyId of its scope) is held, within the retention window: cheap enough for every request. */
+  has(id: string): boolean {
+    const first = this.#keys.first(id);
+    return first !== undefined && first >= Date.now() - this.#retentionMs;
   }
 
-  /** Who holds `scope` now, within the retention window: a copy, as the map's entry changes when another claim takes the key over. */
-  held(scope: string): HeldKey | undefined {
-    const held = this.#live(scope);
-    return held && { ...held, earlier: held.earlier && [...held.earlier] };
-  }
-
-  #live(scope: string): HeldKey | undefined {
-    const held = this.#keys.get(scope);
+  /** Who holds the key `id` now, within the retention window: a copy, as the table's entry changes when another claim takes the key over. */
+  held(id: string): HeldKey | undefined {
+    const held = this.#keys.get(id);
     return held !== undefined && held.first >= Date.now() - this.#retentionMs ? held : undefined;
   }
 
-  /** The current claim of `scope` (after start), for a claim writer to tell whether its own one holds the key. */
-  current(scope: string): ClaimRef | undefined {
-    return this.#keys.get(scope);
+  /** The current claim of the key `id` (after start). */
+  current(id: string): ClaimRef | undefined {
+    return this.#keys.get(id);
+  }
+
+  /** Whether `ref` is the current claim of the key `id`: how a claim writer tells whether its own claim holds the key. */
+  holds(id: string, ref: ClaimRef): boolean {
+    return this.#keys.holds(id, ref);
   }
 
   /** The fingerprint of the request that made a claim, read back from the topic (a retry is rare; the map keeps only where claims are). */
@@ -335,9 +327,10 @@ function tagOf(record: KafkaRecord, tags: ReadonlySet<string>): number | undefin
   return undefined;
 }
 
-/** One request's claim: its scope, fingerprint, and for a takeover the claim it replaces. */
+/** One request's claim: its key's scope and id (keyId), fingerprint, and for a takeover the claim it replaces. */
 export interface ClaimJob {
   scope: string;
+  id: string;
   fingerprint: string;
   replaces?: ClaimRef;
 }
@@ -348,8 +341,8 @@ export interface ClaimPort {
   send(record: OutgoingRecord): Promise<{ partition: number; offset: bigint }>;
   /** Resolves once the store applied the claims record `value`, written at `offset` of `partition` with timestamp `at`. */
   wrote(value: ClaimsValue, at: number, partition: number, offset: bigint): Promise<void>;
-  /** The claim that holds `scope` now. */
-  current(scope: string): ClaimRef | undefined;
+  /** Whether `ref` is the claim that holds the key `id` now. */
+  holds(id: string, ref: ClaimRef): boolean;
 }
 
 interface QueuedClaim {
@@ -407,7 +400,7 @@ export class ClaimWriter {
 
   async #write(batch: QueuedClaim[]): Promise<void> {
     try {
-      const value: ClaimsValue = { v: 2, o: this.#owner, c: batch.map(({ job }) => claimOf(job)) };
+      const value: ClaimsValue = { v: 2, o: this.#owner, c: batch.map(({ job }) => claimOf(job)), d: batch.map(({ job }) => job.id) };
       this.#sequence += 1;
       const at = Date.now();
       const { partition, offset } = await this.#port.send({
@@ -421,9 +414,8 @@ export class ClaimWriter {
         throw new BrokerUnavailableError(`Kafka did not answer within ${this.#timeoutMs} ms; retry with the same Idempotency-Key`);
       });
       batch.forEach((queued, slot) => {
-        const current = this.#port.current(queued.job.scope);
         const ref = { partition, offset, slot };
-        queued.resolve(current !== undefined && sameRef(current, ref) ? ref : undefined);
+        queued.resolve(this.#port.holds(queued.job.id, ref) ? ref : undefined);
       });
     } catch (error) {
       for (const queued of batch) queued.reject(error);

@@ -4,6 +4,7 @@ import type { SluiceConfig } from '../core/config.ts';
 import { BrokerUnavailableError, IdempotencyKeyError, IdempotencyKeyInUseError, IdempotencyKeyReusedError } from '../core/errors.ts';
 import type { OutgoingRecord } from '../kafka/index.ts';
 import type { RecordAck } from './batching-producer.ts';
+import { keyId } from './claim-table.ts';
 import { CLAIM_HEADER, ClaimWriter, refText, sameRef, type ClaimRef, type IdempotencyStore } from './idempotency-claims.ts';
 
 /**
@@ -140,6 +141,12 @@ function answerFrom(prepared: PreparedProduce, found: ReadonlyMap<number, Record
   return prepared.answer(prepared.records.map((_, index) => found.get(index)!));
 }
 
+/** A request's key: its scope (route, principal, key), written in its claim, and the id it is known by (keyId). */
+interface Key {
+  scope: string;
+  id: string;
+}
+
 /** What the idempotent path asks of the replica's view of the claims (IdempotencyStore; a fake in unit tests). */
 export type ClaimStore = Pick<IdempotencyStore, 'start' | 'started' | 'has' | 'held' | 'current' | 'fingerprintOf' | 'written' | 'expired'>;
 
@@ -171,7 +178,7 @@ export class Idempotency {
           return { partition: ack!.partition, offset: BigInt(ack!.offset) };
         },
         wrote: (value, at, partition, offset) => store.wrote(value, at, partition, offset),
-        current: (scope) => store.current(scope),
+        holds: (id, ref) => store.holds(id, ref),
       },
       store.topic,
       owner,
@@ -181,20 +188,22 @@ export class Idempotency {
   }
 
   produce(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
-    if (this.#inFlight.has(scope)) return Promise.reject(new IdempotencyKeyInUseError());
-    this.#inFlight.add(scope);
+    // The key's id (a hash of its scope): what the store, the claims and the in-flight set know it by.
+    const id = keyId(scope);
+    if (this.#inFlight.has(id)) return Promise.reject(new IdempotencyKeyInUseError());
+    this.#inFlight.add(id);
     // Past the deadline the client gets a 503, but the key stays in flight here (409) until the
     // work is settled: a retry then finds the events, or writes them.
-    return this.#deadlines.bound(this.#produce(scope, print, prepared), () => this.#inFlight.delete(scope));
+    return this.#deadlines.bound(this.#produce({ scope, id }, print, prepared), () => this.#inFlight.delete(id));
   }
 
-  async #produce(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
+  async #produce(key: Key, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
     if (!this.#store.started) await this.#store.start();
-    if (!this.#store.has(scope)) {
-      const ref = await this.#claims.claim({ scope, fingerprint: print });
+    if (!this.#store.has(key.id)) {
+      const ref = await this.#claims.claim({ scope: key.scope, id: key.id, fingerprint: print });
       if (ref !== undefined) return this.#write(ref, prepared, new Map());
     }
-    return this.#resume(scope, print, prepared);
+    return this.#resume(key, print, prepared);
   }
 
   /** Writes the events `found` lacks, tagged with `ref`, and answers with all of them. */
@@ -222,10 +231,10 @@ export class Idempotency {
    * `looks`: how many more times to look when the key changed hands meanwhile (a claim this replica had
    * not read yet); each new look starts from a claim that came later in the log.
    */
-  async #resume(scope: string, print: string, prepared: PreparedProduce, looks = 2): Promise<StoredResponse & { replayed?: true }> {
-    const held = this.#store.held(scope);
+  async #resume(key: Key, print: string, prepared: PreparedProduce, looks = 2): Promise<StoredResponse & { replayed?: true }> {
+    const held = this.#store.held(key.id);
     // Held a moment ago and now past the retention window: the key is new again.
-    if (held === undefined) return this.#produce(scope, print, prepared);
+    if (held === undefined) return this.#produce(key, print, prepared);
     const original = await this.#store.fingerprintOf(held.earlier?.[0] ?? held);
     if (original !== undefined && original !== print) throw new IdempotencyKeyReusedError();
     const topic = prepared.records[0]?.topic;
@@ -233,15 +242,15 @@ export class Idempotency {
     if (found.size === prepared.records.length) return { ...answerFrom(prepared, found), replayed: true };
     const lookAgain = (): Promise<StoredResponse & { replayed?: true }> => {
       if (looks === 0) throw new IdempotencyKeyInUseError();
-      return this.#resume(scope, print, prepared, looks - 1);
+      return this.#resume(key, print, prepared, looks - 1);
     };
     // Taken over while its events were looked for: look for the new claim's.
-    const now = this.#store.current(scope);
+    const now = this.#store.current(key.id);
     if (now === undefined || !sameRef(now, held)) return lookAgain();
     // Some events are not there. Their writer may still be at it, unless that is this process (the key is
     // not in flight here: this request holds it) or its lease ended.
     if (held.owner !== this.#options.owner && !this.#store.expired(held)) throw new IdempotencyKeyInUseError();
-    const ref = await this.#claims.claim({ scope, fingerprint: print, replaces: { partition: held.partition, offset: held.offset, slot: held.slot } });
+    const ref = await this.#claims.claim({ scope: key.scope, id: key.id, fingerprint: print, replaces: { partition: held.partition, offset: held.offset, slot: held.slot } });
     if (ref !== undefined) return this.#write(ref, prepared, found);
     // Another claim took it over first, one this replica had not read yet; it has now (a claim is settled once
     // everything before it was read).

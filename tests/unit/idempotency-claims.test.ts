@@ -3,15 +3,16 @@ import { BrokerUnavailableError, IdempotencyKeyInUseError, IdempotencyKeyReusedE
 import type { OutgoingRecord } from '../../kafka/index.ts';
 import type { RecordAck } from '../../producers/batching-producer.ts';
 import { applyClaims, ClaimWriter, parseClaims, type ClaimRef, type ClaimsValue, type HeldKey } from '../../producers/idempotency-claims.ts';
+import { ClaimTable, keyId } from '../../producers/claim-table.ts';
 import { Idempotency, type ClaimStore, type PreparedProduce } from '../../producers/idempotency.ts';
 
 const DAY = 86_400_000;
 
 /** Applies claims records in log order: each entry is one record (its claims, its writer, its time). */
-function replay(records: { owner: string; at: number; claims: ClaimsValue['c'] }[]): Map<string, HeldKey> {
-  const keys = new Map<string, HeldKey>();
+function replay(records: { owner: string; at: number; claims: ClaimsValue['c'] }[]): { get(scope: string): HeldKey | undefined } {
+  const keys = new ClaimTable();
   records.forEach((r, offset) => applyClaims(keys, { v: 2, o: r.owner, c: r.claims }, r.at, 0, BigInt(offset), DAY));
-  return keys;
+  return { get: (scope) => keys.get(keyId(scope)) };
 }
 
 const where = (held: HeldKey | undefined) => held && { offset: held.offset, slot: held.slot, owner: held.owner, earlier: held.earlier?.map((r) => [r.offset, r.slot]) };
@@ -68,6 +69,43 @@ describe('claims: who holds a key', () => {
     expect(where(keys.get('k'))).toEqual({ offset: 1n, slot: 0, owner: 'b', earlier: undefined });
   });
 
+  it("a record's key ids (d) and its scopes name the same keys: records of replicas that write no ids, or unreadable ones, count alike", () => {
+    const keys = new ClaimTable();
+    applyClaims(keys, { v: 2, o: 'new', c: [['k1', 'f']], d: [keyId('k1')] }, 1000, 0, 0n, DAY);
+    applyClaims(
+      keys,
+      {
+        v: 2,
+        o: 'old',
+        c: [
+          ['k1', 'f'],
+          ['k2', 'f'],
+        ],
+      },
+      1001,
+      0,
+      1n,
+      DAY,
+    );
+    applyClaims(
+      keys,
+      {
+        v: 2,
+        o: 'odd',
+        c: [
+          ['k2', 'f'],
+          ['k3', 'f'],
+        ],
+        d: ['short', 'ids'],
+      },
+      1002,
+      0,
+      2n,
+      DAY,
+    );
+    expect([keys.get(keyId('k1'))?.owner, keys.get(keyId('k2'))?.owner, keys.get(keyId('k3'))?.owner]).toEqual(['new', 'old', 'odd']);
+  });
+
   it('reads claims records and ignores anything else on the topic', () => {
     expect(parseClaims(Buffer.from('{"v":2,"o":"a","c":[["k","f"]]}'))).toEqual({ v: 2, o: 'a', c: [['k', 'f']] });
     expect(parseClaims(Buffer.from('{"fingerprint":"x","status":200,"body":{},"at":1}'))).toBeUndefined();
@@ -78,7 +116,7 @@ describe('claims: who holds a key', () => {
 /** A port whose send is held until released, and whose store is `applyClaims` over what was sent. */
 class FakePort {
   readonly sent: ClaimsValue[] = [];
-  readonly keys = new Map<string, HeldKey>();
+  readonly keys = new ClaimTable();
   gate: Promise<void> | undefined;
   failWith: Error | undefined;
 
@@ -93,8 +131,8 @@ class FakePort {
     applyClaims(this.keys, value, at, partition, offset, DAY);
   }
 
-  current(scope: string): ClaimRef | undefined {
-    return this.keys.get(scope);
+  holds(id: string, ref: ClaimRef): boolean {
+    return this.keys.holds(id, ref);
   }
 }
 
@@ -104,11 +142,11 @@ describe('ClaimWriter', () => {
     const writer = new ClaimWriter(port, 'claims', 'me');
     let release!: () => void;
     port.gate = new Promise((resolve) => (release = resolve));
-    const first = writer.claim({ scope: 'a', fingerprint: 'fa' });
+    const first = writer.claim({ scope: 'a', id: keyId('a'), fingerprint: 'fa' });
     const queued = [
-      writer.claim({ scope: 'b', fingerprint: 'fb' }),
-      writer.claim({ scope: 'a', fingerprint: 'fa' }),
-      writer.claim({ scope: 'c', fingerprint: 'fc', replaces: { partition: 0, offset: 9n, slot: 0 } }),
+      writer.claim({ scope: 'b', id: keyId('b'), fingerprint: 'fb' }),
+      writer.claim({ scope: 'a', id: keyId('a'), fingerprint: 'fa' }),
+      writer.claim({ scope: 'c', id: keyId('c'), fingerprint: 'fc', replaces: { partition: 0, offset: 9n, slot: 0 } }),
     ];
     port.gate = undefined;
     release();
@@ -124,15 +162,17 @@ describe('ClaimWriter', () => {
       ],
     ]);
     expect(port.sent.every((v) => v.v === 2 && v.o === 'me')).toBe(true);
+    // Each claim's key id beside it, so other replicas need not hash the scopes.
+    expect(port.sent[1]!.d).toEqual(['b', 'a', 'c'].map(keyId));
   });
 
   it('fails every claim of a record that was not written, and goes on with the next', async () => {
     const port = new FakePort();
     const writer = new ClaimWriter(port, 'claims', 'me');
     port.failWith = new BrokerUnavailableError('no broker');
-    await expect(Promise.all([writer.claim({ scope: 'a', fingerprint: 'f' }), writer.claim({ scope: 'b', fingerprint: 'f' })])).rejects.toThrow('no broker');
+    await expect(Promise.all([writer.claim({ scope: 'a', id: keyId('a'), fingerprint: 'f' }), writer.claim({ scope: 'b', id: keyId('b'), fingerprint: 'f' })])).rejects.toThrow('no broker');
     port.failWith = undefined;
-    expect(await writer.claim({ scope: 'a', fingerprint: 'f' })).toEqual({ partition: 0, offset: 0n, slot: 0 });
+    expect(await writer.claim({ scope: 'a', id: keyId('a'), fingerprint: 'f' })).toEqual({ partition: 0, offset: 0n, slot: 0 });
   });
 });
 

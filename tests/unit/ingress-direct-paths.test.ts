@@ -55,14 +55,14 @@ class MemoryClaims implements ClaimStore {
   readonly #keys = new Map<string, HeldKey & { print: string }>();
   #next = 0n;
   async start(): Promise<void> {}
-  has(scope: string): boolean {
-    return this.#keys.has(scope);
+  has(id: string): boolean {
+    return this.#keys.has(id);
   }
-  held(scope: string): HeldKey | undefined {
-    return this.#keys.get(scope);
+  held(id: string): HeldKey | undefined {
+    return this.#keys.get(id);
   }
-  current(scope: string): ClaimRef | undefined {
-    return this.#keys.get(scope);
+  current(id: string): ClaimRef | undefined {
+    return this.#keys.get(id);
   }
   async fingerprintOf(ref: ClaimRef): Promise<string | undefined> {
     return [...this.#keys.values()].find((k) => sameRef(k, ref))?.print;
@@ -79,9 +79,9 @@ class MemoryClaims implements ClaimStore {
     return found;
   }
   async claim(job: ClaimJob): Promise<ClaimRef | undefined> {
-    if (this.#keys.has(job.scope)) return undefined;
+    if (this.#keys.has(job.id)) return undefined;
     const ref = { partition: 0, offset: this.#next++, slot: 0 };
-    this.#keys.set(job.scope, { ...ref, first: Date.now(), at: Date.now(), owner: 'here', print: job.fingerprint });
+    this.#keys.set(job.id, { ...ref, first: Date.now(), at: Date.now(), owner: 'here', print: job.fingerprint });
     return ref;
   }
 }

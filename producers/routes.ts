@@ -245,7 +245,7 @@ export function produceRequest(context: ProduceContext, binding: RouteBinding, b
   return run instanceof Promise ? run.then((rules) => produceValid(context, bound, body, request, rules)) : produceValid(context, bound, body, request, run);
 }
 
-/** produceRequest once the events passed the schema and (`rules`) ran the route's WRITE rules. */
+/** produceRequest after validation (all or nothing) and the WRITE rules: `rules` is what they made of the events (undefined: none ran). */
 function produceValid(context: ProduceContext, bound: RouteBinding, body: ReceivedBody, request: ProduceRequest, rules: RuleResults | undefined): Promise<ProduceAnswer> {
   const { producer, idempotency } = context;
   const { events, batch, raw } = body;
@@ -271,6 +271,7 @@ function produceValid(context: ProduceContext, bound: RouteBinding, body: Receiv
   return producePrepared(context, bound, body, request, rules);
 }
 
+/** The general path (`?partial=true`, a dead letter, a traced request): prepared records and answer objects, serialised at the end. */
 async function producePrepared(context: ProduceContext, bound: RouteBinding, body: ReceivedBody, request: ProduceRequest, rules: RuleResults | undefined): Promise<ProduceAnswer> {
   const { producer, idempotency } = context;
   const { events, batch, raw } = body;

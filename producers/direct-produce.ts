@@ -2,31 +2,29 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { answerFailure, type ErrorMapperOptions } from '../core/http-errors.ts';
 import type { RequestTallies } from '../core/http-metrics.ts';
 import type { Logger } from '../core/logger.ts';
-import type { SubjectContracts } from '../rules/index.ts';
-import type { BatchingProducer } from './batching-producer.ts';
 import { parseJsonBody, receiveBody, type ParsedBody } from './body-parsers.ts';
-import type { RuleRoute } from './contract-rules.ts';
 import { CORRELATION_ID_HEADER, correlationIdOf } from './correlation.ts';
-import { atomicAnswerText, checkEvents, currentBinding, JSON_BODY, toRecords, type RouteBinding } from './routes.ts';
+import { parseIdempotencyKey } from './idempotency.ts';
+import { JSON_BODY, produceRequest, type ProduceContext, type RouteBinding } from './routes.ts';
 
 /**
  * The common produce request answered before Fastify: a POST of JSON to a route's exact path, with a Content-Length
- * within the body limit, no query, no Idempotency-Key and no WRITE rules on the route's subject, on an ingress that
- * is open (no access file) and does not trace. Fastify's routing, hooks, per-request logger, content-type parser and
- * reply cost such a request about a fifth of its CPU; here it is read, validated, produced and answered with the
- * same functions the route uses (body-parsers.ts, routes.ts), the same headers (security headers, correlation id)
- * and the same refusals (the error mapper's answerFailure: 4xx naming the field, counted, logged), and recorded in
- * the same request metrics. Everything else, and every request while the ingress closes (Fastify refuses those),
- * goes to Fastify, decided from the request's head before its body is read. Admission, the pipelining bound and the
+ * within the body limit and no query, on an ingress that is open (no access file) and does not trace. Fastify's
+ * routing, hooks, per-request logger, content-type parser and reply cost such a request about a fifth of its CPU;
+ * here it is read and then produced and answered by the function the route calls (routes.ts produceRequest: schema
+ * validation, the route's WRITE rules, the Idempotency-Key path with the route's own Idempotency object), with the
+ * same headers (security headers, correlation id, `idempotent-replayed`) and the same refusals (the error mapper's
+ * answerFailure: 4xx naming the field, counted, logged), and recorded in the same request metrics. Everything else
+ * (`?partial=true`, NDJSON, a chunked body), and every request while the ingress closes (Fastify refuses those), goes
+ * to Fastify, decided from the request's head before its body is read. Admission, the pipelining bound and the
  * draining response (producers/admission.ts, access/http.ts, producers/draining.ts) wrap this listener as they wrap
  * Fastify's.
  */
 
 export interface DirectProduceOptions {
   bindings: readonly RouteBinding[];
-  producer: Pick<BatchingProducer, 'produce'>;
-  /** Each route's current contract: the schema id it frames with, and whether WRITE rules run (then Fastify serves it). */
-  contracts?: Pick<SubjectContracts<RuleRoute>, 'of'>;
+  /** The routes' producer, contracts and Idempotency (the very objects registerRoutes was given). */
+  context: ProduceContext;
   /** Headers every answer carries (the security headers). */
   headers: Readonly<Record<string, string>>;
   bodyLimit: number;
@@ -42,6 +40,8 @@ export interface DirectProduceOptions {
 
 /** The media types the JSON parser takes that need no parsing to recognise; any other spelling goes to Fastify. */
 const JSON_TYPES = new Set(['application/json', 'application/json; charset=utf-8']);
+/** The marker of an answer replayed for an Idempotency-Key (the route's). */
+const REPLAYED = ['idempotent-replayed', 'true'];
 
 export class DirectProduce {
   #options: DirectProduceOptions | undefined;
@@ -61,20 +61,20 @@ export class DirectProduce {
   wrap(fastify: RequestListener): RequestListener {
     return (req, res) => {
       const binding = req.method === 'POST' ? this.#routes.get(req.url!) : undefined;
-      if (binding !== undefined && this.#takes(req, binding)) this.#read(binding, req, res);
+      if (binding !== undefined && this.#takes(req)) this.#read(binding, req, res);
       else fastify(req, res);
     };
   }
 
-  #takes(req: IncomingMessage, binding: RouteBinding): boolean {
+  #takes(req: IncomingMessage): boolean {
     const options = this.#options!;
     const headers = req.headers;
     const type = headers['content-type'];
-    if (type === undefined || !JSON_TYPES.has(type) || headers['idempotency-key'] !== undefined || headers['transfer-encoding'] !== undefined) return false;
+    if (type === undefined || !JSON_TYPES.has(type) || headers['transfer-encoding'] !== undefined) return false;
     // Without a length (or beyond the limit) Fastify's reader refuses or streams it; an empty body is its 400 too.
     const length = Number(headers['content-length']);
     if (!(length > 0 && length <= options.bodyLimit)) return false;
-    return !options.closing() && options.contracts?.of(binding).contract?.has('WRITE') !== true;
+    return !options.closing();
   }
 
   #read(binding: RouteBinding, req: IncomingMessage, res: ServerResponse): void {
@@ -88,16 +88,14 @@ export class DirectProduce {
   }
 
   #produce(binding: RouteBinding, body: Buffer, id: string, start: number, req: IncomingMessage, res: ServerResponse): void {
-    const { producer, contracts, logger } = this.#options!;
+    const { context, logger } = this.#options!;
     try {
-      const { events, batch } = receiveBody(body, this.#parse);
-      checkEvents(binding.codec, events, batch);
-      const bound = currentBinding(binding, contracts?.of(binding));
-      producer.produce(toRecords(bound, events, id)).then(
-        (acks) => {
-          if (logger.isLevelEnabled('debug')) logger.child({ correlationId: id }).debug({ topic: binding.route.topic, count: acks.length }, 'events produced');
-          this.#answer(res, binding, 200, id, atomicAnswerText(acks, bound.schemaId, batch), start);
-        },
+      const received = receiveBody(body, this.#parse);
+      // After the body, as the route reads it (the content-type parser first): a malformed body is refused before a bad key.
+      const key = parseIdempotencyKey(req.headers['idempotency-key']);
+      const produced = logger.isLevelEnabled('debug') ? (count: number) => logger.child({ correlationId: id }).debug({ topic: binding.route.topic, count }, 'events produced') : undefined;
+      produceRequest(context, binding, received, { id, key, principal: undefined, partial: false, produced }).then(
+        (answer) => this.#answer(res, binding, answer.status, id, answer.text, start, answer.replayed ? REPLAYED : undefined),
         (error: unknown) => this.#fail(error, binding, id, start, req, res),
       );
     } catch (error) {
@@ -113,7 +111,7 @@ export class DirectProduce {
     this.#answer(res, binding, status, id, JSON.stringify(body), start, extra);
   }
 
-  #answer(res: ServerResponse, binding: RouteBinding, status: number, id: string, text: string, start: number, extra?: string[]): void {
+  #answer(res: ServerResponse, binding: RouteBinding, status: number, id: string, text: string, start: number, extra?: readonly string[]): void {
     const head = this.#headers.slice();
     head.push(CORRELATION_ID_HEADER, id, 'content-type', JSON_BODY, 'content-length', String(Buffer.byteLength(text)));
     if (extra !== undefined) head.push(...extra);

@@ -6,11 +6,11 @@ import type { RouteSpec } from '../topology/model.ts';
 import type { OutgoingRecord, RecordHeaders } from '../kafka/index.ts';
 import type { BatchingProducer, RecordAck } from './batching-producer.ts';
 import { requestTraceContext } from '../core/http-tracing.ts';
-import { isReceivedBody } from './body-parsers.ts';
+import { isReceivedBody, type ReceivedBody } from './body-parsers.ts';
 import { NO_TRACE_HEADERS, traceProduce } from './produce-tracing.ts';
 import { runWriteRules, type RuleResults, type SubjectContract, type SubjectContracts } from '../rules/index.ts';
 import { prepareWithRules, ruleRefusal, type RuleRoute } from './contract-rules.ts';
-import { fingerprint, parseIdempotencyKey, scopeOf, type Idempotency, type PreparedProduce } from './idempotency.ts';
+import { fingerprint, parseIdempotencyKey, scopeOf, type Idempotency, type PreparedProduce, type StoredResponse } from './idempotency.ts';
 
 /** What a route needs at request time: its topic's codec (Avro, JSON Schema or Protobuf) and registered schema id. */
 export interface RouteBinding {
@@ -196,83 +196,133 @@ export function currentBinding(binding: RouteBinding, current: SubjectContract |
 }
 
 export interface ProduceContext {
-  producer: BatchingProducer;
+  producer: Pick<BatchingProducer, 'produce'>;
   /** The Idempotency-Key path; without it the header is refused. */
   idempotency?: Idempotency;
   /** Each route's current data contract (contract-rules.ts); without it, no rules run. */
-  contracts?: SubjectContracts<RuleRoute>;
+  contracts?: Pick<SubjectContracts<RuleRoute>, 'of'>;
+}
+
+/** A produce request's answer: its status, its JSON text, and whether it replays what the key's first request was answered. */
+export interface ProduceAnswer {
+  status: number;
+  text: string;
+  replayed?: true;
+}
+
+/** A produce request apart from its body: what the route and the direct path (direct-produce.ts) read from its head. */
+export interface ProduceRequest {
+  /** The correlation id, which the records carry. */
+  id: string;
+  /** The Idempotency-Key, parsed (parseIdempotencyKey). */
+  key: string | undefined;
+  principal: string | undefined;
+  partial: boolean;
+  /** With tracing on: the produce in a span under the request's (produce-tracing.ts), given the span's headers for the records. */
+  traced?: (produce: (trace: TraceHeaders) => Promise<RecordAck[]>) => Promise<RecordAck[]>;
+  /** Told how many events an unkeyed request wrote (the debug line); absent when nobody listens. */
+  produced?: (count: number) => void;
+}
+
+const untraced = (produce: (trace: TraceHeaders) => Promise<RecordAck[]>): Promise<RecordAck[]> => produce(NO_TRACE_HEADERS);
+
+/**
+ * A produce request once its body is read, however it arrived (the Fastify route, or the direct path before Fastify):
+ * schema validation, the route's WRITE rules, the produce (through the Idempotency-Key path when keyed) and the answer's
+ * text. A refusal before anything is written (an invalid event, a rule's ERROR, a key the ingress cannot serve) may be
+ * thrown rather than rejected, so the caller handles both; the error mapper answers either.
+ */
+export function produceRequest(context: ProduceContext, binding: RouteBinding, body: ReceivedBody, request: ProduceRequest): Promise<ProduceAnswer> {
+  const { events, batch } = body;
+  // An all-or-nothing batch with an invalid event is refused before any produce span: nothing was sent.
+  if (!request.partial) checkEvents(binding.codec, events, batch);
+  // The route's data contract: its WRITE rules run after schema validation; an ERROR refuses all-or-nothing requests whole (422).
+  const current = context.contracts?.of(binding);
+  const bound = currentBinding(binding, current);
+  if (current?.contract?.has('WRITE') !== true) return produceValid(context, bound, body, request, undefined);
+  // Synchronous unless a JSONATA rule runs: CEL rules take no extra turn of the event loop.
+  const run = runWriteRules(current.contract, events, binding.codec);
+  return run instanceof Promise ? run.then((rules) => produceValid(context, bound, body, request, rules)) : produceValid(context, bound, body, request, run);
+}
+
+/** produceRequest after validation (all or nothing) and the WRITE rules: `rules` is what they made of the events (undefined: none ran). */
+function produceValid(context: ProduceContext, bound: RouteBinding, body: ReceivedBody, request: ProduceRequest, rules: RuleResults | undefined): Promise<ProduceAnswer> {
+  const { producer, idempotency } = context;
+  const { events, batch, raw } = body;
+  const { id, key, principal, partial } = request;
+  const path = bound.route.path;
+  if (!partial && rules !== undefined && rules.refused.size > 0) throw ruleRefusal(rules.refused, batch, events.length);
+  if (!partial && (rules === undefined || rules.deadLettered.size === 0) && request.traced === undefined) {
+    // The common request (all or nothing, every event bound for the route's topic, transformed or not, tracing off):
+    // no produce span, no answer objects to serialise; the text is what the general path below gives.
+    const records = toRecords(bound, rules?.events ?? events, id, NO_TRACE_HEADERS, principal);
+    if (key === undefined) {
+      return producer.produce(records).then((acks) => {
+        request.produced?.(acks.length);
+        return { status: 200, text: atomicAnswerText(acks, bound.schemaId, batch) };
+      });
+    }
+    if (!idempotency) throw new IdempotencyKeyError('not supported by this ingress');
+    // A replay answers the same text, rebuilt from the first request's events (idempotency.ts).
+    return idempotency
+      .produce(scopeOf(path, principal ?? ANONYMOUS, key), fingerprint(false, raw), { records, answer: (acks) => ({ status: 200, body: atomicAnswerText(acks, bound.schemaId, batch) }) })
+      .then(answerOf);
+  }
+  return producePrepared(context, bound, body, request, rules);
+}
+
+/** The general path (`?partial=true`, a dead letter, a traced request): prepared records and answer objects, serialised at the end. */
+async function producePrepared(context: ProduceContext, bound: RouteBinding, body: ReceivedBody, request: ProduceRequest, rules: RuleResults | undefined): Promise<ProduceAnswer> {
+  const { producer, idempotency } = context;
+  const { events, batch, raw } = body;
+  const { id, key, principal, partial } = request;
+  let response: StoredResponse & { replayed?: true };
+  await (request.traced ?? untraced)(async (trace) => {
+    const prepared = rules
+      ? prepareWithRules(bound, events, rules, { records: (kept: unknown[]) => toRecords(bound, kept, id, trace, principal), headers: recordHeaders(bound, id, trace, principal) }, { batch, partial })
+      : partial
+        ? preparePartial(bound, events, id, trace, principal)
+        : prepareAtomic(bound, events, batch, id, trace, principal, true);
+    if (key === undefined) {
+      // No key: no claim, no lookup.
+      const acks = prepared.records.length > 0 ? await producer.produce(prepared.records) : [];
+      response = prepared.answer(acks);
+      request.produced?.(acks.length);
+      return acks;
+    }
+    if (!idempotency) throw new IdempotencyKeyError('not supported by this ingress');
+    response = await idempotency.produce(scopeOf(bound.route.path, principal ?? ANONYMOUS, key), fingerprint(partial, raw), prepared);
+    return [];
+  });
+  return answerOf(response!);
+}
+
+/** A stored response as text: JSON.stringify, as Fastify serialises an object body; the fast paths' text as it is. */
+function answerOf(response: StoredResponse & { replayed?: true }): ProduceAnswer {
+  const text = typeof response.body === 'string' ? response.body : JSON.stringify(response.body);
+  return response.replayed ? { status: response.status, text, replayed: true } : { status: response.status, text };
 }
 
 export function registerRoutes(app: FastifyInstance, bindings: RouteBinding[], context: ProduceContext): void {
-  const { producer, idempotency, contracts } = context;
   for (const binding of bindings) {
     const { path, topic } = binding.route;
     app.post(path, async (request, reply) => {
       // Fastify skips content-type parsers for an absent body; treat it as malformed, not as an event.
       if (!isReceivedBody(request.body)) throw new MalformedBodyError('body is empty; expected a JSON object (one event) or array (a batch)');
+      const body = request.body;
       const partial = parsePartial(request.query);
       const key = parseIdempotencyKey(request.headers['idempotency-key']);
-      const { events, batch, raw } = request.body;
-      const principal = request.principal?.name;
-      // An all-or-nothing batch with an invalid event is refused before any produce span: nothing was sent.
-      if (!partial) checkEvents(binding.codec, events, batch);
-      // The route's data contract: its WRITE rules run after schema validation; an ERROR refuses all-or-nothing requests whole (422).
-      const current = contracts?.of(binding);
-      const bound = currentBinding(binding, current);
-      let rules: RuleResults | undefined;
-      if (current?.contract?.has('WRITE') === true) {
-        const run = runWriteRules(current.contract, events, binding.codec);
-        rules = run instanceof Promise ? await run : run;
-        if (!partial && rules.refused.size > 0) throw ruleRefusal(rules.refused, batch, events.length);
-      }
-      if (!partial && (rules === undefined || rules.deadLettered.size === 0) && requestTraceContext(request) === undefined) {
-        // The common request (all or nothing, every event bound for the route's topic, transformed or not, tracing off):
-        // no produce span, no answer objects to serialise; the body is the same JSON text the general path below gives.
-        const records = toRecords(bound, rules?.events ?? events, request.id, NO_TRACE_HEADERS, principal);
-        if (key === undefined) {
-          const acks = await producer.produce(records);
-          request.log.debug({ topic, count: acks.length }, 'events produced');
-          return reply
-            .code(200)
-            .header('content-type', JSON_BODY)
-            .send(atomicAnswerText(acks, bound.schemaId, batch));
-        }
-        if (!idempotency) throw new IdempotencyKeyError('not supported by this ingress');
-        // A replay answers the same text, rebuilt from the first request's events (idempotency.ts).
-        const response = await idempotency.produce(scopeOf(path, principal ?? ANONYMOUS, key), fingerprint(false, raw), {
-          records,
-          answer: (acks) => ({ status: 200, body: atomicAnswerText(acks, bound.schemaId, batch) }),
-        });
-        if (response.replayed) reply.header('idempotent-replayed', 'true');
-        return reply.code(response.status).header('content-type', JSON_BODY).send(response.body);
-      }
-      let response: { status: number; body: unknown; replayed?: boolean } | undefined;
-      await traceProduce(request, topic, events.length, async (trace) => {
-        const prepared = rules
-          ? prepareWithRules(
-              bound,
-              events,
-              rules,
-              { records: (kept: unknown[]) => toRecords(bound, kept, request.id, trace, principal), headers: recordHeaders(bound, request.id, trace, principal) },
-              { batch, partial },
-            )
-          : partial
-            ? preparePartial(bound, events, request.id, trace, principal)
-            : prepareAtomic(bound, events, batch, request.id, trace, principal, true);
-        if (key === undefined) {
-          // No key: no claim, no lookup.
-          const acks = prepared.records.length > 0 ? await producer.produce(prepared.records) : [];
-          response = prepared.answer(acks);
-          request.log.debug({ topic, count: acks.length }, 'events produced');
-          return acks;
-        }
-        if (!idempotency) throw new IdempotencyKeyError('not supported by this ingress');
-        response = await idempotency.produce(scopeOf(path, principal ?? ANONYMOUS, key), fingerprint(partial, raw), prepared);
-        return [];
+      const answer = await produceRequest(context, binding, body, {
+        id: request.id,
+        key,
+        principal: request.principal?.name,
+        partial,
+        traced: requestTraceContext(request) === undefined ? undefined : (produce) => traceProduce(request, topic, body.events.length, produce),
+        produced: (count) => request.log.debug({ topic, count }, 'events produced'),
       });
       // The draft leaves the marker to the server; clients and tests can tell a replay from a first answer.
-      if (response!.replayed) reply.header('idempotent-replayed', 'true');
-      return reply.code(response!.status).send(response!.body);
+      if (answer.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(answer.status).header('content-type', JSON_BODY).send(answer.text);
     });
   }
 }

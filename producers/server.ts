@@ -147,13 +147,14 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   void app.register(metricsRoute, { registry: metrics.registry });
   const contracts = new SubjectContracts(registry, bindings, log);
   await contracts.start();
-  registerRoutes(app, bindings, { producer: batcher, contracts, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) });
+  // One context for the routes and the direct path: the same Idempotency (its in-flight keys) whichever path a request takes.
+  const produce = { producer: batcher, contracts, idempotency: Idempotency.forIngress(idempotencyStore, batcher, config, options.afterIdempotentWrite) };
+  registerRoutes(app, bindings, produce);
   // Authentication, limits and spans are Fastify's hooks: with any of them the routes serve every request.
   if (control.open && !tracingEnabled()) {
     direct.enable({
       bindings,
-      producer: batcher,
-      contracts,
+      context: produce,
       headers: securityHeaders(config),
       bodyLimit: config.bodyLimit,
       maxDepth: config.jsonMaxDepth,

@@ -9,12 +9,13 @@ import type { OutgoingRecord } from '../../kafka/types.ts';
 import type { BatchingProducer, RecordAck } from '../../producers/batching-producer.ts';
 import { registerBodyParsers } from '../../producers/body-parsers.ts';
 import { prepareWithRules } from '../../producers/contract-rules.ts';
-import { CLAIM_HEADER, refText, sameRef, type ClaimJob, type ClaimRef, type HeldKey } from '../../producers/idempotency-claims.ts';
-import { Idempotency, type ClaimStore } from '../../producers/idempotency.ts';
+import { CLAIM_HEADER } from '../../producers/idempotency-claims.ts';
+import { Idempotency } from '../../producers/idempotency.ts';
 import { ingressErrors } from '../../producers/ingress-errors.ts';
 import { prepareAtomic, registerRoutes, toRecords, type RouteBinding } from '../../producers/routes.ts';
 import { runWriteRules, SubjectContracts } from '../../rules/index.ts';
 import type { RouteSpec } from '../../topology/model.ts';
+import { MemoryClaims } from '../support/memory-claims.ts';
 
 /**
  * The direct path of a produce route (answer text written as the unkeyed fast path writes it) also serves
@@ -49,43 +50,6 @@ const producer = {
     }),
 } as unknown as BatchingProducer;
 
-/** One replica's claims in memory: a key's first claim holds it; its events are found by their claim header. */
-class MemoryClaims implements ClaimStore {
-  readonly started = true;
-  readonly #keys = new Map<string, HeldKey & { print: string }>();
-  #next = 0n;
-  async start(): Promise<void> {}
-  has(id: string): boolean {
-    return this.#keys.has(id);
-  }
-  held(id: string): HeldKey | undefined {
-    return this.#keys.get(id);
-  }
-  current(id: string): ClaimRef | undefined {
-    return this.#keys.get(id);
-  }
-  async fingerprintOf(ref: ClaimRef): Promise<string | undefined> {
-    return [...this.#keys.values()].find((k) => sameRef(k, ref))?.print;
-  }
-  expired(): boolean {
-    return false;
-  }
-  async written(_topic: string, held: HeldKey): Promise<Map<number, RecordAck>> {
-    const found = new Map<number, RecordAck>();
-    for (const { record, ack } of written) {
-      const tag = record.headers?.find(([name]) => name === CLAIM_HEADER)?.[1]?.toString();
-      if (tag?.startsWith(`${refText(held)}:`)) found.set(Number(tag.slice(tag.lastIndexOf(':') + 1)), ack);
-    }
-    return found;
-  }
-  async claim(job: ClaimJob): Promise<ClaimRef | undefined> {
-    if (this.#keys.has(job.id)) return undefined;
-    const ref = { partition: 0, offset: this.#next++, slot: 0 };
-    this.#keys.set(job.id, { ...ref, first: Date.now(), at: Date.now(), owner: 'here', print: job.fingerprint });
-    return ref;
-  }
-}
-
 let app: FastifyInstance;
 let contracts: SubjectContracts<RouteBinding>;
 
@@ -103,7 +67,7 @@ beforeAll(async () => {
   const config = loadConfig({ SLUICE_LOG_LEVEL: 'silent' });
   contracts = new SubjectContracts(registry, [plain, ruled], createLogger(config, 'ingress-direct-paths'));
   await contracts.refresh();
-  const claims = new MemoryClaims();
+  const claims = new MemoryClaims(written);
   app = Fastify();
   void app.register(errorMapper, ingressErrors({ bodyLimit: 1 << 20, produceTimeoutMs: 1000, rejected: { inc: () => undefined }, routes: [] }));
   registerBodyParsers(app);

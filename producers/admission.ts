@@ -105,6 +105,7 @@ export class Admission {
   /** The event loop's delay, smoothed like the drain rate. */
   #lagMs = 0;
   #limit: number;
+  /** Produce requests the queue's limit refused since the last sample (the CPU gate's refusals say nothing about Kafka). */
   #refused = 0;
   /** Produce requests admitted since the last sample. */
   #admitted = 0;
@@ -127,12 +128,13 @@ export class Admission {
 
   /** The hot path: one comparison while the CPU gate is open, no allocation. `backlog`: records queued and in flight. */
   admit(backlog: number): boolean {
-    if (backlog < this.#limit && (this.#cpuRatePerS === Number.POSITIVE_INFINITY || this.#takeToken())) {
-      this.#admitted += 1;
-      return true;
+    if (backlog >= this.#limit) {
+      this.#refused += 1;
+      return false;
     }
-    this.#refused += 1;
-    return false;
+    if (this.#cpuRatePerS !== Number.POSITIVE_INFINITY && !this.#takeToken()) return false;
+    this.#admitted += 1;
+    return true;
   }
 
   #takeToken(): boolean {

@@ -31,6 +31,12 @@ const PRODUCE_TIMEOUT_MS = 5000;
  */
 const MAX_QUEUED = 5000;
 const OUTAGE_MS = Number(process.env.SLUICE_FAULTS_OUTAGE_MS ?? '30000');
+/**
+ * What the client's clock adds to the deadline (which runs from when the ingress reads a request): the wait in the
+ * sockets before the event loop reads it, and behind earlier answers on its connection (HTTP/1.1 answers in order).
+ * A 5-minute soak on a box at load 15 saw an accepted answer after 5.6 s, the event loop then 0.9 s late.
+ */
+const ANSWER_SLACK_MS = 2000;
 /** The open-loop overload (twice the capacity), and the phase after it at half the capacity. */
 const SOAK_MS = Number(process.env.SLUICE_FAULTS_SOAK_MS ?? '300000');
 const RECOVERY_MS = Math.max(10_000, Number(process.env.SLUICE_FAULTS_RECOVERY_MS ?? '30000'));
@@ -47,10 +53,14 @@ const TIMELINE_MS = 10_000;
 const RECOVERED_WITHIN_MS = 5000;
 /**
  * The RSS the `sluice up` process (ingress, registry and exactly-once worker together) must stay under during the
- * soak: 406 MB was its peak in a 60 s soak at 256 connections (2026-11-30); V8 grows its heap lazily with 24 GiB
- * free, so the bound leaves room for that and catches what an unbounded queue would do (gigabytes).
+ * soak. What it was made of at its peak, 676 MB, in a 5-minute soak at 4,002/s offered (2026-12-06, after a probe
+ * step at 8,000/s): V8's young generation 128 MB (grown to its maximum under this allocation rate, whatever the
+ * load), old generation 214 MB (requests in progress, and garbage until the next major GC), buffers outside the heap
+ * 85 MB, the rest (~250 MB) native: the binary, and malloc's arenas, which keep what the probe's peak took. It levels
+ * off (671 MB in the first half, 676 MB in the second; RSS_GROWTH_MB); the bound catches a queue without one
+ * (gigabytes), not V8's sizing.
  */
-const RSS_BOUND_MB = 512;
+const RSS_BOUND_MB = 768;
 
 /** The most the RSS's peak in the second half of the overload may exceed the first half's: it levels off, it does not grow with the requests served. */
 const RSS_GROWTH_MB = 64;
@@ -341,8 +351,8 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
       expect(overload.refused, text).toBeGreaterThan(0);
       expect(overload.accepted, text).toBeGreaterThan(0);
       for (const phase of [overload, after]) {
-        expect(phase.refusedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS);
-        expect(phase.acceptedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS);
+        expect(phase.refusedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS + ANSWER_SLACK_MS);
+        expect(phase.acceptedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS + ANSWER_SLACK_MS);
         // Accepted requests wait at most about the admission budget (SLUICE_ADMISSION_WAIT_PERCENT of the deadline) at p99.
         expect(phase.acceptedP99Ms, text).toBeLessThan(PRODUCE_TIMEOUT_MS / 2);
       }

@@ -91,6 +91,14 @@ describe('admission by the produce queue’s expected wait', () => {
     expect(admission.admit(admission.limit)).toBe(false);
     admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 600 });
     expect(admission.limit).toBeLessThan(before);
+    // Refusals by the CPU gate say nothing about the queue: they raise nothing (a soak saw the estimate reach 493,696/s).
+    const gated = new Admission({ budgetMs: 1000, maxQueued: 100_000 });
+    gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
+    for (let i = 0; i < 4; i++) gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 100, utilization: 1, oldestWaitMs: 100 });
+    expect(gated.cpuRatePerS).toBeLessThan(Number.POSITIVE_INFINITY);
+    expect(gated.admit(0)).toBe(false);
+    gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 100, utilization: 1, oldestWaitMs: 100 });
+    expect(gated.drainPerS).toBe(2000);
     // Without refusals nothing is raised: a fast queue that admits everything has learnt nothing about its capacity.
     const settled = admission.limit;
     admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });

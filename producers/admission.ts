@@ -14,11 +14,29 @@ import { errorBody, OVERLOADED_RETRY_AFTER_S } from './ingress-errors.ts';
  * not what Kafka can take). It cannot confirm itself low: it never falls below a floor, and while the ingress
  * refuses and the producer runs dry it doubles each interval, so after an outage it is back within seconds.
  *
+ * The drain rate measured cannot tell Kafka's pace from admission's own: with the limit below what Kafka would take,
+ * fewer records are sent per round trip, each interval measures less and the limit follows it down (100/s offered in a
+ * 5-minute soak, on a box where the ingress took 750/s). So an interval that refused while the oldest waiting request
+ * had waited less than half the budget raises the estimate by a quarter instead: the queue was not what made requests
+ * late.
+ *
  * When the ingress's own CPU is the bottleneck, requests wait in the sockets before the event loop reads them, a
  * wait the queue does not show; the loop's delay (how late the sampling timer fires) is that wait, and is taken off
  * the budget: a saturated loop refuses more, cheaply. Never more than MAX_LAG_SHARE of it: a box busy with other
  * processes delays the loop too, refusing does not help that, and with no budget left the ingress admitted a request
  * only into an empty queue (one batch at a time: 82/s where it took 750/s).
+ *
+ * That is not enough when Kafka drains fast: the queue stays short and the loop, reading ever more requests, falls
+ * further behind. The CPU gate is CoDel's rule on the loop: when it has been busy throughout (utilization ≥
+ * SATURATED_UTILIZATION) and late by more than LAG_TARGET_SHARE of the budget for every sample of a whole
+ * SATURATED_SAMPLES intervals, the ingress admits at most CPU_CUT of the produce requests it admitted in the last
+ * interval per second, and again less each further interval, down to CPU_FLOOR_SHARE of the most it admitted in an
+ * interval of the last few seconds (refusals cost CPU too: when they alone keep the loop saturated, cutting further
+ * only starved the accepted, 180/s of 8,000/s offered where 2,680/s were taken at 4,000/s; and the rate of the
+ * interval it closed in may already be the queue limit's refusals); once the loop has idle time again, the
+ * rate grows by CPU_GROWTH per interval and the gate opens when it is twice what is admitted. A brief stall (a GC, a leader move)
+ * never fills an interval and refuses nothing; a box busy with other processes delays the loop but leaves it idle,
+ * so it does not close the gate either.
  */
 
 /** Records per second the estimate never falls below: after an outage the backlog it admits is what probes Kafka. */
@@ -32,6 +50,22 @@ const MAX_LAG_SHARE = 0.75;
  * a second takes it down by ~44%, not 75% (at 0.5, half-rate load was refused during such stalls).
  */
 const SAMPLE_WEIGHT = 0.25;
+/** An interval that refused while the oldest waiting request had waited under this share of the budget raises the estimate. */
+const FAST_QUEUE_SHARE = 0.5;
+/** How much such an interval raises it. */
+const FAST_QUEUE_RAISE = 1.25;
+/** The CPU gate (see above): event loop utilization and delay that count as saturated, and for how many samples in a row. */
+const SATURATED_UTILIZATION = 0.9;
+const LAG_TARGET_SHARE = 0.05;
+const SATURATED_SAMPLES = 4;
+/** How fast the most admitted in an interval is forgotten, per interval (halved in ~3.5 s). */
+const PEAK_DECAY = 0.95;
+/** Each saturated interval admits this share of the last one's produce requests; each interval with idle time grows the rate by CPU_GROWTH. */
+const CPU_CUT = 0.8;
+const CPU_GROWTH = 1.1;
+/** The CPU gate never admits fewer produce requests per second than this, nor less than this share of the rate when it closed. */
+const CPU_FLOOR_PER_S = 50;
+const CPU_FLOOR_SHARE = 0.5;
 
 /**
  * The most records that may wait (queued and in flight) for a new request to be admitted: what drains within the
@@ -49,6 +83,10 @@ export interface DrainSample {
   elapsedMs: number;
   busy: boolean;
   lagMs: number;
+  /** How long the oldest request still waiting for Kafka had waited at the end of the interval (ms). */
+  oldestWaitMs?: number;
+  /** The event loop's utilization over the interval (0-1: the share of it not spent waiting for I/O). */
+  utilization?: number;
 }
 
 export interface AdmissionOptions {
@@ -67,7 +105,19 @@ export class Admission {
   /** The event loop's delay, smoothed like the drain rate. */
   #lagMs = 0;
   #limit: number;
+  /** Produce requests the queue's limit refused since the last sample (the CPU gate's refusals say nothing about Kafka). */
   #refused = 0;
+  /** Produce requests admitted since the last sample. */
+  #admitted = 0;
+  /** Saturated samples in a row (the CPU gate's interval). */
+  #saturated = 0;
+  /** The CPU gate: produce requests admitted per second while it is closed (Infinity: open), and its token bucket. */
+  #cpuRatePerS = Number.POSITIVE_INFINITY;
+  #cpuFloorPerS = CPU_FLOOR_PER_S;
+  /** The most produce requests admitted per second in an interval lately (decaying by PEAK_DECAY). */
+  #admittedPeakPerS = 0;
+  #tokens = 0;
+  #tokensAt = 0;
 
   constructor(options: AdmissionOptions) {
     this.#budgetMs = options.budgetMs;
@@ -76,11 +126,30 @@ export class Admission {
     this.#limit = options.maxQueued;
   }
 
-  /** The hot path: one comparison, no allocation. `backlog`: records queued and in flight. */
+  /** The hot path: one comparison while the CPU gate is open, no allocation. `backlog`: records queued and in flight. */
   admit(backlog: number): boolean {
-    if (backlog < this.#limit) return true;
-    this.#refused += 1;
-    return false;
+    if (backlog >= this.#limit) {
+      this.#refused += 1;
+      return false;
+    }
+    if (this.#cpuRatePerS !== Number.POSITIVE_INFINITY && !this.#takeToken()) return false;
+    this.#admitted += 1;
+    return true;
+  }
+
+  #takeToken(): boolean {
+    const now = performance.now();
+    // At most a tenth of a second's worth saved up: a burst after a pause must not undo the gate.
+    this.#tokens = Math.min(this.#cpuRatePerS / 10, this.#tokens + ((now - this.#tokensAt) * this.#cpuRatePerS) / 1000);
+    this.#tokensAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  /** Produce requests per second the CPU gate admits (Infinity while it is open). */
+  get cpuRatePerS(): number {
+    return this.#cpuRatePerS;
   }
 
   get limit(): number {
@@ -100,11 +169,17 @@ export class Admission {
   /** Updates the estimate with one interval; refusals counted by admit() since the last call decide probing. */
   observe(sample: DrainSample): void {
     const refused = this.#refused;
+    const admitted = this.#admitted;
     this.#refused = 0;
+    this.#admitted = 0;
     if (this.#budgetMs <= 0 || sample.elapsedMs <= 0) return;
     this.#lagMs = this.#lagMs * (1 - SAMPLE_WEIGHT) + Math.max(0, sample.lagMs) * SAMPLE_WEIGHT;
+    this.#gateCpu(sample, (admitted * 1000) / sample.elapsedMs);
     const rate = (sample.drained * 1000) / sample.elapsedMs;
-    if (sample.busy) {
+    if (sample.busy && refused > 0 && this.#estimate !== undefined && (sample.oldestWaitMs ?? this.#budgetMs) < FAST_QUEUE_SHARE * this.#budgetMs) {
+      // Refused while what waits goes out well within the budget: the limit, not Kafka, held the sends back.
+      this.#estimate = Math.max(rate, this.#estimate * FAST_QUEUE_RAISE);
+    } else if (sample.busy) {
       this.#estimate = Math.max(this.#floorPerS, this.#estimate === undefined ? rate : this.#estimate * (1 - SAMPLE_WEIGHT) + rate * SAMPLE_WEIGHT);
     } else if (refused > 0) {
       // Refusing while the producer ran dry: the estimate is too low (it learnt it during an outage). Probe upwards.
@@ -113,11 +188,33 @@ export class Admission {
     // Otherwise it kept up with everything that came: nothing learnt about its capacity (maxQueued until it is measured).
     this.#limit = this.#estimate === undefined ? this.#maxQueued : admissionLimit(this.#estimate, this.#floorPerS, this.#budgetMs, this.#lagMs, this.#maxQueued);
   }
+
+  /** The CPU gate (see the top of this file): closes after SATURATED_SAMPLES saturated samples in a row, opens again with idle time. */
+  #gateCpu(sample: DrainSample, admittedPerS: number): void {
+    const saturated = (sample.utilization ?? 0) >= SATURATED_UTILIZATION && sample.lagMs >= LAG_TARGET_SHARE * this.#budgetMs;
+    this.#saturated = saturated ? this.#saturated + 1 : 0;
+    this.#admittedPeakPerS = Math.max(admittedPerS, this.#admittedPeakPerS * PEAK_DECAY);
+    if (this.#saturated >= SATURATED_SAMPLES) {
+      if (this.#cpuRatePerS === Number.POSITIVE_INFINITY) {
+        this.#cpuFloorPerS = Math.max(CPU_FLOOR_PER_S, this.#admittedPeakPerS * CPU_FLOOR_SHARE);
+        this.#tokensAt = performance.now();
+      }
+      this.#cpuRatePerS = Math.max(this.#cpuFloorPerS, Math.min(this.#cpuRatePerS, Math.max(admittedPerS, this.#cpuFloorPerS)) * CPU_CUT);
+    } else if (!saturated && this.#cpuRatePerS !== Number.POSITIVE_INFINITY) {
+      this.#cpuRatePerS *= CPU_GROWTH;
+      if (this.#cpuRatePerS > 2 * Math.max(CPU_FLOOR_PER_S, admittedPerS)) {
+        this.#cpuRatePerS = Number.POSITIVE_INFINITY;
+        this.#tokensAt = 0;
+      }
+    }
+  }
 }
 
 /** What the sampler reads from the batching producer. */
 export interface DrainSource {
   readonly backlog: number;
+  /** How long the oldest request still waiting has waited (ms). */
+  readonly oldestWaitMs?: number;
   /** Records acknowledged so far, and how often the backlog fell to zero so far (both only grow). */
   readonly acknowledgedRecords: number;
   readonly idleCount: number;
@@ -129,14 +226,19 @@ export function sampleDrain(admission: Pick<Admission, 'observe'>, source: Drain
   let acknowledged = source.acknowledgedRecords;
   let idle = source.idleCount;
   let backlog = source.backlog;
+  let loop = performance.eventLoopUtilization();
   const timer = setInterval(() => {
     const t = now();
+    const nextLoop = performance.eventLoopUtilization();
     admission.observe({
       drained: source.acknowledgedRecords - acknowledged,
       elapsedMs: t - at,
       busy: backlog > 0 && source.idleCount === idle && source.backlog > 0,
       lagMs: t - at - SAMPLE_MS,
+      oldestWaitMs: source.oldestWaitMs ?? 0,
+      utilization: performance.eventLoopUtilization(nextLoop, loop).utilization,
     });
+    loop = nextLoop;
     at = t;
     acknowledged = source.acknowledgedRecords;
     idle = source.idleCount;

@@ -1,5 +1,6 @@
 import type { FastifyPluginCallback } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Admission } from './admission.ts';
 import type { BatchingStats, BatchObserver } from './batching-producer.ts';
 
 export type IngressMetrics = ReturnType<typeof createMetrics>;
@@ -35,6 +36,28 @@ export function createMetrics(stats: () => BatchingStats) {
     },
   });
   return metrics;
+}
+
+/** Admission's state (producers/admission.ts), read at scrape time: why the ingress refuses when it does. */
+export function admissionGauges(registry: Registry, admission: Pick<Admission, 'limit' | 'drainPerS' | 'lagMs' | 'cpuRatePerS'>): void {
+  const gauge = (name: string, help: string, read: () => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  };
+  gauge('sluice_ingress_admission_limit_records', 'Most records that may wait for a produce request to be admitted.', () => admission.limit);
+  gauge('sluice_ingress_admission_drain_records_per_second', 'Records per second Kafka drains, as admission estimates it.', () => admission.drainPerS);
+  gauge('sluice_ingress_admission_loop_delay_seconds', "The event loop's delay, smoothed, that admission takes off its budget.", () => admission.lagMs / 1000);
+  gauge(
+    'sluice_ingress_admission_cpu_gate_requests_per_second',
+    'Produce requests per second the CPU gate admits while the event loop is saturated; +Inf while it is open.',
+    () => admission.cpuRatePerS,
+  );
 }
 
 /** The batcher's sends, as the metrics count them. */

@@ -14,7 +14,7 @@ import { Admission, admissionGate, sampleDrain, type AdmissionGateOptions } from
 import { drainingResponse } from './draining.ts';
 import { correlationIdOf, stampCorrelationId } from './correlation.ts';
 import { ingressErrors } from './ingress-errors.ts';
-import { batchObserver, createMetrics, metricsRoute } from './ingress-metrics.ts';
+import { admissionGauges, batchObserver, createMetrics, metricsRoute } from './ingress-metrics.ts';
 import { warmUp } from './warm-up.ts';
 import { DirectProduce } from './direct-produce.ts';
 import { registerBodyParsers } from './body-parsers.ts';
@@ -110,6 +110,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   });
   const budgetMs = (produceTimeoutMs * config.admissionWaitPercent) / 100;
   const admission = budgetMs > 0 ? new Admission({ budgetMs, maxQueued: maxQueuedRecords }) : undefined;
+  if (admission) admissionGauges(metrics.registry, admission);
   const connected = await warmUp(connection, produceTimeoutMs, topics, log);
   const readKafka = createKafka(config, log, 'ingress-read');
   const readAdmin = readKafka.admin();

@@ -101,14 +101,29 @@ export interface PhasedOutcome extends Outcome {
   phase: string;
 }
 
+/** How far the generator itself fell behind its schedule in one phase. */
+export interface GeneratorLag {
+  /** The latest any request was written after its arrival time (ms): the client's own CPU or event loop, not the server. */
+  maxLateMs: number;
+  /** Requests written more than LATE_MS after their arrival time. */
+  lateSends: number;
+  /** Requests written to a connection that already had `perConnection` unanswered (the server reads them when it can). */
+  beyondPipelined: number;
+  /** The most request bytes accepted by the client's sockets and not yet taken by the kernel (the server not reading). */
+  maxUnwrittenKb: number;
+}
+
 export interface OpenLoopResult {
   outcomes: PhasedOutcome[];
-  /** Arrivals due per phase, and those not sent because every connection had its most requests unanswered (the client's cap). */
+  /** Arrivals due per phase: every one is sent (the generator never sheds), on time or late (lag). */
   scheduled: Record<string, number>;
-  shed: Record<string, number>;
+  lag: Record<string, GeneratorLag>;
   /** When each phase began, in ms since the run began (the clock of Outcome.startedMs). */
   phaseStartMs: Record<string, number>;
 }
+
+/** A request written this much after its arrival time counts as a late send of the generator. */
+export const LATE_MS = 100;
 
 /**
  * The ingress's own view of POST /v1/orders (sluice_http_request_duration_seconds on GET /metrics): cumulative
@@ -147,7 +162,11 @@ interface Lane {
 }
 
 export interface PipelinedOptions {
-  /** Connections opened before any load, each carrying at most `perConnection` unanswered requests. */
+  /**
+   * Connections opened before any load, requests dealt to them in turn. `perConnection` only counts the requests
+   * written beyond it (the server's pipelining bound, SLUICE_HTTP_MAX_PIPELINED): size `connections` so that the rate
+   * times the answers' latency fits in connections × perConnection.
+   */
   connections: number;
   perConnection: number;
   /** A connection whose oldest request has waited this long is closed; its requests count as unanswered (status 0). */
@@ -160,9 +179,12 @@ export interface PipelinedOptions {
  * much CPU per request as the ingress itself, and a closed-loop client at N in flight only queues). Raw TCP
  * connections with HTTP/1.1 pipelining, each request's bytes copied from a template built once (the order id's digits
  * written in place), written on a fixed schedule (request n of a phase at n / rate seconds) whatever the answers, and
- * answers counted by scanning their status lines and Content-Length. An arrival due while every connection has
- * `perConnection` requests unanswered is counted as shed by the client and not sent. Outcomes are kept in typed arrays
- * during the run (no object per request while it matters) and returned as openLoop's when it is over.
+ * answers counted by scanning their status lines and Content-Length. Truly open loop: every arrival is written when
+ * due, to the next connection in turn, however many answers are outstanding (an earlier version skipped connections
+ * with 32 unanswered and shed the arrival when all had: 100 connections then bounded the offered rate at 3,200
+ * outstanding, not the server). What the client could not write on schedule (its own CPU, a late timer) is its lag,
+ * reported per phase beside what the server did not read. Outcomes are kept in typed arrays during the run (no object
+ * per request while it matters) and returned as openLoop's when it is over.
  */
 export async function openLoopPipelined(url: string, phases: readonly ArrivalPhase[], options: PipelinedOptions): Promise<OpenLoopResult> {
   const target = new URL(url);
@@ -228,26 +250,21 @@ export async function openLoopPipelined(url: string, phases: readonly ArrivalPha
   const lanes: Lane[] = [];
   for (let opened = 0; opened < options.connections; opened += 100) lanes.push(...(await Promise.all(Array.from({ length: Math.min(100, options.connections - opened) }, open))));
 
-  const result: OpenLoopResult = { outcomes: [], scheduled: {}, shed: {}, phaseStartMs: {} };
+  const result: OpenLoopResult = { outcomes: [], scheduled: {}, lag: {}, phaseStartMs: {} };
+  for (const p of phases) result.lag[p.name] = { maxLateMs: 0, lateSends: 0, beyondPipelined: 0, maxUnwrittenKb: 0 };
   let next = 0;
   let turn = 0;
   /** Sends requests next..next+count-1 of `phase`: per lane one write of the copied templates. */
   const send = (phase: number, count: number): void => {
-    const name = phases[phase]!.name;
+    const lag = result.lag[phases[phase]!.name]!;
     const perLane = new Map<Lane, number[]>();
     for (let k = 0; k < count; k++, next++) {
-      result.scheduled[name] = (result.scheduled[name] ?? 0) + 1;
       phaseOf[next] = phase;
-      let lane: Lane | undefined;
-      for (let tried = 0; tried < lanes.length && lane === undefined; tried++) {
-        const candidate = lanes[turn++ % lanes.length]!;
-        if (candidate.alive && candidate.waiting.length - candidate.head + (perLane.get(candidate)?.length ?? 0) < options.perConnection) lane = candidate;
-      }
-      if (lane === undefined) {
-        result.shed[name] = (result.shed[name] ?? 0) + 1;
-        continue;
-      }
+      // The next live connection in turn (a dead one is being replaced by expire()).
+      let lane = lanes[turn++ % lanes.length]!;
+      for (let tried = 0; !lane.alive && tried < lanes.length; tried++) lane = lanes[turn++ % lanes.length]!;
       const list = perLane.get(lane) ?? [];
+      if (lane.waiting.length - lane.head + list.length >= options.perConnection) lag.beyondPipelined += 1;
       list.push(next);
       perLane.set(lane, list);
     }
@@ -267,6 +284,9 @@ export async function openLoopPipelined(url: string, phases: readonly ArrivalPha
       }
       lane.socket.write(out);
     }
+    let unwritten = 0;
+    for (const lane of lanes) unwritten += lane.socket.writableLength;
+    lag.maxUnwrittenKb = Math.max(lag.maxUnwrittenKb, Math.round(unwritten / 1024));
   };
   /** Connections whose oldest request waited past the timeout are closed and replaced. */
   const expire = async (): Promise<void> => {
@@ -292,6 +312,14 @@ export async function openLoopPipelined(url: string, phases: readonly ArrivalPha
       const now = performance.now() - began;
       for (let phase = phases[index]; phase !== undefined; phase = phases[index]) {
         const due = Math.floor((Math.min(now - phaseBegan, phase.durationMs) * phase.ratePerSecond) / 1000);
+        if (due > issued) {
+          // Arrival k of the phase is due at k / rate: how late the first of these is, and how many are later than LATE_MS.
+          const lag = result.lag[phase.name]!;
+          lag.maxLateMs = Math.max(lag.maxLateMs, Math.round(now - phaseBegan - (issued * 1000) / phase.ratePerSecond));
+          const lateBy = Math.floor((Math.min(now - phaseBegan - LATE_MS, phase.durationMs) * phase.ratePerSecond) / 1000);
+          lag.lateSends += Math.max(0, Math.min(due, lateBy) - issued);
+          result.scheduled[phase.name] = (result.scheduled[phase.name] ?? 0) + due - issued;
+        }
         send(index, due - issued);
         issued = due;
         if (now - phaseBegan < phase.durationMs) return;
@@ -324,10 +352,91 @@ export async function openLoopPipelined(url: string, phases: readonly ArrivalPha
   return result;
 }
 
+/** Admission's gauges on GET /metrics (producers/ingress-metrics.ts admissionGauges), by name without the common prefix. */
+export async function admissionState(ingressUrl: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${ingressUrl}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
+  const state: Record<string, number> = {};
+  for (const [, name, value] of text.matchAll(/^sluice_ingress_admission_(\w+) (\S+)$/gm)) state[name!] = value === '+Inf' ? Number.POSITIVE_INFINITY : Number(value);
+  return state;
+}
+
 /** sluice_ingress_rejected_requests_total by code: refusals at admission (SLUICE_OVERLOADED) apart from those at the deadline. */
 export async function rejectedByCode(ingressUrl: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${ingressUrl}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
   const counts: Record<string, number> = {};
   for (const [, code, value] of text.matchAll(/^sluice_ingress_rejected_requests_total\{code="([^"]+)"\} (\d+)/gm)) counts[code!] = Number(value);
   return counts;
+}
+
+/** Connections for an open-loop rate whose answers may take up to `latencyMs`: rate × latency requests outstanding, perConnection to each. */
+export function connectionsFor(ratePerSecond: number, latencyMs: number, perConnection: number): number {
+  return Math.min(2000, Math.max(100, Math.ceil((ratePerSecond * latencyMs) / 1000 / perConnection)));
+}
+
+/** One step of the capacity ramp: what it offered and what came back from the requests sent in its counted part. */
+export interface RampStep {
+  offeredPerS: number;
+  acceptedPerS: number;
+  refusedPerS: number;
+  acceptedP99Ms: number;
+  lateSends: number;
+}
+
+export interface RampOptions {
+  startPerS: number;
+  /** Each step's rate is the last one's times this. */
+  factor: number;
+  maxPerS: number;
+  stepMs: number;
+  /** The last part of each step that is counted (the ingress's admission settles in the first). */
+  countedMs: number;
+  /** Accepted answers slower than this at their 99th percentile end the ramp. */
+  deadlineMs: number;
+  perConnection: number;
+}
+
+/**
+ * The ingress's capacity: open-loop steps at rising rates (startPerS × factor^n) until the accepted rate stops rising
+ * (two steps in a row took under 90% of what they offered and no more than 10% above the best step before them: on a
+ * loaded box one step refused half of 250/s while the ingress warmed up and then took 763/s), the accepted p99 passes
+ * the deadline, or maxPerS is reached. The capacity is the best accepted rate of any step answered within the
+ * deadline at p99 (a step at 16,000/s accepted 11,114/s at p99 11 s, and twice that was then mostly refused late); the outcomes of
+ * every step are returned for the ledger (what it accepted must come out too). A fixed probe rate
+ * read either what it offered (a quiet box took all of 2,000/s) or what the generator could keep outstanding.
+ */
+export async function probeCapacity(url: string, options: RampOptions): Promise<{ capacityPerS: number; steps: RampStep[]; outcomes: PhasedOutcome[] }> {
+  const steps: RampStep[] = [];
+  const all: PhasedOutcome[] = [];
+  let best = 0;
+  let flat = 0;
+  for (let rate = options.startPerS; rate <= options.maxPerS; rate = Math.round(rate * options.factor)) {
+    const connections = connectionsFor(rate, 1000, options.perConnection);
+    const { outcomes, lag } = await openLoopPipelined(url, [{ name: 'step', ratePerSecond: rate, durationMs: options.stepMs }], {
+      connections,
+      perConnection: options.perConnection,
+      timeoutMs: 60_000,
+    });
+    for (const o of outcomes) all.push(o);
+    const counted = outcomes.filter((o) => o.startedMs >= options.stepMs - options.countedMs);
+    const { accepted, refused } = summarize(counted);
+    const step: RampStep = {
+      offeredPerS: rate,
+      acceptedPerS: Math.round((accepted.length * 1000) / options.countedMs),
+      refusedPerS: Math.round((refused.length * 1000) / options.countedMs),
+      acceptedP99Ms: Math.round(
+        percentile(
+          accepted.map((o) => o.ms),
+          99,
+        ),
+      ),
+      lateSends: lag.step!.lateSends,
+    };
+    steps.push(step);
+    const rising = step.acceptedPerS > 1.1 * best;
+    // A step whose accepted answers came past the deadline took more than the ingress can serve in time: not its capacity.
+    if (step.acceptedP99Ms <= options.deadlineMs) best = Math.max(best, step.acceptedPerS);
+    flat = step.acceptedPerS < 0.9 * rate && !rising ? flat + 1 : 0;
+    if (step.acceptedP99Ms > options.deadlineMs || flat === 2) break;
+  }
+  return { capacityPerS: Math.max(50, best), steps, outcomes: all };
 }

@@ -1,11 +1,25 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../../broker/cluster.ts';
 import { readTopics } from '../support/platform.ts';
 import { faultsCluster, startDownNodes, waitForFullIsr } from './cluster.ts';
 import { account, ledgerFigures } from './ledger.ts';
-import { durationBetween, openLoopPipelined, ordersDurationBuckets, percentile, postOrders, rejectedByCode, summarize } from './load.ts';
+import {
+  admissionState,
+  connectionsFor,
+  durationBetween,
+  openLoopPipelined,
+  ordersDurationBuckets,
+  percentile,
+  postOrders,
+  probeCapacity,
+  rejectedByCode,
+  summarize,
+  type PhasedOutcome,
+} from './load.ts';
 import { report } from './report.ts';
 import { keyCounts, scoredCounts, startPlatform, type Platform } from './platform.ts';
 
@@ -17,25 +31,39 @@ const PRODUCE_TIMEOUT_MS = 5000;
  */
 const MAX_QUEUED = 5000;
 const OUTAGE_MS = Number(process.env.SLUICE_FAULTS_OUTAGE_MS ?? '30000');
-/** The open-loop overload (twice the capacity), and the phase after it at half the capacity. */
-const SOAK_MS = Number(process.env.SLUICE_FAULTS_SOAK_MS ?? '60000');
-const RECOVERY_MS = Math.max(10_000, Number(process.env.SLUICE_FAULTS_RECOVERY_MS ?? '30000'));
 /**
- * The pipelined client's connections and unanswered requests per connection (the ingress's SLUICE_HTTP_MAX_PIPELINED
- * default); arrivals beyond connections × that are counted as shed by the client, not sent.
+ * What the client's clock adds to the deadline (which runs from when the ingress reads a request): the wait in the
+ * sockets before the event loop reads it, and behind earlier answers on its connection (HTTP/1.1 answers in order).
+ * A 5-minute soak on a box at load 15 saw an accepted answer after 5.6 s, the event loop then 0.9 s late.
  */
-const CONNECTIONS = 100;
+const ANSWER_SLACK_MS = 2000;
+/** The open-loop overload (twice the capacity), and the phase after it at half the capacity. */
+const SOAK_MS = Number(process.env.SLUICE_FAULTS_SOAK_MS ?? '300000');
+const RECOVERY_MS = Math.max(10_000, Number(process.env.SLUICE_FAULTS_RECOVERY_MS ?? '30000'));
+/** The ingress's SLUICE_HTTP_MAX_PIPELINED default: the client sizes its connections so it rarely writes beyond it. */
 const PER_CONNECTION = 32;
-/** The capacity probe before the soak: its offered rate (above any capacity seen here), how long, and the last part it counts. */
-const PROBE_RATE = 2000;
-const PROBE_MS = 12_000;
-const PROBE_COUNTED_MS = 6000;
+/** The capacity ramp before the soak: its first rate (doubled each step up to the last), each step's length and the part counted. */
+const PROBE_START_RATE = 250;
+const PROBE_MAX_RATE = 64_000;
+const PROBE_STEP_MS = 10_000;
+const PROBE_COUNTED_MS = 5000;
+/** The overload's timeline in the report: windows of this length. */
+const TIMELINE_MS = 10_000;
+/** After the overload, the first second that refuses nothing at half the capacity comes within this. */
+const RECOVERED_WITHIN_MS = 5000;
 /**
  * The RSS the `sluice up` process (ingress, registry and exactly-once worker together) must stay under during the
- * soak: 406 MB was its peak in a 60 s soak at 256 connections (2026-11-30); V8 grows its heap lazily with 24 GiB
- * free, so the bound leaves room for that and catches what an unbounded queue would do (gigabytes).
+ * soak. What it was made of at its peak, 676 MB, in a 5-minute soak at 4,002/s offered (2026-12-06, after a probe
+ * step at 8,000/s): V8's young generation 128 MB (grown to its maximum under this allocation rate, whatever the
+ * load), old generation 214 MB (requests in progress, and garbage until the next major GC), buffers outside the heap
+ * 85 MB, the rest (~250 MB) native: the binary, and malloc's arenas, which keep what the probe's peak took. It levels
+ * off (671 MB in the first half, 676 MB in the second; RSS_GROWTH_MB); the bound catches a queue without one
+ * (gigabytes), not V8's sizing.
  */
-const RSS_BOUND_MB = 512;
+const RSS_BOUND_MB = 768;
+
+/** The most the RSS's peak in the second half of the overload may exceed the first half's: it levels off, it does not grow with the requests served. */
+const RSS_GROWTH_MB = 64;
 
 function rssMb(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -45,15 +73,31 @@ function rssMb(pid: number): number {
 describe('[faults] the whole cluster down, and an overload soak', () => {
   let cluster: LocalCluster;
   let platform: Platform;
+  const memoryFile = join(mkdtempSync(join(tmpdir(), 'sluice-faults-memory-')), 'memory.jsonl');
 
   beforeAll(async () => {
     cluster = await faultsCluster();
     await startDownNodes(cluster);
-    platform = await startPlatform({ SLUICE_PRODUCE_TIMEOUT_MS: String(PRODUCE_TIMEOUT_MS), SLUICE_MAX_QUEUED_RECORDS: String(MAX_QUEUED) });
+    platform = await startPlatform({
+      SLUICE_PRODUCE_TIMEOUT_MS: String(PRODUCE_TIMEOUT_MS),
+      SLUICE_MAX_QUEUED_RECORDS: String(MAX_QUEUED),
+      // What the RSS is made of, once a second (tests/faults/memory-probe.ts).
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${join(import.meta.dirname, 'memory-probe.ts')}`,
+      SLUICE_FAULTS_MEMORY_FILE: memoryFile,
+    });
   });
+
+  const memoryLines = (): Record<string, number>[] =>
+    existsSync(memoryFile)
+      ? readFileSync(memoryFile, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as Record<string, number>)
+      : [];
 
   afterAll(async () => {
     await platform?.stop();
+    rmSync(dirname(memoryFile), { recursive: true, force: true });
     await startDownNodes(cluster);
   });
 
@@ -112,72 +156,89 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
   });
 
   it(
-    `open-loop overload: ${SOAK_MS / 1000} s at twice the measured capacity, then ${RECOVERY_MS / 1000} s at half: every answer 200 or 503 + Retry-After, nothing accepted lost, full rate again`,
-    { timeout: 600_000 },
+    `open-loop overload: ${SOAK_MS / 1000} s at twice the probed capacity, then ${RECOVERY_MS / 1000} s at half: every answer within the deadline, 200 or 503 + Retry-After, accepted p99 and RSS bounded, nothing accepted lost, full rate again within seconds`,
+    { timeout: SOAK_MS + 900_000 },
     async () => {
       const url = `${platform.ingressUrl}/v1/orders`;
-      const client = { connections: CONNECTIONS, perConnection: PER_CONNECTION, timeoutMs: 60_000 };
-      // Capacity: what the ingress accepts per second when offered more than it can take (open loop at PROBE_RATE),
-      // counted by answers in the last seconds of the probe. A closed-loop probe (256 in flight) measured half of what
-      // the ingress then took without refusing: on a loaded box its own client is the bottleneck.
-      const probe = await openLoopPipelined(url, [{ name: 'probe', ratePerSecond: PROBE_RATE, durationMs: PROBE_MS }], client);
-      const countedFrom = PROBE_MS - PROBE_COUNTED_MS;
-      const answered = probe.outcomes.filter((o) => o.status === 200 && o.startedMs + o.ms >= countedFrom && o.startedMs + o.ms < PROBE_MS).length;
-      const capacity = Math.max(50, Math.round((answered * 1000) / PROBE_COUNTED_MS));
+      // Capacity: open-loop steps at doubling rates until the accepted rate stops rising (probeCapacity). A fixed probe
+      // at 2,000/s read what it offered on a quiet box (which then took all of "twice" that), and a closed-loop probe
+      // measures its own client on a loaded one.
+      const probe = await probeCapacity(url, {
+        startPerS: PROBE_START_RATE,
+        factor: 2,
+        maxPerS: PROBE_MAX_RATE,
+        stepMs: PROBE_STEP_MS,
+        countedMs: PROBE_COUNTED_MS,
+        deadlineMs: PRODUCE_TIMEOUT_MS,
+        perConnection: PER_CONNECTION,
+      });
+      const capacity = probe.capacityPerS;
+      const overloadRate = capacity * 2;
+      const afterRate = Math.max(1, Math.round(capacity / 2));
+      // Enough connections that twice the capacity, each answered within a second, fits under the server's pipelining bound.
+      const connections = connectionsFor(overloadRate, 1000, PER_CONNECTION);
 
       const pid = platform.pid()!;
       const rss = { startMb: rssMb(pid), peakMb: rssMb(pid), endMb: 0 };
-      const sampler = setInterval(() => (rss.peakMb = Math.max(rss.peakMb, rssMb(pid))), 250);
+      // The RSS through the overload, in halves: bounded means the second half's peak is no higher than the first's.
+      const began = performance.now();
+      const halves = [0, 0];
+      const sampler = setInterval(() => {
+        const mb = rssMb(pid);
+        rss.peakMb = Math.max(rss.peakMb, mb);
+        const half = Math.min(1, Math.floor((performance.now() - began) / (SOAK_MS / 2)));
+        if (performance.now() - began < SOAK_MS) halves[half] = Math.max(halves[half]!, mb);
+      }, 250);
+      const memoryFrom = memoryLines().length;
+      // Admission's state once a second (its gauges), to tell which rule refused when the client saw refusals.
+      const states: { atMs: number; state: Record<string, number> }[] = [];
+      const scraper = setInterval(() => {
+        const atMs = performance.now() - began;
+        void admissionState(platform.ingressUrl)
+          .then((state) => states.push({ atMs, state }))
+          .catch(() => {});
+      }, 1000);
       const serverBefore = await ordersDurationBuckets(platform.ingressUrl);
       const rejectedBefore = await rejectedByCode(platform.ingressUrl);
       const run = await openLoopPipelined(
         url,
         [
-          { name: 'overload', ratePerSecond: capacity * 2, durationMs: SOAK_MS },
-          { name: 'after', ratePerSecond: Math.max(1, Math.round(capacity / 2)), durationMs: RECOVERY_MS },
+          { name: 'overload', ratePerSecond: overloadRate, durationMs: SOAK_MS },
+          { name: 'after', ratePerSecond: afterRate, durationMs: RECOVERY_MS },
         ],
-        client,
+        { connections, perConnection: PER_CONNECTION, timeoutMs: 60_000 },
       );
       clearInterval(sampler);
+      clearInterval(scraper);
       rss.endMb = rssMb(pid);
+      // What the RSS was made of at its peak during the run (memory-probe.ts's once-a-second lines).
+      const atPeak = memoryLines()
+        .slice(memoryFrom)
+        .reduce<Record<string, number> | undefined>((peak, line) => (peak === undefined || line.rss! > peak.rss! ? line : peak), undefined);
       const server = durationBetween(serverBefore, await ordersDurationBuckets(platform.ingressUrl));
       const rejectedAfter = await rejectedByCode(platform.ingressUrl);
       const rejected = Object.fromEntries(Object.entries(rejectedAfter).map(([code, n]) => [code, n - (rejectedBefore[code] ?? 0)]));
 
-      const phase = (name: string) => run.outcomes.filter((o) => o.phase === name);
-      const figuresOf = (name: string) => {
-        const outcomes = phase(name);
-        const { accepted, refused, byStatus } = summarize(outcomes);
+      const byPhase = { overload: [] as PhasedOutcome[], after: [] as PhasedOutcome[] };
+      for (const o of run.outcomes) byPhase[o.phase as keyof typeof byPhase].push(o);
+      const figuresOf = (name: keyof typeof byPhase) => {
+        const { accepted, refused, byStatus } = summarize(byPhase[name]);
         const durationS = (name === 'overload' ? SOAK_MS : RECOVERY_MS) / 1000;
+        const acceptedMs = accepted.map((o) => o.ms);
         const refusedMs = refused.map((o) => o.ms);
         return {
           offeredPerS: Math.round((run.scheduled[name] ?? 0) / durationS),
           scheduled: run.scheduled[name] ?? 0,
-          shedByClient: run.shed[name] ?? 0,
-          sent: outcomes.length,
+          generator: run.lag[name],
           accepted: accepted.length,
           acceptedPerS: Math.round(accepted.length / durationS),
           refused: refused.length,
           refusedPerS: Math.round(refused.length / durationS),
           byStatus,
-          acceptedP50Ms: Math.round(
-            percentile(
-              accepted.map((o) => o.ms),
-              50,
-            ),
-          ),
-          acceptedP99Ms: Math.round(
-            percentile(
-              accepted.map((o) => o.ms),
-              99,
-            ),
-          ),
-          acceptedMaxMs: Math.round(
-            percentile(
-              accepted.map((o) => o.ms),
-              100,
-            ),
-          ),
+          acceptedP50Ms: Math.round(percentile(acceptedMs, 50)),
+          acceptedP99Ms: Math.round(percentile(acceptedMs, 99)),
+          acceptedMaxMs: Math.round(percentile(acceptedMs, 100)),
+          refusedP50Ms: Math.round(percentile(refusedMs, 50)),
           refusedP99Ms: Math.round(percentile(refusedMs, 99)),
           refusedMaxMs: Math.round(percentile(refusedMs, 100)),
         };
@@ -187,12 +248,48 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
       // in the phase refuses again: the queue's expected wait grows while nothing drains).
       const afterStart = run.phaseStartMs.after!;
       const windows: { accepted: number; refused: number }[] = Array.from({ length: Math.ceil(RECOVERY_MS / 1000) }, () => ({ accepted: 0, refused: 0 }));
-      for (const o of phase('after')) {
+      for (const o of byPhase.after) {
         const w = windows[Math.min(windows.length - 1, Math.floor((o.startedMs - afterStart) / 1000))]!;
         if (o.status === 200) w.accepted += 1;
         else w.refused += 1;
       }
       const lastRefusing = windows.findLastIndex((w) => w.refused > 0);
+      // The overload in TIMELINE_MS windows: accepted and refused per second (by when sent), and admission's state then.
+      const timeline = Array.from({ length: Math.ceil(SOAK_MS / TIMELINE_MS) }, (_, k) => ({
+        fromS: (k * TIMELINE_MS) / 1000,
+        acceptedPerS: 0,
+        refusedPerS: 0,
+        limit: 0,
+        drainPerS: 0,
+        cpuGatePerS: -1,
+        loopDelayMs: 0,
+      }));
+      for (const o of byPhase.overload) {
+        const w = timeline[Math.min(timeline.length - 1, Math.floor(o.startedMs / TIMELINE_MS))]!;
+        if (o.status === 200) w.acceptedPerS += 1000 / TIMELINE_MS;
+        else w.refusedPerS += 1000 / TIMELINE_MS;
+      }
+      for (const w of timeline) {
+        const inWindow = states.filter((s) => s.atMs >= w.fromS * 1000 && s.atMs < w.fromS * 1000 + TIMELINE_MS).map((s) => s.state);
+        w.acceptedPerS = Math.round(w.acceptedPerS);
+        w.refusedPerS = Math.round(w.refusedPerS);
+        w.limit = Math.round(
+          percentile(
+            inWindow.map((s) => s.limit_records ?? 0),
+            50,
+          ),
+        );
+        w.drainPerS = Math.round(
+          percentile(
+            inWindow.map((s) => s.drain_records_per_second ?? 0),
+            50,
+          ),
+        );
+        // The lowest rate the CPU gate admitted in the window; -1 if it stayed open.
+        const gate = Math.min(...inWindow.map((s) => s.cpu_gate_requests_per_second ?? Number.POSITIVE_INFINITY));
+        w.cpuGatePerS = Number.isFinite(gate) ? Math.round(gate) : -1;
+        w.loopDelayMs = Math.round(Math.max(0, ...inWindow.map((s) => (s.loop_delay_seconds ?? 0) * 1000)));
+      }
       const recoveredAfterMs =
         Math.max(
           0,
@@ -201,20 +298,21 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
       const refusingUntilMs = (lastRefusing + 1) * 1000;
 
       const accepted = [...summarize(probe.outcomes).accepted, ...summarize(run.outcomes).accepted];
-      const probeFigures = { offeredPerS: PROBE_RATE, ...summarize(probe.outcomes).byStatus };
-      const { counts } = await scoredCounts(platform.topics.scored, accepted, 180_000);
+      const { counts } = await scoredCounts(platform.topics.scored, accepted, 600_000);
       const ledger = account([...probe.outcomes, ...run.outcomes], await keyCounts(platform.topics.placed), counts);
+      const overload = figuresOf('overload');
+      const after = figuresOf('after');
       const figures = {
         soakMs: SOAK_MS,
         recoveryMs: RECOVERY_MS,
         produceTimeoutMs: PRODUCE_TIMEOUT_MS,
         maxQueuedRecords: MAX_QUEUED,
-        connections: CONNECTIONS,
+        connections,
         perConnection: PER_CONNECTION,
         capacityPerS: capacity,
-        probe: probeFigures,
-        overload: figuresOf('overload'),
-        after: figuresOf('after'),
+        probe: probe.steps,
+        overload,
+        after,
         recoveredAfterMs,
         refusingUntilMs,
         // What the ingress itself measured over both phases (from reading a request to its answer) of the requests it
@@ -224,17 +322,20 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         rejectedByCode: rejected,
         serverP99UnderS: Number.isFinite(server.p99UnderS) ? server.p99UnderS : '>10',
         acceptedPerSecondAfter: windows.map((w) => w.accepted),
+        timeline,
         ...ledgerFigures(ledger),
         rssStartMb: Math.round(rss.startMb),
         rssPeakMb: Math.round(rss.peakMb),
         rssEndMb: Math.round(rss.endMb),
         rssBoundMb: RSS_BOUND_MB,
+        rssPeakFirstHalfMb: Math.round(halves[0]!),
+        rssPeakSecondHalfMb: Math.round(halves[1]!),
+        memoryAtPeakMb: atPeak,
       };
       report('open-loop-overload', figures);
       const text = JSON.stringify(figures);
 
-      // Every request sent has its answer (none given up after the client's 60 s: status 0), 200 or 503 with Retry-After,
-      // and the overload was refused (at admission, before the deadline), not only queued.
+      // Every request sent has its answer (none given up after the client's 60 s: status 0), 200 or 503 with Retry-After.
       const { refused, byStatus } = summarize(run.outcomes);
       expect(
         Object.keys(byStatus)
@@ -246,17 +347,20 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         refused.every((o) => o.retryAfter !== null && Number(o.retryAfter) >= 1),
         text,
       ).toBe(true);
-      // The excess is served within the deadline or refused, never left waiting past it. Whether there is an excess
-      // depends on the box: at load 24-29 the ingress refused 257/s of 754/s offered, while a quiet CI box took all of
-      // 4,000/s (twice the 2,000/s the probe offers, p99 375 ms), and a probe raised to 32,000/s measured 11,285/s,
-      // where this client's 3,200 outstanding requests, not the ingress, bounded the rate (and the process's RSS
-      // passed 900 MB after a million requests): so refusals are recorded, not required.
-      expect(figures.overload.accepted, text).toBeGreaterThan(0);
-      expect(figures.overload.acceptedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS + 3000);
-      expect(figures.overload.refusedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS + 3000);
+      // Twice the capacity is refused in part, within the deadline: the excess is answered, not queued.
+      expect(overload.refused, text).toBeGreaterThan(0);
+      expect(overload.accepted, text).toBeGreaterThan(0);
+      for (const phase of [overload, after]) {
+        expect(phase.refusedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS + ANSWER_SLACK_MS);
+        expect(phase.acceptedMaxMs, text).toBeLessThan(PRODUCE_TIMEOUT_MS + ANSWER_SLACK_MS);
+        // Accepted requests wait at most about the admission budget (SLUICE_ADMISSION_WAIT_PERCENT of the deadline) at p99.
+        expect(phase.acceptedP99Ms, text).toBeLessThan(PRODUCE_TIMEOUT_MS / 2);
+      }
       expect({ lost: ledger.lost, ingress: ledger.duplicatedOnInput, worker: ledger.duplicatedByWorker }, text).toEqual({ lost: 0, ingress: [], worker: [] });
       expect(rss.peakMb, text).toBeLessThan(RSS_BOUND_MB);
-      // Back at half the capacity the ingress takes everything again before the phase ends (the last 5 s refuse nothing).
+      expect(halves[1]!, text).toBeLessThan(halves[0]! + RSS_GROWTH_MB);
+      // Back at half the capacity the ingress takes everything again within a few seconds, and the last 5 s refuse nothing.
+      expect(recoveredAfterMs, text).toBeLessThanOrEqual(RECOVERED_WITHIN_MS);
       expect(lastRefusing, text).toBeLessThan(windows.length - 5);
     },
   );

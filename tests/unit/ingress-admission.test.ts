@@ -75,6 +75,74 @@ describe('admission by the produce queue’s expected wait', () => {
     expect(admission.limit).toBe(500);
   });
 
+  it('does not talk itself down when its own limit, not Kafka, keeps the sends small', () => {
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 100_000 });
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
+    expect(admission.limit).toBe(2000);
+    // Refusing, and each interval acknowledges less (fewer records per send), but what waits goes out in 100 ms: the
+    // estimate rises by a quarter per interval instead of following the measured rate down.
+    for (let i = 0; i < 4; i++) {
+      expect(admission.admit(admission.limit)).toBe(false);
+      admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
+    }
+    expect(admission.limit).toBe(Math.floor(2000 * 1.25 ** 4));
+    // The oldest request has waited past half the budget: the measured rate counts again and the limit falls.
+    const before = admission.limit;
+    expect(admission.admit(admission.limit)).toBe(false);
+    admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 600 });
+    expect(admission.limit).toBeLessThan(before);
+    // Refusals by the CPU gate say nothing about the queue: they raise nothing (a soak saw the estimate reach 493,696/s).
+    const gated = new Admission({ budgetMs: 1000, maxQueued: 100_000 });
+    gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
+    for (let i = 0; i < 4; i++) gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 100, utilization: 1, oldestWaitMs: 100 });
+    expect(gated.cpuRatePerS).toBeLessThan(Number.POSITIVE_INFINITY);
+    expect(gated.admit(0)).toBe(false);
+    gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 100, utilization: 1, oldestWaitMs: 100 });
+    expect(gated.drainPerS).toBe(2000);
+    // Without refusals nothing is raised: a fast queue that admits everything has learnt nothing about its capacity.
+    const settled = admission.limit;
+    admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
+    expect(admission.limit).toBeLessThan(settled);
+  });
+
+  it('closes the CPU gate after a whole second of a saturated, late event loop, not after a brief stall, and opens it again', () => {
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 100_000 });
+    admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 0 });
+    const admitN = (n: number): number => {
+      let admitted = 0;
+      for (let i = 0; i < n; i++) if (admission.admit(0)) admitted += 1;
+      return admitted;
+    };
+    // A stall: busy and 300 ms late for three samples, then idle time again. The gate stays open.
+    for (let i = 0; i < 3; i++) {
+      expect(admitN(1000)).toBe(1000);
+      admission.observe({ drained: 5000, elapsedMs: 550, busy: true, lagMs: 300, utilization: 1 });
+    }
+    admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 0, utilization: 0.5 });
+    expect(admission.cpuRatePerS).toBe(Number.POSITIVE_INFINITY);
+    // Late by 100 ms but not busy throughout (a box busy with other processes): open.
+    for (let i = 0; i < 8; i++) admission.observe({ drained: 5000, elapsedMs: 350, busy: true, lagMs: 100, utilization: 0.6 });
+    expect(admission.cpuRatePerS).toBe(Number.POSITIVE_INFINITY);
+    // Saturated for four samples in a row, 1,000 admitted in each 250 ms (4,000/s): at most 3,200/s from then on.
+    for (let i = 0; i < 4; i++) {
+      admitN(1000);
+      admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 100, utilization: 0.99 });
+    }
+    expect(admission.cpuRatePerS).toBeCloseTo(3200);
+    // The gate admits no burst: its tokens accrue from when it closed.
+    expect(admitN(800)).toBeLessThan(10);
+    // Each further saturated sample cuts again, down to half the rate it closed at (refusals alone may saturate the loop).
+    for (let i = 0; i < 10; i++) admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 100, utilization: 0.99 });
+    expect(admission.cpuRatePerS).toBeCloseTo(2000);
+    // The loop has idle time again: the rate grows by a tenth per sample and the gate opens at twice what is admitted.
+    let samples = 0;
+    while (admission.cpuRatePerS !== Number.POSITIVE_INFINITY && samples < 100) {
+      admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 0, utilization: 0.5 });
+      samples += 1;
+    }
+    expect(samples).toBe(1);
+  });
+
   it('reads the backlog (queued and in flight), acknowledged records and idle turns off the batching producer', async () => {
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
@@ -97,11 +165,15 @@ describe('admission by the produce queue’s expected wait', () => {
     // Two in flight, one queued: the backlog counts both.
     expect(producer.backlog).toBe(3);
     expect(producer.idleCount).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The oldest request waiting has waited the 20 ms since it was queued.
+    expect(producer.oldestWaitMs).toBeGreaterThanOrEqual(15);
     release();
     await Promise.all(acks);
     expect(producer.backlog).toBe(0);
     expect(producer.acknowledgedRecords).toBe(3);
     expect(producer.idleCount).toBe(1);
+    expect(producer.oldestWaitMs).toBe(0);
   });
 });
 

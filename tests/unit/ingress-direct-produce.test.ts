@@ -24,6 +24,7 @@ import { registerRoutes, type ProduceContext, type RouteBinding } from '../../pr
 import { SubjectContracts } from '../../rules/index.ts';
 import type { RouteSpec } from '../../topology/model.ts';
 import { MemoryClaims } from '../support/memory-claims.ts';
+import { ORDER_RULES } from '../support/order-rules.ts';
 
 /**
  * The direct path (producers/direct-produce.ts) answers before Fastify: every answer it gives must be the route's,
@@ -48,20 +49,10 @@ const ruled = route('/v1/ruled', 'ruled', 'ruled-value', 5);
 const jsonata = route('/v1/jsonata', 'jsonata', 'jsonata-value', 6);
 const BODY_LIMIT = 4096;
 
-const RULES = {
-  metadata: { tags: { '**.ssn': ['PII'] } },
-  ruleSet: {
-    domainRules: [
-      { name: 'mask-pii', kind: 'TRANSFORM', mode: 'WRITE', type: 'CEL_FIELD', tags: ['PII'], expr: "'***'" },
-      { name: 'positive', kind: 'CONDITION', mode: 'WRITE', type: 'CEL', expr: 'message.amount > 0' },
-      { name: 'small', kind: 'CONDITION', mode: 'WRITE', type: 'CEL', expr: 'message.amount < 1000.0', onFailure: 'DLQ', params: { 'dlq.topic': 'orders-review' } },
-    ],
-  },
-};
 const JSONATA_RULES = { ruleSet: { domainRules: [{ name: 'hide', kind: 'TRANSFORM', mode: 'WRITE', type: 'JSONATA', expr: "$merge([$, {'ssn': 'hidden'}])" }] } };
 const registry = {
   request: async (_method: string, path: string) =>
-    path.includes('ruled') ? { id: 7, version: 2, ...RULES } : path.includes('jsonata') ? { id: 8, version: 3, ...JSONATA_RULES } : { id: 4, version: 1 },
+    path.includes('ruled') ? { id: 7, version: 2, ...ORDER_RULES } : path.includes('jsonata') ? { id: 8, version: 3, ...JSONATA_RULES } : { id: 4, version: 1 },
 } as unknown as RegistryClient;
 
 /**

@@ -12,6 +12,7 @@ import errorMapper from '../../core/http-errors.ts';
 import { ingressErrors } from '../../producers/ingress-errors.ts';
 import { registerRoutes, type RouteBinding } from '../../producers/routes.ts';
 import type { RouteSpec } from '../../topology/model.ts';
+import { ORDER_RULES } from '../support/order-rules.ts';
 
 /**
  * The WRITE rules of a route's subject at the HTTP edge: ERROR refuses (422 naming rule, subject, version,
@@ -22,19 +23,8 @@ const SCHEMA = JSON.stringify({ type: 'object', properties: { orderId: { type: '
 const codec = createCodec({ schemaType: 'JSON', schema: SCHEMA, references: [] });
 const binding: RouteBinding = { route: { path: '/v1/orders', topic: 'orders', key: 'orderId' } as RouteSpec, subject: 'orders-value', schemaId: 1, codec, schemaText: SCHEMA };
 
-const RULES = {
-  metadata: { tags: { '**.ssn': ['PII'] } },
-  ruleSet: {
-    domainRules: [
-      { name: 'mask-pii', kind: 'TRANSFORM', mode: 'WRITE', type: 'CEL_FIELD', tags: ['PII'], expr: "'***'" },
-      { name: 'positive', kind: 'CONDITION', mode: 'WRITE', type: 'CEL', expr: 'message.amount > 0' },
-      { name: 'small', kind: 'CONDITION', mode: 'WRITE', type: 'CEL', expr: 'message.amount < 1000.0', onFailure: 'DLQ', params: { 'dlq.topic': 'orders-review' } },
-    ],
-  },
-};
-
 /** The registry's answer to the route's look-up; tests swap it to change the rules. */
-let lookup: Record<string, unknown> = { id: 7, version: 2, ...RULES };
+let lookup: Record<string, unknown> = { id: 7, version: 2, ...ORDER_RULES };
 const registry = { request: async () => lookup } as unknown as RegistryClient;
 const produced: OutgoingRecord[][] = [];
 const producer = {
@@ -150,7 +140,7 @@ describe('WRITE rules at the ingress', () => {
     produced.length = 0;
     expect(await post({ orderId: 'o-9', amount: -1, ssn: 'x' })).toMatchObject({ status: 200, body: { schemaId: 8 } });
     expect(JSON.parse(produced[0]![0]!.value!.subarray(5).toString())).toEqual({ orderId: 'o-9', amount: -1, ssn: 'x' });
-    lookup = { id: 7, version: 2, ...RULES };
+    lookup = { id: 7, version: 2, ...ORDER_RULES };
     await contracts.refresh();
     expect((await post({ orderId: 'o-10', amount: -1 })).status).toBe(422);
   });

@@ -1,4 +1,4 @@
-import type { OutgoingRecord } from '../../kafka/types.ts';
+import type { OutgoingRecord } from '../../kafka/index.ts';
 import type { RecordAck } from '../../producers/batching-producer.ts';
 import { CLAIM_HEADER, refText, sameRef, type ClaimJob, type ClaimRef, type HeldKey } from '../../producers/idempotency-claims.ts';
 import type { ClaimStore } from '../../producers/idempotency.ts';

@@ -101,7 +101,14 @@ describe('bench report', () => {
       evaluationUsPerEvent: { total: 0.8, perRule: { a: 0.3 } },
       cells: [
         { eventsPerRequest: 1, withRules: { ...side(7_000, 80), non2xx: 0 }, withoutRules: side(7_500, 75), ratio: 0.93, cpuRatio: 1.07, rounds: { withRules: [7_000], withoutRules: [7_500] } },
-        { eventsPerRequest: 100, withRules: { ...side(60_000, 10.6), non2xx: 0 }, withoutRules: side(75_000, 9.4), ratio: 0.8, cpuRatio: 1.13, rounds: { withRules: [60_000], withoutRules: [75_000] } },
+        {
+          eventsPerRequest: 100,
+          withRules: { ...side(60_000, 10.6), non2xx: 0 },
+          withoutRules: side(75_000, 9.4),
+          ratio: 0.8,
+          cpuRatio: 1.13,
+          rounds: { withRules: [60_000], withoutRules: [75_000] },
+        },
       ],
     };
     const partial = { ...base, rules };

@@ -349,10 +349,12 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
     log.info({ mode: mode.name, brokers: broker.brokers, runId }, 'ingress: Sluice vs the naive service');
     let cells: IngressCell[] = [];
     if (stages.has('ingress')) {
+      // The earlier revision is installed (npm ci, once per machine) before any contender starts: on a new machine the
+      // first run's contender started beside that install died by a signal before it was ready, twice.
+      const beforeRoot = beforeRevision === 'none' ? null : prepareBefore(beforeRevision, notes, log);
       const sluice = sluiceChild(env, profile, 'ingress');
       const naive = naiveChild(base, env.inputTopic, schema.subject);
       children.push(sluice, naive);
-      const beforeRoot = beforeRevision === 'none' ? null : prepareBefore(beforeRevision, notes, log);
       // The earlier revision's own bench/ingress.ts, on the same broker, registry, topic and bodies.
       const before = beforeRoot === null ? null : spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(env) }, [], beforeRoot);
       if (before) children.push(before);

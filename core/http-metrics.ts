@@ -163,8 +163,6 @@ export interface HttpMetricsOptions {
   registry?: Registry;
   /** Serves the registry on GET at this path; false when the caller already serves it. Default `/metrics`. */
   metricsPath?: string | false;
-  /** Families already made (createHttpMetrics), when requests answered outside Fastify are recorded too: the ingress's direct path. */
-  metrics?: HttpMetrics;
 }
 
 const LABEL_NAMES: Labels[] = ['service', 'method', 'route', 'status'];
@@ -192,7 +190,7 @@ function routeOf(request: FastifyRequest): string {
  * registry. Returns the metrics so a caller can register more families.
  */
 export function registerHttpMetrics(app: FastifyInstance, options: HttpMetricsOptions): HttpMetrics {
-  const metrics = options.metrics ?? createHttpMetrics(options.registry, options.service);
+  const metrics = createHttpMetrics(options.registry, options.service);
   const { tallies } = metrics;
   // A callback hook: an async one would cost every request a promise. reply.elapsedTime is Fastify's own
   // high-resolution clock from onRequest, in ms.

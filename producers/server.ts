@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { SluiceConfig } from '../core/config.ts';
 import { SluiceError } from '../core/errors.ts';
 import errorMapper from '../core/http-errors.ts';
-import { createHttpMetrics, registerHttpMetrics } from '../core/http-metrics.ts';
+import { registerHttpMetrics } from '../core/http-metrics.ts';
 import { registerHttpTracing } from '../core/http-tracing.ts';
 import { tracingEnabled } from '../core/tracing.ts';
 import type { Logger } from '../core/logger.ts';
@@ -132,7 +132,8 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const errors = ingressErrors({ bodyLimit: config.bodyLimit, produceTimeoutMs, rejected: metrics.rejected, routes: routeList });
   void app.register(errorMapper, errors);
   registerBodyParsers(app, config.jsonMaxDepth);
-  const httpMetrics = registerHttpMetrics(app, { service: 'ingress', metricsPath: false, metrics: createHttpMetrics(metrics.registry, 'ingress') });
+  // Its tallies record the direct path's answers too (direct-produce.ts).
+  const httpMetrics = registerHttpMetrics(app, { service: 'ingress', registry: metrics.registry, metricsPath: false });
   registerHttpTracing(app);
   const control = installSecurity(app, {
     service: 'ingress',

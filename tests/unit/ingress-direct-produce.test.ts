@@ -10,7 +10,7 @@ import { loadConfig } from '../../core/config.ts';
 import { OverloadedError } from '../../core/errors.ts';
 import { createCodec } from '../../core/formats/index.ts';
 import errorMapper from '../../core/http-errors.ts';
-import { createHttpMetrics, registerHttpMetrics } from '../../core/http-metrics.ts';
+import { registerHttpMetrics, type HttpMetrics } from '../../core/http-metrics.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import type { OutgoingRecord } from '../../kafka/types.ts';
@@ -82,7 +82,7 @@ let url: string;
 let viaFastify = 0;
 let closing = false;
 const rejected: string[] = [];
-const metrics = createHttpMetrics(undefined, 'ingress');
+let metrics: HttpMetrics;
 
 beforeAll(async () => {
   const config = loadConfig({ SLUICE_LOG_LEVEL: 'silent' });
@@ -114,7 +114,7 @@ beforeAll(async () => {
   });
   void app.register(errorMapper, errors);
   registerBodyParsers(app);
-  registerHttpMetrics(app, { service: 'ingress', metricsPath: false, metrics });
+  metrics = registerHttpMetrics(app, { service: 'ingress', metricsPath: false });
   installSecurity(app, {
     service: 'ingress',
     config,

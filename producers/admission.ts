@@ -214,7 +214,7 @@ export class Admission {
 export interface DrainSource {
   readonly backlog: number;
   /** How long the oldest request still waiting has waited (ms). */
-  readonly oldestWaitMs?: number;
+  readonly oldestWaitMs: number;
   /** Records acknowledged so far, and how often the backlog fell to zero so far (both only grow). */
   readonly acknowledgedRecords: number;
   readonly idleCount: number;
@@ -235,7 +235,7 @@ export function sampleDrain(admission: Pick<Admission, 'observe'>, source: Drain
       elapsedMs: t - at,
       busy: backlog > 0 && source.idleCount === idle && source.backlog > 0,
       lagMs: t - at - SAMPLE_MS,
-      oldestWaitMs: source.oldestWaitMs ?? 0,
+      oldestWaitMs: source.oldestWaitMs,
       utilization: performance.eventLoopUtilization(nextLoop, loop).utilization,
     });
     loop = nextLoop;

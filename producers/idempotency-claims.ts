@@ -155,26 +155,25 @@ export class IdempotencyStore {
    * acknowledged, so it is skipped by offset without a copy of its bytes or a parse of its claims.
    */
   #apply(batch: FetchedBatch): void {
-    const partition = batch.partition;
-    let next = this.#applied.get(partition) ?? 0n;
-    batch.visit((r) => {
-      const offset = r.offset;
-      if (offset < next) return;
-      this.#applyRecord(partition, offset, r.value, r.timestampMs);
-      next = offset + 1n;
-    });
-    this.#advance(partition, next > batch.nextOffset ? next : batch.nextOffset);
+    this.#applyEach(batch.partition, batch.nextOffset, (apply) => batch.visit((r) => apply(r.offset, r.value, r.timestampMs)));
   }
 
-  /** Applies `records` (consecutive, from one fetch) past what was applied, then `nextOffset` (past control records too). */
+  /** Applies `records` (consecutive, from one read) past what was applied, then `nextOffset`. */
   #applyRecords(partition: number, records: readonly KafkaRecord[], nextOffset: bigint): void {
+    this.#applyEach(partition, nextOffset, (apply) => {
+      for (const r of records) apply(r.offset, r.value, Number(r.timestamp));
+    });
+  }
+
+  /** Applies the records `each` hands over (in offset order) past what was applied, then `nextOffset` (past control records too). */
+  #applyEach(partition: number, nextOffset: bigint, each: (apply: (offset: bigint, bytes: Buffer | null, timestamp: number) => void) => void): void {
     let next = this.#applied.get(partition) ?? 0n;
-    for (const r of records) {
+    each((offset, bytes, timestamp) => {
       // Applied already: this replica's own record, applied when it was acknowledged.
-      if (r.offset < next) continue;
-      this.#applyRecord(partition, r.offset, r.value, Number(r.timestamp));
-      next = r.offset + 1n;
-    }
+      if (offset < next) return;
+      this.#applyRecord(partition, offset, bytes, timestamp);
+      next = offset + 1n;
+    });
     this.#advance(partition, nextOffset > next ? nextOffset : next);
   }
 

@@ -279,7 +279,8 @@ export class ClaimTable {
     for (let seq = this.#tail; seq < this.#head; seq++) {
       const from = seq & (old.capacity - 1);
       const to = seq & (capacity - 1);
-      this.#words.set(old.words.subarray(from * 4, from * 4 + 4), to * 4);
+      // Word by word: a subarray per entry made a view object for each of up to a million entries.
+      for (let w = 0; w < 4; w++) this.#words[to * 4 + w] = old.words[from * 4 + w]!;
       this.#first[to] = old.first[from]!;
       this.#at[to] = old.at[from]!;
       this.#partition[to] = old.partition[from]!;

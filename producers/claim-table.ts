@@ -276,19 +276,25 @@ export class ClaimTable {
     this.#live = new Uint8Array(capacity);
     this.#slots = capacity * 2;
     this.#index = new Int32Array(this.#slots * 2);
-    for (let seq = this.#tail; seq < this.#head; seq++) {
+    // The kept entries in runs that wrap in neither ring (at most three), each array copied as a block: an entry at a
+    // time read a BigInt out of the offsets for each of up to a million entries.
+    for (let seq = this.#tail; seq < this.#head;) {
       const from = seq & (old.capacity - 1);
       const to = seq & (capacity - 1);
-      // Word by word: a subarray per entry made a view object for each of up to a million entries.
-      for (let w = 0; w < 4; w++) this.#words[to * 4 + w] = old.words[from * 4 + w]!;
-      this.#first[to] = old.first[from]!;
-      this.#at[to] = old.at[from]!;
-      this.#partition[to] = old.partition[from]!;
-      this.#offset[to] = old.offset[from]!;
-      this.#slot[to] = old.slot[from]!;
-      this.#owner[to] = old.owner[from]!;
-      this.#live[to] = old.live[from]!;
-      if (this.#live[to] === 1) this.#addIndex(to);
+      const n = Math.min(this.#head - seq, old.capacity - from, capacity - to);
+      this.#words.set(old.words.subarray(from * 4, (from + n) * 4), to * 4);
+      this.#first.set(old.first.subarray(from, from + n), to);
+      this.#at.set(old.at.subarray(from, from + n), to);
+      this.#partition.set(old.partition.subarray(from, from + n), to);
+      this.#offset.set(old.offset.subarray(from, from + n), to);
+      this.#slot.set(old.slot.subarray(from, from + n), to);
+      this.#owner.set(old.owner.subarray(from, from + n), to);
+      this.#live.set(old.live.subarray(from, from + n), to);
+      seq += n;
+    }
+    for (let seq = this.#tail; seq < this.#head; seq++) {
+      const place = seq & (capacity - 1);
+      if (this.#live[place] === 1) this.#addIndex(place);
     }
   }
 }

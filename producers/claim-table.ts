@@ -86,9 +86,11 @@ export class ClaimTable {
   /** 0: the entry was dropped out of order (its key claimed anew after the window) and waits for the ring's end. */
   #live = new Uint8Array(0);
   /**
-   * Slots of two: place + 1 of the entry (0: empty) and the entry's second word, so a probe passing other keys'
-   * slots, or finding none (a new key: nearly every request), reads only the index, not the entries. Twice as many
-   * slots as the ring has entries, so probes stay short.
+   * Slots of two: place + 1 of the entry (0: empty) and the entry's first word, so a probe passing other keys'
+   * slots, or finding none (a new key: nearly every request), reads only the index, not the entries; the first word,
+   * whose low bits are the slot the entry's probe starts from, so growth and removal re-place entries without reading
+   * them (12 or more of its bits are not implied by the slot at up to a million entries). Twice as many slots as the
+   * ring has entries, so probes stay short.
    */
   #index = new Int32Array(0);
   #slots = 0;
@@ -216,22 +218,27 @@ export class ClaimTable {
     const mask = this.#slots - 1;
     const index = this.#index;
     const words = this.#words;
-    const tag = probe[1]! | 0;
-    for (let i = probe[0]! & mask; ; i = (i + 1) & mask) {
+    const tag = probe[0]! | 0;
+    for (let i = tag & mask; ; i = (i + 1) & mask) {
       const entry = index[i * 2]!;
       if (entry === 0) return -1;
       if (index[i * 2 + 1] !== tag) continue;
       const w = (entry - 1) * 4;
-      if (words[w] === probe[0] && words[w + 2] === probe[2] && words[w + 3] === probe[3]) return entry - 1;
+      if (words[w + 1] === probe[1] && words[w + 2] === probe[2] && words[w + 3] === probe[3]) return entry - 1;
     }
   }
 
   #addIndex(place: number): void {
+    this.#indexAt(place, this.#words[place * 4]! | 0);
+  }
+
+  /** Indexes the entry at `place` whose first word is `tag`. */
+  #indexAt(place: number, tag: number): void {
     const mask = this.#slots - 1;
-    let i = this.#words[place * 4]! & mask;
+    let i = tag & mask;
     while (this.#index[i * 2] !== 0) i = (i + 1) & mask;
     this.#index[i * 2] = place + 1;
-    this.#index[i * 2 + 1] = this.#words[place * 4 + 1]! | 0;
+    this.#index[i * 2 + 1] = tag;
   }
 
   /** Removes `place` from the index, shifting back the entries of its probe run (no tombstones). */
@@ -241,7 +248,7 @@ export class ClaimTable {
     let i = this.#words[place * 4]! & mask;
     while (index[i * 2] !== place + 1) i = (i + 1) & mask;
     for (let j = (i + 1) & mask; index[j * 2] !== 0; j = (j + 1) & mask) {
-      const home = this.#words[(index[j * 2]! - 1) * 4]! & mask;
+      const home = index[j * 2 + 1]! & mask;
       // The entry at j may move to the hole at i when its home is not cyclically within (i, j].
       if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
         index[i * 2] = index[j * 2]!;
@@ -264,6 +271,7 @@ export class ClaimTable {
       slot: this.#slot,
       owner: this.#owner,
       live: this.#live,
+      index: this.#index,
     };
     this.#capacity = capacity;
     this.#words = new Uint32Array(capacity * 4);
@@ -276,18 +284,29 @@ export class ClaimTable {
     this.#live = new Uint8Array(capacity);
     this.#slots = capacity * 2;
     this.#index = new Int32Array(this.#slots * 2);
-    for (let seq = this.#tail; seq < this.#head; seq++) {
+    // The kept entries in runs that wrap in neither ring (at most three), each array copied as a block: an entry at a
+    // time read a BigInt out of the offsets for each of up to a million entries.
+    for (let seq = this.#tail; seq < this.#head;) {
       const from = seq & (old.capacity - 1);
       const to = seq & (capacity - 1);
-      this.#words.set(old.words.subarray(from * 4, from * 4 + 4), to * 4);
-      this.#first[to] = old.first[from]!;
-      this.#at[to] = old.at[from]!;
-      this.#partition[to] = old.partition[from]!;
-      this.#offset[to] = old.offset[from]!;
-      this.#slot[to] = old.slot[from]!;
-      this.#owner[to] = old.owner[from]!;
-      this.#live[to] = old.live[from]!;
-      if (this.#live[to] === 1) this.#addIndex(to);
+      const n = Math.min(this.#head - seq, old.capacity - from, capacity - to);
+      this.#words.set(old.words.subarray(from * 4, (from + n) * 4), to * 4);
+      this.#first.set(old.first.subarray(from, from + n), to);
+      this.#at.set(old.at.subarray(from, from + n), to);
+      this.#partition.set(old.partition.subarray(from, from + n), to);
+      this.#offset.set(old.offset.subarray(from, from + n), to);
+      this.#slot.set(old.slot.subarray(from, from + n), to);
+      this.#owner.set(old.owner.subarray(from, from + n), to);
+      this.#live.set(old.live.subarray(from, from + n), to);
+      seq += n;
+    }
+    // Re-indexed in the old index's order, from the first words it holds: its slots read in sequence, the new index
+    // written nearly so (an entry's new slot is its old one or half the new index further), no entry read.
+    for (let i = 0; i < old.index.length; i += 2) {
+      const entry = old.index[i]!;
+      if (entry === 0) continue;
+      const seq = this.#tail + ((entry - 1 - this.#tail) & (old.capacity - 1));
+      this.#indexAt(seq & (capacity - 1), old.index[i + 1]!);
     }
   }
 }

@@ -87,35 +87,42 @@ export interface IdempotencyOptions {
 }
 
 /**
- * Requests in progress, each failed with a 503 once it has waited `ms`: one ticker for all of them, as a
- * timer (and a Promise.race) per request cost a measurable share of a keyed request. Late by up to TICK_MS.
+ * The keyed requests in progress in this process, by key id: a second request for a key in flight is a 409. Each is
+ * failed with a 503 once it has waited `ms`, by one ticker for all of them, as a timer (and a Promise.race) per request
+ * cost a measurable share of a keyed request; late by up to TICK_MS. One Map for both (insertion order is arrival
+ * order, so the oldest come first): a keyed request costs one entry and one promise here, not a set entry, a list
+ * entry and a promise wrapping another.
  */
-class Deadlines {
+class InFlight {
   static readonly TICK_MS = 100;
   readonly #ms: number;
-  /** In arrival order, so the oldest come first. */
-  readonly #pending = new Set<{ at: number; reject(error: unknown): void }>();
+  readonly #requests = new Map<string, { at: number; late: boolean; reject(error: unknown): void }>();
   #ticker: NodeJS.Timeout | undefined;
 
   constructor(ms: number) {
     this.#ms = ms;
   }
 
-  /** `work`, failed with a 503 once it has waited too long; `settled` runs when `work` itself settles (not at the deadline). */
-  bound<T>(work: Promise<T>, settled: () => void): Promise<T> {
+  has(id: string): boolean {
+    return this.#requests.has(id);
+  }
+
+  /**
+   * `work` for key `id`, failed with a 503 once it has waited too long. Past that deadline the key stays in flight
+   * (a retry meanwhile is a 409, not a second write) until `work` itself settles: a retry then finds the events, or
+   * writes them.
+   */
+  run<T>(id: string, work: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const entry = { at: Date.now(), reject };
-      this.#pending.add(entry);
-      this.#ticker ??= setInterval(() => this.#expire(), Math.min(Deadlines.TICK_MS, this.#ms)).unref();
+      this.#requests.set(id, { at: Date.now(), late: false, reject });
+      this.#ticker ??= setInterval(() => this.#expire(), Math.min(InFlight.TICK_MS, this.#ms)).unref();
       work.then(
         (value) => {
-          settled();
-          this.#pending.delete(entry);
+          this.#requests.delete(id);
           resolve(value);
         },
         (error: unknown) => {
-          settled();
-          this.#pending.delete(entry);
+          this.#requests.delete(id);
           reject(error);
         },
       );
@@ -124,12 +131,13 @@ class Deadlines {
 
   #expire(): void {
     const oldest = Date.now() - this.#ms;
-    for (const entry of this.#pending) {
-      if (entry.at > oldest) break;
-      this.#pending.delete(entry);
-      entry.reject(new BrokerUnavailableError(`Kafka did not answer within ${this.#ms} ms; retry with the same Idempotency-Key`));
+    for (const request of this.#requests.values()) {
+      if (request.at > oldest) break;
+      if (request.late) continue;
+      request.late = true;
+      request.reject(new BrokerUnavailableError(`Kafka did not answer within ${this.#ms} ms; retry with the same Idempotency-Key`));
     }
-    if (this.#pending.size === 0) {
+    if (this.#requests.size === 0) {
       clearInterval(this.#ticker);
       this.#ticker = undefined;
     }
@@ -139,6 +147,12 @@ class Deadlines {
 /** The answer to `prepared` once every one of its events is in `found` (by index). */
 function answerFrom(prepared: PreparedProduce, found: ReadonlyMap<number, RecordAck>): StoredResponse {
   return prepared.answer(prepared.records.map((_, index) => found.get(index)!));
+}
+
+/** `record` tagged with its claim (`tag`: the claim's refText and a colon) and its index in the request (CLAIM_HEADER). */
+function withTag(record: OutgoingRecord, tag: string, index: number): OutgoingRecord {
+  const header = [CLAIM_HEADER, Buffer.from(tag + index)] as const;
+  return { ...record, headers: record.headers === undefined ? [header] : [...record.headers, header] };
 }
 
 /** A request's key: its scope (route, principal, key), written in its claim, and the id it is known by (keyId). */
@@ -157,15 +171,14 @@ export class Idempotency {
   readonly #events: EventWriter;
   readonly #options: IdempotencyOptions;
   /** Keys with a request in progress in this process. */
-  readonly #inFlight = new Set<string>();
-  readonly #deadlines: Deadlines;
+  readonly #inFlight: InFlight;
 
   constructor(store: ClaimStore, claims: Pick<ClaimWriter, 'claim'>, events: EventWriter, options: IdempotencyOptions) {
     this.#store = store;
     this.#claims = claims;
     this.#events = events;
     this.#options = options;
-    this.#deadlines = new Deadlines(options.timeoutMs);
+    this.#inFlight = new InFlight(options.timeoutMs);
   }
 
   /** The ingress's: claims go out through the same batching producer as the events. */
@@ -188,39 +201,47 @@ export class Idempotency {
   }
 
   produce(scope: string, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
-    // The key's id (a hash of its scope): what the store, the claims and the in-flight set know it by.
+    // The key's id (a hash of its scope): what the store, the claims and the in-flight requests know it by.
     const id = keyId(scope);
     if (this.#inFlight.has(id)) return Promise.reject(new IdempotencyKeyInUseError());
-    this.#inFlight.add(id);
-    // Past the deadline the client gets a 503, but the key stays in flight here (409) until the
-    // work is settled: a retry then finds the events, or writes them.
-    return this.#deadlines.bound(this.#produce({ scope, id }, print, prepared), () => this.#inFlight.delete(id));
+    // A key's first request (nearly every one) in one chain: claim, then write; no async function wrapping another.
+    const work =
+      this.#store.started && !this.#store.has(id)
+        ? this.#claims.claim({ scope, id, fingerprint: print }).then((ref) => (ref === undefined ? this.#resume({ scope, id }, print, prepared) : this.#writeFirst(ref, prepared)))
+        : this.#produce({ scope, id }, print, prepared);
+    return this.#inFlight.run(id, work);
   }
 
   async #produce(key: Key, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
     if (!this.#store.started) await this.#store.start();
     if (!this.#store.has(key.id)) {
       const ref = await this.#claims.claim({ scope: key.scope, id: key.id, fingerprint: print });
-      if (ref !== undefined) return this.#write(ref, prepared, new Map());
+      if (ref !== undefined) return this.#writeFirst(ref, prepared);
     }
     return this.#resume(key, print, prepared);
   }
 
-  /** Writes the events `found` lacks, tagged with `ref`, and answers with all of them. */
-  async #write(ref: ClaimRef, prepared: PreparedProduce, found: Map<number, RecordAck>): Promise<StoredResponse> {
-    const tag = refText(ref);
-    const tagged = (record: OutgoingRecord, index: number): OutgoingRecord => ({
-      ...record,
-      headers: [...(record.headers ?? []), [CLAIM_HEADER, Buffer.from(`${tag}:${index}`)] as const],
-    });
-    if (found.size === 0) {
-      // A key's first request (nearly every one): all its events, and its answer straight from their acks.
-      const acks = prepared.records.length > 0 ? await this.#events.produce(prepared.records.map(tagged)) : [];
+  /** A key's first request: all its events, tagged with `ref`, and its answer straight from their acks. */
+  #writeFirst(ref: ClaimRef, prepared: PreparedProduce): StoredResponse | Promise<StoredResponse> {
+    const { records } = prepared;
+    if (records.length === 0) {
+      this.#options.afterWrite?.();
+      return prepared.answer([]);
+    }
+    const tag = `${refText(ref)}:`;
+    const tagged = new Array<OutgoingRecord>(records.length);
+    for (let index = 0; index < records.length; index++) tagged[index] = withTag(records[index]!, tag, index);
+    return this.#events.produce(tagged).then((acks) => {
       this.#options.afterWrite?.();
       return prepared.answer(acks);
-    }
+    });
+  }
+
+  /** A takeover: writes the events `found` lacks, tagged with `ref`, and answers with all of them. */
+  async #writeMissing(ref: ClaimRef, prepared: PreparedProduce, found: Map<number, RecordAck>): Promise<StoredResponse> {
+    const tag = `${refText(ref)}:`;
     const indices = prepared.records.flatMap((_, index) => (found.has(index) ? [] : [index]));
-    const acks = indices.length > 0 ? await this.#events.produce(indices.map((index) => tagged(prepared.records[index]!, index))) : [];
+    const acks = indices.length > 0 ? await this.#events.produce(indices.map((index) => withTag(prepared.records[index]!, tag, index))) : [];
     indices.forEach((index, i) => found.set(index, acks[i]!));
     this.#options.afterWrite?.();
     return answerFrom(prepared, found);
@@ -251,7 +272,7 @@ export class Idempotency {
     // not in flight here: this request holds it) or its lease ended.
     if (held.owner !== this.#options.owner && !this.#store.expired(held)) throw new IdempotencyKeyInUseError();
     const ref = await this.#claims.claim({ scope: key.scope, id: key.id, fingerprint: print, replaces: { partition: held.partition, offset: held.offset, slot: held.slot } });
-    if (ref !== undefined) return this.#write(ref, prepared, found);
+    if (ref !== undefined) return this.#writeMissing(ref, prepared, found);
     // Another claim took it over first, one this replica had not read yet; it has now (a claim is settled once
     // everything before it was read).
     return lookAgain();

@@ -36,6 +36,22 @@ describe('ClaimTable', () => {
     }
   });
 
+  it('grows while its ring wraps: every kept entry keeps its claim, the expired stay gone', () => {
+    const table = new ClaimTable();
+    const claim = (i: number) => table.apply(keyId(`w-${i}`), { partition: i % 3, offset: BigInt(i) * 1000n, slot: i % 7 }, 1000 + i, `o${i % 2}`, DAY);
+    // 1000 entries, the oldest 600 expired: the ring's kept entries start at 600 and wrap past the end of its 1024
+    // places when it grows (at 1024 entries kept), and again at 2048.
+    for (let i = 0; i < 1000; i++) claim(i);
+    table.expire(1600);
+    for (let i = 1000; i < 3000; i++) claim(i);
+    expect(table.size).toBe(2400);
+    for (let i = 0; i < 3000; i++) {
+      const held = table.get(keyId(`w-${i}`));
+      if (i < 600) expect(held).toBeUndefined();
+      else expect(held).toEqual({ partition: i % 3, offset: BigInt(i) * 1000n, slot: i % 7, first: 1000 + i, at: 1000 + i, owner: `o${i % 2}` });
+    }
+  });
+
   it('a takeover moves the key to the claim naming the current one and remembers the earlier claim', () => {
     const table = new ClaimTable();
     const id = keyId('k');

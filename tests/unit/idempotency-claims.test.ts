@@ -264,4 +264,20 @@ describe('Idempotency: a retry while the key changes hands', () => {
     // The key stays in flight until the work settles: a retry meanwhile is a 409, not a second write.
     await expect(idempotency.produce('scope', 'print', prepared)).rejects.toThrow(IdempotencyKeyInUseError);
   });
+
+  it('a request answered 503 at its deadline keeps its key in flight until its work settles, and then lets it go', async () => {
+    const store = new ScriptedStore(gone);
+    store.events.set('0:65:0', { topic: 'orders', partition: 1, offset: '8' });
+    // The first look-up answers only after the deadline; later ones at once.
+    let late: (() => void) | undefined;
+    store.fingerprintOf = () => (late === undefined && store.scans.length === 0 ? new Promise<string>((resolve) => (late = () => resolve('print'))) : Promise.resolve('print'));
+    const idempotency = new Idempotency(store, unused, noEvents, { owner: 'a', timeoutMs: 100 });
+    const first = idempotency.produce('scope', 'print', prepared);
+    await expect(first).rejects.toThrow(BrokerUnavailableError);
+    await expect(idempotency.produce('scope', 'print', prepared)).rejects.toThrow(IdempotencyKeyInUseError);
+    late!();
+    // Settled (it found the events): the key is no longer in flight, and a retry is answered from them.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(await idempotency.produce('scope', 'print', prepared)).toEqual({ status: 200, body: { topic: 'orders', partition: 1, offset: '8' }, replayed: true });
+  });
 });

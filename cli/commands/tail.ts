@@ -178,7 +178,7 @@ export function register(program: Command): void {
       // Before anything touches process.stdout (stdoutWriter).
       const out = stdoutWriter();
       const format = flags.format ?? (isatty(1) ? 'pretty' : 'ndjson');
-      const formatter = createFormatter(format, { headers: flags.headers === true, ...(format === 'pretty' ? { columns: process.stdout.columns } : {}) });
+      const formatter = createFormatter(format, { headers: flags.headers === true, ...(isatty(1) ? { columns: process.stdout.columns } : {}) });
       const encoder = new LineEncoder();
       await out.write(formatter.header());
       const registry = new RegistryClient(config.registryUrl);

@@ -68,7 +68,7 @@ const spareOf = new WeakMap<Buffer, Buffer>();
  * buffer. A response of megabytes comes in chunks of 64 KiB, so nearly every partition is a copy; into new memory each
  * time (as the reader's own slice does), that was a tenth of a backlog tail's CPU.
  */
-function recordsOf(reader: Reader, size: number): Buffer {
+export function recordsOf(reader: Pick<Reader, 'buffer' | 'position'>, size: number): Buffer {
   const parts = reader.buffer.subarray(reader.position, reader.position + size).buffers;
   if (parts.length === 1) return parts[0]!;
   let whole = spares.pop();

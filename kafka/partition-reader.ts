@@ -208,22 +208,19 @@ export class PartitionReader {
    */
   runFetched(handler: FetchedBatchHandler, until?: (positions: TopicPartitionOffset[]) => boolean, options: { transient?: boolean } = {}): Promise<void> {
     const transient = options.transient === true;
-    return this.#run(
-      (topic, partition, fetched, scanned) => {
-        const handled = handler({
-          topic,
-          partition,
-          nextOffset: scanned.nextOffset,
-          highWatermark: fetched.highWatermark,
-          lastStableOffset: fetched.lastStableOffset,
-          leaderEpoch: scanned.leaderEpoch,
-          visit: (visitor, limit) => scanned.visit(visitor, limit),
-        });
-        if (!transient) return handled;
-        return Promise.resolve(handled).then(() => releaseRecords(fetched.records));
-      },
-      until,
-    );
+    return this.#run((topic, partition, fetched, scanned) => {
+      const handled = handler({
+        topic,
+        partition,
+        nextOffset: scanned.nextOffset,
+        highWatermark: fetched.highWatermark,
+        lastStableOffset: fetched.lastStableOffset,
+        leaderEpoch: scanned.leaderEpoch,
+        visit: (visitor, limit) => scanned.visit(visitor, limit),
+      });
+      if (!transient) return handled;
+      return Promise.resolve(handled).then(() => releaseRecords(fetched.records));
+    }, until);
   }
 
   #run(deliver: Deliver, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import type { FastifyServerFactory } from 'fastify';
 import type { SluiceConfig } from '../core/config.ts';
 import { ConfigError, InsecureBindError } from '../core/errors.ts';
@@ -130,18 +129,4 @@ export function checkExposure(config: Pick<SluiceConfig, 'accessFile' | 'insecur
     openPostureLogged = true;
     log.info('no access file (SLUICE_ACCESS_FILE): the HTTP services are open to anyone on this machine; they listen on loopback only');
   }
-}
-
-/** Makes every HTTPS client of this process (fetch included) trust SLUICE_TLS_CA besides the system's CAs. */
-export function trustConfiguredCa(config: Pick<SluiceConfig, 'tlsCa'>): void {
-  if (config.tlsCa === undefined) return;
-  let pem: string;
-  try {
-    pem = readFileSync(config.tlsCa, 'utf8');
-  } catch (error) {
-    throw new ConfigError('SLUICE_TLS_CA', `cannot read ${config.tlsCa}: ${(error as Error).message}`);
-  }
-  const extra = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (extra.length === 0) throw new ConfigError('SLUICE_TLS_CA', `${config.tlsCa} holds no PEM certificate`);
-  setDefaultCACertificates([...getCACertificates('default'), ...extra]);
 }

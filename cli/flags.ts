@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { trustConfiguredCa } from '../access/http.ts';
+import { trustConfiguredCa } from '../access/trust.ts';
 import { loadConfig, type OPTIONS, type SluiceConfig } from '../core/config.ts';
 
 /**

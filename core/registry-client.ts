@@ -68,19 +68,14 @@ export class RegistryClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let response: Response;
+    let response: { status: number; statusText: string; text: string };
     try {
-      response = await fetch(`${this.url}${path}`, {
-        method,
-        headers: body === undefined ? this.#headers : { ...this.#headers, 'content-type': CONTENT_TYPE },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
+      response = await this.#send(method, path, body);
     } catch (error) {
       throw new RegistryUnavailableError(this.url, error);
     }
-    const text = await response.text();
-    if (!response.ok) {
+    const text = response.text;
+    if (response.status < 200 || response.status > 299) {
       let code = response.status;
       let message = text || response.statusText;
       try {
@@ -94,6 +89,32 @@ export class RegistryClient {
       throw new RegistryError(code, `${method} ${path}: ${message}`);
     }
     return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  /**
+   * One request over node:http(s), not fetch: fetch's first call loads Node's bundled undici, and an ESM import of
+   * node:http does too (getBuiltinModule does not): together more CPU than the rest of a short `sluice tail` after
+   * the Kafka client. Rejects when no whole answer came (refused, reset, timed out).
+   */
+  #send(method: string, path: string, body: unknown): Promise<{ status: number; statusText: string; text: string }> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers = payload === undefined ? this.#headers : { ...this.#headers, 'content-type': CONTENT_TYPE, 'content-length': String(payload.length) };
+    const url = `${this.url}${path}`;
+    const http = url.startsWith('https:') ? process.getBuiltinModule('node:https') : process.getBuiltinModule('node:http');
+    return new Promise((resolve, reject) => {
+      const request = http.request(url, { method, headers, signal: AbortSignal.timeout(this.#timeoutMs) }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, statusText: response.statusMessage ?? '', text: Buffer.concat(chunks).toString('utf8') }));
+        response.on('error', reject);
+        // Cut short (the connection closed or the timeout fired mid-body): 'end' never comes.
+        response.on('close', () => {
+          if (!response.complete) reject(new Error('the registry closed the connection before the end of its answer'));
+        });
+      });
+      request.on('error', reject);
+      request.end(payload);
+    });
   }
 
   /** Registers (or finds) `schema` under `subject` and returns its global id. */

@@ -1,4 +1,6 @@
 import { once } from 'node:events';
+import { constants, createWriteStream, readFileSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createKafka } from '../../kafka/index.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -42,12 +44,40 @@ function startOf(flags: TailFlags): StartPosition {
   return { kind: 'end' };
 }
 
-/** Writes to stdout, waiting for the pipe to drain; resolves false once the reader has gone (EPIPE). */
-function stdoutWriter(): { write(text: string | Buffer, written?: () => void): Promise<void>; closed: Promise<void> } {
+/**
+ * Whether fd 1 is a pipe or file (not a terminal) in blocking mode, as a shell or a spawning process hands it over;
+ * false when that cannot be told (no /proc).
+ */
+function blockingStdout(): boolean {
+  if (isatty(1)) return false;
+  try {
+    const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/fdinfo/1', 'utf8'))?.[1];
+    return flags !== undefined && (parseInt(flags, 8) & constants.O_NONBLOCK) === 0;
+  } catch {
+    return false;
+  }
+}
+
+interface Output {
+  write(text: string | Buffer, written?: () => void): Promise<void>;
+  /** Settles once everything written has left (before the process exits). */
+  end(): Promise<void>;
+  /** Settles when the reader has gone (EPIPE). */
+  closed: Promise<void>;
+}
+
+/**
+ * Writes to stdout. process.stdout writes to a pipe synchronously: the tail stood still while the reader of the
+ * pipe took each batch, and the reader waited while the tail made the next. To a blocking pipe or file (blockingStdout,
+ * checked before anything touches process.stdout, which would make fd 1 non-blocking), the bytes go through an fs
+ * stream instead: a thread of libuv's pool waits on the pipe while the tail makes the next batch. One write is left
+ * in flight at a time, so the encoder's two buffers take turns.
+ */
+function stdoutWriter(): Output {
   let onClosed!: () => void;
   const closed = new Promise<void>((resolve) => (onClosed = resolve));
   let gone = false;
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  const onError = (error: NodeJS.ErrnoException) => {
     // `| head` closing the pipe is how a reader says it has seen enough: not an error.
     if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') {
       gone = true;
@@ -55,7 +85,31 @@ function stdoutWriter(): { write(text: string | Buffer, written?: () => void): P
       return;
     }
     throw error;
-  });
+  };
+  if (!blockingStdout()) {
+    process.stdout.on('error', onError);
+    return {
+      closed,
+      end: () => Promise.resolve(),
+      async write(text, written) {
+        if (gone || text.length === 0) {
+          written?.();
+          return;
+        }
+        const flushed = process.stdout.write(text, written);
+        // A pipe or file takes the bytes at once (stdout writes to them synchronously): the buffer may be filled again
+        // now. Its callback comes only once the promises of this fetch's partitions have all settled, and waiting for
+        // it had each partition of a fetch allocate (and grow) a buffer of its own.
+        if (process.stdout.writableLength === 0) written?.();
+        if (!flushed) await Promise.race([once(process.stdout, 'drain'), closed]);
+      },
+    };
+  }
+  const stream = createWriteStream('/dev/stdout', { fd: 1, autoClose: false });
+  stream.on('error', onError);
+  let inFlight = 0;
+  // Writers waiting for a write to finish (the brokers' fetches are handled concurrently): each looks again when one does.
+  let waiting: (() => void)[] = [];
   return {
     closed,
     async write(text, written) {
@@ -63,12 +117,18 @@ function stdoutWriter(): { write(text: string | Buffer, written?: () => void): P
         written?.();
         return;
       }
-      const flushed = process.stdout.write(text, written);
-      // A pipe or file takes the bytes at once (stdout writes to them synchronously): the buffer may be filled again
-      // now. Its callback comes only once the promises of this fetch's partitions have all settled, and waiting for
-      // it had each partition of a fetch allocate (and grow) a buffer of its own.
-      if (process.stdout.writableLength === 0) written?.();
-      if (!flushed) await Promise.race([once(process.stdout, 'drain'), closed]);
+      inFlight++;
+      stream.write(text, () => {
+        inFlight--;
+        written?.();
+        const woken = waiting;
+        waiting = [];
+        for (const wake of woken) wake();
+      });
+      while (inFlight > 1 && !gone) await Promise.race([new Promise<void>((resolve) => waiting.push(resolve)), closed]);
+    },
+    async end() {
+      if (!gone) await Promise.race([new Promise<void>((resolve) => stream.end(resolve)), closed]);
     },
   };
 }
@@ -115,9 +175,10 @@ export function register(program: Command): void {
       const log = createLogger(config, 'tail', 2);
       // The expression parser loads only for --where.
       const filter = flags.where === undefined ? undefined : (await import('../../reads/filter.ts')).compileFilter(flags.where);
-      const format = flags.format ?? (process.stdout.isTTY ? 'pretty' : 'ndjson');
-      const formatter = createFormatter(format, { headers: flags.headers === true, columns: process.stdout.columns });
+      // Before anything touches process.stdout (stdoutWriter).
       const out = stdoutWriter();
+      const format = flags.format ?? (isatty(1) ? 'pretty' : 'ndjson');
+      const formatter = createFormatter(format, { headers: flags.headers === true, ...(isatty(1) ? { columns: process.stdout.columns } : {}) });
       const encoder = new LineEncoder();
       await out.write(formatter.header());
       const registry = new RegistryClient(config.registryUrl);
@@ -159,6 +220,7 @@ export function register(program: Command): void {
         await tail.done;
       } finally {
         stopProgress();
+        await out.end();
       }
     });
 }

@@ -6,7 +6,7 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { chromium, type Browser } from 'playwright-core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { trustConfiguredCa } from '../../access/http.ts';
+import { trustConfiguredCa } from '../../access/trust.ts';
 import { authorize, parseGrant } from '../../access/permissions.ts';
 import { registeredRoutes } from '../../access/plugin.ts';
 import { CONSOLE_ROUTES, ingressRouteTable, REGISTRY_ROUTES, ruleFor, type RouteTable } from '../../access/route-table.ts';

@@ -35,8 +35,11 @@ export interface RawFetchedPartition {
   logStartOffset: bigint;
   abortedTransactions: { producerId: bigint; firstOffset: bigint }[] | null;
   preferredReadReplica: number;
-  /** The partition's record batches as fetched (the last one may be cut short by the size limits); null when none. */
-  records: Buffer | null;
+  /**
+   * The partition's record batches as fetched (the last one may be cut short by the size limits): one Buffer, or the
+   * pieces they arrived in (socket chunks, in order); null when none.
+   */
+  records: Buffer | readonly Buffer[] | null;
 }
 
 export interface RawFetchResponse {
@@ -86,8 +89,11 @@ function parser(version: number) {
             // COMPACT_RECORDS: length + 1, 0 for null.
             const size = r.readUnsignedVarInt() - 1;
             if (size > 0) {
-              // One contiguous Buffer (a view unless the response arrived in several socket chunks and this spans two).
-              partition.records = r.buffer.slice(r.position, r.position + size);
+              // Views of the socket chunks the bytes arrived in, not a copy of them into one Buffer: that copy (and the
+              // garbage collections its memory brought on) was a tenth of the read path's CPU. FetchedRecords copies
+              // only the batches that span two chunks.
+              const pieces = r.buffer.subarray(r.position, r.position + size).buffers;
+              partition.records = pieces.length === 1 ? pieces[0]! : pieces;
               r.skip(size);
             }
             // diverging_epoch, current_leader and snapshot_id: nothing a reader here uses.

@@ -68,6 +68,10 @@ export class NdjsonEncoder {
    * header list that was written had none).
    */
   readonly #lastHeaderBytes = Buffer.allocUnsafeSlow(MAX_CACHED_HEADER_BYTES);
+  readonly #lastHeaderView = new DataView(this.#lastHeaderBytes.buffer, this.#lastHeaderBytes.byteOffset, MAX_CACHED_HEADER_BYTES);
+  /** A view of the buffer the record being encoded lies in, for #sameHeaders. */
+  #source: DataView = new DataView(new ArrayBuffer(0));
+  #sourceOf: Buffer | undefined;
   #lastHeaderLength = -1;
   #lastHeaderCount = 0;
   #lastHeaderText = Buffer.allocUnsafeSlow(1024);
@@ -218,8 +222,16 @@ export class NdjsonEncoder {
   #sameHeaders(b: Buffer, start: number, end: number, count: number): boolean {
     const length = end - start;
     if (length !== this.#lastHeaderLength || count !== this.#lastHeaderCount) return false;
-    const kept = this.#lastHeaderBytes;
-    for (let i = 0; i < length; i++) if (b[start + i] !== kept[i]) return false;
+    if (b !== this.#sourceOf) {
+      this.#source = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      this.#sourceOf = b;
+    }
+    // Four bytes at a time (a byte loop cost as much as writing the headers), then the rest.
+    const source = this.#source;
+    const kept = this.#lastHeaderView;
+    let i = 0;
+    for (; i + 4 <= length; i += 4) if (source.getInt32(start + i) !== kept.getInt32(i)) return false;
+    for (; i < length; i++) if (b[start + i] !== this.#lastHeaderBytes[i]) return false;
     return true;
   }
 

@@ -7,7 +7,7 @@ import { retry, retryPolicies } from '../core/retry.ts';
 import { KafkaAdmin } from './admin.ts';
 import { clientOptions, errorContext, routeClientEvents } from './client-options.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
-import { RawFetchConsumer, releaseRecords, type RawFetchedPartition, type RawFetchResponse } from './raw-fetch.ts';
+import { RawFetchConsumer, type RawFetchedPartition, type RawFetchResponse } from './raw-fetch.ts';
 import { decodePartition, fetchedRecords, toPartitionBatch, type FetchedRecords } from './record-codec.ts';
 import type { FetchedBatch, KafkaRecord, PartitionBatch, TopicPartitionOffset } from './types.ts';
 
@@ -201,26 +201,21 @@ export class PartitionReader {
     return this.#run((topic, partition, fetched, scanned) => handler(toPartitionBatch(topic, partition, fetched, scanned)), until);
   }
 
-  /**
-   * run(), handing over each batch read in place (FetchedBatch) instead of as KafkaRecords. With `transient`, the
-   * handler keeps nothing of a batch's bytes (no view of a key or value) once it has settled: they are then reused
-   * for a later fetch.
-   */
-  runFetched(handler: FetchedBatchHandler, until?: (positions: TopicPartitionOffset[]) => boolean, options: { transient?: boolean } = {}): Promise<void> {
-    const transient = options.transient === true;
-    return this.#run((topic, partition, fetched, scanned) => {
-      const handled = handler({
-        topic,
-        partition,
-        nextOffset: scanned.nextOffset,
-        highWatermark: fetched.highWatermark,
-        lastStableOffset: fetched.lastStableOffset,
-        leaderEpoch: scanned.leaderEpoch,
-        visit: (visitor, limit) => scanned.visit(visitor, limit),
-      });
-      if (!transient) return handled;
-      return Promise.resolve(handled).then(() => releaseRecords(fetched.records));
-    }, until);
+  /** run(), handing over each batch read in place (FetchedBatch) instead of as KafkaRecords. */
+  runFetched(handler: FetchedBatchHandler, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {
+    return this.#run(
+      (topic, partition, fetched, scanned) =>
+        handler({
+          topic,
+          partition,
+          nextOffset: scanned.nextOffset,
+          highWatermark: fetched.highWatermark,
+          lastStableOffset: fetched.lastStableOffset,
+          leaderEpoch: scanned.leaderEpoch,
+          visit: (visitor, limit) => scanned.visit(visitor, limit),
+        }),
+      until,
+    );
   }
 
   #run(deliver: Deliver, until?: (positions: TopicPartitionOffset[]) => boolean): Promise<void> {

@@ -26,7 +26,7 @@ export interface FetchedPartition {
   highWatermark: bigint;
   lastStableOffset: bigint;
   abortedTransactions?: ReadonlyArray<{ producerId: bigint; firstOffset: bigint }> | null;
-  records?: Buffer | null;
+  records?: FetchedBytes;
 }
 
 /** Compression codec (attributes bits 0-2). */
@@ -131,6 +131,7 @@ export class RecordView implements RecordViewType {
   valueLength = -1;
   headersStart = 0;
   headerCount = 0;
+  end = 0;
 
   get offset(): bigint {
     return this.baseOffset + BigInt(this.offsetDelta);
@@ -218,54 +219,86 @@ interface VisibleBatch {
  * position (a fetch may start inside a batch) too.
  */
 export class FetchedRecords {
-  readonly nextOffset: bigint;
-  /** That of the last data batch (-1 when there was none). */
-  readonly leaderEpoch: number;
   readonly #batches: VisibleBatch[] = [];
   readonly #view = new RecordView();
 
-  constructor(bytes: Buffer | null | undefined, from: bigint, aborted: AbortedTransactions) {
-    let nextOffset = from;
-    let leaderEpoch = -1;
-    if (bytes) {
+  #nextOffset: bigint;
+  #leaderEpoch = -1;
+
+  /**
+   * `bytes` are the partition's record batches as fetched: one Buffer, or the pieces they arrived in (socket
+   * chunks, RawFetchConsumer). A batch inside one piece is read where it lies; only one spanning two is copied.
+   */
+  constructor(bytes: FetchedBytes, from: bigint, aborted: AbortedTransactions) {
+    this.#nextOffset = from;
+    if (bytes === null || bytes === undefined) return;
+    if (!Array.isArray(bytes)) {
+      const whole = bytes as Buffer;
       let p = 0;
       // A fetch stops at its size limit, possibly inside a batch: that one is fetched again, whole, next time.
-      while (bytes.length - p >= LOG_OVERHEAD && bytes.length - p - LOG_OVERHEAD >= bytes.readInt32BE(p + 8)) {
-        const end = p + LOG_OVERHEAD + bytes.readInt32BE(p + 8);
-        const magic = bytes[p + 16];
-        if (magic !== 2) throw new Error(`unsupported record batch format (magic ${magic}): Sluice reads Kafka's v2 record batches`);
-        const baseOffset = bytes.readBigInt64BE(p);
-        const attributes = bytes.readInt16BE(p + 21);
-        const last = baseOffset + BigInt(bytes.readInt32BE(p + 23));
-        if (last >= nextOffset) nextOffset = last + 1n;
-        let buffer = bytes;
-        let records = p + RECORDS_START;
-        let recordsEnd = end;
-        const compression = attributes & COMPRESSION;
-        if (compression !== 0) {
-          buffer = decompress(compression, bytes.subarray(records, end));
-          records = 0;
-          recordsEnd = buffer.length;
-        }
-        const producerId = bytes.readBigInt64BE(p + 43);
-        if (!aborted.skip(attributes, producerId, last, attributes & IS_CONTROL ? markerType(buffer, records) : NOT_A_MARKER)) {
-          leaderEpoch = bytes.readInt32BE(p + 12);
-          const firstTimestamp = bytes.readBigInt64BE(p + 27);
-          this.#batches.push({
-            buffer,
-            records,
-            end: recordsEnd,
-            count: bytes.readInt32BE(p + 57),
-            baseOffset,
-            firstTimestamp,
-            skipBelow: from > baseOffset ? Number(from - baseOffset) : 0,
-          });
-        }
+      while (whole.length - p >= LOG_OVERHEAD && whole.length - p - LOG_OVERHEAD >= whole.readInt32BE(p + 8)) {
+        const end = p + batchSize(whole, p);
+        this.#add(whole, p, end, from, aborted);
         p = end;
       }
+      return;
     }
-    this.nextOffset = nextOffset;
-    this.leaderEpoch = leaderEpoch;
+    const pieces = bytes as readonly Buffer[];
+    let left = 0;
+    for (const piece of pieces) left += piece.length;
+    let index = 0;
+    let position = 0;
+    while (left >= LOG_OVERHEAD) {
+      const size = batchSize(span(pieces, index, position, LOG_OVERHEAD), 0);
+      if (size > left) break; // cut short, as above
+      const batch = span(pieces, index, position, size);
+      this.#add(batch, 0, size, from, aborted);
+      left -= size;
+      position += size;
+      while (index < pieces.length && position >= pieces[index]!.length) position -= pieces[index++]!.length;
+    }
+  }
+
+  get nextOffset(): bigint {
+    return this.#nextOffset;
+  }
+
+  /** That of the last data batch (-1 when there was none). */
+  get leaderEpoch(): number {
+    return this.#leaderEpoch;
+  }
+
+  /** The batch at `bytes[p, end)`: moves nextOffset past it, and keeps it unless it is a control batch or aborted. */
+  #add(bytes: Buffer, p: number, end: number, from: bigint, aborted: AbortedTransactions): void {
+    const magic = bytes[p + 16];
+    if (magic !== 2) throw new Error(`unsupported record batch format (magic ${magic}): Sluice reads Kafka's v2 record batches`);
+    const baseOffset = bytes.readBigInt64BE(p);
+    const attributes = bytes.readInt16BE(p + 21);
+    const last = baseOffset + BigInt(bytes.readInt32BE(p + 23));
+    if (last >= this.#nextOffset) this.#nextOffset = last + 1n;
+    let buffer = bytes;
+    let records = p + RECORDS_START;
+    let recordsEnd = end;
+    const compression = attributes & COMPRESSION;
+    if (compression !== 0) {
+      buffer = decompress(compression, bytes.subarray(records, end));
+      records = 0;
+      recordsEnd = buffer.length;
+    }
+    const producerId = bytes.readBigInt64BE(p + 43);
+    if (!aborted.skip(attributes, producerId, last, attributes & IS_CONTROL ? markerType(buffer, records) : NOT_A_MARKER)) {
+      this.#leaderEpoch = bytes.readInt32BE(p + 12);
+      const firstTimestamp = bytes.readBigInt64BE(p + 27);
+      this.#batches.push({
+        buffer,
+        records,
+        end: recordsEnd,
+        count: bytes.readInt32BE(p + 57),
+        baseOffset,
+        firstTimestamp,
+        skipBelow: from > baseOffset ? Number(from - baseOffset) : 0,
+      });
+    }
   }
 
   /** Calls `visitor` for each record in offset order, at most `limit` of them; returns how many it visited. */
@@ -297,6 +330,7 @@ export class FetchedRecords {
         if (valueLength > 0) at += valueLength;
         r.headerCount = varint(b);
         r.headersStart = at;
+        r.end = next;
         if (at > next) throw new Error('corrupt record batch: a record runs past its length');
         if (r.offsetDelta >= batch.skipBelow) {
           visited++;
@@ -308,6 +342,33 @@ export class FetchedRecords {
     }
     return visited;
   }
+}
+
+/** A partition's fetched bytes: one Buffer, or the pieces (in order) they arrived in; null when there were none. */
+export type FetchedBytes = Buffer | readonly Buffer[] | null | undefined;
+
+/** The size of the batch at `bytes[p]` (its length field and the 12 bytes before it); a batch too short to be one is corrupt. */
+function batchSize(bytes: Buffer, p: number): number {
+  const length = bytes.readInt32BE(p + 8);
+  // Magic (at 16) must be readable; and a walk must always move on.
+  if (length < 5) throw new Error(`corrupt record batch: length ${length}`);
+  return LOG_OVERHEAD + length;
+}
+
+/** `length` bytes from `pieces[index][at]` on (there are that many): a view when they lie in one piece, else a copy. */
+function span(pieces: readonly Buffer[], index: number, at: number, length: number): Buffer {
+  const first = pieces[index]!;
+  if (at + length <= first.length) return first.subarray(at, at + length);
+  const out = Buffer.allocUnsafe(length);
+  let o = 0;
+  for (let i = index; o < length; i++) {
+    const piece = pieces[i]!;
+    const from = i === index ? at : 0;
+    const n = Math.min(piece.length - from, length - o);
+    piece.copy(out, o, from, from + n);
+    o += n;
+  }
+  return out;
 }
 
 /** The marker type of a control batch (its one record's key: version int16, type int16), or NOT_A_MARKER. */

@@ -47,6 +47,9 @@ export interface RecordView {
   /** -1: a null value. */
   readonly valueLength: number;
   readonly headerCount: number;
+  /** Where the headers start in `buffer`, and where the record ends (its headers are its last field). */
+  readonly headersStart: number;
+  readonly end: number;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
   readonly headers: RecordHeaders;

@@ -232,10 +232,11 @@ export function registerReadRoute(app: FastifyInstance, options: ReadRouteOption
     } finally {
       open.delete(stop);
       stats.open -= 1;
-      await reader.close().catch((error: unknown) => logger.debug({ err: error }, 'closing a read stream reader failed'));
+      // The response ends with its last record: the client does not wait for the reader's connections to close.
       // At shutdown the keep-alive connection goes too: the server's close would wait for it.
       if (closing) raw.end(() => request.raw.socket.destroy());
       else raw.end();
+      await reader.close().catch((error: unknown) => logger.debug({ err: error }, 'closing a read stream reader failed'));
     }
   });
 

@@ -1,7 +1,7 @@
 import type { FetchedBatch, RecordView } from '../kafka/index.ts';
 import type { RecordDecoder } from './decode.ts';
 import { createFormatter, releaser, type Formatter } from './format.ts';
-import { BAIL, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8Json, putUtf8String, TranscodeBail, type Cursor } from './transcode.ts';
+import { BAIL, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8Json, putUtf8String, room, TranscodeBail, type Cursor } from './transcode.ts';
 
 /** A batch's lines (NdjsonEncoder.encode). */
 export interface Encoded {
@@ -27,6 +27,8 @@ const NEXT_PAIR = Buffer.from(',[');
 const EMPTY_STRING = Buffer.from('""');
 /** What the names of RULE_HEADERS begin with. */
 const RULE_PREFIX = Buffer.from('__rule.');
+/** Header lists longer than this (in bytes as fetched) are not kept for the next record (NdjsonEncoder's #lastHeaderBytes). */
+const MAX_CACHED_HEADER_BYTES = 512;
 /** Offsets up to here are written from a number (2^53 minus the largest offset delta, 2^31). */
 const MAX_SAFE_OFFSET = BigInt(Number.MAX_SAFE_INTEGER - 2 ** 31);
 
@@ -59,6 +61,21 @@ export class NdjsonEncoder {
   #headerSource: Buffer = Buffer.alloc(0);
   readonly #record = (r: RecordView): void => this.#encodeRecord(r);
   readonly #header = (nameStart: number, nameLength: number, valueStart: number, valueLength: number): void => this.#headerPair(nameStart, nameLength, valueStart, valueLength);
+  /**
+   * The last headers written (their bytes as fetched, their count) and their text: the records of one request share
+   * their headers (its correlation id), so most records' headers are the previous record's, byte for byte, and are
+   * written by copying that text instead of walking and escaping them again (and checking them for rule names: a
+   * header list that was written had none).
+   */
+  readonly #lastHeaderBytes = Buffer.allocUnsafeSlow(MAX_CACHED_HEADER_BYTES);
+  readonly #lastHeaderView = new DataView(this.#lastHeaderBytes.buffer, this.#lastHeaderBytes.byteOffset, MAX_CACHED_HEADER_BYTES);
+  /** A view of the buffer the record being encoded lies in, for #sameHeaders. */
+  #source: DataView = new DataView(new ArrayBuffer(0));
+  #sourceOf: Buffer | undefined;
+  #lastHeaderLength = -1;
+  #lastHeaderCount = 0;
+  #lastHeaderText = Buffer.allocUnsafeSlow(1024);
+  #lastHeaderTextLength = 0;
   /** Whether the record being encoded has a header named `__rule.…` (RULE_HEADERS). */
   #ruleHeaders = false;
   readonly #noteRuleHeader = (nameStart: number, nameLength: number): void => {
@@ -153,8 +170,9 @@ export class NdjsonEncoder {
     if (transcode === undefined) throw this.#decoder.prepared(schemaId) ? BAIL : UNPREPARED;
     // A framed key is decoded by its schema: the decoding path does that.
     if (keyFramed) throw BAIL;
+    const sameHeaders = this.#headers && r.headerCount > 0 && this.#sameHeaders(b, r.headersStart, r.end, r.headerCount);
     // A dead letter's line names the rule that sent it (`"rule":…`, from its headers): the decoding path writes that.
-    if (r.headerCount > 0) {
+    if (r.headerCount > 0 && !sameHeaders) {
       this.#ruleHeaders = false;
       this.#headerSource = b;
       r.eachHeader(this.#noteRuleHeader);
@@ -184,14 +202,52 @@ export class NdjsonEncoder {
     transcode(c);
     // Trailing bytes: the decoder refuses the record.
     if (c.at !== c.end) throw BAIL;
-    if (this.#headers) {
+    if (sameHeaders) {
+      room(c, this.#lastHeaderTextLength);
+      this.#lastHeaderText.copy(c.out, c.o, 0, this.#lastHeaderTextLength);
+      c.o += this.#lastHeaderTextLength;
+    } else if (this.#headers) {
+      const from = c.o;
       put(c, HEADERS);
       this.#headerIndex = 0;
       this.#headerSource = b;
       if (r.headerCount > 0) r.eachHeader(this.#header);
       putAscii(c, ']');
+      this.#keepHeaders(b, r, c.out, from, c.o);
     }
     put(c, END);
+  }
+
+  /** Whether `b[start, end)` are the bytes of the last headers kept (#keepHeaders), `count` of them. */
+  #sameHeaders(b: Buffer, start: number, end: number, count: number): boolean {
+    const length = end - start;
+    if (length !== this.#lastHeaderLength || count !== this.#lastHeaderCount) return false;
+    if (b !== this.#sourceOf) {
+      this.#source = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      this.#sourceOf = b;
+    }
+    // Four bytes at a time (a byte loop cost as much as writing the headers), then the rest.
+    const source = this.#source;
+    const kept = this.#lastHeaderView;
+    let i = 0;
+    for (; i + 4 <= length; i += 4) if (source.getInt32(start + i) !== kept.getInt32(i)) return false;
+    for (; i < length; i++) if (b[start + i] !== this.#lastHeaderBytes[i]) return false;
+    return true;
+  }
+
+  /** Keeps a record's headers (as fetched, and as written: out[from, to)) for the records after it (#sameHeaders). */
+  #keepHeaders(b: Buffer, r: RecordView, out: Buffer, from: number, to: number): void {
+    const length = r.end - r.headersStart;
+    if (r.headerCount === 0 || length > MAX_CACHED_HEADER_BYTES) {
+      this.#lastHeaderLength = -1;
+      return;
+    }
+    if (to - from > this.#lastHeaderText.length) this.#lastHeaderText = Buffer.allocUnsafeSlow(to - from);
+    b.copy(this.#lastHeaderBytes, 0, r.headersStart, r.end);
+    out.copy(this.#lastHeaderText, 0, from, to);
+    this.#lastHeaderLength = length;
+    this.#lastHeaderCount = r.headerCount;
+    this.#lastHeaderTextLength = to - from;
   }
 
   /** `["name","value"]` as JSON.stringify writes the decoded pair (name and value as UTF-8 text, a null name as '', null kept). */

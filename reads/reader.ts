@@ -24,8 +24,7 @@ export interface TailOptions {
   /**
    * Without a filter, receives each fetched batch read in place instead of onRecords, and at most how many of its
    * records to show; returns how many it showed. For an output that writes the records from their bytes
-   * (NdjsonEncoder.encodeFetched, which has `decoder` fetch the schemas it needs). The batch's bytes are reused once
-   * the returned promise settles: keep no view of them.
+   * (NdjsonEncoder.encodeFetched, which has `decoder` fetch the schemas it needs).
    */
   onFetched?(batch: FetchedBatch, limit: number): number | Promise<number>;
 }
@@ -119,8 +118,7 @@ export async function startTail(options: TailOptions): Promise<Tail> {
     if (finished && reason === 'stopped' && max !== undefined && shown >= max) reason = 'max';
     return finished;
   };
-  // onFetched writes the lines from the bytes and keeps none of them: the reader reuses their buffers.
-  const reading = onFetched ? reader.runFetched(onFetchedBatch, until, { transient: true }) : reader.run(onBatch, until);
+  const reading = onFetched ? reader.runFetched(onFetchedBatch, until) : reader.run(onBatch, until);
   const done = reading.then(
     async () => {
       await reader.close();

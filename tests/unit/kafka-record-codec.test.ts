@@ -198,6 +198,30 @@ describe('the record codec', () => {
     expect(scanned.visit(() => undefined)).toBe(3);
   });
 
+  it('reads the bytes in the pieces they arrived in as it reads them whole: batches inside a piece, across pieces, cut short', () => {
+    const batches = [0, 1, 2, 3, 4, 5].map((b) =>
+      roundTrip(
+        Array.from({ length: 1 + b }, (_, i) => ({ topic: 't', key: Buffer.from(`k${b}-${i}`), value: Buffer.from(`v${b}-${i}`.repeat(b + 1)), headers: [['h', Buffer.from(`${b}`)]] as const })),
+        BigInt(10 * b),
+        b === 3 ? { compression: 'gzip' } : {},
+      ),
+    );
+    const last = roundTrip([{ topic: 't', value: Buffer.from('cut short') }], 60n);
+    const whole = Buffer.concat([...batches, last.subarray(0, last.length - 4)]);
+    const read = (bytes: Buffer | Buffer[]) => {
+      const batch = decodePartition('t', 0, 2n, { highWatermark: 0n, lastStableOffset: 0n, records: bytes }, false);
+      return [batch.nextOffset, batch.leaderEpoch, batch.records.map((r) => [r.offset, r.key, r.value, text(r.headers)])];
+    };
+    const expected = read(whole);
+    expect(expected[2]).toHaveLength(20);
+    // Pieces of every size from one byte (a batch's length field split too) to more than a batch, and pieces of nothing.
+    for (const size of [1, 5, 11, 12, 13, 61, 62, 100, 257, whole.length - 1]) {
+      const pieces: Buffer[] = [Buffer.alloc(0)];
+      for (let p = 0; p < whole.length; p += size) pieces.push(whole.subarray(p, p + size), Buffer.alloc(0));
+      expect(read(pieces), `pieces of ${size}`).toEqual(expected);
+    }
+  });
+
   it('builds one client header map per header list, with a distinct name per pair', () => {
     const headers: RecordHeaders = [
       ['a', Buffer.from('1')],

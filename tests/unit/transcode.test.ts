@@ -378,6 +378,28 @@ describe('NDJSON written from the fetched bytes', () => {
       expect(actual.split('\n')[0]).toContain(',"rule":{"rule":"positive","mode":"READ"}');
     }
   });
+  it('writes headers a record shares with the one before as it writes any: same bytes, other bytes of the same length, rule names, none', async () => {
+    const schema = { type: 'record', name: 'H', fields: [{ name: 'n', type: 'int' }] };
+    const value = frame(SCHEMA_ID, encodeAvro(createTypes(schema as never), { n: 1 }));
+    const a: RecordHeaders = [
+      ['correlation-id', Buffer.from('d1225d39')],
+      ['content-type', Buffer.from('application/avro')],
+    ];
+    // Each differs from `a` in one byte only, keeping its length (and so its record's layout).
+    const otherValue: RecordHeaders = [a[0]!, ['content-type', Buffer.from('application/avrp')]];
+    const otherName: RecordHeaders = [a[0]!, ['content-typf', a[1]![1]]];
+    const nullValue: RecordHeaders = [a[0]!, ['content-type', null]];
+    const rule: RecordHeaders = [['__rule.name-i', Buffer.from('d1225d39')], a[1]!];
+    const escaped: RecordHeaders = [['correlation-id', Buffer.from('d1225"39')], a[1]!];
+    const runs = [a, a, a, otherValue, otherValue, otherName, a, nullValue, nullValue, [], [], a, rule, rule, a, escaped, escaped, a];
+    for (const headers of [true, false]) {
+      const records = runs.map((h, i) => record(value, Buffer.from('k'), h, BigInt(i)));
+      const { expected, actual, decoder } = await bothWays(schema, records, headers);
+      expect(decoder.transcoder(SCHEMA_ID)).toBeDefined();
+      expect(actual).toBe(expected);
+    }
+  });
+
   it('writes records of many long field names and unions of more than 63 branches as the decoding path', async () => {
     const branches = Array.from({ length: 70 }, (_, i) => ({ type: 'enum', name: `E${i}`, symbols: [`S${i}`, 'OTHER'] }));
     const schema = {

@@ -256,7 +256,6 @@ const SCALAR_FALLBACK = (v: unknown): unknown => {
   }
 };
 
-/** A qualified name (`a.b.c`) for a select chain on an identifier, as the planner looks functions up. */
 /**
  * CEL's `&&` (decisive false) and `||` (decisive true): the decisive value wins even over an operand that failed
  * (commutative, as cel-spec asks); otherwise a failed operand fails the whole.
@@ -273,7 +272,8 @@ function logical(args: readonly Compiled[], decisive: boolean): Compiled {
   };
 }
 
-function qualifiedName(node: Expr): string | undefined {
+/** A qualified name (`a.b.c`) for a select chain on an identifier, as the planner looks functions up. */
+export function qualifiedName(node: Expr): string | undefined {
   const kind = node.exprKind;
   if (kind.case === 'identExpr') return kind.value.name;
   if (kind.case === 'selectExpr' && !kind.value.testOnly && kind.value.operand) {
@@ -282,6 +282,24 @@ function qualifiedName(node: Expr): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The helpers the closures run on, for generated code (cel-codegen.ts) to call: it must decide exactly as the
+ * closures do, so it shares their semantics rather than restating them.
+ */
+export const RUNTIME = {
+  FAIL,
+  bound,
+  equal,
+  compare,
+  size,
+  contains,
+  celable,
+  isPlainMap,
+  undecided: (): never => {
+    throw UNDECIDED;
+  },
+} as const;
 
 /** Compiles `node`; undefined when the node is outside the subset (the caller then plans it with @bufbuild/cel). */
 function compileNode(node: Expr, ctx: CompileContext): Compiled | undefined {

@@ -24,6 +24,8 @@ interface Emitted {
   readonly value: string;
   /** The CEL int literal this node is, when it is one (comparisons against numbers then use its double form). */
   readonly int?: bigint;
+  /** For size(): a temporary holding the count as a JS number (or FAIL), so comparing it with an int literal needs no BigInt. */
+  readonly count?: string;
   /** For a literal list of strings: the `k[i]` holding their Set. */
   readonly stringSet?: string;
 }
@@ -184,6 +186,8 @@ class Generator {
         // Same-typed numbers and strings compare as JS compares them (compare() does just that); an int literal
         // against a double compares as a double, as compare() converts it.
         let fast = `(typeof ${l} === typeof ${r} && (typeof ${l} === 'number' || typeof ${l} === 'bigint' || typeof ${l} === 'string')) ? ${l} ${op} ${r}`;
+        // size() against an int literal: its count against the literal as JS numbers (counts are far below 2^53, so exact).
+        if (a.count !== undefined && b.int !== undefined && b.code === '') return { code: `${a.code}${v} = ${a.count} === F ? F : ${a.count} ${op} ${this.number(Number(b.int))};\n`, value: v };
         if (b.int !== undefined) fast = `typeof ${l} === 'number' ? ${l} ${op} ${this.number(Number(b.int))} : ${fast}`;
         else if (a.int !== undefined) fast = `typeof ${r} === 'number' ? ${this.number(Number(a.int))} ${op} ${r} : ${fast}`;
         return {
@@ -204,7 +208,8 @@ class Generator {
       case 'size': {
         const of = target ?? (args.length === 1 ? a : undefined);
         if (of === undefined || args.length !== (target ? 0 : 1)) return undefined;
-        return { code: `${of.code}${v} = ${of.value} === F ? F : S(${of.value});\n`, value: v };
+        const n = this.temporary();
+        return { code: `${of.code}${n} = ${of.value} === F ? F : Z(${of.value});\n${v} = ${n} === F ? F : I(${n});\n`, value: v, count: n };
       }
       case 'contains':
       case 'startsWith':
@@ -251,7 +256,7 @@ export function generateFast(root: Expr, ctx: CompileContext): Compiled | undefi
   const temporaries = Array.from({ length: gen.temporaries }, (_, i) => `t${i}`);
   const body =
     `// cel ${++generated}\n` +
-    `const F = R.FAIL, B = R.bound, E = R.equal, O = R.compare, S = R.size, N = R.contains, C = R.celable, P = R.isPlainMap, U = R.undecided, H = Object.hasOwn;\n` +
+    `const F = R.FAIL, B = R.bound, E = R.equal, O = R.compare, Z = R.count, I = R.sizeInt, N = R.contains, C = R.celable, P = R.isPlainMap, U = R.undecided, H = Object.hasOwn;\n` +
     `return function cel(b) {\n${temporaries.length > 0 ? `let ${temporaries.join(', ')};\n` : ''}${out.code}return ${out.value};\n};`;
   // The source holds no rule text (see above).
   const make = new Function('k', 'R', body) as (k: readonly unknown[], r: typeof RUNTIME) => Compiled;

@@ -121,12 +121,12 @@ describe('generated CEL functions', () => {
   }, 120_000);
 
   it('decide as the closures do on every comparison, equality and `in` of edge values', () => {
-    const edges: unknown[] = [0, -0, 1, 1.5, 2 ** 63, -(2 ** 63), Number.NaN, Infinity, 0n, 1n, 2n ** 63n - 1n, -(2n ** 63n), '', 'a', 'EUR', '😀', true, false, null, [], [1], {}, { k: 1 }];
+    const edges: unknown[] = [0, -0, 1, 1.5, 2 ** 63, -(2 ** 63), Number.NaN, Infinity, 0n, 1n, 2n ** 63n - 1n, -(2n ** 63n), '', 'a', 'EUR', '😀', 'a😀b', true, false, null, [], [1], {}, { k: 1 }];
     const literals = ['0', '1', '-1', '9223372036854775807', '-9223372036854775808', '1.5', '0.0', "'a'", "''", 'true', 'null', "['a']", '[1, 1.5]'];
     let compared = 0;
     for (const op of ['==', '!=', '<', '<=', '>', '>=', 'in'])
       for (const lit of literals)
-        for (const text of [`message.a ${op} ${lit}`, `${lit} ${op} message.a`, `!(message.a ${op} ${lit}) || message.b`]) {
+        for (const text of [`message.a ${op} ${lit}`, `${lit} ${op} message.a`, `!(message.a ${op} ${lit}) || message.b`, `size(message.a) ${op} ${lit}`]) {
           const root = parse(text).expr;
           const fn = generateFast(root, context);
           if (fn === undefined) continue;

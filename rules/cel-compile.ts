@@ -145,9 +145,13 @@ const compareNumbers = (a: number, b: number): number => (a < b ? -1 : a > b ? 1
 const SMALL_INTS = Array.from({ length: 1024 }, (_, i) => BigInt(i));
 const sizeInt = (n: number): bigint => SMALL_INTS[n] ?? BigInt(n);
 
-/** size(): a string's code points, a list's elements, a map's entries. */
-function size(v: unknown): bigint | typeof FAIL {
+/** A surrogate pair: a string without one has as many code points as UTF-16 units (the usual case, tested natively). */
+const SURROGATE_PAIR = /[\uD800-\uDBFF][\uDC00-\uDFFF]/;
+
+/** size() as a JS number: a string's code points, a list's elements, a map's entries; FAIL on anything else. */
+function count(v: unknown): number | typeof FAIL {
   if (typeof v === 'string') {
+    if (!SURROGATE_PAIR.test(v)) return v.length;
     let n = v.length;
     for (let i = 0; i < v.length - 1; i++) {
       const c = v.charCodeAt(i);
@@ -159,11 +163,17 @@ function size(v: unknown): bigint | typeof FAIL {
         }
       }
     }
-    return sizeInt(n);
+    return n;
   }
   if (typeof v !== 'object' || v === null) return FAIL;
-  if (Array.isArray(v)) return sizeInt(v.length);
-  return isPlainMap(v) ? sizeInt(Object.keys(v).length) : FAIL;
+  if (Array.isArray(v)) return v.length;
+  return isPlainMap(v) ? Object.keys(v).length : FAIL;
+}
+
+/** size(): the count as a CEL int. */
+function size(v: unknown): bigint | typeof FAIL {
+  const n = count(v);
+  return n === FAIL ? FAIL : sizeInt(n);
 }
 
 /** `x in list` and `key in map` (a map holds a key whose value is neither null nor absent, as NativeMap.has says). */
@@ -256,7 +266,6 @@ const SCALAR_FALLBACK = (v: unknown): unknown => {
   }
 };
 
-/** A qualified name (`a.b.c`) for a select chain on an identifier, as the planner looks functions up. */
 /**
  * CEL's `&&` (decisive false) and `||` (decisive true): the decisive value wins even over an operand that failed
  * (commutative, as cel-spec asks); otherwise a failed operand fails the whole.
@@ -273,7 +282,8 @@ function logical(args: readonly Compiled[], decisive: boolean): Compiled {
   };
 }
 
-function qualifiedName(node: Expr): string | undefined {
+/** A qualified name (`a.b.c`) for a select chain on an identifier, as the planner looks functions up. */
+export function qualifiedName(node: Expr): string | undefined {
   const kind = node.exprKind;
   if (kind.case === 'identExpr') return kind.value.name;
   if (kind.case === 'selectExpr' && !kind.value.testOnly && kind.value.operand) {
@@ -282,6 +292,26 @@ function qualifiedName(node: Expr): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The helpers the closures run on, for generated code (cel-codegen.ts) to call: it must decide exactly as the
+ * closures do, so it shares their semantics rather than restating them.
+ */
+export const RUNTIME = {
+  FAIL,
+  bound,
+  equal,
+  compare,
+  size,
+  count,
+  sizeInt,
+  contains,
+  celable,
+  isPlainMap,
+  undecided: (): never => {
+    throw UNDECIDED;
+  },
+} as const;
 
 /** Compiles `node`; undefined when the node is outside the subset (the caller then plans it with @bufbuild/cel). */
 function compileNode(node: Expr, ctx: CompileContext): Compiled | undefined {

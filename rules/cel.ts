@@ -1,6 +1,7 @@
 import { celEnv, isCelError, isCelList, isCelMap, isCelUint, parse, plan } from '@bufbuild/cel';
 import { strings } from '@bufbuild/cel/ext';
 import { RE2JS } from 're2js';
+import { generateFast } from './cel-codegen.ts';
 import { compileFast, type Expr } from './cel-compile.ts';
 import { MAX_EXPRESSION_LENGTH } from './types.ts';
 
@@ -17,8 +18,9 @@ import { MAX_EXPRESSION_LENGTH } from './types.ts';
  * `map`, `filter`, ...) may not contain another, so one event costs at most
  * its size times the expression's.
  *
- * Speed: each expression also compiles to plain JS closures (cel-compile.ts)
- * that give CEL's value or "not decided"; @bufbuild/cel's program runs only
+ * Speed: each expression also compiles to plain JS closures (cel-compile.ts),
+ * or to one generated function when it is all in their fast subset
+ * (cel-codegen.ts), that give CEL's value or "not decided"; @bufbuild/cel's program runs only
  * then (an error, a case outside the closures' subset), so every answer and
  * every error text is @bufbuild/cel's.
  */
@@ -79,12 +81,12 @@ const fallbackContext = {
   hasFunction: (name: string) => ENV.funcs.find(name) !== undefined,
 };
 
-/** @bufbuild/cel's program for `text` and, when its root is in the closures' subset, the closures (undefined with `reference`). */
+/** @bufbuild/cel's program for `text` and, when its root is in the closures' subset, the generated function or the closures (undefined with `reference`). */
 function planOne(text: string, reference: boolean): { run: Run; fast: Run | undefined } {
   const parsed = parse(text);
   if (comprehensionDepth(parsed.expr) > MAX_COMPREHENSION_DEPTH) throw new Error('a comprehension (all, exists, map, filter) may not contain another: evaluation time must stay bounded');
   const run = plan(ENV, parsed) as Run;
-  return { run, fast: reference ? undefined : compileFast(parsed.expr, fallbackContext) };
+  return { run, fast: reference ? undefined : (generateFast(parsed.expr, fallbackContext) ?? compileFast(parsed.expr, fallbackContext)) };
 }
 
 /** Plain JS for what CEL returns: CelMap → object, CelList → array, int → number when exact, uint → number or BigInt. */

@@ -91,10 +91,13 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
   switch (rule.type) {
     case 'CEL': {
       const program = compileExpression('CEL', expr) as CelProgram;
+      // One bindings object per rule, refilled per event: CEL runs synchronously and keeps no reference to it (the
+      // object holds on to the last event until the next, one per compiled rule at most).
+      const bindings: { message: unknown } = { message: undefined };
       return {
         ...base,
         apply(message) {
-          const bindings = { message };
+          bindings.message = message;
           if (!program.guardPasses(bindings)) return rule.kind === 'CONDITION' ? true : message;
           return program.evaluate(bindings);
         },
@@ -112,8 +115,26 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
         if (list === undefined) tagLists.set(field, (list = [...field.tags]));
         return list;
       };
+      // One bindings object per rule, refilled per visit (CEL runs synchronously and keeps no reference to it); `tags`
+      // is a getter, so only an expression that reads it pays for the look-up of its list.
+      let visited: FieldInfo | undefined;
+      const bindings = {
+        value: undefined as unknown,
+        fullName: '',
+        name: '',
+        typeName: '',
+        get tags(): string[] {
+          return tagsOf(visited!);
+        },
+        message: undefined as unknown,
+      };
       const visitor: FieldVisitor = (visit) => {
-        const bindings = { value: visit.value, fullName: visit.field.fullName, name: visit.field.name, typeName: visit.type, tags: tagsOf(visit.field), message: visit.container };
+        visited = visit.field;
+        bindings.value = visit.value;
+        bindings.fullName = visit.field.fullName;
+        bindings.name = visit.field.name;
+        bindings.typeName = visit.type;
+        bindings.message = visit.container;
         let result: unknown;
         try {
           if (!program.guardPasses(bindings)) return visit.value;

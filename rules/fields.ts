@@ -121,6 +121,21 @@ interface FieldAccessor {
   readonly info: FieldInfo;
   readonly shape: Shape;
   readonly path: string;
+  /**
+   * When the field is a leaf, or a union of leaves (a nullable string): per branch, what accepts it and the type
+   * visited (undefined: a branch that visits nothing), so the walk visits it without walkAt's dispatch.
+   */
+  readonly leaves: readonly { readonly accepts: ((value: unknown) => boolean) | undefined; readonly type: FieldTypeName | undefined }[] | undefined;
+}
+
+/** What `walkAt` does with a leaf shape: visit it when it is a primitive, else nothing. */
+const leafType = (s: Shape): FieldTypeName | undefined => (s.kind === 'leaf' && PRIMITIVE.has(s.type) ? s.type : undefined);
+
+/** The `leaves` of an accessor: a leaf is one branch accepting anything; a union qualifies when no branch is wrapped or nested. */
+function leavesOf(s: Shape): FieldAccessor['leaves'] {
+  if (s.kind === 'leaf') return [{ accepts: undefined, type: leafType(s) }];
+  if (s.kind !== 'union' || !s.branches.every((b) => b.key === undefined && b.shape.kind === 'leaf')) return undefined;
+  return s.branches.map((b) => ({ accepts: b.accepts, type: leafType(b.shape) }));
 }
 
 /** Past this many fields, a flat list saves nothing over the tree walk. */
@@ -142,7 +157,7 @@ function flatten(shape: Shape): FieldAccessor[] | undefined {
         if (!visit(inner, [...parents, f.info.name], fieldPath)) return false;
       } else {
         // A leaf or what leads to one (a nullable union, a list): the tree walk takes it from here, from its record.
-        out.push({ parents, info: f.info, shape: f.shape, path: fieldPath });
+        out.push({ parents, info: f.info, shape: f.shape, path: fieldPath, leaves: leavesOf(f.shape) });
         if (out.length > MAX_ACCESSORS) return false;
       }
     }
@@ -177,6 +192,18 @@ export function compileWalk(shape: Shape): FieldWalk {
       if (!reached) continue;
       const current = record[a.info.name];
       if (current === null || current === undefined) continue;
+      if (a.leaves !== undefined) {
+        // walkAt's leaf and union cases, inline: the first branch that accepts the value decides.
+        for (const leaf of a.leaves) {
+          if (leaf.accepts !== undefined && !leaf.accepts(current)) continue;
+          if (leaf.type !== undefined) {
+            const next = visit({ field: a.info, type: leaf.type, value: current, container: record, path: a.path });
+            if (write) record[a.info.name] = next;
+          }
+          break;
+        }
+        continue;
+      }
       const next = walkAt(a.shape, current, a.info, record, a.path, visit, write);
       if (write) record[a.info.name] = next;
     }

@@ -192,6 +192,26 @@ describe('CEL_FIELD on tagged fields', () => {
     expect(sync(c.run('WRITE', long))).toMatchObject({ ok: false, failure: { rule: 'notes', field: 'notes[1]', reason: "Expr failed: 'fullName == '$.notes' && size(value) < 20'" } });
   });
 
+  it('each visit binds its own field: name, tags and the record that holds it', () => {
+    // Bindings are refilled per visit: a value of one field must never be seen with another field's name or tags.
+    const c = contract(
+      {
+        domainRules: [
+          rule({
+            name: 'own',
+            kind: 'CONDITION',
+            type: 'CEL_FIELD',
+            tags: ['PII'],
+            expr: "'PII' in tags && (name == 'ssn' ? value == message.ssn && size(tags) == 1 : name == 'email' && value.contains('@'))",
+          }),
+        ],
+      },
+      { tags: { '**.ssn': ['PII'], '$.customer.email': ['PII'] } },
+    );
+    expect(sync(c.run('WRITE', order())).ok).toBe(true);
+    expect(sync(c.run('WRITE', { ...order(), customer: { ...order().customer, email: 'nope' } }))).toMatchObject({ ok: false, failure: { field: 'customer.email' } });
+  });
+
   it('a rule without tags sees every primitive field (by type name)', () => {
     const c = contract({ domainRules: [rule({ name: 'ints', kind: 'CONDITION', type: 'CEL_FIELD', expr: "typeName == 'INT' ; value >= 18" })] });
     expect(sync(c.run('WRITE', order())).ok).toBe(true);

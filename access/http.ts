@@ -92,8 +92,9 @@ type Write = (chunk: string | Uint8Array, encoding?: BufferEncoding, callback?: 
  * flushed only once the one before it has finished, a tick later. Under overload most answers are small refusals, and
  * that syscall was ~40% of a refusal's CPU (bench/refusal-cost.ts). So a small write is held until the event loop's
  * next check phase (setImmediate) and every write held meanwhile goes out in one writev, in order; its callback is
- * called on the next tick, as Node calls a write's callback once the kernel took it, so Node moves on to the
- * connection's next answer at once and it joins the same writev. A write that would take the socket's buffer past
+ * called on the next tick, as Node calls a write's callback once the kernel took it (a held buffer is a copy, since
+ * the callback frees the writer to reuse its own), so Node moves on to the connection's next answer at once and it
+ * joins the same writev. A write that would take the socket's buffer past
  * its high-water mark flushes what is held and is written at once with Node's own return value (backpressure and
  * 'drain' stay Node's), and end() flushes first, so a `Connection: close` answer still goes out before the FIN.
  */
@@ -125,7 +126,8 @@ export function coalesceWrites(socket: Socket): void {
       return write(chunk, encoding, callback);
     }
     if (chunks.length === 0) setImmediate(flush);
-    chunks.push(chunk);
+    // The callback tells the writer it may reuse its buffer (the read route's encoder does): a held one is copied.
+    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk));
     encodings.push(encoding ?? undefined);
     bytes += size;
     if (typeof callback === 'function') process.nextTick(callback, null);

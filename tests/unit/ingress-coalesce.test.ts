@@ -95,6 +95,22 @@ describe('the ingress’s coalesced writes', () => {
     expect(text).toContain('"error":"SLUICE_OVERLOADED"');
   });
 
+  it('sends what a writer wrote even when it reuses its buffer once the write’s callback came', async () => {
+    const { port } = await listen(true, {
+      handler: (_req, res) => {
+        const chunk = Buffer.from('{"a":1}');
+        res.setHeader('content-length', 14);
+        // Node's contract: after the callback the buffer is the writer's again (the read route's encoder reuses its own).
+        res.write(chunk, () => {
+          chunk.fill('z');
+          res.end('{"b":2}');
+        });
+      },
+    });
+    const text = await exchange(port, [GET], 1);
+    expect(text.endsWith('{"a":1}{"b":2}')).toBe(true);
+  });
+
   it('writes a large answer with Node’s backpressure, whole', async () => {
     const big = 'x'.repeat(4 * 1024 * 1024);
     const { port } = await listen(true, {

@@ -94,9 +94,10 @@ type Write = (chunk: string | Uint8Array, encoding?: BufferEncoding, callback?: 
  * next check phase (setImmediate) and every write held meanwhile goes out in one writev, in order; its callback is
  * called on the next tick, as Node calls a write's callback once the kernel took it (a held buffer is a copy, since
  * the callback frees the writer to reuse its own), so Node moves on to the connection's next answer at once and it
- * joins the same writev. A write that would take the socket's buffer past
- * its high-water mark flushes what is held and is written at once with Node's own return value (backpressure and
- * 'drain' stay Node's), and end() flushes first, so a `Connection: close` answer still goes out before the FIN.
+ * joins the same writev. A write that would take the socket's buffer past its high-water mark flushes what is held
+ * and is written at once with Node's own return value (backpressure and 'drain' stay Node's), and end() flushes first,
+ * so a `Connection: close` answer still goes out before the FIN. A connection destroyed meanwhile loses what is held,
+ * as it loses what the kernel had not sent yet.
  */
 export function coalesceWrites(socket: Socket): void {
   const held = socket as Socket & { [kCoalesced]?: true };

@@ -16,6 +16,9 @@ import { processCpuSeconds, round } from './common.ts';
  * tests/faults/load.ts does) and the server process's utime+stime (/proc) over N answers gives µs per refusal.
  *
  *   node bench/refusal-cost.ts [requests=200000] [connections=16] [window=64]
+ *
+ * REFUSAL_COALESCE=0 serves without coalesced writes (the listener as before, for an A/B); REFUSAL_SERVER_ARGS adds
+ * node options to the server process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
  */
 
 async function serve(): Promise<void> {

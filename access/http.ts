@@ -84,11 +84,65 @@ export function boundPipelining(handler: RequestListener, max: number): RequestL
   };
 }
 
+const kCoalesced = Symbol('writes coalesced');
+type Write = (chunk: string | Uint8Array, encoding?: BufferEncoding, callback?: (error?: Error | null) => void) => boolean;
+
+/**
+ * Node writes every HTTP answer with a syscall of its own: end() uncorks the socket fully, and a pipelined answer is
+ * flushed only once the one before it has finished, a tick later. Under overload most answers are small refusals, and
+ * that syscall was ~40% of a refusal's CPU (bench/refusal-cost.ts). So a small write is held until the event loop's
+ * next check phase (setImmediate) and every write held meanwhile goes out in one writev, in order; its callback is
+ * called on the next tick, as Node calls a write's callback once the kernel took it, so Node moves on to the
+ * connection's next answer at once and it joins the same writev. A write that would take the socket's buffer past
+ * its high-water mark flushes what is held and is written at once with Node's own return value (backpressure and
+ * 'drain' stay Node's), and end() flushes first, so a `Connection: close` answer still goes out before the FIN.
+ */
+export function coalesceWrites(socket: Socket): void {
+  const held = socket as Socket & { [kCoalesced]?: true };
+  if (held[kCoalesced]) return;
+  held[kCoalesced] = true;
+  const write = socket.write.bind(socket) as Write;
+  const end = socket.end.bind(socket);
+  let chunks: (string | Uint8Array)[] = [];
+  let encodings: (BufferEncoding | undefined)[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    if (chunks.length === 0) return;
+    const [all, codes] = [chunks, encodings];
+    chunks = [];
+    encodings = [];
+    bytes = 0;
+    if (socket.destroyed) return;
+    socket.cork();
+    for (let i = 0; i < all.length; i++) write(all[i]!, codes[i]);
+    socket.uncork();
+  };
+  socket.write = function (this: Socket, chunk: string | Uint8Array, encoding?: BufferEncoding | ((error?: Error | null) => void), callback?: (error?: Error | null) => void): boolean {
+    if (typeof encoding === 'function') [callback, encoding] = [encoding, undefined];
+    const size = typeof chunk === 'string' ? chunk.length : chunk.byteLength;
+    if (socket.destroyed || !socket.writable || socket.writableLength + bytes + size >= socket.writableHighWaterMark) {
+      flush();
+      return write(chunk, encoding, callback);
+    }
+    if (chunks.length === 0) setImmediate(flush);
+    chunks.push(chunk);
+    encodings.push(encoding ?? undefined);
+    bytes += size;
+    if (typeof callback === 'function') process.nextTick(callback, null);
+    return true;
+  } as Socket['write'];
+  socket.end = function (this: Socket, ...args: unknown[]): Socket {
+    flush();
+    return (end as (...a: unknown[]) => Socket)(...args);
+  } as Socket['end'];
+}
+
 /**
  * Fastify's serverFactory: the Node server with TLS and limits applied, so every listener is built the same way.
- * `response`: the server's ServerResponse class, when a service needs its own (the ingress's, producers/draining.ts).
+ * `response`: the server's ServerResponse class, when a service needs its own (the ingress's, producers/draining.ts);
+ * `coalesce`: each connection's small writes of one loop turn go out in one syscall (coalesceWrites; the ingress).
  */
-export function serverFactory(config: Transport, response?: typeof ServerResponse): FastifyServerFactory {
+export function serverFactory(config: Transport, response?: typeof ServerResponse, coalesce = false): FastifyServerFactory {
   const tls = tlsFiles(config);
   // Node checks the header and request timeouts on this interval (30 s by default), so it bounds how late they fire.
   const checks = {
@@ -96,7 +150,13 @@ export function serverFactory(config: Transport, response?: typeof ServerRespons
     ...(response === undefined ? {} : { ServerResponse: response }),
   };
   return (fastifyHandler) => {
-    const handler = boundPipelining(fastifyHandler, config.httpMaxPipelined);
+    const bounded = boundPipelining(fastifyHandler, config.httpMaxPipelined);
+    const handler: RequestListener = coalesce
+      ? (req, res) => {
+          coalesceWrites(req.socket);
+          bounded(req, res);
+        }
+      : bounded;
     const server = (tls ? createHttpsServer({ ...tls, ...checks, minVersion: 'TLSv1.2' }, handler) : createHttpServer(checks, handler)) as Server;
     server.headersTimeout = config.httpHeadersTimeoutMs;
     server.requestTimeout = config.httpRequestTimeoutMs;

@@ -1,6 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { createConnection, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { ARRAYS, type ArrivalPhase, type GeneratorLag, type OpenLoopSummary, type PipelinedOptions } from './open-loop.ts';
 import { randomOrder } from '../support/orders.ts';
 
 /**
@@ -90,27 +93,11 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** One stretch of an open-loop run: arrivals at a fixed rate for a while. */
-export interface ArrivalPhase {
-  name: string;
-  ratePerSecond: number;
-  durationMs: number;
-}
+export type { ArrivalPhase, GeneratorLag, PipelinedOptions } from './open-loop.ts';
+export { LATE_MS } from './open-loop.ts';
 
 export interface PhasedOutcome extends Outcome {
   phase: string;
-}
-
-/** How far the generator itself fell behind its schedule in one phase. */
-export interface GeneratorLag {
-  /** The latest any request was written after its arrival time (ms): the client's own CPU or event loop, not the server. */
-  maxLateMs: number;
-  /** Requests written more than LATE_MS after their arrival time. */
-  lateSends: number;
-  /** Requests written to a connection that already had `perConnection` unanswered (the server reads them when it can). */
-  beyondPipelined: number;
-  /** The most request bytes accepted by the client's sockets and not yet taken by the kernel (the server not reading). */
-  maxUnwrittenKb: number;
 }
 
 export interface OpenLoopResult {
@@ -121,9 +108,6 @@ export interface OpenLoopResult {
   /** When each phase began, in ms since the run began (the clock of Outcome.startedMs). */
   phaseStartMs: Record<string, number>;
 }
-
-/** A request written this much after its arrival time counts as a late send of the generator. */
-export const LATE_MS = 100;
 
 /**
  * The ingress's own view of POST /v1/orders (sluice_http_request_duration_seconds on GET /metrics): cumulative
@@ -150,206 +134,66 @@ export function durationBetween(before: ReadonlyMap<number, number>, after: Read
   return { requests: total, p99UnderS: p99 };
 }
 
-/** A socket of the pipelined generator: requests written and not yet answered, in order (HTTP/1.1 answers in order). */
-interface Lane {
-  socket: Socket;
-  /** Request indexes awaiting their answers, from `head` on. */
-  waiting: number[];
-  head: number;
-  /** Bytes of an answer not yet complete. */
-  rest: string;
-  alive: boolean;
-}
-
-export interface PipelinedOptions {
-  /**
-   * Connections opened before any load, requests dealt to them in turn. `perConnection` only counts the requests
-   * written beyond it (the server's pipelining bound, SLUICE_HTTP_MAX_PIPELINED): size `connections` so that the rate
-   * times the answers' latency fits in connections × perConnection.
-   */
-  connections: number;
-  perConnection: number;
-  /** A connection whose oldest request has waited this long is closed; its requests count as unanswered (status 0). */
-  timeoutMs: number;
+/**
+ * Where the open-loop generator runs: the CPU its process is pinned to (taskset -c), SLUICE_FAULTS_GENERATOR_CPU, by
+ * default the box's last; "none" runs it unpinned. The overload soak pins `sluice up` to the other CPUs, so the
+ * generator's CPU is not taken from the ingress it measures.
+ */
+export function generatorCpu(): number | undefined {
+  const setting = process.env.SLUICE_FAULTS_GENERATOR_CPU ?? String(availableParallelism() - 1);
+  return setting === 'none' || availableParallelism() < 2 ? undefined : Number(setting);
 }
 
 /**
  * An open-loop load as cheap as a client can make it, so one process on a small box can offer several times what
  * the ingress takes (Node's http client with keep-alive, used before, offered at most 908/s here: it costs about as
  * much CPU per request as the ingress itself, and a closed-loop client at N in flight only queues). Raw TCP
- * connections with HTTP/1.1 pipelining, each request's bytes copied from a template built once (the order id's digits
- * written in place), written on a fixed schedule (request n of a phase at n / rate seconds) whatever the answers, and
- * answers counted by scanning their status lines and Content-Length. Truly open loop: every arrival is written when
- * due, to the next connection in turn, however many answers are outstanding (an earlier version skipped connections
- * with 32 unanswered and shed the arrival when all had: 100 connections then bounded the offered rate at 3,200
- * outstanding, not the server). What the client could not write on schedule (its own CPU, a late timer) is its lag,
- * reported per phase beside what the server did not read. Outcomes are kept in typed arrays during the run (no object
- * per request while it matters) and returned as openLoop's when it is over.
+ * connections with HTTP/1.1 pipelining, written on a fixed schedule (request n of a phase at n / rate seconds)
+ * whatever the answers: truly open loop, every arrival is written when due, however many answers are outstanding (an
+ * earlier version shed arrivals when all connections had 32 unanswered, and then bounded the offered rate itself).
+ * It runs in a process of its own (tests/faults/open-loop.ts), pinned to generatorCpu(); what it could not write on
+ * schedule (its own CPU, a late timer) is its lag, reported per phase with its CPU per request.
  */
 export async function openLoopPipelined(url: string, phases: readonly ArrivalPhase[], options: PipelinedOptions): Promise<OpenLoopResult> {
-  const target = new URL(url);
-  const port = Number(target.port);
-  const total = phases.reduce((sum, p) => sum + Math.floor((p.durationMs * p.ratePerSecond) / 1000), 0);
-  const status = new Uint16Array(total);
-  /** Retry-After in seconds; 0 when the answer had none. */
-  const retryAfter = new Uint16Array(total);
-  const startedMs = new Float64Array(total);
-  const answeredMs = new Float64Array(total);
-  const phaseOf = new Uint8Array(total);
-  const sent = new Uint8Array(total);
-  // Order ids `order-<run>-<12 digits>`: fixed width, so the digits are written into a copy of a template.
-  const run = randomUUID().slice(0, 8);
-  const templates = Array.from({ length: 16 }, () => {
-    const body = JSON.stringify(randomOrder({ orderId: `order-${run}-${'0'.repeat(12)}` }));
-    const text = `POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-    const bytes = Buffer.from(text, 'latin1');
-    return { bytes, digitsAt: text.indexOf(`order-${run}-`) + `order-${run}-`.length };
-  });
-  const orderId = (i: number): string => `order-${run}-${String(i).padStart(12, '0')}`;
-
-  const began = performance.now();
-  const finish = (lane: Lane, code: number, retry: number): void => {
-    const i = lane.waiting[lane.head++]!;
-    status[i] = code;
-    retryAfter[i] = retry;
-    answeredMs[i] = performance.now() - began;
-    if (lane.head === lane.waiting.length) {
-      lane.waiting.length = 0;
-      lane.head = 0;
-    }
-  };
-  const open = (): Promise<Lane> =>
-    new Promise((resolve) => {
-      const lane: Lane = { socket: createConnection({ port, host: target.hostname, noDelay: true }), waiting: [], head: 0, rest: '', alive: true };
-      lane.socket.on('connect', () => resolve(lane));
-      lane.socket.on('data', (chunk: Buffer) => {
-        let text = lane.rest + chunk.toString('latin1');
-        for (;;) {
-          const end = text.indexOf('\r\n\r\n');
-          if (end < 0) break;
-          const head = text.slice(0, end);
-          const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? '0');
-          if (text.length < end + 4 + length) break;
-          if (lane.head < lane.waiting.length) finish(lane, Number(head.slice(9, 12)), Number(/retry-after: *(\d+)/i.exec(head)?.[1] ?? '0'));
-          text = text.slice(end + 4 + length);
-        }
-        lane.rest = text;
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-open-loop-'));
+  try {
+    const file = join(dir, 'result');
+    const cpu = generatorCpu();
+    const node = [process.execPath, '--disable-warning=TimeoutNegativeWarning', join(import.meta.dirname, 'open-loop.ts'), url, JSON.stringify(phases), JSON.stringify(options), file];
+    const [command, ...args] = cpu === undefined ? node : ['taskset', '-c', String(cpu), ...node];
+    const child = spawn(command!, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const code = await new Promise<number | null>((resolve, reject) => child.once('exit', resolve).once('error', reject));
+    if (code !== 0) throw new Error(`the open-loop generator exited with ${code}`);
+    const bytes = readFileSync(file);
+    const length = bytes.readUInt32LE(0);
+    const summary = JSON.parse(bytes.subarray(4, 4 + length).toString()) as OpenLoopSummary;
+    let at = 4 + length;
+    // Copied out of the file's bytes: a Float64Array needs its offset aligned.
+    const arrays = Object.fromEntries(
+      ARRAYS.map(([name, Kind]) => {
+        const size = summary.total * Kind.BYTES_PER_ELEMENT;
+        const array = new Kind(bytes.buffer.slice(bytes.byteOffset + at, bytes.byteOffset + at + size));
+        at += size;
+        return [name, array];
+      }),
+    ) as Record<(typeof ARRAYS)[number][0], Uint16Array | Float64Array | Uint8Array>;
+    const { status, retryAfter, startedMs, answeredMs, phaseOf, sent } = arrays;
+    const outcomes: PhasedOutcome[] = [];
+    for (let i = 0; i < summary.total; i++) {
+      if (sent[i] !== 1) continue;
+      outcomes.push({
+        orderId: `order-${summary.run}-${String(i).padStart(12, '0')}`,
+        phase: phases[phaseOf[i]!]!.name,
+        status: status[i]!,
+        retryAfter: retryAfter[i] === 0 ? null : String(retryAfter[i]),
+        startedMs: startedMs[i]!,
+        ms: answeredMs[i]! - startedMs[i]!,
       });
-      const fail = (): void => {
-        if (!lane.alive) return;
-        lane.alive = false;
-        while (lane.head < lane.waiting.length) finish(lane, 0, 0);
-        resolve(lane);
-      };
-      lane.socket.on('error', fail);
-      lane.socket.on('close', fail);
-    });
-  // Opened a hundred at a time before any load, while the server is idle: opened in a burst when the answers slow down,
-  // they overflow the listen queue of a busy server (Node's default backlog is 511), whose dropped SYNs the kernel
-  // resends after 1, 3, 7, 15 and 31 s, and the run then measures TCP's back-off instead of the ingress.
-  const lanes: Lane[] = [];
-  for (let opened = 0; opened < options.connections; opened += 100) lanes.push(...(await Promise.all(Array.from({ length: Math.min(100, options.connections - opened) }, open))));
-
-  const result: OpenLoopResult = { outcomes: [], scheduled: {}, lag: {}, phaseStartMs: {} };
-  for (const p of phases) result.lag[p.name] = { maxLateMs: 0, lateSends: 0, beyondPipelined: 0, maxUnwrittenKb: 0 };
-  let next = 0;
-  let turn = 0;
-  /** Sends requests next..next+count-1 of `phase`: per lane one write of the copied templates. */
-  const send = (phase: number, count: number): void => {
-    const lag = result.lag[phases[phase]!.name]!;
-    const perLane = new Map<Lane, number[]>();
-    for (let k = 0; k < count; k++, next++) {
-      phaseOf[next] = phase;
-      // The next live connection in turn (a dead one is being replaced by expire()).
-      let lane = lanes[turn++ % lanes.length]!;
-      for (let tried = 0; !lane.alive && tried < lanes.length; tried++) lane = lanes[turn++ % lanes.length]!;
-      const list = perLane.get(lane) ?? [];
-      if (lane.waiting.length - lane.head + list.length >= options.perConnection) lag.beyondPipelined += 1;
-      list.push(next);
-      perLane.set(lane, list);
     }
-    const now = performance.now() - began;
-    for (const [lane, indexes] of perLane) {
-      const size = indexes.reduce((sum, i) => sum + templates[i % templates.length]!.bytes.length, 0);
-      const out = Buffer.allocUnsafe(size);
-      let at = 0;
-      for (const i of indexes) {
-        const template = templates[i % templates.length]!;
-        template.bytes.copy(out, at);
-        out.write(String(i).padStart(12, '0'), at + template.digitsAt, 'latin1');
-        at += template.bytes.length;
-        startedMs[i] = now;
-        sent[i] = 1;
-        lane.waiting.push(i);
-      }
-      lane.socket.write(out);
-    }
-    let unwritten = 0;
-    for (const lane of lanes) unwritten += lane.socket.writableLength;
-    lag.maxUnwrittenKb = Math.max(lag.maxUnwrittenKb, Math.round(unwritten / 1024));
-  };
-  /** Connections whose oldest request waited past the timeout are closed and replaced. */
-  const expire = async (): Promise<void> => {
-    const now = performance.now() - began;
-    for (let k = 0; k < lanes.length; k++) {
-      const lane = lanes[k]!;
-      if (lane.alive && lane.head < lane.waiting.length && now - startedMs[lane.waiting[lane.head]!]! > options.timeoutMs) lane.socket.destroy();
-      if (!lane.alive) lanes[k] = await open();
-    }
-  };
-
-  await new Promise<void>((resolve) => {
-    let index = 0;
-    let phaseBegan = 0;
-    let issued = 0;
-    let expiring = false;
-    result.phaseStartMs[phases[0]!.name] = 0;
-    const timer = setInterval(() => {
-      if (!expiring) {
-        expiring = true;
-        void expire().finally(() => (expiring = false));
-      }
-      const now = performance.now() - began;
-      for (let phase = phases[index]; phase !== undefined; phase = phases[index]) {
-        const due = Math.floor((Math.min(now - phaseBegan, phase.durationMs) * phase.ratePerSecond) / 1000);
-        if (due > issued) {
-          // Arrival k of the phase is due at k / rate: how late the first of these is, and how many are later than LATE_MS.
-          const lag = result.lag[phase.name]!;
-          lag.maxLateMs = Math.max(lag.maxLateMs, Math.round(now - phaseBegan - (issued * 1000) / phase.ratePerSecond));
-          const lateBy = Math.floor((Math.min(now - phaseBegan - LATE_MS, phase.durationMs) * phase.ratePerSecond) / 1000);
-          lag.lateSends += Math.max(0, Math.min(due, lateBy) - issued);
-          result.scheduled[phase.name] = (result.scheduled[phase.name] ?? 0) + due - issued;
-        }
-        send(index, due - issued);
-        issued = due;
-        if (now - phaseBegan < phase.durationMs) return;
-        phaseBegan += phase.durationMs;
-        issued = 0;
-        index += 1;
-        if (phases[index]) result.phaseStartMs[phases[index]!.name] = phaseBegan;
-      }
-      clearInterval(timer);
-      const drained = setInterval(() => {
-        void expire();
-        if (lanes.some((lane) => lane.alive && lane.head < lane.waiting.length)) return;
-        clearInterval(drained);
-        resolve();
-      }, 20);
-    }, 5);
-  });
-  for (const lane of lanes) lane.socket.destroy();
-  for (let i = 0; i < total; i++) {
-    if (sent[i] !== 1) continue;
-    result.outcomes.push({
-      orderId: orderId(i),
-      phase: phases[phaseOf[i]!]!.name,
-      status: status[i]!,
-      retryAfter: retryAfter[i] === 0 ? null : String(retryAfter[i]),
-      startedMs: startedMs[i]!,
-      ms: answeredMs[i]! - startedMs[i]!,
-    });
+    return { outcomes, scheduled: summary.scheduled, lag: summary.lag, phaseStartMs: summary.phaseStartMs };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  return result;
 }
 
 /** Admission's gauges on GET /metrics (producers/ingress-metrics.ts admissionGauges), by name without the common prefix. */
@@ -380,6 +224,8 @@ export interface RampStep {
   refusedPerS: number;
   acceptedP99Ms: number;
   lateSends: number;
+  /** The generator's CPU per request (its own process). */
+  generatorUsPerRequest: number;
 }
 
 export interface RampOptions {
@@ -430,6 +276,7 @@ export async function probeCapacity(url: string, options: RampOptions): Promise<
         ),
       ),
       lateSends: lag.step!.lateSends,
+      generatorUsPerRequest: lag.step!.cpuPerRequestUs,
     };
     steps.push(step);
     const rising = step.acceptedPerS > 1.1 * best;

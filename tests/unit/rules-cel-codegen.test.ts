@@ -1,11 +1,10 @@
-import { celEnv, parse, plan } from '@bufbuild/cel';
-import { strings } from '@bufbuild/cel/ext';
+import { parse } from '@bufbuild/cel';
 import fc from 'fast-check';
-import { RE2JS } from 're2js';
 import { describe, expect, it } from 'vitest';
 import { compileCel } from '../../rules/cel.ts';
+import { celTestContext } from '../support/cel-context.ts';
 import { generateFast } from '../../rules/cel-codegen.ts';
-import { compileFast, FAIL, type Bindings, type Expr } from '../../rules/cel-compile.ts';
+import { compileFast, FAIL, type Expr } from '../../rules/cel-compile.ts';
 
 /**
  * The generated functions (rules/cel-codegen.ts) against the closures (rules/cel-compile.ts) they replace: for random
@@ -81,12 +80,7 @@ const outcome = (fn: () => unknown): Outcome => {
   }
 };
 
-const env = celEnv({ funcs: strings });
-const context = {
-  fallback: (node: Expr) => plan(env, node) as (b: Bindings) => unknown,
-  regex: (p: string) => RE2JS.compile(p),
-  hasFunction: (name: string) => env.funcs.find(name) !== undefined,
-};
+const context = celTestContext();
 
 describe('generated CEL functions', () => {
   it('decide as the closures do for random expressions of the fast subset over random messages', () => {

@@ -1,10 +1,9 @@
-import { celEnv, parse, plan } from '@bufbuild/cel';
-import { strings } from '@bufbuild/cel/ext';
+import { parse } from '@bufbuild/cel';
 import fc from 'fast-check';
-import { RE2JS } from 're2js';
 import { describe, expect, it } from 'vitest';
 import { compileCel } from '../../rules/cel.ts';
-import { compileFast, FAIL, type Bindings, type Expr } from '../../rules/cel-compile.ts';
+import { celTestContext } from '../support/cel-context.ts';
+import { compileFast, FAIL } from '../../rules/cel-compile.ts';
 
 /**
  * The compiled closures (rules/cel-compile.ts) against @bufbuild/cel's own
@@ -120,12 +119,7 @@ const outcome = (fn: () => unknown): Outcome => {
   }
 };
 
-const env = celEnv({ funcs: strings });
-const context = {
-  fallback: (node: Expr) => plan(env, node) as (b: Bindings) => unknown,
-  regex: (p: string) => RE2JS.compile(p),
-  hasFunction: (name: string) => env.funcs.find(name) !== undefined,
-};
+const context = celTestContext();
 
 describe('compiled CEL closures', () => {
   it('give @bufbuild/cel’s value or error for random expressions over random messages', () => {

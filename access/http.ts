@@ -141,10 +141,9 @@ export function coalesceWrites(socket: Socket): void {
 
 /**
  * Fastify's serverFactory: the Node server with TLS and limits applied, so every listener is built the same way.
- * `response`: the server's ServerResponse class, when a service needs its own (the ingress's, producers/draining.ts);
- * `coalesce`: each connection's small writes of one loop turn go out in one syscall (coalesceWrites; the ingress).
+ * `response`: the server's ServerResponse class, when a service needs its own (the ingress's, producers/draining.ts).
  */
-export function serverFactory(config: Transport, response?: typeof ServerResponse, coalesce = false): FastifyServerFactory {
+export function serverFactory(config: Transport, response?: typeof ServerResponse): FastifyServerFactory {
   const tls = tlsFiles(config);
   // Node checks the header and request timeouts on this interval (30 s by default), so it bounds how late they fire.
   const checks = {
@@ -152,13 +151,7 @@ export function serverFactory(config: Transport, response?: typeof ServerRespons
     ...(response === undefined ? {} : { ServerResponse: response }),
   };
   return (fastifyHandler) => {
-    const bounded = boundPipelining(fastifyHandler, config.httpMaxPipelined);
-    const handler: RequestListener = coalesce
-      ? (req, res) => {
-          coalesceWrites(req.socket);
-          bounded(req, res);
-        }
-      : bounded;
+    const handler = boundPipelining(fastifyHandler, config.httpMaxPipelined);
     const server = (tls ? createHttpsServer({ ...tls, ...checks, minVersion: 'TLSv1.2' }, handler) : createHttpServer(checks, handler)) as Server;
     server.headersTimeout = config.httpHeadersTimeoutMs;
     server.requestTimeout = config.httpRequestTimeoutMs;

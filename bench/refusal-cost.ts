@@ -29,12 +29,18 @@ async function serve(): Promise<void> {
     () => {
       throw new Error('admission is closed: nothing reaches the handler');
     },
-    { admission: { admit: () => false }, source: { backlog: 0 }, paths: ['/v1/orders'], headers: securityHeaders(config), refused: () => rejected.inc() },
+    {
+      admission: { admit: () => false },
+      source: { backlog: 0 },
+      paths: ['/v1/orders'],
+      headers: securityHeaders(config),
+      refused: () => rejected.inc(),
+      coalesce: process.env.REFUSAL_COALESCE !== '0',
+    },
   );
   const server = serverFactory(
     config,
     drainingResponse(() => false),
-    process.env.REFUSAL_COALESCE !== '0',
   )(handler, {});
   server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as AddressInfo).port }));
   process.on('message', () => server.close(() => process.exit(0)));

@@ -75,11 +75,11 @@ export async function resolveBindings(topology: Topology, registry: RegistryClie
 
 /**
  * Fastify's options for the ingress: the body limit, the hardened server (admission, then the direct path, in front
- * of Fastify; answers close their connections while the ingress drains; a connection's answers of one loop turn
- * written together, access/http.ts coalesceWrites), correlation ids as request ids.
+ * of Fastify; answers close their connections while the ingress drains; once admission refused on a connection, its
+ * answers of one loop turn written together, access/http.ts coalesceWrites), correlation ids as request ids.
  */
 function serverOptions(config: SluiceConfig, log: Logger, draining: () => boolean, admission: Omit<AdmissionGateOptions, 'headers'> | undefined, direct: DirectProduce): FastifyServerOptions {
-  const factory = serverFactory(config, drainingResponse(draining), true);
+  const factory = serverFactory(config, drainingResponse(draining));
   const headers = securityHeaders(config);
   return {
     loggerInstance: log as FastifyBaseLogger,

@@ -53,11 +53,11 @@ describe('the ingress’s coalesced writes', () => {
       paths: ['/v1/orders'],
       headers: { 'x-content-type-options': 'nosniff' },
       refused: () => {},
+      coalesce,
     });
     const server = serverFactory(
       transport,
       drainingResponse(() => options.draining === true),
-      coalesce,
     )(handler, {}) as Server;
     servers.push(server);
     server.on('connection', (socket: Socket & { _write?: unknown; _writev?: unknown }) => {
@@ -107,7 +107,8 @@ describe('the ingress’s coalesced writes', () => {
         });
       },
     });
-    const text = await exchange(port, [GET], 1);
+    // A refusal first: from then on the connection's writes are coalesced.
+    const text = await exchange(port, [postOrder(0), GET], 2);
     expect(text.endsWith('{"a":1}{"b":2}')).toBe(true);
   });
 
@@ -122,7 +123,8 @@ describe('the ingress’s coalesced writes', () => {
         res.end('"}');
       },
     });
-    const text = await exchange(port, [GET], 1);
+    // A refusal first: from then on the connection's writes are coalesced.
+    const text = await exchange(port, [postOrder(0), GET], 2);
     expect(text.length).toBeGreaterThan(big.length);
     expect(text.endsWith(`${big}"}`)).toBe(true);
   });

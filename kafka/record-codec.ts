@@ -232,27 +232,18 @@ export class FetchedRecords {
   constructor(bytes: FetchedBytes, from: bigint, aborted: AbortedTransactions) {
     this.#nextOffset = from;
     if (bytes === null || bytes === undefined) return;
-    if (!Array.isArray(bytes)) {
-      const whole = bytes as Buffer;
-      let p = 0;
-      // A fetch stops at its size limit, possibly inside a batch: that one is fetched again, whole, next time.
-      while (whole.length - p >= LOG_OVERHEAD && whole.length - p - LOG_OVERHEAD >= whole.readInt32BE(p + 8)) {
-        const end = p + batchSize(whole, p);
-        this.#add(whole, p, end, from, aborted);
-        p = end;
-      }
-      return;
-    }
-    const pieces = bytes as readonly Buffer[];
+    // One Buffer is one piece: a single walk serves both.
+    const pieces: readonly Buffer[] = Array.isArray(bytes) ? bytes : [bytes as Buffer];
     let left = 0;
     for (const piece of pieces) left += piece.length;
     let index = 0;
     let position = 0;
     while (left >= LOG_OVERHEAD) {
-      const size = batchSize(span(pieces, index, position, LOG_OVERHEAD), 0);
-      if (size > left) break; // cut short, as above
+      const size = batchSize(span(pieces, index, position, LOG_OVERHEAD));
+      // A fetch stops at its size limit, possibly inside a batch: that one is fetched again, whole, next time.
+      if (size > left) break;
       const batch = span(pieces, index, position, size);
-      this.#add(batch, 0, size, from, aborted);
+      this.#add(batch, from, aborted);
       left -= size;
       position += size;
       while (index < pieces.length && position >= pieces[index]!.length) position -= pieces[index++]!.length;
@@ -268,32 +259,32 @@ export class FetchedRecords {
     return this.#leaderEpoch;
   }
 
-  /** The batch at `bytes[p, end)`: moves nextOffset past it, and keeps it unless it is a control batch or aborted. */
-  #add(bytes: Buffer, p: number, end: number, from: bigint, aborted: AbortedTransactions): void {
-    const magic = bytes[p + 16];
+  /** The batch `bytes` (exactly its bytes): moves nextOffset past it, and keeps it unless it is a control batch or aborted. */
+  #add(bytes: Buffer, from: bigint, aborted: AbortedTransactions): void {
+    const magic = bytes[16];
     if (magic !== 2) throw new Error(`unsupported record batch format (magic ${magic}): Sluice reads Kafka's v2 record batches`);
-    const baseOffset = bytes.readBigInt64BE(p);
-    const attributes = bytes.readInt16BE(p + 21);
-    const last = baseOffset + BigInt(bytes.readInt32BE(p + 23));
+    const baseOffset = bytes.readBigInt64BE(0);
+    const attributes = bytes.readInt16BE(21);
+    const last = baseOffset + BigInt(bytes.readInt32BE(23));
     if (last >= this.#nextOffset) this.#nextOffset = last + 1n;
     let buffer = bytes;
-    let records = p + RECORDS_START;
-    let recordsEnd = end;
+    let records = RECORDS_START;
+    let recordsEnd = bytes.length;
     const compression = attributes & COMPRESSION;
     if (compression !== 0) {
-      buffer = decompress(compression, bytes.subarray(records, end));
+      buffer = decompress(compression, bytes.subarray(records));
       records = 0;
       recordsEnd = buffer.length;
     }
-    const producerId = bytes.readBigInt64BE(p + 43);
+    const producerId = bytes.readBigInt64BE(43);
     if (!aborted.skip(attributes, producerId, last, attributes & IS_CONTROL ? markerType(buffer, records) : NOT_A_MARKER)) {
-      this.#leaderEpoch = bytes.readInt32BE(p + 12);
-      const firstTimestamp = bytes.readBigInt64BE(p + 27);
+      this.#leaderEpoch = bytes.readInt32BE(12);
+      const firstTimestamp = bytes.readBigInt64BE(27);
       this.#batches.push({
         buffer,
         records,
         end: recordsEnd,
-        count: bytes.readInt32BE(p + 57),
+        count: bytes.readInt32BE(57),
         baseOffset,
         firstTimestamp,
         skipBelow: from > baseOffset ? Number(from - baseOffset) : 0,
@@ -347,9 +338,9 @@ export class FetchedRecords {
 /** A partition's fetched bytes: one Buffer, or the pieces (in order) they arrived in; null when there were none. */
 export type FetchedBytes = Buffer | readonly Buffer[] | null | undefined;
 
-/** The size of the batch at `bytes[p]` (its length field and the 12 bytes before it); a batch too short to be one is corrupt. */
-function batchSize(bytes: Buffer, p: number): number {
-  const length = bytes.readInt32BE(p + 8);
+/** The size of the batch at the start of `bytes` (its length field and the 12 bytes before it); a batch too short to be one is corrupt. */
+function batchSize(bytes: Buffer): number {
+  const length = bytes.readInt32BE(8);
   // Magic (at 16) must be readable; and a walk must always move on.
   if (length < 5) throw new Error(`corrupt record batch: length ${length}`);
   return LOG_OVERHEAD + length;

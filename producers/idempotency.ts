@@ -204,21 +204,16 @@ export class Idempotency {
     // The key's id (a hash of its scope): what the store, the claims and the in-flight requests know it by.
     const id = keyId(scope);
     if (this.#inFlight.has(id)) return Promise.reject(new IdempotencyKeyInUseError());
-    // A key's first request (nearly every one) in one chain: claim, then write; no async function wrapping another.
-    const work =
-      this.#store.started && !this.#store.has(id)
-        ? this.#claims.claim({ scope, id, fingerprint: print }).then((ref) => (ref === undefined ? this.#resume({ scope, id }, print, prepared) : this.#writeFirst(ref, prepared)))
-        : this.#produce({ scope, id }, print, prepared);
+    const key = { scope, id };
+    // Nearly every request finds the store started: no async function wrapping another.
+    const work = this.#store.started ? this.#claimOrResume(key, print, prepared) : this.#store.start().then(() => this.#claimOrResume(key, print, prepared));
     return this.#inFlight.run(id, work);
   }
 
-  async #produce(key: Key, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
-    if (!this.#store.started) await this.#store.start();
-    if (!this.#store.has(key.id)) {
-      const ref = await this.#claims.claim({ scope: key.scope, id: key.id, fingerprint: print });
-      if (ref !== undefined) return this.#writeFirst(ref, prepared);
-    }
-    return this.#resume(key, print, prepared);
+  /** A key the store does not hold (a first request) is claimed and its events written, in one chain; else, or when another claim won, resumed. */
+  #claimOrResume(key: Key, print: string, prepared: PreparedProduce): Promise<StoredResponse & { replayed?: true }> {
+    if (this.#store.has(key.id)) return this.#resume(key, print, prepared);
+    return this.#claims.claim({ scope: key.scope, id: key.id, fingerprint: print }).then((ref) => (ref === undefined ? this.#resume(key, print, prepared) : this.#writeFirst(ref, prepared)));
   }
 
   /** A key's first request: all its events, tagged with `ref`, and its answer straight from their acks. */
@@ -255,7 +250,7 @@ export class Idempotency {
   async #resume(key: Key, print: string, prepared: PreparedProduce, looks = 2): Promise<StoredResponse & { replayed?: true }> {
     const held = this.#store.held(key.id);
     // Held a moment ago and now past the retention window: the key is new again.
-    if (held === undefined) return this.#produce(key, print, prepared);
+    if (held === undefined) return this.#claimOrResume(key, print, prepared);
     const original = await this.#store.fingerprintOf(held.earlier?.[0] ?? held);
     if (original !== undefined && original !== print) throw new IdempotencyKeyReusedError();
     const topic = prepared.records[0]?.topic;

@@ -302,7 +302,6 @@ export const RUNTIME = {
   bound,
   equal,
   compare,
-  size,
   count,
   sizeInt,
   contains,

@@ -93,9 +93,6 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-export type { ArrivalPhase, GeneratorLag, PipelinedOptions } from './open-loop.ts';
-export { LATE_MS } from './open-loop.ts';
-
 export interface PhasedOutcome extends Outcome {
   phase: string;
 }

@@ -66,7 +66,7 @@ export const ARRAYS = [
 ] as const;
 
 /** A request written this much after its arrival time counts as a late send of the generator. */
-export const LATE_MS = 100;
+const LATE_MS = 100;
 /**
  * The most requests one write takes to one connection: the arrivals of one 5 ms tick go out in bursts of up to this
  * many per connection, one system call each (one write per request, dealt round robin over a thousand connections,
@@ -101,7 +101,7 @@ function headerNumber(bytes: Buffer, from: number, to: number, name: Buffer): nu
 const CONTENT_LENGTH = Buffer.from('content-length:', 'latin1');
 const RETRY_AFTER = Buffer.from('retry-after:', 'latin1');
 
-export async function runOpenLoop(
+async function runOpenLoop(
   url: string,
   phases: readonly ArrivalPhase[],
   options: PipelinedOptions,

@@ -323,6 +323,10 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayR
       await producer.sendTransaction(records);
       log.info({ topic, replayed: start + chunk.length, of: result.replayed.length }, 'dead letters replayed');
     }
+    // A listing right after the replay (the console re-reads the page) must show the letters replayed.
+    if (result.replayed.length > 0 && !(await admin.untilStable(ledgerTopic(topic), 10_000))) {
+      log.warn({ topic: ledgerTopic(topic) }, 'dead letters replayed, but the ledger did not become readable within 10 s; listings may show them as not replayed for a while');
+    }
     return result;
   } finally {
     await producer?.close();

@@ -20,7 +20,7 @@ export function withDeadline<T, U = never>(work: Promise<T>, ms: number, expired
 }
 
 /**
- * Every wait for a local process to come up or go away, in one place: asks `ready` every `intervalMs` until it
+ * Every wait for a state to be reached (a local process up or gone, a partition's stable offset caught up), in one place: asks `ready` every `intervalMs` until it
  * answers true (resolves true) or the `deadline` (a Date.now() time) passes (resolves false). `ready` may throw
  * to end the wait early (the process exited while starting).
  */

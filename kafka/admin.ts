@@ -9,6 +9,7 @@ import {
   ListOffsetTimestamps,
 } from '@platformatic/kafka';
 import type { SluiceConfig } from '../core/config.ts';
+import { pollUntil } from '../core/deadline.ts';
 import { isRetryable, KafkaError, type SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { retry, retryPolicies, type RetryPolicy } from '../core/retry.ts';
@@ -282,6 +283,24 @@ export class KafkaAdmin {
       }
     }
     return out;
+  }
+
+  /**
+   * Waits until a read_committed reader of `topic` reaches everything written to it before the call (every
+   * partition's last stable offset at or past its high watermark of then): a transaction's markers are written after
+   * its commit returns, so a reader right after a commit can still stop short of it. False if `timeoutMs` passes first.
+   */
+  async untilStable(topic: string, timeoutMs: number): Promise<boolean> {
+    const partitions = await this.#partitionsOf(topic);
+    const written = await this.listOffsets(topic, 'latest', { partitions });
+    return pollUntil(
+      async () => {
+        const stable = await this.listOffsets(topic, 'latest', { partitions, readCommitted: true });
+        return [...written].every(([partition, high]) => (stable.get(partition) ?? -1n) >= high);
+      },
+      Date.now() + timeoutMs,
+      20,
+    );
   }
 
   /** Low and high watermark of every partition, by partition. */

@@ -95,6 +95,8 @@ export interface AdmissionOptions {
   budgetMs: number;
   maxQueued: number;
   floorPerS?: number;
+  /** The clock of the CPU gate's token bucket (tests give a fake one: a stall between two calls adds tokens). */
+  now?: () => number;
 }
 
 export class Admission {
@@ -119,8 +121,10 @@ export class Admission {
   #admittedPeakPerS = 0;
   #tokens = 0;
   #tokensAt = 0;
+  readonly #now: () => number;
 
   constructor(options: AdmissionOptions) {
+    this.#now = options.now ?? (() => performance.now());
     this.#budgetMs = options.budgetMs;
     this.#maxQueued = options.maxQueued;
     this.#floorPerS = options.floorPerS ?? DRAIN_FLOOR_PER_S;
@@ -139,7 +143,7 @@ export class Admission {
   }
 
   #takeToken(): boolean {
-    const now = performance.now();
+    const now = this.#now();
     // At most a tenth of a second's worth saved up: a burst after a pause must not undo the gate.
     this.#tokens = Math.min(this.#cpuRatePerS / 10, this.#tokens + ((now - this.#tokensAt) * this.#cpuRatePerS) / 1000);
     this.#tokensAt = now;
@@ -198,7 +202,7 @@ export class Admission {
     if (this.#saturated >= SATURATED_SAMPLES) {
       if (this.#cpuRatePerS === Number.POSITIVE_INFINITY) {
         this.#cpuFloorPerS = Math.max(CPU_FLOOR_PER_S, this.#admittedPeakPerS * CPU_FLOOR_SHARE);
-        this.#tokensAt = performance.now();
+        this.#tokensAt = this.#now();
       }
       this.#cpuRatePerS = Math.max(this.#cpuFloorPerS, Math.min(this.#cpuRatePerS, Math.max(admittedPerS, this.#cpuFloorPerS)) * CPU_CUT);
     } else if (!saturated && this.#cpuRatePerS !== Number.POSITIVE_INFINITY) {

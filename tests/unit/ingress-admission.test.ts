@@ -92,7 +92,7 @@ describe('admission by the produce queue’s expected wait', () => {
     admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 600 });
     expect(admission.limit).toBeLessThan(before);
     // Refusals by the CPU gate say nothing about the queue: they raise nothing (a soak saw the estimate reach 493,696/s).
-    const gated = new Admission({ budgetMs: 1000, maxQueued: 100_000 });
+    const gated = new Admission({ budgetMs: 1000, maxQueued: 100_000, now: () => 0 });
     gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
     for (let i = 0; i < 4; i++) gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 100, utilization: 1, oldestWaitMs: 100 });
     expect(gated.cpuRatePerS).toBeLessThan(Number.POSITIVE_INFINITY);
@@ -106,7 +106,9 @@ describe('admission by the produce queue’s expected wait', () => {
   });
 
   it('closes the CPU gate after a whole second of a saturated, late event loop, not after a brief stall, and opens it again', () => {
-    const admission = new Admission({ budgetMs: 1000, maxQueued: 100_000 });
+    // A still clock: the gate's tokens accrue only where the test says time passed (a loaded box may stall between calls).
+    const clock = { ms: 0 };
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 100_000, now: () => clock.ms });
     admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 0 });
     const admitN = (n: number): number => {
       let admitted = 0;

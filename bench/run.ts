@@ -40,6 +40,12 @@ interface Mode {
   name: 'quick' | 'full';
   httpDurationS: number;
   rounds: number;
+  /**
+   * Rounds of the stages whose row is one ingress against itself with a feature on and off (rules, Idempotency-Key):
+   * their difference is a tenth or two of the figure, about what one round swings by on a shared box, so a median
+   * of three flipped either way from run to run.
+   */
+  ratioRounds: number;
   connections: number[];
   bareDurationS: number;
   javaRecords: number;
@@ -48,8 +54,8 @@ interface Mode {
 }
 
 // Quick: three alternated rounds per cell too (each ratio a median), 4 s each, without the 1-connection column.
-const QUICK: Mode = { name: 'quick', httpDurationS: 4, rounds: 3, connections: [16, 128], bareDurationS: 5, javaRecords: 400_000, e2eDurationS: 8, serializationMs: 3000 };
-const FULL: Mode = { name: 'full', httpDurationS: 15, rounds: 3, connections: [1, 16, 128], bareDurationS: 15, javaRecords: 2_000_000, e2eDurationS: 30, serializationMs: 10_000 };
+const QUICK: Mode = { name: 'quick', httpDurationS: 4, rounds: 3, ratioRounds: 5, connections: [16, 128], bareDurationS: 5, javaRecords: 400_000, e2eDurationS: 8, serializationMs: 3000 };
+const FULL: Mode = { name: 'full', httpDurationS: 15, rounds: 3, ratioRounds: 5, connections: [1, 16, 128], bareDurationS: 15, javaRecords: 2_000_000, e2eDurationS: 30, serializationMs: 10_000 };
 
 const RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results');
 /** The previous main the ingress is compared with in the same run (issue 20); `--before=<rev>` or SLUICE_BENCH_BEFORE, `none` to skip. */
@@ -366,7 +372,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
     let rules: RulesFigures | null = null;
     if (stages.has('rules')) {
       log.info('rules: the ingress with three WRITE rules vs without, single events and batches of 100 at 128 connections');
-      rules = await runRulesBench({ base, pool, schemaText: schema.text, durationS: mode.httpDurationS, rounds: mode.rounds, log });
+      rules = await runRulesBench({ base, pool, schemaText: schema.text, durationS: mode.httpDurationS, rounds: mode.ratioRounds, log });
     }
 
     let compression: CompressionRow[] | null = null;
@@ -383,7 +389,7 @@ async function runAll(mode: Mode, profile: boolean, stages: Set<Stage>, config: 
       const url = await urlOf(sluice);
       if (stages.has('idempotency')) {
         log.info('ingress: single events with and without Idempotency-Key, 128 connections');
-        idempotency = await measureIdempotency(url, pool, mode.httpDurationS, mode.rounds, runId, sluice.process.pid);
+        idempotency = await measureIdempotency(url, pool, mode.httpDurationS, mode.ratioRounds, runId, sluice.process.pid);
         log.info({ ...idempotency }, 'idempotency');
       }
       if (stages.has('read')) {

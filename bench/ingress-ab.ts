@@ -103,7 +103,7 @@ try {
         figures[s]![i]!.eventsPerSec.push(load.eventsPerSec);
         figures[s]![i]!.cpuUs.push(cpu?.process ?? Number.NaN);
         console.log(
-          `${roots[i]} ×${name} round ${round + 1}: ${load.eventsPerSec} events/s, ${cpu?.process} µs CPU/event (machine ${cpu?.machine}), p99 ${load.latencyMs.p99} ms, non-2xx ${load.non2xx + load.errors}, ${((after.records - sent.records) / Math.max(1, after.batches - sent.batches)).toFixed(1)} records per produce request`,
+          `${roots[i]} ×${name} round ${round + 1}: ${load.eventsPerSec} events/s, ${cpu?.process} µs CPU/event (machine ${cpu?.machine}), p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, non-2xx ${load.non2xx + load.errors}, ${((after.records - sent.records) / Math.max(1, after.batches - sent.batches)).toFixed(1)} records per produce request`,
         );
       }
       turn++;

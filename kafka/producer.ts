@@ -200,7 +200,14 @@ export class KafkaProducer {
   /**
    * One request at a time: with two idempotent sends in flight to a partition, @platformatic/kafka 2.12 was
    * seen to write the second before a retried first and to duplicate records (a fresh topic,
-   * tests/integration/kafka-seam.test.ts).
+   * tests/integration/kafka-seam.test.ts). Kafka keeps up to 5 idempotent requests in order only for a client
+   * that retries the later ones behind a failed earlier one under the same producer id and sequences (the Java
+   * client does); this one does not. When request A fails on a partition and B, sent behind it, reaches that
+   * partition with the sequence after A's, the broker answers B OUT_OF_ORDER_SEQUENCE_NUMBER, which the client
+   * does not retry: it takes a new producer id (producer.js #recoverIdempotentProducer) and sends every record
+   * of B again, so B's records on the partitions that had accepted them are written twice, and B's lands
+   * before A's retry. The client itself allows an idempotent producer one request in flight per connection
+   * (its constructor sets maxInflights to 1).
    */
   async #sendWaiting(): Promise<void> {
     this.#sending = true;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, validateHeaderName, validateHeaderValue, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyServerFactory } from 'fastify';
@@ -137,6 +137,37 @@ export function coalesceWrites(socket: Socket): void {
     flush();
     return (end as (...a: unknown[]) => Socket)(...args);
   } as Socket['end'];
+}
+
+/** Node's answer head once writeHead has built it (`_header`: what the first write sends ahead of the body). */
+type HeadOf = ServerResponse & { _header: string | null };
+
+/**
+ * Headers that never change (the security headers) as head lines, validated once with Node's own checks: writeHead validates, matches and joins
+ * every header of every answer, and these are the same for every answer (in a loop on the bench machine, writeHead with the ingress's
+ * fourteen headers took 1.6 µs, the eleven joined once and the other three through writeHead 0.7 µs).
+ */
+export function headLines(headers: Readonly<Record<string, string>>): string {
+  let lines = '';
+  for (const [name, value] of Object.entries(headers)) {
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
+    lines += `${name}: ${value}\r\n`;
+  }
+  return lines;
+}
+
+/**
+ * writeHead with `lines` (headLines) first, then `head`: the same bytes as writeHead(status, [...those headers, ...head]).
+ * None of the fixed headers is one Node reads (connection, content-length, transfer-encoding, date, expect, trailer,
+ * keep-alive), so they go in after Node built the head from the rest, right after its status line.
+ */
+export function writeHeadWith(res: ServerResponse, status: number, lines: string, head: readonly string[]): void {
+  res.writeHead(status, head as string[]);
+  const out = res as HeadOf;
+  const built = out._header!;
+  const statusLine = built.indexOf('\r\n') + 2;
+  out._header = built.slice(0, statusLine) + lines + built.slice(statusLine);
 }
 
 /**

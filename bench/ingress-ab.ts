@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { loadConfig, PROJECT_ROOT } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
@@ -12,14 +13,18 @@ import { BENCH_RULES, RULES_METADATA } from './rules-profile.ts';
  * events/s and CPU µs per event of each ingress process (from /proc), then the medians. For A/B of a change on a
  * shared machine, where CPU per event holds up better than events/s. Not part of `npm run bench`.
  *
- *   node bench/ingress-ab.ts <other checkout> [--rounds 3] [--duration 4] [--connections 128] [--shapes 1,100] [--rules] [--cpu-prof <dir>]
+ *   node bench/ingress-ab.ts <other checkout> [--rounds 3] [--duration 4] [--connections 128] [--shapes 1,100] [--rules] [--cpu-prof <dir>] [--perf <dir>]
  *
  * A shape is events per request; with a `k` (`1k`) every request carries a fresh Idempotency-Key. `--rules` registers
  * the schema with the rules stage's three WRITE rules (bench/rules-profile.ts), which both ingresses then enforce.
  * Each ingress has its own idempotency topic (one replica each, as in the bench's idempotency stage).
  *
  * With --cpu-prof each ingress writes a profile to <dir>; `node bench/profile-summary.ts --stages <profile> <µs> --last <s>`
- * reads only its last seconds (the timed rounds, without start-up and warm-up).
+ * reads only its last seconds (the timed rounds, without start-up and warm-up). V8's profile samples wall time: a socket
+ * write the scheduler pre-empts on a busy machine looks many times its cost. With --perf (Linux `perf`, as root) each
+ * ingress's last round of each shape is sampled by CPU time instead, kernel included, to
+ * <dir>/ingress-{other,this}-<shape>.data (that round's CPU includes the sampling's); `node bench/perf-stages.ts
+ * <file.data> <µs>` splits it into the same stages.
  */
 
 const args = process.argv.slice(2);
@@ -33,6 +38,7 @@ const connections = Number(argValue(args, '--connections') ?? 128);
 const shapes = (argValue(args, '--shapes') ?? '1,100').split(',').map((shape) => ({ name: shape, perRequest: Number.parseInt(shape, 10), keyed: shape.endsWith('k') }));
 const withRules = args.includes('--rules');
 const profileDir = argValue(args, '--cpu-prof');
+const perfDir = argValue(args, '--perf');
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 
 /** The ingress's produce requests and records so far (its /metrics): records per produce request is what batching achieved. */
@@ -63,10 +69,13 @@ await new RegistryClient(registry.url).request('POST', `/subjects/${encodeURICom
 });
 const pool = eventPool();
 const children = roots.map((root, i) => {
-  const nodeArgs =
-    profileDir === undefined
+  const nodeArgs = [
+    ...(profileDir === undefined
       ? []
-      : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=ingress-${i === 0 ? 'other' : 'this'}-${shapes.map((s) => s.name).join('-')}-${Date.now()}.cpuprofile`];
+      : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=ingress-${i === 0 ? 'other' : 'this'}-${shapes.map((s) => s.name).join('-')}-${Date.now()}.cpuprofile`]),
+    // JavaScript functions' names for perf (a /tmp/perf-<pid>.map).
+    ...(perfDir === undefined ? [] : ['--perf-basic-prof-only-functions']),
+  ];
   // The run id names the idempotency topic (bench/common.ts benchConfig): one each, so neither reads the other's claims.
   return spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify({ ...env, runId: `${runId}-${i}` }) }, nodeArgs, root);
 });
@@ -89,6 +98,10 @@ try {
       for (const i of roots.map((_, k) => (k + turn) % roots.length)) {
         const pid = children[i]!.process.pid;
         const sent = await produceCounts(urls[i]!);
+        const recorder =
+          perfDir !== undefined && round === rounds - 1
+            ? spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '4000', '-g', '-p', String(pid), '-o', `${perfDir}/ingress-${i === 0 ? 'other' : 'this'}-${name}.data`], { stdio: 'ignore' })
+            : undefined;
         const before = cpuSeconds(pid);
         const load = await loadHttp({
           url: urls[i]!,
@@ -99,6 +112,10 @@ try {
           ...(keyed ? { idempotencyKeys: `${runId}-${round}-${s}-${i}` } : {}),
         });
         const cpu = cpuUsPerEvent(before, cpuSeconds(pid), load.eventsPerSec * durationS);
+        if (recorder !== undefined) {
+          recorder.kill('SIGINT');
+          await new Promise((resolve) => recorder.once('exit', resolve));
+        }
         const after = await produceCounts(urls[i]!);
         figures[s]![i]!.eventsPerSec.push(load.eventsPerSec);
         figures[s]![i]!.cpuUs.push(cpu?.process ?? Number.NaN);

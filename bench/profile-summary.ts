@@ -93,12 +93,13 @@ export const INGRESS_STAGES: readonly Stage[] = [
   { name: 'validation', frame: /checkEvents|validateAvro|isValid|ajv/ },
   { name: 'body parse (JSON)', frame: /body-parsers\.ts|core\/json\.ts/ },
   { name: 'record building', frame: /toRecords|prepareAtomic|preparePartial/ },
-  { name: 'authentication, limits, audit, security headers', frame: /(^| )access\/|rate-limit/ },
+  // access/http.ts is the HTTP transport (the pipelining bound, the answers' head), not access control.
+  { name: 'authentication, limits, audit, security headers', frame: /(^| )access\/(?!http\.ts)|rate-limit/ },
   { name: 'metrics', frame: /prom-client|http-metrics\.ts/ },
   { name: 'logging', frame: /pino|logger/ },
   { name: 'tracing hooks', frame: /tracing\.ts|@opentelemetry/ },
   // The ingress's direct path (producers/direct-produce.ts) is the HTTP layer of the common produce request.
-  { name: 'HTTP (Node, Fastify, direct path)', frame: /node:_http|fastify|find-my-way|^parserOn|direct-produce\.ts/ },
+  { name: 'HTTP (Node, Fastify, direct path)', frame: /node:_http|fastify|find-my-way|^parserOn|direct-produce\.ts|(^| )access\/http\.ts/ },
 ];
 
 /** Each stage's share of the busy (non-idle) samples, in percent; "other" is the rest. */

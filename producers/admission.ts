@@ -1,5 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { coalesceWrites } from '../access/http.ts';
+import { coalesceWrites, headLines, writeHeadWith } from '../access/http.ts';
 import { OverloadedError } from '../core/errors.ts';
 import { CORRELATION_ID_HEADER, correlationIdOf } from './correlation.ts';
 import { errorBody, OVERLOADED_RETRY_AFTER_S } from './ingress-errors.ts';
@@ -278,12 +278,10 @@ export function admissionGate(handler: RequestListener, options: AdmissionGateOp
   const body = Buffer.from(
     JSON.stringify(errorBody(new OverloadedError('the ingress cannot send this request to Kafka within its produce deadline (too many records are waiting); retry after Retry-After seconds'))),
   );
-  const fixed = Object.entries({
-    ...options.headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(body.length),
-    'retry-after': String(OVERLOADED_RETRY_AFTER_S),
-  }).flat();
+  // The headers Node must see (the length) go through writeHead; the rest are joined once (access/http.ts writeHeadWith).
+  const lines = headLines({ ...options.headers, 'content-type': 'application/json; charset=utf-8' });
+  const length = String(body.length);
+  const retryAfter = String(OVERLOADED_RETRY_AFTER_S);
   const isProduceRoute = (url: string | undefined): boolean => {
     if (url === undefined) return false;
     const query = url.indexOf('?');
@@ -298,7 +296,7 @@ export function admissionGate(handler: RequestListener, options: AdmissionGateOp
     if (coalesce) coalesceWrites(req.socket);
     refused();
     // While the ingress drains, its response class (producers/draining.ts) closes the connection after this answer.
-    res.writeHead(503, [...fixed, CORRELATION_ID_HEADER, correlationIdOf(req)]);
+    writeHeadWith(res, 503, lines, ['content-length', length, 'retry-after', retryAfter, CORRELATION_ID_HEADER, correlationIdOf(req)]);
     res.end(body);
   };
   return (req, res) => {

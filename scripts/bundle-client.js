@@ -76,11 +76,21 @@ export async function buildClientBundle(root = fileURLToPath(PROJECT_ROOT), out 
           setup(esbuild) {
             // The entry: the client's index, as `import ... from '@platformatic/kafka'` sees it.
             esbuild.onResolve({ filter: /^sluice:kafka-client$/ }, () => ({ path: 'kafka-client', namespace: 'sluice' }));
-            esbuild.onLoad({ filter: /.*/, namespace: 'sluice' }, () => ({ contents: `export * from '${CLIENT}';`, resolveDir: root, loader: 'js' }));
+            esbuild.onLoad({ filter: /^kafka-client$/, namespace: 'sluice' }, () => ({ contents: `export * from '${CLIENT}';`, resolveDir: root, loader: 'js' }));
             // The client's Ajv2020 is bin/lazy-ajv.js, as the resolve hook makes it without the bundle.
             esbuild.onResolve({ filter: /^ajv\/dist\/2020\.js$/ }, (args) =>
               args.importer.split(path.sep).join('/').endsWith('/@platformatic/kafka/dist/utils.js') ? { path: path.join(root, 'bin/lazy-ajv.js') } : undefined,
             );
+            // The client takes only LRUCache from mnemonist (its murmur2 partitioner's cache), and mnemonist's index
+            // loads all of its 48 structures: its own entry for the one structure (mnemonist/lru-cache.js, exported to
+            // require only) loads 5 files. The same class, the one module both entries export. Should the client take
+            // more from mnemonist, this build stops (no such export) and the client loads from its package.
+            esbuild.onResolve({ filter: /^mnemonist$/ }, (args) => ({ path: 'mnemonist-lru-cache', namespace: 'sluice', pluginData: path.dirname(args.importer) }));
+            esbuild.onLoad({ filter: /^mnemonist-lru-cache$/, namespace: 'sluice' }, (args) => ({
+              contents: "export const LRUCache = require('mnemonist/lru-cache.js');",
+              resolveDir: args.pluginData,
+              loader: 'js',
+            }));
             // A package's files are all inside or all outside; one outside is imported by the path its name resolves to.
             esbuild.onResolve({ filter: /^[^./]/ }, async (args) => {
               if (args.pluginData === 'resolving' || args.path.startsWith('node:')) return undefined;

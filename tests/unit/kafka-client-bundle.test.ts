@@ -81,12 +81,14 @@ describe('the Kafka client bundle', () => {
     expect(shapes.shapes[0]).toEqual(shapes.shapes[1]);
   });
 
-  it('finds the files the package finds beside its own: the native CRC32C and the WebAssembly codecs', () => {
+  it("finds the files the package finds beside its own (the native CRC32C, the WebAssembly codecs) and mnemonist's LRU cache", () => {
     const data = Buffer.from('sluice '.repeat(1000));
     expect(bundled.crc32c(data)).toBe(client.crc32c(data));
     const lz4 = bundled.compressionsAlgorithms.lz4;
     expect(Buffer.from(lz4.decompressSync(lz4.compressSync(data)))).toEqual(data);
     expect(Buffer.from(bundled.compressionsAlgorithms.snappy.compressSync(data))).toEqual(Buffer.from(client.compressionsAlgorithms.snappy.compressSync(data)));
+    // murmur2 keeps the hashes of string keys in mnemonist's LRUCache: a second call answers from it.
+    for (let i = 0; i < 2; i++) expect(bundled.murmur2('order-1', true)).toBe(client.murmur2('order-1', true));
   });
 
   it('describes what it was built from: the client and its dependencies by version, our files it holds by hash', () => {

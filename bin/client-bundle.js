@@ -66,14 +66,18 @@ export function currentBundle(root = PROJECT_ROOT) {
 
 /**
  * Called by bin/sluice.js before anything imports the client: `@platformatic/kafka` resolves to `bundle` (by
- * default the current bundle; null or undefined: none), and the package's own `ajv/dist/2020.js` to
- * bin/lazy-ajv.js (the bundle holds lazy-ajv already).
+ * default the current bundle, looked for when a command first imports the client; null: none), and the package's
+ * own `ajv/dist/2020.js` to bin/lazy-ajv.js (the bundle holds lazy-ajv already).
  */
-export function registerClientHooks(bundle = currentBundle()) {
+export function registerClientHooks(bundle) {
+  let chosen = bundle;
   const lazyAjv = new URL('./lazy-ajv.js', import.meta.url).href;
   nodeModule.registerHooks?.({
     resolve(specifier, context, nextResolve) {
-      if (specifier === CLIENT && bundle) return { url: bundle, format: 'module', shortCircuit: true };
+      if (specifier === CLIENT) {
+        if (chosen === undefined) chosen = currentBundle() ?? null;
+        if (chosen) return { url: chosen, format: 'module', shortCircuit: true };
+      }
       if (specifier === 'ajv/dist/2020.js' && context.parentURL?.endsWith('/@platformatic/kafka/dist/utils.js')) return { url: lazyAjv, shortCircuit: true };
       return nextResolve(specifier, context);
     },

@@ -1,9 +1,9 @@
 // @platformatic/kafka compiles all 38 of its option schemas with ajv when it is imported: 0.4-0.7 s of CPU, most
-// of a short command's start-up, though a command calls a handful of them. deferClientSchemaCompiles (called by
-// bin/sluice.js before anything imports the client) resolves the client's `ajv/dist/2020.js` to this module (a
-// resolve hook, node_modules untouched; the client itself is only ever imported by kafka/): the same Ajv2020, whose compile returns a validator that compiles its
-// schema on first use and then behaves as ajv's own (result and `errors`).
-import { registerHooks } from 'node:module';
+// of a short command's start-up, though a command calls a handful of them. The client's `ajv/dist/2020.js` is
+// this module instead (bin/client-bundle.js: a resolve hook registered by bin/sluice.js before anything imports the
+// client, or built into the client's bundle; node_modules untouched; the client itself is only ever imported by
+// kafka/): the same Ajv2020, whose compile returns a validator that compiles its schema on first use and then
+// behaves as ajv's own (result and `errors`).
 import { Ajv2020 as Eager } from 'ajv/dist/2020.js';
 
 export class Ajv2020 extends Eager {
@@ -26,14 +26,4 @@ export class Ajv2020 extends Eager {
     lazy.schema = schema;
     return lazy;
   }
-}
-
-export function deferClientSchemaCompiles() {
-  const self = import.meta.url;
-  registerHooks?.({
-    resolve(specifier, context, nextResolve) {
-      if (specifier === 'ajv/dist/2020.js' && context.parentURL?.endsWith('/@platformatic/kafka/dist/utils.js')) return { url: self, shortCircuit: true };
-      return nextResolve(specifier, context);
-    },
-  });
 }

@@ -10,7 +10,8 @@ if (major < 22 || (major === 22 && minor < 18)) {
 // NODE_COMPILE_CACHE): a command starts with a quarter less CPU, which is most of a short `sluice tail`.
 const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
-// The Kafka client's option validators compile on first use instead of at import (see bin/lazy-ajv.js).
-const { deferClientSchemaCompiles } = await import('./lazy-ajv.js');
-deferClientSchemaCompiles();
+// The Kafka client loads from its one-file bundle when that is current (bin/client-bundle.js), and its option
+// validators compile on first use instead of at import (bin/lazy-ajv.js).
+const { registerClientHooks } = await import('./client-bundle.js');
+registerClientHooks();
 await import('../cli/sluice.ts');

@@ -98,7 +98,7 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
         ...base,
         apply(message) {
           bindings.message = message;
-          if (!program.guardPasses(bindings)) return rule.kind === 'CONDITION' ? true : message;
+          if (program.guarded && !program.guardPasses(bindings)) return rule.kind === 'CONDITION' ? true : message;
           return program.evaluate(bindings);
         },
       };
@@ -128,22 +128,22 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
         },
         message: undefined as unknown,
       };
-      const visitor: FieldVisitor = (visit) => {
-        visited = visit.field;
-        bindings.value = visit.value;
-        bindings.fullName = visit.field.fullName;
-        bindings.name = visit.field.name;
-        bindings.typeName = visit.type;
-        bindings.message = visit.container;
+      const visitor: FieldVisitor = (field, type, value, container, path) => {
+        visited = field;
+        bindings.value = value;
+        bindings.fullName = field.fullName;
+        bindings.name = field.name;
+        bindings.typeName = type;
+        bindings.message = container;
         let result: unknown;
         try {
-          if (!program.guardPasses(bindings)) return visit.value;
+          if (program.guarded && !program.guardPasses(bindings)) return value;
           result = program.evaluate(bindings);
         } catch (error) {
-          throw new RuleFailed((error as Error).message, visit.path);
+          throw new RuleFailed((error as Error).message, path);
         }
-        if (condition && result === false) throw new RuleFailed(conditionFailed(rule), visit.path);
-        return condition ? visit.value : result;
+        if (condition && result === false) throw new RuleFailed(conditionFailed(rule), path);
+        return condition ? value : result;
       };
       const walk = selected === undefined ? undefined : compileWalk(selected);
       return {

@@ -139,10 +139,11 @@ interface Settling {
 export function runWriteRules(contract: CompiledContract, events: readonly unknown[], codec: Pick<AnyCodec, 'validate'>): RuleResults | Promise<RuleResults> {
   const results: Settling = { events: events.slice(), refused: NO_FAILURES, deadLettered: NO_FAILURES };
   for (let i = 0; i < events.length; i++) {
-    const verdict = contract.run('WRITE', events[i]);
+    // The usual event (every rule passed, none transformed it) has no verdict and stays as it is in `results`.
+    const verdict = contract.check('WRITE', events[i]);
+    if (verdict === undefined) continue;
     if (verdict instanceof Promise) return finishAsync(contract, events, codec, results, i, verdict);
-    // The usual verdict (every condition passed, nothing transformed) leaves the event as it is in `results`.
-    if (!verdict.ok || verdict.message !== events[i]) settleVerdict(contract, events, codec, results, i, verdict);
+    settleVerdict(contract, events, codec, results, i, verdict);
   }
   return results;
 }

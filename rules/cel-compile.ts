@@ -148,22 +148,10 @@ const sizeInt = (n: number): bigint => SMALL_INTS[n] ?? BigInt(n);
 /** A surrogate pair: a string without one has as many code points as UTF-16 units (the usual case, tested natively). */
 const SURROGATE_PAIR = /[\uD800-\uDBFF][\uDC00-\uDFFF]/;
 
-/** Up to this many UTF-16 units a loop over the units beats a call into the RegExp (a CEL_FIELD `size(value)` on ids and codes). */
-const SHORT_STRING = 32;
-
-/** Whether `v` has a high surrogate: without one it has no surrogate pair. */
-function hasHighSurrogate(v: string): boolean {
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff) return true;
-  }
-  return false;
-}
-
 /** size() as a JS number: a string's code points, a list's elements, a map's entries; FAIL on anything else. */
 function count(v: unknown): number | typeof FAIL {
   if (typeof v === 'string') {
-    if (v.length <= SHORT_STRING ? !hasHighSurrogate(v) : !SURROGATE_PAIR.test(v)) return v.length;
+    if (!SURROGATE_PAIR.test(v)) return v.length;
     let n = v.length;
     for (let i = 0; i < v.length - 1; i++) {
       const c = v.charCodeAt(i);

@@ -93,6 +93,8 @@ export const INGRESS_STAGES: readonly Stage[] = [
   { name: 'validation', frame: /checkEvents|validateAvro|isValid|ajv/ },
   { name: 'body parse (JSON)', frame: /body-parsers\.ts|core\/json\.ts/ },
   { name: 'record building', frame: /toRecords|prepareAtomic|preparePartial/ },
+  // The route's WRITE rules (rules/*.ts, another checkout's too, and the CEL functions and field walks they generate, which have no file).
+  { name: 'WRITE rules', frame: /(^|[ /])rules\/[a-z-]+\.ts|^(cel|walk)$/ },
   // access/http.ts is the HTTP transport (the pipelining bound, the answers' head), not access control.
   { name: 'authentication, limits, audit, security headers', frame: /(^| )access\/(?!http\.ts)|rate-limit/ },
   { name: 'metrics', frame: /prom-client|http-metrics\.ts/ },

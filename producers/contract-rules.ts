@@ -40,7 +40,7 @@ export function ruleViolation(failure: RuleFailure, index?: number): RuleViolati
 }
 
 /** The 422 for an all-or-nothing request with a refused event: nothing is written. */
-export function ruleRefusal(refused: Map<number, RuleFailure>, batch: boolean, total: number): RuleViolationError {
+export function ruleRefusal(refused: ReadonlyMap<number, RuleFailure>, batch: boolean, total: number): RuleViolationError {
   const violations = [...refused].map(([index, failure]) => ruleViolation(failure, batch ? index : undefined));
   const first = violations[0]!;
   const where = `rule '${first.rule}' of ${first.subject} version ${first.version}${first.field !== undefined ? ` on field ${first.field}` : ''}: ${first.reason}`;

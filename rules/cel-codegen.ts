@@ -26,6 +26,8 @@ interface Emitted {
   readonly int?: bigint;
   /** For size(): a temporary holding the count as a JS number (or FAIL), so comparing it with an int literal needs no BigInt. */
   readonly count?: string;
+  /** For size(): the statements that compute `count` alone (a comparison on the count needs no CEL int). */
+  readonly countCode?: string;
   /** For a literal list of strings: the `k[i]` holding their Set. */
   readonly stringSet?: string;
 }
@@ -35,6 +37,8 @@ const STRING_METHODS: Record<string, string> = { contains: 'includes', startsWit
 
 class Generator {
   readonly constants: unknown[] = [];
+  /** Each identifier's temporary: bound once per evaluation. */
+  readonly identifiers = new Map<string, string>();
   temporaries = 0;
   readonly ctx: CompileContext;
 
@@ -58,8 +62,13 @@ class Generator {
       case 'constExpr':
         return this.literal(kind.value.constantKind);
       case 'identExpr': {
-        const v = this.temporary();
-        return { code: `${v} = B(b[${this.constant(kind.value.name)}]);\n`, value: v };
+        // Bound at its first use in an evaluation, then reused: `message.a > 0 && message.b == 1` checks `message` (a
+        // plain-map check of the whole event) once, not per select. B never gives undefined, so undefined is "not yet";
+        // the first use throws where the closures' first use would.
+        const name = kind.value.name;
+        let v = this.identifiers.get(name);
+        if (v === undefined) this.identifiers.set(name, (v = this.temporary()));
+        return { code: `if (${v} === undefined) ${v} = B(b[${this.constant(name)}]);\n`, value: v };
       }
       case 'selectExpr': {
         const { operand, field, testOnly } = kind.value;
@@ -187,7 +196,7 @@ class Generator {
         // against a double compares as a double, as compare() converts it.
         let fast = `(typeof ${l} === typeof ${r} && (typeof ${l} === 'number' || typeof ${l} === 'bigint' || typeof ${l} === 'string')) ? ${l} ${op} ${r}`;
         // size() against an int literal: its count against the literal as JS numbers (counts are far below 2^53, so exact).
-        if (a.count !== undefined && b.int !== undefined && b.code === '') return { code: `${a.code}${v} = ${a.count} === F ? F : ${a.count} ${op} ${this.number(Number(b.int))};\n`, value: v };
+        if (a.count !== undefined && b.int !== undefined && b.code === '') return { code: `${a.countCode}${v} = ${a.count} === F ? F : ${a.count} ${op} ${this.number(Number(b.int))};\n`, value: v };
         if (b.int !== undefined) fast = `typeof ${l} === 'number' ? ${l} ${op} ${this.number(Number(b.int))} : ${fast}`;
         else if (a.int !== undefined) fast = `typeof ${r} === 'number' ? ${this.number(Number(a.int))} ${op} ${r} : ${fast}`;
         return {
@@ -209,7 +218,8 @@ class Generator {
         const of = target ?? (args.length === 1 ? a : undefined);
         if (of === undefined || args.length !== (target ? 0 : 1)) return undefined;
         const n = this.temporary();
-        return { code: `${of.code}${n} = ${of.value} === F ? F : Z(${of.value});\n${v} = ${n} === F ? F : I(${n});\n`, value: v, count: n };
+        const counted = `${of.code}${n} = ${of.value} === F ? F : Z(${of.value});\n`;
+        return { code: `${counted}${v} = ${n} === F ? F : I(${n});\n`, value: v, count: n, countCode: counted };
       }
       case 'contains':
       case 'startsWith':

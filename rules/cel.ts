@@ -48,6 +48,8 @@ export type CelBindings = Record<string, unknown>;
 
 /** A compiled CEL rule: undefined from `guardPasses` false means "skip". */
 export interface CelProgram {
+  /** Whether the expression has a guard (before `;`): without one `guardPasses` is always true, and callers skip it. */
+  readonly guarded: boolean;
   /** False when the guard (before `;`) is false: the rule does not apply to this value. */
   guardPasses(bindings: CelBindings): boolean;
   /** The expression's value as plain JS (maps become objects, lists arrays); throws with CEL's error text. */
@@ -161,6 +163,7 @@ export function compileCel(expr: string, options: CompileOptions = {}): CelProgr
   const guard = guardText === '' ? undefined : guardOf(planOne(guardText, reference));
   const body = evaluator(planOne(split >= 0 ? expr.slice(split + 1) : expr, reference));
   return {
+    guarded: guard !== undefined,
     guardPasses: (bindings) => guard === undefined || guard(bindings),
     evaluate: body,
   };

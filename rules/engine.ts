@@ -98,7 +98,7 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
         ...base,
         apply(message) {
           bindings.message = message;
-          if (!program.guardPasses(bindings)) return rule.kind === 'CONDITION' ? true : message;
+          if (program.guarded && !program.guardPasses(bindings)) return rule.kind === 'CONDITION' ? true : message;
           return program.evaluate(bindings);
         },
       };
@@ -128,22 +128,22 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
         },
         message: undefined as unknown,
       };
-      const visitor: FieldVisitor = (visit) => {
-        visited = visit.field;
-        bindings.value = visit.value;
-        bindings.fullName = visit.field.fullName;
-        bindings.name = visit.field.name;
-        bindings.typeName = visit.type;
-        bindings.message = visit.container;
+      const visitor: FieldVisitor = (field, type, value, container, path) => {
+        visited = field;
+        bindings.value = value;
+        bindings.fullName = field.fullName;
+        bindings.name = field.name;
+        bindings.typeName = type;
+        bindings.message = container;
         let result: unknown;
         try {
-          if (!program.guardPasses(bindings)) return visit.value;
+          if (program.guarded && !program.guardPasses(bindings)) return value;
           result = program.evaluate(bindings);
         } catch (error) {
-          throw new RuleFailed((error as Error).message, visit.path);
+          throw new RuleFailed((error as Error).message, path);
         }
-        if (condition && result === false) throw new RuleFailed(conditionFailed(rule), visit.path);
-        return condition ? visit.value : result;
+        if (condition && result === false) throw new RuleFailed(conditionFailed(rule), path);
+        return condition ? value : result;
       };
       const walk = selected === undefined ? undefined : compileWalk(selected);
       return {
@@ -277,6 +277,21 @@ export class CompiledContract {
     const rules = this.#rulesFor(mode);
     if (rules.length === 0) return { ok: true, message };
     if (options.trace) return this.#runFrom(mode, rules, message, message, false, 0, undefined, []);
+    return this.#runQuiet(mode, rules, message) ?? { ok: true, message };
+  }
+
+  /**
+   * `run` for a caller that keeps `message` when nothing happens to it (runWriteRules): undefined when every rule of
+   * `mode` passed without an action and none transformed it, the usual event, for which no verdict is made; else
+   * run's verdict.
+   */
+  check(mode: RunMode, message: unknown): RuleVerdict | Promise<RuleVerdict> | undefined {
+    const rules = this.#rulesFor(mode);
+    return rules.length === 0 ? undefined : this.#runQuiet(mode, rules, message);
+  }
+
+  /** The run without tracing; undefined when every rule passed without an action and no transform ran. */
+  #runQuiet(mode: RunMode, rules: readonly CompiledRule[], message: unknown): RuleVerdict | Promise<RuleVerdict> | undefined {
     // The usual run, every rule passing without an action, allocates no closure or outcome per event: a rule
     // whose result needs more (a failure, an action, a Promise, a transform's null) goes on in #runFrom.
     const quiet = this.#quietFor(mode);
@@ -304,7 +319,8 @@ export class CompiledContract {
       }
       return this.#runFrom(mode, rules, message, current, copied, i, { result }, undefined);
     }
-    return { ok: true, message: current };
+    // A transform ran on a copy: the message given back is that copy, even when no transform changed a value.
+    return copied ? { ok: true, message: current } : undefined;
   }
 
   /** Per rule of `mode`: whether its onSuccess action there is NONE (a passing rule then just goes on). */

@@ -111,9 +111,22 @@ export interface RuleResults {
   /** The events to encode, transformed; an event refused or dead-lettered keeps its place with its original value. */
   readonly events: unknown[];
   /** Index → the rule that refused the event (action ERROR). */
-  readonly refused: Map<number, RuleFailure>;
+  readonly refused: ReadonlyMap<number, RuleFailure>;
   /** Index → the rule that dead-letters the event (action DLQ). */
-  readonly deadLettered: Map<number, RuleFailure>;
+  readonly deadLettered: ReadonlyMap<number, RuleFailure>;
+}
+
+/**
+ * The failures of a request where every event passed, shared: two Maps per request were most of what a single event's
+ * run allocated. Only settleVerdict writes, and it replaces this with a Map of the request's own first.
+ */
+const NO_FAILURES: ReadonlyMap<number, RuleFailure> = new Map();
+
+/** RuleResults while the rules run. */
+interface Settling {
+  readonly events: unknown[];
+  refused: ReadonlyMap<number, RuleFailure>;
+  deadLettered: ReadonlyMap<number, RuleFailure>;
 }
 
 /**
@@ -124,9 +137,11 @@ export interface RuleResults {
  * ingress's request with CEL rules only takes no extra turn of the event loop.
  */
 export function runWriteRules(contract: CompiledContract, events: readonly unknown[], codec: Pick<AnyCodec, 'validate'>): RuleResults | Promise<RuleResults> {
-  const results: RuleResults = { events: events.slice(), refused: new Map(), deadLettered: new Map() };
+  const results: Settling = { events: events.slice(), refused: NO_FAILURES, deadLettered: NO_FAILURES };
   for (let i = 0; i < events.length; i++) {
-    const verdict = contract.run('WRITE', events[i]);
+    // The usual event (every rule passed, none transformed it) has no verdict and stays as it is in `results`.
+    const verdict = contract.check('WRITE', events[i]);
+    if (verdict === undefined) continue;
     if (verdict instanceof Promise) return finishAsync(contract, events, codec, results, i, verdict);
     settleVerdict(contract, events, codec, results, i, verdict);
   }
@@ -137,7 +152,7 @@ async function finishAsync(
   contract: CompiledContract,
   events: readonly unknown[],
   codec: Pick<AnyCodec, 'validate'>,
-  results: RuleResults,
+  results: Settling,
   from: number,
   pending: Promise<RuleVerdict>,
 ): Promise<RuleResults> {
@@ -150,12 +165,12 @@ async function finishAsync(
 }
 
 /** Records event `i`'s verdict in `results`. */
-function settleVerdict(contract: CompiledContract, events: readonly unknown[], codec: Pick<AnyCodec, 'validate'>, results: RuleResults, i: number, verdict: RuleVerdict): void {
+function settleVerdict(contract: CompiledContract, events: readonly unknown[], codec: Pick<AnyCodec, 'validate'>, results: Settling, i: number, verdict: RuleVerdict): void {
   results.events[i] = verdict.message;
   if (verdict.ok && verdict.message !== events[i]) {
     const broken = codec.validate(verdict.message)[0];
     if (broken)
-      results.refused.set(i, {
+      results.refused = withFailure(results.refused, i, {
         rule: contract.lastTransform('WRITE') ?? '(transform)',
         subject: contract.subject,
         version: contract.version,
@@ -166,7 +181,14 @@ function settleVerdict(contract: CompiledContract, events: readonly unknown[], c
       });
   }
   if (verdict.ok) return;
-  (verdict.failure.action === 'DLQ' ? results.deadLettered : results.refused).set(i, verdict.failure);
+  if (verdict.failure.action === 'DLQ') results.deadLettered = withFailure(results.deadLettered, i, verdict.failure);
+  else results.refused = withFailure(results.refused, i, verdict.failure);
+}
+
+/** `failures` with event `i`'s failure added: a Map of the request's own in place of the shared empty one. */
+function withFailure(failures: ReadonlyMap<number, RuleFailure>, i: number, failure: RuleFailure): Map<number, RuleFailure> {
+  const own = failures === NO_FAILURES ? new Map<number, RuleFailure>() : (failures as Map<number, RuleFailure>);
+  return own.set(i, failure);
 }
 
 /** The `__rule.*` headers (Confluent's, plus version and field) naming the rule that sent a record to a dead-letter topic, and the topic it was bound for. */

@@ -354,6 +354,44 @@ describe('properties', () => {
     );
   });
 
+  it('check is run without the verdict of an event every rule passed untouched: undefined exactly then, else the same verdict', () => {
+    const rules = [
+      rule({ name: 'amount', expr: 'message.amount > 0.0' }),
+      rule({ name: 'dlq', expr: "message.currency != 'USD'", onFailure: 'DLQ', params: { 'dlq.topic': 'dead' } }),
+      rule({ name: 'notify', expr: "message.orderId != 'loud'", onSuccess: 'NONE', onFailure: 'ERROR' }),
+      rule({ name: 'ssn', type: 'CEL_FIELD', tags: ['PII'], expr: 'size(value) <= 3' }),
+      rule({ name: 'mask', kind: 'TRANSFORM', type: 'CEL_FIELD', tags: ['PII'], expr: "'***'" }),
+      rule({ name: 'passOnly', expr: 'true', onSuccess: 'ERROR' }),
+    ];
+    const metadata = { tags: { '**.ssn': ['PII'] } };
+    // One contract per set of rules: compiling one per run is most of the test's time.
+    const contracts = new Map<string, CompiledContract>();
+    const contractOf = (domainRules: Rule[]) => {
+      const key = domainRules.map((r) => r.name).join();
+      let c = contracts.get(key);
+      if (c === undefined) contracts.set(key, (c = contract({ domainRules }, metadata)));
+      return c;
+    };
+    fc.assert(
+      fc.property(
+        fc.subarray(rules, { minLength: 1 }),
+        fc.double({ noNaN: true, min: -1, max: 1 }),
+        fc.constantFrom('EUR', 'USD'),
+        fc.constantFrom('o-1', 'loud'),
+        fc.string({ maxLength: 5 }),
+        (domainRules, amount, currency, orderId, ssn) => {
+          const c = contractOf(domainRules);
+          const input = { ...order(), amount, currency, orderId, customer: { email: 'a@b.c', ssn, age: 1 } };
+          const checked = c.check('WRITE', input);
+          const verdict = sync(c.run('WRITE', input));
+          if (verdict.ok && verdict.message === input) expect(checked).toBeUndefined();
+          else expect(sync(checked!)).toEqual(verdict);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('masking changes exactly the tagged fields and never the input', () => {
     const c = contract({ domainRules: [rule({ name: 'mask', kind: 'TRANSFORM', type: 'CEL_FIELD', tags: ['PII'], expr: "'***'" })] }, { tags: { '**.ssn': ['PII'], '**.email': ['PII'] } });
     fc.assert(

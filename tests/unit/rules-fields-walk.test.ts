@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createCodec } from '../../core/formats/index.ts';
-import { compileWalk, fieldShape, pruneShape, walkFields, type FieldVisit } from '../../rules/fields.ts';
+import { compileWalk, fieldShape, pruneShape, walkFields, type FieldVisitor } from '../../rules/fields.ts';
 
 /**
  * compileWalk (the flat accessor list a CEL_FIELD rule walks) against
@@ -50,13 +50,13 @@ const { node } = fc.letrec<{ node: unknown }>((tie) => ({
 }));
 const message = fc.oneof(node, fc.dictionary(fc.constantFrom(...FIELDS), node, { maxKeys: 6 }));
 
-function record(walk: (value: unknown, visit: (v: FieldVisit) => unknown, write: boolean) => unknown, value: unknown, write: boolean) {
+function record(walk: (value: unknown, visit: FieldVisitor, write: boolean) => unknown, value: unknown, write: boolean) {
   const visits: unknown[] = [];
   const out = walk(
     value,
-    (v) => {
-      visits.push({ field: v.field.fullName, type: v.type, value: v.value, path: v.path, container: v.container === undefined ? undefined : JSON.stringify(v.container) });
-      return write ? `<${v.path}>` : v.value;
+    (field, type, v, container, path) => {
+      visits.push({ field: field.fullName, type, value: v, path, container: container === undefined ? undefined : JSON.stringify(container) });
+      return write ? `<${path}>` : v;
     },
     write,
   );

@@ -5,6 +5,7 @@
  * print the same lines; their order across partitions depends on how fetches split them).
  *
  *   node bench/tail-ab.ts --a /path/to/old --b . [--records 400000] [--rounds 5] [--brokers host:port] [--headers]
+ *     [--batch records per produced batch (default 10000; the bench's ingress-written topic has a few)]
  *     [--keep (the topic stays) | --topic name (one kept before, of --records records)]
  */
 import { spawn } from 'node:child_process';
@@ -29,6 +30,9 @@ const { values: args } = parseArgs({
     brokers: { type: 'string' },
     topic: { type: 'string' },
     headers: { type: 'boolean', default: false },
+    // Records per produced batch: the bench's read stage reads what the ingress wrote from single-event POSTs, batches
+    // of a few records each, where a reader's per-batch and per-fetch costs show; kafkajs's big sends hide them.
+    batch: { type: 'string', default: '10000' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -56,19 +60,36 @@ if (!args.topic) {
   });
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
+  const batch = Number(args.batch);
   let produced = 0;
-  while (produced < RECORDS) {
-    const sends = [];
-    for (let s = 0; s < 4 && produced < RECORDS; s++) {
-      const n = Math.min(10_000, RECORDS - produced);
-      sends.push(producer.send({ topic, acks: 1, messages: Array.from({ length: n }, (_, i) => ({ ...samples[(produced + i) % samples.length]!, partition: (produced + i) % PARTITIONS })) }));
-      produced += n;
+  if (batch >= 10_000) {
+    while (produced < RECORDS) {
+      const sends = [];
+      for (let s = 0; s < 4 && produced < RECORDS; s++) {
+        const n = Math.min(10_000, RECORDS - produced);
+        sends.push(producer.send({ topic, acks: 1, messages: Array.from({ length: n }, (_, i) => ({ ...samples[(produced + i) % samples.length]!, partition: (produced + i) % PARTITIONS })) }));
+        produced += n;
+      }
+      await Promise.all(sends);
     }
-    await Promise.all(sends);
+  } else {
+    // One send per batch, all of it to one partition: kafkajs writes each send's records of a partition as one batch.
+    let sent = 0;
+    while (produced < RECORDS) {
+      const sends = [];
+      for (let s = 0; s < 256 && produced < RECORDS; s++) {
+        const n = Math.min(batch, RECORDS - produced);
+        const from = produced;
+        sends.push(producer.send({ topic, acks: 1, messages: Array.from({ length: n }, (_, i) => ({ ...samples[(from + i) % samples.length]!, partition: sent % PARTITIONS })) }));
+        produced += n;
+        sent++;
+      }
+      await Promise.all(sends);
+    }
   }
   await producer.disconnect();
 }
-out(`topic ${topic}: ${RECORDS.toLocaleString()} records`);
+out(`topic ${topic}: ${RECORDS.toLocaleString()} records${args.topic ? '' : `, ${Math.min(Number(args.batch), 10_000)} per produced batch`}`);
 
 interface Run {
   rate: number;

@@ -29,8 +29,6 @@ const EMPTY_STRING = Buffer.from('""');
 const RULE_PREFIX = Buffer.from('__rule.');
 /** Header lists longer than this (in bytes as fetched) are not kept for the next record (NdjsonEncoder's #lastHeaderBytes). */
 const MAX_CACHED_HEADER_BYTES = 512;
-/** Offsets up to here are written from a number (2^53 minus the largest offset delta, 2^31). */
-const MAX_SAFE_OFFSET = BigInt(Number.MAX_SAFE_INTEGER - 2 ** 31);
 
 /**
  * A batch's records as NDJSON lines in one Buffer, written straight from the fetched bytes: the line the ndjson
@@ -54,9 +52,11 @@ export class NdjsonEncoder {
   #lastIso: Buffer = Buffer.alloc(0);
   /** Headers written so far of the record being encoded (a comma goes before all but the first). */
   #headerIndex = 0;
-  /** The offset of the last record encoded, as its batch's base and its delta (no bigint per record). */
-  #lastBase = 0n;
+  /** The offset of the last record encoded, as its batch's base (RecordView.baseOffsetNumber) and its delta (no bigint per record). */
+  #lastBase = 0;
   #lastDelta = 0;
+  /** The last record's offset when its base is past a number's reach (#lastBase -1). */
+  #lastBigOffset = 0n;
   /** Where the headers of the record being encoded lie. */
   #headerSource: Buffer = Buffer.alloc(0);
   readonly #record = (r: RecordView): void => this.#encodeRecord(r);
@@ -135,14 +135,15 @@ export class NdjsonEncoder {
     return {
       bytes: c.out.subarray(0, c.o),
       count,
-      next: count > 0 ? this.#lastBase + BigInt(this.#lastDelta) + 1n : undefined,
+      next: count === 0 ? undefined : this.#lastBase >= 0 ? BigInt(this.#lastBase + this.#lastDelta + 1) : this.#lastBigOffset + 1n,
       release: releaser(this.#free, c.out),
     };
   }
 
   #encodeRecord(r: RecordView): void {
-    this.#lastBase = r.baseOffset;
+    this.#lastBase = r.baseOffsetNumber;
     this.#lastDelta = r.offsetDelta;
+    if (r.baseOffsetNumber < 0) this.#lastBigOffset = r.offset;
     const c = this.#cursor;
     const start = c.o;
     try {
@@ -266,6 +267,6 @@ export class NdjsonEncoder {
 
 /** The record's offset in decimal, without a bigint or a string while it is a safe integer (always, in practice). */
 function putOffset(c: Cursor, r: RecordView): void {
-  if (r.baseOffset > MAX_SAFE_OFFSET) putAscii(c, r.offset.toString());
-  else putInteger(c, Number(r.baseOffset) + r.offsetDelta);
+  if (r.baseOffsetNumber < 0) putAscii(c, r.offset.toString());
+  else putInteger(c, r.baseOffsetNumber + r.offsetDelta);
 }

@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { get, type IncomingMessage } from 'node:http';
 import { parseArgs } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { loadConfig, PROJECT_ROOT } from '../core/config.ts';
@@ -56,12 +57,12 @@ interface Run {
 }
 
 /** Lines counted and hashed as they arrive: one crc32 per line (native), summed, so the order across partitions does not matter. */
-async function consume(body: AsyncIterable<Uint8Array>): Promise<{ lines: number; sha: string }> {
+async function consume(body: AsyncIterable<Buffer>): Promise<{ lines: number; sha: string }> {
   let lines = 0;
   let sum = 0;
   let rest = Buffer.alloc(0);
   for await (const chunk of body) {
-    const data = rest.length > 0 ? Buffer.concat([rest, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
     let start = 0;
     for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, start)) {
       sum = (sum + crc32(data.subarray(start, i))) % 2 ** 48;
@@ -76,8 +77,9 @@ async function consume(body: AsyncIterable<Uint8Array>): Promise<{ lines: number
 async function readPath(url: string, pid: number): Promise<Run> {
   const before = cpuSeconds(pid);
   const started = performance.now();
-  const response = await fetch(`${url}/v1/topics/${encodeURIComponent(topic)}/records?from=beginning&max=${RECORDS}`);
-  const { lines, sha } = await consume(response.body!);
+  // node:http, as the bench's read stage (fetch's web stream costs the client more CPU than the ingress spends).
+  const response = await new Promise<IncomingMessage>((resolve, reject) => get(`${url}/v1/topics/${encodeURIComponent(topic)}/records?from=beginning&max=${RECORDS}`, resolve).once('error', reject));
+  const { lines, sha } = await consume(response);
   const ms = performance.now() - started;
   const after = cpuSeconds(pid);
   if (lines !== RECORDS) throw new Error(`the read path sent ${lines} lines`);
@@ -126,7 +128,9 @@ try {
     out(
       `${name.padEnd(5)} median ${Math.round(median(list.map((r) => r.rate)))
         .toLocaleString()
-        .padStart(10)}/s${cpu.length > 0 ? `  ingress CPU ${median(cpu).toFixed(2)} µs/record` : ''}  ÷ kcat per round ${ratios.map((r) => r.toFixed(2)).join(' ')}, median ${median(ratios).toFixed(2)}  outputs ${[...new Set(list.map((r) => r.sha))].join(',')}`,
+        .padStart(
+          10,
+        )}/s${cpu.length > 0 ? `  ingress CPU ${median(cpu).toFixed(2)} µs/record` : ''}  ÷ kcat per round ${ratios.map((r) => r.toFixed(2)).join(' ')}, median ${median(ratios).toFixed(2)}  outputs ${[...new Set(list.map((r) => r.sha))].join(',')}`,
     );
   }
 } finally {

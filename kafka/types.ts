@@ -36,6 +36,8 @@ export interface PartitionBatch {
 export interface RecordView {
   readonly buffer: Buffer;
   readonly baseOffset: bigint;
+  /** baseOffset as a number, or -1 past 2^53 - 2^31 (so that it plus offsetDelta is exact): for an output without a bigint per record. */
+  readonly baseOffsetNumber: number;
   readonly offsetDelta: number;
   readonly offset: bigint;
   /** Epoch milliseconds. */

@@ -29,8 +29,6 @@ const EMPTY_STRING = Buffer.from('""');
 const RULE_PREFIX = Buffer.from('__rule.');
 /** Header lists longer than this (in bytes as fetched) are not kept for the next record (NdjsonEncoder's #lastHeaderBytes). */
 const MAX_CACHED_HEADER_BYTES = 512;
-/** Offsets up to here are written from a number (2^53 minus the largest offset delta, 2^31). */
-const MAX_SAFE_OFFSET = BigInt(Number.MAX_SAFE_INTEGER - 2 ** 31);
 
 /**
  * A batch's records as NDJSON lines in one Buffer, written straight from the fetched bytes: the line the ndjson
@@ -49,14 +47,18 @@ export class NdjsonEncoder {
   readonly #cursor: Cursor = { src: Buffer.alloc(0), at: 0, end: 0, out: Buffer.alloc(0), o: 0 };
   /** `{"topic":…,"partition":…,"offset":"` of the batch being encoded. */
   #prefix = { topic: '', partition: -1, bytes: Buffer.alloc(0) };
-  // Records produced together share a millisecond; toISOString is a measurable share of a line.
-  #lastTimestamp = Number.NaN;
+  // Records produced together share a second: toISOString (and a Buffer of its text) once per second, not per
+  // millisecond, which one-record batches (single events through the ingress) rarely share; the milliseconds are
+  // written over the kept text's.
+  #lastSecond = Number.NaN;
   #lastIso: Buffer = Buffer.alloc(0);
   /** Headers written so far of the record being encoded (a comma goes before all but the first). */
   #headerIndex = 0;
-  /** The offset of the last record encoded, as its batch's base and its delta (no bigint per record). */
-  #lastBase = 0n;
+  /** The offset of the last record encoded, as its batch's base (RecordView.baseOffsetNumber) and its delta (no bigint per record). */
+  #lastBase = 0;
   #lastDelta = 0;
+  /** The last record's offset when its base is past a number's reach (#lastBase -1). */
+  #lastBigOffset = 0n;
   /** Where the headers of the record being encoded lie. */
   #headerSource: Buffer = Buffer.alloc(0);
   readonly #record = (r: RecordView): void => this.#encodeRecord(r);
@@ -135,14 +137,15 @@ export class NdjsonEncoder {
     return {
       bytes: c.out.subarray(0, c.o),
       count,
-      next: count > 0 ? this.#lastBase + BigInt(this.#lastDelta) + 1n : undefined,
+      next: count === 0 ? undefined : this.#lastBase >= 0 ? BigInt(this.#lastBase + this.#lastDelta + 1) : this.#lastBigOffset + 1n,
       release: releaser(this.#free, c.out),
     };
   }
 
   #encodeRecord(r: RecordView): void {
-    this.#lastBase = r.baseOffset;
+    this.#lastBase = r.baseOffsetNumber;
     this.#lastDelta = r.offsetDelta;
+    if (r.baseOffsetNumber < 0) this.#lastBigOffset = r.offset;
     const c = this.#cursor;
     const start = c.o;
     try {
@@ -182,11 +185,18 @@ export class NdjsonEncoder {
     put(c, this.#prefix.bytes);
     putOffset(c, r);
     const timestamp = r.timestampMs;
-    if (timestamp !== this.#lastTimestamp) {
+    const second = Math.floor(timestamp / 1000);
+    if (second !== this.#lastSecond) {
       this.#lastIso = Buffer.from(`","timestamp":"${new Date(timestamp).toISOString()}`);
-      this.#lastTimestamp = timestamp;
+      this.#lastSecond = second;
     }
     put(c, this.#lastIso);
+    // The milliseconds: the three digits before the closing Z.
+    const ms = timestamp - second * 1000;
+    const o = c.o;
+    c.out[o - 4] = 48 + Math.floor(ms / 100);
+    c.out[o - 3] = 48 + (Math.floor(ms / 10) % 10);
+    c.out[o - 2] = 48 + (ms % 10);
     put(c, KEY);
     if (keyLength < 0) put(c, NULL);
     // A key of valid UTF-8 is its text; any other, its hex.
@@ -266,6 +276,6 @@ export class NdjsonEncoder {
 
 /** The record's offset in decimal, without a bigint or a string while it is a safe integer (always, in practice). */
 function putOffset(c: Cursor, r: RecordView): void {
-  if (r.baseOffset > MAX_SAFE_OFFSET) putAscii(c, r.offset.toString());
-  else putInteger(c, Number(r.baseOffset) + r.offsetDelta);
+  if (r.baseOffsetNumber < 0) putAscii(c, r.offset.toString());
+  else putInteger(c, r.baseOffsetNumber + r.offsetDelta);
 }

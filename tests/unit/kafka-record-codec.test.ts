@@ -128,6 +128,27 @@ describe('the record codec', () => {
     expect(batch.lastStableOffset).toBe(90n);
   });
 
+  it('numbers records exactly on either side of 2^53 (base offsets are numbers below it), from a fetch position inside a batch', () => {
+    const records = (base: bigint) =>
+      roundTrip(
+        [0, 1, 2].map((i) => ({ topic: 't', value: Buffer.from(String(i)), timestamp: -1n + BigInt(i) })),
+        base,
+      );
+    const below = 2n ** 53n - 2n ** 33n;
+    for (const base of [below, 2n ** 53n - 2n, 2n ** 62n]) {
+      const batch = decodePartition('t', 0, base + 1n, fetched([records(base), records(base + 3n)]), false);
+      expect(batch.records.map((r) => [r.offset, r.timestamp])).toEqual([1n, 2n, 3n, 4n, 5n].map((d) => [base + d, (d % 3n) - 1n]));
+      expect(batch.nextOffset).toBe(base + 6n);
+      const scanned = fetchedRecords(fetched([records(base), records(base + 3n)]), base + 1n, false);
+      const seen: [bigint, bigint | null, number][] = [];
+      // A base offset as a number (-1: past its reach) plus the delta is the offset, exactly.
+      scanned.visit((r) => seen.push([r.offset, r.baseOffsetNumber < 0 ? null : BigInt(r.baseOffsetNumber + r.offsetDelta), r.timestampMs]));
+      expect(seen.map(([offset, , ms]) => [offset, ms])).toEqual([1n, 2n, 3n, 4n, 5n].map((d) => [base + d, Number(d % 3n) - 1]));
+      for (const [offset, asNumber] of seen) if (asNumber !== null) expect(asNumber).toBe(offset);
+      expect(seen.map(([, asNumber]) => asNumber === null)).toEqual([1, 2, 3, 4, 5].map(() => base > below));
+    }
+  });
+
   it('leaves out control records and, read committed, the records of aborted transactions, but moves past them', () => {
     const committed = roundTrip([{ topic: 't', value: Buffer.from('c') }], 0n, { producerId: 7n, transactional: true });
     const aborted = roundTrip([{ topic: 't', value: Buffer.from('a') }], 2n, { producerId: 7n, transactional: true });

@@ -331,6 +331,29 @@ describe('NDJSON written from the fetched bytes', () => {
     const again = await bothWays(orders, [record(reordered)], false);
     expect(again.actual).toBe(again.expected);
   });
+  it('writes each record’s timestamp as the decoding path, within a second, across seconds, before 1970 and after 9999', async () => {
+    const value = frame(SCHEMA_ID, encodeAvro(createTypes({ type: 'long' } as never), 7));
+    const times = [
+      1_767_225_600_123n,
+      1_767_225_600_124n,
+      1_767_225_600_999n,
+      1_767_225_601_000n,
+      1_767_225_601_005n,
+      1_767_225_600_007n,
+      0n,
+      -1n,
+      -1_000n,
+      -1_001n,
+      253_402_300_800_000n,
+      253_402_300_800_450n,
+    ];
+    const records = times.map((timestamp, i) => ({ ...record(value, null, [], BigInt(i)), timestamp }));
+    const { expected, actual } = await bothWays({ type: 'long' }, records, false);
+    expect(actual).toBe(expected);
+    expect(actual).toContain('"timestamp":"1969-12-31T23:59:58.999Z"');
+    expect(actual).toContain('"timestamp":"+010000-01-01T00:00:00.450Z"');
+  });
+
   it('writes numbers as the decoding path prints them: hundredths, doubles near the fast path’s bounds, longs of every length', async () => {
     const schema = {
       type: 'record',

@@ -268,19 +268,8 @@ export class FetchedRecords {
     if (this.#fromNumber < 0) this.#nextBig = from;
     this.#aborted = aborted;
     if (bytes === null || bytes === undefined) return;
-    if (!Array.isArray(bytes)) {
-      const buffer = bytes as Buffer;
-      let position = 0;
-      while (buffer.length - position >= LOG_OVERHEAD) {
-        const size = batchSize(buffer, position);
-        // A fetch stops at its size limit, possibly inside a batch: that one is fetched again, whole, next time.
-        if (size > buffer.length - position) break;
-        this.#add(buffer, position, size);
-        position += size;
-      }
-      return;
-    }
-    const pieces = bytes as readonly Buffer[];
+    // One Buffer is one piece: a single walk serves both.
+    const pieces: readonly Buffer[] = Array.isArray(bytes) ? bytes : [bytes as Buffer];
     let left = 0;
     for (const piece of pieces) left += piece.length;
     let index = 0;
@@ -289,6 +278,7 @@ export class FetchedRecords {
       const piece = pieces[index]!;
       const inPiece = position + LOG_OVERHEAD <= piece.length;
       const size = inPiece ? batchSize(piece, position) : batchSize(span(pieces, index, position, LOG_OVERHEAD), 0);
+      // A fetch stops at its size limit, possibly inside a batch: that one is fetched again, whole, next time.
       if (size > left) break;
       if (position + size <= piece.length) this.#add(piece, position, size);
       else this.#add(span(pieces, index, position, size), 0, size);

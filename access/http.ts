@@ -165,12 +165,13 @@ export function coalesceWrites(socket: Socket): void {
 }
 
 /**
- * The most requests a listener has in progress over all its connections (boundPipelining): ~64 MB of V8's heap at
- * ~4 KB each, above what an overload soak at twice the ingress's capacity holds (the rate times the accepted answers'
- * latency, ~10,000 at 27,000/s), and a small part of what 10,000 connections (SLUICE_HTTP_MAX_CONNECTIONS) of 32
- * pipelined requests each (SLUICE_HTTP_MAX_PIPELINED) could hold without it.
+ * The most requests a listener has in progress over all its connections (boundPipelining): ~128 MB of V8's heap at
+ * ~4 KB each. An overload soak at 20,000/s on 625 connections held 16,000+ (the rate times how long an answer waits
+ * behind the accepted one before it on its connection): at 16,384 the bound paused two thirds of the connections and
+ * their requests waited in the sockets, unseen by admission. So it is twice that: it halves what the capacity probe's
+ * step at 64,000/s (2,000 connections of 32, SLUICE_HTTP_MAX_PIPELINED) held, 757 MB of heap in use at its end.
  */
-const MAX_IN_PROGRESS = 16_384;
+const MAX_IN_PROGRESS = 32_768;
 
 /**
  * Fastify's serverFactory: the Node server with TLS and limits applied, so every listener is built the same way.

@@ -31,7 +31,7 @@ async function serve(): Promise<void> {
     },
     {
       admission: { admit: () => false },
-      source: { backlog: 0 },
+      source: { backlog: 0, oldestWaitMs: 0 },
       paths: ['/v1/orders'],
       headers: securityHeaders(config),
       refused: () => rejected.inc(),

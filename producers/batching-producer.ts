@@ -106,14 +106,15 @@ export class BatchingProducer {
   }
 
   /**
-   * How long the oldest request still waiting for Kafka has waited (ms; 0 when none waits): admission.ts tells by it
-   * a queue that drains within the budget (its own limit keeps the sends small) from one that does not.
+   * How long the oldest request still waiting for Kafka has waited (ms; 0 when none waits): admission.ts refuses by it
+   * (the queue's measured wait), and tells by it a queue that drains within the budget (its own limit keeps the sends
+   * small) from one that does not.
    */
   get oldestWaitMs(): number {
-    const list = this.#byDeadline;
-    let i = this.#oldest;
-    while (i < list.length && list[i]!.settled) i++;
-    return i === list.length ? 0 : Math.max(0, performance.now() - (list[i]!.deadline - this.#options.timeoutMs));
+    // Admission reads it for every produce request: the answered tickets at the front are dropped once, not walked each time.
+    this.#dropSettled();
+    const oldest = this.#byDeadline[this.#oldest];
+    return oldest === undefined ? 0 : Math.max(0, performance.now() - (oldest.deadline - this.#options.timeoutMs));
   }
 
   /** How often the backlog fell to zero so far: a drain rate measured across it shows the arrivals, not Kafka. */

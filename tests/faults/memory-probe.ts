@@ -1,6 +1,6 @@
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { getHeapSpaceStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 
 /**
  * Loaded into `sluice up` by the overload soak (NODE_OPTIONS=--import, SLUICE_FAULTS_MEMORY_FILE): once a second, one
@@ -36,12 +36,16 @@ if (file !== undefined && process.argv.includes('up')) {
   setInterval(() => {
     const usage = process.memoryUsage();
     const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, mb(s.space_size)]));
+    const heap = getHeapStatistics();
     const line = {
       rss: mb(usage.rss),
       heapUsed: mb(usage.heapUsed),
       newSpace: spaces.new_space ?? 0,
       oldSpace: spaces.old_space ?? 0,
       otherHeap: mb(usage.heapTotal) - (spaces.new_space ?? 0) - (spaces.old_space ?? 0),
+      heapPhysical: mb(heap.total_physical_size),
+      v8Malloced: mb(heap.malloced_memory),
+      v8MallocedPeak: mb(heap.peak_malloced_memory),
       external: mb(usage.external),
       arrayBuffers: mb(usage.arrayBuffers),
       // The RSS outside all of the above: anonymous (malloc's heap and mmaps, V8's) and file-backed (the binary, libraries).

@@ -63,6 +63,23 @@ describe('admission by the produce queue’s expected wait', () => {
     expect(intervals).toBeLessThanOrEqual(6);
   });
 
+  it('refuses while the oldest request waiting for Kafka has waited past the budget less the loop’s delay, however short the queue', () => {
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 10_000 });
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
+    expect(admission.sojournMs).toBe(1000);
+    // Ten records waiting, well within the count's limit (2,000), but the oldest has waited past the budget: the queue
+    // is slower than the estimate says, and a request admitted now would wait as long.
+    expect(admission.admit(10, 999)).toBe(true);
+    expect(admission.admit(10, 1001)).toBe(false);
+    // The loop 400 ms late (smoothed): 600 ms of the budget left for the wait, never less than a quarter of it.
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 1600 });
+    expect(admission.sojournMs).toBe(600);
+    expect(admission.admit(10, 599)).toBe(true);
+    expect(admission.admit(10, 601)).toBe(false);
+    for (let i = 0; i < 20; i++) admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 5000 });
+    expect(admission.sojournMs).toBe(250);
+  });
+
   it('takes the event loop’s delay, smoothed, off the budget', () => {
     const admission = new Admission({ budgetMs: 1000, maxQueued: 10_000 });
     admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
@@ -222,7 +239,7 @@ describe('the ingress’s listener in front of Fastify', () => {
     const port = await listen(
       admissionGate(handler, {
         admission: new Admission({ budgetMs: 1000, maxQueued: 10 }),
-        source: { backlog: 10 },
+        source: { backlog: 10, oldestWaitMs: 0 },
         paths: ['/v1/orders'],
         headers: { 'x-content-type-options': 'nosniff' },
         refused: () => (refused += 1),
@@ -240,6 +257,37 @@ describe('the ingress’s listener in front of Fastify', () => {
     expect(text).toMatch(/x-content-type-options: nosniff\r\n/i);
     expect(text).toMatch(/x-correlation-id: [\w-]+\r\n/i);
     expect(text).toContain('{"error":"SLUICE_OVERLOADED","message":');
+  });
+
+  it('refuses by the oldest waiting request’s wait, read off the source only while something waits', async () => {
+    let reads = 0;
+    const source = {
+      backlog: 1,
+      get oldestWaitMs() {
+        reads += 1;
+        return 1500;
+      },
+    };
+    const handler: RequestListener = (req, res) => {
+      req.resume();
+      req.on('end', () => res.end('{"ok":true}'));
+    };
+    const port = await listen(
+      admissionGate(handler, {
+        admission: new Admission({ budgetMs: 1000, maxQueued: 10 }),
+        source,
+        paths: ['/v1/orders'],
+        headers: {},
+        refused: () => {},
+      }),
+    );
+    const [, ...refused] = await pipelined(port, [postOrder(1)], 1);
+    expect(refused).toEqual(['HTTP/1.1 503']);
+    expect(reads).toBe(1);
+    source.backlog = 0;
+    const [, ...admitted] = await pipelined(port, [postOrder(2)], 1);
+    expect(admitted).toEqual(['HTTP/1.1 200']);
+    expect(reads).toBe(1);
   });
 
   it('bounds the requests one connection has in progress: pipelined ones wait in the socket, unparsed', async () => {
@@ -269,5 +317,54 @@ describe('the ingress’s listener in front of Fastify', () => {
     }
     expect(started).toBe(400);
     socket.destroy();
+  });
+
+  it('bounds the requests in progress over all connections: one that brings a request past the bound waits, resumed in turn as answers go out', async () => {
+    const pending: (() => void)[] = [];
+    let started = 0;
+    const port = await listen(
+      boundPipelining(
+        (req, res) => {
+          started += 1;
+          req.resume();
+          pending.push(() => res.end('ok'));
+        },
+        100,
+        2,
+      ),
+    );
+    const open = async (): Promise<{ write(text: string): Promise<void>; answers(): number; close(): void }> => {
+      const socket = connect(port, '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      let answers = 0;
+      socket.on('data', (chunk) => (answers += (chunk.toString('latin1').match(/HTTP\/1\.1 200/g) ?? []).length));
+      return {
+        write: (text) => new Promise<void>((resolve) => socket.write(text, () => resolve())),
+        answers: () => answers,
+        close: () => socket.destroy(),
+      };
+    };
+    const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 100));
+    const [a, b] = [await open(), await open()];
+    await a.write(postOrder(1));
+    await settle();
+    // The second request in progress reaches the bound: b, which brought it, is paused; a is not (yet).
+    await b.write(postOrder(2));
+    await settle();
+    await a.write(postOrder(3));
+    await settle();
+    expect(started).toBe(3);
+    // Both are paused now: what they send waits in the socket, unparsed.
+    await b.write(postOrder(4));
+    await a.write(postOrder(5));
+    await settle();
+    expect(started).toBe(3);
+    while (a.answers() + b.answers() < 5) {
+      pending.splice(0).forEach((answer) => answer());
+      await settle();
+    }
+    expect(started).toBe(5);
+    a.close();
+    b.close();
   });
 });

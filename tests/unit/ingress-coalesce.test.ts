@@ -49,7 +49,7 @@ describe('the ingress’s coalesced writes', () => {
     let writes = 0;
     const handler = admissionGate(options.handler ?? ((_req, res) => res.end('ok')), {
       admission: { admit: () => false },
-      source: { backlog: 0 },
+      source: { backlog: 0, oldestWaitMs: 0 },
       paths: ['/v1/orders'],
       headers: { 'x-content-type-options': 'nosniff' },
       refused: () => {},

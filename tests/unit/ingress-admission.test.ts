@@ -63,12 +63,16 @@ describe('admission by the produce queue’s expected wait', () => {
     expect(intervals).toBeLessThanOrEqual(6);
   });
 
-  it('refuses while the oldest request waiting for Kafka has waited past the budget less the loop’s delay, however short the queue', () => {
+  it('refuses, while the queue’s limit is refusing, once the oldest request waiting for Kafka has waited past the budget less the loop’s delay', () => {
     const admission = new Admission({ budgetMs: 1000, maxQueued: 10_000 });
     admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
     expect(admission.sojournMs).toBe(1000);
-    // Ten records waiting, well within the count's limit (2,000), but the oldest has waited past the budget: the queue
-    // is slower than the estimate says, and a request admitted now would wait as long.
+    // Nothing refused: a short queue past the budget (Kafka electing a leader) still waits for Kafka within the deadline.
+    expect(admission.admit(10, 5000)).toBe(true);
+    // The limit refused in the interval: ten records waiting, well within it (2,000), but the oldest has waited past the
+    // budget: the queue is slower than the estimate says, and a request admitted now would wait as long.
+    expect(admission.admit(admission.limit, 0)).toBe(false);
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
     expect(admission.admit(10, 999)).toBe(true);
     expect(admission.admit(10, 1001)).toBe(false);
     // The loop 400 ms late (smoothed): 600 ms of the budget left for the wait, never less than a quarter of it.
@@ -272,9 +276,13 @@ describe('the ingress’s listener in front of Fastify', () => {
       req.resume();
       req.on('end', () => res.end('{"ok":true}'));
     };
+    // Shedding: the queue's limit refused in the last interval.
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 10 });
+    admission.admit(10);
+    admission.observe({ drained: 0, elapsedMs: 250, busy: false, lagMs: 0 });
     const port = await listen(
       admissionGate(handler, {
-        admission: new Admission({ budgetMs: 1000, maxQueued: 10 }),
+        admission,
         source,
         paths: ['/v1/orders'],
         headers: {},

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { crc32 } from 'node:zlib';
 import { Kafka, logLevel } from 'kafkajs';
 import { pino } from 'pino';
 import { createKafka, type KafkaAdmin } from '../kafka/index.ts';
@@ -207,6 +208,51 @@ export function requiredEnv(name: string): string {
   const value = process.env[name];
   if (value === undefined || value === '') throw new Error(`${name} is not set (bench children are started by bench/run.ts)`);
   return value;
+}
+
+/**
+ * NDJSON lines counted and hashed as they arrive, in chunks split anywhere: one crc32 per line (native), summed, so
+ * two readers printing the same lines in another order across partitions (how fetches split them) hash the same. An
+ * md5 object per line, then a hash loop over every byte in JS, took a harness more CPU than the reader it measured.
+ */
+export class LineDigest {
+  lines = 0;
+  #sum = 0;
+  #rest = Buffer.alloc(0);
+
+  add(chunk: Buffer): void {
+    const data = this.#rest.length > 0 ? Buffer.concat([this.#rest, chunk]) : chunk;
+    let start = 0;
+    for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, start)) {
+      this.#sum = (this.#sum + crc32(data.subarray(start, i))) % 2 ** 48;
+      this.lines++;
+      start = i + 1;
+    }
+    this.#rest = Buffer.from(data.subarray(start));
+  }
+
+  get hash(): string {
+    return this.#sum.toString(16);
+  }
+}
+
+/**
+ * An A/B's rounds: every contender once a round, the first (the reference, e.g. kcat) always first and the others'
+ * order reversed every other round, so neither side always runs right after it; each round printed as one line.
+ */
+export async function alternateRounds<R>(contenders: readonly [string, () => Promise<R>][], rounds: number, describe: (r: R) => string, out: (line: string) => void): Promise<Map<string, R[]>> {
+  const runs = new Map<string, R[]>(contenders.map(([name]) => [name, []]));
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? contenders : [contenders[0]!, ...contenders.slice(1).reverse()];
+    const line: string[] = [];
+    for (const [name, run] of order) {
+      const r = await run();
+      runs.get(name)!.push(r);
+      line.push(`${name} ${describe(r)}`);
+    }
+    out(`round ${round + 1}: ${line.join(' | ')}`);
+  }
+  return runs;
 }
 
 export function median(values: number[]): number {

@@ -12,12 +12,11 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { get, type IncomingMessage } from 'node:http';
 import { parseArgs } from 'node:util';
-import { crc32 } from 'node:zlib';
 import { loadConfig, PROJECT_ROOT } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
 import { startRegistry } from '../registry/server.ts';
-import { cpuSeconds, median, spawnBench, type BenchEnv, type Child } from './common.ts';
+import { alternateRounds, cpuSeconds, LineDigest, median, spawnBench, type BenchEnv, type Child } from './common.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -56,30 +55,15 @@ interface Run {
   sha: string;
 }
 
-/** Lines counted and hashed as they arrive: one crc32 per line (native), summed, so the order across partitions does not matter. */
-async function consume(body: AsyncIterable<Buffer>): Promise<{ lines: number; sha: string }> {
-  let lines = 0;
-  let sum = 0;
-  let rest = Buffer.alloc(0);
-  for await (const chunk of body) {
-    const data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
-    let start = 0;
-    for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, start)) {
-      sum = (sum + crc32(data.subarray(start, i))) % 2 ** 48;
-      lines++;
-      start = i + 1;
-    }
-    rest = Buffer.from(data.subarray(start));
-  }
-  return { lines, sha: sum.toString(16) };
-}
-
 async function readPath(url: string, pid: number): Promise<Run> {
   const before = cpuSeconds(pid);
   const started = performance.now();
   // node:http, as the bench's read stage (fetch's web stream costs the client more CPU than the ingress spends).
   const response = await new Promise<IncomingMessage>((resolve, reject) => get(`${url}/v1/topics/${encodeURIComponent(topic)}/records?from=beginning&max=${RECORDS}`, resolve).once('error', reject));
-  const { lines, sha } = await consume(response);
+  const digest = new LineDigest();
+  for await (const chunk of response) digest.add(chunk as Buffer);
+  const { lines } = digest;
+  const sha = digest.hash;
   const ms = performance.now() - started;
   const after = cpuSeconds(pid);
   if (lines !== RECORDS) throw new Error(`the read path sent ${lines} lines`);
@@ -109,17 +93,7 @@ try {
   ];
   // Both ingresses read once before anything counts (JIT, connections, the schema).
   for (const [name] of ingresses) await readPath(urls.get(name)!.url, urls.get(name)!.pid);
-  const runs = new Map<string, Run[]>(contenders.map(([name]) => [name, []]));
-  for (let round = 0; round < Number(args.rounds); round++) {
-    const order = round % 2 === 0 ? contenders : [contenders[0]!, ...contenders.slice(1).reverse()];
-    const line: string[] = [];
-    for (const [name, run] of order) {
-      const r = await run();
-      runs.get(name)!.push(r);
-      line.push(`${name} ${Math.round(r.rate).toLocaleString()}/s${r.cpuUs === null ? '' : ` ${r.cpuUs.toFixed(2)} µs`} ${r.sha}`);
-    }
-    out(`round ${round + 1}: ${line.join(' | ')}`);
-  }
+  const runs = await alternateRounds(contenders, Number(args.rounds), (r) => `${Math.round(r.rate).toLocaleString()}/s${r.cpuUs === null ? '' : ` ${r.cpuUs.toFixed(2)} µs`} ${r.sha}`, out);
   const kcatRates = runs.get('kcat')!.map((r) => r.rate);
   for (const [name] of contenders) {
     const list = runs.get(name)!;

@@ -12,7 +12,6 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { crc32 } from 'node:zlib';
 import { Kafka, logLevel } from 'kafkajs';
 import { createTypes, encodeAvro } from '../core/formats/avro-types.ts';
 import { loadConfig, PROJECT_ROOT } from '../core/config.ts';
@@ -21,6 +20,7 @@ import { RegistryClient } from '../core/registry-client.ts';
 import { frame } from '../core/wire-format.ts';
 import { startRegistry } from '../registry/server.ts';
 import { randomOrder } from '../tests/support/orders.ts';
+import { alternateRounds, LineDigest } from './common.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -61,32 +61,23 @@ if (!args.topic) {
   });
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
-  const batch = Number(args.batch);
+  // Big batches: four sends of 10,000 at a time, records round the partitions. Small: one send per batch, all of it
+  // to one partition (kafkajs writes each send's records of a partition as one batch), 256 sends at a time.
+  const batch = Math.min(Number(args.batch), 10_000);
+  const big = batch === 10_000;
   let produced = 0;
-  if (batch >= 10_000) {
-    while (produced < RECORDS) {
-      const sends = [];
-      for (let s = 0; s < 4 && produced < RECORDS; s++) {
-        const n = Math.min(10_000, RECORDS - produced);
-        sends.push(producer.send({ topic, acks: 1, messages: Array.from({ length: n }, (_, i) => ({ ...samples[(produced + i) % samples.length]!, partition: (produced + i) % PARTITIONS })) }));
-        produced += n;
-      }
-      await Promise.all(sends);
+  let sent = 0;
+  while (produced < RECORDS) {
+    const sends = [];
+    for (let s = 0; s < (big ? 4 : 256) && produced < RECORDS; s++) {
+      const n = Math.min(batch, RECORDS - produced);
+      const from = produced;
+      const partition = (i: number) => (big ? (from + i) % PARTITIONS : sent % PARTITIONS);
+      sends.push(producer.send({ topic, acks: 1, messages: Array.from({ length: n }, (_, i) => ({ ...samples[(from + i) % samples.length]!, partition: partition(i) })) }));
+      produced += n;
+      sent++;
     }
-  } else {
-    // One send per batch, all of it to one partition: kafkajs writes each send's records of a partition as one batch.
-    let sent = 0;
-    while (produced < RECORDS) {
-      const sends = [];
-      for (let s = 0; s < 256 && produced < RECORDS; s++) {
-        const n = Math.min(batch, RECORDS - produced);
-        const from = produced;
-        sends.push(producer.send({ topic, acks: 1, messages: Array.from({ length: n }, (_, i) => ({ ...samples[(from + i) % samples.length]!, partition: sent % PARTITIONS })) }));
-        produced += n;
-        sent++;
-      }
-      await Promise.all(sends);
-    }
+    await Promise.all(sends);
   }
   await producer.disconnect();
 }
@@ -101,30 +92,18 @@ interface Run {
 async function timed(command: string[], env: NodeJS.ProcessEnv): Promise<Run> {
   const started = performance.now();
   const child = spawn('/usr/bin/time', ['-f', '%U %S', ...command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  // The lines' order across partitions depends on how fetches split them: sum each line's hash instead, a crc32
-  // (native): an md5 object per line, then a hash loop over every byte in JS, took the harness more CPU than the
-  // tail on the cores they share, and the tail waited for it on a full pipe.
-  let sum = 0;
-  let rest = Buffer.alloc(0);
-  let lines = 0;
-  child.stdout.on('data', (chunk: Buffer) => {
-    const data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
-    let start = 0;
-    for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, start)) {
-      sum = (sum + crc32(data.subarray(start, i))) % 2 ** 48;
-      lines++;
-      start = i + 1;
-    }
-    rest = Buffer.from(data.subarray(start));
-  });
+  // The lines' order across partitions depends on how fetches split them: LineDigest sums each line's hash.
+  const digest = new LineDigest();
+  child.stdout.on('data', (chunk: Buffer) => digest.add(chunk));
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   const ms = performance.now() - started;
   if (code !== 0) throw new Error(`${command.join(' ')} exited ${code}: ${stderr}`);
   const [user, system] = stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
+  const { lines } = digest;
   if (lines !== RECORDS) throw new Error(`${command[0]} printed ${lines} lines`);
-  return { rate: (lines * 1000) / ms, cpuUs: ((user! + system!) * 1e6) / lines, sha: sum.toString(16) };
+  return { rate: (lines * 1000) / ms, cpuUs: ((user! + system!) * 1e6) / lines, sha: digest.hash };
 }
 
 const tailOf = (root: string) => () =>
@@ -152,18 +131,7 @@ const tailOf = (root: string) => () =>
 const kcat = () => timed(['kcat', '-C', '-b', brokers.join(','), '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%o\n'], process.env);
 const contenders: [string, () => Promise<Run>][] = [['kcat', kcat], ...(args.a ? [['A', tailOf(args.a)] as [string, () => Promise<Run>]] : []), ['B', tailOf(args.b)]];
 
-const runs = new Map<string, Run[]>(contenders.map(([name]) => [name, []]));
-for (let round = 0; round < Number(args.rounds); round++) {
-  // Alternate the order too, so neither side always runs right after kcat.
-  const order = round % 2 === 0 ? contenders : [contenders[0]!, ...contenders.slice(1).reverse()];
-  const line: string[] = [];
-  for (const [name, run] of order) {
-    const r = await run();
-    runs.get(name)!.push(r);
-    line.push(`${name} ${Math.round(r.rate).toLocaleString()}/s ${r.cpuUs.toFixed(2)} µs ${r.sha}`);
-  }
-  out(`round ${round + 1}: ${line.join(' | ')}`);
-}
+const runs = await alternateRounds(contenders, Number(args.rounds), (r) => `${Math.round(r.rate).toLocaleString()}/s ${r.cpuUs.toFixed(2)} µs ${r.sha}`, out);
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const kcatRate = median(runs.get('kcat')!.map((r) => r.rate));
 for (const [name] of contenders) {

@@ -148,11 +148,12 @@ export class Admission {
   }
 
   /**
-   * The hot path: two comparisons while the CPU gate is open, no allocation. `backlog`: records queued and in flight;
-   * `oldestWaitMs`: how long the oldest request still waiting for them has waited.
+   * The hot path: two comparisons while the CPU gate is open and the limit is not refusing, no allocation. `backlog`:
+   * records queued and in flight; `waiting.oldestWaitMs`: how long the oldest request still waiting for them has
+   * waited, read (it reads the clock) only while the sojourn rule applies and something waits.
    */
-  admit(backlog: number, oldestWaitMs = 0): boolean {
-    if (backlog >= this.#limit || (this.#shedding && oldestWaitMs > this.#sojournMs)) {
+  admit(backlog: number, waiting?: { readonly oldestWaitMs: number }): boolean {
+    if (backlog >= this.#limit || (this.#shedding && backlog > 0 && waiting !== undefined && waiting.oldestWaitMs > this.#sojournMs)) {
       this.#refused += 1;
       return false;
     }
@@ -329,10 +330,7 @@ export function admissionGate(handler: RequestListener, options: AdmissionGateOp
     res.end(body);
   };
   return (req, res) => {
-    if (req.method !== 'POST') return handler(req, res);
-    const backlog = source.backlog;
-    // The oldest wait reads the clock: only when something waits.
-    if (!admission.admit(backlog, backlog > 0 ? source.oldestWaitMs : 0) && isProduceRoute(req.url)) refuse(req, res);
+    if (req.method === 'POST' && !admission.admit(source.backlog, source) && isProduceRoute(req.url)) refuse(req, res);
     else handler(req, res);
   };
 }

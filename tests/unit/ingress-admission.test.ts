@@ -68,18 +68,18 @@ describe('admission by the produce queue’s expected wait', () => {
     admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
     expect(admission.sojournMs).toBe(1000);
     // Nothing refused: a short queue past the budget (Kafka electing a leader) still waits for Kafka within the deadline.
-    expect(admission.admit(10, 5000)).toBe(true);
+    expect(admission.admit(10, { oldestWaitMs: 5000 })).toBe(true);
     // The limit refused in the interval: ten records waiting, well within it (2,000), but the oldest has waited past the
     // budget: the queue is slower than the estimate says, and a request admitted now would wait as long.
-    expect(admission.admit(admission.limit, 0)).toBe(false);
+    expect(admission.admit(admission.limit, { oldestWaitMs: 0 })).toBe(false);
     admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
-    expect(admission.admit(10, 999)).toBe(true);
-    expect(admission.admit(10, 1001)).toBe(false);
+    expect(admission.admit(10, { oldestWaitMs: 999 })).toBe(true);
+    expect(admission.admit(10, { oldestWaitMs: 1001 })).toBe(false);
     // The loop 400 ms late (smoothed): 600 ms of the budget left for the wait, never less than a quarter of it.
     admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 1600 });
     expect(admission.sojournMs).toBe(600);
-    expect(admission.admit(10, 599)).toBe(true);
-    expect(admission.admit(10, 601)).toBe(false);
+    expect(admission.admit(10, { oldestWaitMs: 599 })).toBe(true);
+    expect(admission.admit(10, { oldestWaitMs: 601 })).toBe(false);
     for (let i = 0; i < 20; i++) admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 5000 });
     expect(admission.sojournMs).toBe(250);
   });

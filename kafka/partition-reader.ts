@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FetchIsolationLevels, type ClusterMetadata } from '@platformatic/kafka';
+import { FetchIsolationLevels, ListOffsetTimestamps, type ClusterMetadata } from '@platformatic/kafka';
 import type { SluiceConfig } from '../core/config.ts';
-import { BrokerUnavailableError, type SluiceError } from '../core/errors.ts';
+import { BrokerUnavailableError, isRetryable, type SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { retry, retryPolicies } from '../core/retry.ts';
-import { KafkaAdmin } from './admin.ts';
+import { KafkaAdmin, type PartitionWatermarks } from './admin.ts';
 import { clientOptions, errorContext, routeClientEvents } from './client-options.ts';
 import { toSluiceError, type ErrorContext } from './errors.ts';
 import { RawFetchConsumer, type RawFetchedPartition, type RawFetchResponse } from './raw-fetch.ts';
@@ -72,7 +72,8 @@ interface PartitionRange {
 
 export class PartitionReader {
   readonly #client: RawFetchConsumer;
-  readonly #admin: KafkaAdmin;
+  /** For readToEnd(), readBetween() and an offset out of range: made on first use (a tail never needs it). */
+  #adminClient: KafkaAdmin | undefined;
   readonly #log: Logger;
   readonly #context: ErrorContext;
   readonly #settings: Required<PartitionReaderSettings>;
@@ -92,7 +93,6 @@ export class PartitionReader {
     this.#settings = { readCommitted: true, maxWaitMs: 500, minBytes: 1, maxBytes: 16 * 1024 * 1024, maxBytesPerPartition: 4 * 1024 * 1024, ...settings };
     this.#client = this.#consumer(config, logger, settings.name);
     this.#config = config;
-    this.#admin = new KafkaAdmin(config, logger, { name: `${settings.name}-reader-admin` });
     this.#log = logger;
     this.#context = errorContext(config);
   }
@@ -108,6 +108,11 @@ export class PartitionReader {
     return client;
   }
 
+  get #admin(): KafkaAdmin {
+    this.#adminClient ??= new KafkaAdmin(this.#config, this.#log, { name: `${this.#settings.name}-reader-admin` });
+    return this.#adminClient;
+  }
+
   #pointClient(): RawFetchConsumer {
     this.#offsets ??= this.#consumer(this.#config, this.#log, `${this.#settings.name}-offsets`);
     return this.#offsets;
@@ -117,6 +122,48 @@ export class PartitionReader {
   assign(positions: readonly TopicPartitionOffset[]): void {
     for (const p of positions) this.#positions.set(`${p.topic}\u0000${p.partition}`, { ...p });
     this.#client.topics.trackAll(...new Set(positions.map((p) => p.topic)));
+  }
+
+  /**
+   * The low and high watermark of every partition of `topics`, by topic, partitions in order: where a reader may
+   * start. Asked on the reader's own connection before it reads (one Metadata, then two ListOffsets sent together;
+   * the fetches that follow use that metadata): an admin client opened a connection of its own for this and asked for
+   * metadata three times, most of the time between a short `sluice tail` starting and its first record. Fails with
+   * SLUICE_KAFKA_UNKNOWN_TOPIC, at once, for a topic that does not exist.
+   */
+  async watermarks(topics: readonly string[]): Promise<Map<string, PartitionWatermarks[]>> {
+    const [low, high] = await this.#startOffsets(topics, [ListOffsetTimestamps.EARLIEST, ListOffsetTimestamps.LATEST]);
+    return new Map([...high!].map(([topic, highs]) => [topic, highs.map((offset, partition) => ({ partition, low: low!.get(topic)?.[partition] ?? 0n, high: offset }))]));
+  }
+
+  /** By topic and partition, the first offset whose timestamp is at or after `timestamp` (epoch ms); -1 where there is none. */
+  async offsetsAt(topics: readonly string[], timestamp: bigint): Promise<Map<string, Map<number, bigint>>> {
+    const [found] = await this.#startOffsets(topics, [timestamp]);
+    return new Map([...found!].map(([topic, offsets]) => [topic, new Map(offsets.map((offset, partition) => [partition, offset]))]));
+  }
+
+  /**
+   * One ListOffsets per timestamp (read_uncommitted), all of `topics`' partitions. The metadata is the reader's own,
+   * asked for when it holds none of `topics` younger than the client's metadataMaxAge (5 s), as its fetches do.
+   */
+  async #startOffsets(topics: readonly string[], timestamps: readonly bigint[]): Promise<Map<string, bigint[]>[]> {
+    const list = [...new Set(topics)];
+    const context = { ...this.#context, operation: `list the offsets of ${list.join(', ')}` };
+    // The client retries a missing topic as if it were about to appear (autocreation); Sluice never autocreates, so
+    // a missing topic fails at once and only transient errors are retried.
+    await retry(
+      retryPolicies.admin,
+      () =>
+        this.#client.metadata({ topics: list, retries: 0 }).catch((error: unknown) => {
+          throw toSluiceError(error, context);
+        }),
+      { retryable: (e) => isRetryable(e) && (e as SluiceError).code !== 'SLUICE_KAFKA_UNKNOWN_TOPIC' },
+    );
+    try {
+      return await Promise.all(timestamps.map((timestamp) => this.#client.listOffsets({ topics: list, timestamp, isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED })));
+    } catch (error) {
+      throw toSluiceError(error, context);
+    }
   }
 
   /**
@@ -429,6 +476,6 @@ export class PartitionReader {
 
   async close(): Promise<void> {
     await this.stop();
-    await Promise.all([this.#client.close(true), this.#offsets?.close(true), this.#admin.close()]);
+    await Promise.all([this.#client.close(true), this.#offsets?.close(true), this.#adminClient?.close()]);
   }
 }

@@ -1,5 +1,5 @@
 import { PositionError } from '../core/errors.ts';
-import type { KafkaAdmin } from '../kafka/index.ts';
+import type { PartitionReader } from '../kafka/index.ts';
 
 /** Where a tail starts reading, resolved to an exact offset per partition before it joins anything. */
 
@@ -35,16 +35,20 @@ export function parseSince(text: string, now = Date.now()): number {
   throw new PositionError(`--since ${JSON.stringify(text)}: expected an ISO-8601 time (2026-11-25T10:00:00Z) or a duration such as 30s, 10m, 2h, 1d`);
 }
 
+/** What positions are resolved from: the reader that will read them, on its own connection. */
+export type OffsetSource = Pick<PartitionReader, 'watermarks' | 'offsetsAt'>;
+
 /** The start offset of every partition to read, from the topics' current offsets (and timestamps for --since). */
-export async function resolvePositions(admin: KafkaAdmin, topics: readonly string[], request: PositionRequest): Promise<PartitionRange[]> {
+export async function resolvePositions(source: OffsetSource, topics: readonly string[], request: PositionRequest): Promise<PartitionRange[]> {
+  const watermarks = await source.watermarks(topics);
+  const byTime = request.start.kind === 'time' ? await source.offsetsAt(topics, BigInt(request.start.timestamp)) : undefined;
   const ranges: PartitionRange[] = [];
   for (const topic of topics) {
-    const offsets = await admin.watermarks(topic);
+    const offsets = watermarks.get(topic) ?? [];
     const selected = request.partition === undefined ? offsets : offsets.filter((o) => o.partition === request.partition);
     if (selected.length === 0) {
       throw new PositionError(`topic ${topic} has no partition ${request.partition} (partitions 0-${offsets.length - 1})`);
     }
-    const byTime = request.start.kind === 'time' ? await admin.listOffsets(topic, { timestamp: BigInt(request.start.timestamp) }) : undefined;
     for (const { partition, low, high } of selected) {
       let start: bigint;
       switch (request.start.kind) {
@@ -58,9 +62,12 @@ export async function resolvePositions(admin: KafkaAdmin, topics: readonly strin
           // Below the log start the records are gone; the earliest kept one is the nearest truth.
           start = request.start.offset > low ? request.start.offset : low;
           break;
-        case 'time':
-          start = byTime?.get(partition) ?? high;
+        case 'time': {
+          // No record at or after the time: Kafka answers -1; reading starts at the end.
+          const found = byTime?.get(topic)?.get(partition) ?? -1n;
+          start = found < 0n ? high : found;
           break;
+        }
       }
       ranges.push({ topic, partition, start: start.toString(), end: high.toString() });
     }

@@ -1,4 +1,4 @@
-import { PositionError } from '../core/errors.ts';
+import { PositionError, type SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RegistryClient } from '../core/registry-client.ts';
 import type { FetchedBatch, Kafka, PartitionBatch } from '../kafka/index.ts';
@@ -55,6 +55,18 @@ function filterContext(record: TailRecord): FilterContext {
   };
 }
 
+/** The error for topics of which some do not exist, naming them all (a reader's metadata names only the first). */
+async function unknownTopics(kafka: Kafka, topics: readonly string[], cause: unknown): Promise<unknown> {
+  const admin = kafka.admin();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const unknown = topics.filter((t) => !existing.has(t));
+    return unknown.length > 0 ? new PositionError(`no such topic: ${unknown.join(', ')}`) : cause;
+  } finally {
+    await admin.close();
+  }
+}
+
 /**
  * Reads topics from exact offsets without disturbing anyone: a group-less
  * reader assigned the resolved partitions and offsets. It joins no group and
@@ -64,23 +76,21 @@ function filterContext(record: TailRecord): FilterContext {
  */
 export async function startTail(options: TailOptions): Promise<Tail> {
   const { kafka, logger, filter, max } = options;
-  const admin = kafka.admin();
-  let ranges: PartitionRange[];
-  try {
-    const existing = new Set(await admin.listTopics());
-    const unknown = options.topics.filter((t) => !existing.has(t));
-    if (unknown.length > 0) throw new PositionError(`no such topic: ${unknown.join(', ')}`);
-    ranges = await resolvePositions(admin, options.topics, options.position);
-  } finally {
-    await admin.close();
-  }
-
-  const decoder = options.decoder ?? new RecordDecoder(options.registry);
-  const onFetched = filter ? undefined : options.onFetched;
   // Short fetch waits keep --max and Ctrl-C prompt; large fetches keep a backlog fast. read_committed, as kcat
   // (librdkafka) and the read path: records of aborted transactions are not shown, and an open one holds the tail back.
   const reader = kafka.partitionReader({ readCommitted: true, maxWaitMs: 200, ...(options.fetchBytes ?? { maxBytes: 4 * 1024 * 1024, maxBytesPerPartition: 1024 * 1024 }) });
+  let ranges: PartitionRange[];
+  try {
+    // On the reader's connection, whose metadata its first fetch then uses.
+    ranges = await resolvePositions(reader, options.topics, options.position);
+  } catch (error) {
+    await reader.close().catch(() => undefined);
+    throw (error as SluiceError).code === 'SLUICE_KAFKA_UNKNOWN_TOPIC' ? await unknownTopics(kafka, options.topics, error) : error;
+  }
   reader.assign(ranges.map((r) => ({ topic: r.topic, partition: r.partition, offset: BigInt(r.start) })));
+
+  const decoder = options.decoder ?? new RecordDecoder(options.registry);
+  const onFetched = filter ? undefined : options.onFetched;
 
   let read = 0;
   let shown = 0;

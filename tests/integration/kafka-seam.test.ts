@@ -1,7 +1,9 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Producer } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafka, type KafkaAdmin, type KafkaProducer } from '../../kafka/index.ts';
 import { partitionForKey } from '../../kafka/partitioner.ts';
+import { resolvePositions } from '../../reads/positions.ts';
 import { hasKcat, kcatReadAll } from '../support/kcat.ts';
 import { brokers, testConfig, testLogger, uniqueName } from '../support/platform.ts';
 
@@ -150,6 +152,73 @@ describe('Kafka seam: producer and admin', () => {
       await reader.close();
       await raw.close();
       await admin.deleteTopics([txTopic]).catch(() => undefined);
+    }
+  });
+
+  it('a reader resolves where to start on its own connection (watermarks, offsets by time) and reads every partition from there', async () => {
+    const positioned = uniqueName('seam-positions');
+    await admin.createTopics([{ name: positioned, partitions: 3 }]);
+    // Partition 0 three records, partition 1 none, partition 2 five: a second apart, from a minute ago.
+    const base = BigInt(Date.now()) - 60_000n;
+    const written = (partition: number, count: number) =>
+      Array.from({ length: count }, (_, i) => ({ topic: positioned, partition, value: Buffer.from(`p${partition}-${i}`), timestamp: base + BigInt(i) * 1000n }));
+    await producer.send([...written(0, 3), ...written(2, 5)]);
+    const connections = new Set<unknown>();
+    // The client's diagnostics channel: every connection it opens starts there.
+    const connecting = 'tracing:plt:kafka:connections:connects:start';
+    const onConnect = (context: unknown) => void connections.add((context as { connection: unknown }).connection);
+    subscribe(connecting, onConnect);
+    const reader = kafka.partitionReader({ maxWaitMs: 100 });
+    try {
+      expect(await reader.watermarks([positioned])).toEqual(
+        new Map([
+          [
+            positioned,
+            [
+              { partition: 0, low: 0n, high: 3n },
+              { partition: 1, low: 0n, high: 0n },
+              { partition: 2, low: 0n, high: 5n },
+            ],
+          ],
+        ]),
+      );
+      // At or after 1.5 s past the first: offset 2 of partitions 0 and 2; none in the empty partition.
+      const since = base + 1500n;
+      expect(await reader.offsetsAt([positioned], since)).toEqual(
+        new Map([
+          [
+            positioned,
+            new Map([
+              [0, 2n],
+              [1, -1n],
+              [2, 2n],
+            ]),
+          ],
+        ]),
+      );
+      const ranges = await resolvePositions(reader, [positioned], { start: { kind: 'time', timestamp: Number(since) } });
+      expect(ranges).toEqual([
+        { topic: positioned, partition: 0, start: '2', end: '3' },
+        { topic: positioned, partition: 1, start: '0', end: '0' },
+        { topic: positioned, partition: 2, start: '2', end: '5' },
+      ]);
+      expect(await resolvePositions(reader, [positioned], { start: { kind: 'beginning' }, partition: 2 })).toEqual([{ topic: positioned, partition: 2, start: '0', end: '5' }]);
+      reader.assign(ranges.map((r) => ({ topic: r.topic, partition: r.partition, offset: BigInt(r.start) })));
+      const read: string[] = [];
+      await reader.run(
+        (batch) => {
+          for (const r of batch.records) read.push(`${batch.partition}:${r.offset}:${r.value?.toString()}`);
+        },
+        (positions) => positions.every((p) => p.offset >= BigInt(ranges.find((r) => r.partition === p.partition)!.end)),
+      );
+      expect(read.sort()).toEqual(['0:2:p0-2', '2:2:p2-2', '2:3:p2-3', '2:4:p2-4']);
+      // Positions, metadata and fetches all went over one connection.
+      expect(connections.size).toBe(1);
+      await expect(reader.watermarks([positioned, uniqueName('missing')])).rejects.toMatchObject({ code: 'SLUICE_KAFKA_UNKNOWN_TOPIC' });
+    } finally {
+      unsubscribe(connecting, onConnect);
+      await reader.close();
+      await admin.deleteTopics([positioned]).catch(() => undefined);
     }
   });
 

@@ -151,6 +151,14 @@ describe('sluice tail', () => {
     expect(lines(durations.stdout)).toHaveLength(posted.length);
   });
 
+  it('names every topic that does not exist, and reads nothing', async () => {
+    const missing = [uniqueName('missing-a'), uniqueName('missing-b')];
+    const result = await tail(['--from-beginning', '--max', '1', missing[0]!, missing[1]!]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`sluice: no such topic: ${missing.join(', ')}\n`);
+  });
+
   it('by default follows new records only, and shows an undecodable one as hex with the reason, then goes on', async () => {
     const follower = runTail([topic, '--log-level', 'info', '--partition', '0'], env);
     await follower.waitForStderr('"tailing"');

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as client from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../core/config.ts';
+import { loadConfig, PROJECT_ROOT } from '../../core/config.ts';
+import { retryPolicies } from '../../core/retry.ts';
+import { clientOptions } from '../../kafka/client-options.ts';
 
 /**
  * The Kafka client's one-file bundle (bin/client-bundle.js, built by scripts/bundle-client.js): `sluice` loads it
@@ -89,6 +91,33 @@ describe('the Kafka client bundle', () => {
     expect(Buffer.from(bundled.compressionsAlgorithms.snappy.compressSync(data))).toEqual(Buffer.from(client.compressionsAlgorithms.snappy.compressSync(data)));
     // murmur2 keeps the hashes of string keys in mnemonist's LRUCache: a second call answers from it.
     for (let i = 0; i < 2; i++) expect(bundled.murmur2('order-1', true)).toBe(client.murmur2('order-1', true));
+  });
+
+  it('validates options as the package does: every option schema of the client, through bin/lazy-ajv.js, gives the same verdict and errors', () => {
+    // What Sluice builds (a reader's consumer options), and what it must refuse.
+    const built = clientOptions(loadConfig({}, { kafkaBrokers: '127.0.0.1:9092' }), { name: 'check', retry: retryPolicies.reader });
+    const inputs: unknown[] = [
+      built,
+      { ...built, groupId: 'sluice-check', autocommit: false },
+      { ...built, groupId: 'sluice-check', sessionTimeout: 1000, heartbeatInterval: 5000 },
+      { ...built, groupId: '', sessionTimeout: -1, retries: 'many', bootstrapBrokers: [] },
+      { topics: ['t'], partitions: { t: [0, 1] }, timestamp: -1n },
+      { topics: [1], timestamp: 1 },
+      {},
+      null,
+      'text',
+    ];
+    const validators = Object.keys(client).filter((name) => name.endsWith('OptionsValidator') || name === 'groupIdAndOptionsValidator' || name === 'groupOptionsValidator');
+    expect(validators.length).toBeGreaterThan(35);
+    type Validate = ((data: unknown) => boolean) & { errors?: unknown };
+    for (const name of validators) {
+      const lazy = (bundled as unknown as Record<string, Validate>)[name]!;
+      const eager = (client as unknown as Record<string, Validate>)[name]!;
+      for (const input of inputs) {
+        const verdict = lazy(input);
+        expect([verdict, lazy.errors], `${name}(${JSON.stringify(input, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))})`).toEqual([eager(input), eager.errors]);
+      }
+    }
   });
 
   it('describes what it was built from: the client and its dependencies by version, our files it holds by hash', () => {

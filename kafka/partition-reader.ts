@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FetchIsolationLevels, ListOffsetTimestamps, type ClusterMetadata } from '@platformatic/kafka';
 import type { SluiceConfig } from '../core/config.ts';
-import { BrokerUnavailableError, isRetryable, type SluiceError } from '../core/errors.ts';
+import { BrokerUnavailableError, isRetryable, KafkaError, type SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { retry, retryPolicies } from '../core/retry.ts';
 import { KafkaAdmin, type PartitionWatermarks } from './admin.ts';
@@ -151,7 +151,7 @@ export class PartitionReader {
     const context = { ...this.#context, operation: `list the offsets of ${list.join(', ')}` };
     // The client retries a missing topic as if it were about to appear (autocreation); Sluice never autocreates, so
     // a missing topic fails at once and only transient errors are retried.
-    await retry(
+    const metadata = await retry(
       retryPolicies.admin,
       () =>
         this.#client.metadata({ topics: list, retries: 0 }).catch((error: unknown) => {
@@ -159,6 +159,10 @@ export class PartitionReader {
         }),
       { retryable: (e) => isRetryable(e) && (e as SluiceError).code !== 'SLUICE_KAFKA_UNKNOWN_TOPIC' },
     );
+    // An internal topic (__consumer_offsets) is answered but left out of the client's metadata, as the admin's topic
+    // list leaves it out: one that cannot be read here (the client's ListOffsets would fail on it uncaught).
+    const internal = list.find((topic) => metadata.topics.get(topic) === undefined);
+    if (internal !== undefined) throw new KafkaError('SLUICE_KAFKA_UNKNOWN_TOPIC', `topic ${internal} does not exist`, { statusCode: 404, kafkaCode: 'UNKNOWN_TOPIC_OR_PARTITION' });
     try {
       return await Promise.all(timestamps.map((timestamp) => this.#client.listOffsets({ topics: list, timestamp, isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED })));
     } catch (error) {

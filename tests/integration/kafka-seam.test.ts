@@ -215,6 +215,8 @@ describe('Kafka seam: producer and admin', () => {
       // Positions, metadata and fetches all went over one connection.
       expect(connections.size).toBe(1);
       await expect(reader.watermarks([positioned, uniqueName('missing')])).rejects.toMatchObject({ code: 'SLUICE_KAFKA_UNKNOWN_TOPIC' });
+      // An internal topic, as the admin's topic list: not there to read.
+      await expect(reader.watermarks(['__consumer_offsets'])).rejects.toMatchObject({ code: 'SLUICE_KAFKA_UNKNOWN_TOPIC' });
     } finally {
       unsubscribe(connecting, onConnect);
       await reader.close();

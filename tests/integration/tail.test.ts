@@ -157,6 +157,10 @@ describe('sluice tail', () => {
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
     expect(result.stderr).toContain(`sluice: no such topic: ${missing.join(', ')}\n`);
+    // Internal topics are not Sluice's to read: as if they did not exist (whether this broker has made it yet or not).
+    const internal = await tail(['--from-beginning', '--max', '1', '__consumer_offsets']);
+    expect([internal.code, internal.stdout]).toEqual([1, '']);
+    expect(internal.stderr).toContain('sluice: no such topic: __consumer_offsets\n');
   });
 
   it('by default follows new records only, and shows an undecodable one as hex with the reason, then goes on', async () => {

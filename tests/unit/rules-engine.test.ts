@@ -1,7 +1,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createCodec, type SchemaType } from '../../core/formats/index.ts';
-import { CompiledContract, ContractCache, migrate, validateMetadata, validateRuleSet, type Metadata, type Rule, type RuleSet, type RuleVerdict } from '../../rules/index.ts';
+import {
+  CompiledContract,
+  ContractCache,
+  migrate,
+  runWriteRules,
+  validateMetadata,
+  validateRuleSet,
+  type Metadata,
+  type Rule,
+  type RuleResults,
+  type RuleSet,
+  type RuleVerdict,
+} from '../../rules/index.ts';
 import { globMatcher } from '../../rules/wildcard.ts';
 
 const ORDER_JSON = {
@@ -271,6 +283,61 @@ describe('CEL_FIELD on tagged fields', () => {
   it('a condition that fails after a transform dead-letters the event as sent', () => {
     const c = contract({ domainRules: [mask, rule({ name: 'later', expr: 'false', onFailure: 'DLQ', params: { 'dlq.topic': 'd' } })] }, { tags: { '**.ssn': ['PII'] } });
     expect(sync(c.run('WRITE', order())).message).toEqual(order());
+  });
+});
+
+describe('runWriteRules on a batch', () => {
+  // The conditions a passing event clears without apply (CompiledContract.checker): a CEL condition and a CEL_FIELD one.
+  const conditions = [
+    rule({ name: 'amount', expr: 'message.amount > 0.0' }),
+    rule({ name: 'ssnShort', type: 'CEL_FIELD', tags: ['PII'], expr: 'size(value) <= 11' }),
+    rule({ name: 'eurOnly', expr: "message.currency == 'EUR'", onFailure: 'DLQ', params: { 'dlq.topic': 'dead' } }),
+  ];
+  const metadata = { tags: { '**.ssn': ['PII'] } };
+  const codec = createCodec({ schemaType: 'JSON', schema: JSON.stringify(ORDER_JSON), references: [] });
+  const results = (c: CompiledContract, events: unknown[]): RuleResults => {
+    const run = runWriteRules(c, events, codec);
+    if (run instanceof Promise) throw new Error('expected a synchronous run');
+    return run;
+  };
+
+  it('refuses and dead-letters exactly the events that break a rule, naming rule, version and field; the others stay as sent', () => {
+    const c = contract({ domainRules: conditions }, metadata);
+    const events = [order(), { ...order(), customer: { ...order().customer, ssn: '123-45-6789-0' } }, order(), { ...order(), amount: 0 }, { ...order(), currency: 'USD' }, order()];
+    const sent = JSON.stringify(events);
+    const out = results(c, events);
+    expect([...out.refused]).toEqual([
+      [1, { rule: 'ssnShort', subject: 'orders-value', version: 1, mode: 'WRITE', action: 'ERROR', reason: "Expr failed: 'size(value) <= 11'", field: 'customer.ssn' }],
+      [3, { rule: 'amount', subject: 'orders-value', version: 1, mode: 'WRITE', action: 'ERROR', reason: "Expr failed: 'message.amount > 0.0'" }],
+    ]);
+    expect([...out.deadLettered]).toEqual([
+      [4, { rule: 'eurOnly', subject: 'orders-value', version: 1, mode: 'WRITE', action: 'DLQ', dlqTopic: 'dead', reason: "Expr failed: 'message.currency == 'EUR''" }],
+    ]);
+    expect(out.events.every((e, i) => e === events[i])).toBe(true);
+    expect(out.events).not.toBe(events);
+    expect(JSON.stringify(events)).toBe(sent);
+  });
+
+  it('a condition the closures cannot decide (a missing field) fails as apply fails it, with CEL’s error text', () => {
+    const c = contract({ domainRules: conditions }, metadata);
+    const { amount: _dropped, ...noAmount } = order();
+    const out = results(c, [order(), noAmount, order()]);
+    const alone = sync(c.run('WRITE', noAmount));
+    expect(alone.ok).toBe(false);
+    expect([...out.refused]).toEqual([[1, (alone as Extract<RuleVerdict, { ok: false }>).failure]]);
+    expect(out.refused.get(1)).toMatchObject({ rule: 'amount', reason: expect.stringMatching(/amount/) as unknown });
+  });
+
+  it('a mask that applies to one event of a batch changes that event alone, on a copy, and never another', () => {
+    // The guard applies the mask to ssn values starting with 9 only: event 1's.
+    const mask = rule({ name: 'mask', kind: 'TRANSFORM', type: 'CEL_FIELD', tags: ['PII'], expr: "value.startsWith('9') ; 'XXX'" });
+    const c = contract({ domainRules: [...conditions, mask] }, metadata);
+    const events = [order(), { ...order(), customer: { ...order().customer, ssn: '987-65-4321' } }, order()];
+    const sent = JSON.stringify(events);
+    const out = results(c, events);
+    expect(out.refused.size + out.deadLettered.size).toBe(0);
+    expect(out.events).toEqual([order(), { ...order(), customer: { ...order().customer, ssn: 'XXX' } }, order()]);
+    expect(JSON.stringify(events)).toBe(sent);
   });
 });
 

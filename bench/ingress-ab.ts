@@ -35,7 +35,7 @@ import { BENCH_RULES, RULES_METADATA } from './rules-profile.ts';
 const args = process.argv.slice(2);
 const other = args[0];
 if (other === undefined || other.startsWith('--'))
-  throw new Error('usage: node bench/ingress-ab.ts <other checkout> [--rounds n] [--duration s] [--connections n] [--shapes 1,100,1k] [--rules] [--cpu-prof dir]');
+  throw new Error('usage: node bench/ingress-ab.ts <other checkout> [--rounds n] [--duration s] [--connections n] [--shapes 1,100,1k] [--rules | --rules-ab] [--cpu-prof dir] [--perf dir]');
 const roots = [other, PROJECT_ROOT];
 const rounds = Number(argValue(args, '--rounds') ?? 3);
 const durationS = Number(argValue(args, '--duration') ?? 4);

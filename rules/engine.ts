@@ -83,6 +83,8 @@ interface CompiledRule {
    * give a value other than false, without throwing), false when that is not decided here (the caller then applies it).
    */
   passes?: (message: unknown) => boolean;
+  /** For a CEL condition with `passes`: its expression, which checkers join with the mode's other such conditions. */
+  celCondition?: string;
   /** A CEL_FIELD transform shadowed by an earlier (WRITE/UPGRADE) or later (READ/DOWNGRADE) one with the same tags. */
   shadowedForward: boolean;
   shadowedBackward: boolean;
@@ -113,6 +115,7 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
                 bindings.message = message;
                 return isTrue(bindings);
               },
+              celCondition: expr,
             }
           : {}),
       };
@@ -251,6 +254,29 @@ function copy(value: unknown): unknown {
   return value;
 }
 
+/**
+ * The CEL conditions of a checker as one expression, `(a) && (b) && …`, and its `passes`: true exactly when each alone
+ * is true (CEL's `&&` is true only then), so the checker asks once, and `message` (bound, checked for a plain map) is
+ * looked at once, not once per rule. Undefined for fewer than two, or when the joined text does not compile to
+ * closures (too long, say): then each condition's own `passes` runs.
+ */
+function joinedConditions(expressions: readonly string[]): ((message: unknown) => boolean) | undefined {
+  if (expressions.length < 2) return undefined;
+  let program: CelProgram;
+  try {
+    program = compileExpression('CEL', expressions.map((e) => `(${e})`).join(' && ')) as CelProgram;
+  } catch {
+    return undefined;
+  }
+  const { isTrue } = program;
+  if (isTrue === undefined) return undefined;
+  const bindings: { message: unknown } = { message: undefined };
+  return (message) => {
+    bindings.message = message;
+    return isTrue(bindings);
+  };
+}
+
 const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 
 export class CompiledContract {
@@ -334,9 +360,9 @@ export class CompiledContract {
   /**
    * `check` for `mode` as a function, for a caller with many messages (runWriteRules): the mode's rules are looked up
    * once, not per message. When every rule of the mode is a condition with `passes` and no onSuccess action (the usual
-   * WRITE contract), a message every `passes` accepts is done without `apply`'s layers (its bindings, the evaluator's
-   * value checks, the settling): it could only have passed. Any other message runs the rules from the first, as
-   * `check` would (conditions are pure: running one twice gives the same).
+   * WRITE contract), a message every `passes` accepts (the CEL ones asked as one, joinedConditions) is done without
+   * `apply`'s layers (its bindings, the evaluator's value checks, the settling): it could only have passed. Any other
+   * message runs the rules from the first, as `check` would (conditions are pure: running one twice gives the same).
    */
   checker(mode: RunMode): (message: unknown) => RuleVerdict | Promise<RuleVerdict> | undefined {
     let checker = this.#checkers.get(mode);
@@ -350,7 +376,8 @@ export class CompiledContract {
     const quiet = this.#quietFor(mode);
     const tests = rules.map((r, i) => (quiet[i] === true ? r.passes : undefined));
     if (tests.some((t) => t === undefined)) return (message) => this.#runQuiet(mode, rules, message);
-    const passes = tests as ((message: unknown) => boolean)[];
+    const joined = joinedConditions(rules.flatMap((r) => (r.celCondition === undefined ? [] : [r.celCondition])));
+    const passes = joined === undefined ? (tests as ((message: unknown) => boolean)[]) : [joined, ...rules.flatMap((r) => (r.celCondition === undefined ? [r.passes!] : []))];
     return (message) => {
       for (let i = 0; i < passes.length; i++) if (!passes[i]!(message)) return this.#runQuiet(mode, rules, message);
       return undefined;

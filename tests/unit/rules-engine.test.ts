@@ -328,6 +328,27 @@ describe('runWriteRules on a batch', () => {
     expect(out.refused.get(1)).toMatchObject({ rule: 'amount', reason: expect.stringMatching(/amount/) as unknown });
   });
 
+  it('CEL conditions checked as one still refuse each event by its own rule, as each alone does', () => {
+    const c = contract(
+      {
+        domainRules: [
+          rule({ name: 'positive', expr: 'message.amount > 0.0' }),
+          rule({ name: 'idShape', expr: "message.orderId.startsWith('o-')" }),
+          rule({ name: 'euro', expr: "message.currency == 'EUR'" }),
+        ],
+      },
+      metadata,
+    );
+    const events = [order(), { ...order(), amount: -1 }, { ...order(), orderId: 'x-1' }, { ...order(), currency: 'USD' }, order()];
+    const out = results(c, events);
+    expect([...out.refused].map(([i, f]) => [i, f.rule])).toEqual([
+      [1, 'positive'],
+      [2, 'idShape'],
+      [3, 'euro'],
+    ]);
+    expect(out.events.every((e, i) => e === events[i])).toBe(true);
+  });
+
   it('a mask that applies to one event of a batch changes that event alone, on a copy, and never another', () => {
     // The guard applies the mask to ssn values starting with 9 only: event 1's.
     const mask = rule({ name: 'mask', kind: 'TRANSFORM', type: 'CEL_FIELD', tags: ['PII'], expr: "value.startsWith('9') ; 'XXX'" });

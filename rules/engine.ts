@@ -349,20 +349,13 @@ export class CompiledContract {
   }
 
   /**
-   * `run` for a caller that keeps `message` when nothing happens to it (runWriteRules): undefined when every rule of
-   * `mode` passed without an action and none transformed it, the usual event, for which no verdict is made; else
-   * run's verdict.
-   */
-  check(mode: RunMode, message: unknown): RuleVerdict | Promise<RuleVerdict> | undefined {
-    return this.checker(mode)(message);
-  }
-
-  /**
-   * `check` for `mode` as a function, for a caller with many messages (runWriteRules): the mode's rules are looked up
-   * once, not per message. When every rule of the mode is a condition with `passes` and no onSuccess action (the usual
-   * WRITE contract), a message every `passes` accepts (the CEL ones asked as one, joinedConditions) is done without
-   * `apply`'s layers (its bindings, the evaluator's value checks, the settling): it could only have passed. Any other
-   * message runs the rules from the first, as `check` would (conditions are pure: running one twice gives the same).
+   * `run` for a caller with many messages that keeps a message when nothing happens to it (runWriteRules), as a
+   * function of the message (the mode's rules looked up once): undefined when every rule of `mode` passed without an
+   * action and none transformed it, the usual event, for which no verdict is made; else run's verdict. When every rule
+   * of the mode is a condition with `passes` and no onSuccess action (the usual WRITE contract), a message every
+   * `passes` accepts (the CEL ones asked as one, joinedConditions) is done without `apply`'s layers (its bindings, the
+   * evaluator's value checks, the settling): it could only have passed. Any other message runs the rules from the
+   * first (conditions are pure: running one twice gives the same).
    */
   checker(mode: RunMode): (message: unknown) => RuleVerdict | Promise<RuleVerdict> | undefined {
     let checker = this.#checkers.get(mode);

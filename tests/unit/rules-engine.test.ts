@@ -442,7 +442,7 @@ describe('properties', () => {
     );
   });
 
-  it('check is run without the verdict of an event every rule passed untouched: undefined exactly then, else the same verdict', () => {
+  it('a checker is run without the verdict of an event every rule passed untouched: undefined exactly then, else the same verdict', () => {
     const rules = [
       rule({ name: 'amount', expr: 'message.amount > 0.0' }),
       rule({ name: 'dlq', expr: "message.currency != 'USD'", onFailure: 'DLQ', params: { 'dlq.topic': 'dead' } }),
@@ -470,7 +470,7 @@ describe('properties', () => {
         (domainRules, amount, currency, orderId, ssn) => {
           const c = contractOf(domainRules);
           const input = { ...order(), amount, currency, orderId, customer: { email: 'a@b.c', ssn, age: 1 } };
-          const checked = c.check('WRITE', input);
+          const checked = c.checker('WRITE')(input);
           const verdict = sync(c.run('WRITE', input));
           if (verdict.ok && verdict.message === input) expect(checked).toBeUndefined();
           else expect(sync(checked!)).toEqual(verdict);

@@ -28,6 +28,8 @@ interface Emitted {
   readonly count?: string;
   /** For size(): the statements that compute `count` alone (a comparison on the count needs no CEL int). */
   readonly countCode?: string;
+  /** For size(): the statements that compute its operand, its value, and then the statement that counts it (countCode is the two). */
+  readonly sized?: { readonly code: string; readonly value: string; readonly count: string };
   /** For a literal list of strings: the `k[i]` holding their Set. */
   readonly stringSet?: string;
 }
@@ -196,7 +198,18 @@ class Generator {
         // against a double compares as a double, as compare() converts it.
         let fast = `(typeof ${l} === typeof ${r} && (typeof ${l} === 'number' || typeof ${l} === 'bigint' || typeof ${l} === 'string')) ? ${l} ${op} ${r}`;
         // size() against an int literal: its count against the literal as JS numbers (counts are far below 2^53, so exact).
-        if (a.count !== undefined && b.int !== undefined && b.code === '') return { code: `${a.countCode}${v} = ${a.count} === F ? F : ${a.count} ${op} ${this.number(Number(b.int))};\n`, value: v };
+        if (a.count !== undefined && b.int !== undefined && b.code === '') {
+          const limit = this.number(Number(b.int));
+          const counted = `${a.countCode}${v} = ${a.count} === F ? F : ${a.count} ${op} ${limit};\n`;
+          if ((op !== '<' && op !== '<=') || a.sized === undefined) return { code: counted, value: v };
+          // A string's size (code points) is at most its length (UTF-16 units): a length below the bound decides
+          // `<` and `<=` without counting (the count's scan for surrogate pairs was most of `size(value) <= 64`).
+          const s = a.sized.value;
+          return {
+            code: `${a.sized.code}if (typeof ${s} === 'string' && ${s}.length ${op} ${limit}) ${v} = true; else { ${a.sized.count}${v} = ${a.count} === F ? F : ${a.count} ${op} ${limit}; }\n`,
+            value: v,
+          };
+        }
         if (b.int !== undefined) fast = `typeof ${l} === 'number' ? ${l} ${op} ${this.number(Number(b.int))} : ${fast}`;
         else if (a.int !== undefined) fast = `typeof ${r} === 'number' ? ${this.number(Number(a.int))} ${op} ${r} : ${fast}`;
         return {
@@ -218,8 +231,9 @@ class Generator {
         const of = target ?? (args.length === 1 ? a : undefined);
         if (of === undefined || args.length !== (target ? 0 : 1)) return undefined;
         const n = this.temporary();
-        const counted = `${of.code}${n} = ${of.value} === F ? F : Z(${of.value});\n`;
-        return { code: `${counted}${v} = ${n} === F ? F : I(${n});\n`, value: v, count: n, countCode: counted };
+        const count = `${n} = ${of.value} === F ? F : Z(${of.value});\n`;
+        const counted = `${of.code}${count}`;
+        return { code: `${counted}${v} = ${n} === F ? F : I(${n});\n`, value: v, count: n, countCode: counted, sized: { code: of.code, value: of.value, count } };
       }
       case 'contains':
       case 'startsWith':

@@ -54,6 +54,13 @@ export interface CelProgram {
   guardPasses(bindings: CelBindings): boolean;
   /** The expression's value as plain JS (maps become objects, lists arrays); throws with CEL's error text. */
   evaluate(bindings: CelBindings): unknown;
+  /**
+   * Whether the expression (no guard) is `true` on `bindings` as the generated code or the closures decide it alone:
+   * false means "not decided here" (false, another value, an error, a case only @bufbuild/cel decides), never an
+   * answer; the caller then evaluates. A passing condition's whole cost, without `evaluate`'s layers. Absent for a
+   * guarded expression and for one outside the closures' subset (it would never decide).
+   */
+  readonly isTrue?: (bindings: CelBindings) => boolean;
 }
 
 interface AstNode {
@@ -134,6 +141,17 @@ function evaluator(program: { run: Run; fast: Run | undefined }): (bindings: Cel
   };
 }
 
+/** evaluate's `true`, from the closures alone (CelProgram.isTrue): a throw is theirs for "ask @bufbuild/cel". */
+function isTrueOf(fast: Run): (bindings: CelBindings) => boolean {
+  return (bindings) => {
+    try {
+      return fast(bindings) === true;
+    } catch {
+      return false;
+    }
+  };
+}
+
 /** A guard's verdict: anything but `false` lets the rule run (an error throws). */
 function guardOf(program: { run: Run; fast: Run | undefined }): (bindings: CelBindings) => boolean {
   const { run, fast } = program;
@@ -161,10 +179,11 @@ export function compileCel(expr: string, options: CompileOptions = {}): CelProgr
   const split = expr.indexOf(';');
   const guardText = split >= 0 ? expr.slice(0, split).trim() : '';
   const guard = guardText === '' ? undefined : guardOf(planOne(guardText, reference));
-  const body = evaluator(planOne(split >= 0 ? expr.slice(split + 1) : expr, reference));
+  const planned = planOne(split >= 0 ? expr.slice(split + 1) : expr, reference);
   return {
     guarded: guard !== undefined,
     guardPasses: (bindings) => guard === undefined || guard(bindings),
-    evaluate: body,
+    evaluate: evaluator(planned),
+    ...(guard === undefined && planned.fast !== undefined ? { isTrue: isTrueOf(planned.fast) } : {}),
   };
 }

@@ -1,5 +1,5 @@
 import type { AnyCodec } from '../core/formats/index.ts';
-import type { CelProgram } from './cel.ts';
+import type { CelBindings, CelProgram } from './cel.ts';
 import { compileWalk, fieldShape, pruneShape, type FieldInfo, type FieldVisitor, type Shape } from './fields.ts';
 import type { JsonataProgram } from './jsonata.ts';
 import { DLQ_TOPIC_PARAM, type Metadata, type Rule, type RuleSet, type RunMode } from './types.ts';
@@ -78,6 +78,13 @@ interface CompiledRule {
   readonly async: boolean;
   /** The value a CONDITION gives (false fails), or the transformed message; may throw. */
   apply(message: unknown): unknown;
+  /**
+   * For a condition whose passing the closures can decide alone: true when it certainly passes on `message` (apply would
+   * give a value other than false, without throwing), false when that is not decided here (the caller then applies it).
+   */
+  passes?: (message: unknown) => boolean;
+  /** For a CEL condition with `passes`: its expression, which checkers join with the mode's other such conditions. */
+  celCondition?: string;
   /** A CEL_FIELD transform shadowed by an earlier (WRITE/UPGRADE) or later (READ/DOWNGRADE) one with the same tags. */
   shadowedForward: boolean;
   shadowedBackward: boolean;
@@ -94,6 +101,7 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
       // One bindings object per rule, refilled per event: CEL runs synchronously and keeps no reference to it (the
       // object holds on to the last event until the next, one per compiled rule at most).
       const bindings: { message: unknown } = { message: undefined };
+      const { isTrue } = program;
       return {
         ...base,
         apply(message) {
@@ -101,6 +109,15 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
           if (program.guarded && !program.guardPasses(bindings)) return rule.kind === 'CONDITION' ? true : message;
           return program.evaluate(bindings);
         },
+        ...(rule.kind === 'CONDITION' && isTrue !== undefined
+          ? {
+              passes(message: unknown) {
+                bindings.message = message;
+                return isTrue(bindings);
+              },
+              celCondition: expr,
+            }
+          : {}),
       };
     }
     case 'CEL_FIELD': {
@@ -146,6 +163,31 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
         return condition ? value : result;
       };
       const walk = selected === undefined ? undefined : compileWalk(selected);
+      // passes(): the same visits, each field's value from the closures alone (bindings filled as the visitor fills
+      // them); a field they do not find true sends the event to apply, which gives that field's failure or error.
+      const passesWith = (isTrue: (bindings: CelBindings) => boolean) => {
+        let allTrue = true;
+        const quickVisitor: FieldVisitor = (field, type, value, container) => {
+          visited = field;
+          bindings.value = value;
+          bindings.fullName = field.fullName;
+          bindings.name = field.name;
+          bindings.typeName = type;
+          bindings.message = container;
+          if (!isTrue(bindings)) allTrue = false;
+          return value;
+        };
+        return (message: unknown): boolean => {
+          if (walk === undefined) return true;
+          allTrue = true;
+          try {
+            walk(message, quickVisitor, false);
+          } catch {
+            return false;
+          }
+          return allTrue;
+        };
+      };
       return {
         ...base,
         apply(message) {
@@ -153,6 +195,7 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
           const out = walk(message, visitor, !condition);
           return condition ? true : out;
         },
+        ...(condition && program.isTrue !== undefined ? { passes: passesWith(program.isTrue) } : {}),
       };
     }
     case 'JSONATA': {
@@ -211,6 +254,29 @@ function copy(value: unknown): unknown {
   return value;
 }
 
+/**
+ * The CEL conditions of a checker as one expression, `(a) && (b) && …`, and its `passes`: true exactly when each alone
+ * is true (CEL's `&&` is true only then), so the checker asks once, and `message` (bound, checked for a plain map) is
+ * looked at once, not once per rule. Undefined for fewer than two, or when the joined text does not compile to
+ * closures (too long, say): then each condition's own `passes` runs.
+ */
+function joinedConditions(expressions: readonly string[]): ((message: unknown) => boolean) | undefined {
+  if (expressions.length < 2) return undefined;
+  let program: CelProgram;
+  try {
+    program = compileExpression('CEL', expressions.map((e) => `(${e})`).join(' && ')) as CelProgram;
+  } catch {
+    return undefined;
+  }
+  const { isTrue } = program;
+  if (isTrue === undefined) return undefined;
+  const bindings: { message: unknown } = { message: undefined };
+  return (message) => {
+    bindings.message = message;
+    return isTrue(bindings);
+  };
+}
+
 const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 
 export class CompiledContract {
@@ -224,6 +290,8 @@ export class CompiledContract {
   /** The rules of each run mode, picked once: the choice depends on the version only, not on the event. */
   readonly #byMode = new Map<RunMode, CompiledRule[]>();
   readonly #quietByMode = new Map<RunMode, boolean[]>();
+  /** Each mode's check (checker), made once. */
+  readonly #checkers = new Map<RunMode, (message: unknown) => RuleVerdict | Promise<RuleVerdict> | undefined>();
 
   constructor(target: ContractVersion) {
     const problems = validateRuleSet(target.ruleSet, target.metadata);
@@ -281,13 +349,32 @@ export class CompiledContract {
   }
 
   /**
-   * `run` for a caller that keeps `message` when nothing happens to it (runWriteRules): undefined when every rule of
-   * `mode` passed without an action and none transformed it, the usual event, for which no verdict is made; else
-   * run's verdict.
+   * `run` for a caller with many messages that keeps a message when nothing happens to it (runWriteRules), as a
+   * function of the message (the mode's rules looked up once): undefined when every rule of `mode` passed without an
+   * action and none transformed it, the usual event, for which no verdict is made; else run's verdict. When every rule
+   * of the mode is a condition with `passes` and no onSuccess action (the usual WRITE contract), a message every
+   * `passes` accepts (the CEL ones asked as one, joinedConditions) is done without `apply`'s layers (its bindings, the
+   * evaluator's value checks, the settling): it could only have passed. Any other message runs the rules from the
+   * first (conditions are pure: running one twice gives the same).
    */
-  check(mode: RunMode, message: unknown): RuleVerdict | Promise<RuleVerdict> | undefined {
+  checker(mode: RunMode): (message: unknown) => RuleVerdict | Promise<RuleVerdict> | undefined {
+    let checker = this.#checkers.get(mode);
+    if (checker === undefined) this.#checkers.set(mode, (checker = this.#makeChecker(mode)));
+    return checker;
+  }
+
+  #makeChecker(mode: RunMode): (message: unknown) => RuleVerdict | Promise<RuleVerdict> | undefined {
     const rules = this.#rulesFor(mode);
-    return rules.length === 0 ? undefined : this.#runQuiet(mode, rules, message);
+    if (rules.length === 0) return () => undefined;
+    const quiet = this.#quietFor(mode);
+    const tests = rules.map((r, i) => (quiet[i] === true ? r.passes : undefined));
+    if (tests.some((t) => t === undefined)) return (message) => this.#runQuiet(mode, rules, message);
+    const joined = joinedConditions(rules.flatMap((r) => (r.celCondition === undefined ? [] : [r.celCondition])));
+    const passes = joined === undefined ? (tests as ((message: unknown) => boolean)[]) : [joined, ...rules.flatMap((r) => (r.celCondition === undefined ? [r.passes!] : []))];
+    return (message) => {
+      for (let i = 0; i < passes.length; i++) if (!passes[i]!(message)) return this.#runQuiet(mode, rules, message);
+      return undefined;
+    };
   }
 
   /** The run without tracing; undefined when every rule passed without an action and no transform ran. */

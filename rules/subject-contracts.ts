@@ -138,9 +138,10 @@ interface Settling {
  */
 export function runWriteRules(contract: CompiledContract, events: readonly unknown[], codec: Pick<AnyCodec, 'validate'>): RuleResults | Promise<RuleResults> {
   const results: Settling = { events: events.slice(), refused: NO_FAILURES, deadLettered: NO_FAILURES };
+  const check = contract.checker('WRITE');
   for (let i = 0; i < events.length; i++) {
     // The usual event (every rule passed, none transformed it) has no verdict and stays as it is in `results`.
-    const verdict = contract.check('WRITE', events[i]);
+    const verdict = check(events[i]);
     if (verdict === undefined) continue;
     if (verdict instanceof Promise) return finishAsync(contract, events, codec, results, i, verdict);
     settleVerdict(contract, events, codec, results, i, verdict);

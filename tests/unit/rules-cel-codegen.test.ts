@@ -114,6 +114,53 @@ describe('generated CEL functions', () => {
     expect(generated / tried).toBeGreaterThan(0.3);
   }, 120_000);
 
+  it('isTrue says true only where evaluate gives true: a passing condition skipped on its word passes', () => {
+    let decided = 0;
+    fc.assert(
+      fc.property(expr, fc.array(message, { minLength: 1, maxLength: 4 }), value, (text, messages, fieldValue) => {
+        let program: ReturnType<typeof compileCel>;
+        try {
+          program = compileCel(text);
+        } catch {
+          return;
+        }
+        if (program.isTrue === undefined) return;
+        for (const m of messages) {
+          const bindings = { message: m, value: fieldValue };
+          if (!program.isTrue(bindings)) continue;
+          decided++;
+          expect(
+            outcome(() => program.evaluate(bindings)),
+            text,
+          ).toEqual({ value: true });
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    // Not vacuous: random expressions are true on some messages (about 100 of the 2000 runs).
+    expect(decided).toBeGreaterThan(30);
+    // A guard before `;` decides whether the rule runs at all: no isTrue for it.
+    expect(compileCel('message.a ; true').isTrue).toBeUndefined();
+  }, 120_000);
+
+  it('size() of a string against a bound counts code points, whether or not the length alone decides', () => {
+    // Length (UTF-16 units) at most the bound decides `<=` and `<` at once; a longer string is counted (😀 is 2 units, 1 point).
+    const cases: [string, string, boolean][] = [
+      ['size(value) <= 2', 'ab', true],
+      ['size(value) <= 2', 'abc', false],
+      ['size(value) <= 2', '😀😀', true],
+      ['size(value) <= 2', '😀😀😀', false],
+      ['size(value) < 2', '😀', true],
+      ['size(value) < 2', '😀😀', false],
+      ['size(value) <= 0', '', true],
+    ];
+    for (const [text, value, expected] of cases) {
+      const root = parse(text).expr;
+      expect(generateFast(root, context)!({ value }), `${text} on ${value}`).toBe(expected);
+      expect(compileCel(text).evaluate({ value }), `${text} on ${value}`).toBe(expected);
+    }
+  });
+
   it('decide as the closures do on every comparison, equality and `in` of edge values', () => {
     const edges: unknown[] = [0, -0, 1, 1.5, 2 ** 63, -(2 ** 63), Number.NaN, Infinity, 0n, 1n, 2n ** 63n - 1n, -(2n ** 63n), '', 'a', 'EUR', '😀', 'a😀b', true, false, null, [], [1], {}, { k: 1 }];
     const literals = ['0', '1', '-1', '9223372036854775807', '-9223372036854775808', '1.5', '0.0', "'a'", "''", 'true', 'null', "['a']", '[1, 1.5]'];

@@ -1,7 +1,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createCodec, type SchemaType } from '../../core/formats/index.ts';
-import { CompiledContract, ContractCache, migrate, validateMetadata, validateRuleSet, type Metadata, type Rule, type RuleSet, type RuleVerdict } from '../../rules/index.ts';
+import {
+  CompiledContract,
+  ContractCache,
+  migrate,
+  runWriteRules,
+  validateMetadata,
+  validateRuleSet,
+  type Metadata,
+  type Rule,
+  type RuleResults,
+  type RuleSet,
+  type RuleVerdict,
+} from '../../rules/index.ts';
 import { globMatcher } from '../../rules/wildcard.ts';
 
 const ORDER_JSON = {
@@ -274,6 +286,82 @@ describe('CEL_FIELD on tagged fields', () => {
   });
 });
 
+describe('runWriteRules on a batch', () => {
+  // The conditions a passing event clears without apply (CompiledContract.checker): a CEL condition and a CEL_FIELD one.
+  const conditions = [
+    rule({ name: 'amount', expr: 'message.amount > 0.0' }),
+    rule({ name: 'ssnShort', type: 'CEL_FIELD', tags: ['PII'], expr: 'size(value) <= 11' }),
+    rule({ name: 'eurOnly', expr: "message.currency == 'EUR'", onFailure: 'DLQ', params: { 'dlq.topic': 'dead' } }),
+  ];
+  const metadata = { tags: { '**.ssn': ['PII'] } };
+  const codec = createCodec({ schemaType: 'JSON', schema: JSON.stringify(ORDER_JSON), references: [] });
+  const results = (c: CompiledContract, events: unknown[]): RuleResults => {
+    const run = runWriteRules(c, events, codec);
+    if (run instanceof Promise) throw new Error('expected a synchronous run');
+    return run;
+  };
+
+  it('refuses and dead-letters exactly the events that break a rule, naming rule, version and field; the others stay as sent', () => {
+    const c = contract({ domainRules: conditions }, metadata);
+    const events = [order(), { ...order(), customer: { ...order().customer, ssn: '123-45-6789-0' } }, order(), { ...order(), amount: 0 }, { ...order(), currency: 'USD' }, order()];
+    const sent = JSON.stringify(events);
+    const out = results(c, events);
+    expect([...out.refused]).toEqual([
+      [1, { rule: 'ssnShort', subject: 'orders-value', version: 1, mode: 'WRITE', action: 'ERROR', reason: "Expr failed: 'size(value) <= 11'", field: 'customer.ssn' }],
+      [3, { rule: 'amount', subject: 'orders-value', version: 1, mode: 'WRITE', action: 'ERROR', reason: "Expr failed: 'message.amount > 0.0'" }],
+    ]);
+    expect([...out.deadLettered]).toEqual([
+      [4, { rule: 'eurOnly', subject: 'orders-value', version: 1, mode: 'WRITE', action: 'DLQ', dlqTopic: 'dead', reason: "Expr failed: 'message.currency == 'EUR''" }],
+    ]);
+    expect(out.events.every((e, i) => e === events[i])).toBe(true);
+    expect(out.events).not.toBe(events);
+    expect(JSON.stringify(events)).toBe(sent);
+  });
+
+  it('a condition the closures cannot decide (a missing field) fails as apply fails it, with CEL’s error text', () => {
+    const c = contract({ domainRules: conditions }, metadata);
+    const { amount: _dropped, ...noAmount } = order();
+    const out = results(c, [order(), noAmount, order()]);
+    const alone = sync(c.run('WRITE', noAmount));
+    expect(alone.ok).toBe(false);
+    expect([...out.refused]).toEqual([[1, (alone as Extract<RuleVerdict, { ok: false }>).failure]]);
+    expect(out.refused.get(1)).toMatchObject({ rule: 'amount', reason: expect.stringMatching(/amount/) as unknown });
+  });
+
+  it('CEL conditions checked as one still refuse each event by its own rule, as each alone does', () => {
+    const c = contract(
+      {
+        domainRules: [
+          rule({ name: 'positive', expr: 'message.amount > 0.0' }),
+          rule({ name: 'idShape', expr: "message.orderId.startsWith('o-')" }),
+          rule({ name: 'euro', expr: "message.currency == 'EUR'" }),
+        ],
+      },
+      metadata,
+    );
+    const events = [order(), { ...order(), amount: -1 }, { ...order(), orderId: 'x-1' }, { ...order(), currency: 'USD' }, order()];
+    const out = results(c, events);
+    expect([...out.refused].map(([i, f]) => [i, f.rule])).toEqual([
+      [1, 'positive'],
+      [2, 'idShape'],
+      [3, 'euro'],
+    ]);
+    expect(out.events.every((e, i) => e === events[i])).toBe(true);
+  });
+
+  it('a mask that applies to one event of a batch changes that event alone, on a copy, and never another', () => {
+    // The guard applies the mask to ssn values starting with 9 only: event 1's.
+    const mask = rule({ name: 'mask', kind: 'TRANSFORM', type: 'CEL_FIELD', tags: ['PII'], expr: "value.startsWith('9') ; 'XXX'" });
+    const c = contract({ domainRules: [...conditions, mask] }, metadata);
+    const events = [order(), { ...order(), customer: { ...order().customer, ssn: '987-65-4321' } }, order()];
+    const sent = JSON.stringify(events);
+    const out = results(c, events);
+    expect(out.refused.size + out.deadLettered.size).toBe(0);
+    expect(out.events).toEqual([order(), { ...order(), customer: { ...order().customer, ssn: 'XXX' } }, order()]);
+    expect(JSON.stringify(events)).toBe(sent);
+  });
+});
+
 describe('JSONATA migrations', () => {
   const v1 = JSON.stringify({ type: 'object', properties: { size: { type: 'number' } } });
   const v2 = JSON.stringify({ type: 'object', properties: { height: { type: 'number' } } });
@@ -354,7 +442,7 @@ describe('properties', () => {
     );
   });
 
-  it('check is run without the verdict of an event every rule passed untouched: undefined exactly then, else the same verdict', () => {
+  it('a checker is run without the verdict of an event every rule passed untouched: undefined exactly then, else the same verdict', () => {
     const rules = [
       rule({ name: 'amount', expr: 'message.amount > 0.0' }),
       rule({ name: 'dlq', expr: "message.currency != 'USD'", onFailure: 'DLQ', params: { 'dlq.topic': 'dead' } }),
@@ -382,7 +470,7 @@ describe('properties', () => {
         (domainRules, amount, currency, orderId, ssn) => {
           const c = contractOf(domainRules);
           const input = { ...order(), amount, currency, orderId, customer: { email: 'a@b.c', ssn, age: 1 } };
-          const checked = c.check('WRITE', input);
+          const checked = c.checker('WRITE')(input);
           const verdict = sync(c.run('WRITE', input));
           if (verdict.ok && verdict.message === input) expect(checked).toBeUndefined();
           else expect(sync(checked!)).toEqual(verdict);

@@ -240,17 +240,26 @@ const schemaAndValues = nodeArb.chain((node) => {
   const types = createTypes(schema as never);
   // encodeAvro takes the wide type for a value holding a number beyond 2^52, whose unions of a long and another
   // number are unwrapped where the fast type's are wrapped: such values are written by the fast type.
-  const encode = (v: unknown): Buffer => {
+  // A value holding both a long beyond 2^53 (which only the wide type writes) and a wrapped union of a long and
+  // another number (which only the fast type reads so) is written by neither: no writer makes one, so none is drawn.
+  const encode = (v: unknown): Buffer | undefined => {
     try {
       return encodeAvro(types, v);
     } catch {
-      return types.fast.toBuffer(v);
+      try {
+        return types.fast.toBuffer(v);
+      } catch {
+        return undefined;
+      }
     }
   };
   return fc.tuple(
     fc.constant(schema),
     fc.array(
-      valueArb(types.fast).map((v) => frame(SCHEMA_ID, encode(v))),
+      valueArb(types.fast)
+        .map(encode)
+        .filter((body): body is Buffer => body !== undefined)
+        .map((body) => frame(SCHEMA_ID, body)),
       { minLength: 1, maxLength: 4 },
     ),
   );

@@ -1,7 +1,7 @@
 import type { FetchedBatch, RecordView } from '../kafka/index.ts';
 import type { RecordDecoder } from './decode.ts';
 import { createFormatter, releaser, type Formatter } from './format.ts';
-import { BAIL, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8Json, putUtf8String, room, TranscodeBail, type Cursor } from './transcode.ts';
+import { BAIL, constantWriter, NULL, OPEN_BRACKET, put, putAscii, putInteger, putText, putUtf8Json, putUtf8String, room, TranscodeBail, writeTo, type Cursor } from './transcode.ts';
 
 /** A batch's lines (NdjsonEncoder.encode). */
 export interface Encoded {
@@ -18,16 +18,21 @@ const UNPREPARED = new Error('a schema of the batch is not prepared');
 /** Smallest output buffer kept, so that small batches do not each allocate. */
 const MIN_BUFFER = 1024 * 1024;
 
-const KEY = Buffer.from('","key":');
-const VALUE = Buffer.from(',"value":');
-const HEADERS = Buffer.from(',"headers":[');
-const END = Buffer.from('}\n');
+const KEY = '","key":';
+/** The line's fixed parts, each written by stores of constants (constantWriter). */
+const putValueLabel = constantWriter(Buffer.from(',"value":'));
+const putHeadersLabel = constantWriter(Buffer.from(',"headers":['));
+const putEnd = constantWriter(Buffer.from('}\n'));
+const putNull = constantWriter(NULL);
+const putFirstPair = constantWriter(OPEN_BRACKET);
+const putNextPair = constantWriter(Buffer.from(',['));
+const putPairComma = constantWriter(Buffer.from(','));
+const putCloseBracket = constantWriter(Buffer.from(']'));
 const HEX_KEY = Buffer.from('{"hex":"');
-const NEXT_PAIR = Buffer.from(',[');
 const EMPTY_STRING = Buffer.from('""');
 /** What the names of RULE_HEADERS begin with. */
 const RULE_PREFIX = Buffer.from('__rule.');
-/** Header lists longer than this (in bytes as fetched) are not kept for the next record (NdjsonEncoder's #lastHeaderBytes). */
+/** Header lists longer than this (in bytes as fetched) are not kept past the encode that wrote them (NdjsonEncoder's #setKeptAside). */
 const MAX_CACHED_HEADER_BYTES = 512;
 
 /**
@@ -44,7 +49,7 @@ export class NdjsonEncoder {
   readonly #headers: boolean;
   readonly #formatter: Formatter;
   readonly #free: Buffer[] = [];
-  readonly #cursor: Cursor = { src: Buffer.alloc(0), at: 0, end: 0, out: Buffer.alloc(0), o: 0 };
+  readonly #cursor: Cursor = { src: Buffer.alloc(0), at: 0, end: 0, out: Buffer.alloc(0), view: new DataView(new ArrayBuffer(0)), o: 0 };
   /** `{"topic":…,"partition":…,"offset":"` of the batch being encoded. */
   #prefix = { topic: '', partition: -1, bytes: Buffer.alloc(0) };
   // Records produced together share a second: toISOString (and a Buffer of its text) once per second, not per
@@ -67,17 +72,28 @@ export class NdjsonEncoder {
    * The last headers written (their bytes as fetched, their count) and their text: the records of one request share
    * their headers (its correlation id), so most records' headers are the previous record's, byte for byte, and are
    * written by copying that text instead of walking and escaping them again (and checking them for rule names: a
-   * header list that was written had none).
+   * header list that was written had none). Within one encode they are where they lie (the fetched bytes, the output
+   * buffer): headers that differ from record to record (single events, each with its own correlation id) were copied
+   * aside for every record, two Buffer copies that cost a sixth of the encoding and served no record after. encode
+   * copies them aside once, at its end, as the output buffer goes back to be refilled.
    */
-  readonly #lastHeaderBytes = Buffer.allocUnsafeSlow(MAX_CACHED_HEADER_BYTES);
-  readonly #lastHeaderView = new DataView(this.#lastHeaderBytes.buffer, this.#lastHeaderBytes.byteOffset, MAX_CACHED_HEADER_BYTES);
+  #keptSource: Buffer = Buffer.alloc(0);
+  /** A view of #keptSource, for #sameHeaders. */
+  #keptView: DataView = new DataView(new ArrayBuffer(0));
+  #keptStart = 0;
+  /** -1: no headers kept. */
+  #keptLength = -1;
+  #keptCount = 0;
+  #keptText: Buffer = Buffer.alloc(0);
+  #keptTextStart = 0;
+  #keptTextLength = 0;
+  /** Where encode copies the kept headers' bytes and text aside. */
+  readonly #ownBytes = Buffer.allocUnsafeSlow(MAX_CACHED_HEADER_BYTES);
+  readonly #ownView = new DataView(this.#ownBytes.buffer, this.#ownBytes.byteOffset, MAX_CACHED_HEADER_BYTES);
+  #ownText = Buffer.allocUnsafeSlow(1024);
   /** A view of the buffer the record being encoded lies in, for #sameHeaders. */
   #source: DataView = new DataView(new ArrayBuffer(0));
   #sourceOf: Buffer | undefined;
-  #lastHeaderLength = -1;
-  #lastHeaderCount = 0;
-  #lastHeaderText = Buffer.allocUnsafeSlow(1024);
-  #lastHeaderTextLength = 0;
   /** Whether the record being encoded has a header named `__rule.…` (RULE_HEADERS). */
   #ruleHeaders = false;
   readonly #noteRuleHeader = (nameStart: number, nameLength: number): void => {
@@ -117,8 +133,7 @@ export class NdjsonEncoder {
     const c = this.#cursor;
     let out = this.#free.pop();
     if (out === undefined) out = Buffer.allocUnsafeSlow(MIN_BUFFER);
-    c.out = out;
-    c.o = 0;
+    writeTo(c, out);
     if (this.#prefix.topic !== batch.topic || this.#prefix.partition !== batch.partition) {
       this.#prefix = {
         topic: batch.topic,
@@ -131,9 +146,11 @@ export class NdjsonEncoder {
       count = batch.visit(this.#record, limit);
     } catch (error) {
       if (error !== UNPREPARED) throw error;
+      this.#setKeptAside();
       releaser(this.#free, c.out)();
       return undefined;
     }
+    this.#setKeptAside();
     return {
       bytes: c.out.subarray(0, c.o),
       count,
@@ -175,7 +192,8 @@ export class NdjsonEncoder {
     if (keyFramed) throw BAIL;
     const sameHeaders = this.#headers && r.headerCount > 0 && this.#sameHeaders(b, r.headersStart, r.end, r.headerCount);
     // A dead letter's line names the rule that sent it (`"rule":…`, from its headers): the decoding path writes that.
-    if (r.headerCount > 0 && !sameHeaders) {
+    // Written headers are checked as they are written (#headerPair), in the same walk.
+    if (r.headerCount > 0 && !this.#headers) {
       this.#ruleHeaders = false;
       this.#headerSource = b;
       r.eachHeader(this.#noteRuleHeader);
@@ -187,25 +205,24 @@ export class NdjsonEncoder {
     const timestamp = r.timestampMs;
     const second = Math.floor(timestamp / 1000);
     if (second !== this.#lastSecond) {
-      this.#lastIso = Buffer.from(`","timestamp":"${new Date(timestamp).toISOString()}`);
+      this.#lastIso = Buffer.from(`","timestamp":"${new Date(timestamp).toISOString()}${KEY}`);
       this.#lastSecond = second;
     }
     put(c, this.#lastIso);
-    // The milliseconds: the three digits before the closing Z.
+    // The milliseconds: the three digits before the closing Z (and the key's label after it).
     const ms = timestamp - second * 1000;
-    const o = c.o;
+    const o = c.o - KEY.length;
     c.out[o - 4] = 48 + Math.floor(ms / 100);
     c.out[o - 3] = 48 + (Math.floor(ms / 10) % 10);
     c.out[o - 2] = 48 + (ms % 10);
-    put(c, KEY);
-    if (keyLength < 0) put(c, NULL);
+    if (keyLength < 0) putNull(c);
     // A key of valid UTF-8 is its text; any other, its hex.
     else if (!putUtf8Json(c, b, keyStart, keyStart + keyLength)) {
       put(c, HEX_KEY);
       putAscii(c, b.toString('hex', keyStart, keyStart + keyLength));
       putAscii(c, '"}');
     }
-    put(c, VALUE);
+    putValueLabel(c);
     c.src = b;
     c.at = valueStart + 5;
     c.end = valueStart + valueLength;
@@ -213,64 +230,99 @@ export class NdjsonEncoder {
     // Trailing bytes: the decoder refuses the record.
     if (c.at !== c.end) throw BAIL;
     if (sameHeaders) {
-      room(c, this.#lastHeaderTextLength);
-      this.#lastHeaderText.copy(c.out, c.o, 0, this.#lastHeaderTextLength);
-      c.o += this.#lastHeaderTextLength;
+      const length = this.#keptTextLength;
+      room(c, length);
+      const text = this.#keptText;
+      if (text === c.out) c.out.copyWithin(c.o, this.#keptTextStart, this.#keptTextStart + length);
+      else text.copy(c.out, c.o, this.#keptTextStart, this.#keptTextStart + length);
+      c.o += length;
     } else if (this.#headers) {
       const from = c.o;
-      put(c, HEADERS);
+      putHeadersLabel(c);
       this.#headerIndex = 0;
       this.#headerSource = b;
+      this.#ruleHeaders = false;
       if (r.headerCount > 0) r.eachHeader(this.#header);
-      putAscii(c, ']');
+      if (this.#ruleHeaders) throw BAIL;
+      putCloseBracket(c);
       this.#keepHeaders(b, r, c.out, from, c.o);
     }
-    put(c, END);
+    putEnd(c);
+  }
+
+  /** A view of `b` (the buffer the record being encoded lies in), made once per buffer. */
+  #viewOf(b: Buffer): DataView {
+    if (b !== this.#sourceOf) {
+      this.#source = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      this.#sourceOf = b;
+    }
+    return this.#source;
   }
 
   /** Whether `b[start, end)` are the bytes of the last headers kept (#keepHeaders), `count` of them. */
   #sameHeaders(b: Buffer, start: number, end: number, count: number): boolean {
     const length = end - start;
-    if (length !== this.#lastHeaderLength || count !== this.#lastHeaderCount) return false;
-    if (b !== this.#sourceOf) {
-      this.#source = new DataView(b.buffer, b.byteOffset, b.byteLength);
-      this.#sourceOf = b;
-    }
+    if (length !== this.#keptLength || count !== this.#keptCount) return false;
+    const source = this.#viewOf(b);
+    const keptSource = this.#keptSource;
+    const kept = keptSource === b ? source : this.#keptView;
+    const from = this.#keptStart;
     // Four bytes at a time (a byte loop cost as much as writing the headers), then the rest.
-    const source = this.#source;
-    const kept = this.#lastHeaderView;
     let i = 0;
-    for (; i + 4 <= length; i += 4) if (source.getInt32(start + i) !== kept.getInt32(i)) return false;
-    for (; i < length; i++) if (b[start + i] !== this.#lastHeaderBytes[i]) return false;
+    for (; i + 4 <= length; i += 4) if (source.getInt32(start + i) !== kept.getInt32(from + i)) return false;
+    for (; i < length; i++) if (b[start + i] !== keptSource[from + i]) return false;
     return true;
   }
 
-  /** Keeps a record's headers (as fetched, and as written: out[from, to)) for the records after it (#sameHeaders). */
+  /** Keeps where a record's headers lie (as fetched, and as written: out[from, to)) for the records after it (#sameHeaders). */
   #keepHeaders(b: Buffer, r: RecordView, out: Buffer, from: number, to: number): void {
-    const length = r.end - r.headersStart;
-    if (r.headerCount === 0 || length > MAX_CACHED_HEADER_BYTES) {
-      this.#lastHeaderLength = -1;
+    if (r.headerCount === 0) {
+      this.#keptLength = -1;
       return;
     }
-    if (to - from > this.#lastHeaderText.length) this.#lastHeaderText = Buffer.allocUnsafeSlow(to - from);
-    b.copy(this.#lastHeaderBytes, 0, r.headersStart, r.end);
-    out.copy(this.#lastHeaderText, 0, from, to);
-    this.#lastHeaderLength = length;
-    this.#lastHeaderCount = r.headerCount;
-    this.#lastHeaderTextLength = to - from;
+    this.#keptSource = b;
+    this.#keptView = this.#viewOf(b);
+    this.#keptStart = r.headersStart;
+    this.#keptLength = r.end - r.headersStart;
+    this.#keptCount = r.headerCount;
+    this.#keptText = out;
+    this.#keptTextStart = from;
+    this.#keptTextLength = to - from;
+  }
+
+  /**
+   * Copies the kept headers' bytes and text aside, out of the buffers they lie in: the output buffer is refilled by a
+   * later encode, and the fetched bytes are not this encoder's. Headers too long to be worth it are forgotten.
+   */
+  #setKeptAside(): void {
+    if (this.#keptLength < 0 || this.#keptSource === this.#ownBytes) return;
+    if (this.#keptLength > MAX_CACHED_HEADER_BYTES) {
+      this.#keptLength = -1;
+      return;
+    }
+    this.#keptSource.copy(this.#ownBytes, 0, this.#keptStart, this.#keptStart + this.#keptLength);
+    this.#keptSource = this.#ownBytes;
+    this.#keptView = this.#ownView;
+    this.#keptStart = 0;
+    if (this.#keptTextLength > this.#ownText.length) this.#ownText = Buffer.allocUnsafeSlow(this.#keptTextLength);
+    this.#keptText.copy(this.#ownText, 0, this.#keptTextStart, this.#keptTextStart + this.#keptTextLength);
+    this.#keptText = this.#ownText;
+    this.#keptTextStart = 0;
   }
 
   /** `["name","value"]` as JSON.stringify writes the decoded pair (name and value as UTF-8 text, a null name as '', null kept). */
   #headerPair(nameStart: number, nameLength: number, valueStart: number, valueLength: number): void {
     const c = this.#cursor;
     const b = this.#headerSource;
-    put(c, this.#headerIndex++ > 0 ? NEXT_PAIR : OPEN_BRACKET);
+    if (nameLength >= RULE_PREFIX.length) this.#noteRuleHeader(nameStart, nameLength);
+    if (this.#headerIndex++ > 0) putNextPair(c);
+    else putFirstPair(c);
     if (nameLength < 0) put(c, EMPTY_STRING);
     else putUtf8String(c, b, nameStart, nameStart + nameLength);
-    putAscii(c, ',');
-    if (valueLength < 0) put(c, NULL);
+    putPairComma(c);
+    if (valueLength < 0) putNull(c);
     else putUtf8String(c, b, valueStart, valueStart + valueLength);
-    putAscii(c, ']');
+    putCloseBracket(c);
   }
 }
 

@@ -15,13 +15,21 @@ import { decimalString } from './display.ts';
  * prints it, or its error, as before.
  */
 
-/** Where a transcoder reads (`src` from `at` to `end`) and writes (`out` from `o`, grown as needed). */
+/** Where a transcoder reads (`src` from `at` to `end`) and writes (`out` from `o`, grown as needed; `view` is a view of `out`). */
 export interface Cursor {
   src: Buffer;
   at: number;
   end: number;
   out: Buffer;
+  view: DataView;
   o: number;
+}
+
+/** Points `c` at `out`, to write from its start. */
+export function writeTo(c: Cursor, out: Buffer): void {
+  c.out = out;
+  c.view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  c.o = 0;
 }
 
 /** The one object thrown when a record must take the decoding path (thrown often enough for one instance to matter). */
@@ -35,7 +43,9 @@ export function room(c: Cursor, n: number): void {
   if (c.o + n <= c.out.length) return;
   const grown = Buffer.allocUnsafeSlow(Math.max(c.out.length * 2, c.o + n));
   c.out.copy(grown, 0, 0, c.o);
-  c.out = grown;
+  const o = c.o;
+  writeTo(c, grown);
+  c.o = o;
 }
 
 /** Writes bytes known in advance (JSON punctuation, field names). */
@@ -48,6 +58,45 @@ export function put(c: Cursor, bytes: Uint8Array): void {
     o += bytes.length;
   } else for (let i = 0; i < bytes.length; i++) out[o++] = bytes[i]!;
   c.o = o;
+}
+
+/** Sets each generated function apart, so that V8 does not share one compilation (and its call sites' feedback) among them. */
+let generatedCount = 0;
+
+/**
+ * A writer made of `body` (code of this module: numbers and names of `scope`, no text from any schema) over `c`, with
+ * `scope`'s values as its constants. Writers of this file take the form of a closure otherwise; but the closures of one
+ * function share their call sites' feedback, so an array writer calling its items' writer would call every array's
+ * item writer from one site, which V8 then cannot inline. Each generated writer has call sites of its own.
+ */
+function generated(scope: Record<string, unknown>, body: string): Transcode {
+  const names = Object.keys(scope);
+  const make = new Function(...names, `// ${++generatedCount}\nreturn function transcode(c) {\n${body}\n};`) as (...values: unknown[]) => Transcode;
+  return make(...names.map((name) => scope[name]));
+}
+
+/**
+ * Code writing `bytes` (known in advance: field names, punctuation, enum symbols) as stores of constants, four bytes
+ * a store (a DataView's, big-endian: the bytes in order), then two, then one: a generated writer's, with `view`
+ * and `o` its variables and `room` in its scope. A loop over the bytes of a Buffer (put) cost a call, a length and a
+ * load per byte.
+ */
+function constantCode(bytes: Uint8Array): string {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const stores: string[] = [];
+  let i = 0;
+  for (; i + 4 <= b.length; i += 4) stores.push(`view.setUint32(o + ${i}, ${b.readUInt32BE(i)});`);
+  if (i + 2 <= b.length) {
+    stores.push(`view.setUint16(o + ${i}, ${b.readUInt16BE(i)});`);
+    i += 2;
+  }
+  if (i < b.length) stores.push(`view.setUint8(o + ${i}, ${b[i]});`);
+  return `room(c, ${b.length});\nview = c.view;\no = c.o;\n${stores.join(' ')}\nc.o = o + ${b.length};`;
+}
+
+/** A writer of `bytes` (known in advance) as constantCode writes them. */
+export function constantWriter(bytes: Uint8Array): Transcode {
+  return generated({ room }, `let view;\nlet o;\n${constantCode(bytes)}`);
 }
 
 /** Writes ASCII text (numbers, base64, ISO times). */
@@ -65,6 +114,18 @@ export function putText(c: Cursor, text: string): void {
   c.o += c.out.write(text, c.o, 'utf8');
 }
 
+/** A view of the buffer values are read from (Cursor.src), made once per buffer: floats, doubles and strings are read through it. */
+let srcView: DataView = new DataView(new ArrayBuffer(0));
+let srcViewOf: Buffer | undefined;
+
+function viewOf(src: Buffer): DataView {
+  if (src !== srcViewOf) {
+    srcView = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    srcViewOf = src;
+  }
+  return srcView;
+}
+
 /** JSON's null, and the array opener: the NDJSON line writer (ndjson.ts) writes them too. */
 export const NULL = Buffer.from('null');
 const TRUE = Buffer.from('true');
@@ -75,16 +136,30 @@ const BYTE_KINDS = new Uint8Array(256).map((_, b) => (b < 0x20 || b === 0x22 || 
 
 /**
  * `src[from, to)` as a JSON string, as JSON.stringify writes `src.toString('utf8', from, to)` in UTF-8; false, with
- * nothing written, when the bytes are not valid UTF-8. The common case (no escapes, valid UTF-8) is copied as it is,
- * with one table look-up per byte; escapes go through the string.
+ * nothing written, when the bytes are not valid UTF-8. The common case (no escapes, valid UTF-8) is copied as it is:
+ * four bytes a load and a store while they are ASCII JSON leaves as it is (most of ids, names, codes), then one
+ * table look-up per byte; escapes go through the string.
  */
 export function putUtf8Json(c: Cursor, src: Buffer, from: number, to: number): boolean {
   room(c, to - from + 2);
   const out = c.out;
   let o = c.o;
   out[o++] = 0x22;
+  let i = from;
+  if (to - from >= 4) {
+    const source = viewOf(src);
+    const view = c.view;
+    for (; i + 4 <= to; i += 4) {
+      const w = source.getUint32(i);
+      // A byte of 0x80 or more, below 0x20, a quote or a backslash sets its top bit in one of these (a byte
+      // below such a one may set others): the byte loop below takes over from there.
+      if (((w | (w - 0x20202020) | ((w ^ 0x22222222) - 0x01010101) | ((w ^ 0x5c5c5c5c) - 0x01010101)) & 0x80808080) !== 0) break;
+      view.setUint32(o, w);
+      o += 4;
+    }
+  }
   let kinds = 0;
-  for (let i = from; i < to; i++) {
+  for (; i < to; i++) {
     const b = src[i]!;
     kinds |= BYTE_KINDS[b]!;
     out[o++] = b;
@@ -160,8 +235,11 @@ function readCount(c: Cursor): number {
   return n;
 }
 
-/** 10^i for i = 0..16: a safe integer has at most 16 digits. */
-const POWERS_OF_TEN = Array.from({ length: 17 }, (_, i) => 10 ** i);
+/** How many decimal digits a whole number below 2^31 has: a few comparisons, not one per digit. */
+function digitCount(x: number): number {
+  if (x < 100_000) return x < 100 ? (x < 10 ? 1 : 2) : x < 1_000 ? 3 : x < 10_000 ? 4 : 5;
+  return x < 10_000_000 ? (x < 1_000_000 ? 6 : 7) : x < 100_000_000 ? 8 : x < 1_000_000_000 ? 9 : 10;
+}
 
 /**
  * A safe integer's decimal digits, as `${n}` prints them (-0 as 0), written without the string: ints, longs and
@@ -176,21 +254,33 @@ export function putInteger(c: Cursor, n: number): void {
     out[o++] = 0x2d;
     n = -n;
   }
-  let digits = 1;
-  while (digits < 16 && n >= POWERS_OF_TEN[digits]!) digits++;
-  o += digits;
-  c.o = o;
-  if (n >= 0x80000000) {
-    // The low eight digits (n % 1e8 is exact for a safe integer), then the rest, below 2^31.
-    let low = n % 100_000_000;
-    n = (n - low) / 100_000_000;
+  let x: number;
+  if (n < 0x80000000) {
+    x = n | 0;
+    o += digitCount(x);
+    c.o = o;
+  } else {
+    // The part above the low eight digits is below 2^31 for a safe integer (2^53 / 10^8 < 10^8); the quotient
+    // is corrected where the division rounded, so both parts are exact.
+    let high = Math.floor(n / 100_000_000);
+    let low = n - high * 100_000_000;
+    if (low < 0) {
+      high -= 1;
+      low += 100_000_000;
+    } else if (low >= 100_000_000) {
+      high += 1;
+      low -= 100_000_000;
+    }
+    x = high | 0;
+    o += digitCount(x) + 8;
+    c.o = o;
+    let y = low | 0;
     for (let i = 0; i < 8; i++) {
-      const q = (low / 10) | 0;
-      out[--o] = 0x30 + low - q * 10;
-      low = q;
+      const q = (y / 10) | 0;
+      out[--o] = 0x30 + y - q * 10;
+      y = q;
     }
   }
-  let x = n | 0;
   do {
     const q = (x / 10) | 0;
     out[--o] = 0x30 + x - q * 10;
@@ -229,7 +319,7 @@ function writeNumber(c: Cursor, value: number): void {
   else put(c, NULL);
 }
 
-const writeNull: Transcode = (c) => put(c, NULL);
+const writeNull: Transcode = constantWriter(NULL);
 
 const writeBoolean: Transcode = (c) => {
   if (c.at >= c.end) throw BAIL;
@@ -259,34 +349,19 @@ const writeLong: Transcode = (c) => {
   putAscii(c, longBeyond49Bits(c));
 };
 
-// Avro's floats and doubles are little-endian, as this machine (checked below): their bytes are copied into these.
-const FLOAT = new Float32Array(1);
-const DOUBLE = new Float64Array(1);
-const FLOAT_BYTES = new Uint8Array(FLOAT.buffer);
-const DOUBLE_BYTES = new Uint8Array(DOUBLE.buffer);
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
+// Avro's floats and doubles are little-endian. A DataView reads one in a load where copying its bytes into a
+// typed array took one per byte.
 const writeFloat: Transcode = (c) => {
   const at = c.at;
   if (at + 4 > c.end) throw BAIL;
-  const src = c.src;
-  if (!LITTLE_ENDIAN) writeNumber(c, src.readFloatLE(at));
-  else {
-    for (let i = 0; i < 4; i++) FLOAT_BYTES[i] = src[at + i]!;
-    writeNumber(c, FLOAT[0]!);
-  }
+  writeNumber(c, viewOf(c.src).getFloat32(at, true));
   c.at = at + 4;
 };
 
 const writeDouble: Transcode = (c) => {
   const at = c.at;
   if (at + 8 > c.end) throw BAIL;
-  const src = c.src;
-  if (!LITTLE_ENDIAN) writeNumber(c, src.readDoubleLE(at));
-  else {
-    for (let i = 0; i < 8; i++) DOUBLE_BYTES[i] = src[at + i]!;
-    writeNumber(c, DOUBLE[0]!);
-  }
+  writeNumber(c, viewOf(c.src).getFloat64(at, true));
   c.at = at + 8;
 };
 
@@ -354,17 +429,21 @@ function mapWriter(values: Transcode): Transcode {
 
 function arrayWriter(items: Transcode): Transcode {
   return generated(
-    { put, readCount, items, OPEN_BRACKET, COMMA, CLOSE_BRACKET },
-    `put(c, OPEN_BRACKET);
+    { room, readCount, items },
+    `let view;
+    let o;
+    ${constantCode(OPEN_BRACKET)}
     let first = true;
     for (let n = readCount(c); n > 0; n = readCount(c)) {
       for (; n > 0; n--) {
         if (first) first = false;
-        else put(c, COMMA);
+        else {
+          ${constantCode(COMMA)}
+        }
         items(c);
       }
     }
-    put(c, CLOSE_BRACKET);`,
+    ${constantCode(CLOSE_BRACKET)}`,
   );
 }
 
@@ -450,11 +529,18 @@ class Compiler {
         return this.compile(type.underlyingType!, 'long');
       case 'enum': {
         const symbols = type.symbols!.map((s) => Buffer.from(JSON.stringify(s)));
-        const writer: Transcode = (c) => {
-          const symbol = symbols[readSmallLong(c, 5)];
-          if (symbol === undefined) throw BAIL;
-          put(c, symbol);
-        };
+        // Up to 64 symbols, each written by code of its own (constantCode); more, copied as Buffers.
+        const writer: Transcode =
+          symbols.length <= 64
+            ? generated(
+                { room, readSmallLong, BAIL },
+                `let view;\nlet o;\nswitch (readSmallLong(c, 5)) {\n${symbols.map((symbol, i) => `case ${i}: {\n${constantCode(symbol)}\nreturn;\n}`).join('\n')}\n}\nthrow BAIL;`,
+              )
+            : (c) => {
+                const symbol = symbols[readSmallLong(c, 5)];
+                if (symbol === undefined) throw BAIL;
+                put(c, symbol);
+              };
         this.#compiled.set(type, writer);
         return writer;
       }
@@ -501,13 +587,13 @@ class Compiler {
     const keys = branches.map((b) => (wrapped && b.typeName !== 'null' ? Buffer.from(`{${JSON.stringify(b.branchName)}:`) : undefined));
     // The branch index is one byte up to 63 (zigzag: twice the index); each branch's writer is called from a site of its own.
     if (branches.length <= 63) {
-      const scope: Record<string, unknown> = { BAIL, put, CLOSE_BRACE };
+      const scope: Record<string, unknown> = { BAIL, room };
       const cases = writers.map((writer, i) => {
         scope[`w${i}`] = writer;
-        scope[`k${i}`] = keys[i];
-        return `case ${2 * i}:\n${keys[i] === undefined ? `w${i}(c);` : `put(c, k${i});\nw${i}(c);\nput(c, CLOSE_BRACE);`}\nreturn;`;
+        const key = keys[i];
+        return `case ${2 * i}:\n${key === undefined ? `w${i}(c);` : `${constantCode(key)}\nw${i}(c);\n${constantCode(CLOSE_BRACE)}`}\nreturn;`;
       });
-      return generated(scope, `if (c.at >= c.end) throw BAIL;\nswitch (c.src[c.at++]) {\n${cases.join('\n')}\n}\nthrow BAIL;`);
+      return generated(scope, `let view;\nlet o;\nif (c.at >= c.end) throw BAIL;\nswitch (c.src[c.at++]) {\n${cases.join('\n')}\n}\nthrow BAIL;`);
     }
     return (c) => {
       const index = readSmallLong(c, 5);
@@ -532,29 +618,13 @@ const EMPTY_OBJECT = Buffer.from('{}');
 function fieldSequence(names: readonly Buffer[], writers: readonly Transcode[]): Transcode {
   // A record of many or long names copies them with put: code too large is not optimized.
   const inline = names.reduce((sum, name) => sum + name.length, 0) <= 2048;
-  const constant = (bytes: Buffer) => `room(c, ${bytes.length});\nout = c.out;\no = c.o;\n${[...bytes].map((b, i) => `out[o + ${i}] = ${b};`).join(' ')}\nc.o = o + ${bytes.length};`;
   const scope: Record<string, unknown> = { room, put };
   const steps = writers.map((writer, i) => {
     scope[`w${i}`] = writer;
     scope[`n${i}`] = names[i];
-    return `${inline ? constant(names[i]!) : `put(c, n${i});`}\nw${i}(c);`;
+    return `${inline ? constantCode(names[i]!) : `put(c, n${i});`}\nw${i}(c);`;
   });
-  return generated(scope, `let out;\nlet o;\n${steps.join('\n')}\n${constant(CLOSE_BRACE)}`);
-}
-
-/** Sets each generated function apart, so that V8 does not share one compilation (and its call sites' feedback) among them. */
-let generatedCount = 0;
-
-/**
- * A writer made of `body` (code of this module: numbers and names of `scope`, no text from any schema) over `c`, with
- * `scope`'s values as its constants. Writers of this file take the form of a closure otherwise; but the closures of one
- * function share their call sites' feedback, so an array writer calling its items' writer would call every array's
- * item writer from one site, which V8 then cannot inline. Each generated writer has call sites of its own.
- */
-function generated(scope: Record<string, unknown>, body: string): Transcode {
-  const names = Object.keys(scope);
-  const make = new Function(...names, `// ${++generatedCount}\nreturn function transcode(c) {\n${body}\n};`) as (...values: unknown[]) => Transcode;
-  return make(...names.map((name) => scope[name]));
+  return generated(scope, `let view;\nlet o;\n${steps.join('\n')}\n${constantCode(CLOSE_BRACE)}`);
 }
 
 /**

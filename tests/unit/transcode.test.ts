@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Type } from 'avsc';
@@ -10,6 +11,7 @@ import { fetchedRecords } from '../../kafka/record-codec.ts';
 import { RecordDecoder } from '../../reads/decode.ts';
 import { createFormatter } from '../../reads/format.ts';
 import { NdjsonEncoder } from '../../reads/ndjson.ts';
+import { putInteger, putUtf8Json, putUtf8String, writeTo, type Cursor } from '../../reads/transcode.ts';
 
 /**
  * The NDJSON written from the fetched bytes (NdjsonEncoder + transcode.ts) must be, byte for byte, what the
@@ -432,17 +434,50 @@ describe('NDJSON written from the fetched bytes', () => {
     }
   });
 
+  it('writes headers kept from an earlier encode as the decoding path, after the output buffer and the fetched bytes were reused', async () => {
+    const schema = { type: 'record', name: 'H', fields: [{ name: 's', type: 'string' }] };
+    const types = createTypes(schema as never);
+    const headersOf = (id: string): RecordHeaders => [
+      ['correlation-id', Buffer.from(id)],
+      ['content-type', Buffer.from('application/avro')],
+    ];
+    const short = frame(SCHEMA_ID, encodeAvro(types, { s: 'x' }));
+    const long = frame(SCHEMA_ID, encodeAvro(types, { s: 'y'.repeat(400) }));
+    const decoder = new RecordDecoder(registryOf(schema));
+    const first = [record(short, Buffer.from('k'), headersOf('aaaaaaaa'), 1n)];
+    const second = [record(long, Buffer.from('k'), headersOf('aaaaaaaa'), 2n), record(short, Buffer.from('k'), headersOf('bbbbbbbb'), 3n)];
+    await decoder.prepare([...first, ...second]);
+    const formatter = createFormatter('ndjson', { headers: true });
+    const encoder = new NdjsonEncoder(decoder, { headers: true });
+    const bytes = Buffer.concat(first.map(batchOf));
+    const scanned = fetchedRecords({ highWatermark: 0n, lastStableOffset: 0n, records: bytes }, 1n, false);
+    const once = encoder.encode({ topic: 'orders.placed', partition: 3, nextOffset: 2n, highWatermark: 0n, lastStableOffset: 0n, leaderEpoch: -1, visit: (v, l) => scanned.visit(v, l) })!;
+    expect(once.bytes.toString('utf8')).toBe(formatter.format(decoder.decode(first[0]!)));
+    // The buffer goes back to be refilled (from its start, by a longer line), and the fetched bytes change: the
+    // headers the next record shares are those of the first record, and the ones of the record after are not.
+    once.release();
+    bytes.write('bbbbbbbb', bytes.indexOf('aaaaaaaa'));
+    const again = encoder.encode(fetchedBatchOf(second))!;
+    expect(again.bytes.toString('utf8')).toBe(second.map((r) => formatter.format(decoder.decode(r))).join(''));
+  });
+
   it('writes records of many long field names and unions of more than 63 branches as the decoding path', async () => {
     const branches = Array.from({ length: 70 }, (_, i) => ({ type: 'enum', name: `E${i}`, symbols: [`S${i}`, 'OTHER'] }));
     const schema = {
       type: 'record',
       name: 'Wide',
-      fields: [...Array.from({ length: 120 }, (_, i) => ({ name: `a_rather_long_field_name_${i}`, type: 'int' })), { name: 'wideUnion', type: ['null', ...branches] }],
+      fields: [
+        ...Array.from({ length: 120 }, (_, i) => ({ name: `a_rather_long_field_name_${i}`, type: 'int' })),
+        { name: 'wideUnion', type: ['null', ...branches] },
+        // More symbols than the enum writer writes as code of their own.
+        { name: 'wideEnum', type: { type: 'enum', name: 'Wide70', symbols: Array.from({ length: 70 }, (_, i) => `W${i}`) } },
+      ],
     };
     const types = createTypes(schema as never);
     const values = [0, 1, 69, 70].map((branch) => {
       const value: Record<string, unknown> = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`a_rather_long_field_name_${i}`, i * branch - 7]));
       value.wideUnion = branch === 0 ? null : { [`E${branch - 1}`]: `S${branch - 1}` };
+      value.wideEnum = `W${branch % 70}`;
       return value;
     });
     const records = values.map((v, i) => record(frame(SCHEMA_ID, types.fast.toBuffer(v)), undefined, [], BigInt(i)));
@@ -450,6 +485,7 @@ describe('NDJSON written from the fetched bytes', () => {
     expect(decoder.transcoder(SCHEMA_ID)).toBeDefined();
     expect(actual).toBe(expected);
     expect(actual).toContain('"wideUnion":{"E68":"S68"}');
+    expect(actual).toContain('"wideEnum":"W69"');
   });
   it('fetches the schemas a batch needs before writing it, a framed key’s too, and writes it as the decoding path then', async () => {
     const schema = { type: 'record', name: 'R', fields: [{ name: 'amount', type: 'double' }] };
@@ -471,5 +507,59 @@ describe('NDJSON written from the fetched bytes', () => {
     expect(decoder.prepared(SCHEMA_ID) && decoder.prepared(SCHEMA_ID + 1)).toBe(true);
     expect(encoded.count).toBe(3);
     expect(encoded.bytes.toString('utf8')).toBe(lines);
+  });
+});
+
+describe('the transcoder’s text writers', () => {
+  const cursor = (): Cursor => {
+    const c: Cursor = { src: Buffer.alloc(0), at: 0, end: 0, out: Buffer.alloc(0), view: new DataView(new ArrayBuffer(0)), o: 0 };
+    // Small, so that writes grow it.
+    writeTo(c, Buffer.alloc(3));
+    return c;
+  };
+  // Plain ASCII mostly (the four-byte path), with what JSON escapes, multi-byte characters and broken sequences
+  // anywhere among it.
+  const byte = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) }, fc.constantFrom(0x22, 0x5c, 0x00, 0x1f, 0x7f, 0x80, 0xbf, 0xc3, 0xe2, 0xf0, 0xff));
+  const piece = fc.oneof(
+    { weight: 4, arbitrary: fc.array(byte, { maxLength: 24 }).map((b) => Buffer.from(b)) },
+    fc.string({ unit: 'grapheme' }).map((t) => Buffer.from(t)),
+  );
+
+  it('write bytes as JSON.stringify writes their text, or refuse bytes that are no UTF-8', () => {
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 6 }), fc.nat({ max: 5 }), fc.nat({ max: 5 }), (pieces, before, after) => {
+        const text = Buffer.concat(pieces);
+        // Somewhere inside a larger buffer, as values lie in a fetch.
+        const src = Buffer.concat([Buffer.alloc(before, 0x22), text, Buffer.alloc(after, 0x5c)]);
+        const c = cursor();
+        const written = putUtf8Json(c, src, before, before + text.length);
+        expect(written).toBe(isUtf8(text));
+        if (written) expect(c.out.toString('utf8', 0, c.o)).toBe(JSON.stringify(text.toString('utf8')));
+        else expect(c.o).toBe(0);
+        const d = cursor();
+        putUtf8String(d, src, before, before + text.length);
+        expect(d.out.toString('utf8', 0, d.o)).toBe(JSON.stringify(text.toString('utf8')));
+      }),
+      { numRuns: RUNS * 20 },
+    );
+  });
+
+  it('write a safe integer’s digits as `${n}` prints them', () => {
+    const integers = fc.oneof(
+      fc.maxSafeInteger(),
+      fc.integer(),
+      fc.integer({ min: -(2 ** 31) - 10, max: -(2 ** 31) + 10 }),
+      fc.integer({ min: 2 ** 31 - 10, max: 2 ** 31 + 10 }),
+      fc.integer({ min: 1, max: 90_071_992 }).chain((k) => fc.integer({ min: -2, max: 2 }).map((d) => Math.min(Number.MAX_SAFE_INTEGER, k * 100_000_000 + d))),
+      fc.constantFrom(0, -0, 9, 10, 99_999, 100_000, 999_999_999, 1_000_000_000, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 1_767_225_600_123),
+    );
+    fc.assert(
+      fc.property(integers, (n) => {
+        const c = cursor();
+        putInteger(c, n);
+        expect(c.out.toString('latin1', 0, c.o)).toBe(`${n}`);
+      }),
+      { numRuns: RUNS * 20 },
+    );
   });
 });

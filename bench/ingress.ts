@@ -2,6 +2,7 @@ import autocannon from 'autocannon';
 import { createLogger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
 import { startIngress } from '../producers/server.ts';
+import { boundHeapGrowth } from '../core/heap.ts';
 import { announce, benchConfig, benchTopology, requiredEnv, round, type BenchEnv, type EventPool } from './common.ts';
 
 /**
@@ -67,6 +68,8 @@ async function serve(): Promise<void> {
   const env = JSON.parse(requiredEnv('SLUICE_BENCH_ENV')) as BenchEnv;
   const config = benchConfig(env);
   const logger = createLogger(config, 'bench-ingress', 2);
+  // As `sluice up` and `sluice ingress` run it (cli/serve.ts).
+  boundHeapGrowth(config);
   const ingress = await startIngress({ config, logger, topology: benchTopology(env), registry: new RegistryClient(env.registryUrl), port: 0 });
   announce({ url: ingress.url }, () => ingress.close());
 }

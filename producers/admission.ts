@@ -209,8 +209,10 @@ export class Admission {
     this.#gateCpu(sample, (admitted * 1000) / sample.elapsedMs);
     const rate = (sample.drained * 1000) / sample.elapsedMs;
     if (sample.busy && refused > 0 && this.#estimate !== undefined && (sample.oldestWaitMs ?? this.#budgetMs) < FAST_QUEUE_SHARE * this.#budgetMs) {
-      // Refused while what waits goes out well within the budget: the limit, not Kafka, held the sends back.
-      this.#estimate = Math.max(rate, this.#estimate * FAST_QUEUE_RAISE);
+      // Refused while what waits goes out well within the budget: the limit, not Kafka, held the sends back. Never
+      // past the rate whose limit is maxQueued: beyond it the cap refuses, not the estimate, which then grew by a
+      // quarter each interval of a 5-minute soak (to 1e42 records/s) and would take a minute of a slow Kafka to fall.
+      this.#estimate = Math.max(rate, Math.min(this.#estimate * FAST_QUEUE_RAISE, this.#rateAtCap()));
     } else if (sample.busy) {
       this.#estimate = Math.max(this.#floorPerS, this.#estimate === undefined ? rate : this.#estimate * (1 - SAMPLE_WEIGHT) + rate * SAMPLE_WEIGHT);
     } else if (refused > 0) {
@@ -219,6 +221,11 @@ export class Admission {
     }
     // Otherwise it kept up with everything that came: nothing learnt about its capacity (maxQueued until it is measured).
     this.#limit = this.#estimate === undefined ? this.#maxQueued : admissionLimit(this.#estimate, this.#floorPerS, this.#budgetMs, this.#lagMs, this.#maxQueued);
+  }
+
+  /** The drain rate whose limit (admissionLimit) is maxQueued at the loop's current delay. */
+  #rateAtCap(): number {
+    return (this.#maxQueued * 1000) / (this.#budgetMs - Math.min(this.#lagMs, MAX_LAG_SHARE * this.#budgetMs));
   }
 
   /** The CPU gate (see the top of this file): closes after SATURATED_SAMPLES saturated samples in a row, opens again with idle time. */

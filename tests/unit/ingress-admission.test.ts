@@ -126,6 +126,21 @@ describe('admission by the produce queue’s expected wait', () => {
     expect(admission.limit).toBeLessThan(settled);
   });
 
+  it('raises the estimate no further than the rate at which its limit is maxQueued, so a slower Kafka is seen within seconds', () => {
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 5000 });
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
+    // A sustained overload: the cap refuses every interval while what waits goes out fast (a soak's five minutes).
+    for (let i = 0; i < 1200; i++) {
+      expect(admission.admit(5000)).toBe(false);
+      admission.observe({ drained: 1000, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
+    }
+    expect(admission.limit).toBe(5000);
+    expect(admission.drainPerS).toBe(5000);
+    // Then Kafka drains 1,000 records/s: within two seconds the limit is what drains within the budget, not the cap.
+    for (let i = 0; i < 8; i++) admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 900 });
+    expect(admission.limit).toBeLessThan(2500);
+  });
+
   it('closes the CPU gate after a whole second of a saturated, late event loop, not after a brief stall, and opens it again', () => {
     // A still clock: the gate's tokens accrue only where the test says time passed (a loaded box may stall between calls).
     const clock = { ms: 0 };

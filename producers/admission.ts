@@ -223,9 +223,9 @@ export class Admission {
     this.#limit = this.#estimate === undefined ? this.#maxQueued : admissionLimit(this.#estimate, this.#floorPerS, this.#budgetMs, this.#lagMs, this.#maxQueued);
   }
 
-  /** The drain rate whose limit (admissionLimit) is maxQueued at the loop's current delay. */
+  /** The drain rate whose limit (admissionLimit) is maxQueued: what drains within the budget less the loop's delay, the sojourn bound. */
   #rateAtCap(): number {
-    return (this.#maxQueued * 1000) / (this.#budgetMs - Math.min(this.#lagMs, MAX_LAG_SHARE * this.#budgetMs));
+    return (this.#maxQueued * 1000) / this.#sojournMs;
   }
 
   /** The CPU gate (see the top of this file): closes after SATURATED_SAMPLES saturated samples in a row, opens again with idle time. */

@@ -145,13 +145,17 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
         },
         message: undefined as unknown,
       };
-      const visitor: FieldVisitor = (field, type, value, container, path) => {
+      const bind = (field: FieldInfo, type: string, value: unknown, container: unknown): typeof bindings => {
         visited = field;
         bindings.value = value;
         bindings.fullName = field.fullName;
         bindings.name = field.name;
         bindings.typeName = type;
         bindings.message = container;
+        return bindings;
+      };
+      const visitor: FieldVisitor = (field, type, value, container, path) => {
+        bind(field, type, value, container);
         let result: unknown;
         try {
           if (program.guarded && !program.guardPasses(bindings)) return value;
@@ -168,13 +172,7 @@ function compileRule(rule: Rule, shape: () => Shape): CompiledRule {
       const passesWith = (isTrue: (bindings: CelBindings) => boolean) => {
         let allTrue = true;
         const quickVisitor: FieldVisitor = (field, type, value, container) => {
-          visited = field;
-          bindings.value = value;
-          bindings.fullName = field.fullName;
-          bindings.name = field.name;
-          bindings.typeName = type;
-          bindings.message = container;
-          if (!isTrue(bindings)) allTrue = false;
+          if (!isTrue(bind(field, type, value, container))) allTrue = false;
           return value;
         };
         return (message: unknown): boolean => {

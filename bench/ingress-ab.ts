@@ -38,6 +38,7 @@ if (other === undefined || other.startsWith('--'))
   throw new Error('usage: node bench/ingress-ab.ts <other checkout> [--rounds n] [--duration s] [--connections n] [--shapes 1,100,1k] [--rules | --rules-ab] [--cpu-prof dir] [--perf dir]');
 const roots = [other, PROJECT_ROOT];
 const rounds = Number(argValue(args, '--rounds') ?? 3);
+const otherNodeArgs = (argValue(args, '--other-node-args') ?? '').split(' ').filter((a) => a !== '');
 const durationS = Number(argValue(args, '--duration') ?? 4);
 const connections = Number(argValue(args, '--connections') ?? 128);
 const shapes = (argValue(args, '--shapes') ?? '1,100').split(',').map((shape) => ({ name: shape, perRequest: Number.parseInt(shape, 10), keyed: shape.endsWith('k') }));
@@ -90,6 +91,7 @@ const children = sides.map(({ root, env, file }, i) => {
     ...(profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=ingress-${file}-${shapes.map((s) => s.name).join('-')}-${Date.now()}.cpuprofile`]),
     // JavaScript functions' names for perf (a /tmp/perf-<pid>.map).
     ...(perfDir === undefined ? [] : ['--perf-basic-prof-only-functions']),
+    ...(i < sides.length / 2 ? otherNodeArgs : []),
   ];
   // The run id names the idempotency topic (bench/common.ts benchConfig): one each, so none reads another's claims.
   return spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify({ ...env, runId: `${runId}-${i}` }) }, nodeArgs, root);

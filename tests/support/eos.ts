@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Schema } from 'avsc';
 import { createTypes } from '../../core/formats/avro-types.ts';
 import { PROJECT_ROOT } from '../../core/config.ts';
+import type { Logger } from '../../core/logger.ts';
 import type { RegistryClient } from '../../core/registry-client.ts';
 import { createEncoder, type EventEncoder } from '../../core/serde.ts';
 import { subjectFor } from '../../topology/model.ts';
@@ -41,9 +42,9 @@ export interface OutputReader {
 }
 
 /** Reads `topic` from the beginning, read_committed: aborted transactions' records are never seen. `brokers` default to the test broker's. */
-export async function readOutputs(brokers: string[] | undefined, topic: string, groupId: string): Promise<OutputReader> {
+export async function readOutputs(brokers: string[] | undefined, topic: string, groupId: string, logger?: Logger): Promise<OutputReader> {
   const config = testConfig({ logLevel: 'silent', ...(brokers ? { kafkaBrokers: brokers.join(',') } : {}) });
-  const consumer = createKafka(config, testLogger(config, 'eos-reader'), 'eos-reader').groupConsumer({
+  const consumer = createKafka(config, logger ?? testLogger(config, 'eos-reader'), 'eos-reader').groupConsumer({
     groupId,
     topics: [topic],
     protocol: 'classic',

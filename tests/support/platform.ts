@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { inject } from 'vitest';
+import { inject, onTestFailed } from 'vitest';
 import { pino } from 'pino';
 import { loadConfig, type OPTIONS, type SluiceConfig } from '../../core/config.ts';
 import { createLogger, type Logger } from '../../core/logger.ts';
@@ -72,4 +72,23 @@ export async function createTopics(topics: { topic: string; numPartitions?: numb
       configs: Object.fromEntries((t.configEntries ?? []).map((c) => [c.name, c.value])),
     })),
   );
+}
+
+/**
+ * A logger for a test that must stay quiet when it passes and explain itself when it fails: it keeps its last
+ * `keep` lines (JSON, at `level`) and writes them to stderr, with whatever `state()` reports then, if the test it
+ * was armed in fails. `arm()` is called inside the test (vitest ties the hook to the running test).
+ */
+export function failureLog(service: string, level = 'info', keep = 4000): { logger: Logger; arm(state?: () => unknown): void } {
+  const lines: string[] = [];
+  const logger = pino({ level, base: { service } }, { write: (line: string) => void (lines.push(line) > keep && lines.splice(0, lines.length - keep)) });
+  return {
+    logger,
+    arm(state) {
+      onTestFailed(() => {
+        process.stderr.write(`--- ${service}: the last ${lines.length} log lines ---\n${lines.join('')}`);
+        if (state) process.stderr.write(`--- ${service}: state at failure ---\n${JSON.stringify(state(), null, 1)}\n`);
+      });
+    },
+  };
 }

@@ -51,13 +51,8 @@ export interface RulesBenchOptions {
 
 const CONNECTIONS = 128;
 
-interface Side {
-  env: BenchEnv;
-  withRules: boolean;
-}
-
-/** A side's topics, and its subject registered with or without the rules. */
-async function sideFor(options: RulesBenchOptions, stage: string, withRules: boolean): Promise<Side> {
+/** A side's topics, and its subject registered with or without the rules: the environment its ingresses run in. */
+async function sideFor(options: RulesBenchOptions, stage: string, withRules: boolean): Promise<BenchEnv> {
   const prefix = `bench.${options.base.runId}.${stage}`;
   const env: BenchEnv = { ...options.base, inputTopic: `${prefix}.orders.placed`, outputTopic: `${prefix}.orders.scored`, deadLetterTopic: `${prefix}.orders.placed.dlq`, partitions: 6 };
   await withAdmin(env.brokers, (admin) => admin.createTopics([env.inputTopic, env.outputTopic, env.deadLetterTopic].map((name) => ({ name, partitions: env.partitions, replicationFactor: 1 }))));
@@ -66,11 +61,11 @@ async function sideFor(options: RulesBenchOptions, stage: string, withRules: boo
     schema: options.schemaText,
     ...(withRules ? { metadata: RULES_METADATA, ruleSet: { domainRules: BENCH_RULES } } : {}),
   });
-  return { env, withRules };
+  return env;
 }
 
-async function ingressFor(side: Side): Promise<{ child: Child; url: string }> {
-  const child = spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(side.env) });
+async function ingressFor(env: BenchEnv): Promise<{ child: Child; url: string }> {
+  const child = spawnBench('ingress.ts', [], { SLUICE_BENCH_ENV: JSON.stringify(env) });
   const ready = await child.ready;
   return { child, url: `${String(ready.url)}/v1/orders` };
 }
@@ -97,7 +92,7 @@ export async function runRulesBench(options: RulesBenchOptions): Promise<RulesFi
   const codec = createCodec({ schemaType: 'AVRO', schema: options.schemaText, references: [] });
   const evaluationUsPerEvent = ruleEvaluationUs(codec, pool.orders);
   log.info({ evaluationUsPerEvent }, 'rules: CompiledContract.run, CPU µs per event');
-  const sides: Record<SideName, Side> = { withRules: await sideFor(options, 'rules-with', true), withoutRules: await sideFor(options, 'rules-without', false) };
+  const sides: Record<SideName, BenchEnv> = { withRules: await sideFor(options, 'rules-with', true), withoutRules: await sideFor(options, 'rules-without', false) };
   const shapes = [1, 100];
   const runs = new Map(shapes.map((shape) => [shape, { withRules: [] as HttpFigures[], withoutRules: [] as HttpFigures[] }]));
   for (let r = 0; r < options.rounds; r++) {

@@ -96,11 +96,11 @@ describe('exactly-once workers through a broker stop and start', () => {
       routes: [],
       workers: [spec],
     };
-    captured.arm(() => ({
-      outputs: reader?.messages.length,
-      outputsByPartition: (reader?.messages ?? []).reduce<Record<number, number>>((counts, m) => ({ ...counts, [m.partition]: (counts[m.partition] ?? 0) + 1 }), {}),
-      workers: workers.map((w) => w.counters),
-    }));
+    captured.arm(() => {
+      const outputsByPartition: Record<number, number> = {};
+      for (const m of reader?.messages ?? []) outputsByPartition[m.partition] = (outputsByPartition[m.partition] ?? 0) + 1;
+      return { outputs: reader?.messages.length, outputsByPartition, workers: workers.map((w) => w.counters) };
+    });
     const client = new RegistryClient(registry.url);
     for (let i = 0; i < 2; i++) {
       workers.push(await startWorker({ config, logger: log, spec, topology, registry: client, metrics: createWorkerMetrics(), handler: slowScore }));

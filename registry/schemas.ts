@@ -329,7 +329,6 @@ function uriBeyondBound(value: unknown): string | undefined {
   return undefined;
 }
 
-/** Validates a `{schema, schemaType?, references?, id?, version?}` body (42201 when unusable). */
 /** A base64 FileDescriptorProto (Confluent's Python ProtobufSerializer registers these) as the .proto text Confluent keeps. */
 function protoTextOf(base64: string): string {
   try {
@@ -339,7 +338,10 @@ function protoTextOf(base64: string): string {
   }
 }
 
-/** `normalize` (`?normalize=true`): the schema is kept in its normalized form (keys sorted; Protobuf without comments and extra whitespace), as Confluent does. */
+/**
+ * Validates a `{schema, schemaType?, references?, id?, version?, metadata?, ruleSet?}` body (42201 when unusable).
+ * `normalize` (`?normalize=true`): the schema is kept in its normalized form (keys sorted; Protobuf without comments and extra whitespace), as Confluent does.
+ */
 export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT, normalize = false, check: CompileCheck = requireCompiles): SchemaRequest {
   if (!isObject(body)) throw RegistryError.invalidSchema('The request body must be a JSON object with a "schema" string');
   const { schema, schemaType: rawType, references: rawReferences, id, version } = body;

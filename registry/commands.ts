@@ -3,6 +3,7 @@ import { checkCompatibility, COMPATIBILITY_LEVELS, isCompatibilityLevel, type Co
 import { explainSchemaIncompatibility, parseSchemaRequest, parseStored, type ParsedSchema, type SchemaRequest, type SubjectReadable } from './schemas.ts';
 import { mergeMetadata, mergeRuleSets, normalizeRuleSet } from '../rules/index.ts';
 import { parseContract } from './schemas.ts';
+import { refuseUnknownFields } from './fields.ts';
 import {
   CONFIG_CONTRACT_KEYS,
   configKey,
@@ -83,7 +84,7 @@ export function contractFor(state: RegistryState, subject: string, request: Cont
 }
 
 export function registerSchema(state: RegistryState, subject: string, body: unknown, canRead?: SubjectReadable, normalize = false): Plan<{ id: number }> {
-  const parsedRequest = parseSchemaRequest(state, body, canRead, normalize);
+  const parsedRequest = parseSchemaRequest(state, body, { subject, canRead, normalize });
   const request = { ...parsedRequest, ...contractFor(state, subject, parsedRequest) };
   const existing = state.findInSubject(subject, request.schema, request.schemaType, request.references, false, request);
   // Re-registering is a look-up, allowed even in READONLY mode, as Confluent does.
@@ -186,6 +187,10 @@ export function parseCompatibilityLevel(body: unknown): CompatibilityLevel {
   return level;
 }
 
+/** The config fields Sluice keeps (`compatibilityLevel` is what GET answers, taken back as Confluent does). */
+const CONFIG_FIELDS = new Set<string>(['compatibility', 'compatibilityLevel', ...CONFIG_CONTRACT_KEYS]);
+const MODE_FIELDS = new Set(['mode']);
+
 /**
  * PUT /config and /config/{subject}: `compatibility` and Confluent's contract
  * keys (compatibilityGroup, default/override metadata and ruleSet), merged
@@ -193,6 +198,7 @@ export function parseCompatibilityLevel(body: unknown): CompatibilityLevel {
  */
 export function setConfig(state: RegistryState, subject: string | null, body: unknown): Plan<ConfigAnswer> {
   const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+  refuseUnknownFields(fields, CONFIG_FIELDS);
   const given = CONFIG_CONTRACT_KEYS.some((k) => fields[k] !== undefined && fields[k] !== null);
   const level =
     fields.compatibility === undefined && fields.compatibilityLevel === undefined && given ? undefined : parseCompatibilityLevel({ compatibility: fields.compatibility ?? fields.compatibilityLevel });
@@ -240,6 +246,7 @@ export function parseMode(body: unknown): Mode {
  * exist (imported ids could collide with them) unless `force` is given, as Confluent does.
  */
 export function setMode(state: RegistryState, subject: string | null, body: unknown, force = false): Plan<{ mode: Mode }> {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body)) refuseUnknownFields(body as Record<string, unknown>, MODE_FIELDS);
   const mode = parseMode(body);
   if (mode === 'IMPORT' && !force) {
     const existing = subject === null ? state.subjects().length > 0 : state.hasSubject(subject);
@@ -268,7 +275,7 @@ export interface CompatibilityAnswer {
  * or when no version is given.
  */
 export function testCompatibility(state: RegistryState, subject: string, spec: VersionSpec | undefined, body: unknown, verbose: boolean, canRead?: SubjectReadable): CompatibilityAnswer {
-  const request = parseSchemaRequest(state, body, canRead);
+  const request = parseSchemaRequest(state, body, { subject, canRead });
   const live = state.versions(subject);
   if (live.length === 0) throw RegistryError.subjectNotFound(subject);
   let against = live;

@@ -12,6 +12,7 @@ import { explainJsonSchemaIncompatibility } from './compat/json-schema.ts';
 import { explainProtobufIncompatibility } from './compat/protobuf.ts';
 import { checkCompatibility, explainIncompatibility, parseAvroSchema } from './compatibility.ts';
 import { normalizeSchema, type RegistryState } from './state.ts';
+import { refuseUnknownFields } from './fields.ts';
 import { LONG_TEXT, STEP_MEMO_LIMIT, TextMemo, textsKey, yieldToLoop } from '../core/turns.ts';
 
 /**
@@ -69,6 +70,7 @@ function parseReferences(raw: unknown): SchemaReference[] {
     if (!isObject(r) || typeof r.name !== 'string' || r.name === '' || typeof r.subject !== 'string' || r.subject === '' || !isPositiveInt(r.version)) {
       throw RegistryError.invalidSchema(`references[${i}] must be {"name": string, "subject": string, "version": positive integer}`);
     }
+    refuseUnknownFields(r, REFERENCE_FIELDS, `references[${i}]`);
     // A JSON Schema's reference name is the URI ajv resolves it by (see MAX_SCHEMA_URI).
     if (r.name.length > MAX_SCHEMA_URI) throw RegistryError.invalidSchema(`references[${i}].name is longer than ${MAX_SCHEMA_URI} characters`);
     return { name: r.name, subject: r.subject, version: r.version };
@@ -196,9 +198,12 @@ export async function prepareSchemaRequest(state: RegistryState, body: unknown, 
   if (body.schemaType !== 'JSON') return;
   let toCompile: ResolvedSchema | undefined;
   try {
-    parseSchemaRequest(state, body, canRead, false, (resolved) => {
-      toCompile = resolved;
-      throw new Error('compiled off the event loop');
+    parseSchemaRequest(state, body, {
+      canRead,
+      check: (resolved) => {
+        toCompile = resolved;
+        throw new Error('compiled off the event loop');
+      },
     });
   } catch {
     // The plan answers this request's problems.
@@ -338,12 +343,32 @@ function protoTextOf(base64: string): string {
   }
 }
 
-/**
- * Validates a `{schema, schemaType?, references?, id?, version?, metadata?, ruleSet?}` body (42201 when unusable).
- * `normalize` (`?normalize=true`): the schema is kept in its normalized form (keys sorted; Protobuf without comments and extra whitespace), as Confluent does.
- */
-export function parseSchemaRequest(state: RegistryState, body: unknown, canRead: SubjectReadable = ANY_SUBJECT, normalize = false, check: CompileCheck = requireCompiles): SchemaRequest {
+/** The fields of Confluent's RegisterSchemaRequest that Sluice keeps; `subject`, which Confluent's clients echo from a version they read, is taken when it is the URL's. */
+const REQUEST_FIELDS = new Set(['schema', 'schemaType', 'references', 'id', 'version', 'metadata', 'ruleSet', 'subject']);
+const REFERENCE_FIELDS = new Set(['name', 'subject', 'version']);
+
+function requireKnownFields(body: Record<string, unknown>, subject: string | undefined): void {
+  refuseUnknownFields(body, REQUEST_FIELDS);
+  const echoed = body.subject;
+  if (subject !== undefined && echoed !== undefined && echoed !== null && echoed !== subject) {
+    throw RegistryError.invalidSchema(`"subject" is ${JSON.stringify(echoed)} but the request is for subject ${JSON.stringify(subject)}`);
+  }
+}
+
+export interface SchemaRequestOptions {
+  /** The URL's subject, which an echoed `subject` field must equal (unchecked when not given: prepareSchemaRequest's look-ahead). */
+  subject?: string;
+  canRead?: SubjectReadable;
+  /** `?normalize=true`: the schema is kept in its normalized form (keys sorted; Protobuf without comments and extra whitespace), as Confluent does. */
+  normalize?: boolean;
+  check?: CompileCheck;
+}
+
+/** Validates a `{schema, schemaType?, references?, id?, version?, metadata?, ruleSet?}` body (42201 when unusable). */
+export function parseSchemaRequest(state: RegistryState, body: unknown, options: SchemaRequestOptions = {}): SchemaRequest {
+  const { subject, canRead = ANY_SUBJECT, normalize = false, check = requireCompiles } = options;
   if (!isObject(body)) throw RegistryError.invalidSchema('The request body must be a JSON object with a "schema" string');
+  requireKnownFields(body, subject);
   const { schema, schemaType: rawType, references: rawReferences, id, version } = body;
   const schemaType = rawType === undefined || rawType === null ? 'AVRO' : rawType;
   if (!isSchemaType(schemaType)) throw RegistryError.invalidSchema(`Unsupported schemaType ${JSON.stringify(rawType)}: use one of ${SCHEMA_TYPES.join(', ')}`);
@@ -354,7 +379,7 @@ export function parseSchemaRequest(state: RegistryState, body: unknown, canRead:
   if (version !== undefined && version !== null && !isPositiveInt(version)) throw RegistryError.invalidVersion(String(version));
   const references = parseReferences(rawReferences);
   if (schemaType !== 'PROTOBUF') requireBoundedJson(schemaType, schema);
-  else if (isSerializedDescriptor(schema)) return parseSchemaRequest(state, { ...body, schema: protoTextOf(schema) }, canRead, normalize, check);
+  else if (isSerializedDescriptor(schema)) return parseSchemaRequest(state, { ...body, schema: protoTextOf(schema) }, options);
   const parsed = parseSchema(schemaType, schema, resolveReferences(state, references, canRead), false, check);
   const text = storedText(schemaType, schema, normalize);
   return {

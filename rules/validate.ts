@@ -70,6 +70,17 @@ function actionProblem(mode: string, value: unknown): string | undefined {
   return undefined;
 }
 
+/** The fields Confluent's registry knows in each object of a data contract: any other would be dropped, so it is refused. */
+const METADATA_FIELDS = new Set(['tags', 'properties', 'sensitive']);
+const RULE_SET_FIELDS = new Set(['migrationRules', 'domainRules', 'encodingRules', 'enableAt']);
+const RULE_FIELDS = new Set(['name', 'doc', 'kind', 'mode', 'type', 'tags', 'params', 'expr', 'onSuccess', 'onFailure', 'disabled']);
+
+function unknownFields(value: Record<string, unknown>, known: ReadonlySet<string>, path: string, out: RuleProblem[], rule?: string): void {
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) out.push({ rule, path: `${path}.${key}`, message: `unknown field (known: ${[...known].join(', ')})` });
+  }
+}
+
 function stringMap(value: unknown, path: string, out: RuleProblem[], rule?: string): void {
   if (value === undefined || value === null) return;
   if (!isObject(value)) return void out.push({ rule, path, message: 'must be an object of strings' });
@@ -94,6 +105,7 @@ export function validateMetadata(metadata: unknown, path = 'metadata'): RuleProb
   const out: RuleProblem[] = [];
   if (metadata === undefined || metadata === null) return out;
   if (!isObject(metadata)) return [{ path, message: 'must be an object' }];
+  unknownFields(metadata, METADATA_FIELDS, path, out);
   const tags = metadata.tags;
   if (tags !== undefined && tags !== null) {
     if (!isObject(tags)) out.push({ path: `${path}.tags`, message: 'must be an object of field path globs to lists of tags' });
@@ -111,6 +123,7 @@ function validateRule(raw: unknown, path: string, list: 'domainRules' | 'migrati
   const problem = (field: string, message: string): void => void out.push({ rule: name, path: field === '' ? path : `${path}.${field}`, message });
   const badName = nameProblem(raw.name);
   if (badName) problem('name', badName);
+  unknownFields(raw, RULE_FIELDS, path, out, name);
   const mode = raw.mode ?? 'WRITEREAD';
   if (typeof mode !== 'string' || !(RULE_MODES as readonly string[]).includes(mode)) problem('mode', `unknown mode ${JSON.stringify(mode ?? null)} (one of ${RULE_MODES.join(', ')})`);
   else if (list === 'migrationRules' && !MIGRATION_MODES.has(mode)) problem('mode', `migration rules can only be UPGRADE, DOWNGRADE, UPDOWN (got ${mode})`);
@@ -151,6 +164,7 @@ export function validateRuleSet(ruleSet: unknown, metadata?: unknown, path = 'ru
   const out: RuleProblem[] = [];
   if (ruleSet === undefined || ruleSet === null) return out;
   if (!isObject(ruleSet)) return [{ path, message: 'must be an object' }];
+  unknownFields(ruleSet, RULE_SET_FIELDS, path, out);
   const meta = isObject(metadata) ? (metadata as Metadata) : undefined;
   const names = new Set<string>();
   for (const list of ['migrationRules', 'domainRules', 'encodingRules'] as const) {

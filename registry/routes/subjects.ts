@@ -42,7 +42,7 @@ const subjectRoutes: FastifyPluginAsync<RegistryRouteOptions> = async (app, { st
     await prepareSchemaRequest(state, request.body, readable(request), { normalize: flag(request.query, 'normalize') });
     return lookup.read(() => {
       if (!state.hasSubject(subject, includeDeleted)) throw RegistryError.subjectNotFound(subject);
-      const parsed = parseSchemaRequest(state, request.body, readable(request), flag(request.query, 'normalize'));
+      const parsed = parseSchemaRequest(state, request.body, { subject, canRead: readable(request), normalize: flag(request.query, 'normalize') });
       const { schema, schemaType, references } = parsed;
       // A look-up without metadata or ruleSet finds the version with the subject's current contract, as a registration would.
       const entry =

@@ -59,6 +59,38 @@ describe('metadata and ruleSet on a version', () => {
     expect(duplicate.body.message).toMatch(/duplicate name 'positive'/);
     expect((await call('GET', '/subjects/pay-value/versions')).body).toEqual([1, 2]);
   });
+
+  it('a field Sluice would not keep is refused (422 naming it), at every level, nothing stored', async () => {
+    const refusals: [unknown, RegExp][] = [
+      [{ schemaType: 'JSON', schema: SCHEMA, ruleset: { domainRules: [POSITIVE] } }, /^Unknown field "ruleset" in the request body \(known: schema, /],
+      [{ schemaType: 'JSON', schema: SCHEMA, guid: 'x', schemaTagsToAdd: [] }, /^Unknown fields "guid", "schemaTagsToAdd" in the request body/],
+      [{ schemaType: 'JSON', schema: SCHEMA, subject: 'other-value' }, /^"subject" is "other-value" but the request is for subject "pay-value"/],
+      [{ schemaType: 'JSON', schema: SCHEMA, references: [{ name: 'a', subject: 'b', version: 1, extra: 1 }] }, /^Unknown field "extra" in references\[0\]/],
+      [{ schemaType: 'JSON', schema: SCHEMA, metadata: { propertise: { a: 'b' } } }, /^Invalid data contract: metadata\.propertise: unknown field/],
+      [{ schemaType: 'JSON', schema: SCHEMA, ruleSet: { domainRule: [POSITIVE] } }, /^Invalid data contract: ruleSet\.domainRule: unknown field/],
+      [{ schemaType: 'JSON', schema: SCHEMA, ruleSet: { domainRules: [{ ...POSITIVE, onfailure: 'ERROR' }] } }, /^Invalid rule 'positive': ruleSet\.domainRules\[0\]\.onfailure: unknown field/],
+    ];
+    for (const [body, message] of refusals) {
+      for (const url of ['/subjects/pay-value/versions', '/subjects/pay-value', '/compatibility/subjects/pay-value/versions/latest']) {
+        const answer = await call('POST', url, body);
+        expect({ url, status: answer.status, message: answer.body.message }).toEqual({ url, status: 422, message: expect.stringMatching(message) });
+      }
+    }
+    expect((await call('GET', '/subjects/pay-value/versions')).body).toEqual([1, 2]);
+    // Confluent's clients echo a version they read: its own subject, id and version are taken.
+    const read = (await call('GET', '/subjects/pay-value/versions/2')).body;
+    expect((await call('POST', '/subjects/pay-value/versions', read)).body).toEqual({ id: read.id });
+    expect((await call('POST', '/subjects/pay-value', read)).body).toMatchObject({ version: 2 });
+  });
+
+  it('config and mode refuse a field they would not keep', async () => {
+    const config = await call('PUT', '/config/pay-value', { compatibility: 'FULL', normalize: true });
+    expect(config).toMatchObject({ status: 422, body: { error_code: 422, message: expect.stringMatching(/^Unknown field "normalize"/) } });
+    expect((await call('PUT', '/config/pay-value', { compatibilty: 'NONE' })).body.message).toMatch(/^Unknown field "compatibilty"/);
+    expect((await call('GET', '/config/pay-value')).body).toMatchObject({ error_code: 40408 });
+    expect((await call('PUT', '/mode/pay-value', { mode: 'READONLY', force: true })).body.message).toMatch(/^Unknown field "force"/);
+    expect((await call('GET', '/mode/pay-value')).body).toMatchObject({ error_code: 40409 });
+  });
 });
 
 describe('config: defaultRuleSet, overrideMetadata, compatibilityGroup', () => {

@@ -80,13 +80,17 @@ export async function createTopics(topics: { topic: string; numPartitions?: numb
  * was armed in fails. `arm()` is called inside the test (vitest ties the hook to the running test).
  */
 export function failureLog(service: string, level = 'info', keep = 4000): { logger: Logger; arm(state?: () => unknown): void } {
+  // A ring: the oldest line is overwritten in place (dropping it from an array's front moved every line kept, per line).
   const lines: string[] = [];
-  const logger = pino({ level, base: { service } }, { write: (line: string) => void (lines.push(line) > keep && lines.splice(0, lines.length - keep)) });
+  let written = 0;
+  const logger = pino({ level, base: { service } }, { write: (line: string) => void (lines[written++ % keep] = line) });
   return {
     logger,
     arm(state) {
       onTestFailed(() => {
-        process.stderr.write(`--- ${service}: the last ${lines.length} log lines ---\n${lines.join('')}`);
+        const start = written % keep;
+        const last = written > keep ? [...lines.slice(start), ...lines.slice(0, start)] : lines;
+        process.stderr.write(`--- ${service}: the last ${last.length} log lines ---\n${last.join('')}`);
         if (state) process.stderr.write(`--- ${service}: state at failure ---\n${JSON.stringify(state(), null, 1)}\n`);
       });
     },

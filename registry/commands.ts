@@ -246,7 +246,7 @@ export function parseMode(body: unknown): Mode {
  * exist (imported ids could collide with them) unless `force` is given, as Confluent does.
  */
 export function setMode(state: RegistryState, subject: string | null, body: unknown, force = false): Plan<{ mode: Mode }> {
-  if (typeof body === 'object' && body !== null && !Array.isArray(body)) refuseUnknownFields(body as Record<string, unknown>, MODE_FIELDS);
+  refuseUnknownFields(body, MODE_FIELDS);
   const mode = parseMode(body);
   if (mode === 'IMPORT' && !force) {
     const existing = subject === null ? state.subjects().length > 0 : state.hasSubject(subject);

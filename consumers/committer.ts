@@ -52,6 +52,8 @@ export interface Chunk {
   bytes: number;
   /** The member's holding of the partition the records were fetched in (PartitionBatch.tenure). */
   readonly tenure: number;
+  /** Which read of the partition in that holding the records come from: the worker starts a new one each time it reads the partition again from its committed offset. */
+  readonly read: number;
   leaderEpoch: number;
   readonly highWatermark: bigint;
 }
@@ -131,13 +133,18 @@ export class Committer {
   #arrived: (() => void) | undefined;
   #waiters: (() => void)[] = [];
   /**
-   * Per partition, the first offset of the chunks a failed round rejected:
-   * a chunk submitted later that starts past it continues from records that
-   * were not committed, and is rejected too; one that starts at or before it
-   * is the partition read again from its committed offset, and so is one of
-   * a new holding of the partition (a new tenure).
+   * Per partition, the first offset of the chunks a failed round rejected,
+   * and the read they came from: a chunk of the same read submitted later
+   * that starts past it continues from records that were not committed, and
+   * is rejected too. A chunk of a later read, or of a new holding of the
+   * partition (a new tenure), is the partition read again from its committed
+   * offset. That offset can be past the failed chunks: a round whose commit
+   * the broker completed after its answer was lost (a transaction coordinator
+   * killed after it logged the commit) fails here yet commits. Judged by
+   * offset alone, every chunk of the new read started past the failed ones
+   * and was rejected, and the partition was read again forever.
    */
-  readonly #failedFrom = new Map<string, { offset: bigint; tenure: number }>();
+  readonly #failedFrom = new Map<string, { offset: bigint; tenure: number; read: number }>();
 
   constructor(options: CommitterOptions) {
     this.#o = options;
@@ -149,7 +156,8 @@ export class Committer {
     const failed = this.#failedFrom.get(key);
     if (failed !== undefined) {
       // Its partition's handler may not have heard of the failure yet: committing this chunk would skip the records that failed.
-      if (failed.tenure === chunk.tenure && chunk.firstOffset > failed.offset) return Promise.reject(new ChunkNotCommittedError('an earlier chunk of its partition was not committed', false));
+      if (failed.tenure === chunk.tenure && failed.read === chunk.read && chunk.firstOffset > failed.offset)
+        return Promise.reject(new ChunkNotCommittedError('an earlier chunk of its partition was not committed', false));
       this.#failedFrom.delete(key);
     }
     const committed = new Promise<void>((resolve, reject) => this.#queue.push({ chunk, resolve, reject }));
@@ -296,7 +304,9 @@ export class Committer {
       for (const { chunk } of failed) {
         const key = `${chunk.topic}\u0000${chunk.partition}`;
         const from = this.#failedFrom.get(key);
-        if (from === undefined || from.tenure !== chunk.tenure || chunk.firstOffset < from.offset) this.#failedFrom.set(key, { offset: chunk.firstOffset, tenure: chunk.tenure });
+        if (from === undefined || from.tenure !== chunk.tenure || from.read !== chunk.read || chunk.firstOffset < from.offset) {
+          this.#failedFrom.set(key, { offset: chunk.firstOffset, tenure: chunk.tenure, read: chunk.read });
+        }
       }
       this.#release(this.#queuedRecords);
       this.#o.onRound?.(

@@ -167,7 +167,7 @@ export class WorkerRuntime {
           await this.commit(chunk, lane, epoch);
           chunk = undefined;
         }
-        chunk ??= this.#newChunk(batch, record);
+        chunk ??= this.#newChunk(batch, record, epoch);
         this.#add(chunk, record, outcome);
         if (chunk.count >= this.#o.chunkSize) {
           await this.commit(chunk, lane, epoch);
@@ -185,7 +185,8 @@ export class WorkerRuntime {
     }
   }
 
-  #newChunk(batch: GroupBatch, first: KafkaRecord): Chunk {
+  /** `epoch`: the lane's when the batch was handed over, the chunk's read (a failed commit moves the lane to a new read). */
+  #newChunk(batch: GroupBatch, first: KafkaRecord, epoch: number): Chunk {
     return {
       topic: batch.topic,
       partition: batch.partition,
@@ -197,6 +198,7 @@ export class WorkerRuntime {
       deadLetters: 0,
       bytes: 0,
       tenure: batch.tenure,
+      read: epoch,
       leaderEpoch: batch.leaderEpoch,
       highWatermark: batch.highWatermark,
     };

@@ -295,7 +295,7 @@ describe('worker commits across an assignment change that keeps the partition (c
 
 describe('committer', () => {
   const unbounded: RoundLimits = { maxRecords: 1_000_000, maxBytes: 1_000_000_000, maxMs: 3_600_000 };
-  const chunk = (partition: number, first: number, last: number, tenure = 1): Chunk => ({
+  const chunk = (partition: number, first: number, last: number, tenure = 1, read = 0): Chunk => ({
     topic: 'in',
     partition,
     firstOffset: BigInt(first),
@@ -306,6 +306,7 @@ describe('committer', () => {
     deadLetters: 0,
     bytes: 100,
     tenure,
+    read,
     leaderEpoch: 0,
     highWatermark: 0n,
   });
@@ -409,6 +410,20 @@ describe('committer', () => {
     // Partition 2 assigned again (a new tenure), from an offset another member committed.
     await committer.submit(chunk(2, 30, 39, 2));
     expect(output.rounds.flatMap((r) => r.records)).toEqual(['0:10-14', '1:50-59', '2:30-39']);
+  });
+
+  it('after a failed round the broker committed all the same, takes the partition read again from past the failed chunks (a new read), not only from before them', async () => {
+    const output = new FakeOutput();
+    output.failNext = 1;
+    const committer = new Committer({ output, generationOf: () => generation(1), requestBytes: 1000, sendsInFlight: 2, round: unbounded, maxQueuedRecords: 100, log });
+    // The transaction coordinator logged the commit, then its answer was lost: the round failed here, the offset is 20.
+    await expect(committer.submit(chunk(0, 10, 19))).rejects.toMatchObject({ stale: false });
+    // The read the failure interrupted still cannot go on past it.
+    await expect(committer.submit(chunk(0, 20, 29))).rejects.toMatchObject({ stale: false });
+    // The partition read again from its committed offset, 20: a new read, committed (before, it was refused on every read again).
+    await committer.submit(chunk(0, 20, 29, 1, 1));
+    await committer.submit(chunk(0, 30, 39, 1, 1));
+    expect(output.rounds.flatMap((r) => r.records)).toEqual(['0:20-29', '0:30-39']);
   });
 
   it('with two units in flight, prepares the next round while the one before commits, commits it after that one, and never opens a third', async () => {

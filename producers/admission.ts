@@ -78,6 +78,13 @@ const CPU_GROWTH = 1.1;
 /** The CPU gate never admits fewer produce requests per second than this, nor less than this share of the rate when it closed. */
 const CPU_FLOOR_PER_S = 50;
 const CPU_FLOOR_SHARE = 0.5;
+/**
+ * Samples the gate must stay open before the floor it last closed with is forgotten (10 s). Under an overload the
+ * loop has idle time now and then, the gate opens, and it closes again within a second, when the most admitted lately
+ * is the closed gate's own rate: a floor taken afresh from that halved it at each reopening (a 5-minute soak at
+ * 32,000/s took 8,500/s in its first 10 s and 5,100/s by 80 s, and at 30,750/s on another box 6,384/s and then 559/s).
+ */
+const FLOOR_MEMORY_SAMPLES = 40;
 
 /**
  * The most records that may wait (queued and in flight) for a new request to be admitted: what drains within the
@@ -132,6 +139,8 @@ export class Admission {
   /** The CPU gate: produce requests admitted per second while it is closed (Infinity: open), and its token bucket. */
   #cpuRatePerS = Number.POSITIVE_INFINITY;
   #cpuFloorPerS = CPU_FLOOR_PER_S;
+  /** Samples since the gate last opened (FLOOR_MEMORY_SAMPLES of them forget its floor). */
+  #openSamples = 0;
   /** The most produce requests admitted per second in an interval lately (decaying by PEAK_DECAY). */
   #admittedPeakPerS = 0;
   #tokens = 0;
@@ -235,7 +244,8 @@ export class Admission {
     this.#admittedPeakPerS = Math.max(admittedPerS, this.#admittedPeakPerS * PEAK_DECAY);
     if (this.#saturated >= SATURATED_SAMPLES) {
       if (this.#cpuRatePerS === Number.POSITIVE_INFINITY) {
-        this.#cpuFloorPerS = Math.max(CPU_FLOOR_PER_S, this.#admittedPeakPerS * CPU_FLOOR_SHARE);
+        const remembered = this.#openSamples < FLOOR_MEMORY_SAMPLES ? this.#cpuFloorPerS : CPU_FLOOR_PER_S;
+        this.#cpuFloorPerS = Math.max(CPU_FLOOR_PER_S, remembered, this.#admittedPeakPerS * CPU_FLOOR_SHARE);
         this.#tokensAt = this.#now();
       }
       this.#cpuRatePerS = Math.max(this.#cpuFloorPerS, Math.min(this.#cpuRatePerS, Math.max(admittedPerS, this.#cpuFloorPerS)) * CPU_CUT);
@@ -244,7 +254,10 @@ export class Admission {
       if (this.#cpuRatePerS > 2 * Math.max(CPU_FLOOR_PER_S, admittedPerS)) {
         this.#cpuRatePerS = Number.POSITIVE_INFINITY;
         this.#tokensAt = 0;
+        this.#openSamples = 0;
       }
+    } else if (this.#cpuRatePerS === Number.POSITIVE_INFINITY) {
+      this.#openSamples += 1;
     }
   }
 }

@@ -179,6 +179,25 @@ describe('admission by the produce queue’s expected wait', () => {
       samples += 1;
     }
     expect(samples).toBe(1);
+    // Saturated again within a second, the most admitted lately being the closed gate's 2,000/s: it keeps the floor it
+    // closed with before (halving it at each reopening took a soak's accepted rate from 6,384/s to 559/s).
+    const closeAt = (perSample: number): void => {
+      for (let i = 0; i < 4; i++) {
+        admitN(perSample);
+        clock.ms += 250;
+        admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 100, utilization: 0.99 });
+      }
+    };
+    closeAt(500);
+    for (let i = 0; i < 10; i++) admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 100, utilization: 0.99 });
+    expect(admission.cpuRatePerS).toBeCloseTo(2000);
+    // Open for ten seconds, the floor is forgotten: a new overload at 1,000/s closes it to half of that at the least.
+    admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 0, utilization: 0.5 });
+    expect(admission.cpuRatePerS).toBe(Number.POSITIVE_INFINITY);
+    for (let i = 0; i < 40; i++) admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 0, utilization: 0.5 });
+    closeAt(250);
+    for (let i = 0; i < 10; i++) admission.observe({ drained: 5000, elapsedMs: 250, busy: true, lagMs: 100, utilization: 0.99 });
+    expect(admission.cpuRatePerS).toBeCloseTo(500);
   });
 
   it('reads the backlog (queued and in flight), acknowledged records and idle turns off the batching producer', async () => {

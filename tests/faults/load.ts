@@ -95,6 +95,8 @@ export function percentile(values: readonly number[], p: number): number {
 
 export interface PhasedOutcome extends Outcome {
   phase: string;
+  /** The open-loop generator's connection (its slot) the request went on. */
+  connection?: number;
 }
 
 /**
@@ -110,7 +112,8 @@ class SentOutcome implements PhasedOutcome {
   readonly retryAfter: string | null;
   readonly startedMs: number;
   readonly ms: number;
-  constructor(run: string, index: number, phase: string, status: number, retryAfter: string | null, startedMs: number, ms: number) {
+  readonly connection: number;
+  constructor(run: string, index: number, phase: string, status: number, retryAfter: string | null, startedMs: number, ms: number, connection: number) {
     this.#run = run;
     this.#index = index;
     this.phase = phase;
@@ -118,6 +121,7 @@ class SentOutcome implements PhasedOutcome {
     this.retryAfter = retryAfter;
     this.startedMs = startedMs;
     this.ms = ms;
+    this.connection = connection;
   }
 
   get orderId(): string {
@@ -202,11 +206,13 @@ export async function openLoopPipelined(url: string, phases: readonly ArrivalPha
         return [name, array];
       }),
     ) as Record<(typeof ARRAYS)[number][0], Uint16Array | Float64Array | Uint8Array>;
-    const { status, retryAfter, startedMs, answeredMs, phaseOf, sent } = arrays;
+    const { status, retryAfter, startedMs, answeredMs, phaseOf, sent, laneOf } = arrays;
     const outcomes: PhasedOutcome[] = [];
     for (let i = 0; i < summary.total; i++) {
       if (sent[i] !== 1) continue;
-      outcomes.push(new SentOutcome(summary.run, i, phases[phaseOf[i]!]!.name, status[i]!, retryAfter[i] === 0 ? null : String(retryAfter[i]), startedMs[i]!, answeredMs[i]! - startedMs[i]!));
+      outcomes.push(
+        new SentOutcome(summary.run, i, phases[phaseOf[i]!]!.name, status[i]!, retryAfter[i] === 0 ? null : String(retryAfter[i]), startedMs[i]!, answeredMs[i]! - startedMs[i]!, laneOf[i]!),
+      );
     }
     return { outcomes, scheduled: summary.scheduled, lag: summary.lag, phaseStartMs: summary.phaseStartMs };
   } finally {

@@ -63,6 +63,8 @@ export const ARRAYS = [
   ['answeredMs', Float64Array],
   ['phaseOf', Uint8Array],
   ['sent', Uint8Array],
+  // The connection (its slot: a replaced one keeps it) each request went on, to tell a few slow connections from a slow server.
+  ['laneOf', Uint16Array],
 ] as const;
 
 /** A request written this much after its arrival time counts as a late send of the generator. */
@@ -116,6 +118,7 @@ async function runOpenLoop(
   const answeredMs = new Float64Array(total);
   const phaseOf = new Uint8Array(total);
   const sent = new Uint8Array(total);
+  const laneOf = new Uint16Array(total);
   // Order ids `order-<run>-<12 digits>`: fixed width, so the digits are written into a copy of a template.
   const run = Math.random().toString(16).slice(2, 10).padEnd(8, '0');
   const templates = Array.from({ length: 16 }, () => {
@@ -190,9 +193,10 @@ async function runOpenLoop(
     const lag = summary.lag[phases[phase]!.name]!;
     const now = performance.now() - began;
     while (count > 0) {
-      let lane = lanes[turn++ % lanes.length]!;
+      let slot = turn++ % lanes.length;
       // A dead connection is being replaced by expire().
-      for (let tried = 0; !lane.alive && tried < lanes.length; tried++) lane = lanes[turn++ % lanes.length]!;
+      for (let tried = 0; !lanes[slot]!.alive && tried < lanes.length; tried++) slot = turn++ % lanes.length;
+      const lane = lanes[slot]!;
       const burst = Math.min(BURST, count);
       let size = 0;
       for (let k = 0; k < burst; k++) size += templates[(next + k) % templates.length]!.bytes.length;
@@ -206,6 +210,7 @@ async function runOpenLoop(
         phaseOf[next] = phase;
         startedMs[next] = now;
         sent[next] = 1;
+        laneOf[next] = slot;
         if (lane.waiting.length - lane.head >= options.perConnection) lag.beyondPipelined += 1;
         lane.waiting.push(next);
       }
@@ -278,7 +283,7 @@ async function runOpenLoop(
     }, 5);
   });
   for (const lane of lanes) lane.socket.destroy();
-  return { summary, arrays: { status, retryAfter, startedMs, answeredMs, phaseOf, sent } };
+  return { summary, arrays: { status, retryAfter, startedMs, answeredMs, phaseOf, sent, laneOf } };
 }
 
 // As a process: `node open-loop.ts <url> <phases JSON> <options JSON> <result file>`; the result file holds the

@@ -118,6 +118,11 @@ function afterCommitted(before: Promise<boolean>): Promise<void> {
   return after;
 }
 
+/** Whether two chunks (or a chunk and a failure's record) come from the same read of their partition: one holding, one read in it. */
+function sameRead(a: Pick<Chunk, 'tenure' | 'read'>, b: Pick<Chunk, 'tenure' | 'read'>): boolean {
+  return a.tenure === b.tenure && a.read === b.read;
+}
+
 interface Pending {
   chunk: Chunk;
   resolve: () => void;
@@ -156,8 +161,7 @@ export class Committer {
     const failed = this.#failedFrom.get(key);
     if (failed !== undefined) {
       // Its partition's handler may not have heard of the failure yet: committing this chunk would skip the records that failed.
-      if (failed.tenure === chunk.tenure && failed.read === chunk.read && chunk.firstOffset > failed.offset)
-        return Promise.reject(new ChunkNotCommittedError('an earlier chunk of its partition was not committed', false));
+      if (sameRead(failed, chunk) && chunk.firstOffset > failed.offset) return Promise.reject(new ChunkNotCommittedError('an earlier chunk of its partition was not committed', false));
       this.#failedFrom.delete(key);
     }
     const committed = new Promise<void>((resolve, reject) => this.#queue.push({ chunk, resolve, reject }));
@@ -304,7 +308,7 @@ export class Committer {
       for (const { chunk } of failed) {
         const key = `${chunk.topic}\u0000${chunk.partition}`;
         const from = this.#failedFrom.get(key);
-        if (from === undefined || from.tenure !== chunk.tenure || from.read !== chunk.read || chunk.firstOffset < from.offset) {
+        if (from === undefined || !sameRead(from, chunk) || chunk.firstOffset < from.offset) {
           this.#failedFrom.set(key, { offset: chunk.firstOffset, tenure: chunk.tenure, read: chunk.read });
         }
       }

@@ -43,7 +43,8 @@ import { errorBody, OVERLOADED_RETRY_AFTER_S } from './ingress-errors.ts';
  * SATURATED_UTILIZATION) and late by more than LAG_TARGET_SHARE of the budget for every sample of a whole
  * SATURATED_SAMPLES intervals, the ingress admits at most CPU_CUT of the produce requests it admitted in the last
  * interval per second, and again less each further interval, down to CPU_FLOOR_SHARE of the most it admitted in an
- * interval of the last few seconds (refusals cost CPU too: when they alone keep the loop saturated, cutting further
+ * interval of the last few seconds, or to the floor it closed with before if it opened less than FLOOR_MEMORY_SAMPLES
+ * ago (refusals cost CPU too: when they alone keep the loop saturated, cutting further
  * only starved the accepted, 180/s of 8,000/s offered where 2,680/s were taken at 4,000/s; and the rate of the
  * interval it closed in may already be the queue limit's refusals); once the loop has idle time again, the
  * rate grows by CPU_GROWTH per interval and the gate opens when it is twice what is admitted. A brief stall (a GC, a leader move)
@@ -244,8 +245,9 @@ export class Admission {
     this.#admittedPeakPerS = Math.max(admittedPerS, this.#admittedPeakPerS * PEAK_DECAY);
     if (this.#saturated >= SATURATED_SAMPLES) {
       if (this.#cpuRatePerS === Number.POSITIVE_INFINITY) {
+        // The floor is never below CPU_FLOOR_PER_S, so the remembered one is too.
         const remembered = this.#openSamples < FLOOR_MEMORY_SAMPLES ? this.#cpuFloorPerS : CPU_FLOOR_PER_S;
-        this.#cpuFloorPerS = Math.max(CPU_FLOOR_PER_S, remembered, this.#admittedPeakPerS * CPU_FLOOR_SHARE);
+        this.#cpuFloorPerS = Math.max(remembered, this.#admittedPeakPerS * CPU_FLOOR_SHARE);
         this.#tokensAt = this.#now();
       }
       this.#cpuRatePerS = Math.max(this.#cpuFloorPerS, Math.min(this.#cpuRatePerS, Math.max(admittedPerS, this.#cpuFloorPerS)) * CPU_CUT);

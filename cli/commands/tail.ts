@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { constants, createWriteStream, readFileSync } from 'node:fs';
+import { constants, createWriteStream, fstatSync, readFileSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createKafka } from '../../kafka/index.ts';
@@ -45,12 +45,18 @@ function startOf(flags: TailFlags): StartPosition {
 }
 
 /**
- * Whether fd 1 is a pipe or file (not a terminal) in blocking mode, as a shell or a spawning process hands it over;
- * false when that cannot be told (no /proc).
+ * Whether fd 1 is a pipe, socket or file (not a terminal) in blocking mode, the fs stream's way (stdoutWriter); false
+ * when that cannot be told (no /proc). Node makes a pipe or socket on fd 1 non-blocking when it creates
+ * process.stdout, and anything that requires `node:process` creates it (Node syncs the builtin's exports, getters
+ * included): commander does, before any command runs. So the fd is set back to blocking here, through the handle
+ * Node made of it (libuv's uv_stream_set_blocking, as Node does for stdio on Windows). On a pipe this path spent a
+ * tenth less time than process.stdout's (200,000 records: 0.89-0.94 s against 1.00-1.09 s, `| cat`).
  */
 function blockingStdout(): boolean {
   if (isatty(1)) return false;
   try {
+    const fd1 = fstatSync(1);
+    if (fd1.isFIFO() || fd1.isSocket()) (process.stdout as unknown as { _handle?: { setBlocking?: (blocking: boolean) => number } })._handle?.setBlocking?.(true);
     const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/fdinfo/1', 'utf8'))?.[1];
     return flags !== undefined && (parseInt(flags, 8) & constants.O_NONBLOCK) === 0;
   } catch {
@@ -67,11 +73,11 @@ interface Output {
 }
 
 /**
- * Writes to stdout. process.stdout writes to a pipe synchronously: the tail stood still while the reader of the
- * pipe took each batch, and the reader waited while the tail made the next. To a blocking pipe or file (blockingStdout,
- * checked before anything touches process.stdout, which would make fd 1 non-blocking), the bytes go through an fs
- * stream instead: a thread of libuv's pool waits on the pipe while the tail makes the next batch. One write is left
- * in flight at a time, so the encoder's two buffers take turns.
+ * Writes to stdout. process.stdout writes to a pipe from the main thread (non-blocking: 64 KiB, then wait for room):
+ * the tail stood still while the reader of the pipe took each batch, and the reader waited while the tail made the
+ * next. To a pipe, socket or file that is blocking (blockingStdout makes a pipe or socket so again), the bytes go
+ * through an fs stream instead: a thread of libuv's pool waits on the pipe while the tail makes the next batch. One
+ * write is left in flight at a time, so the encoder's two buffers take turns.
  */
 function stdoutWriter(): Output {
   let onClosed!: () => void;

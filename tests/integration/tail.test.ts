@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { constants, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../core/config.ts';
@@ -205,6 +207,27 @@ describe('sluice tail', () => {
     expect(code).toBe(0);
     expect(stdout.trim().split('\n')).toHaveLength(1);
     expect(stderr.trim()).toBe('exit=0');
+  });
+
+  it('writes to a pipe in blocking mode, from a pool thread', async () => {
+    // Node makes a pipe or socket on fd 1 non-blocking once process.stdout exists (commander's require of node:process
+    // creates it), and then every write is made on the main thread, 64 KiB at a time; the tail sets the fd back to
+    // blocking and writes through an fs stream. The flags are the running tail's (Node restores them at exit).
+    const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', `${PROJECT_ROOT}/bin/sluice.js`, 'tail', topic, '--from-beginning', '--format', 'ndjson'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    tailsRun++;
+    try {
+      const [first] = (await once(child.stdout, 'data')) as [Buffer];
+      expect((parseJson(first.toString().split('\n')[0]!) as Line).topic).toBe(topic);
+      const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/${child.pid}/fdinfo/1`, 'utf8'))?.[1];
+      expect(flags).toBeDefined();
+      expect(parseInt(flags!, 8) & constants.O_NONBLOCK).toBe(0);
+    } finally {
+      child.kill('SIGINT');
+      await once(child, 'exit');
+    }
   });
 
   it('joins no consumer group and commits nothing', async () => {

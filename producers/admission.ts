@@ -109,6 +109,13 @@ export interface DrainSample {
   utilization?: number;
 }
 
+/** Refusals by rule: the queue's limit, the sojourn rule, the CPU gate. */
+export interface RefusedBy {
+  limit: number;
+  sojourn: number;
+  cpuGate: number;
+}
+
 export interface AdmissionOptions {
   /** The longest wait a request may expect behind the backlog; 0 leaves only maxQueued. */
   budgetMs: number;
@@ -146,6 +153,7 @@ export class Admission {
   #admittedPeakPerS = 0;
   #tokens = 0;
   #tokensAt = 0;
+  readonly #refusedBy: RefusedBy = { limit: 0, sojourn: 0, cpuGate: 0 };
   readonly #now: () => number;
 
   constructor(options: AdmissionOptions) {
@@ -163,13 +171,27 @@ export class Admission {
    * waited, read (it reads the clock) only while the sojourn rule applies and something waits.
    */
   admit(backlog: number, waiting?: { readonly oldestWaitMs: number }): boolean {
-    if (backlog >= this.#limit || (this.#shedding && backlog > 0 && waiting !== undefined && waiting.oldestWaitMs > this.#sojournMs)) {
+    if (backlog >= this.#limit) {
       this.#refused += 1;
+      this.#refusedBy.limit += 1;
       return false;
     }
-    if (this.#cpuRatePerS !== Number.POSITIVE_INFINITY && !this.#takeToken()) return false;
+    if (this.#shedding && backlog > 0 && waiting !== undefined && waiting.oldestWaitMs > this.#sojournMs) {
+      this.#refused += 1;
+      this.#refusedBy.sojourn += 1;
+      return false;
+    }
+    if (this.#cpuRatePerS !== Number.POSITIVE_INFINITY && !this.#takeToken()) {
+      this.#refusedBy.cpuGate += 1;
+      return false;
+    }
     this.#admitted += 1;
     return true;
+  }
+
+  /** Produce requests refused so far, by the rule that refused them (only grow): which one an overload runs into. */
+  get refusedBy(): Readonly<RefusedBy> {
+    return this.#refusedBy;
   }
 
   #takeToken(): boolean {

@@ -39,7 +39,7 @@ export function createMetrics(stats: () => BatchingStats) {
 }
 
 /** Admission's state (producers/admission.ts), read at scrape time: why the ingress refuses when it does. */
-export function admissionGauges(registry: Registry, admission: Pick<Admission, 'limit' | 'drainPerS' | 'lagMs' | 'cpuRatePerS'>): void {
+export function admissionGauges(registry: Registry, admission: Pick<Admission, 'limit' | 'drainPerS' | 'lagMs' | 'cpuRatePerS' | 'refusedBy'>): void {
   const gauge = (name: string, help: string, read: () => number): void => {
     new Gauge({
       name,
@@ -58,6 +58,20 @@ export function admissionGauges(registry: Registry, admission: Pick<Admission, '
     'Produce requests per second the CPU gate admits while the event loop is saturated; +Inf while it is open.',
     () => admission.cpuRatePerS,
   );
+  new Counter({
+    name: 'sluice_ingress_admission_refused_total',
+    help: 'Produce requests admission refused, by rule: limit (the records waiting), sojourn (the oldest waited past the budget), cpu_gate (the event loop saturated).',
+    labelNames: ['rule'],
+    registers: [registry],
+    collect() {
+      // Admission counts them (no metric call on its hot path); the counter takes its totals at scrape time.
+      const { limit, sojourn, cpuGate } = admission.refusedBy;
+      this.reset();
+      this.inc({ rule: 'limit' }, limit);
+      this.inc({ rule: 'sojourn' }, sojourn);
+      this.inc({ rule: 'cpu_gate' }, cpuGate);
+    },
+  });
 }
 
 /** The batcher's sends, as the metrics count them. */

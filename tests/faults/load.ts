@@ -225,6 +225,8 @@ export async function admissionState(ingressUrl: string): Promise<Record<string,
   const text = await (await fetch(`${ingressUrl}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
   const state: Record<string, number> = {};
   for (const [, name, value] of text.matchAll(/^sluice_ingress_admission_(\w+) (\S+)$/gm)) state[name!] = value === '+Inf' ? Number.POSITIVE_INFINITY : Number(value);
+  // Refusals so far by rule (refused_limit, refused_sojourn, refused_cpu_gate).
+  for (const [, rule, value] of text.matchAll(/^sluice_ingress_admission_refused_total\{rule="(\w+)"\} (\S+)$/gm)) state[`refused_${rule!}`] = Number(value);
   return state;
 }
 

@@ -311,6 +311,8 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         drainPerS: 0,
         cpuGatePerS: -1,
         loopDelayMs: 0,
+        // Produce requests admission refused per second in the window, by rule (from its counters): which one refused.
+        refusedByRulePerS: { limit: 0, sojourn: 0, cpuGate: 0 },
       }));
       for (const o of byPhase.overload) {
         const w = timeline[Math.min(timeline.length - 1, Math.floor(o.startedMs / TIMELINE_MS))]!;
@@ -337,6 +339,12 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         const gate = Math.min(...inWindow.map((s) => s.cpu_gate_requests_per_second ?? Number.POSITIVE_INFINITY));
         w.cpuGatePerS = Number.isFinite(gate) ? Math.round(gate) : -1;
         w.loopDelayMs = Math.round(Math.max(0, ...inWindow.map((s) => (s.loop_delay_seconds ?? 0) * 1000)));
+        const scraped = states.filter((s) => s.atMs >= w.fromS * 1000 && s.atMs < w.fromS * 1000 + TIMELINE_MS);
+        if (scraped.length >= 2) {
+          const [first, last] = [scraped[0]!, scraped.at(-1)!];
+          const perS = (name: string) => Math.round(((last.state[name] ?? 0) - (first.state[name] ?? 0)) / ((last.atMs - first.atMs) / 1000));
+          w.refusedByRulePerS = { limit: perS('refused_limit'), sojourn: perS('refused_sojourn'), cpuGate: perS('refused_cpu_gate') };
+        }
       }
       const recoveredAfterMs =
         Math.max(

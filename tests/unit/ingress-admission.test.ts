@@ -82,6 +82,8 @@ describe('admission by the produce queue’s expected wait', () => {
     expect(admission.admit(10, { oldestWaitMs: 601 })).toBe(false);
     for (let i = 0; i < 20; i++) admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 5000 });
     expect(admission.sojournMs).toBe(250);
+    // Counted by the rule that refused (sluice_ingress_admission_refused_total{rule}): the limit once, the sojourn rule twice.
+    expect(admission.refusedBy).toEqual({ limit: 1, sojourn: 2, cpuGate: 0 });
   });
 
   it('takes the event loop’s delay, smoothed, off the budget', () => {
@@ -118,6 +120,7 @@ describe('admission by the produce queue’s expected wait', () => {
     for (let i = 0; i < 4; i++) gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 100, utilization: 1, oldestWaitMs: 100 });
     expect(gated.cpuRatePerS).toBeLessThan(Number.POSITIVE_INFINITY);
     expect(gated.admit(0)).toBe(false);
+    expect(gated.refusedBy).toEqual({ limit: 0, sojourn: 0, cpuGate: 1 });
     gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 100, utilization: 1, oldestWaitMs: 100 });
     expect(gated.drainPerS).toBe(2000);
     // Without refusals nothing is raised: a fast queue that admits everything has learnt nothing about its capacity.

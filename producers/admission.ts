@@ -138,8 +138,8 @@ export class Admission {
   #sojournMs: number;
   /** Whether the queue's limit refused in the last interval: the sojourn rule applies only then. */
   #shedding = false;
-  /** Produce requests the queue's limit refused since the last sample (the CPU gate's refusals say nothing about Kafka). */
-  #refused = 0;
+  /** The limit's and the sojourn rule's refusals (#refusedBy) at the last sample: those since, and not the CPU gate's, decide probing. */
+  #refusedAtSample = 0;
   /** Produce requests admitted since the last sample. */
   #admitted = 0;
   /** Saturated samples in a row (the CPU gate's interval). */
@@ -172,12 +172,10 @@ export class Admission {
    */
   admit(backlog: number, waiting?: { readonly oldestWaitMs: number }): boolean {
     if (backlog >= this.#limit) {
-      this.#refused += 1;
       this.#refusedBy.limit += 1;
       return false;
     }
     if (this.#shedding && backlog > 0 && waiting !== undefined && waiting.oldestWaitMs > this.#sojournMs) {
-      this.#refused += 1;
       this.#refusedBy.sojourn += 1;
       return false;
     }
@@ -230,9 +228,10 @@ export class Admission {
 
   /** Updates the estimate with one interval; refusals counted by admit() since the last call decide probing. */
   observe(sample: DrainSample): void {
-    const refused = this.#refused;
+    const refusedSoFar = this.#refusedBy.limit + this.#refusedBy.sojourn;
+    const refused = refusedSoFar - this.#refusedAtSample;
     const admitted = this.#admitted;
-    this.#refused = 0;
+    this.#refusedAtSample = refusedSoFar;
     this.#admitted = 0;
     this.#shedding = refused > 0;
     if (this.#budgetMs <= 0 || sample.elapsedMs <= 0) return;

@@ -320,7 +320,8 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         else w.refusedPerS += 1000 / TIMELINE_MS;
       }
       for (const w of timeline) {
-        const inWindow = states.filter((s) => s.atMs >= w.fromS * 1000 && s.atMs < w.fromS * 1000 + TIMELINE_MS).map((s) => s.state);
+        const scraped = states.filter((s) => s.atMs >= w.fromS * 1000 && s.atMs < w.fromS * 1000 + TIMELINE_MS);
+        const inWindow = scraped.map((s) => s.state);
         w.acceptedPerS = Math.round(w.acceptedPerS);
         w.refusedPerS = Math.round(w.refusedPerS);
         w.limit = Math.round(
@@ -339,7 +340,6 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         const gate = Math.min(...inWindow.map((s) => s.cpu_gate_requests_per_second ?? Number.POSITIVE_INFINITY));
         w.cpuGatePerS = Number.isFinite(gate) ? Math.round(gate) : -1;
         w.loopDelayMs = Math.round(Math.max(0, ...inWindow.map((s) => (s.loop_delay_seconds ?? 0) * 1000)));
-        const scraped = states.filter((s) => s.atMs >= w.fromS * 1000 && s.atMs < w.fromS * 1000 + TIMELINE_MS);
         if (scraped.length >= 2) {
           const [first, last] = [scraped[0]!, scraped.at(-1)!];
           const perS = (name: string) => Math.round(((last.state[name] ?? 0) - (first.state[name] ?? 0)) / ((last.atMs - first.atMs) / 1000));

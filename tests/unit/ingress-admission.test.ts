@@ -63,10 +63,9 @@ describe('admission by the produce queue’s expected wait', () => {
     expect(intervals).toBeLessThanOrEqual(6);
   });
 
-  it('refuses, while the queue’s limit is refusing, once the oldest request waiting for Kafka has waited past the budget less the loop’s delay', () => {
+  it('refuses, while the queue’s limit is refusing, once the oldest request waiting for Kafka has waited past the budget', () => {
     const admission = new Admission({ budgetMs: 1000, maxQueued: 10_000 });
     admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
-    expect(admission.sojournMs).toBe(1000);
     // Nothing refused: a short queue past the budget (Kafka electing a leader) still waits for Kafka within the deadline.
     expect(admission.admit(10, { oldestWaitMs: 5000 })).toBe(true);
     // The limit refused in the interval: ten records waiting, well within it (2,000), but the oldest has waited past the
@@ -75,15 +74,26 @@ describe('admission by the produce queue’s expected wait', () => {
     admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
     expect(admission.admit(10, { oldestWaitMs: 999 })).toBe(true);
     expect(admission.admit(10, { oldestWaitMs: 1001 })).toBe(false);
-    // The loop 400 ms late (smoothed): 600 ms of the budget left for the wait, never less than a quarter of it.
-    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 1600 });
-    expect(admission.sojournMs).toBe(600);
-    expect(admission.admit(10, { oldestWaitMs: 599 })).toBe(true);
-    expect(admission.admit(10, { oldestWaitMs: 601 })).toBe(false);
-    for (let i = 0; i < 20; i++) admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 5000 });
-    expect(admission.sojournMs).toBe(250);
-    // Counted by the rule that refused (sluice_ingress_admission_refused_total{rule}): the limit once, the sojourn rule twice.
-    expect(admission.refusedBy).toEqual({ limit: 1, sojourn: 2, cpuGate: 0 });
+    // Counted by the rule that refused (sluice_ingress_admission_refused_total{rule}).
+    expect(admission.refusedBy).toEqual({ limit: 1, sojourn: 1, cpuGate: 0 });
+  });
+
+  it('keeps the whole budget for the sojourn rule when the loop is late, and does not keep the rule on by its own refusals', () => {
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 10_000 });
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
+    expect(admission.admit(admission.limit, { oldestWaitMs: 0 })).toBe(false);
+    // The loop 600 ms late (smoothed): the limit shrinks by it, but the wait measured already holds the delay (the
+    // acknowledgements are read late), so the rule still refuses only past the whole budget. Taking the delay off it
+    // too refused 30,323/s with 1,557/s accepted in a CI soak, the refusals keeping the loop late.
+    for (let i = 0; i < 20; i++) admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 600 });
+    expect(admission.admit(admission.limit, { oldestWaitMs: 0 })).toBe(false);
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 600 });
+    expect(admission.admit(10, { oldestWaitMs: 999 })).toBe(true);
+    expect(admission.admit(10, { oldestWaitMs: 1001 })).toBe(false);
+    // An interval where only the sojourn rule refused (the queue under its limit): the next one does not apply it.
+    admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 600 });
+    expect(admission.admit(10, { oldestWaitMs: 1001 })).toBe(true);
+    expect(admission.refusedBy).toEqual({ limit: 2, sojourn: 1, cpuGate: 0 });
   });
 
   it('takes the event loop’s delay, smoothed, off the budget', () => {

@@ -197,7 +197,8 @@ describe('bench report', () => {
       },
     };
     const ratios = computeRatios(partial);
-    expect(ratios).toMatchObject({ tailVsKcat: 0.25, readPathVsKcat: 0.33, workerEos48Vs6: 0.75 });
+    expect(ratios).toMatchObject({ tailVsKcat: 0.25, workerEos48Vs6: 0.75 });
+    expect(ratios.readPathVsKcat).toBeCloseTo(1 / 3, 10);
     const results = { ...partial, ratios, goals: [] };
     expect(computeGoals(results).find((g) => g.name === 'sluice tail vs kcat')).toMatchObject({ actual: 0.25, met: false });
     const table = readmeTable({ ...results, goals: computeGoals(results) });
@@ -206,7 +207,13 @@ describe('bench report', () => {
     expect(table).toContain('| HTTP read path / kcat (events/s) | 0.33× | ≥ 0.3× |');
     expect(table).toContain("| CPU per record, whole machine: read path / `sluice tail` / kcat (read path's own process) | 30 / 25 / 3 µs (12 µs) |");
     expect(table).toContain('(median p99 of 38.0, 40.0, 61.0) | 20.0 / 40.0 / 45.0 ms |');
-    expect(computeGoals(results).find((g) => g.name === 'HTTP read path vs kcat')).toMatchObject({ actual: 0.33, met: true });
+    expect(computeGoals(results).find((g) => g.name === 'HTTP read path vs kcat')).toMatchObject({ met: true });
+
+    // Judged unrounded: 0.2957 is short of 0.3 (rounded to 0.30 it read as met), and the table says so with a third decimal.
+    const short = { ...partial, readPath: { ...partial.readPath, tailEventsPerSec: 239_705, kcatEventsPerSec: 810_546 } };
+    const shortResults = { ...short, ratios: computeRatios(short), goals: [] };
+    expect(computeGoals(shortResults).find((g) => g.name === 'sluice tail vs kcat')).toMatchObject({ met: false });
+    expect(readmeTable({ ...shortResults, goals: computeGoals(shortResults) })).toContain('| `sluice tail` / kcat (events/s) | 0.296× | ≥ 0.3× |');
   });
 
   it('writes the README table between the markers and leaves the rest alone', () => {

@@ -97,6 +97,8 @@ export interface PhasedOutcome extends Outcome {
   phase: string;
   /** The open-loop generator's connection (its slot) the request went on. */
   connection?: number;
+  /** Its index in the open-loop run (OpenLoopResult.aheadOf). */
+  readonly index?: number;
 }
 
 /**
@@ -127,6 +129,11 @@ class SentOutcome implements PhasedOutcome {
   get orderId(): string {
     return `order-${this.#run}-${String(this.#index).padStart(12, '0')}`;
   }
+
+  /** Its index in the run (OpenLoopResult.aheadOf): a getter, as a field more on 12 million outcomes costs the test's heap. */
+  get index(): number {
+    return this.#index;
+  }
 }
 
 export interface OpenLoopResult {
@@ -136,6 +143,8 @@ export interface OpenLoopResult {
   lag: Record<string, GeneratorLag>;
   /** When each phase began, in ms since the run began (the clock of Outcome.startedMs). */
   phaseStartMs: Record<string, number>;
+  /** By request index (SentOutcome.index): requests unanswered on its connection when it was written (at most 255). */
+  aheadOf: Uint8Array;
 }
 
 /**
@@ -206,7 +215,7 @@ export async function openLoopPipelined(url: string, phases: readonly ArrivalPha
         return [name, array];
       }),
     ) as Record<(typeof ARRAYS)[number][0], Uint16Array | Float64Array | Uint8Array>;
-    const { status, retryAfter, startedMs, answeredMs, phaseOf, sent, laneOf } = arrays;
+    const { status, retryAfter, startedMs, answeredMs, phaseOf, sent, laneOf, aheadOf } = arrays;
     const outcomes: PhasedOutcome[] = [];
     for (let i = 0; i < summary.total; i++) {
       if (sent[i] !== 1) continue;
@@ -214,7 +223,7 @@ export async function openLoopPipelined(url: string, phases: readonly ArrivalPha
         new SentOutcome(summary.run, i, phases[phaseOf[i]!]!.name, status[i]!, retryAfter[i] === 0 ? null : String(retryAfter[i]), startedMs[i]!, answeredMs[i]! - startedMs[i]!, laneOf[i]!),
       );
     }
-    return { outcomes, scheduled: summary.scheduled, lag: summary.lag, phaseStartMs: summary.phaseStartMs };
+    return { outcomes, scheduled: summary.scheduled, lag: summary.lag, phaseStartMs: summary.phaseStartMs, aheadOf: aheadOf as Uint8Array };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -65,6 +65,9 @@ export const ARRAYS = [
   ['sent', Uint8Array],
   // The connection (its slot: a replaced one keeps it) each request went on, to tell a few slow connections from a slow server.
   ['laneOf', Uint16Array],
+  // Requests unanswered on that connection when it was written (at most 255): at the server's pipelining bound or past
+  // it, the server reads it only as answers go out, so its wait began before the ingress saw it.
+  ['aheadOf', Uint8Array],
 ] as const;
 
 /** A request written this much after its arrival time counts as a late send of the generator. */
@@ -119,6 +122,7 @@ async function runOpenLoop(
   const phaseOf = new Uint8Array(total);
   const sent = new Uint8Array(total);
   const laneOf = new Uint16Array(total);
+  const aheadOf = new Uint8Array(total);
   // Order ids `order-<run>-<12 digits>`: fixed width, so the digits are written into a copy of a template.
   const run = Math.random().toString(16).slice(2, 10).padEnd(8, '0');
   const templates = Array.from({ length: 16 }, () => {
@@ -211,7 +215,9 @@ async function runOpenLoop(
         startedMs[next] = now;
         sent[next] = 1;
         laneOf[next] = slot;
-        if (lane.waiting.length - lane.head >= options.perConnection) lag.beyondPipelined += 1;
+        const ahead = lane.waiting.length - lane.head;
+        aheadOf[next] = Math.min(255, ahead);
+        if (ahead >= options.perConnection) lag.beyondPipelined += 1;
         lane.waiting.push(next);
       }
       lane.socket.write(out);
@@ -283,7 +289,7 @@ async function runOpenLoop(
     }, 5);
   });
   for (const lane of lanes) lane.socket.destroy();
-  return { summary, arrays: { status, retryAfter, startedMs, answeredMs, phaseOf, sent, laneOf } };
+  return { summary, arrays: { status, retryAfter, startedMs, answeredMs, phaseOf, sent, laneOf, aheadOf } };
 }
 
 // As a process: `node open-loop.ts <url> <phases JSON> <options JSON> <result file>`; the result file holds the

@@ -288,6 +288,10 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
                   sentToS: lateSentS.reduce((a, b) => Math.max(a, b)),
                   seconds: new Set(lateSentS).size,
                   connections: new Set(lateOnes.map((o) => o.connection)).size,
+                  // Written with PER_CONNECTION or more unanswered on their connection: the server read them only as
+                  // answers went out (its pipelining bound), so they waited before the ingress saw them.
+                  writtenAtBound: lateOnes.filter((o) => o.index !== undefined && run.aheadOf[o.index]! >= PER_CONNECTION).length,
+                  aheadMax: lateOnes.reduce((most, o) => Math.max(most, o.index === undefined ? 0 : run.aheadOf[o.index]!), 0),
                 },
         };
       };

@@ -91,13 +91,18 @@ const CPU_FLOOR_SHARE = 0.5;
  */
 const FLOOR_MEMORY_SAMPLES = 40;
 
+/** What of the budget the queue's wait may take: the budget less the event loop's delay, at most MAX_LAG_SHARE of it. */
+function queueBudgetMs(budgetMs: number, lagMs: number): number {
+  return budgetMs - Math.min(Math.max(0, lagMs), MAX_LAG_SHARE * budgetMs);
+}
+
 /**
  * The most records that may wait (queued and in flight) for a new request to be admitted: what drains within the
  * budget less the event loop's delay (at most MAX_LAG_SHARE of it), and never less than what the floor drains within
  * the whole budget.
  */
 export function admissionLimit(drainPerS: number, floorPerS: number, budgetMs: number, lagMs: number, maxQueued: number): number {
-  const drained = (drainPerS * (budgetMs - Math.min(Math.max(0, lagMs), MAX_LAG_SHARE * budgetMs))) / 1000;
+  const drained = (drainPerS * queueBudgetMs(budgetMs, lagMs)) / 1000;
   return Math.max(1, Math.min(maxQueued, Math.floor(Math.max(drained, (floorPerS * budgetMs) / 1000))));
 }
 
@@ -142,10 +147,11 @@ export class Admission {
   readonly #sojournMs: number;
   /** Whether the queue's limit refused in the last interval: the sojourn rule applies only then. */
   #shedding = false;
-  /** The limit's refusals (#refusedBy.limit) at the last sample: whether it refused since decides #shedding. */
-  #limitRefusedAtSample = 0;
-  /** The limit's and the sojourn rule's refusals (#refusedBy) at the last sample: those since, and not the CPU gate's, decide probing. */
-  #refusedAtSample = 0;
+  /**
+   * The limit's and the sojourn rule's totals (#refusedBy) at the last sample. Their refusals since, and not the CPU
+   * gate's, decide probing; the limit's alone decide #shedding.
+   */
+  #refusedAtSample = { limit: 0, sojourn: 0 };
   /** Produce requests admitted since the last sample. */
   #admitted = 0;
   /** Saturated samples in a row (the CPU gate's interval). */
@@ -229,13 +235,13 @@ export class Admission {
 
   /** Updates the estimate with one interval; refusals counted by admit() since the last call decide probing. */
   observe(sample: DrainSample): void {
-    const refusedSoFar = this.#refusedBy.limit + this.#refusedBy.sojourn;
-    const refused = refusedSoFar - this.#refusedAtSample;
+    const { limit, sojourn } = this.#refusedBy;
+    const refusedByLimit = limit - this.#refusedAtSample.limit;
+    const refused = refusedByLimit + sojourn - this.#refusedAtSample.sojourn;
     const admitted = this.#admitted;
-    this.#refusedAtSample = refusedSoFar;
+    this.#refusedAtSample = { limit, sojourn };
     this.#admitted = 0;
-    this.#shedding = this.#refusedBy.limit > this.#limitRefusedAtSample;
-    this.#limitRefusedAtSample = this.#refusedBy.limit;
+    this.#shedding = refusedByLimit > 0;
     if (this.#budgetMs <= 0 || sample.elapsedMs <= 0) return;
     this.#lagMs = this.#lagMs * (1 - SAMPLE_WEIGHT) + Math.max(0, sample.lagMs) * SAMPLE_WEIGHT;
     this.#gateCpu(sample, (admitted * 1000) / sample.elapsedMs);
@@ -257,7 +263,7 @@ export class Admission {
 
   /** The drain rate whose limit (admissionLimit) is maxQueued: what drains within the budget less the loop's delay. */
   #rateAtCap(): number {
-    return (this.#maxQueued * 1000) / (this.#budgetMs - Math.min(this.#lagMs, MAX_LAG_SHARE * this.#budgetMs));
+    return (this.#maxQueued * 1000) / queueBudgetMs(this.#budgetMs, this.#lagMs);
   }
 
   /** The CPU gate (see the top of this file): closes after SATURATED_SAMPLES saturated samples in a row, opens again with idle time. */

@@ -44,6 +44,18 @@ export interface BatchingProducerOptions {
   observer?: BatchObserver;
 }
 
+/**
+ * The 503 at the deadline, saying what became of the request's records: those not sent yet never will be (a retry
+ * writes them once); those sent may be written, like any produce that timed out, so a retry without an
+ * Idempotency-Key may write them twice.
+ */
+export function deadlineMessage(timeoutMs: number, sent: number, records: number): string {
+  const waited = `Kafka did not acknowledge within ${timeoutMs} ms`;
+  if (sent === 0) return `${waited}; nothing was sent, and nothing will be: retry`;
+  const which = records === 1 ? 'the record was sent and' : `${sent} of the ${records} records were sent and`;
+  return `${waited}; ${which} may be written: retry with an Idempotency-Key to have it written once`;
+}
+
 interface Ticket {
   readonly acks: (RecordAck | undefined)[];
   remaining: number;
@@ -52,6 +64,8 @@ interface Ticket {
   readonly reject: (error: unknown) => void;
   /** When the request is answered 503 if Kafka has not acknowledged it (performance.now() ms). */
   readonly deadline: number;
+  /** Its records taken into a send so far: those may be written after a 503 at the deadline; the others never are. */
+  sent: number;
 }
 
 interface Pending {
@@ -138,7 +152,7 @@ export class BatchingProducer {
       return Promise.reject(new OverloadedError(`${this.#queue.length} records are already waiting for Kafka (limit ${maxQueuedRecords}); retry shortly`));
     }
     return new Promise<RecordAck[]>((resolve, reject) => {
-      const ticket: Ticket = { acks: new Array(records.length), remaining: records.length, settled: false, resolve, reject, deadline: performance.now() + timeoutMs };
+      const ticket: Ticket = { acks: new Array(records.length), remaining: records.length, settled: false, resolve, reject, deadline: performance.now() + timeoutMs, sent: 0 };
       this.#watchDeadline(ticket);
       records.forEach((record, index) => this.#queue.push({ ticket, index, record }));
       this.#flushSoon(this.#queue.length >= this.#options.batchMaxRecords);
@@ -176,7 +190,8 @@ export class BatchingProducer {
     const now = performance.now();
     const list = this.#byDeadline;
     while (this.#oldest < list.length && list[this.#oldest]!.deadline <= now) {
-      this.#fail(list[this.#oldest]!, new BrokerUnavailableError(`Kafka did not acknowledge within ${this.#options.timeoutMs} ms`));
+      const ticket = list[this.#oldest]!;
+      this.#fail(ticket, new BrokerUnavailableError(deadlineMessage(this.#options.timeoutMs, ticket.sent, ticket.acks.length)));
       this.#oldest++;
     }
     this.#armDeadline();
@@ -228,7 +243,10 @@ export class BatchingProducer {
       const pending = this.#queue[i]!;
       // A request already answered (deadline or a sibling record failed) must not
       // be written after the caller was told it failed: the caller will retry it.
-      if (!pending.ticket.settled) batch.push(pending);
+      if (!pending.ticket.settled) {
+        batch.push(pending);
+        pending.ticket.sent += 1;
+      }
     }
     this.#queue = this.#queue.slice(i);
     return batch;

@@ -164,12 +164,40 @@ describe('batching producer', () => {
       expect(answered).toEqual([]);
       await vi.advanceTimersByTimeAsync(1);
       await expect(first).rejects.toBeInstanceOf(BrokerUnavailableError);
+      // The 503 says whether the records may be written after all: the first was sent, the queued one never is.
+      await expect(first).rejects.toThrow('Kafka did not acknowledge within 100 ms; the record was sent and may be written: retry with an Idempotency-Key to have it written once');
       expect(answered).toEqual(['first']);
       await vi.advanceTimersByTimeAsync(10);
-      await expect(queued).rejects.toThrow(/did not acknowledge within 100 ms/);
+      await expect(queued).rejects.toThrow('Kafka did not acknowledge within 100 ms; nothing was sent, and nothing will be: retry');
       release();
       await vi.runAllTimersAsync();
       await producer.close();
+      expect(sent).toEqual([1]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("says at the deadline how many of a request's records were sent (those may be written; the rest never are)", async () => {
+    let release: () => void = () => {};
+    const sent: number[] = [];
+    const send: SendRecords = async (records) => {
+      sent.push(records.length);
+      await new Promise<void>((r) => (release = r));
+      return records.map((r, i) => ({ topic: r.topic, partition: 0, offset: BigInt(i) }));
+    };
+    vi.useFakeTimers();
+    try {
+      // One record per send, one send at a time: of a request of three, one goes out before the deadline.
+      const producer = batcher(send, { timeoutMs: 100, lingerMs: 0, maxInFlight: 1, batchMaxRecords: 1 });
+      const three = producer.produce([record('a', '1'), record('b', '2'), record('c', '3')]);
+      three.catch(() => undefined);
+      await vi.advanceTimersByTimeAsync(100);
+      await expect(three).rejects.toThrow('Kafka did not acknowledge within 100 ms; 1 of the 3 records were sent and may be written');
+      release();
+      await vi.runAllTimersAsync();
+      await producer.close();
+      // The two not sent before the answer are never sent.
       expect(sent).toEqual([1]);
     } finally {
       vi.useRealTimers();

@@ -36,9 +36,9 @@ export interface GeneratorLag {
 
 export interface PipelinedOptions {
   /**
-   * Connections opened before any load, requests dealt to them in turn. `perConnection` only counts the requests
-   * written beyond it (the server's pipelining bound, SLUICE_HTTP_MAX_PIPELINED): size `connections` so that the rate
-   * times the answers' latency fits in connections × perConnection.
+   * Connections opened before any load, requests dealt in turn to those with fewer than `perConnection` unanswered
+   * (the server's pipelining bound, SLUICE_HTTP_MAX_PIPELINED), to the next in turn when all are full (counted):
+   * size `connections` so that the rate times the answers' latency fits in connections × perConnection.
    */
   connections: number;
   perConnection: number;
@@ -197,11 +197,28 @@ async function runOpenLoop(
     const lag = summary.lag[phases[phase]!.name]!;
     const now = performance.now() - began;
     while (count > 0) {
-      let slot = turn++ % lanes.length;
-      // A dead connection is being replaced by expire().
-      for (let tried = 0; !lanes[slot]!.alive && tried < lanes.length; tried++) slot = turn++ % lanes.length;
+      // The next connection in turn with room under the server's pipelining bound, as a pooled HTTP client (undici's
+      // Pool) dispatches to a connection that is not full: the server reads no further than its bound, so a request
+      // written past it waits in the kernel behind that connection's slowest answer, and a few connections stuck
+      // behind one slow answer each took every request dealt to them late. With every connection full, the next live
+      // one in turn takes it all the same (counted in beyondPipelined): the arrivals keep their times (open loop).
+      let slot = -1;
+      let room = 0;
+      for (let tried = 0; tried < lanes.length; tried++) {
+        const candidate = turn++ % lanes.length;
+        const lane = lanes[candidate]!;
+        // A dead connection is being replaced by expire().
+        if (!lane.alive) continue;
+        if (slot < 0) slot = candidate;
+        room = options.perConnection - (lane.waiting.length - lane.head);
+        if (room > 0) {
+          slot = candidate;
+          break;
+        }
+      }
+      if (slot < 0) slot = turn++ % lanes.length;
       const lane = lanes[slot]!;
-      const burst = Math.min(BURST, count);
+      const burst = Math.min(BURST, count, room > 0 ? room : BURST);
       let size = 0;
       for (let k = 0; k < burst; k++) size += templates[(next + k) % templates.length]!.bytes.length;
       const out = Buffer.allocUnsafe(size);

@@ -532,7 +532,8 @@ function printSummary(results: BenchResults, files: { json: string; svg: string 
     );
   }
   lines.push('Goals:');
-  for (const g of results.goals) lines.push(`  ${g.met === null ? 'n/a ' : g.met ? 'met ' : 'MISS'} ${g.name}: ${g.actual ?? 'n/a'} (goal ${g.target})`);
+  // Four significant digits: goals are judged on the exact figure, and the verdict stands beside it.
+  for (const g of results.goals) lines.push(`  ${g.met === null ? 'n/a ' : g.met ? 'met ' : 'MISS'} ${g.name}: ${g.actual === null ? 'n/a' : Number(g.actual.toPrecision(4))} (goal ${g.target})`);
   for (const cell of results.replicated?.cells ?? []) {
     lines.push(
       `Three brokers, RF ${cell.replicationFactor} (min.insync ${cell.minInsyncReplicas}): ingress ${cell.ingressEventsPerSec} events/s (p99 ${cell.ingressP99Ms} ms), exactly-once worker ${cell.exactlyOnceEventsPerSec ?? 'n/a'} events/s`,

@@ -28,8 +28,10 @@ import { keyCounts, scoredCounts, startPlatform, type Platform } from './platfor
 /** The ingress's produce timeout in these tests: 503 must come within it (plus HTTP and scheduling slack). */
 const PRODUCE_TIMEOUT_MS = 5000;
 /**
- * Queue bound of the ingress under test. Admission (producers/admission.ts) refuses by the queue's expected wait, long
- * before it fills: this only bounds what an estimate that is still too high could admit.
+ * Queue bound of the ingress under test (the product's default is 50,000). In the soak it is what binds: admission's
+ * estimate (producers/admission.ts: what Kafka drains within its share of the deadline) was higher in every soak of
+ * 2026-12-07, and with the default bound the estimate let answers take longer than the generator's pipelines hold
+ * (README, the soak's paragraphs: 408,276 answers past the deadline at 15:14).
  */
 const MAX_QUEUED = 5000;
 const OUTAGE_MS = Number(process.env.SLUICE_FAULTS_OUTAGE_MS ?? '30000');

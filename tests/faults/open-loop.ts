@@ -91,6 +91,31 @@ interface Lane {
   alive: boolean;
 }
 
+/**
+ * The connection the next burst goes to, starting the look at `turn`: the next live one in turn with room under the
+ * server's pipelining bound (`perConnection` unanswered), as a pooled HTTP client (undici's Pool) dispatches to a
+ * connection that is not full. The server reads no further than its bound, so a request written past it waits in
+ * the kernel behind that connection's slowest answer; dealt in strict turn, a few connections stuck behind one slow
+ * answer each took their share of every burst late. With every live connection full, the next live one in turn
+ * takes it all the same, and the one after it the burst after (the arrivals keep their times: open loop). `room`:
+ * how many more the chosen one takes under the bound (0 or less when full); `next`: where the next look starts.
+ */
+export function chooseLane(lanes: readonly Pick<Lane, 'alive' | 'waiting' | 'head'>[], turn: number, perConnection: number): { slot: number; room: number; next: number } {
+  let full = -1;
+  for (let tried = 0; tried < lanes.length; tried++) {
+    const slot = (turn + tried) % lanes.length;
+    const lane = lanes[slot]!;
+    // A dead connection is being replaced by expire().
+    if (!lane.alive) continue;
+    const room = perConnection - (lane.waiting.length - lane.head);
+    if (room > 0) return { slot, room, next: slot + 1 };
+    if (full < 0) full = slot;
+  }
+  // None live: the next in turn, written to as before (its replacement is being opened).
+  if (full < 0) return { slot: turn % lanes.length, room: 0, next: turn + 1 };
+  return { slot: full, room: 0, next: full + 1 };
+}
+
 /** The value of the header line at `from` (its name `name`, lower case, with the colon) as a number, or -1 if it is another header. */
 function headerNumber(bytes: Buffer, from: number, to: number, name: Buffer): number {
   if (to - from <= name.length) return -1;
@@ -197,26 +222,8 @@ async function runOpenLoop(
     const lag = summary.lag[phases[phase]!.name]!;
     const now = performance.now() - began;
     while (count > 0) {
-      // The next connection in turn with room under the server's pipelining bound, as a pooled HTTP client (undici's
-      // Pool) dispatches to a connection that is not full: the server reads no further than its bound, so a request
-      // written past it waits in the kernel behind that connection's slowest answer, and a few connections stuck
-      // behind one slow answer each took every request dealt to them late. With every connection full, the next live
-      // one in turn takes it all the same (counted in beyondPipelined): the arrivals keep their times (open loop).
-      let slot = -1;
-      let room = 0;
-      for (let tried = 0; tried < lanes.length; tried++) {
-        const candidate = turn++ % lanes.length;
-        const lane = lanes[candidate]!;
-        // A dead connection is being replaced by expire().
-        if (!lane.alive) continue;
-        if (slot < 0) slot = candidate;
-        room = options.perConnection - (lane.waiting.length - lane.head);
-        if (room > 0) {
-          slot = candidate;
-          break;
-        }
-      }
-      if (slot < 0) slot = turn++ % lanes.length;
+      const { slot, room, next: following } = chooseLane(lanes, turn, options.perConnection);
+      turn = following;
       const lane = lanes[slot]!;
       const burst = Math.min(BURST, count, room > 0 ? room : BURST);
       let size = 0;

@@ -14,6 +14,18 @@ const PARTITIONS = 4;
  * appends them to per-partition logs in the order sends were made, answering
  * each record with its own offset.
  */
+/** A broker that holds each send until release() acknowledges it; `sent`: the records of each send, in order. */
+function heldBroker() {
+  const sent: number[] = [];
+  let acknowledge = () => {};
+  const send: SendRecords = async (records) => {
+    sent.push(records.length);
+    await new Promise<void>((r) => (acknowledge = r));
+    return records.map((r, i) => ({ topic: r.topic, partition: 0, offset: BigInt(i) }));
+  };
+  return { send, sent, release: () => acknowledge() };
+}
+
 function fakeBroker(options: { delayMs?: number | ((call: number) => number); fail?: (call: number) => Error | undefined } = {}) {
   const logs = new Map<string, { key: string | null; value: string }[]>();
   const calls: OutgoingRecord[][] = [];
@@ -143,13 +155,7 @@ describe('batching producer', () => {
   });
 
   it('answers 503 at the deadline and never sends a request that already timed out', async () => {
-    let release: () => void = () => {};
-    const sent: number[] = [];
-    const send: SendRecords = async (records) => {
-      sent.push(records.length);
-      await new Promise<void>((r) => (release = r));
-      return [{ topic: 'orders', partition: partitionForKey('a', PARTITIONS), offset: 0n }];
-    };
+    const { send, sent, release } = heldBroker();
     // Fake timers: "at the deadline" is asserted on the clock the producer reads, not on a loaded machine's.
     vi.useFakeTimers();
     try {
@@ -179,13 +185,7 @@ describe('batching producer', () => {
   });
 
   it("says at the deadline how many of a request's records were sent (those may be written; the rest never are)", async () => {
-    let release: () => void = () => {};
-    const sent: number[] = [];
-    const send: SendRecords = async (records) => {
-      sent.push(records.length);
-      await new Promise<void>((r) => (release = r));
-      return records.map((r, i) => ({ topic: r.topic, partition: 0, offset: BigInt(i) }));
-    };
+    const { send, sent, release } = heldBroker();
     vi.useFakeTimers();
     try {
       // One record per send, one send at a time: of a request of three, one goes out before the deadline.

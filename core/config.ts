@@ -339,7 +339,7 @@ export const OPTIONS = {
     // the limit still has most of its deadline left for the send itself.
     default: '20',
     description:
-      'Longest wait a produce request may expect behind the records already waiting for Kafka (their count divided by the measured drain rate, plus the event-loop delay), in percent of SLUICE_PRODUCE_TIMEOUT_MS; beyond it the ingress answers 503 + Retry-After at once, without reading the body. 0: only SLUICE_MAX_QUEUED_RECORDS bounds the queue.',
+      'Longest wait a produce request may expect behind the records already waiting for Kafka (their count divided by the measured drain rate, plus the event-loop delay), in percent of SLUICE_PRODUCE_TIMEOUT_MS; beyond it the ingress answers 503 + Retry-After at once, without reading the body. Under a sustained overload (this limit refusing, the producer never idle) the queue holds at most what the recent peak drain empties in 30% of that wait. 0: only SLUICE_MAX_QUEUED_RECORDS bounds the queue.',
     parse: integer(0, 100),
   },
   idempotencyRetentionMs: {

@@ -71,6 +71,23 @@ const SAMPLE_WEIGHT = 0.25;
 const FAST_QUEUE_SHARE = 0.5;
 /** How much such an interval raises it. */
 const FAST_QUEUE_RAISE = 1.25;
+/**
+ * While the limit refuses and the producer never runs dry (a standing queue: a sustained overload), the queue holds at
+ * most what Kafka's recent peak drain empties in this share of the budget: CoDel's good queue and bad queue. The whole
+ * budget is there to ride out a stall (a leader move) without refusing; under an overload a queue of that length only
+ * makes each accepted request wait it, and HTTP/1.1 answers in order, so the refusals pipelined behind an accepted
+ * request wait as long. A 5-minute soak at twice the capacity with the whole budget (the product's cap, 50,000
+ * records): accepted answers after 1.2 s at the median, 408,276 past the deadline; the same soak with the queue capped
+ * at 5,000 records (~0.35 s of the drain): every answer within it.
+ *
+ * Of the peak (DRAIN_PEAK_DECAY), not of the estimate: a queue cut to a share of the drain it lets through measures
+ * its own pace (fewer records per send, a lower drain, a shorter queue), and in soaks at 32,000/s the accepted rate
+ * sank to 4,810-7,688/s of the 16,000/s the ingress takes. Kafka slowing down shows in the estimate's own limit (the
+ * whole budget of the current drain), which is the lower one then.
+ */
+export const SHED_SHARE = 0.3;
+/** Per interval (250 ms): the peak drain halves in about three minutes, long past any overload's dip. */
+const DRAIN_PEAK_DECAY = 0.999;
 /** The CPU gate (see above): event loop utilization and delay that count as saturated, and for how many samples in a row. */
 const SATURATED_UTILIZATION = 0.9;
 const LAG_TARGET_SHARE = 0.05;
@@ -140,6 +157,9 @@ export class Admission {
   readonly #floorPerS: number;
   /** Records/s Kafka drains; undefined until the producer was first busy for a whole interval. */
   #estimate: number | undefined;
+  /** The drain measured while busy (smoothed as the estimate, never raised), and its decaying peak (SHED_SHARE). */
+  #measured: number | undefined;
+  #drainPeak = 0;
   /** The event loop's delay, smoothed like the drain rate. */
   #lagMs = 0;
   #limit: number;
@@ -259,6 +279,10 @@ export class Admission {
     }
     // Otherwise it kept up with everything that came: nothing learnt about its capacity (maxQueued until it is measured).
     this.#limit = this.#estimate === undefined ? this.#maxQueued : admissionLimit(this.#estimate, this.#floorPerS, this.#budgetMs, this.#lagMs, this.#maxQueued);
+    if (sample.busy) this.#measured = this.#measured === undefined ? rate : this.#measured * (1 - SAMPLE_WEIGHT) + rate * SAMPLE_WEIGHT;
+    this.#drainPeak = Math.max(this.#drainPeak * DRAIN_PEAK_DECAY, this.#measured ?? 0);
+    // A standing queue (refused by the limit, the producer busy throughout): at most SHED_SHARE of the budget at the peak drain.
+    if (this.#shedding && sample.busy) this.#limit = Math.min(this.#limit, admissionLimit(this.#drainPeak, this.#floorPerS, this.#budgetMs * SHED_SHARE, 0, this.#maxQueued));
   }
 
   /** The drain rate whose limit (admissionLimit) is maxQueued: what drains within the budget less the loop's delay. */

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { boundPipelining } from '../../access/http.ts';
 import { BatchingProducer } from '../../producers/batching-producer.ts';
-import { Admission, admissionGate, admissionLimit, DRAIN_FLOOR_PER_S } from '../../producers/admission.ts';
+import { Admission, admissionGate, admissionLimit, DRAIN_FLOOR_PER_S, SHED_SHARE } from '../../producers/admission.ts';
 
 describe('admission by the produce queue’s expected wait', () => {
   it('admits while the backlog fits the budget at the drain rate, never below the floor, at most maxQueued', () => {
@@ -96,6 +96,41 @@ describe('admission by the produce queue’s expected wait', () => {
     expect(admission.refusedBy).toEqual({ limit: 2, sojourn: 1, cpuGate: 0 });
   });
 
+  it('keeps a standing queue to what the peak drain empties in a share of the budget while its limit refuses, and the whole budget once it does not', () => {
+    const admission = new Admission({ budgetMs: 1000, maxQueued: 50_000 });
+    // Kafka drains 8,000 records/s: not refusing, the whole budget's worth may wait, to ride out a stall.
+    for (let i = 0; i < 20; i++) admission.observe({ drained: 2000, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 400 });
+    expect(admission.limit).toBe(8000);
+    expect(admission.drainPerS).toBeCloseTo(8000);
+    // A sustained overload: the limit refuses and the producer is busy throughout. What waits beyond SHED_SHARE of the
+    // budget only makes each accepted request (and the refusals pipelined behind it) wait longer.
+    expect(admission.admit(8000)).toBe(false);
+    admission.observe({ drained: 2000, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 900 });
+    expect(admission.limit).toBe(Math.floor(8000 * SHED_SHARE));
+    // It measures what it lets through: smaller sends, a lower drain. The queue stays sized by the peak, not by that.
+    for (let i = 0; i < 8; i++) {
+      expect(admission.admit(admission.limit)).toBe(false);
+      admission.observe({ drained: 1000, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 900 });
+    }
+    expect(admission.drainPerS).toBeLessThan(5000);
+    expect(admission.limit).toBeGreaterThan(Math.floor(7500 * SHED_SHARE));
+    // Kafka itself slows down (1,000/s, the oldest waiting past the budget): the estimate's own limit is the lower one.
+    for (let i = 0; i < 12; i++) {
+      admission.admit(admission.limit);
+      admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 1200 });
+    }
+    expect(admission.limit).toBeLessThan(1200);
+    // The overload is over (nothing refused in an interval): the whole budget of the estimate again.
+    admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
+    expect(admission.limit).toBe(Math.floor(admission.drainPerS));
+    // Refusing while the producer ran dry (the queue drained within the interval) is no standing queue.
+    const dry = new Admission({ budgetMs: 1000, maxQueued: 50_000 });
+    dry.observe({ drained: 2000, elapsedMs: 250, busy: true, lagMs: 0 });
+    expect(dry.admit(8000)).toBe(false);
+    dry.observe({ drained: 2000, elapsedMs: 250, busy: false, lagMs: 0 });
+    expect(dry.limit).toBeGreaterThanOrEqual(8000);
+  });
+
   it('takes the event loop’s delay, smoothed, off the budget', () => {
     const admission = new Admission({ budgetMs: 1000, maxQueued: 10_000 });
     admission.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0 });
@@ -118,12 +153,14 @@ describe('admission by the produce queue’s expected wait', () => {
       expect(admission.admit(admission.limit)).toBe(false);
       admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
     }
-    expect(admission.limit).toBe(Math.floor(2000 * 1.25 ** 4));
-    // The oldest request has waited past half the budget: the measured rate counts again and the limit falls.
-    const before = admission.limit;
+    // (The limit while refusing is the standing queue's, SHED_SHARE of the budget at the peak drain, the lower one.)
+    expect(admission.drainPerS).toBe(2000 * 1.25 ** 4);
+    expect(admission.limit).toBeLessThanOrEqual(Math.floor(2000 * SHED_SHARE));
+    // The oldest request has waited past half the budget: the measured rate counts again and the estimate falls.
+    const before = admission.drainPerS;
     expect(admission.admit(admission.limit)).toBe(false);
     admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 600 });
-    expect(admission.limit).toBeLessThan(before);
+    expect(admission.drainPerS).toBeLessThan(before);
     // Refusals by the CPU gate say nothing about the queue: they raise nothing (a soak saw the estimate reach 493,696/s).
     const gated = new Admission({ budgetMs: 1000, maxQueued: 100_000, now: () => 0 });
     gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
@@ -134,9 +171,9 @@ describe('admission by the produce queue’s expected wait', () => {
     gated.observe({ drained: 500, elapsedMs: 250, busy: true, lagMs: 100, utilization: 1, oldestWaitMs: 100 });
     expect(gated.drainPerS).toBe(2000);
     // Without refusals nothing is raised: a fast queue that admits everything has learnt nothing about its capacity.
-    const settled = admission.limit;
+    const settled = admission.drainPerS;
     admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
-    expect(admission.limit).toBeLessThan(settled);
+    expect(admission.drainPerS).toBeLessThan(settled);
   });
 
   it('raises the estimate no further than the rate at which its limit is maxQueued, so a slower Kafka is seen within seconds', () => {
@@ -147,8 +184,10 @@ describe('admission by the produce queue’s expected wait', () => {
       expect(admission.admit(5000)).toBe(false);
       admission.observe({ drained: 1000, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 100 });
     }
-    expect(admission.limit).toBe(5000);
     expect(admission.drainPerS).toBe(5000);
+    // The queue's limit while refusing: the standing queue's (SHED_SHARE of the budget at the 4,000/s measured), below the cap.
+    expect(admission.limit).toBeGreaterThanOrEqual(Math.floor(4000 * SHED_SHARE) - 1);
+    expect(admission.limit).toBeLessThanOrEqual(Math.floor(4000 * SHED_SHARE));
     // Then Kafka drains 1,000 records/s: within two seconds the limit is what drains within the budget, not the cap.
     for (let i = 0; i < 8; i++) admission.observe({ drained: 250, elapsedMs: 250, busy: true, lagMs: 0, oldestWaitMs: 900 });
     expect(admission.limit).toBeLessThan(2500);

@@ -67,6 +67,11 @@ const MAX_LAG_SHARE = 0.75;
  * a second takes it down by ~44%, not 75% (at 0.5, half-rate load was refused during such stalls).
  */
 const SAMPLE_WEIGHT = 0.25;
+
+/** `value` smoothed into `previous` with SAMPLE_WEIGHT (the first sample as it is): the estimate, the drain measured, the loop's delay. */
+function smooth(previous: number | undefined, value: number): number {
+  return previous === undefined ? value : previous * (1 - SAMPLE_WEIGHT) + value * SAMPLE_WEIGHT;
+}
 /** An interval that refused while the oldest waiting request had waited under this share of the budget raises the estimate. */
 const FAST_QUEUE_SHARE = 0.5;
 /** How much such an interval raises it. */
@@ -263,7 +268,7 @@ export class Admission {
     this.#admitted = 0;
     this.#shedding = refusedByLimit > 0;
     if (this.#budgetMs <= 0 || sample.elapsedMs <= 0) return;
-    this.#lagMs = this.#lagMs * (1 - SAMPLE_WEIGHT) + Math.max(0, sample.lagMs) * SAMPLE_WEIGHT;
+    this.#lagMs = smooth(this.#lagMs, Math.max(0, sample.lagMs));
     this.#gateCpu(sample, (admitted * 1000) / sample.elapsedMs);
     const rate = (sample.drained * 1000) / sample.elapsedMs;
     if (sample.busy && refused > 0 && this.#estimate !== undefined && (sample.oldestWaitMs ?? this.#budgetMs) < FAST_QUEUE_SHARE * this.#budgetMs) {
@@ -272,14 +277,14 @@ export class Admission {
       // quarter each interval of a 5-minute soak (to 1e42 records/s) and would take a minute of a slow Kafka to fall.
       this.#estimate = Math.max(rate, Math.min(this.#estimate * FAST_QUEUE_RAISE, this.#rateAtCap()));
     } else if (sample.busy) {
-      this.#estimate = Math.max(this.#floorPerS, this.#estimate === undefined ? rate : this.#estimate * (1 - SAMPLE_WEIGHT) + rate * SAMPLE_WEIGHT);
+      this.#estimate = Math.max(this.#floorPerS, smooth(this.#estimate, rate));
     } else if (refused > 0) {
       // Refusing while the producer ran dry: the estimate is too low (it learnt it during an outage). Probe upwards.
       this.#estimate = Math.max(rate, 2 * this.drainPerS);
     }
     // Otherwise it kept up with everything that came: nothing learnt about its capacity (maxQueued until it is measured).
     this.#limit = this.#estimate === undefined ? this.#maxQueued : admissionLimit(this.#estimate, this.#floorPerS, this.#budgetMs, this.#lagMs, this.#maxQueued);
-    if (sample.busy) this.#measured = this.#measured === undefined ? rate : this.#measured * (1 - SAMPLE_WEIGHT) + rate * SAMPLE_WEIGHT;
+    if (sample.busy) this.#measured = smooth(this.#measured, rate);
     this.#drainPeak = Math.max(this.#drainPeak * DRAIN_PEAK_DECAY, this.#measured ?? 0);
     // A standing queue (refused by the limit, the producer busy throughout): at most SHED_SHARE of the budget at the peak drain.
     if (this.#shedding && sample.busy) this.#limit = Math.min(this.#limit, admissionLimit(this.#drainPeak, this.#floorPerS, this.#budgetMs * SHED_SHARE, 0, this.#maxQueued));

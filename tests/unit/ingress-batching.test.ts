@@ -9,11 +9,6 @@ import { BatchingProducer, type SendRecords } from '../../producers/batching-pro
 const logger = pino({ level: 'silent' });
 const PARTITIONS = 4;
 
-/**
- * A fake seam producer over a fake broker: places records as the seam does and
- * appends them to per-partition logs in the order sends were made, answering
- * each record with its own offset.
- */
 /** A broker that holds each send until release() acknowledges it; `sent`: the records of each send, in order. */
 function heldBroker() {
   const sent: number[] = [];
@@ -26,6 +21,11 @@ function heldBroker() {
   return { send, sent, release: () => acknowledge() };
 }
 
+/**
+ * A fake seam producer over a fake broker: places records as the seam does and
+ * appends them to per-partition logs in the order sends were made, answering
+ * each record with its own offset.
+ */
 function fakeBroker(options: { delayMs?: number | ((call: number) => number); fail?: (call: number) => Error | undefined } = {}) {
   const logs = new Map<string, { key: string | null; value: string }[]>();
   const calls: OutgoingRecord[][] = [];

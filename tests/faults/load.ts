@@ -279,8 +279,9 @@ export interface RampOptions {
 /**
  * The ingress's capacity: open-loop steps at rising rates (startPerS × factor^n) until the accepted rate stops rising
  * (two steps in a row took under 90% of what they offered and no more than 10% above the best step before them: on a
- * loaded box one step refused half of 250/s while the ingress warmed up and then took 763/s), the accepted p99 passes
- * the deadline, or maxPerS is reached. The capacity is the best accepted rate of any step answered within the
+ * loaded box one step refused half of 250/s while the ingress warmed up and then took 763/s), one step took under half
+ * of what it offered once an earlier one was counted (twice the capacity already), the accepted p99 passes the
+ * deadline, or maxPerS is reached. The capacity is the best accepted rate of any step answered within the
  * deadline at p99 (a step at 16,000/s accepted 11,114/s at p99 11 s, and twice that was then mostly refused late); the outcomes of
  * every step are returned for the ledger (what it accepted must come out too). A fixed probe rate
  * read either what it offered (a quiet box took all of 2,000/s) or what the generator could keep outstanding.
@@ -318,7 +319,12 @@ export async function probeCapacity(url: string, options: RampOptions): Promise<
     // A step whose accepted answers came past the deadline took more than the ingress can serve in time: not its capacity.
     if (step.acceptedP99Ms <= options.deadlineMs) best = Math.max(best, step.acceptedPerS);
     flat = step.acceptedPerS < 0.9 * rate && !rising ? flat + 1 : 0;
-    if (step.acceptedP99Ms > options.deadlineMs || flat === 2) break;
+    // Under half of what it offered, with a capacity already counted: twice the capacity or more. A further doubling
+    // adds nothing to the estimate, only a burst at four times it, and the soak's RSS then measured that burst: V8
+    // keeps the pages a collection frees (memory-probe.ts v8PagesMb), so the RSS stays at the heap's peak. A 30 s soak
+    // whose probe went on to 64,000/s began its overload at 824 MB; the same probe stopping at 32,000/s, 681 MB.
+    const pastCapacity = best > 0 && !rising && step.acceptedPerS < 0.5 * rate;
+    if (step.acceptedP99Ms > options.deadlineMs || flat === 2 || pastCapacity) break;
   }
   return { capacityPerS: Math.max(50, best), steps, outcomes: all };
 }

@@ -276,12 +276,35 @@ export interface RampOptions {
   perConnection: number;
 }
 
+/** The ramp so far: the best accepted rate counted, and how many flat steps in a row ended it. */
+export interface RampState {
+  best: number;
+  flat: number;
+}
+
+/**
+ * One step's verdict. Flat: under 90% of what it offered, and no more than 10% above the best before it. Counted as
+ * the best: accepted answers within the deadline at p99 (a step past it took more than the ingress serves in time).
+ * Stop at two flat steps in a row or a p99 past the deadline. A first flat step that took under half of what it offered
+ * is twice the capacity already: it is repeated, not doubled. A doubling then added only a burst at four times the
+ * capacity, and the soak's RSS measured that burst: V8 keeps the pages a collection frees (memory-probe.ts v8PagesMb),
+ * so the RSS stays at the heap's peak (a 30 s soak whose probe went on to 64,000/s began its overload at 824 MB, a
+ * 5-minute one whose probe stopped at 32,000/s at 681 MB). Repeated, a warm-up dip still passes (the repeat rises).
+ */
+export function afterStep(state: RampState, step: Pick<RampStep, 'offeredPerS' | 'acceptedPerS' | 'acceptedP99Ms'>, deadlineMs: number): RampState & { next: 'double' | 'repeat' | 'stop' } {
+  const rising = step.acceptedPerS > 1.1 * state.best;
+  const best = step.acceptedP99Ms <= deadlineMs ? Math.max(state.best, step.acceptedPerS) : state.best;
+  const flat = step.acceptedPerS < 0.9 * step.offeredPerS && !rising ? state.flat + 1 : 0;
+  if (step.acceptedP99Ms > deadlineMs || flat === 2) return { best, flat, next: 'stop' };
+  return { best, flat, next: flat === 1 && step.acceptedPerS < 0.5 * step.offeredPerS ? 'repeat' : 'double' };
+}
+
 /**
  * The ingress's capacity: open-loop steps at rising rates (startPerS × factor^n) until the accepted rate stops rising
  * (two steps in a row took under 90% of what they offered and no more than 10% above the best step before them: on a
- * loaded box one step refused half of 250/s while the ingress warmed up and then took 763/s), one step took under half
- * of what it offered once an earlier one was counted (twice the capacity already), the accepted p99 passes the
- * deadline, or maxPerS is reached. The capacity is the best accepted rate of any step answered within the
+ * loaded box one step refused half of 250/s while the ingress warmed up and then took 763/s), the accepted p99 passes
+ * the deadline, or maxPerS is reached (afterStep). A first flat step that took under half of what it offered is
+ * repeated at its rate instead of doubled. The capacity is the best accepted rate of any step answered within the
  * deadline at p99 (a step at 16,000/s accepted 11,114/s at p99 11 s, and twice that was then mostly refused late); the outcomes of
  * every step are returned for the ledger (what it accepted must come out too). A fixed probe rate
  * read either what it offered (a quiet box took all of 2,000/s) or what the generator could keep outstanding.
@@ -289,9 +312,8 @@ export interface RampOptions {
 export async function probeCapacity(url: string, options: RampOptions): Promise<{ capacityPerS: number; steps: RampStep[]; outcomes: PhasedOutcome[] }> {
   const steps: RampStep[] = [];
   const all: PhasedOutcome[] = [];
-  let best = 0;
-  let flat = 0;
-  for (let rate = options.startPerS; rate <= options.maxPerS; rate = Math.round(rate * options.factor)) {
+  let state: RampState = { best: 0, flat: 0 };
+  for (let rate = options.startPerS; rate <= options.maxPerS;) {
     const connections = connectionsFor(rate, 1000, options.perConnection);
     const { outcomes, lag } = await openLoopPipelined(url, [{ name: 'step', ratePerSecond: rate, durationMs: options.stepMs }], {
       connections,
@@ -315,16 +337,10 @@ export async function probeCapacity(url: string, options: RampOptions): Promise<
       generatorUsPerRequest: lag.step!.cpuPerRequestUs,
     };
     steps.push(step);
-    const rising = step.acceptedPerS > 1.1 * best;
-    // A step whose accepted answers came past the deadline took more than the ingress can serve in time: not its capacity.
-    if (step.acceptedP99Ms <= options.deadlineMs) best = Math.max(best, step.acceptedPerS);
-    flat = step.acceptedPerS < 0.9 * rate && !rising ? flat + 1 : 0;
-    // Under half of what it offered, with a capacity already counted: twice the capacity or more. A further doubling
-    // adds nothing to the estimate, only a burst at four times it, and the soak's RSS then measured that burst: V8
-    // keeps the pages a collection frees (memory-probe.ts v8PagesMb), so the RSS stays at the heap's peak. A 30 s soak
-    // whose probe went on to 64,000/s began its overload at 824 MB; the same probe stopping at 32,000/s, 681 MB.
-    const pastCapacity = best > 0 && !rising && step.acceptedPerS < 0.5 * rate;
-    if (step.acceptedP99Ms > options.deadlineMs || flat === 2 || pastCapacity) break;
+    const verdict = afterStep(state, step, options.deadlineMs);
+    state = verdict;
+    if (verdict.next === 'stop') break;
+    if (verdict.next === 'double') rate = Math.round(rate * options.factor);
   }
-  return { capacityPerS: Math.max(50, best), steps, outcomes: all };
+  return { capacityPerS: Math.max(50, state.best), steps, outcomes: all };
 }

@@ -2,7 +2,7 @@ import autocannon from 'autocannon';
 import { createLogger } from '../core/logger.ts';
 import { RegistryClient } from '../core/registry-client.ts';
 import { startIngress } from '../producers/server.ts';
-import { boundHeapGrowth } from '../core/heap.ts';
+import { tuneServiceHeap } from '../core/heap.ts';
 import { announce, benchConfig, benchTopology, requiredEnv, round, type BenchEnv, type EventPool } from './common.ts';
 
 /**
@@ -69,7 +69,7 @@ async function serve(): Promise<void> {
   const config = benchConfig(env);
   const logger = createLogger(config, 'bench-ingress', 2);
   // As `sluice up` and `sluice ingress` run it (cli/serve.ts).
-  boundHeapGrowth(config);
+  tuneServiceHeap(config);
   const ingress = await startIngress({ config, logger, topology: benchTopology(env), registry: new RegistryClient(env.registryUrl), port: 0 });
   announce({ url: ingress.url }, () => ingress.close());
 }

@@ -1,5 +1,5 @@
 import type { SluiceConfig } from '../core/config.ts';
-import { boundHeapGrowth } from '../core/heap.ts';
+import { tuneServiceHeap } from '../core/heap.ts';
 import type { Logger } from '../core/logger.ts';
 import { startTracing } from '../core/tracing.ts';
 import { Lifecycle, type Service } from './lifecycle.ts';
@@ -10,7 +10,7 @@ import { Lifecycle, type Service } from './lifecycle.ts';
  * surfaces; if a signal arrives mid-start, the remaining steps are skipped.
  */
 export async function serve(config: SluiceConfig, log: Logger, steps: (() => Promise<Service | Service[] | undefined>)[]): Promise<number> {
-  boundHeapGrowth(config);
+  tuneServiceHeap(config);
   const lifecycle = new Lifecycle(log, config.shutdownTimeoutMs);
   // Tracing first, so it is closed last and exports the spans of the others' shutdown.
   for (const step of [() => startTracing({ config, logger: log }), ...steps]) {

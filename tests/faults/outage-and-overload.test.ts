@@ -81,9 +81,12 @@ const RECOVERED_WITHIN_MS = 10_000;
  * the process allocates, nor in the first 16 s idle (`--trace-memory-reducer`: "high alloc" at every check). So the
  * RSS after any burst is the heap's peak during it, kept and reused (a script that made a 1.4 GB heap and dropped
  * it: RSS 1,575 MB after 15 s idle on Node 24, 98 MB on Node 20). The line's v8Pages is that: V8's pages in use and
- * pooled.
+ * pooled. Once the load is gone services now let the reducer run (core/heap.ts letMemoryReducerRun): rssAfterIdleMb.
  */
 const RSS_BOUND_MB = 768;
+
+/** How long the soak's platform is left idle at the end before its RSS is read again (rssAfterIdleMb). */
+const IDLE_MS = 30_000;
 
 /** The most the RSS's peak in the second half of the overload may exceed the first half's: it levels off, it does not grow with the requests served. */
 const RSS_GROWTH_MB = 64;
@@ -370,6 +373,9 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
       const accepted = [...summarize(probe.outcomes).accepted, ...summarize(run.outcomes).accepted];
       const { counts } = await scoredCounts(platform.topics.scored, accepted, 600_000);
       const ledger = account([...probe.outcomes, ...run.outcomes], await keyCounts(platform.topics.placed), counts);
+      // The load gone and the worker caught up: what V8's memory reducer gave back (core/heap.ts letMemoryReducerRun).
+      await sleep(IDLE_MS);
+      const rssAfterIdleMb = Math.round(rssMb(pid));
       const overload = figuresOf('overload');
       const after = figuresOf('after');
       const overloadS = SOAK_MS / 1000;
@@ -408,6 +414,7 @@ describe('[faults] the whole cluster down, and an overload soak', () => {
         rssStartMb: Math.round(rss.startMb),
         rssPeakMb: Math.round(rss.peakMb),
         rssEndMb: Math.round(rss.endMb),
+        rssAfterIdleMb,
         rssBoundMb: RSS_BOUND_MB,
         rssPeakFirstHalfMb: Math.round(halves[0]!),
         rssPeakSecondHalfMb: Math.round(halves[1]!),

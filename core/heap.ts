@@ -3,7 +3,7 @@ import { Script } from 'node:vm';
 import type { SluiceConfig } from './config.ts';
 
 /** How often a service compiles a one-token script (letMemoryReducerRun). */
-export const REDUCER_NUDGE_MS = 5000;
+const REDUCER_NUDGE_MS = 5000;
 
 /**
  * V8 settings of a long-running service (`serve`, the bench's ingress); a short command such as `sluice tail` keeps

@@ -28,10 +28,11 @@ function boundHeapGrowth(config: Pick<SluiceConfig, 'heapGrowingPercent'>): void
  * collection frees in a pool for reuse, returned to the system only by a memory-reducing collection, and the memory
  * reducer starts one only when every allocation rate it samples is low, the embedder's (cppgc) among them. A process
  * that never allocates on cppgc has that rate at exactly 0, which V8 reads as the highest there is
- * (`--trace-memory-reducer`: "high alloc" at every check): the RSS stays at the burst's peak, a 1.4 GB burst's 2,268
- * MB still 40 s after it with a service's trickle of timers (tests/unit/heap.test.ts). Compiling a vm.Script
- * allocates on cppgc (Node's ContextifyScript), so one every REDUCER_NUDGE_MS keeps that rate small and above 0, and
- * the same burst was down to 94 MB 15 s after it. Under load nothing changes: the other rates are high then.
+ * (`--trace-memory-reducer`: "high alloc" at every check): the RSS stays at the burst's peak (a script's 1.4 GB burst,
+ * with a service's trickle of timers: 2,268 MB still 40 s after it; tests/unit/heap.test.ts's smaller burst: 878 MB
+ * 30 s after). Compiling a vm.Script allocates on cppgc (Node's ContextifyScript), so one every REDUCER_NUDGE_MS keeps
+ * that rate small and above 0: the script's burst was down to 94 MB 15 s after it, the test's under a third of its
+ * peak within ~15 s. Under load nothing changes: the other rates are high then.
  */
 function letMemoryReducerRun(): void {
   // Unreferenced: it never holds a process open.

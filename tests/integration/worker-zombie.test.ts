@@ -21,15 +21,18 @@ import { runSluice, type SluiceProcess } from '../support/processes.ts';
 const INPUTS = 10_000;
 const SESSION_TIMEOUT_MS = 6000;
 
-const joins = (proc: SluiceProcess) => proc.output().split('joined the consumer group').length - 1;
-
-/** The generation of a worker's latest join (its log line), or undefined before its first. */
-function generation(proc: SluiceProcess): number | undefined {
-  const joined = proc
+/** A worker's log lines saying it joined the group (one per generation it joined, with the classic protocol). */
+const joinLines = (proc: SluiceProcess) =>
+  proc
     .output()
     .split('\n')
     .filter((line) => line.includes('joined the consumer group'));
-  const id = /"generationId":(\d+)/.exec(joined.at(-1) ?? '')?.[1];
+
+const joins = (proc: SluiceProcess) => joinLines(proc).length;
+
+/** The generation of a worker's latest join, or undefined before its first. */
+function generation(proc: SluiceProcess): number | undefined {
+  const id = /"generationId":(\d+)/.exec(joinLines(proc).at(-1) ?? '')?.[1];
   return id === undefined ? undefined : Number(id);
 }
 

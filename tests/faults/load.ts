@@ -276,35 +276,36 @@ export interface RampOptions {
   perConnection: number;
 }
 
-/** The ramp so far: the best accepted rate counted, and how many flat steps in a row ended it. */
+/** The ramp so far: the best accepted rate counted, and how many saturated steps in a row ended it. */
 export interface RampState {
   best: number;
-  flat: number;
+  saturated: number;
 }
 
 /**
- * One step's verdict. Flat: under 90% of what it offered, and no more than 10% above the best before it. Counted as
- * the best: accepted answers within the deadline at p99 (a step past it took more than the ingress serves in time).
- * Stop at two flat steps in a row or a p99 past the deadline. A first flat step that took under half of what it offered
- * is twice the capacity already: it is repeated, not doubled. A doubling then added only a burst at four times the
- * capacity, and the soak's RSS measured that burst: V8 keeps the pages a collection frees (memory-probe.ts v8PagesMb),
- * so the RSS stays at the heap's peak (a 30 s soak whose probe went on to 64,000/s began its overload at 824 MB, a
- * 5-minute one whose probe stopped at 32,000/s at 681 MB). Repeated, a warm-up dip still passes (the repeat rises).
+ * One step's verdict. Saturated: under 90% of what it offered. Counted as the best: accepted answers within the
+ * deadline at p99 (a step past it took more than the ingress serves in time). A saturated step is repeated at its rate,
+ * never doubled: the step before it took all it offered, so this one is at most about twice the capacity already, and
+ * a doubling only added a burst at three or four times it that the soak's RSS then measured. V8 keeps the pages a
+ * collection frees (memory-probe.ts v8PagesMb), so the RSS stays at the heap's peak: a 5-minute soak (2026-12-08)
+ * whose probe went 8,000/s (all taken), 16,000/s (10,453 taken, still 30% above the best) and on to 32,000/s (3,056
+ * taken, p99 10.9 s) began its overload at 849 MB, all but ~370 MB of its 650 MB of V8 pages pooled from that last
+ * step. Stop at a second saturated step in a row that rose no more than 10% above the best before it (the capacity,
+ * read twice), or a p99 past the deadline. Repeated, a warm-up dip still passes (the repeat takes what it offers).
  */
 export function afterStep(state: RampState, step: Pick<RampStep, 'offeredPerS' | 'acceptedPerS' | 'acceptedP99Ms'>, deadlineMs: number): RampState & { next: 'double' | 'repeat' | 'stop' } {
   const rising = step.acceptedPerS > 1.1 * state.best;
   const best = step.acceptedP99Ms <= deadlineMs ? Math.max(state.best, step.acceptedPerS) : state.best;
-  const flat = step.acceptedPerS < 0.9 * step.offeredPerS && !rising ? state.flat + 1 : 0;
-  if (step.acceptedP99Ms > deadlineMs || flat === 2) return { best, flat, next: 'stop' };
-  return { best, flat, next: flat === 1 && step.acceptedPerS < 0.5 * step.offeredPerS ? 'repeat' : 'double' };
+  const saturated = step.acceptedPerS < 0.9 * step.offeredPerS ? state.saturated + 1 : 0;
+  if (step.acceptedP99Ms > deadlineMs || (saturated >= 2 && !rising)) return { best, saturated, next: 'stop' };
+  return { best, saturated, next: saturated > 0 ? 'repeat' : 'double' };
 }
 
 /**
- * The ingress's capacity: open-loop steps at rising rates (startPerS × factor^n) until the accepted rate stops rising
- * (two steps in a row took under 90% of what they offered and no more than 10% above the best step before them: on a
- * loaded box one step refused half of 250/s while the ingress warmed up and then took 763/s), the accepted p99 passes
- * the deadline, or maxPerS is reached (afterStep). A first flat step that took under half of what it offered is
- * repeated at its rate instead of doubled. The capacity is the best accepted rate of any step answered within the
+ * The ingress's capacity: open-loop steps at rising rates (startPerS × factor^n) while each takes what it offers; a
+ * step that does not is repeated at its rate until two in a row took under 90% of what they offered and the second no
+ * more than 10% above the best step before it (on a loaded box one step refused half of 250/s while the ingress warmed
+ * up and then took 763/s), the accepted p99 passes the deadline, or maxPerS is reached (afterStep). The capacity is the best accepted rate of any step answered within the
  * deadline at p99 (a step at 16,000/s accepted 11,114/s at p99 11 s, and twice that was then mostly refused late); the outcomes of
  * every step are returned for the ledger (what it accepted must come out too). A fixed probe rate
  * read either what it offered (a quiet box took all of 2,000/s) or what the generator could keep outstanding.
@@ -312,7 +313,7 @@ export function afterStep(state: RampState, step: Pick<RampStep, 'offeredPerS' |
 export async function probeCapacity(url: string, options: RampOptions): Promise<{ capacityPerS: number; steps: RampStep[]; outcomes: PhasedOutcome[] }> {
   const steps: RampStep[] = [];
   const all: PhasedOutcome[] = [];
-  let state: RampState = { best: 0, flat: 0 };
+  let state: RampState = { best: 0, saturated: 0 };
   for (let rate = options.startPerS; rate <= options.maxPerS;) {
     const connections = connectionsFor(rate, 1000, options.perConnection);
     const { outcomes, lag } = await openLoopPipelined(url, [{ name: 'step', ratePerSecond: rate, durationMs: options.stepMs }], {

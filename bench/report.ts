@@ -165,7 +165,7 @@ export function computeRatios(results: Omit<BenchResults, 'ratios' | 'goals'>): 
   };
 }
 
-type ScaleRow = { partitions: number; exactlyOnceEventsPerSec: number; connections: number | null };
+type ScaleRow = { partitions: number; exactlyOnceEventsPerSec: number; connections: number | null; rounds?: number[] };
 function scaleOf(worker: WorkerFigures | undefined, partitions: number): ScaleRow | undefined {
   return (worker?.scale as { byPartitions?: ScaleRow[] } | undefined)?.byPartitions?.find((r) => r.partitions === partitions);
 }
@@ -306,9 +306,15 @@ export function readmeTable(results: BenchResults): string {
     `| Kafka ProducerPerformance (${fmt(results.javaProducer?.recordBytes)} B records, acks=all) | ${fmt(results.javaProducer?.eventsPerSec)} events/s |`,
     `| End-to-end p50 / p99 / p99.9 at ${fmt(results.e2e.low?.targetRate)} events/s (median p99 of ${results.e2e.lowP99sMs?.map((v) => fmt(v, 1)).join(', ') ?? 'one run'}) | ${fmt(results.e2e.low?.latencyMs.p50, 1)} / ${fmt(results.e2e.low?.latencyMs.p99, 1)} / ${fmt(results.e2e.low?.latencyMs.p999, 1)} ms |`,
     `| End-to-end p50 / p99 / p99.9 at ${fmt(results.e2e.halfPeak?.targetRate)} events/s (50% of peak) | ${fmt(results.e2e.halfPeak?.latencyMs.p50, 1)} / ${fmt(results.e2e.halfPeak?.latencyMs.p99, 1)} / ${fmt(results.e2e.halfPeak?.latencyMs.p999, 1)} ms |`,
+    ...('skipped' in results.worker
+      ? []
+      : [
+          `| Worker exactly-once / at-least-once / bare kafkajs copy, 6 partitions (median of ${fmt(results.worker.rounds?.length ?? 1)} alternated rounds) | ${fmt(results.worker.exactlyOnceEventsPerSec)} / ${fmt(results.worker.atLeastOnceEventsPerSec)} / ${fmt(results.worker.bareCopyEventsPerSec)} events/s |`,
+        ]),
     ...[6, 48].map((n) => {
       const row = scaleOf('skipped' in results.worker ? undefined : results.worker, n);
-      return `| Worker exactly-once, ${n} input partitions | ${fmt(row?.exactlyOnceEventsPerSec)} events/s, ${fmt(row?.connections)} broker connections |`;
+      const rounds = row?.rounds === undefined ? '' : ` (median of ${row.rounds.map((v) => fmt(v)).join(', ')})`;
+      return `| Worker exactly-once, ${n} input partitions${rounds} | ${fmt(row?.exactlyOnceEventsPerSec)} events/s, ${fmt(row?.connections)} broker connections |`;
     }),
     `| Single events with / without Idempotency-Key, 128 connections | ${fmt(results.idempotency?.keyedEventsPerSec)} / ${fmt(results.idempotency?.plainEventsPerSec)} events/s |`,
     `| Rule evaluation, three rules (two CEL, one CEL_FIELD): CPU per event | ${fmt(results.rules?.evaluationUsPerEvent.total, 2)} µs |`,

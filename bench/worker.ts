@@ -34,6 +34,8 @@ export interface WorkerFigures {
   atLeastOnceEventsPerSec: number | null;
   exactlyOnceEventsPerSec: number | null;
   bareCopyEventsPerSec: number | null;
+  /** Each round's figures (the medians above are over them). */
+  rounds?: readonly object[];
   [detail: string]: unknown;
 }
 
@@ -205,15 +207,31 @@ async function worker(b: Bench, delivery: DeliveryMode, registry: RegistryClient
 
 export interface WorkerScaleFigures {
   events: number;
-  /** Exactly-once worker events/s and the broker connections it held (most seen while it ran), by input partition count. */
-  byPartitions: { partitions: number; exactlyOnceEventsPerSec: number; cpuMicrosPerEvent: number; connections: number | null }[];
+  /**
+   * Exactly-once worker events/s (the median of the rounds), its CPU per event (the median) and the broker connections
+   * it held (the most seen in any round), by input partition count, and each round's events/s.
+   */
+  byPartitions: { partitions: number; exactlyOnceEventsPerSec: number; cpuMicrosPerEvent: number; connections: number | null; rounds: number[] }[];
+}
+
+/** Rounds of a worker comparison, in either mode (SLUICE_BENCH_WORKER_ROUNDS): the contenders alternate within each and the median counts. */
+function workerRounds(): number {
+  return Number(process.env.SLUICE_BENCH_WORKER_ROUNDS ?? 3);
+}
+
+/** The middle value (the upper one of an even count). */
+function middle(values: number[]): number {
+  return [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
 }
 
 /**
  * The cost of partitions: the exactly-once worker (one instance) on inputs of
  * 6 and of 48 partitions, events/s and the broker connections it holds. Before
  * KIP-447 (kafkajs, a transactional producer per input partition) 48 partitions
- * took 57 connections against 15 at 6.
+ * took 57 connections against 15 at 6. The partition counts alternate within each
+ * round (a new group each run reads the same input again): one run of each had
+ * made the 48 ÷ 6 ratio a single sample (2026-12-07: 0.76, its 6-partition run
+ * 61,062/s against 46,615-50,073 in the runs before).
  */
 export async function runWorkerScaleBench(options: WorkerBenchOptions, partitionCounts: number[] = [6, 48]): Promise<WorkerScaleFigures> {
   const run = options.runId;
@@ -235,22 +253,34 @@ export async function runWorkerScaleBench(options: WorkerBenchOptions, partition
   ]);
   try {
     const registry = new RegistryClient(options.registryUrl);
-    const byPartitions: WorkerScaleFigures['byPartitions'] = [];
-    for (const { partitions, topic } of inputs) {
-      await fillInput({ ...b, names: { ...b.names, input: topic } }, registry);
-      const baseline = brokerConnections(port);
-      let most = 0;
-      let sampledAt = 0;
-      const { ms, cpuMicrosPerEvent } = await timed(b.events, () =>
-        worker(b, 'exactly-once', registry, 0, partitions, topic, () => {
-          // Reading /proc's TCP table on every 2 ms tick took 6% of this process's CPU: 10 samples a second are plenty.
-          if (performance.now() - sampledAt < 100) return;
-          sampledAt = performance.now();
-          most = Math.max(most, brokerConnections(port) ?? 0);
-        }),
-      );
-      byPartitions.push({ partitions, exactlyOnceEventsPerSec: Math.round((b.events / ms) * 1000), cpuMicrosPerEvent, connections: baseline === null ? null : most - baseline });
+    for (const { topic } of inputs) await fillInput({ ...b, names: { ...b.names, input: topic } }, registry);
+    const runs = new Map(partitionCounts.map((partitions) => [partitions, { rates: [] as number[], cpu: [] as number[], connections: null as number | null }]));
+    for (let round = 0; round < workerRounds(); round++) {
+      for (const { partitions, topic } of inputs) {
+        const baseline = brokerConnections(port);
+        let most = 0;
+        let sampledAt = 0;
+        const { ms, cpuMicrosPerEvent } = await timed(b.events, () =>
+          worker(b, 'exactly-once', registry, round, partitions, topic, () => {
+            // Reading /proc's TCP table on every 2 ms tick took 6% of this process's CPU: 10 samples a second are plenty.
+            if (performance.now() - sampledAt < 100) return;
+            sampledAt = performance.now();
+            most = Math.max(most, brokerConnections(port) ?? 0);
+          }),
+        );
+        const figures = runs.get(partitions)!;
+        figures.rates.push(Math.round((b.events / ms) * 1000));
+        figures.cpu.push(cpuMicrosPerEvent);
+        if (baseline !== null) figures.connections = Math.max(figures.connections ?? 0, most - baseline);
+      }
     }
+    const byPartitions = [...runs].map(([partitions, { rates, cpu, connections }]) => ({
+      partitions,
+      exactlyOnceEventsPerSec: middle(rates),
+      cpuMicrosPerEvent: middle(cpu),
+      connections,
+      rounds: rates,
+    }));
     return { events: b.events, byPartitions };
   } finally {
     await admin.deleteTopics([...inputs.map((i) => i.topic), b.names.exactlyOnce, b.names.deadLetter]).catch((error: unknown) => b.log.warn({ err: error }, 'deleting the bench topics failed'));
@@ -260,7 +290,7 @@ export async function runWorkerScaleBench(options: WorkerBenchOptions, partition
 
 /**
  * Runs the comparison against `options.brokers` and the registry at
- * `options.registryUrl`; quick mode: 100,000 events, one round; full: 200,000, three.
+ * `options.registryUrl`; quick mode: 100,000 events, full: 200,000; three rounds (workerRounds).
  */
 export async function runWorkerBench(options: WorkerBenchOptions): Promise<WorkerFigures> {
   const run = options.runId;
@@ -279,7 +309,7 @@ export async function runWorkerBench(options: WorkerBenchOptions): Promise<Worke
     },
   };
   // The machine may be shared and noisy: contenders run interleaved, and the median round counts.
-  const rounds = Number(process.env.SLUICE_BENCH_WORKER_ROUNDS ?? (options.mode === 'full' ? 3 : 1));
+  const rounds = workerRounds();
   const { names } = b;
   const admin = createKafka(b.config, b.log, 'bench-worker').admin();
   const factor = options.replicationFactor;
@@ -304,7 +334,7 @@ export async function runWorkerBench(options: WorkerBenchOptions): Promise<Worke
         cpuMicrosPerEvent: { bareCopy: copy.cpuMicrosPerEvent, exactlyOnce: exactlyOnce.cpuMicrosPerEvent, atLeastOnce: atLeastOnce.cpuMicrosPerEvent },
       });
     }
-    const median = (pick: (r: (typeof results)[number]) => number) => results.map(pick).sort((x, y) => x - y)[Math.floor(results.length / 2)]!;
+    const median = (pick: (r: (typeof results)[number]) => number) => middle(results.map(pick));
     return {
       bareCopyEventsPerSec: median((r) => r.bareCopy),
       exactlyOnceEventsPerSec: median((r) => r.exactlyOnce),

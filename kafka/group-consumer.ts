@@ -179,6 +179,8 @@ export class GroupConsumer {
   #closing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #resolving: Promise<void> | undefined;
+  /** Fetches failed in a row, by broker (the next plan reads fresh metadata, and waits longer); deleted when one succeeds. */
+  readonly #fetchFailures = new Map<number, number>();
   readonly #coordinator: CoordinatorRoute;
 
   constructor(options: GroupConsumerOptions) {
@@ -197,6 +199,8 @@ export class GroupConsumer {
       heartbeatInterval: options.heartbeatIntervalMs,
       rebalanceTimeout: options.rebalanceTimeoutMs ?? options.sessionTimeoutMs * 2,
     });
+    // One attempt per fetch: a failed one is planned again from the leaders (raw-fetch.ts singleAttemptFetch).
+    this.#consumer.singleAttemptFetch = true;
     routeClientEvents(this.#consumer, options.logger);
     // Reading a stable offset waits (UNSTABLE_OFFSET_COMMIT is retried) for the transaction holding it.
     this.#admin = new Admin({ ...options.client, clientId: `${options.client.clientId}-offsets`, retries: 50, retryDelay: 100 });
@@ -533,7 +537,8 @@ export class GroupConsumer {
     const maxBuffered = this.#options.maxBufferedRecords ?? 10_000;
     const candidates = [...this.#partitions.values()].filter((s) => s.position !== undefined && !s.fetching && s.queuedRecords < maxBuffered && s.queue.length < 2);
     if (candidates.length === 0) return;
-    this.#consumer.metadata({ topics: this.#options.topics }, (error, metadata) => {
+    // After a failed fetch the leaders may have moved: plan from the cluster's metadata, not the cached copy.
+    this.#consumer.metadata({ topics: this.#options.topics, forceUpdate: this.#fetchFailures.size > 0 }, (error, metadata) => {
       if (this.#closed) return;
       if (error || !metadata) {
         this.#log.warn({ err: error }, 'reading the topic metadata failed; fetching again shortly');
@@ -584,11 +589,17 @@ export class GroupConsumer {
           if (isOffsetOutOfRange(error)) {
             void this.#resetOutOfRange(requested);
           } else {
-            this.#log.warn({ err: error, node }, 'fetching failed; fetching again shortly');
-            this.#retryLater();
+            // Each fetch is one attempt: the first failure in a row is worth a warning, the retries of an outage are not.
+            const failures = (this.#fetchFailures.get(node) ?? 0) + 1;
+            this.#fetchFailures.set(node, failures);
+            const log = failures === 1 ? this.#log.warn.bind(this.#log) : this.#log.debug.bind(this.#log);
+            log({ err: error, node, failures }, 'fetching failed; fetching again shortly');
+            // 250 ms, doubled per failure in a row up to 2 s (about the client's own retry delay).
+            this.#retryLater(250 * 2 ** Math.min(failures - 1, 3));
           }
           return;
         }
+        this.#fetchFailures.delete(node);
         if (response) this.#accept(response, topicNames, requested);
         this.#tick();
       },

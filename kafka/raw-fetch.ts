@@ -8,11 +8,13 @@ import {
   fetchV16,
   fetchV17,
   kGetApi,
+  kPerformWithRetry,
   readKnownTaggedFields,
   ResponseError,
   UnsupportedApiError,
   type API,
   type Callback,
+  type CallbackWithPromise,
   type Reader,
 } from '@platformatic/kafka';
 
@@ -132,6 +134,29 @@ function rawFetchApi(version: number): API<unknown[], RawFetchResponse> | undefi
 type FetchOptions = Parameters<Consumer['fetch']>[0];
 
 export class RawFetchConsumer extends Consumer {
+  /**
+   * Whether each fetch() is one attempt (the caller retries, having planned again by the leaders it reads then). The
+   * client's own retry of a fetch re-resolves the partitions' leader on every attempt but keeps the one call: after a
+   * broker stopped, the call its reader had made to it went on to the new leader, beside the reader's own call there,
+   * and the two shared the client's fetch session for that broker (KIP-227: one request at a time), so the broker
+   * answered INVALID_FETCH_SESSION_EPOCH to every attempt of the one or the other until the retries ran out: a
+   * worker's partitions from the stopped broker read nothing for 54 s in a rolling restart (2026-12-08).
+   */
+  singleAttemptFetch = false;
+
+  override [kPerformWithRetry]<ReturnType>(
+    operationId: string,
+    operation: (callback: Callback<ReturnType>, attempt: number) => void,
+    callback: CallbackWithPromise<ReturnType>,
+    attempt?: number,
+    errors?: Error[],
+    shouldSkipRetry?: (e: Error) => boolean,
+    retryLimit?: number,
+  ): void | Promise<ReturnType> {
+    const limit = this.singleAttemptFetch && operationId === 'fetch' ? 0 : retryLimit;
+    return super[kPerformWithRetry](operationId, operation, callback, attempt, errors, shouldSkipRetry, limit);
+  }
+
   override [kGetApi]<RequestArguments extends Array<unknown>, ResponseType>(name: string, callback: Callback<API<RequestArguments, ResponseType>>): void {
     if (name !== 'Fetch') {
       super[kGetApi](name, callback);

@@ -11,6 +11,7 @@ import { createWorkerMetrics } from '../consumers/metrics.ts';
 import { startWorker } from '../consumers/start-worker.ts';
 import { createKafka, type OutgoingRecord } from '../kafka/index.ts';
 import { startRegistry } from '../registry/server.ts';
+import { median } from './common.ts';
 import { subjectFor, type DeliveryMode, type Topology, type WorkerSpec } from '../topology/model.ts';
 import { randomOrder } from '../tests/support/orders.ts';
 
@@ -219,11 +220,6 @@ function workerRounds(): number {
   return Number(process.env.SLUICE_BENCH_WORKER_ROUNDS ?? 3);
 }
 
-/** The middle value (the upper one of an even count). */
-function middle(values: number[]): number {
-  return [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
-}
-
 /**
  * The cost of partitions: the exactly-once worker (one instance) on inputs of
  * 6 and of 48 partitions, events/s and the broker connections it holds. Before
@@ -276,8 +272,8 @@ export async function runWorkerScaleBench(options: WorkerBenchOptions, partition
     }
     const byPartitions = [...runs].map(([partitions, { rates, cpu, connections }]) => ({
       partitions,
-      exactlyOnceEventsPerSec: middle(rates),
-      cpuMicrosPerEvent: middle(cpu),
+      exactlyOnceEventsPerSec: median(rates),
+      cpuMicrosPerEvent: median(cpu),
       connections,
       rounds: rates,
     }));
@@ -334,11 +330,11 @@ export async function runWorkerBench(options: WorkerBenchOptions): Promise<Worke
         cpuMicrosPerEvent: { bareCopy: copy.cpuMicrosPerEvent, exactlyOnce: exactlyOnce.cpuMicrosPerEvent, atLeastOnce: atLeastOnce.cpuMicrosPerEvent },
       });
     }
-    const median = (pick: (r: (typeof results)[number]) => number) => middle(results.map(pick));
+    const medianOf = (pick: (r: (typeof results)[number]) => number) => median(results.map(pick));
     return {
-      bareCopyEventsPerSec: median((r) => r.bareCopy),
-      exactlyOnceEventsPerSec: median((r) => r.exactlyOnce),
-      atLeastOnceEventsPerSec: median((r) => r.atLeastOnce),
+      bareCopyEventsPerSec: medianOf((r) => r.bareCopy),
+      exactlyOnceEventsPerSec: medianOf((r) => r.exactlyOnce),
+      atLeastOnceEventsPerSec: medianOf((r) => r.atLeastOnce),
       rounds: results,
       events: b.events,
       partitions: PARTITIONS,

@@ -179,8 +179,10 @@ export class GroupConsumer {
   #closing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #resolving: Promise<void> | undefined;
-  /** Fetches failed in a row, by broker (the next plan reads fresh metadata, and waits longer); deleted when one succeeds. */
+  /** Fetches failed in a row, by broker (the retry waits longer, and warns only of the first); deleted when one succeeds. */
   readonly #fetchFailures = new Map<number, number>();
+  /** A fetch failed since the last plan: the next one reads the cluster's metadata instead of the cached copy. */
+  #leadersStale = false;
   readonly #coordinator: CoordinatorRoute;
 
   constructor(options: GroupConsumerOptions) {
@@ -537,10 +539,15 @@ export class GroupConsumer {
     const maxBuffered = this.#options.maxBufferedRecords ?? 10_000;
     const candidates = [...this.#partitions.values()].filter((s) => s.position !== undefined && !s.fetching && s.queuedRecords < maxBuffered && s.queue.length < 2);
     if (candidates.length === 0) return;
-    // After a failed fetch the leaders may have moved: plan from the cluster's metadata, not the cached copy.
-    this.#consumer.metadata({ topics: this.#options.topics, forceUpdate: this.#fetchFailures.size > 0 }, (error, metadata) => {
+    // After a failed fetch the leaders may have moved: plan once from the cluster's metadata, not the cached copy (each
+    // failure asks once; fetches from the brokers that answer do not ask again while another is down).
+    const forceUpdate = this.#leadersStale;
+    this.#leadersStale = false;
+    this.#consumer.metadata({ topics: this.#options.topics, forceUpdate }, (error, metadata) => {
       if (this.#closed) return;
       if (error || !metadata) {
+        // The refresh it was asked for is still owed.
+        this.#leadersStale ||= forceUpdate;
         this.#log.warn({ err: error }, 'reading the topic metadata failed; fetching again shortly');
         this.#retryLater();
         return;
@@ -592,6 +599,7 @@ export class GroupConsumer {
             // Each fetch is one attempt: the first failure in a row is worth a warning, the retries of an outage are not.
             const failures = (this.#fetchFailures.get(node) ?? 0) + 1;
             this.#fetchFailures.set(node, failures);
+            this.#leadersStale = true;
             const log = failures === 1 ? this.#log.warn.bind(this.#log) : this.#log.debug.bind(this.#log);
             log({ err: error, node, failures }, 'fetching failed; fetching again shortly');
             // 250 ms, doubled per failure in a row up to 2 s (about the client's own retry delay).

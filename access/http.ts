@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, validateHeaderName, validateHeaderValue, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, validateHeaderName, validateHeaderValue, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyServerFactory } from 'fastify';
@@ -46,8 +46,53 @@ export function listeningUrl(address: AddressInfo, config: Pick<SluiceConfig, 't
 
 const kInProgress = Symbol('requests in progress');
 const kPausedHere = Symbol('paused for requests in progress');
+const kLastRequest = Symbol('the last request whose headers were read');
+const kTimeoutOwed = Symbol('a header or request timeout swallowed while paused here');
+/** The request a swallowed timeout was running for (undefined: its headers were not read yet, so it is the next one), and the time it gets once resumed. */
+interface OwedTimeout {
+  request: IncomingMessage | undefined;
+  timeoutMs: number;
+}
 /** Node's own pipelining flow control on a server socket (_http_server.js): `_paused`, and the parser it pauses after a read. */
-type ServerSocket = Socket & { [kInProgress]?: number; [kPausedHere]?: boolean; _paused?: boolean; parser?: { resume(): void } | null };
+type ServerSocket = Socket & {
+  [kInProgress]?: number;
+  [kPausedHere]?: boolean;
+  [kLastRequest]?: IncomingMessage;
+  [kTimeoutOwed]?: OwedTimeout;
+  _paused?: boolean;
+  parser?: { resume(): void } | null;
+  server?: Server;
+};
+
+/** What Node says when it ends a connection for a header or request timeout and nobody else answers (_http_server.js). */
+const REQUEST_TIMEOUT_RESPONSE = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
+
+/**
+ * Node's header and request timeouts run from a request's first byte and end in a 'clientError' (Fastify's listener
+ * writes a 408 and destroys the connection, with every answer still in progress on it). A connection paused by
+ * boundPipelining stops reading wherever its last read ended, often inside a request, and that request then waits for
+ * the answers ahead of it: under an overload longer than the timeout, which then measured the server's slowness, not
+ * the client's (open-loop soaks lost 4,333 and 40,899 requests' answers that way: README, issue 24's soaks). So the
+ * timeout of a connection paused here is swallowed, and its request gets the whole request timeout again once the
+ * connection is resumed (expireOwed): a client that never finishes it is still closed, a little later.
+ */
+function swallowTimeout(socket: ServerSocket, timeoutMs: number): boolean {
+  if (socket[kPausedHere] !== true) return false;
+  const last = socket[kLastRequest];
+  socket[kTimeoutOwed] = { request: last !== undefined && !last.complete ? last : undefined, timeoutMs };
+  return true;
+}
+
+/** A swallowed timeout's second chance is over: the connection ends as Node ends it, unless its request arrived whole. */
+function expireOwed(socket: ServerSocket): void {
+  const owed = socket[kTimeoutOwed];
+  socket[kTimeoutOwed] = undefined;
+  if (owed === undefined || socket.destroyed || owed.request?.complete === true) return;
+  const error = Object.assign(new Error('request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+  if (socket.server?.emit('clientError', error, socket) === true) return;
+  if (socket.writable) socket.write(REQUEST_TIMEOUT_RESPONSE);
+  socket.destroy(error);
+}
 
 /**
  * `handler` with at most `max` requests in progress per connection, and at most `maxTotal` over all of them. Node's
@@ -72,6 +117,8 @@ export function boundPipelining(handler: RequestListener, max: number, maxTotal 
     socket._paused = false;
     socket.parser?.resume();
     socket.resume();
+    const owed = socket[kTimeoutOwed];
+    if (owed !== undefined) setTimeout(expireOwed, owed.timeoutMs, socket).unref();
   };
   // One listener for every response (no closure per request): the response's request names the socket.
   function answered(this: ServerResponse): void {
@@ -94,6 +141,9 @@ export function boundPipelining(handler: RequestListener, max: number, maxTotal 
   }
   return (req, res) => {
     const socket = req.socket as ServerSocket;
+    socket[kLastRequest] = req;
+    const owed = socket[kTimeoutOwed];
+    if (owed !== undefined && owed.request === undefined) owed.request = req;
     const inProgress = (socket[kInProgress] ?? 0) + 1;
     socket[kInProgress] = inProgress;
     total += 1;
@@ -220,6 +270,13 @@ export function serverFactory(config: Transport, response?: typeof ServerRespons
     const server = (tls ? createHttpsServer({ ...tls, ...checks, minVersion: 'TLSv1.2' }, handler) : createHttpServer(checks, handler)) as Server;
     server.headersTimeout = config.httpHeadersTimeoutMs;
     server.requestTimeout = config.httpRequestTimeoutMs;
+    // Before any listener (Fastify's ends the connection): a timeout of a connection paused here is swallowed (swallowTimeout).
+    const emit = server.emit;
+    server.emit = function (this: Server, event: string | symbol, error?: unknown, socket?: unknown): boolean {
+      if (event === 'clientError' && (error as NodeJS.ErrnoException).code === 'ERR_HTTP_REQUEST_TIMEOUT' && swallowTimeout(socket as ServerSocket, this.requestTimeout)) return true;
+      // eslint-disable-next-line prefer-rest-params -- every event passes through here ('request' per request): no array built for it.
+      return Reflect.apply(emit, this, arguments) as boolean;
+    } as Server['emit'];
     server.keepAliveTimeout = config.httpKeepAliveTimeoutMs;
     // Idle sockets (a client that connects and goes quiet) are closed; Node's default never does.
     server.setTimeout(config.httpIdleTimeoutMs, (socket) => socket.destroy());

@@ -111,3 +111,62 @@ describe('draining (producers/draining.ts)', () => {
     await closed;
   });
 });
+
+describe('a connection paused for its requests in progress (access/http.ts boundPipelining)', () => {
+  /**
+   * A read that ends inside a request leaves that request begun while the connection is paused at its bound, and
+   * Node's header and request timeouts run from its first byte. Answers slower than them (an overload) must not
+   * cost the client its connection and every answer in progress on it; once resumed, the client has the timeout again.
+   */
+  const paused = loadConfig({
+    SLUICE_HTTP_HEADERS_TIMEOUT_MS: '1000',
+    SLUICE_HTTP_REQUEST_TIMEOUT_MS: '1500',
+    SLUICE_HTTP_MAX_PIPELINED: '2',
+  });
+  const slowMs = 3000;
+  const post = (path: string, body: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  async function slowServer(): Promise<number> {
+    app = Fastify({ serverFactory: serverFactory(paused) });
+    app.post('/slow', async () => {
+      await new Promise((resolve) => setTimeout(resolve, slowMs));
+      return 'slow';
+    });
+    app.post('/', async () => 'ok');
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    return (app.server.address() as { port: number }).port;
+  }
+  const statuses = (said: string) => said.match(/HTTP\/1\.1 \d+/g) ?? [];
+
+  it.each([
+    ['its headers', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n', 'Content-Length: 2\r\n\r\nok'],
+    ['its body', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\no', 'k'],
+  ])('answers every request when a read ends inside %s and the answers ahead take longer than the timeouts', async (_part, begun, rest) => {
+    const socket = await open(await slowServer());
+    const closed = closedAfter(socket);
+    let said = '';
+    socket.on('data', (d) => (said += String(d)));
+    // One write: both slow requests and the start of a third are parsed before the pause at two in progress acts.
+    socket.write(post('/slow', 'a') + post('/slow', 'b') + begun);
+    while (statuses(said).length < 2 && !socket.destroyed) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(statuses(said)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+    socket.write(rest);
+    while (statuses(said).length < 3 && !socket.destroyed) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(statuses(said)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
+    expect(said.endsWith('ok')).toBe(true);
+    socket.destroy();
+    await closed;
+  });
+
+  it.each([
+    ['its headers', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n'],
+    ['its body', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\no'],
+  ])('still closes the connection when, once resumed, the client never finishes %s', async (_part, begun) => {
+    const socket = await open(await slowServer());
+    const started = Date.now();
+    const { ms, said } = await closedAfter((socket.write(post('/slow', 'a') + post('/slow', 'b') + begun), socket));
+    expect(statuses(said)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 408']);
+    // Resumed after the slow answers (3 s); then the request timeout (1.5 s) again, and Node's check interval.
+    expect(ms).toBeGreaterThanOrEqual(slowMs + 1000);
+    expect(Date.now() - started).toBeLessThan(slowMs + 4000);
+  });
+});

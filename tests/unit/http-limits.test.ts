@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { serverFactory } from '../../access/http.ts';
@@ -136,25 +137,26 @@ describe('a connection paused for its requests in progress (access/http.ts bound
     return (app.server.address() as { port: number }).port;
   }
   const statuses = (said: string) => said.match(/HTTP\/1\.1 \d+/g) ?? [];
+  const until = async (done: () => boolean): Promise<void> => {
+    while (!done()) await sleep(50);
+  };
 
   it.each([
     ['its headers', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n', 'Content-Length: 2\r\n\r\nok'],
     ['its body', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\no', 'k'],
   ])('answers every request when a read ends inside %s and the answers ahead take longer than the timeouts', async (_part, begun, rest) => {
     const socket = await open(await slowServer());
-    const closed = closedAfter(socket);
     let said = '';
     socket.on('data', (d) => (said += String(d)));
     // One write: both slow requests and the start of a third are parsed before the pause at two in progress acts.
     socket.write(post('/slow', 'a') + post('/slow', 'b') + begun);
-    while (statuses(said).length < 2 && !socket.destroyed) await new Promise((resolve) => setTimeout(resolve, 50));
+    await until(() => statuses(said).length >= 2 || socket.destroyed);
     expect(statuses(said)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
     socket.write(rest);
-    while (statuses(said).length < 3 && !socket.destroyed) await new Promise((resolve) => setTimeout(resolve, 50));
+    await until(() => statuses(said).length >= 3 || socket.destroyed);
     expect(statuses(said)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
     expect(said.endsWith('ok')).toBe(true);
     socket.destroy();
-    await closed;
   });
 
   it.each([
@@ -163,7 +165,9 @@ describe('a connection paused for its requests in progress (access/http.ts bound
   ])('still closes the connection when, once resumed, the client never finishes %s', async (_part, begun) => {
     const socket = await open(await slowServer());
     const started = Date.now();
-    const { ms, said } = await closedAfter((socket.write(post('/slow', 'a') + post('/slow', 'b') + begun), socket));
+    const closed = closedAfter(socket);
+    socket.write(post('/slow', 'a') + post('/slow', 'b') + begun);
+    const { ms, said } = await closed;
     expect(statuses(said)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 408']);
     // Resumed after the slow answers (3 s); then the request timeout (1.5 s) again, and Node's check interval.
     expect(ms).toBeGreaterThanOrEqual(slowMs + 1000);
